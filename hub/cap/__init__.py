@@ -1,0 +1,1 @@
+"""CAP: the model, hardened parsing, validation, signatures and serialisation."""
