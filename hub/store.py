@@ -1,0 +1,366 @@
+"""The store: SQLite (WAL) through sqlite-utils, the hub's source of truth.
+
+Owns every received version of every alert (idempotent on CAP's sender/identifier/sent), the **threads** that link
+Alert -> Update -> Cancel through ``references``, rejected documents, and the hash-chained **audit log**.
+
+One writer: a :class:`Store` is used from one thread only (the daemon gives it a dedicated worker thread, see
+:class:`AsyncStore`); every write is one transaction, so a crash at any point leaves either all of an alert or none.
+
+Threads are found through keys ``sender + identifier`` (not ``sent``: MoWaS and NINA mangle the time inside
+references, and some senders reuse an identifier for updates). A message joins the thread of any message it
+references or that references it, even when they arrive out of order; two threads joined by a later message merge.
+The current version of a thread is its latest Alert/Update/Cancel by ``sent`` (arrival order breaks ties).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import sqlite_utils
+
+from hub.cap.model import Alert, MsgType, from_json, to_json
+from hub.cap.validate import Report
+from hub.errors import StoreError
+
+SCHEMA_VERSION = 1
+GENESIS = "0" * 64
+_KEY_SEP = "\x1f"
+
+ACTIVE_STATES = ("active", "updated")
+
+
+def utc_iso(value: datetime) -> str:
+    """A sortable UTC timestamp: ``2024-05-19T13:18:00+00:00``."""
+    return value.astimezone(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    outcome: str
+    """``new`` or ``duplicate``."""
+    alert_id: int
+    thread_id: int
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadView:
+    id: int
+    state: str
+    headline: str
+    severity: str
+    sender: str
+    current_identifier: str
+    current_msg_type: str
+    current_status: str
+    first_sent: str
+    last_sent: str
+    expires: str | None
+    versions: int
+    updated_at: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class AuditCheck:
+    ok: bool
+    entries: int
+    first_bad: int | None = None
+    reason: str = ""
+
+
+def _key(sender: str, identifier: str) -> str:
+    return sender + _KEY_SEP + identifier
+
+
+class Store:
+    """Synchronous store; use from one thread."""
+
+    def __init__(self, path: Path | str, *, synchronous: str = "NORMAL",
+                 max_age_without_expires: timedelta | None = timedelta(hours=48)) -> None:
+        self.path = Path(path)
+        self.max_age_without_expires = max_age_without_expires
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+        self.db = sqlite_utils.Database(conn)
+        if str(path) != ":memory:":
+            self.db.enable_wal()
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        self.conn = conn
+        self._migrate()
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        db = self.db
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: store schema {version} is newer than this hub ({SCHEMA_VERSION})")
+        db["threads"].create(
+            {"id": int, "state": str, "current_alert_id": int, "first_sent": str, "last_sent": str,
+             "expires": str, "updated_at": str},
+            pk="id", if_not_exists=True,
+        )
+        db["alerts"].create(
+            {"id": int, "sender": str, "identifier": str, "sent": str, "sent_utc": str, "status": str,
+             "msg_type": str, "scope": str, "severity": str, "headline": str, "expires": str,
+             "received_at": str, "origin": str, "cap_version": str, "verdict": str, "signature": str,
+             "flags": str, "json": str, "raw": bytes, "thread_id": int},
+            pk="id", foreign_keys=[("thread_id", "threads", "id")], if_not_exists=True,
+        )
+        db["thread_keys"].create({"key": str, "thread_id": int}, pk="key", if_not_exists=True)
+        db["rejections"].create(
+            {"id": int, "received_at": str, "origin": str, "reason": str, "sha256": str, "size": int},
+            pk="id", if_not_exists=True,
+        )
+        db["audit"].create(
+            {"seq": int, "ts": str, "actor": str, "action": str, "subject": str, "detail": str,
+             "prev_hash": str, "hash": str},
+            pk="seq", if_not_exists=True,
+        )
+        self.conn.execute(
+            "CREATE UNIQUE INDEX IF NOT EXISTS alerts_identity ON alerts(sender, identifier, sent_utc)")
+        self.conn.execute("CREATE INDEX IF NOT EXISTS alerts_thread ON alerts(thread_id)")
+        self.conn.execute("CREATE INDEX IF NOT EXISTS thread_keys_thread ON thread_keys(thread_id)")
+        self.conn.execute("CREATE INDEX IF NOT EXISTS threads_state ON threads(state, expires)")
+        self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    # -- alerts and threads --------------------------------------------------------------------------------
+
+    def add_alert(self, report: Report, raw: bytes, *, origin: str, now: datetime | None = None) -> AddResult:
+        """Store one accepted or valid alert idempotently and thread it. Returns new or duplicate."""
+        alert = report.alert
+        if alert is None:
+            raise StoreError("add_alert needs a readable alert")
+        received = utc_iso(now or now_utc())
+        expires = alert.expires
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO alerts (sender, identifier, sent, sent_utc, status, msg_type, scope, severity,"
+                " headline, expires, received_at, origin, cap_version, verdict, signature, flags, json, raw)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (alert.sender, alert.identifier, alert.sent.isoformat(), utc_iso(alert.sent), alert.status.value,
+                 alert.msg_type.value, alert.scope.value, alert.severity.value, alert.headline(),
+                 utc_iso(expires) if expires else None, received, origin, report.cap_version,
+                 report.verdict.value, report.signature.value,
+                 json.dumps({"errors": report.errors, "warnings": report.warnings}, ensure_ascii=False),
+                 to_json(alert).decode(), raw),
+            )
+            if cur.rowcount == 0:
+                row = conn.execute(
+                    "SELECT a.id, a.thread_id, t.state FROM alerts a JOIN threads t ON t.id = a.thread_id"
+                    " WHERE sender=? AND identifier=? AND sent_utc=?",
+                    (alert.sender, alert.identifier, utc_iso(alert.sent)),
+                ).fetchone()
+                return AddResult("duplicate", row[0], row[1], row[2])
+            alert_id = int(cur.lastrowid or 0)
+            thread_id = self._thread_for(conn, alert, alert_id)
+            state = self._refresh_thread(conn, thread_id, now or now_utc())
+        return AddResult("new", alert_id, thread_id, state)
+
+    def _thread_for(self, conn: sqlite3.Connection, alert: Alert, alert_id: int) -> int:
+        keys = [_key(alert.sender, alert.identifier)] + [_key(*r.key()) for r in alert.references]
+        marks = ",".join("?" * len(keys))
+        found = sorted({r[0] for r in conn.execute(
+            f"SELECT thread_id FROM thread_keys WHERE key IN ({marks})", keys)})
+        if not found:
+            thread_id = int(conn.execute(
+                "INSERT INTO threads (state, current_alert_id, first_sent, last_sent, updated_at)"
+                " VALUES ('active', ?, '', '', '')", (alert_id,)).lastrowid or 0)
+        else:
+            thread_id, others = found[0], found[1:]
+            for other in others:  # a message that links two threads makes them one incident
+                conn.execute("UPDATE alerts SET thread_id=? WHERE thread_id=?", (thread_id, other))
+                conn.execute("UPDATE thread_keys SET thread_id=? WHERE thread_id=?", (thread_id, other))
+                conn.execute("DELETE FROM threads WHERE id=?", (other,))
+        conn.executemany("INSERT OR IGNORE INTO thread_keys (key, thread_id) VALUES (?, ?)",
+                         [(k, thread_id) for k in keys])
+        conn.execute("UPDATE alerts SET thread_id=? WHERE id=?", (thread_id, alert_id))
+        return thread_id
+
+    def _refresh_thread(self, conn: sqlite3.Connection, thread_id: int, now: datetime) -> str:
+        rows = conn.execute(
+            "SELECT id, sent_utc, msg_type, expires FROM alerts WHERE thread_id=? ORDER BY sent_utc, id",
+            (thread_id,)).fetchall()
+        lifecycle = [r for r in rows if r[2] in (MsgType.ALERT.value, MsgType.UPDATE.value, MsgType.CANCEL.value)]
+        current = (lifecycle or rows)[-1]
+        state = _state(current[2], current[3], now)
+        if state in ACTIVE_STATES and current[3] is None and self._too_old(current[1], now):
+            state = "expired"
+        conn.execute(
+            "UPDATE threads SET state=?, current_alert_id=?, first_sent=?, last_sent=?, expires=?, updated_at=?"
+            " WHERE id=?",
+            (state, current[0], rows[0][1], rows[-1][1], current[3], utc_iso(now), thread_id))
+        return state
+
+    def _too_old(self, sent_utc: str, now: datetime) -> bool:
+        """A warning that states no end is ended after a configured age: a stale warning misleads."""
+        limit = self.max_age_without_expires
+        return limit is not None and sent_utc <= utc_iso(now - limit)
+
+    def sweep_expired(self, now: datetime | None = None) -> list[int]:
+        """Mark active threads whose current version has expired, or that state no end and are older than
+        ``max_age_without_expires``; returns their ids."""
+        stamp = utc_iso(now or now_utc())
+        with self.transaction() as conn:
+            ids = [r[0] for r in conn.execute(
+                "SELECT id FROM threads WHERE state IN ('active','updated') AND expires IS NOT NULL"
+                " AND expires <= ?", (stamp,))]
+            if self.max_age_without_expires is not None:
+                cutoff = utc_iso((now or now_utc()) - self.max_age_without_expires)
+                ids += [r[0] for r in conn.execute(
+                    "SELECT t.id FROM threads t JOIN alerts a ON a.id = t.current_alert_id"
+                    " WHERE t.state IN ('active','updated') AND t.expires IS NULL AND a.sent_utc <= ?", (cutoff,))]
+            conn.executemany("UPDATE threads SET state='expired', updated_at=? WHERE id=?",
+                             [(stamp, i) for i in ids])
+        return ids
+
+    def threads(self, *, include_ended: bool = False) -> list[ThreadView]:
+        where = "" if include_ended else "WHERE t.state IN ('active','updated')"
+        rows = self.conn.execute(
+            "SELECT t.id, t.state, a.headline, a.severity, a.sender, a.identifier, a.msg_type, a.status,"
+            " t.first_sent, t.last_sent, t.expires, (SELECT count(*) FROM alerts v WHERE v.thread_id=t.id),"
+            " t.updated_at FROM threads t JOIN alerts a ON a.id = t.current_alert_id " + where +
+            " ORDER BY t.last_sent DESC, t.id DESC").fetchall()
+        return [ThreadView(*r) for r in rows]
+
+    def thread(self, thread_id: int) -> ThreadView | None:
+        return next((t for t in self.threads(include_ended=True) if t.id == thread_id), None)
+
+    def versions(self, thread_id: int) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT id, sender, identifier, sent, msg_type, status, verdict, signature, origin, received_at"
+            " FROM alerts WHERE thread_id=? ORDER BY sent_utc, id", (thread_id,)).fetchall()
+        cols = ("id", "sender", "identifier", "sent", "msg_type", "status", "verdict", "signature", "origin",
+                "received_at")
+        return [dict(zip(cols, r, strict=True)) for r in rows]
+
+    def alert(self, alert_id: int) -> Alert | None:
+        row = self.conn.execute("SELECT json FROM alerts WHERE id=?", (alert_id,)).fetchone()
+        return from_json(row[0]) if row else None
+
+    def current_alert(self, thread_id: int) -> Alert | None:
+        row = self.conn.execute("SELECT current_alert_id FROM threads WHERE id=?", (thread_id,)).fetchone()
+        return self.alert(row[0]) if row else None
+
+    def counts(self) -> dict[str, int]:
+        out = {f"threads_{state}": n for state, n in self.conn.execute(
+            "SELECT state, count(*) FROM threads GROUP BY state")}
+        out["alerts"] = self.conn.execute("SELECT count(*) FROM alerts").fetchone()[0]
+        out["rejections"] = self.conn.execute("SELECT count(*) FROM rejections").fetchone()[0]
+        return out
+
+    # -- rejections ----------------------------------------------------------------------------------------
+
+    def add_rejection(self, raw: bytes, *, origin: str, reason: str, now: datetime | None = None) -> int:
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO rejections (received_at, origin, reason, sha256, size) VALUES (?,?,?,?,?)",
+                (utc_iso(now or now_utc()), origin, reason, hashlib.sha256(raw).hexdigest(), len(raw)))
+        return int(cur.lastrowid or 0)
+
+    # -- audit ---------------------------------------------------------------------------------------------
+
+    def audit(self, actor: str, action: str, subject: str = "", detail: dict[str, Any] | None = None,
+              *, now: datetime | None = None) -> int:
+        """Append to the hash chain: each entry carries the hash of the one before it."""
+        ts = utc_iso(now or now_utc())
+        body = json.dumps(detail or {}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        with self.transaction() as conn:
+            last = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+            digest = _audit_hash(prev, seq, ts, actor, action, subject, body)
+            conn.execute("INSERT INTO audit (seq, ts, actor, action, subject, detail, prev_hash, hash)"
+                         " VALUES (?,?,?,?,?,?,?,?)", (seq, ts, actor, action, subject, body, prev, digest))
+        return seq
+
+    def audit_entries(self) -> list[dict[str, Any]]:
+        cols = ("seq", "ts", "actor", "action", "subject", "detail", "prev_hash", "hash")
+        return [dict(zip(cols, r, strict=True)) for r in
+                self.conn.execute("SELECT " + ",".join(cols) + " FROM audit ORDER BY seq")]
+
+    def verify_audit(self) -> AuditCheck:
+        prev = GENESIS
+        n = 0
+        for n, entry in enumerate(self.audit_entries(), start=1):
+            if entry["seq"] != n:
+                return AuditCheck(False, n - 1, entry["seq"], f"entry {n} is missing (found {entry['seq']})")
+            if entry["prev_hash"] != prev:
+                return AuditCheck(False, n - 1, n, f"entry {n} does not carry the hash of entry {n - 1}")
+            digest = _audit_hash(prev, n, entry["ts"], entry["actor"], entry["action"], entry["subject"],
+                                 entry["detail"])
+            if digest != entry["hash"]:
+                return AuditCheck(False, n - 1, n, f"entry {n} was altered (hash mismatch)")
+            prev = digest
+        return AuditCheck(True, n)
+
+
+def _audit_hash(prev: str, seq: int, ts: str, actor: str, action: str, subject: str, detail: str) -> str:
+    payload = json.dumps([prev, seq, ts, actor, action, subject, detail], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _state(msg_type: str, expires: str | None, now: datetime) -> str:
+    if msg_type == MsgType.CANCEL.value:
+        return "cancelled"
+    if expires is not None and expires <= utc_iso(now):
+        return "expired"
+    return "updated" if msg_type == MsgType.UPDATE.value else "active"
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class AsyncStore:
+    """The one writer for the daemon: every store call runs on one dedicated thread, off the event loop."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self.store.close()
