@@ -1,0 +1,166 @@
+"""config.toml, decoded strictly into msgspec Structs.
+
+Unknown fields, wrong types and bad values are refused with the file and the path inside it
+(``config.toml: $.sources[0]: Object contains unknown field `intervall_s```). Secrets never live in the file: a
+string value ``"env:NAME"`` is read from the environment variable NAME. Relative paths resolve against the
+config file's folder, so a copy of the checkout runs with its own store.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from hub.cap.sign import SignaturePolicy
+from hub.errors import ConfigError
+
+Name = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
+Ars = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{12}$")]
+Seconds = Annotated[float, msgspec.Meta(gt=0, le=86400)]
+Policy = Literal["require", "verify", "ignore"]
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    pass
+
+
+class HubSection(_Strict):
+    name: str
+    """The district's name, as citizens and operators read it."""
+    district_ars: Ars
+    """Amtlicher Regionalschlüssel of the Kreis (12 digits)."""
+    db: str = "var/warnhub.db"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class StoreSection(_Strict):
+    synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    """SQLite durability: NORMAL survives a crash of the hub; FULL also a power cut, at a cost per write."""
+    max_age_without_expires_h: Annotated[float, msgspec.Meta(ge=0)] = 48
+    """A warning that states no ``expires`` ends this many hours after it was sent (0: never)."""
+    sweep_interval_s: Seconds = 60
+
+
+class ValidationSection(_Strict):
+    max_bytes: Annotated[int, msgspec.Meta(ge=1024, le=100 * 1024 * 1024)] = 10 * 1024 * 1024
+    trust_store: str | None = None
+    """Folder of PEM certificates trusted to sign CAP."""
+    signature_policy: Policy = "verify"
+    """Default for sources that do not set their own."""
+
+
+class WebSection(_Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080
+
+
+class DirectorySourceConfig(_Strict, tag="directory", tag_field="type"):
+    """CAP files dropped into a folder (as MoWaS receivers hand them over); moved to done/ or rejected/."""
+
+    name: Name
+    path: str
+    interval_s: Seconds = 1.0
+    signature: Policy | None = None
+    done_dir: str | None = None
+    """Default: ``<path>/done``."""
+    rejected_dir: str | None = None
+    """Default: ``<path>/rejected``."""
+
+
+SourceConfig = DirectorySourceConfig
+
+
+class Config(_Strict):
+    hub: HubSection
+    store: StoreSection = StoreSection()
+    validation: ValidationSection = ValidationSection()
+    web: WebSection = WebSection()
+    sources: list[SourceConfig] = []
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedConfig:
+    """A decoded config and the file it came from (for resolving relative paths)."""
+
+    cfg: Config
+    file: Path
+
+    @property
+    def base(self) -> Path:
+        return self.file.parent
+
+    def path(self, value: str) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.base / p)
+
+    @property
+    def db_path(self) -> Path:
+        return self.path(self.cfg.hub.db)
+
+    def source_policy(self, source: SourceConfig) -> SignaturePolicy:
+        return SignaturePolicy(source.signature or self.cfg.validation.signature_policy)
+
+
+_ENV = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
+
+
+def _resolve_env(value: Any, path: str, file: Path) -> Any:
+    if isinstance(value, dict):
+        return {k: _resolve_env(v, f"{path}.{k}", file) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_env(v, f"{path}[{i}]", file) for i, v in enumerate(value)]
+    if isinstance(value, str):
+        match = _ENV.match(value)
+        if match:
+            name = match.group(1)
+            if name not in os.environ:
+                raise ConfigError(f"{file}: {path}: environment variable {name} is not set")
+            return os.environ[name]
+    return value
+
+
+def load(file: Path | str) -> LoadedConfig:
+    """Read and check a config file exactly as ``warnhub run`` would; ConfigError names file and path."""
+    file = Path(file).resolve()
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise ConfigError(f"{file}: no such config file") from err
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{file}: not valid TOML: {err}") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{file}: not UTF-8: {err}") from err
+    raw = _resolve_env(raw, "$", file)
+    try:
+        cfg = msgspec.convert(raw, type=Config, strict=True)
+    except msgspec.ValidationError as err:
+        raise ConfigError(f"{file}: {_where_first(str(err))}") from err
+    loaded = LoadedConfig(cfg, file)
+    _check(loaded)
+    return loaded
+
+
+def _where_first(message: str) -> str:
+    """msgspec says ``Object contains unknown field `x` - at `$.sources[0]```; put the path first."""
+    head, sep, where = message.rpartition(" - at ")
+    return f"{where.strip('`')}: {head}" if sep else message
+
+
+def _check(loaded: LoadedConfig) -> None:
+    cfg, file = loaded.cfg, loaded.file
+    seen: set[str] = set()
+    for i, source in enumerate(cfg.sources):
+        if source.name in seen:
+            raise ConfigError(f"{file}: $.sources[{i}].name: {source.name!r} is used twice")
+        seen.add(source.name)
+    if not cfg.hub.district_ars.endswith("0000000"):
+        raise ConfigError(f"{file}: $.hub.district_ars: {cfg.hub.district_ars} is not a Kreis key (last 7 digits 0)")
+    if cfg.validation.trust_store is not None and not loaded.path(cfg.validation.trust_store).is_dir():
+        raise ConfigError(f"{file}: $.validation.trust_store: folder {loaded.path(cfg.validation.trust_store)} "
+                          "does not exist")
