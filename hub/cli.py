@@ -1,0 +1,238 @@
+"""The ``warnhub`` command line. Every command takes ``--config`` (default ``./config.toml``)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from hub import __version__
+from hub import config as config_mod
+from hub.cap import parse as cap_parse
+from hub.cap.model import to_json
+from hub.cap.serialize import to_xml
+from hub.cap.sign import SignaturePolicy
+from hub.cap.validate import Validator, Verdict
+from hub.config import LoadedConfig
+from hub.errors import ConfigError, ParseError
+
+DEFAULT_CONFIG = "config.toml"
+
+
+def _config(args: argparse.Namespace, *, required: bool) -> LoadedConfig | None:
+    """The config; for commands that can do without one, the default file may be absent."""
+    path = Path(args.config)
+    if not required and not args.config_given and not path.exists():
+        return None
+    return config_mod.load(path)
+
+
+def _validator(loaded: LoadedConfig | None) -> Validator:
+    if loaded is None:
+        return Validator()
+    from hub.daemon import make_validator
+
+    return make_validator(loaded)
+
+
+def _policy(loaded: LoadedConfig | None) -> SignaturePolicy:
+    return SignaturePolicy(loaded.cfg.validation.signature_policy) if loaded else SignaturePolicy.VERIFY
+
+
+def _files(paths: list[str]) -> Iterator[Path]:
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        else:
+            yield path
+
+
+def _read(path: Path, limit: int) -> bytes:
+    with path.open("rb") as fh:
+        return fh.read(limit + 1)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    loaded = _config(args, required=False)
+    validator = _validator(loaded)
+    rejected = 0
+    for path in _files(args.paths):
+        try:
+            data = _read(path, validator.max_bytes)
+        except OSError as err:
+            report_dict = {"path": str(path), "verdict": "rejected", "cap_version": None,
+                           "errors": [f"cannot read: {err.strerror}"], "warnings": [], "signature": "absent"}
+            rejected += 1
+            _print_report(args, report_dict)
+            continue
+        report = validator.check(data, policy=_policy(loaded), path=str(path))
+        rejected += report.verdict is Verdict.REJECTED
+        _print_report(args, report.as_dict())
+    return 1 if rejected else 0
+
+
+def _print_report(args: argparse.Namespace, d: dict[str, object]) -> None:
+    if args.json:
+        print(json.dumps(d, ensure_ascii=False), flush=True)
+        return
+    line = f"{d['verdict']:8} {d['path']}  CAP {d['cap_version'] or '-'}  signature {d['signature']}"
+    print(line)
+    for err in d["errors"]:  # type: ignore[attr-defined]
+        print(f"    error: {err}")
+    for warn in d["warnings"]:  # type: ignore[attr-defined]
+        print(f"    warning: {warn}")
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    loaded = _config(args, required=True)
+    assert loaded is not None
+    from hub.daemon import make_validator, open_store
+    from hub.intake import Intake
+
+    validator = make_validator(loaded)
+    counts = {"new": 0, "duplicate": 0, "rejected": 0}
+    with open_store(loaded) as store:
+        intake = Intake(validator, store)
+        for path in _files(args.paths):
+            try:
+                data = _read(path, validator.max_bytes)
+            except OSError as err:
+                print(f"rejected  {path}: cannot read: {err.strerror}")
+                counts["rejected"] += 1
+                continue
+            result = intake.ingest(data, origin="cli-import", policy=_policy(loaded), path=str(path))
+            counts[result.outcome] += 1
+            if result.outcome == "rejected":
+                print(f"rejected  {path}: {result.reason}")
+            else:
+                print(f"{result.outcome:9} {path}  thread {result.thread_id} ({result.state})")
+        store.sweep_expired()
+        store.audit(getpass.getuser(), "cli.import", ", ".join(args.paths)[:500], counts)
+    print(f"{counts['new']} new, {counts['duplicate']} duplicate, {counts['rejected']} rejected", file=sys.stderr)
+    return 1 if counts["rejected"] else 0
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    loaded = _config(args, required=True)
+    assert loaded is not None
+    from hub.daemon import open_store
+
+    with open_store(loaded) as store:
+        store.sweep_expired()
+        threads = store.threads(include_ended=args.all)
+        if args.json:
+            for t in threads:
+                d = t.as_dict()
+                d["versions_list"] = store.versions(t.id)
+                print(json.dumps(d, ensure_ascii=False))
+            return 0
+        if not threads:
+            print("Keine aktuellen Meldungen / no current incidents" + ("" if args.all else " (--all shows ended)"))
+            return 0
+        print(f"{'id':>5}  {'state':9}  {'severity':8}  {'ver':>3}  {'last sent (UTC)':25}  headline")
+        for t in threads:
+            print(f"{t.id:>5}  {t.state:9}  {t.severity:8}  {t.versions:>3}  {t.last_sent:25}  {t.headline[:70]}")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    loaded = _config(args, required=False)
+    max_bytes = loaded.cfg.validation.max_bytes if loaded else cap_parse.DEFAULT_MAX_BYTES
+    try:
+        parsed = cap_parse.parse(_read(Path(args.path), max_bytes), max_bytes=max_bytes)
+    except (ParseError, OSError) as err:
+        print(f"warnhub: {args.path}: {err}", file=sys.stderr)
+        return 1
+    out = to_xml(parsed.alert) if args.to == "cap" else to_json(parsed.alert) + b"\n"
+    sys.stdout.buffer.write(out)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    loaded = _config(args, required=True)
+    assert loaded is not None
+    from hub.daemon import build_sources, make_validator
+
+    make_validator(loaded)
+    sources = build_sources(loaded)
+    print(f"{loaded.file}: ok ({loaded.cfg.hub.name}, {len(sources)} source(s), store {loaded.db_path})")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    loaded = _config(args, required=True)
+    assert loaded is not None
+    from hub.daemon import main
+
+    return main(loaded)
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    loaded = _config(args, required=True)
+    assert loaded is not None
+    from hub.daemon import open_store
+
+    with open_store(loaded) as store:
+        result = store.verify_audit()
+    if result.ok:
+        print(f"audit log intact: {result.entries} entries")
+        return 0
+    print(f"audit log BROKEN at entry {result.first_bad}: {result.reason} ({result.entries} entries verified)")
+    return 1
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, help=f"config file (default ./{DEFAULT_CONFIG})")
+    p = argparse.ArgumentParser(prog="warnhub", description="Civil-protection warning hub", parents=[common])
+    p.add_argument("--version", action="version", version=f"warnhub {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    v = sub.add_parser("validate", parents=[common], help="validate CAP files (valid / accepted / rejected)")
+    v.add_argument("--json", action="store_true", help="one JSON object per line per file")
+    v.add_argument("paths", nargs="+")
+    v.set_defaults(fn=cmd_validate)
+
+    i = sub.add_parser("import", parents=[common], help="import CAP files into the store")
+    i.add_argument("paths", nargs="+")
+    i.set_defaults(fn=cmd_import)
+
+    a = sub.add_parser("alerts", parents=[common], help="list incidents (threads) with their current state")
+    a.add_argument("--all", action="store_true", help="include cancelled and expired")
+    a.add_argument("--json", action="store_true", help="one JSON object per line per thread")
+    a.set_defaults(fn=cmd_alerts)
+
+    c = sub.add_parser("convert", parents=[common], help="print a CAP file re-serialised as CAP 1.2 or JSON")
+    c.add_argument("--to", choices=("cap", "json"), required=True)
+    c.add_argument("path")
+    c.set_defaults(fn=cmd_convert)
+
+    sub.add_parser("check", parents=[common], help="validate the config as run would").set_defaults(fn=cmd_check)
+    sub.add_parser("run", parents=[common], help="run the hub").set_defaults(fn=cmd_run)
+
+    au = sub.add_parser("audit", parents=[common], help="audit log")
+    au_sub = au.add_subparsers(dest="audit_command", required=True)
+    au_sub.add_parser("verify", parents=[common], help="verify the hash chain").set_defaults(fn=cmd_audit_verify)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    args.config_given = getattr(args, "config", None) is not None
+    if not args.config_given:
+        args.config = DEFAULT_CONFIG
+    try:
+        return int(args.fn(args))
+    except ConfigError as err:
+        print(f"warnhub: config error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""The daemon: lifecycle of store, web server, scheduler and sources (GUIDE.md section 6).
+
+SIGTERM/SIGINT stop it gracefully (sources stop taking new documents, what is in hand finishes, the store closes
+last). SIGHUP re-reads the config: if it is valid, what can change while running (trust store, limits, log level)
+takes effect at once; what cannot (sources, web, store) is logged as needing a restart; an invalid file is refused
+and the running config stays in force.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import logging
+import signal
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from adapters.sources import SOURCES, Source, SourceContext
+from hub import config as config_mod
+from hub import log as log_mod
+from hub.cap.sign import SignaturePolicy, TrustStore
+from hub.cap.validate import Validator
+from hub.config import LoadedConfig
+from hub.errors import ConfigError
+from hub.health import Health
+from hub.intake import Intake, IntakeResult
+from hub.metrics import Metrics
+from hub.store import AsyncStore, Store
+from hub.web.app import WebServer
+
+log = logging.getLogger("warnhub.daemon")
+
+RESTART_BACKOFF_S = (1, 2, 5, 10, 30)
+
+
+def open_store(loaded: LoadedConfig) -> Store:
+    s = loaded.cfg.store
+    age = timedelta(hours=s.max_age_without_expires_h) if s.max_age_without_expires_h > 0 else None
+    return Store(loaded.db_path, synchronous=s.synchronous, max_age_without_expires=age)
+
+
+def make_validator(loaded: LoadedConfig) -> Validator:
+    v = loaded.cfg.validation
+    trust = TrustStore.from_dir(loaded.path(v.trust_store) if v.trust_store else None)
+    return Validator(trust=trust, max_bytes=v.max_bytes)
+
+
+class Hub:
+    """What the running parts share: config, store (one writer thread), intake, health, metrics."""
+
+    def __init__(self, loaded: LoadedConfig, store: AsyncStore, validator: Validator) -> None:
+        self.loaded = loaded
+        self.store = store
+        self.intake = Intake(validator, store.store)
+        self.health = Health()
+        self.metrics = Metrics()
+        self.web_port: int | None = None
+
+    async def ingest(self, raw: bytes, *, origin: str, policy: SignaturePolicy,
+                     path: str | None = None) -> IntakeResult:
+        """Validate and store one document on the writer thread; returns once it is committed."""
+        started = time.perf_counter()
+        result = await self.store.run(self.intake.ingest, raw, origin=origin, policy=policy, path=path)
+        self.metrics.ingest_seconds.observe(time.perf_counter() - started)
+        self.metrics.documents.labels(origin, result.outcome).inc()
+        return result
+
+    async def sweep(self) -> None:
+        ended = await self.store.run(self.store.store.sweep_expired)
+        if ended:
+            self.metrics.expired.inc(len(ended))
+            log.info("expired %d thread(s): %s", len(ended), ended[:20])
+
+    def reload(self, file: Path) -> None:
+        try:
+            new = config_mod.load(file)
+            validator = make_validator(new)
+        except ConfigError as err:
+            log.error("reload refused, running config stays in force: %s", err)
+            return
+        old = self.loaded.cfg
+        fixed = [name for name in ("hub", "store", "web", "sources")
+                 if name != "hub" and getattr(old, name) != getattr(new.cfg, name)]
+        if (old.hub.db, old.hub.district_ars) != (new.cfg.hub.db, new.cfg.hub.district_ars):
+            fixed.insert(0, "hub")
+        self.intake.validator = validator
+        logging.getLogger().setLevel(new.cfg.hub.log_level)
+        self.loaded = LoadedConfig(old, self.loaded.file) if fixed else new
+        if fixed:
+            log.warning("reloaded validation and log level; changes to [%s] take effect after a restart",
+                        ", ".join(fixed))
+        else:
+            log.info("config reloaded")
+        self.store.store.audit(getpass.getuser(), "config.reload", str(file), {"needs_restart": fixed})
+
+
+def build_sources(loaded: LoadedConfig) -> list[Source]:
+    return [SOURCES[source_type(s)](s, loaded, max_bytes=loaded.cfg.validation.max_bytes) for s in loaded.cfg.sources]
+
+
+def source_type(settings: object) -> str:
+    """The config ``type`` tag of a source's settings struct."""
+    return str(type(settings).__struct_config__.tag)  # type: ignore[attr-defined]
+
+
+async def supervise(source: Source, ctx: SourceContext) -> None:
+    """Run a source forever; a crash is logged, marks it down, and restarts it with backoff."""
+    failures = 0
+    while True:
+        started = time.monotonic()
+        try:
+            await source.run(ctx)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a broken source must never take the hub down
+            if time.monotonic() - started > 60:
+                failures = 0
+            delay = RESTART_BACKOFF_S[min(failures, len(RESTART_BACKOFF_S) - 1)]
+            failures += 1
+            ctx.health.down(source.name, f"crashed: {err!r}")
+            log.exception("source crashed; restarting in %ss", delay, extra={"source": source.name})
+            await asyncio.sleep(delay)
+
+
+async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    store = open_store(loaded)
+    astore = AsyncStore(store)
+    hub = Hub(loaded, astore, make_validator(loaded))
+    actor = getpass.getuser()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(astore.run(hub.reload, loaded.file)))
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            stack.callback(astore.close)
+            await astore.run(store.audit, actor, "hub.start", str(loaded.file), {"db": str(loaded.db_path)})
+            web = await stack.enter_async_context(WebServer(hub, loaded.cfg.web.host, loaded.cfg.web.port))
+            hub.web_port = web.port
+            scheduler = AsyncIOScheduler(timezone="UTC")
+            scheduler.add_job(hub.sweep, "interval", seconds=loaded.cfg.store.sweep_interval_s, id="expiry-sweep",
+                              max_instances=1, coalesce=True)
+            scheduler.start()
+            stack.callback(scheduler.shutdown, wait=False)
+            await hub.sweep()
+            sources = build_sources(loaded)
+            tasks = []
+            for source in sources:
+                hub.health.register(source.name)
+                ctx = SourceContext(ingest=hub.ingest, health=hub.health,
+                                    log=logging.getLogger(f"warnhub.source.{source.name}"))
+                tasks.append(asyncio.create_task(supervise(source, ctx), name=f"source:{source.name}"))
+            log.info("warnhub running: %s (%s), %d source(s)", loaded.cfg.hub.name, loaded.cfg.hub.district_ars,
+                     len(sources))
+            if ready is not None:
+                ready.set()
+            await stop.wait()
+            log.info("stopping")
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await astore.run(store.audit, actor, "hub.stop", str(loaded.file))
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+    log.info("stopped")
+
+
+def main(loaded: LoadedConfig) -> int:
+    log_mod.setup(loaded.cfg.hub.log_level)
+    asyncio.run(run(loaded))
+    return 0

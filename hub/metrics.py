@@ -1,0 +1,22 @@
+"""Prometheus metrics: one registry per hub, so tests and several hubs in one process never collide."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.documents = Counter("warnhub_documents_total", "Documents received, by source and outcome",
+                                 ["source", "outcome"], registry=self.registry)
+        self.ingest_seconds = Histogram("warnhub_ingest_seconds", "Time to validate and store one document",
+                                        registry=self.registry,
+                                        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))
+        self.source_up = Gauge("warnhub_source_up", "1 while a source works, 0 while it fails", ["source"],
+                               registry=self.registry)
+        self.threads = Gauge("warnhub_threads", "Incidents (alert threads) by state", ["state"],
+                             registry=self.registry)
+        self.alerts = Gauge("warnhub_alerts_stored", "Alert versions in the store", registry=self.registry)
+        self.rejections = Gauge("warnhub_rejections_stored", "Rejected documents recorded", registry=self.registry)
+        self.expired = Counter("warnhub_expired_total", "Threads ended by the expiry sweep", registry=self.registry)

@@ -1,0 +1,1 @@
+"""The hub's aiohttp application: status page, JSON API, /healthz and /metrics."""

@@ -1,0 +1,198 @@
+"""The aiohttp application and its server lifecycle (AppRunner + TCPSite, never run_app()).
+
+Routes:
+- ``/``: status page for the district (German first, English): current and ended incidents, source health.
+- ``/alerts/{id}``: one incident with its versions.
+- ``/api/v1/alerts`` (``?all=1`` includes ended), ``/api/v1/alerts/{id}``, ``/api/v1/alerts/{id}/cap.xml``.
+- ``/healthz``: JSON; 200 while the store answers (``status`` says ``degraded`` when a source is down), else 503.
+- ``/metrics``: Prometheus text format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from hub import __version__
+from hub.cap.model import to_json
+from hub.cap.serialize import to_xml
+
+if TYPE_CHECKING:
+    from hub.daemon import Hub
+
+log = logging.getLogger("warnhub.web")
+
+HUB_KEY = web.AppKey("hub", "Hub")
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=jinja2.select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+SEVERITY_DE = {"Extreme": "Extreme Gefahr", "Severe": "Gefahr", "Moderate": "Warnung", "Minor": "Information",
+               "Unknown": "Unbekannt"}
+STATE_DE = {"active": "aktiv", "updated": "aktualisiert", "cancelled": "aufgehoben", "expired": "abgelaufen"}
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def _local_time(iso: str | None) -> str:
+    if not iso:
+        return "–"
+    value = datetime.fromisoformat(iso).astimezone(_BERLIN)
+    return value.strftime("%d.%m.%Y %H:%M")
+
+
+try:
+    from zoneinfo import ZoneInfo
+
+    _BERLIN: Any = ZoneInfo("Europe/Berlin")
+except Exception:  # noqa: BLE001 - no tz database: show UTC rather than fail
+    _BERLIN = timezone.utc
+
+
+def _render(name: str, **ctx: Any) -> web.Response:
+    html = _TEMPLATES.get_template(name).render(severity_de=SEVERITY_DE, state_de=STATE_DE, local=_local_time,
+                                                version=__version__, **ctx)
+    return web.Response(text=html, content_type="text/html", charset="utf-8")
+
+
+async def index(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    threads = await hub.store.run(hub.store.store.threads, include_ended=True)
+    current = [t for t in threads if t.state in ("active", "updated")]
+    ended = [t for t in threads if t.state not in ("active", "updated")]
+    return _render("index.html", hub=hub.loaded.cfg.hub, current=current, ended=ended[:200],
+                   ended_total=len(ended), health=hub.health.as_dict(),
+                   now=datetime.now(timezone.utc).isoformat())
+
+
+async def thread_page(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    thread_id = _int(request.match_info["id"])
+    store = hub.store.store
+    thread = await hub.store.run(store.thread, thread_id)
+    if thread is None:
+        raise web.HTTPNotFound(text="Unbekannte Meldung / unknown incident")
+    versions = await hub.store.run(store.versions, thread_id)
+    alert = await hub.store.run(store.current_alert, thread_id)
+    return _render("thread.html", hub=hub.loaded.cfg.hub, thread=thread, versions=versions, alert=alert)
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise web.HTTPNotFound() from None
+
+
+async def api_alerts(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    include_ended = request.query.get("all") in ("1", "true", "yes")
+    threads = await hub.store.run(hub.store.store.threads, include_ended=include_ended)
+    return web.json_response({"district": hub.loaded.cfg.hub.district_ars,
+                              "threads": [t.as_dict() for t in threads]})
+
+
+async def api_thread(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    thread_id = _int(request.match_info["id"])
+    store = hub.store.store
+    thread = await hub.store.run(store.thread, thread_id)
+    if thread is None:
+        raise web.HTTPNotFound()
+    versions = await hub.store.run(store.versions, thread_id)
+    alert = await hub.store.run(store.current_alert, thread_id)
+    body = {"thread": thread.as_dict(), "versions": versions}
+    text = web.json_response(body).text or "{}"
+    # the current alert is spliced in as the model's own JSON (CAP element names)
+    merged = text[:-1] + ',"current":' + (to_json(alert).decode() if alert else "null") + "}"
+    return web.Response(text=merged, content_type="application/json")
+
+
+async def api_thread_cap(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    thread_id = _int(request.match_info["id"])
+    alert = await hub.store.run(hub.store.store.current_alert, thread_id)
+    if alert is None:
+        raise web.HTTPNotFound()
+    return web.Response(body=to_xml(alert), content_type="application/xml", charset="utf-8")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    try:
+        counts = await asyncio.wait_for(hub.store.run(hub.store.store.counts), timeout=5)
+    except Exception as err:  # noqa: BLE001 - any store failure makes the hub unhealthy
+        return web.json_response({"status": "down", "store": f"failing: {err!r}"}, status=503)
+    status = "ok" if hub.health.ok else "degraded"
+    return web.json_response({"status": status, "version": __version__, "store": "ok", "counts": counts,
+                              "sources": hub.health.as_dict()})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    counts = await hub.store.run(hub.store.store.counts)
+    m = hub.metrics
+    for state in ("active", "updated", "cancelled", "expired"):
+        m.threads.labels(state).set(counts.get(f"threads_{state}", 0))
+    m.alerts.set(counts.get("alerts", 0))
+    m.rejections.set(counts.get("rejections", 0))
+    for name, h in hub.health.sources.items():
+        m.source_up.labels(name).set(1 if h.state == "up" else 0)
+    body = generate_latest(m.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Any) -> web.StreamResponse:
+    response: web.StreamResponse = await handler(request)
+    for key, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(key, value)
+    return response
+
+
+def make_app(hub: Hub) -> web.Application:
+    app = web.Application(middlewares=[security_headers], client_max_size=1024 * 1024)
+    app[HUB_KEY] = hub
+    app.router.add_get("/", index)
+    app.router.add_get("/alerts/{id}", thread_page)
+    app.router.add_get("/api/v1/alerts", api_alerts)
+    app.router.add_get("/api/v1/alerts/{id}", api_thread)
+    app.router.add_get("/api/v1/alerts/{id}/cap.xml", api_thread_cap)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+class WebServer:
+    """Serves the app while the daemon runs; the bound port is known after entry (port 0 picks a free one)."""
+
+    def __init__(self, hub: Hub, host: str, port: int) -> None:
+        self.runner = web.AppRunner(make_app(hub), access_log=None, handle_signals=False)
+        self.host, self.port = host, port
+
+    async def __aenter__(self) -> WebServer:
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.host, self.port, shutdown_timeout=5)
+        await site.start()
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            self.port = server.sockets[0].getsockname()[1]
+        log.info("web listening on http://%s:%s/", self.host, self.port)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.runner.cleanup()
