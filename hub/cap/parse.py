@@ -151,11 +151,19 @@ E = TypeVar("E", bound=enum.Enum)
 _LANG = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
 
 
+_LOCAL_NAMES: dict[object, str] = {}
+
+
 def _local_name(el: etree._Element) -> str:
+    """The tag without namespace; cached, since a DWD file has thousands of elements with a dozen tags."""
     tag = el.tag
-    if not isinstance(tag, str):  # comments, PIs, entity references
-        return ""
-    return tag[tag.rfind("}") + 1 :]
+    try:
+        return _LOCAL_NAMES[tag]
+    except KeyError:
+        local = tag[tag.rfind("}") + 1 :] if isinstance(tag, str) else ""  # comments, PIs: no name
+        if len(_LOCAL_NAMES) < 4096:  # hostile input must not grow the cache without bound
+            _LOCAL_NAMES[tag] = local
+        return local
 
 
 def _text(el: etree._Element) -> str:
@@ -207,6 +215,10 @@ class _Reader:
 
     def pair(self, el: etree._Element, where: str) -> Value | None:
         """A valueName/value pair; CAP 1.0 writes it as one string ``name=value``."""
+        if len(el) == 2:  # the usual shape, read without the general loop
+            first, second = el[0], el[1]
+            if _local_name(first) == "valueName" and _local_name(second) == "value":
+                return Value(value_name=(first.text or "").strip(), value=(second.text or "").strip())
         name = value = None
         for child in el:
             local = _local_name(child)
