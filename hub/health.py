@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 log = logging.getLogger("warnhub.health")
@@ -30,11 +30,11 @@ class Health:
         self.sources: dict[str, SourceHealth] = {}
 
     def register(self, name: str) -> None:
-        self.sources.setdefault(name, SourceHealth(name, since=datetime.now(timezone.utc)))
+        self.sources.setdefault(name, SourceHealth(name, since=datetime.now(UTC)))
 
     def up(self, name: str) -> None:
         h = self.sources.setdefault(name, SourceHealth(name))
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         if h.state != "up":
             if h.state == "down":
                 log.info("source recovered", extra={"source": name})
@@ -46,7 +46,7 @@ class Health:
         h.last_error = " ".join(str(err).split()) or type(err).__name__
         if h.state != "down":  # log the change of state, not every failure
             log.warning("source failing: %s", h.last_error, extra={"source": name})
-            h.state, h.since = "down", datetime.now(timezone.utc)
+            h.state, h.since = "down", datetime.now(UTC)
 
     @property
     def ok(self) -> bool:

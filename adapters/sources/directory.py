@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -78,7 +78,7 @@ class DirectorySource:
         result = await ctx.ingest(raw, origin=self.name, policy=self.policy, path=str(path))
         if result.outcome == "rejected":
             target = await asyncio.to_thread(_move, path, self.rejected)
-            note = (f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} rejected by {self.name}\n"
+            note = (f"{datetime.now(UTC).isoformat(timespec='seconds')} rejected by {self.name}\n"
                     f"{result.reason}\n")
             await asyncio.to_thread(target.with_name(target.name + ".reason.txt").write_text, note, "utf-8")
         else:

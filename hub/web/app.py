@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +60,7 @@ try:
 
     _BERLIN: Any = ZoneInfo("Europe/Berlin")
 except Exception:  # noqa: BLE001 - no tz database: show UTC rather than fail
-    _BERLIN = timezone.utc
+    _BERLIN = UTC
 
 
 def _render(name: str, **ctx: Any) -> web.Response:
@@ -76,7 +76,7 @@ async def index(request: web.Request) -> web.Response:
     ended = [t for t in threads if t.state not in ("active", "updated")]
     return _render("index.html", hub=hub.loaded.cfg.hub, current=current, ended=ended[:200],
                    ended_total=len(ended), health=hub.health.as_dict(),
-                   now=datetime.now(timezone.utc).isoformat())
+                   now=datetime.now(UTC).isoformat())
 
 
 async def thread_page(request: web.Request) -> web.Response:
