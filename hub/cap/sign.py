@@ -22,6 +22,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from lxml import etree
 from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod, XMLSigner, XMLVerifier
 
@@ -245,6 +246,7 @@ def _reason(err: Exception) -> str:
 def sign(root: etree._Element, *, key_pem: bytes, cert_pem: bytes) -> etree._Element:
     """Return a copy of ``root`` with an enveloped XML-DSig (exclusive C14N, SHA-256, certificate in KeyInfo)."""
     key = serialization.load_pem_private_key(key_pem, password=None)
-    signer = XMLSigner(c14n_algorithm="http://www.w3.org/2001/10/xml-exc-c14n#")
+    method = SignatureMethod.ECDSA_SHA256 if isinstance(key, ec.EllipticCurvePrivateKey) else SignatureMethod.RSA_SHA256
+    signer = XMLSigner(signature_algorithm=method, c14n_algorithm="http://www.w3.org/2001/10/xml-exc-c14n#")
     signed: etree._Element = signer.sign(root, key=key, cert=cert_pem.decode())
     return signed
