@@ -53,6 +53,8 @@ class ValidationSection(_Strict):
     """Folder of PEM certificates trusted to sign CAP."""
     signature_policy: Policy = "verify"
     """Default for sources that do not set their own."""
+    workers: Annotated[int, msgspec.Meta(ge=0, le=64)] = 0
+    """Processes that validate in parallel: 0 one per CPU, 1 none (validate on the store's thread)."""
 
 
 class WebSection(_Strict):

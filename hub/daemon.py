@@ -27,8 +27,9 @@ from hub.cap.validate import Validator
 from hub.config import LoadedConfig
 from hub.errors import ConfigError
 from hub.health import Health
-from hub.intake import Intake, IntakeResult
+from hub.intake import Intake, IntakeResult, check_document
 from hub.metrics import Metrics
+from hub.pool import ValidationPool, default_workers
 from hub.store import AsyncStore, Store
 from hub.web.app import WebServer
 
@@ -56,6 +57,7 @@ class Hub:
         self.loaded = loaded
         self.store = store
         self.intake = Intake(validator, store.store)
+        self.pool = make_pool(loaded, validator)
         self.health = Health()
         self.metrics = Metrics()
         self.web_port: int | None = None
@@ -64,7 +66,11 @@ class Hub:
                      path: str | None = None) -> IntakeResult:
         """Validate and store one document on the writer thread; returns once it is committed."""
         started = time.perf_counter()
-        result = await self.store.run(self.intake.ingest, raw, origin=origin, policy=policy, path=path)
+        if self.pool is not None:
+            report, rec = await self.pool.check(raw, policy, path)
+        else:
+            report, rec = await self.store.run(check_document, self.intake.validator, raw, policy, path)
+        result = await self.store.run(self.intake.record, report, rec, raw, origin=origin)
         self.metrics.ingest_seconds.observe(time.perf_counter() - started)
         self.metrics.documents.labels(origin, result.outcome).inc()
         return result
@@ -88,6 +94,9 @@ class Hub:
         if (old.hub.db, old.hub.district_ars) != (new.cfg.hub.db, new.cfg.hub.district_ars):
             fixed.insert(0, "hub")
         self.intake.validator = validator
+        old_pool, self.pool = self.pool, make_pool(new, validator)
+        if old_pool is not None:
+            old_pool.executor.shutdown(wait=False)  # documents in hand finish; new ones go to the new pool
         logging.getLogger().setLevel(new.cfg.hub.log_level)
         self.loaded = LoadedConfig(old, self.loaded.file) if fixed else new
         if fixed:
@@ -96,6 +105,11 @@ class Hub:
         else:
             log.info("config reloaded")
         self.store.store.audit(getpass.getuser(), "config.reload", str(file), {"needs_restart": fixed})
+
+
+def make_pool(loaded: LoadedConfig, validator: Validator) -> ValidationPool | None:
+    workers = loaded.cfg.validation.workers or default_workers()
+    return ValidationPool(validator, workers) if workers > 1 else None
 
 
 def build_sources(loaded: LoadedConfig) -> list[Source]:
@@ -140,6 +154,7 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> No
     try:
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(astore.close)
+            stack.callback(lambda: hub.pool.close() if hub.pool is not None else None)
             await astore.run(store.audit, actor, "hub.start", str(loaded.file), {"db": str(loaded.db_path)})
             web = await stack.enter_async_context(WebServer(hub, loaded.cfg.web.host, loaded.cfg.web.port))
             hub.web_port = web.port

@@ -1,7 +1,8 @@
 """Intake: every document any source brings passes here, is validated, and is stored before anything acts on it.
 
-Synchronous on purpose: the daemon runs it on the store's one writer thread (parsing, XSD and signature checks
-are CPU work that must not block the event loop), the CLI calls it directly.
+Two halves so the daemon can spread the CPU work over processes (see hub.pool) while one thread writes:
+:func:`check_document` (parse, XSD, semantics, signature; pure, runs anywhere) and :meth:`Intake.record`
+(writes the verdict to the store). :meth:`Intake.ingest` does both in the caller's thread (CLI, tests).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import datetime
 
 from hub.cap.sign import SignaturePolicy
 from hub.cap.validate import Report, Validator, Verdict
-from hub.store import Store
+from hub.store import AlertRecord, Store
 
 log = logging.getLogger("warnhub.intake")
 
@@ -31,6 +32,15 @@ class IntakeResult:
         return self.report.reason
 
 
+def check_document(validator: Validator, raw: bytes, policy: SignaturePolicy,
+                   path: str | None = None) -> tuple[Report, AlertRecord | None]:
+    """Validate one document; for a readable one also build what the store will write."""
+    report = validator.check(raw, policy=policy, path=path)
+    if report.verdict is Verdict.REJECTED or report.alert is None:
+        return report, None
+    return report, AlertRecord.from_report(report)
+
+
 class Intake:
     def __init__(self, validator: Validator, store: Store) -> None:
         self.validator = validator
@@ -38,15 +48,19 @@ class Intake:
 
     def ingest(self, raw: bytes, *, origin: str, policy: SignaturePolicy = SignaturePolicy.VERIFY,
                path: str | None = None, now: datetime | None = None) -> IntakeResult:
-        report = self.validator.check(raw, policy=policy, path=path)
-        if report.verdict is Verdict.REJECTED or report.alert is None:
+        report, rec = check_document(self.validator, raw, policy, path)
+        return self.record(report, rec, raw, origin=origin, now=now)
+
+    def record(self, report: Report, rec: AlertRecord | None, raw: bytes, *, origin: str,
+               now: datetime | None = None) -> IntakeResult:
+        """Store a checked document: the alert (new or duplicate), or the rejection with its reason."""
+        if rec is None:
             self.store.add_rejection(raw, origin=origin, reason=report.reason, now=now)
             log.warning("rejected document from %s: %s", origin, report.reason,
-                        extra={"origin": origin, "path": path})
+                        extra={"origin": origin, "path": report.path})
             return IntakeResult("rejected", report)
-        alert = report.alert
-        added = self.store.add_alert(report, raw, origin=origin, now=now)
-        log.info("%s alert=%s/%s thread=%s state=%s verdict=%s", added.outcome, alert.sender, alert.identifier,
-                 added.thread_id, added.state, report.verdict.value,
-                 extra={"alert": f"{alert.sender}/{alert.identifier}", "origin": origin})
+        added = self.store.add_record(rec, raw, origin=origin, now=now)
+        log.info("%s alert=%s/%s thread=%s state=%s verdict=%s", added.outcome, rec.sender, rec.identifier,
+                 added.thread_id, added.state, rec.verdict,
+                 extra={"alert": f"{rec.sender}/{rec.identifier}", "origin": origin})
         return IntakeResult(added.outcome, report, added.alert_id, added.thread_id, added.state)

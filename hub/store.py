@@ -49,6 +49,51 @@ def now_utc() -> datetime:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """Everything the store writes for one alert version, ready-made.
+
+    Built from a validation :class:`Report` wherever validation ran (a worker process, in the daemon), so the
+    one writer only writes; small and flat, so it crosses processes cheaply (the full model does not).
+    """
+
+    sender: str
+    identifier: str
+    sent: str
+    sent_utc: str
+    status: str
+    msg_type: str
+    scope: str
+    severity: str
+    headline: str
+    expires: str | None
+    cap_version: str | None
+    verdict: str
+    signature: str
+    flags: str
+    json: str
+    keys: tuple[str, ...]
+    """Thread keys: the message's own sender+identifier first, then those it references."""
+
+    @classmethod
+    def from_report(cls, report: Report) -> AlertRecord:
+        alert = report.alert
+        if alert is None:
+            raise StoreError("an alert record needs a readable alert")
+        expires = alert.expires
+        return cls(
+            sender=alert.sender, identifier=alert.identifier, sent=alert.sent.isoformat(),
+            sent_utc=utc_iso(alert.sent), status=alert.status.value, msg_type=alert.msg_type.value,
+            scope=alert.scope.value, severity=alert.severity.value, headline=alert.headline(),
+            expires=utc_iso(expires) if expires else None, cap_version=report.cap_version,
+            verdict=report.verdict.value, signature=report.signature.value,
+            flags=json.dumps({"errors": report.errors, "warnings": report.warnings}, ensure_ascii=False),
+            json=to_json(alert).decode(),
+            keys=tuple(dict.fromkeys([_key(alert.sender, alert.identifier)]
+                                     + [_key(*r.key()) for r in alert.references])),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class AddResult:
     outcome: str
     """``new`` or ``duplicate``."""
@@ -167,37 +212,33 @@ class Store:
 
     def add_alert(self, report: Report, raw: bytes, *, origin: str, now: datetime | None = None) -> AddResult:
         """Store one accepted or valid alert idempotently and thread it. Returns new or duplicate."""
-        alert = report.alert
-        if alert is None:
-            raise StoreError("add_alert needs a readable alert")
+        return self.add_record(AlertRecord.from_report(report), raw, origin=origin, now=now)
+
+    def add_record(self, rec: AlertRecord, raw: bytes, *, origin: str, now: datetime | None = None) -> AddResult:
+        """Store a prepared :class:`AlertRecord` (see there) in one transaction."""
         received = utc_iso(now or now_utc())
-        expires = alert.expires
         with self.transaction() as conn:
             cur = conn.execute(
                 "INSERT OR IGNORE INTO alerts (sender, identifier, sent, sent_utc, status, msg_type, scope, severity,"
                 " headline, expires, received_at, origin, cap_version, verdict, signature, flags, json, raw)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (alert.sender, alert.identifier, alert.sent.isoformat(), utc_iso(alert.sent), alert.status.value,
-                 alert.msg_type.value, alert.scope.value, alert.severity.value, alert.headline(),
-                 utc_iso(expires) if expires else None, received, origin, report.cap_version,
-                 report.verdict.value, report.signature.value,
-                 json.dumps({"errors": report.errors, "warnings": report.warnings}, ensure_ascii=False),
-                 to_json(alert).decode(), raw),
+                (rec.sender, rec.identifier, rec.sent, rec.sent_utc, rec.status, rec.msg_type, rec.scope,
+                 rec.severity, rec.headline, rec.expires, received, origin, rec.cap_version, rec.verdict,
+                 rec.signature, rec.flags, rec.json, raw),
             )
             if cur.rowcount == 0:
                 row = conn.execute(
                     "SELECT a.id, a.thread_id, t.state FROM alerts a JOIN threads t ON t.id = a.thread_id"
                     " WHERE sender=? AND identifier=? AND sent_utc=?",
-                    (alert.sender, alert.identifier, utc_iso(alert.sent)),
+                    (rec.sender, rec.identifier, rec.sent_utc),
                 ).fetchone()
                 return AddResult("duplicate", row[0], row[1], row[2])
             alert_id = int(cur.lastrowid or 0)
-            thread_id = self._thread_for(conn, alert, alert_id)
+            thread_id = self._thread_for(conn, rec.keys, alert_id)
             state = self._refresh_thread(conn, thread_id, now or now_utc())
         return AddResult("new", alert_id, thread_id, state)
 
-    def _thread_for(self, conn: sqlite3.Connection, alert: Alert, alert_id: int) -> int:
-        keys = [_key(alert.sender, alert.identifier)] + [_key(*r.key()) for r in alert.references]
+    def _thread_for(self, conn: sqlite3.Connection, keys: tuple[str, ...], alert_id: int) -> int:
         marks = ",".join("?" * len(keys))
         found = sorted({r[0] for r in conn.execute(
             f"SELECT thread_id FROM thread_keys WHERE key IN ({marks})", keys)})

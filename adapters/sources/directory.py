@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 _SKIP_SUFFIXES = (".tmp", ".part", ".partial", "~", ".reason.txt")
 SETTLE_S = 0.5
+IN_FLIGHT = 8
+"""Files handed to intake at once, so validation runs on every core while the store writes."""
 
 
 class DirectorySource:
@@ -63,8 +65,15 @@ class DirectorySource:
                 ctx.health.down(self.name, f"cannot read {self.inbox}: {err}")
             else:
                 ctx.health.up(self.name)
-                for path in files:
-                    await self._one(ctx, path)
+                slots = asyncio.Semaphore(IN_FLIGHT)
+
+                async def one(path: Path) -> None:
+                    async with slots:
+                        await self._one(ctx, path)
+
+                async with asyncio.TaskGroup() as tg:
+                    for path in files:
+                        tg.create_task(one(path))
             await asyncio.sleep(self.settings.interval_s)
 
     async def _one(self, ctx: SourceContext, path: Path) -> None:
@@ -77,10 +86,9 @@ class DirectorySource:
             return
         result = await ctx.ingest(raw, origin=self.name, policy=self.policy, path=str(path))
         if result.outcome == "rejected":
-            target = await asyncio.to_thread(_move, path, self.rejected)
             note = (f"{datetime.now(UTC).isoformat(timespec='seconds')} rejected by {self.name}\n"
                     f"{result.reason}\n")
-            await asyncio.to_thread(target.with_name(target.name + ".reason.txt").write_text, note, "utf-8")
+            await asyncio.to_thread(_move, path, self.rejected, note)
         else:
             await asyncio.to_thread(_move, path, self.done)
 
@@ -91,11 +99,16 @@ def _read_limited(path: Path, max_bytes: int) -> bytes:
         return fh.read(max_bytes + 1)
 
 
-def _move(path: Path, folder: Path) -> Path:
+def _move(path: Path, folder: Path, reason: str | None = None) -> Path:
+    """Move into ``folder`` under a free name. A reason is written beside the target *before* the move (and in the
+    same thread, so cancelling the awaiting task cannot split them): a crash in between leaves the file in the inbox
+    to be read again, never a rejected file without its reason."""
     target = folder / path.name
     n = 1
     while target.exists():
         target = folder / f"{path.stem}.{n}{path.suffix}"
         n += 1
+    if reason is not None:
+        target.with_name(target.name + ".reason.txt").write_text(reason, "utf-8")
     os.replace(path, target)
     return target

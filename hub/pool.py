@@ -1,0 +1,82 @@
+"""Validation in worker processes, so both cores parse, check XSDs and verify signatures while one thread writes.
+
+Workers are started with ``spawn`` (never ``fork`` from a process that has threads and an event loop) and get
+the trust store as PEM bytes. They return the verdict and a flat :class:`~hub.store.AlertRecord`; the full
+model stays in the worker, since pickling it would cost more than the work saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from hub.cap.sign import SignaturePolicy, TrustStore
+from hub.cap.validate import Report, Validator
+from hub.intake import check_document
+from hub.store import AlertRecord
+
+log = logging.getLogger("warnhub.pool")
+
+_validator: Validator | None = None
+
+
+def _init(trust_pems: list[bytes], max_bytes: int) -> None:
+    global _validator
+    certs = [x509.load_pem_x509_certificate(pem) for pem in trust_pems]
+    _validator = Validator(trust=TrustStore(certs), max_bytes=max_bytes)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A hub killed with SIGKILL cannot stop its workers; they notice they were orphaned and leave."""
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
+def check_in_worker(raw: bytes, policy: str, path: str | None) -> tuple[Report, AlertRecord | None]:
+    assert _validator is not None, "worker not initialised"
+    report, rec = check_document(_validator, raw, SignaturePolicy(policy), path)
+    report.alert = None  # stays here; the record carries what the store needs
+    return report, rec
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+class ValidationPool:
+    def __init__(self, validator: Validator, workers: int) -> None:
+        self.validator = validator
+        self.workers = workers
+        self.executor = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        pems = [c.public_bytes(Encoding.PEM) for c in self.validator.trust.certs]
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init, initargs=(pems, self.validator.max_bytes))
+
+    async def check(self, raw: bytes, policy: SignaturePolicy,
+                    path: str | None = None) -> tuple[Report, AlertRecord | None]:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.executor, check_in_worker, raw, policy.value, path)
+        except BrokenProcessPool:
+            # a worker died (killed, out of memory): start new ones and check this document here, once
+            log.error("validation worker died; restarting the pool")
+            old, self.executor = self.executor, self._start()
+            old.shutdown(wait=False, cancel_futures=True)
+            return await asyncio.to_thread(check_document, self.validator, raw, policy, path)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
