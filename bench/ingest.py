@@ -24,7 +24,6 @@ from lxml import etree
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hub.cap.sign import SignaturePolicy  # noqa: E402
 from hub.cap.validate import Validator  # noqa: E402
 from hub.intake import Intake  # noqa: E402
 from hub.pool import ValidationPool, check_in_worker, default_workers  # noqa: E402

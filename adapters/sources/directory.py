@@ -58,6 +58,7 @@ class DirectorySource:
     async def run(self, ctx: SourceContext) -> None:
         for folder in (self.inbox, self.done, self.rejected):
             folder.mkdir(parents=True, exist_ok=True)
+        slots = asyncio.Semaphore(IN_FLIGHT)
         while True:
             try:
                 files = await asyncio.to_thread(self.pending)
@@ -65,16 +66,14 @@ class DirectorySource:
                 ctx.health.down(self.name, f"cannot read {self.inbox}: {err}")
             else:
                 ctx.health.up(self.name)
-                slots = asyncio.Semaphore(IN_FLIGHT)
-
-                async def one(path: Path) -> None:
-                    async with slots:
-                        await self._one(ctx, path)
-
                 async with asyncio.TaskGroup() as tg:
                     for path in files:
-                        tg.create_task(one(path))
+                        tg.create_task(self._guarded(ctx, path, slots))
             await asyncio.sleep(self.settings.interval_s)
+
+    async def _guarded(self, ctx: SourceContext, path: Path, slots: asyncio.Semaphore) -> None:
+        async with slots:
+            await self._one(ctx, path)
 
     async def _one(self, ctx: SourceContext, path: Path) -> None:
         try:

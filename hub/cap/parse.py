@@ -13,7 +13,7 @@ import enum
 import re
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from lxml import etree
@@ -188,7 +188,7 @@ class _Reader:
             return None
         if value.tzinfo is None:
             self.errors.append(f"{where}: {text!r} has no UTC offset; read as UTC")
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
     def enum(self, cls: type[E], text: str, where: str) -> E | None:
@@ -339,7 +339,8 @@ class _Reader:
             else:
                 self.errors.append(f"{where}: unknown element <{local}> ignored")
 
-        times = {k: self.time(str(f[k]), f"{where}.{k}") if f.get(k) else None for k in ("effective", "onset", "expires")}
+        times = {k: self.time(str(f[k]), f"{where}.{k}") if f.get(k) else None
+                 for k in ("effective", "onset", "expires")}
         ranked = {}
         for key, cls in (("urgency", Urgency), ("severity", Severity), ("certainty", Certainty)):
             text = f.get(key)

@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from lxml import etree
@@ -105,7 +106,7 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
         return False
     try:
         cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, Exception):  # cryptography raises InvalidSignature, ValueError or TypeError
+    except (ValueError, TypeError, InvalidSignature):
         return False
     return True
 

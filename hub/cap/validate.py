@@ -82,7 +82,8 @@ def schema_errors(root: etree._Element, version: str) -> list[str]:
     schema = _schema(version)
     if schema.validate(root):
         return []
-    out = [f"schema: line {e.line}: {' '.join(e.message.split())}" for e in list(schema.error_log)[:_MAX_SCHEMA_MESSAGES]]
+    errors = list(schema.error_log)[:_MAX_SCHEMA_MESSAGES]
+    out = [f"schema: line {e.line}: {' '.join(e.message.split())}" for e in errors]
     more = len(schema.error_log) - _MAX_SCHEMA_MESSAGES
     if more > 0:
         out.append(f"schema: {more} more")
@@ -129,7 +130,7 @@ class Validator:
     ) -> None:
         if policy is SignaturePolicy.IGNORE:
             report.signature = (
-                SignatureStatus.ABSENT if root.find(".//{%s}Signature" % cap_parse.DSIG_NS) is None
+                SignatureStatus.ABSENT if root.find(f".//{{{cap_parse.DSIG_NS}}}Signature") is None
                 else SignatureStatus.UNCHECKED
             )
             return
@@ -140,7 +141,8 @@ class Validator:
         status = result.status
         if policy is SignaturePolicy.REQUIRE and status is not SignatureStatus.VALID:
             report.verdict = Verdict.REJECTED
-            report.errors.insert(0, f"signature required but {status.value}" + (f": {result.detail}" if result.detail else ""))
+            detail = f": {result.detail}" if result.detail else ""
+            report.errors.insert(0, f"signature required but {status.value}{detail}")
         elif status is SignatureStatus.INVALID:
             report.errors.append(f"signature invalid: {result.detail}")
         elif status in (SignatureStatus.UNTRUSTED, SignatureStatus.EXPIRED):
