@@ -29,11 +29,13 @@ log = logging.getLogger("warnhub.pool")
 _validator: Validator | None = None
 
 
-def _init(trust_pems: list[bytes], max_bytes: int) -> None:
+def _init(trust_pems: list[bytes], max_bytes: int, hub_pid: int) -> None:
     global _validator
     certs = [x509.load_pem_x509_certificate(pem) for pem in trust_pems]
     _validator = Validator(trust=TrustStore(certs), max_bytes=max_bytes)
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
+    # the hub's pid comes from the hub: a worker still starting when the hub is killed would read getppid() == 1
+    # here, watch for the wrong parent, and hang on the call queue for ever
+    threading.Thread(target=_exit_with_parent, args=(hub_pid,), daemon=True, name="parent-watch").start()
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -64,7 +66,7 @@ class ValidationPool:
     def _start(self) -> ProcessPoolExecutor:
         pems = [c.public_bytes(Encoding.PEM) for c in self.validator.trust.certs]
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init, initargs=(pems, self.validator.max_bytes))
+                                   initializer=_init, initargs=(pems, self.validator.max_bytes, os.getpid()))
 
     async def check(self, raw: bytes, policy: SignaturePolicy,
                     path: str | None = None) -> tuple[Report, AlertRecord | None]:
