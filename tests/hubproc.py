@@ -155,6 +155,13 @@ interval_s = {interval_s}
 # -- the daemon -------------------------------------------------------------------------------------------------
 
 
+def subprocess_env() -> dict[str, str]:
+    """The environment for ``python -m hub.cli``: this checkout first on the path, so the process (and the workers
+    it spawns) run the code under test even when ``pip install -e`` points at another clone."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return dict(os.environ, PYTHONPATH=path, PYTHONUNBUFFERED="1")
+
+
 class HubProcess:
     """``warnhub run`` as a child process; stdout+stderr go to ``log_path``. Always :meth:`close` it at the end."""
 
@@ -170,7 +177,7 @@ class HubProcess:
 
     def start(self, *, wait: bool = True) -> HubProcess:
         log = self.log_path.open("ab")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = subprocess_env()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hub.cli", "run", "--config", str(self.config)],
             cwd=str(self.config.parent), stdout=log, stderr=subprocess.STDOUT, env=env,

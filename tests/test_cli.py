@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -13,15 +12,15 @@ from pathlib import Path
 import pytest
 
 from hub.cap.validate import Validator, Verdict
-from tests.hubproc import CAP_DIR, DWD_CHAIN, DWD_CURRENT, REPO, XXE, cap_xml
+from tests.hubproc import CAP_DIR, DWD_CHAIN, DWD_CURRENT, REPO, XXE, cap_xml, subprocess_env
 
 BUNDLED = REPO / "config.toml"
 
 
 def warnhub(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "hub.cli", *args], cwd=str(cwd), env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    """Run ``python -m hub.cli`` of this checkout as its own process."""
+    return subprocess.run([sys.executable, "-m", "hub.cli", *args], cwd=str(cwd), env=subprocess_env(),
+                          capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture

@@ -49,14 +49,18 @@ def make_files(inbox: Path) -> tuple[dict[str, bytes], dict[str, bytes], set[str
     return valid, rejected, identifiers
 
 
-def children_of(pid: int) -> list[int]:
-    """Direct children of a process (the daemon's validation workers, if any), from /proc."""
-    out: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            out += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
+def processes_in(folder: Path) -> list[int]:
+    """Live processes working in ``folder``: the daemon started there and everything it started (validation workers,
+    multiprocessing's resource tracker) inherit it as their working directory."""
+    want = str(folder.resolve())
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if os.readlink(entry / "cwd") == want and alive(int(entry.name)):
+                    out.append(int(entry.name))
+            except OSError:
+                pass
     return out
 
 
@@ -86,7 +90,6 @@ def test_kill9_loses_nothing_accepted(tmp_path: Path) -> None:
 
     first = HubProcess(config, port, tmp_path / "run1.log")
     second = HubProcess(config, port, tmp_path / "run2.log")
-    workers: list[int] = []
     try:
         first.start(wait=False)
         assert first.proc is not None
@@ -96,13 +99,12 @@ def test_kill9_loses_nothing_accepted(tmp_path: Path) -> None:
             return done.is_dir() and len(os.listdir(done)) > 50
 
         wait_for(some_done, timeout=60, interval=0.01, what="more than 50 files processed")
-        workers = children_of(first.proc.pid)
         first.proc.send_signal(signal.SIGKILL)
         assert first.proc.wait(timeout=30) == -signal.SIGKILL
         left = pending(inbox)
         assert left, "all files were processed before the kill; the crash tested nothing"
         # its validation workers (if any) notice they were orphaned and leave: nothing of the killed hub lingers
-        wait_for(lambda: not [w for w in workers if alive(w)], timeout=30, what="orphaned workers to exit")
+        wait_for(lambda: not processes_in(tmp_path), timeout=30, what="the killed hub's processes to exit")
 
         second.start()
         wait_for(lambda: not pending(inbox), timeout=120, what="the inbox to be empty after the restart")
@@ -110,9 +112,8 @@ def test_kill9_loses_nothing_accepted(tmp_path: Path) -> None:
     finally:
         first.kill()
         second.close()
-        for w in workers:  # only if the check above failed
-            if alive(w):
-                os.kill(w, signal.SIGKILL)
+        for pid in processes_in(tmp_path):  # only if a check above failed
+            os.kill(pid, signal.SIGKILL)
 
     done_names = sorted(os.listdir(done))
     rejected_all = sorted(os.listdir(rejected_dir))
