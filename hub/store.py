@@ -294,17 +294,26 @@ class Store:
                              [(stamp, i) for i in ids])
         return ids
 
+    _THREAD_SELECT = (
+        "SELECT t.id, t.state, a.headline, a.severity, a.sender, a.identifier, a.msg_type, a.status,"
+        " t.first_sent, t.last_sent, t.expires, (SELECT count(*) FROM alerts v WHERE v.thread_id=t.id),"
+        " t.updated_at FROM threads t JOIN alerts a ON a.id = t.current_alert_id ")
+
     def threads(self, *, include_ended: bool = False) -> list[ThreadView]:
         where = "" if include_ended else "WHERE t.state IN ('active','updated')"
-        rows = self.conn.execute(
-            "SELECT t.id, t.state, a.headline, a.severity, a.sender, a.identifier, a.msg_type, a.status,"
-            " t.first_sent, t.last_sent, t.expires, (SELECT count(*) FROM alerts v WHERE v.thread_id=t.id),"
-            " t.updated_at FROM threads t JOIN alerts a ON a.id = t.current_alert_id " + where +
-            " ORDER BY t.last_sent DESC, t.id DESC").fetchall()
+        rows = self.conn.execute(self._THREAD_SELECT + where + " ORDER BY t.last_sent DESC, t.id DESC").fetchall()
         return [ThreadView(*r) for r in rows]
 
     def thread(self, thread_id: int) -> ThreadView | None:
-        return next((t for t in self.threads(include_ended=True) if t.id == thread_id), None)
+        row = self.conn.execute(self._THREAD_SELECT + "WHERE t.id=?", (thread_id,)).fetchone()
+        return ThreadView(*row) if row else None
+
+    def incident(self, thread_id: int) -> tuple[ThreadView, list[dict[str, Any]], Alert | None] | None:
+        """A thread, its versions and its current alert, read together (one trip to the writer thread)."""
+        thread = self.thread(thread_id)
+        if thread is None:
+            return None
+        return thread, self.versions(thread_id), self.current_alert(thread_id)
 
     def versions(self, thread_id: int) -> list[dict[str, Any]]:
         rows = self.conn.execute(

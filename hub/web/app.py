@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
+import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub import __version__
-from hub.cap.model import to_json
 from hub.cap.serialize import to_xml
 
 if TYPE_CHECKING:
@@ -79,16 +79,18 @@ async def index(request: web.Request) -> web.Response:
                    now=datetime.now(UTC).isoformat())
 
 
-async def thread_page(request: web.Request) -> web.Response:
+async def _incident(request: web.Request) -> tuple[Any, list[dict[str, Any]], Any]:
     hub = request.app[HUB_KEY]
-    thread_id = _int(request.match_info["id"])
-    store = hub.store.store
-    thread = await hub.store.run(store.thread, thread_id)
-    if thread is None:
+    found = await hub.store.run(hub.store.store.incident, _int(request.match_info["id"]))
+    if found is None:
         raise web.HTTPNotFound(text="Unbekannte Meldung / unknown incident")
-    versions = await hub.store.run(store.versions, thread_id)
-    alert = await hub.store.run(store.current_alert, thread_id)
-    return _render("thread.html", hub=hub.loaded.cfg.hub, thread=thread, versions=versions, alert=alert)
+    return found
+
+
+async def thread_page(request: web.Request) -> web.Response:
+    thread, versions, alert = await _incident(request)
+    return _render("thread.html", hub=request.app[HUB_KEY].loaded.cfg.hub, thread=thread, versions=versions,
+                   alert=alert)
 
 
 def _int(text: str) -> int:
@@ -107,19 +109,9 @@ async def api_alerts(request: web.Request) -> web.Response:
 
 
 async def api_thread(request: web.Request) -> web.Response:
-    hub = request.app[HUB_KEY]
-    thread_id = _int(request.match_info["id"])
-    store = hub.store.store
-    thread = await hub.store.run(store.thread, thread_id)
-    if thread is None:
-        raise web.HTTPNotFound()
-    versions = await hub.store.run(store.versions, thread_id)
-    alert = await hub.store.run(store.current_alert, thread_id)
-    body = {"thread": thread.as_dict(), "versions": versions}
-    text = web.json_response(body).text or "{}"
-    # the current alert is spliced in as the model's own JSON (CAP element names)
-    merged = text[:-1] + ',"current":' + (to_json(alert).decode() if alert else "null") + "}"
-    return web.Response(text=merged, content_type="application/json")
+    thread, versions, alert = await _incident(request)
+    current = msgspec.to_builtins(alert) if alert is not None else None  # CAP element names, RFC 3339 times
+    return web.json_response({"thread": thread.as_dict(), "versions": versions, "current": current})
 
 
 async def api_thread_cap(request: web.Request) -> web.Response:
