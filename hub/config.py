@@ -62,7 +62,7 @@ class WebSection(_Strict):
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080
 
 
-class DirectorySourceConfig(_Strict, tag="directory", tag_field="type"):
+class DirectorySourceConfig(_Strict, tag="directory", tag_field="type", kw_only=True):
     """CAP files dropped into a folder (as MoWaS receivers hand them over); moved to done/ or rejected/."""
 
     name: Name
@@ -75,7 +75,106 @@ class DirectorySourceConfig(_Strict, tag="directory", tag_field="type"):
     """Default: ``<path>/rejected``."""
 
 
-SourceConfig = DirectorySourceConfig
+Url = Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s]+$")]
+Warncell = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{9}$")]
+Bytes = Annotated[int, msgspec.Meta(ge=1024, le=512 * 1024 * 1024)]
+NinaFeed = Literal["mowas", "katwarn", "biwapp", "dwd", "lhp", "police"]
+
+
+class HttpSourceConfig(_Strict):
+    """What every polled HTTP source shares (GUIDE.md section 4)."""
+
+    name: Name
+    interval_s: Seconds = 60.0
+    timeout_s: Seconds = 20.0
+    """For one whole request, connect to last byte."""
+    max_bytes: Bytes = 20 * 1024 * 1024
+    """A response larger than this is refused (the source is marked down, nothing is read)."""
+    backoff_max_s: Seconds = 600.0
+    """While failing, polls are spaced out exponentially (with jitter) up to this."""
+    signature: Policy | None = None
+
+
+class CapFeedSourceConfig(HttpSourceConfig, tag="cap-feed", tag_field="type", kw_only=True):
+    """A CAP Atom or RSS feed: entries that embed CAP or link to it."""
+
+    url: Url
+    max_entries: Annotated[int, msgspec.Meta(ge=1, le=10000)] = 500
+    complete: bool = False
+    """The feed lists every current warning (an index): ones missing from ``missing_fetches_to_end`` complete
+    fetches in a row end, if they state no ``expires``."""
+    missing_fetches_to_end: Annotated[int, msgspec.Meta(ge=1, le=100)] = 3
+
+
+class DwdSourceConfig(HttpSourceConfig, tag="dwd", tag_field="type", kw_only=True):
+    """DWD's opendata CAP zips, filtered to the district's warncells."""
+
+    warncells: Annotated[list[Warncell], msgspec.Meta(min_length=1)]
+    base_url: Url = "https://opendata.dwd.de/weather/alerts/cap"
+    region: Literal["COMMUNEUNION", "DISTRICT"] = "COMMUNEUNION"
+    product: Literal["DWD", "CELLS", "EVENT"] = "DWD"
+    mode: Literal["STAT", "DIFF"] = "STAT"
+    """STAT: the one zip of all current warnings; DIFF: every new zip of changes in the folder."""
+    language: Literal["MUL", "DE", "EN"] = "MUL"
+    interval_s: Seconds = 120.0
+
+
+class NinaSourceConfig(HttpSourceConfig, tag="nina", tag_field="type", kw_only=True):
+    """The BBK's NINA API (warnung.bund.de): MoWaS, KATWARN, BIWAPP, DWD, LHP and police, converted to CAP."""
+
+    base_url: Url = "https://warnung.bund.de/api31"
+    feeds: list[NinaFeed] = msgspec.field(default_factory=lambda: ["mowas", "katwarn", "biwapp", "dwd", "lhp",
+                                                                      "police"])
+    """``{feed}/mapData.json`` lists, Germany-wide, filtered to the district by each warning's ARS keys."""
+    dashboard_ars: list[Ars] | None = None
+    """``dashboard/{ARS}.json`` lists; default: the hub's district."""
+    legacy_urls: list[Url] = []
+    """Older ``bbk.*`` lists (a JSON array of whole warnings), e.g.
+    ``https://warnung.bund.de/bbk.mowas/gefahrendurchsagen.json``."""
+    geojson: bool = True
+    """Also fetch ``warnings/{id}.geojson`` for the polygons of warnings whose JSON carries none."""
+    missing_fetches_to_end: Annotated[int, msgspec.Meta(ge=1, le=100)] = 3
+    """A listed warning without ``expires`` ends after it is missing from this many complete fetches in a row."""
+    interval_s: Seconds = 60.0
+
+
+class SensorConfig(_Strict):
+    """One sensor behind an MQTT topic."""
+
+    id: Name
+    topic: str
+    """MQTT topic filter; ``+`` and ``#`` wildcards allowed (then ``{topic}`` parts name the sensor, see README)."""
+    kind: Literal["water_level", "air_quality", "wind", "temperature", "precipitation", "other"]
+    unit: str
+    lat: Annotated[float, msgspec.Meta(ge=-90, le=90)]
+    lon: Annotated[float, msgspec.Meta(ge=-180, le=180)]
+    ars: Ars | None = None
+    interval_s: Seconds = 900.0
+    """Silent for longer than this: the sensor is stale (a stale gauge is not a calm river)."""
+    value_path: str = "value"
+    """Where the value sits in a JSON payload, dotted (``data.level``); a bare number payload needs none."""
+    time_path: str = "ts"
+    unit_path: str = "unit"
+
+
+class MqttSourceConfig(_Strict, tag="mqtt", tag_field="type", kw_only=True):
+    """Local sensors over MQTT (QoS 1, persistent session)."""
+
+    name: Name
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 1883
+    client_id: str | None = None
+    """Fixed id for the persistent session; default ``warnhub-<name>``."""
+    username: str | None = None
+    password: str | None = None
+    """Use ``env:NAME``."""
+    tls: bool = False
+    keepalive_s: Annotated[int, msgspec.Meta(ge=5, le=3600)] = 30
+    retention_days: Annotated[float, msgspec.Meta(gt=0, le=3650)] = 30.0
+    sensors: Annotated[list[SensorConfig], msgspec.Meta(min_length=1)]
+
+
+SourceConfig = DirectorySourceConfig | CapFeedSourceConfig | DwdSourceConfig | NinaSourceConfig | MqttSourceConfig
 
 
 class Config(_Strict):
@@ -106,7 +205,7 @@ class LoadedConfig:
         return self.path(self.cfg.hub.db)
 
     def source_policy(self, source: SourceConfig) -> SignaturePolicy:
-        return SignaturePolicy(source.signature or self.cfg.validation.signature_policy)
+        return SignaturePolicy(getattr(source, "signature", None) or self.cfg.validation.signature_policy)
 
 
 _ENV = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")

@@ -14,19 +14,23 @@ import getpass
 import logging
 import signal
 import time
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
 
+import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from adapters.sources import SOURCES, Source, SourceContext
 from hub import config as config_mod
 from hub import log as log_mod
+from hub.cap.model import Alert
+from hub.cap.serialize import to_xml
 from hub.cap.sign import SignaturePolicy, TrustStore
 from hub.cap.validate import Validator
 from hub.config import LoadedConfig
 from hub.errors import ConfigError
-from hub.health import Health
+from hub.health import STATE_VALUE, Health, SourceHealth
 from hub.intake import Intake, IntakeResult, check_document
 from hub.metrics import Metrics
 from hub.pool import ValidationPool, default_workers
@@ -58,22 +62,63 @@ class Hub:
         self.store = store
         self.intake = Intake(validator, store.store)
         self.pool = make_pool(loaded, validator)
-        self.health = Health()
         self.metrics = Metrics()
+        self._health_saved: dict[str, tuple[tuple[str, str], float]] = {}
+        self._tasks: set[asyncio.Future[None]] = set()
+        self.health = Health(on_change=self.health_changed)
         self.web_port: int | None = None
 
     async def ingest(self, raw: bytes, *, origin: str, policy: SignaturePolicy,
-                     path: str | None = None) -> IntakeResult:
+                     path: str | None = None, notes: tuple[str, ...] = ()) -> IntakeResult:
         """Validate and store one document on the writer thread; returns once it is committed."""
         started = time.perf_counter()
         if self.pool is not None:
-            report, rec = await self.pool.check(raw, policy, path)
+            report, rec = await self.pool.check(raw, policy, path, notes)
         else:
-            report, rec = await self.store.run(check_document, self.intake.validator, raw, policy, path)
+            report, rec = await self.store.run(check_document, self.intake.validator, raw, policy, path, notes)
         result = await self.store.run(self.intake.record, report, rec, raw, origin=origin)
         self.metrics.ingest_seconds.observe(time.perf_counter() - started)
         self.metrics.documents.labels(origin, result.outcome).inc()
         return result
+
+    async def ingest_alert(self, alert: Alert, *, origin: str, notes: Sequence[str] = (),
+                           path: str | None = None) -> IntakeResult:
+        """Store an alert an adapter made from another format (NINA JSON): written as CAP 1.2 and validated like
+        any document, so the store holds CAP and the adapter's flags (``notes``) stay with the version."""
+        raw = to_xml(alert)
+        return await self.ingest(raw, origin=origin, policy=SignaturePolicy.IGNORE, path=path, notes=tuple(notes))
+
+    async def snapshot(self, origin: str, listed: Iterable[tuple[str, str]], *, misses_to_end: int) -> list[int]:
+        ended = await self.store.run(self.store.store.snapshot, origin, list(listed), misses_to_end=misses_to_end)
+        if ended:
+            log.info("%d thread(s) ended: no longer listed by %s in %d complete fetches: %s", len(ended), origin,
+                     misses_to_end, ended[:20], extra={"source": origin})
+        return ended
+
+    async def known(self, sender: str, identifier: str) -> bool:
+        return await self.store.run(self.store.store.known, sender, identifier)
+
+    def health_changed(self, h: SourceHealth) -> None:
+        """Keep ``warnhub_source_up`` current and persist health for ``warnhub sources`` (state changes at once,
+        the time of the last good fetch at most every 30 s)."""
+        self.metrics.source_up.labels(h.name).set(STATE_VALUE.get(h.state, 0.0))
+        now = time.monotonic()
+        mark = (h.state, h.last_error)
+        last = self._health_saved.get(h.name)
+        if last is not None and last[0] == mark and now - last[1] < 30:
+            return
+        self._health_saved[h.name] = (mark, now)
+        d = h.as_dict()
+        fut = self.store.run(self.store.store.record_health, h.name, h.kind, h.state, last_error=h.last_error,
+                             last_ok=d["last_ok"], since=d["since"], failures=h.failures, detail=h.detail)
+        task = asyncio.ensure_future(fut)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Let pending health records reach the store before it closes."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def sweep(self) -> None:
         ended = await self.store.run(self.store.store.sweep_expired)
@@ -155,6 +200,7 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> No
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(astore.close)
             stack.callback(lambda: hub.pool.close() if hub.pool is not None else None)
+            stack.push_async_callback(hub.drain)
             await astore.run(store.audit, actor, "hub.start", str(loaded.file), {"db": str(loaded.db_path)})
             web = await stack.enter_async_context(WebServer(hub, loaded.cfg.web.host, loaded.cfg.web.port))
             hub.web_port = web.port
@@ -164,12 +210,15 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> No
             scheduler.start()
             stack.callback(scheduler.shutdown, wait=False)
             await hub.sweep()
+            http = await stack.enter_async_context(aiohttp.ClientSession())
             sources = build_sources(loaded)
             tasks = []
-            for source in sources:
-                hub.health.register(source.name)
+            for source, settings in zip(sources, loaded.cfg.sources, strict=True):
+                hub.health.register(source.name, source_type(settings))
                 ctx = SourceContext(ingest=hub.ingest, health=hub.health,
-                                    log=logging.getLogger(f"warnhub.source.{source.name}"))
+                                    log=logging.getLogger(f"warnhub.source.{source.name}"),
+                                    ingest_alert=hub.ingest_alert, snapshot=hub.snapshot, known=hub.known,
+                                    http=http, store=astore, metrics=hub.metrics)
                 tasks.append(asyncio.create_task(supervise(source, ctx), name=f"source:{source.name}"))
             log.info("warnhub running: %s (%s), %d source(s)", loaded.cfg.hub.name, loaded.cfg.hub.district_ars,
                      len(sources))

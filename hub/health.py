@@ -1,56 +1,116 @@
-"""Health of each source: up or down, the last error, the last good run. "Unreachable" is never "no warnings"."""
+"""Health of each source: up, degraded or down, the last error and the last good fetch.
+
+"Source unreachable" must never look like "no warnings": a source that fails is ``down`` (and says since when
+and why), one that works only in part (a feed whose index loads but some linked documents fail, a sensor gone
+stale) is ``degraded``. Every change of state is logged once (not every failed poll) and, through ``on_change``,
+persisted so ``warnhub sources`` can show it from another process.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 log = logging.getLogger("warnhub.health")
 
+STATES = ("starting", "up", "degraded", "down")
+STATE_VALUE = {"starting": 0.5, "up": 1.0, "degraded": 0.5, "down": 0.0}
+"""The ``warnhub_source_up`` gauge: 1 up, 0.5 degraded or starting, 0 down."""
+
 
 @dataclass(slots=True)
 class SourceHealth:
     name: str
+    kind: str = ""
     state: str = "starting"
-    """``starting``, ``up`` or ``down``."""
+    """``starting``, ``up``, ``degraded`` or ``down``."""
     last_error: str = ""
     last_ok: datetime | None = None
+    """The last fetch that worked completely (or, for MQTT, the last reading)."""
     since: datetime | None = None
+    """When the current state began."""
+    failures: int = 0
+    """Failed polls in a row."""
+    detail: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"state": self.state, "last_error": self.last_error,
-                "last_ok": self.last_ok.isoformat() if self.last_ok else None,
-                "since": self.since.isoformat() if self.since else None}
+        return {"type": self.kind, "state": self.state, "last_error": self.last_error,
+                "last_ok": self.last_ok.isoformat(timespec="seconds") if self.last_ok else None,
+                "since": self.since.isoformat(timespec="seconds") if self.since else None,
+                "failures": self.failures, **({"detail": self.detail} if self.detail else {})}
 
 
 class Health:
-    def __init__(self) -> None:
+    def __init__(self, on_change: Callable[[SourceHealth], None] | None = None) -> None:
         self.sources: dict[str, SourceHealth] = {}
+        self.on_change = on_change
+        """Called with the source's health after every change of state or of last_ok (the daemon persists it)."""
 
-    def register(self, name: str) -> None:
-        self.sources.setdefault(name, SourceHealth(name, since=datetime.now(UTC)))
+    def register(self, name: str, kind: str = "") -> None:
+        h = self.sources.setdefault(name, SourceHealth(name, kind, since=datetime.now(UTC)))
+        h.kind = kind or h.kind
+        self._changed(h)
 
-    def up(self, name: str) -> None:
-        h = self.sources.setdefault(name, SourceHealth(name))
+    def _get(self, name: str) -> SourceHealth:
+        return self.sources.setdefault(name, SourceHealth(name, since=datetime.now(UTC)))
+
+    def _changed(self, h: SourceHealth) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change(h)
+            except Exception:  # noqa: BLE001 - recording health must never break a source
+                log.exception("could not record health of %s", h.name)
+
+    def up(self, name: str, *, detail: dict[str, Any] | None = None) -> None:
+        """A complete, successful fetch (or a live connection delivering)."""
+        h = self._get(name)
         now = datetime.now(UTC)
         if h.state != "up":
-            if h.state == "down":
-                log.info("source recovered", extra={"source": name})
+            if h.state in ("down", "degraded"):
+                log.info("source recovered (was %s: %s)", h.state, h.last_error, extra={"source": name})
             h.state, h.since = "up", now
-        h.last_ok = now
+        h.last_ok, h.failures = now, 0
+        if detail is not None:
+            h.detail = detail
+        self._changed(h)
+
+    def degraded(self, name: str, err: object, *, detail: dict[str, Any] | None = None) -> None:
+        """Works, but not completely: what was fetched is used, what failed is named."""
+        h = self._get(name)
+        h.last_error = _one_line(err)
+        if detail is not None:
+            h.detail = detail
+        if h.state != "degraded":
+            log.warning("source degraded: %s", h.last_error, extra={"source": name})
+            h.state, h.since = "degraded", datetime.now(UTC)
+        self._changed(h)
 
     def down(self, name: str, err: object) -> None:
-        h = self.sources.setdefault(name, SourceHealth(name))
-        h.last_error = " ".join(str(err).split()) or type(err).__name__
+        """Nothing usable came: the source is unreachable or broken. Never read as "no warnings"."""
+        h = self._get(name)
+        h.last_error = _one_line(err)
+        h.failures += 1
         if h.state != "down":  # log the change of state, not every failure
             log.warning("source failing: %s", h.last_error, extra={"source": name})
             h.state, h.since = "down", datetime.now(UTC)
+        self._changed(h)
+
+    def state(self, name: str) -> str:
+        return self.sources[name].state if name in self.sources else "unknown"
 
     @property
     def ok(self) -> bool:
-        return all(h.state != "down" for h in self.sources.values())
+        return all(h.state in ("up", "starting") for h in self.sources.values())
 
     def as_dict(self) -> dict[str, Any]:
         return {name: h.as_dict() for name, h in sorted(self.sources.items())}
+
+
+def _one_line(err: object) -> str:
+    text = " ".join(str(err).split())
+    if isinstance(err, BaseException) and not text:
+        text = type(err).__name__
+    return (text or "error")[:500]

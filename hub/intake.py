@@ -33,9 +33,17 @@ class IntakeResult:
 
 
 def check_document(validator: Validator, raw: bytes, policy: SignaturePolicy,
-                   path: str | None = None) -> tuple[Report, AlertRecord | None]:
-    """Validate one document; for a readable one also build what the store will write."""
+                   path: str | None = None, notes: tuple[str, ...] = ()) -> tuple[Report, AlertRecord | None]:
+    """Validate one document; for a readable one also build what the store will write.
+
+    ``notes`` are flags from the adapter that made the document (a NINA message whose references had to be
+    repaired, coordinates dropped...): they join the report's warnings, so a valid document becomes ``accepted``.
+    """
     report = validator.check(raw, policy=policy, path=path)
+    if notes and report.verdict is not Verdict.REJECTED:
+        report.warnings.extend(notes)
+        if report.verdict is Verdict.VALID:
+            report.verdict = Verdict.ACCEPTED
     if report.verdict is Verdict.REJECTED or report.alert is None:
         return report, None
     return report, AlertRecord.from_report(report)
@@ -47,8 +55,8 @@ class Intake:
         self.store = store
 
     def ingest(self, raw: bytes, *, origin: str, policy: SignaturePolicy = SignaturePolicy.VERIFY,
-               path: str | None = None, now: datetime | None = None) -> IntakeResult:
-        report, rec = check_document(self.validator, raw, policy, path)
+               path: str | None = None, now: datetime | None = None, notes: tuple[str, ...] = ()) -> IntakeResult:
+        report, rec = check_document(self.validator, raw, policy, path, notes)
         return self.record(report, rec, raw, origin=origin, now=now)
 
     def record(self, report: Report, rec: AlertRecord | None, raw: bytes, *, origin: str,

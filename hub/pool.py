@@ -46,9 +46,10 @@ def _exit_with_parent(parent: int) -> None:
             os._exit(0)
 
 
-def check_in_worker(raw: bytes, policy: str, path: str | None) -> tuple[Report, AlertRecord | None]:
+def check_in_worker(raw: bytes, policy: str, path: str | None,
+                    notes: tuple[str, ...] = ()) -> tuple[Report, AlertRecord | None]:
     assert _validator is not None, "worker not initialised"
-    report, rec = check_document(_validator, raw, SignaturePolicy(policy), path)
+    report, rec = check_document(_validator, raw, SignaturePolicy(policy), path, notes)
     report.alert = None  # stays here; the record carries what the store needs
     return report, rec
 
@@ -68,17 +69,17 @@ class ValidationPool:
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_init, initargs=(pems, self.validator.max_bytes, os.getpid()))
 
-    async def check(self, raw: bytes, policy: SignaturePolicy,
-                    path: str | None = None) -> tuple[Report, AlertRecord | None]:
+    async def check(self, raw: bytes, policy: SignaturePolicy, path: str | None = None,
+                    notes: tuple[str, ...] = ()) -> tuple[Report, AlertRecord | None]:
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self.executor, check_in_worker, raw, policy.value, path)
+            return await loop.run_in_executor(self.executor, check_in_worker, raw, policy.value, path, notes)
         except BrokenProcessPool:
             # a worker died (killed, out of memory): start new ones and check this document here, once
             log.error("validation worker died; restarting the pool")
             old, self.executor = self.executor, self._start()
             old.shutdown(wait=False, cancel_futures=True)
-            return await asyncio.to_thread(check_document, self.validator, raw, policy, path)
+            return await asyncio.to_thread(check_document, self.validator, raw, policy, path, notes)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)

@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,7 +32,7 @@ from hub.cap.model import Alert, MsgType, from_json, to_json
 from hub.cap.validate import Report
 from hub.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 GENESIS = "0" * 64
 _KEY_SEP = "\x1f"
 
@@ -201,6 +201,15 @@ class Store:
              "prev_hash": str, "hash": str},
             pk="seq", if_not_exists=True,
         )
+        db["presence"].create(
+            {"origin": str, "key": str, "misses": int, "last_seen": str},
+            pk=("origin", "key"), if_not_exists=True,
+        )
+        db["source_health"].create(
+            {"name": str, "type": str, "state": str, "last_error": str, "last_ok": str, "since": str,
+             "failures": int, "detail": str, "updated_at": str},
+            pk="name", if_not_exists=True,
+        )
         self.conn.execute(
             "CREATE UNIQUE INDEX IF NOT EXISTS alerts_identity ON alerts(sender, identifier, sent_utc)")
         self.conn.execute("CREATE INDEX IF NOT EXISTS alerts_thread ON alerts(thread_id)")
@@ -264,7 +273,8 @@ class Store:
         lifecycle = [r for r in rows if r[2] in (MsgType.ALERT.value, MsgType.UPDATE.value, MsgType.CANCEL.value)]
         current = (lifecycle or rows)[-1]
         state = _state(current[2], current[3], now)
-        if state in ACTIVE_STATES and current[3] is None and self._too_old(current[1], now):
+        if state in ACTIVE_STATES and current[3] is None and self._too_old(current[1], now) \
+                and not self._listed(conn, thread_id):
             state = "expired"
         conn.execute(
             "UPDATE threads SET state=?, current_alert_id=?, first_sent=?, last_sent=?, expires=?, updated_at=?"
@@ -289,10 +299,91 @@ class Store:
                 cutoff = utc_iso((now or now_utc()) - self.max_age_without_expires)
                 ids += [r[0] for r in conn.execute(
                     "SELECT t.id FROM threads t JOIN alerts a ON a.id = t.current_alert_id"
-                    " WHERE t.state IN ('active','updated') AND t.expires IS NULL AND a.sent_utc <= ?", (cutoff,))]
+                    " WHERE t.state IN ('active','updated') AND t.expires IS NULL AND a.sent_utc <= ?"
+                    " AND NOT EXISTS (SELECT 1 FROM presence p JOIN thread_keys k ON k.key = p.key"
+                    "                 WHERE k.thread_id = t.id AND p.misses = 0)", (cutoff,))]
             conn.executemany("UPDATE threads SET state='expired', updated_at=? WHERE id=?",
                              [(stamp, i) for i in ids])
         return ids
+
+    # -- lists that name every current warning (NINA, feed indexes) --------------------------------------------
+
+    def _listed(self, conn: sqlite3.Connection, thread_id: int) -> bool:
+        """Is the thread named by the last complete fetch of some list source?"""
+        return conn.execute(
+            "SELECT 1 FROM presence p JOIN thread_keys k ON k.key = p.key WHERE k.thread_id=? AND p.misses=0 LIMIT 1",
+            (thread_id,)).fetchone() is not None
+
+    def known(self, sender: str, identifier: str) -> bool:
+        """Does any thread hold this sender+identifier (as a version or as a reference)?"""
+        return self.conn.execute("SELECT 1 FROM thread_keys WHERE key=?",
+                                 (_key(sender, identifier),)).fetchone() is not None
+
+    def snapshot(self, origin: str, listed: Iterable[tuple[str, str]], *, misses_to_end: int,
+                 now: datetime | None = None) -> list[int]:
+        """Record one **complete, successful** fetch of a list source that names every current warning.
+
+        ``listed`` are the (sender, identifier) of the warnings in it. A warning the source listed before and no
+        longer lists gets a miss; after ``misses_to_end`` misses in a row its thread ends (state ``ended``) if its
+        current version states no ``expires`` (one that does ends by its own time, or by a Cancel). A warning
+        that reappears resets its count and, if it had ended this way, is active again. Call this only after a
+        fetch that worked: a failed fetch must end nothing. Returns the ids of threads ended now.
+        """
+        stamp = utc_iso(now or now_utc())
+        keys = {_key(s, i) for s, i in listed}
+        ended: list[int] = []
+        with self.transaction() as conn:
+            before = {r[0]: r[1] for r in conn.execute("SELECT key, misses FROM presence WHERE origin=?", (origin,))}
+            conn.executemany(
+                "INSERT INTO presence (origin, key, misses, last_seen) VALUES (?,?,0,?)"
+                " ON CONFLICT(origin, key) DO UPDATE SET misses=0, last_seen=excluded.last_seen",
+                [(origin, k, stamp) for k in keys])
+            back = [k for k in keys if before.get(k, 0) > 0 or k not in before]
+            for key in back:  # listed again: a thread ended by vanishing is current again
+                row = conn.execute("SELECT t.id FROM thread_keys k JOIN threads t ON t.id = k.thread_id"
+                                   " WHERE k.key=? AND t.state='ended'", (key,)).fetchone()
+                if row:
+                    self._refresh_thread(conn, row[0], now or now_utc())
+            for key, misses in before.items():
+                if key in keys:
+                    continue
+                if misses + 1 < misses_to_end:
+                    conn.execute("UPDATE presence SET misses=? WHERE origin=? AND key=?", (misses + 1, origin, key))
+                    continue
+                conn.execute("DELETE FROM presence WHERE origin=? AND key=?", (origin, key))
+                row = conn.execute(
+                    "SELECT t.id FROM thread_keys k JOIN threads t ON t.id = k.thread_id"
+                    " WHERE k.key=? AND t.state IN ('active','updated') AND t.expires IS NULL", (key,)).fetchone()
+                if row and not self._listed(conn, row[0]):
+                    conn.execute("UPDATE threads SET state='ended', updated_at=? WHERE id=?", (stamp, row[0]))
+                    ended.append(row[0])
+        return ended
+
+    def presence(self, origin: str) -> dict[str, int]:
+        """``sender/identifier`` -> misses in a row, for one list source (for tests and ``warnhub sources``)."""
+        return {k.replace(_KEY_SEP, "/"): m for k, m in
+                self.conn.execute("SELECT key, misses FROM presence WHERE origin=? ORDER BY key", (origin,))}
+
+    # -- source health ---------------------------------------------------------------------------------------
+
+    def record_health(self, name: str, kind: str, state: str, *, last_error: str = "", last_ok: str | None = None,
+                      since: str | None = None, failures: int = 0, detail: dict[str, Any] | None = None,
+                      now: datetime | None = None) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO source_health (name, type, state, last_error, last_ok, since, failures,"
+                " detail, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (name, kind, state, last_error, last_ok, since, failures,
+                 json.dumps(detail or {}, ensure_ascii=False), utc_iso(now or now_utc())))
+
+    def source_health(self) -> list[dict[str, Any]]:
+        cols = ("name", "type", "state", "last_error", "last_ok", "since", "failures", "detail", "updated_at")
+        out = []
+        for row in self.conn.execute("SELECT " + ",".join(cols) + " FROM source_health ORDER BY name"):
+            d = dict(zip(cols, row, strict=True))
+            d["detail"] = json.loads(d["detail"] or "{}")
+            out.append(d)
+        return out
 
     _THREAD_SELECT = (
         "SELECT t.id, t.state, a.headline, a.severity, a.sender, a.identifier, a.msg_type, a.status,"

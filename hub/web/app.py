@@ -39,7 +39,8 @@ _TEMPLATES = jinja2.Environment(
 
 SEVERITY_DE = {"Extreme": "Extreme Gefahr", "Severe": "Gefahr", "Moderate": "Warnung", "Minor": "Information",
                "Unknown": "Unbekannt"}
-STATE_DE = {"active": "aktiv", "updated": "aktualisiert", "cancelled": "aufgehoben", "expired": "abgelaufen"}
+STATE_DE = {"active": "aktiv", "updated": "aktualisiert", "cancelled": "aufgehoben", "expired": "abgelaufen",
+            "ended": "beendet (nicht mehr gemeldet)"}
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
