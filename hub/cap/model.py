@@ -223,6 +223,21 @@ class Alert(_Model, kw_only=True):
         """What names one message: CAP's (sender, identifier, sent)."""
         return (self.sender, self.identifier, self.sent)
 
+    def has_code(self, code: str) -> bool:
+        return code in self.codes
+
+    @property
+    def silent_update(self) -> bool:
+        """DWD's ``SILENT_UPDATE`` code: an Update that changes nothing a citizen must be told again about
+        (wording, internal data); it replaces the current version but deserves no new push."""
+        return "SILENT_UPDATE" in self.codes
+
+    @property
+    def partial_clear(self) -> bool:
+        """DWD's ``PARTIAL_CLEAR`` code: an Update that ends the warning for some of its areas; the areas it still
+        names are the ones still warned, the rest are cleared."""
+        return "PARTIAL_CLEAR" in self.codes
+
     @property
     def expires(self) -> datetime | None:
         """The latest ``expires`` of all infos, or None when any info has none (no end is stated)."""
