@@ -17,7 +17,8 @@ from hub.cap.serialize import to_xml
 from hub.cap.sign import SignaturePolicy
 from hub.cap.validate import Validator, Verdict
 from hub.config import LoadedConfig
-from hub.errors import ConfigError, ParseError
+from adapters.sources.common import Converted
+from hub.errors import ConfigError, HubError, ParseError
 
 DEFAULT_CONFIG = "config.toml"
 
@@ -139,17 +140,78 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
+def convert_file(kind: str, path: Path, max_bytes: int, geojson: Path | None = None) -> list[Converted]:
+    """What the hub makes of a saved source payload: the alerts (as the core model) and the adapter's notes."""
+    data = _read(path, max_bytes)
+    if len(data) > max_bytes:
+        raise ParseError(f"larger than {max_bytes} bytes")
+    if kind == "cap":
+        return [Converted(cap_parse.parse(data, max_bytes=max_bytes).alert)]
+    if kind == "atom":
+        from adapters.sources.feed import convert_payload as feed_convert
+
+        return feed_convert(data)
+    if kind == "dwd-zip":
+        from adapters.sources.dwd import convert_payload as dwd_convert
+
+        return dwd_convert(data)
+    from adapters.sources.nina import convert_payload as nina_convert
+
+    if geojson is None and path.suffix == ".json" and path.with_suffix(".geojson").is_file():
+        geojson = path.with_suffix(".geojson")  # warnings/{id}.json with its {id}.geojson beside it
+    return nina_convert(data, geojson=_read(geojson, max_bytes) if geojson else None)
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     loaded = _config(args, required=False)
     max_bytes = loaded.cfg.validation.max_bytes if loaded else cap_parse.DEFAULT_MAX_BYTES
     try:
-        parsed = cap_parse.parse(_read(Path(args.path), max_bytes), max_bytes=max_bytes)
-    except (ParseError, OSError) as err:
+        results = convert_file(args.source, Path(args.path), max_bytes * 4 if args.source == "dwd-zip" else max_bytes,
+                               Path(args.geojson) if args.geojson else None)
+    except (HubError, OSError, ValueError) as err:
         print(f"warnhub: {args.path}: {err}", file=sys.stderr)
         return 1
-    out = to_xml(parsed.alert) if args.to == "cap" else to_json(parsed.alert) + b"\n"
-    sys.stdout.buffer.write(out)
+    if not results:
+        print(f"warnhub: {args.path}: no alerts in it", file=sys.stderr)
+        return 1
+    out = sys.stdout.buffer
+    for n, conv in enumerate(results):
+        for note in conv.notes:
+            print(f"note: {conv.alert.sender}/{conv.alert.identifier}: {note}", file=sys.stderr)
+        if args.to == "cap":
+            xml = to_xml(conv.alert)
+            out.write((b"\n" if n else b"") + xml + (b"" if xml.endswith(b"\n") else b"\n"))
+        else:
+            out.write(to_json(conv.alert) + b"\n")
     return 0
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    loaded = _config(args, required=True)
+    assert loaded is not None
+    from hub.daemon import open_store, source_type
+
+    with open_store(loaded) as store:
+        recorded = {r["name"]: r for r in store.source_health()}
+    rows = []
+    for settings in loaded.cfg.sources:
+        rec = recorded.get(settings.name)
+        rows.append(rec or {"name": settings.name, "type": source_type(settings), "state": "never run",
+                            "last_error": "", "last_ok": None, "since": None, "failures": 0, "detail": {},
+                            "updated_at": None})
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        return 0
+    print(f"{'source':20}  {'type':10}  {'state':9}  {'since (UTC)':20}  {'last good (UTC)':20}  last error")
+    for r in rows:
+        print(f"{r['name'][:20]:20}  {r['type'][:10]:10}  {r['state']:9}  {(r['since'] or '-')[:19]:20}  "
+              f"{(r['last_ok'] or '-')[:19]:20}  {r['last_error'][:80]}")
+    stamps = [r["updated_at"] for r in rows if r["updated_at"]]
+    if stamps:
+        print(f"(as recorded by the hub; last record {max(stamps)})")
+    down = [r["name"] for r in rows if r["state"] == "down"]
+    return 3 if down else 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -206,10 +268,18 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true", help="one JSON object per line per thread")
     a.set_defaults(fn=cmd_alerts)
 
-    c = sub.add_parser("convert", parents=[common], help="print a CAP file re-serialised as CAP 1.2 or JSON")
+    c = sub.add_parser("convert", parents=[common],
+                       help="print what the hub makes of a saved source payload, as CAP 1.2 or JSON")
+    c.add_argument("--from", dest="source", choices=("cap", "atom", "dwd-zip", "nina"), default="cap",
+                   help="payload kind: CAP XML, a CAP Atom/RSS feed, a DWD CAP zip, NINA JSON (default cap)")
     c.add_argument("--to", choices=("cap", "json"), required=True)
+    c.add_argument("--geojson", help="NINA: the warning's .geojson (default: the .geojson beside PATH)")
     c.add_argument("path")
     c.set_defaults(fn=cmd_convert)
+
+    so = sub.add_parser("sources", parents=[common], help="health of each configured source (exit 3 if one is down)")
+    so.add_argument("--json", action="store_true", help="one JSON object per line per source")
+    so.set_defaults(fn=cmd_sources)
 
     sub.add_parser("check", parents=[common], help="validate the config as run would").set_defaults(fn=cmd_check)
     sub.add_parser("run", parents=[common], help="run the hub").set_defaults(fn=cmd_run)

@@ -338,10 +338,11 @@ class Store:
                 "INSERT INTO presence (origin, key, misses, last_seen) VALUES (?,?,0,?)"
                 " ON CONFLICT(origin, key) DO UPDATE SET misses=0, last_seen=excluded.last_seen",
                 [(origin, k, stamp) for k in keys])
-            back = [k for k in keys if before.get(k, 0) > 0 or k not in before]
-            for key in back:  # listed again: a thread ended by vanishing is current again
+            for key in keys:
+                # listed (again): a thread ended by vanishing, or by the age rule, is current while it is listed
                 row = conn.execute("SELECT t.id FROM thread_keys k JOIN threads t ON t.id = k.thread_id"
-                                   " WHERE k.key=? AND t.state='ended'", (key,)).fetchone()
+                                   " WHERE k.key=? AND t.state IN ('ended','expired') AND t.expires IS NULL",
+                                   (key,)).fetchone()
                 if row:
                     self._refresh_thread(conn, row[0], now or now_utc())
             for key, misses in before.items():
