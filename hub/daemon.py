@@ -102,6 +102,8 @@ class Hub:
         """Keep ``warnhub_source_up`` current and persist health for ``warnhub sources`` (state changes at once,
         the time of the last good fetch at most every 30 s)."""
         self.metrics.source_up.labels(h.name).set(STATE_VALUE.get(h.state, 0.0))
+        if h.last_ok is not None:
+            self.metrics.source_last_ok.labels(h.name).set(h.last_ok.timestamp())
         now = time.monotonic()
         mark = (h.state, h.last_error)
         last = self._health_saved.get(h.name)

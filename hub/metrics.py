@@ -15,6 +15,9 @@ class Metrics:
                                         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))
         self.source_up = Gauge("warnhub_source_up", "1 while a source works, 0 while it fails", ["source"],
                                registry=self.registry)
+        self.source_last_ok = Gauge("warnhub_source_last_ok_timestamp_seconds",
+                                    "Unix time of the last complete, successful fetch per source", ["source"],
+                                    registry=self.registry)
         self.threads = Gauge("warnhub_threads", "Incidents (alert threads) by state", ["state"],
                              registry=self.registry)
         self.alerts = Gauge("warnhub_alerts_stored", "Alert versions in the store", registry=self.registry)
