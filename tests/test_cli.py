@@ -212,7 +212,7 @@ def test_check_accepts_the_bundled_config(tmp_path: Path) -> None:
     proc = warnhub("check", "--config", str(BUNDLED), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "ok" in proc.stdout
-    assert "1 source(s)" in proc.stdout
+    assert "4 source(s)" in proc.stdout
 
 
 def test_check_refuses_a_broken_config_with_exit_2(tmp_path: Path, config: Path) -> None:

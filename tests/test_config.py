@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hub import config as config_mod
-from hub.config import DirectorySourceConfig
+from hub.config import DirectorySourceConfig, DwdSourceConfig, MqttSourceConfig, NinaSourceConfig
 from hub.errors import ConfigError
 
 BUNDLED = Path(__file__).resolve().parents[1] / "config.toml"
@@ -40,8 +40,12 @@ def test_bundled_config_loads() -> None:
     assert cfg.hub.name == "Landkreis Lüchow-Dannenberg"
     assert cfg.hub.district_ars == "033540000000"
     assert cfg.web.port == 8080
-    assert [s.name for s in cfg.sources] == ["cap-inbox"]
+    assert [s.name for s in cfg.sources] == ["cap-inbox", "dwd", "nina", "sensors"]
     assert isinstance(cfg.sources[0], DirectorySourceConfig)
+    dwd, nina, mqtt = cfg.sources[1:]
+    assert isinstance(dwd, DwdSourceConfig) and "103354000" in dwd.warncells
+    assert isinstance(nina, NinaSourceConfig) and nina.missing_fetches_to_end == 3
+    assert isinstance(mqtt, MqttSourceConfig) and {s.id for s in mqtt.sensors} == {"pegel-hitzacker", "wind-luechow"}
     assert loaded.db_path == BUNDLED.parent / "var" / "warnhub.db"
 
 
@@ -105,7 +109,7 @@ def test_duplicate_source_names_are_refused(tmp_path: Path, base_text: str) -> N
     """Invariant: source names are unique - they label health, metrics and the origin of every stored alert."""
     text = base_text + '\n[[sources]]\ntype = "directory"\nname = "cap-inbox"\npath = "var/other"\n'
     message = refused(write(tmp_path, text))
-    assert "$.sources[1].name" in message
+    assert "$.sources[4].name" in message
     assert "cap-inbox" in message
     assert "twice" in message
 

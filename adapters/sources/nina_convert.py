@@ -1,0 +1,787 @@
+"""NINA JSON -> CAP 1.2 :class:`~hub.cap.model.Alert`: pure functions, no I/O.
+
+Accepted shapes (:func:`convert_payload`): one warning detail (``warnings/{id}.json``), an object of details keyed
+by id, a legacy ``bbk.*`` list (a JSON array of whole warnings), and the ``mapData.json`` / ``dashboard/{ARS}.json``
+lists. List items are summaries: each becomes a minimal CAP alert flagged as a summary (the running source never
+stores those; it fetches the detail).
+
+Choices, each flagged in the notes where it changes what the source said:
+
+- **Identity.** NINA prefixes identifiers with its channel: ``mow.`` (MoWaS), ``dwd.`` (DWD; ``dwdmap.`` in mapData)
+  and ``biw.`` (BIWAPP). These prefixes are stripped from identifier and references, so a warning that also arrives
+  directly (MoWaS CAP, DWD CAP) has the same CAP identity (sender, identifier, sent) and the store keeps one thread
+  with one version. ``kat.``, ``lhp.`` and others stay: their ids (``kat.<hex>_public_topics``,
+  ``lhp.HOCHWASSERZENTRALEN.DE.<XX>``) do not show how the issuer's own CAP names them.
+- **Coordinates.** NINA polygon strings are ``lon,lat``; CAP's are ``lat,lon``: swapped here. ``-1.0,-1.0`` pairs
+  are dropped, rings are closed, rings with fewer than 4 points are dropped. A ring that only lies in Germany when
+  read the other way round is read that way. GeoJSON (``warnings/{id}.geojson``) gives outer rings only (holes are
+  dropped); a feature belongs to the area whose ``AreaId`` geocode equals its ``areaId``; an area of another
+  language's info without ``AreaId`` takes the rings of the area at the same position in the first info that has it.
+- **Language.** ``DE`` -> ``de-DE``, ``DE-LS`` (Leichte Sprache) -> ``de-DE-x-ls``, others lowercased
+  (``EN`` -> ``en``).
+- **Text.** Description and instruction are HTML (``<br/>``, entities): turned into plain text with newlines.
+- **References.** Well-formed ``sender,identifier,sent`` triples pass (minus prefixes). Malformed ones (lists inside
+  the fields, truncated senders, broken times) are rebuilt where the parts are there: a MoWaS identifier
+  ``DE-<Land>-<district>-<station>-<YYYYMMDD>-<seq>`` names its sender (first four parts) and date; a missing sent
+  is estimated as that date at 00:00 Europe/Berlin.
+- **ARS.** ``warnVerwaltungsbereiche`` (comma-separated 12-digit ARS) stays a parameter and also becomes ``ARS``
+  geocodes on every area of its info.
+- **Enums and defaults.** Unknown category -> Other, unknown urgency/severity/certainty -> Unknown, missing scope ->
+  Public, missing status -> Actual. Times without offset are read as Europe/Berlin. An ``expires`` more than a year
+  after ``sent`` (the HA sample has ``3021``) is dropped as a typo, so the warning can still end.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+import msgspec
+
+from adapters.sources.common import Converted
+from hub.cap.model import (
+    Alert,
+    Area,
+    Category,
+    Certainty,
+    Circle,
+    Info,
+    LatLon,
+    MsgType,
+    Polygon,
+    Reference,
+    ResponseType,
+    Scope,
+    Severity,
+    Status,
+    Urgency,
+    Value,
+)
+from hub.cap.parse import is_language_tag
+from hub.errors import ParseError
+
+__all__ = [
+    "NinaFormatError", "convert_payload", "convert_warning", "convert_summary", "strip_prefix",
+    "normalise_language", "html_to_text", "repair_references", "parse_geojson", "polygon_from_nina",
+    "warning_ars", "GERMANY_BBOX",
+]
+
+STRIPPED_PREFIXES = ("mow.", "dwd.", "dwdmap.", "biw.")
+GERMANY_BBOX = (47.2, 55.1, 5.8, 15.1)
+"""(lat_min, lat_max, lon_min, lon_max), roughly Germany."""
+MAX_EXPIRES_AFTER_SENT = timedelta(days=366)
+ARS_PARAMETER = "warnVerwaltungsbereiche"
+SUMMARY_NOTE = "NINA list summary, not the full warning: built from a mapData/dashboard item"
+_SENDER_BY_PREFIX = {"dwd.": "opendata@dwd.de", "dwdmap.": "opendata@dwd.de", "kat.": "CAP@katwarn.de",
+                     "biw.": "CAP@biwapp.de", "lhp.": "CAP@hochwasserzentralen.de"}
+_SENDER_BY_PROVIDER = {"DWD": "opendata@dwd.de", "KATWARN": "CAP@katwarn.de", "BIWAPP": "CAP@biwapp.de",
+                       "LHP": "CAP@hochwasserzentralen.de"}
+_MOWAS_ID = re.compile(r"^(DE-[A-Z]{2}-[A-Z0-9]+-[A-Z]*[0-9]+)-(\d{8})-\d+(?:-\d+)*$")
+_MOWAS_STATION = re.compile(r"^DE-[A-Z]{2}-[A-Z0-9]+-[A-Z]*[0-9]+$")
+_ARS = re.compile(r"^[0-9]{12}$")
+_TAG = re.compile(r"<!--.*?-->|</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>", re.S)
+_BREAK = re.compile(r"<br\s*/?>|</(?:p|div|li|h[1-6]|tr)\s*>", re.I)
+_ITEM = re.compile(r"<li(?:\s[^<>]*)?>", re.I)
+_TIME_LIKE = re.compile(r"\d{1,4}-.*T.*:|^\d{4}-\d\d-\d\d")
+
+
+class NinaFormatError(ParseError):
+    """A NINA payload is not one of the known shapes, or lacks what identifies a warning."""
+
+
+class _Notes:
+    """Ordered, de-duplicated notes (the same repair in nine language infos is one note)."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, None] = {}
+
+    def add(self, text: str) -> None:
+        self._items.setdefault("NINA: " + text, None)
+
+    def extend(self, texts: Iterable[str]) -> None:
+        for text in texts:
+            self.add(text)
+
+    def tuple(self) -> tuple[str, ...]:
+        return tuple(self._items)
+
+
+# -- small readers ------------------------------------------------------------------------------------------------
+
+def strip_prefix(identifier: str) -> str:
+    """The identifier as its issuer writes it: NINA's ``mow.``/``dwd.``/``dwdmap.``/``biw.`` prefix removed."""
+    for prefix in STRIPPED_PREFIXES:
+        if identifier.startswith(prefix) and len(identifier) > len(prefix):
+            return identifier[len(prefix):]
+    return identifier
+
+
+def _str(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return str(value)
+    return None
+
+
+def _berlin_offset(day: date) -> timezone:
+    """UTC offset of Europe/Berlin at 00:00 of ``day`` (EU rule: summer time from the last Sunday of March to the
+    last Sunday of October; at midnight on both change days the old offset still holds)."""
+    def last_sunday(month: int) -> date:
+        d = date(day.year, month, 31)
+        return d - timedelta(days=(d.weekday() + 1) % 7)
+
+    summer = last_sunday(3) < day <= last_sunday(10)
+    return timezone(timedelta(hours=2 if summer else 1))
+
+
+def _time(value: Any, what: str, notes: _Notes) -> datetime | None:
+    text = _str(value)
+    if text is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        notes.add(f"{what} {text!r} is not a date-time: dropped")
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=_berlin_offset(parsed.date()))
+        notes.add(f"{what} {text!r} has no UTC offset: read as Europe/Berlin")
+    return parsed.replace(microsecond=0)
+
+
+E = TypeVar("E", Status, MsgType, Scope, Category, ResponseType, Urgency, Severity, Certainty)
+
+
+def _enum(cls: type[E], value: Any, default: E | None, what: str, notes: _Notes) -> E | None:
+    text = _str(value)
+    if text is None:
+        if default is not None:
+            notes.add(f"{what} missing: set to {default.value}")
+        return default
+    for member in cls:
+        if member.value.lower() == text.lower().replace(" ", ""):
+            return member
+    if default is None:
+        notes.add(f"{what} {text!r} unknown: dropped")
+    else:
+        notes.add(f"{what} {text!r} unknown: read as {default.value}")
+    return default
+
+
+def _list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def normalise_language(code: Any) -> str | None:
+    """NINA's language codes as RFC 3066 tags: ``DE`` -> ``de-DE``, ``DE-LS`` -> ``de-DE-x-ls``, ``EN`` -> ``en``.
+    None when the code is unusable."""
+    text = _str(code)
+    if text is None:
+        return None
+    parts = [p for p in re.split(r"[-_]", text) if p]
+    if not parts:
+        return None
+    primary = parts[0].lower()
+    rest = parts[1:]
+    if primary == "de" and [p.lower() for p in rest] in ([], ["de"]):
+        tag = "de-DE"
+    elif primary == "de" and [p.lower() for p in rest] in (["ls"], ["de", "ls"]):
+        tag = "de-DE-x-ls"
+    else:
+        tag = "-".join([primary] + [p.upper() if len(p) == 2 and p.isalpha() else p.lower() for p in rest])
+    return tag if is_language_tag(tag) else None
+
+
+def html_to_text(value: Any) -> str | None:
+    """NINA's HTML fragments as plain text: ``<br/>`` and block ends become newlines, list items dashes, other
+    tags go, entities are decoded (``&nbsp;`` as a space). A literal ``<`` not starting a tag stays."""
+    text = _str(value)
+    if text is None:
+        return None
+    for _ in range(2):  # twice: a fragment escaped twice shows its tags only after the first decoding
+        text = _BREAK.sub("\n", text)
+        text = _ITEM.sub("- ", text)
+        text = _TAG.sub("", text)
+        text = html.unescape(text).replace("\xa0", " ")
+        if not _TAG.search(text):
+            break
+    lines = [" ".join(line.split()) for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    out = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    return out or None
+
+
+def _line(value: Any) -> str | None:
+    text = html_to_text(value)
+    return " ".join(text.split()) if text else None
+
+
+def _pairs(value: Any, what: str, notes: _Notes) -> list[Value]:
+    out: list[Value] = []
+    for item in _list(value):
+        if isinstance(item, dict):
+            name, val = _str(item.get("valueName")), item.get("value")
+            text = val if isinstance(val, str) else _str(val)
+            if name is not None and text is not None:
+                out.append(Value(value_name=name, value=text))
+                continue
+        notes.add(f"{what} {str(item)[:60]!r} is not a valueName/value pair: dropped")
+    return out
+
+
+# -- geometry -----------------------------------------------------------------------------------------------------
+
+def _in_germany(ring: Iterable[LatLon]) -> bool:
+    lat0, lat1, lon0, lon1 = GERMANY_BBOX
+    return all(lat0 <= lat <= lat1 and lon0 <= lon <= lon1 for lat, lon in ring)
+
+
+def _ring(points_lonlat: list[tuple[float, float]], what: str, notes: _Notes) -> Polygon | None:
+    """A CAP ring from ``(lon, lat)`` points: bogus pairs dropped, order checked against Germany, closed."""
+    kept = [(lon, lat) for lon, lat in points_lonlat if not (lon == -1.0 and lat == -1.0)]
+    if len(kept) != len(points_lonlat):
+        notes.add(f"{what}: {len(points_lonlat) - len(kept)} bogus '-1.0,-1.0' point(s) dropped")
+    ring: list[LatLon] = [(lat, lon) for lon, lat in kept]
+    if any(not (-90 <= lat <= 90 and -180 <= lon <= 180) for lat, lon in ring):
+        notes.add(f"{what}: coordinates out of range: ring dropped")
+        return None
+    if ring and not _in_germany(ring):
+        swapped = [(lon, lat) for lat, lon in ring]
+        if _in_germany(swapped):
+            ring = swapped
+            notes.add(f"{what}: points were lat,lon, not NINA's lon,lat: read that way")
+        else:
+            notes.add(f"{what}: ring lies (partly) outside Germany")
+    if ring and ring[0] != ring[-1]:
+        ring.append(ring[0])
+    if len(ring) < 4:
+        notes.add(f"{what}: ring of {len(ring)} point(s) (a closed polygon needs 4): dropped")
+        return None
+    return tuple(ring)
+
+
+def polygon_from_nina(text: str, notes: _Notes | None = None) -> Polygon | None:
+    """One NINA polygon string (``lon,lat lon,lat ...``) as a closed CAP ring of ``(lat, lon)``; None if unusable."""
+    notes = notes if notes is not None else _Notes()
+    points: list[tuple[float, float]] = []
+    try:
+        for pair in text.split():
+            lon_text, lat_text = pair.split(",")
+            points.append((float(lon_text), float(lat_text)))
+    except ValueError:
+        notes.add("polygon: not a list of 'lon,lat' points: dropped")
+        return None
+    return _ring(points, "polygon", notes)
+
+
+def _circle(text: str, notes: _Notes) -> Circle | None:
+    try:
+        centre, radius = text.split()
+        a_text, b_text = centre.split(",")
+        a, b, r = float(a_text), float(b_text), float(radius)
+    except ValueError:
+        notes.add(f"circle {text[:60]!r} is not 'lat,lon radius': dropped")
+        return None
+    point = (a, b)
+    if not _in_germany([point]) and _in_germany([(b, a)]):
+        point = (b, a)
+        notes.add("circle centre was lon,lat: read that way")
+    return Circle(center=point, radius_km=r)
+
+
+def parse_geojson(obj: Any, notes: _Notes | None = None, *, warn_id: str | None = None) -> dict[str, list[Polygon]]:
+    """Outer rings per ``areaId`` from a NINA ``.geojson`` (RFC 7946, ``[lon, lat]``; Polygon and MultiPolygon)."""
+    notes = notes if notes is not None else _Notes()
+    if isinstance(obj, dict) and obj.get("type") == "Feature":
+        obj = {"type": "FeatureCollection", "features": [obj]}
+    if not isinstance(obj, dict) or not isinstance(obj.get("features"), list):
+        notes.add("GeoJSON is not a FeatureCollection: ignored")
+        return {}
+    out: dict[str, list[Polygon]] = {}
+    holes = 0
+    for feature in obj["features"]:
+        if not isinstance(feature, dict):
+            continue
+        props = feature.get("properties") if isinstance(feature.get("properties"), dict) else {}
+        assert isinstance(props, dict)
+        if warn_id and _str(props.get("warnId")) not in (None, warn_id):
+            notes.add(f"GeoJSON feature of another warning ({props.get('warnId')!r}): ignored")
+            continue
+        area_id = _str(props.get("areaId"))
+        geom = feature.get("geometry") if isinstance(feature.get("geometry"), dict) else {}
+        assert isinstance(geom, dict)
+        kind, coords = geom.get("type"), geom.get("coordinates")
+        if area_id is None:
+            notes.add("GeoJSON feature without areaId: dropped")
+            continue
+        if kind == "Polygon" and isinstance(coords, list):
+            polygons = [coords]
+        elif kind == "MultiPolygon" and isinstance(coords, list):
+            polygons = coords
+        else:
+            notes.add(f"GeoJSON geometry {kind!r} is not a (Multi)Polygon: dropped")
+            continue
+        for rings in polygons:
+            if not isinstance(rings, list) or not rings:
+                continue
+            holes += len(rings) - 1
+            try:
+                points = [(float(p[0]), float(p[1])) for p in rings[0]]
+            except (TypeError, ValueError, IndexError):
+                notes.add("GeoJSON ring is not a list of [lon, lat] positions: dropped")
+                continue
+            ring = _ring(points, "GeoJSON", notes)
+            if ring is not None:
+                out.setdefault(area_id, []).append(ring)
+    if holes:
+        notes.add(f"GeoJSON: {holes} hole(s) dropped (CAP polygons have no holes)")
+    return out
+
+
+# -- references ---------------------------------------------------------------------------------------------------
+
+def _mowas_parts(identifier: str) -> tuple[str, date] | None:
+    m = _MOWAS_ID.match(identifier)
+    if not m:
+        return None
+    try:
+        day = datetime.strptime(m.group(2), "%Y%m%d").date()
+    except ValueError:
+        return None
+    return m.group(1), day
+
+
+def _is_identifier(token: str) -> bool:
+    return (token != strip_prefix(token) or token.startswith(("kat.", "lhp.")) or bool(_MOWAS_ID.match(token))
+            or token.startswith("2.49.0."))
+
+
+def repair_references(value: Any, *, sender: str, sent: datetime,
+                      notes: _Notes | None = None) -> tuple[Reference, ...]:
+    """CAP references from NINA's ``references`` (see the module docstring); every repair is noted."""
+    notes = notes if notes is not None else _Notes()
+    if isinstance(value, list):
+        value = " ".join(str(v) for v in value if v is not None)
+    text = _str(value)
+    if text is None:
+        return ()
+    refs: dict[tuple[str, str], Reference] = {}
+    rest: list[str] = []
+    for token in text.split():
+        parts = token.split(",")
+        if len(parts) == 3 and parts[0] and parts[1] and _TIME_LIKE.search(parts[2]):
+            try:
+                when = datetime.fromisoformat(parts[2])
+            except ValueError:
+                rest.append(token)
+                continue
+            if when.tzinfo is not None:
+                ident = strip_prefix(parts[1])
+                ref_sender = parts[0]
+                derived = _mowas_parts(ident)
+                if derived and ref_sender != derived[0] and derived[0].startswith(ref_sender):
+                    notes.add(f"references: truncated sender {ref_sender!r} of {ident} read as {derived[0]!r}")
+                    ref_sender = derived[0]
+                refs.setdefault((ref_sender, ident), Reference(sender=ref_sender, identifier=ident, sent=when))
+                continue
+        rest.append(token)
+    if rest:
+        _rebuild(rest, refs, sender=sender, sent=sent, notes=notes)
+    return tuple(refs.values())
+
+
+def _rebuild(tokens: list[str], refs: dict[tuple[str, str], Reference], *, sender: str, sent: datetime,
+             notes: _Notes) -> None:
+    """Rebuild references from the parts of malformed entries (lists inside the fields, broken times)."""
+    idents: list[str] = []
+    senders: list[str] = []
+    times: list[datetime] = []
+    dropped: list[str] = []
+    for item in (p for t in tokens for p in t.split(",") if p):
+        if _is_identifier(item):
+            ident = strip_prefix(item)
+            if ident not in idents:
+                idents.append(ident)
+        elif _TIME_LIKE.search(item):
+            try:
+                when = datetime.fromisoformat(item)
+            except ValueError:
+                dropped.append(item)
+                continue
+            times.append(when if when.tzinfo else when.replace(tzinfo=_berlin_offset(when.date())))
+        elif "@" in item or _MOWAS_STATION.match(item):
+            senders.append(item)
+        else:
+            dropped.append(item)
+    if dropped:
+        notes.add(f"references: unreadable part(s) dropped: {', '.join(repr(d) for d in dropped[:5])}")
+    if not idents:
+        notes.add("references: no identifier found in malformed references: none kept")
+        return
+    given: dict[str, datetime] = {}
+    if len(times) == len(idents):
+        given = dict(zip(idents, times, strict=True))
+    else:
+        free = list(idents)
+        for when in reversed(times):  # a time goes to the last identifier whose MoWaS date matches it
+            days = {when.date(), when.astimezone(UTC).date()}
+            match = next((i for i in reversed(free) if (p := _mowas_parts(i)) and p[1] in days), None)
+            if match is not None:
+                given[match] = when
+                free.remove(match)
+            else:
+                notes.add(f"references: time {when.isoformat()} matches no referenced identifier: dropped")
+    estimated = unknown_sender = 0
+    for n, ident in enumerate(idents):
+        parts = _mowas_parts(ident)
+        if parts:
+            ref_sender = parts[0]
+        elif len(senders) == len(idents):
+            ref_sender = senders[n]
+        elif len(set(senders)) == 1:
+            ref_sender = senders[0]
+        else:
+            ref_sender = sender
+            unknown_sender += 1
+        ref_sent = given.get(ident)
+        if ref_sent is None:
+            if parts:
+                ref_sent = datetime.combine(parts[1], datetime.min.time(), tzinfo=_berlin_offset(parts[1]))
+            else:
+                ref_sent = sent
+            estimated += 1
+        refs.setdefault((ref_sender, ident), Reference(sender=ref_sender, identifier=ident, sent=ref_sent))
+    notes.add(f"references were malformed ({len(tokens)} part(s) not 'sender,identifier,sent'): rebuilt as "
+              f"{len(idents)} reference(s), senders taken from the MoWaS identifiers where possible")
+    if estimated:
+        notes.add(f"references: sent time estimated for {estimated} reference(s) (the date in the MoWaS "
+                  "identifier at 00:00 Europe/Berlin, else this message's sent)")
+    if unknown_sender:
+        notes.add(f"references: sender unknown for {unknown_sender} reference(s): this message's sender used")
+
+
+# -- warnings -----------------------------------------------------------------------------------------------------
+
+def _ars_values(parameters: list[Value], notes: _Notes) -> list[str]:
+    out: list[str] = []
+    for p in parameters:
+        if p.value_name != ARS_PARAMETER:
+            continue
+        for item in re.split(r"[\s,;]+", p.value):
+            if not item:
+                continue
+            if _ARS.match(item):
+                if item not in out:
+                    out.append(item)
+            else:
+                notes.add(f"{ARS_PARAMETER}: {item[:20]!r} is not a 12-digit ARS: dropped")
+    return out
+
+
+def warning_ars(obj: Any) -> list[str]:
+    """The 12-digit ARS a NINA warning detail names (``warnVerwaltungsbereiche`` and ``ARS`` geocodes)."""
+    out: list[str] = []
+    if not isinstance(obj, dict):
+        return out
+    notes = _Notes()
+    for info in _list(obj.get("info")):
+        if not isinstance(info, dict):
+            continue
+        candidates = _ars_values(_pairs(info.get("parameter"), "parameter", notes), notes)
+        for area in _list(info.get("area")):
+            if isinstance(area, dict):
+                candidates += [g.value for g in _pairs(area.get("geocode"), "geocode", notes)
+                               if g.value_name == "ARS" and _ARS.match(g.value)]
+        out += [a for a in candidates if a not in out]
+    return out
+
+
+def _area(raw: Any, what: str, ars: list[str], notes: _Notes) -> tuple[Area, str | None]:
+    """One area and its NINA ``AreaId`` (for GeoJSON)."""
+    if not isinstance(raw, dict):
+        notes.add(f"{what} is not an object: replaced by an empty area")
+        raw = {}
+    desc = _line(raw.get("areaDesc"))
+    if desc is None:
+        notes.add(f"{what}: areaDesc missing")
+    polygons: list[Polygon] = []
+    for text in _list(raw.get("polygon")):
+        if isinstance(text, str):
+            ring = polygon_from_nina(text, notes)
+            if ring is not None:
+                polygons.append(ring)
+        else:
+            notes.add(f"{what}: polygon that is not a string: dropped")
+    circles = [c for t in _list(raw.get("circle")) if isinstance(t, str) and (c := _circle(t, notes)) is not None]
+    geocodes = _pairs(raw.get("geocode"), "geocode", notes)
+    area_id = next((g.value for g in geocodes if g.value_name == "AreaId"), None)
+    have = {(g.value_name, g.value) for g in geocodes}
+    geocodes += [Value(value_name="ARS", value=a) for a in ars if ("ARS", a) not in have]
+    altitude, ceiling = _number(raw.get("altitude"), notes), _number(raw.get("ceiling"), notes)
+    if ceiling is not None and altitude is None:
+        notes.add(f"{what}: ceiling without altitude: dropped")
+        ceiling = None
+    return Area(area_desc=desc or "", polygons=tuple(polygons), circles=tuple(circles), geocodes=tuple(geocodes),
+                altitude=altitude, ceiling=ceiling), area_id
+
+
+def _number(value: Any, notes: _Notes) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        notes.add(f"altitude/ceiling {str(value)[:20]!r} is not a number: dropped")
+        return None
+
+
+def _info(raw: Any, sent: datetime, notes: _Notes) -> tuple[Info, list[str | None]]:
+    if not isinstance(raw, dict):
+        raise NinaFormatError("an info is not an object")
+    language = normalise_language(raw.get("language"))
+    if language is None:
+        notes.add(f"language {raw.get('language')!r} unusable: set to 'und' (undetermined)")
+        language = "und"
+    categories = [c for v in _list(raw.get("category"))
+                  if (c := _enum(Category, v, Category.OTHER, "category", notes)) is not None]
+    if not categories:
+        notes.add("category missing: set to Other")
+        categories = [Category.OTHER]
+    responses = [r for v in _list(raw.get("responseType"))
+                 if (r := _enum(ResponseType, v, None, "responseType", notes)) is not None]
+    event = _line(raw.get("event"))
+    headline = _line(raw.get("headline"))
+    if event is None:
+        event = headline or "Warnung"
+        notes.add(f"event missing: set to {event!r}")
+    times = {k: _time(raw.get(k), k, notes) for k in ("effective", "onset", "expires")}
+    expires = times["expires"]
+    if expires is not None and expires - sent > MAX_EXPIRES_AFTER_SENT:
+        notes.add(f"expires {expires.isoformat()} is more than a year after sent: dropped as a typo")
+        expires = None
+    parameters = _pairs(raw.get("parameter"), "parameter", notes)
+    ars = _ars_values(parameters, notes)
+    areas: list[Area] = []
+    area_ids: list[str | None] = []
+    for n, item in enumerate(_list(raw.get("area"))):
+        area, area_id = _area(item, f"area[{n}]", ars, notes)
+        areas.append(area)
+        area_ids.append(area_id)
+    info = Info(
+        language=language,
+        categories=tuple(dict.fromkeys(categories)),
+        event=event,
+        response_types=tuple(dict.fromkeys(responses)),
+        urgency=_enum(Urgency, raw.get("urgency"), Urgency.UNKNOWN, "urgency", notes) or Urgency.UNKNOWN,
+        severity=_enum(Severity, raw.get("severity"), Severity.UNKNOWN, "severity", notes) or Severity.UNKNOWN,
+        certainty=_enum(Certainty, raw.get("certainty"), Certainty.UNKNOWN, "certainty", notes)
+        or Certainty.UNKNOWN,
+        audience=_line(raw.get("audience")),
+        event_codes=tuple(_pairs(raw.get("eventCode"), "eventCode", notes)),
+        effective=times["effective"],
+        onset=times["onset"],
+        expires=expires,
+        sender_name=_line(raw.get("senderName")),
+        headline=headline,
+        description=html_to_text(raw.get("description")),
+        instruction=html_to_text(raw.get("instruction")),
+        web=_str(raw.get("web")),
+        contact=_line(raw.get("contact")),
+        parameters=tuple(parameters),
+        areas=tuple(areas),
+    )
+    return info, area_ids
+
+
+def _attach(infos: list[Info], area_ids: list[list[str | None]], rings: dict[str, list[Polygon]],
+            notes: _Notes) -> list[Info]:
+    """GeoJSON rings onto the areas they belong to (by AreaId, else by position; see the module docstring)."""
+    width = max((len(ids) for ids in area_ids), default=0)
+    by_position: list[str | None] = [next((ids[j] for ids in area_ids if j < len(ids) and ids[j] is not None), None)
+                                     for j in range(width)]
+    used: set[str] = set()
+    out: list[Info] = []
+    for info, ids in zip(infos, area_ids, strict=True):
+        areas = []
+        for j, area in enumerate(info.areas):
+            key = ids[j] if ids[j] is not None else by_position[j]
+            if area.polygons or key is None or key not in rings:
+                areas.append(area)
+                continue
+            used.add(key)
+            areas.append(msgspec.structs.replace(area, polygons=tuple(rings[key])))
+        out.append(msgspec.structs.replace(info, areas=tuple(areas)))
+    unused = sorted(set(rings) - used)
+    if unused:
+        notes.add(f"GeoJSON features of areaId {', '.join(unused[:5])} match no area: dropped")
+    return out
+
+
+def convert_warning(obj: Mapping[str, Any], *, geojson: Any = None) -> Converted:
+    """One NINA warning detail (``warnings/{id}.json``, or an item of a legacy list) as a CAP alert with notes.
+
+    ``geojson`` is the decoded ``warnings/{id}.geojson``; its rings go to areas that carry none of their own.
+    Raises NinaFormatError when the warning lacks what identifies it (identifier, sender, sent).
+    """
+    if not isinstance(obj, dict):
+        raise NinaFormatError("a NINA warning must be a JSON object")
+    notes = _Notes()
+    raw_id = _str(obj.get("identifier"))
+    if raw_id is None:
+        raise NinaFormatError("warning without identifier")
+    identifier = strip_prefix(raw_id)
+    sender = _str(obj.get("sender"))
+    if sender is None:
+        derived = _mowas_parts(identifier)
+        sender = derived[0] if derived else next((s for p, s in _SENDER_BY_PREFIX.items() if raw_id.startswith(p)),
+                                                 None)
+        if sender is None:
+            raise NinaFormatError(f"{raw_id}: sender missing")
+        notes.add(f"sender missing: derived from the identifier as {sender!r}")
+    sent = _time(obj.get("sent"), "sent", notes)
+    if sent is None:
+        raise NinaFormatError(f"{raw_id}: sent missing or not a date-time")
+    status = _enum(Status, obj.get("status"), Status.ACTUAL, "status", notes) or Status.ACTUAL
+    msg_type = _enum(MsgType, obj.get("msgType"), MsgType.ALERT, "msgType", notes) or MsgType.ALERT
+    scope = _enum(Scope, obj.get("scope"), Scope.PUBLIC, "scope", notes) or Scope.PUBLIC
+    codes = tuple(c for v in _list(obj.get("code")) if (c := _str(v)) is not None)
+    references = repair_references(obj.get("references"), sender=sender, sent=sent, notes=notes)
+    infos: list[Info] = []
+    area_ids: list[list[str | None]] = []
+    for raw in _list(obj.get("info")):
+        info, ids = _info(raw, sent, notes)
+        infos.append(info)
+        area_ids.append(ids)
+    if not infos:
+        notes.add("warning without info")
+    if geojson is not None:
+        rings = parse_geojson(geojson, notes, warn_id=raw_id)
+        if rings:
+            infos = _attach(infos, area_ids, rings, notes)
+    alert = Alert(
+        identifier=identifier, sender=sender, sent=sent, status=status, msg_type=msg_type,
+        source=_str(obj.get("source")), scope=scope, restriction=_str(obj.get("restriction")),
+        addresses=_str(obj.get("addresses")), codes=codes, note=_str(obj.get("note")), references=references,
+        incidents=_str(obj.get("incidents")), infos=tuple(infos),
+    )
+    return Converted(alert, notes.tuple())
+
+
+# -- list summaries -------------------------------------------------------------------------------------------------
+
+def convert_summary(item: Mapping[str, Any]) -> Converted:
+    """A ``mapData.json`` or ``dashboard/{ARS}.json`` item as a minimal CAP alert, flagged as a summary."""
+    if not isinstance(item, dict):
+        raise NinaFormatError("a list item must be a JSON object")
+    notes = _Notes()
+    notes.add(SUMMARY_NOTE)
+    raw_id = _str(item.get("id"))
+    if raw_id is None:
+        raise NinaFormatError("list item without id")
+    payload = item.get("payload") if isinstance(item.get("payload"), dict) else {}
+    assert isinstance(payload, dict)
+    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    assert isinstance(data, dict)
+    identifier = strip_prefix(raw_id)
+    derived = _mowas_parts(identifier)
+    provider = _str(data.get("provider"))
+    sender = (derived[0] if derived else None) or _SENDER_BY_PROVIDER.get((provider or "").upper()) or next(
+        (s for p, s in _SENDER_BY_PREFIX.items() if raw_id.startswith(p)), "warnung.bund.de")
+    notes.add(f"sender not in the list: inferred as {sender!r}")
+    sent = _time(item.get("sent") or item.get("startDate"), "sent", notes)
+    if sent is None:
+        raise NinaFormatError(f"{raw_id}: list item without sent/startDate")
+    titles = item.get("i18nTitle") if isinstance(item.get("i18nTitle"), dict) else {}
+    assert isinstance(titles, dict)
+    headline = _line(data.get("headline")) or _line(titles.get("de"))
+    trans = data.get("transKeys") if isinstance(data.get("transKeys"), dict) else item.get("transKeys")
+    event_key = _str(trans.get("event")) if isinstance(trans, dict) else None
+    expires = _time(item.get("expires") or item.get("expiresDate"), "expires", notes)
+    if expires is not None and expires - sent > MAX_EXPIRES_AFTER_SENT:
+        notes.add(f"expires {expires.isoformat()} is more than a year after sent: dropped as a typo")
+        expires = None
+    severity = data.get("severity", item.get("severity"))
+    urgency = data.get("urgency", item.get("urgency"))
+    params = []
+    area = data.get("area")
+    if isinstance(area, dict) and _str(area.get("type")) and _str(area.get("data")):
+        params.append(Value(value_name=str(_str(area.get("type"))), value=str(_str(area.get("data")))))
+    languages = [("de", headline)] + [(k, _line(v)) for k, v in titles.items() if k != "de" and isinstance(k, str)]
+    infos = []
+    for lang, title in languages:
+        tag = normalise_language(lang.upper() if lang.lower() == "de" else lang)
+        if tag is None or (title is None and lang != "de"):
+            continue
+        infos.append(Info(
+            language=tag, categories=(Category.OTHER,), event=event_key or title or "Warnung",
+            urgency=_enum(Urgency, urgency, Urgency.UNKNOWN, "urgency", notes) or Urgency.UNKNOWN,
+            severity=_enum(Severity, severity, Severity.UNKNOWN, "severity", notes) or Severity.UNKNOWN,
+            certainty=Certainty.UNKNOWN,
+            event_codes=(Value(value_name="profile:DE-BBK-EVENTCODE", value=event_key),)
+            if event_key and event_key.startswith("BBK-EVC-") else (),
+            effective=_time(item.get("effective"), "effective", notes),
+            onset=_time(item.get("onset"), "onset", notes), expires=expires, headline=title,
+            parameters=tuple(params)))
+    msg_type = _enum(MsgType, data.get("msgType") or item.get("type"), MsgType.ALERT, "msgType", notes) \
+        or MsgType.ALERT
+    alert = Alert(identifier=identifier, sender=sender, sent=sent, status=Status.ACTUAL, msg_type=msg_type,
+                  scope=Scope.PUBLIC, note=SUMMARY_NOTE, infos=tuple(infos))
+    return Converted(alert, notes.tuple())
+
+
+# -- payloads -----------------------------------------------------------------------------------------------------
+
+def decode_json(data: bytes) -> Any:
+    """JSON, or NinaFormatError (not JSON, not UTF-8, nested too deep)."""
+    try:
+        return msgspec.json.decode(data)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError, ValueError) as err:
+        raise NinaFormatError(f"not JSON: {str(err)[:120]}") from err
+
+
+def _is_warning(obj: Any) -> bool:
+    return isinstance(obj, dict) and "identifier" in obj and "info" in obj
+
+
+def convert_payload(data: bytes, *, geojson: bytes | None = None) -> list[Converted]:
+    """Every warning in a NINA payload of any known shape (see the module docstring).
+
+    ``geojson`` (a ``warnings/{id}.geojson``) is applied to the warning whose NINA id its features name.
+    Raises NinaFormatError for anything else.
+    """
+    obj = decode_json(data)
+    shapes = decode_json(geojson) if geojson is not None else None
+
+    def one(warning: dict[str, Any]) -> Converted:
+        return convert_warning(warning, geojson=shapes if _geojson_matches(shapes, warning) else None)
+
+    if isinstance(obj, dict):
+        if _is_warning(obj):
+            return [one(obj)]
+        if all(_is_warning(v) for v in obj.values()):
+            return [one(v) for v in obj.values()]
+        raise NinaFormatError("a JSON object that is neither a NINA warning nor warnings keyed by id")
+    if isinstance(obj, list):
+        if all(_is_warning(v) for v in obj):
+            return [one(v) for v in obj]
+        if all(isinstance(v, dict) and isinstance(v.get("id"), str) for v in obj):
+            return [convert_summary(v) for v in obj]
+        raise NinaFormatError("a JSON array that is neither a warning list nor a mapData/dashboard list")
+    raise NinaFormatError(f"a JSON {type(obj).__name__} is no NINA payload")
+
+
+def _geojson_matches(shapes: Any, warning: dict[str, Any]) -> bool:
+    if shapes is None:
+        return False
+    features = shapes.get("features") if isinstance(shapes, dict) else None
+    ids = {f.get("properties", {}).get("warnId") for f in features or [] if isinstance(f, dict)
+           and isinstance(f.get("properties"), dict)}
+    ids.discard(None)
+    return not ids or warning.get("identifier") in ids
