@@ -104,6 +104,9 @@ class CapFeedSourceConfig(HttpSourceConfig, tag="cap-feed", tag_field="type", kw
     """The feed lists every current warning (an index): ones missing from ``missing_fetches_to_end`` complete
     fetches in a row end, if they state no ``expires``."""
     missing_fetches_to_end: Annotated[int, msgspec.Meta(ge=1, le=100)] = 3
+    link_hosts: list[str] = []
+    """Hosts whose CAP documents the feed may link to; default: only the feed's own host (a feed must not make
+    the hub fetch from internal addresses)."""
 
 
 class DwdSourceConfig(HttpSourceConfig, tag="dwd", tag_field="type", kw_only=True):
