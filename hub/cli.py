@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from adapters.sources.common import Converted
 from hub import __version__
 from hub import config as config_mod
 from hub.cap import parse as cap_parse
@@ -17,7 +18,6 @@ from hub.cap.serialize import to_xml
 from hub.cap.sign import SignaturePolicy
 from hub.cap.validate import Validator, Verdict
 from hub.config import LoadedConfig
-from adapters.sources.common import Converted
 from hub.errors import ConfigError, HubError, ParseError
 
 DEFAULT_CONFIG = "config.toml"
@@ -247,6 +247,44 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_area(args: argparse.Namespace) -> int:
+    """What a CAP file's areas cover, seen from the district (config hub.district_ars, else Lüchow-Dannenberg)."""
+    from hub import geo
+
+    loaded = _config(args, required=False)
+    district = loaded.cfg.hub.district_ars if loaded else geo.DEFAULT_DISTRICT
+    max_bytes = loaded.cfg.validation.max_bytes if loaded else cap_parse.DEFAULT_MAX_BYTES
+    try:
+        alert = cap_parse.parse(_read(Path(args.path), max_bytes), max_bytes=max_bytes).alert
+    except (HubError, OSError) as err:
+        print(f"warnhub: {args.path}: {err}", file=sys.stderr)
+        return 1
+    try:
+        res = geo.resolve(alert, district)
+    except ValueError as err:
+        print(f"warnhub: {err}", file=sys.stderr)
+        return 2
+    summary = res.summary(f"{alert.sender}/{alert.identifier}")
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False))
+        return 0
+    reg = geo.registry()
+    print(f"alert     {summary['alert']}")
+    print(f"district  {district} {reg.name(district) or ''}: {'touched' if res.inside_district else 'not touched'}")
+    basis = {"area": "by area", "count": "by number of geocodes", "none": "nothing to measure"}[res.basis]
+    print(f"outside   {res.outside_share:.1%} of the area ({basis}; {res.area_km2:.1f} km², "
+          f"{res.inside_km2:.1f} km² inside)")
+    print(f"regions   {len(res.regions)}")
+    for r in res.regions:
+        share = f"{r.share:6.1%}" if r.share is not None else "     -"
+        print(f"  {r.ars}  {r.level:8}  {r.coverage:7}  {share}  {r.name or ''}")
+    for code in res.unresolved:
+        print(f"unresolved  {code}")
+    for note in res.notes:
+        print(f"note      {note}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", default=argparse.SUPPRESS, help=f"config file (default ./{DEFAULT_CONFIG})")
@@ -280,6 +318,12 @@ def parser() -> argparse.ArgumentParser:
     so = sub.add_parser("sources", parents=[common], help="health of each configured source (exit 3 if one is down)")
     so.add_argument("--json", action="store_true", help="one JSON object per line per source")
     so.set_defaults(fn=cmd_sources)
+
+    ar = sub.add_parser("area", parents=[common],
+                        help="which regions a CAP file's areas cover and how much lies outside the district")
+    ar.add_argument("--json", action="store_true", help="one JSON object")
+    ar.add_argument("path")
+    ar.set_defaults(fn=cmd_area)
 
     sub.add_parser("check", parents=[common], help="validate the config as run would").set_defaults(fn=cmd_check)
     sub.add_parser("run", parents=[common], help="run the hub").set_defaults(fn=cmd_run)
