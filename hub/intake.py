@@ -26,6 +26,10 @@ class IntakeResult:
     alert_id: int | None = None
     thread_id: int | None = None
     state: str | None = None
+    sender: str | None = None
+    """CAP sender and identifier of what was stored (set unless rejected). Use these, not ``report.alert``: a
+    report that comes back from a validation worker process carries no model."""
+    identifier: str | None = None
 
     @property
     def reason(self) -> str:
@@ -71,4 +75,5 @@ class Intake:
         log.info("%s alert=%s/%s thread=%s state=%s verdict=%s", added.outcome, rec.sender, rec.identifier,
                  added.thread_id, added.state, rec.verdict,
                  extra={"alert": f"{rec.sender}/{rec.identifier}", "origin": origin})
-        return IntakeResult(added.outcome, report, added.alert_id, added.thread_id, added.state)
+        return IntakeResult(added.outcome, report, added.alert_id, added.thread_id, added.state, rec.sender,
+                            rec.identifier)

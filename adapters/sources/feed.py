@@ -296,10 +296,10 @@ class CapFeedSource(PollingSource):
             for raw in entry.alerts:
                 result = await ctx.ingest(raw, origin=self.name, policy=self.policy,
                                           path=f"{self.settings.url}#{entry.key}")
-                if result.outcome == "rejected" or result.report.alert is None:
+                if result.outcome == "rejected" or result.sender is None or result.identifier is None:
                     problems.append(f"entry {entry.key}: embedded alert rejected: {result.reason}")
                 else:
-                    keys.add((result.report.alert.sender, result.report.alert.identifier))
+                    keys.add((result.sender, result.identifier))
         elif entry.link:
             if entry.link not in this_poll:  # entries sharing one document (MeteoAlarm: one per area) fetch it once
                 this_poll[entry.link] = await self._fetch(ctx, http, entry.link)
@@ -331,10 +331,9 @@ class CapFeedSource(PollingSource):
         if fetched.content_type in ("text/html", "application/xhtml+xml"):
             return _Taken("", link, frozenset(), f"{link} is {fetched.content_type}, not CAP")
         result = await ctx.ingest(fetched.body, origin=self.name, policy=self.policy, path=link)
-        alert = result.report.alert
-        if result.outcome == "rejected" or alert is None:
+        if result.outcome == "rejected" or result.sender is None or result.identifier is None:
             return _Taken("", link, frozenset(), f"{link} rejected: {result.reason}")
-        return _Taken("", link, frozenset({(alert.sender, alert.identifier)}))
+        return _Taken("", link, frozenset({(result.sender, result.identifier)}))
 
 
 # -- convert (warnhub convert --from atom) --------------------------------------------------------------------
