@@ -155,7 +155,7 @@ def convert_file(kind: str, path: Path, max_bytes: int, geojson: Path | None = N
         from adapters.sources.dwd import convert_payload as dwd_convert
 
         return dwd_convert(data)
-    from adapters.sources.nina import convert_payload as nina_convert
+    from adapters.sources.nina_convert import convert_payload as nina_convert
 
     if geojson is None and path.suffix == ".json" and path.with_suffix(".geojson").is_file():
         geojson = path.with_suffix(".geojson")  # warnings/{id}.json with its {id}.geojson beside it
@@ -285,6 +285,67 @@ def cmd_area(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rules_folder(args: argparse.Namespace, loaded: LoadedConfig | None, given: str | None) -> Path:
+    """The rules folder: as given, else ``rules/`` beside the config file, else ./rules."""
+    if given:
+        return Path(given)
+    return loaded.base / "rules" if loaded else Path("rules")
+
+
+def _sensors(loaded: LoadedConfig | None) -> list[config_mod.SensorConfig] | None:
+    if loaded is None:
+        return None
+    return [s for src in loaded.cfg.sources for s in getattr(src, "sensors", [])]
+
+
+def cmd_rules_check(args: argparse.Namespace) -> int:
+    from hub.rules import RuleSet
+
+    loaded = _config(args, required=False)
+    folder = _rules_folder(args, loaded, args.dir)
+    sensors = _sensors(loaded)
+    ids = [s.id for s in sensors] if sensors is not None else None
+    problems = RuleSet.check(folder, sensors=ids)
+    errors = [p for p in problems if not p.warning]
+    for problem in problems:
+        print(json.dumps(problem.as_dict(), ensure_ascii=False) if args.json else str(problem))
+    if errors:
+        print(f"warnhub: {folder}: {len(errors)} error(s); these rules would not be loaded", file=sys.stderr)
+        return 1
+    rules = RuleSet.load(folder, sensors=ids)
+    note = "" if ids is not None else "; sensor names not checked (no config)"
+    print(f"{folder}: ok ({len(rules.alert_rules)} alert rules, {len(rules.sensor_rules)} sensor rules, "
+          f"{len(rules.templates)} templates, {len(problems)} warning(s){note})", file=sys.stderr if args.json
+          else sys.stdout)
+    return 0
+
+
+def cmd_rules_replay(args: argparse.Namespace) -> int:
+    from hub.rules import RuleSet
+    from hub.rules.replay import replay
+
+    loaded = _config(args, required=False)
+    folder = _rules_folder(args, loaded, args.rules)
+    sensors = _sensors(loaded)
+    rules = RuleSet.load(folder, sensors=[s.id for s in sensors] if sensors is not None else None)
+    failed = 0
+    for d in replay(rules, list(_files(args.paths)), district=loaded.cfg.hub.district_ars if loaded else None,
+                    origin=args.origin, units={s.id: s.unit for s in sensors or []},
+                    sensor_ars={s.id: s.ars for s in sensors or [] if s.ars}):
+        if "error" in d:
+            failed += 1
+        if args.json:
+            print(json.dumps(d, ensure_ascii=False), flush=True)
+        elif "error" in d:
+            print(f"error     {d['input']}: {d['error']}")
+        else:
+            what = d["alert"] or f"sensor {d.get('sensor', '-')}"
+            print(f"{d['decision']:9} {'PUSH' if d['push'] else '    '} {','.join(d['channels']) or '-':20} "
+                  f"{d['input']}  {what}  {d.get('headline', '')[:60]}")
+            print(f"          why: {d['why']}")
+    return 1 if failed else 0
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", default=argparse.SUPPRESS, help=f"config file (default ./{DEFAULT_CONFIG})")
@@ -327,6 +388,21 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("check", parents=[common], help="validate the config as run would").set_defaults(fn=cmd_check)
     sub.add_parser("run", parents=[common], help="run the hub").set_defaults(fn=cmd_run)
+
+    ru = sub.add_parser("rules", parents=[common], help="check the operators' rules and replay inputs against them")
+    ru_sub = ru.add_subparsers(dest="rules_command", required=True)
+    rc = ru_sub.add_parser("check", parents=[common],
+                           help="report every error with file, line and field (exit 1 on errors)")
+    rc.add_argument("--json", action="store_true", help="one JSON object per line per problem")
+    rc.add_argument("dir", nargs="?", help="rules folder (default: rules/ beside the config file)")
+    rc.set_defaults(fn=cmd_rules_check)
+    rr = ru_sub.add_parser("replay", parents=[common],
+                           help="what the rules would do with CAP files, saved payloads or sensor readings")
+    rr.add_argument("--rules", help="rules folder (default: rules/ beside the config file)")
+    rr.add_argument("--origin", help="evaluate as if from this source (default: the alert's provider, e.g. dwd)")
+    rr.add_argument("--json", action="store_true", help="one JSON object per line per decision")
+    rr.add_argument("paths", nargs="+")
+    rr.set_defaults(fn=cmd_rules_replay)
 
     au = sub.add_parser("audit", parents=[common], help="audit log")
     au_sub = au.add_subparsers(dest="audit_command", required=True)
