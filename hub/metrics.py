@@ -23,3 +23,9 @@ class Metrics:
         self.alerts = Gauge("warnhub_alerts_stored", "Alert versions in the store", registry=self.registry)
         self.rejections = Gauge("warnhub_rejections_stored", "Rejected documents recorded", registry=self.registry)
         self.expired = Counter("warnhub_expired_total", "Threads ended by the expiry sweep", registry=self.registry)
+        self.readings = Counter("warnhub_readings_total", "Sensor readings received, by source and outcome "
+                                "(stored, duplicate)", ["source", "outcome"], registry=self.registry)
+        self.readings_malformed = Counter("warnhub_readings_malformed_total", "Malformed sensor payloads",
+                                          ["source", "sensor"], registry=self.registry)
+        self.sensor_stale = Gauge("warnhub_sensor_stale", "1 while a sensor is stale or has never reported "
+                                  "within its interval, else 0", ["source", "sensor"], registry=self.registry)

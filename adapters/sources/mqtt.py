@@ -1,6 +1,611 @@
-"""MQTT (being written)."""
+"""MQTT sensors: readings from a broker (QoS 1, persistent session) into the store, with stale detection.
+
+Each configured sensor has a topic filter (``+`` and ``#`` allowed); a message belongs to the most specific filter
+that matches its topic (fewest ``#``, then fewest ``+``, then config order). A payload is JSON (the value, time and
+unit at the sensor's dotted paths) or a bare number. Times may be ISO 8601 with a zone or epoch seconds or
+milliseconds; without one the receive time is used. Anything unusable (not JSON or a number, no value at the path,
+not a finite number, another unit than configured, a time without a zone, before 2000 or more than 5 min ahead) is
+malformed: counted per sensor, logged once per sensor, never fatal.
+
+Nothing accepted is lost: paho's network thread parses each message and appends it to a buffer, waking the event
+loop only when the buffer turns non-empty; the loop writes the whole batch in one transaction on the store's writer
+thread and only then acknowledges the messages (manual PUBACK, in arrival order). A message whose PUBACK did not
+reach the broker is redelivered after a reconnect and ignored as a duplicate (readings are unique per sensor and
+time). Acks are only sent on the connection that delivered the message: a message id means nothing on the next.
+
+Health: ``down`` (with the reason) while the broker is unreachable, ``degraded`` while a sensor is stale (or has not
+reported within its interval since start) or a subscription was refused, naming them, else ``up``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import msgspec
+import paho.mqtt.client as mqtt
+
+from hub import readings
+from hub.config import MqttSourceConfig, SensorConfig
+from hub.errors import ConfigError, SourceError
+
+if TYPE_CHECKING:
+    from adapters.sources import SourceContext
+    from hub.config import LoadedConfig
+    from hub.store import Store
+
+RECONNECT_MIN_S = 0.25
+RECONNECT_MAX_S = 1.0
+"""paho retries a lost broker with these delays (doubling, capped), so a returning broker is used within ~1 s."""
+RETENTION_EVERY_S = 300.0
+COALESCE_S = 0.001
+COALESCE_MAX = 1000
+"""While messages arrive back to back (the last batch was written less than COALESCE_S ago), wait COALESCE_S
+before taking the next batch, unless it already holds COALESCE_MAX: fewer, larger transactions."""
+MAX_PAYLOAD = 64 * 1024
+FUTURE_LIMIT_MS = 5 * 60 * 1000
+EARLIEST_MS = 946_684_800_000
+"""2000-01-01T00:00Z: earlier times come from sensors whose clock was never set."""
+_NUMERIC = re.compile(r"[+-]?[0-9]+(\.[0-9]*)?")
+_decode = msgspec.json.Decoder().decode
+
+
+class Malformed(ValueError):
+    """A payload that cannot become a reading; the message says why."""
+
+
+# -- payloads ---------------------------------------------------------------------------------------------------
+
+
+def parse_payload(payload: bytes | bytearray, sensor: SensorConfig, received: int) -> tuple[int, float]:
+    """``(ts_ms, value)`` of one message for ``sensor``, received at ``received`` (epoch ms); raises Malformed."""
+    if len(payload) > MAX_PAYLOAD:
+        raise Malformed(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    try:
+        doc: Any = _decode(payload)
+    except msgspec.DecodeError as err:
+        doc = _bare(payload, str(err))
+    if isinstance(doc, dict):
+        value = _number(_at(doc, sensor.value_path, required=True))
+        unit = _at(doc, sensor.unit_path)
+        if unit is not None and (not isinstance(unit, str) or unit.strip() != sensor.unit):
+            raise Malformed(f"unit {unit!r} is not the configured {sensor.unit!r}")
+        raw_ts = _at(doc, sensor.time_path)
+        ts = received if raw_ts is None else timestamp_ms(raw_ts)
+    else:
+        value, ts = _number(doc), received
+    if ts - received > FUTURE_LIMIT_MS:
+        raise Malformed(f"time {readings.iso_ms(ts)} is more than 5 min ahead of the hub's clock")
+    return ts, value
+
+
+def _bare(payload: bytes | bytearray, json_error: str) -> float:
+    try:
+        text = payload.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise Malformed("payload is neither JSON nor a number (not UTF-8)") from None
+    try:
+        return float(text)
+    except ValueError:
+        raise Malformed(f"payload is neither JSON nor a number ({json_error})") from None
+
+
+def _at(doc: Any, path: str, *, required: bool = False) -> Any:
+    """The element at a dotted path (``data.level``, ``values.0``); None if absent, unless required."""
+    node = doc
+    for part in path.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif required:
+            raise Malformed(f"no value at {path!r}")
+        else:
+            return None
+    if required and node is None:
+        raise Malformed(f"value at {path!r} is null")
+    return node
+
+
+def _number(raw: Any) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise Malformed(f"value is {type(raw).__name__}, not a number")
+    try:
+        value = float(raw.strip()) if isinstance(raw, str) else float(raw)
+    except (ValueError, OverflowError):
+        raise Malformed(f"value {raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise Malformed(f"value {raw!r} is not finite")
+    return value
+
+
+def timestamp_ms(raw: Any) -> int:
+    """Epoch milliseconds from ISO 8601 with a zone, or epoch seconds or milliseconds (number or digits)."""
+    if isinstance(raw, str) and _NUMERIC.fullmatch(raw.strip()):
+        raw = float(raw)
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise Malformed(f"time is {type(raw).__name__}, not ISO 8601 or epoch")
+    if isinstance(raw, str):
+        try:
+            dt = datetime.fromisoformat(raw.strip())
+        except ValueError:
+            raise Malformed(f"time {raw!r} is neither ISO 8601 nor epoch") from None
+        if dt.tzinfo is None:
+            raise Malformed(f"time {raw!r} has no time zone")
+        ms = readings.ms_of(dt)
+    else:
+        if not math.isfinite(raw):
+            raise Malformed(f"time {raw!r} is not finite")
+        ms = round(raw if abs(raw) >= 1e11 else raw * 1000)  # 1e11 s is the year 5138; 1e11 ms is 1973
+    if ms < EARLIEST_MS:
+        raise Malformed(f"time {raw!r} is before 2000 (sensor clock not set?)")
+    return ms
+
+
+# -- topics -----------------------------------------------------------------------------------------------------
+
+
+def _valid_filter(topic: str) -> bool:
+    levels = topic.split("/")
+    return bool(topic) and "\0" not in topic and all(
+        lvl in ("+", "#") or ("+" not in lvl and "#" not in lvl) for lvl in levels) and "#" not in levels[:-1]
+
+
+def _matches(levels: Sequence[str], topic: Sequence[str]) -> bool:
+    for i, want in enumerate(levels):
+        if want == "#":
+            return not (i == 0 and topic[0].startswith("$"))
+        if i >= len(topic) or (want == "+" and i == 0 and topic[0].startswith("$")):
+            return False
+        if want != "+" and want != topic[i]:
+            return False
+    return len(levels) == len(topic)
+
+
+class TopicMap:
+    """Topic -> sensor: the most specific matching filter wins (exact before ``+`` before ``#``, then config order)."""
+
+    def __init__(self, sensors: Sequence[SensorConfig]) -> None:
+        seen: dict[str, str] = {}
+        for s in sensors:
+            if not _valid_filter(s.topic):
+                raise ConfigError(f"sensor {s.id}: {s.topic!r} is not a valid MQTT topic filter")
+            if s.topic in seen:
+                raise ConfigError(f"sensors {seen[s.topic]} and {s.id} have the same topic {s.topic!r}")
+            seen[s.topic] = s.id
+        ranked = sorted(enumerate(sensors), key=lambda p: (p[1].topic.count("#"), p[1].topic.count("+"), p[0]))
+        self._ranked = [(s.topic.split("/"), s) for _, s in ranked]
+        self.filters = list(dict.fromkeys(s.topic for s in sensors))
+        self._cache: dict[str, SensorConfig | None] = {}
+
+    def resolve(self, topic: str) -> SensorConfig | None:
+        try:
+            return self._cache[topic]
+        except KeyError:
+            pass
+        parts = topic.split("/")
+        found = next((s for levels, s in self._ranked if _matches(levels, parts)), None)
+        if len(self._cache) >= 10_000:
+            self._cache.clear()
+        self._cache[topic] = found
+        return found
+
+
+# -- the source -------------------------------------------------------------------------------------------------
+
+
+class _Client(mqtt.Client):
+    """paho's client with :meth:`ack_many`."""
+
+    def ack_many(self, acks: Sequence[tuple[int, int]]) -> None:
+        """PUBACK a batch in order, waking the network thread once instead of once per message.
+
+        paho's ``ack()`` writes a byte to its wake-up socket pair for every packet, a system call that also hands
+        the GIL to the network thread each time; for a batch of thousands that doubled the cost of the batch.
+        Relies on paho 2.x's ``_sockpairW`` (only ``loop()``, which this source never calls, replaces it); without
+        it every ack wakes the thread as usual.
+        """
+        wake = getattr(self, "_sockpairW", None)
+        if wake is None:
+            for mid, qos in acks:
+                self.ack(mid, qos)
+            return
+        self._sockpairW = None  # the network thread notices its own packets without a wake-up
+        try:
+            for mid, qos in acks:
+                self.ack(mid, qos)
+        finally:
+            self._sockpairW = wake
+        try:
+            wake.send(b"0")
+        except BlockingIOError:  # already awake: the pair is full of wake-ups
+            pass
+
+
+class _Entry(NamedTuple):
+    """One received message, parsed on paho's thread."""
+
+    gen: int
+    """The connection it came on (acks go only to that one)."""
+    mid: int
+    qos: int
+    row: tuple[str, int, float, str, int] | None
+    """(sensor_id, ts_ms, value, unit, received_ms) when it is a reading."""
+    sensor: str | None
+    error: str
+    topic: str
+    received: int
+
+
 class MqttSource:
-    def __init__(self, settings, loaded, **_):
+    """Sensors over MQTT; ``run()`` connects (reconnecting by itself) until cancelled."""
+
+    _loop: asyncio.AbstractEventLoop
+    _wake: asyncio.Event
+    _ctx: SourceContext
+    _ticker: asyncio.TimerHandle
+
+    def __init__(self, settings: MqttSourceConfig, loaded: LoadedConfig | None = None, **_: object) -> None:
+        self.settings = settings
         self.name = settings.name
-    async def run(self, ctx):
-        raise NotImplementedError
+        self.client_id = settings.client_id or f"warnhub-{settings.name}"
+        ids = [s.id for s in settings.sensors]
+        if len(set(ids)) != len(ids):
+            raise ConfigError(f"source {self.name}: sensor ids must be unique: {sorted(ids)}")
+        self.sensors = {s.id: s for s in settings.sensors}
+        self.topics = TopicMap(settings.sensors)
+        self.retention_every_s = RETENTION_EVERY_S
+        self._where = f"{settings.host}:{settings.port}"
+        self._old_topics: list[str] = []
+        self.tick_s = min(5.0, max(0.2, min(s.interval_s for s in settings.sensors) / 4))
+        """How often staleness is checked."""
+        self._buf_lock = threading.Lock()
+        self._ack_lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        """Runtime state, fresh for every run() (the supervisor may restart a source)."""
+        self._buf: list[_Entry] = []
+        self._gen = 0
+        self._live = False
+        """Paho's view, under _ack_lock: the connection of generation _gen is up."""
+        self._sub_mids: dict[int, list[str]] = {}
+        self._refusal: str | None = None
+        """Why the broker refused the last CONNECT (paho's thread)."""
+        self.connected = False
+        """The event loop's view of the connection."""
+        self.connects = 0
+        self.stored = self.duplicates = self.malformed = self.unmatched = 0
+        self.last_ts: dict[str, int | None] = {}
+        self.problems: dict[str, str] = {}
+        """Sensor id or topic filter -> why it makes the source degraded."""
+        self.refused: set[str] = set()
+        self._logged: set[str] = set()
+        self._closing = False
+        self._due = False
+        """Health must be reported at the next evaluation (after a connect or a SUBACK)."""
+        self._flushed = 0.0
+        """When the last batch was written (time.monotonic())."""
+        self._up_reported = 0.0
+        self._started = readings.now_ms()
+
+    # -- paho's thread --------------------------------------------------------------------------------------
+
+    def _post(self, fn: Any, *args: Any) -> None:
+        try:
+            self._loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop has closed: the source is gone
+            pass
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        received = time.time_ns() // 1_000_000
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:
+            topic = "<topic not UTF-8>"
+        try:
+            sensor = self.topics.resolve(topic)
+            if sensor is None:
+                entry = _Entry(self._gen, msg.mid, msg.qos, None, None, "no sensor", topic, received)
+            else:
+                try:
+                    ts, value = parse_payload(msg.payload, sensor, received)
+                except Malformed as err:
+                    entry = _Entry(self._gen, msg.mid, msg.qos, None, sensor.id, str(err), topic, received)
+                else:
+                    entry = _Entry(self._gen, msg.mid, msg.qos, (sensor.id, ts, value, sensor.unit, received),
+                                   sensor.id, "", topic, received)
+        except Exception as err:  # noqa: BLE001 - never lose the place in the ack order
+            entry = _Entry(self._gen, msg.mid, msg.qos, None, None, f"internal error: {err!r}", topic, received)
+        with self._buf_lock:
+            self._buf.append(entry)
+            first = len(self._buf) == 1
+        if first:
+            self._post(self._wake.set)
+
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags, reason: Any,
+                    properties: object) -> None:
+        if reason.is_failure:
+            self._refusal = f"broker {self._where} refused the connection: {reason}"
+            self._post(self._lost, self._refusal)
+            return
+        self._refusal = None
+        with self._ack_lock:
+            self._gen += 1
+            self._live = True
+        _, mid = client.subscribe([(f, 1) for f in self.topics.filters])
+        if mid is not None:
+            self._sub_mids[mid] = list(self.topics.filters)
+        if self._old_topics:
+            client.unsubscribe(self._old_topics)
+        self._post(self._connected, bool(flags.session_present))
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, codes: list[Any],
+                      properties: object) -> None:
+        filters = self._sub_mids.pop(mid, [])
+        refused = {f for f, code in zip(filters, codes, strict=False) if code.is_failure}
+        self._post(self._subscribed, refused)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags, reason: Any,
+                       properties: object) -> None:
+        with self._ack_lock:
+            was_live, self._live = self._live, False
+        if self._refusal is not None and not was_live:
+            return  # paho closes after a refused CONNACK: the refusal is the reason, reported already
+        who = "the broker closed the connection" if flags.is_disconnect_packet_from_server else "connection lost"
+        self._post(self._lost, f"{self._where}: {who} ({reason})")
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        err = sys.exc_info()[1]  # paho calls this inside its ``except OSError``
+        self._post(self._lost, f"cannot connect to {self._where}: {_reason(err)}")
+
+    # -- the event loop -------------------------------------------------------------------------------------
+
+    async def run(self, ctx: SourceContext) -> None:
+        if ctx.store is None:
+            raise SourceError("the MQTT source needs the store")
+        self._reset()
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._ctx = ctx
+        rows = [readings.SensorRow(s.id, s.kind, s.unit, s.lat, s.lon, s.ars, s.topic, s.interval_s)
+                for s in self.settings.sensors]
+        reg = await ctx.store.run(readings.register, ctx.store.store, self.name, rows)
+        for sensor_id, other in reg.taken_over:
+            ctx.log.warning("sensor %s was registered by source %s; now it is %s's", sensor_id, other, self.name)
+        self.last_ts = dict(reg.last_ts)
+        self._old_topics = [t for t in reg.old_topics if t not in self.topics.filters]
+        if ctx.metrics is not None:
+            for sensor_id in self.sensors:
+                ctx.metrics.sensor_stale.labels(self.name, sensor_id).set(0)
+        client = self._client(ctx)
+        client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s)
+        client.loop_start()
+        self._ticker = self._loop.call_later(self.tick_s, self._tick)
+        thread: threading.Thread | None = getattr(client, "_thread", None)
+        try:
+            await self._serve(ctx, client, thread)
+        finally:
+            await self._stop(ctx, client)
+
+    def _client(self, ctx: SourceContext) -> _Client:
+        s = self.settings
+        client = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=False,
+                             protocol=mqtt.MQTTv311, manual_ack=True)
+        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)  # type: ignore[arg-type]
+        client.suppress_exceptions = True
+        paho_log = logging.getLogger(f"{ctx.log.name}.paho")
+        if _quiet_shutdown not in paho_log.filters:
+            paho_log.addFilter(_quiet_shutdown)
+        client.enable_logger(paho_log)
+        if s.username is not None:
+            client.username_pw_set(s.username, s.password)
+        if s.tls:
+            client.tls_set()
+        client.on_message = self._on_message
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        return client
+
+    async def _serve(self, ctx: SourceContext, client: _Client, thread: threading.Thread | None) -> None:
+        next_tick = next_retention = time.monotonic()
+        while True:
+            await self._wake.wait()  # set by paho (first message of a batch), connection events and the ticker
+            self._wake.clear()  # before taking the buffer: a message after this wakes us again
+            if time.monotonic() - self._flushed < COALESCE_S and len(self._buf) < COALESCE_MAX:
+                await asyncio.sleep(COALESCE_S)  # busy: let the batch fill (each batch costs thread switches)
+            await self._flush(ctx, client)
+            now = self._flushed = time.monotonic()
+            if now >= next_tick or self._due:
+                next_tick = now + self.tick_s
+                await self._evaluate(ctx)
+                if thread is not None and not thread.is_alive():
+                    raise SourceError("the MQTT network thread ended")
+            if now >= next_retention:
+                next_retention = now + self.retention_every_s
+                await self.retention(ctx)
+
+    def _tick(self) -> None:
+        self._wake.set()
+        self._ticker = self._loop.call_later(self.tick_s, self._tick)
+
+    async def _flush(self, ctx: SourceContext, client: _Client) -> None:
+        """Write what paho received in one transaction, then acknowledge it, in arrival order."""
+        with self._buf_lock:
+            entries, self._buf = self._buf, []
+        if not entries:
+            return
+        assert ctx.store is not None
+        result = await ctx.store.run(self._commit, ctx.store.store, client, entries)
+        self.stored += result.stored
+        self.duplicates += result.duplicates
+        if ctx.metrics is not None:
+            if result.stored:
+                ctx.metrics.readings.labels(self.name, "stored").inc(result.stored)
+            if result.duplicates:
+                ctx.metrics.readings.labels(self.name, "duplicate").inc(result.duplicates)
+        if result.stored + result.duplicates != len(entries):
+            self._note_bad(ctx, [e for e in entries if e.row is None])
+        for sensor_id, ts in result.newest.items():
+            last = self.last_ts.get(sensor_id)
+            if last is None or ts > last:
+                self.last_ts[sensor_id] = ts
+        if any(s in self.problems for s in result.newest):
+            await self._evaluate(ctx)
+        elif self.connected and not self.problems and time.monotonic() - self._up_reported > 1.0:
+            self._up_reported = time.monotonic()  # last_ok to the second is enough; not per batch
+            ctx.health.up(self.name, detail=self._detail())
+
+    def _commit(self, store: Store, client: _Client, entries: Sequence[_Entry]) -> readings.BatchResult:
+        """On the store's thread: one transaction, then the PUBACKs at once (no hop back to the event loop first,
+        which would add a thread switch to every round trip the broker's in-flight window waits for)."""
+        rows = [e.row for e in entries if e.row is not None]
+        bad = [(e.sensor, e.error, e.received) for e in entries if e.row is None and e.sensor is not None]
+        result = readings.add_batch(store, rows, bad)
+        self._ack(client, entries)
+        return result
+
+    def _ack(self, client: _Client, entries: Sequence[_Entry]) -> None:
+        with self._ack_lock:  # paho's on_disconnect waits: no ack slips onto the next connection
+            if not self._live:
+                return
+            gen = self._gen
+            client.ack_many([(e.mid, e.qos) for e in entries if e.qos and e.gen == gen])
+
+    def _note_bad(self, ctx: SourceContext, entries: Sequence[_Entry]) -> None:
+        """Count malformed payloads and log the first of each sensor (and of each unknown topic)."""
+        for e in entries:
+            if e.sensor is None:
+                self.unmatched += 1
+                key = f"topic:{e.topic}"
+                if key not in self._logged and len(self._logged) < 1000:
+                    self._logged.add(key)
+                    ctx.log.warning("message on %s matches no sensor (%s); ignored, further ones not logged",
+                                    e.topic, e.error)
+                continue
+            self.malformed += 1
+            if ctx.metrics is not None:
+                ctx.metrics.readings_malformed.labels(self.name, e.sensor).inc()
+            if e.sensor not in self._logged:
+                self._logged.add(e.sensor)
+                ctx.log.warning("sensor %s: malformed payload on %s: %s; further malformed payloads of this sensor "
+                                "are counted, not logged", e.sensor, e.topic, e.error)
+
+    async def _evaluate(self, ctx: SourceContext) -> None:
+        """Find stale and silent sensors and refused subscriptions; log and record each change; report health."""
+        now = readings.now_ms()
+        problems: dict[str, str] = {}
+        for sensor_id, s in self.sensors.items():
+            last = self.last_ts.get(sensor_id)
+            state = readings.sensor_state(last, s.interval_s, now)
+            if state == "stale" and last is not None:
+                problems[sensor_id] = f"stale since {readings.iso_ms(last + round(s.interval_s * 1000))}"
+            elif state == "never" and now - self._started > s.interval_s * 1000:
+                problems[sensor_id] = "no reading since the source started"
+        for topic in sorted(self.refused):
+            problems[topic] = "subscription refused by the broker"
+        went = sorted(k for k in problems.keys() - self.problems.keys() if k in self.sensors)
+        back = sorted(k for k in self.problems.keys() - problems.keys() if k in self.sensors)
+        for key in went:
+            ctx.log.warning("sensor %s: %s (expected every %g s)", key, problems[key], self.sensors[key].interval_s)
+        for key in back:
+            ctx.log.info("sensor %s: reporting again", key)
+        if ctx.metrics is not None:
+            for key in went + back:
+                ctx.metrics.sensor_stale.labels(self.name, key).set(1 if key in problems else 0)
+        due = self._due or problems.keys() != self.problems.keys()
+        self.problems, self._due = problems, False
+        stale = [(k, last + round(self.sensors[k].interval_s * 1000)) for k in went
+                 if (last := self.last_ts.get(k)) is not None]
+        if stale:
+            assert ctx.store is not None
+            await ctx.store.run(readings.mark_stale, ctx.store.store, stale)
+        if due:
+            self._report(ctx)
+
+    def _report(self, ctx: SourceContext) -> None:
+        if not self.connected:
+            return  # down was reported with its reason when the connection went
+        if self.problems:
+            text = "; ".join(f"{k}: {v}" for k, v in sorted(self.problems.items()))
+            ctx.health.degraded(self.name, text, detail={**self._detail(), "problems": dict(self.problems)})
+        else:
+            ctx.health.up(self.name, detail=self._detail())
+
+    def _detail(self) -> dict[str, Any]:
+        return {"broker": self._where, "sensors": len(self.sensors)}
+
+    def _connected(self, session_present: bool) -> None:
+        if self.connects and not session_present:
+            self._ctx.log.warning("the broker at %s kept no session for %s: QoS 1 messages published while the "
+                                  "hub was disconnected are lost", self._where, self.client_id)
+        self.connected = True
+        self.connects += 1
+        self.refused.clear()
+        self._ctx.log.info("connected to %s as %s (session %s)", self._where, self.client_id,
+                           "resumed" if session_present else "new")
+        self._due = True  # report health from the loop, with the sensors' state
+        self._wake.set()
+
+    def _subscribed(self, refused: set[str]) -> None:
+        for topic in sorted(refused - self.refused):
+            self._ctx.log.error("the broker refused the subscription to %s", topic)
+        self.refused |= refused
+        self._due = True
+        self._wake.set()
+
+    def _lost(self, reason: str) -> None:
+        self.connected = False
+        if not self._closing:
+            self._ctx.health.down(self.name, reason)
+
+    async def retention(self, ctx: SourceContext) -> int:
+        """Delete this source's readings older than ``retention_days``, in small transactions."""
+        assert ctx.store is not None
+        cutoff = readings.now_ms() - round(self.settings.retention_days * 86_400_000)
+        deleted = 0
+        for sensor_id in await ctx.store.run(readings.source_sensors, ctx.store.store, self.name):
+            while True:
+                n = await ctx.store.run(readings.delete_older, ctx.store.store, sensor_id, cutoff)
+                deleted += n
+                if n < 5000:
+                    break
+        if deleted:
+            ctx.log.info("retention: deleted %d reading(s) older than %g days", deleted, self.settings.retention_days)
+        return deleted
+
+    async def _stop(self, ctx: SourceContext, client: _Client) -> None:
+        """Store and acknowledge what is in hand, then disconnect (the session keeps the rest for next time)."""
+        self._closing = True
+        self._ticker.cancel()
+        try:
+            async with asyncio.timeout(5):
+                await self._flush(ctx, client)
+        except Exception as err:  # noqa: BLE001 - unacknowledged messages are redelivered next time
+            ctx.log.warning("stopping: could not store the last batch (%r); the broker will redeliver it", err)
+        client.disconnect()
+        await asyncio.to_thread(client.loop_stop)
+        ctx.log.info("disconnected from %s", self._where)
+
+
+def _quiet_shutdown(record: logging.LogRecord) -> bool:
+    """paho 2.2 logs an ERROR when its loop runs once more after a requested disconnect; that is no error."""
+    return not str(record.msg).startswith("Client is not connected.")
+
+
+def _reason(err: BaseException | None) -> str:
+    if err is None:
+        return "unknown error"
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    return str(err) or type(err).__name__

@@ -4,6 +4,9 @@ Routes:
 - ``/``: status page for the district (German first, English): current and ended incidents, source health.
 - ``/alerts/{id}``: one incident with its versions.
 - ``/api/v1/alerts`` (``?all=1`` includes ended), ``/api/v1/alerts/{id}``, ``/api/v1/alerts/{id}/cap.xml``.
+- ``/api/v1/sensors``: configured sensors with state (ok / stale / never), newest reading, malformed count;
+  ``/api/v1/sensors/{id}/readings?since=<ISO 8601>&limit=<1..10000>``: readings oldest first (without ``since``
+  the newest ``limit``).
 - ``/healthz``: JSON; 200 while the store answers (``status`` says ``degraded`` when a source is down), else 503.
 - ``/metrics``: Prometheus text format.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +25,7 @@ import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub import __version__
+from hub import __version__, readings
 from hub.cap.serialize import to_xml
 
 if TYPE_CHECKING:
@@ -124,6 +128,43 @@ async def api_thread_cap(request: web.Request) -> web.Response:
     return web.Response(body=to_xml(alert), content_type="application/xml", charset="utf-8")
 
 
+async def api_sensors(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    return web.json_response({"sensors": await hub.store.run(readings.sensors, hub.store.store)})
+
+
+_OFFSET_SPACE = re.compile(r"(\d\d:\d\d(?:\.\d+)?) (\d\d(?::?\d\d)?)$")
+
+
+def _since_ms(text: str | None) -> int | None:
+    """``since`` as epoch ms; a ``+`` of the offset that arrived as a space (unencoded URL) is put back."""
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(_OFFSET_SPACE.sub(r"\1+\2", text.strip()))
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"since: {text!r} is not an ISO 8601 time") from None
+    if value.tzinfo is None:
+        raise web.HTTPBadRequest(text="since: give a time zone (Z or +01:00)")
+    return readings.ms_of(value)
+
+
+async def api_sensor_readings(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    try:
+        limit = int(request.query.get("limit", "1000"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 10000:
+        raise web.HTTPBadRequest(text="limit: a number from 1 to 10000")
+    since = _since_ms(request.query.get("since"))
+    found = await hub.store.run(readings.sensor_readings, hub.store.store, request.match_info["id"], since=since,
+                                limit=limit)
+    if found is None:
+        raise web.HTTPNotFound(text="Unbekannter Sensor / unknown sensor")
+    return web.json_response(found)
+
+
 async def healthz(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     try:
@@ -165,6 +206,8 @@ def make_app(hub: Hub) -> web.Application:
     app.router.add_get("/api/v1/alerts", api_alerts)
     app.router.add_get("/api/v1/alerts/{id}", api_thread)
     app.router.add_get("/api/v1/alerts/{id}/cap.xml", api_thread_cap)
+    app.router.add_get("/api/v1/sensors", api_sensors)
+    app.router.add_get("/api/v1/sensors/{id}/readings", api_sensor_readings)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     return app
