@@ -27,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub import __version__, readings
 from hub.cap.serialize import to_xml
+from hub.health import STATE_VALUE
 
 if TYPE_CHECKING:
     from hub.daemon import Hub
@@ -180,12 +181,12 @@ async def metrics(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     counts = await hub.store.run(hub.store.store.counts)
     m = hub.metrics
-    for state in ("active", "updated", "cancelled", "expired"):
+    for state in ("active", "updated", "cancelled", "expired", "ended"):
         m.threads.labels(state).set(counts.get(f"threads_{state}", 0))
     m.alerts.set(counts.get("alerts", 0))
     m.rejections.set(counts.get("rejections", 0))
     for name, h in hub.health.sources.items():
-        m.source_up.labels(name).set(1 if h.state == "up" else 0)
+        m.source_up.labels(name).set(STATE_VALUE.get(h.state, 0.0))
     body = generate_latest(m.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
