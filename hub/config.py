@@ -146,7 +146,7 @@ class SensorConfig(_Strict):
 
     id: Name
     topic: str
-    """MQTT topic filter; ``+`` and ``#`` wildcards allowed (then ``{topic}`` parts name the sensor, see README)."""
+    """MQTT topic filter; ``+`` and ``#`` wildcards allowed: every topic matching it belongs to this sensor."""
     kind: Literal["water_level", "air_quality", "wind", "temperature", "precipitation", "other"]
     unit: str
     lat: Annotated[float, msgspec.Meta(ge=-90, le=90)]
