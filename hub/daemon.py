@@ -85,7 +85,7 @@ class Hub:
                            path: str | None = None) -> IntakeResult:
         """Store an alert an adapter made from another format (NINA JSON): written as CAP 1.2 and validated like
         any document, so the store holds CAP and the adapter's flags (``notes``) stay with the version."""
-        raw = to_xml(alert)
+        raw = await asyncio.to_thread(to_xml, alert)  # a merged DWD alert has ~800 areas: not on the event loop
         return await self.ingest(raw, origin=origin, policy=SignaturePolicy.IGNORE, path=path, notes=tuple(notes))
 
     async def snapshot(self, origin: str, listed: Iterable[tuple[str, str]], *, misses_to_end: int) -> list[int]:
