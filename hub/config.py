@@ -180,12 +180,80 @@ class MqttSourceConfig(_Strict, tag="mqtt", tag_field="type", kw_only=True):
 SourceConfig = DirectorySourceConfig | CapFeedSourceConfig | DwdSourceConfig | NinaSourceConfig | MqttSourceConfig
 
 
+class GeoSection(_Strict):
+    boundaries: list[str] = []
+    """GeoJSON files (RFC 7946, [lon, lat]) with finer boundaries than the bundled Kreise: Gemeinden, Ortsteile.
+    Each feature names its region (``ars``, ``WARNCELLID`` or ``ags`` in ``properties``)."""
+
+
+class PushSection(_Strict):
+    """Web Push (RFC 8030/8291/8292) to browsers and UnifiedPush distributors."""
+
+    vapid_key: str = "var/vapid.pem"
+    """The hub's VAPID private key (PEM, P-256); created on first start with mode 0600."""
+    vapid_subject: str = "mailto:leitstelle@example.invalid"
+    """Contact push services may use (``mailto:`` or ``https:``); set the control room's address."""
+    allow_http_endpoints: bool = False
+    """Accept ``http://`` endpoints on loopback addresses (local test receivers only; never in production)."""
+    workers: Annotated[int, msgspec.Meta(ge=0, le=64)] = 0
+    """Processes that encrypt in bulk: 0 one per CPU."""
+    concurrency: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 64
+    """Requests to push services in flight at once."""
+    timeout_s: Seconds = 10.0
+
+
+class BoardConfig(_Strict, kw_only=True):
+    """A display board: a street screen, an LED board or a kiosk page."""
+
+    id: Name
+    name: str
+    ars: Ars
+    """The region the board stands in: it shows warnings that cover it."""
+    kind: Literal["mqtt", "http", "kiosk"]
+    lines: Annotated[int, msgspec.Meta(ge=1, le=40)] = 4
+    chars: Annotated[int, msgspec.Meta(ge=8, le=400)] = 40
+    """Text budget: lines x characters per line."""
+    charset: Literal["utf-8", "latin-1", "ascii"] = "utf-8"
+    """What the board can display; ``ascii`` LED boards get ä -> ae, ß -> ss."""
+    language: str = "de-DE"
+    exercise: bool = False
+    """Also show exercises (a board in a training room); public boards never do."""
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 1883
+    topic: str | None = None
+    """kind mqtt: the retained topic the board subscribes to."""
+    url: str | None = None
+    """kind http: the controller's endpoint for signed POSTs."""
+    secret: str | None = None
+    """kind http: HMAC-SHA256 key (use ``env:NAME``)."""
+    timeout_s: Seconds = 10.0
+
+
+class WebhookConfig(_Strict, kw_only=True):
+    """A multiplier (news portal, taxi dispatch) that receives every published warning for its regions."""
+
+    id: Name
+    url: str
+    format: Literal["cap", "json"] = "json"
+    secret: str
+    """HMAC-SHA256 key for the signature header (use ``env:NAME``)."""
+    regions: list[Ars] = []
+    """Only warnings touching these regions; empty: the whole district."""
+    min_severity: Literal["Minor", "Moderate", "Severe", "Extreme"] = "Minor"
+    exercise: bool = False
+    timeout_s: Seconds = 10.0
+
+
 class Config(_Strict):
     hub: HubSection
     store: StoreSection = StoreSection()
     validation: ValidationSection = ValidationSection()
     web: WebSection = WebSection()
+    geo: GeoSection = GeoSection()
+    push: PushSection = PushSection()
     sources: list[SourceConfig] = []
+    boards: list[BoardConfig] = []
+    webhooks: list[WebhookConfig] = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +331,23 @@ def _check(loaded: LoadedConfig) -> None:
         if source.name in seen:
             raise ConfigError(f"{file}: $.sources[{i}].name: {source.name!r} is used twice")
         seen.add(source.name)
+    for what, items in (("boards", cfg.boards), ("webhooks", cfg.webhooks)):
+        ids: set[str] = set()
+        for i, item in enumerate(items):
+            if item.id in ids:
+                raise ConfigError(f"{file}: $.{what}[{i}].id: {item.id!r} is used twice")
+            ids.add(item.id)
+    for i, board in enumerate(cfg.boards):
+        need = {"mqtt": ("topic",), "http": ("url", "secret"), "kiosk": ()}[board.kind]
+        for field in need:
+            if not getattr(board, field):
+                raise ConfigError(f"{file}: $.boards[{i}].{field}: required for a board of kind {board.kind!r}")
+    for i, hook in enumerate(cfg.webhooks):
+        if not hook.url.startswith(("https://", "http://")):
+            raise ConfigError(f"{file}: $.webhooks[{i}].url: {hook.url!r} is not an http(s) URL")
+    for i, name in enumerate(cfg.geo.boundaries):
+        if not loaded.path(name).is_file():
+            raise ConfigError(f"{file}: $.geo.boundaries[{i}]: file {loaded.path(name)} does not exist")
     if not cfg.hub.district_ars.endswith("0000000"):
         raise ConfigError(f"{file}: $.hub.district_ars: {cfg.hub.district_ars} is not a Kreis key (last 7 digits 0)")
     if cfg.validation.trust_store is not None and not loaded.path(cfg.validation.trust_store).is_dir():
