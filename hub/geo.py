@@ -127,8 +127,28 @@ class Warncell:
     """Gemeinde ARS: the cell itself (``gemeinde``) or the Gemeinde it is part of (``gemeinde-part``)."""
 
 
+ARS_LEVELS = (2, 3, 5, 9, 12)
+"""ARS digits per level: Land, Regierungsbezirk, Kreis, Gemeindeverband, Gemeinde."""
+
+
 def _pad(prefix: str) -> str:
     return prefix + "0" * (12 - len(prefix))
+
+
+def ars_prefix(ars: str) -> str:
+    """The significant digits of an ARS (the inverse of padding): trailing zero groups mean the higher level
+    (``033540000000`` -> ``03354``). Empty for ``000000000000`` (all of Germany). Needs no registry, so it also
+    reads keys the registry does not know (NINA's dashboard keys)."""
+    for length in ARS_LEVELS:
+        if set(ars[length:]) <= {"0"}:
+            return "" if set(ars[:length]) <= {"0"} else ars[:length]
+    return ars
+
+
+def ars_related(a: str, b: str) -> bool:
+    """Does one of two ARS areas contain the other (by key alone)?"""
+    pa, pb = ars_prefix(a), ars_prefix(b)
+    return pa.startswith(pb) or pb.startswith(pa)
 
 
 def _read_gz_json(path: Path) -> Any:

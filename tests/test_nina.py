@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from adapters.sources.common import Converted
-from adapters.sources.nina import NinaSource, ars_prefix, ars_related, parse_list
+from adapters.sources.nina import NinaSource, parse_list
 from adapters.sources.nina_convert import (
     GERMANY_BBOX,
     NinaFormatError,
@@ -39,6 +39,7 @@ from hub.cap.serialize import to_xml
 from hub.cap.sign import SignaturePolicy
 from hub.cap.validate import Validator, Verdict
 from hub.config import NinaSourceConfig
+from hub.geo import ars_prefix, ars_related
 from tests.sourcekit import HubKit, ReplayServer
 
 DATA = Path(__file__).parent / "data" / "nina"

@@ -33,6 +33,7 @@ from adapters.sources.nina_convert import NinaFormatError, convert_warning, deco
 from adapters.sources.polling import Http, PollingSource
 from hub.cap.model import Alert
 from hub.errors import FetchError, SourceError
+from hub.geo import ars_related
 
 if TYPE_CHECKING:
     from adapters.sources import SourceContext
@@ -40,24 +41,7 @@ if TYPE_CHECKING:
 
 DETAIL_CONCURRENCY = 8
 """Detail (and GeoJSON) requests in flight at once."""
-_ARS_LEVELS = (2, 3, 5, 9, 12)
-"""ARS digits per level: Land, Regierungsbezirk, Kreis, Verbandsgemeinde, Gemeinde."""
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+=@/-]{0,299}$")
-
-
-def ars_prefix(ars: str) -> str:
-    """The significant digits of an ARS: trailing zero groups mean the higher level (``033540000000`` -> ``03354``).
-    Empty for ``000000000000`` (all of Germany)."""
-    for length in _ARS_LEVELS:
-        if set(ars[length:]) <= {"0"}:
-            return "" if set(ars[:length]) <= {"0"} else ars[:length]
-    return ars
-
-
-def ars_related(a: str, b: str) -> bool:
-    """Does one of the two areas contain the other?"""
-    pa, pb = ars_prefix(a), ars_prefix(b)
-    return pa.startswith(pb) or pb.startswith(pa)
 
 
 @dataclass(frozen=True, slots=True)
