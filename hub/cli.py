@@ -120,23 +120,56 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_alerts(args: argparse.Namespace) -> int:
     loaded = _config(args, required=True)
     assert loaded is not None
+    from hub import decisions
     from hub.daemon import open_store
 
     with open_store(loaded) as store:
         store.sweep_expired()
         threads = store.threads(include_ended=args.all)
+        decided = decisions.current_decisions(store, [t.id for t in threads])
+        if args.unrouted:
+            threads = [t for t in threads if (decided[t.id] or {}).get("decision") == "unrouted"]
         if args.json:
             for t in threads:
                 d = t.as_dict()
                 d["versions_list"] = store.versions(t.id)
+                d["decision"] = decided[t.id]
                 print(json.dumps(d, ensure_ascii=False))
             return 0
         if not threads:
             print("Keine aktuellen Meldungen / no current incidents" + ("" if args.all else " (--all shows ended)"))
             return 0
-        print(f"{'id':>5}  {'state':9}  {'severity':8}  {'ver':>3}  {'last sent (UTC)':25}  headline")
+        print(f"{'id':>5}  {'state':9}  {'severity':8}  {'ver':>3}  {'last sent (UTC)':25}  {'decision':9}  headline")
         for t in threads:
-            print(f"{t.id:>5}  {t.state:9}  {t.severity:8}  {t.versions:>3}  {t.last_sent:25}  {t.headline[:70]}")
+            what = (decided[t.id] or {}).get("decision", "pending")
+            print(f"{t.id:>5}  {t.state:9}  {t.severity:8}  {t.versions:>3}  {t.last_sent:25}  {what:9}  "
+                  f"{t.headline[:70]}")
+            if args.why and decided[t.id]:
+                print(f"{'':>7}why: {decided[t.id]['why']}")
+    return 0
+
+
+def cmd_drafts(args: argparse.Namespace) -> int:
+    """Drafts the rules prepared (from alerts and sensor conditions), waiting for a person to approve them."""
+    loaded = _config(args, required=True)
+    assert loaded is not None
+    from hub import decisions
+    from hub.daemon import open_store
+
+    with open_store(loaded) as store:
+        found = decisions.drafts(store, state=None if args.all else "pending")
+    if args.json:
+        for d in found:
+            print(json.dumps(d, ensure_ascii=False))
+        return 0
+    if not found:
+        print("Keine Entwürfe / no drafts waiting")
+        return 0
+    for d in found:
+        texts = d["draft"]["texts"]
+        headline = next(iter(texts.values()))["headline"] if texts else ""
+        print(f"{d['id']:>5}  {d['state']:8}  {d['kind']:7}  {d['at']}  {d['template']}  {headline[:60]}")
+        print(f"{'':>7}rule: {d['rule']}; why: {d['why']}")
     return 0
 
 
@@ -219,9 +252,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     assert loaded is not None
     from hub.daemon import build_sources, make_validator
 
+    from hub.routing import open_rules
+
     make_validator(loaded)
     sources = build_sources(loaded)
-    print(f"{loaded.file}: ok ({loaded.cfg.hub.name}, {len(sources)} source(s), store {loaded.db_path})")
+    geo = loaded.geography()
+    live = open_rules(loaded.rules_dir, sensors=[s.id for s in loaded.sensors], geo=geo)
+    rules = live.current.rules if live.current else ()
+    extra = f", {len(geo.extra)} extra boundar{'y' if len(geo.extra) == 1 else 'ies'}" if geo.extra else ""
+    print(f"{loaded.file}: ok ({loaded.cfg.hub.name}, {len(sources)} source(s), {len(rules)} rule(s) in "
+          f"{loaded.rules_dir}{extra}, store {loaded.db_path})")
     return 0
 
 
@@ -260,7 +300,7 @@ def cmd_area(args: argparse.Namespace) -> int:
         print(f"warnhub: {args.path}: {err}", file=sys.stderr)
         return 1
     try:
-        res = geo.resolve(alert, district)
+        res = geo.resolve(alert, district, geo=loaded.geography() if loaded else None)
     except ValueError as err:
         print(f"warnhub: {err}", file=sys.stderr)
         return 2
@@ -289,13 +329,11 @@ def _rules_folder(args: argparse.Namespace, loaded: LoadedConfig | None, given: 
     """The rules folder: as given, else ``rules/`` beside the config file, else ./rules."""
     if given:
         return Path(given)
-    return loaded.base / "rules" if loaded else Path("rules")
+    return loaded.rules_dir if loaded else Path("rules")
 
 
 def _sensors(loaded: LoadedConfig | None) -> list[config_mod.SensorConfig] | None:
-    if loaded is None:
-        return None
-    return [s for src in loaded.cfg.sources for s in getattr(src, "sensors", [])]
+    return loaded.sensors if loaded is not None else None
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
@@ -312,7 +350,7 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     if errors:
         print(f"warnhub: {folder}: {len(errors)} error(s); these rules would not be loaded", file=sys.stderr)
         return 1
-    rules = RuleSet.load(folder, sensors=ids)
+    rules = RuleSet.load(folder, sensors=ids, geo=loaded.geography() if loaded else None)
     note = "" if ids is not None else "; sensor names not checked (no config)"
     print(f"{folder}: ok ({len(rules.alert_rules)} alert rules, {len(rules.sensor_rules)} sensor rules, "
           f"{len(rules.templates)} templates, {len(problems)} warning(s){note})", file=sys.stderr if args.json
@@ -327,7 +365,8 @@ def cmd_rules_replay(args: argparse.Namespace) -> int:
     loaded = _config(args, required=False)
     folder = _rules_folder(args, loaded, args.rules)
     sensors = _sensors(loaded)
-    rules = RuleSet.load(folder, sensors=[s.id for s in sensors] if sensors is not None else None)
+    rules = RuleSet.load(folder, sensors=[s.id for s in sensors] if sensors is not None else None,
+                         geo=loaded.geography() if loaded else None)
     failed = 0
     for d in replay(rules, list(_files(args.paths)), district=loaded.cfg.hub.district_ars if loaded else None,
                     origin=args.origin, units={s.id: s.unit for s in sensors or []},
@@ -365,7 +404,14 @@ def parser() -> argparse.ArgumentParser:
     a = sub.add_parser("alerts", parents=[common], help="list incidents (threads) with their current state")
     a.add_argument("--all", action="store_true", help="include cancelled and expired")
     a.add_argument("--json", action="store_true", help="one JSON object per line per thread")
+    a.add_argument("--unrouted", action="store_true", help="only those no rule routes (stored, sent nowhere)")
+    a.add_argument("--why", action="store_true", help="print the rules' explanation under each")
     a.set_defaults(fn=cmd_alerts)
+
+    dr = sub.add_parser("drafts", parents=[common], help="drafts from rules and sensor conditions awaiting approval")
+    dr.add_argument("--all", action="store_true", help="include approved and rejected ones")
+    dr.add_argument("--json", action="store_true", help="one JSON object per line per draft")
+    dr.set_defaults(fn=cmd_drafts)
 
     c = sub.add_parser("convert", parents=[common],
                        help="print what the hub makes of a saved source payload, as CAP 1.2 or JSON")

@@ -36,6 +36,8 @@ class HubSection(_Strict):
     district_ars: Ars
     """Amtlicher Regionalschlüssel of the Kreis (12 digits)."""
     db: str = "var/warnhub.db"
+    rules: str = "rules"
+    """The operators' rules folder (``*.toml``, ``templates/*.toml``); see rules/README.md."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
@@ -274,6 +276,21 @@ class LoadedConfig:
     @property
     def db_path(self) -> Path:
         return self.path(self.cfg.hub.db)
+
+    @property
+    def rules_dir(self) -> Path:
+        return self.path(self.cfg.hub.rules)
+
+    @property
+    def sensors(self) -> list[SensorConfig]:
+        return [s for src in self.cfg.sources if isinstance(src, MqttSourceConfig) for s in src.sensors]
+
+    def geography(self) -> Any:
+        """The bundled geography plus ``[geo] boundaries`` (:class:`hub.geo.Geography`; ConfigError if a file is
+        unusable)."""
+        from hub.geo import with_extra_boundaries
+
+        return with_extra_boundaries(self.path(p) for p in self.cfg.geo.boundaries)
 
     def source_policy(self, source: SourceConfig) -> SignaturePolicy:
         return SignaturePolicy(getattr(source, "signature", None) or self.cfg.validation.signature_policy)

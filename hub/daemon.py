@@ -34,12 +34,17 @@ from hub.health import STATE_VALUE, Health, SourceHealth
 from hub.intake import Intake, IntakeResult, check_document
 from hub.metrics import Metrics
 from hub.pool import ValidationPool, default_workers
+from hub.routing import Router, open_rules
 from hub.store import AsyncStore, Store
 from hub.web.app import WebServer
 
 log = logging.getLogger("warnhub.daemon")
 
 RESTART_BACKOFF_S = (1, 2, 5, 10, 30)
+RULES_POLL_S = 2.0
+"""How often the rules folder is checked for edits (a stat of each file)."""
+SENSOR_TICK_S = 15.0
+"""How often silent sensors are checked against staleness rules."""
 
 
 def open_store(loaded: LoadedConfig) -> Store:
@@ -67,6 +72,8 @@ class Hub:
         self._tasks: set[asyncio.Future[None]] = set()
         self.health = Health(on_change=self.health_changed)
         self.web_port: int | None = None
+        self.router: Router | None = None
+        """The rules stage (set by :func:`run`; absent in kits that test intake alone)."""
 
     async def ingest(self, raw: bytes, *, origin: str, policy: SignaturePolicy,
                      path: str | None = None, notes: tuple[str, ...] = ()) -> IntakeResult:
@@ -79,6 +86,8 @@ class Hub:
         result = await self.store.run(self.intake.record, report, rec, raw, origin=origin)
         self.metrics.ingest_seconds.observe(time.perf_counter() - started)
         self.metrics.documents.labels(origin, result.outcome).inc()
+        if result.outcome == "new" and self.router is not None:
+            self.router.wake()
         return result
 
     async def ingest_alert(self, alert: Alert, *, origin: str, notes: Sequence[str] = (),
@@ -191,13 +200,24 @@ async def supervise(source: Source, ctx: SourceContext) -> None:
 async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    # Refuse to start on unusable boundaries or rules (ConfigError with file, line and field), before anything opens.
+    geo = await asyncio.to_thread(loaded.geography)
+    live = await asyncio.to_thread(open_rules, loaded.rules_dir, sensors=[s.id for s in loaded.sensors], geo=geo)
     store = open_store(loaded)
     astore = AsyncStore(store)
     hub = Hub(loaded, astore, make_validator(loaded))
     actor = getpass.getuser()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(astore.run(hub.reload, loaded.file)))
+    router = Router(astore, live, district=loaded.cfg.hub.district_ars, metrics=hub.metrics,
+                    units={s.id: s.unit for s in loaded.sensors})
+    hub.router = router
+
+    def sighup() -> None:
+        loop.create_task(astore.run(hub.reload, loaded.file))
+        loop.create_task(router.reload())
+
+    loop.add_signal_handler(signal.SIGHUP, sighup)
     try:
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(astore.close)
@@ -209,18 +229,25 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> No
             scheduler = AsyncIOScheduler(timezone="UTC")
             scheduler.add_job(hub.sweep, "interval", seconds=loaded.cfg.store.sweep_interval_s, id="expiry-sweep",
                               max_instances=1, coalesce=True)
+            scheduler.add_job(router.poll_files, "interval", seconds=RULES_POLL_S, id="rules-files",
+                              max_instances=1, coalesce=True)
+            scheduler.add_job(router.tick, "interval", seconds=SENSOR_TICK_S, id="sensor-tick", max_instances=1,
+                              coalesce=True)
             scheduler.start()
             stack.callback(scheduler.shutdown, wait=False)
             await hub.sweep()
+            primed = await router.prime()
+            if primed:
+                log.info("sensor rules primed with %d recent reading(s)", primed)
+            tasks = [asyncio.create_task(router.run(), name="router")]
             http = await stack.enter_async_context(aiohttp.ClientSession())
             sources = build_sources(loaded)
-            tasks = []
             for source, settings in zip(sources, loaded.cfg.sources, strict=True):
                 hub.health.register(source.name, source_type(settings))
                 ctx = SourceContext(ingest=hub.ingest, health=hub.health,
                                     log=logging.getLogger(f"warnhub.source.{source.name}"),
                                     ingest_alert=hub.ingest_alert, snapshot=hub.snapshot, known=hub.known,
-                                    http=http, store=astore, metrics=hub.metrics)
+                                    http=http, store=astore, metrics=hub.metrics, on_readings=router.feed)
                 tasks.append(asyncio.create_task(supervise(source, ctx), name=f"source:{source.name}"))
             log.info("warnhub running: %s (%s), %d source(s)", loaded.cfg.hub.name, loaded.cfg.hub.district_ars,
                      len(sources))

@@ -682,7 +682,7 @@ def load_extra_boundaries(path: str | Path, reg: Registry | None = None) -> dict
     2/3/5/9-digit prefix), else a DWD ``WARNCELLID``, else ``ags``/``AGS``. Features of one ARS are joined; DWD part
     cells (``7``/``9``) count only when every part of their region is in the file. Raises :class:`ConfigError`
     naming the file and feature for anything unusable: unknown keys, incomplete parts, coordinates in [lat, lon]
-    order or outside Germany. Pass the result to :meth:`Geography.with_boundaries` (config wiring: not yet).
+    order or outside Germany. Config ``[geo] boundaries`` goes through :func:`with_extra_boundaries`.
     """
     reg = reg or registry()
     path = Path(path)
@@ -715,6 +715,19 @@ def load_extra_boundaries(path: str | Path, reg: Registry | None = None) -> dict
             raise ConfigError(f"{path}: warncells {', '.join(sorted(given))} are parts of {ars} "
                               f"({reg.name(ars)}); the parts {', '.join(missing)} are missing")
     return {ars: shapely.union_all(geoms) for ars, geoms in found.items()}
+
+
+def with_extra_boundaries(paths: Iterable[str | Path]) -> Geography:
+    """The bundled geography plus the operator's boundary files (config ``[geo] boundaries``), in order (a later
+    file replaces an earlier one's region). Raises :class:`ConfigError` naming file and feature."""
+    paths = list(paths)
+    geo = geography()
+    if not paths:
+        return geo
+    extra: dict[str, BaseGeometry] = {}
+    for path in paths:
+        extra.update(load_extra_boundaries(path, geo.registry))
+    return geo.with_boundaries(extra)
 
 
 def _part_cells(reg: Registry, ars: str, sample: str) -> set[str]:

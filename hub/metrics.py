@@ -29,3 +29,9 @@ class Metrics:
                                           ["source", "sensor"], registry=self.registry)
         self.sensor_stale = Gauge("warnhub_sensor_stale", "1 while a sensor is stale or has never reported "
                                   "within its interval, else 0", ["source", "sensor"], registry=self.registry)
+        self.decisions = Counter("warnhub_decisions_total", "Alert versions decided by the rules, by decision "
+                                 "(publish, suppress, draft, unrouted)", ["decision"], registry=self.registry)
+        self.sensor_events = Counter("warnhub_sensor_events_total", "Sensor conditions that fired or cleared "
+                                     "(each drafts a warning or all-clear)", ["kind"], registry=self.registry)
+        self.rules_refused = Gauge("warnhub_rules_reload_refused", "1 while the last rules reload was refused "
+                                   "(the previous rules stay in force)", registry=self.registry)

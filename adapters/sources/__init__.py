@@ -55,6 +55,8 @@ class SourceContext:
     http: aiohttp.ClientSession | None = None
     store: AsyncStore | None = None
     metrics: Metrics | None = None
+    on_readings: Callable[[list[tuple[str, int, float]]], Awaitable[Any]] | None = None
+    """Sensor readings ``(sensor, ts_ms, value)`` just stored: the rules' sensor watch hears of them."""
 
 
 class Source(Protocol):

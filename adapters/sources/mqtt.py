@@ -456,6 +456,11 @@ class MqttSource:
                 ctx.metrics.readings.labels(self.name, "duplicate").inc(result.duplicates)
         if result.stored + result.duplicates != len(entries):
             self._note_bad(ctx, [e for e in entries if e.row is None])
+        if ctx.on_readings is not None and result.stored:
+            try:
+                await ctx.on_readings([(e.row[0], e.row[1], e.row[2]) for e in entries if e.row is not None])
+            except Exception:  # noqa: BLE001 - the readings are stored; the rules catch up at the next start
+                ctx.log.exception("sensor rules failed on a batch of readings")
         for sensor_id, ts in result.newest.items():
             last = self.last_ts.get(sensor_id)
             if last is None or ts > last:

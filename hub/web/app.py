@@ -25,7 +25,7 @@ import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub import __version__, readings
+from hub import __version__, decisions, readings
 from hub.cap.serialize import to_xml
 from hub.health import STATE_VALUE
 
@@ -173,8 +173,15 @@ async def healthz(request: web.Request) -> web.Response:
     except Exception as err:  # noqa: BLE001 - any store failure makes the hub unhealthy
         return web.json_response({"status": "down", "store": f"failing: {err!r}"}, status=503)
     status = "ok" if hub.health.ok else "degraded"
-    return web.json_response({"status": status, "version": __version__, "store": "ok", "counts": counts,
-                              "sources": hub.health.as_dict()})
+    body = {"status": status, "version": __version__, "store": "ok", "counts": counts,
+            "sources": hub.health.as_dict()}
+    if hub.router is not None:
+        rules = hub.router.health()
+        rules["decisions"] = await hub.store.run(decisions.decision_counts, hub.store.store)
+        body["rules"] = rules
+        if rules["refused"]:
+            body["status"] = "degraded"  # the running rules work, but not the ones the operators last wrote
+    return web.json_response(body)
 
 
 async def metrics(request: web.Request) -> web.Response:
