@@ -1,0 +1,321 @@
+"""Board text: a warning fitted to a display board's budget (lines x characters, charset).
+
+:class:`Notice` is what the pipeline hands a board or webhook channel about one publication version (plain text, no
+CAP). :func:`fit` turns it into at most ``lines`` lines of at most ``chars`` characters, in order of importance: the
+severity word in German (``ÜBUNG:`` before it for an exercise, ``Entwarnung`` for an all-clear or a cancel), the
+headline, the instruction, the validity (``bis 18:30`` local time). When everything fits, the text is the notice's
+own, only whitespace collapsed. When it does not, the least important parts go first: the DWD's boilerplate, then
+later instruction sentences, then the rest of a sentence, which is cut at a word with an ellipsis. Words longer than
+a line are hyphen-split; nothing else is. :func:`transliterate` makes any text encodable in a board's charset.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+Charset = Literal["utf-8", "latin-1", "ascii"]
+MsgType = Literal["Alert", "Update", "Cancel"]
+Status = Literal["Actual", "Exercise", "System", "Test", "Draft"]
+Severity = Literal["Extreme", "Severe", "Moderate", "Minor", "Unknown"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Notice:
+    """One publication version as plain text, for channels that show or forward it (boards, webhooks)."""
+
+    thread: str
+    version: int
+    msg_type: MsgType
+    status: Status
+    severity: Severity
+    urgency: str = "Unknown"
+    event: str = ""
+    headline: str = ""
+    description: str = ""
+    instruction: str = ""
+    area_desc: str = ""
+    sent: datetime | None = None
+    onset: datetime | None = None
+    expires: datetime | None = None
+    """Aware datetimes (or None)."""
+    language: str = "de-DE"
+    sender_name: str = ""
+    url: str | None = None
+    all_clear: bool = False
+    """responseType AllClear: the danger is over (shown as "Entwarnung")."""
+
+
+SEVERITY_WORDS: dict[str, tuple[str, str]] = {
+    "Extreme": ("Extreme Gefahr", "GEFAHR"),
+    "Severe": ("Gefahr", "Gefahr"),
+    "Moderate": ("Warnung", "Warnung"),
+    "Minor": ("Hinweis", "Hinweis"),
+    "Unknown": ("Warnung", "Warnung"),
+}
+"""Severity -> (word, short word for boards too small for the word and the exercise marker)."""
+ALL_CLEAR = "Entwarnung"
+EXERCISE = "ÜBUNG"
+ONSET_NOTE_S = 15 * 60
+"""An onset this much after ``sent`` is shown (``ab 22:00 bis 23:00``): the danger is still to come."""
+
+_BOILERPLATE = re.compile(r"^\s*ACHTUNG!\s*Hinweis auf mögliche Gefahren:\s*", re.IGNORECASE)
+"""The DWD's opening of every instruction; the first thing dropped when space is short."""
+_DWD_HEADLINE = re.compile(r"^\s*Amtliche\s+\S*WARNUNG\s+vor\b", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'„‚“‘(A-ZÄÖÜ])")
+_BREAK_TAG = re.compile(r"<\s*br\s*/?\s*>", re.IGNORECASE)
+_SPACE = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_HYPHEN_MIN = 4
+"""A long word is split onto the end of a line only if at least this many characters (hyphen included) fit."""
+
+
+# -- transliteration ----------------------------------------------------------------------------------------------
+
+_TYPOGRAPHIC = {
+    "„": '"', "“": '"', "”": '"', "‟": '"', "«": '"', "»": '"', "″": '"',
+    "‚": "'", "‘": "'", "’": "'", "‛": "'", "‹": "'", "›": "'", "′": "'", "´": "'", "`": "'",
+    "‐": "-", "‑": "-", "‒": "-", "–": "-", "—": "-", "―": "-", "−": "-", "…": "...",
+    "€": "EUR", "•": "*", "·": "*", "™": "TM", "\u00a0": " ", "\u202f": " ", "\u2009": " ", "\u200b": "",
+}
+_LATIN1_TYPOGRAPHIC = {k: v for k, v in _TYPOGRAPHIC.items() if k not in "«»´·\u00a0"}
+"""Latin-1 has « » ´ · and the no-break space itself; everything else above is outside it."""
+_UMLAUTS = {"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "ẞ": "SS"}
+
+
+def transliterate(text: str, charset: Charset) -> str:
+    """``text`` in characters the charset can encode; never raises for any input.
+
+    ASCII: ä -> ae, Ä -> Ae (AE inside a word in capitals: GLÄTTE -> GLAETTE), ß -> ss, typographic quotes, dashes
+    and the ellipsis to their ASCII forms, € -> EUR, other letters without their accents (NFKD), the rest '?'.
+    Latin-1 keeps umlauts and ß and maps the rest the same way. UTF-8 keeps everything. Control characters go.
+    """
+    text = _CONTROL.sub("", unicodedata.normalize("NFC", text))
+    if charset == "utf-8":
+        return text
+    table = _TYPOGRAPHIC if charset == "ascii" else _LATIN1_TYPOGRAPHIC
+    out: list[str] = []
+    for i, ch in enumerate(text):
+        if _encodable(ch, charset):
+            out.append(ch)
+        elif ch in table:
+            out.append(table[ch])
+        elif charset == "ascii" and ch in _UMLAUTS:
+            out.append(_umlaut(text, i))
+        else:
+            out.append(_decomposed(ch, charset))
+    return "".join(out)
+
+
+def _encodable(ch: str, charset: Charset) -> bool:
+    return ord(ch) < (128 if charset == "ascii" else 256)
+
+
+def _umlaut(text: str, i: int) -> str:
+    """ä -> ae; Ä -> AE where its neighbours are capitals (ÜBUNG, GLÄTTE), else Ae."""
+    repl = _UMLAUTS[text[i]]
+    if text[i].isupper():
+        after = text[i + 1] if i + 1 < len(text) else ""
+        before = text[i - 1] if i > 0 else ""
+        if (after.isalpha() and after.isupper()) or (not after.isalpha() and before.isalpha() and before.isupper()):
+            return repl.upper()
+    return repl
+
+
+def _decomposed(ch: str, charset: Charset) -> str:
+    base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+    if base and all(_encodable(c, charset) for c in base):
+        return base
+    return "?"
+
+
+# -- fitting ------------------------------------------------------------------------------------------------------
+
+
+def plain(text: str) -> str:
+    """One line of plain text: HTML line breaks and entities (NINA texts carry them) resolved, whitespace collapsed."""
+    if "<" in text or "&" in text:
+        text = html.unescape(_BREAK_TAG.sub(" ", text))
+    return _SPACE.sub(" ", text).strip()
+
+
+def severity_word(notice: Notice) -> str:
+    """The German word a board leads with (without the exercise marker)."""
+    if notice.all_clear or notice.msg_type == "Cancel":
+        return ALL_CLEAR
+    return SEVERITY_WORDS.get(notice.severity, SEVERITY_WORDS["Unknown"])[0]
+
+
+def validity(notice: Notice, tz: str = "Europe/Berlin", *, onset: bool = True) -> str:
+    """``bis 18:30`` (local time; with the date when it is another day than sent), ``ab 22:00 bis 23:00`` for a
+    warning whose onset is still to come, ``""`` without an expiry or for an all-clear."""
+    if notice.expires is None or notice.all_clear or notice.msg_type == "Cancel":
+        return ""
+    zone = _zone(tz)
+    ref = notice.sent or notice.onset
+    ref_local = ref.astimezone(zone) if ref is not None else None
+    if onset and notice.onset is not None and notice.sent is not None and \
+            (notice.onset - notice.sent).total_seconds() >= ONSET_NOTE_S:
+        start = notice.onset.astimezone(zone)
+        return f"ab {_when(start, ref_local)} bis {_when(notice.expires.astimezone(zone), start)}"
+    return f"bis {_when(notice.expires.astimezone(zone), ref_local)}"
+
+
+@lru_cache(maxsize=16)
+def _zone(tz: str) -> ZoneInfo:
+    return ZoneInfo(tz)
+
+
+def _when(at: datetime, ref: datetime | None) -> str:
+    if ref is not None and at.date() == ref.date():
+        return at.strftime("%H:%M")
+    if ref is not None and at.year == ref.year:
+        return at.strftime("%d.%m. %H:%M")
+    return at.strftime("%d.%m.%Y %H:%M")
+
+
+def fit(notice: Notice, *, lines: int, chars: int, charset: Charset = "utf-8", tz: str = "Europe/Berlin") -> list[str]:
+    """At most ``lines`` lines of at most ``chars`` characters, each encodable in ``charset`` (see module doc)."""
+    if lines < 1 or chars < 4:
+        raise ValueError(f"a board needs at least one line of four characters, not {lines} x {chars}")
+    tl = _Fitter(lines, chars, charset)
+    head_variants = [tl.text(h) for h in _heads(notice)]
+    headline = tl.text(plain(notice.headline) or plain(notice.event))
+    instruction = tl.text(plain(notice.instruction))
+    valid = tl.text(validity(notice, tz))
+    valid_short = tl.text(validity(notice, tz, onset=False))
+    for head in head_variants:  # everything, as the issuer wrote it
+        laid = tl.layout([[head], [headline], [instruction], [valid]])
+        if laid is not None:
+            return laid
+    lead = next((h for h in head_variants if tl.layout([[h]]) is not None), None)
+    if lead is None:  # not even the shortest marker fits: show what fits of it
+        return tl.wrap(head_variants[-1].split())[:lines]
+    compact = tl.text(_compact_headline(plain(notice.headline), plain(notice.event)))
+    stripped = _BOILERPLATE.sub("", plain(notice.instruction))
+    sentences = [tl.text(s) for s in _SENTENCE_END.split(stripped) if s.strip()]
+    return tl.choose(lead, headline, compact, sentences, [valid, valid_short])
+
+
+def _heads(notice: Notice) -> list[str]:
+    """The lead, longest first: with the exercise marker, one variant per word length."""
+    word = severity_word(notice)
+    short = word if word == ALL_CLEAR else SEVERITY_WORDS.get(notice.severity, SEVERITY_WORDS["Unknown"])[1]
+    if notice.status == "Exercise":
+        return list(dict.fromkeys([f"{EXERCISE}: {word}", f"{EXERCISE}: {short}", EXERCISE]))
+    return list(dict.fromkeys([word, short]))
+
+
+def _compact_headline(headline: str, event: str) -> str:
+    """The DWD's ``Amtliche WARNUNG vor STARKEM GEWITTER`` says no more than its event ``STARKES GEWITTER`` once
+    the severity word leads; other headlines have no shorter form."""
+    if event and _DWD_HEADLINE.match(headline) and len(event) < len(headline):
+        return event
+    return ""
+
+
+class _Fitter:
+    """Layout and selection for one budget."""
+
+    def __init__(self, lines: int, chars: int, charset: Charset) -> None:
+        self.lines, self.chars, self.charset = lines, chars, charset
+        self.ellipsis = "…" if charset == "utf-8" else "..."
+
+    def text(self, s: str) -> str:
+        """Plain text (see :func:`plain`) in the board's charset, whitespace collapsed once more."""
+        return _SPACE.sub(" ", transliterate(s, self.charset)).strip()
+
+    def wrap(self, words: Sequence[str]) -> list[str]:
+        """Greedy word wrap; a word longer than a line is hyphen-split, filling the current line first."""
+        out: list[str] = []
+        cur = ""
+        for word in words:
+            if not cur and len(word) <= self.chars:
+                cur = word
+                continue
+            if cur and len(cur) + 1 + len(word) <= self.chars:
+                cur = f"{cur} {word}"
+                continue
+            if len(word) <= self.chars:
+                out.append(cur)
+                cur = word
+                continue
+            if cur:
+                room = self.chars - len(cur) - 1
+                if room >= _HYPHEN_MIN:
+                    out.append(f"{cur} {word[:room - 1]}-")
+                    word = word[room - 1:]
+                else:
+                    out.append(cur)
+            step = self.chars - 1
+            while len(word) > self.chars:
+                out.append(f"{word[:step]}-")
+                word = word[step:]
+            cur = word
+        if cur:
+            out.append(cur)
+        return out
+
+    def layout(self, blocks: Sequence[Sequence[str]]) -> list[str] | None:
+        """The lines for these blocks (each a list of texts), or None if they exceed the budget.
+
+        Each block on its own lines where that fits (easier to read), else all of it as one flowing text."""
+        words = [[w for t in block for w in t.split()] for block in blocks]
+        words = [w for w in words if w]
+        blockwise = [line for w in words for line in self.wrap(w)]
+        if len(blockwise) <= self.lines:
+            return blockwise
+        flowing = self.wrap([x for w in words for x in w])
+        return flowing if len(flowing) <= self.lines else None
+
+    def choose(self, head: str, headline: str, compact: str, sentences: list[str], valid: Sequence[str]) -> list[str]:
+        """Greedy by importance (head, headline or its short form, first sentence, validity or its short form,
+        further sentences), shown in reading order; then the most important part left out is cut to fill the rest,
+        with an ellipsis (a sentence keeps at least two words: "Bei…" tells nobody anything)."""
+        slots: list[list[str]] = [[head], [""], [""] * len(sentences), [""]]
+        wanted: list[tuple[int, int, str]] = [(1, 0, headline)]
+        if compact:
+            wanted.append((1, 0, compact))
+        wanted += [(2, i, s) for i, s in enumerate(sentences[:1])]
+        wanted += [(3, 0, v) for v in valid]
+        wanted += [(2, i, s) for i, s in enumerate(sentences) if i > 0]
+        left_out: list[tuple[int, int, str]] = []
+        for b, i, text in wanted:
+            if not text or slots[b][i]:
+                continue
+            slots[b][i] = text
+            if self.layout(slots) is None:
+                slots[b][i] = ""
+                left_out.append((b, i, text))
+        for b, i, text in left_out:
+            if slots[b][i] or b == 3:  # "bis…" says nothing: the validity is shown whole or not at all
+                continue
+            cut = self._cut(slots, b, i, text, 1 if b == 1 else 2)
+            if cut:
+                slots[b][i] = cut
+                break
+        laid = self.layout(slots)
+        assert laid is not None  # the head alone fits, and every step kept the layout within budget
+        return laid
+
+    def _cut(self, slots: list[list[str]], b: int, i: int, text: str, min_words: int) -> str:
+        """The longest prefix of ``min_words`` or more words of ``text`` plus an ellipsis that fits, or ``""``."""
+        words = text.split()
+        lo, hi, best = min_words, len(words) - 1, ""
+        while lo <= hi:  # more words never take fewer lines: bisect
+            mid = (lo + hi) // 2
+            candidate = " ".join(words[:mid]).rstrip(",;:-–") + self.ellipsis
+            slots[b][i] = candidate
+            if self.layout(slots) is not None:
+                best, lo = candidate, mid + 1
+            else:
+                hi = mid - 1
+        slots[b][i] = ""
+        return best
