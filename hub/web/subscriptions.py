@@ -1,0 +1,167 @@
+"""Citizen subscription API (no accounts: a random id and a token shown once), see hub/subscriptions.py.
+
+Routes (JSON; every response ``Cache-Control: no-store``; bodies up to 16 KB):
+- ``POST /api/v1/subscriptions``: 201 ``{"id", "token", "subscription"}``. The same push endpoint again replaces
+  its subscription (same id, new token).
+- ``GET|PUT|DELETE /api/v1/subscriptions/{id}`` with ``Authorization: Bearer <token>``: 200 ``{"id",
+  "subscription"}`` (DELETE: 204). An unknown id and a wrong token both answer 404 with the same body; no header: 401.
+- Errors: ``{"error": "<German> / <English>: ..."}`` with 400 (invalid JSON or field), 409 (PUT with a push endpoint
+  of another subscription), 413 (body too large).
+
+The :class:`~hub.subscriptions.SubscriptionIndex` lives at ``app[INDEX_KEY]`` for the delivery pipeline to share;
+these handlers tell it of every change (the delivery worker does the same when it deletes gone endpoints).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from hub import subscriptions as subs
+from hub.geo import registry
+from hub.web.app import HUB_KEY
+
+log = logging.getLogger("warnhub.web.subscriptions")
+
+INDEX_KEY = web.AppKey("subscription_index", subs.SubscriptionIndex)
+MAX_BODY = 16 * 1024
+NO_STORE = {"Cache-Control": "no-store"}
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_NOT_FOUND = "Unbekanntes Abo oder falscher Token / unknown subscription or wrong token"
+
+
+@dataclass(frozen=True, slots=True)
+class _Checks:
+    allow_http: bool
+    check_endpoint: subs.CheckEndpoint
+    check_keys: subs.CheckKeys
+
+
+_CHECKS_KEY = web.AppKey("subscription_checks", _Checks)
+
+
+def setup(app: web.Application, *, allow_http: bool, index: subs.SubscriptionIndex | None = None,
+          check_endpoint: subs.CheckEndpoint | None = None,
+          check_keys: subs.CheckKeys | None = None) -> subs.SubscriptionIndex:
+    """Add the routes and ``app[INDEX_KEY]`` (``index``, or a new one filled from the store at startup).
+
+    The push checks default to adapters.channels.webpush; without that module this raises (no weaker fallback)."""
+    if check_endpoint is None or check_keys is None:
+        try:
+            from adapters.channels import webpush
+        except ImportError as err:
+            raise RuntimeError("subscriptions need adapters.channels.webpush (check_endpoint, check_keys)") from err
+        check_endpoint = check_endpoint or webpush.check_endpoint
+        check_keys = check_keys or webpush.check_keys
+    index = index if index is not None else subs.SubscriptionIndex()
+    app[INDEX_KEY] = index
+    app[_CHECKS_KEY] = _Checks(allow_http, check_endpoint, check_keys)
+    app.on_startup.append(_load)
+    app.router.add_post("/api/v1/subscriptions", create)
+    app.router.add_get("/api/v1/subscriptions/{id}", read)
+    app.router.add_put("/api/v1/subscriptions/{id}", replace)
+    app.router.add_delete("/api/v1/subscriptions/{id}", remove)
+    return index
+
+
+async def _load(app: web.Application) -> None:
+    hub = app[HUB_KEY]
+    count = await hub.store.run(subs.load_index, hub.store.store, app[INDEX_KEY])
+    log.info("subscriptions loaded into the targeting index: %d", count)
+
+
+def _error(cls: type[web.HTTPException], message: str, **headers: str) -> web.HTTPException:
+    return cls(text=json.dumps({"error": message}, ensure_ascii=False), content_type="application/json",
+               headers={**NO_STORE, **headers})
+
+
+def _json(data: dict[str, Any], status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, headers=NO_STORE,
+                             dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+
+async def _body(request: web.Request) -> subs.Subscription:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise _too_large()
+    raw = bytearray()
+    while chunk := await request.content.read(MAX_BODY + 1 - len(raw)):
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise _too_large()
+    try:
+        data = json.loads(raw)
+    except ValueError as err:
+        raise _error(web.HTTPBadRequest, f"Ungültiges JSON / invalid JSON: {err}") from None
+    checks = request.app[_CHECKS_KEY]
+    try:
+        return subs.parse_subscription(data, registry=registry(), check_endpoint=checks.check_endpoint,
+                                       check_keys=checks.check_keys, allow_http=checks.allow_http)
+    except subs.SubscriptionError as err:
+        raise _error(web.HTTPBadRequest, str(err)) from None
+
+
+def _too_large() -> web.HTTPException:
+    return web.HTTPRequestEntityTooLarge(
+        max_size=MAX_BODY, actual_size=MAX_BODY + 1, content_type="application/json", headers=NO_STORE,
+        text=json.dumps({"error": f"Anfrage zu groß / request too large: höchstens / at most {MAX_BODY} Bytes"},
+                        ensure_ascii=False))
+
+
+def _credentials(request: web.Request) -> tuple[str, str]:
+    """(id, token); a malformed id is simply not found, a missing token is 401."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > 256:
+        raise _error(web.HTTPUnauthorized, "Token fehlt / missing token: Authorization: Bearer <token>",
+                     **{"WWW-Authenticate": "Bearer"})
+    sub_id = request.match_info["id"]
+    if not _ID.fullmatch(sub_id):
+        raise _error(web.HTTPNotFound, _NOT_FOUND)
+    return sub_id, token
+
+
+async def create(request: web.Request) -> web.Response:
+    sub = await _body(request)
+    hub = request.app[HUB_KEY]
+    sub_id, token = await hub.store.run(subs.create, hub.store.store, sub)
+    request.app[INDEX_KEY].put(sub_id, sub)
+    response = _json({"id": sub_id, "token": token, "subscription": sub.as_dict()}, status=201)
+    response.headers["Location"] = f"/api/v1/subscriptions/{sub_id}"
+    return response
+
+
+async def read(request: web.Request) -> web.Response:
+    sub_id, token = _credentials(request)
+    hub = request.app[HUB_KEY]
+    sub = await hub.store.run(subs.get, hub.store.store, sub_id, token)
+    if sub is None:
+        raise _error(web.HTTPNotFound, _NOT_FOUND)
+    return _json({"id": sub_id, "subscription": sub.as_dict()})
+
+
+async def replace(request: web.Request) -> web.Response:
+    sub_id, token = _credentials(request)
+    sub = await _body(request)
+    hub = request.app[HUB_KEY]
+    try:
+        found = await hub.store.run(subs.update, hub.store.store, sub_id, token, sub)
+    except subs.EndpointTaken as err:
+        raise _error(web.HTTPConflict, str(err)) from None
+    if not found:
+        raise _error(web.HTTPNotFound, _NOT_FOUND)
+    request.app[INDEX_KEY].put(sub_id, sub)
+    return _json({"id": sub_id, "subscription": sub.as_dict()})
+
+
+async def remove(request: web.Request) -> web.Response:
+    sub_id, token = _credentials(request)
+    hub = request.app[HUB_KEY]
+    if not await hub.store.run(subs.delete, hub.store.store, sub_id, token):
+        raise _error(web.HTTPNotFound, _NOT_FOUND)
+    request.app[INDEX_KEY].remove(sub_id)
+    return web.Response(status=204, headers=NO_STORE)
