@@ -453,8 +453,27 @@ class EqualArea:
         return np.column_stack((_RQ * k * cos_b * np.sin(lon),
                                 _RQ * k * (self.cos_b0 * sin_b - self.sin_b0 * cos_b * cos_l)))
 
+    def inverse(self, xy: np.ndarray) -> np.ndarray:
+        """``(n, 2)`` x, y in metres back to lon, lat in degrees (Snyder's inverse; authalic to geodetic latitude
+        by series, well below a millimetre)."""
+        x, y = xy[:, 0], xy[:, 1]
+        rho = np.hypot(x, y)
+        c = 2 * np.arcsin(np.clip(rho / (2 * _RQ), -1.0, 1.0))
+        sin_c, cos_c = np.sin(c), np.cos(c)
+        safe = np.where(rho == 0, 1.0, rho)
+        beta = np.where(rho == 0, math.asin(self.sin_b0),
+                        np.arcsin(np.clip(cos_c * self.sin_b0 + y * sin_c * self.cos_b0 / safe, -1.0, 1.0)))
+        lon = self.lon0 + np.arctan2(x * sin_c, rho * self.cos_b0 * cos_c - y * self.sin_b0 * sin_c)
+        e2, e4, e6 = _E2, _E2**2, _E2**3
+        lat = (beta + (e2 / 3 + 31 * e4 / 180 + 517 * e6 / 5040) * np.sin(2 * beta)
+               + (23 * e4 / 360 + 251 * e6 / 3780) * np.sin(4 * beta) + (761 * e6 / 45360) * np.sin(6 * beta))
+        return np.column_stack((np.degrees(lon), np.degrees(lat)))
+
     def project(self, geom: BaseGeometry) -> BaseGeometry:
         return shapely.transform(geom, self.forward)
+
+    def unproject(self, geom: BaseGeometry) -> BaseGeometry:
+        return shapely.transform(geom, self.inverse)
 
 
 GERMANY = EqualArea()

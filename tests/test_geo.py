@@ -377,3 +377,17 @@ def test_cli_area_json(tmp_path: Path) -> None:
                           timeout=120)
     assert text.returncode == 0, text.stderr
     assert "district  033540000000 Kreis Lüchow-Dannenberg: not touched" in text.stdout
+
+
+def test_equal_area_projection_round_trips() -> None:
+    """Invariant: unproject(project(g)) is g to well below a metre anywhere in Germany (the hub stores areas it
+    computed in metres as lon/lat)."""
+    import numpy as np
+
+    from hub.geo import GERMANY
+
+    rng = np.random.default_rng(7)
+    pts = np.column_stack((rng.uniform(5.8, 15.1, 1000), rng.uniform(47.2, 55.1, 1000)))
+    back = GERMANY.inverse(GERMANY.forward(pts))
+    assert np.abs(back - pts).max() < 1e-7  # degrees: about a centimetre
+    assert not np.allclose(GERMANY.forward(pts), pts)
