@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import sqlite3
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
@@ -159,10 +160,21 @@ def enqueue(store: Store, rows: Iterable[NewDelivery], *, now_ms: int | None = N
              for r in rows]
     if not batch:
         return EnqueueResult(0, 0, 0)
-    payload = _json(batch)
     with store.transaction() as conn:
-        inserted = conn.execute(_INSERT, (payload, now)).rowcount
-        superseded = conn.execute(_SUPERSEDE, (payload, now)).rowcount
+        return _enqueue(conn, batch, now)
+
+
+def enqueue_in(conn: sqlite3.Connection, rows: Iterable[NewDelivery], *, now_ms: int | None = None) -> EnqueueResult:
+    """:func:`enqueue` inside the caller's transaction (a publication and its rows are written together)."""
+    batch = [(r.key, r.publication_id, r.thread, r.channel, r.recipient, r.host, r.priority, r.not_after_ms)
+             for r in rows]
+    return _enqueue(conn, batch, _now(now_ms)) if batch else EnqueueResult(0, 0, 0)
+
+
+def _enqueue(conn: sqlite3.Connection, batch: list[tuple[Any, ...]], now: int) -> EnqueueResult:
+    payload = _json(batch)
+    inserted = conn.execute(_INSERT, (payload, now)).rowcount
+    superseded = conn.execute(_SUPERSEDE, (payload, now)).rowcount
     return EnqueueResult(inserted, len(batch) - inserted, superseded)
 
 
@@ -171,6 +183,13 @@ def withdraw(store: Store, thread: str, *, channels: Collection[str] | None = No
     """Withdraw the queued rows of a thread (of these channels, of publications below this one); returns how many.
     Rows in flight are not recalled (a Cancel published as a newer version supersedes them if they come back)."""
     ensure_schema(store)
+    with store.transaction() as conn:
+        return withdraw_in(conn, thread, channels=channels, below_publication=below_publication, now_ms=now_ms)
+
+
+def withdraw_in(conn: sqlite3.Connection, thread: str, *, channels: Collection[str] | None = None,
+                below_publication: int | None = None, now_ms: int | None = None) -> int:
+    """:func:`withdraw` inside the caller's transaction."""
     sql = "UPDATE outbox SET state='withdrawn', finished_ms=?, last_error='withdrawn' WHERE thread=? AND state='queued'"
     args: list[Any] = [_now(now_ms), thread]
     if channels is not None:
@@ -179,8 +198,7 @@ def withdraw(store: Store, thread: str, *, channels: Collection[str] | None = No
     if below_publication is not None:
         sql += " AND publication_id<?"
         args.append(below_publication)
-    with store.transaction() as conn:
-        return conn.execute(sql, args).rowcount
+    return conn.execute(sql, args).rowcount
 
 
 def _ready_sql(hosts: int) -> str:
