@@ -1,0 +1,580 @@
+"""Web Push channel: VAPID identity (RFC 8292), payload encryption (RFC 8291, ``aes128gcm``) and delivery to push
+services (RFC 8030) for browsers and UnifiedPush distributors.
+
+Encryption is the hot path of a fan-out (one ECDH per recipient), so :func:`encrypt_batch` is a plain module-level
+function a :class:`~concurrent.futures.ProcessPoolExecutor` can run on every core, working straight on
+``cryptography`` primitives. The event loop only checks targets and POSTs the bodies, starting as soon as the
+first chunk comes back from the workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import math
+import multiprocessing
+import os
+import re
+import socket
+import struct
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Self
+from urllib.parse import SplitResult, urlsplit
+
+import aiohttp
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from adapters.channels import Delivery, Outcome
+from hub.errors import ConfigError
+
+log = logging.getLogger("warnhub.push")
+
+MAX_PLAINTEXT = 3993
+"""RFC 8291 section 4: one 4096-byte record, less the 86-byte header, the 16-byte tag and the delimiter."""
+MAX_TTL_S = 2419200
+"""28 days, the longest any push service keeps a message."""
+MAX_ENDPOINT = 2048
+URGENCIES = ("very-low", "low", "normal", "high")
+TOKEN_LIFE_S = 12 * 3600
+TOKEN_RENEW_S = 3600
+"""A cached VAPID token is replaced when less than this is left of its life."""
+MAX_RETRY_AFTER_S = 86400.0
+CHUNK_MAX = 256
+"""Targets per encryption job at most: sending starts while later chunks are still being encrypted."""
+
+_CURVE = ec.SECP256R1()
+_ECDH = ec.ECDH()
+_X962 = serialization.Encoding.X962
+_UNCOMPRESSED = serialization.PublicFormat.UncompressedPoint
+_HEADER_RS_IDLEN = struct.pack("!LB", 4096, 65)
+_KEY_INFO = b"Content-Encoding: aes128gcm\x00\x01"
+_NONCE_INFO = b"Content-Encoding: nonce\x00\x01"
+_WEBPUSH_INFO = b"WebPush: info\x00"
+_JWT_HEADER = base64.urlsafe_b64encode(b'{"typ":"JWT","alg":"ES256"}').rstrip(b"=").decode()
+_B64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
+_TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")
+_BAD_URL_CHARS = re.compile(r"[^\x21-\x7e]")
+_NUMERIC_HOST = re.compile(r"[0-9a-fx.]+")
+
+
+def _b64e(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _b64d(text: str) -> bytes:
+    """Lenient base64url decoding for the hot path (bad input fails later, on the key checks)."""
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) & 3))
+
+
+# --- encryption (RFC 8291) -----------------------------------------------------------------------------------------
+
+
+def _encrypt(plaintext: bytes, ua_public: bytes, auth_secret: bytes) -> bytes:
+    if len(plaintext) > MAX_PLAINTEXT or len(auth_secret) != 16 or len(ua_public) != 65:
+        raise ValueError("unusable input")
+    peer = ec.EllipticCurvePublicKey.from_encoded_point(_CURVE, ua_public)  # also checks the point is on the curve
+    ephemeral = ec.generate_private_key(_CURVE)  # a fresh key pair per message, as pywebpush does
+    as_public = ephemeral.public_key().public_bytes(_X962, _UNCOMPRESSED)
+    shared = ephemeral.exchange(_ECDH, peer)
+    # HKDF-SHA256 written out with hmac.digest: every output is at most one hash long, so Expand is one HMAC
+    prk_key = hmac.digest(auth_secret, shared, "sha256")
+    ikm = hmac.digest(prk_key, _WEBPUSH_INFO + ua_public + as_public + b"\x01", "sha256")
+    salt = os.urandom(16)
+    prk = hmac.digest(salt, ikm, "sha256")
+    cek = hmac.digest(prk, _KEY_INFO, "sha256")[:16]
+    nonce = hmac.digest(prk, _NONCE_INFO, "sha256")[:12]
+    record = AESGCM(cek).encrypt(nonce, plaintext + b"\x02", None)  # one record, last-record delimiter 0x02
+    return b"".join((salt, _HEADER_RS_IDLEN, as_public, record))
+
+
+def encrypt_batch(items: list[tuple[bytes, str, str]]) -> list[bytes]:
+    """Encrypt (plaintext, p256dh, auth) triples to ``aes128gcm`` bodies, in order.
+
+    Picklable, for a process pool. Never raises for one item: an item whose keys are unusable or whose plaintext is
+    longer than :data:`MAX_PLAINTEXT` yields ``b""`` (a real body is never empty).
+    """
+    out: list[bytes] = []
+    append = out.append
+    for plaintext, p256dh, auth in items:
+        try:
+            append(_encrypt(plaintext, _b64d(p256dh), _b64d(auth)))
+        except (ValueError, TypeError):
+            append(b"")
+    return out
+
+
+# --- checks ---------------------------------------------------------------------------------------------------------
+
+
+def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    host = host.removesuffix(".")
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if _NUMERIC_HOST.fullmatch(host):
+        # forms the resolver takes as IPv4 although ip_address does not: 127.1, 0x7f.0.0.1, 2130706433
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
+def _inspect_endpoint(url: str, allow_http: bool) -> tuple[str | None, str]:
+    """(reason or None, origin ``scheme://host[:port]``)."""
+    if len(url) > MAX_ENDPOINT:
+        return f"endpoint longer than {MAX_ENDPOINT} characters", ""
+    if _BAD_URL_CHARS.search(url):
+        return "endpoint contains spaces, control or non-ASCII characters", ""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "endpoint is not a valid URL", ""
+    return _inspect_origin(parts.scheme, parts.netloc, allow_http)
+
+
+@functools.lru_cache(maxsize=4096)
+def _inspect_origin(scheme: str, netloc: str, allow_http: bool) -> tuple[str | None, str]:
+    """The part of the endpoint check that depends on scheme and host only (a fan-out meets few push services)."""
+    parts = SplitResult(scheme, netloc, "", "", "")
+    try:
+        port = parts.port
+    except ValueError:
+        return "endpoint is not a valid URL", ""
+    host = parts.hostname
+    if not host:
+        return "endpoint has no host", ""
+    if "@" in netloc:
+        return "endpoint must not carry user information", ""
+    ip = _ip_literal(host)
+    if scheme == "https":
+        if ip is not None and (not ip.is_global or ip.is_multicast):
+            return "endpoint host is not a public address (private, loopback, link-local or reserved)", ""
+        if host.removesuffix(".") == "localhost" or host.removesuffix(".").endswith(".localhost"):
+            return "endpoint host is localhost", ""
+    elif scheme == "http":
+        if not allow_http:
+            return "endpoint must use https", ""
+        if ip is None or not ip.is_loopback:
+            return "http endpoints are allowed only on loopback addresses", ""
+    else:
+        return "endpoint must use https", ""
+    host_part = f"[{host}]" if ":" in host else host
+    if port is not None and port != (443 if scheme == "https" else 80):
+        host_part = f"{host_part}:{port}"
+    return None, f"{scheme}://{host_part}"
+
+
+def check_endpoint(url: str, *, allow_http: bool) -> str | None:
+    """None if a push may go to ``url``, else why not (in English)."""
+    return _inspect_endpoint(url, allow_http)[0]
+
+
+def _strict_b64d(text: str) -> bytes:
+    if not _B64URL.fullmatch(text):
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(text.rstrip("=") + "=" * (-len(text.rstrip("=")) & 3))
+
+
+def check_keys(p256dh: str, auth: str) -> str | None:
+    """None if a subscription's keys are usable, else why not (in English)."""
+    try:
+        point = _strict_b64d(p256dh)
+    except ValueError:
+        return "p256dh is not base64url"
+    if len(point) != 65 or point[0] != 4:
+        return "p256dh must be a 65-byte uncompressed P-256 point"
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(_CURVE, point)
+    except ValueError:
+        return "p256dh is not a point on P-256"
+    try:
+        secret = _strict_b64d(auth)
+    except ValueError:
+        return "auth is not base64url"
+    if len(secret) != 16:
+        return "auth must be 16 bytes"
+    return None
+
+
+def topic_for(thread: str) -> str:
+    """A stable RFC 8030 Topic for a publication thread: 32 characters of base64url (a newer version replaces an
+    undelivered older one at the push service)."""
+    return _b64e(hashlib.sha256(thread.encode()).digest()[:24])
+
+
+def urgency_for(severity: str, urgency: str) -> str:
+    """RFC 8030 Urgency for a CAP severity/urgency: Extreme and Severe high (whatever the CAP urgency, Immediate
+    included), Moderate normal, Minor low, Unknown or anything else normal. ``urgency`` is taken for the day the
+    table distinguishes it; today it changes nothing."""
+    sev = severity.strip().lower()
+    if sev in ("extreme", "severe"):
+        return "high"
+    return {"moderate": "normal", "minor": "low"}.get(sev, "normal")
+
+
+# --- VAPID (RFC 8292) -----------------------------------------------------------------------------------------------
+
+
+class VapidKey:
+    """The hub's VAPID key pair and the tokens signed with it, one per push service origin (cached)."""
+
+    def __init__(self, private_key: ec.EllipticCurvePrivateKey) -> None:
+        if not isinstance(private_key.curve, ec.SECP256R1):
+            raise ValueError(f"VAPID keys are P-256, not {private_key.curve.name}")
+        self._key = private_key
+        self._public = _b64e(private_key.public_key().public_bytes(_X962, _UNCOMPRESSED))
+        self._tokens: dict[tuple[str, str], tuple[str, int]] = {}
+
+    @property
+    def public_key_b64url(self) -> str:
+        """The ``applicationServerKey`` browsers subscribe with (uncompressed point, base64url, no padding)."""
+        return self._public
+
+    @classmethod
+    def generate(cls) -> VapidKey:
+        return cls(ec.generate_private_key(_CURVE))
+
+    def pem(self) -> bytes:
+        return self._key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption())
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> VapidKey:
+        """Read the PEM private key at ``path``, or create one there (parent folders too, file mode 0600)."""
+        try:
+            pem = path.read_bytes()
+        except FileNotFoundError:
+            return cls._create(path)
+        except OSError as err:
+            raise ConfigError(f"{path}: cannot read the VAPID key: {err.strerror}") from err
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            log.warning("VAPID key %s is readable by others (mode %o); chmod 600 it", path, mode)
+        try:
+            key = serialization.load_pem_private_key(pem, password=None)
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"{path}: not an unencrypted PEM private key") from err
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
+            raise ConfigError(f"{path}: the VAPID key must be an EC P-256 key")
+        return cls(key)
+
+    @classmethod
+    def _create(cls, path: Path) -> VapidKey:
+        vapid = cls.generate()
+        tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.fchmod(fd, 0o600)  # whatever the umask
+                os.write(fd, vapid.pem())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, path)  # atomic and never overwrites: a key another process created first wins
+            except FileExistsError:
+                return cls.load_or_create(path)
+            except OSError:
+                os.replace(tmp, path)  # a file system without hard links: still atomic
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as err:
+            raise ConfigError(f"{path}: cannot create the VAPID key: {err.strerror}") from err
+        finally:
+            tmp.unlink(missing_ok=True)
+        log.info("created VAPID key %s", path)
+        return vapid
+
+    def token(self, aud: str, subject: str, *, now: float | None = None) -> str:
+        """A signed ES256 JWT for push service origin ``aud``, reused until less than an hour of its life is left."""
+        now = time.time() if now is None else now
+        cached = self._tokens.get((aud, subject))
+        if cached is not None and cached[1] - now >= TOKEN_RENEW_S:
+            return cached[0]
+        exp = int(now) + TOKEN_LIFE_S
+        claims = json.dumps({"aud": aud, "exp": exp, "sub": subject}, separators=(",", ":")).encode()
+        signing_input = f"{_JWT_HEADER}.{_b64e(claims)}"
+        r, s = decode_dss_signature(self._key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+        token = f"{signing_input}.{_b64e(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+        self._tokens[(aud, subject)] = (token, exp)
+        return token
+
+    def forget(self, aud: str) -> None:
+        """Drop the cached tokens for ``aud`` (the push service refused one)."""
+        for key in [k for k in self._tokens if k[0] == aud]:
+            del self._tokens[key]
+
+    def authorization(self, aud: str, subject: str, *, now: float | None = None) -> str:
+        """The ``Authorization`` header value for a push to origin ``aud``."""
+        return f"vapid t={self.token(aud, subject, now=now)}, k={self._public}"
+
+
+# --- sending (RFC 8030) ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PushTarget:
+    """One push to send: where, the subscription's keys, the plaintext and the RFC 8030 delivery options."""
+
+    endpoint: str
+    p256dh: str
+    auth: str
+    payload: bytes
+    ttl_s: int
+    urgency: str
+    topic: str | None
+
+
+_DONE = Outcome.done()
+
+
+def _target_problem(t: PushTarget) -> str | None:
+    if len(t.payload) > MAX_PLAINTEXT:
+        return f"payload of {len(t.payload)} bytes exceeds the Web Push limit of {MAX_PLAINTEXT}"
+    if t.urgency not in URGENCIES:
+        return f"urgency {t.urgency!r} is not one of {', '.join(URGENCIES)}"
+    if t.topic is not None and not _TOPIC.fullmatch(t.topic):
+        return "topic must be 1 to 32 characters of the base64url alphabet"
+    return None
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds from now (delta-seconds or HTTP date), capped at a day; None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER_S)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return min(max(0.0, (when - datetime.now(UTC)).total_seconds()), MAX_RETRY_AFTER_S)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Workers of a hub killed with SIGKILL notice they were orphaned and leave (as hub.pool's do; not imported from
+    there, which would load the CAP stack into every encryption worker)."""
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
+def _worker_init(parent: int) -> None:
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="parent-watch").start()
+
+
+def _default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+class WebPushSender:
+    """Encrypts a batch in ``executor`` and POSTs it to the push services, ``concurrency`` requests at a time.
+
+    ``executor`` given: the caller owns it (and shuts it down); ``workers`` then says how many chunks to split a batch
+    into at least (default: the executor's worker count). ``executor=None``: with ``workers=None`` encryption runs
+    in the event loop's default thread pool; with ``workers=N`` the sender starts its own spawn-context process pool
+    of N processes (0: one per CPU) and shuts it down in :meth:`aclose` / ``__aexit__``.
+    """
+
+    def __init__(self, session: aiohttp.ClientSession, vapid: VapidKey, subject: str, *,
+                 executor: Executor | None, workers: int | None = None, concurrency: int = 64,
+                 timeout_s: float = 10.0, allow_http: bool = False) -> None:
+        self.session = session
+        self.vapid = vapid
+        self.subject = subject
+        self.timeout_s = timeout_s
+        self.allow_http = allow_http
+        self.concurrency = concurrency
+        self._slots = asyncio.Semaphore(concurrency)
+        # aiohttp's own per-request timer, built once: one timer per request on the hot path instead of two
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._encrypt_failing = False
+        self._owned = executor is None and workers is not None
+        self._workers = (workers or _default_workers()) if self._owned else (
+            workers or getattr(executor, "_max_workers", 0) or 1)
+        self._executor: Executor | None = self._start_pool() if self._owned else executor
+
+    def _start_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_worker_init, initargs=(os.getpid(),))
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Shut down the process pool the sender started (never one it was given)."""
+        if self._owned and self._executor is not None:
+            executor, self._executor = self._executor, None
+            await asyncio.to_thread(executor.shutdown, True, cancel_futures=True)
+
+    async def send_many(self, targets: Sequence[PushTarget]) -> list[Outcome]:
+        """One outcome per target, in order. Never raises for one target."""
+        outcomes: list[Outcome | None] = [None] * len(targets)
+        origins = [""] * len(targets)
+        todo: list[int] = []
+        for i, target in enumerate(targets):
+            reason, origins[i] = _inspect_endpoint(target.endpoint, self.allow_http)
+            reason = reason or _target_problem(target)
+            if reason is not None:
+                outcomes[i] = Outcome.failed(reason)
+            else:
+                todo.append(i)
+        if todo:
+            await self._fan_out(targets, todo, origins, outcomes)
+        done = [o if o is not None else Outcome.retry("not attempted") for o in outcomes]
+        log.debug("push batch of %d: %d done", len(done), sum(o.kind == "done" for o in done))
+        return done
+
+    async def _fan_out(self, targets: Sequence[PushTarget], todo: list[int], origins: list[str],
+                       outcomes: list[Outcome | None]) -> None:
+        queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
+        n_chunks = max(self._workers, math.ceil(len(todo) / CHUNK_MAX))
+        size = math.ceil(len(todo) / n_chunks)
+        chunks = [todo[k:k + size] for k in range(0, len(todo), size)]
+        async with asyncio.TaskGroup() as tg:
+            consumers = [tg.create_task(self._consume(queue, targets, origins, outcomes))
+                         for _ in range(min(self.concurrency, len(todo)))]
+            await asyncio.gather(*(self._encrypt_chunk(chunk, targets, queue, outcomes) for chunk in chunks))
+            for _ in consumers:
+                queue.put_nowait(None)
+
+    async def _encrypt_chunk(self, chunk: list[int], targets: Sequence[PushTarget],
+                             queue: asyncio.Queue[tuple[int, bytes] | None], outcomes: list[Outcome | None]) -> None:
+        items = [(targets[i].payload, targets[i].p256dh, targets[i].auth) for i in chunk]
+        executor = self._executor
+        try:
+            bodies = await asyncio.get_running_loop().run_in_executor(executor, encrypt_batch, items)
+        except Exception as err:  # a dead worker, a closed pool: the rows come back later
+            restart = isinstance(err, BrokenProcessPool) and self._owned and self._executor is executor
+            if restart:
+                self._executor = self._start_pool()
+            if restart or not self._encrypt_failing:  # once per change of state, not once per chunk
+                log.error("push encryption failed%s: %r", "; worker pool restarted" if restart else "", err,
+                          exc_info=True)
+            self._encrypt_failing = True
+            for i in chunk:
+                outcomes[i] = Outcome.retry(f"encryption failed: {err.__class__.__name__}")
+            return
+        if self._encrypt_failing:
+            log.info("push encryption recovered")
+            self._encrypt_failing = False
+        for i, body in zip(chunk, bodies, strict=True):
+            if body:
+                queue.put_nowait((i, body))
+            else:
+                outcomes[i] = Outcome.failed(check_keys(targets[i].p256dh, targets[i].auth) or "encryption failed")
+
+    async def _consume(self, queue: asyncio.Queue[tuple[int, bytes] | None], targets: Sequence[PushTarget],
+                       origins: list[str], outcomes: list[Outcome | None]) -> None:
+        while (item := await queue.get()) is not None:
+            i, body = item
+            try:
+                outcomes[i] = await self._post(targets[i], origins[i], body)
+            except Exception as err:  # never lose the batch over one target
+                log.exception("push to %s failed unexpectedly", origins[i])
+                outcomes[i] = Outcome.retry(f"unexpected error: {err.__class__.__name__}")
+
+    async def _post(self, target: PushTarget, origin: str, body: bytes) -> Outcome:
+        headers = {
+            "TTL": str(min(max(target.ttl_s, 0), MAX_TTL_S)),
+            "Urgency": target.urgency,
+            "Content-Encoding": "aes128gcm",
+            "Content-Type": "application/octet-stream",
+            "Authorization": self.vapid.authorization(origin, self.subject),
+        }
+        if target.topic:
+            headers["Topic"] = target.topic
+        async with self._slots:
+            try:
+                async with self.session.post(target.endpoint, data=body, headers=headers, allow_redirects=False,
+                                             timeout=self._timeout) as resp:
+                    return await self._outcome(resp, origin)
+            except TimeoutError:
+                return Outcome.retry(f"no answer within {self.timeout_s:g} s")
+            except aiohttp.InvalidURL:
+                return Outcome.failed("endpoint is not a valid URL")
+            except (aiohttp.ClientError, OSError) as err:
+                return Outcome.retry(f"connection failed: {err.__class__.__name__}: {err}"[:200])
+
+    async def _outcome(self, resp: aiohttp.ClientResponse, origin: str) -> Outcome:
+        status = resp.status
+        if status in (200, 201, 202):
+            return _DONE
+        if status in (404, 410):
+            return Outcome.gone(f"push service answered {status}: subscription expired or unsubscribed")
+        if status == 429 or status >= 500:
+            return Outcome.retry(f"push service answered {status}", _retry_after(resp.headers.get("Retry-After")))
+        if status in (401, 403):
+            self.vapid.forget(origin)  # the next attempt signs a fresh token
+        excerpt = " ".join((await resp.content.read(300)).decode("utf-8", "replace").split())[:120]
+        return Outcome.failed(f"push service answered {status}: {excerpt}" if excerpt else
+                              f"push service answered {status}")
+
+
+# --- the channel ----------------------------------------------------------------------------------------------------
+
+Resolver = Callable[[Sequence[Delivery]], Awaitable[list[PushTarget | None]]]
+
+
+class WebPushChannel:
+    """The ``push`` channel: the pipeline's ``resolve`` turns outbox rows into targets (None: the subscription was
+    deleted), the sender delivers them. Leaving the context closes the sender, which shuts down a process pool it
+    started itself; a pool passed to the sender stays the caller's to shut down."""
+
+    name = "push"
+
+    def __init__(self, sender: WebPushSender, resolve: Resolver) -> None:
+        self.sender = sender
+        self.resolve = resolve
+
+    async def __aenter__(self) -> Self:
+        await self.sender.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.sender.__aexit__(*exc)
+
+    async def deliver(self, batch: Sequence[Delivery]) -> Sequence[Outcome]:
+        try:
+            targets = await self.resolve(batch)
+            if len(targets) != len(batch):
+                raise ValueError(f"resolve answered {len(targets)} targets for {len(batch)} deliveries")
+        except Exception as err:  # the store or the resolver failed: the rows stay in the outbox for later
+            log.exception("resolving %d push deliveries failed", len(batch))
+            return [Outcome.retry(f"resolve failed: {err.__class__.__name__}")] * len(batch)
+        live = [(i, t) for i, t in enumerate(targets) if t is not None]
+        sent = await self.sender.send_many([t for _, t in live])
+        outcomes = [Outcome.gone("subscription deleted")] * len(batch)
+        for (i, _), outcome in zip(live, sent, strict=True):
+            outcomes[i] = outcome
+        return outcomes

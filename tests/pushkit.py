@@ -1,0 +1,371 @@
+"""Test kit for Web Push: a local push service that checks VAPID and really decrypts what it is sent.
+
+``PushReceiver`` is an aiohttp server on 127.0.0.1 (``async with PushReceiver() as rx``). ``rx.subscribe()`` makes a
+subscription the way a browser does (a P-256 key pair and a 16-byte auth secret); a POST to its endpoint must carry
+a valid VAPID ``Authorization`` (ES256 signature against ``k``, ``aud`` equal to the receiver's origin, ``exp`` in
+the future and at most 24 h ahead), ``Content-Encoding: aes128gcm`` and a ``TTL`` header, and a body that decrypts
+with the subscription's private key. Accepted pushes are answered 201 and recorded as :class:`Received`; a request
+that fails a check is answered 400/401/413 and recorded in ``rx.errors`` (tests assert it stays empty).
+``rx.behave()`` makes one subscription answer 404/410/429/500 or hang.
+
+``decrypt="deferred"`` stores raw bodies and decrypts them on :meth:`PushReceiver.verify_all` (or at ``GET /stats``),
+so a benchmark can time delivery without the receiver's decryption competing for the CPUs. VAPID tokens are checked
+on arrival in both modes (a verified token is cached, only its expiry is checked again).
+
+Run as its own process for a benchmark::
+
+    python -m tests.pushkit serve --subscriptions N --out subs.json [--port P] [--deferred]
+
+writes the subscriptions (with their private keys, see :meth:`TestSubscription.from_json`) and prints the port.
+``GET /count`` answers ``{"arrived", "errors"}`` without decrypting anything (cheap enough to poll);
+``GET /sample`` answers ``{"payload"}``, one decrypted JSON payload; ``GET /stats`` answers ``{"received",
+"unique_keys", "duplicates", "errors"}``: pushes accepted, distinct (subscription, ``key`` field of the decrypted
+JSON payload) pairs, pushes that repeated such a pair, and failed requests. In deferred mode /stats and /sample first
+decrypt everything that arrived since the last call (on the receiver's event loop: the first call after a large run
+takes a while).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import signal
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import http_ece
+from aiohttp import web
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+_CURVE = ec.SECP256R1()
+
+
+def b64e(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def b64d(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) & 3))
+
+
+@dataclass
+class TestSubscription:
+    """What a browser's PushManager.subscribe() yields, plus the private half only the browser knows."""
+
+    __test__ = False  # not a pytest test class
+
+    id: str
+    endpoint: str
+    p256dh: str
+    auth: str
+    private_key: ec.EllipticCurvePrivateKey = field(repr=False)
+
+    @property
+    def auth_secret(self) -> bytes:
+        return b64d(self.auth)
+
+    def as_json(self) -> dict[str, Any]:
+        """The browser's PushSubscription JSON."""
+        return {"endpoint": self.endpoint, "keys": {"p256dh": self.p256dh, "auth": self.auth}}
+
+    def to_json(self) -> dict[str, Any]:
+        """``as_json()`` plus id and the PEM private key, for a verifier in another process."""
+        pem = self.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                             serialization.NoEncryption())
+        return {"id": self.id, **self.as_json(), "private_key": pem.decode()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TestSubscription:
+        key = serialization.load_pem_private_key(data["private_key"].encode(), password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        return cls(data["id"], data["endpoint"], data["keys"]["p256dh"], data["keys"]["auth"], key)
+
+    def decrypt(self, body: bytes) -> bytes:
+        return http_ece.decrypt(body, private_key=self.private_key, auth_secret=self.auth_secret,
+                                version="aes128gcm")
+
+
+@dataclass
+class Received:
+    sub_id: str
+    body: Any
+    """The decrypted payload: parsed JSON if it is JSON, else the bytes."""
+    headers: dict[str, str]
+    """TTL, Urgency and Topic as they arrived (absent ones left out)."""
+    at: float
+    """time.time() on arrival."""
+    raw: bytes = b""
+    """The decrypted payload as bytes."""
+    token: str = ""
+    """The VAPID JWT the request carried."""
+
+
+@dataclass
+class Behaviour:
+    status: int | None = None
+    retry_after: str | None = None
+    hang_s: float | None = None
+
+
+@dataclass
+class _Pending:
+    sub_id: str
+    body: bytes
+    headers: dict[str, str]
+    at: float
+    token: str
+
+
+class VapidError(Exception):
+    pass
+
+
+def verify_vapid(header: str, origin: str, now: float) -> tuple[str, str, dict[str, Any]]:
+    """Check an ``Authorization: vapid t=..., k=...`` header; (token, k, claims) or VapidError."""
+    scheme, _, params = header.partition(" ")
+    if scheme.lower() != "vapid":
+        raise VapidError(f"authorization scheme {scheme!r} is not vapid")
+    fields = dict(p.strip().partition("=")[::2] for p in params.split(","))
+    token, k = fields.get("t", ""), fields.get("k", "")
+    parts = token.split(".")
+    if len(parts) != 3 or not k:
+        raise VapidError("vapid needs t=<JWT> and k=<key>")
+    try:
+        head, claims = json.loads(b64d(parts[0])), json.loads(b64d(parts[1]))
+        sig = b64d(parts[2])
+        public = ec.EllipticCurvePublicKey.from_encoded_point(_CURVE, b64d(k))
+    except ValueError as err:
+        raise VapidError(f"unreadable token or key: {err}") from err
+    if head.get("alg") != "ES256" or len(sig) != 64:
+        raise VapidError("token is not ES256")
+    try:
+        public.verify(encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")),
+                      f"{parts[0]}.{parts[1]}".encode(), ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature as err:
+        raise VapidError("bad token signature") from err
+    check_claims(claims, origin, now)
+    sub = claims.get("sub", "")
+    if not isinstance(sub, str) or not sub.startswith(("mailto:", "https:")):
+        raise VapidError(f"sub {sub!r} is not a mailto: or https: URI")
+    return token, k, claims
+
+
+def check_claims(claims: dict[str, Any], origin: str, now: float) -> None:
+    if claims.get("aud") != origin:
+        raise VapidError(f"aud {claims.get('aud')!r} is not {origin!r}")
+    exp = claims.get("exp")
+    if not isinstance(exp, int) or exp <= now or exp > now + 86400:
+        raise VapidError(f"exp {exp!r} is not within the next 24 h")
+
+
+class PushReceiver:
+    def __init__(self, *, decrypt: Literal["now", "deferred"] = "now", port: int = 0,
+                 server_key: str | None = None) -> None:
+        """``server_key``: the applicationServerKey subscriptions were made with; if given, ``k`` must equal it."""
+        self.deferred = decrypt == "deferred"
+        self.port = port
+        self.server_key = server_key
+        self.subs: dict[str, TestSubscription] = {}
+        self.behaviours: dict[str, Behaviour] = {}
+        self.hits: Counter[str] = Counter()
+        self.errors: list[tuple[str, int, str]] = []
+        """(subscription id, status answered, reason)."""
+        self.in_flight = 0
+        self._received: list[Received] = []
+        self._pending: list[_Pending] = []
+        self._keys: Counter[Any] = Counter()
+        self._tokens: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._runner: web.ServerRunner | None = None
+        self._arrived = asyncio.Event()
+        self._closing = asyncio.Event()
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def subscribe(self) -> TestSubscription:
+        key = ec.generate_private_key(_CURVE)
+        sub_id = uuid.uuid4().hex
+        public = key.public_key().public_bytes(serialization.Encoding.X962,
+                                               serialization.PublicFormat.UncompressedPoint)
+        sub = TestSubscription(sub_id, f"{self.origin}/push/{sub_id}", b64e(public), b64e(os.urandom(16)), key)
+        self.subs[sub_id] = sub
+        return sub
+
+    def behave(self, sub_id: str, status: int | None = None, retry_after: str | int | None = None,
+               hang_s: float | None = None) -> None:
+        """Answer ``status`` (with Retry-After) instead of accepting, and/or wait ``hang_s`` first."""
+        self.behaviours[sub_id] = Behaviour(status, None if retry_after is None else str(retry_after), hang_s)
+
+    def received(self, sub_id: str | None = None) -> list[Received]:
+        return [r for r in self._received if sub_id is None or r.sub_id == sub_id]
+
+    async def wait_for(self, count: int, timeout: float) -> list[Received]:
+        """Wait until ``count`` pushes were accepted (deferred mode: arrived, then decrypted)."""
+        async with asyncio.timeout(timeout):
+            while len(self._received) + len(self._pending) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+        self.verify_all()
+        return self.received()
+
+    def verify_all(self) -> list[Received]:
+        """Decrypt what arrived in deferred mode; failures go to ``errors``. Returns everything received."""
+        pending, self._pending = self._pending, []
+        for p in pending:
+            try:
+                plain = self.subs[p.sub_id].decrypt(p.body)
+            except (http_ece.ECEException, ValueError) as err:
+                self.errors.append((p.sub_id, 400, f"cannot decrypt: {err}"))
+                continue
+            self._record(p.sub_id, plain, p.headers, p.at, p.token)
+        return self.received()
+
+    def stats(self) -> dict[str, int]:
+        self.verify_all()
+        unique = len(self._keys)
+        return {"received": len(self._received), "unique_keys": unique,
+                "duplicates": sum(self._keys.values()) - unique, "errors": len(self.errors)}
+
+    def sample(self) -> Any:
+        """One decrypted JSON payload (the first received), or None."""
+        self.verify_all()
+        return next((r.body for r in self._received if not isinstance(r.body, bytes)), None)
+
+    def _record(self, sub_id: str, plain: bytes, headers: dict[str, str], at: float, token: str) -> None:
+        try:
+            body: Any = json.loads(plain)
+        except ValueError:
+            body = plain
+        if isinstance(body, dict) and "key" in body:
+            self._keys[(sub_id, json.dumps(body["key"]))] += 1
+        self._received.append(Received(sub_id, body, headers, at, plain, token))
+
+    def _fail(self, sub_id: str, status: int, reason: str) -> web.Response:
+        self.errors.append((sub_id, status, reason))
+        return web.Response(status=status, text=reason)
+
+    def _check_vapid(self, header: str) -> str:
+        """The token of a valid VAPID header; a header seen before is only checked for expiry again."""
+        now = time.time()
+        cached = self._tokens.get(header)
+        if cached is not None:
+            check_claims(cached[1], self.origin, now)
+            return cached[0]
+        token, k, claims = verify_vapid(header, self.origin, now)
+        if self.server_key is not None and k != self.server_key:
+            raise VapidError("k is not the key the subscription was made with")
+        self._tokens[header] = (token, claims)
+        return token
+
+    async def _push(self, request: web.BaseRequest, sub_id: str) -> web.Response:
+        self.hits[sub_id] += 1
+        self.in_flight += 1
+        try:
+            return await self._answer(request, sub_id)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.BaseRequest, sub_id: str) -> web.Response:
+        sub = self.subs.get(sub_id)
+        if sub is None:
+            return web.Response(status=404, text="no such subscription")
+        behaviour = self.behaviours.get(sub_id)
+        if behaviour is not None and behaviour.hang_s:
+            try:
+                await asyncio.wait_for(self._closing.wait(), behaviour.hang_s)
+            except TimeoutError:
+                pass
+            if request.transport is None or request.transport.is_closing():
+                return web.Response(status=499, text="sender gave up")  # nobody is listening; record nothing
+        h = request.headers
+        try:
+            token = self._check_vapid(h.get("Authorization", ""))
+        except VapidError as err:
+            return self._fail(sub_id, 401, f"VAPID: {err}")
+        if h.get("Content-Encoding") != "aes128gcm":
+            return self._fail(sub_id, 400, f"Content-Encoding {h.get('Content-Encoding')!r} is not aes128gcm")
+        if not h.get("TTL", "").isdigit():
+            return self._fail(sub_id, 400, "TTL header missing or not a number")
+        if behaviour is not None and behaviour.status is not None:
+            extra = {"Retry-After": behaviour.retry_after} if behaviour.retry_after is not None else {}
+            return web.Response(status=behaviour.status, headers=extra, text=f"status {behaviour.status}")
+        body = await request.read()
+        if len(body) > 4096:
+            return self._fail(sub_id, 413, f"body of {len(body)} bytes is larger than 4096")
+        kept = {k: h[k] for k in ("TTL", "Urgency", "Topic") if k in h}
+        if self.deferred:
+            self._pending.append(_Pending(sub_id, body, kept, time.time(), token))
+        else:
+            try:
+                plain = sub.decrypt(body)
+            except (http_ece.ECEException, ValueError) as err:
+                return self._fail(sub_id, 400, f"cannot decrypt: {err}")
+            self._record(sub_id, plain, kept, time.time(), token)
+        self._arrived.set()
+        return web.Response(status=201)
+
+    async def _route(self, request: web.BaseRequest) -> web.StreamResponse:
+        # the low-level server (no Application, router or middlewares) costs a benchmark's CPUs least
+        path = request.path
+        if request.method == "POST" and path.startswith("/push/"):
+            return await self._push(request, path[6:])
+        if request.method == "GET" and path == "/stats":
+            return web.json_response(self.stats())
+        if request.method == "GET" and path == "/count":
+            return web.json_response({"arrived": len(self._received) + len(self._pending), "errors": len(self.errors)})
+        if request.method == "GET" and path == "/sample":
+            return web.json_response({"payload": self.sample()})
+        return web.Response(status=404, text="not found")
+
+    async def __aenter__(self) -> PushReceiver:
+        runner = self._runner = web.ServerRunner(web.Server(self._route, access_log=None), shutdown_timeout=1.0)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", self.port).start()
+        self.port = runner.addresses[0][1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._closing.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    async with PushReceiver(decrypt="deferred" if args.deferred else "now", port=args.port) as rx:
+        subs = [rx.subscribe().to_json() for _ in range(args.subscriptions)]
+        tmp = Path(f"{args.out}.tmp")
+        tmp.write_text(json.dumps(subs), encoding="utf-8")
+        tmp.replace(args.out)  # whoever waits for the file never reads half of it
+        print(rx.port, flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.pushkit", description="local Web Push receiver")
+    cmd = parser.add_subparsers(dest="cmd", required=True)
+    serve = cmd.add_parser("serve", help="serve N subscriptions until SIGTERM/SIGINT")
+    serve.add_argument("--subscriptions", type=int, required=True)
+    serve.add_argument("--out", type=Path, required=True, help="write the subscriptions (with private keys) here")
+    serve.add_argument("--port", type=int, default=0)
+    serve.add_argument("--deferred", action="store_true", help="decrypt at GET /stats, not on arrival")
+    args = parser.parse_args(argv)
+    asyncio.run(_serve(args))
+
+
+if __name__ == "__main__":
+    main()

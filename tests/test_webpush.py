@@ -1,0 +1,460 @@
+"""Web Push channel against a local push service that checks VAPID and decrypts with the subscription's key.
+
+Invariants: what a subscriber decrypts is byte for byte what the hub sent; a dead subscription (404/410) is reported
+gone, a busy push service (429/5xx) is retried no earlier than it asked; one hanging push service delays no other
+recipient of the batch; nothing larger than one Web Push record is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import multiprocessing
+import os
+import signal
+import stat
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+import aiohttp
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from adapters.channels import Delivery
+from adapters.channels.webpush import (
+    MAX_PLAINTEXT,
+    MAX_TTL_S,
+    PushTarget,
+    VapidKey,
+    WebPushChannel,
+    WebPushSender,
+    check_endpoint,
+    check_keys,
+    encrypt_batch,
+    topic_for,
+    urgency_for,
+)
+from hub.errors import ConfigError
+from tests.pushkit import PushReceiver, TestSubscription
+
+SUBJECT = "mailto:leitstelle@example.invalid"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def rx() -> AsyncIterator[PushReceiver]:
+    async with PushReceiver() as receiver:
+        yield receiver
+        assert receiver.errors == []
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def vapid() -> VapidKey:
+    return VapidKey.generate()
+
+
+def sender(http: aiohttp.ClientSession, vapid: VapidKey, **kw: object) -> WebPushSender:
+    return WebPushSender(http, vapid, SUBJECT, executor=None, allow_http=True, **kw)  # type: ignore[arg-type]
+
+
+def target(sub: TestSubscription, payload: bytes = b'{"key":"k"}', *, ttl_s: int = 3600, urgency: str = "normal",
+           topic: str | None = None) -> PushTarget:
+    return PushTarget(sub.endpoint, sub.p256dh, sub.auth, payload, ttl_s, urgency, topic)
+
+
+# --- delivery against the receiver ----------------------------------------------------------------------------------
+
+
+async def test_payload_round_trips_byte_exact(rx: PushReceiver, http: aiohttp.ClientSession, vapid: VapidKey) -> None:
+    subs = [rx.subscribe() for _ in range(3)]
+    payloads = [json.dumps({"key": "v1/a", "text": "Unwetter: Orkanböen über 120 km/h"}).encode(),
+                os.urandom(MAX_PLAINTEXT), b""]
+    outcomes = await sender(http, vapid).send_many([target(s, p) for s, p in zip(subs, payloads, strict=True)])
+    assert [o.kind for o in outcomes] == ["done"] * 3
+    for sub, payload in zip(subs, payloads, strict=True):
+        [got] = rx.received(sub.id)
+        assert got.raw == payload
+    assert rx.received(subs[0].id)[0].body["text"].startswith("Unwetter")
+
+
+async def test_vapid_token_cached_per_origin(http: aiohttp.ClientSession, vapid: VapidKey) -> None:
+    async with PushReceiver() as rx1, PushReceiver() as rx2:
+        a, b, c = rx1.subscribe(), rx1.subscribe(), rx2.subscribe()
+        push = sender(http, vapid)
+        assert [o.kind for o in await push.send_many([target(a)])] == ["done"]
+        assert [o.kind for o in await push.send_many([target(b), target(c)])] == ["done", "done"]
+        assert rx1.errors == rx2.errors == []  # both receivers checked signature, aud and exp
+        ta, tb, tc = (r.received(s.id)[0].token for r, s in ((rx1, a), (rx1, b), (rx2, c)))
+    assert ta == tb
+    assert tc != ta
+    claims = json.loads(base64.urlsafe_b64decode(tc.split(".")[1] + "=="))
+    assert claims["aud"] == rx2.origin and claims["sub"] == SUBJECT
+
+
+def test_vapid_token_renewed_near_expiry(vapid: VapidKey) -> None:
+    first = vapid.token("https://push.example.net", SUBJECT, now=1_000_000)
+    assert vapid.token("https://push.example.net", SUBJECT, now=1_000_000 + 10 * 3600) == first
+    assert vapid.token("https://push.example.net", SUBJECT, now=1_000_000 + 11.5 * 3600) != first
+    header = vapid.authorization("https://push.example.net", SUBJECT)
+    assert header.startswith("vapid t=") and header.endswith(f", k={vapid.public_key_b64url}")
+
+
+async def test_headers_arrive_as_set(rx: PushReceiver, http: aiohttp.ClientSession, vapid: VapidKey) -> None:
+    a, b, c = rx.subscribe(), rx.subscribe(), rx.subscribe()
+    topic = topic_for("dwd/2.49.0.0.276.0.DWD.PVW.1/thread")
+    outcomes = await sender(http, vapid).send_many([
+        target(a, ttl_s=600, urgency="high", topic=topic),
+        target(b, ttl_s=10**9, urgency="very-low"),
+        target(c, ttl_s=-5, urgency="low"),
+    ])
+    assert [o.kind for o in outcomes] == ["done"] * 3
+    assert rx.received(a.id)[0].headers == {"TTL": "600", "Urgency": "high", "Topic": topic}
+    assert rx.received(b.id)[0].headers == {"TTL": str(MAX_TTL_S), "Urgency": "very-low"}
+    assert rx.received(c.id)[0].headers == {"TTL": "0", "Urgency": "low"}
+
+
+@pytest.mark.parametrize("status", [404, 410])
+async def test_dead_subscription_is_gone(rx: PushReceiver, http: aiohttp.ClientSession, vapid: VapidKey,
+                                         status: int) -> None:
+    dead, alive = rx.subscribe(), rx.subscribe()
+    rx.behave(dead.id, status=status)
+    outcomes = await sender(http, vapid).send_many([target(dead), target(alive)])
+    assert [o.kind for o in outcomes] == ["gone", "done"]
+    assert str(status) in outcomes[0].reason
+
+
+async def test_busy_push_service_is_retried_after_its_wish(rx: PushReceiver, http: aiohttp.ClientSession,
+                                                           vapid: VapidKey) -> None:
+    limited, broken, plain, dated = rx.subscribe(), rx.subscribe(), rx.subscribe(), rx.subscribe()
+    rx.behave(limited.id, status=429, retry_after=120)
+    rx.behave(broken.id, status=500)
+    rx.behave(plain.id, status=503, retry_after="soon")
+    rx.behave(dated.id, status=503, retry_after=format_datetime(datetime.now(UTC) + timedelta(minutes=10),
+                                                                usegmt=True))
+    outcomes = await sender(http, vapid).send_many([target(s) for s in (limited, broken, plain, dated)])
+    assert [o.kind for o in outcomes] == ["retry"] * 4
+    assert outcomes[0].retry_after_s == 120
+    assert outcomes[1].retry_after_s is None and "500" in outcomes[1].reason
+    assert outcomes[2].retry_after_s is None  # unreadable Retry-After: the outbox's own backoff applies
+    assert outcomes[3].retry_after_s is not None and 500 < outcomes[3].retry_after_s <= 600
+
+
+async def test_hanging_endpoint_delays_no_other(rx: PushReceiver, http: aiohttp.ClientSession,
+                                                vapid: VapidKey) -> None:
+    subs = [rx.subscribe() for _ in range(6)]
+    rx.behave(subs[2].id, hang_s=60)
+    outcomes = await sender(http, vapid, timeout_s=0.3, concurrency=2).send_many([target(s) for s in subs])
+    assert [o.kind for o in outcomes] == ["done", "done", "retry", "done", "done", "done"]
+    assert "0.3 s" in outcomes[2].reason
+    assert rx.in_flight == 1  # the hung request is still waiting on its 60 s: the sender did not wait for it
+    assert {r.sub_id for r in rx.received()} == {s.id for i, s in enumerate(subs) if i != 2}
+
+
+async def test_refused_request_fails_with_status_and_excerpt(rx: PushReceiver, http: aiohttp.ClientSession,
+                                                             vapid: VapidKey) -> None:
+    subs = [rx.subscribe() for _ in range(3)]
+    for sub, status in zip(subs, (400, 403, 413), strict=True):
+        rx.behave(sub.id, status=status)
+    outcomes = await sender(http, vapid).send_many([target(s) for s in subs])
+    assert [o.kind for o in outcomes] == ["failed"] * 3
+    assert [o.reason for o in outcomes] == [f"push service answered {s}: status {s}" for s in (400, 403, 413)]
+
+
+async def test_unreachable_push_service_is_retried(http: aiohttp.ClientSession, vapid: VapidKey) -> None:
+    async with PushReceiver() as rx:
+        sub = rx.subscribe()
+    [outcome] = await sender(http, vapid).send_many([target(sub)])  # the receiver is gone: connection refused
+    assert outcome.kind == "retry" and "connection failed" in outcome.reason
+
+
+async def test_oversized_payload_fails_without_a_request(rx: PushReceiver, http: aiohttp.ClientSession,
+                                                         vapid: VapidKey) -> None:
+    big, ok = rx.subscribe(), rx.subscribe()
+    outcomes = await sender(http, vapid).send_many([target(big, b"x" * (MAX_PLAINTEXT + 1)), target(ok)])
+    assert outcomes[0].kind == "failed" and str(MAX_PLAINTEXT) in outcomes[0].reason
+    assert outcomes[1].kind == "done"
+    assert rx.hits[big.id] == 0
+
+
+async def test_bad_targets_fail_without_a_request(rx: PushReceiver, http: aiohttp.ClientSession,
+                                                  vapid: VapidKey) -> None:
+    sub = rx.subscribe()
+    other = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint)
+    bad = [
+        PushTarget(sub.endpoint, sub.p256dh[:-4], sub.auth, b"x", 60, "normal", None),
+        PushTarget(sub.endpoint, base64.urlsafe_b64encode(other).decode(), sub.auth, b"x", 60, "normal", None),
+        PushTarget(sub.endpoint, sub.p256dh, sub.auth[:-2], b"x", 60, "normal", None),
+        PushTarget(sub.endpoint, sub.p256dh, sub.auth, b"x", 60, "urgent", None),
+        PushTarget(sub.endpoint, sub.p256dh, sub.auth, b"x", 60, "normal", "not/a topic"),
+        PushTarget(sub.endpoint.replace("127.0.0.1", "10.0.0.1"), sub.p256dh, sub.auth, b"x", 60, "normal", None),
+    ]
+    outcomes = await sender(http, vapid).send_many(bad)
+    assert [o.kind for o in outcomes] == ["failed"] * len(bad)
+    assert "p256dh" in outcomes[0].reason and "p256dh" in outcomes[1].reason and "auth" in outcomes[2].reason
+    assert "urgency" in outcomes[3].reason and "topic" in outcomes[4].reason and "loopback" in outcomes[5].reason
+    assert rx.hits[sub.id] == 0
+
+
+async def test_process_pool_encrypts_decryptably(rx: PushReceiver, http: aiohttp.ClientSession,
+                                                 vapid: VapidKey) -> None:
+    subs = [rx.subscribe() for _ in range(9)]
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        push = WebPushSender(http, vapid, SUBJECT, executor=pool, allow_http=True)
+        outcomes = await push.send_many([target(s, json.dumps({"key": s.id}).encode()) for s in subs])
+    assert [o.kind for o in outcomes] == ["done"] * len(subs)
+    assert sorted(r.body["key"] for r in rx.received()) == sorted(s.id for s in subs)
+
+
+async def test_sender_owned_pool_is_shut_down(rx: PushReceiver, http: aiohttp.ClientSession,
+                                              vapid: VapidKey) -> None:
+    sub = rx.subscribe()
+    async with sender(http, vapid, workers=1) as push:
+        assert [o.kind for o in await push.send_many([target(sub)])] == ["done"]
+        pool = push._executor
+        assert isinstance(pool, ProcessPoolExecutor)
+    with pytest.raises(RuntimeError):
+        pool.submit(encrypt_batch, [])
+
+
+async def test_dead_encryption_worker_loses_no_row(rx: PushReceiver, http: aiohttp.ClientSession,
+                                                  vapid: VapidKey) -> None:
+    subs = [rx.subscribe() for _ in range(3)]
+    async with sender(http, vapid, workers=1) as push:
+        assert [o.kind for o in await push.send_many([target(subs[0])])] == ["done"]
+        pool = push._executor
+        assert isinstance(pool, ProcessPoolExecutor)
+        for pid in list(pool._processes):  # type: ignore[attr-defined]
+            os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(0.2)
+        first = await push.send_many([target(subs[1])])
+        assert first[0].kind == "retry" and "encryption failed" in first[0].reason
+        assert push._executor is not pool  # the sender started a new pool
+        assert [o.kind for o in await push.send_many([target(subs[1]), target(subs[2])])] == ["done", "done"]
+    assert {r.sub_id for r in rx.received()} == {s.id for s in subs}
+
+
+def test_encrypt_batch_answers_every_item() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    auth = os.urandom(16)
+    b64 = base64.urlsafe_b64encode
+    good = (b"hello", b64(public).decode().rstrip("="), b64(auth).decode().rstrip("="))
+    off_curve = b64(b"\x04" + b"\x01" * 64).decode()
+    bodies = encrypt_batch([good, (b"x", off_curve, good[2]), (b"x" * (MAX_PLAINTEXT + 1), *good[1:]), good])
+    assert bodies[1] == bodies[2] == b""
+    sub = TestSubscription("s", "", good[1], good[2], key)
+    assert sub.decrypt(bodies[0]) == sub.decrypt(bodies[3]) == b"hello"
+    assert bodies[0] != bodies[3]  # fresh salt and key per message
+    assert len(encrypt_batch([(b"x" * MAX_PLAINTEXT, *good[1:])])[0]) == 4096
+
+
+# --- the channel ----------------------------------------------------------------------------------------------------
+
+
+def delivery(i: int, recipient: str) -> Delivery:
+    return Delivery(id=i, key=f"pub1/v1/push/{recipient}", publication_id=1, thread="t1", channel="push",
+                    recipient=recipient, priority=0, attempts=0, not_after_ms=None, host="127.0.0.1")
+
+
+async def test_channel_resolves_and_keeps_order(rx: PushReceiver, http: aiohttp.ClientSession,
+                                                vapid: VapidKey) -> None:
+    subs = {name: rx.subscribe() for name in ("a", "c", "d")}
+    rx.behave(subs["d"].id, status=410)
+
+    async def resolve(batch: Sequence[Delivery]) -> list[PushTarget | None]:
+        return [target(subs[d.recipient], json.dumps({"key": d.key}).encode()) if d.recipient in subs else None
+                for d in batch]
+
+    async with WebPushChannel(sender(http, vapid), resolve) as channel:
+        assert channel.name == "push"
+        outcomes = await channel.deliver([delivery(i, r) for i, r in enumerate("abcd")])
+    await rx.wait_for(2, timeout=5)
+    assert [o.kind for o in outcomes] == ["done", "gone", "done", "gone"]
+    assert outcomes[1].reason == "subscription deleted"
+    assert [r.body["key"] for r in rx.received()] == ["pub1/v1/push/a", "pub1/v1/push/c"]
+
+
+async def test_channel_answers_every_row_when_resolve_fails(http: aiohttp.ClientSession, vapid: VapidKey) -> None:
+    async def resolve(batch: Sequence[Delivery]) -> list[PushTarget | None]:
+        raise OSError("database is locked")
+
+    channel = WebPushChannel(sender(http, vapid), resolve)
+    outcomes = await channel.deliver([delivery(1, "a"), delivery(2, "b")])
+    assert [o.kind for o in outcomes] == ["retry", "retry"]
+
+
+# --- checks ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("url", "allow_http", "ok"), [
+    ("https://fcm.googleapis.com/fcm/send/abc:APA91b", False, True),
+    ("https://updates.push.services.mozilla.com/wpush/v2/gAAAA", False, True),
+    ("https://push.example.net:8443/p/1", False, True),
+    ("https://[2001:4860:4860::8888]/p", False, True),
+    ("https://8.8.8.8/p", False, True),
+    ("http://push.example.net/p", False, False),
+    ("http://push.example.net/p", True, False),
+    ("http://127.0.0.1:8080/push/1", False, False),
+    ("http://127.0.0.1:8080/push/1", True, True),
+    ("http://[::1]:8080/push/1", True, True),
+    ("http://localhost:8080/push/1", True, False),
+    ("https://127.0.0.1/p", True, False),
+    ("https://10.1.2.3/p", False, False),
+    ("https://192.168.0.10/p", False, False),
+    ("https://172.16.5.4/p", False, False),
+    ("https://169.254.169.254/latest/meta-data", False, False),
+    ("https://[fe80::1]/p", False, False),
+    ("https://[::1]/p", False, False),
+    ("https://[::ffff:127.0.0.1]/p", False, False),
+    ("https://0.0.0.0/p", False, False),
+    ("https://2130706433/p", False, False),
+    ("https://0x7f.1/p", False, False),
+    ("https://localhost/p", False, False),
+    ("https://user:pw@push.example.net/p", False, False),
+    ("https://user@push.example.net/p", False, False),
+    ("https://push.example.net/" + "a" * 2100, False, False),
+    ("https://push.example.net/a b", False, False),
+    ("https://push.example.net:99999/p", False, False),
+    ("ftp://push.example.net/p", False, False),
+    ("https:///p", False, False),
+    ("not a url", False, False),
+])
+def test_check_endpoint(url: str, allow_http: bool, ok: bool) -> None:
+    reason = check_endpoint(url, allow_http=allow_http)
+    assert (reason is None) == ok, reason
+    if reason is not None:
+        assert reason.isascii() and reason
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+_POINT = ec.derive_private_key(20240501, ec.SECP256R1()).public_key().public_bytes(
+    serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+
+
+@pytest.mark.parametrize(("p256dh", "auth", "problem"), [
+    (_b64(_POINT), _b64(b"a" * 16), None),
+    (_b64(_POINT) + "=", _b64(b"a" * 16) + "==", None),
+    (_b64(_POINT[:33]), _b64(b"a" * 16), "65-byte"),
+    (_b64(b"\x04" + b"\x01" * 64), _b64(b"a" * 16), "not a point"),
+    (_b64(b"\x05" + _POINT[1:]), _b64(b"a" * 16), "65-byte"),
+    ("*" + _b64(_POINT)[1:], _b64(b"a" * 16), "base64url"),
+    ("", _b64(b"a" * 16), "65-byte"),
+    (_b64(_POINT), _b64(b"a" * 15), "16 bytes"),
+    (_b64(_POINT), "!!", "base64url"),
+])
+def test_check_keys(p256dh: str, auth: str, problem: str | None) -> None:
+    reason = check_keys(p256dh, auth)
+    assert reason is None if problem is None else (reason is not None and problem in reason), reason
+
+
+def test_topic_and_urgency() -> None:
+    topic = topic_for("dwd/2.49.0.0.276.0.DWD.PVW.1718")
+    assert topic == topic_for("dwd/2.49.0.0.276.0.DWD.PVW.1718") != topic_for("dwd/other")
+    assert len(topic) == 32 and set(topic) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+    assert urgency_for("Extreme", "Future") == "high"
+    assert urgency_for("Severe", "Immediate") == urgency_for("Severe", "Expected") == "high"
+    assert urgency_for("Moderate", "Immediate") == "normal"
+    assert urgency_for("Minor", "Expected") == "low"
+    assert urgency_for("Unknown", "Unknown") == "normal"
+
+
+# --- the VAPID key file ---------------------------------------------------------------------------------------------
+
+
+def test_key_file_created_private_and_reloaded(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "keys" / "vapid.pem"
+    created = VapidKey.load_or_create(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert sorted(p.name for p in path.parent.iterdir()) == ["vapid.pem"]  # no temp file left behind
+    again = VapidKey.load_or_create(path)
+    assert again.public_key_b64url == created.public_key_b64url
+    assert len(base64.urlsafe_b64decode(created.public_key_b64url + "=")) == 65
+
+
+def test_unusable_key_file_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "vapid.pem"
+    path.write_text("not a key")
+    with pytest.raises(ConfigError, match="vapid.pem"):
+        VapidKey.load_or_create(path)
+    p384 = ec.generate_private_key(ec.SECP384R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    path.write_bytes(p384)
+    with pytest.raises(ConfigError, match="P-256"):
+        VapidKey.load_or_create(path)
+
+
+# --- the receiver itself --------------------------------------------------------------------------------------------
+
+
+async def test_receiver_refuses_bad_vapid(http: aiohttp.ClientSession, vapid: VapidKey) -> None:
+    async with PushReceiver() as rx:
+        sub = rx.subscribe()
+        body = encrypt_batch([(b"x", sub.p256dh, sub.auth)])[0]
+        base = {"TTL": "60", "Content-Encoding": "aes128gcm"}
+        wrong_aud = vapid.authorization("https://push.example.net", SUBJECT)
+        signed_by_other = VapidKey.generate().authorization(rx.origin, SUBJECT)
+        forged = signed_by_other.split(", k=")[0] + f", k={vapid.public_key_b64url}"
+        for auth, encoding in ((wrong_aud, "aes128gcm"), (forged, "aes128gcm"), ("", "aes128gcm"),
+                               (vapid.authorization(rx.origin, SUBJECT), "aesgcm")):
+            headers = {**base, "Authorization": auth, "Content-Encoding": encoding}
+            async with http.post(sub.endpoint, data=body, headers=headers) as resp:
+                assert resp.status in (400, 401)
+        assert len(rx.errors) == 4 and rx.received() == []
+
+
+async def test_deferred_receiver_counts_duplicates(http: aiohttp.ClientSession, vapid: VapidKey) -> None:
+    async with PushReceiver(decrypt="deferred") as rx:
+        subs = [rx.subscribe() for _ in range(3)]
+        push = sender(http, vapid)
+        await push.send_many([target(s, json.dumps({"key": f"v1/{s.id}"}).encode()) for s in subs])
+        await push.send_many([target(subs[0], json.dumps({"key": f"v1/{subs[0].id}"}).encode())])
+        assert rx.received() == []  # nothing decrypted yet
+        async with http.get(f"{rx.origin}/stats") as resp:
+            assert await resp.json() == {"received": 4, "unique_keys": 3, "duplicates": 1, "errors": 0}
+        assert len(rx.received()) == 4
+
+
+def test_receiver_cli_serves_subscriptions(tmp_path: Path) -> None:
+    out = tmp_path / "subs.json"
+    proc = subprocess.Popen([sys.executable, "-m", "tests.pushkit", "serve", "--subscriptions", "2", "--out",
+                             str(out), "--deferred"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        subs = [TestSubscription.from_json(d) for d in json.loads(out.read_text())]
+        assert [s.endpoint for s in subs] == [f"http://127.0.0.1:{port}/push/{s.id}" for s in subs]
+
+        async def deliver() -> dict[str, int]:
+            async with aiohttp.ClientSession() as http:
+                push = sender(http, VapidKey.generate())
+                outcomes = await push.send_many([target(s, json.dumps({"key": s.id}).encode()) for s in subs])
+                assert [o.kind for o in outcomes] == ["done", "done"]
+                async with http.get(f"http://127.0.0.1:{port}/count") as resp:
+                    assert await resp.json() == {"arrived": 2, "errors": 0}
+                async with http.get(f"http://127.0.0.1:{port}/sample") as resp:
+                    assert (await resp.json())["payload"]["key"] in [s.id for s in subs]
+                async with http.get(f"http://127.0.0.1:{port}/stats") as resp:
+                    return await resp.json()
+
+        assert asyncio.run(deliver()) == {"received": 2, "unique_keys": 2, "duplicates": 0, "errors": 0}
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
