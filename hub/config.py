@@ -36,6 +36,10 @@ class HubSection(_Strict):
     district_ars: Ars
     """Amtlicher Regionalschlüssel of the Kreis (12 digits)."""
     db: str = "var/warnhub.db"
+    sender: str = "warnhub@example.invalid"
+    """CAP ``sender`` of the warnings the hub issues: the authority's address (e.g. leitstelle@kreis.de)."""
+    public_url: str = ""
+    """Where citizens reach this hub (``https://warnung.kreis.de``): links in pushes and feeds; empty: relative."""
     rules: str = "rules"
     """The operators' rules folder (``*.toml``, ``templates/*.toml``); see rules/README.md."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -29,13 +30,16 @@ from hub.cap.serialize import to_xml
 from hub.cap.sign import SignaturePolicy, TrustStore
 from hub.cap.validate import Validator
 from hub.config import LoadedConfig
+from hub.delivery import open_outbox
 from hub.errors import ConfigError
 from hub.health import STATE_VALUE, Health, SourceHealth
 from hub.intake import Intake, IntakeResult, check_document
 from hub.metrics import Metrics
+from hub.pipeline import Pipeline
 from hub.pool import ValidationPool, default_workers
 from hub.routing import Router, open_rules
 from hub.store import AsyncStore, Store
+from hub.subscriptions import SubscriptionIndex
 from hub.web.app import WebServer
 
 log = logging.getLogger("warnhub.daemon")
@@ -74,6 +78,12 @@ class Hub:
         self.web_port: int | None = None
         self.router: Router | None = None
         """The rules stage (set by :func:`run`; absent in kits that test intake alone)."""
+        self.index: SubscriptionIndex | None = None
+        """Push subscriptions by place, shared by the subscription API and the pipeline."""
+        self.broadcaster: Any = None
+        """Live web stream of publications (hub.web.live.Broadcaster)."""
+        self.outbox: Any = None
+        self.vapid_public_key: str | None = None
 
     async def ingest(self, raw: bytes, *, origin: str, policy: SignaturePolicy,
                      path: str | None = None, notes: tuple[str, ...] = ()) -> IntakeResult:
@@ -212,6 +222,7 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> No
     router = Router(astore, live, district=loaded.cfg.hub.district_ars, metrics=hub.metrics,
                     units={s.id: s.unit for s in loaded.sensors})
     hub.router = router
+    hub.index = SubscriptionIndex(geo=geo)
 
     def sighup() -> None:
         loop.create_task(astore.run(hub.reload, loaded.file))
@@ -241,6 +252,12 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> No
                 log.info("sensor rules primed with %d recent reading(s)", primed)
             tasks = [asyncio.create_task(router.run(), name="router")]
             http = await stack.enter_async_context(aiohttp.ClientSession())
+            box, vapid = await open_outbox(stack, astore=astore, loaded=loaded, http=http, index=hub.index,
+                                           metrics=hub.metrics)
+            hub.outbox, hub.vapid_public_key = box, vapid.public_key_b64url
+            pipeline = Pipeline(astore, loaded, live, index=hub.index, outbox_=box, broadcaster=hub.broadcaster)
+            router.listeners.append(pipeline.on_decision)
+            tasks.append(asyncio.create_task(pipeline.run(), name="pipeline"))
             sources = build_sources(loaded)
             for source, settings in zip(sources, loaded.cfg.sources, strict=True):
                 hub.health.register(source.name, source_type(settings))

@@ -218,7 +218,20 @@ def make_app(hub: Hub) -> web.Application:
     app.router.add_get("/api/v1/sensors/{id}/readings", api_sensor_readings)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/v1/push/key", push_key)
+    if getattr(hub, "index", None) is not None:
+        from hub.web import subscriptions
+
+        subscriptions.setup(app, allow_http=hub.loaded.cfg.push.allow_http_endpoints, index=hub.index)
     return app
+
+
+async def push_key(request: web.Request) -> web.Response:
+    """The hub's VAPID public key: the ``applicationServerKey`` a browser subscribes with."""
+    key = request.app[HUB_KEY].vapid_public_key
+    if key is None:
+        raise web.HTTPServiceUnavailable(text="Push noch nicht bereit / push not ready yet")
+    return web.json_response({"publicKey": key}, headers={"Cache-Control": "no-cache"})
 
 
 class WebServer:

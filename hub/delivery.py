@@ -1,0 +1,156 @@
+"""Delivery in the daemon: the outbox with one worker per channel, the channels from config, and what each channel
+sends, read from the store at delivery time (so a queued push shows the newest version of its warning, and a
+board shows the most urgent warning in force for its region, or nothing).
+
+Channels: ``push`` (Web Push, always), ``boards-mqtt`` and ``boards-http`` (when such boards are configured),
+``webhooks`` (when webhooks are configured). Kiosk boards and the web read the publications directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+
+from adapters.channels import Delivery
+from adapters.channels.boards import BoardUpdate, HttpBoards, MqttBoards
+from adapters.channels.boardtext import Notice as BoardNotice
+from adapters.channels.webhooks import WebhookBody, Webhooks
+from adapters.channels.webpush import PushTarget, VapidKey, WebPushChannel, WebPushSender, topic_for, urgency_for
+from hub import outbox, publications, subscriptions
+from hub.config import LoadedConfig
+from hub.pipeline import SEVERITY_ORDER, latest_by_thread, push_payload
+from hub.publications import Publication
+from hub.store import AsyncStore, Store
+
+log = logging.getLogger("warnhub.delivery")
+
+DEFAULT_TTL_S = 24 * 3600
+"""Push TTL for a warning without an end (the push service drops it after this)."""
+
+
+def board_notice(pub: Publication, language: str) -> BoardNotice:
+    n = pub.notice([language])
+    return BoardNotice(thread=pub.thread, version=pub.version, msg_type=pub.msg_type,  # type: ignore[arg-type]
+                       status=pub.status, severity=pub.severity, urgency=pub.urgency,  # type: ignore[arg-type]
+                       event=n.event, headline=n.headline, description=n.description, instruction=n.instruction,
+                       area_desc=n.area_desc, sent=pub.sent, expires=pub.expires, language=n.language,
+                       sender_name=n.sender_name)
+
+
+class Resolvers:
+    """What each channel sends for a batch of outbox rows (runs on the store's thread)."""
+
+    def __init__(self, astore: AsyncStore, loaded: LoadedConfig) -> None:
+        self.astore = astore
+        self.base_url = loaded.cfg.hub.public_url.rstrip("/")
+        self.boards = {b.id: b for b in loaded.cfg.boards}
+        self.webhooks = {h.id: h for h in loaded.cfg.webhooks}
+
+    async def push(self, batch: Sequence[Delivery]) -> list[PushTarget | None]:
+        return await self.astore.run(self._push, self.astore.store, batch)
+
+    def _push(self, store: Store, batch: Sequence[Delivery]) -> list[PushTarget | None]:
+        subscriptions.ensure_schema(store)
+        pubs = latest_by_thread(store, (d.thread for d in batch))
+        ids = sorted({d.recipient for d in batch})
+        subs: dict[str, tuple[str, str, str, list[str]]] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            for sid, endpoint, p256dh, auth, langs in store.conn.execute(
+                    "SELECT id, endpoint, p256dh, auth, languages FROM subscriptions WHERE id IN "
+                    f"({','.join('?' * len(part))})", part):
+                subs[sid] = (endpoint, p256dh, auth, json.loads(langs))
+        now_ms = publications.ms(datetime.now(UTC))
+        out: list[PushTarget | None] = []
+        for d in batch:
+            sub, pub = subs.get(d.recipient), pubs.get(d.thread)
+            if sub is None or pub is None:
+                out.append(None)  # the subscription was deleted: nothing to send, the row is gone
+                continue
+            endpoint, p256dh, auth, langs = sub
+            ttl = DEFAULT_TTL_S if pub.expires_ms is None else max(0, (pub.expires_ms - now_ms) // 1000)
+            out.append(PushTarget(endpoint, p256dh, auth, push_payload(pub, d.key, langs, self.base_url), int(ttl),
+                                  urgency_for(pub.severity, pub.urgency), topic_for(pub.thread)))
+        return out
+
+    async def boards_state(self, batch: Sequence[Delivery]) -> list[BoardUpdate | None]:
+        return await self.astore.run(self._boards, self.astore.store, batch)
+
+    def _boards(self, store: Store, batch: Sequence[Delivery]) -> list[BoardUpdate | None]:
+        """Each board gets the most urgent warning in force among those published to it, or a clear."""
+        out: list[BoardUpdate | None] = []
+        now = datetime.now(UTC)
+        for d in batch:
+            board = self.boards.get(d.recipient)
+            if board is None:
+                out.append(None)
+                continue
+            threads = [t for (t,) in store.conn.execute(
+                "SELECT DISTINCT thread FROM outbox WHERE channel=? AND recipient=?", (d.channel, d.recipient))]
+            live = [p for p in latest_by_thread(store, threads).values() if p.live(now)
+                    and (p.status == "Actual" or (board.exercise and p.status == "Exercise"))]
+            live.sort(key=lambda p: (SEVERITY_ORDER.get(p.severity, 4), -p.sent.timestamp()))
+            out.append(BoardUpdate(board.id, board_notice(live[0], board.language) if live else None))
+        return out
+
+    async def webhook_body(self, batch: Sequence[Delivery]) -> list[WebhookBody | None]:
+        return await self.astore.run(self._webhooks, self.astore.store, batch)
+
+    def _webhooks(self, store: Store, batch: Sequence[Delivery]) -> list[WebhookBody | None]:
+        pubs = publications.many(store, sorted({d.publication_id for d in batch}))
+        out: list[WebhookBody | None] = []
+        for d in batch:
+            hook, pub = self.webhooks.get(d.recipient), pubs.get(d.publication_id)
+            if hook is None or pub is None:
+                out.append(None)
+            elif hook.format == "cap":
+                out.append(WebhookBody("application/cap+xml", publications.cap_xml(store, pub.id) or b""))
+            else:
+                body = dict(pub.as_dict(), key=d.key)
+                out.append(WebhookBody("application/json", json.dumps(body, ensure_ascii=False).encode()))
+        return out
+
+
+async def open_outbox(stack: contextlib.AsyncExitStack, *, astore: AsyncStore, loaded: LoadedConfig,
+                      http: aiohttp.ClientSession, index: Any, metrics: Any) -> tuple[outbox.Outbox, VapidKey]:
+    """Build the channels from config, enter them on ``stack``, start the outbox (recovering rows that were in
+    flight at the last stop); returns the outbox and the VAPID key (its public half is the browsers' key)."""
+    cfg = loaded.cfg
+    resolvers = Resolvers(astore, loaded)
+    box = outbox.Outbox(astore, metrics=outbox.OutboxMetrics(metrics.registry))
+
+    async def on_gone(channel: str, recipients: list[str]) -> None:
+        if channel != "push" or not recipients:
+            return
+        removed = await astore.run(subscriptions.delete_ids, astore.store, recipients)
+        if index is not None:
+            index.remove_many(recipients)
+        log.info("deleted %d subscription(s) whose push endpoint is gone (404/410)", removed)
+
+    vapid = VapidKey.load_or_create(loaded.path(cfg.push.vapid_key))
+    sender = WebPushSender(http, vapid, cfg.push.vapid_subject, executor=None, workers=cfg.push.workers,
+                           concurrency=cfg.push.concurrency, timeout_s=cfg.push.timeout_s,
+                           allow_http=cfg.push.allow_http_endpoints)
+    channels: list[Any] = [WebPushChannel(sender, resolvers.push)]
+    stack.push_async_callback(sender.aclose)
+    if any(b.kind == "mqtt" for b in cfg.boards):
+        channels.append(MqttBoards(cfg.boards, resolvers.boards_state))
+    if any(b.kind == "http" for b in cfg.boards):
+        channels.append(HttpBoards(cfg.boards, http, resolvers.boards_state))
+    if cfg.webhooks:
+        channels.append(Webhooks(cfg.webhooks, http, resolvers.webhook_body))
+    for channel in channels:
+        await stack.enter_async_context(channel)
+        box.add_worker(channel, batch_size=500 if channel.name == "push" else 50,
+                       concurrency=2 if channel.name == "push" else 1, on_gone=on_gone)
+    requeued = await box.start()
+    stack.push_async_callback(box.stop)
+    if requeued:
+        log.warning("outbox: %d delivery(ies) were in flight at the last stop and are queued again", requeued)
+    return box, vapid

@@ -1,0 +1,333 @@
+"""From a decision to deliveries: publication, targeting and the outbox (GUIDE.md sections 1 and 5).
+
+For every stored ``publish`` decision the pipeline issues the hub's own CAP message (:mod:`hub.publications`),
+works out who gets it — push subscriptions whose places the area reaches (:class:`~hub.subscriptions.
+SubscriptionIndex`), display boards whose region it touches, webhooks for their regions — and writes the
+publication and one outbox row per (version, channel, recipient) in **one transaction**. Only then do the channel
+workers send. It reads its work from the store (decisions without a publication), so a crash after the decision
+and before the publication only delays it to the next start.
+
+* An Update that the rules did not find significant (``push`` false) updates web, boards and webhooks and queues
+  no push; queued pushes of earlier versions are superseded by newer push rows, and any push still queued shows
+  the newest version when it is sent (content is read at delivery time).
+* A Cancel withdraws every queued delivery of the thread, tells the subscriptions and webhooks that received an
+  earlier version, and clears the boards that showed it.
+* Exercises reach only boards, webhooks and subscriptions marked for exercises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from hub import decisions, outbox, publications, subscriptions
+from hub.cap.model import Alert, Severity, from_json
+from hub.config import BoardConfig, LoadedConfig, WebhookConfig
+from hub.geo import GERMANY
+from hub.publications import Publication
+from hub.rules import LiveRules
+from hub.store import AsyncStore, Store, now_utc, utc_iso
+
+log = logging.getLogger("warnhub.pipeline")
+
+RECENT = timedelta(days=1)
+"""Publish decisions younger than this that have no publication yet are published at start (crash recovery)."""
+PUSH_PAYLOAD_MAX = 3993
+"""Plaintext bytes one Web Push record carries (RFC 8291 with a 4096-byte record)."""
+BOARD_CHANNELS = {"mqtt": "boards-mqtt", "http": "boards-http"}
+SEVERITY_ORDER = {"Extreme": 0, "Severe": 1, "Moderate": 2, "Minor": 3}
+
+
+def priority(severity: str, urgency: str) -> int:
+    """0 first: Extreme or Immediate; then Severe, Moderate, Minor, Unknown."""
+    if severity == "Extreme" or urgency == "Immediate":
+        return 0
+    return {"Severe": 1, "Moderate": 2, "Minor": 3}.get(severity, 4)
+
+
+@dataclass(frozen=True, slots=True)
+class Unpublished:
+    alert_id: int
+    thread_id: int
+    alert: Alert
+    decision: dict[str, Any]
+
+
+def unpublished(store: Store, *, limit: int = 20, now: datetime | None = None) -> list[Unpublished]:
+    """Publish decisions without a publication, oldest first."""
+    decisions.ensure_schema(store)
+    publications.ensure_schema(store)
+    since = utc_iso((now or now_utc()) - RECENT)
+    # A Cancel of an incident the hub published is published whatever the rules say about it: the hub must never
+    # leave its own warning standing after the authority withdrew it.
+    rows = store.conn.execute(
+        "SELECT d.alert_id FROM decisions d JOIN alerts a ON a.id = d.alert_id WHERE d.decided_at >= ?"
+        " AND (d.decision='publish' OR (a.msg_type='Cancel' AND EXISTS (SELECT 1 FROM publications q"
+        "      WHERE q.source_thread = d.thread_id)))"
+        " AND NOT EXISTS (SELECT 1 FROM publications p WHERE p.source_alert = d.alert_id)"
+        " ORDER BY d.alert_id LIMIT ?", (since, limit)).fetchall()
+    out = []
+    for (alert_id,) in rows:
+        d = decisions.decision_of(store, alert_id)
+        row = store.conn.execute("SELECT json FROM alerts WHERE id=?", (alert_id,)).fetchone()
+        if d is None or row is None:
+            continue
+        out.append(Unpublished(alert_id, d["thread_id"], from_json(row[0]), d))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What one publication will be and whom it reaches (computed off the writer thread)."""
+
+    item: Unpublished
+    area_lonlat: BaseGeometry | None
+    push_recipients: tuple[tuple[str, str], ...]
+    """(subscription id, endpoint host)."""
+    boards: tuple[BoardConfig, ...]
+    webhooks: tuple[WebhookConfig, ...]
+
+
+class Pipeline:
+    def __init__(self, store: AsyncStore, loaded: LoadedConfig, live: LiveRules, *, index: Any,
+                 outbox_: outbox.Outbox | None, broadcaster: Any = None, sender: str | None = None) -> None:
+        self.store = store
+        self.loaded = loaded
+        self.live = live
+        self.index = index
+        self.outbox = outbox_
+        self.broadcaster = broadcaster
+        self.district = loaded.cfg.hub.district_ars
+        self.sender = sender or loaded.cfg.hub.sender
+        self.boards = tuple(loaded.cfg.boards)
+        self.webhooks = tuple(loaded.cfg.webhooks)
+        self._wake = asyncio.Event()
+        self.published = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def on_decision(self, routed: Any) -> None:
+        """Router listener: a decision was stored."""
+        if routed.decision.decision == "publish":
+            self.wake()
+
+    async def run(self, *, idle_s: float = 30.0) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                while await self.publish_pending():
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - keep publishing the rest; the failed one is retried on the next wake
+                log.exception("publishing failed; retrying in %s s", idle_s)
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=idle_s)
+            except TimeoutError:
+                pass
+
+    async def publish_pending(self) -> int:
+        items = await self.store.run(unpublished, self.store.store)
+        for item in items:
+            await self.publish(item)
+        return len(items)
+
+    async def publish(self, item: Unpublished) -> Publication | None:
+        status = item.alert.status.value
+        if status not in ("Actual", "Exercise"):
+            log.warning("alert %s: status %s is never published; decision ignored", item.alert_id, status)
+            await self.store.run(_mark_skipped, self.store.store, item)
+            return None
+        plan = await asyncio.to_thread(self._plan, item)
+        pub, counts = await self.store.run(self._write, self.store.store, plan)
+        self.published += 1
+        log.info("published %s v%d (%s, %s) for alert %s: %s", pub.thread, pub.version, pub.msg_type,
+                 pub.severity, item.alert_id, ", ".join(f"{k} {v}" for k, v in counts.items()) or "no deliveries")
+        if self.outbox is not None:
+            for name in counts:
+                worker = self.outbox.workers.get(name)
+                if worker is not None:
+                    worker.wake()
+        if self.broadcaster is not None:
+            self.broadcaster.publish({"thread": pub.thread, "version": pub.version, "msgType": pub.msg_type,
+                                      "regions": list(pub.regions), "publication": pub.as_dict()})
+        return pub
+
+    # -- targeting (in a thread: geometry) -----------------------------------------------------------------------
+
+    def _plan(self, item: Unpublished) -> Plan:
+        d, alert = item.decision, item.alert
+        ruleset = self.live.current
+        area_proj = None
+        if ruleset is not None:
+            shapes = [s for s in ruleset.geometry(alert) if s is not None and not s.is_empty]
+            if shapes:
+                area_proj = shapely.union_all(shapes)
+        area = GERMANY.unproject(area_proj) if area_proj is not None else None
+        exercise = alert.status.value == "Exercise"
+        channels = set(d["channels"])
+        regions = set(d["regions"])
+        recipients: list[tuple[str, str]] = []
+        if "push" in channels and d["push"] and self.index is not None and alert.msg_type.value != "Cancel":
+            cats = {c.value for i in alert.infos for c in i.categories}
+            ids = self.index.match(area, regions, severity=d["severity"], categories=cats,
+                                   event_topics=_event_topics(alert), exercise=exercise)
+            recipients = [(sid, "") for sid in ids]
+        boards = tuple(b for b in self.boards if b.kind in BOARD_CHANNELS and channels & {"boards", "mqtt"}
+                       and (b.exercise or not exercise) and self._touches(b.ars, regions, area_proj))
+        hooks = tuple(h for h in self.webhooks if "webhook" in channels and (h.exercise or not exercise)
+                      and SEVERITY_ORDER.get(d["severity"], 4) <= SEVERITY_ORDER[h.min_severity]
+                      and (self._touches_any(h.regions, regions, area_proj) if h.regions
+                           else d.get("inside_district") is not False))
+        return Plan(item, area, tuple(recipients), boards, hooks)
+
+    def _touches_any(self, wanted: Iterable[str], regions: set[str], area_proj: BaseGeometry | None) -> bool:
+        return any(self._touches(a, regions, area_proj) for a in wanted)
+
+    def _touches(self, ars: str, regions: set[str], area_proj: BaseGeometry | None) -> bool:
+        """Does the warning reach this region: by its boundary where the hub knows it, else by the keys."""
+        ruleset = self.live.current
+        geo = ruleset.geo if ruleset is not None else None
+        boundary = geo.geometry(ars) if geo is not None else None
+        if boundary is not None and area_proj is not None:
+            return bool(boundary.intersects(area_proj)) and boundary.intersection(area_proj).area > 1.0
+        reg = geo.registry if geo is not None else None
+        if reg is None:
+            return ars in regions
+        return any(reg.is_within(ars, r) or reg.is_within(r, ars) for r in regions)
+
+    # -- the one transaction ----------------------------------------------------------------------------------------
+
+    def _write(self, store: Store, plan: Plan) -> tuple[Publication, dict[str, int]]:
+        publications.ensure_schema(store)
+        outbox.ensure_schema(store)
+        subscriptions.ensure_schema(store)
+        item, d = plan.item, plan.item.decision
+        thread = publications.thread_name(item.thread_id)
+        now = datetime.now(UTC)
+        now_ms = publications.ms(now)
+        with store.transaction() as conn:
+            prev_row = conn.execute("SELECT max(version) FROM publications WHERE thread=?", (thread,)).fetchone()
+            previous = publications.latest(store, thread) if prev_row and prev_row[0] else None
+            issued = publications.issue(item.alert, sender=self.sender, district=self.district, thread=thread,
+                                        version=(previous.version + 1) if previous else 1, previous=previous,
+                                        severity=Severity(d["severity"]), now=now)
+            channels = tuple(d["channels"])
+            if d["decision"] != "publish" and previous is not None:  # a Cancel the rules did not route
+                channels = previous.channels
+            pub = publications.insert(conn, issued, thread=thread, version=(previous.version + 1) if previous else 1,
+                                      source_thread=item.thread_id, source_alert=item.alert_id,
+                                      push=bool(d["push"]), channels=channels, regions=tuple(d["regions"]),
+                                      area=plan.area_lonlat, now_ms=now_ms)
+            rows = self._rows(conn, pub, plan, now_ms)
+            if pub.msg_type == "Cancel":
+                outbox.withdraw_in(conn, thread, below_publication=pub.id, now_ms=now_ms)
+            outbox.enqueue_in(conn, rows, now_ms=now_ms)
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r.channel] = counts.get(r.channel, 0) + 1
+        return pub, counts
+
+    def _rows(self, conn: Any, pub: Publication, plan: Plan, now_ms: int) -> list[outbox.NewDelivery]:
+        prio = priority(pub.severity, pub.urgency)
+        not_after = pub.expires_ms
+        rows = []
+
+        def row(channel: str, recipient: str, host: str = "") -> outbox.NewDelivery:
+            return outbox.NewDelivery(f"{pub.identifier}/{channel}/{recipient}", pub.id, pub.thread, channel,
+                                      recipient, host, prio, not_after)
+
+        if pub.msg_type == "Cancel":
+            # who had an earlier version (or has it in flight) hears that it is over
+            had = conn.execute("SELECT DISTINCT channel, recipient, host FROM outbox WHERE thread=?"
+                               " AND publication_id<? AND state IN ('done', 'inflight')",
+                               (pub.thread, pub.id)).fetchall()
+            return [row(channel, recipient, host) for channel, recipient, host in had]
+        if plan.push_recipients:
+            hosts = _hosts(conn, [sid for sid, _ in plan.push_recipients])
+            rows.extend(row("push", sid, hosts.get(sid, "")) for sid, _ in plan.push_recipients if sid in hosts)
+        for b in plan.boards:
+            rows.append(row(BOARD_CHANNELS[b.kind], b.id, b.host if b.kind == "mqtt" else _host(b.url or "")))
+        for h in plan.webhooks:
+            rows.append(row("webhooks", h.id, _host(h.url)))
+        return rows
+
+
+def _mark_skipped(store: Store, item: Unpublished) -> None:
+    """Record that a publish decision was not published (status not Actual/Exercise), so it is not retried."""
+    decisions.ensure_schema(store)
+    with store.transaction() as conn:
+        conn.execute("UPDATE decisions SET decision='suppress', why=why || '; not published: status ' || ?"
+                     " WHERE alert_id=?", (item.alert.status.value, item.alert_id))
+
+
+def _event_topics(alert: Alert) -> set[str]:
+    out = set()
+    for info in alert.infos:
+        for p in info.parameters:
+            if p.value_name.lower() in ("warnhub:topic", "eventtopic"):
+                out.update(v.strip().lower() for v in p.value.split(",") if v.strip())
+    return out
+
+
+def _host(url: str) -> str:
+    try:
+        return urlsplit(url).netloc.lower()
+    except ValueError:
+        return ""
+
+
+def _hosts(conn: Any, ids: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for i in range(0, len(ids), 500):
+        part = list(ids[i:i + 500])
+        for sid, endpoint in conn.execute(f"SELECT id, endpoint FROM subscriptions WHERE id IN "
+                                          f"({','.join('?' * len(part))})", part):
+            out[sid] = _host(endpoint)
+    return out
+
+
+# -- what the channels send (read at delivery time) ---------------------------------------------------------------
+
+
+def latest_by_thread(store: Store, threads: Iterable[str]) -> dict[str, Publication]:
+    """The newest publication of each thread."""
+    publications.ensure_schema(store)
+    names = sorted(set(threads))
+    out: dict[str, Publication] = {}
+    for i in range(0, len(names), 500):
+        part = names[i:i + 500]
+        rows = store.conn.execute(
+            "SELECT p.id FROM publications p JOIN (SELECT thread, max(version) v FROM publications"
+            f" WHERE thread IN ({','.join('?' * len(part))}) GROUP BY thread) m ON m.thread=p.thread AND m.v=p.version",
+            part).fetchall()
+        for pub in publications.many(store, [r[0] for r in rows]).values():
+            out[pub.thread] = pub
+    return out
+
+
+def push_payload(pub: Publication, key: str, languages: Sequence[str], base_url: str = "") -> bytes:
+    """The JSON the service worker shows, within what one push record carries (texts shortened if needed)."""
+    n = pub.notice(list(languages))
+    body = n.instruction or n.description
+    doc = {"key": key, "thread": pub.thread, "version": pub.version, "msgType": pub.msg_type, "status": pub.status,
+           "severity": pub.severity, "urgency": pub.urgency, "event": n.event, "headline": n.headline,
+           "body": body[:600], "area": n.area_desc[:200], "sender": n.sender_name[:120], "lang": n.language,
+           "sent": pub.sent.isoformat(), "expires": pub.expires.isoformat() if pub.expires else None,
+           "url": f"{base_url}/warnungen/{pub.thread}"}
+    raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+    while len(raw) > PUSH_PAYLOAD_MAX and (doc["body"] or doc["area"]):
+        doc["body"] = doc["body"][: len(doc["body"]) // 2]
+        doc["area"] = doc["area"][: len(doc["area"]) // 2]
+        raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+    return raw

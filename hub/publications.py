@@ -1,0 +1,288 @@
+"""Publications: the warnings the hub itself issues, as CAP 1.2 (table ``publications``).
+
+A rule that publishes an incoming alert makes the hub issue its own message: its own sender and identifier, the
+issuer's texts and areas, the severity the rules decided, and ``references`` to the hub's previous version of the
+same incident, so downstream systems (the CAP Atom feed, webhooks) see one clean Alert → Update → Cancel chain
+whatever the source did. A publication is stored before anything is sent (the outbox rows are written in the same
+transaction by :mod:`hub.pipeline`).
+
+``thread`` names the incident on the hub's side (``w<source thread id>``), ``version`` counts its publications.
+Texts per language (:class:`Notice`) are kept as JSON for the channels; the CAP XML is kept as issued.
+
+Functions take the :class:`~hub.store.Store` and run on its writer thread.
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from hub.cap.model import Alert, Info, MsgType, Reference, Severity, from_json, to_json
+from hub.cap.serialize import to_xml
+from hub.store import Store
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS publications (
+        id INTEGER PRIMARY KEY,
+        thread TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        source_thread INTEGER,
+        source_alert INTEGER UNIQUE,
+        identifier TEXT NOT NULL UNIQUE,
+        sender TEXT NOT NULL,
+        sent TEXT NOT NULL,
+        msg_type TEXT NOT NULL,
+        status TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        urgency TEXT NOT NULL,
+        expires_ms INTEGER,
+        push INTEGER NOT NULL,
+        channels TEXT NOT NULL,
+        regions TEXT NOT NULL,
+        area_wkb BLOB,
+        notices TEXT NOT NULL,
+        alert_json TEXT NOT NULL,
+        cap_xml BLOB NOT NULL,
+        created_ms INTEGER NOT NULL,
+        UNIQUE (thread, version))""",
+    "CREATE INDEX IF NOT EXISTS publications_thread ON publications(thread, version)",
+)
+_READY: weakref.WeakSet[Store] = weakref.WeakSet()
+
+CANCEL_TTL = timedelta(hours=24)
+"""How long a Cancel without an end of its own is worth delivering."""
+
+
+def ensure_schema(store: Store) -> None:
+    if store in _READY:
+        return
+    for statement in _SCHEMA:
+        store.conn.execute(statement)
+    _READY.add(store)
+
+
+def ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """What a channel shows of one language of a publication."""
+
+    language: str
+    event: str
+    headline: str
+    description: str
+    instruction: str
+    area_desc: str
+    sender_name: str
+    web: str | None
+
+    @classmethod
+    def of(cls, info: Info, fallback_sender: str) -> Notice:
+        areas = ", ".join(dict.fromkeys(a.area_desc for a in info.areas if a.area_desc))
+        return cls(info.lang, info.event, info.headline or info.event, info.description or "",
+                   info.instruction or "", areas[:500], info.sender_name or fallback_sender, info.web)
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    id: int
+    thread: str
+    version: int
+    source_thread: int | None
+    source_alert: int | None
+    identifier: str
+    sender: str
+    sent: datetime
+    msg_type: str
+    status: str
+    severity: str
+    urgency: str
+    expires_ms: int | None
+    push: bool
+    channels: tuple[str, ...]
+    regions: tuple[str, ...]
+    notices: tuple[Notice, ...]
+    area: BaseGeometry | None
+    """The area as a lon/lat geometry (None when only region keys are known)."""
+
+    @property
+    def expires(self) -> datetime | None:
+        return datetime.fromtimestamp(self.expires_ms / 1000, UTC) if self.expires_ms is not None else None
+
+    def notice(self, languages: tuple[str, ...] | list[str] = ("de",)) -> Notice:
+        """The best language for a reader who prefers ``languages`` (exact, then primary subtag, then German)."""
+        for want in [*languages, "de"]:
+            for n in self.notices:
+                if n.language.lower() == want.lower():
+                    return n
+            for n in self.notices:
+                if n.language.lower().split("-")[0] == want.lower().split("-")[0]:
+                    return n
+        return self.notices[0]
+
+    def live(self, now: datetime | None = None) -> bool:
+        """Current: not a Cancel and not past its expiry."""
+        now_ms = ms(now or datetime.now(UTC))
+        return self.msg_type != "Cancel" and (self.expires_ms is None or self.expires_ms > now_ms)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "thread": self.thread, "version": self.version, "identifier": self.identifier,
+                "sender": self.sender, "sent": self.sent.isoformat(), "msgType": self.msg_type,
+                "status": self.status, "severity": self.severity, "urgency": self.urgency,
+                "expires": self.expires.isoformat() if self.expires else None, "regions": list(self.regions),
+                "infos": [notice_dict(n) for n in self.notices]}
+
+
+def notice_dict(n: Notice) -> dict[str, Any]:
+    return {"language": n.language, "event": n.event, "headline": n.headline, "description": n.description,
+            "instruction": n.instruction, "areaDesc": n.area_desc, "senderName": n.sender_name, "web": n.web}
+
+
+def thread_name(source_thread: int) -> str:
+    return f"w{source_thread}"
+
+
+def issue(source: Alert, *, sender: str, district: str, thread: str, version: int, previous: Publication | None,
+          severity: Severity, now: datetime | None = None) -> Alert:
+    """The hub's CAP alert for a source version: Alert for the first publication of a thread, Update after it,
+    Cancel when the source cancels; references the hub's previous version."""
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    if previous is not None and now <= previous.sent:
+        now = previous.sent + timedelta(seconds=1)  # sent strictly increases along the chain
+    if source.msg_type is MsgType.CANCEL:
+        msg_type = MsgType.CANCEL
+    else:
+        msg_type = MsgType.ALERT if previous is None else MsgType.UPDATE
+    infos = tuple(replace(i, severity=severity) if severity > i.severity else i for i in source.infos)
+    refs = (Reference(sender=previous.sender, identifier=previous.identifier, sent=previous.sent),) if previous \
+        else ()
+    note = f"Quelle / source: {source.sender} {source.identifier} ({source.sent.isoformat()})"
+    return Alert(identifier=f"warnhub.{district}.{thread}.{version}.{now:%Y%m%dT%H%M%S}", sender=sender, sent=now,
+                 status=source.status, msg_type=msg_type, scope=source.scope, note=note, references=refs,
+                 infos=infos, codes=tuple(c for c in source.codes if c not in ("SILENT_UPDATE",)))
+
+
+_COLS = ("id", "thread", "version", "source_thread", "source_alert", "identifier", "sender", "sent", "msg_type",
+         "status", "severity", "urgency", "expires_ms", "push", "channels", "regions", "notices", "area_wkb")
+
+
+def _row(row: tuple[Any, ...]) -> Publication:
+    d = dict(zip(_COLS, row, strict=True))
+    notices = tuple(Notice(**n) for n in json.loads(d["notices"]))
+    area = shapely.from_wkb(d["area_wkb"]) if d["area_wkb"] else None
+    return Publication(d["id"], d["thread"], d["version"], d["source_thread"], d["source_alert"], d["identifier"],
+                       d["sender"], datetime.fromisoformat(d["sent"]), d["msg_type"], d["status"], d["severity"],
+                       d["urgency"], d["expires_ms"], bool(d["push"]), tuple(json.loads(d["channels"])),
+                       tuple(json.loads(d["regions"])), notices, area)
+
+
+def insert(conn: Any, alert: Alert, *, thread: str, version: int, source_thread: int | None,
+           source_alert: int | None, push: bool, channels: tuple[str, ...], regions: tuple[str, ...],
+           area: BaseGeometry | None, now_ms: int) -> Publication:
+    """Write one publication inside the caller's transaction."""
+    infos = alert.infos
+    notices = tuple(Notice.of(i, alert.sender) for i in infos)
+    urgency = max((i.urgency for i in infos), default=None)
+    expires = alert.expires
+    if alert.msg_type is MsgType.CANCEL and expires is None:
+        expires = alert.sent + CANCEL_TTL
+    wkb = shapely.to_wkb(area) if area is not None and not area.is_empty else None
+    cur = conn.execute(
+        f"INSERT INTO publications ({', '.join(_COLS[1:-1])}, area_wkb, alert_json, cap_xml, created_ms)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (thread, version, source_thread, source_alert, alert.identifier, alert.sender, alert.sent.isoformat(),
+         alert.msg_type.value, alert.status.value, alert.severity.value,
+         urgency.value if urgency is not None else "Unknown", ms(expires) if expires else None, int(push),
+         json.dumps(list(channels)), json.dumps(list(regions)),
+         json.dumps([asdict(n) for n in notices], ensure_ascii=False), wkb, to_json(alert).decode(),
+         to_xml(alert), now_ms))
+    pid = int(cur.lastrowid or 0)
+    row = conn.execute(f"SELECT {', '.join(_COLS)} FROM publications WHERE id=?", (pid,)).fetchone()
+    return _row(row)
+
+
+def latest(store: Store, thread: str) -> Publication | None:
+    ensure_schema(store)
+    row = store.conn.execute(f"SELECT {', '.join(_COLS)} FROM publications WHERE thread=? ORDER BY version DESC"
+                             " LIMIT 1", (thread,)).fetchone()
+    return _row(row) if row else None
+
+
+def by_source_alert(store: Store, alert_id: int) -> Publication | None:
+    ensure_schema(store)
+    row = store.conn.execute(f"SELECT {', '.join(_COLS)} FROM publications WHERE source_alert=?",
+                             (alert_id,)).fetchone()
+    return _row(row) if row else None
+
+
+def get(store: Store, pid: int) -> Publication | None:
+    ensure_schema(store)
+    row = store.conn.execute(f"SELECT {', '.join(_COLS)} FROM publications WHERE id=?", (pid,)).fetchone()
+    return _row(row) if row else None
+
+
+def many(store: Store, ids: list[int]) -> dict[int, Publication]:
+    ensure_schema(store)
+    out: dict[int, Publication] = {}
+    for i in range(0, len(ids), 500):
+        part = ids[i:i + 500]
+        for row in store.conn.execute(f"SELECT {', '.join(_COLS)} FROM publications WHERE id IN "
+                                      f"({','.join('?' * len(part))})", part):
+            p = _row(row)
+            out[p.id] = p
+    return out
+
+
+def versions(store: Store, thread: str) -> list[Publication]:
+    ensure_schema(store)
+    return [_row(r) for r in store.conn.execute(
+        f"SELECT {', '.join(_COLS)} FROM publications WHERE thread=? ORDER BY version", (thread,))]
+
+
+def current(store: Store, *, now: datetime | None = None, exercise: bool = False,
+            channel: str | None = "web") -> list[Publication]:
+    """The latest publication of every thread that is still live (not cancelled, not expired), most severe
+    first, then newest; only those published to ``channel`` (None: any); exercises only with ``exercise``."""
+    ensure_schema(store)
+    now_ms = ms(now or datetime.now(UTC))
+    rows = store.conn.execute(
+        f"SELECT {', '.join('p.' + c for c in _COLS)} FROM publications p"
+        " JOIN (SELECT thread, max(version) AS v FROM publications GROUP BY thread) m"
+        " ON m.thread = p.thread AND m.v = p.version"
+        " WHERE p.msg_type != 'Cancel' AND (p.expires_ms IS NULL OR p.expires_ms > ?)", (now_ms,)).fetchall()
+    pubs = [_row(r) for r in rows]
+    pubs = [p for p in pubs if (p.status == "Exercise") == exercise and p.status in ("Actual", "Exercise")
+            and (channel is None or channel in p.channels)]
+    order = {s.value: n for n, s in enumerate(Severity)}
+    pubs.sort(key=lambda p: (order.get(p.severity, 99), -p.sent.timestamp()))
+    return pubs
+
+
+def recent(store: Store, *, limit: int = 100, channel: str | None = "web") -> list[Publication]:
+    """The newest publications (every version, Cancels included), newest first: the CAP Atom feed."""
+    ensure_schema(store)
+    rows = store.conn.execute(f"SELECT {', '.join(_COLS)} FROM publications WHERE status='Actual'"
+                              " ORDER BY id DESC LIMIT ?", (limit * 4,)).fetchall()
+    pubs = [_row(r) for r in rows]
+    return [p for p in pubs if channel is None or channel in p.channels or p.msg_type == "Cancel"][:limit]
+
+
+def cap_xml(store: Store, identifier_or_id: str | int) -> bytes | None:
+    ensure_schema(store)
+    col = "id" if isinstance(identifier_or_id, int) else "identifier"
+    row = store.conn.execute(f"SELECT cap_xml FROM publications WHERE {col}=?", (identifier_or_id,)).fetchone()
+    return bytes(row[0]) if row else None
+
+
+def alert_of(store: Store, pid: int) -> Alert | None:
+    ensure_schema(store)
+    row = store.conn.execute("SELECT alert_json FROM publications WHERE id=?", (pid,)).fetchone()
+    return from_json(row[0]) if row else None
