@@ -1,0 +1,122 @@
+"""Fan-out benchmark: one warning to N push subscriptions, through the whole hub, against bare encryption.
+
+    python bench/fanout.py --subscribers 20000 --json
+
+The real daemon (``warnhub run`` as a subprocess, SQLite store, the repository's rules) gets a DWD warning for
+Landkreis Lüchow-Dannenberg dropped into its inbox; N subscriptions with places inside the district wait for it at
+a local Web Push service in its own process (tests/pushkit.py, which verifies VAPID on each request and decrypts
+every message after the clock stops). ``seconds`` runs from the drop to the last push arriving, so it includes
+intake, rules, publication, targeting, the outbox, encryption and HTTP.
+
+The baseline, in the same run: bare pywebpush encryption (``WebPusher.encode``, aes128gcm) of the same payloads
+for the same subscriptions on all cores, nothing else. ``ratio`` = deliveries_per_s / encrypt_only_per_s; the
+target is >= 0.6 at N = 20,000 with lost = 0 and duplicates = 0.
+
+Prints one JSON object: {"subscribers", "delivered", "lost", "duplicates", "seconds", "deliveries_per_s",
+"encrypt_only_per_s", "ratio"} (plus "accept_to_first_s" and "errors").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.fanoutkit import make_home, rx_get, start_receiver, storm  # noqa: E402
+from tests.hubproc import HubProcess, drop, free_port  # noqa: E402
+
+
+def _encode(items: list[tuple[dict[str, Any], bytes]]) -> int:
+    from pywebpush import WebPusher
+
+    for info, payload in items:
+        WebPusher(info).encode(payload, content_encoding="aes128gcm")
+    return len(items)
+
+
+def encrypt_only_per_s(subs: list[dict[str, Any]], payload: bytes, workers: int) -> float:
+    """Bare pywebpush encryption of one payload per subscription on ``workers`` processes (pool started first)."""
+    infos = [{"endpoint": s["endpoint"], "keys": s.get("keys") or {"p256dh": s["p256dh"], "auth": s["auth"]}}
+             for s in subs]
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_encode, [[(infos[0], payload)]] * workers))  # warm the workers
+        chunks = [[(i, payload) for i in infos[k::workers]] for k in range(workers)]
+        started = time.perf_counter()
+        done = sum(pool.map(_encode, chunks))
+        return done / (time.perf_counter() - started)
+
+
+def run(n: int, workers: int, timeout: float) -> dict[str, Any]:
+    folder = Path(tempfile.mkdtemp(prefix="warnhub-fanout-"))
+    rx, rx_port, subs = start_receiver(folder, n)
+    hub: HubProcess | None = None
+    try:
+        port = free_port()
+        config = make_home(folder, port, subs, workers)
+        hub = HubProcess(config, port, folder / "hub.log")
+        hub.start()
+        hub.wait_healthy(timeout=120)
+        started = time.perf_counter()
+        drop(config.parent / "inbox", "storm.xml", storm("bench-storm"), settled=True)
+        first = None
+        while True:
+            count = rx_get(rx_port, "/count")["arrived"]
+            if count and first is None:
+                first = time.perf_counter() - started
+            if count >= n:
+                break
+            if time.perf_counter() - started > timeout:
+                break
+            time.sleep(0.05)
+        seconds = time.perf_counter() - started
+        hub.stop()
+        stats = rx_get(rx_port, "/stats")
+        sample = rx_get(rx_port, "/sample")
+        payload = json.dumps(sample["payload"], ensure_ascii=False, separators=(",", ":")).encode() \
+            if sample.get("payload") else b"x" * 600
+        base = encrypt_only_per_s(subs, payload, os.cpu_count() or 1)
+        unique = stats["unique_keys"]
+        rate = unique / seconds if seconds else 0.0
+        return {"subscribers": n, "delivered": unique, "lost": n - unique, "duplicates": stats["duplicates"],
+                "seconds": round(seconds, 3), "deliveries_per_s": round(rate, 1),
+                "encrypt_only_per_s": round(base, 1), "ratio": round(rate / base, 3) if base else None,
+                "accept_to_first_s": round(first, 3) if first is not None else None, "errors": stats["errors"],
+                "payload_bytes": len(payload)}
+    finally:
+        if hub is not None:
+            hub.close()
+        rx.terminate()
+        rx.wait(timeout=30)
+        if not os.environ.get("WARNHUB_BENCH_KEEP"):
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            print(f"kept {folder}", file=sys.stderr)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--subscribers", type=int, default=20000)
+    parser.add_argument("--workers", type=int, default=0, help="the hub's encryption processes (0: one per CPU)")
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    result = run(args.subscribers, args.workers, args.timeout)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:20} {v}")
+
+
+if __name__ == "__main__":
+    main()
