@@ -1,0 +1,252 @@
+"""Live fan-out of the hub's publications to Server-Sent-Events clients (the web channel's stream).
+
+:class:`Broadcaster` keeps one bounded queue per connected client (:class:`Subscriber`). :meth:`Broadcaster.publish`
+never blocks and never waits for a client: an event goes into the queue of every client whose region it concerns,
+and a client whose queue is full (it stopped reading) is dropped — its queue is replaced by one final ``dropped``
+event and it is unsubscribed — so one stuck kiosk never slows the others. A client that is idle for
+``heartbeat_s`` gets a ``heartbeat`` event (with a comment line for proxies), so proxies keep the connection and
+clients can tell a live connection from a stale one.
+
+An event is a dict (:func:`event_of` builds it from a :class:`~hub.publications.Publication`):
+
+* ``thread``, ``version``, ``msgType``, ``regions`` (ARS list): required;
+* ``status`` (or ``publication.status``): required — an event without one is delivered to nobody, so an exercise
+  can never leak to a public stream because its producer forgot to say what it is;
+* ``channels``: optional; when present, only subscribers of one of these channels get it;
+* ``publication``: :meth:`Publication.as_dict` (with ``links``), what clients render.
+
+Regions match by key (:meth:`hub.geo.Registry.is_within` either way): a client of a Kreis gets the warnings for the
+Kreis, for its Land and for any Gemeinde in it. Geometry is not compared here (the snapshot a client receives on
+connect is filtered by geometry as well, see :mod:`hub.web.warnings`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from hub.geo import Registry, ars_related, registry
+from hub.publications import Publication
+
+log = logging.getLogger("warnhub.web.live")
+
+QUEUE_SIZE = 64
+"""Events a client may have waiting; one more and it is dropped."""
+HEARTBEAT_S = 15.0
+RETRY_MS = 5000
+"""The reconnect delay an EventSource is told to use."""
+PUBLIC = frozenset({"Actual"})
+
+
+def links(thread: str, identifier: str) -> dict[str, str]:
+    """Where a publication is found on this hub (paths relative to the hub's root)."""
+    t = quote(thread, safe="")
+    return {"thread": f"/api/v1/warnings/{t}", "threadCap": f"/api/v1/warnings/{t}/cap.xml",
+            "cap": f"/api/v1/publications/{quote(identifier, safe='')}.xml"}
+
+
+def public_dict(pub: Publication) -> dict[str, Any]:
+    """What the web channel shows of a publication: :meth:`Publication.as_dict` with ``links``."""
+    return {**pub.as_dict(), "links": links(pub.thread, pub.identifier)}
+
+
+def event_of(pub: Publication) -> dict[str, Any]:
+    """The broadcaster event for a new publication version."""
+    return {"thread": pub.thread, "version": pub.version, "msgType": pub.msg_type, "status": pub.status,
+            "channels": list(pub.channels), "regions": list(pub.regions), "publication": public_dict(pub)}
+
+
+def sse(event: str, data: Any) -> bytes:
+    """One Server-Sent Event; ``data`` as one line of JSON (JSON escapes newlines)."""
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"event: {event}\ndata: {body}\n\n".encode()
+
+
+def retry_hint(ms: int = RETRY_MS) -> bytes:
+    return f"retry: {ms}\n\n".encode()
+
+
+class Message:
+    """One event for clients, encoded once however many clients receive it."""
+
+    __slots__ = ("event", "data", "raw")
+
+    def __init__(self, event: str, data: Any, raw: bytes | None = None) -> None:
+        self.event, self.data = event, data
+        self.raw = raw if raw is not None else sse(event, data)
+
+    def __repr__(self) -> str:
+        return f"Message({self.event!r})"
+
+
+def heartbeat() -> Message:
+    data = {"time": datetime.now(UTC).isoformat(timespec="seconds")}
+    return Message("heartbeat", data, b": keepalive\n" + sse("heartbeat", data))
+
+
+class Subscriber:
+    """One client's queue: iterate it for :class:`Message` objects (``heartbeat`` when idle); the iteration ends
+    after the final ``dropped`` or ``shutdown`` message."""
+
+    def __init__(self, owner: Broadcaster, ars: str | None, *, channels: frozenset[str] | None,
+                 statuses: frozenset[str], chain: frozenset[str], limit: int, heartbeat_s: float) -> None:
+        self.ars = ars
+        self.channels = channels
+        self.statuses = statuses
+        self._owner = owner
+        self._chain = chain
+        """``ars`` and every region above it."""
+        self._limit = limit
+        self._heartbeat_s = heartbeat_s
+        self._items: collections.deque[Message] = collections.deque()
+        self._wake = asyncio.Event()
+        self.ended = asyncio.Event()
+        """Set when the subscriber is dropped or closed (its final message may still wait in the queue)."""
+        self.reason: str | None = None
+
+    # -- the consumer's side --------------------------------------------------------------------------------------
+
+    def __aiter__(self) -> Subscriber:
+        return self
+
+    async def __anext__(self) -> Message:
+        while True:
+            if self._items:
+                return self._items.popleft()
+            if self.ended.is_set():
+                raise StopAsyncIteration
+            self._wake.clear()
+            try:
+                async with asyncio.timeout(self._heartbeat_s):
+                    await self._wake.wait()
+            except TimeoutError:
+                return heartbeat()
+
+    def close(self, reason: str = "closed") -> None:
+        """Unsubscribe (the client went away); nothing more is queued."""
+        self._end(reason, None)
+
+    @property
+    def pending(self) -> int:
+        return len(self._items)
+
+    # -- the broadcaster's side -----------------------------------------------------------------------------------
+
+    def wants(self, regions: frozenset[str], keys: frozenset[str], channels: Collection[str] | None,
+              status: str) -> bool:
+        if status not in self.statuses:
+            return False
+        if channels is not None and self.channels is not None and self.channels.isdisjoint(channels):
+            return False
+        if self.ars is None:
+            return True
+        if self.ars in keys or not self._chain.isdisjoint(regions):
+            return True
+        if self.ars not in self._owner.registry:  # a key the registry does not know: by its digits
+            return any(ars_related(self.ars, r) for r in regions)
+        return False
+
+    def offer(self, msg: Message) -> bool:
+        """Queue a message; False (and the subscriber is dropped) if the queue is full."""
+        if self.ended.is_set():
+            return False
+        if len(self._items) >= self._limit:
+            self._items.clear()  # what it has not read is stale by now; the final word is that it was dropped
+            self._end("dropped", Message("dropped", {
+                "reason": "Verbindung zu langsam, bitte neu verbinden / client too slow, please reconnect"}))
+            return False
+        self._items.append(msg)
+        self._wake.set()
+        return True
+
+    def _end(self, reason: str, final: Message | None) -> None:
+        if self.ended.is_set():
+            return
+        self.reason = reason
+        if final is not None:
+            self._items.append(final)
+        self.ended.set()
+        self._wake.set()
+        self._owner._forget(self)
+
+
+class Broadcaster:
+    """In-memory fan-out of publication events to SSE clients (see the module docstring)."""
+
+    def __init__(self, *, queue_size: int = QUEUE_SIZE, heartbeat_s: float = HEARTBEAT_S,
+                 reg: Registry | None = None) -> None:
+        self.queue_size = queue_size
+        self.heartbeat_s = heartbeat_s
+        self.registry = reg or registry()
+        self._subscribers: set[Subscriber] = set()
+        self.closed = False
+        self.published = 0
+        self.dropped = 0
+        self._warned_status = False
+
+    @property
+    def clients(self) -> int:
+        return len(self._subscribers)
+
+    def __len__(self) -> int:
+        return len(self._subscribers)
+
+    def subscribe(self, ars: str | None = None, *, channels: Collection[str] | None = ("web",),
+                  statuses: Collection[str] = PUBLIC) -> Subscriber:
+        """A new client for the events of this region (None: all), of these channels (None: any) and statuses."""
+        chain = frozenset({ars, *(r.ars for r in self.registry.ancestors(ars))}) if ars else frozenset()
+        sub = Subscriber(self, ars, channels=frozenset(channels) if channels is not None else None,
+                         statuses=frozenset(statuses), chain=chain, limit=self.queue_size,
+                         heartbeat_s=self.heartbeat_s)
+        if self.closed:
+            sub._end("shutdown", _shutdown())
+        else:
+            self._subscribers.add(sub)
+        return sub
+
+    def publish(self, event: Mapping[str, Any]) -> int:
+        """Queue an event for every client it concerns; never blocks. Returns how many clients got it."""
+        if self.closed:
+            return 0
+        pub = event.get("publication")
+        status = event.get("status") or (pub.get("status") if isinstance(pub, Mapping) else None)
+        if not status:
+            if not self._warned_status:
+                log.warning("event for %s v%s has no status: delivered to nobody", event.get("thread"),
+                            event.get("version"))
+                self._warned_status = True
+            return 0
+        regions = frozenset(event.get("regions") or ())
+        keys = frozenset(regions.union(*({a.ars for a in self.registry.ancestors(r)} for r in regions)))
+        channels = event.get("channels")
+        data = {k: event[k] for k in ("thread", "version", "msgType", "regions", "publication") if k in event}
+        msg = Message("publication", data)
+        self.published += 1
+        sent = 0
+        for sub in list(self._subscribers):
+            if sub.wants(regions, keys, channels, str(status)):
+                if sub.offer(msg):
+                    sent += 1
+                else:
+                    self.dropped += 1
+                    log.info("stream client for %s dropped: %d events unread", sub.ars or "all", self.queue_size)
+        return sent
+
+    def close(self) -> None:
+        """End every client's stream with a ``shutdown`` event; later subscribers end at once."""
+        self.closed = True
+        for sub in list(self._subscribers):
+            sub._end("shutdown", _shutdown())
+
+    def _forget(self, sub: Subscriber) -> None:
+        self._subscribers.discard(sub)
+
+
+def _shutdown() -> Message:
+    return Message("shutdown", {"reason": "Der Hub wird neu gestartet / the hub is shutting down"})

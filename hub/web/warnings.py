@@ -1,0 +1,528 @@
+"""The web channel: the hub's own warnings as JSON, as a live SSE stream, as a CAP Atom feed and on kiosk boards.
+
+Routes (added by :func:`setup`):
+
+- ``GET /api/v1/warnings?ars=&lat=&lon=``: current publications of the web channel. ``ars`` keeps those whose
+  regions contain the region or lie in it (by key), or whose area overlaps the region's boundary; ``lat``/``lon``
+  (WGS 84 degrees, both) keeps those whose area contains the point, or, without an area, one of whose regions has a
+  boundary that contains it.
+- ``GET /api/v1/warnings/{thread}``: every version of one incident; ``/api/v1/warnings/{thread}/cap.xml`` the latest
+  version's CAP; ``/api/v1/publications/{identifier}.xml`` any version's CAP.
+- ``GET /api/v1/stream?ars=`` (``&board=<id>`` for a kiosk): Server-Sent Events — ``snapshot`` (the current
+  warnings as in the JSON API), then ``publication`` per new version, ``heartbeat`` when idle (see
+  :mod:`hub.web.live`), and ``dropped`` / ``shutdown`` as the last word before the hub hangs up.
+- ``GET /feeds/cap.atom``, ``/feeds/{ars}.atom``: CAP Atom feed, one entry per version, newest first, the CAP XML
+  embedded; ETag / If-None-Match.
+- ``GET /boards/{id}``: full-screen page for a ``kiosk`` board, served rendered (refreshes itself without
+  JavaScript) and kept live by ``/static/board.js``.
+
+Handlers use only ``request.app[HUB_KEY].store`` (the :class:`~hub.store.AsyncStore`). Only ``Actual``
+publications are public; a kiosk board marked ``exercise`` also shows exercises. Kiosks show publications of the
+``web`` and ``boards`` channels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+import jinja2
+from aiohttp import web
+from lxml import etree
+from shapely.geometry import Point
+from shapely.geometry.base import BaseGeometry
+
+from adapters.channels.boardtext import SEVERITY_WORDS
+from hub import publications
+from hub.cap.parse import read_xml
+from hub.config import BoardConfig
+from hub.geo import GERMANY, TOUCH_M2, Geography, geography
+from hub.publications import Publication
+from hub.store import Store
+from hub.web.app import HUB_KEY
+from hub.web.live import Broadcaster, Subscriber, links, public_dict, retry_hint, sse
+
+log = logging.getLogger("warnhub.web.warnings")
+
+BROADCASTER_KEY = web.AppKey("broadcaster", Broadcaster)
+STATIC = Path(__file__).parent / "static"
+BERLIN = ZoneInfo("Europe/Berlin")
+ATOM = "http://www.w3.org/2005/Atom"
+CAP_TYPE = "application/cap+xml"
+FEED_ENTRIES = 100
+FEED_MAX_BYTES = 4 * 1024 * 1024
+"""Embedded CAP per feed at most (a reader's default limit is 10 MiB); older entries are left out beyond it."""
+KIOSK_CHANNELS = frozenset({"web", "boards"})
+URGENT = ("Extreme", "Severe")
+ROTATE_S = 10
+REFRESH_S = 30
+"""Page refresh without JavaScript."""
+FLUSH_S = 5.0
+"""A dropped client's last write may take this long; then the connection is cut."""
+SEND_BUFFER = 64 * 1024
+"""Kernel send buffer per stream: a client that stops reading fills its queue soon, not after megabytes."""
+SEVERITY_EN = {"Extreme": "Extreme danger", "Severe": "Danger", "Moderate": "Warning", "Minor": "Advisory",
+               "Unknown": "Warning"}
+_TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+                                autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+_JSON = {"ensure_ascii": False, "separators": (",", ":")}
+
+
+@dataclass(slots=True)
+class _State:
+    broadcaster: Broadcaster
+    kiosks: dict[str, BoardConfig]
+    district: str
+    geo: Geography
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    areas: dict[tuple[int, str], BaseGeometry] = field(default_factory=dict)
+    """Projected publication areas by (id, identifier)."""
+    feeds: collections.OrderedDict[tuple[Any, ...], tuple[bytes, str]] = field(
+        default_factory=collections.OrderedDict)
+
+
+_STATE = web.AppKey("warnings", _State)
+
+
+def setup(app: web.Application, *, broadcaster: Broadcaster, boards: Sequence[BoardConfig], district: str,
+          geo: Geography | None = None) -> None:
+    """Add the web channel's routes (see the module docstring), ``/static/``, cache headers, and closing the
+    broadcaster's streams on shutdown. ``geo``: the geography with the operators' boundaries (default: bundled)."""
+    app[BROADCASTER_KEY] = broadcaster
+    app[_STATE] = _State(broadcaster, {b.id: b for b in boards if b.kind == "kiosk"}, district, geo or geography())
+    r = app.router
+    r.add_get("/api/v1/warnings", api_warnings)
+    r.add_get("/api/v1/warnings/{thread}", api_thread)
+    r.add_get("/api/v1/warnings/{thread}/cap.xml", api_thread_cap)
+    r.add_get("/api/v1/publications/{identifier}.xml", api_publication_xml)
+    r.add_get("/api/v1/stream", stream)
+    r.add_get("/feeds/cap.atom", feed)
+    r.add_get(r"/feeds/{ars:\d{2,12}}.atom", feed)
+    r.add_get("/boards/{id}", board_page)
+    if not any(res.canonical == "/static" for res in r.resources()):
+        r.add_static("/static/", STATIC, name="static")
+    app.on_response_prepare.append(_cache_headers)
+    app.on_shutdown.append(_close_streams)
+
+
+_NO_CACHE = ("/api/v1/warnings", "/api/v1/publications/", "/api/v1/stream", "/feeds/", "/boards/")
+
+
+async def _cache_headers(request: web.Request, response: web.StreamResponse) -> None:
+    if request.path.startswith("/static/"):
+        response.headers.setdefault("Cache-Control", "public, max-age=300")
+    elif request.path.startswith(_NO_CACHE):
+        response.headers.setdefault("Cache-Control", "no-cache")
+
+
+async def _close_streams(app: web.Application) -> None:
+    app[BROADCASTER_KEY].close()
+
+
+# -- parameters and region filters ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    ars: str | None = None
+    lon: float | None = None
+    lat: float | None = None
+
+
+def _bad(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps({"error": message}, ensure_ascii=False),
+                              content_type="application/json")
+
+
+def _not_found(message: str = "Nicht gefunden / not found") -> web.HTTPNotFound:
+    return web.HTTPNotFound(text=json.dumps({"error": message}, ensure_ascii=False), content_type="application/json")
+
+
+def place_of(request: web.Request) -> Place:
+    """``ars``, ``lat`` and ``lon`` from the query, checked; HTTP 400 with a German and English reason."""
+    state = request.app[_STATE]
+    q = request.query
+    ars = None
+    if q.get("ars"):
+        ars = state.geo.registry.from_ars(q["ars"])
+        if ars is None:
+            raise _bad(f"ars: {q['ars'][:20]!r} ist kein bekannter Amtlicher Regionalschlüssel (2, 3, 5, 9 oder 12 "
+                       "Ziffern) / is not a known ARS (2, 3, 5, 9 or 12 digits)")
+    if ("lat" in q) != ("lon" in q):
+        raise _bad("lat und lon nur zusammen angeben / give lat and lon together")
+    if "lat" not in q:
+        return Place(ars)
+    try:
+        lat, lon = float(q["lat"]), float(q["lon"])
+    except ValueError:
+        raise _bad("lat, lon: Zahlen in Grad (WGS 84) angeben, z. B. lat=53.1&lon=11.1 / give numbers in degrees") \
+            from None
+    if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
+        raise _bad("lat: -90 bis 90, lon: -180 bis 180 Grad / lat -90 to 90, lon -180 to 180 degrees")
+    return Place(ars, lon, lat)
+
+
+def select(pubs: Sequence[Publication], place: Place, geo: Geography,
+           areas: dict[tuple[int, str], BaseGeometry] | None = None) -> list[Publication]:
+    """The publications concerning a place (see the module docstring); order kept."""
+    out = list(pubs)
+    if place.ars is not None:
+        out = [p for p in out if concerns_region(p, place.ars, geo, areas)]
+    if place.lon is not None and place.lat is not None:
+        out = [p for p in out if covers_point(p, place.lon, place.lat, geo)]
+    return out
+
+
+def concerns_region(pub: Publication, ars: str, geo: Geography,
+                    areas: dict[tuple[int, str], BaseGeometry] | None = None) -> bool:
+    reg = geo.registry
+    if any(reg.is_within(ars, r) or reg.is_within(r, ars) for r in pub.regions):
+        return True
+    boundary = geo.geometry(ars) if pub.area is not None else None
+    if boundary is None or pub.area is None:
+        return False
+    key = (pub.id, pub.identifier)
+    area = areas.get(key) if areas is not None else None
+    if area is None:
+        area = GERMANY.project(pub.area)
+        if areas is not None:
+            if len(areas) > 1000:
+                areas.clear()
+            areas[key] = area
+    return bool(boundary.intersects(area)) and boundary.intersection(area).area >= TOUCH_M2
+
+
+def covers_point(pub: Publication, lon: float, lat: float, geo: Geography) -> bool:
+    if pub.area is not None:
+        return bool(pub.area.intersects(Point(lon, lat)))
+    point = GERMANY.project(Point(lon, lat))
+    return any((g := geo.geometry(r)) is not None and g.intersects(point) for r in pub.regions)
+
+
+async def _current(request: web.Request, place: Place) -> list[Publication]:
+    hub = request.app[HUB_KEY]
+    pubs = await hub.store.run(publications.current, hub.store.store)
+    if place.ars is None and place.lon is None:
+        return pubs
+    state = request.app[_STATE]
+    return await asyncio.to_thread(select, pubs, place, state.geo, state.areas)
+
+
+def _listing(state: _State, pubs: Sequence[Publication], place: Place) -> dict[str, Any]:
+    region = {"ars": place.ars, "name": state.geo.registry.name(place.ars)} if place.ars else None
+    point = {"lat": place.lat, "lon": place.lon} if place.lat is not None else None
+    return {"generated": datetime.now(UTC).isoformat(timespec="seconds"), "district": state.district,
+            "region": region, "point": point, "warnings": [public_dict(p) for p in pubs]}
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, **_JSON))  # type: ignore[arg-type]
+
+
+# -- JSON and CAP ---------------------------------------------------------------------------------------------------
+
+
+def _public(p: Publication) -> bool:
+    """Shown by the web channel: real (never an exercise), and published to the web (a Cancel always is)."""
+    return p.status == "Actual" and ("web" in p.channels or p.msg_type == "Cancel")
+
+
+async def api_warnings(request: web.Request) -> web.Response:
+    place = place_of(request)
+    pubs = await _current(request, place)
+    return _json(_listing(request.app[_STATE], pubs, place))
+
+
+async def _versions(request: web.Request) -> list[Publication]:
+    hub = request.app[HUB_KEY]
+    found = [p for p in await hub.store.run(publications.versions, hub.store.store, request.match_info["thread"])
+             if _public(p)]
+    if not found:
+        raise _not_found("Unbekannte Warnung / unknown warning")
+    return found
+
+
+async def api_thread(request: web.Request) -> web.Response:
+    found = await _versions(request)
+    latest = found[-1]
+    return _json({"thread": latest.thread, "live": latest.live(), "links": links(latest.thread, latest.identifier),
+                  "versions": [public_dict(p) for p in found]})
+
+
+def _xml(body: bytes, request: web.Request) -> web.Response:
+    return _conditional(request, body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"', "application/xml")
+
+
+async def api_thread_cap(request: web.Request) -> web.Response:
+    latest = (await _versions(request))[-1]
+    hub = request.app[HUB_KEY]
+    body = await hub.store.run(publications.cap_xml, hub.store.store, latest.id)
+    if body is None:
+        raise _not_found()
+    return _xml(body, request)
+
+
+def _publication_xml(store: Store, identifier: str) -> bytes | None:
+    publications.ensure_schema(store)
+    row = store.conn.execute("SELECT id FROM publications WHERE identifier=?", (identifier,)).fetchone()
+    pub = publications.get(store, row[0]) if row else None
+    return publications.cap_xml(store, pub.id) if pub is not None and _public(pub) else None
+
+
+async def api_publication_xml(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    body = await hub.store.run(_publication_xml, hub.store.store, request.match_info["identifier"])
+    if body is None:
+        raise _not_found("Unbekannte Veröffentlichung / unknown publication")
+    return _xml(body, request)
+
+
+def _conditional(request: web.Request, body: bytes, etag: str, content_type: str) -> web.Response:
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    wanted = request.headers.get("If-None-Match", "")
+    tags = {t.strip().removeprefix("W/") for t in wanted.split(",") if t.strip()}
+    if "*" in tags or etag in tags:
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=body, content_type=content_type, charset="utf-8", headers=headers)
+
+
+# -- the live stream ------------------------------------------------------------------------------------------------
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    state = request.app[_STATE]
+    place = place_of(request)
+    if place.lon is not None:
+        raise _bad("stream: nach Region filtern (ars), nicht nach Punkt / filter the stream by ars, not by lat/lon")
+    board = state.kiosks.get(request.query["board"]) if request.query.get("board") else None
+    if request.query.get("board") and board is None:
+        raise _not_found("Unbekannte Anzeigetafel / unknown board")
+    channels, statuses = frozenset({"web"}), frozenset({"Actual"})
+    if board is not None:
+        place, channels = Place(board.ars), KIOSK_CHANNELS
+        statuses = frozenset({"Actual", "Exercise"} if board.exercise else {"Actual"})
+    sub = state.broadcaster.subscribe(place.ars, channels=channels, statuses=statuses)  # before the snapshot: no gap
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
+                                       "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    try:
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        await resp.prepare(request)
+        pubs = await (_kiosk_current(request, place, statuses) if board else _current(request, place))
+        await resp.write(retry_hint() + sse("snapshot", _listing(state, pubs, place)))
+        await _follow(request, resp, sub)
+    except ConnectionError as err:  # the client went away
+        log.debug("stream for %s ended: %r", place.ars or "all", err)
+    finally:
+        sub.close("gone")
+    return resp
+
+
+async def _pump(resp: web.StreamResponse, sub: Subscriber) -> None:
+    async for msg in sub:
+        await resp.write(msg.raw)
+
+
+async def _follow(request: web.Request, resp: web.StreamResponse, sub: Subscriber) -> None:
+    """Write the subscriber's events until it ends; a client that stopped reading is hung up on after FLUSH_S."""
+    pump = asyncio.ensure_future(_pump(resp, sub))
+    ended = asyncio.ensure_future(sub.ended.wait())
+    try:
+        await asyncio.wait({pump, ended}, return_when=asyncio.FIRST_COMPLETED)
+        if not pump.done():  # dropped or shutdown: its last message is queued
+            try:
+                async with asyncio.timeout(FLUSH_S):
+                    await asyncio.shield(pump)
+            except TimeoutError:
+                pump.cancel()
+                if request.transport is not None:
+                    request.transport.abort()
+                log.info("stream client for %s stopped reading: connection closed", sub.ars or "all")
+                return
+        await pump
+    finally:
+        ended.cancel()
+        if not pump.done():
+            pump.cancel()
+
+
+# -- the CAP Atom feed ----------------------------------------------------------------------------------------------
+
+
+def entry_id(pub: Publication) -> str:
+    """The Atom id of a version: a URN of the CAP sender and identifier (both percent-encoded where needed)."""
+    return f"urn:x-cap:{quote(pub.sender, safe='@-._~')}:{quote(pub.identifier, safe='-._~')}"
+
+
+def _atom(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
+    el = etree.SubElement(parent, f"{{{ATOM}}}{tag}", attrs)
+    if text is not None:
+        el.text = text
+    return el
+
+
+def build_feed(pubs: Sequence[Publication], documents: dict[int, bytes], *, base: str, feed_id: str, title: str,
+               self_url: str, updated: datetime) -> bytes:
+    """A CAP Atom feed: an entry per publication (newest first as given) with the CAP alert embedded as XML."""
+    root = etree.Element(f"{{{ATOM}}}feed", nsmap={None: ATOM})
+    root.set("{http://www.w3.org/XML/1998/namespace}lang", "de")
+    _atom(root, "id", feed_id)
+    _atom(root, "title", title)
+    newest = max((p.sent for p in pubs), default=updated)
+    _atom(root, "updated", newest.astimezone(UTC).isoformat(timespec="seconds"))
+    _atom(_atom(root, "author"), "name", pubs[0].sender if pubs else "warnhub")
+    _atom(root, "link", rel="self", type="application/atom+xml", href=self_url)
+    _atom(root, "link", rel="alternate", type="text/html", href=f"{base}/")
+    _atom(root, "generator", "warnhub")
+    size = 0
+    for p in pubs:
+        raw = documents.get(p.id)
+        if raw is None or (size and size + len(raw) > FEED_MAX_BYTES):
+            continue
+        size += len(raw)
+        n = _notice(p)
+        entry = _atom(root, "entry")
+        _atom(entry, "id", entry_id(p))
+        title = n.headline or n.event or p.identifier
+        _atom(entry, "title", f"Aufgehoben / cancelled: {n.headline}".rstrip(": ") if p.msg_type == "Cancel" else title)
+        stamp = p.sent.astimezone(UTC).isoformat(timespec="seconds")
+        _atom(entry, "updated", stamp)
+        _atom(entry, "published", stamp)
+        _atom(_atom(entry, "author"), "name", n.sender_name or p.sender)
+        _atom(entry, "summary", _summary(p))
+        _atom(entry, "category", term=p.severity, scheme="urn:oasis:names:tc:emergency:cap:1.2#severity")
+        _atom(entry, "link", rel="alternate", type=CAP_TYPE, href=base + links(p.thread, p.identifier)["cap"])
+        _atom(entry, "content", type=CAP_TYPE).append(read_xml(raw))
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def _notice(p: Publication, lang: str = "de") -> publications.Notice:
+    """The best text for ``lang``; an empty one for a publication without infos (a bare Cancel)."""
+    if p.notices:
+        return p.notice((lang,))
+    return publications.Notice(lang, "", "", "", "", "", p.sender, None)
+
+
+def _summary(p: Publication) -> str:
+    n = _notice(p)
+    word = "Aufgehoben" if p.msg_type == "Cancel" else SEVERITY_WORDS.get(p.severity, SEVERITY_WORDS["Unknown"])[0]
+    parts = [word, n.event, n.area_desc, until(p.expires) if p.msg_type != "Cancel" else ""]
+    return " – ".join(x for x in parts if x)
+
+
+def _documents(store: Store, ids: list[int]) -> dict[int, bytes]:
+    return {i: raw for i in ids if (raw := publications.cap_xml(store, i)) is not None}
+
+
+async def feed(request: web.Request) -> web.Response:
+    state = request.app[_STATE]
+    hub = request.app[HUB_KEY]
+    ars = None
+    if "ars" in request.match_info:
+        ars = state.geo.registry.from_ars(request.match_info["ars"])
+        if ars is None:
+            raise _not_found("Unbekannter Regionalschlüssel / unknown ARS")
+    pubs = await hub.store.run(publications.recent, hub.store.store, limit=FEED_ENTRIES * (4 if ars else 1))
+    if ars:
+        pubs = await asyncio.to_thread(select, pubs, Place(ars), state.geo, state.areas)
+    pubs = pubs[:FEED_ENTRIES]
+    base = str(request.url.origin())
+    key = (ars, base, tuple((p.id, p.identifier) for p in pubs))
+    cached = state.feeds.get(key)
+    if cached is None:
+        docs = await hub.store.run(_documents, hub.store.store, [p.id for p in pubs])
+        scope = state.geo.registry.name(ars or state.district) or (ars or state.district)
+        body = await asyncio.to_thread(
+            build_feed, pubs, docs, base=base, feed_id=f"urn:x-warnhub:{state.district}:feed:{ars or 'all'}",
+            title=f"Warnungen {scope} / warnings", self_url=str(request.url), updated=state.started)
+        cached = (body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+        state.feeds[key] = cached
+        while len(state.feeds) > 32:
+            state.feeds.popitem(last=False)
+    return _conditional(request, cached[0], cached[1], "application/atom+xml")
+
+
+# -- kiosk boards ---------------------------------------------------------------------------------------------------
+
+
+def until(expires: datetime | None, now: datetime | None = None) -> str:
+    """``bis 18:30 Uhr`` today, else with the date (Europe/Berlin); ``bis auf Weiteres`` without an end."""
+    if expires is None:
+        return "bis auf Weiteres / until further notice"
+    at = expires.astimezone(BERLIN)
+    today = (now or datetime.now(UTC)).astimezone(BERLIN).date()
+    when = at.strftime("%H:%M") if at.date() == today else at.strftime("%d.%m.%Y, %H:%M")
+    return f"gültig bis {when} Uhr / valid until {when}"
+
+
+def _kiosk_pubs(store: Store, exercise: bool) -> list[Publication]:
+    pubs = publications.current(store, channel=None)
+    if exercise:
+        pubs += publications.current(store, channel=None, exercise=True)
+    order = {s: n for n, s in enumerate(SEVERITY_EN)}
+    pubs = [p for p in pubs if KIOSK_CHANNELS.intersection(p.channels)]
+    pubs.sort(key=lambda p: (order.get(p.severity, 9), -p.sent.timestamp()))
+    return pubs
+
+
+async def _kiosk_current(request: web.Request, place: Place, statuses: frozenset[str]) -> list[Publication]:
+    hub = request.app[HUB_KEY]
+    state = request.app[_STATE]
+    pubs = await hub.store.run(_kiosk_pubs, hub.store.store, "Exercise" in statuses)
+    return await asyncio.to_thread(select, pubs, place, state.geo, state.areas)
+
+
+def _shown(p: Publication, now: datetime) -> dict[str, Any]:
+    de, en = _notice(p), _notice(p, "en")
+    english = en if en.language.lower().split("-")[0] == "en" else None
+    return {"severity": p.severity if p.severity in SEVERITY_EN else "Unknown",
+            "word": SEVERITY_WORDS.get(p.severity, SEVERITY_WORDS["Unknown"])[0],
+            "word_en": SEVERITY_EN.get(p.severity, "Warning"), "exercise": p.status == "Exercise",
+            "headline": de.headline, "headline_en": english.headline if english else "",
+            "instruction": de.instruction, "area": de.area_desc, "until": until(p.expires, now)}
+
+
+async def board_page(request: web.Request) -> web.Response:
+    state = request.app[_STATE]
+    board = state.kiosks.get(request.match_info["id"])
+    if board is None:
+        raise web.HTTPNotFound(text="Unbekannte Anzeigetafel / unknown board")
+    statuses = frozenset({"Actual", "Exercise"} if board.exercise else {"Actual"})
+    pubs = await _kiosk_current(request, Place(board.ars), statuses)
+    now = datetime.now(UTC)
+    pool = [p for p in pubs if p.severity in URGENT] or pubs
+    try:
+        index = int(request.query.get("i", "0")) % max(len(pool), 1)
+    except ValueError:
+        index = 0
+    shown = pool[index] if pool else None
+    refresh = str(REFRESH_S)
+    if len(pool) > 1:
+        refresh = f"{ROTATE_S}; url=/boards/{quote(board.id)}?i={(index + 1) % len(pool)}"
+    if shown is not None and shown.expires is not None:  # never show it past its end
+        left = math.ceil((shown.expires - now).total_seconds()) + 1
+        if left < int(refresh.split(";")[0]):
+            refresh = f"{max(left, 1)}; url=/boards/{quote(board.id)}"
+    query = f"ars={board.ars}&board={quote(board.id)}"
+    html = _TEMPLATES.get_template("board.html").render(
+        board=board, region=state.geo.registry.name(board.ars) or board.ars,
+        shown=_shown(shown, now) if shown else None,
+        position=index + 1, total=len(pool), others=[_shown(p, now) for p in pubs if p is not shown][:4],
+        refresh=refresh, stream=f"/api/v1/stream?{query}",
+        stamp=now.astimezone(BERLIN).strftime("%H:%M"), data=_listing(state, pubs, Place(board.ars)))
+    return web.Response(text=html, content_type="text/html", charset="utf-8")
