@@ -41,6 +41,7 @@ from hub.routing import Router, open_rules
 from hub.store import AsyncStore, Store
 from hub.subscriptions import SubscriptionIndex
 from hub.web.app import WebServer
+from hub.web.live import Broadcaster
 
 log = logging.getLogger("warnhub.daemon")
 
@@ -83,6 +84,8 @@ class Hub:
         self.broadcaster: Any = None
         """Live web stream of publications (hub.web.live.Broadcaster)."""
         self.outbox: Any = None
+        self.geo: Any = None
+        """The geography with the operators' boundaries."""
         self.vapid_public_key: str | None = None
 
     async def ingest(self, raw: bytes, *, origin: str, policy: SignaturePolicy,
@@ -223,6 +226,8 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> No
                     units={s.id: s.unit for s in loaded.sensors})
     hub.router = router
     hub.index = SubscriptionIndex(geo=geo)
+    hub.geo = geo
+    hub.broadcaster = Broadcaster(reg=geo.registry)
 
     def sighup() -> None:
         loop.create_task(astore.run(hub.reload, loaded.file))

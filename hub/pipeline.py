@@ -159,8 +159,9 @@ class Pipeline:
                 if worker is not None:
                     worker.wake()
         if self.broadcaster is not None:
-            self.broadcaster.publish({"thread": pub.thread, "version": pub.version, "msgType": pub.msg_type,
-                                      "regions": list(pub.regions), "publication": pub.as_dict()})
+            from hub.web.live import event_of
+
+            self.broadcaster.publish(event_of(pub))
         return pub
 
     # -- targeting (in a thread: geometry) -----------------------------------------------------------------------

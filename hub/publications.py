@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 import weakref
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import shapely
 from shapely.geometry.base import BaseGeometry
 
@@ -161,7 +162,8 @@ def issue(source: Alert, *, sender: str, district: str, thread: str, version: in
         msg_type = MsgType.CANCEL
     else:
         msg_type = MsgType.ALERT if previous is None else MsgType.UPDATE
-    infos = tuple(replace(i, severity=severity) if severity > i.severity else i for i in source.infos)
+    infos = tuple(msgspec.structs.replace(i, severity=severity) if severity > i.severity else i
+                  for i in source.infos)
     refs = (Reference(sender=previous.sender, identifier=previous.identifier, sent=previous.sent),) if previous \
         else ()
     note = f"Quelle / source: {source.sender} {source.identifier} ({source.sent.isoformat()})"

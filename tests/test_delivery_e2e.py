@@ -63,6 +63,12 @@ kind = "mqtt"
 port = {broker}
 topic = "boards/hamburg"
 
+[[boards]]
+id = "kiosk-rathaus"
+name = "Rathaus Dannenberg, Foyer"
+ars = "033545406004"
+kind = "kiosk"
+
 [[webhooks]]
 id = "zeitung"
 url = "{hook_url}"
@@ -223,6 +229,16 @@ async def run_scenario(proc: HubProcess, home: Path, rx: PushReceiver, hooks: Ho
 
     hook = await until(lambda: hooks.got, "the webhook")
     assert hook[0]["msgType"] == "Alert" and hook[0]["sender"] and not hooks.bad
+
+    # the web channel: API by place, the CAP Atom feed, the kiosk page
+    here = await asyncio.to_thread(proc.get_json, f"/api/v1/warnings?lat={DANNENBERG[0]}&lon={DANNENBERG[1]}")
+    assert [w["infos"][0]["headline"] for w in here["warnings"]] == ["Amtliche UNWETTERWARNUNG vor STURMBÖEN"]
+    there = await asyncio.to_thread(proc.get_json, f"/api/v1/warnings?lat={HAMBURG[0]}&lon={HAMBURG[1]}")
+    assert there["warnings"] == []
+    status, feed = await asyncio.to_thread(proc.get, "/feeds/cap.atom")
+    assert status == 200 and b"UNWETTERWARNUNG" in feed and b"urn:oasis:names:tc:emergency:cap:1.2" in feed
+    status, kiosk = await asyncio.to_thread(proc.get, "/boards/kiosk-rathaus")
+    assert status == 200 and "UNWETTERWARNUNG vor STURMBÖEN" in kiosk.decode()
 
     # A silent update (only the description changes) pushes nothing; a severity rise pushes.
     drop(home / "inbox", "storm-2.xml", dwd_cap("storm-2", msg_type="Update", sent=sent + timedelta(minutes=1),

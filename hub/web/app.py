@@ -219,6 +219,11 @@ def make_app(hub: Hub) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/push/key", push_key)
+    if getattr(hub, "broadcaster", None) is not None:
+        from hub.web import warnings
+
+        warnings.setup(app, broadcaster=hub.broadcaster, boards=hub.loaded.cfg.boards,
+                       district=hub.loaded.cfg.hub.district_ars, geo=getattr(hub, "geo", None))
     if getattr(hub, "index", None) is not None:
         from hub.web import subscriptions
 
