@@ -38,6 +38,10 @@ class HubSection(_Strict):
     db: str = "var/warnhub.db"
     sender: str = "warnhub@example.invalid"
     """CAP ``sender`` of the warnings the hub issues: the authority's address (e.g. leitstelle@kreis.de)."""
+    signing_key: str | None = None
+    """PEM private key (EC P-256 or RSA) to sign the hub's own CAP messages with XML-DSig; None: unsigned."""
+    signing_cert: str | None = None
+    """PEM certificate (chain) matching ``signing_key``, carried in each signature."""
     public_url: str = ""
     """Where citizens reach this hub (``https://warnung.kreis.de``): links in pushes and feeds; empty: relative."""
     rules: str = "rules"
@@ -369,6 +373,12 @@ def _check(loaded: LoadedConfig) -> None:
     for i, name in enumerate(cfg.geo.boundaries):
         if not loaded.path(name).is_file():
             raise ConfigError(f"{file}: $.geo.boundaries[{i}]: file {loaded.path(name)} does not exist")
+    if (cfg.hub.signing_key is None) != (cfg.hub.signing_cert is None):
+        raise ConfigError(f"{file}: $.hub.signing_key/signing_cert: give both or neither")
+    for key in ("signing_key", "signing_cert"):
+        name = getattr(cfg.hub, key)
+        if name is not None and not loaded.path(name).is_file():
+            raise ConfigError(f"{file}: $.hub.{key}: file {loaded.path(name)} does not exist")
     if not cfg.hub.district_ars.endswith("0000000"):
         raise ConfigError(f"{file}: $.hub.district_ars: {cfg.hub.district_ars} is not a Kreis key (last 7 digits 0)")
     if cfg.validation.trust_store is not None and not loaded.path(cfg.validation.trust_store).is_dir():

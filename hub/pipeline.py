@@ -112,6 +112,10 @@ class Pipeline:
         self.webhooks = tuple(loaded.cfg.webhooks)
         self._wake = asyncio.Event()
         self.published = 0
+        hub_cfg = loaded.cfg.hub
+        self.signer = publications.Signer(loaded.path(hub_cfg.signing_key).read_bytes(),
+                                          loaded.path(hub_cfg.signing_cert).read_bytes()) \
+            if hub_cfg.signing_key and hub_cfg.signing_cert else None
 
     def wake(self) -> None:
         self._wake.set()
@@ -229,7 +233,7 @@ class Pipeline:
             pub = publications.insert(conn, issued, thread=thread, version=(previous.version + 1) if previous else 1,
                                       source_thread=item.thread_id, source_alert=item.alert_id,
                                       push=bool(d["push"]), channels=channels, regions=tuple(d["regions"]),
-                                      area=plan.area_lonlat, now_ms=now_ms)
+                                      area=plan.area_lonlat, now_ms=now_ms, signer=self.signer)
             rows = self._rows(conn, pub, plan, now_ms)
             if pub.msg_type == "Cancel":
                 outbox.withdraw_in(conn, thread, below_publication=pub.id, now_ms=now_ms)

@@ -147,6 +147,23 @@ def notice_dict(n: Notice) -> dict[str, Any]:
             "instruction": n.instruction, "areaDesc": n.area_desc, "senderName": n.sender_name, "web": n.web}
 
 
+class Signer:
+    """Signs the hub's CAP messages (enveloped XML-DSig, certificate carried), from config ``[hub] signing_key``
+    and ``signing_cert``."""
+
+    def __init__(self, key_pem: bytes, cert_pem: bytes) -> None:
+        self.key_pem, self.cert_pem = key_pem, cert_pem
+
+    def sign(self, xml: bytes) -> bytes:
+        from lxml import etree
+
+        from hub.cap import sign
+
+        root = etree.fromstring(xml, etree.XMLParser(resolve_entities=False, no_network=True))
+        signed = sign.sign(root, key_pem=self.key_pem, cert_pem=self.cert_pem)
+        return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+
+
 def thread_name(source_thread: int) -> str:
     return f"w{source_thread}"
 
@@ -188,8 +205,8 @@ def _row(row: tuple[Any, ...]) -> Publication:
 
 def insert(conn: Any, alert: Alert, *, thread: str, version: int, source_thread: int | None,
            source_alert: int | None, push: bool, channels: tuple[str, ...], regions: tuple[str, ...],
-           area: BaseGeometry | None, now_ms: int) -> Publication:
-    """Write one publication inside the caller's transaction."""
+           area: BaseGeometry | None, now_ms: int, signer: Signer | None = None) -> Publication:
+    """Write one publication inside the caller's transaction; ``signer`` adds an XML-DSig to the CAP."""
     infos = alert.infos
     notices = tuple(Notice.of(i, alert.sender) for i in infos)
     urgency = max((i.urgency for i in infos), default=None)
@@ -205,7 +222,7 @@ def insert(conn: Any, alert: Alert, *, thread: str, version: int, source_thread:
          urgency.value if urgency is not None else "Unknown", ms(expires) if expires else None, int(push),
          json.dumps(list(channels)), json.dumps(list(regions)),
          json.dumps([asdict(n) for n in notices], ensure_ascii=False), wkb, to_json(alert).decode(),
-         to_xml(alert), now_ms))
+         signer.sign(to_xml(alert)) if signer is not None else to_xml(alert), now_ms))
     pid = int(cur.lastrowid or 0)
     row = conn.execute(f"SELECT {', '.join(_COLS)} FROM publications WHERE id=?", (pid,)).fetchone()
     return _row(row)

@@ -270,3 +270,7 @@ async def run_scenario(proc: HubProcess, home: Path, rx: PushReceiver, hooks: Ho
     await until(lambda: len(hooks.got) >= 4, "the webhook of the Cancel")
     assert [h["msgType"] for h in hooks.got] == ["Alert", "Update", "Update", "Cancel"] and not hooks.bad
     assert len({h["key"] for h in hooks.got}) == 4
+    status = await asyncio.to_thread(proc.get_json, f"/api/v1/warnings/{cancel['thread']}/status")
+    first_push = status["versions"][0]["channels"]["push"]
+    assert first_push.get("done") == 2 and first_push.get("gone") == 1, status  # dannenberg, hitzacker; 410
+    assert status["versions"][3]["msgType"] == "Cancel"

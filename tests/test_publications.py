@@ -48,3 +48,44 @@ def test_issue_chain_and_raised_severity(tmp_path: Path) -> None:
     assert publications.latest(store, "w1") == p2
     assert publications.current(store, now=now, channel=None) == []
     store.close()
+
+
+def test_publications_are_signed_when_a_key_is_configured(tmp_path: Path) -> None:
+    """Invariant: with [hub] signing_key/cert the stored CAP carries an XML-DSig that verifies against that cert."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from hub.cap.sign import SignatureStatus, TrustStore, verify
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Leitstelle Lüchow-Dannenberg (test)")])
+    now = datetime.now(UTC).replace(microsecond=0)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=365)).sign(key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    (tmp_path / "trust").mkdir()
+    (tmp_path / "trust" / "hub.pem").write_bytes(cert_pem)
+    source = parse(dwd_cap("s-1", sent=now)).alert
+    assert source is not None
+    alert = publications.issue(source, sender="leitstelle@kreis.example", district="033540000000", thread="w1",
+                               version=1, previous=None, severity=source.severity, now=now)
+    store = Store(tmp_path / "hub.db")
+    publications.ensure_schema(store)
+    with store.transaction() as conn:
+        pub = publications.insert(conn, alert, thread="w1", version=1, source_thread=1, source_alert=1, push=False,
+                                  channels=("web",), regions=(), area=None, now_ms=publications.ms(now),
+                                  signer=publications.Signer(key_pem, cert_pem))
+    xml = publications.cap_xml(store, pub.id)
+    store.close()
+    assert xml is not None and b"SignatureValue" in xml
+    parsed = parse(xml)
+    result = verify(xml, parsed.root, at=parsed.alert.sent, trust=TrustStore.from_dir(tmp_path / "trust"))
+    assert result.status is SignatureStatus.VALID, result
+    other = TrustStore.from_dir(tmp_path / "nothing") if (tmp_path / "nothing").mkdir() is None else None
+    assert other is not None
+    assert verify(xml, parsed.root, at=parsed.alert.sent, trust=other).status is SignatureStatus.UNTRUSTED

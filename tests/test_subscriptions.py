@@ -245,7 +245,10 @@ async def test_index_is_loaded_from_the_store_at_startup(tmp_path: Any) -> None:
 
 
 def test_setup_fails_loudly_without_the_webpush_channel(monkeypatch: pytest.MonkeyPatch) -> None:
+    import adapters.channels
+
     monkeypatch.setitem(sys.modules, "adapters.channels.webpush", None)
+    monkeypatch.delattr(adapters.channels, "webpush", raising=False)  # imported by another test already
     with pytest.raises(RuntimeError, match="adapters.channels.webpush"):
         setup(web.Application(), allow_http=False)
 

@@ -25,7 +25,7 @@ import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub import __version__, decisions, readings
+from hub import __version__, decisions, outbox, publications, readings
 from hub.cap.serialize import to_xml
 from hub.health import STATE_VALUE
 
@@ -219,6 +219,7 @@ def make_app(hub: Hub) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/push/key", push_key)
+    app.router.add_get("/api/v1/warnings/{thread}/status", delivery_status)
     if getattr(hub, "broadcaster", None) is not None:
         from hub.web import warnings
 
@@ -229,6 +230,20 @@ def make_app(hub: Hub) -> web.Application:
 
         subscriptions.setup(app, allow_http=hub.loaded.cfg.push.allow_http_endpoints, index=hub.index)
     return app
+
+
+async def delivery_status(request: web.Request) -> web.Response:
+    """Deliveries of each version of one warning, per channel and state (queued, inflight, done, gone, failed,
+    expired, superseded, withdrawn): counts only, no recipients."""
+    hub = request.app[HUB_KEY]
+    thread = request.match_info["thread"]
+    pubs = await hub.store.run(publications.versions, hub.store.store, thread)
+    if not pubs:
+        raise web.HTTPNotFound(text="Unbekannte Warnung / unknown warning")
+    counts = await hub.store.run(outbox.status, hub.store.store, [p.id for p in pubs])
+    return web.json_response({"thread": thread, "versions": [
+        {"version": p.version, "identifier": p.identifier, "msgType": p.msg_type,
+         "channels": counts.get(p.id, {})} for p in pubs]}, headers={"Cache-Control": "no-cache"})
 
 
 async def push_key(request: web.Request) -> web.Response:
