@@ -251,7 +251,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     loaded = _config(args, required=True)
     assert loaded is not None
     from hub.daemon import build_sources, make_validator
-
     from hub.routing import open_rules
 
     make_validator(loaded)
