@@ -13,6 +13,7 @@ import json
 import multiprocessing
 import os
 import signal
+import ssl
 import stat
 import subprocess
 import sys
@@ -24,10 +25,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from adapters.channels import Delivery
+from adapters.channels.pushhttp import BODY_KEEP, Address, HttpError, PushClient, Response
 from adapters.channels.webpush import (
     MAX_PLAINTEXT,
     MAX_TTL_S,
@@ -66,8 +70,20 @@ def vapid() -> VapidKey:
     return VapidKey.generate()
 
 
+_senders: list[WebPushSender] = []
+
+
+@pytest.fixture(autouse=True)
+async def close_senders() -> AsyncIterator[None]:
+    yield
+    while _senders:
+        await _senders.pop().aclose()  # the event loop's keep-alive connections, the sender's own pool
+
+
 def sender(http: aiohttp.ClientSession, vapid: VapidKey, **kw: object) -> WebPushSender:
-    return WebPushSender(http, vapid, SUBJECT, executor=None, allow_http=True, **kw)  # type: ignore[arg-type]
+    push = WebPushSender(http, vapid, SUBJECT, executor=None, allow_http=True, **kw)  # type: ignore[arg-type]
+    _senders.append(push)
+    return push
 
 
 def target(sub: TestSubscription, payload: bytes = b'{"key":"k"}', *, ttl_s: int = 3600, urgency: str = "normal",
@@ -262,6 +278,265 @@ def test_encrypt_batch_answers_every_item() -> None:
     assert len(encrypt_batch([(b"x" * MAX_PLAINTEXT, *good[1:])])[0]) == 4096
 
 
+# --- encrypting and sending in worker processes ---------------------------------------------------------------------
+
+
+async def test_workers_send_and_answer_every_status(rx: PushReceiver, http: aiohttp.ClientSession,
+                                                    vapid: VapidKey) -> None:
+    """With a process pool the workers POST themselves; the outcomes are the same as from the event loop."""
+    ok, dead, busy, refused, bad = (rx.subscribe() for _ in range(5))
+    rx.behave(dead.id, status=410)
+    rx.behave(busy.id, status=429, retry_after=90)
+    rx.behave(refused.id, status=403)
+    rx.behave(bad.id, status=400)
+    async with sender(http, vapid, workers=2) as push:
+        await push.warm()
+        origin = rx.origin
+        vapid.token(origin, SUBJECT)
+        outcomes = await push.send_many([target(s, json.dumps({"key": s.id}).encode())
+                                         for s in (ok, dead, busy, refused, bad)])
+        assert [o.kind for o in outcomes] == ["done", "gone", "retry", "failed", "failed"]
+        assert outcomes[2].retry_after_s == 90
+        assert outcomes[3].reason == "push service answered 403: status 403"
+        assert all(k[0] != origin for k in vapid._tokens)  # the refused token is dropped in the hub process
+        many = [rx.subscribe() for _ in range(40)]
+        again = await push.send_many([target(s, json.dumps({"key": s.id}).encode()) for s in many])
+        assert [o.kind for o in again] == ["done"] * len(many)
+    assert sorted(r.body["key"] for r in rx.received()) == sorted(s.id for s in (ok, *many))
+
+
+async def test_warm_starts_every_worker(http: aiohttp.ClientSession, vapid: VapidKey) -> None:
+    async with sender(http, vapid, workers=2) as push:
+        pool = push._executor
+        assert isinstance(pool, ProcessPoolExecutor)
+        await push.warm()
+        processes = dict(pool._processes)  # type: ignore[attr-defined]
+        assert len(processes) == 2 and all(p.is_alive() for p in processes.values())
+        await push.warm()  # again: nothing new
+        assert dict(pool._processes) == processes  # type: ignore[attr-defined]
+    await sender(http, vapid).warm()  # no process pool: nothing to do
+
+
+async def test_hanging_endpoint_in_a_worker_delays_no_other(rx: PushReceiver, http: aiohttp.ClientSession,
+                                                            vapid: VapidKey) -> None:
+    subs = [rx.subscribe() for _ in range(6)]
+    rx.behave(subs[1].id, hang_s=60)
+    async with sender(http, vapid, workers=1, timeout_s=0.5, concurrency=3) as push:
+        outcomes = await push.send_many([target(s) for s in subs])
+    assert [o.kind for o in outcomes] == ["done", "retry", "done", "done", "done", "done"]
+    assert outcomes[1].reason == "no answer within 0.5 s"
+
+
+async def test_closing_ends_workers_stuck_on_hanging_endpoints(rx: PushReceiver, http: aiohttp.ClientSession,
+                                                               vapid: VapidKey) -> None:
+    subs = [rx.subscribe() for _ in range(4)]
+    for sub in subs:
+        rx.behave(sub.id, hang_s=60)
+    push = sender(http, vapid, workers=1, timeout_s=1.0, concurrency=1)  # the chunk would take 4 s
+    await push.warm()
+    sending = asyncio.create_task(push.send_many([target(s) for s in subs]))
+    await asyncio.sleep(0.3)
+    started = asyncio.get_running_loop().time()
+    await push.aclose()
+    assert asyncio.get_running_loop().time() - started < 3.5  # 1 s + 1 s of grace, then the worker is ended
+    outcomes = await sending
+    assert [o.kind for o in outcomes] == ["retry"] * 4
+
+
+# --- the HTTP client ------------------------------------------------------------------------------------------------
+
+
+class RawServer:
+    """A TCP server that reads HTTP requests and answers each with the next scripted reply.
+
+    A reply is raw bytes, ``CLOSE`` (close without answering), ``HANG`` (never answer) or a tuple of bytes written
+    with a short pause between them; ``then_close`` replies close the connection after writing."""
+
+    CLOSE = b"<close>"
+    HANG = b"<hang>"
+
+    def __init__(self, replies: Sequence[bytes | tuple[bytes, ...]], *, then_close: Sequence[int] = (),
+                 tls: ssl.SSLContext | None = None) -> None:
+        self.replies = list(replies)
+        self.then_close = set(then_close)
+        self.tls = tls
+        self.requests: list[tuple[int, bytes, bytes]] = []
+        """(connection number, head, body) as received."""
+        self.connections = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> RawServer:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    def address(self, scheme: str = "http") -> Address:
+        return Address(scheme, "127.0.0.1" if scheme == "http" else "localhost", self.port, f"127.0.0.1:{self.port}")
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        number = self.connections
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length:")))
+                body = await reader.readexactly(length)
+                index = len(self.requests)
+                self.requests.append((number, head, body))
+                reply = self.replies[index]
+                if reply == self.CLOSE:
+                    return
+                if reply == self.HANG:
+                    await asyncio.sleep(3600)
+                for part in reply if isinstance(reply, tuple) else (reply,):
+                    writer.write(part)
+                    await writer.drain()
+                    await asyncio.sleep(0.01)
+                if index in self.then_close:
+                    return
+        finally:
+            writer.close()
+
+
+CREATED = b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
+
+
+async def post(client: PushClient, server: RawServer, body: bytes = b"body", *, scheme: str = "http",
+               timeout_s: float = 5.0, path: str = "/push/1") -> Response:
+    address = server.address(scheme)
+    return await client.post(address, client.request_head(address, path, b"TTL: 60\r\n"), body, timeout_s)
+
+
+async def test_client_keeps_the_connection_alive() -> None:
+    async with RawServer([CREATED, b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\nok", CREATED]) as server:
+        client = PushClient()
+        assert await post(client, server, b"one") == Response(201, None, b"")
+        assert await post(client, server, b"two") == Response(202, None, b"ok")
+        assert await post(client, server, b"x" * 4096) == Response(201, None, b"")
+        client.close()
+    assert server.connections == 1
+    heads = [head.decode() for _, head, _ in server.requests]
+    assert heads[0] == (f"POST /push/1 HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nTTL: 60\r\n"
+                        "Content-Length: 3\r\n\r\n")
+    assert [body for _, _, body in server.requests] == [b"one", b"two", b"x" * 4096]
+
+
+async def test_client_reads_chunked_answers_to_the_end() -> None:
+    chunked = (b"HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n",
+               b"5;ext=1\r\nhello\r\n", b"6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n")
+    async with RawServer([chunked, CREATED]) as server:
+        client = PushClient()
+        assert await post(client, server) == Response(400, None, b"hello world")
+        assert await post(client, server) == Response(201, None, b"")
+        client.close()
+    assert server.connections == 1  # the chunked body was read completely: the connection stays usable
+
+
+async def test_client_honours_connection_close_and_reads_until_close() -> None:
+    replies = [b"HTTP/1.1 201 Created\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+               b"HTTP/1.0 500 Oops\r\nRetry-After: 30\r\n\r\nbody until the end",
+               b"HTTP/1.0 201 Created\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
+               CREATED]
+    async with RawServer(replies, then_close=[0, 1]) as server:
+        client = PushClient()
+        assert await post(client, server) == Response(201, None, b"")
+        assert await post(client, server) == Response(500, "30", b"body until the end")
+        assert await post(client, server) == Response(201, None, b"")
+        assert await post(client, server) == Response(201, None, b"")
+        client.close()
+    assert [n for n, _, _ in server.requests] == [1, 2, 3, 3]
+
+
+async def test_client_retries_once_when_an_idle_connection_was_closed() -> None:
+    # the server takes the second request on the kept connection and closes without answering (a keep-alive race)
+    async with RawServer([CREATED, RawServer.CLOSE, CREATED, CREATED, RawServer.CLOSE]) as server:
+        client = PushClient()
+        assert (await post(client, server)).status == 201
+        assert (await post(client, server)).status == 201
+        assert [n for n, _, _ in server.requests] == [1, 1, 2]
+        assert (await post(client, server)).status == 201
+        client.close()
+        fresh = PushClient()  # a new connection closed without an answer is an error, not a reason to try again
+        with pytest.raises(ConnectionResetError):
+            await post(fresh, server)
+        fresh.close()
+    assert [n for n, _, _ in server.requests] == [1, 1, 2, 2, 3]
+
+
+async def test_client_skips_interim_answers_and_never_follows_redirects() -> None:
+    replies = [b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+               b"HTTP/1.1 301 Moved\r\nLocation: http://127.0.0.1:1/elsewhere\r\nContent-Length: 5\r\n\r\nmoved"]
+    async with RawServer(replies) as server:
+        client = PushClient()
+        assert await post(client, server) == Response(201, None, b"")
+        assert await post(client, server) == Response(301, None, b"moved")
+        client.close()
+    assert len(server.requests) == 2
+
+
+async def test_client_drops_connections_after_large_or_broken_answers() -> None:
+    big = b"HTTP/1.1 413 Too Large\r\nContent-Length: 1000000\r\n\r\n" + b"z" * 1000
+    replies = [big, CREATED, b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\nextra", CREATED,
+               b"HTTP/1.1 2x1 Created\r\n\r\n", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"]
+    async with RawServer(replies) as server:
+        client = PushClient()
+        assert await post(client, server) == Response(413, None, b"z" * BODY_KEEP)
+        assert (await post(client, server)).status == 201  # a new connection: the big body was not read
+        assert (await post(client, server)).status == 201  # answered, but with bytes nobody asked for
+        assert (await post(client, server)).status == 201
+        with pytest.raises(HttpError):
+            await post(client, server)
+        with pytest.raises(HttpError):
+            await post(client, server)
+        client.close()
+    assert [n for n, _, _ in server.requests] == [1, 2, 2, 3, 3, 4]
+
+
+async def test_client_times_out_and_never_reuses_that_connection() -> None:
+    async with RawServer([RawServer.HANG, CREATED]) as server:
+        client = PushClient()
+        with pytest.raises(TimeoutError):
+            await post(client, server, timeout_s=0.2)
+        assert (await post(client, server)).status == 201
+        client.close()
+    assert [n for n, _, _ in server.requests] == [1, 2]
+
+
+async def test_client_speaks_tls(tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    trusting = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+    async with RawServer([CREATED, CREATED], tls=server_tls) as server:
+        client = PushClient(ssl_context=trusting)
+        assert (await post(client, server, scheme="https")).status == 201
+        assert (await post(client, server, scheme="https")).status == 201
+        client.close()
+        with pytest.raises(ssl.SSLCertVerificationError):  # the default context does not trust the test's CA
+            await post(PushClient(), server, scheme="https")
+    assert [n for n, _, _ in server.requests] == [1, 1]  # one TLS connection, kept alive
+
+
+
 # --- the channel ----------------------------------------------------------------------------------------------------
 
 
@@ -444,8 +719,8 @@ def test_receiver_cli_serves_subscriptions(tmp_path: Path) -> None:
 
         async def deliver() -> dict[str, int]:
             async with aiohttp.ClientSession() as http:
-                push = sender(http, VapidKey.generate())
-                outcomes = await push.send_many([target(s, json.dumps({"key": s.id}).encode()) for s in subs])
+                async with sender(http, VapidKey.generate()) as push:  # closed in this event loop
+                    outcomes = await push.send_many([target(s, json.dumps({"key": s.id}).encode()) for s in subs])
                 assert [o.kind for o in outcomes] == ["done", "done"]
                 async with http.get(f"http://127.0.0.1:{port}/count") as resp:
                     assert await resp.json() == {"arrived": 2, "errors": 0}
@@ -458,3 +733,5 @@ def test_receiver_cli_serves_subscriptions(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+        assert proc.stdout is not None
+        proc.stdout.close()

@@ -1,10 +1,13 @@
 """Web Push channel: VAPID identity (RFC 8292), payload encryption (RFC 8291, ``aes128gcm``) and delivery to push
 services (RFC 8030) for browsers and UnifiedPush distributors.
 
-Encryption is the hot path of a fan-out (one ECDH per recipient), so :func:`encrypt_batch` is a plain module-level
-function a :class:`~concurrent.futures.ProcessPoolExecutor` can run on every core, working straight on
-``cryptography`` primitives. The event loop only checks targets and POSTs the bodies, starting as soon as the
-first chunk comes back from the workers.
+A fan-out costs per recipient one ECDH (encryption works straight on ``cryptography`` primitives) and one HTTP
+request. Both happen in worker processes: :func:`deliver_chunk` is a plain module-level function a
+:class:`~concurrent.futures.ProcessPoolExecutor` runs on every core; each worker keeps its own event loop and
+keep-alive connections (:mod:`adapters.channels.pushhttp`) from one chunk to the next and encrypts each message just
+before POSTing it. The hub's event loop, which runs everything else too, only checks the targets, signs the VAPID
+token per push service and hands out the chunks. Without a process pool, :func:`encrypt_batch` runs in the given
+executor and the event loop POSTs.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from adapters.channels import Delivery, Outcome
+from adapters.channels.pushhttp import Address, HttpError, PushClient
 from hub.errors import ConfigError
 
 log = logging.getLogger("warnhub.push")
@@ -57,7 +61,7 @@ TOKEN_RENEW_S = 3600
 """A cached VAPID token is replaced when less than this is left of its life."""
 MAX_RETRY_AFTER_S = 86400.0
 CHUNK_MAX = 256
-"""Targets per encryption job at most: sending starts while later chunks are still being encrypted."""
+"""Targets per worker job at most (a batch is split into at least one job per worker)."""
 
 _CURVE = ec.SECP256R1()
 _ECDH = ec.ECDH()
@@ -138,49 +142,51 @@ def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
     return None
 
 
-def _inspect_endpoint(url: str, allow_http: bool) -> tuple[str | None, str]:
-    """(reason or None, origin ``scheme://host[:port]``)."""
+def _inspect_endpoint(url: str, allow_http: bool) -> tuple[str | None, str, Address | None, str]:
+    """(reason or None, origin ``scheme://host[:port]``, where to connect, request target ``/path?query``)."""
     if len(url) > MAX_ENDPOINT:
-        return f"endpoint longer than {MAX_ENDPOINT} characters", ""
+        return f"endpoint longer than {MAX_ENDPOINT} characters", "", None, ""
     if _BAD_URL_CHARS.search(url):
-        return "endpoint contains spaces, control or non-ASCII characters", ""
+        return "endpoint contains spaces, control or non-ASCII characters", "", None, ""
     try:
         parts = urlsplit(url)
     except ValueError:
-        return "endpoint is not a valid URL", ""
-    return _inspect_origin(parts.scheme, parts.netloc, allow_http)
+        return "endpoint is not a valid URL", "", None, ""
+    reason, origin, address = _inspect_origin(parts.scheme, parts.netloc, allow_http)
+    return reason, origin, address, f"{parts.path or '/'}?{parts.query}" if parts.query else parts.path or "/"
 
 
 @functools.lru_cache(maxsize=4096)
-def _inspect_origin(scheme: str, netloc: str, allow_http: bool) -> tuple[str | None, str]:
+def _inspect_origin(scheme: str, netloc: str, allow_http: bool) -> tuple[str | None, str, Address | None]:
     """The part of the endpoint check that depends on scheme and host only (a fan-out meets few push services)."""
     parts = SplitResult(scheme, netloc, "", "", "")
     try:
         port = parts.port
     except ValueError:
-        return "endpoint is not a valid URL", ""
+        return "endpoint is not a valid URL", "", None
     host = parts.hostname
     if not host:
-        return "endpoint has no host", ""
+        return "endpoint has no host", "", None
     if "@" in netloc:
-        return "endpoint must not carry user information", ""
+        return "endpoint must not carry user information", "", None
     ip = _ip_literal(host)
     if scheme == "https":
         if ip is not None and (not ip.is_global or ip.is_multicast):
-            return "endpoint host is not a public address (private, loopback, link-local or reserved)", ""
+            return "endpoint host is not a public address (private, loopback, link-local or reserved)", "", None
         if host.removesuffix(".") == "localhost" or host.removesuffix(".").endswith(".localhost"):
-            return "endpoint host is localhost", ""
+            return "endpoint host is localhost", "", None
     elif scheme == "http":
         if not allow_http:
-            return "endpoint must use https", ""
+            return "endpoint must use https", "", None
         if ip is None or not ip.is_loopback:
-            return "http endpoints are allowed only on loopback addresses", ""
+            return "http endpoints are allowed only on loopback addresses", "", None
     else:
-        return "endpoint must use https", ""
+        return "endpoint must use https", "", None
+    default_port = 443 if scheme == "https" else 80
     host_part = f"[{host}]" if ":" in host else host
-    if port is not None and port != (443 if scheme == "https" else 80):
+    if port is not None and port != default_port:
         host_part = f"{host_part}:{port}"
-    return None, f"{scheme}://{host_part}"
+    return None, f"{scheme}://{host_part}", Address(scheme, host, port or default_port, host_part)
 
 
 def check_endpoint(url: str, *, allow_http: bool) -> str | None:
@@ -350,6 +356,13 @@ class PushTarget:
 
 _DONE = Outcome.done()
 
+_Item = tuple[str, str, str, str, bytes, int, str, "str | None"]
+"""One push for :func:`deliver_chunk`: origin, request target, p256dh, auth, plaintext, TTL, urgency, topic."""
+_Result = tuple[str, str, "float | None"] | None
+"""(kind, reason, retry after) of one push; None: done."""
+_Job = tuple[float, int, dict[str, tuple[Address, str]], list[_Item]]
+"""timeout_s, requests in flight, origin -> (address, Authorization), items."""
+
 
 def _target_problem(t: PushTarget) -> str | None:
     if len(t.payload) > MAX_PLAINTEXT:
@@ -377,6 +390,108 @@ def _retry_after(value: str | None) -> float | None:
     return min(max(0.0, (when - datetime.now(UTC)).total_seconds()), MAX_RETRY_AFTER_S)
 
 
+def _judge(status: int, retry_after: str | None, excerpt: bytes) -> _Result:
+    """The outcome of a push service's answer other than 200/201/202."""
+    if status in (404, 410):
+        return "gone", f"push service answered {status}: subscription expired or unsubscribed", None
+    if status == 429 or status >= 500:
+        return "retry", f"push service answered {status}", _retry_after(retry_after)
+    text = " ".join(excerpt.decode("utf-8", "replace").split())[:120]
+    return "failed", f"push service answered {status}: {text}" if text else f"push service answered {status}", None
+
+
+def _push_headers(ttl: int, urgency: str, topic: str | None, authorization: str) -> bytes:
+    topic_line = f"Topic: {topic}\r\n" if topic else ""
+    return (f"TTL: {ttl}\r\nUrgency: {urgency}\r\n{topic_line}Content-Encoding: aes128gcm\r\n"
+            f"Content-Type: application/octet-stream\r\nAuthorization: {authorization}\r\n").encode("ascii")
+
+
+async def _deliver(client: PushClient, job: _Job, bodies: Sequence[bytes] | None,
+                   slots: asyncio.Semaphore | None = None) -> tuple[list[_Result], list[str]]:
+    """POST every item of ``job`` (encrypting it first unless ``bodies`` are given; ``b""``: unusable keys), with
+    ``job``'s number of requests in flight (and each holding one of ``slots`` if given). Returns the results and the
+    origins that refused the VAPID token (401/403). Never raises for one item."""
+    timeout_s, in_flight, origins, items = job
+    results: list[_Result] = [None] * len(items)
+    refused: set[str] = set()
+    heads: dict[tuple[str, int, str, str | None], bytes] = {}
+    todo = iter(range(len(items)))
+    request_head = PushClient.request_head
+
+    async def run() -> None:
+        for k in todo:  # shared: each runner takes the next item when its last request is answered
+            origin, path, p256dh, auth, payload, ttl, urgency, topic = items[k]
+            if bodies is None:  # encrypt each just before its request: sending starts at once and never pauses
+                try:
+                    body = _encrypt(payload, _b64d(p256dh), _b64d(auth))
+                except (ValueError, TypeError):
+                    body = b""
+            else:
+                body = bodies[k]
+            if not body:
+                results[k] = "failed", check_keys(p256dh, auth) or "encryption failed", None
+                continue
+            address, authorization = origins[origin]
+            key = (origin, ttl, urgency, topic)
+            headers = heads.get(key)
+            if headers is None:
+                headers = heads[key] = _push_headers(ttl, urgency, topic, authorization)
+            try:
+                if slots is None:
+                    status, retry_after, excerpt = await client.post(
+                        address, request_head(address, path, headers), body, timeout_s)
+                else:
+                    async with slots:
+                        status, retry_after, excerpt = await client.post(
+                            address, request_head(address, path, headers), body, timeout_s)
+            except TimeoutError:
+                results[k] = "retry", f"no answer within {timeout_s:g} s", None
+                continue
+            except (OSError, HttpError) as err:
+                results[k] = "retry", f"connection failed: {err.__class__.__name__}: {err}"[:200], None
+                continue
+            except Exception as err:  # never lose the batch over one target
+                log.exception("push to %s failed unexpectedly", origin)
+                results[k] = "retry", f"unexpected error: {err.__class__.__name__}", None
+                continue
+            if status not in (200, 201, 202):
+                results[k] = _judge(status, retry_after, excerpt)
+                if status in (401, 403):
+                    refused.add(origin)
+
+    await asyncio.gather(*(run() for _ in range(max(1, min(in_flight, len(items))))))
+    return results, sorted(refused)
+
+
+_local = threading.local()
+
+
+def _worker_state() -> tuple[asyncio.AbstractEventLoop, PushClient]:
+    """This process's (and thread's) event loop and connection pool, kept from one chunk to the next."""
+    state = getattr(_local, "state", None)
+    if state is None or state[0] != os.getpid():  # new, or inherited through fork: never share a parent's sockets
+        state = _local.state = (os.getpid(), asyncio.new_event_loop(), PushClient())
+    return state[1], state[2]
+
+
+def deliver_chunk(job: _Job) -> tuple[list[_Result], list[str]]:
+    """Encrypt and POST a chunk, in a worker process: its own event loop and keep-alive connections persist between
+    chunks. Picklable, for a process pool. Returns one result per item (None: done) and the origins that refused
+    the VAPID token. Never raises for one item."""
+    loop, client = _worker_state()
+    return loop.run_until_complete(_deliver(client, job, None))
+
+
+def _warm_worker(hold_s: float) -> int:
+    """Load and initialise what encrypting and sending need in this worker; returns its pid."""
+    _, client = _worker_state()
+    client.ssl_context()  # the CA store, for https push services
+    point = ec.generate_private_key(_CURVE).public_key().public_bytes(_X962, _UNCOMPRESSED)
+    _encrypt(b"{}", point, bytes(16))
+    time.sleep(hold_s)  # so that the other workers take the other warm-up calls
+    return os.getpid()
+
+
 def _exit_with_parent(parent: int) -> None:
     """Workers of a hub killed with SIGKILL notice they were orphaned and leave (as hub.pool's do; not imported from
     there, which would load the CAP stack into every encryption worker)."""
@@ -395,15 +510,23 @@ def _default_workers() -> int:
 
 
 class WebPushSender:
-    """Encrypts a batch in ``executor`` and POSTs it to the push services, ``concurrency`` requests at a time.
+    """Encrypts a batch and POSTs it to the push services.
+
+    With a process pool (``executor`` a :class:`~concurrent.futures.ProcessPoolExecutor`, or ``workers=N``) the
+    batch is split into chunks and each worker process both encrypts and POSTs its chunk over its own keep-alive
+    connections (:mod:`adapters.channels.pushhttp`), ``concurrency`` requests in flight spread over the workers:
+    the event loop only checks the targets and hands the chunks over. Otherwise (another executor, or none)
+    encryption runs in that executor (``None``: the loop's default thread pool) and the loop POSTs, ``concurrency``
+    requests at a time.
 
     ``executor`` given: the caller owns it (and shuts it down); ``workers`` then says how many chunks to split a batch
     into at least (default: the executor's worker count). ``executor=None``: with ``workers=None`` encryption runs
     in the event loop's default thread pool; with ``workers=N`` the sender starts its own spawn-context process pool
-    of N processes (0: one per CPU) and shuts it down in :meth:`aclose` / ``__aexit__``.
+    of N processes (0: one per CPU) and shuts it down in :meth:`aclose` / ``__aexit__``; :meth:`warm` starts it
+    ahead of the first batch. ``session`` is kept for compatibility and not used.
     """
 
-    def __init__(self, session: aiohttp.ClientSession, vapid: VapidKey, subject: str, *,
+    def __init__(self, session: aiohttp.ClientSession | None, vapid: VapidKey, subject: str, *,
                  executor: Executor | None, workers: int | None = None, concurrency: int = 64,
                  timeout_s: float = 10.0, allow_http: bool = False) -> None:
         self.session = session
@@ -413,13 +536,13 @@ class WebPushSender:
         self.allow_http = allow_http
         self.concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
-        # aiohttp's own per-request timer, built once: one timer per request on the hot path instead of two
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._encrypt_failing = False
         self._owned = executor is None and workers is not None
         self._workers = (workers or _default_workers()) if self._owned else (
             workers or getattr(executor, "_max_workers", 0) or 1)
         self._executor: Executor | None = self._start_pool() if self._owned else executor
+        self._client: PushClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
 
     def _start_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("spawn"),
@@ -431,114 +554,167 @@ class WebPushSender:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    async def warm(self, timeout_s: float = 60.0) -> None:
+        """Start every worker of a process pool and load what encrypting and sending need there, so the first
+        fan-out does not wait for process start-up and imports. Nothing to do without a process pool; never raises
+        (a pool that cannot start is reported when a batch needs it)."""
+        executor = self._executor
+        if not isinstance(executor, ProcessPoolExecutor):
+            return
+        loop = asyncio.get_running_loop()
+        want = getattr(executor, "_max_workers", self._workers)
+        seen: set[int] = set()
+        deadline = loop.time() + timeout_s
+        try:
+            # a worker answers each call only after its start-up; one that is up already may take several calls,
+            # so call until every worker has answered
+            while len(seen) < want and loop.time() < deadline:
+                seen.update(await asyncio.gather(*(loop.run_in_executor(executor, _warm_worker, 0.02)
+                                                   for _ in range(want))))
+        except Exception as err:  # noqa: BLE001 - warming is an optimisation; send_many reports a broken pool
+            log.warning("warming the push workers failed: %r", err)
+            return
+        log.debug("push workers ready: %d", len(seen))
+
     async def aclose(self) -> None:
-        """Shut down the process pool the sender started (never one it was given)."""
+        """Close the loop's push connections; shut down the process pool the sender started (never one it was
+        given), and with it the workers' connections. Chunks the workers are sending get ``timeout_s`` (at most
+        10 s) to finish; then the workers are ended (their rows are still in flight and are sent again later)."""
+        client, self._client = self._client, None
+        if client is not None and self._client_loop is asyncio.get_running_loop():
+            client.close()
         if self._owned and self._executor is not None:
             executor, self._executor = self._executor, None
-            await asyncio.to_thread(executor.shutdown, True, cancel_futures=True)
+            done = asyncio.ensure_future(asyncio.to_thread(executor.shutdown, True, cancel_futures=True))
+            try:
+                await asyncio.wait_for(asyncio.shield(done), min(self.timeout_s, 10.0) + 1.0)
+            except TimeoutError:
+                processes = list(getattr(executor, "_processes", {}).values())
+                log.warning("push workers still busy at shutdown; ending %d of them", len(processes))
+                for process in processes:
+                    process.terminate()
+                await done
 
     async def send_many(self, targets: Sequence[PushTarget]) -> list[Outcome]:
         """One outcome per target, in order. Never raises for one target."""
-        outcomes: list[Outcome | None] = [None] * len(targets)
-        origins = [""] * len(targets)
-        todo: list[int] = []
-        for i, target in enumerate(targets):
-            reason, origins[i] = _inspect_endpoint(target.endpoint, self.allow_http)
-            reason = reason or _target_problem(target)
+        outcomes: list[Outcome] = [_DONE] * len(targets)
+        where: list[int] = []
+        items: list[_Item] = []
+        origins: dict[str, tuple[Address, str]] = {}
+        allow_http = self.allow_http
+        for i, t in enumerate(targets):
+            reason, origin, address, path = _inspect_endpoint(t.endpoint, allow_http)
+            reason = reason or _target_problem(t)
             if reason is not None:
                 outcomes[i] = Outcome.failed(reason)
+                continue
+            if origin not in origins:
+                assert address is not None
+                origins[origin] = (address, self.vapid.authorization(origin, self.subject))
+            where.append(i)
+            items.append((origin, path, t.p256dh, t.auth, t.payload, min(max(t.ttl_s, 0), MAX_TTL_S), t.urgency,
+                          t.topic))
+        if items:
+            if isinstance(self._executor, ProcessPoolExecutor):
+                results, refused = await self._in_workers(origins, items)
             else:
-                todo.append(i)
-        if todo:
-            await self._fan_out(targets, todo, origins, outcomes)
-        done = [o if o is not None else Outcome.retry("not attempted") for o in outcomes]
-        log.debug("push batch of %d: %d done", len(done), sum(o.kind == "done" for o in done))
-        return done
+                results, refused = await self._here(origins, items)
+            for origin in refused:
+                self.vapid.forget(origin)  # the next attempt signs a fresh token
+            for i, result in zip(where, results, strict=True):
+                if result is not None:
+                    outcomes[i] = Outcome(*result)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("push batch of %d: %d done", len(outcomes), sum(o.kind == "done" for o in outcomes))
+        return outcomes
 
-    async def _fan_out(self, targets: Sequence[PushTarget], todo: list[int], origins: list[str],
-                       outcomes: list[Outcome | None]) -> None:
-        queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
-        n_chunks = max(self._workers, math.ceil(len(todo) / CHUNK_MAX))
-        size = math.ceil(len(todo) / n_chunks)
-        chunks = [todo[k:k + size] for k in range(0, len(todo), size)]
-        async with asyncio.TaskGroup() as tg:
-            consumers = [tg.create_task(self._consume(queue, targets, origins, outcomes))
-                         for _ in range(min(self.concurrency, len(todo)))]
-            await asyncio.gather(*(self._encrypt_chunk(chunk, targets, queue, outcomes) for chunk in chunks))
-            for _ in consumers:
-                queue.put_nowait(None)
+    def _chunks(self, n: int) -> list[range]:
+        size = math.ceil(n / max(self._workers, math.ceil(n / CHUNK_MAX)))
+        return [range(k, min(k + size, n)) for k in range(0, n, size)]
 
-    async def _encrypt_chunk(self, chunk: list[int], targets: Sequence[PushTarget],
-                             queue: asyncio.Queue[tuple[int, bytes] | None], outcomes: list[Outcome | None]) -> None:
-        items = [(targets[i].payload, targets[i].p256dh, targets[i].auth) for i in chunk]
+    async def _in_workers(self, origins: dict[str, tuple[Address, str]],
+                          items: list[_Item]) -> tuple[list[_Result], list[str]]:
         executor = self._executor
-        try:
-            bodies = await asyncio.get_running_loop().run_in_executor(executor, encrypt_batch, items)
-        except Exception as err:  # a dead worker, a closed pool: the rows come back later
-            restart = isinstance(err, BrokenProcessPool) and self._owned and self._executor is executor
-            if restart:
-                self._executor = self._start_pool()
-            if restart or not self._encrypt_failing:  # once per change of state, not once per chunk
-                log.error("push encryption failed%s: %r", "; worker pool restarted" if restart else "", err,
-                          exc_info=True)
-            self._encrypt_failing = True
-            for i in chunk:
-                outcomes[i] = Outcome.retry(f"encryption failed: {err.__class__.__name__}")
-            return
-        if self._encrypt_failing:
-            log.info("push encryption recovered")
-            self._encrypt_failing = False
-        for i, body in zip(chunk, bodies, strict=True):
-            if body:
-                queue.put_nowait((i, body))
+        loop = asyncio.get_running_loop()
+        in_flight = max(1, math.ceil(self.concurrency / self._workers))
+
+        async def one(part: range) -> tuple[list[_Result], list[str]] | BaseException:
+            try:
+                return await loop.run_in_executor(executor, deliver_chunk,
+                                                  (self.timeout_s, in_flight, origins, items[part.start:part.stop]))
+            except Exception as err:  # noqa: BLE001 - a dead worker, a closed pool: the rows come back later
+                return err
+
+        parts = self._chunks(len(items))
+        answers = await asyncio.gather(*(one(part) for part in parts))
+        results: list[_Result] = []
+        refused: set[str] = set()
+        failure: BaseException | None = None
+        for part, answer in zip(parts, answers, strict=True):
+            if isinstance(answer, BaseException):
+                failure = answer
+                results += [("retry", f"encryption failed: {answer.__class__.__name__}", None)] * len(part)
             else:
-                outcomes[i] = Outcome.failed(check_keys(targets[i].p256dh, targets[i].auth) or "encryption failed")
+                results += answer[0]
+                refused.update(answer[1])
+        self._pool_state(failure, executor)
+        return results, sorted(refused)
 
-    async def _consume(self, queue: asyncio.Queue[tuple[int, bytes] | None], targets: Sequence[PushTarget],
-                       origins: list[str], outcomes: list[Outcome | None]) -> None:
-        while (item := await queue.get()) is not None:
-            i, body = item
+    def _pool_state(self, failure: BaseException | None, executor: Executor | None) -> None:
+        """Log a failing pool once per change of state; start a new pool if the sender's own one broke."""
+        if failure is None:
+            if self._encrypt_failing:
+                log.info("push encryption recovered")
+                self._encrypt_failing = False
+            return
+        restart = isinstance(failure, BrokenProcessPool) and self._owned and self._executor is executor
+        if restart:
+            self._executor = self._start_pool()
+        if restart or not self._encrypt_failing:
+            log.error("push encryption failed%s: %r", "; worker pool restarted" if restart else "", failure,
+                      exc_info=failure)
+        self._encrypt_failing = True
+
+    async def _here(self, origins: dict[str, tuple[Address, str]],
+                    items: list[_Item]) -> tuple[list[_Result], list[str]]:
+        """Encrypt in the executor, POST from this event loop."""
+        loop = asyncio.get_running_loop()
+        executor = self._executor
+
+        async def encrypt(part: range) -> list[bytes] | BaseException:
             try:
-                outcomes[i] = await self._post(targets[i], origins[i], body)
-            except Exception as err:  # never lose the batch over one target
-                log.exception("push to %s failed unexpectedly", origins[i])
-                outcomes[i] = Outcome.retry(f"unexpected error: {err.__class__.__name__}")
+                return await loop.run_in_executor(executor, encrypt_batch,
+                                                  [(items[k][4], items[k][2], items[k][3]) for k in part])
+            except Exception as err:  # noqa: BLE001 - reported per row below
+                return err
 
-    async def _post(self, target: PushTarget, origin: str, body: bytes) -> Outcome:
-        headers = {
-            "TTL": str(min(max(target.ttl_s, 0), MAX_TTL_S)),
-            "Urgency": target.urgency,
-            "Content-Encoding": "aes128gcm",
-            "Content-Type": "application/octet-stream",
-            "Authorization": self.vapid.authorization(origin, self.subject),
-        }
-        if target.topic:
-            headers["Topic"] = target.topic
-        async with self._slots:
-            try:
-                async with self.session.post(target.endpoint, data=body, headers=headers, allow_redirects=False,
-                                             timeout=self._timeout) as resp:
-                    return await self._outcome(resp, origin)
-            except TimeoutError:
-                return Outcome.retry(f"no answer within {self.timeout_s:g} s")
-            except aiohttp.InvalidURL:
-                return Outcome.failed("endpoint is not a valid URL")
-            except (aiohttp.ClientError, OSError) as err:
-                return Outcome.retry(f"connection failed: {err.__class__.__name__}: {err}"[:200])
+        parts = self._chunks(len(items))
+        encrypted = await asyncio.gather(*(encrypt(part) for part in parts))
+        results: list[_Result] = [None] * len(items)
+        send: list[int] = []
+        bodies: list[bytes] = []
+        failure: BaseException | None = None
+        for part, answer in zip(parts, encrypted, strict=True):
+            if isinstance(answer, BaseException):
+                failure = answer
+                for k in part:
+                    results[k] = "retry", f"encryption failed: {answer.__class__.__name__}", None
+            else:
+                send += part
+                bodies += answer
+        self._pool_state(failure, executor)
+        if send:
+            sent, refused = await _deliver(self._loop_client(loop), (
+                self.timeout_s, self.concurrency, origins, [items[k] for k in send]), bodies, self._slots)
+            for k, result in zip(send, sent, strict=True):
+                results[k] = result
+            return results, refused
+        return results, []
 
-    async def _outcome(self, resp: aiohttp.ClientResponse, origin: str) -> Outcome:
-        status = resp.status
-        if status in (200, 201, 202):
-            return _DONE
-        if status in (404, 410):
-            return Outcome.gone(f"push service answered {status}: subscription expired or unsubscribed")
-        if status == 429 or status >= 500:
-            return Outcome.retry(f"push service answered {status}", _retry_after(resp.headers.get("Retry-After")))
-        if status in (401, 403):
-            self.vapid.forget(origin)  # the next attempt signs a fresh token
-        excerpt = " ".join((await resp.content.read(300)).decode("utf-8", "replace").split())[:120]
-        return Outcome.failed(f"push service answered {status}: {excerpt}" if excerpt else
-                              f"push service answered {status}")
+    def _loop_client(self, loop: asyncio.AbstractEventLoop) -> PushClient:
+        if self._client is None or self._client_loop is not loop:  # connections belong to one event loop
+            self._client, self._client_loop = PushClient(), loop
+        return self._client
 
 
 # --- the channel ----------------------------------------------------------------------------------------------------
