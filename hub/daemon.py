@@ -30,7 +30,7 @@ from hub.cap.serialize import to_xml
 from hub.cap.sign import SignaturePolicy, TrustStore
 from hub.cap.validate import Validator
 from hub.config import LoadedConfig
-from hub.delivery import open_outbox
+from hub.delivery import load_vapid, open_outbox
 from hub.errors import ConfigError
 from hub.health import STATE_VALUE, Health, SourceHealth
 from hub.intake import Intake, IntakeResult, check_document
@@ -226,6 +226,8 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> No
                     units={s.id: s.unit for s in loaded.sensors})
     hub.router = router
     hub.index = SubscriptionIndex(geo=geo)
+    vapid = load_vapid(loaded)  # before the web server: browsers ask for the key at once
+    hub.vapid_public_key = vapid.public_key_b64url
     hub.geo = geo
     hub.broadcaster = Broadcaster(reg=geo.registry)
 
@@ -257,9 +259,9 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> No
                 log.info("sensor rules primed with %d recent reading(s)", primed)
             tasks = [asyncio.create_task(router.run(), name="router")]
             http = await stack.enter_async_context(aiohttp.ClientSession())
-            box, vapid = await open_outbox(stack, astore=astore, loaded=loaded, http=http, index=hub.index,
-                                           metrics=hub.metrics)
-            hub.outbox, hub.vapid_public_key = box, vapid.public_key_b64url
+            box = await open_outbox(stack, astore=astore, loaded=loaded, http=http, index=hub.index,
+                                    metrics=hub.metrics, vapid=vapid)
+            hub.outbox = box
             pipeline = Pipeline(astore, loaded, live, index=hub.index, outbox_=box, broadcaster=hub.broadcaster)
             router.listeners.append(pipeline.on_decision)
             tasks.append(asyncio.create_task(pipeline.run(), name="pipeline"))

@@ -118,9 +118,9 @@ class Resolvers:
 
 
 async def open_outbox(stack: contextlib.AsyncExitStack, *, astore: AsyncStore, loaded: LoadedConfig,
-                      http: aiohttp.ClientSession, index: Any, metrics: Any) -> tuple[outbox.Outbox, VapidKey]:
+                      http: aiohttp.ClientSession, index: Any, metrics: Any, vapid: VapidKey) -> outbox.Outbox:
     """Build the channels from config, enter them on ``stack``, start the outbox (recovering rows that were in
-    flight at the last stop); returns the outbox and the VAPID key (its public half is the browsers' key)."""
+    flight at the last stop); returns the outbox. ``vapid``: the hub's key (:func:`load_vapid`)."""
     cfg = loaded.cfg
     resolvers = Resolvers(astore, loaded)
     box = outbox.Outbox(astore, metrics=outbox.OutboxMetrics(metrics.registry))
@@ -133,12 +133,12 @@ async def open_outbox(stack: contextlib.AsyncExitStack, *, astore: AsyncStore, l
             index.remove_many(recipients)
         log.info("deleted %d subscription(s) whose push endpoint is gone (404/410)", removed)
 
-    vapid = VapidKey.load_or_create(loaded.path(cfg.push.vapid_key))
     sender = WebPushSender(http, vapid, cfg.push.vapid_subject, executor=None, workers=cfg.push.workers,
                            concurrency=cfg.push.concurrency, timeout_s=cfg.push.timeout_s,
                            allow_http=cfg.push.allow_http_endpoints)
-    channels: list[Any] = [WebPushChannel(sender, resolvers.push)]
     stack.push_async_callback(sender.aclose)
+    await sender.warm()  # start the worker processes now, not on the first warning
+    channels: list[Any] = [WebPushChannel(sender, resolvers.push)]
     if any(b.kind == "mqtt" for b in cfg.boards):
         channels.append(MqttBoards(cfg.boards, resolvers.boards_state))
     if any(b.kind == "http" for b in cfg.boards):
@@ -153,4 +153,9 @@ async def open_outbox(stack: contextlib.AsyncExitStack, *, astore: AsyncStore, l
     stack.push_async_callback(box.stop)
     if requeued:
         log.warning("outbox: %d delivery(ies) were in flight at the last stop and are queued again", requeued)
-    return box, vapid
+    return box
+
+
+def load_vapid(loaded: LoadedConfig) -> VapidKey:
+    """The hub's VAPID key, created on first start (mode 0600); its public half is the browsers' key."""
+    return VapidKey.load_or_create(loaded.path(loaded.cfg.push.vapid_key))
