@@ -77,6 +77,8 @@ class Hub:
         self._tasks: set[asyncio.Future[None]] = set()
         self.health = Health(on_change=self.health_changed)
         self.web_port: int | None = None
+        self.started = False
+        """True once every part runs (until then /healthz answers 503 ``starting``)."""
         self.router: Router | None = None
         """The rules stage (set by :func:`run`; absent in kits that test intake alone)."""
         self.index: SubscriptionIndex | None = None
@@ -275,6 +277,7 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> No
                 tasks.append(asyncio.create_task(supervise(source, ctx), name=f"source:{source.name}"))
             log.info("warnhub running: %s (%s), %d source(s)", loaded.cfg.hub.name, loaded.cfg.hub.district_ars,
                      len(sources))
+            hub.started = True
             if ready is not None:
                 ready.set()
             await stop.wait()

@@ -172,6 +172,8 @@ async def healthz(request: web.Request) -> web.Response:
         counts = await asyncio.wait_for(hub.store.run(hub.store.store.counts), timeout=5)
     except Exception as err:  # noqa: BLE001 - any store failure makes the hub unhealthy
         return web.json_response({"status": "down", "store": f"failing: {err!r}"}, status=503)
+    if not getattr(hub, "started", True):  # web answers first; sources, outbox and rules are still starting
+        return web.json_response({"status": "starting", "version": __version__}, status=503)
     status = "ok" if hub.health.ok else "degraded"
     body = {"status": status, "version": __version__, "store": "ok", "counts": counts,
             "sources": hub.health.as_dict()}
