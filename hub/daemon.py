@@ -264,6 +264,8 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> No
             box = await open_outbox(stack, astore=astore, loaded=loaded, http=http, index=hub.index,
                                     metrics=hub.metrics, vapid=vapid)
             hub.outbox = box
+            if hub.pool is not None:
+                await hub.pool.warm()  # the first warning after start must not wait for workers to start
             pipeline = Pipeline(astore, loaded, live, index=hub.index, outbox_=box, broadcaster=hub.broadcaster)
             router.listeners.append(pipeline.on_decision)
             tasks.append(asyncio.create_task(pipeline.run(), name="pipeline"))

@@ -54,6 +54,22 @@ def check_in_worker(raw: bytes, policy: str, path: str | None,
     return report, rec
 
 
+_WARM_CAP = b"""<?xml version="1.0" encoding="UTF-8"?>
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>warnhub-warm-up</identifier>
+<sender>warm-up@warnhub.invalid</sender><sent>2026-01-01T00:00:00+00:00</sent><status>Test</status>
+<msgType>Alert</msgType><scope>Public</scope><info><category>Other</category><event>warm-up</event>
+<urgency>Unknown</urgency><severity>Unknown</severity><certainty>Unknown</certainty>
+<area><areaDesc>nowhere</areaDesc></area></info></alert>"""
+
+
+def _warm(hold_s: float) -> int:
+    """Parse, validate and build a record once in this worker (schemas, imports, caches), so the first real
+    document does not pay for it; returns the worker's pid."""
+    check_in_worker(_WARM_CAP, SignaturePolicy.VERIFY.value, None)
+    time.sleep(hold_s)  # so that the other workers take the other warm-up calls
+    return os.getpid()
+
+
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
@@ -80,6 +96,21 @@ class ValidationPool:
             old, self.executor = self.executor, self._start()
             old.shutdown(wait=False, cancel_futures=True)
             return await asyncio.to_thread(check_document, self.validator, raw, policy, path, notes)
+
+    async def warm(self, timeout_s: float = 60.0) -> int:
+        """Start every worker and let each check one document, so the first warning after start is not delayed by
+        process start-up (about half a second); returns how many workers answered. Never raises: a pool that
+        cannot start is reported by the first :meth:`check`."""
+        loop = asyncio.get_running_loop()
+        seen: set[int] = set()
+        deadline = loop.time() + timeout_s
+        try:
+            while len(seen) < self.workers and loop.time() < deadline:
+                seen.update(await asyncio.gather(*(loop.run_in_executor(self.executor, _warm, 0.02)
+                                                   for _ in range(self.workers))))
+        except Exception as err:  # noqa: BLE001 - an optimisation; check() restarts a broken pool
+            log.warning("warming the validation workers failed: %r", err)
+        return len(seen)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
