@@ -171,10 +171,17 @@ def enqueue_in(conn: sqlite3.Connection, rows: Iterable[NewDelivery], *, now_ms:
     return _enqueue(conn, batch, _now(now_ms)) if batch else EnqueueResult(0, 0, 0)
 
 
+_OTHER_VERSIONS = "SELECT 1 FROM outbox WHERE thread=? AND publication_id<>? LIMIT 1"
+
+
 def _enqueue(conn: sqlite3.Connection, batch: list[tuple[Any, ...]], now: int) -> EnqueueResult:
     payload = _json(batch)
     inserted = conn.execute(_INSERT, (payload, now)).rowcount
-    superseded = conn.execute(_SUPERSEDE, (payload, now)).rowcount
+    versions = {(r[2], r[1]) for r in batch}
+    if len(versions) == 1 and conn.execute(_OTHER_VERSIONS, next(iter(versions))).fetchone() is None:
+        superseded = 0  # the thread's first version (the usual fan-out): nothing older to look for
+    else:
+        superseded = conn.execute(_SUPERSEDE, (payload, now)).rowcount
     return EnqueueResult(inserted, len(batch) - inserted, superseded)
 
 
