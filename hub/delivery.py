@@ -24,7 +24,7 @@ from adapters.channels.webhooks import WebhookBody, Webhooks
 from adapters.channels.webpush import PushTarget, VapidKey, WebPushChannel, WebPushSender, topic_for, urgency_for
 from hub import outbox, publications, subscriptions
 from hub.config import LoadedConfig
-from hub.pipeline import SEVERITY_ORDER, latest_by_thread, push_payload
+from hub.pipeline import PUSH_PAYLOAD_MAX, SEVERITY_ORDER, latest_by_thread, push_payload
 from hub.publications import Publication
 from hub.store import AsyncStore, Store
 
@@ -32,6 +32,7 @@ log = logging.getLogger("warnhub.delivery")
 
 DEFAULT_TTL_S = 24 * 3600
 """Push TTL for a warning without an end (the push service drops it after this)."""
+_EMPTY_KEY = len(b'{"key":""')
 
 
 def board_notice(pub: Publication, language: str) -> BoardNotice:
@@ -67,6 +68,8 @@ class Resolvers:
                     f"({','.join('?' * len(part))})", part):
                 subs[sid] = (endpoint, p256dh, auth, json.loads(langs))
         now_ms = publications.ms(datetime.now(UTC))
+        per_thread: dict[str, tuple[int, str, str]] = {}
+        bodies: dict[tuple[str, tuple[str, ...]], bytes] = {}
         out: list[PushTarget | None] = []
         for d in batch:
             sub, pub = subs.get(d.recipient), pubs.get(d.thread)
@@ -74,9 +77,20 @@ class Resolvers:
                 out.append(None)  # the subscription was deleted: nothing to send, the row is gone
                 continue
             endpoint, p256dh, auth, langs = sub
-            ttl = DEFAULT_TTL_S if pub.expires_ms is None else max(0, (pub.expires_ms - now_ms) // 1000)
-            out.append(PushTarget(endpoint, p256dh, auth, push_payload(pub, d.key, langs, self.base_url), int(ttl),
-                                  urgency_for(pub.severity, pub.urgency), topic_for(pub.thread)))
+            fixed = per_thread.get(d.thread)
+            if fixed is None:
+                ttl = DEFAULT_TTL_S if pub.expires_ms is None else max(0, (pub.expires_ms - now_ms) // 1000)
+                fixed = per_thread[d.thread] = (int(ttl), urgency_for(pub.severity, pub.urgency),
+                                                topic_for(pub.thread))
+            # the payload differs between recipients only in its key: render it once per thread and languages
+            body_key = (d.thread, tuple(langs))
+            body = bodies.get(body_key)
+            if body is None:
+                body = bodies[body_key] = push_payload(pub, "", langs, self.base_url)
+            payload = b'{"key":' + json.dumps(d.key).encode() + body[_EMPTY_KEY:]
+            if len(payload) > PUSH_PAYLOAD_MAX:
+                payload = push_payload(pub, d.key, langs, self.base_url)  # shortens the texts to make room
+            out.append(PushTarget(endpoint, p256dh, auth, payload, *fixed))
         return out
 
     async def boards_state(self, batch: Sequence[Delivery]) -> list[BoardUpdate | None]:

@@ -89,3 +89,58 @@ def test_publications_are_signed_when_a_key_is_configured(tmp_path: Path) -> Non
     other = TrustStore.from_dir(tmp_path / "nothing") if (tmp_path / "nothing").mkdir() is None else None
     assert other is not None
     assert verify(xml, parsed.root, at=parsed.alert.sent, trust=other).status is SignatureStatus.UNTRUSTED
+
+
+async def test_push_payload_rendered_once_per_thread_is_exact_per_recipient(tmp_path: Path) -> None:
+    """The resolver renders a thread's push JSON once and splices each row's key in: the result must be byte for
+    byte what push_payload gives for that key, and a key too long for the record falls back to shortened texts."""
+    import json
+
+    from adapters.channels import Delivery
+    from hub import config, subscriptions
+    from hub.delivery import Resolvers
+    from hub.pipeline import PUSH_PAYLOAD_MAX, push_payload
+    from hub.store import AsyncStore
+    from tests.hubproc import write_config
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    raw = dwd_cap("s-9", sent=now, expires=now + timedelta(hours=3)).decode()
+    info = raw[raw.index("<info>"):raw.index("</info>") + len("</info>")]
+    english = info.replace("<language>de-DE</language>", "<language>en-GB</language>")
+    english = english.replace("<headline>", "<headline>Storm: ")
+    source = parse(raw.replace(info, info + english).encode()).alert
+    assert source is not None
+    store = Store(tmp_path / "hub.db")
+    publications.ensure_schema(store)
+    subscriptions.ensure_schema(store)
+    issued = publications.issue(source, sender="leitstelle@kreis.example", district="033540000000", thread="w7",
+                                version=1, previous=None, severity=Severity.SEVERE, now=now)
+    with store.transaction() as conn:
+        pub = publications.insert(conn, issued, thread="w7", version=1, source_thread=7, source_alert=1, push=True,
+                                  channels=("push",), regions=("033540000000",), area=None,
+                                  now_ms=publications.ms(now))
+    p256dh = "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4"
+    sids = {}
+    for n, langs in enumerate((("de",), ("en", "de"), ("de",))):
+        sid, _token = subscriptions.create(store, subscriptions.Subscription(
+            endpoint=f"https://push.example/ep/{n}", p256dh=p256dh, auth="BTBZMqHH6r4Tts7J_aSIgg",
+            places=(subscriptions.PointPlace(53.0, 11.1, 1000),), languages=langs))
+        sids[n] = (sid, langs)
+    loaded = config.load(write_config(tmp_path, port=1))
+    resolvers = Resolvers(AsyncStore(store), loaded)
+    plain = push_payload(pub, "", ("de",), resolvers.base_url)
+    prefix = f"{pub.identifier}/push/"
+    long_key = prefix + "k" * (PUSH_PAYLOAD_MAX - len(plain) - len(prefix) + 20)  # 20 bytes too long for the texts
+    batch = [Delivery(i + 1, key, pub.id, "w7", "push", sid, 0, 0, None, "push.example")
+             for i, (key, sid) in enumerate([(f"{pub.identifier}/push/{sids[0][0]}", sids[0][0]),
+                                             (f"{pub.identifier}/push/{sids[1][0]}", sids[1][0]),
+                                             (long_key, sids[2][0])])]
+    targets = resolvers._push(store, batch)
+    langs_of = {sid: langs for sid, langs in sids.values()}
+    for d, target in zip(batch, targets, strict=True):
+        assert target is not None
+        assert target.payload == push_payload(pub, d.key, langs_of[d.recipient], resolvers.base_url)
+        assert len(target.payload) <= PUSH_PAYLOAD_MAX and json.loads(target.payload)["key"] == d.key
+    assert (json.loads(targets[0].payload)["lang"], json.loads(targets[1].payload)["lang"]) == ("de-DE", "en-GB")
+    assert len(json.loads(targets[2].payload)["body"]) < len(json.loads(targets[0].payload)["body"])
+    store.close()
