@@ -13,7 +13,8 @@ for the same subscriptions on all cores, nothing else. ``ratio`` = deliveries_pe
 target is >= 0.6 at N = 20,000 with lost = 0 and duplicates = 0.
 
 Prints one JSON object: {"subscribers", "delivered", "lost", "duplicates", "seconds", "deliveries_per_s",
-"encrypt_only_per_s", "ratio"} (plus "accept_to_first_s" and "errors").
+"encrypt_only_per_s", "ratio"} (plus "accept_to_first_s", "errors", "payload_bytes" and "cpu_s": CPU seconds
+used from the drop to the last arrival by the hub's main process, its worker processes and the receiver).
 """
 
 from __future__ import annotations
@@ -56,6 +57,28 @@ def encrypt_only_per_s(subs: list[dict[str, Any]], payload: bytes, workers: int)
         return done / (time.perf_counter() - started)
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def cpu_snapshot(hub_pid: int, rx_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the hub's main process, its worker processes together, and the receiver."""
+    return {"hub": _cpu_s(hub_pid), "hub_workers": sum(_cpu_s(c) for c in _children(hub_pid)),
+            "receiver": _cpu_s(rx_pid)}
+
+
 def run(n: int, workers: int, timeout: float) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="warnhub-fanout-"))
     rx, rx_port, subs = start_receiver(folder, n)
@@ -66,6 +89,8 @@ def run(n: int, workers: int, timeout: float) -> dict[str, Any]:
         hub = HubProcess(config, port, folder / "hub.log")
         hub.start()
         hub.wait_healthy(timeout=120)
+        assert hub.proc is not None
+        cpu_before = cpu_snapshot(hub.proc.pid, rx.pid)
         started = time.perf_counter()
         drop(config.parent / "inbox", "storm.xml", storm("bench-storm"), settled=True)
         first = None
@@ -79,6 +104,7 @@ def run(n: int, workers: int, timeout: float) -> dict[str, Any]:
                 break
             time.sleep(0.05)
         seconds = time.perf_counter() - started
+        cpu = {k: round(v - cpu_before[k], 2) for k, v in cpu_snapshot(hub.proc.pid, rx.pid).items()}
         hub.stop()
         stats = rx_get(rx_port, "/stats")
         sample = rx_get(rx_port, "/sample")
@@ -91,7 +117,7 @@ def run(n: int, workers: int, timeout: float) -> dict[str, Any]:
                 "seconds": round(seconds, 3), "deliveries_per_s": round(rate, 1),
                 "encrypt_only_per_s": round(base, 1), "ratio": round(rate / base, 3) if base else None,
                 "accept_to_first_s": round(first, 3) if first is not None else None, "errors": stats["errors"],
-                "payload_bytes": len(payload)}
+                "payload_bytes": len(payload), "cpu_s": cpu}
     finally:
         if hub is not None:
             hub.close()
