@@ -185,6 +185,28 @@ def _enqueue(conn: sqlite3.Connection, batch: list[tuple[Any, ...]], now: int) -
     return EnqueueResult(inserted, len(batch) - inserted, superseded)
 
 
+def enqueue_select_in(conn: sqlite3.Connection, select: str, params: Sequence[Any], *, key_prefix: str,
+                      publication_id: int, thread: str, channel: str, priority: int, not_after_ms: int | None,
+                      now_ms: int | None = None) -> EnqueueResult:
+    """Enqueue one publication version on one channel for the rows an SQL ``select`` with ``params`` yields (columns
+    named ``recipient`` and ``host``), inside the caller's transaction: the rows never pass through Python, which
+    matters for a fan-out to tens of thousands. Keys are ``key_prefix + recipient``; queued rows of older versions
+    of the thread for those recipients are superseded, as by :func:`enqueue`. ``duplicates`` is not counted (0)."""
+    now = _now(now_ms)
+    inserted = conn.execute(
+        "INSERT OR IGNORE INTO outbox (key, publication_id, thread, channel, recipient, host, priority, not_after_ms,"
+        f" next_at_ms, created_ms) SELECT ? || r.recipient, ?, ?, ?, r.recipient, r.host, ?, ?, ?, ? FROM ({select}) r",
+        (key_prefix, publication_id, thread, channel, priority, not_after_ms, now, now, *params)).rowcount
+    superseded = 0
+    if conn.execute(_OTHER_VERSIONS, (thread, publication_id)).fetchone() is not None:
+        superseded = conn.execute(
+            "UPDATE outbox SET state='superseded', finished_ms=?1, last_error='superseded by publication ' || ?2"
+            " WHERE state='queued' AND thread=?3 AND channel=?4 AND publication_id<?2 AND recipient IN"
+            " (SELECT recipient FROM outbox WHERE publication_id=?2 AND channel=?4)",
+            (now, publication_id, thread, channel)).rowcount
+    return EnqueueResult(inserted, 0, superseded)
+
+
 def withdraw(store: Store, thread: str, *, channels: Collection[str] | None = None,
              below_publication: int | None = None, now_ms: int | None = None) -> int:
     """Withdraw the queued rows of a thread (of these channels, of publications below this one); returns how many.

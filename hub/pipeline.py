@@ -244,10 +244,25 @@ class Pipeline:
             if pub.msg_type == "Cancel":
                 outbox.withdraw_in(conn, thread, below_publication=pub.id, now_ms=now_ms)
             outbox.enqueue_in(conn, rows, now_ms=now_ms)
-        counts: dict[str, int] = {}
+            pushed = self._enqueue_push(conn, pub, plan, now_ms) if pub.msg_type != "Cancel" else 0
+        counts: dict[str, int] = {"push": pushed} if pushed else {}
         for r in rows:
             counts[r.channel] = counts.get(r.channel, 0) + 1
         return pub, counts
+
+    @staticmethod
+    def _enqueue_push(conn: Any, pub: Publication, plan: Plan, now_ms: int) -> int:
+        """One push row per matched subscription still stored, host taken from its endpoint (checked when it was
+        stored: ``scheme://host[:port]/...``), written by SQLite from the ids alone."""
+        if not plan.push_recipients:
+            return 0
+        return outbox.enqueue_select_in(
+            conn, "SELECT id AS recipient, lower(CASE WHEN instr(rest, '/') THEN substr(rest, 1, instr(rest, '/') - 1)"
+            " ELSE rest END) AS host FROM (SELECT s.id, substr(s.endpoint, instr(s.endpoint, '://') + 3) AS rest"
+            " FROM json_each(?) j JOIN subscriptions s ON s.id = j.value)",
+            (json.dumps([sid for sid, _ in plan.push_recipients]),), key_prefix=f"{pub.identifier}/push/",
+            publication_id=pub.id, thread=pub.thread, channel="push", priority=priority(pub.severity, pub.urgency),
+            not_after_ms=pub.expires_ms, now_ms=now_ms).inserted
 
     def _rows(self, conn: Any, pub: Publication, plan: Plan, now_ms: int) -> list[outbox.NewDelivery]:
         prio = priority(pub.severity, pub.urgency)
@@ -264,9 +279,6 @@ class Pipeline:
                                " AND publication_id<? AND state IN ('done', 'inflight')",
                                (pub.thread, pub.id)).fetchall()
             return [row(channel, recipient, host) for channel, recipient, host in had]
-        if plan.push_recipients:
-            hosts = _hosts(conn, [sid for sid, _ in plan.push_recipients])
-            rows.extend(row("push", sid, hosts.get(sid, "")) for sid, _ in plan.push_recipients if sid in hosts)
         for b in plan.boards:
             rows.append(row(BOARD_CHANNELS[b.kind], b.id, b.host if b.kind == "mqtt" else _host(b.url or "")))
         for h in plan.webhooks:
@@ -296,14 +308,6 @@ def _host(url: str) -> str:
         return urlsplit(url).netloc.lower()
     except ValueError:
         return ""
-
-
-def _hosts(conn: Any, ids: Sequence[str]) -> dict[str, str]:
-    """Push endpoint host per subscription id (ids no longer stored are left out). Endpoints were checked when the
-    subscription was stored (``scheme://host[:port]/...``, no user information), so the host is the third part."""
-    rows = conn.execute("SELECT s.id, s.endpoint FROM json_each(?) j JOIN subscriptions s ON s.id = j.value",
-                        (json.dumps(list(ids)),))
-    return {sid: endpoint.split("/", 3)[2].lower() for sid, endpoint in rows}
 
 
 # -- what the channels send (read at delivery time) ---------------------------------------------------------------

@@ -468,3 +468,30 @@ async def test_kill9_with_rows_in_flight_loses_none(tmp_path: Path) -> None:
     twice = set(before) & set(after)
     assert twice <= in_flight and twice == set(before[-250:])
     assert final == {p: {"push": {"done": 1000}} for p in range(1, 6)}
+
+
+def test_enqueue_select_writes_rows_from_sql_and_supersedes_older_versions(store: Store) -> None:
+    """A fan-out written by SQLite from a SELECT: same keys and states as enqueue, older queued versions of the same
+    recipients superseded, other recipients' rows and rows in flight left alone, a repeat stored once."""
+    outbox.ensure_schema(store)
+    store.conn.execute("CREATE TABLE people (id TEXT, host TEXT)")
+    store.conn.executemany("INSERT INTO people VALUES (?, ?)", [("a", "h1"), ("b", "h2"), ("c", "h1")])
+    outbox.enqueue(store, [row("a", pub=1), row("b", pub=1), row("z", pub=1)], now_ms=NOW)
+    outbox.claim(store, "push", 1, lease_s=60, now_ms=NOW)  # a is in flight
+    select = "SELECT id AS recipient, host FROM people WHERE id IN (SELECT value FROM json_each(?))"
+
+    def fan_out() -> outbox.EnqueueResult:
+        with store.transaction() as conn:
+            return outbox.enqueue_select_in(conn, select, ('["a", "b", "c"]',), key_prefix="2/push/",
+                                            publication_id=2, thread="t1", channel="push", priority=1,
+                                            not_after_ms=None, now_ms=NOW + 1)
+
+    result = fan_out()
+    assert (result.inserted, result.superseded) == (3, 1)
+    states = dict(store.conn.execute("SELECT key, state FROM outbox"))
+    assert states == {"1/push/a": "inflight", "1/push/b": "superseded", "1/push/z": "queued",
+                      "2/push/a": "queued", "2/push/b": "queued", "2/push/c": "queued"}
+    hosts = dict(store.conn.execute("SELECT recipient, host FROM outbox WHERE publication_id=2"))
+    assert hosts == {"a": "h1", "b": "h2", "c": "h1"}
+    assert fan_out().inserted == 0  # the same keys again: stored once
+    assert store.conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 6
