@@ -4,9 +4,11 @@
 
 The real daemon (``warnhub run`` as a subprocess, SQLite store, the repository's rules) gets a DWD warning for
 Landkreis Lüchow-Dannenberg dropped into its inbox; N subscriptions with places inside the district wait for it at
-a local Web Push service in its own process (tests/pushkit.py, which verifies VAPID on each request and decrypts
-every message after the clock stops). ``seconds`` runs from the drop to the last push arriving, so it includes
-intake, rules, publication, targeting, the outbox, encryption and HTTP.
+a local Web Push service in its own process (tests/pushkit.py in its lean mode: a minimal HTTP/1.1 server that
+checks VAPID, Content-Encoding, TTL and size on each request as the aiohttp one does, at about half its CPU cost,
+and decrypts every message after the clock stops; the push service would run on another machine, so the less of the
+two cores it takes from the hub, the closer the number is to the hub's own). ``seconds`` runs from the drop to the
+last push arriving, so it includes intake, rules, publication, targeting, the outbox, encryption and HTTP.
 
 The baseline, in the same run: bare pywebpush encryption (``WebPusher.encode``, aes128gcm) of the same payloads
 for the same subscriptions on all cores, nothing else. ``ratio`` = deliveries_per_s / encrypt_only_per_s; the

@@ -21,7 +21,7 @@ DISTRICT = "033540000000"
 def start_receiver(folder: Path, n: int) -> tuple[subprocess.Popen[str], int, list[dict[str, Any]]]:
     out = folder / "subs.json"
     proc = subprocess.Popen([sys.executable, "-m", "tests.pushkit", "serve", "--subscriptions", str(n), "--out",
-                             str(out), "--deferred"], stdout=subprocess.PIPE, text=True, cwd=REPO,
+                             str(out), "--deferred", "--lean"], stdout=subprocess.PIPE, text=True, cwd=REPO,
                             env=subprocess_env())
     assert proc.stdout is not None
     port = int(proc.stdout.readline())

@@ -36,6 +36,7 @@ import signal
 import time
 import uuid
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -46,6 +47,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from multidict import CIMultiDict
 
 _CURVE = ec.SECP256R1()
 
@@ -170,9 +172,13 @@ def check_claims(claims: dict[str, Any], origin: str, now: float) -> None:
 
 class PushReceiver:
     def __init__(self, *, decrypt: Literal["now", "deferred"] = "now", port: int = 0,
-                 server_key: str | None = None) -> None:
-        """``server_key``: the applicationServerKey subscriptions were made with; if given, ``k`` must equal it."""
+                 server_key: str | None = None, lean: bool = False) -> None:
+        """``server_key``: the applicationServerKey subscriptions were made with; if given, ``k`` must equal it.
+        ``lean``: serve with :class:`_LeanProtocol` instead of aiohttp (benchmarks; no :meth:`behave`)."""
         self.deferred = decrypt == "deferred"
+        self.lean = lean
+        self._server: asyncio.AbstractServer | None = None
+        self._lean_conns: set[asyncio.Transport] = set()
         self.port = port
         self.server_key = server_key
         self.subs: dict[str, TestSubscription] = {}
@@ -251,9 +257,9 @@ class PushReceiver:
             self._keys[(sub_id, json.dumps(body["key"]))] += 1
         self._received.append(Received(sub_id, body, headers, at, plain, token))
 
-    def _fail(self, sub_id: str, status: int, reason: str) -> web.Response:
+    def _failed(self, sub_id: str, status: int, reason: str) -> tuple[int, str]:
         self.errors.append((sub_id, status, reason))
-        return web.Response(status=status, text=reason)
+        return status, reason
 
     def _check_vapid(self, header: str) -> str:
         """The token of a valid VAPID header; a header seen before is only checked for expiry again."""
@@ -289,46 +295,73 @@ class PushReceiver:
             if request.transport is None or request.transport.is_closing():
                 return web.Response(status=499, text="sender gave up")  # nobody is listening; record nothing
         h = request.headers
-        try:
-            token = self._check_vapid(h.get("Authorization", ""))
-        except VapidError as err:
-            return self._fail(sub_id, 401, f"VAPID: {err}")
-        if h.get("Content-Encoding") != "aes128gcm":
-            return self._fail(sub_id, 400, f"Content-Encoding {h.get('Content-Encoding')!r} is not aes128gcm")
-        if not h.get("TTL", "").isdigit():
-            return self._fail(sub_id, 400, "TTL header missing or not a number")
         if behaviour is not None and behaviour.status is not None:
+            problem = self._check_headers(sub_id, h)
+            if problem is not None:
+                return web.Response(status=problem[0], text=problem[1])
             extra = {"Retry-After": behaviour.retry_after} if behaviour.retry_after is not None else {}
             return web.Response(status=behaviour.status, headers=extra, text=f"status {behaviour.status}")
-        body = await request.read()
+        status, text = self._accept(sub, h, await request.read())
+        return web.Response(status=status, text=text or None)
+
+    def _check_headers(self, sub_id: str, h: Mapping[str, str]) -> tuple[int, str] | None:
+        """(status, reason) of a failed check of the request's headers (recorded in ``errors``), or None."""
+        try:
+            self._check_vapid(h.get("Authorization", ""))
+        except VapidError as err:
+            return self._failed(sub_id, 401, f"VAPID: {err}")
+        if h.get("Content-Encoding") != "aes128gcm":
+            return self._failed(sub_id, 400, f"Content-Encoding {h.get('Content-Encoding')!r} is not aes128gcm")
+        if not h.get("TTL", "").isdigit():
+            return self._failed(sub_id, 400, "TTL header missing or not a number")
+        return None
+
+    def _accept(self, sub: TestSubscription, h: Mapping[str, str], body: bytes) -> tuple[int, str]:
+        """Check one push to an existing subscription and record it; (status, reason) to answer."""
+        problem = self._check_headers(sub.id, h)
+        if problem is not None:
+            return problem
         if len(body) > 4096:
-            return self._fail(sub_id, 413, f"body of {len(body)} bytes is larger than 4096")
+            return self._failed(sub.id, 413, f"body of {len(body)} bytes is larger than 4096")
+        token = self._tokens[h["Authorization"]][0]
         kept = {k: h[k] for k in ("TTL", "Urgency", "Topic") if k in h}
         if self.deferred:
-            self._pending.append(_Pending(sub_id, body, kept, time.time(), token))
+            self._pending.append(_Pending(sub.id, body, kept, time.time(), token))
         else:
             try:
                 plain = sub.decrypt(body)
             except (http_ece.ECEException, ValueError) as err:
-                return self._fail(sub_id, 400, f"cannot decrypt: {err}")
-            self._record(sub_id, plain, kept, time.time(), token)
+                return self._failed(sub.id, 400, f"cannot decrypt: {err}")
+            self._record(sub.id, plain, kept, time.time(), token)
         self._arrived.set()
-        return web.Response(status=201)
+        return 201, ""
 
     async def _route(self, request: web.BaseRequest) -> web.StreamResponse:
         # the low-level server (no Application, router or middlewares) costs a benchmark's CPUs least
         path = request.path
         if request.method == "POST" and path.startswith("/push/"):
             return await self._push(request, path[6:])
-        if request.method == "GET" and path == "/stats":
-            return web.json_response(self.stats())
-        if request.method == "GET" and path == "/count":
-            return web.json_response({"arrived": len(self._received) + len(self._pending), "errors": len(self.errors)})
-        if request.method == "GET" and path == "/sample":
-            return web.json_response({"payload": self.sample()})
+        if request.method == "GET":
+            answer = self._get(path)
+            if answer is not None:
+                return web.json_response(answer)
         return web.Response(status=404, text="not found")
 
+    def _get(self, path: str) -> dict[str, Any] | None:
+        if path == "/stats":
+            return dict(self.stats())
+        if path == "/count":
+            return {"arrived": len(self._received) + len(self._pending), "errors": len(self.errors)}
+        if path == "/sample":
+            return {"payload": self.sample()}
+        return None
+
     async def __aenter__(self) -> PushReceiver:
+        if self.lean:
+            loop = asyncio.get_running_loop()
+            self._server = await loop.create_server(lambda: _LeanProtocol(self), "127.0.0.1", self.port)
+            self.port = self._server.sockets[0].getsockname()[1]
+            return self
         runner = self._runner = web.ServerRunner(web.Server(self._route, access_log=None), shutdown_timeout=1.0)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", self.port).start()
@@ -337,12 +370,74 @@ class PushReceiver:
 
     async def __aexit__(self, *exc: object) -> None:
         self._closing.set()
+        if self._server is not None:
+            self._server.close()
+            for conn in list(self._lean_conns):
+                conn.close()
+            await self._server.wait_closed()
         if self._runner is not None:
             await self._runner.cleanup()
 
 
+_REASONS = {201: "Created", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+            413: "Content Too Large", 200: "OK"}
+
+
+class _LeanProtocol(asyncio.Protocol):
+    """HTTP/1.1 with keep-alive for a benchmark's push service: frames requests by Content-Length and runs the same
+    checks as the aiohttp server (:meth:`PushReceiver._accept`) in a fraction of its CPU time, which a benchmark
+    on two cores would otherwise take from the hub. No chunked bodies, no pipelining guarantees beyond order."""
+
+    def __init__(self, rx: PushReceiver) -> None:
+        self.rx = rx
+        self.buf = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.rx._lean_conns.add(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is not None:
+            self.rx._lean_conns.discard(self.transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            lines = self.buf[:end].decode("latin-1").split("\r\n")
+            headers: CIMultiDict[str] = CIMultiDict()
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                headers[name.strip()] = value.strip()
+            length = int(headers.get("Content-Length", "0") or 0)
+            if len(self.buf) < end + 4 + length:
+                return
+            body, self.buf = self.buf[end + 4:end + 4 + length], self.buf[end + 4 + length:]
+            method, _, rest = lines[0].partition(" ")
+            self.answer(method, rest.rpartition(" ")[0], headers, body)
+
+    def answer(self, method: str, path: str, headers: CIMultiDict[str], body: bytes) -> None:
+        payload = b""
+        if method == "POST" and path.startswith("/push/"):
+            self.rx.hits[path[6:]] += 1
+            sub = self.rx.subs.get(path[6:])
+            status, text = self.rx._accept(sub, headers, body) if sub is not None else (404, "no such subscription")
+            payload = text.encode()
+        elif method == "GET" and (found := self.rx._get(path)) is not None:
+            status, payload = 200, json.dumps(found).encode()
+        else:
+            status, payload = 404, b"not found"
+        assert self.transport is not None
+        self.transport.write(f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Length: {len(payload)}"
+                             f"\r\nContent-Type: application/json\r\n\r\n".encode() + payload)
+
+
 async def _serve(args: argparse.Namespace) -> None:
-    async with PushReceiver(decrypt="deferred" if args.deferred else "now", port=args.port) as rx:
+    async with PushReceiver(decrypt="deferred" if args.deferred else "now", port=args.port, lean=args.lean) as rx:
         subs = [rx.subscribe().to_json() for _ in range(args.subscriptions)]
         tmp = Path(f"{args.out}.tmp")
         tmp.write_text(json.dumps(subs), encoding="utf-8")
@@ -363,6 +458,7 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--out", type=Path, required=True, help="write the subscriptions (with private keys) here")
     serve.add_argument("--port", type=int, default=0)
     serve.add_argument("--deferred", action="store_true", help="decrypt at GET /stats, not on arrival")
+    serve.add_argument("--lean", action="store_true", help="a minimal HTTP/1.1 server instead of aiohttp's")
     args = parser.parse_args(argv)
     asyncio.run(_serve(args))
 

@@ -679,8 +679,9 @@ def test_unusable_key_file_is_a_config_error(tmp_path: Path) -> None:
 # --- the receiver itself --------------------------------------------------------------------------------------------
 
 
-async def test_receiver_refuses_bad_vapid(http: aiohttp.ClientSession, vapid: VapidKey) -> None:
-    async with PushReceiver() as rx:
+@pytest.mark.parametrize("lean", [False, True], ids=["aiohttp", "lean"])
+async def test_receiver_refuses_bad_vapid(http: aiohttp.ClientSession, vapid: VapidKey, lean: bool) -> None:
+    async with PushReceiver(lean=lean) as rx:
         sub = rx.subscribe()
         body = encrypt_batch([(b"x", sub.p256dh, sub.auth)])[0]
         base = {"TTL": "60", "Content-Encoding": "aes128gcm"}
@@ -692,11 +693,17 @@ async def test_receiver_refuses_bad_vapid(http: aiohttp.ClientSession, vapid: Va
             headers = {**base, "Authorization": auth, "Content-Encoding": encoding}
             async with http.post(sub.endpoint, data=body, headers=headers) as resp:
                 assert resp.status in (400, 401)
-        assert len(rx.errors) == 4 and rx.received() == []
+        async with http.post(f"{rx.origin}/push/nobody", data=body, headers=base) as resp:
+            assert resp.status == 404
+        huge = {**base, "Authorization": vapid.authorization(rx.origin, SUBJECT)}
+        async with http.post(sub.endpoint, data=b"x" * 5000, headers=huge) as resp:
+            assert resp.status == 413
+        assert len(rx.errors) == 5 and rx.received() == []
 
 
-async def test_deferred_receiver_counts_duplicates(http: aiohttp.ClientSession, vapid: VapidKey) -> None:
-    async with PushReceiver(decrypt="deferred") as rx:
+@pytest.mark.parametrize("lean", [False, True], ids=["aiohttp", "lean"])
+async def test_deferred_receiver_counts_duplicates(http: aiohttp.ClientSession, vapid: VapidKey, lean: bool) -> None:
+    async with PushReceiver(decrypt="deferred", lean=lean) as rx:
         subs = [rx.subscribe() for _ in range(3)]
         push = sender(http, vapid)
         await push.send_many([target(s, json.dumps({"key": f"v1/{s.id}"}).encode()) for s in subs])
@@ -710,7 +717,7 @@ async def test_deferred_receiver_counts_duplicates(http: aiohttp.ClientSession, 
 def test_receiver_cli_serves_subscriptions(tmp_path: Path) -> None:
     out = tmp_path / "subs.json"
     proc = subprocess.Popen([sys.executable, "-m", "tests.pushkit", "serve", "--subscriptions", "2", "--out",
-                             str(out), "--deferred"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+                             str(out), "--deferred", "--lean"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         port = int(proc.stdout.readline())
