@@ -786,6 +786,12 @@ class SubscriptionIndex:
             return [i.decode() for p in parts for i in p.match(q)]
 
 
+    def warm(self) -> None:
+        """Run one match of a small area, so the first real warning does not pay for lazy imports and caches."""
+        self.match(shapely.box(10.0, 51.0, 10.001, 51.001), (), severity="Extreme", categories=(), event_topics=(),
+                   exercise=False)
+
+
 def _projected(geom_lonlat: BaseGeometry | None) -> BaseGeometry | None:
     if geom_lonlat is None:
         return None
