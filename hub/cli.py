@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from adapters.sources.common import Converted
 from hub import __version__
@@ -384,6 +385,121 @@ def cmd_rules_replay(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _user_store(args: argparse.Namespace) -> Any:
+    """The configured store with the access tables in place."""
+    from hub import auth
+    from hub.daemon import open_store
+
+    loaded = _config(args, required=True)
+    assert loaded is not None
+    store = open_store(loaded)
+    auth.migrate(store)
+    return store
+
+
+def _new_password(args: argparse.Namespace) -> str:
+    """From one line of stdin (``--password-stdin``), else asked twice without echo."""
+    from hub.errors import AuthError
+
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Neues Passwort / new password: ")
+    if first != getpass.getpass("Passwort wiederholen / repeat password: "):
+        raise AuthError("Die Passwörter stimmen nicht überein / the passwords do not match")
+    return first
+
+
+def _user_command(fn: Any) -> Any:
+    """Refusals (unknown user, short password ...) end the command with exit 1 and one line on stderr."""
+    from hub.errors import AuthError
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return int(fn(args))
+        except AuthError as err:
+            print(f"warnhub: {err}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+@_user_command
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from hub import auth
+    from hub.errors import AuthError
+    from hub.geo import registry
+
+    with _user_store(args) as store:
+        name = auth.normalise_name(args.name)  # every refusal that can come before the password prompt does
+        auth.check_roles(args.role)
+        auth.check_scopes(args.scope, registry())
+        if auth.get_user(store, name) is not None:
+            raise AuthError(f"Benutzer {name!r} gibt es schon / user {name!r} already exists")
+        password = _new_password(args)
+        user = auth.add_user(store, name, args.role, args.scope, password, actor=getpass.getuser(),
+                             registry=registry())
+    print(f"Benutzer {user.name} angelegt / user added: roles {', '.join(sorted(user.roles))}; "
+          f"scope {', '.join(user.scopes)}")
+    return 0
+
+
+@_user_command
+def cmd_user_set_password(args: argparse.Namespace) -> int:
+    from hub import auth
+    from hub.errors import AuthError
+
+    with _user_store(args) as store:
+        if auth.get_user(store, args.name) is None:  # before asking for a password nobody will use
+            raise AuthError(f"Unbekannter Benutzer / unknown user: {args.name!r}")
+        password = _new_password(args)
+        user = auth.set_password(store, args.name, password, actor=getpass.getuser())
+    print(f"Passwort von {user.name} geändert, Sitzungen beendet / password changed, sessions ended")
+    return 0
+
+
+@_user_command
+def cmd_user_disable(args: argparse.Namespace) -> int:
+    from hub import auth
+
+    with _user_store(args) as store:
+        user = auth.set_disabled(store, args.name, True, actor=getpass.getuser())
+    print(f"Benutzer {user.name} gesperrt, Sitzungen beendet / user disabled, sessions ended")
+    return 0
+
+
+@_user_command
+def cmd_user_enable(args: argparse.Namespace) -> int:
+    from hub import auth
+
+    with _user_store(args) as store:
+        user = auth.set_disabled(store, args.name, False, actor=getpass.getuser())
+    print(f"Benutzer {user.name} wieder freigegeben / user enabled")
+    return 0
+
+
+@_user_command
+def cmd_user_list(args: argparse.Namespace) -> int:
+    from hub import auth
+    from hub.geo import registry
+
+    with _user_store(args) as store:
+        users = auth.list_users(store)
+    if args.json:
+        for u in users:
+            print(json.dumps(u, ensure_ascii=False))
+        return 0
+    if not users:
+        print("Keine Benutzer / no users (warnhub user add NAME --role ROLE --scope ARS)")
+        return 0
+    reg = registry()
+    print(f"{'name':20}  {'state':8}  {'roles':24}  {'last login (UTC)':20}  scope")
+    for u in users:
+        scope = ", ".join(f"{a} {reg.name(a) or ''}".strip() for a in u["scopes"])
+        print(f"{u['name'][:20]:20}  {'disabled' if u['disabled'] else 'active':8}  {','.join(u['roles'])[:24]:24}  "
+              f"{(u['last_login'] or '-')[:19]:20}  {scope}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", default=argparse.SUPPRESS, help=f"config file (default ./{DEFAULT_CONFIG})")
@@ -452,6 +568,30 @@ def parser() -> argparse.ArgumentParser:
     au = sub.add_parser("audit", parents=[common], help="audit log")
     au_sub = au.add_subparsers(dest="audit_command", required=True)
     au_sub.add_parser("verify", parents=[common], help="verify the hash chain").set_defaults(fn=cmd_audit_verify)
+
+    us = sub.add_parser("user", parents=[common], help="console users: add, set-password, disable, enable, list")
+    us_sub = us.add_subparsers(dest="user_command", required=True)
+    ua = us_sub.add_parser("add", parents=[common], help="add a user (asks for the password twice)")
+    ua.add_argument("name")
+    ua.add_argument("--role", action="append", required=True, choices=("viewer", "author", "approver", "admin"),
+                    help="repeat for several roles")
+    ua.add_argument("--scope", action="append", required=True, metavar="ARS",
+                    help="region the user may warn (12-digit ARS, or a 5-digit Kreis key); repeat for several")
+    ua.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
+    ua.set_defaults(fn=cmd_user_add)
+    up = us_sub.add_parser("set-password", parents=[common], help="set a new password (ends the user's sessions)")
+    up.add_argument("name")
+    up.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
+    up.set_defaults(fn=cmd_user_set_password)
+    ud = us_sub.add_parser("disable", parents=[common], help="disable a user (ends the user's sessions)")
+    ud.add_argument("name")
+    ud.set_defaults(fn=cmd_user_disable)
+    ue = us_sub.add_parser("enable", parents=[common], help="enable a disabled user again")
+    ue.add_argument("name")
+    ue.set_defaults(fn=cmd_user_enable)
+    ul = us_sub.add_parser("list", parents=[common], help="list users")
+    ul.add_argument("--json", action="store_true", help="one JSON object per line per user")
+    ul.set_defaults(fn=cmd_user_list)
     return p
 
 
