@@ -1,8 +1,15 @@
 #!/bin/sh
-# System packages the tests need, installed only when missing (Debian, as root): Mosquitto for the MQTT tests.
+# System packages the tests need, installed only when missing (Debian, as root): Mosquitto for the MQTT tests;
+# Chromium and two font families for the browser tests (tests/browser.py drives Debian's chromium through Playwright;
+# Playwright's own browser download is never used).
 set -eu
+installed() { [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]; }
 missing=""
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$missing mosquitto"
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing="$missing chromium"
+for font in fonts-liberation fonts-dejavu-core; do
+    installed "$font" || missing="$missing $font"
+done
 if [ -n "$missing" ]; then
     echo "installing:$missing" >&2
     export DEBIAN_FRONTEND=noninteractive
