@@ -18,17 +18,15 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hub.cap.model import Category, Certainty, MsgType, ResponseType, Severity, Status, Urgency
+from hub.cap.model import Category, Certainty, MsgType, Severity, Status, Urgency
 from hub.errors import ConfigError
 from hub.rules.templates import (
     ALERT_PLACEHOLDERS,
-    COMMON_PLACEHOLDERS,
-    LANGUAGES_WANTED,
-    PLACEHOLDERS,
+    COMPOSE_FOLDER,
     SENSOR_PLACEHOLDERS,
     Template,
-    Text,
-    placeholders,
+    load_templates,
+    template_paths,
 )
 
 Path_ = tuple[str | int, ...]
@@ -526,9 +524,6 @@ _THEN_KEYS = ("publish", "audiences", "suppress", "draft", "all_clear", "set_sev
 _RULE_KEYS = ("name", "description", "enabled", "when", "unless", "then")
 _TOP_KEYS = ("district", "rule")
 _DISTRICT_KEYS = ("name", "ars", "audiences")
-_TEMPLATE_KEYS = ("event", "category", "severity", "urgency", "certainty", "response_type", "event_code",
-                  "instruction_codes", "kind", "web", "contact", "text")
-_TEXT_KEYS = ("headline", "description", "instruction")
 
 
 def rule_files(folder: Path) -> list[Path]:
@@ -548,11 +543,11 @@ def load_folder(folder: Path, *, channels: Collection[str] = DEFAULT_CHANNELS,
     if not folder.is_dir():
         out.problems.append(Problem(str(folder), None, "$", "no such rules folder"))
         return out
-    for path in template_files(folder):
-        out.files.append(path)
-        template = _template(path, out.problems)
-        if template is not None:
-            out.templates[template.name] = template
+    out.files.extend(template_files(folder))
+    out.templates.update(load_templates(folder / "templates", out.problems))
+    # the console's templates (never drafted by rules): a broken one refuses the rule set like any other file
+    out.files.extend(template_paths(folder / COMPOSE_FOLDER))
+    load_templates(folder / COMPOSE_FOLDER, out.problems, compose=True)
     files = rule_files(folder)
     if not files:
         out.problems.append(Problem(str(folder), None, "$", "no rule files (*.toml) in the rules folder"))
@@ -859,76 +854,3 @@ def _actions(raw: Mapping[str, Any], path: Path_, file: _File, is_sensor: bool, 
     return Actions(publish=publish, audiences=audiences or ((PUBLIC,) if publish or draft else ()),
                    suppress=suppress, draft=draft, all_clear=all_clear, set_severity=set_severity, escalate=escalate,
                    push_on_update=frozenset(push_on_update), push_on_cancel=push_on_cancel)
-
-
-def _template(path: Path, problems: list[Problem]) -> Template | None:
-    read = _read(path, problems)
-    if read is None:
-        return None
-    data, file = read
-    before = len(problems)
-    name = path.stem
-    if not _NAME.match(name):
-        file.error((), f"template file name {name!r}: use lower case letters, digits, . _ -")
-    file.unknown_keys(data, (), _TEMPLATE_KEYS)
-    g = file.get
-    for key in ("event", "category", "severity", "text"):
-        if key not in data:
-            file.error((), f"missing {key}")
-    event = g(data, (), "event", _str, "")
-    categories = g(data, (), "category", _enums(Category), ())
-    severity = g(data, (), "severity", _enum(Severity), Severity.UNKNOWN)
-    urgency = g(data, (), "urgency", _enum(Urgency), Urgency.EXPECTED)
-    certainty = g(data, (), "certainty", _enum(Certainty), Certainty.LIKELY)
-    response = g(data, (), "response_type", _enums(ResponseType), ())
-    evc = g(data, (), "event_code", _pattern(_EVC, "a BBK event code (BBK-EVC-nnn)"), ())
-    if len(evc) > 1:
-        file.error(("event_code",), "one event code per template")
-    isc = g(data, (), "instruction_codes", _pattern(_ISC, "a BBK instruction code (BBK-ISC-nnn)"), ())
-    kind = g(data, (), "kind", _choices(("warning", "all_clear"), "kind"), ("warning",))[0]
-    web = g(data, (), "web", _str)
-    contact = g(data, (), "contact", _str)
-    texts: dict[str, Text] = {}
-    uses: set[str] = set()
-    raw_texts = data.get("text")
-    if raw_texts is not None and not isinstance(raw_texts, dict):
-        file.error(("text",), 'expected tables [text."de-DE"], [text."de-DE-x-ls"], [text.en]')
-        raw_texts = {}
-    for lang, raw in (raw_texts or {}).items():
-        where: Path_ = ("text", lang)
-        if not _LANG.match(lang):
-            file.error(where, f"{lang!r} is not a language tag (de-DE, de-DE-x-ls, en)")
-            continue
-        if not isinstance(raw, dict):
-            file.error(where, "expected a table with headline, description, instruction")
-            continue
-        file.unknown_keys(raw, where, _TEXT_KEYS)
-        for key in ("headline", "description"):
-            if key not in raw:
-                file.error(where, f"missing {key}")
-        parts = {k: g(raw, where, k, _str, "") for k in _TEXT_KEYS}
-        for key, text in parts.items():
-            try:
-                used = placeholders(text)
-            except ValueError as err:
-                file.error((*where, key), f"broken placeholder: {err} (write {{{{ and }}}} for braces)")
-                continue
-            for ph in used:
-                if ph not in PLACEHOLDERS:
-                    file.error((*where, key), f"unknown placeholder {{{ph}}} (known: "
-                                              f"{', '.join(sorted(PLACEHOLDERS))})")
-            uses.update(used)
-        texts[lang] = Text(parts["headline"], parts["description"], parts["instruction"])
-    if raw_texts and "de-DE" not in texts and not any(p.field.startswith("$.text") for p in problems[before:]):
-        file.error(("text",), 'German is required: add [text."de-DE"]')
-    for lang in LANGUAGES_WANTED[1:]:
-        if raw_texts is not None and lang not in (raw_texts or {}):
-            file.error(("text",), f'no [text."{lang}"]', warning=True)
-    if uses & SENSOR_PLACEHOLDERS and uses & ALERT_PLACEHOLDERS:
-        file.error(("text",), "mixes sensor and alert placeholders; a draft has one or the other")
-    if any(not p.warning for p in problems[before:]):
-        return None
-    return Template(name=name, file=str(path), event=event, categories=categories, severity=severity,
-                    urgency=urgency, certainty=certainty, texts=texts, kind=kind, response_types=response,
-                    event_code=evc[0] if evc else None, instruction_codes=isc, web=web, contact=contact,
-                    uses=frozenset(uses - COMMON_PLACEHOLDERS))
