@@ -165,6 +165,21 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``); inside another, a savepoint, so a function that writes in
+        its own transaction can be part of a caller's (an operator's warning and its decision, stored together):
+        an error rolls back the inner part, and the outer transaction decides what is committed."""
+        if self.conn.in_transaction:
+            name = f"sp{id(object())}"
+            self.conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute(f"ROLLBACK TO {name}")
+                self.conn.execute(f"RELEASE {name}")
+                raise
+            else:
+                self.conn.execute(f"RELEASE {name}")
+            return
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn

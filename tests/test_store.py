@@ -314,3 +314,30 @@ def test_reopened_store_keeps_everything(db_path: Path) -> None:
         again = Intake(Validator(), store).ingest(DWD_CHAIN[2].read_bytes(), origin="test")
         assert again.outcome == "duplicate"
         assert again.thread_id == dwd.id
+
+
+def test_nested_transactions_are_savepoints(tmp_path: Path) -> None:
+    """An inner transaction joins the outer one: its error undoes only its own writes, and nothing is committed
+    before the outer one ends (another connection sees nothing meanwhile)."""
+    import sqlite3
+
+    store = Store(tmp_path / "hub.db")
+    store.conn.execute("CREATE TABLE t (v INTEGER)")
+    other = sqlite3.connect(tmp_path / "hub.db")
+    with store.transaction() as conn:
+        conn.execute("INSERT INTO t VALUES (1)")
+        with pytest.raises(ValueError), store.transaction() as inner:
+            inner.execute("INSERT INTO t VALUES (2)")
+            raise ValueError("inner fails")
+        with store.transaction() as inner:
+            inner.execute("INSERT INTO t VALUES (3)")
+        assert other.execute("SELECT count(*) FROM t").fetchone()[0] == 0
+    assert [v for (v,) in other.execute("SELECT v FROM t ORDER BY v")] == [1, 3]
+    with pytest.raises(RuntimeError), store.transaction() as conn:
+        conn.execute("INSERT INTO t VALUES (4)")
+        with store.transaction() as inner:
+            inner.execute("INSERT INTO t VALUES (5)")
+        raise RuntimeError("outer fails")
+    assert [v for (v,) in other.execute("SELECT v FROM t ORDER BY v")] == [1, 3]
+    other.close()
+    store.close()
