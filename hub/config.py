@@ -212,6 +212,29 @@ class PushSection(_Strict):
     timeout_s: Seconds = 10.0
 
 
+class ConsoleSection(_Strict):
+    """The control-room console (``/console``): sessions, login throttling, four eyes, the map."""
+
+    idle_timeout_min: Annotated[int, msgspec.Meta(ge=1, le=480)] = 30
+    """A session without a request for this long ends."""
+    max_session_h: Annotated[int, msgspec.Meta(ge=1, le=24)] = 12
+    """A session ends after this long whatever happens (a shift)."""
+    secure_cookie: Literal["auto", "always"] = "auto"
+    """``auto``: the cookie is Secure when the request came over TLS; ``always``: also behind a TLS proxy."""
+    max_failures_per_name: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
+    max_failures_per_address: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 20
+    failure_window_min: Annotated[int, msgspec.Meta(ge=1, le=1440)] = 15
+    lockout_min: Annotated[int, msgspec.Meta(ge=1, le=1440)] = 15
+    four_eyes: list[Literal["Extreme", "Severe", "Moderate", "Minor"]] = msgspec.field(
+        default_factory=lambda: ["Extreme", "Severe", "Moderate", "Minor"])
+    """Severities a second person (an approver who is not the author) must approve before anything is sent."""
+    single_person_extreme: bool = False
+    """Allow an approver to send an Extreme or Immediate warning alone, with a mandatory reason (audited)."""
+    tile_url: str = ""
+    """A tile server for the console map (``https://.../{z}/{x}/{y}.png``); empty: district boundaries only."""
+    tile_attribution: str = ""
+
+
 class BoardConfig(_Strict, kw_only=True):
     """A display board: a street screen, an LED board or a kiosk page."""
 
@@ -261,6 +284,7 @@ class Config(_Strict):
     web: WebSection = WebSection()
     geo: GeoSection = GeoSection()
     push: PushSection = PushSection()
+    console: ConsoleSection = ConsoleSection()
     sources: list[SourceConfig] = []
     boards: list[BoardConfig] = []
     webhooks: list[WebhookConfig] = []

@@ -89,6 +89,8 @@ class Hub:
         self.geo: Any = None
         """The geography with the operators' boundaries."""
         self.vapid_public_key: str | None = None
+        self.pipeline: Any = None
+        """Publishes decisions (hub.pipeline.Pipeline); the console wakes it after sending."""
 
     async def ingest(self, raw: bytes, *, origin: str, policy: SignaturePolicy,
                      path: str | None = None, notes: tuple[str, ...] = ()) -> IntakeResult:
@@ -268,6 +270,7 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> No
                 await hub.pool.warm()  # the first warning after start must not wait for workers to start
             await asyncio.to_thread(hub.index.warm)
             pipeline = Pipeline(astore, loaded, live, index=hub.index, outbox_=box, broadcaster=hub.broadcaster)
+            hub.pipeline = pipeline
             router.listeners.append(pipeline.on_decision)
             tasks.append(asyncio.create_task(pipeline.run(), name="pipeline"))
             sources = build_sources(loaded)
