@@ -274,6 +274,9 @@ class WebhookConfig(_Strict, kw_only=True):
     """Only warnings touching these regions; empty: the whole district."""
     min_severity: Literal["Minor", "Moderate", "Severe", "Extreme"] = "Minor"
     exercise: bool = False
+    audiences: list[Name] = msgspec.field(default_factory=lambda: ["public"])
+    """Whom it serves: ``public`` (every public warning), and/or audiences of the rules' ``[district] audiences``
+    (e.g. ``einsatzkraefte``): a warning the rules send only to such an audience reaches only webhooks naming it."""
     timeout_s: Seconds = 10.0
 
 

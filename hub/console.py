@@ -49,7 +49,6 @@ from shapely.geometry.base import BaseGeometry
 
 from adapters.channels.boardtext import fit
 from hub import decisions, outbox, publications, readings, subscriptions
-from hub import pipeline as pipeline_mod
 from hub.cap.model import (
     Alert,
     Area,
@@ -74,7 +73,7 @@ from hub.delivery import board_notice
 from hub.errors import AuthError, HubError
 from hub.geo import DEFAULT_DISTRICT, GERMANY, Geography, circle_lonlat, resolve
 from hub.intake import check_document
-from hub.pipeline import BOARD_CHANNELS, SEVERITY_ORDER, _event_topics, push_payload
+from hub.pipeline import BOARD_CHANNELS, SEVERITY_ORDER, event_topics, push_payload
 from hub.publications import Notice, Publication
 from hub.rules import Decision, RuleSet
 from hub.rules.templates import BBK_EVENT_PROFILE, Template
@@ -1021,7 +1020,7 @@ def _plan(cfg: ConsoleConfig, row: Mapping[str, Any], alert: Alert) -> _Plan:
     kiosks = tuple(b for b in cfg.boards if b.kind == "kiosk" and channels & {"web", "boards"}
                    and (b.exercise or not exercise) and _touches(geo, b.ars, regions_set, area_proj))
     hooks = tuple(h for h in cfg.webhooks if "webhook" in channels and (h.exercise or not exercise)
-                  and SEVERITY_ORDER.get(severity, 4) <= SEVERITY_ORDER[h.min_severity]
+                  and "public" in h.audiences and SEVERITY_ORDER.get(severity, 4) <= SEVERITY_ORDER[h.min_severity]
                   and (any(_touches(geo, a, regions_set, area_proj) for a in h.regions) if h.regions
                        else res.inside_district))
     return _Plan(alert, area_proj, area_lonlat, regions, res.inside_district, res.outside_share, res.area_km2,
@@ -1095,11 +1094,11 @@ def preview_for(store: Store, cfg: ConsoleConfig, index: Any, warning: int | Map
             " GROUP BY channel", (pub_thread,)).fetchall())
         push_n: int | None = int(had.get("push", 0))
     elif push_on and index is not None:
-        ids = set(index.match(plan.area_lonlat, plan.regions, severity=alert.severity.value,
-                              categories={c.value for i in alert.infos for c in i.categories},
-                              event_topics=_event_topics(alert), exercise=alert.status is Status.EXERCISE))
-        if row["audience"] == "topic":
-            ids &= topic_subscribers(store, row["topic"])
+        topic = row["audience"] == "topic"
+        ids = index.match(plan.area_lonlat, plan.regions, severity=alert.severity.value,
+                          categories={c.value for i in alert.infos for c in i.categories},
+                          event_topics={row["topic"]} if topic else event_topics(alert),
+                          exercise=alert.status is Status.EXERCISE, topic_only=topic)
         push_n = len(ids)
     else:
         push_n = 0 if not push_on else None
@@ -1157,16 +1156,7 @@ def _notes(row: Mapping[str, Any], plan: _Plan) -> list[str]:
         names = ", ".join(n for _, n in plan.neighbours) or "–"
         notes.append(_msg(f"{plan.outside_share:.0%} der Fläche liegen außerhalb des Kreises ({names})",
                           f"{plan.outside_share:.0%} of the area lies outside the district"))
-    if row["audience"] == "topic" and not _audience_aware():
-        notes.append(_msg("Themen-Meldungen kann die Zustellung noch nicht auf das Thema beschränken: Senden ist "
-                          "gesperrt", "delivery cannot yet restrict push to a topic: sending is blocked"))
     return notes
-
-
-def _audience_aware() -> bool:
-    """Does the pipeline restrict a decision without the ``public`` audience to that audience? Until it says so
-    (``hub.pipeline.AUDIENCE_AWARE``), topic messages are refused: they would reach every public subscriber."""
-    return bool(getattr(pipeline_mod, "AUDIENCE_AWARE", False))
 
 
 # -- approve and send -------------------------------------------------------------------------------------------
@@ -1264,10 +1254,6 @@ def _send(store: Store, cfg: ConsoleConfig, user: ConsoleUser, row: Mapping[str,
     if not hmac.compare_digest(str(token or ""), confirmation(row, plan)):
         raise StalePreview(_msg("Die Meldung, ihre Empfänger oder Kanäle haben sich seit der Vorschau geändert: "
                                 "bitte neu prüfen", "the warning, its audience or channels changed since the preview"))
-    if row["audience"] != "public" and not _audience_aware():
-        raise ConsoleError(_msg("Themen-Meldungen können noch nicht gesendet werden: die Zustellung würde alle "
-                                "Abonnenten erreichen", "topic messages cannot be sent yet: delivery would reach "
-                                "every subscriber"))
     expires = alert.expires
     if alert.msg_type is not MsgType.CANCEL and (expires is None or expires <= alert.sent):
         raise ConsoleError(_msg("Die Gültigkeit ist abgelaufen", "the warning has expired"))

@@ -13,6 +13,9 @@ and before the publication only delays it to the next start.
 * A Cancel withdraws every queued delivery of the thread, tells the subscriptions and webhooks that received an
   earlier version, and clears the boards that showed it.
 * Exercises reach only boards, webhooks and subscriptions marked for exercises.
+* Audiences: only a decision for the ``public`` audience reaches the public (web, boards, push subscribers of any
+  topic). One for ``topic:<slug>`` alone reaches only the push subscriptions of that event topic (a school closure,
+  a festival: never a public warning); one for another audience (``einsatzkraefte``) only webhooks naming it.
 """
 
 from __future__ import annotations
@@ -178,6 +181,9 @@ class Pipeline:
 
     def _plan(self, item: Unpublished) -> Plan:
         d, alert = item.decision, item.alert
+        audiences = audiences_of(d)
+        public = PUBLIC in audiences
+        topics = {a.removeprefix("topic:") for a in audiences if a.startswith("topic:")}
         ruleset = self.live.current
         area_proj = None
         if ruleset is not None:
@@ -186,17 +192,20 @@ class Pipeline:
                 area_proj = shapely.union_all(shapes)
         area = GERMANY.unproject(area_proj) if area_proj is not None else None
         exercise = alert.status.value == "Exercise"
-        channels = set(d["channels"])
+        channels = set(effective_channels(d))
         regions = set(d["regions"])
         recipients: list[tuple[str, str]] = []
-        if "push" in channels and d["push"] and self.index is not None and alert.msg_type.value != "Cancel":
+        if "push" in channels and d["push"] and self.index is not None and alert.msg_type.value != "Cancel" \
+                and (public or topics):
             cats = {c.value for i in alert.infos for c in i.categories}
             ids = self.index.match(area, regions, severity=d["severity"], categories=cats,
-                                   event_topics=_event_topics(alert), exercise=exercise)
+                                   event_topics=event_topics(alert) if public else topics, exercise=exercise,
+                                   topic_only=not public)
             recipients = [(sid, "") for sid in ids]
         boards = tuple(b for b in self.boards if b.kind in BOARD_CHANNELS and channels & {"boards", "mqtt"}
                        and (b.exercise or not exercise) and self._touches(b.ars, regions, area_proj))
         hooks = tuple(h for h in self.webhooks if "webhook" in channels and (h.exercise or not exercise)
+                      and audiences & set(h.audiences)
                       and SEVERITY_ORDER.get(d["severity"], 4) <= SEVERITY_ORDER[h.min_severity]
                       and (self._touches_any(h.regions, regions, area_proj) if h.regions
                            else d.get("inside_district") is not False))
@@ -233,7 +242,7 @@ class Pipeline:
             issued = publications.issue(item.alert, sender=self.sender, district=self.district, thread=thread,
                                         version=(previous.version + 1) if previous else 1, previous=previous,
                                         severity=Severity(d["severity"]), now=now)
-            channels = tuple(d["channels"])
+            channels = effective_channels(d)
             if d["decision"] != "publish" and previous is not None:  # a Cancel the rules did not route
                 channels = previous.channels
             pub = publications.insert(conn, issued, thread=thread, version=(previous.version + 1) if previous else 1,
@@ -294,7 +303,26 @@ def _mark_skipped(store: Store, item: Unpublished) -> None:
                      " WHERE alert_id=?", (item.alert.status.value, item.alert_id))
 
 
-def _event_topics(alert: Alert) -> set[str]:
+PUBLIC = "public"
+PUBLIC_CHANNELS = frozenset({"web", "boards", "mqtt"})
+"""Channels that show a warning to everyone: only for decisions whose audiences include ``public``."""
+
+
+def audiences_of(decision: dict[str, Any]) -> set[str]:
+    """The audiences a publish decision serves (none stored: the public, as the rules' default)."""
+    return set(decision.get("audiences") or (PUBLIC,))
+
+
+def effective_channels(decision: dict[str, Any]) -> tuple[str, ...]:
+    """The decision's channels less the public ones when it is not for the public: a topic message or one for
+    emergency services never appears on the citizen page, the feeds or a street board."""
+    channels = tuple(decision["channels"])
+    if PUBLIC in audiences_of(decision):
+        return channels
+    return tuple(c for c in channels if c not in PUBLIC_CHANNELS)
+
+
+def event_topics(alert: Alert) -> set[str]:
     out = set()
     for info in alert.infos:
         for p in info.parameters:

@@ -753,7 +753,8 @@ class SubscriptionIndex:
         self._delta, self._delta_part, self._dead = {}, None, 0
 
     def match(self, area_geom_lonlat: BaseGeometry | None, region_keys: Iterable[str], *, severity: str,
-              categories: Iterable[str], event_topics: Iterable[str], exercise: bool) -> list[str]:
+              categories: Iterable[str], event_topics: Iterable[str], exercise: bool,
+              topic_only: bool = False) -> list[str]:
         """Ids of the subscriptions a warning reaches.
 
         ``area_geom_lonlat``: the warning's area (lon/lat shapely geometry; for an alert with shapes and code-only
@@ -763,7 +764,9 @@ class SubscriptionIndex:
         region place matches a key above, equal to or below it, or an area overlapping its known boundary.
         Then: severity at least ``min_severity`` (``Unknown`` passes), a topic matching ``categories`` (CAP) or
         ``event_topics`` (slugs, ``event:`` optional) unless the subscription has none, and exercises only to
-        exercise subscriptions and they only exercises."""
+        exercise subscriptions and they only exercises. ``topic_only``: a message for the subscribers of
+        ``event_topics`` alone (a school closure, a festival): subscriptions without one of those topics, including
+        those without topics that take every public warning, are not matched."""
         reg = self.geo.registry
         keys = {a for k in region_keys if (a := reg.from_ars(str(k))) is not None}
         geom = _projected(area_geom_lonlat)
@@ -773,8 +776,8 @@ class SubscriptionIndex:
             point_geom = shapely.union_all(bounds) if bounds else None
             if point_geom is not None:
                 shapely.prepare(point_geom)
-        bits = _ALL_TOPICS
-        for cat in categories:
+        bits = 0 if topic_only else _ALL_TOPICS
+        for cat in () if topic_only else categories:
             bits |= _CAT_BIT.get(cat, 0)
         q = _Query(geom, point_geom, keys, _RANK.get(severity, 0), bits,
                    {e.removeprefix("event:") for e in event_topics}, exercise)

@@ -20,7 +20,6 @@ import shapely
 from lxml import etree
 
 from hub import console, decisions, outbox, publications, readings, subscriptions
-from hub import pipeline as pipeline_mod
 from hub.cap.model import Category, Certainty, MsgType, Severity, Status, Urgency
 from hub.cap.parse import parse
 from hub.cap.validate import Validator, Verdict
@@ -368,20 +367,13 @@ async def test_topic_message_never_reaches_a_public_subscription(store: Store, g
     assert view["audience"]["push"] == 1 and view["audience"]["web"] is False
     assert view["audience"]["boards"] == view["audience"]["kiosks"] == view["audience"]["webhooks"] == []
     assert console.topic_subscribers(store, "heimatfest") == {fans}
-    # what the index alone answers: every public subscription too (hence the guard below)
+    # what a public match answers: every public subscription too (hence topic_only in the pipeline)
     naive = set(index.match(shapely.box(11.1, 52.93, 11.2, 52.99), [DISTRICT], severity="Minor",
                             categories=["Fire"], event_topics=["heimatfest"], exercise=False))
     assert {public, region, fans} <= naive and other not in naive
 
     console.submit(store, ANNA, w["id"], cfg=cfg)
-    if not getattr(pipeline_mod, "AUDIENCE_AWARE", False):
-        assert any("gesperrt" in n for n in view["notes"])
-        with pytest.raises(console.ConsoleError, match="Themen-Meldungen"):
-            console.approve(store, BERT, w["id"], token=view["token"], cfg=cfg)
-        assert store.conn.execute("SELECT count(*) FROM alerts").fetchone()[0] == 0
-        assert state_of(store, w["id"]) == "submitted"
-        return
-    # once the pipeline restricts audiences (hub.pipeline.AUDIENCE_AWARE): only the topic's subscribers get it
+    # the pipeline restricts a topic decision to the topic's subscribers: not the public, not the other topic
     sent = console.approve(store, BERT, w["id"], token=view["token"], cfg=cfg)
     loaded = load_config(write_hub_config(tmp_path))
     pipe = Pipeline(AsyncStore(store), loaded, empty_rules(tmp_path / "rules", geo), index=index, outbox_=None)

@@ -144,3 +144,15 @@ async def test_push_payload_rendered_once_per_thread_is_exact_per_recipient(tmp_
     assert (json.loads(targets[0].payload)["lang"], json.loads(targets[1].payload)["lang"]) == ("de-DE", "en-GB")
     assert len(json.loads(targets[2].payload)["body"]) < len(json.loads(targets[0].payload)["body"])
     store.close()
+
+
+def test_channels_of_a_decision_not_for_the_public() -> None:
+    """Only a decision for the public reaches web and boards; a topic message or one for emergency services keeps
+    push (topic subscribers) and webhooks (those naming the audience) only."""
+    from hub.pipeline import audiences_of, effective_channels
+
+    channels = ["push", "web", "boards", "mqtt", "webhook"]
+    assert effective_channels({"channels": channels, "audiences": ["public", "einsatzkraefte"]}) == tuple(channels)
+    assert effective_channels({"channels": channels, "audiences": ["einsatzkraefte"]}) == ("push", "webhook")
+    assert effective_channels({"channels": channels, "audiences": ["topic:heimatfest"]}) == ("push", "webhook")
+    assert audiences_of({"channels": channels, "audiences": []}) == {"public"}  # the rules' default
