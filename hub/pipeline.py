@@ -245,6 +245,9 @@ class Pipeline:
             channels = effective_channels(d)
             if d["decision"] != "publish" and previous is not None:  # a Cancel the rules did not route
                 channels = previous.channels
+            elif issued.msg_type.value == "Cancel" and previous is not None:
+                # a Cancel is shown wherever the warning it ends was shown (and nowhere else it was not)
+                channels = tuple(dict.fromkeys((*channels, *previous.channels)))
             pub = publications.insert(conn, issued, thread=thread, version=(previous.version + 1) if previous else 1,
                                       source_thread=item.thread_id, source_alert=item.alert_id,
                                       push=bool(d["push"]), channels=channels, regions=tuple(d["regions"]),

@@ -291,7 +291,7 @@ def recent(store: Store, *, limit: int = 100, channel: str | None = "web") -> li
     rows = store.conn.execute(f"SELECT {', '.join(_COLS)} FROM publications WHERE status='Actual'"
                               " ORDER BY id DESC LIMIT ?", (limit * 4,)).fetchall()
     pubs = [_row(r) for r in rows]
-    return [p for p in pubs if channel is None or channel in p.channels or p.msg_type == "Cancel"][:limit]
+    return [p for p in pubs if channel is None or channel in p.channels][:limit]
 
 
 def cap_xml(store: Store, identifier_or_id: str | int) -> bytes | None:

@@ -382,6 +382,16 @@ async def test_topic_message_never_reaches_a_public_subscription(store: Store, g
     assert pub is not None and "web" not in pub.channels
     pushed = {r[0] for r in store.conn.execute("SELECT recipient FROM outbox WHERE channel='push'")}
     assert pushed == {fans}
+    # its Cancel goes where the message went: the fans' phones, never the web or the feeds
+    store.conn.execute("UPDATE outbox SET state='done'")
+    cancel = console.follow_up(store, ANNA, w["id"], "cancel", cfg=cfg)
+    sent_via_approval(store, cfg, cancel["id"])
+    assert await pipe.publish_pending() == 1
+    latest = publications.latest(store, pub.thread)
+    assert latest is not None and latest.msg_type == "Cancel" and latest.channels == ("push",)
+    assert publications.recent(store, channel="web") == []
+    assert {r[0] for r in store.conn.execute(
+        "SELECT recipient FROM outbox WHERE channel='push' AND publication_id=?", (latest.id,))} == {fans}
 
 
 # -- the CAP ---------------------------------------------------------------------------------------------------------

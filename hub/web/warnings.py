@@ -236,8 +236,9 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 
 def _public(p: Publication) -> bool:
-    """Shown by the web channel: real (never an exercise), and published to the web (a Cancel always is)."""
-    return p.status == "Actual" and ("web" in p.channels or p.msg_type == "Cancel")
+    """Shown by the web channel: real (never an exercise), and published to the web (a Cancel carries the channels
+    of what it ends, so a topic message's Cancel stays off the web as the message did)."""
+    return p.status == "Actual" and "web" in p.channels
 
 
 async def api_warnings(request: web.Request) -> web.Response:
