@@ -41,7 +41,7 @@ def board_notice(pub: Publication, language: str) -> BoardNotice:
                        status=pub.status, severity=pub.severity, urgency=pub.urgency,  # type: ignore[arg-type]
                        event=n.event, headline=n.headline, description=n.description, instruction=n.instruction,
                        area_desc=n.area_desc, sent=pub.sent, expires=pub.expires, language=n.language,
-                       sender_name=n.sender_name)
+                       sender_name=n.sender_name, all_clear=n.all_clear)
 
 
 class Resolvers:

@@ -99,6 +99,8 @@ class Plan:
     """(subscription id, endpoint host)."""
     boards: tuple[BoardConfig, ...]
     webhooks: tuple[WebhookConfig, ...]
+    push: bool = False
+    """The decision sends push (an all-clear then also goes to everyone who got an earlier version)."""
 
 
 class Pipeline:
@@ -209,7 +211,8 @@ class Pipeline:
                       and SEVERITY_ORDER.get(d["severity"], 4) <= SEVERITY_ORDER[h.min_severity]
                       and (self._touches_any(h.regions, regions, area_proj) if h.regions
                            else d.get("inside_district") is not False))
-        return Plan(item, area, tuple(recipients), boards, hooks)
+        return Plan(item, area, tuple(recipients), boards, hooks,
+                    push="push" in channels and bool(d["push"]) and (public or bool(topics)))
 
     def _touches_any(self, wanted: Iterable[str], regions: set[str], area_proj: BaseGeometry | None) -> bool:
         return any(self._touches(a, regions, area_proj) for a in wanted)
@@ -266,9 +269,17 @@ class Pipeline:
     def _enqueue_push(conn: Any, pub: Publication, plan: Plan, now_ms: int) -> int:
         """One push row per matched subscription still stored, host taken from its endpoint (checked when it was
         stored: ``scheme://host[:port]/...``), written by SQLite from the ids alone."""
+        earlier = 0
+        if pub.all_clear and plan.push:
+            # the all-clear goes to everyone who was warned, whatever their minimum severity or place now
+            earlier = outbox.enqueue_select_in(
+                conn, "SELECT DISTINCT recipient, host FROM outbox WHERE thread=? AND channel='push'"
+                " AND publication_id<? AND state IN ('done', 'inflight')", (pub.thread, pub.id),
+                key_prefix=f"{pub.identifier}/push/", publication_id=pub.id, thread=pub.thread, channel="push",
+                priority=priority(pub.severity, pub.urgency), not_after_ms=pub.expires_ms, now_ms=now_ms).inserted
         if not plan.push_recipients:
-            return 0
-        return outbox.enqueue_select_in(
+            return earlier
+        return earlier + outbox.enqueue_select_in(
             conn, "SELECT id AS recipient, lower(CASE WHEN instr(rest, '/') THEN substr(rest, 1, instr(rest, '/') - 1)"
             " ELSE rest END) AS host FROM (SELECT s.id, substr(s.endpoint, instr(s.endpoint, '://') + 3) AS rest"
             " FROM json_each(?) j JOIN subscriptions s ON s.id = j.value)",
@@ -367,7 +378,8 @@ def push_payload(pub: Publication, key: str, languages: Sequence[str], base_url:
     doc = {"key": key, "thread": pub.thread, "version": pub.version, "msgType": pub.msg_type, "status": pub.status,
            "severity": pub.severity, "urgency": pub.urgency, "event": n.event, "headline": n.headline,
            "body": body[:600], "area": n.area_desc[:200], "sender": n.sender_name[:120], "lang": n.language,
-           "sent": pub.sent.isoformat(), "expires": pub.expires.isoformat() if pub.expires else None,
+           "allClear": n.all_clear, "sent": pub.sent.isoformat(),
+           "expires": pub.expires.isoformat() if pub.expires else None,
            "url": f"{base_url}/warnungen/{pub.thread}"}
     raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
     while len(raw) > PUSH_PAYLOAD_MAX and (doc["body"] or doc["area"]):

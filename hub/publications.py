@@ -24,7 +24,7 @@ import msgspec
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from hub.cap.model import Alert, Info, MsgType, Reference, Severity, from_json, to_json
+from hub.cap.model import Alert, Info, MsgType, Reference, ResponseType, Severity, from_json, to_json
 from hub.cap.serialize import to_xml
 from hub.store import Store
 
@@ -84,12 +84,15 @@ class Notice:
     area_desc: str
     sender_name: str
     web: str | None
+    all_clear: bool = False
+    """responseType AllClear: the danger is over (an Entwarnung)."""
 
     @classmethod
     def of(cls, info: Info, fallback_sender: str) -> Notice:
         areas = ", ".join(dict.fromkeys(a.area_desc for a in info.areas if a.area_desc))
         return cls(info.lang, info.event, info.headline or info.event, info.description or "",
-                   info.instruction or "", areas[:500], info.sender_name or fallback_sender, info.web)
+                   info.instruction or "", areas[:500], info.sender_name or fallback_sender, info.web,
+                   ResponseType.ALL_CLEAR in info.response_types)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +131,11 @@ class Publication:
                 if n.language.lower().split("-")[0] == want.lower().split("-")[0]:
                     return n
         return self.notices[0]
+
+    @property
+    def all_clear(self) -> bool:
+        """An Update that says the danger is over (responseType AllClear)."""
+        return self.msg_type == "Update" and any(n.all_clear for n in self.notices)
 
     def live(self, now: datetime | None = None) -> bool:
         """Current: not a Cancel and not past its expiry."""

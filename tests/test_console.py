@@ -10,6 +10,7 @@ as any other and is decided once, by the operators, and published once.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,9 +25,10 @@ from hub.cap.model import Category, Certainty, MsgType, Severity, Status, Urgenc
 from hub.cap.parse import parse
 from hub.cap.validate import Validator, Verdict
 from hub.config import load as load_config
+from hub.delivery import board_notice
 from hub.geo import GERMANY, Geography, geography, resolve
 from hub.intake import Intake
-from hub.pipeline import Pipeline
+from hub.pipeline import Pipeline, push_payload
 from hub.routing import Router, empty_rules
 from hub.rules import RuleSet
 from hub.rules.templates import Template, Text
@@ -748,3 +750,30 @@ async def test_inbox_lists_rule_matches_sensor_drafts_with_readings_and_unrouted
         assert [a["id"] for a in box["awaiting_approval"]] == [w["id"]]
     finally:
         astore.close()
+
+
+async def test_all_clear_reaches_everyone_who_was_warned(store: Store, geo: Geography, cfg: console.ConsoleConfig,
+                                                         tmp_path: Path) -> None:
+    """An all-clear is Minor; a subscriber who takes only Severe and worse got the Extreme warning and must hear
+    that it is over. Boards and the push payload say Entwarnung."""
+    strict = subscriptions.create(store, Subscription("https://push.example/strict", "p256dh", "auth",
+                                                      (PointPlace(*IN_BOX, 1000),), min_severity="Severe"))[0]
+    everyone = subscribe(store, 2, PointPlace(*IN_BOX, 1000))
+    index = index_of(store, geo)
+    loaded = load_config(write_hub_config(tmp_path))
+    pipe = Pipeline(AsyncStore(store), loaded, empty_rules(tmp_path / "rules", geo), index=index, outbox_=None)
+    w = console.create_draft(store, ANNA, form(severity="Extreme", urgency="Immediate"), cfg=cfg)
+    sent_via_approval(store, cfg, w["id"])
+    assert await pipe.publish_pending() == 1
+    store.conn.execute("UPDATE outbox SET state='done'")
+    clear = console.follow_up(store, ANNA, w["id"], "all-clear", cfg=cfg)
+    sent_via_approval(store, cfg, clear["id"])
+    assert await pipe.publish_pending() == 1
+    pub = publications.latest(store, publications.thread_name(store.conn.execute(
+        "SELECT store_thread FROM console_warnings WHERE id=?", (clear["id"],)).fetchone()[0]))
+    assert pub is not None and pub.all_clear and pub.severity == "Minor"
+    got = {r[0] for r in store.conn.execute("SELECT recipient FROM outbox WHERE channel='push' AND publication_id=?",
+                                            (pub.id,))}
+    assert got == {strict, everyone}
+    assert json.loads(push_payload(pub, "k", ["de"]))["allClear"] is True
+    assert board_notice(pub, "de").all_clear
