@@ -95,6 +95,15 @@ class Notice:
                    ResponseType.ALL_CLEAR in info.response_types)
 
 
+def _language_key(tag: str) -> tuple[str, str]:
+    """(primary language, private-use part) of a language tag: ``de-DE-x-ls`` -> ("de", "x-ls")."""
+    low = tag.lower()
+    head, sep, private = low.partition("-x-")
+    if low.startswith("x-"):
+        return "", low
+    return head.split("-")[0], f"x-{private}" if sep else ""
+
+
 @dataclass(frozen=True, slots=True)
 class Publication:
     id: int
@@ -122,13 +131,20 @@ class Publication:
         return datetime.fromtimestamp(self.expires_ms / 1000, UTC) if self.expires_ms is not None else None
 
     def notice(self, languages: tuple[str, ...] | list[str] = ("de",)) -> Notice:
-        """The best language for a reader who prefers ``languages`` (exact, then primary subtag, then German)."""
+        """The best language for a reader who prefers ``languages``: exact; then the same language and variety
+        (``de-x-ls`` finds ``de-DE-x-ls``, Leichte Sprache; ``de`` finds ``de-DE`` before Leichte Sprache); then the
+        same language; then German."""
         for want in [*languages, "de"]:
+            wanted = want.lower()
             for n in self.notices:
-                if n.language.lower() == want.lower():
+                if n.language.lower() == wanted:
+                    return n
+            primary, variety = _language_key(wanted)
+            for n in self.notices:
+                if _language_key(n.language) == (primary, variety):
                     return n
             for n in self.notices:
-                if n.language.lower().split("-")[0] == want.lower().split("-")[0]:
+                if _language_key(n.language)[0] == primary:
                     return n
         return self.notices[0]
 

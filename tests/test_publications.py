@@ -156,3 +156,23 @@ def test_channels_of_a_decision_not_for_the_public() -> None:
     assert effective_channels({"channels": channels, "audiences": ["einsatzkraefte"]}) == ("push", "webhook")
     assert effective_channels({"channels": channels, "audiences": ["topic:heimatfest"]}) == ("push", "webhook")
     assert audiences_of({"channels": channels, "audiences": []}) == {"public"}  # the rules' default
+
+
+def test_notice_language_choice_keeps_leichte_sprache_apart() -> None:
+    from dataclasses import replace
+
+    from hub.publications import Notice, Publication
+
+    def notice(lang: str) -> Notice:
+        return Notice(lang, "Hochwasser", f"headline {lang}", "", "", "", "Kreis", None)
+
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    base = Publication(1, "w1", 1, None, None, "id", "s", now, "Alert", "Actual", "Severe", "Immediate", None,
+                       True, ("push",), ("033540000000",),
+                       (notice("de-DE-x-ls"), notice("de-DE"), notice("en-GB")), None)
+    assert base.notice(["de-x-ls"]).language == "de-DE-x-ls"
+    assert base.notice(["de"]).language == "de-DE"  # not Leichte Sprache, though it comes first
+    assert base.notice(["en"]).language == "en-GB"
+    assert base.notice(["fr"]).language == "de-DE"
+    only_plain = replace(base, notices=(notice("de-DE"),))
+    assert only_plain.notice(["de-x-ls"]).language == "de-DE"
