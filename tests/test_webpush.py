@@ -527,13 +527,29 @@ async def test_client_speaks_tls(tmp_path: Path) -> None:
     server_tls.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
     trusting = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
     async with RawServer([CREATED, CREATED], tls=server_tls) as server:
-        client = PushClient(ssl_context=trusting)
+        client = PushClient(ssl_context=trusting, public_only=False)  # the test server is on loopback
         assert (await post(client, server, scheme="https")).status == 201
         assert (await post(client, server, scheme="https")).status == 201
         client.close()
         with pytest.raises(ssl.SSLCertVerificationError):  # the default context does not trust the test's CA
-            await post(PushClient(), server, scheme="https")
+            await post(PushClient(public_only=False), server, scheme="https")
     assert [n for n, _, _ in server.requests] == [1, 1]  # one TLS connection, kept alive
+
+
+async def test_client_refuses_host_names_that_resolve_into_private_networks(tmp_path: Path) -> None:
+    """SSRF: an https endpoint whose name resolves to loopback (or any non-public address) is never connected to,
+    however the name looks; the channel fails such a push instead of retrying it."""
+    from adapters.channels.pushhttp import NotPublic, public_addresses
+
+    loop = asyncio.get_running_loop()
+    with pytest.raises(NotPublic, match="no public address"):
+        await public_addresses("localhost", 443, loop)
+    assert await public_addresses("8.8.8.8", 443, loop) == ["8.8.8.8"]  # a literal needs no resolver
+    async with RawServer([CREATED]) as server:
+        address = server.address("https")._replace(host="localhost")
+        with pytest.raises(NotPublic):
+            await PushClient().post(address, PushClient.request_head(address, "/p", b""), b"x", 5.0)
+    assert server.requests == []  # nothing reached the local server
 
 
 

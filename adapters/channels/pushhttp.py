@@ -29,6 +29,8 @@ Errors: :class:`TimeoutError`, :class:`OSError` (refused, reset, DNS, TLS verifi
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 import ssl
 import time
 from typing import NamedTuple
@@ -47,6 +49,11 @@ MAX_IDLE = 256
 
 class HttpError(Exception):
     """The server's answer is not a well-formed HTTP/1.x response."""
+
+
+class NotPublic(OSError):
+    """The push service's host name resolves to no public address (loopback, private, link-local, reserved): a
+    subscription must not make the hub reach into its own network (SSRF)."""
 
 
 class _NoAnswer(ConnectionResetError):
@@ -353,12 +360,34 @@ class _Conn(asyncio.Protocol):
             self.state = _UNTIL_CLOSE
 
 
+def _public(ip: str) -> bool:
+    addr = ipaddress.ip_address(ip.split("%")[0])
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return addr.is_global and not addr.is_multicast
+
+
+async def public_addresses(host: str, port: int, loop: asyncio.AbstractEventLoop) -> list[str]:
+    """The public addresses ``host`` resolves to, in the resolver's order; :class:`NotPublic` when there are none
+    (addresses in private, loopback, link-local or reserved ranges are left out)."""
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    found = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    usable = [ip for ip in found if _public(ip)]
+    if not usable:
+        raise NotPublic(f"push service host {host!r} resolves to no public address ({', '.join(found) or 'none'})")
+    return usable
+
+
 class PushClient:
     """Keep-alive HTTP/1.1 connections per origin, for POSTs. Bound to the event loop that first uses it."""
 
-    def __init__(self, *, ssl_context: ssl.SSLContext | None = None, idle_s: float = IDLE_S) -> None:
+    def __init__(self, *, ssl_context: ssl.SSLContext | None = None, idle_s: float = IDLE_S,
+                 public_only: bool = True) -> None:
+        """``public_only``: an ``https`` host is resolved first and only its public addresses are connected to
+        (:class:`NotPublic` if it has none); ``http`` is only ever allowed to loopback test receivers."""
         self._ssl = ssl_context
         self.idle_s = idle_s
+        self.public_only = public_only
         self._idle: dict[Address, list[_Conn]] = {}
         self._closed = False
 
@@ -407,10 +436,22 @@ class PushClient:
             raise ConnectionAbortedError("the push client is closed")
         tls = self.ssl_context() if address.scheme == "https" else None
         async with asyncio.timeout_at(deadline):
-            _, conn = await loop.create_connection(lambda: _Conn(loop), address.host, address.port, ssl=tls,
-                                                   server_hostname=address.host if tls else None,
-                                                   happy_eyeballs_delay=0.25)
-        return conn
+            if tls is None or not self.public_only:
+                _, conn = await loop.create_connection(lambda: _Conn(loop), address.host, address.port, ssl=tls,
+                                                       server_hostname=address.host if tls else None,
+                                                       happy_eyeballs_delay=0.25)
+                return conn
+            # connect to the checked addresses themselves, so a second lookup cannot rebind the name elsewhere
+            failure: OSError | None = None
+            for ip in await public_addresses(address.host, address.port, loop):
+                try:
+                    _, conn = await loop.create_connection(lambda: _Conn(loop), ip, address.port, ssl=tls,
+                                                           server_hostname=address.host)
+                    return conn
+                except OSError as err:
+                    failure = err
+            assert failure is not None
+            raise failure
 
     def _take(self, address: Address) -> _Conn | None:
         stack = self._idle.get(address)

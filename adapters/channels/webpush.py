@@ -45,7 +45,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from adapters.channels import Delivery, Outcome
-from adapters.channels.pushhttp import Address, HttpError, PushClient
+from adapters.channels.pushhttp import Address, HttpError, NotPublic, PushClient
 from hub.errors import ConfigError
 
 log = logging.getLogger("warnhub.push")
@@ -446,6 +446,9 @@ async def _deliver(client: PushClient, job: _Job, bodies: Sequence[bytes] | None
                             address, request_head(address, path, headers), body, timeout_s)
             except TimeoutError:
                 results[k] = "retry", f"no answer within {timeout_s:g} s", None
+                continue
+            except NotPublic as err:  # the endpoint points into a private network: never send there
+                results[k] = "failed", str(err)[:200], None
                 continue
             except (OSError, HttpError) as err:
                 results[k] = "retry", f"connection failed: {err.__class__.__name__}: {err}"[:200], None
