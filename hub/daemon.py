@@ -50,6 +50,8 @@ RULES_POLL_S = 2.0
 """How often the rules folder is checked for edits (a stat of each file)."""
 SENSOR_TICK_S = 15.0
 """How often silent sensors are checked against staleness rules."""
+BOARD_EXPIRY_S = 10.0
+"""How often boards that show a just-expired warning are updated (clear or the next warning)."""
 
 
 def open_store(loaded: LoadedConfig) -> Store:
@@ -273,6 +275,8 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> No
             hub.pipeline = pipeline
             router.listeners.append(pipeline.on_decision)
             tasks.append(asyncio.create_task(pipeline.run(), name="pipeline"))
+            scheduler.add_job(pipeline.expire_boards, "interval", seconds=BOARD_EXPIRY_S, id="board-expiry",
+                              max_instances=1, coalesce=True)
             sources = build_sources(loaded)
             for source, settings in zip(sources, loaded.cfg.sources, strict=True):
                 hub.health.register(source.name, source_type(settings))

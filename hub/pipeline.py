@@ -179,6 +179,17 @@ class Pipeline:
             self.broadcaster.publish(event_of(pub))
         return pub
 
+    async def expire_boards(self) -> int:
+        """Scheduled: update the boards that show a warning that has just expired (see :func:`expire_boards`)."""
+        counts = await self.store.run(expire_boards, self.store.store)
+        if counts:
+            log.info("warnings expired on boards: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
+            for name in counts:
+                worker = self.outbox.workers.get(name) if self.outbox is not None else None
+                if worker is not None:
+                    worker.wake()
+        return sum(counts.values())
+
     # -- targeting (in a thread: geometry) -----------------------------------------------------------------------
 
     def _plan(self, item: Unpublished) -> Plan:
@@ -307,6 +318,37 @@ class Pipeline:
         for h in plan.webhooks:
             rows.append(row("webhooks", h.id, _host(h.url)))
         return rows
+
+
+BOARD_EXPIRY_LOOKBACK = timedelta(days=1)
+
+
+def expire_boards(store: Store, *, now_ms: int | None = None) -> dict[str, int]:
+    """Queue a board update for every board that showed a warning whose newest version has expired (within the
+    last day), once per version and board (the key says so): the board then shows the next most urgent warning
+    in force, or clears. Returns rows queued per channel."""
+    publications.ensure_schema(store)
+    outbox.ensure_schema(store)
+    now = publications.ms(datetime.now(UTC)) if now_ms is None else now_ms
+    since = now - int(BOARD_EXPIRY_LOOKBACK.total_seconds() * 1000)
+    rows = store.conn.execute(
+        "SELECT DISTINCT p.id, p.identifier, p.thread, p.severity, p.urgency, o.channel, o.recipient, o.host"
+        " FROM publications p JOIN outbox o ON o.thread = p.thread AND o.channel IN ('boards-mqtt', 'boards-http')"
+        " AND o.state IN ('done', 'inflight')"
+        " WHERE p.expires_ms <= ? AND p.expires_ms > ? AND p.msg_type != 'Cancel'"
+        " AND p.version = (SELECT max(q.version) FROM publications q WHERE q.thread = p.thread)",
+        (now, since)).fetchall()
+    batch = [outbox.NewDelivery(f"{identifier}/expired/{channel}/{board}", pub_id, thread, channel, board, host,
+                                priority(severity, urgency), None)
+             for pub_id, identifier, thread, severity, urgency, channel, board, host in rows]
+    if not batch:
+        return {}
+    inserted = outbox.enqueue(store, batch, now_ms=now).inserted
+    counts: dict[str, int] = {}
+    if inserted:
+        for r in batch:
+            counts[r.channel] = counts.get(r.channel, 0) + 1
+    return counts
 
 
 def _mark_skipped(store: Store, item: Unpublished) -> None:

@@ -176,3 +176,42 @@ def test_notice_language_choice_keeps_leichte_sprache_apart() -> None:
     assert base.notice(["fr"]).language == "de-DE"
     only_plain = replace(base, notices=(notice("de-DE"),))
     assert only_plain.notice(["de-x-ls"]).language == "de-DE"
+
+
+def test_expired_warnings_are_cleared_from_boards_once(tmp_path: Path) -> None:
+    """A board that showed a warning gets an update when the warning's newest version expires (the resolver then
+    sends the next warning in force or a clear): one row per version and board, none for a thread whose newer
+    version is still in force, none for boards that never showed it."""
+    from hub import outbox
+    from hub.pipeline import expire_boards
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    store = Store(tmp_path / "hub.db")
+    publications.ensure_schema(store)
+    outbox.ensure_schema(store)
+
+    def publish(thread: str, version: int, expires: datetime) -> publications.Publication:
+        source = parse(dwd_cap(f"{thread}-{version}", sent=now - timedelta(hours=2), expires=expires)).alert
+        assert source is not None
+        issued = publications.issue(source, sender="leitstelle@kreis.example", district="033540000000",
+                                    thread=thread, version=version, previous=None, severity=Severity.SEVERE,
+                                    now=now - timedelta(hours=2) + timedelta(seconds=version))
+        with store.transaction() as conn:
+            return publications.insert(conn, issued, thread=thread, version=version, source_thread=1,
+                                       source_alert=len(publications.recent(store, channel=None)) + 1,
+                                       push=False, channels=("boards",),
+                                       regions=("033540000000",), area=None, now_ms=publications.ms(now))
+
+    gone = publish("w1", 1, now - timedelta(minutes=1))
+    old = publish("w2", 1, now - timedelta(minutes=1))
+    publish("w2", 2, now + timedelta(hours=1))  # w2 goes on in a newer version
+    outbox.enqueue(store, [outbox.NewDelivery(f"{gone.identifier}/boards-mqtt/b1", gone.id, "w1", "boards-mqtt",
+                                              "b1", "broker", 1, None),
+                           outbox.NewDelivery(f"{old.identifier}/boards-mqtt/b1", old.id, "w2", "boards-mqtt", "b1",
+                                              "broker", 1, None)])
+    store.conn.execute("UPDATE outbox SET state='done'")
+    assert expire_boards(store) == {"boards-mqtt": 1}
+    assert expire_boards(store) == {}  # once
+    queued = store.conn.execute("SELECT key, recipient, not_after_ms FROM outbox WHERE state='queued'").fetchall()
+    assert queued == [(f"{gone.identifier}/expired/boards-mqtt/b1", "b1", None)]
+    store.close()
