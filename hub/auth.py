@@ -270,6 +270,13 @@ class Throttle:
     lockout_s: float = 900.0
 
 
+def throttle_of(console: Any) -> Throttle:
+    """The throttle the config's ``[console]`` section asks for (hub.config.ConsoleSection)."""
+    return Throttle(max_failures_name=console.max_failures_per_name,
+                    max_failures_addr=console.max_failures_per_address,
+                    window_s=console.failure_window_min * 60.0, lockout_s=console.lockout_min * 60.0)
+
+
 @dataclass(frozen=True, slots=True)
 class LoginAttempt:
     """What the first step of a login found (see :func:`login_begin`)."""

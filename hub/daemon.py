@@ -23,6 +23,7 @@ import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from adapters.sources import SOURCES, Source, SourceContext
+from hub import auth
 from hub import config as config_mod
 from hub import log as log_mod
 from hub.cap.model import Alert
@@ -52,6 +53,8 @@ SENSOR_TICK_S = 15.0
 """How often silent sensors are checked against staleness rules."""
 BOARD_EXPIRY_S = 10.0
 """How often boards that show a just-expired warning are updated (clear or the next warning)."""
+SESSION_PURGE_S = 300.0
+"""How often ended console sessions and old login failures are deleted."""
 
 
 def open_store(loaded: LoadedConfig) -> Store:
@@ -248,6 +251,7 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> No
             stack.callback(lambda: hub.pool.close() if hub.pool is not None else None)
             stack.push_async_callback(hub.drain)
             await astore.run(store.audit, actor, "hub.start", str(loaded.file), {"db": str(loaded.db_path)})
+            await astore.run(auth.migrate, store)  # console users and sessions
             web = await stack.enter_async_context(WebServer(hub, loaded.cfg.web.host, loaded.cfg.web.port))
             hub.web_port = web.port
             scheduler = AsyncIOScheduler(timezone="UTC")
@@ -277,6 +281,11 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> No
             tasks.append(asyncio.create_task(pipeline.run(), name="pipeline"))
             scheduler.add_job(pipeline.expire_boards, "interval", seconds=BOARD_EXPIRY_S, id="board-expiry",
                               max_instances=1, coalesce=True)
+            console_cfg = loaded.cfg.console
+            scheduler.add_job(astore.run, "interval", args=(auth.purge, store), kwargs={
+                "idle": timedelta(minutes=console_cfg.idle_timeout_min),
+                "max_age": timedelta(hours=console_cfg.max_session_h), "throttle": auth.throttle_of(console_cfg)},
+                seconds=SESSION_PURGE_S, id="session-purge", max_instances=1, coalesce=True)
             sources = build_sources(loaded)
             for source, settings in zip(sources, loaded.cfg.sources, strict=True):
                 hub.health.register(source.name, source_type(settings))
