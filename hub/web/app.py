@@ -9,6 +9,7 @@ Routes:
   the newest ``limit``).
 - ``/healthz``: JSON; 200 while the store answers (``status`` says ``degraded`` when a source is down), else 503.
 - ``/metrics``: Prometheus text format.
+- ``/console/``: the control-room console (hub.web.console; sign-in required).
 """
 
 from __future__ import annotations
@@ -231,6 +232,10 @@ def make_app(hub: Hub) -> web.Application:
         from hub.web import subscriptions
 
         subscriptions.setup(app, allow_http=hub.loaded.cfg.push.allow_http_endpoints, index=hub.index)
+    if getattr(hub, "geo", None) is not None:  # the control-room console (login, pages, API) under /console
+        from hub.web import console
+
+        console.setup(app, hub)
     return app
 
 

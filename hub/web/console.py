@@ -1,0 +1,416 @@
+"""The control-room console on the web (issue 6): pages for the Leitstelle over hub.console, German first.
+
+:func:`setup` installs console access (hub.web.auth: login, sessions, CSRF) under ``/console`` with the settings of
+``[console]``, and:
+
+- ``GET /console/``: the dashboard. Inbox (external alerts a rule published or drafted, sensor drafts with a chart of
+  their readings, unrouted alerts with the rules' explanation), my open drafts, versions awaiting approval, recently
+  sent warnings with live delivery counts per channel, source health; kept current by ``/static/console/
+  dashboard.js`` polling ``GET /console/api/inbox`` every 2.5 s.
+- ``GET /console/compose``: a new warning (``?template=NAME`` from a console template, ``?from_draft=KEY`` from a
+  rule's or sensor's draft) or an open draft (``?edit=ID``): template picker with review dates and a STALE
+  warning, texts in de-DE / Leichte Sprache / English, validity, area (regions by name within the user's scope, or
+  a polygon or circle drawn on the map), status (an exercise turns the whole page orange and striped), audience
+  (public or one topic's subscribers), channels.
+- ``GET /console/warnings/{id}``: one version: state, history, the preview (audience per channel, overspill beyond
+  the district, the exact push and board texts), the confirmations the sender must tick, the buttons this user
+  has in this state, live delivery status.
+- The JSON API under ``/console/api/`` (:mod:`hub.web.console_api`), which the pages' scripts use.
+
+Domain rules (four eyes, scope, exercise, audience, preview tokens) are hub.console's; this layer adds the checks
+only it can make: the sender's confirmation of audience, status and channels must match the version, and an actual
+warning from a template whose review is overdue needs the author's explicit confirmation (audited). Sync store work
+runs on the store's writer thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+from urllib.parse import urlsplit
+
+import jinja2
+from aiohttp import web
+
+from hub import __version__, auth, console, decisions
+from hub.rules.templates import COMPOSE_FOLDER, Template, compose_templates, template_paths
+from hub.store import Store, now_utc
+from hub.web import console_view as view
+from hub.web.auth import require, setup_auth
+
+if TYPE_CHECKING:
+    from hub.daemon import Hub
+
+log = logging.getLogger("warnhub.web.console")
+
+STATIC = Path(__file__).parent / "static"
+POLL_MS = 2500
+_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+                          autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True,
+                          undefined=jinja2.StrictUndefined)
+INBOX_SECTIONS = ("sent", "awaiting", "mine", "alerts", "drafts", "unrouted", "health")
+T = TypeVar("T")
+
+
+class ConsoleWeb:
+    """What the console's handlers share: the hub, the templates in force and the console's config."""
+
+    def __init__(self, hub: Hub, prefix: str) -> None:
+        self.hub = hub
+        self.prefix = prefix
+        self._stamp: tuple[Any, ...] | None = None
+        self._compose: list[Template] = []
+        self.template_error: str | None = None
+        """Why the compose templates on disk were refused (the last good ones stay offered)."""
+        self._cfg: tuple[tuple[Any, ...], console.ConsoleConfig] | None = None
+        self.map_layers: dict[str, Any] | None = None
+        self.inbox_cache: tuple[float, dict[str, Any]] | None = None
+        self.inbox_lock = asyncio.Lock()
+
+    @property
+    def policy(self) -> console.FourEyes:
+        c = self.hub.loaded.cfg.console
+        return console.FourEyes(required_for=frozenset(c.four_eyes), single_person_extreme=c.single_person_extreme)
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(store, *args, **kwargs)`` on the store's writer thread."""
+        store = self.hub.store
+        return await store.run(fn, store.store, *args, **kwargs)
+
+    # -- templates ---------------------------------------------------------------------------------------------
+
+    def _folder(self) -> Path:
+        return Path(self.hub.loaded.rules_dir)
+
+    def _read_templates(self) -> None:
+        folder = self._folder()
+        stamp = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in template_paths(folder / COMPOSE_FOLDER))
+        if stamp == self._stamp:
+            return
+        try:
+            self._compose = compose_templates(folder)
+            self.template_error = None
+        except Exception as err:  # noqa: BLE001 - a broken edit keeps the last good templates offered
+            self.template_error = str(err)[:2000]
+            log.error("console templates refused, the previous ones stay in use: %s", err)
+        self._stamp = stamp
+
+    async def compose_templates(self) -> list[Template]:
+        """The console's templates (rules/templates/compose/), re-read when a file changed."""
+        await asyncio.to_thread(self._read_templates)
+        return self._compose
+
+    def rule_templates(self) -> Mapping[str, Template]:
+        router = getattr(self.hub, "router", None)
+        current = getattr(getattr(router, "live", None), "current", None)
+        return getattr(current, "templates", None) or {}
+
+    async def config(self) -> console.ConsoleConfig:
+        """The console's config with the templates in force (rebuilt when they change)."""
+        compose = await self.compose_templates()
+        rules = self.rule_templates()
+        key = (id(self.hub.loaded), id(rules), tuple(id(t) for t in compose))
+        if self._cfg is None or self._cfg[0] != key:
+            geo = self.hub.geo
+            templates = {**rules, **{t.name: t for t in compose}}
+
+            def check_area(user: console.ConsoleUser, area: Any) -> str | None:
+                """hub.auth's scope check (boundary tolerance, fails closed without a boundary)."""
+                return None if area is None or area.is_empty else auth.check_area(cast(auth.User, user), geo, area)
+
+            cfg = console.ConsoleConfig.from_loaded(self.hub.loaded, geo=geo, templates=templates,
+                                                    four_eyes=self.policy, check_area=check_area)
+            validator = getattr(getattr(self.hub, "intake", None), "validator", None)
+            if validator is not None:  # the hub's (XSD loaded once), used on the same writer thread
+                cfg = dataclasses.replace(cfg, validator=validator)
+            self._cfg = (key, cfg)
+        return self._cfg[1]
+
+    def district_name(self) -> str:
+        cfg = self.hub.loaded.cfg.hub
+        return cfg.name or self.hub.geo.registry.name(cfg.district_ars) or cfg.district_ars
+
+
+CONSOLE_KEY = web.AppKey("console", ConsoleWeb)
+
+
+def setup(app: web.Application, hub: Hub, *, prefix: str = "/console") -> ConsoleWeb:
+    """Install console access (``[console]`` settings) and the console's pages and API on ``app``."""
+    from hub.web import console_api
+
+    c = hub.loaded.cfg.console
+    throttle = auth.Throttle(max_failures_name=c.max_failures_per_name, max_failures_addr=c.max_failures_per_address,
+                             window_s=c.failure_window_min * 60.0, lockout_s=c.lockout_min * 60.0)
+    setup_auth(app, hub.store, prefix=prefix, idle_s=c.idle_timeout_min * 60.0, max_age_s=c.max_session_h * 3600.0,
+               throttle=throttle, secure_cookie=True if c.secure_cookie == "always" else None)
+    state = ConsoleWeb(hub, prefix.rstrip("/"))
+    app[CONSOLE_KEY] = state
+    p = state.prefix
+    r = app.router
+    r.add_get(p, _to_dashboard)
+    r.add_get(f"{p}/", dashboard)
+    r.add_get(f"{p}/compose", compose_page)
+    r.add_get(f"{p}/warnings/{{id}}", warning_page)
+    console_api.routes(app, p)
+    if not any(res.canonical == "/static" for res in r.resources()):
+        r.add_static("/static/", STATIC, name="static")
+    if c.tile_url:
+        app.on_response_prepare.append(tile_csp(p, c.tile_url))
+    return state
+
+
+async def _to_dashboard(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound(state_of(request).prefix + "/")
+
+
+def tile_csp(prefix: str, tile_url: str) -> Callable[[web.Request, web.StreamResponse], Any]:
+    """Console pages may load map tiles from the configured tile server (and nothing else from elsewhere)."""
+    parts = urlsplit(tile_url.replace("{s}", "a"))
+    origin = f"{parts.scheme}://{parts.netloc}".replace("://a.", "://*.") if parts.netloc else ""
+
+    async def allow(request: web.Request, response: web.StreamResponse) -> None:
+        csp = response.headers.get("Content-Security-Policy")
+        if origin and csp and (request.path == prefix or request.path.startswith(prefix + "/")):
+            response.headers["Content-Security-Policy"] = csp + f"; img-src 'self' data: {origin}"
+
+    return allow
+
+
+# -- rendering ----------------------------------------------------------------------------------------------------
+
+
+def state_of(request: web.Request) -> ConsoleWeb:
+    return request.app[CONSOLE_KEY]
+
+
+def _ctx(request: web.Request, **extra: Any) -> dict[str, Any]:
+    s = state_of(request)
+    user = request["user"]
+    return {"user": user, "csrf": request["session"].csrf, "prefix": s.prefix, "hub": s.hub.loaded.cfg.hub,
+            "district": s.district_name(), "version": __version__, "v": view, "local": view.local,
+            "poll_ms": POLL_MS, "exercise": False, "now": datetime.now(UTC).isoformat(), **extra}
+
+
+def render_string(request: web.Request, name: str, **ctx: Any) -> str:
+    return _ENV.get_template(name).render(**_ctx(request, **ctx))
+
+
+def render(request: web.Request, name: str, *, status: int = 200, **ctx: Any) -> web.Response:
+    return web.Response(text=render_string(request, name, **ctx), content_type="text/html", charset="utf-8",
+                        status=status)
+
+
+# -- dashboard ------------------------------------------------------------------------------------------------------
+
+SENT_SHOWN = 8
+INBOX_TTL_S = 1.0
+
+
+def shared_inbox(store: Store, *, now: datetime | None = None) -> dict[str, Any]:
+    """What the dashboard shows, the same for everyone (writer thread)."""
+    box = console.inbox(store, now=now)
+    sent, seen = [], set()
+    for r in console.warnings(store, states=["sent"], limit=100):
+        if r["thread"] in seen:
+            continue
+        seen.add(r["thread"])
+        status = console.status(store, r["thread"])
+        sent.append({**view.summary(r), "deliveries": view.deliveries(status)})
+        if len(sent) >= SENT_SHOWN:
+            break
+    drafts = []
+    for d in box["drafts"]:
+        texts = d["draft"].get("texts") or {}
+        drafts.append({"key": d["key"], "origin": d["origin"], "rule": d["rule"], "sensor": d["sensor"],
+                       "kind": d["kind"], "template": d["template"], "at": d["at"], "why": d["why"],
+                       "severity": d["draft"].get("severity"), "alert_id": d["alert_id"],
+                       "headline": (texts.get("de-DE") or {}).get("headline") or d["draft"].get("event"),
+                       "chart": view.sparkline(d.get("readings") or []), "readings": len(d.get("readings") or [])})
+    keep = ("alert_id", "thread_id", "decision", "rules", "channels", "push", "severity", "why", "headline",
+            "sender", "identifier", "state", "decided_at", "inside_district", "outside_share")
+    return {"alerts": [{k: a.get(k) for k in keep} for a in box["alerts"][:50]], "drafts": drafts,
+            "unrouted": [{k: a.get(k) for k in keep} for a in box["unrouted"][:50]], "sent": sent,
+            "open": console.warnings(store, states=list(view.OPEN))}
+
+
+def personal_inbox(shared: Mapping[str, Any], user: Any, policy: console.FourEyes) -> dict[str, Any]:
+    """The shared inbox with what is this user's: their open drafts, and which waiting ones they may approve."""
+    rows = shared["open"]
+    return {**{k: v for k, v in shared.items() if k != "open"},
+            "mine": [view.summary(r) for r in rows if user.id == r["author_id"] or user.id in r["editors"]],
+            "awaiting": [{**view.summary(r), "can_approve": view.actions(user, r, policy, latest=True)["approve"]}
+                         for r in rows if r["state"] == "submitted"]}
+
+
+async def dashboard_data(request: web.Request) -> dict[str, Any]:
+    """The dashboard's data; the shared part is read at most once per :data:`INBOX_TTL_S` however many consoles
+    poll (the store's writer thread also takes every incoming alert)."""
+    s = state_of(request)
+    loop = asyncio.get_running_loop()
+    async with s.inbox_lock:
+        if s.inbox_cache is None or loop.time() - s.inbox_cache[0] > INBOX_TTL_S:
+            s.inbox_cache = (loop.time(), await s.run(shared_inbox))
+        shared = s.inbox_cache[1]
+    data = personal_inbox(shared, request["user"], s.policy)
+    data["health"] = s.hub.health.as_dict()
+    return data
+
+
+def inbox_html(request: web.Request, data: Mapping[str, Any]) -> dict[str, str]:
+    return {name: render_string(request, f"console/inbox/{name}.html", data=data) for name in INBOX_SECTIONS}
+
+
+async def dashboard(request: web.Request) -> web.Response:
+    require(request, "read")
+    data = await dashboard_data(request)
+    return render(request, "console/dashboard.html", data=data, sections=inbox_html(request, data))
+
+
+# -- compose ----------------------------------------------------------------------------------------------------------
+
+
+def _enums() -> dict[str, Any]:
+    def pairs(table: Mapping[str, tuple[str, str]], skip: tuple[str, ...] = ("Unknown",)) -> list[list[str]]:
+        return [[k, de, en] for k, (de, en) in table.items() if k not in skip]
+
+    return {"severity": pairs(view.SEVERITY), "urgency": pairs(view.URGENCY), "certainty": pairs(view.CERTAINTY),
+            "category": pairs(view.CATEGORY), "channels": pairs(view.CHANNEL, ()),
+            "languages": pairs(view.LANGUAGE, ())}
+
+
+def draft_content(draft: Mapping[str, Any]) -> dict[str, Any]:
+    """A rule's or sensor's draft (decisions.draft_dict) as console content."""
+    return {"event": draft.get("event"), "categories": draft.get("categories") or [],
+            "severity": draft.get("severity"), "urgency": draft.get("urgency"), "certainty": draft.get("certainty"),
+            "response_types": draft.get("response_types") or [], "event_code": draft.get("event_code"),
+            "instruction_codes": draft.get("instruction_codes") or [], "web": draft.get("web"),
+            "contact": draft.get("contact"), "onset": None, "expires": None,
+            "texts": {lang: t for lang, t in (draft.get("texts") or {}).items() if lang in console.LANGUAGES}}
+
+
+def _find_draft(store: Store, key: str) -> dict[str, Any] | None:
+    found = next((d for d in decisions.drafts(store, state=None, limit=2000) if d["key"] == key), None)
+    if found is not None and found["sensor"]:
+        row = store.conn.execute("SELECT ars FROM sensors WHERE id=?", (found["sensor"],)).fetchone() \
+            if store.conn.execute("SELECT 1 FROM sqlite_master WHERE name='sensors'").fetchone() else None
+        found["sensor_ars"] = row[0] if row else None
+    return found
+
+
+async def compose_page(request: web.Request) -> web.Response:
+    user = require(request, "compose")
+    s = state_of(request)
+    cfg = await s.config()
+    templates = await s.compose_templates()
+    now = now_utc()
+    q = request.query
+    initial: dict[str, Any] = {"mode": "new", "status": "Actual", "audience": "public", "topic": None,
+                               "channels": ["push", "web", "boards"], "area": {"ars": [], "features": [], "desc": None},
+                               "content": None, "template": None, "from_draft": None, "warning": None}
+    title = ("Neue Meldung", "new warning")
+    if q.get("edit"):
+        row = await s.run(console.get, _int(q["edit"]))
+        if row is None:
+            raise web.HTTPNotFound(text="Unbekannte Meldung / unknown warning")
+        if row["state"] not in view.OPEN:
+            raise web.HTTPSeeOther(f"{s.prefix}/warnings/{row['id']}")
+        initial.update(mode="edit", status=row["status"], audience=row["audience"], topic=row["topic"],
+                       channels=row["channels"], area=row["area"], content=row["content"], template=row["template"],
+                       warning=view.summary(row))
+        title = ("Entwurf bearbeiten", "edit draft") if row["msg_type"] != "Update" else \
+            ("Aktualisierung bearbeiten", "edit update")
+    elif q.get("from_draft"):
+        draft = await s.run(_find_draft, q["from_draft"])
+        if draft is None:
+            raise web.HTTPNotFound(text="Unbekannter Entwurf / unknown draft")
+        ars = draft.get("sensor_ars")
+        initial.update(content=draft_content(draft["draft"]), from_draft=draft["key"],
+                       area={"ars": [ars] if ars and ars in s.hub.geo.registry else [], "features": [], "desc": None})
+        if draft["channels"]:
+            initial["channels"] = [c for c in draft["channels"] if c in console.CHANNELS] or initial["channels"]
+        title = ("Meldung aus Entwurf", "warning from a draft")
+    elif q.get("template"):
+        if q["template"] not in {t.name for t in templates}:
+            raise web.HTTPNotFound(text="Unbekannte Vorlage / unknown template")
+        initial["template"] = q["template"]
+    reg = s.hub.geo.registry
+    initial["area_names"] = {a: reg.name(a) or a for a in initial["area"]["ars"]}
+    initial["area_places"] = {a: view.place_name(reg.name(a) or a) for a in initial["area"]["ars"]}
+    page = {"initial": initial, "templates": [t.as_dict(now) for t in templates], "enums": _enums(),
+            "district": {"ars": cfg.district, "name": s.district_name()},
+            "policy": {"four_eyes": sorted(s.policy.required_for)},
+            "api": f"{s.prefix}/api", "prefix": s.prefix,
+            "scopes": [{"ars": a, "name": s.hub.geo.registry.name(a) or a} for a in user.scopes]}
+    return render(request, "console/compose.html", page=page, title=title,
+                  templates=templates, template_error=s.template_error, initial=initial,
+                  exercise=initial["status"] == "Exercise", today=now)
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise web.HTTPNotFound(text="Unbekannte Meldung / unknown warning") from None
+
+
+# -- one warning ------------------------------------------------------------------------------------------------------
+
+
+def warning_data(store: Store, cfg: console.ConsoleConfig, index: Any, user: Any, warning_id: int,
+                 *, now: datetime | None = None) -> dict[str, Any] | None:
+    """The version, its thread, history, actions, delivery status and (while open) its preview (writer thread)."""
+    row = console.get(store, warning_id)
+    if row is None:
+        return None
+    versions = console.versions(store, row["thread"])
+    latest = versions[-1]["id"] == row["id"]
+    preview, preview_error = None, None
+    if row["state"] in ("draft", "submitted", "approved"):
+        try:
+            preview = console.preview_for(store, cfg, index, row["id"], now=now)
+        except console.ConsoleError as err:
+            preview_error = str(err)
+    status = console.status(store, row["thread"])
+    reg = cfg.geo.registry
+    return {"row": row, "area_names": {a: reg.name(a) or a for a in row["area"]["ars"]},
+            "summary": view.summary(row), "versions": [view.summary(v) for v in versions],
+            "latest": latest, "history": console.history(store, row["thread"]),
+            "actions": view.actions(user, row, cfg.four_eyes, latest=latest), "preview": preview,
+            "preview_error": preview_error, "deliveries": view.deliveries(status)}
+
+
+async def warning_page(request: web.Request) -> web.Response:
+    user = require(request, "read")
+    s = state_of(request)
+    cfg = await s.config()
+    data = await s.run(warning_data, cfg, s.hub.index, user, _int(request.match_info["id"]))
+    if data is None:
+        raise web.HTTPNotFound(text="Unbekannte Meldung / unknown warning")
+    row = data["row"]
+    tpl = cfg.templates.get(row["template"]) if row["template"] else None
+    stale = tpl is not None and getattr(tpl, "title", None) is not None and tpl.stale(now_utc())
+    page = {"id": row["id"], "thread": row["thread"], "state": row["state"], "revision": row["revision"],
+            "api": f"{s.prefix}/api",
+            "prefix": s.prefix, "token": (data["preview"] or {}).get("token"), "min_reason": cfg.four_eyes.min_reason}
+    return render(request, "console/warning.html", d=data, row=row, page=page,
+                  exercise=row["status"] == "Exercise", template=tpl, stale=stale,
+                  status_html=render_string(request, "console/status.html", d=data, row=row),
+                  preview_lines=_preview_lines(data["preview"], s.hub.loaded.cfg.boards))
+
+
+def _preview_lines(preview: Mapping[str, Any] | None, boards: Any) -> list[dict[str, Any]]:
+    """Each board's text with its budget (lines x characters)."""
+    if not preview:
+        return []
+    by_id = {b.id: b for b in boards}
+    out = []
+    for board_id, lines in preview["texts"]["boards"].items():
+        b = by_id.get(board_id)
+        out.append({"id": board_id, "name": b.name if b else board_id, "lines": lines,
+                    "budget": (b.lines, b.chars) if b else None, "charset": b.charset if b else None})
+    return out
