@@ -302,3 +302,23 @@ def drafts(store: Store, *, state: str | None = "pending", limit: int = 200) -> 
         out.append(d)
     return out
 
+
+def draft(store: Store, key: str) -> dict[str, Any] | None:
+    """One draft by its key (any state)."""
+    ensure_schema(store)
+    row = store.conn.execute(f"SELECT {', '.join(_DRAFT_COLS)} FROM drafts WHERE key = ?", (key,)).fetchone()
+    if row is None:
+        return None
+    d = dict(zip(_DRAFT_COLS, row, strict=True))
+    for col in ("channels", "audiences", "draft"):
+        d[col] = json.loads(d[col])
+    return d
+
+
+def take_draft(store: Store, key: str) -> bool:
+    """Mark a pending draft as taken over by an operator (it leaves the inbox); False if it was not pending."""
+    ensure_schema(store)
+    with store.transaction() as conn:
+        return conn.execute("UPDATE drafts SET state = 'taken' WHERE key = ? AND state = 'pending'",
+                            (key,)).rowcount == 1
+

@@ -282,8 +282,6 @@ class Client:
 
 
 async def login(page: Page, base: str, name: str) -> None:
-    # the login page (hub.web.auth) names no icon, so the browser asks for /favicon.ico, which the hub lacks
-    await page.route("**/favicon.ico", lambda route: route.fulfill(status=204))
     await page.goto(f"{base}/console/login")
     await page.fill("#name", name)
     await page.fill("#password", PASSWORD)
@@ -670,6 +668,8 @@ async def test_a_sensor_draft_becomes_a_warning_and_the_pages_pass_axe(kit: Kit,
         await page.context.close()
     taken = [d for a, b, _, d in kit.audit() if (a, b) == ("anna", "console.from_draft")]
     assert len(taken) == 1 and taken[0]["warning"] == wid and taken[0]["draft"].startswith("sensor:"), taken
+    with sqlite3.connect(f"file:{kit.home / 'hub.db'}?mode=ro", uri=True) as conn:  # it left the inbox
+        assert conn.execute("SELECT state FROM drafts WHERE key=?", (taken[0]["draft"],)).fetchone() == ("taken",)
 
 
 async def test_a_tile_server_is_allowed_on_console_pages_only() -> None:

@@ -214,6 +214,7 @@ def requires(permission: str) -> Callable[[Handler], Handler]:
 
 _PAGE = """<!doctype html>
 <html lang="de"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="/static/console/icon.svg" type="image/svg+xml">
 <title>Anmeldung Leitstelle / Control-room sign-in</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}}
 label{{display:block;margin:.8rem 0 .2rem}}input{{width:100%;padding:.4rem;box-sizing:border-box}}

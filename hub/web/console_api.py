@@ -38,7 +38,7 @@ from typing import Any
 from aiohttp import web
 from shapely.geometry import mapping
 
-from hub import auth, console
+from hub import auth, console, decisions
 from hub.errors import AuthError
 from hub.geo import GERMANY, Geography, Level
 from hub.store import Store, now_utc
@@ -321,6 +321,8 @@ async def status(request: web.Request) -> web.Response:
 def _create(store: Store, user: Any, form: dict[str, Any], *, cfg: console.ConsoleConfig,
             stale: Mapping[str, Any] | None, from_draft: str | None) -> dict[str, Any]:
     row = console.create_draft(store, user, form, cfg=cfg)
+    if from_draft:  # the rule's or sensor's draft leaves the inbox (a crash before this only leaves it listed)
+        decisions.take_draft(store, from_draft)
     if stale is not None:
         store.audit(user.name, "console.stale_template_confirmed", row["thread"],
                     {"warning": row["id"], "template": stale["name"], "reviewed": stale["reviewed"],
