@@ -1,0 +1,276 @@
+"""Operations on unsent versions: create, edit, submit, reject, withdraw, and follow-ups (update, cancel,
+all-clear) that start the next version of a sent warning as a draft."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from hub.cap.model import Certainty, MsgType, ResponseType, Severity, Urgency
+from hub.console.alert import _values, all_clear_template, template_content
+from hub.console.forms import _area, _content, _settings, _time
+from hub.console.model import (
+    ALL_CLEAR_VALIDITY,
+    MAX_VALIDITY,
+    ConsoleConfig,
+    ConsoleError,
+    ConsoleForbidden,
+    ConsoleUser,
+    _audited,
+    _check_scope,
+    _msg,
+    _need,
+    _state,
+)
+from hub.console.tables import _dumps, _event, _one_transaction, _require, ensure_schema, versions
+from hub.store import Store, now_utc, utc_iso
+
+_UNFILLED = re.compile(r"\{[a-z_]+\}")
+
+
+def create_draft(store: Store, user: ConsoleUser, form: Mapping[str, Any], *, cfg: ConsoleConfig,
+                 now: datetime | None = None) -> dict[str, Any]:
+    """A new warning (version 1 of a new thread) as a draft. ``form``: status, template, content (event, category,
+    severity, urgency, certainty, response_types, texts per language, event_code, instruction_codes, onset,
+    expires, web, contact), area (ars, features as GeoJSON lon/lat, a Point with properties.radius_m is a circle),
+    channels, audience (public | topic) and topic."""
+    ensure_schema(store)
+    now = now or now_utc()
+
+    def run() -> dict[str, Any]:
+        _need(user, "compose")
+        name = form.get("template") or None
+        tpl = cfg.templates.get(name) if isinstance(name, str) else None
+        if name is not None and tpl is None:
+            raise ConsoleError(_msg(f"Vorlage {name!r} gibt es nicht", f"no template {name!r}"))
+        area = _area(form.get("area"), cfg.geo)
+        given = form.get("content")
+        raw: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
+        hours = getattr(tpl, "default_hours", None)
+        expires = _time(raw.get("expires"), "expires") or (utc_iso(now + timedelta(hours=hours)) if hours else None)
+        base = {**template_content(tpl, _values(cfg, area, expires, now)), "expires": expires} if tpl else {}
+        content = _content(form.get("content"), base)
+        _future(content, now)
+        defaults = {"channels": list(getattr(tpl, "default_channels", ()) or ()) or None,
+                    "audience": getattr(tpl, "audience", None)}
+        status, channels, audience, topic = _settings(
+            {**{k: v for k, v in defaults.items() if v}, **form}, None)
+        _check_scope(cfg, user, area)
+        row = {"thread": f"c{uuid.uuid4().hex}", "version": 1, "parent_id": None, "state": "draft",
+               "status": status, "msg_type": MsgType.ALERT.value, "kind": "warning", "template": name,
+               "content": content, "area": area, "channels": channels, "audience": audience, "topic": topic}
+        return _insert(store, user, row, "create", now)
+
+    return _audited(store, user, "create", "", run)
+
+
+def _future(content: Mapping[str, Any], now: datetime) -> None:
+    expires = content.get("expires")
+    if expires is not None and expires <= utc_iso(now):
+        raise ConsoleError(_msg("Das Ende der Gültigkeit liegt in der Vergangenheit", "expires is in the past"))
+    if expires is not None and expires > utc_iso(now + MAX_VALIDITY):
+        raise ConsoleError(_msg("Höchstens 7 Tage gültig", "valid for at most 7 days"))
+
+
+def _insert(store: Store, user: ConsoleUser, row: dict[str, Any], action: str, now: datetime) -> dict[str, Any]:
+    stamp = utc_iso(now)
+    with _one_transaction(store) as conn:
+        cur = conn.execute(
+            "INSERT INTO console_warnings (thread, version, parent_id, state, status, msg_type, kind, template,"
+            " content, area, channels, audience, topic, author, author_id, editors, created_at, updated_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (row["thread"], row["version"], row["parent_id"], row["state"], row["status"], row["msg_type"],
+             row["kind"], row["template"], _dumps(row["content"]), _dumps(row["area"]), _dumps(row["channels"]),
+             row["audience"], row["topic"], user.name, user.id, _dumps([user.id]), stamp, stamp))
+        row = {**row, "id": int(cur.lastrowid or 0)}
+        _event(conn, row, user.name, action, {"version": row["version"]}, now)
+        store.audit(user.name, f"console.{action}", row["thread"],
+                    {"warning": row["id"], "version": row["version"], "status": row["status"],
+                     "msg_type": row["msg_type"], "kind": row["kind"]}, now=now)
+    return _require(store, row["id"])
+
+
+def edit_draft(store: Store, user: ConsoleUser, warning_id: int, form: Mapping[str, Any], *, cfg: ConsoleConfig,
+               now: datetime | None = None) -> dict[str, Any]:
+    """Change a draft (a submitted or rejected version becomes a draft again and must be submitted anew). Whoever
+    edits counts as an author for four eyes. Status and audience cannot change."""
+    ensure_schema(store)
+    now = now or now_utc()
+
+    def run() -> dict[str, Any]:
+        _need(user, "compose")
+        row = _require(store, warning_id)
+        _state(row, "draft", "submitted", "rejected")
+        content = _content(form.get("content"), row["content"], cancel=row["msg_type"] == MsgType.CANCEL.value)
+        _future(content, now)
+        status, channels, audience, topic = _settings(form, row)
+        area = _area(form["area"], cfg.geo) if "area" in form else row["area"]
+        if row["msg_type"] == MsgType.CANCEL.value and area != row["area"]:
+            raise ConsoleError(_msg("Eine Aufhebung gilt dem ganzen Gebiet", "a cancel covers the whole area"))
+        _check_scope(cfg, user, area)
+        editors = list(dict.fromkeys([*row["editors"], user.id]))
+        with _one_transaction(store) as conn:
+            conn.execute("UPDATE console_warnings SET state='draft', content=?, area=?, channels=?, editors=?,"
+                         " revision=revision+1, reject_reason=NULL, updated_at=? WHERE id=?",
+                         (_dumps(content), _dumps(area), _dumps(channels), _dumps(editors), utc_iso(now), row["id"]))
+            _event(conn, row, user.name, "edit", {"revision": row["revision"] + 1}, now)
+            store.audit(user.name, "console.edit", row["thread"], {"warning": row["id"]}, now=now)
+        return _require(store, row["id"])
+
+    return _audited(store, user, "edit", str(warning_id), run)
+
+
+def _ready(row: Mapping[str, Any]) -> None:
+    """What a version must be before anyone may approve or send it."""
+    for lang, text in row["content"]["texts"].items():
+        for key, value in text.items():
+            if found := _UNFILLED.search(value):
+                raise ConsoleError(_msg(f"texts.{lang}.{key}: Platzhalter {found.group()} ist nicht ausgefüllt",
+                                        f"texts.{lang}.{key}: placeholder {found.group()} not filled in"))
+
+
+def submit(store: Store, user: ConsoleUser, warning_id: int, *, cfg: ConsoleConfig,
+           now: datetime | None = None) -> dict[str, Any]:
+    """Hand a draft over for approval."""
+    ensure_schema(store)
+    now = now or now_utc()
+
+    def run() -> dict[str, Any]:
+        _need(user, "compose")
+        row = _require(store, warning_id)
+        _state(row, "draft")
+        _ready(row)
+        _check_scope(cfg, user, row["area"])
+        return _transition(store, user, row, "submit", "submitted", now, submitted_at=utc_iso(now))
+
+    return _audited(store, user, "submit", str(warning_id), run)
+
+
+def _transition(store: Store, user: ConsoleUser, row: Mapping[str, Any], action: str, state: str, now: datetime,
+                detail: Mapping[str, Any] | None = None, **cols: Any) -> dict[str, Any]:
+    sets = "".join(f", {c}=?" for c in cols)
+    with _one_transaction(store) as conn:
+        conn.execute(f"UPDATE console_warnings SET state=?, updated_at=?{sets} WHERE id=?",
+                     (state, utc_iso(now), *cols.values(), row["id"]))
+        _event(conn, row, user.name, action, detail or {}, now)
+        store.audit(user.name, f"console.{action}", row["thread"], {"warning": row["id"], **(detail or {})}, now=now)
+    return _require(store, row["id"])
+
+
+def reject(store: Store, approver: ConsoleUser, warning_id: int, reason: str, *, cfg: ConsoleConfig,
+           now: datetime | None = None) -> dict[str, Any]:
+    """Send a submitted version back with a reason (its authors may edit it again)."""
+    ensure_schema(store)
+    now = now or now_utc()
+
+    def run() -> dict[str, Any]:
+        _need(approver, "approve")
+        row = _require(store, warning_id)
+        _state(row, "submitted")
+        if approver.id in row["editors"]:
+            raise ConsoleForbidden(_msg("Eigene Meldungen zurückziehen statt ablehnen", "withdraw your own warning"))
+        if len((reason or "").strip()) < 5:
+            raise ConsoleError(_msg("Begründung fehlt", "a reason is required"))
+        return _transition(store, approver, row, "reject", "rejected", now, {"reason": reason.strip()},
+                           reject_reason=reason.strip())
+
+    return _audited(store, approver, "reject", str(warning_id), run)
+
+
+def withdraw(store: Store, user: ConsoleUser, warning_id: int, *, cfg: ConsoleConfig,
+             now: datetime | None = None) -> dict[str, Any]:
+    """Drop a version that was not sent (its authors, or anyone who may approve)."""
+    ensure_schema(store)
+    now = now or now_utc()
+
+    def run() -> dict[str, Any]:
+        _need(user, "compose")
+        row = _require(store, warning_id)
+        _state(row, "draft", "submitted", "rejected")
+        if user.id not in row["editors"] and not user.can("approve"):
+            raise ConsoleForbidden(_msg("Nur die Verfasser ziehen zurück", "only its authors may withdraw it"))
+        return _transition(store, user, row, "withdraw", "withdrawn", now)
+
+    return _audited(store, user, "withdraw", str(warning_id), run)
+
+
+def follow_up(store: Store, user: ConsoleUser, warning_id: int, action: str, *, cfg: ConsoleConfig,
+              form: Mapping[str, Any] | None = None, now: datetime | None = None) -> dict[str, Any]:
+    """Start the next version of a sent warning as a draft: ``update`` (msgType Update; ``form`` may change
+    content, area and channels), ``cancel`` (msgType Cancel) or ``all-clear`` (an Update with severity Minor,
+    responseType AllClear and the all-clear template's texts). It references the sent version when sent."""
+    ensure_schema(store)
+    now = now or now_utc()
+
+    def run() -> dict[str, Any]:
+        _need(user, "compose")
+        row = _require(store, warning_id)
+        _state(row, "sent")
+        later = versions(store, row["thread"])
+        if later[-1]["id"] != row["id"]:
+            raise ConsoleError(_msg("Es gibt schon eine neuere Fassung", "a newer version exists"))
+        if row["msg_type"] == MsgType.CANCEL.value:
+            raise ConsoleError(_msg("Die Meldung ist aufgehoben", "the warning is cancelled"))
+        form_ = dict(form or {})
+        settings = _settings({k: v for k, v in form_.items() if k in ("status", "audience", "topic")}, row)
+        new = {"thread": row["thread"], "version": row["version"] + 1, "parent_id": row["id"], "state": "draft",
+               "status": settings[0], "template": row["template"], "area": row["area"],
+               "channels": row["channels"], "audience": row["audience"], "topic": row["topic"]}
+        if action == "update":
+            new.update(msg_type=MsgType.UPDATE.value, kind="warning",
+                       content=_content(form_.get("content"), row["content"]))
+            _future(new["content"], now)
+            if "area" in form_:
+                new["area"] = _area(form_["area"], cfg.geo)
+            if "channels" in form_:
+                new["channels"] = _settings({"channels": form_["channels"]}, row)[1]
+        elif action == "cancel":
+            new.update(msg_type=MsgType.CANCEL.value, kind="warning", content=_cancel_content(row["content"]))
+        elif action == "all-clear":
+            new.update(msg_type=MsgType.UPDATE.value, kind="all-clear",
+                       content=_all_clear_content(cfg, row, now))
+        else:
+            raise ConsoleError(_msg(f"Unbekannte Folgemeldung {action!r}", f"unknown follow-up {action!r}"))
+        _check_scope(cfg, user, new["area"])
+        return _insert(store, user, new, action, now)
+
+    return _audited(store, user, action, str(warning_id), run)
+
+
+def _cancel_content(prev: Mapping[str, Any]) -> dict[str, Any]:
+    texts = {}
+    for lang, t in prev["texts"].items():
+        en = lang == "en"
+        texts[lang] = {"headline": ("Cancelled: " if en else "Aufgehoben: ") + t["headline"],
+                       "description": "This message has been withdrawn." if en else
+                       "Diese Meldung wurde zurückgenommen.", "instruction": ""}
+    return _content({}, {**prev, "texts": texts, "onset": None, "expires": None}, cancel=True)
+
+
+def _all_clear_content(cfg: ConsoleConfig, row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    prev = row["content"]
+    headline = prev["texts"]["de-DE"]["headline"][:120]
+    tpl = all_clear_template(cfg.templates, row["template"])
+    hours = getattr(tpl, "default_hours", None)
+    expires = utc_iso(now + (timedelta(hours=hours) if hours else ALL_CLEAR_VALIDITY))
+    values = {**_values(cfg, row["area"], expires, now), "headline": headline, "event": prev["event"],
+              "severity": prev["severity"]}
+    if tpl is not None and tpl.uses <= {k for k, v in values.items() if v is not None}:
+        made = template_content(tpl, values)
+        texts, codes = made["texts"], made["instruction_codes"]
+        event_code = made["event_code"] or prev["event_code"]
+    else:  # no template, or one for sensors ({value}, {unit} ...): the built-in words
+        texts = {"de-DE": {"headline": f"Entwarnung: {headline}", "instruction": "",
+                           "description": f"Die Gefahr ist vorüber. Die Warnung „{headline}“ ist aufgehoben."},
+                 "de-DE-x-ls": {"headline": "Entwarnung", "description": "Die Gefahr ist vorbei.", "instruction": ""},
+                 "en": {"headline": f"All clear: {prev['texts'].get('en', {}).get('headline') or prev['event']}",
+                        "description": "The danger is over. The warning has ended.", "instruction": ""}}
+        codes, event_code = [], prev["event_code"]
+    base = {**prev, "severity": Severity.MINOR.value, "urgency": Urgency.PAST.value,
+            "certainty": Certainty.OBSERVED.value, "response_types": [ResponseType.ALL_CLEAR.value],
+            "texts": texts, "instruction_codes": codes, "event_code": event_code, "onset": None,
+            "expires": expires}
+    return _content({}, base)

@@ -1,0 +1,195 @@
+"""The console's vocabulary and who may do what: constants, the user protocol, the admin's four-eyes policy and
+the console's config, its errors, the scope check (default ``check_area``) and the permission, scope and state guards
+every operation runs."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol, TypeVar
+
+import shapely
+from shapely.geometry import shape as geojson_shape
+from shapely.geometry.base import BaseGeometry
+
+from hub.cap.model import Circle
+from hub.cap.validate import Validator
+from hub.config import BoardConfig, LoadedConfig, WebhookConfig
+from hub.errors import AuthError, HubError
+from hub.geo import DEFAULT_DISTRICT, GERMANY, Geography, circle_lonlat
+from hub.rules.templates import Template
+from hub.store import Store
+
+ORIGIN = "console"
+CHANNELS = ("push", "web", "boards", "webhook")
+LANGUAGES = ("de-DE", "de-DE-x-ls", "en")
+EXERCISE_PREFIX = {"de-DE": "ÜBUNG – ", "de-DE-x-ls": "ÜBUNG – ", "en": "EXERCISE – "}
+SCOPE_TOLERANCE_M = 50.0
+"""Drawn areas may reach this far past the user's boundary (drawing on a map is not surveying)."""
+MAX_VALIDITY = timedelta(days=7)
+ALL_CLEAR_VALIDITY = timedelta(hours=2)
+"""How long an all-clear stays shown (boards, web) unless the operator sets another end."""
+PREVIEW_HOURS = 6
+"""Readings shown with a sensor draft in the inbox."""
+
+
+# -- who is asking, and what the admin allows -------------------------------------------------------------------------
+
+
+class ConsoleUser(Protocol):
+    """A signed-in person (hub.auth's user satisfies this): roles viewer/author/approver/admin, scopes as ARS."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def roles(self) -> frozenset[str]: ...
+    @property
+    def scopes(self) -> tuple[str, ...]: ...
+    def can(self, permission: str) -> bool:
+        """``read``, ``compose``, ``approve`` or ``admin``."""
+        ...
+
+
+AreaCheck = Callable[[ConsoleUser, BaseGeometry | None], str | None]
+"""``check_area(user, area_projected) -> reason | None``: may this user warn this (equal-area projected) area?"""
+
+
+@dataclass(frozen=True, slots=True)
+class FourEyes:
+    """The admin's approval policy."""
+
+    required_for: frozenset[str] = frozenset({"Extreme", "Severe", "Moderate", "Minor"})
+    """Severities that need a second person's approval."""
+    single_person_extreme: bool = False
+    """Allow someone with approve permission to send an Extreme or Immediate warning alone, with a reason."""
+    min_reason: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleConfig:
+    """What the console needs of the hub's config; build with :meth:`from_loaded`."""
+
+    geo: Geography
+    district: str = DEFAULT_DISTRICT
+    sender: str = "warnhub@example.invalid"
+    sender_name: str = ""
+    base_url: str = ""
+    boards: tuple[BoardConfig, ...] = ()
+    webhooks: tuple[WebhookConfig, ...] = ()
+    templates: Mapping[str, Template] = field(default_factory=dict)
+    """Templates in force (``RuleSet.templates``); pass a fresh config after a rules reload."""
+    four_eyes: FourEyes = FourEyes()
+    check_area: AreaCheck | None = None
+    """None: :func:`scope_check` of ``geo`` (the area lies in the union of the user's scope boundaries)."""
+    validator: Validator = field(default_factory=Validator)
+
+    @classmethod
+    def from_loaded(cls, loaded: LoadedConfig, *, geo: Geography, templates: Mapping[str, Template] | None = None,
+                    four_eyes: FourEyes | None = None, check_area: AreaCheck | None = None) -> ConsoleConfig:
+        hub = loaded.cfg.hub
+        return cls(geo=geo, district=hub.district_ars, sender=hub.sender, sender_name=hub.name,
+                   base_url=hub.public_url.rstrip("/"), boards=tuple(loaded.cfg.boards),
+                   webhooks=tuple(loaded.cfg.webhooks), templates=dict(templates or {}),
+                   four_eyes=four_eyes or FourEyes(), check_area=check_area)
+
+    def area_check(self) -> AreaCheck:
+        return self.check_area or scope_check(self.geo)
+
+
+class ConsoleError(HubError):
+    """Invalid input, or an operation the warning's state does not allow (message German / English)."""
+
+
+class ConsoleForbidden(AuthError):
+    """Permission, scope or four eyes refuse (message German / English)."""
+
+
+class StalePreview(ConsoleError):
+    """The confirmation token is not that of a preview of the warning as it is now."""
+
+
+def _msg(de: str, en: str) -> str:
+    return f"{de} / {en}"
+
+
+@functools.lru_cache(maxsize=8)
+def scope_check(geo: Geography, tolerance_m: float = SCOPE_TOLERANCE_M) -> AreaCheck:
+    """The default ``check_area``: the area must lie inside the union of the boundaries of the user's scope ARS
+    (``tolerance_m`` grace). A scope whose boundary the hub does not know (a Gemeinde without ``[geo]
+    boundaries``) cannot vouch for a drawn area: such areas are refused, never waved through."""
+    unions: dict[tuple[str, ...], BaseGeometry | None] = {}
+
+    def check(user: ConsoleUser, area: BaseGeometry | None) -> str | None:
+        if area is None or area.is_empty:
+            return None
+        key = tuple(sorted(user.scopes))
+        if key not in unions:
+            shapes = [g for a in key if (ars := geo.registry.from_ars(a)) and (g := geo.geometry(ars)) is not None]
+            unions[key] = shapely.union_all(shapes).buffer(tolerance_m) if shapes else None
+        allowed = unions[key]
+        if allowed is None:
+            return _msg(f"Für Ihren Zuständigkeitsbereich ({', '.join(key) or '–'}) ist keine Grenze hinterlegt; "
+                        "gezeichnete Gebiete können nicht geprüft werden",
+                        "no boundary is known for your scope; drawn areas cannot be checked")
+        outside = float(area.difference(allowed).area)
+        if outside > 1.0:
+            return _msg(f"{outside / 1e6:.3f} km² des Gebiets liegen außerhalb Ihres Zuständigkeitsbereichs",
+                        f"{outside / 1e6:.3f} km² of the area lie outside your scope")
+        return None
+
+    return check
+
+
+# -- guards: permission, state, scope ----------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def _audited(store: Store, user: ConsoleUser, action: str, subject: str, fn: Callable[[], T]) -> T:
+    """Run an operation; a refusal by permission, scope or four eyes is audited (after its rollback)."""
+    try:
+        return fn()
+    except ConsoleForbidden as err:
+        store.audit(user.name, "console.refused", subject, {"action": action, "reason": str(err)})
+        raise
+
+
+def _need(user: ConsoleUser, permission: str) -> None:
+    if not user.can(permission):
+        raise ConsoleForbidden(_msg(f"Keine Berechtigung ({permission})", f"permission {permission!r} required"))
+
+
+def _state(row: Mapping[str, Any], *allowed: str) -> None:
+    if row["state"] not in allowed:
+        raise ConsoleError(_msg(f"Meldung ist {row['state']}, erwartet: {', '.join(allowed)}",
+                                f"warning is {row['state']}, expected {', '.join(allowed)}"))
+
+
+def _check_scope(cfg: ConsoleConfig, user: ConsoleUser, area: Mapping[str, Any]) -> None:
+    reg = cfg.geo.registry
+    scopes = [s for s in (reg.from_ars(a) for a in user.scopes) if s is not None]
+    for ars in area["ars"]:
+        if not any(reg.is_within(ars, s) for s in scopes):
+            raise ConsoleForbidden(_msg(f"{reg.name(ars) or ars} liegt außerhalb Ihres Zuständigkeitsbereichs",
+                                        f"{ars} is outside your scope"))
+    shapes = [g for a in area["ars"] if (g := cfg.geo.geometry(a)) is not None] + \
+        [GERMANY.project(s) for s in _drawn_lonlat(area)]
+    reason = cfg.area_check()(user, shapely.union_all(shapes) if shapes else None)
+    if reason:
+        raise ConsoleForbidden(reason)
+
+
+def _drawn_lonlat(area: Mapping[str, Any]) -> list[BaseGeometry]:
+    out = []
+    for f in area["features"]:
+        g = f["geometry"]
+        if g["type"] == "Point":
+            lon, lat = g["coordinates"]
+            out.append(circle_lonlat(Circle(center=(lat, lon), radius_km=f["properties"]["radius_m"] / 1000)))
+        else:
+            out.append(geojson_shape(g))
+    return out

@@ -1,0 +1,49 @@
+"""What the dashboard reads across tables: the inbox and the delivery status of a console thread."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from hub import decisions, outbox, publications, readings
+from hub.console.model import ORIGIN, PREVIEW_HOURS
+from hub.console.tables import ensure_schema, versions, warnings
+from hub.store import Store, now_utc
+
+
+def inbox(store: Store, *, now: datetime | None = None, hours: float = PREVIEW_HOURS) -> dict[str, Any]:
+    """What waits for the control room: external alerts a rule published or drafted (live threads), pending
+    drafts (sensor drafts with the sensor's last ``hours`` of readings as ``(time, value)`` for a chart),
+    unrouted alerts with the rules' explanation, and console versions awaiting approval."""
+    ensure_schema(store)
+    found = decisions.decisions(store, decision="publish") + decisions.decisions(store, decision="draft")
+    origins = dict(store.conn.execute("SELECT id, origin FROM alerts WHERE id IN (SELECT value FROM json_each(?))",
+                                      (json.dumps([d["alert_id"] for d in found]),)).fetchall())
+    matched = sorted((d for d in found if origins.get(d["alert_id"]) != ORIGIN), key=lambda d: -d["alert_id"])
+    since = readings.ms_of((now or now_utc()) - timedelta(hours=hours))
+    pending = decisions.drafts(store, state="pending")
+    for d in pending:
+        d["readings"] = [(readings.iso_ms(ts), value) for ts, value in store.conn.execute(
+            "SELECT ts, value FROM readings WHERE sensor_id=? AND ts>=? ORDER BY ts LIMIT 2000",
+            (d["sensor"], since))] if d["sensor"] else []
+    return {"alerts": matched, "drafts": pending, "unrouted": decisions.decisions(store, decision="unrouted"),
+            "awaiting_approval": warnings(store, states=["submitted"])}
+
+
+def status(store: Store, thread: str) -> dict[str, Any]:
+    """Per version of a console thread: its state, its CAP, its publication and the deliveries per channel and
+    state (hub.outbox.status)."""
+    ensure_schema(store)
+    rows = versions(store, thread)
+    pubs = {v["id"]: publications.by_source_alert(store, v["alert_id"]) for v in rows if v["alert_id"]}
+    counts = outbox.status(store, [p.id for p in pubs.values() if p is not None])
+    out = []
+    for v in rows:
+        pub = pubs.get(v["id"])
+        out.append({"id": v["id"], "version": v["version"], "state": v["state"], "msg_type": v["msg_type"],
+                    "kind": v["kind"], "identifier": v["cap_identifier"], "alert_id": v["alert_id"],
+                    "publication": {"id": pub.id, "thread": pub.thread, "version": pub.version,
+                                    "identifier": pub.identifier} if pub else None,
+                    "channels": counts.get(pub.id, {}) if pub else {}})
+    return {"thread": thread, "versions": out}

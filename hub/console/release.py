@@ -1,0 +1,153 @@
+"""Approve and send: four eyes, the preview token, and in one transaction the CAP alert stored with its publish
+decision."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from hub import decisions
+from hub.cap.model import MsgType, Severity, Urgency
+from hub.cap.serialize import to_xml
+from hub.cap.sign import SignaturePolicy
+from hub.cap.validate import Verdict
+from hub.console.alert import _previous_sent, _sent_time, build_alert
+from hub.console.drafts import _ready
+from hub.console.model import (
+    ORIGIN,
+    ConsoleConfig,
+    ConsoleError,
+    ConsoleForbidden,
+    ConsoleUser,
+    StalePreview,
+    _audited,
+    _check_scope,
+    _msg,
+    _need,
+    _state,
+)
+from hub.console.tables import _event, _one_transaction, _require, ensure_schema
+from hub.console.targeting import _decision, _plan, confirmation
+from hub.intake import check_document
+from hub.store import Store, now_utc, utc_iso
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A version that was sent: its CAP is stored with its publish decision. Wake the pipeline now."""
+
+    warning: dict[str, Any]
+    alert_id: int
+    store_thread: int
+    identifier: str
+
+
+def approve(store: Store, approver: ConsoleUser, warning_id: int, *, token: str, cfg: ConsoleConfig,
+            now: datetime | None = None) -> Sent:
+    """Approve a submitted version and send it, in one transaction. The approver needs approve permission, the
+    area in their scope, must not have written or edited it (four eyes), and must pass the ``token`` of a preview
+    of the version as it is."""
+    ensure_schema(store)
+    now = now or now_utc()
+
+    def run() -> Sent:
+        _need(approver, "approve")
+        row = _require(store, warning_id)
+        _state(row, "submitted")
+        if approver.id in row["editors"] or approver.id == row["author_id"]:
+            raise ConsoleForbidden(_msg("Vier-Augen-Prinzip: Wer eine Meldung verfasst oder bearbeitet hat, gibt "
+                                        "sie nicht frei", "four eyes: authors and editors cannot approve"))
+        _ready(row)
+        _check_scope(cfg, approver, row["area"])
+        with _one_transaction(store) as conn:
+            stamp = utc_iso(now)
+            conn.execute("UPDATE console_warnings SET state='approved', approver=?, approver_id=?, approved_at=?,"
+                         " updated_at=? WHERE id=?", (approver.name, approver.id, stamp, stamp, row["id"]))
+            _event(conn, row, approver.name, "approve", {}, now)
+            store.audit(approver.name, "console.approve", row["thread"], {"warning": row["id"]}, now=now)
+            row = _require(store, warning_id)
+            return _send(store, cfg, approver, row, token=token, now=now,
+                         why=f"console {row['thread']} v{row['version']} by {row['author']}, approved by "
+                             f"{approver.name}")
+
+    return _audited(store, approver, "approve", str(warning_id), run)
+
+
+def send(store: Store, user: ConsoleUser, warning_id: int, *, token: str, cfg: ConsoleConfig,
+         reason: str | None = None, now: datetime | None = None) -> Sent:
+    """Send a draft or submitted version without a second person: allowed where the policy does not require four
+    eyes for its severity, or, where the admin allows it, an Extreme or Immediate warning by someone with approve
+    permission who gives a ``reason`` (audited as ``console.single_person``)."""
+    ensure_schema(store)
+    now = now or now_utc()
+
+    def run() -> Sent:
+        _need(user, "compose")
+        row = _require(store, warning_id)
+        _state(row, "draft", "submitted")
+        _ready(row)
+        _check_scope(cfg, user, row["area"])
+        c, policy = row["content"], cfg.four_eyes
+        single = c["severity"] in policy.required_for
+        if single:
+            urgent = c["severity"] == Severity.EXTREME.value or c["urgency"] == Urgency.IMMEDIATE.value
+            if not (policy.single_person_extreme and urgent and user.can("approve")):
+                raise ConsoleForbidden(_msg(f"Vier-Augen-Prinzip: {c['severity']} braucht die Freigabe einer zweiten "
+                                            "Person", f"four eyes: {c['severity']} needs a second person's approval"))
+            if len((reason or "").strip()) < policy.min_reason:
+                raise ConsoleError(_msg(f"Alleinversand nur mit Begründung (mindestens {policy.min_reason} Zeichen)",
+                                        f"sending alone needs a reason of {policy.min_reason}+ characters"))
+        with _one_transaction(store) as conn:
+            why = f"console {row['thread']} v{row['version']} by {user.name}, "
+            if single:
+                text = (reason or "").strip()
+                conn.execute("UPDATE console_warnings SET single_person_reason=?, approver=?, approver_id=? WHERE id=?",
+                             (text, user.name, user.id, row["id"]))
+                _event(conn, row, user.name, "single_person", {"reason": text}, now)
+                store.audit(user.name, "console.single_person", row["thread"],
+                            {"warning": row["id"], "severity": c["severity"], "urgency": c["urgency"],
+                             "reason": text}, now=now)
+                why += f"sent alone: {text}"
+            else:
+                why += f"no approval needed for {c['severity']}"
+            return _send(store, cfg, user, _require(store, warning_id), token=token, now=now, why=why)
+
+    return _audited(store, user, "send", str(warning_id), run)
+
+
+def _send(store: Store, cfg: ConsoleConfig, user: ConsoleUser, row: Mapping[str, Any], *, token: str,
+          now: datetime, why: str) -> Sent:
+    """Inside the caller's transaction: CAP, validation, store, decision, state."""
+    prev, prev_alert = _previous_sent(store, row)
+    alert = build_alert(cfg, row, previous=prev_alert, sent=_sent_time(now, prev_alert))
+    plan = _plan(cfg, row, alert)
+    if not hmac.compare_digest(str(token or ""), confirmation(row, plan)):
+        raise StalePreview(_msg("Die Meldung, ihre Empfänger oder Kanäle haben sich seit der Vorschau geändert: "
+                                "bitte neu prüfen", "the warning, its audience or channels changed since the preview"))
+    expires = alert.expires
+    if alert.msg_type is not MsgType.CANCEL and (expires is None or expires <= alert.sent):
+        raise ConsoleError(_msg("Die Gültigkeit ist abgelaufen", "the warning has expired"))
+    raw = to_xml(alert)
+    report, rec = check_document(cfg.validator, raw, SignaturePolicy.IGNORE)
+    if rec is None or report.verdict is not Verdict.VALID:
+        raise ConsoleError(_msg("Die CAP-Nachricht ist nicht gültig", "the CAP message is not valid") + ": "
+                           + "; ".join(report.errors + report.warnings))
+    added = store.add_record(rec, raw, origin=ORIGIN, now=now)
+    if added.outcome != "new":
+        raise ConsoleError(_msg("Diese Fassung ist schon gespeichert", "this version is stored already"))
+    pending = decisions.Pending(added.alert_id, added.thread_id, ORIGIN, alert, prev_alert)
+    if not decisions.record(store, pending, _decision(row, plan, why), rules_loaded_at=None, now=now):
+        raise ConsoleError(_msg("Über diese Fassung wurde schon entschieden", "this version was decided already"))
+    store.conn.execute(
+        "UPDATE console_warnings SET state='sent', sent_at=?, updated_at=?, cap_identifier=?, cap_sent=?, alert_id=?,"
+        " store_thread=? WHERE id=?", (utc_iso(now), utc_iso(now), alert.identifier, alert.sent.isoformat(),
+                                      added.alert_id, added.thread_id, row["id"]))
+    _event(store.conn, row, user.name, "send", {"identifier": alert.identifier, "alert": added.alert_id}, now)
+    store.audit(user.name, "console.send", row["thread"],
+                {"warning": row["id"], "identifier": alert.identifier, "status": alert.status.value,
+                 "msg_type": alert.msg_type.value, "severity": alert.severity.value, "audience": row["audience"],
+                 "channels": list(row["channels"]), "regions": list(plan.regions)}, now=now)
+    return Sent(_require(store, row["id"]), added.alert_id, added.thread_id, alert.identifier)

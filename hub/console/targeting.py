@@ -1,0 +1,208 @@
+"""Whom a version reaches (the pipeline's targeting, without writing), the confirmation token bound to it, and
+the preview of what sending it now would do."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from adapters.channels.boardtext import fit
+from hub import publications
+from hub.cap.model import Alert, MsgType, Status, Urgency
+from hub.cap.serialize import to_xml
+from hub.cap.sign import SignaturePolicy
+from hub.config import BoardConfig, WebhookConfig
+from hub.console.alert import _previous_sent, _sent_time, build_alert
+from hub.console.model import LANGUAGES, ConsoleConfig, _msg
+from hub.console.tables import _dumps, _require, ensure_schema
+from hub.delivery import board_notice
+from hub.geo import DEFAULT_DISTRICT, GERMANY, Geography, resolve
+from hub.intake import check_document
+from hub.pipeline import BOARD_CHANNELS, SEVERITY_ORDER, event_topics, push_payload
+from hub.publications import Notice, Publication
+from hub.rules import Decision, RuleSet
+from hub.store import Store, now_utc
+
+# -- whom it reaches (the pipeline's targeting, without writing) ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    alert: Alert
+    area_proj: BaseGeometry | None
+    area_lonlat: BaseGeometry | None
+    regions: tuple[str, ...]
+    inside_district: bool
+    outside_share: float
+    area_km2: float
+    inside_km2: float
+    neighbours: tuple[tuple[str, str], ...]
+    boards: tuple[BoardConfig, ...]
+    kiosks: tuple[BoardConfig, ...]
+    webhooks: tuple[WebhookConfig, ...]
+
+
+def _plan(cfg: ConsoleConfig, row: Mapping[str, Any], alert: Alert) -> _Plan:
+    """Area, regions, boards and webhooks exactly as the pipeline computes them for the stored decision."""
+    geo, reg, district = cfg.geo, cfg.geo.registry, cfg.district
+    shapes = [s for s in RuleSet([], {}, geo=geo).geometry(alert) if s is not None and not s.is_empty]
+    area_proj = shapely.union_all(shapes) if shapes else None
+    area_lonlat = GERMANY.unproject(area_proj) if area_proj is not None else None
+    res = resolve(alert, district, geo=geo)
+    regions = tuple(dict.fromkeys([*row["area"]["ars"], *(h.ars for h in res.regions
+                                                            if h.level == "kreis" or reg.is_within(h.ars, district))]))
+    neighbours = tuple((h.ars, h.name or h.ars) for h in res.regions if h.level == "kreis"
+                       and not reg.is_within(h.ars, district) and not reg.is_within(district, h.ars))
+    exercise, channels, severity = alert.status is Status.EXERCISE, set(row["channels"]), alert.severity.value
+    if row["audience"] != "public":
+        channels &= {"push"}
+    regions_set = set(regions)
+    boards = tuple(b for b in cfg.boards if b.kind in BOARD_CHANNELS and "boards" in channels
+                   and (b.exercise or not exercise) and _touches(geo, b.ars, regions_set, area_proj))
+    kiosks = tuple(b for b in cfg.boards if b.kind == "kiosk" and channels & {"web", "boards"}
+                   and (b.exercise or not exercise) and _touches(geo, b.ars, regions_set, area_proj))
+    hooks = tuple(h for h in cfg.webhooks if "webhook" in channels and (h.exercise or not exercise)
+                  and "public" in h.audiences and SEVERITY_ORDER.get(severity, 4) <= SEVERITY_ORDER[h.min_severity]
+                  and (any(_touches(geo, a, regions_set, area_proj) for a in h.regions) if h.regions
+                       else res.inside_district))
+    return _Plan(alert, area_proj, area_lonlat, regions, res.inside_district, res.outside_share, res.area_km2,
+                 res.inside_km2, neighbours, boards, kiosks, hooks)
+
+
+def _touches(geo: Geography, ars: str, regions: set[str], area_proj: BaseGeometry | None) -> bool:
+    """Pipeline._touches: by the region's boundary where known, else by the keys."""
+    boundary = geo.geometry(ars)
+    if boundary is not None and area_proj is not None:
+        return bool(boundary.intersects(area_proj)) and boundary.intersection(area_proj).area > 1.0
+    return any(geo.registry.is_within(ars, r) or geo.registry.is_within(r, ars) for r in regions)
+
+
+def _decision(row: Mapping[str, Any], plan: _Plan, why: str) -> Decision:
+    channels = tuple(row["channels"]) if row["audience"] == "public" else ("push",)
+    audiences = ("public",) if row["audience"] == "public" else (f"topic:{row['topic']}",)
+    return Decision("publish", ("console",), channels=channels, audiences=audiences, push="push" in channels,
+                    severity=plan.alert.severity, regions=plan.regions, inside_district=plan.inside_district,
+                    outside_share=plan.outside_share, why=why)
+
+
+def confirmation(row: Mapping[str, Any], plan: _Plan) -> str:
+    """The token a preview shows and sending demands: a hash of content, area, status, audience, channels and the
+    boards, kiosks and webhooks reached. Push counts are shown but not bound (citizens subscribe any minute)."""
+    doc = {"warning": row["id"], "thread": row["thread"], "version": row["version"], "status": row["status"],
+           "msg_type": row["msg_type"], "kind": row["kind"], "content": row["content"], "area": row["area"],
+           "channels": sorted(row["channels"]), "audience": row["audience"], "topic": row["topic"],
+           "regions": list(plan.regions), "boards": [b.id for b in plan.boards],
+           "kiosks": [b.id for b in plan.kiosks], "webhooks": [h.id for h in plan.webhooks]}
+    return hashlib.sha256(_dumps(doc).encode()).hexdigest()
+
+
+def topic_subscribers(store: Store, topic: str) -> set[str]:
+    """Ids of the subscriptions that chose the event topic ``topic`` (``event:<topic>``)."""
+    return {r[0] for r in store.conn.execute(
+        "SELECT s.id FROM subscriptions s, json_each(s.topics) t WHERE t.value = ?", (f"event:{topic}",))}
+
+
+# -- preview --------------------------------------------------------------------------------------------------------
+
+
+def preview(store: Store, geo: Geography, index: Any, boards: Sequence[BoardConfig],
+            webhooks: Sequence[WebhookConfig], warning: int | Mapping[str, Any], *, district: str = DEFAULT_DISTRICT,
+            sender: str = "warnhub@example.invalid", sender_name: str = "", base_url: str = "",
+            now: datetime | None = None) -> dict[str, Any]:
+    """What sending this version now would do, without doing anything: audience per channel, overspill beyond
+    the district, the exact push and board texts, whether the CAP passes validation, and the confirmation
+    ``token`` that :func:`approve` / :func:`send` demand. ``index``: the pipeline's SubscriptionIndex (None: no
+    push count)."""
+    cfg = ConsoleConfig(geo=geo, district=district, sender=sender, sender_name=sender_name, base_url=base_url,
+                        boards=tuple(boards), webhooks=tuple(webhooks))
+    return preview_for(store, cfg, index, warning, now=now)
+
+
+def preview_for(store: Store, cfg: ConsoleConfig, index: Any, warning: int | Mapping[str, Any], *,
+                now: datetime | None = None) -> dict[str, Any]:
+    """:func:`preview` with the console's config."""
+    ensure_schema(store)
+    row = _require(store, warning) if isinstance(warning, int) else dict(warning)
+    prev, prev_alert = _previous_sent(store, row)
+    alert = build_alert(cfg, row, previous=prev_alert, sent=_sent_time(now or now_utc(), prev_alert))
+    plan = _plan(cfg, row, alert)
+    report, _ = check_document(cfg.validator, to_xml(alert), SignaturePolicy.IGNORE)
+    pub_thread = publications.thread_name(prev["store_thread"]) if prev else "w-neu"
+    cancel = alert.msg_type is MsgType.CANCEL
+    push_on = "push" in row["channels"]
+    if cancel:  # the pipeline tells whoever had an earlier version
+        had = dict(store.conn.execute(
+            "SELECT channel, count(DISTINCT recipient) FROM outbox WHERE thread=? AND state IN ('done','inflight')"
+            " GROUP BY channel", (pub_thread,)).fetchall())
+        push_n: int | None = int(had.get("push", 0))
+    elif push_on and index is not None:
+        topic = row["audience"] == "topic"
+        ids = index.match(plan.area_lonlat, plan.regions, severity=alert.severity.value,
+                          categories={c.value for i in alert.infos for c in i.categories},
+                          event_topics={row["topic"]} if topic else event_topics(alert),
+                          exercise=alert.status is Status.EXERCISE, topic_only=topic)
+        push_n = len(ids)
+    else:
+        push_n = 0 if not push_on else None
+    pub = _publication_like(cfg, row, plan, pub_thread, prev)
+    notes = _notes(row, plan)
+    return {
+        "warning": {k: row[k] for k in ("id", "thread", "version", "state", "status", "msg_type", "kind",
+                                        "audience", "topic", "channels")},
+        "cap": {"identifier": alert.identifier, "status": alert.status.value, "msgType": alert.msg_type.value,
+                "severity": alert.severity.value, "verdict": report.verdict.value,
+                "problems": report.errors + report.warnings},
+        "audience": {"kind": row["audience"], "topic": row["topic"], "push": push_n,
+                     "web": "web" in row["channels"] and row["audience"] == "public",
+                     "boards": [{"id": b.id, "name": b.name} for b in plan.boards],
+                     "kiosks": [{"id": b.id, "name": b.name} for b in plan.kiosks],
+                     "webhooks": [{"id": h.id} for h in plan.webhooks]},
+        "overspill": {"area_km2": round(plan.area_km2, 3), "inside_km2": round(plan.inside_km2, 3),
+                      "outside_share": round(plan.outside_share, 4), "inside_district": plan.inside_district,
+                      "neighbours": [{"ars": a, "name": n} for a, n in plan.neighbours],
+                      "regions": list(plan.regions)},
+        "texts": {"push": {n.language: _push_text(pub, n.language, cfg.base_url) for n in pub.notices},
+                  "boards": {b.id: fit(board_notice(pub, b.language), lines=b.lines, chars=b.chars,
+                                       charset=b.charset) for b in plan.boards}},
+        "notes": notes,
+        "token": confirmation(row, plan),
+    }
+
+
+def _publication_like(cfg: ConsoleConfig, row: Mapping[str, Any], plan: _Plan, thread: str,
+                      prev: Mapping[str, Any] | None) -> Publication:
+    """What the pipeline's publication of this version will hold (publications.issue keeps the infos)."""
+    alert = plan.alert
+    urgency = max((i.urgency for i in alert.infos), default=Urgency.UNKNOWN)
+    msg_type = alert.msg_type.value if alert.msg_type is MsgType.CANCEL else ("Update" if prev else "Alert")
+    expires = alert.expires
+    return Publication(0, thread, row["version"], None, None, alert.identifier, cfg.sender, alert.sent, msg_type,
+                       alert.status.value, alert.severity.value, urgency.value,
+                       publications.ms(expires) if expires else None, "push" in row["channels"],
+                       tuple(row["channels"]), plan.regions, tuple(Notice.of(i, alert.sender) for i in alert.infos),
+                       plan.area_lonlat)
+
+
+def _push_text(pub: Publication, lang: str, base_url: str) -> dict[str, Any]:
+    raw = push_payload(pub, "preview", [lang], base_url)
+    doc = json.loads(raw)
+    return {"title": doc["headline"], "body": doc["body"], "bytes": len(raw), "payload": doc}
+
+
+def _notes(row: Mapping[str, Any], plan: _Plan) -> list[str]:
+    notes = []
+    missing = [lang for lang in LANGUAGES if lang not in row["content"]["texts"]]
+    if missing:
+        notes.append(_msg(f"Ohne Text in: {', '.join(missing)}", f"no text in {', '.join(missing)}"))
+    if plan.outside_share > 0.005:
+        names = ", ".join(n for _, n in plan.neighbours) or "–"
+        notes.append(_msg(f"{plan.outside_share:.0%} der Fläche liegen außerhalb des Kreises ({names})",
+                          f"{plan.outside_share:.0%} of the area lies outside the district"))
+    return notes
