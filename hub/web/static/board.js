@@ -4,8 +4,17 @@
  * replaces one incident (a Cancel removes it), "heartbeat" proves the connection lives. Extreme and Severe warnings
  * interrupt and stay (several of them take turns); lesser ones take turns every ROTATE_MS. No event or heartbeat
  * for STALE_MS: "Verbindung unterbrochen – Stand: HH:MM" and a fresh connection. The last valid state is kept in
- * localStorage and shown while offline, each warning only until its expiry. No third-party requests; text is set
- * with textContent only.
+ * localStorage and shown while offline, each warning only until its expiry.
+ *
+ * Time: expiry and "Stand" are reckoned in the hub's time. The snapshot and every heartbeat carry it; a kiosk clock
+ * more than SKEW_MS off (a board computer without a real-time clock) is corrected by the difference, so a warning
+ * never stays on screen past its end because the board's clock is behind.
+ *
+ * The text is fitted to the screen: the main area's font shrinks until nothing is cut off, down to OTHERS_SCALE
+ * with the list of further warnings, then without it down to MIN_SCALE; if that is not enough, the instruction is
+ * shortened with an ellipsis, and on a very small board the text shrinks further (LAST_SCALE) rather than lose the
+ * headline or the validity. The DOM is touched only when what is shown changes (the warning is an aria-live
+ * region). No third-party requests; text is set with textContent only.
  */
 (function () {
   "use strict";
@@ -13,6 +22,10 @@
   var ROTATE_MS = 10000;
   var STALE_MS = 45000;
   var RECONNECT_MS = 10000;
+  var SKEW_MS = 5000;
+  var MIN_SCALE = 0.6;
+  var OTHERS_SCALE = 0.75;
+  var LAST_SCALE = 0.3;
   var ORDER = { Extreme: 0, Severe: 1, Moderate: 2, Minor: 3, Unknown: 4 };
   var WORDS = {
     Extreme: ["Extreme Gefahr", "Extreme danger"],
@@ -26,27 +39,49 @@
   var dayFmt = new Intl.DateTimeFormat("de-DE", { timeZone: TZ, day: "2-digit", month: "2-digit", year: "numeric" });
 
   var body = document.body;
+  var main = document.querySelector("main");
   var KEY = "warnhub.board." + body.getAttribute("data-board");
   var streamUrl = body.getAttribute("data-stream");
 
   var warnings = {};      // thread -> publication (as the JSON API gives it)
-  var updated = 0;        // ms: when the hub last confirmed this state
+  var updated = 0;        // ms, hub time: when the hub last confirmed this state
+  var offset = 0;         // ms: hub clock minus this clock, when it is more than SKEW_MS
   var lastSeen = Date.now();
   var index = 0;
   var rotatedAt = Date.now();
   var source = null;
   var retryTimer = null;
+  var fitted = "";        // what the text was last fitted for
 
   function $(id) { return document.getElementById(id); }
 
-  function setText(id, text) {
-    var el = $(id);
-    if (el) { el.textContent = text || ""; }
+  function hubNow() { return Date.now() + offset; }
+
+  /* A time the hub sent (ISO 8601): corrects the offset and answers it in ms (or the hub's "now" if unreadable).
+   * The hub sends whole seconds, cut off: its clock read up to a second later, so the offset takes the later end
+   * (a warning may end a second early, never late). */
+  function hubTime(iso) {
+    var t = Date.parse(iso || "");
+    if (!t) { return hubNow(); }
+    var diff = t + 1000 - Date.now();
+    offset = Math.abs(diff) > SKEW_MS ? diff : 0;
+    return t;
   }
 
-  function show(id, visible) {
+  /* The setters write only what changed and say whether they did. */
+  function setText(id, text) {
     var el = $(id);
-    if (el) { el.hidden = !visible; }
+    text = text || "";
+    if (!el || el.textContent === text) { return false; }
+    el.textContent = text;
+    return true;
+  }
+
+  function show(el, visible) {
+    if (typeof el === "string") { el = $(el); }
+    if (!el || el.hidden === !visible) { return false; }
+    el.hidden = !visible;
+    return true;
   }
 
   function hhmm(ms) { return timeFmt.format(new Date(ms)); }
@@ -75,14 +110,15 @@
     return p && p.msgType !== "Cancel" && (!p.expires || Date.parse(p.expires) > now);
   }
 
+  function rank(p) { return ORDER[p.severity] === undefined ? 9 : ORDER[p.severity]; }
+
   function current(now) {
     var list = [];
     Object.keys(warnings).forEach(function (t) {
       if (live(warnings[t], now)) { list.push(warnings[t]); } else { delete warnings[t]; }
     });
     list.sort(function (a, b) {
-      var d = (ORDER[a.severity] === undefined ? 9 : ORDER[a.severity]) -
-        (ORDER[b.severity] === undefined ? 9 : ORDER[b.severity]);
+      var d = rank(a) - rank(b);
       return d !== 0 ? d : Date.parse(b.sent) - Date.parse(a.sent);
     });
     return list;
@@ -91,61 +127,135 @@
   function urgent(p) { return p.severity === "Extreme" || p.severity === "Severe"; }
 
   function render() {
-    var now = Date.now();
+    var now = hubNow();
     var list = current(now);
     var pool = list.filter(urgent);
     if (pool.length === 0) { pool = list; }
-    if (pool.length > 1 && now - rotatedAt >= ROTATE_MS) {
+    if (pool.length > 1 && Date.now() - rotatedAt >= ROTATE_MS) {
       index += 1;
-      rotatedAt = now;
+      rotatedAt = Date.now();
     }
     index = pool.length ? index % pool.length : 0;
     var p = pool[index];
-    body.className = "board sev-" + (p ? (WORDS[p.severity] ? p.severity : "Unknown") : "none");
-    show("warning", !!p);
-    show("none", !p);
+    var changed = false;
+    var cls = "board sev-" + (p ? (WORDS[p.severity] ? p.severity : "Unknown") : "none");
+    if (body.className !== cls) { body.className = cls; }
+    changed = show("warning", !!p) || changed;
+    changed = show("none", !p) || changed;
     var stamp = updated ? hhmm(updated) : "–";
     setText("stamp", stamp);
-    Array.prototype.forEach.call(document.querySelectorAll(".none-stamp"), function (el) { el.textContent = stamp; });
+    Array.prototype.forEach.call(document.querySelectorAll(".none-stamp"), function (el) {
+      if (el.textContent !== stamp) { el.textContent = stamp; }
+    });
     if (p) {
       var de = notice(p, "de") || (p.infos || [])[0] || {};
       var en = notice(p, "en");
       var words = WORDS[p.severity] || WORDS.Unknown;
-      show("exercise", p.status === "Exercise");
-      setText("sev-word", words[0]);
-      setText("sev-en", words[1]);
-      setText("headline", de.headline || de.event);
-      setText("headline-en", en ? en.headline : "");
-      show("headline-en", !!(en && en.headline));
-      setText("instruction", de.instruction);
-      setText("validity", until(p.expires, now));
-      setText("area", de.areaDesc);
-      setText("position", "Warnung " + (index + 1) + " von " + pool.length + " / warning " + (index + 1) +
-        " of " + pool.length);
-      show("position", pool.length > 1);
+      changed = show("exercise", p.status === "Exercise") || changed;
+      changed = setText("sev-word", words[0]) || changed;
+      changed = setText("sev-en", words[1]) || changed;
+      changed = setText("headline", de.headline || de.event) || changed;
+      changed = setText("headline-en", en ? en.headline : "") || changed;
+      changed = show("headline-en", !!(en && en.headline)) || changed;
+      changed = setText("instruction", de.instruction) || changed;
+      changed = show("instruction", !!de.instruction) || changed;
+      changed = setText("validity", until(p.expires, now)) || changed;
+      changed = setText("area", de.areaDesc) || changed;
+      changed = setText("position-de", "Warnung " + (index + 1) + " von " + pool.length) || changed;
+      changed = setText("position-en", "/ warning " + (index + 1) + " of " + pool.length) || changed;
+      changed = show("position", pool.length > 1) || changed;
     }
-    renderOthers(list.filter(function (o) { return o !== p; }).slice(0, 4));
-    var stale = now - lastSeen > STALE_MS;
-    show("offline", stale);
-    if (stale) { setText("offline-time", hhmm(updated || lastSeen)); }
+    changed = renderOthers(list.filter(function (o) { return o !== p; }).slice(0, 4)) || changed;
+    var stale = Date.now() - lastSeen > STALE_MS;
+    changed = show("offline", stale) || changed;
+    if (stale) {
+      var at = hhmm(updated || lastSeen + offset);
+      Array.prototype.forEach.call(document.querySelectorAll(".offline-time"), function (el) {
+        if (el.textContent !== at) { el.textContent = at; }
+      });
+    }
+    fit(changed);
   }
+
+  var othersKey = null;
 
   function renderOthers(others) {
     var ul = $("others");
-    if (!ul) { return; }
+    if (!ul) { return false; }
+    var key = JSON.stringify(others.map(function (o) { return [o.thread, o.version]; }));
+    if (key === othersKey) { return false; }
+    othersKey = key;
     while (ul.firstChild) { ul.removeChild(ul.firstChild); }
     others.forEach(function (o) {
       var de = notice(o, "de") || (o.infos || [])[0] || {};
       var li = document.createElement("li");
       var sev = document.createElement("span");
-      sev.className = "sev sev-" + o.severity;
+      sev.className = "sev sev-" + (WORDS[o.severity] ? o.severity : "Unknown");
       sev.textContent = (WORDS[o.severity] || WORDS.Unknown)[0];
       li.appendChild(sev);
       li.appendChild(document.createTextNode(" " + (de.headline || de.event || "")));
       ul.appendChild(li);
     });
     ul.hidden = others.length === 0;
+    return true;
   }
+
+  // -- fitting the text to the screen ------------------------------------------------------------------------------
+
+  function overflows() {
+    return main.scrollHeight > main.clientHeight || main.scrollWidth > main.clientWidth;
+  }
+
+  /* The largest font scale (lowest..1) at which nothing in <main> is cut off; false if there is none. */
+  function scaleToFit(lowest) {
+    main.style.fontSize = "";
+    if (!overflows()) { return true; }
+    var lo = lowest;
+    var hi = 1;
+    main.style.fontSize = lo + "em";
+    if (overflows()) { return false; }
+    for (var i = 0; i < 7; i++) {
+      var mid = (lo + hi) / 2;
+      main.style.fontSize = mid + "em";
+      if (overflows()) { hi = mid; } else { lo = mid; }
+    }
+    main.style.fontSize = lo + "em";
+    return true;
+  }
+
+  /* Shorten the instruction (ellipsis) to the lines that leave room for the rest; false if one line is too many. */
+  function clampInstruction(instruction) {
+    if (!instruction || instruction.hidden || !instruction.offsetHeight) { return false; }
+    var line = parseFloat(getComputedStyle(instruction).lineHeight) || 20;
+    var lines = Math.max(1, Math.floor((instruction.offsetHeight - (main.scrollHeight - main.clientHeight)) / line));
+    instruction.classList.add("clamped");
+    for (; lines >= 1; lines--) {
+      instruction.style.webkitLineClamp = String(lines);
+      if (!overflows()) { return true; }
+    }
+    return false;
+  }
+
+  function fit(changed) {
+    if (!main) { return; }
+    var size = window.innerWidth + "x" + window.innerHeight;
+    if (!changed && fitted === size) { return; }
+    fitted = size;
+    var instruction = $("instruction");
+    var others = $("others");
+    if (instruction) { instruction.classList.remove("clamped"); instruction.style.webkitLineClamp = ""; }
+    if (others) { others.classList.remove("no-room"); }
+    if (scaleToFit(others && !others.hidden ? OTHERS_SCALE : MIN_SCALE)) { return; }
+    if (others && !others.hidden) {
+      others.classList.add("no-room");  // the further warnings give way to the one shown
+      if (scaleToFit(MIN_SCALE)) { return; }
+    }
+    main.style.fontSize = MIN_SCALE + "em";
+    if (clampInstruction(instruction)) { return; }
+    scaleToFit(LAST_SCALE);  // a very small board: smaller text rather than a cut-off headline or validity
+  }
+
+  // -- state -------------------------------------------------------------------------------------------------------
 
   function save() {
     try {
@@ -167,7 +277,7 @@
     var stored = null;
     try { page = JSON.parse($("board-data").textContent); } catch (e) { page = null; }
     try { stored = JSON.parse(localStorage.getItem(KEY) || "null"); } catch (e) { stored = null; }
-    var pageAt = page ? Date.parse(page.generated) || 0 : 0;
+    var pageAt = page ? Date.parse(page.generated) || 0 : 0;  // both in hub time
     if (stored && stored.updated > pageAt) {
       replaceAll(stored.warnings, stored.updated);
     } else if (page) {
@@ -180,7 +290,7 @@
   function onSnapshot(ev) {
     seen();
     var data = JSON.parse(ev.data);
-    replaceAll(data.warnings, Date.parse(data.generated) || Date.now());
+    replaceAll(data.warnings, hubTime(data.generated));
     index = 0;
     rotatedAt = Date.now();
     save();
@@ -198,19 +308,22 @@
       delete warnings[thread];
     } else {
       warnings[thread] = p;
-      if (urgent(p) && (!known || !urgent(known) || ORDER[p.severity] < ORDER[known.severity])) {
+      if (urgent(p) && (!known || !urgent(known) || rank(p) < rank(known))) {
         index = 0;  // it interrupts whatever was shown
         rotatedAt = Date.now();
       }
     }
-    updated = Date.now();
+    updated = hubNow();
     save();
     render();
   }
 
-  function onHeartbeat() {
+  function onHeartbeat(ev) {
     seen();
-    updated = Date.now();  // nothing missed: the state is confirmed as of now
+    var data = null;
+    try { data = JSON.parse(ev.data); } catch (e) { data = null; }
+    updated = hubTime(data && data.time);  // nothing missed: the state is confirmed as of now
+    save();
     render();
   }
 
@@ -241,4 +354,5 @@
   render();
   connect();
   setInterval(tick, 1000);
+  window.addEventListener("resize", function () { render(); });
 }());
