@@ -244,9 +244,12 @@ async def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
 
 
 async def axe(page: Page, context: Any = None, options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Run axe-core on ``page`` (optionally on a CSS selector or axe context) and answer its violations."""
+    """Run axe-core on ``page`` (optionally on a CSS selector or axe context) and answer its violations. axe is
+    evaluated through the debugger protocol, which the page's Content-Security-Policy does not govern (a
+    ``<script>`` tag would be blocked by the hub's ``default-src 'self'``). ``axe.run`` waits on timers: it never
+    returns while the page's clock (``page.clock``) is paused."""
     if not await page.evaluate("typeof window.axe === 'object'"):
-        await page.add_script_tag(path=str(AXE_JS))
+        await page.evaluate(AXE_JS.read_text(encoding="utf-8") + "\n;undefined")
     result = await page.evaluate(
         "([context, options]) => axe.run(context || document, options || {})", [context, options])
     return result["violations"]
