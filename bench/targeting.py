@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Targeting benchmark: who a warning for the whole Landkreis Lüchow-Dannenberg reaches among N point places.
 
-Builds a :class:`hub.subscriptions.SubscriptionIndex` from N subscriptions with one random point place each,
+Builds a :class:`hub.targeting.SubscriptionIndex` from N subscriptions with one random point place each,
 uniform over Germany's bounding box (seeded), radii mixed like real choices (60 % the default 1 km, 25 % 0.1-5 km,
 10 % 5-20 km, 5 % 20-50 km). Queries with the Kreis boundary as the warning's area (lon/lat, from the bundled DWD
 Kreis cells, as the API takes it). Baseline in the same run: one exact distance test of every place against the
@@ -28,7 +28,7 @@ from shapely.geometry import shape
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hub import geo  # noqa: E402
+from hub import geo, targeting  # noqa: E402
 from hub import subscriptions as subs  # noqa: E402
 
 KREIS_CELL = "103354000"
@@ -78,7 +78,7 @@ def main() -> None:
     lon, lat, radius = places(args.places, args.seed)
     geo.geography()  # loaded once by the daemon too; not part of the build
     start = time.perf_counter()
-    index = subs.SubscriptionIndex(items(lon, lat, radius))
+    index = targeting.SubscriptionIndex(items(lon, lat, radius))
     build_s = time.perf_counter() - start
 
     def query() -> list[str]:
@@ -97,7 +97,7 @@ def main() -> None:
     if got != expected:
         sys.exit(f"index and baseline disagree: {len(got ^ expected)} places differ")
 
-    for i in range(subs._DELTA_MAX + 1):  # grow the delta past its limit: the next query rebuilds
+    for i in range(targeting._DELTA_MAX + 1):  # grow the delta past its limit: the next query rebuilds
         index.put(f"s{i:09d}", subs.Subscription("", "", "", (subs.PointPlace(53.0, 11.0, 1000),)))
     start = time.perf_counter()
     query()

@@ -40,7 +40,7 @@ from hub.pipeline import Pipeline
 from hub.pool import ValidationPool, default_workers
 from hub.routing import Router, open_rules
 from hub.store import AsyncStore, Store
-from hub.subscriptions import SubscriptionIndex
+from hub.targeting import SubscriptionIndex
 from hub.web.app import WebServer
 from hub.web.live import Broadcaster
 

@@ -20,8 +20,9 @@ import aiohttp
 from adapters.channels import Delivery
 from adapters.channels.boards import BoardUpdate, HttpBoards, MqttBoards
 from adapters.channels.boardtext import Notice as BoardNotice
+from adapters.channels.vapid import VapidKey
 from adapters.channels.webhooks import WebhookBody, Webhooks
-from adapters.channels.webpush import PushTarget, VapidKey, WebPushChannel, WebPushSender, topic_for, urgency_for
+from adapters.channels.webpush import PushTarget, WebPushChannel, WebPushSender, topic_for, urgency_for
 from hub import outbox, publications, subscriptions
 from hub.config import LoadedConfig
 from hub.pipeline import PUSH_PAYLOAD_MAX, SEVERITY_ORDER, latest_by_thread, push_payload

@@ -1,7 +1,7 @@
 """From a decision to deliveries: publication, targeting and the outbox (GUIDE.md sections 1 and 5).
 
 For every stored ``publish`` decision the pipeline issues the hub's own CAP message (:mod:`hub.publications`),
-works out who gets it — push subscriptions whose places the area reaches (:class:`~hub.subscriptions.
+works out who gets it — push subscriptions whose places the area reaches (:class:`~hub.targeting.
 SubscriptionIndex`), display boards whose region it touches, webhooks for their regions — and writes the
 publication and one outbox row per (version, channel, recipient) in **one transaction**. Only then do the channel
 workers send. It reads its work from the store (decisions without a publication), so a crash after the decision

@@ -33,7 +33,8 @@ from hub.routing import Router, empty_rules
 from hub.rules import RuleSet
 from hub.rules.templates import Template, Text
 from hub.store import AsyncStore, Store
-from hub.subscriptions import PointPlace, RegionPlace, Subscription, SubscriptionIndex
+from hub.subscriptions import PointPlace, RegionPlace, Subscription
+from hub.targeting import SubscriptionIndex, load_index
 from tests.test_routing import dwd_cap
 
 REPO = Path(__file__).resolve().parents[1]
@@ -150,7 +151,7 @@ def subscribe(store: Store, n: int, place: Any, *, topics: tuple[str, ...] = (),
 
 def index_of(store: Store, geo: Geography) -> SubscriptionIndex:
     index = SubscriptionIndex(geo=geo)
-    subscriptions.load_index(store, index)
+    load_index(store, index)
     return index
 
 

@@ -21,6 +21,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from hub import subscriptions as subs
+from hub import targeting
 from hub.geo import registry
 from hub.store import AsyncStore, Store
 from hub.web.app import HUB_KEY
@@ -40,14 +41,14 @@ AUTH = "a" * 22
 
 
 def check_endpoint(url: str, *, allow_http: bool) -> str | None:
-    """Stand-in for adapters.channels.webpush.check_endpoint."""
+    """Stand-in for adapters.channels.pushcheck.check_endpoint."""
     if url.startswith("https://") or (allow_http and url.startswith("http://")):
         return None
     return "nur https / https only"
 
 
 def check_keys(p256dh: str, auth: str) -> str | None:
-    """Stand-in for adapters.channels.webpush.check_keys."""
+    """Stand-in for adapters.channels.pushcheck.check_keys."""
     return None if len(p256dh) == 87 and len(auth) == 22 else "ungültige Schlüssel / invalid keys"
 
 
@@ -66,7 +67,7 @@ def region_sub(ars: str, **kw: Any) -> subs.Subscription:
     return subs.Subscription("https://push.example.org/x", P256DH, AUTH, (subs.RegionPlace(ars),), **kw)
 
 
-def match(index: subs.SubscriptionIndex, geom: Any = None, keys: set[str] | None = None, *,
+def match(index: targeting.SubscriptionIndex, geom: Any = None, keys: set[str] | None = None, *,
           severity: str = "Severe", categories: set[str] | None = None, events: set[str] | None = None,
           exercise: bool = False) -> set[str]:
     return set(index.match(geom, keys or set(), severity=severity, categories=categories or {"Met"},
@@ -74,7 +75,7 @@ def match(index: subs.SubscriptionIndex, geom: Any = None, keys: set[str] | None
 
 
 @pytest.fixture
-async def api(tmp_path: Any) -> AsyncIterator[tuple[TestClient, subs.SubscriptionIndex, Store]]:
+async def api(tmp_path: Any) -> AsyncIterator[tuple[TestClient, targeting.SubscriptionIndex, Store]]:
     store = Store(tmp_path / "hub.db")
     async_store = AsyncStore(store)
     app = web.Application()
@@ -244,12 +245,12 @@ async def test_index_is_loaded_from_the_store_at_startup(tmp_path: Any) -> None:
     async_store.close()
 
 
-def test_setup_fails_loudly_without_the_webpush_channel(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_setup_fails_loudly_without_the_push_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     import adapters.channels
 
-    monkeypatch.setitem(sys.modules, "adapters.channels.webpush", None)
-    monkeypatch.delattr(adapters.channels, "webpush", raising=False)  # imported by another test already
-    with pytest.raises(RuntimeError, match="adapters.channels.webpush"):
+    monkeypatch.setitem(sys.modules, "adapters.channels.pushcheck", None)
+    monkeypatch.delattr(adapters.channels, "pushcheck", raising=False)  # imported by another test already
+    with pytest.raises(RuntimeError, match="adapters.channels.pushcheck"):
         setup(web.Application(), allow_http=False)
 
 
@@ -298,11 +299,11 @@ def test_best_language() -> None:
 
 
 @pytest.fixture
-def index() -> subs.SubscriptionIndex:
-    return subs.SubscriptionIndex()
+def index() -> targeting.SubscriptionIndex:
+    return targeting.SubscriptionIndex()
 
 
-def test_points_match_areas_they_lie_in_or_reach(index: subs.SubscriptionIndex) -> None:
+def test_points_match_areas_they_lie_in_or_reach(index: targeting.SubscriptionIndex) -> None:
     index.put("dannenberg", point_sub(DANNENBERG))
     index.put("hamburg", point_sub(HAMBURG, 50_000))
     index.put("reaches", point_sub((53.095, 11.185), 6_000))  # 5.0 km east of the polygon
@@ -314,7 +315,7 @@ def test_points_match_areas_they_lie_in_or_reach(index: subs.SubscriptionIndex) 
     assert match(index, None, {GEMEINDE_LUENEBURG}) == set()  # no Gemeinde boundary known: no guess
 
 
-def test_region_places_match_by_hierarchy_and_boundary(index: subs.SubscriptionIndex) -> None:
+def test_region_places_match_by_hierarchy_and_boundary(index: targeting.SubscriptionIndex) -> None:
     reg = registry()
     assert reg.kreis_of(GEMEINDE_DANNENBERG) == KREIS and reg.kreis_of(GEMEINDE_LUENEBURG) == "033550000000"
     index.put("gemeinde", region_sub(GEMEINDE_DANNENBERG))
@@ -330,7 +331,7 @@ def test_region_places_match_by_hierarchy_and_boundary(index: subs.SubscriptionI
     assert match(index, AROUND_DANNENBERG) == {"kreis", "land"}
 
 
-def test_severity_topic_and_exercise_filters(index: subs.SubscriptionIndex) -> None:
+def test_severity_topic_and_exercise_filters(index: targeting.SubscriptionIndex) -> None:
     index.put("all", point_sub(DANNENBERG))
     index.put("severe", point_sub(DANNENBERG, min_severity="Severe"))
     index.put("flood", point_sub(DANNENBERG, topics=("hochwasser",)))
@@ -348,13 +349,13 @@ def test_severity_topic_and_exercise_filters(index: subs.SubscriptionIndex) -> N
     assert match(index, None, {KREIS}, exercise=True) == {"drill"}
 
 
-def test_index_reflects_changes_before_and_after_a_rebuild(index: subs.SubscriptionIndex) -> None:
+def test_index_reflects_changes_before_and_after_a_rebuild(index: targeting.SubscriptionIndex) -> None:
     index.put("a", point_sub(DANNENBERG))
     index.put("b", region_sub(KREIS))
     assert match(index, AROUND_DANNENBERG) == {"a", "b"}
     index.remove("a")
     assert match(index, AROUND_DANNENBERG) == {"b"}
-    many = {f"s{i:05d}": point_sub((50.0 + i % 50 / 10, 7.0 + i // 50 / 10)) for i in range(subs._DELTA_MAX + 10)}
+    many = {f"s{i:05d}": point_sub((50.0 + i % 50 / 10, 7.0 + i // 50 / 10)) for i in range(targeting._DELTA_MAX + 10)}
     for sub_id, sub in many.items():
         index.put(sub_id, sub)
     index.put("a", point_sub(DANNENBERG))
@@ -368,10 +369,10 @@ def test_index_reflects_changes_before_and_after_a_rebuild(index: subs.Subscript
     assert len(index) == len(many)
 
 
-def test_index_from_the_store(tmp_path: Any, index: subs.SubscriptionIndex) -> None:
+def test_index_from_the_store(tmp_path: Any, index: targeting.SubscriptionIndex) -> None:
     with Store(tmp_path / "hub.db") as store:
         a, _ = subs.create(store, point_sub(DANNENBERG, topics=("hochwasser",), min_severity="Moderate"))
         b, _ = subs.create(store, replace(region_sub(GEMEINDE_DANNENBERG), endpoint="https://push.example.org/b"))
-        assert subs.load_index(store, index) == 2
+        assert targeting.load_index(store, index) == 2
     assert match(index, None, {KREIS}) == {a, b}
     assert match(index, None, {KREIS}, categories={"Fire"}) == {b}

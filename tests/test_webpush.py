@@ -31,16 +31,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from adapters.channels import Delivery
+from adapters.channels.pushcheck import check_endpoint, check_keys
 from adapters.channels.pushhttp import BODY_KEEP, Address, HttpError, PushClient, Response
+from adapters.channels.vapid import VapidKey
 from adapters.channels.webpush import (
     MAX_PLAINTEXT,
     MAX_TTL_S,
     PushTarget,
-    VapidKey,
     WebPushChannel,
     WebPushSender,
-    check_endpoint,
-    check_keys,
     encrypt_batch,
     topic_for,
     urgency_for,

@@ -1,5 +1,6 @@
-"""Web Push channel: VAPID identity (RFC 8292), payload encryption (RFC 8291, ``aes128gcm``) and delivery to push
-services (RFC 8030) for browsers and UnifiedPush distributors.
+"""Web Push channel: payload encryption (RFC 8291, ``aes128gcm``) and delivery to push services (RFC 8030) for
+browsers and UnifiedPush distributors. The VAPID identity (RFC 8292) is :mod:`adapters.channels.vapid`, the checks of
+endpoints and keys :mod:`adapters.channels.pushcheck`.
 
 A fan-out costs per recipient one ECDH (encryption works straight on ``cryptography`` primitives) and one HTTP
 request. Both happen in worker processes: :func:`deliver_chunk` is a plain module-level function a
@@ -14,17 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import hashlib
 import hmac
-import ipaddress
-import json
 import logging
 import math
 import multiprocessing
 import os
 import re
-import socket
 import struct
 import threading
 import time
@@ -34,19 +31,17 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Self
-from urllib.parse import SplitResult, urlsplit
 
 import aiohttp
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from adapters.channels import Delivery, Outcome
+from adapters.channels.pushcheck import check_keys, inspect_endpoint
 from adapters.channels.pushhttp import Address, HttpError, NotPublic, PushClient
-from hub.errors import ConfigError
+from adapters.channels.vapid import VapidKey
 
 log = logging.getLogger("warnhub.push")
 
@@ -54,11 +49,7 @@ MAX_PLAINTEXT = 3993
 """RFC 8291 section 4: one 4096-byte record, less the 86-byte header, the 16-byte tag and the delimiter."""
 MAX_TTL_S = 2419200
 """28 days, the longest any push service keeps a message."""
-MAX_ENDPOINT = 2048
 URGENCIES = ("very-low", "low", "normal", "high")
-TOKEN_LIFE_S = 12 * 3600
-TOKEN_RENEW_S = 3600
-"""A cached VAPID token is replaced when less than this is left of its life."""
 MAX_RETRY_AFTER_S = 86400.0
 CHUNK_MAX = 256
 """Targets per worker job at most (a batch is split into at least one job per worker)."""
@@ -71,11 +62,7 @@ _HEADER_RS_IDLEN = struct.pack("!LB", 4096, 65)
 _KEY_INFO = b"Content-Encoding: aes128gcm\x00\x01"
 _NONCE_INFO = b"Content-Encoding: nonce\x00\x01"
 _WEBPUSH_INFO = b"WebPush: info\x00"
-_JWT_HEADER = base64.urlsafe_b64encode(b'{"typ":"JWT","alg":"ES256"}').rstrip(b"=").decode()
-_B64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 _TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")
-_BAD_URL_CHARS = re.compile(r"[^\x21-\x7e]")
-_NUMERIC_HOST = re.compile(r"[0-9a-fx.]+")
 
 
 def _b64e(raw: bytes) -> str:
@@ -124,101 +111,7 @@ def encrypt_batch(items: list[tuple[bytes, str, str]]) -> list[bytes]:
     return out
 
 
-# --- checks ---------------------------------------------------------------------------------------------------------
-
-
-def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    host = host.removesuffix(".")
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    if _NUMERIC_HOST.fullmatch(host):
-        # forms the resolver takes as IPv4 although ip_address does not: 127.1, 0x7f.0.0.1, 2130706433
-        try:
-            return ipaddress.IPv4Address(socket.inet_aton(host))
-        except OSError:
-            return None
-    return None
-
-
-def _inspect_endpoint(url: str, allow_http: bool) -> tuple[str | None, str, Address | None, str]:
-    """(reason or None, origin ``scheme://host[:port]``, where to connect, request target ``/path?query``)."""
-    if len(url) > MAX_ENDPOINT:
-        return f"endpoint longer than {MAX_ENDPOINT} characters", "", None, ""
-    if _BAD_URL_CHARS.search(url):
-        return "endpoint contains spaces, control or non-ASCII characters", "", None, ""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "endpoint is not a valid URL", "", None, ""
-    reason, origin, address = _inspect_origin(parts.scheme, parts.netloc, allow_http)
-    return reason, origin, address, f"{parts.path or '/'}?{parts.query}" if parts.query else parts.path or "/"
-
-
-@functools.lru_cache(maxsize=4096)
-def _inspect_origin(scheme: str, netloc: str, allow_http: bool) -> tuple[str | None, str, Address | None]:
-    """The part of the endpoint check that depends on scheme and host only (a fan-out meets few push services)."""
-    parts = SplitResult(scheme, netloc, "", "", "")
-    try:
-        port = parts.port
-    except ValueError:
-        return "endpoint is not a valid URL", "", None
-    host = parts.hostname
-    if not host:
-        return "endpoint has no host", "", None
-    if "@" in netloc:
-        return "endpoint must not carry user information", "", None
-    ip = _ip_literal(host)
-    if scheme == "https":
-        if ip is not None and (not ip.is_global or ip.is_multicast):
-            return "endpoint host is not a public address (private, loopback, link-local or reserved)", "", None
-        if host.removesuffix(".") == "localhost" or host.removesuffix(".").endswith(".localhost"):
-            return "endpoint host is localhost", "", None
-    elif scheme == "http":
-        if not allow_http:
-            return "endpoint must use https", "", None
-        if ip is None or not ip.is_loopback:
-            return "http endpoints are allowed only on loopback addresses", "", None
-    else:
-        return "endpoint must use https", "", None
-    default_port = 443 if scheme == "https" else 80
-    host_part = f"[{host}]" if ":" in host else host
-    if port is not None and port != default_port:
-        host_part = f"{host_part}:{port}"
-    return None, f"{scheme}://{host_part}", Address(scheme, host, port or default_port, host_part)
-
-
-def check_endpoint(url: str, *, allow_http: bool) -> str | None:
-    """None if a push may go to ``url``, else why not (in English)."""
-    return _inspect_endpoint(url, allow_http)[0]
-
-
-def _strict_b64d(text: str) -> bytes:
-    if not _B64URL.fullmatch(text):
-        raise ValueError("not base64url")
-    return base64.urlsafe_b64decode(text.rstrip("=") + "=" * (-len(text.rstrip("=")) & 3))
-
-
-def check_keys(p256dh: str, auth: str) -> str | None:
-    """None if a subscription's keys are usable, else why not (in English)."""
-    try:
-        point = _strict_b64d(p256dh)
-    except ValueError:
-        return "p256dh is not base64url"
-    if len(point) != 65 or point[0] != 4:
-        return "p256dh must be a 65-byte uncompressed P-256 point"
-    try:
-        ec.EllipticCurvePublicKey.from_encoded_point(_CURVE, point)
-    except ValueError:
-        return "p256dh is not a point on P-256"
-    try:
-        secret = _strict_b64d(auth)
-    except ValueError:
-        return "auth is not base64url"
-    if len(secret) != 16:
-        return "auth must be 16 bytes"
-    return None
+# --- RFC 8030 options -----------------------------------------------------------------------------------------------
 
 
 def topic_for(thread: str) -> str:
@@ -235,107 +128,6 @@ def urgency_for(severity: str, urgency: str) -> str:
     if sev in ("extreme", "severe"):
         return "high"
     return {"moderate": "normal", "minor": "low"}.get(sev, "normal")
-
-
-# --- VAPID (RFC 8292) -----------------------------------------------------------------------------------------------
-
-
-class VapidKey:
-    """The hub's VAPID key pair and the tokens signed with it, one per push service origin (cached)."""
-
-    def __init__(self, private_key: ec.EllipticCurvePrivateKey) -> None:
-        if not isinstance(private_key.curve, ec.SECP256R1):
-            raise ValueError(f"VAPID keys are P-256, not {private_key.curve.name}")
-        self._key = private_key
-        self._public = _b64e(private_key.public_key().public_bytes(_X962, _UNCOMPRESSED))
-        self._tokens: dict[tuple[str, str], tuple[str, int]] = {}
-
-    @property
-    def public_key_b64url(self) -> str:
-        """The ``applicationServerKey`` browsers subscribe with (uncompressed point, base64url, no padding)."""
-        return self._public
-
-    @classmethod
-    def generate(cls) -> VapidKey:
-        return cls(ec.generate_private_key(_CURVE))
-
-    def pem(self) -> bytes:
-        return self._key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption())
-
-    @classmethod
-    def load_or_create(cls, path: Path) -> VapidKey:
-        """Read the PEM private key at ``path``, or create one there (parent folders too, file mode 0600)."""
-        try:
-            pem = path.read_bytes()
-        except FileNotFoundError:
-            return cls._create(path)
-        except OSError as err:
-            raise ConfigError(f"{path}: cannot read the VAPID key: {err.strerror}") from err
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            log.warning("VAPID key %s is readable by others (mode %o); chmod 600 it", path, mode)
-        try:
-            key = serialization.load_pem_private_key(pem, password=None)
-        except (ValueError, TypeError) as err:
-            raise ConfigError(f"{path}: not an unencrypted PEM private key") from err
-        if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
-            raise ConfigError(f"{path}: the VAPID key must be an EC P-256 key")
-        return cls(key)
-
-    @classmethod
-    def _create(cls, path: Path) -> VapidKey:
-        vapid = cls.generate()
-        tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                os.fchmod(fd, 0o600)  # whatever the umask
-                os.write(fd, vapid.pem())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            try:
-                os.link(tmp, path)  # atomic and never overwrites: a key another process created first wins
-            except FileExistsError:
-                return cls.load_or_create(path)
-            except OSError:
-                os.replace(tmp, path)  # a file system without hard links: still atomic
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        except OSError as err:
-            raise ConfigError(f"{path}: cannot create the VAPID key: {err.strerror}") from err
-        finally:
-            tmp.unlink(missing_ok=True)
-        log.info("created VAPID key %s", path)
-        return vapid
-
-    def token(self, aud: str, subject: str, *, now: float | None = None) -> str:
-        """A signed ES256 JWT for push service origin ``aud``, reused until less than an hour of its life is left."""
-        now = time.time() if now is None else now
-        cached = self._tokens.get((aud, subject))
-        if cached is not None and cached[1] - now >= TOKEN_RENEW_S:
-            return cached[0]
-        exp = int(now) + TOKEN_LIFE_S
-        claims = json.dumps({"aud": aud, "exp": exp, "sub": subject}, separators=(",", ":")).encode()
-        signing_input = f"{_JWT_HEADER}.{_b64e(claims)}"
-        r, s = decode_dss_signature(self._key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
-        token = f"{signing_input}.{_b64e(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
-        self._tokens[(aud, subject)] = (token, exp)
-        return token
-
-    def forget(self, aud: str) -> None:
-        """Drop the cached tokens for ``aud`` (the push service refused one)."""
-        for key in [k for k in self._tokens if k[0] == aud]:
-            del self._tokens[key]
-
-    def authorization(self, aud: str, subject: str, *, now: float | None = None) -> str:
-        """The ``Authorization`` header value for a push to origin ``aud``."""
-        return f"vapid t={self.token(aud, subject, now=now)}, k={self._public}"
 
 
 # --- sending (RFC 8030) ---------------------------------------------------------------------------------------------
@@ -606,7 +398,7 @@ class WebPushSender:
         origins: dict[str, tuple[Address, str]] = {}
         allow_http = self.allow_http
         for i, t in enumerate(targets):
-            reason, origin, address, path = _inspect_endpoint(t.endpoint, allow_http)
+            reason, origin, address, path = inspect_endpoint(t.endpoint, allow_http)
             reason = reason or _target_problem(t)
             if reason is not None:
                 outcomes[i] = Outcome.failed(reason)

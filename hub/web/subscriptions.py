@@ -8,7 +8,7 @@ Routes (JSON; every response ``Cache-Control: no-store``; bodies up to 16 KB):
 - Errors: ``{"error": "<German> / <English>: ..."}`` with 400 (invalid JSON or field), 409 (PUT with a push endpoint
   of another subscription), 413 (body too large).
 
-The :class:`~hub.subscriptions.SubscriptionIndex` lives at ``app[INDEX_KEY]`` for the delivery pipeline to share;
+The :class:`~hub.targeting.SubscriptionIndex` lives at ``app[INDEX_KEY]`` for the delivery pipeline to share;
 these handlers tell it of every change (the delivery worker does the same when it deletes gone endpoints).
 """
 
@@ -23,12 +23,13 @@ from typing import Any
 from aiohttp import web
 
 from hub import subscriptions as subs
+from hub import targeting
 from hub.geo import registry
 from hub.web.app import HUB_KEY
 
 log = logging.getLogger("warnhub.web.subscriptions")
 
-INDEX_KEY = web.AppKey("subscription_index", subs.SubscriptionIndex)
+INDEX_KEY = web.AppKey("subscription_index", targeting.SubscriptionIndex)
 MAX_BODY = 16 * 1024
 NO_STORE = {"Cache-Control": "no-store"}
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -45,20 +46,20 @@ class _Checks:
 _CHECKS_KEY = web.AppKey("subscription_checks", _Checks)
 
 
-def setup(app: web.Application, *, allow_http: bool, index: subs.SubscriptionIndex | None = None,
+def setup(app: web.Application, *, allow_http: bool, index: targeting.SubscriptionIndex | None = None,
           check_endpoint: subs.CheckEndpoint | None = None,
-          check_keys: subs.CheckKeys | None = None) -> subs.SubscriptionIndex:
+          check_keys: subs.CheckKeys | None = None) -> targeting.SubscriptionIndex:
     """Add the routes and ``app[INDEX_KEY]`` (``index``, or a new one filled from the store at startup).
 
-    The push checks default to adapters.channels.webpush; without that module this raises (no weaker fallback)."""
+    The push checks default to adapters.channels.pushcheck; without that module this raises (no weaker fallback)."""
     if check_endpoint is None or check_keys is None:
         try:
-            from adapters.channels import webpush
+            from adapters.channels import pushcheck
         except ImportError as err:
-            raise RuntimeError("subscriptions need adapters.channels.webpush (check_endpoint, check_keys)") from err
-        check_endpoint = check_endpoint or webpush.check_endpoint
-        check_keys = check_keys or webpush.check_keys
-    index = index if index is not None else subs.SubscriptionIndex()
+            raise RuntimeError("subscriptions need adapters.channels.pushcheck (check_endpoint, check_keys)") from err
+        check_endpoint = check_endpoint or pushcheck.check_endpoint
+        check_keys = check_keys or pushcheck.check_keys
+    index = index if index is not None else targeting.SubscriptionIndex()
     app[INDEX_KEY] = index
     app[_CHECKS_KEY] = _Checks(allow_http, check_endpoint, check_keys)
     app.on_startup.append(_load)
@@ -71,7 +72,7 @@ def setup(app: web.Application, *, allow_http: bool, index: subs.SubscriptionInd
 
 async def _load(app: web.Application) -> None:
     hub = app[HUB_KEY]
-    count = await hub.store.run(subs.load_index, hub.store.store, app[INDEX_KEY])
+    count = await hub.store.run(targeting.load_index, hub.store.store, app[INDEX_KEY])
     log.info("subscriptions loaded into the targeting index: %d", count)
 
 
