@@ -310,3 +310,21 @@ def test_sigterm_mid_intake_leaves_nothing_half_done(tmp_path: Path) -> None:
     assert h.names(h.rejected) == rejected | {n + ".reason.txt" for n in rejected}
     with sqlite3.connect(h.db) as conn:
         assert conn.execute("SELECT count(*), count(DISTINCT identifier) FROM alerts").fetchone() == (270, 270)
+
+
+def test_a_file_renamed_into_the_inbox_is_read_without_waiting_for_the_scan(tmp_path: Path) -> None:
+    """inotify: a file handed over by rename is complete, so it is read at once, although it changed a moment ago
+    and the next scan is a minute away; a file written in place still waits to settle for the scan."""
+    port = free_port()
+    config = write_config(tmp_path, port=port, interval_s=60)
+    proc = HubProcess(config, port, tmp_path / "warnhub.log")
+    try:
+        proc.start()
+        done = tmp_path / "inbox" / "done"
+        drop(tmp_path / "inbox", DWD_CHAIN[0].name, DWD_CHAIN[0].read_bytes())  # fresh mtime, renamed in
+        wait_for(lambda: (done / DWD_CHAIN[0].name).exists(), timeout=10, what="the renamed file in done/")
+        (tmp_path / "inbox" / DWD_CHAIN[1].name).write_bytes(DWD_CHAIN[1].read_bytes())  # written in place
+        wait_for(lambda: len(proc.get_json("/api/v1/alerts?all=1")["threads"]) == 1, timeout=10, what="a thread")
+        assert (tmp_path / "inbox" / DWD_CHAIN[1].name).exists()  # not settled: left for the scan
+    finally:
+        proc.close()

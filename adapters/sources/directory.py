@@ -5,13 +5,22 @@ when stored (new or duplicate), to ``rejected/`` with ``<name>.reason.txt`` besi
 store and move only means the file is read again and found a duplicate: nothing accepted is lost, nothing twice.
 Writers should write under a temporary name (``.name``, ``*.tmp``, ``*.part``) and rename; files changed in the
 last ``settle_s`` seconds are left for the next scan in case a writer is still at work.
+
+On Linux the folder is also watched with inotify: a file renamed into it is read at once (a rename hands over a
+complete file: no settling), and a file closed after writing wakes a scan, so a warning does not wait for the next
+one. The scan every ``interval_s`` stays,
+for files the watch cannot see (network file systems) and after a queue overflow.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import os
+import struct
 import time
+from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,8 +47,9 @@ class DirectorySource:
         self.policy: SignaturePolicy = loaded.source_policy(settings)
         self.max_bytes = max_bytes
 
-    def pending(self, now: float | None = None) -> list[Path]:
-        """Files ready to read, oldest first."""
+    def pending(self, now: float | None = None, complete: Collection[str] = ()) -> list[Path]:
+        """Files ready to read, oldest first. ``complete``: names known to be whole (renamed into the folder, as
+        inotify says), read however recently they changed."""
         now = time.time() if now is None else now
         ready: list[tuple[float, str, Path]] = []
         with os.scandir(self.inbox) as entries:
@@ -49,7 +59,7 @@ class DirectorySource:
                 if not entry.is_file(follow_symlinks=False):
                     continue
                 mtime = entry.stat(follow_symlinks=False).st_mtime
-                if now - mtime < SETTLE_S:
+                if now - mtime < SETTLE_S and entry.name not in complete:
                     continue
                 ready.append((mtime, entry.name, Path(entry.path)))
         ready.sort()
@@ -59,17 +69,40 @@ class DirectorySource:
         for folder in (self.inbox, self.done, self.rejected):
             folder.mkdir(parents=True, exist_ok=True)
         slots = asyncio.Semaphore(IN_FLIGHT)
-        while True:
-            try:
-                files = await asyncio.to_thread(self.pending)
-            except OSError as err:
-                ctx.health.down(self.name, f"cannot read {self.inbox}: {err}")
-            else:
-                ctx.health.up(self.name)
-                async with asyncio.TaskGroup() as tg:
-                    for path in files:
-                        tg.create_task(self._guarded(ctx, path, slots))
-            await asyncio.sleep(self.settings.interval_s)
+        loop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+        watch: _Watch | None = None
+
+        def unwatch() -> None:
+            nonlocal watch
+            if watch is not None:
+                loop.remove_reader(watch.fd)
+                watch.close()
+                watch = None
+
+        try:
+            complete: set[str] = set()
+            while True:
+                try:
+                    files = await asyncio.to_thread(self.pending, None, complete)
+                except OSError as err:
+                    ctx.health.down(self.name, f"cannot read {self.inbox}: {err}")
+                    unwatch()  # the folder went away: watch the one that comes back
+                else:
+                    ctx.health.up(self.name)
+                    if watch is None and (watch := _Watch.open(self.inbox)) is not None:
+                        loop.add_reader(watch.fd, changed.set)
+                    async with asyncio.TaskGroup() as tg:
+                        for path in files:
+                            tg.create_task(self._guarded(ctx, path, slots))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), self.settings.interval_s)
+                changed.clear()
+                complete = watch.names() if watch is not None else set()
+                if watch is not None and watch.gone:
+                    unwatch()
+        finally:
+            unwatch()
 
     async def _guarded(self, ctx: SourceContext, path: Path, slots: asyncio.Semaphore) -> None:
         async with slots:
@@ -90,6 +123,54 @@ class DirectorySource:
             await asyncio.to_thread(_move, path, self.rejected, note)
         else:
             await asyncio.to_thread(_move, path, self.done)
+
+
+class _Watch:
+    """inotify (Linux) on one folder: wakes on files moved in or closed after writing; :meth:`names` answers those
+    moved in since the last call (a file closed after writing may be written again: it still has to settle)."""
+
+    _IN_CLOSE_WRITE, _IN_MOVED_TO, _IN_IGNORED = 0x008, 0x080, 0x8000
+    _HEAD = struct.Struct("iIII")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.gone = False
+        """The watched folder was deleted or moved away (the watch ended)."""
+
+    @classmethod
+    def open(cls, folder: Path) -> _Watch | None:
+        """A watch on ``folder``, or None where inotify is not available (the scan alone then finds files)."""
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+            if fd < 0:
+                return None
+            if libc.inotify_add_watch(fd, os.fsencode(folder), cls._IN_CLOSE_WRITE | cls._IN_MOVED_TO) < 0:
+                os.close(fd)
+                return None
+        except (OSError, AttributeError):
+            return None
+        return cls(fd)
+
+    def names(self) -> set[str]:
+        out: set[str] = set()
+        while True:
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return out
+            at = 0
+            while at + self._HEAD.size <= len(data):
+                _, mask, _, length = self._HEAD.unpack_from(data, at)
+                name = data[at + self._HEAD.size:at + self._HEAD.size + length].split(b"\0", 1)[0]
+                at += self._HEAD.size + length
+                if mask & self._IN_MOVED_TO and name:
+                    out.add(os.fsdecode(name))
+                if mask & self._IN_IGNORED:
+                    self.gone = True
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 def _read_limited(path: Path, max_bytes: int) -> bytes:
