@@ -26,6 +26,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+def _no_client_address(record: logging.LogRecord) -> bool:
+    """aiohttp logs "Error handling request from <client IP>" for broken requests; the hub records no citizen's
+    address (data protection), so the address is replaced. The error itself is kept."""
+    if record.msg == "Error handling request from %s":
+        record.args = ("(address not recorded)",)
+    return True
+
+
 def setup(level: str = "INFO", *, json_lines: bool | None = None) -> None:
     if json_lines is None:
         json_lines = not sys.stderr.isatty()
@@ -37,3 +45,4 @@ def setup(level: str = "INFO", *, json_lines: bool | None = None) -> None:
     root.setLevel(level)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.server").addFilter(_no_client_address)  # once: addFilter ignores a repeat
