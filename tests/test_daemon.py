@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import http.cookiejar
+import json
 import re
 import shutil
 import signal
 import sqlite3
+import subprocess
+import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +20,18 @@ import pytest
 
 from hub.cap.validate import Validator, Verdict
 from hub.store import Store
-from tests.hubproc import DWD_CHAIN, DWD_CURRENT, XXE, HubProcess, cap_xml, drop, free_port, wait_for, write_config
+from tests.hubproc import (
+    DWD_CHAIN,
+    DWD_CURRENT,
+    XXE,
+    HubProcess,
+    cap_xml,
+    drop,
+    free_port,
+    subprocess_env,
+    wait_for,
+    write_config,
+)
 
 WAIT = 30.0  # seconds; a bound for every wait, never a timing assertion
 
@@ -142,21 +159,47 @@ def test_metrics(hub: Hub) -> None:
     assert metric(text, "warnhub_source_up", source="cap-inbox") == 1.0
 
 
+def console_get(hub: Hub, *paths: str) -> list[tuple[int, str]]:
+    """GET console pages as a signed-in reader: a viewer added with the CLI, signed in through the JSON login."""
+    added = subprocess.run([sys.executable, "-m", "hub.cli", "user", "add", "leser", "--role", "viewer", "--scope",
+                            "033540000000", "--password-stdin", "--config", str(hub.config)],
+                           input="lange-genug-passwort-2030\n", capture_output=True, text=True, timeout=60,
+                           env=subprocess_env())
+    assert added.returncode == 0, added.stderr
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    login = urllib.request.Request(f"{hub.proc.base}/console/login", method="POST",
+                                   data=json.dumps({"name": "leser", "password": "lange-genug-passwort-2030"}).encode(),
+                                   headers={"Content-Type": "application/json", "Origin": hub.proc.base})
+    with opener.open(login, timeout=10) as resp:
+        assert resp.status == 200
+    out = []
+    for path in paths:
+        try:
+            with opener.open(hub.proc.base + path, timeout=10) as resp:
+                out.append((resp.status, resp.read().decode("utf-8")))
+        except urllib.error.HTTPError as err:
+            out.append((err.code, err.read().decode("utf-8")))
+    return out
+
+
 def test_status_page_names_the_district(hub: Hub) -> None:
-    """Invariant: the public status page is HTML for this district (German first) and lists incidents."""
+    """Invariant: the operators' page of every stored incident (console sign-in) is HTML for this district (German
+    first) and lists incidents, ended ones too; the public start page does not (it shows publications only)."""
     feed_dwd_and_xxe(hub)
-    status, body = hub.proc.get("/")
+    thread_id = dwd_thread(hub)["id"]
+    status, body = hub.proc.get("/console/incidents")
+    assert status in (303, 401) or "login" in body.decode("utf-8")  # not without signing in
+    (status, html), (status_one, page), (missing, _) = console_get(
+        hub, "/console/incidents", f"/console/incidents/{thread_id}", "/console/incidents/999999")
     assert status == 200
-    html = body.decode("utf-8")
     assert "<html" in html.lower()
     assert "Lüchow-Dannenberg" in html
     assert "Aktuelle Meldungen" in html
     assert "GLÄTTE" in html  # the ended DWD incident is listed
-    thread_id = dwd_thread(hub)["id"]
-    status, page = hub.proc.get(f"/alerts/{thread_id}")
-    assert status == 200
-    assert "GLÄTTE" in page.decode("utf-8")
-    assert hub.proc.get("/alerts/999999")[0] == 404
+    assert status_one == 200 and "GLÄTTE" in page
+    assert missing == 404
+    start = hub.proc.get("/")[1].decode("utf-8")
+    assert "Keine Warnungen" in start and "GLÄTTE" not in start  # the NRW incident was never published here
 
 
 def test_current_version_as_cap_xml(hub: Hub) -> None:
@@ -266,7 +309,7 @@ def test_lost_inbox_shows_as_degraded_and_recovers(hub: Hub) -> None:
     assert hub.proc.get("/healthz")[0] == 200  # the hub itself still answers
     text = hub.proc.get("/metrics")[1].decode()
     assert metric(text, "warnhub_source_up", source="cap-inbox") == 0.0
-    assert "GESTÖRT" in hub.proc.get("/")[1].decode("utf-8")
+    assert "Quelle(n) gestört" in hub.proc.get("/")[1].decode("utf-8")
     hub.proc.assert_alive()
 
     hub.inbox.unlink()
@@ -328,3 +371,16 @@ def test_a_file_renamed_into_the_inbox_is_read_without_waiting_for_the_scan(tmp_
         assert (tmp_path / "inbox" / DWD_CHAIN[1].name).exists()  # not settled: left for the scan
     finally:
         proc.close()
+
+
+def test_web_errors_are_logged_without_the_client_address() -> None:
+    """aiohttp's "Error handling request from <IP>" keeps the error but not the address (the privacy page says so)."""
+    import logging
+
+    from hub import log as log_mod
+
+    log_mod.setup("INFO", json_lines=True)
+    record = logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 1, "Error handling request from %s",
+                               ("192.0.2.7",), None)
+    assert logging.getLogger("aiohttp.server").filter(record)
+    assert "192.0.2.7" not in record.getMessage() and record.getMessage().startswith("Error handling request")

@@ -1,8 +1,10 @@
 """The aiohttp application and its server lifecycle (AppRunner + TCPSite, never run_app()).
 
 Routes:
-- ``/``: status page for the district (German first, English): current and ended incidents, source health.
-- ``/alerts/{id}``: one incident with its versions.
+- ``/`` and the other citizen pages (``/warnungen/{thread}``, ``/abonnieren``, ``/datenschutz``, ``/widget/{ars}``):
+  hub.web.citizen, what the hub publishes to the web.
+- ``/console/incidents``: every stored incident (current and ended, also unrouted and suppressed ones) and source
+  health; ``/console/incidents/{id}``: one incident with its versions. Operator information: console sign-in.
 - ``/api/v1/alerts`` (``?all=1`` includes ended), ``/api/v1/alerts/{id}``, ``/api/v1/alerts/{id}/cap.xml``.
 - ``/api/v1/sensors``: configured sensors with state (ok / stale / never), newest reading, malformed count;
   ``/api/v1/sensors/{id}/readings?since=<ISO 8601>&limit=<1..10000>``: readings oldest first (without ``since``
@@ -17,11 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import jinja2
 import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -36,13 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("warnhub.web")
 
 HUB_KEY = web.AppKey("hub", "Hub")
-_TEMPLATES = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=jinja2.select_autoescape(["html"]),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-
 SEVERITY_DE = {"Extreme": "Extreme Gefahr", "Severe": "Gefahr", "Moderate": "Warnung", "Minor": "Information",
                "Unknown": "Unbekannt"}
 STATE_DE = {"active": "aktiv", "updated": "aktualisiert", "cancelled": "aufgehoben", "expired": "abgelaufen",
@@ -55,35 +48,18 @@ SECURITY_HEADERS = {
 }
 
 
-def _local_time(iso: str | None) -> str:
-    if not iso:
-        return "–"
-    value = datetime.fromisoformat(iso).astimezone(_BERLIN)
-    return value.strftime("%d.%m.%Y %H:%M")
+async def incidents_page(request: web.Request) -> web.Response:
+    """Every stored incident and source health, for operators (under the console's sign-in)."""
+    from hub.web.auth import require
+    from hub.web.console import render
 
-
-try:
-    from zoneinfo import ZoneInfo
-
-    _BERLIN: Any = ZoneInfo("Europe/Berlin")
-except Exception:  # noqa: BLE001 - no tz database: show UTC rather than fail
-    _BERLIN = UTC
-
-
-def _render(name: str, **ctx: Any) -> web.Response:
-    html = _TEMPLATES.get_template(name).render(severity_de=SEVERITY_DE, state_de=STATE_DE, local=_local_time,
-                                                version=__version__, **ctx)
-    return web.Response(text=html, content_type="text/html", charset="utf-8")
-
-
-async def index(request: web.Request) -> web.Response:
+    require(request, "read")
     hub = request.app[HUB_KEY]
     threads = await hub.store.run(hub.store.store.threads, include_ended=True)
     current = [t for t in threads if t.state in ("active", "updated")]
     ended = [t for t in threads if t.state not in ("active", "updated")]
-    return _render("index.html", hub=hub.loaded.cfg.hub, current=current, ended=ended[:200],
-                   ended_total=len(ended), health=hub.health.as_dict(),
-                   now=datetime.now(UTC).isoformat())
+    return render(request, "index.html", current=current, ended=ended[:200], ended_total=len(ended),
+                  health=hub.health.as_dict(), severity_de=SEVERITY_DE, state_de=STATE_DE)
 
 
 async def _incident(request: web.Request) -> tuple[Any, list[dict[str, Any]], Any]:
@@ -94,10 +70,15 @@ async def _incident(request: web.Request) -> tuple[Any, list[dict[str, Any]], An
     return found
 
 
-async def thread_page(request: web.Request) -> web.Response:
+async def incident_page(request: web.Request) -> web.Response:
+    """One stored incident with every version, for operators (under the console's sign-in)."""
+    from hub.web.auth import require
+    from hub.web.console import render
+
+    require(request, "read")
     thread, versions, alert = await _incident(request)
-    return _render("thread.html", hub=request.app[HUB_KEY].loaded.cfg.hub, thread=thread, versions=versions,
-                   alert=alert)
+    return render(request, "thread.html", thread=thread, versions=versions, alert=alert, severity_de=SEVERITY_DE,
+                  state_de=STATE_DE)
 
 
 def _int(text: str) -> int:
@@ -212,8 +193,6 @@ async def security_headers(request: web.Request, handler: Any) -> web.StreamResp
 def make_app(hub: Hub) -> web.Application:
     app = web.Application(middlewares=[security_headers], client_max_size=1024 * 1024)
     app[HUB_KEY] = hub
-    app.router.add_get("/", index)
-    app.router.add_get("/alerts/{id}", thread_page)
     app.router.add_get("/api/v1/alerts", api_alerts)
     app.router.add_get("/api/v1/alerts/{id}", api_thread)
     app.router.add_get("/api/v1/alerts/{id}/cap.xml", api_thread_cap)
@@ -232,10 +211,19 @@ def make_app(hub: Hub) -> web.Application:
         from hub.web import subscriptions
 
         subscriptions.setup(app, allow_http=hub.loaded.cfg.push.allow_http_endpoints, index=hub.index)
+    from hub.web import citizen_push
+
+    citizen_push.setup(app, hub)  # /sw.js: the citizen pages' push and offline service worker
     if getattr(hub, "geo", None) is not None:  # the control-room console (login, pages, API) under /console
         from hub.web import console
 
-        console.setup(app, hub)
+        state = console.setup(app, hub)
+        app.router.add_get(f"{state.prefix}/incidents", incidents_page)
+        app.router.add_get(f"{state.prefix}/incidents/{{id}}", incident_page)
+        if getattr(hub, "broadcaster", None) is not None:  # the citizen pages show the web channel's publications
+            from hub.web import citizen
+
+            citizen.setup(app, hub)
     return app
 
 

@@ -1,0 +1,372 @@
+"""The citizen web app (issue 7): the district's public pages, German first, English with ``?lang=en``.
+
+Routes (added by :func:`setup`):
+
+- ``GET /``: current warnings for the district, most severe first, as a list and on a map (vendored Leaflet; the
+  district boundary as base layer, the ``[console] tile_url`` tile server under it if one is configured); "Keine
+  Warnungen" with the time; a plain notice when sources are down (the list may be incomplete). Kept current by
+  ``/static/citizen/start.js`` (SSE ``/api/v1/stream`` plus ``/start.json``), which says "Verbindung unterbrochen"
+  when it cannot reach the hub.
+- ``GET /start.json?lang=``: the start page's list (server-rendered HTML) and map features, for that script.
+- ``GET /warnungen/{thread}?lang=&text=``: one warning (push messages link here): instruction, description, area
+  with a small map, validity, issuer, every version, the all-clear or cancellation; ``text`` picks one of the
+  languages the warning carries (``de-DE-x-ls``: Leichte Sprache).
+- ``GET /abonnieren``: the subscription form (``/static/citizen/subscribe.js`` picks places; ``push.js``, owned
+  by the push part, subscribes); ``GET /datenschutz``: what is stored and logged.
+- ``GET /widget/{ars}``: a small page for municipal websites to frame (the only page that may be framed; works
+  without script, ``/static/citizen/widget.js`` reloads it while nobody reads it);
+  ``GET /widget/{ars}.js``: inserts that iframe where the script tag stands.
+- ``GET /api/v1/regions?q=``: the district, its Samtgemeinden and Gemeinden by name, ``[{ars, name, level}]``.
+
+What is shown: the hub's publications to the web channel with status Actual (as ``/api/v1/warnings``), never raw
+stored incidents. No cookies, no analytics, nothing loaded from another host (except a configured tile server).
+Every page but the widget carries ``#offline-status`` and ``/static/citizen/offline.js`` for the offline part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+import jinja2
+from aiohttp import web
+
+from hub import __version__, publications
+from hub.cap.model import Alert
+from hub.publications import Publication
+from hub.store import Store
+from hub.web import citizen_view as view
+from hub.web.app import HUB_KEY, SECURITY_HEADERS
+from hub.web.warnings import Place, _public, select
+
+if TYPE_CHECKING:
+    from hub.daemon import Hub
+
+log = logging.getLogger("warnhub.web.citizen")
+
+STATIC = Path(__file__).parent / "static"
+_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+                          autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True,
+                          undefined=jinja2.StrictUndefined)
+WIDGET_CSP = ("default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; "
+              "base-uri 'none'; form-action 'none'; frame-ancestors *")
+"""The widget may be framed by any site (the only page that may); it loads nothing but its optional script."""
+NO_CACHE = {"Cache-Control": "no-cache"}
+RADII_M = (500, 1000, 2000, 5000)
+
+
+@dataclass(slots=True)
+class CitizenWeb:
+    hub: Hub
+    district: str
+    shapes: view.Shapes
+    areas: dict[tuple[int, str], Any] = field(default_factory=dict)
+    """Projected publication areas for :func:`hub.web.warnings.select`."""
+    regions: list[dict[str, str]] = field(default_factory=list)
+    base_map: dict[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        cfg = self.hub.loaded.cfg.hub
+        return cfg.name or self.hub.geo.registry.name(self.district) or self.district
+
+    @property
+    def tiles(self) -> dict[str, str] | None:
+        c = self.hub.loaded.cfg.console
+        return {"url": c.tile_url, "attribution": c.tile_attribution} if c.tile_url else None
+
+
+CITIZEN_KEY = web.AppKey("citizen", CitizenWeb)
+
+
+def setup(app: web.Application, hub: Hub) -> CitizenWeb:
+    """Add the citizen pages (see the module docstring); needs ``hub.geo`` and the web channel's ``/static/``."""
+    state = CitizenWeb(hub, hub.loaded.cfg.hub.district_ars, view.Shapes.of(hub.geo))
+    state.regions = view.regions(hub.geo, state.district)
+    app[CITIZEN_KEY] = state
+    r = app.router
+    r.add_get("/", start_page)
+    r.add_get("/start.json", start_json)
+    r.add_get("/warnungen/{thread}", warning_page)
+    r.add_get("/abonnieren", subscribe_page)
+    r.add_get("/datenschutz", privacy_page)
+    r.add_get(r"/widget/{ars:\d{2,12}}.js", widget_script)
+    r.add_get(r"/widget/{ars:\d{2,12}}", widget_page)
+    r.add_get("/api/v1/regions", api_regions)
+    if not any(res.canonical == "/static" for res in r.resources()):
+        r.add_static("/static/", STATIC, name="static")
+    return state
+
+
+# -- helpers --------------------------------------------------------------------------------------------------------
+
+
+def lang_of(request: web.Request) -> str:
+    return "en" if request.query.get("lang") == "en" else "de"
+
+
+def _csp(state: CitizenWeb) -> str:
+    """The app's policy; map tiles from the configured tile server (and nothing else from elsewhere)."""
+    csp = SECURITY_HEADERS["Content-Security-Policy"]
+    tiles = state.tiles
+    if tiles:
+        parts = urlsplit(tiles["url"].replace("{s}", "a"))
+        if parts.netloc:
+            origin = f"{parts.scheme}://{parts.netloc}".replace("://a.", "://*.")
+            csp += f"; img-src 'self' data: {origin}"
+    return csp
+
+
+def _ctx(request: web.Request, lang: str) -> dict[str, Any]:
+    """What every citizen template may use (``t(de, en)`` picks the page's language)."""
+    state = request.app[CITIZEN_KEY]
+    here = request.path
+    others = {k: v for k, v in request.query.items() if k != "lang"}
+    return {"lang": lang, "t": lambda de, en: view.t(lang, de, en), "url": lambda p, **q: view.url(p, lang, **q),
+            "district": state.name, "district_ars": state.district, "version": __version__, "path": here,
+            "origin": str(request.url.origin()),
+            "switch_de": view.url(here, "de", **others) + ("&" if others else "?") + "lang=de",
+            "switch_en": view.url(here, "en", **others), "feeds": _feeds(state)}
+
+
+def render(request: web.Request, name: str, *, status: int = 200, **ctx: Any) -> web.Response:
+    state = request.app[CITIZEN_KEY]
+    html = _ENV.get_template(name).render(**_ctx(request, lang_of(request)), **ctx)
+    return web.Response(text=html, content_type="text/html", charset="utf-8", status=status,
+                        headers={**NO_CACHE, "Content-Security-Policy": _csp(state)})
+
+
+def _feeds(state: CitizenWeb) -> list[dict[str, str]]:
+    return [{"href": f"/feeds/{state.district}.atom", "title": f"CAP-Warnungen {state.name} (Atom)"},
+            {"href": "/feeds/cap.atom", "title": "CAP-Warnungen des Hubs, alle Gebiete (Atom)"}]
+
+
+def _current(store: Store) -> list[tuple[Publication, Alert | None]]:
+    pubs = publications.current(store, channel="web")  # Actual only, most severe first, then newest
+    return [(p, publications.alert_of(store, p.id)) for p in pubs if _public(p)]
+
+
+async def current_for(request: web.Request, ars: str) -> list[tuple[Publication, Alert | None]]:
+    """The web channel's current warnings concerning ``ars`` (as ``/api/v1/warnings?ars=``)."""
+    hub = request.app[HUB_KEY]
+    state = request.app[CITIZEN_KEY]
+    found = await hub.store.run(_current, hub.store.store)
+    alerts = {p.id: a for p, a in found}
+    kept = await asyncio.to_thread(select, [p for p, _ in found], Place(ars), hub.geo, state.areas)
+    return [(p, alerts[p.id]) for p in kept]
+
+
+def sources_notice(hub: Hub, lang: str) -> dict[str, Any] | None:
+    """When sources are down or degraded: how many, and the last time they all worked (None if all are fine)."""
+    failing = [h for h in hub.health.sources.values() if h.state in ("down", "degraded")]
+    if not failing:
+        return None
+    oks = [h.last_ok for h in failing]
+    last_ok = min(oks) if oks and all(oks) else None  # type: ignore[type-var]
+    return {"count": len(failing), "total": len(hub.health.sources),
+            "last_ok": view.local(last_ok, lang) if last_ok else None, "last_ok_iso": view.iso(last_ok)}
+
+
+# -- start page -----------------------------------------------------------------------------------------------------
+
+
+async def _start(request: web.Request, lang: str) -> dict[str, Any]:
+    state = request.app[CITIZEN_KEY]
+    now = datetime.now(UTC)
+    found = await current_for(request, state.district)
+    cards = [view.card(p, a, lang, now, state.name) for p, a in found]
+    features = await asyncio.to_thread(_features, state, [p for p, _ in found], cards)
+    sources = sources_notice(state.hub, lang)
+    key = ",".join(f"{p.thread}:{p.version}" for p, _ in found) + f"|{sources['count'] if sources else 0}"
+    return {"cards": cards, "features": features, "now": now, "updated": view.local(now, lang),
+            "updated_iso": view.iso(now), "sources": sources, "key": key}
+
+
+def _features(state: CitizenWeb, pubs: list[Publication], cards: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [view.feature(geom, c) for p, c in zip(pubs, cards, strict=True)
+            if (geom := state.shapes.publication(p)) is not None]
+
+
+def _base_map(state: CitizenWeb) -> dict[str, Any]:
+    if state.base_map is None:
+        geo = state.hub.geo
+        inner = [a for a in sorted(geo.extra) if a != state.district and geo.registry.is_within(a, state.district)]
+        state.base_map = {"district": state.shapes.region(state.district),
+                          "regions": [g for a in inner if (g := state.shapes.region(a)) is not None],
+                          "tiles": state.tiles}
+    return state.base_map
+
+
+async def start_page(request: web.Request) -> web.Response:
+    lang = lang_of(request)
+    state = request.app[CITIZEN_KEY]
+    data = await _start(request, lang)
+    base = await asyncio.to_thread(_base_map, state)
+    page_data = {"ars": state.district, "lang": lang, "updated": data["updated_iso"], "base": base,
+                 "warnings": data["features"]}
+    return render(request, "citizen/start.html", page_data=page_data, **data)
+
+
+async def start_json(request: web.Request) -> web.Response:
+    """The start page's list as HTML and its map features (what ``start.js`` swaps in)."""
+    lang = lang_of(request)
+    data = await _start(request, lang)
+    html = _ENV.get_template("citizen/_list.html").render(**_ctx(request, lang), **data)
+    body = {"html": html, "warnings": data["features"], "count": len(data["cards"]), "updated": data["updated_iso"],
+            "key": data["key"], "sources": data["sources"]}
+    return web.json_response(body, headers=NO_CACHE, dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+
+# -- one warning ----------------------------------------------------------------------------------------------------
+
+
+def _thread(store: Store, thread: str) -> tuple[list[Publication], Alert | None]:
+    found = [p for p in publications.versions(store, thread) if _public(p)]
+    if not found:
+        return [], None
+    return found, publications.alert_of(store, view.content_version(found).id)
+
+
+async def warning_page(request: web.Request) -> web.Response:
+    lang = lang_of(request)
+    hub = request.app[HUB_KEY]
+    state = request.app[CITIZEN_KEY]
+    versions, alert = await hub.store.run(_thread, hub.store.store, request.match_info["thread"])
+    if not versions:
+        return render(request, "citizen/missing.html", status=404)
+    now = datetime.now(UTC)
+    latest = versions[-1]
+    shown = view.content_version(versions)
+    texts = view.languages_of(shown)
+    wanted = request.query.get("text")
+    notice = view.notice_of(shown, lang, wanted)
+    info = view.info_of(alert, notice.language)
+    status = view.state_of(latest, now)
+    begins = (info.onset or info.effective) if info is not None else None
+    geometry = await asyncio.to_thread(state.shapes.publication, shown)
+    base = await asyncio.to_thread(_base_map, state)
+    card = view.card(shown, alert, lang, now, state.name)
+    card["badge"] = view.badge(latest, status, lang)
+    web_link = info.web if info is not None and info.web and info.web.startswith(("https://", "http://")) else None
+    ended_at = latest.sent if status == "cancelled" else latest.expires
+    warning = {
+        "thread": latest.thread, "state": status, "ended": status in ("cancelled", "expired"), "badge": card["badge"],
+        "headline": notice.headline or notice.event, "event": notice.event, "lang": notice.language,
+        "lang_name": view.language_name(notice.language), "dir": view.text_dir(notice.language),
+        "description": view.paragraphs(notice.description), "instruction": view.paragraphs(notice.instruction),
+        "area": notice.area_desc, "sender": card["sender"], "web": web_link,
+        "contact": info.contact if info is not None else None,
+        "begins": view.local(begins or shown.sent, lang, now=now), "begins_iso": view.iso(begins or shown.sent),
+        "expires": view.local(shown.expires, lang, now=now), "expires_iso": view.iso(shown.expires),
+        "ended_at": view.local(ended_at, lang, now=now), "ended_iso": view.iso(ended_at),
+        "sent": view.local(latest.sent, lang, now=now), "sent_iso": view.iso(latest.sent),
+        "cap": f"/api/v1/warnings/{quote(latest.thread, safe='')}/cap.xml",
+        "translated": view.language_key(notice.language).split("-")[0] == lang,
+    }
+    page_data = {"ars": state.district, "lang": lang, "thread": latest.thread, "version": latest.version,
+                 "state": status, "expires": view.iso(latest.expires), "base": base,
+                 "warnings": [view.feature(geometry, card)] if geometry is not None else []}
+    return render(request, "citizen/warning.html", warning=warning, languages=texts,
+                  history=view.history(versions, lang, now), page_data=page_data,
+                  text_links={t["tag"]: view.warning_url(latest.thread, lang, text=t["tag"]) for t in texts})
+
+
+# -- subscribe, privacy ---------------------------------------------------------------------------------------------
+
+
+async def subscribe_page(request: web.Request) -> web.Response:
+    from hub.subscriptions import SEVERITIES, TOPICS
+
+    state = request.app[CITIZEN_KEY]
+    lang = lang_of(request)
+    biwapp = ("unwetter", "hochwasser", "feuer", "bombenfund", "chemieunfall", "grossschadenslage", "seuchenfall",
+              "verkehrsunfall", "erdrutsch-lawine", "unterrichtsausfall")
+    more = [k for k in TOPICS if k not in biwapp]
+    topics = [{"value": k, "label": TOPICS[k].en if lang == "en" else TOPICS[k].de} for k in biwapp if k in TOPICS]
+    extra = [{"value": k, "label": TOPICS[k].en if lang == "en" else TOPICS[k].de} for k in more]
+    severities = [{"value": s, "label": view.severity_word(s, lang)} for s in SEVERITIES]
+    page_data = {"ars": state.district, "lang": lang, "base": await asyncio.to_thread(_base_map, state),
+                 "warnings": []}
+    return render(request, "citizen/subscribe.html", topics=topics, extra_topics=extra, severities=severities,
+                  radii=RADII_M, page_data=page_data)
+
+
+async def privacy_page(request: web.Request) -> web.Response:
+    from hub.subscriptions import MAX_PLACES
+
+    return render(request, "citizen/privacy.html", max_places=MAX_PLACES,
+                  tiles=request.app[CITIZEN_KEY].tiles)
+
+
+# -- widget ---------------------------------------------------------------------------------------------------------
+
+
+def _region(request: web.Request) -> tuple[str, str]:
+    state = request.app[CITIZEN_KEY]
+    reg = state.hub.geo.registry
+    ars = reg.from_ars(request.match_info["ars"])
+    if ars is None:
+        raise web.HTTPNotFound(text="Unbekannter Regionalschlüssel / unknown region key")
+    return ars, view.place_name(reg.name(ars) or state.name)
+
+
+async def widget_page(request: web.Request) -> web.Response:
+    ars, name = _region(request)
+    lang = lang_of(request)
+    now = datetime.now(UTC)
+    state = request.app[CITIZEN_KEY]
+    cards = [view.card(p, a, lang, now, state.name) for p, a in await current_for(request, ars)]
+    html = _ENV.get_template("citizen/widget.html").render(
+        lang=lang, t=lambda de, en: view.t(lang, de, en), cards=cards, region=name, ars=ars, district=state.name,
+        updated=view.local(now, lang), updated_iso=view.iso(now),
+        sources=sources_notice(state.hub, lang), home=view.url("/", lang))
+    return web.Response(text=html, content_type="text/html", charset="utf-8",
+                        headers={**NO_CACHE, "Content-Security-Policy": WIDGET_CSP})
+
+
+_WIDGET_JS = """/* warnhub widget: inserts the current warnings for {name} as an iframe where this script stands.
+   Use: <script src="{path}" data-height="360" async></script>  (no cookies, no tracking) */
+(function () {{
+  "use strict";
+  var script = document.currentScript;
+  if (!script) {{ return; }}
+  var frame = document.createElement("iframe");
+  frame.src = script.src.replace(/\\.js(\\?|$)/, "$1");
+  frame.title = {title};
+  frame.setAttribute("referrerpolicy", "no-referrer");
+  frame.style.border = "1px solid #767676";
+  frame.style.width = "100%";
+  frame.style.maxWidth = "40rem";
+  frame.style.height = (parseInt(script.getAttribute("data-height"), 10) || 360) + "px";
+  script.parentNode.insertBefore(frame, script.nextSibling);
+}})();
+"""
+
+
+async def widget_script(request: web.Request) -> web.Response:
+    ars, name = _region(request)
+    lang = lang_of(request)
+    title = view.t(lang, f"Aktuelle Warnungen für {name}", f"Current warnings for {name}")
+    body = _WIDGET_JS.format(name=name.replace("*/", ""), path=f"/widget/{ars}.js",
+                             title=json.dumps(title, ensure_ascii=False).replace("</", "<\\/"))
+    return web.Response(text=body, content_type="text/javascript", charset="utf-8",
+                        headers={"Cache-Control": "public, max-age=3600"})
+
+
+# -- place search ---------------------------------------------------------------------------------------------------
+
+
+async def api_regions(request: web.Request) -> web.Response:
+    """``[{"ars", "name", "level"}]``: the district (``kreis``), its Samtgemeinden (``verband``) and Gemeinden
+    (``gemeinde``) whose name contains ``q`` (all of them without ``q``; at most 20 with one)."""
+    state = request.app[CITIZEN_KEY]
+    q = request.query.get("q", "")[:80]
+    found = view.search(state.regions, q, limit=20 if q.strip() else len(state.regions))
+    return web.json_response(found, headers={"Cache-Control": "public, max-age=300"},
+                             dumps=lambda d: json.dumps(d, ensure_ascii=False))

@@ -1,0 +1,128 @@
+/* warnhub citizen pages: what every page script shares. The page's data (#page-data), the language (German unless
+   ?lang=en; the choice is remembered in localStorage only, never in a cookie), local times (Europe/Berlin) and the
+   live connection: Server-Sent Events from /api/v1/stream tell the page when to refresh, heartbeats that it is
+   still connected; when the hub cannot be reached the page keeps what it shows and says "Verbindung unterbrochen"
+   with the time of its last successful update. */
+"use strict";
+
+const Citizen = (() => {
+  const dataEl = document.getElementById("page-data");
+  const data = dataEl ? JSON.parse(dataEl.textContent) : {};
+  const lang = document.documentElement.lang === "en" ? "en" : "de";
+  const KEY = "warnhub.lang";
+  const HEARTBEAT_GAP_MS = 45000;  // the hub sends a heartbeat every 15 s
+  const REFRESH_MS = 60000;        // also refresh now and then: warnings expire without a new event
+  const RECONNECT_MS = 5000;
+
+  function t(de, en) {
+    return lang === "en" ? en : de;
+  }
+
+  (function rememberLanguage() {
+    const params = new URLSearchParams(window.location.search);
+    try {
+      if (params.has("lang")) {
+        window.localStorage.setItem(KEY, params.get("lang") === "en" ? "en" : "de");
+      } else if (window.localStorage.getItem(KEY) === "en" && lang !== "en") {
+        params.set("lang", "en");
+        window.location.replace(`${window.location.pathname}?${params}${window.location.hash}`);
+      }
+    } catch (err) { /* storage off: the link choice still works for this page */ }
+    const sw = document.getElementById("lang-switch");
+    if (sw) {
+      sw.addEventListener("click", () => {
+        try { window.localStorage.setItem(KEY, sw.dataset.lang); } catch (err) { /* see above */ }
+      });
+    }
+  })();
+
+  const clockFormat = new Intl.DateTimeFormat(lang === "en" ? "en-GB" : "de-DE",
+    {timeZone: "Europe/Berlin", hour: "2-digit", minute: "2-digit"});
+  const dayFormat = new Intl.DateTimeFormat(lang === "en" ? "en-GB" : "de-DE",
+    {timeZone: "Europe/Berlin", day: "2-digit", month: "2-digit", year: "numeric"});
+
+  function clock(ms) {
+    const at = new Date(ms);
+    const time = clockFormat.format(at) + t(" Uhr", "");
+    return dayFormat.format(at) === dayFormat.format(new Date()) ? time : `${dayFormat.format(at)}, ${time}`;
+  }
+
+  /* Keep the page current: ``refresh(kind, event)`` fetches what the page shows and resolves (anything) when it
+     worked, rejects when the hub could not be reached. */
+  function live({ars, statusEl, refresh}) {
+    let lastOk = Date.parse(data.updated || "") || Date.now();
+    let lastSeen = Date.now();
+    let broken = false;
+    let source = null;
+    let retry = null;
+
+    function ok() {
+      lastSeen = Date.now();
+      document.body.dataset.live = "ok";
+      if (!broken) return;
+      broken = false;
+      statusEl.hidden = true;
+      statusEl.textContent = "";
+      window.dispatchEvent(new Event("warnhub:live-ok"));
+    }
+
+    function fail() {
+      const text = t(
+        `Verbindung unterbrochen. Die Angaben auf dieser Seite sind vom ${clock(lastOk)} (letzte erfolgreiche ` +
+        "Aktualisierung) und können veraltet sein. Die Seite versucht es weiter.",
+        `Connection interrupted. What this page shows is from ${clock(lastOk)} (last successful update) and ` +
+        "may be out of date. The page keeps trying.");
+      document.body.dataset.live = "broken";
+      if (broken && statusEl.textContent === text) return;
+      broken = true;
+      statusEl.textContent = text;
+      statusEl.hidden = false;
+      statusEl.dataset.since = String(lastOk);
+    }
+
+    async function update(kind, event) {
+      try {
+        await refresh(kind, event);
+        lastOk = Date.now();
+        ok();
+      } catch (err) {
+        fail();
+      }
+    }
+
+    function connect() {
+      retry = null;
+      if (source) source.close();
+      source = new EventSource(`/api/v1/stream?ars=${encodeURIComponent(ars)}`);
+      source.addEventListener("open", () => { lastSeen = Date.now(); });
+      source.addEventListener("heartbeat", ok);
+      source.addEventListener("snapshot", () => { lastSeen = Date.now(); update("snapshot"); });
+      source.addEventListener("publication", (e) => {
+        lastSeen = Date.now();
+        let event = null;
+        try { event = JSON.parse(e.data); } catch (err) { /* refresh anyway */ }
+        update("publication", event);
+      });
+      for (const name of ["shutdown", "dropped"]) source.addEventListener(name, fail);
+      source.addEventListener("error", () => {
+        fail();
+        if (source.readyState === EventSource.CLOSED && retry === null) retry = setTimeout(connect, RECONNECT_MS);
+      });
+    }
+
+    if (!("EventSource" in window)) {
+      setInterval(() => update("tick"), REFRESH_MS / 2);
+      return;
+    }
+    connect();
+    setInterval(() => {
+      if (Date.now() - lastSeen > HEARTBEAT_GAP_MS) {
+        fail();
+        connect();
+      }
+    }, RECONNECT_MS);
+    setInterval(() => { if (!broken) update("tick"); }, REFRESH_MS);
+  }
+
+  return {data, lang, t, clock, live};
+})();
