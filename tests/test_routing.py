@@ -261,8 +261,8 @@ def test_sensor_readings_draft_warning_and_all_clear_once(tmp_path: Path) -> Non
         hub = Hub(tmp_path / "hub", extra=SENSOR_CONFIG.format(port=broker.port), sensors=True)
         try:
             hub.proc.start()
-            wait_for(lambda: hub.health()["sources"].get("sensors", {}).get("state") in ("up", "degraded"), timeout=WAIT,
-                     what="the MQTT source up")
+            wait_for(lambda: hub.health()["sources"].get("sensors", {}).get("state") in ("up", "degraded"),
+                     timeout=WAIT, what="the MQTT source up")
             now = datetime.now(UTC).replace(microsecond=0)
             series = [(now - timedelta(minutes=m), v) for m, v in ((60, 510), (45, 552), (30, 558), (20, 560),
                                                                    (10, 525))]
