@@ -372,6 +372,9 @@ async def offline_copy(hub: Hub, page: Page, page_log: PageLog) -> None:
     await expect(glaze).to_be_hidden()
     await expect(glaze).to_have_class(re.compile(r"\bexpired\b"))
     await expect(glaze).to_contain_text("abgelaufen")
+    # nor on the map, nor in the count above the list
+    await expect(page.locator("#map")).to_have_attribute("data-warnings", "1")
+    await expect(page.locator("#warnings .summary")).to_contain_text("1 Warnung,")
     cached = await page.evaluate(FETCH_WARNINGS)
     assert cached["at"], "the offline answer does not say when it was fetched"
     assert [w["severity"] for w in cached["body"]["warnings"]] == ["Severe"], cached["body"]

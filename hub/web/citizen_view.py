@@ -298,7 +298,8 @@ def _geojson(projected: BaseGeometry) -> dict[str, Any]:
 def feature(geometry: Mapping[str, Any], card_: Mapping[str, Any]) -> dict[str, Any]:
     return {"type": "Feature", "geometry": geometry,
             "properties": {"thread": card_["thread"], "url": card_["url"], "headline": card_["headline"],
-                           "word": card_["badge"]["word"], "css": card_["badge"]["css"],
+                           "expires": card_["expires_iso"], "word": card_["badge"]["word"],
+                           "css": card_["badge"]["css"],
                            "colour": COLOUR.get(card_["badge"]["css"], COLOUR["unknown"])}}
 
 

@@ -8,6 +8,7 @@
   let key = null;
   let map = null;
   let areas = null;
+  let shown = data.warnings || [];  // the areas on the map
 
   if (window.L && data.base) {
     document.getElementById("map-section").hidden = false;
@@ -33,13 +34,30 @@
     if (first && box.dataset.key === body.key) return;  // what the server rendered is current
     box.innerHTML = body.html;
     box.dataset.key = body.key;
-    if (map) areas = CitizenMap.warnings(map, body.warnings, {group: areas});
+    shown = body.warnings || [];
+    if (map) areas = CitizenMap.warnings(map, shown, {group: areas});
     if (listStatus) {
       listStatus.textContent = body.count ? Citizen.t(`Liste aktualisiert: ${body.count} Warnung(en).`,
                                                       `List updated: ${body.count} warning(s).`)
         : Citizen.t("Liste aktualisiert: keine Warnungen.", "List updated: no warnings.");
     }
   }
+
+  // offline.js found warnings whose time is up (an offline copy, or a page left open): take their areas off the map
+  // and correct the count, so an expired warning is never shown as current anywhere on the page
+  window.addEventListener("warnhub:expired", (event) => {
+    const gone = new Set(event.detail.threads || []);
+    shown = shown.filter((f) => !gone.has(f.properties.thread)
+                         && !(f.properties.expires && Date.parse(f.properties.expires) <= Date.now()));
+    if (map) areas = CitizenMap.warnings(map, shown, {group: areas});
+    const left = box.querySelectorAll("li.warning:not([hidden])").length;
+    const summary = box.querySelector(".summary");
+    if (summary) {
+      summary.textContent = left ? Citizen.t(`${left} ${left === 1 ? "Warnung" : "Warnungen"}, die schwersten zuerst.`,
+                                             `${left} ${left === 1 ? "warning" : "warnings"}, most severe first.`)
+        : Citizen.t("Keine aktuellen Warnungen.", "No current warnings.");
+    }
+  });
 
   Citizen.live({ars: data.ars, statusEl: document.getElementById("live-status"), refresh});
 })();
