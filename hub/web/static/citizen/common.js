@@ -50,7 +50,9 @@ const Citizen = (() => {
   /* Keep the page current: ``refresh(kind, event)`` fetches what the page shows and resolves (anything) when it
      worked, rejects when the hub could not be reached. */
   function live({ars, statusEl, refresh}) {
-    let lastOk = Date.parse(data.updated || "") || Date.now();
+    // an offline copy of the page (sw.js) says when it was fetched; else the time the server rendered it
+    const cachedAt = document.querySelector('meta[name="warnhub-cached-at"]');
+    let lastOk = Date.parse((cachedAt && cachedAt.content) || data.updated || "") || Date.now();
     let lastSeen = Date.now();
     let broken = false;
     let source = null;
