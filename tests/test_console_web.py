@@ -38,7 +38,6 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from playwright.async_api import Browser, Page, expect
 
-from adapters.channels.boards import verify_signature
 from hub import auth, decisions, readings
 from hub.geo import GERMANY, geography
 from hub.rules import RuleSet
@@ -48,6 +47,7 @@ from hub.web.console import tile_csp
 from tests.browser import CONTEXT, TIMEOUT_MS, PageLog, axe, screenshot, watch
 from tests.hubproc import REPO, HubProcess, cap_xml, drop, free_port, write_config
 from tests.pushkit import PushReceiver, TestSubscription
+from tests.signedkit import SignedReceiver
 from tests.test_routing import dwd_cap
 
 pytest_plugins = ("tests.browser",)
@@ -68,41 +68,6 @@ WAIT = 30
 
 
 # -- the daemon and its surroundings ------------------------------------------------------------------------------
-
-
-class BoardReceiver:
-    """A display-board controller: accepts signed POSTs (and checks the signature)."""
-
-    def __init__(self) -> None:
-        self.got: list[dict[str, Any]] = []
-        self.bad = 0
-        self.port = free_port()
-        self.runner: web.AppRunner | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/board"
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        if not verify_signature(BOARD_SECRET, request.headers.get("X-Warnhub-Timestamp", ""), body,
-                                request.headers.get("X-Warnhub-Signature", "")):
-            self.bad += 1
-            return web.Response(status=401)
-        self.got.append(json.loads(body))
-        return web.Response(status=204)
-
-    async def __aenter__(self) -> BoardReceiver:
-        app = web.Application()
-        app.router.add_post("/board", self.handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.runner is not None
-        await self.runner.cleanup()
 
 
 def config_extra(board_url: str) -> str:
@@ -189,7 +154,7 @@ def prepare(home: Path) -> None:
 class Kit:
     proc: HubProcess
     rx: PushReceiver
-    board: BoardReceiver
+    board: SignedReceiver
     home: Path
 
     @property
@@ -215,7 +180,7 @@ class Kit:
 async def kit(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Kit]:
     home = tmp_path_factory.mktemp("console-web")
     await asyncio.to_thread(prepare, home)
-    async with PushReceiver() as rx, BoardReceiver() as board:
+    async with PushReceiver() as rx, SignedReceiver(BOARD_SECRET, "/board") as board:
         port = free_port()
         proc = HubProcess(write_config(home, port=port, extra=config_extra(board.url)), port, home / "hub.log")
         await asyncio.to_thread(proc.start)
@@ -448,7 +413,7 @@ async def test_compose_preview_four_eyes_push_update_and_cancel(kit: Kit, page: 
         assert (push["headline"], push["msgType"], push["status"]) == (headline, "Alert", "Actual")
         await bert_page.wait_for_selector("tr[data-channel=push] td[data-state=delivered]:text-is('1')")
         await until(lambda: kit.board.got, "the board's text")
-        assert kit.board.bad == 0
+        assert kit.board.bad == []
 
         # update: a prefilled draft of the next version, written by bert, approved by anna
         await bert_page.click("#btn-update")

@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from aiohttp import web
 
-from adapters.channels.boards import verify_signature
 from tests.hubproc import REPO, HubProcess, drop, free_port, write_config
 from tests.mosquitto import Mosquitto
 from tests.pushkit import PushReceiver
+from tests.signedkit import SignedReceiver
 from tests.test_routing import dwd_cap
 
 WAIT = 30
@@ -87,37 +86,6 @@ then.publish = ["webhook"]
 """
 
 
-class Hooks:
-    """A webhook receiver that checks every signature."""
-
-    def __init__(self) -> None:
-        self.got: list[dict[str, Any]] = []
-        self.bad: list[str] = []
-        self.runner: web.AppRunner | None = None
-        self.port = free_port()
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        if not verify_signature(SECRET, request.headers.get("X-Warnhub-Timestamp", ""), body,
-                                request.headers.get("X-Warnhub-Signature", "")):
-            self.bad.append(request.headers.get("X-Warnhub-Signature", ""))
-            return web.Response(status=401)
-        self.got.append(json.loads(body))
-        return web.Response(status=204)
-
-    async def __aenter__(self) -> Hooks:
-        app = web.Application()
-        app.router.add_post("/hook", self.handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.runner is not None
-        await self.runner.cleanup()
-
-
 def retained(port: int, topic: str, timeout: float = 3.0) -> bytes | None:
     """What a board subscribing now gets: the retained message (None when there is none)."""
     got: list[bytes] = []
@@ -166,7 +134,7 @@ async def until(check: Any, what: str, timeout: float = WAIT) -> Any:
 
 async def test_cap_file_to_push_board_and_webhook(tmp_path: Path) -> None:
     with Mosquitto(tmp_path / "broker") as broker:
-        async with PushReceiver() as rx, Hooks() as hooks:
+        async with PushReceiver() as rx, SignedReceiver(SECRET) as hooks:
             home = tmp_path / "hub"
             home.mkdir()
             (home / "inbox").mkdir()
@@ -176,7 +144,7 @@ async def test_cap_file_to_push_board_and_webhook(tmp_path: Path) -> None:
             main.write_text(text[:text.index("# --- Eigene Sensoren")] + WEBHOOK_RULE, encoding="utf-8")
             port = free_port()
             config = write_config(home, port=port,
-                                  extra=config_extra(broker.port, f"http://127.0.0.1:{hooks.port}/hook"))
+                                  extra=config_extra(broker.port, hooks.url))
             proc = HubProcess(config, port, home / "hub.log")
             await asyncio.to_thread(proc.start)
             try:
@@ -185,7 +153,7 @@ async def test_cap_file_to_push_board_and_webhook(tmp_path: Path) -> None:
                 await asyncio.to_thread(proc.close)
 
 
-async def run_scenario(proc: HubProcess, home: Path, rx: PushReceiver, hooks: Hooks, broker: int) -> None:
+async def run_scenario(proc: HubProcess, home: Path, rx: PushReceiver, hooks: SignedReceiver, broker: int) -> None:
     api = f"{proc.base}/api/v1/subscriptions"
     subs = {name: rx.subscribe() for name in ("dannenberg", "hamburg", "hitzacker", "gone", "hang")}
     places = {"dannenberg": [{"lat": DANNENBERG[0], "lon": DANNENBERG[1], "radius_m": 500}],
