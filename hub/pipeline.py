@@ -24,7 +24,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -215,30 +215,12 @@ class Pipeline:
                                    event_topics=event_topics(alert) if public else topics, exercise=exercise,
                                    topic_only=not public)
             recipients = [(sid, "") for sid in ids]
-        boards = tuple(b for b in self.boards if b.kind in BOARD_CHANNELS and channels & {"boards", "mqtt"}
-                       and (b.exercise or not exercise) and self._touches(b.ars, regions, area_proj))
-        hooks = tuple(h for h in self.webhooks if "webhook" in channels and (h.exercise or not exercise)
-                      and audiences & set(h.audiences)
-                      and SEVERITY_ORDER.get(d["severity"], 4) <= SEVERITY_ORDER[h.min_severity]
-                      and (self._touches_any(h.regions, regions, area_proj) if h.regions
-                           else d.get("inside_district") is not False))
+        boards, hooks = reach(ruleset.geo if ruleset is not None else None, self.boards, self.webhooks,
+                              channels=channels, audiences=audiences, regions=regions, area_proj=area_proj,
+                              exercise=exercise, severity=d["severity"],
+                              inside_district=d.get("inside_district") is not False)
         return Plan(item, area, tuple(recipients), boards, hooks,
                     push="push" in channels and bool(d["push"]) and (public or bool(topics)))
-
-    def _touches_any(self, wanted: Iterable[str], regions: set[str], area_proj: BaseGeometry | None) -> bool:
-        return any(self._touches(a, regions, area_proj) for a in wanted)
-
-    def _touches(self, ars: str, regions: set[str], area_proj: BaseGeometry | None) -> bool:
-        """Does the warning reach this region: by its boundary where the hub knows it, else by the keys."""
-        ruleset = self.live.current
-        geo = ruleset.geo if ruleset is not None else None
-        boundary = geo.geometry(ars) if geo is not None else None
-        if boundary is not None and area_proj is not None:
-            return bool(boundary.intersects(area_proj)) and boundary.intersection(area_proj).area > 1.0
-        reg = geo.registry if geo is not None else None
-        if reg is None:
-            return ars in regions
-        return any(reg.is_within(ars, r) or reg.is_within(r, ars) for r in regions)
 
     # -- the one transaction ----------------------------------------------------------------------------------------
 
@@ -321,6 +303,33 @@ class Pipeline:
 
 
 BOARD_EXPIRY_LOOKBACK = timedelta(days=1)
+
+
+def touches(geo: Any, ars: str, regions: Collection[str], area_proj: BaseGeometry | None) -> bool:
+    """Does a warning reach this region: by its boundary where the hub knows it, else by the region keys."""
+    boundary = geo.geometry(ars) if geo is not None else None
+    if boundary is not None and area_proj is not None:
+        return bool(boundary.intersects(area_proj)) and boundary.intersection(area_proj).area > 1.0
+    reg = geo.registry if geo is not None else None
+    if reg is None:
+        return ars in regions
+    return any(reg.is_within(ars, r) or reg.is_within(r, ars) for r in regions)
+
+
+def reach(geo: Any, boards: Iterable[BoardConfig], webhooks: Iterable[WebhookConfig], *, channels: Collection[str],
+          audiences: Collection[str], regions: Collection[str], area_proj: BaseGeometry | None, exercise: bool,
+          severity: str, inside_district: bool) -> tuple[tuple[BoardConfig, ...], tuple[WebhookConfig, ...]]:
+    """The MQTT/HTTP boards and the webhooks a publication reaches (the console's preview asks the same): boards of
+    the channels whose region it touches, webhooks of an audience it serves at or above their minimum severity for
+    their regions (none named: the district); exercises only where marked for exercises."""
+    wanted = set(channels)
+    reached = tuple(b for b in boards if b.kind in BOARD_CHANNELS and wanted & {"boards", "mqtt"}
+                    and (b.exercise or not exercise) and touches(geo, b.ars, regions, area_proj))
+    hooks = tuple(h for h in webhooks if "webhook" in wanted and (h.exercise or not exercise)
+                  and set(audiences) & set(h.audiences)
+                  and SEVERITY_ORDER.get(severity, 4) <= SEVERITY_ORDER[h.min_severity]
+                  and (any(touches(geo, a, regions, area_proj) for a in h.regions) if h.regions else inside_district))
+    return reached, hooks
 
 
 def expire_boards(store: Store, *, now_ms: int | None = None) -> dict[str, int]:

@@ -25,7 +25,7 @@ from hub.console.tables import _dumps, _require, ensure_schema
 from hub.delivery import board_notice
 from hub.geo import DEFAULT_DISTRICT, GERMANY, Geography, resolve
 from hub.intake import check_document
-from hub.pipeline import BOARD_CHANNELS, SEVERITY_ORDER, event_topics, push_payload
+from hub.pipeline import event_topics, push_payload, reach, touches
 from hub.publications import Notice, Publication
 from hub.rules import Decision, RuleSet
 from hub.store import Store, now_utc
@@ -64,24 +64,14 @@ def _plan(cfg: ConsoleConfig, row: Mapping[str, Any], alert: Alert) -> _Plan:
     if row["audience"] != "public":
         channels &= {"push"}
     regions_set = set(regions)
-    boards = tuple(b for b in cfg.boards if b.kind in BOARD_CHANNELS and "boards" in channels
-                   and (b.exercise or not exercise) and _touches(geo, b.ars, regions_set, area_proj))
+    audiences = ("public",) if row["audience"] == "public" else (f"topic:{row['topic']}",)
+    boards, hooks = reach(geo, cfg.boards, cfg.webhooks, channels=channels, audiences=audiences, regions=regions_set,
+                          area_proj=area_proj, exercise=exercise, severity=severity,
+                          inside_district=res.inside_district)
     kiosks = tuple(b for b in cfg.boards if b.kind == "kiosk" and channels & {"web", "boards"}
-                   and (b.exercise or not exercise) and _touches(geo, b.ars, regions_set, area_proj))
-    hooks = tuple(h for h in cfg.webhooks if "webhook" in channels and (h.exercise or not exercise)
-                  and "public" in h.audiences and SEVERITY_ORDER.get(severity, 4) <= SEVERITY_ORDER[h.min_severity]
-                  and (any(_touches(geo, a, regions_set, area_proj) for a in h.regions) if h.regions
-                       else res.inside_district))
+                   and (b.exercise or not exercise) and touches(geo, b.ars, regions_set, area_proj))
     return _Plan(alert, area_proj, area_lonlat, regions, res.inside_district, res.outside_share, res.area_km2,
                  res.inside_km2, neighbours, boards, kiosks, hooks)
-
-
-def _touches(geo: Geography, ars: str, regions: set[str], area_proj: BaseGeometry | None) -> bool:
-    """Pipeline._touches: by the region's boundary where known, else by the keys."""
-    boundary = geo.geometry(ars)
-    if boundary is not None and area_proj is not None:
-        return bool(boundary.intersects(area_proj)) and boundary.intersection(area_proj).area > 1.0
-    return any(geo.registry.is_within(ars, r) or geo.registry.is_within(r, ars) for r in regions)
 
 
 def _decision(row: Mapping[str, Any], plan: _Plan, why: str) -> Decision:
