@@ -25,7 +25,7 @@ from hub.console.model import (
     _need,
     _state,
 )
-from hub.console.tables import _dumps, _event, _one_transaction, _require, ensure_schema, versions
+from hub.console.tables import _dumps, _event, _require, ensure_schema, versions
 from hub.store import Store, now_utc, utc_iso
 
 _UNFILLED = re.compile(r"\{[a-z_]+\}")
@@ -77,7 +77,7 @@ def _future(content: Mapping[str, Any], now: datetime) -> None:
 
 def _insert(store: Store, user: ConsoleUser, row: dict[str, Any], action: str, now: datetime) -> dict[str, Any]:
     stamp = utc_iso(now)
-    with _one_transaction(store) as conn:
+    with store.transaction() as conn:
         cur = conn.execute(
             "INSERT INTO console_warnings (thread, version, parent_id, state, status, msg_type, kind, template,"
             " content, area, channels, audience, topic, author, author_id, editors, created_at, updated_at)"
@@ -112,7 +112,7 @@ def edit_draft(store: Store, user: ConsoleUser, warning_id: int, form: Mapping[s
             raise ConsoleError(_msg("Eine Aufhebung gilt dem ganzen Gebiet", "a cancel covers the whole area"))
         _check_scope(cfg, user, area)
         editors = list(dict.fromkeys([*row["editors"], user.id]))
-        with _one_transaction(store) as conn:
+        with store.transaction() as conn:
             conn.execute("UPDATE console_warnings SET state='draft', content=?, area=?, channels=?, editors=?,"
                          " revision=revision+1, reject_reason=NULL, updated_at=? WHERE id=?",
                          (_dumps(content), _dumps(area), _dumps(channels), _dumps(editors), utc_iso(now), row["id"]))
@@ -152,7 +152,7 @@ def submit(store: Store, user: ConsoleUser, warning_id: int, *, cfg: ConsoleConf
 def _transition(store: Store, user: ConsoleUser, row: Mapping[str, Any], action: str, state: str, now: datetime,
                 detail: Mapping[str, Any] | None = None, **cols: Any) -> dict[str, Any]:
     sets = "".join(f", {c}=?" for c in cols)
-    with _one_transaction(store) as conn:
+    with store.transaction() as conn:
         conn.execute(f"UPDATE console_warnings SET state=?, updated_at=?{sets} WHERE id=?",
                      (state, utc_iso(now), *cols.values(), row["id"]))
         _event(conn, row, user.name, action, detail or {}, now)

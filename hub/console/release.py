@@ -29,7 +29,7 @@ from hub.console.model import (
     _need,
     _state,
 )
-from hub.console.tables import _event, _one_transaction, _require, ensure_schema
+from hub.console.tables import _event, _require, ensure_schema
 from hub.console.targeting import _decision, _plan, confirmation
 from hub.intake import check_document
 from hub.store import Store, now_utc, utc_iso
@@ -62,7 +62,7 @@ def approve(store: Store, approver: ConsoleUser, warning_id: int, *, token: str,
                                         "sie nicht frei", "four eyes: authors and editors cannot approve"))
         _ready(row)
         _check_scope(cfg, approver, row["area"])
-        with _one_transaction(store) as conn:
+        with store.transaction() as conn:
             stamp = utc_iso(now)
             conn.execute("UPDATE console_warnings SET state='approved', approver=?, approver_id=?, approved_at=?,"
                          " updated_at=? WHERE id=?", (approver.name, approver.id, stamp, stamp, row["id"]))
@@ -100,7 +100,7 @@ def send(store: Store, user: ConsoleUser, warning_id: int, *, token: str, cfg: C
             if len((reason or "").strip()) < policy.min_reason:
                 raise ConsoleError(_msg(f"Alleinversand nur mit Begründung (mindestens {policy.min_reason} Zeichen)",
                                         f"sending alone needs a reason of {policy.min_reason}+ characters"))
-        with _one_transaction(store) as conn:
+        with store.transaction() as conn:
             why = f"console {row['thread']} v{row['version']} by {user.name}, "
             if single:
                 text = (reason or "").strip()

@@ -3,11 +3,10 @@ the event log and one transaction around store functions that open their own."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -138,16 +137,3 @@ def _event(conn: sqlite3.Connection, row: Mapping[str, Any], actor: str, action:
            now: datetime) -> None:
     conn.execute("INSERT INTO console_events (warning_id, thread, at, actor, action, detail) VALUES (?,?,?,?,?,?)",
                  (row["id"], row["thread"], utc_iso(now), actor, action, _dumps(dict(detail))))
-
-
-@contextlib.contextmanager
-def _one_transaction(store: Store) -> Iterator[sqlite3.Connection]:
-    """One transaction around store functions that each open their own (``Store.transaction`` is not reentrant):
-    inside, their ``store.transaction()`` joins this one, so everything commits together or nothing does."""
-    with store.transaction() as conn:
-        joined = contextlib.nullcontext(conn)
-        setattr(store, "transaction", lambda: joined)  # noqa: B010 - shadows the method on this instance only
-        try:
-            yield conn
-        finally:
-            delattr(store, "transaction")
