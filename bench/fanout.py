@@ -24,9 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -35,8 +33,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.fanoutkit import make_home, rx_get, start_receiver, storm  # noqa: E402
-from tests.hubproc import HubProcess, drop, free_port  # noqa: E402
+from tests.fanoutkit import rig, rx_get, storm  # noqa: E402
+from tests.hubproc import drop  # noqa: E402
 
 
 def _encode(items: list[tuple[dict[str, Any], bytes]]) -> int:
@@ -82,13 +80,8 @@ def cpu_snapshot(hub_pid: int, rx_pid: int) -> dict[str, float]:
 
 
 def run(n: int, workers: int, timeout: float) -> dict[str, Any]:
-    folder = Path(tempfile.mkdtemp(prefix="warnhub-fanout-"))
-    rx, rx_port, subs = start_receiver(folder, n)
-    hub: HubProcess | None = None
-    try:
-        port = free_port()
-        config = make_home(folder, port, subs, workers)
-        hub = HubProcess(config, port, folder / "hub.log")
+    with rig(n, workers, "warnhub-fanout-") as r:
+        rx, rx_port, subs, config, hub = r.rx, r.rx_port, r.subs, r.config, r.hub
         hub.start()
         hub.wait_healthy(timeout=120)
         assert hub.proc is not None
@@ -120,15 +113,6 @@ def run(n: int, workers: int, timeout: float) -> dict[str, Any]:
                 "encrypt_only_per_s": round(base, 1), "ratio": round(rate / base, 3) if base else None,
                 "accept_to_first_s": round(first, 3) if first is not None else None, "errors": stats["errors"],
                 "payload_bytes": len(payload), "cpu_s": cpu}
-    finally:
-        if hub is not None:
-            hub.close()
-        rx.terminate()
-        rx.wait(timeout=30)
-        if not os.environ.get("WARNHUB_BENCH_KEEP"):
-            shutil.rmtree(folder, ignore_errors=True)
-        else:
-            print(f"kept {folder}", file=sys.stderr)
 
 
 def main() -> None:

@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sqlite3
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,18 +25,13 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.fanoutkit import make_home, rx_get, start_receiver, storm  # noqa: E402
-from tests.hubproc import HubProcess, drop, free_port  # noqa: E402
+from tests.fanoutkit import rig, rx_get, storm  # noqa: E402
+from tests.hubproc import drop  # noqa: E402
 
 
 def run(n: int, *, kill_at: float = 0.33, timeout: float = 600, workers: int = 0) -> dict[str, Any]:
-    folder = Path(tempfile.mkdtemp(prefix="warnhub-faults-"))
-    rx, rx_port, subs = start_receiver(folder, n)
-    hub: HubProcess | None = None
-    try:
-        port = free_port()
-        config = make_home(folder, port, subs, workers)
-        hub = HubProcess(config, port, folder / "hub.log")
+    with rig(n, workers, "warnhub-faults-") as r:
+        rx_port, config, hub = r.rx_port, r.config, r.hub
         hub.start()
         drop(config.parent / "inbox", "storm.xml", storm("faults-storm"), settled=True)
         started = time.monotonic()
@@ -63,13 +55,6 @@ def run(n: int, *, kill_at: float = 0.33, timeout: float = 600, workers: int = 0
         return {"accepted": n, "delivered_unique": stats["unique_keys"], "lost": n - stats["unique_keys"],
                 "duplicates": stats["duplicates"], "inflight_at_kill": inflight, "queued_at_kill": queued,
                 "arrived_before_kill": arrived, "recovery_s": round(recovery, 2), "errors": stats["errors"]}
-    finally:
-        if hub is not None:
-            hub.close()
-        rx.terminate()
-        rx.wait(timeout=30)
-        if not os.environ.get("WARNHUB_BENCH_KEEP"):
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def main() -> None:

@@ -4,16 +4,21 @@ the repository's rules, a SQLite store already holding those subscriptions with 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.hubproc import REPO, subprocess_env, write_config
+from tests.hubproc import REPO, HubProcess, free_port, subprocess_env, write_config
 
 DISTRICT = "033540000000"
 
@@ -88,3 +93,38 @@ def storm(identifier: str) -> bytes:
     return dwd_cap(identifier, sent=sent, expires=sent + timedelta(hours=6))
 
 
+
+
+@dataclass
+class Rig:
+    """A receiver with N subscriptions and a hub home holding them; ``hub`` is made, not started."""
+
+    folder: Path
+    rx: subprocess.Popen[str]
+    rx_port: int
+    subs: list[dict[str, Any]]
+    config: Path
+    hub: HubProcess
+
+
+@contextlib.contextmanager
+def rig(n: int, workers: int, prefix: str) -> Iterator[Rig]:
+    """Receiver, home and hub for a fan-out of ``n``; on leaving, the hub is closed, the receiver ended and the
+    folder removed (kept, and named on stderr, with ``WARNHUB_BENCH_KEEP=1``)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    rx, rx_port, subs = start_receiver(folder, n)
+    hub: HubProcess | None = None
+    try:
+        port = free_port()
+        config = make_home(folder, port, subs, workers)
+        hub = HubProcess(config, port, folder / "hub.log")
+        yield Rig(folder, rx, rx_port, subs, config, hub)
+    finally:
+        if hub is not None:
+            hub.close()
+        rx.terminate()
+        rx.wait(timeout=30)
+        if not os.environ.get("WARNHUB_BENCH_KEEP"):
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            print(f"kept {folder}", file=sys.stderr)
