@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -31,6 +33,8 @@ import sqlite_utils
 from hub.cap.model import Alert, MsgType, from_json, to_json
 from hub.cap.validate import Report
 from hub.errors import StoreError
+
+log = logging.getLogger("warnhub.store")
 
 SCHEMA_VERSION = 2
 GENESIS = "0" * 64
@@ -151,6 +155,18 @@ class Store:
         conn.execute("PRAGMA foreign_keys=ON")
         self.conn = conn
         self._migrate()
+
+    @classmethod
+    def reader(cls, path: Path | str, *, max_age_without_expires: timedelta | None = timedelta(hours=48)) -> Store:
+        """A read-only connection to an existing store file (``PRAGMA query_only``): no migration, no writes."""
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        self.max_age_without_expires = max_age_without_expires
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA query_only=1")
+        self.db = sqlite_utils.Database(conn)
+        self.conn = conn
+        return self
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
@@ -508,16 +524,63 @@ T = TypeVar("T")
 
 
 class AsyncStore:
-    """The one writer for the daemon: every store call runs on one dedicated thread, off the event loop."""
+    """The one writer for the daemon: every store call runs on one dedicated thread, off the event loop.
 
-    def __init__(self, store: Store) -> None:
+    Reads from the web go through :meth:`read` instead: a small pool of threads with read-only connections of their
+    own (WAL lets them read while the writer writes), so a burst of page and API requests never queues in front of
+    intake and sending on the writer thread.
+    """
+
+    def __init__(self, store: Store, *, readers: int = 4) -> None:
         self.store = store
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._file = str(store.path) != ":memory:"
+        self._read_pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="store-read")
+        self._local = threading.local()
+        self._readers: list[Store] = []
+        self._readers_lock = threading.Lock()
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
+    async def read(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Like :meth:`run`, for a call that only reads, on a read connection: ``fn`` is called with the same
+        arguments, except that the writer :class:`Store` (as the first argument, or as the object of a bound
+        method) is replaced by this thread's read-only one. An in-memory store has no second connection: there
+        the call runs on the writer."""
+        if not self._file:
+            return await self.run(fn, *args, **kwargs)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._read_pool, lambda: self._call_reader(fn, args, kwargs))
+        except sqlite3.OperationalError as err:
+            if "readonly" not in str(err):
+                raise
+            # a module's table not created yet (its first use writes the schema): that one call goes to the writer
+            log.warning("read of %s needed the writer: %s", getattr(fn, "__qualname__", fn), err)
+            return await self.run(fn, *args, **kwargs)
+
+    def _reader(self) -> Store:
+        reader = getattr(self._local, "store", None)
+        if reader is None:
+            reader = Store.reader(self.store.path, max_age_without_expires=self.store.max_age_without_expires)
+            self._local.store = reader
+            with self._readers_lock:
+                self._readers.append(reader)
+        return reader
+
+    def _call_reader(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        reader = self._reader()
+        if getattr(fn, "__self__", None) is self.store:
+            return getattr(reader, fn.__name__)(*args, **kwargs)  # type: ignore[no-any-return]
+        if args and args[0] is self.store:
+            args = (reader, *args[1:])
+        return fn(*args, **kwargs)
+
     def close(self) -> None:
+        self._read_pool.shutdown(wait=True)
+        for reader in self._readers:
+            reader.close()
         self._pool.shutdown(wait=True)
         self.store.close()

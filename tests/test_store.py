@@ -341,3 +341,36 @@ def test_nested_transactions_are_savepoints(tmp_path: Path) -> None:
     assert [v for (v,) in other.execute("SELECT v FROM t ORDER BY v")] == [1, 3]
     other.close()
     store.close()
+
+
+async def test_reads_do_not_wait_for_the_writer_thread(tmp_path: Path) -> None:
+    """Web reads use read connections of their own: a writer busy with a long transaction never delays them,
+    and a read connection refuses to write."""
+    import asyncio
+    import threading
+
+    from hub.store import AsyncStore
+
+    astore = AsyncStore(Store(tmp_path / "hub.db"))
+    release = threading.Event()
+    entered = threading.Event()
+
+    def busy(store: Store) -> None:
+        with store.transaction() as conn:
+            conn.execute("INSERT INTO rejections (received_at, origin, reason, sha256, size) "
+                         "VALUES ('x', 'o', 'r', 's', 1)")
+            entered.set()
+            release.wait(30)
+
+    writer = asyncio.ensure_future(astore.run(busy, astore.store))
+    await asyncio.to_thread(entered.wait, 30)
+    counts = await astore.read(astore.store.counts)  # answered while the writer thread is still held
+    assert counts["rejections"] == 0 and not writer.done()  # the uncommitted row is not visible yet
+    reader = Store.reader(tmp_path / "hub.db")
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        reader.conn.execute("DELETE FROM rejections")
+    reader.close()
+    release.set()
+    await writer
+    assert (await astore.read(Store.counts, astore.store))["rejections"] == 1
+    astore.close()

@@ -55,7 +55,7 @@ async def incidents_page(request: web.Request) -> web.Response:
 
     require(request, "read")
     hub = request.app[HUB_KEY]
-    threads = await hub.store.run(hub.store.store.threads, include_ended=True)
+    threads = await hub.store.read(hub.store.store.threads, include_ended=True)
     current = [t for t in threads if t.state in ("active", "updated")]
     ended = [t for t in threads if t.state not in ("active", "updated")]
     return render(request, "index.html", current=current, ended=ended[:200], ended_total=len(ended),
@@ -64,7 +64,7 @@ async def incidents_page(request: web.Request) -> web.Response:
 
 async def _incident(request: web.Request) -> tuple[Any, list[dict[str, Any]], Any]:
     hub = request.app[HUB_KEY]
-    found = await hub.store.run(hub.store.store.incident, _int(request.match_info["id"]))
+    found = await hub.store.read(hub.store.store.incident, _int(request.match_info["id"]))
     if found is None:
         raise web.HTTPNotFound(text="Unbekannte Meldung / unknown incident")
     return found
@@ -91,7 +91,7 @@ def _int(text: str) -> int:
 async def api_alerts(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     include_ended = request.query.get("all") in ("1", "true", "yes")
-    threads = await hub.store.run(hub.store.store.threads, include_ended=include_ended)
+    threads = await hub.store.read(hub.store.store.threads, include_ended=include_ended)
     return web.json_response({"district": hub.loaded.cfg.hub.district_ars,
                               "threads": [t.as_dict() for t in threads]})
 
@@ -105,7 +105,7 @@ async def api_thread(request: web.Request) -> web.Response:
 async def api_thread_cap(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     thread_id = _int(request.match_info["id"])
-    alert = await hub.store.run(hub.store.store.current_alert, thread_id)
+    alert = await hub.store.read(hub.store.store.current_alert, thread_id)
     if alert is None:
         raise web.HTTPNotFound()
     return web.Response(body=to_xml(alert), content_type="application/xml", charset="utf-8")
@@ -113,7 +113,7 @@ async def api_thread_cap(request: web.Request) -> web.Response:
 
 async def api_sensors(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
-    return web.json_response({"sensors": await hub.store.run(readings.sensors, hub.store.store)})
+    return web.json_response({"sensors": await hub.store.read(readings.sensors, hub.store.store)})
 
 
 _OFFSET_SPACE = re.compile(r"(\d\d:\d\d(?:\.\d+)?) (\d\d(?::?\d\d)?)$")
@@ -141,7 +141,7 @@ async def api_sensor_readings(request: web.Request) -> web.Response:
     if not 1 <= limit <= 10000:
         raise web.HTTPBadRequest(text="limit: a number from 1 to 10000")
     since = _since_ms(request.query.get("since"))
-    found = await hub.store.run(readings.sensor_readings, hub.store.store, request.match_info["id"], since=since,
+    found = await hub.store.read(readings.sensor_readings, hub.store.store, request.match_info["id"], since=since,
                                 limit=limit)
     if found is None:
         raise web.HTTPNotFound(text="Unbekannter Sensor / unknown sensor")
@@ -161,7 +161,7 @@ async def healthz(request: web.Request) -> web.Response:
             "sources": hub.health.as_dict()}
     if hub.router is not None:
         rules = hub.router.health()
-        rules["decisions"] = await hub.store.run(decisions.decision_counts, hub.store.store)
+        rules["decisions"] = await hub.store.read(decisions.decision_counts, hub.store.store)
         body["rules"] = rules
         if rules["refused"]:
             body["status"] = "degraded"  # the running rules work, but not the ones the operators last wrote
@@ -170,7 +170,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
-    counts = await hub.store.run(hub.store.store.counts)
+    counts = await hub.store.read(hub.store.store.counts)
     m = hub.metrics
     for state in ("active", "updated", "cancelled", "expired", "ended"):
         m.threads.labels(state).set(counts.get(f"threads_{state}", 0))
@@ -232,10 +232,10 @@ async def delivery_status(request: web.Request) -> web.Response:
     expired, superseded, withdrawn): counts only, no recipients."""
     hub = request.app[HUB_KEY]
     thread = request.match_info["thread"]
-    pubs = await hub.store.run(publications.versions, hub.store.store, thread)
+    pubs = await hub.store.read(publications.versions, hub.store.store, thread)
     if not pubs:
         raise web.HTTPNotFound(text="Unbekannte Warnung / unknown warning")
-    counts = await hub.store.run(outbox.status, hub.store.store, [p.id for p in pubs])
+    counts = await hub.store.read(outbox.status, hub.store.store, [p.id for p in pubs])
     return web.json_response({"thread": thread, "versions": [
         {"version": p.version, "identifier": p.identifier, "msgType": p.msg_type,
          "channels": counts.get(p.id, {})} for p in pubs]}, headers={"Cache-Control": "no-cache"})

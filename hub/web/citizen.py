@@ -156,7 +156,7 @@ async def current_for(request: web.Request, ars: str) -> list[tuple[Publication,
     """The web channel's current warnings concerning ``ars`` (as ``/api/v1/warnings?ars=``)."""
     hub = request.app[HUB_KEY]
     state = request.app[CITIZEN_KEY]
-    found = await hub.store.run(_current, hub.store.store)
+    found = await hub.store.read(_current, hub.store.store)
     alerts = {p.id: a for p, a in found}
     kept = await asyncio.to_thread(select, [p for p, _ in found], Place(ars), hub.geo, state.areas)
     return [(p, alerts[p.id]) for p in kept]
@@ -237,7 +237,7 @@ async def warning_page(request: web.Request) -> web.Response:
     lang = lang_of(request)
     hub = request.app[HUB_KEY]
     state = request.app[CITIZEN_KEY]
-    versions, alert = await hub.store.run(_thread, hub.store.store, request.match_info["thread"])
+    versions, alert = await hub.store.read(_thread, hub.store.store, request.match_info["thread"])
     if not versions:
         return render(request, "citizen/missing.html", status=404)
     now = datetime.now(UTC)

@@ -214,7 +214,7 @@ def covers_point(pub: Publication, lon: float, lat: float, geo: Geography) -> bo
 
 async def _current(request: web.Request, place: Place) -> list[Publication]:
     hub = request.app[HUB_KEY]
-    pubs = await hub.store.run(publications.current, hub.store.store)
+    pubs = await hub.store.read(publications.current, hub.store.store)
     if place.ars is None and place.lon is None:
         return pubs
     state = request.app[_STATE]
@@ -249,7 +249,7 @@ async def api_warnings(request: web.Request) -> web.Response:
 
 async def _versions(request: web.Request) -> list[Publication]:
     hub = request.app[HUB_KEY]
-    found = [p for p in await hub.store.run(publications.versions, hub.store.store, request.match_info["thread"])
+    found = [p for p in await hub.store.read(publications.versions, hub.store.store, request.match_info["thread"])
              if _public(p)]
     if not found:
         raise _not_found("Unbekannte Warnung / unknown warning")
@@ -270,7 +270,7 @@ def _xml(body: bytes, request: web.Request) -> web.Response:
 async def api_thread_cap(request: web.Request) -> web.Response:
     latest = (await _versions(request))[-1]
     hub = request.app[HUB_KEY]
-    body = await hub.store.run(publications.cap_xml, hub.store.store, latest.id)
+    body = await hub.store.read(publications.cap_xml, hub.store.store, latest.id)
     if body is None:
         raise _not_found()
     return _xml(body, request)
@@ -285,7 +285,7 @@ def _publication_xml(store: Store, identifier: str) -> bytes | None:
 
 async def api_publication_xml(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
-    body = await hub.store.run(_publication_xml, hub.store.store, request.match_info["identifier"])
+    body = await hub.store.read(_publication_xml, hub.store.store, request.match_info["identifier"])
     if body is None:
         raise _not_found("Unbekannte Veröffentlichung / unknown publication")
     return _xml(body, request)
@@ -438,7 +438,7 @@ async def feed(request: web.Request) -> web.Response:
         ars = state.geo.registry.from_ars(request.match_info["ars"])
         if ars is None:
             raise _not_found("Unbekannter Regionalschlüssel / unknown ARS")
-    pubs = await hub.store.run(publications.recent, hub.store.store, limit=FEED_ENTRIES * (4 if ars else 1))
+    pubs = await hub.store.read(publications.recent, hub.store.store, limit=FEED_ENTRIES * (4 if ars else 1))
     if ars:
         pubs = await asyncio.to_thread(select, pubs, Place(ars), state.geo, state.areas)
     pubs = pubs[:FEED_ENTRIES]
@@ -446,7 +446,7 @@ async def feed(request: web.Request) -> web.Response:
     key = (ars, base, tuple((p.id, p.identifier) for p in pubs))
     cached = state.feeds.get(key)
     if cached is None:
-        docs = await hub.store.run(_documents, hub.store.store, [p.id for p in pubs])
+        docs = await hub.store.read(_documents, hub.store.store, [p.id for p in pubs])
         scope = state.geo.registry.name(ars or state.district) or (ars or state.district)
         body = await asyncio.to_thread(
             build_feed, pubs, docs, base=base, feed_id=f"urn:x-warnhub:{state.district}:feed:{ars or 'all'}",
@@ -484,7 +484,7 @@ def _kiosk_pubs(store: Store, exercise: bool) -> list[Publication]:
 async def _kiosk_current(request: web.Request, place: Place, statuses: frozenset[str]) -> list[Publication]:
     hub = request.app[HUB_KEY]
     state = request.app[_STATE]
-    pubs = await hub.store.run(_kiosk_pubs, hub.store.store, "Exercise" in statuses)
+    pubs = await hub.store.read(_kiosk_pubs, hub.store.store, "Exercise" in statuses)
     return await asyncio.to_thread(select, pubs, place, state.geo, state.areas)
 
 
