@@ -8,6 +8,7 @@ config file's folder, so a copy of the checkout runs with its own store.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -70,6 +71,8 @@ class ValidationSection(_Strict):
 class WebSection(_Strict):
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080
+    trusted_proxies: list[str] = []
+    """Reverse proxies (addresses or CIDR networks) whose ``X-Forwarded-For`` names the client; empty: none."""
 
 
 class DirectorySourceConfig(_Strict, tag="directory", tag_field="type", kw_only=True):
@@ -406,6 +409,12 @@ def _check(loaded: LoadedConfig) -> None:
         name = getattr(cfg.hub, key)
         if name is not None and not loaded.path(name).is_file():
             raise ConfigError(f"{file}: $.hub.{key}: file {loaded.path(name)} does not exist")
+    for i, proxy in enumerate(cfg.web.trusted_proxies):
+        try:
+            ipaddress.ip_network(proxy.strip(), strict=False)
+        except ValueError:
+            raise ConfigError(f"{file}: $.web.trusted_proxies[{i}]: {proxy!r} is not an IP address or network"
+                              ) from None
     if not cfg.hub.district_ars.endswith("0000000"):
         raise ConfigError(f"{file}: $.hub.district_ars: {cfg.hub.district_ars} is not a Kreis key (last 7 digits 0)")
     if cfg.validation.trust_store is not None and not loaded.path(cfg.validation.trust_store).is_dir():

@@ -29,6 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from hub import __version__, decisions, outbox, publications, readings
 from hub.cap.serialize import to_xml
 from hub.health import STATE_VALUE
+from hub.web.client import TRUSTED_PROXIES_KEY, parse_networks
 
 if TYPE_CHECKING:
     from hub.daemon import Hub
@@ -193,6 +194,7 @@ async def security_headers(request: web.Request, handler: Any) -> web.StreamResp
 def make_app(hub: Hub) -> web.Application:
     app = web.Application(middlewares=[security_headers], client_max_size=1024 * 1024)
     app[HUB_KEY] = hub
+    app[TRUSTED_PROXIES_KEY] = parse_networks(hub.loaded.cfg.web.trusted_proxies)
     app.router.add_get("/api/v1/alerts", api_alerts)
     app.router.add_get("/api/v1/alerts/{id}", api_thread)
     app.router.add_get("/api/v1/alerts/{id}/cap.xml", api_thread_cap)

@@ -33,6 +33,7 @@ from argon2 import PasswordHasher
 
 from hub import auth
 from hub.store import AsyncStore, now_utc
+from hub.web.client import client_address
 
 COOKIE = "warnhub_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -282,7 +283,7 @@ async def login(request: web.Request, *, settings: AuthSettings) -> web.StreamRe
         return _page(settings, next_url=next_url, message="Bitte Name und Passwort angeben / enter name and password",
                      status=400)
     store, now = settings.store, settings.clock()
-    remote = request.remote or ""
+    remote = client_address(request)
     attempt = await store.run(auth.login_begin, store.store, name, remote, now=now)
     ok, new_hash = False, None
     if attempt.locked_until is None:
