@@ -1,6 +1,7 @@
-"""Who may use the control-room console: local users, roles, scopes, sessions and login throttling.
+"""Who may use the control-room console: local users, roles, scopes, sessions and logins.
 
-Owns the tables ``users``, ``sessions`` and ``login_throttle`` in the store (created by :func:`migrate`), password
+Owns the tables ``users`` and ``sessions`` in the store (created by :func:`migrate`, with the throttle's table of
+:mod:`hub.login_throttle`), password
 hashing (Argon2id through argon2-cffi, rehashed on login when the parameters change), the permission model, and the
 scope checks an author's warning must pass on the server: by region key (:func:`check_regions`) and by geometry
 (:func:`check_area`).
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import ipaddress
 import json
 import re
 import secrets
@@ -29,8 +29,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from shapely.geometry.base import BaseGeometry
 
+from hub import login_throttle
 from hub.errors import AuthError
 from hub.geo import Geography, Level, Registry
+from hub.login_throttle import DEFAULT_THROTTLE, Throttle
 from hub.store import Store, now_utc, utc_iso
 
 ROLES = ("viewer", "author", "approver", "admin")
@@ -72,21 +74,13 @@ CREATE TABLE IF NOT EXISTS sessions (
     remote TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user_id);
-CREATE TABLE IF NOT EXISTS login_throttle (
-    kind TEXT NOT NULL,
-    key TEXT NOT NULL,
-    failures INTEGER NOT NULL,
-    window_start TEXT NOT NULL,
-    locked_until TEXT,
-    PRIMARY KEY (kind, key)
-);
 """
 
 
 def migrate(store: Store) -> None:
     """Create the access tables if missing (idempotent; the store's own migration does not know them)."""
     with store.transaction() as conn:
-        for statement in SCHEMA.split(";"):
+        for statement in (SCHEMA + ";" + login_throttle.SCHEMA).split(";"):
             if statement.strip():
                 conn.execute(statement)
 
@@ -256,37 +250,32 @@ def set_disabled(store: Store, name: str, disabled: bool, *, actor: str, now: da
     return _existing(store, name)
 
 
-# -- login and throttling ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Throttle:
-    """Failed logins allowed per user name and per remote address within ``window_s`` before a lock of
-    ``lockout_s``. Addresses get more: a control room often signs in from behind one NAT or proxy."""
-
-    max_failures_name: int = 5
-    max_failures_addr: int = 20
-    window_s: float = 900.0
-    lockout_s: float = 900.0
+# -- login ---------------------------------------------------------------------------------------------------------
 
 
 def throttle_of(console: Any) -> Throttle:
     """The throttle the config's ``[console]`` section asks for (hub.config.ConsoleSection)."""
-    return Throttle(max_failures_name=console.max_failures_per_name,
-                    max_failures_addr=console.max_failures_per_address,
-                    window_s=console.failure_window_min * 60.0, lockout_s=console.lockout_min * 60.0)
+    return Throttle(free_failures=console.login_free_failures, first_delay_s=float(console.login_first_delay_s),
+                    max_delay_s=float(console.login_max_delay_s),
+                    max_failures_addr=console.max_failures_per_address, window_s=console.failure_window_min * 60.0,
+                    retention_s=console.failed_login_retention_days * 86400.0)
 
 
 @dataclass(frozen=True, slots=True)
 class LoginAttempt:
-    """What the first step of a login found (see :func:`login_begin`)."""
+    """What the first step of a login found and counted (see :func:`login_begin`)."""
 
     name: str
-    """As typed, normalised; may be no valid name at all."""
+    """The user's name; ``""`` when no user has the name typed (which is not kept: it may be a password)."""
     remote: str
     user: User | None
     password_hash: str | None
-    locked_until: datetime | None
+    row: int
+    """The throttle row that counted the attempt."""
+    retry_after: float | None
+    """Set: refused by the throttle, the password is not checked; seconds to wait."""
+    delay: float = 0.0
+    """If this attempt fails, the pair's next attempt has to wait this long."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,111 +283,66 @@ class LoginResult:
     user: User | None
     """Set on success only."""
     reason: str
-    """``ok``, ``unknown user``, ``wrong password``, ``disabled`` or ``locked``."""
-    locked_until: datetime | None = None
+    """``ok``, ``unknown name``, ``wrong password``, ``disabled`` or ``throttled``."""
+    retry_after: float | None = None
+    """Seconds before the next attempt of this name from this address can pass (throttled, or a failure that
+    started a wait)."""
 
 
-def address_key(remote: str | None) -> str:
-    """Throttling key of an address: IPv6 by /64 (one host often owns a whole /64), IPv4 as is."""
-    if not remote:
-        return "unknown"
-    try:
-        addr = ipaddress.ip_address(remote)
-    except ValueError:
-        return remote[:64]
-    if addr.version == 6:
-        return str(ipaddress.ip_network(f"{addr}/64", strict=False))
-    return str(addr)
-
-
-def _locked(conn: sqlite3.Connection, keys: list[tuple[str, str]], now: datetime) -> datetime | None:
-    until = [row[0] for kind, key in keys for row in conn.execute(
-        "SELECT locked_until FROM login_throttle WHERE kind=? AND key=? AND locked_until > ?",
-        (kind, key, utc_iso(now)))]
-    return datetime.fromisoformat(max(until)) if until else None
-
-
-def _keys(name: str, remote: str) -> list[tuple[str, str]]:
-    return [("name", name[:64]), ("addr", address_key(remote))]
-
-
-def login_begin(store: Store, name: str, remote: str, *, now: datetime | None = None) -> LoginAttempt:
-    """Step 1 (store thread): find the user and whether the name or the address is locked."""
+def login_begin(store: Store, name: str, remote: str, *, throttle: Throttle = DEFAULT_THROTTLE,
+                now: datetime | None = None) -> LoginAttempt:
+    """Step 1 (store thread): find the user, and check and count the attempt with the throttle
+    (:func:`hub.login_throttle.admit`) before any password is checked."""
     norm = name.strip().lower()[:200]
     row = store.conn.execute(f"SELECT {_USER_COLS}, password_hash FROM users WHERE name=?", (norm,)).fetchone()
-    locked = _locked(store.conn, _keys(norm, remote), now or now_utc())
-    return LoginAttempt(norm, remote, _user(row[:5]) if row else None, row[5] if row else None, locked)
+    user = _user(row[:5]) if row else None
+    reason = "unknown name" if user is None else "disabled" if user.disabled else "wrong password"
+    key = user.name if user is not None else login_throttle.UNKNOWN_NAME
+    admission = login_throttle.admit(store, key, remote, reason, throttle=throttle, now=now or now_utc())
+    return LoginAttempt(key, remote, user, row[5] if row else None, admission.row, admission.retry_after,
+                        admission.delay)
 
 
-def _fail(conn: sqlite3.Connection, kind: str, key: str, limit: int, throttle: Throttle, now: datetime) -> None:
-    row = conn.execute("SELECT failures, window_start FROM login_throttle WHERE kind=? AND key=?",
-                       (kind, key)).fetchone()
-    if row is None or row[1] < utc_iso(now - timedelta(seconds=throttle.window_s)):
-        failures, start = 1, utc_iso(now)
-    else:
-        failures, start = row[0] + 1, row[1]
-    locked = None
-    if failures >= limit:
-        locked = utc_iso(now + timedelta(seconds=throttle.lockout_s))
-        failures, start = 0, utc_iso(now)
-    conn.execute("INSERT INTO login_throttle (kind, key, failures, window_start, locked_until) VALUES (?,?,?,?,?)"
-                 " ON CONFLICT(kind, key) DO UPDATE SET failures=excluded.failures,"
-                 " window_start=excluded.window_start, locked_until=coalesce(excluded.locked_until, locked_until)",
-                 (kind, key, failures, start, locked))
+def login_failed(attempt: LoginAttempt, ok: bool) -> LoginResult | None:
+    """The refusal for an attempt after step 2 (:func:`check_password`), or None when it signs the user in. Writes
+    nothing: the failure was counted in step 1 and is audited with its window (:mod:`hub.login_throttle`)."""
+    if attempt.retry_after is not None:
+        return LoginResult(None, "throttled", attempt.retry_after)
+    user = attempt.user
+    reason = ("unknown name" if user is None else "disabled" if user.disabled else "wrong password" if not ok
+              else None)
+    return None if reason is None else LoginResult(None, reason, attempt.delay or None)
 
 
 def login_finish(store: Store, attempt: LoginAttempt, ok: bool, new_hash: str | None, *,
-                 throttle: Throttle = Throttle(), now: datetime | None = None) -> LoginResult:
-    """Step 3 (store thread), after :func:`check_password` (step 2, worker thread): count a failure or clear the
-    name's failures, store a rehashed password, and write the audit entry.
-
-    The audit subject of an attempt on an unknown name is a short hash of it, not the name: people type their
-    password into the name field, and the audit log is kept for years.
-    """
-    now = now or now_utc()
+                 now: datetime | None = None) -> LoginResult:
+    """Step 3 (store thread), after :func:`check_password` (step 2, in a worker thread): on success take the
+    counted failure back, store a rehashed password and audit the login."""
+    refused = login_failed(attempt, ok)
+    if refused is not None:
+        return refused
     user = attempt.user
-    if attempt.locked_until is not None:
-        reason = "locked"
-    elif user is None:
-        reason = "unknown user"
-    elif user.disabled:
-        reason = "disabled"
-    elif not ok:
-        reason = "wrong password"
-    else:
-        reason = "ok"
-    detail: dict[str, Any] = {"remote": attempt.remote, "reason": reason}
-    subject = attempt.name if user is not None else ""
-    if user is None:
-        detail["name_sha256"] = hashlib.sha256(attempt.name.encode()).hexdigest()[:16]
-    locked_until = attempt.locked_until
+    assert user is not None
+    now = now or now_utc()
+    detail: dict[str, Any] = {"remote": attempt.remote, "reason": "ok"}
     with store.transaction() as conn:
-        if reason == "ok" and user is not None:
-            conn.execute("DELETE FROM login_throttle WHERE kind='name' AND key=?", (attempt.name[:64],))
-            conn.execute("UPDATE users SET last_login=? WHERE id=?", (utc_iso(now), user.id))
-            if new_hash is not None:
-                conn.execute("UPDATE users SET password_hash=? WHERE id=?", (new_hash, user.id))
-                detail["rehashed"] = True
-        elif reason != "locked":
-            (nk, nv), (ak, av) = _keys(attempt.name, attempt.remote)
-            _fail(conn, nk, nv, throttle.max_failures_name, throttle, now)
-            _fail(conn, ak, av, throttle.max_failures_addr, throttle, now)
-            locked_until = _locked(conn, [(nk, nv), (ak, av)], now)
-            if locked_until is not None:
-                detail["locked_until"] = utc_iso(locked_until)
-    store.audit(attempt.name if user is not None else "anonymous", "login.ok" if reason == "ok" else "login.failed",
-                subject, detail, now=now)
-    return LoginResult(user if reason == "ok" else None, reason, locked_until)
+        login_throttle.succeeded(store, attempt.row)
+        conn.execute("UPDATE users SET last_login=? WHERE id=?", (utc_iso(now), user.id))
+        if new_hash is not None:
+            conn.execute("UPDATE users SET password_hash=? WHERE id=?", (new_hash, user.id))
+            detail["rehashed"] = True
+    store.audit(user.name, "login.ok", user.name, detail, now=now)
+    return LoginResult(user, "ok")
 
 
-def authenticate(store: Store, name: str, password: str, remote: str, *, throttle: Throttle = Throttle(),
+def authenticate(store: Store, name: str, password: str, remote: str, *, throttle: Throttle = DEFAULT_THROTTLE,
                  hasher: PasswordHasher | None = None, now: datetime | None = None) -> LoginResult:
-    """All three steps in this thread (CLI and tests; the web runs step 2 in a worker thread)."""
-    attempt = login_begin(store, name, remote, now=now)
+    """All three steps in this thread (CLI and tests; the web runs step 2 in its own small pool)."""
+    attempt = login_begin(store, name, remote, throttle=throttle, now=now)
     ok, new_hash = (False, None)
-    if attempt.locked_until is None:
+    if attempt.retry_after is None:
         ok, new_hash = check_password(attempt.password_hash, password, hasher)
-    return login_finish(store, attempt, ok, new_hash, throttle=throttle, now=now)
+    return login_finish(store, attempt, ok, new_hash, now=now)
 
 
 # -- sessions ------------------------------------------------------------------------------------------------------
@@ -474,15 +418,15 @@ def end_session(store: Store, token: str, *, reason: str = "logout", now: dateti
     return True
 
 
-def purge(store: Store, *, idle: timedelta, max_age: timedelta, throttle: Throttle = Throttle(),
+def purge(store: Store, *, idle: timedelta, max_age: timedelta, throttle: Throttle = DEFAULT_THROTTLE,
           now: datetime | None = None) -> int:
-    """Delete sessions past their idle or maximum age and throttle rows no longer relevant; returns sessions removed."""
+    """Delete sessions past their idle or maximum age; audit ended windows of failed logins and delete them (with
+    their addresses) after the retention (:func:`hub.login_throttle.purge`). Returns sessions removed."""
     now = now or now_utc()
     with store.transaction() as conn:
         n = conn.execute("DELETE FROM sessions WHERE last_seen < ? OR created < ?",
                          (utc_iso(now - idle), utc_iso(now - max_age))).rowcount
-        conn.execute("DELETE FROM login_throttle WHERE window_start < ? AND (locked_until IS NULL OR locked_until < ?)",
-                     (utc_iso(now - timedelta(seconds=throttle.window_s)), utc_iso(now)))
+    login_throttle.purge(store, throttle=throttle, now=now)
     return n
 
 

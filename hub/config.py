@@ -224,10 +224,22 @@ class ConsoleSection(_Strict):
     """A session ends after this long whatever happens (a shift)."""
     secure_cookie: Literal["auto", "always"] = "auto"
     """``auto``: the cookie is Secure when the request came over TLS; ``always``: also behind a TLS proxy."""
-    max_failures_per_name: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
-    max_failures_per_address: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 20
+    login_free_failures: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
+    """Failed logins of one user name from one client address before each further attempt of that pair waits."""
+    login_first_delay_s: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 2
+    """The first wait; it doubles with each further failure of the pair, up to ``login_max_delay_s``."""
+    login_max_delay_s: Annotated[int, msgspec.Meta(ge=1, le=86400)] = 600
+    max_failures_per_address: Annotated[int, msgspec.Meta(ge=1, le=10000)] = 30
+    """Failed logins from one address (all names) within ``failure_window_min``; beyond, that address waits."""
     failure_window_min: Annotated[int, msgspec.Meta(ge=1, le=1440)] = 15
-    lockout_min: Annotated[int, msgspec.Meta(ge=1, le=1440)] = 15
+    """A pair's failures are forgotten after this much quiet; also the window of the address brake and of the
+    aggregated ``login.failed`` audit entries."""
+    failed_login_retention_days: Annotated[int, msgspec.Meta(ge=1, le=365)] = 7
+    """Client addresses of failed logins are deleted after this many days (they never enter the audit log)."""
+    max_failures_per_name: int | None = None
+    """Removed: logins are no longer locked (see ``__post_init__``)."""
+    lockout_min: int | None = None
+    """Removed, as ``max_failures_per_name``."""
     four_eyes: list[Literal["Extreme", "Severe", "Moderate", "Minor"]] = msgspec.field(
         default_factory=lambda: ["Extreme", "Severe", "Moderate", "Minor"])
     """Severities a second person (an approver who is not the author) must approve before anything is sent."""
@@ -236,6 +248,15 @@ class ConsoleSection(_Strict):
     tile_url: str = ""
     """A tile server for the console map (``https://.../{z}/{x}/{y}.png``); empty: district boundaries only."""
     tile_attribution: str = ""
+
+    def __post_init__(self) -> None:
+        for old, new in (("max_failures_per_name", "login_free_failures"), ("lockout_min", "login_max_delay_s")):
+            if getattr(self, old) is not None:
+                raise ValueError(f"{old} gibt es nicht mehr: Anmeldungen werden nicht mehr gesperrt, sondern je Name "
+                                 f"und Adresse verzögert; bitte {new} verwenden / {old} was removed: logins are no "
+                                 f"longer locked but delayed per name and address; use {new} (see README, Console)")
+        if self.login_max_delay_s < self.login_first_delay_s:
+            raise ValueError("login_max_delay_s < login_first_delay_s")
 
 
 class BoardConfig(_Strict, kw_only=True):

@@ -22,7 +22,9 @@ import functools
 import hmac
 import html
 import json
+import math
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -50,6 +52,7 @@ CONSOLE_HEADERS = {
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+HASH_WORKERS = 2
 
 
 @dataclass(slots=True)
@@ -64,6 +67,10 @@ class AuthSettings:
     cookie: str = COOKIE
     secure_cookie: bool | None = None
     """None: ``Secure`` when the request came over TLS; True behind a proxy that terminates TLS."""
+    hash_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=HASH_WORKERS, thread_name_prefix="argon2"))
+    """Password checks run here, never in the default executor the pages use: Argon2 takes 64 MiB and tens of
+    milliseconds a check, so a flood of logins waits here and cannot take the pages' threads or the memory."""
 
     def secure(self, request: web.Request) -> bool:
         return request.secure if self.secure_cookie is None else self.secure_cookie
@@ -94,11 +101,15 @@ def setup_auth(app: web.Application, store: AsyncStore, *, prefix: str = "/conso
         await store.run(auth.purge, store.store, idle=settings.idle, max_age=settings.max_age,
                         throttle=settings.throttle, now=settings.clock())
 
+    async def close_pool(_app: web.Application) -> None:
+        settings.hash_pool.shutdown(wait=False, cancel_futures=True)
+
     async def headers(request: web.Request, response: web.StreamResponse) -> None:
         if settings.under(request.path):
             response.headers.update(CONSOLE_HEADERS)
 
     app.on_startup.append(migrate)
+    app.on_cleanup.append(close_pool)
     app.on_response_prepare.append(headers)
     app.middlewares.append(_middleware(settings))
     p = settings.prefix
@@ -284,14 +295,17 @@ async def login(request: web.Request, *, settings: AuthSettings) -> web.StreamRe
                      status=400)
     store, now = settings.store, settings.clock()
     remote = client_address(request)
-    attempt = await store.run(auth.login_begin, store.store, name, remote, now=now)
+    # counted before the password is checked: concurrent attempts cannot all pass the throttle together
+    attempt = await store.run(auth.login_begin, store.store, name, remote, throttle=settings.throttle, now=now)
     ok, new_hash = False, None
-    if attempt.locked_until is None:
-        ok, new_hash = await asyncio.to_thread(auth.check_password, attempt.password_hash, password, settings.hasher)
-    result = await store.run(auth.login_finish, store.store, attempt, ok, new_hash, throttle=settings.throttle,
-                             now=now)
+    if attempt.retry_after is None:
+        ok, new_hash = await asyncio.get_running_loop().run_in_executor(
+            settings.hash_pool, auth.check_password, attempt.password_hash, password, settings.hasher)
+    result = auth.login_failed(attempt, ok)
+    if result is None:
+        result = await store.run(auth.login_finish, store.store, attempt, ok, new_hash, now=now)
     if result.user is None:
-        return _refused(settings, result, as_json=as_json, next_url=next_url, name=name, now=now)
+        return _refused(settings, result, as_json=as_json, next_url=next_url, name=name)
     old = request.cookies.get(settings.cookie)
     if old:  # a fresh session at every login: a session id planted before login is worth nothing
         await store.run(auth.end_session, store.store, old, reason="replaced by login", now=now)
@@ -303,18 +317,36 @@ async def login(request: web.Request, *, settings: AuthSettings) -> web.StreamRe
     return response
 
 
-def _refused(settings: AuthSettings, result: auth.LoginResult, *, as_json: bool, next_url: str, name: str,
-             now: datetime) -> web.Response:
-    if result.locked_until is not None:
-        retry = max(1, int((result.locked_until - now).total_seconds()))
-        message = (f"Zu viele Fehlversuche; bitte in {retry // 60 + 1} Minuten erneut versuchen / "
-                   "too many failed attempts; try again later")
-        status, error, headers = 429, "locked", {"Retry-After": str(retry)}
-    else:  # one message for every other reason: a stranger learns nothing about which names exist
+def _wait(seconds: int) -> tuple[str, str]:
+    if seconds < 120:
+        return f"{seconds} Sekunden", f"{seconds} seconds"
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} Minuten", f"{minutes} minutes"
+
+
+def _refused(settings: AuthSettings, result: auth.LoginResult, *, as_json: bool, next_url: str,
+             name: str) -> web.Response:
+    """429 with Retry-After while the throttle makes this name and address (or the address) wait, else 401; one
+    message for every other reason: a stranger learns nothing about which names exist."""
+    retry = math.ceil(result.retry_after) if result.retry_after else None
+    headers = {"Retry-After": str(retry)} if retry else {}
+    if result.reason == "throttled" and retry:
+        de, en = _wait(retry)
+        message = (f"Zu viele Fehlversuche: bitte in {de} erneut versuchen / "
+                   f"too many failed attempts: please try again in {en}")
+        status, error = 429, "throttled"
+    else:
         message = "Anmeldung fehlgeschlagen / sign-in failed"
-        status, error, headers = 401, "login_failed", {}
+        if retry:
+            de, en = _wait(retry)
+            message = (f"Anmeldung fehlgeschlagen; nächster Versuch in {de} möglich / "
+                       f"sign-in failed; next attempt possible in {en}")
+        status, error = 401, "login_failed"
     if as_json:
-        return web.json_response({"error": error, "message": message}, status=status, headers=headers)
+        body: dict[str, Any] = {"error": error, "message": message}
+        if retry:
+            body["retry_after"] = retry
+        return web.json_response(body, status=status, headers=headers)
     page = _page(settings, next_url=next_url, name=name[:64], message=message, status=status)
     page.headers.update(headers)
     return page

@@ -144,8 +144,7 @@ def setup(app: web.Application, hub: Hub, *, prefix: str = "/console") -> Consol
     from hub.web import console_api
 
     c = hub.loaded.cfg.console
-    throttle = auth.Throttle(max_failures_name=c.max_failures_per_name, max_failures_addr=c.max_failures_per_address,
-                             window_s=c.failure_window_min * 60.0, lockout_s=c.lockout_min * 60.0)
+    throttle = auth.throttle_of(c)
     setup_auth(app, hub.store, prefix=prefix, idle_s=c.idle_timeout_min * 60.0, max_age_s=c.max_session_h * 3600.0,
                throttle=throttle, secure_cookie=True if c.secure_cookie == "always" else None)
     state = ConsoleWeb(hub, prefix.rstrip("/"))
