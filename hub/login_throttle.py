@@ -6,7 +6,8 @@ address never delay the right password from another. After ``free_failures`` fai
 attempt of that pair has to wait, ``first_delay_s`` doubling per failure up to ``max_delay_s``; the pair's count is
 forgotten after ``window_s`` of quiet (counted from the end of its last wait) and at its next successful login. An
 address that failed ``max_failures_addr`` times within ``window_s`` (all names together) is refused until enough of
-those failures lie a window back. A refused attempt is answered at once: its password is never checked.
+those failures lie a window back (a pair's failures of one window count until its last one does). A refused
+attempt is answered at once: its password is never checked.
 
 Attempts are counted before the password is verified (:func:`admit`: check and count in one store transaction on
 the one writer thread), so concurrent attempts cannot all pass the check before the first failure is counted; a
