@@ -167,9 +167,9 @@ async def test_concurrent_attempts_are_counted_before_hashing(hub: Hub, hashed: 
     c = hub.client
     assert c is not None
     answers = await asyncio.gather(*(login(c, password=WRONG) for _ in range(20)))
-    assert sorted(r.status for r in answers) == [401] * 3 + [429] * 17
     assert len(hashed) == 3  # only the admitted ones cost an Argon2 check
     assert {name.split("_")[0] for name in hashed} == {"argon2"}  # in the auth pool, not the default executor
+    assert sorted(r.status for r in answers) == [401] * 3 + [429] * 17
     (row,) = rows(hub.store())
     assert (row["failures"], row["refused"]) == (3, 17)
 
@@ -177,8 +177,8 @@ async def test_concurrent_attempts_are_counted_before_hashing(hub: Hub, hashed: 
     other = await hub.client_from("127.0.0.2")
     await more_users(hub)
     answers = await asyncio.gather(*(login(other, NAMES[n % 4], WRONG) for n in range(20)))
-    assert sorted(r.status for r in answers) == [401] * 8 + [429] * 12  # the address brake holds too
-    assert len(hashed) == 8
+    assert len(hashed) == 8  # the address brake holds too
+    assert sorted(r.status for r in answers) == [401] * 8 + [429] * 12
 
 
 # -- aggregate audit, no typed text, retention ---------------------------------------------------------------------
@@ -217,10 +217,10 @@ async def test_addresses_are_deleted_after_the_retention(hub: Hub, clock: Clock)
     await login(a, TYPED, WRONG)
     store = hub.store()
     await purge(hub, T0 + 7 * DAY - dt.timedelta(seconds=1))
-    assert {r["addr"] for r in rows(store)} == {"127.0.0.2"}  # kept for the retention ...
+    assert "127.0.0.2" in whole_db(store)  # kept for the retention ...
     await purge(hub, T0 + 7 * DAY + dt.timedelta(seconds=1))
-    assert rows(store) == []  # ... then deleted
-    assert "127.0.0.2" not in whole_db(store)
+    assert "127.0.0.2" not in whole_db(store)  # ... then deleted, everywhere
+    assert rows(store) == []
     assert len(failed_entries(store)) == 2 and store.verify_audit().ok  # the audit entries stay
 
 
