@@ -2,8 +2,9 @@
 
 :func:`setup_auth` installs, for every path under the console prefix (``/console`` by default):
 
-- ``GET/POST {prefix}/login`` (HTML form, or JSON ``{"name", "password"}`` answered with JSON) and
-  ``POST {prefix}/logout``; ``GET {prefix}/api/me``;
+- ``GET/POST {prefix}/login`` (HTML form, or JSON ``{"name", "password"}`` answered with JSON; 429 with
+  ``Retry-After`` while :mod:`hub.login_throttle` makes the name and client address wait, the password unchecked)
+  and ``POST {prefix}/logout``; ``GET {prefix}/api/me``;
 - a middleware that wants a valid session everywhere under the prefix except the login page and ``static/``
   (HTML requests are sent to the login page with 303, ``/api/`` and JSON requests get 401 JSON), refuses
   state-changing requests without the session's CSRF token (header ``X-CSRF-Token`` or form field ``csrf_token``) or
