@@ -64,6 +64,8 @@ class ValidationSection(_Strict):
     """Folder of PEM certificates trusted to sign CAP."""
     signature_policy: Policy = "verify"
     """Default for sources that do not set their own."""
+    allow_sha1: bool = False
+    """Count SHA-1 signatures (signature or digest method) as ``valid``; otherwise they are ``weak``."""
     workers: Annotated[int, msgspec.Meta(ge=0, le=64)] = 0
     """Processes that validate in parallel: 0 one per CPU, 1 none (validate on the store's thread)."""
 
