@@ -214,6 +214,9 @@ class PushSection(_Strict):
     """Processes that encrypt in bulk: 0 one per CPU."""
     concurrency: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 64
     """Requests to push services in flight at once."""
+    per_host_concurrency: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 32
+    """Requests in flight to one push host at most (FCM, Mozilla, Apple or a distributor): a flood of endpoints on
+    one slow host cannot take every slot or hammer that host."""
     timeout_s: Seconds = 10.0
 
 
