@@ -242,6 +242,33 @@ def test_every_certificate_on_the_path_must_be_valid_at_sent(corpus: Path, tmp_p
     assert result.status is SignatureStatus.EXPIRED and "CN=Old Root CA" in result.detail, result
 
 
+def test_path_search_over_carried_certificates_is_bounded(corpus: Path, tmp_path: Path, ca: Party,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A message can carry many CA certificates of one name and one key, each issuing every other: the search
+    for a path to the trust store looks at a bounded number of them, it does not walk every ordering."""
+    key = _key("ec")
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Loop CA")])
+    loop = [Party(key, x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                  .serial_number(x509.random_serial_number()).not_valid_before(SENT - timedelta(days=10))
+                  .not_valid_after(SENT + timedelta(days=10))
+                  .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                  .sign(key, hashes.SHA256())) for _ in range(30)]
+    signer = _party("looped.example.org", *_around_sent(), issuer=loop[0])
+    data = _signed(corpus, signer, chain=tuple(loop))
+    calls = 0
+    real = cap_sign._issued_by
+
+    def counted(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+        nonlocal calls
+        calls += 1
+        return real(cert, issuer)
+
+    monkeypatch.setattr(cap_sign, "_issued_by", counted)
+    result = _result(data, _store(tmp_path / "trust", ca))
+    assert result.status is SignatureStatus.UNTRUSTED, result
+    assert calls <= 17 * 18, calls  # each (certificate, issuer) pair of at most 16 carried + 1 anchor checked once
+
+
 # -- SHA-1 ------------------------------------------------------------------------------------------------------
 
 

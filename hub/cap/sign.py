@@ -36,6 +36,8 @@ from hub.errors import ConfigError
 DSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
 _DS = "{" + DSIG_NS + "}"
 _MAX_CHAIN = 6
+_MAX_CARRIED = 16
+_MAX_STEPS = 256
 _E = TypeVar("_E", bound=x509.ExtensionType)
 
 
@@ -100,10 +102,9 @@ class TrustStore:
         it. Every certificate on the path must have been valid at ``at`` (the alert's sent time), and the leaf
         must be meant for signatures (keyUsage digitalSignature or nonRepudiation where the extension is present).
         """
-        pinned = {c.fingerprint(hashes.SHA256()) for c in self.certs}
         problems: list[str] = []
         expired = ""
-        for path in self._paths(leaf, carried, [leaf], pinned):
+        for path in _PathSearch(self.certs, carried).paths(leaf):
             problem = _path_problem(path)
             if problem:
                 problems.append(problem)
@@ -120,20 +121,43 @@ class TrustStore:
             return SignatureStatus.UNTRUSTED, problems[0]
         return SignatureStatus.UNTRUSTED, "signing certificate is not in the trust store"
 
-    def _paths(self, cert: x509.Certificate, carried: list[x509.Certificate], path: list[x509.Certificate],
-               pinned: set[bytes]) -> Iterator[list[x509.Certificate]]:
+
+class _PathSearch:
+    """Paths from a signing certificate to a trust anchor through carried certificates. The carried ones come from
+    the message, so the search is bounded: at most _MAX_CARRIED of them, _MAX_STEPS certificates looked at, each
+    issuer check (a signature verification) done once."""
+
+    def __init__(self, anchors: list[x509.Certificate], carried: list[x509.Certificate]) -> None:
+        self.anchors = anchors
+        self.pinned = {c.fingerprint(hashes.SHA256()) for c in anchors}
+        self.carried = list({c.fingerprint(hashes.SHA256()): c for c in carried}.values())[:_MAX_CARRIED]
+        self.steps = _MAX_STEPS
+        self._issued: dict[tuple[int, int], bool] = {}
+
+    def issued_by(self, cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+        key = (id(cert), id(issuer))
+        if key not in self._issued:
+            self._issued[key] = _issued_by(cert, issuer)
+        return self._issued[key]
+
+    def paths(self, cert: x509.Certificate, path: list[x509.Certificate] | None = None
+              ) -> Iterator[list[x509.Certificate]]:
         """Every path from the leaf through ``cert`` to a trust anchor (the anchor last), at most _MAX_CHAIN long."""
-        if cert.fingerprint(hashes.SHA256()) in pinned:
+        path = path or [cert]
+        self.steps -= 1
+        if self.steps < 0:
+            return
+        if cert.fingerprint(hashes.SHA256()) in self.pinned:
             yield path
             return
         if len(path) >= _MAX_CHAIN:
             return
-        for anchor in self.certs:
-            if _issued_by(cert, anchor):
+        for anchor in self.anchors:
+            if self.issued_by(cert, anchor):
                 yield [*path, anchor]
-        for issuer in carried:
-            if all(issuer != c for c in path) and _issued_by(cert, issuer):
-                yield from self._paths(issuer, carried, [*path, issuer], pinned)
+        for issuer in self.carried:
+            if all(issuer != c for c in path) and self.issued_by(cert, issuer):
+                yield from self.paths(issuer, [*path, issuer])
 
 
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
