@@ -64,6 +64,8 @@ class ValidationSection(_Strict):
     """Folder of PEM certificates trusted to sign CAP."""
     signature_policy: Policy = "verify"
     """Default for sources that do not set their own."""
+    allow_sha1: bool = False
+    """Count SHA-1 signatures (signature or digest method) as ``valid``; otherwise they are ``weak``."""
     workers: Annotated[int, msgspec.Meta(ge=0, le=64)] = 0
     """Processes that validate in parallel: 0 one per CPU, 1 none (validate on the store's thread)."""
 
@@ -212,6 +214,9 @@ class PushSection(_Strict):
     """Processes that encrypt in bulk: 0 one per CPU."""
     concurrency: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 64
     """Requests to push services in flight at once."""
+    per_host_concurrency: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 32
+    """Requests in flight to one push host at most (FCM, Mozilla, Apple or a distributor): a flood of endpoints on
+    one slow host cannot take every slot or hammer that host."""
     timeout_s: Seconds = 10.0
 
 

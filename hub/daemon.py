@@ -66,7 +66,7 @@ def open_store(loaded: LoadedConfig) -> Store:
 def make_validator(loaded: LoadedConfig) -> Validator:
     v = loaded.cfg.validation
     trust = TrustStore.from_dir(loaded.path(v.trust_store) if v.trust_store else None)
-    return Validator(trust=trust, max_bytes=v.max_bytes)
+    return Validator(trust=trust, max_bytes=v.max_bytes, allow_sha1=v.allow_sha1)
 
 
 class Hub:

@@ -149,7 +149,8 @@ async def open_outbox(stack: contextlib.AsyncExitStack, *, astore: AsyncStore, l
         log.info("deleted %d subscription(s) whose push endpoint is gone (404/410)", removed)
 
     sender = WebPushSender(http, vapid, cfg.push.vapid_subject, executor=None, workers=cfg.push.workers,
-                           concurrency=cfg.push.concurrency, timeout_s=cfg.push.timeout_s,
+                           concurrency=cfg.push.concurrency, per_host_concurrency=cfg.push.per_host_concurrency,
+                           timeout_s=cfg.push.timeout_s,
                            allow_http=cfg.push.allow_http_endpoints)
     stack.push_async_callback(sender.aclose)
     await sender.warm()  # start the worker processes now, not on the first warning

@@ -29,10 +29,10 @@ log = logging.getLogger("warnhub.pool")
 _validator: Validator | None = None
 
 
-def _init(trust_pems: list[bytes], max_bytes: int, hub_pid: int) -> None:
+def _init(trust_pems: list[bytes], max_bytes: int, hub_pid: int, allow_sha1: bool) -> None:
     global _validator
     certs = [x509.load_pem_x509_certificate(pem) for pem in trust_pems]
-    _validator = Validator(trust=TrustStore(certs), max_bytes=max_bytes)
+    _validator = Validator(trust=TrustStore(certs), max_bytes=max_bytes, allow_sha1=allow_sha1)
     # the hub's pid comes from the hub: a worker still starting when the hub is killed would read getppid() == 1
     # here, watch for the wrong parent, and hang on the call queue for ever
     threading.Thread(target=_exit_with_parent, args=(hub_pid,), daemon=True, name="parent-watch").start()
@@ -83,7 +83,8 @@ class ValidationPool:
     def _start(self) -> ProcessPoolExecutor:
         pems = [c.public_bytes(Encoding.PEM) for c in self.validator.trust.certs]
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init, initargs=(pems, self.validator.max_bytes, os.getpid()))
+                                   initializer=_init, initargs=(pems, self.validator.max_bytes, os.getpid(),
+                                                                      self.validator.allow_sha1))
 
     async def check(self, raw: bytes, policy: SignaturePolicy, path: str | None = None,
                     notes: tuple[str, ...] = ()) -> tuple[Report, AlertRecord | None]:

@@ -172,9 +172,11 @@ def check_claims(claims: dict[str, Any], origin: str, now: float) -> None:
 
 class PushReceiver:
     def __init__(self, *, decrypt: Literal["now", "deferred"] = "now", port: int = 0,
-                 server_key: str | None = None, lean: bool = False) -> None:
+                 server_key: str | None = None, lean: bool = False, host: str = "127.0.0.1") -> None:
         """``server_key``: the applicationServerKey subscriptions were made with; if given, ``k`` must equal it.
-        ``lean``: serve with :class:`_LeanProtocol` instead of aiohttp (benchmarks; no :meth:`behave`)."""
+        ``lean``: serve with :class:`_LeanProtocol` instead of aiohttp (benchmarks; no :meth:`behave`).
+        ``host``: the loopback address to serve on (another one, such as 127.0.0.2, is another push host)."""
+        self.host = host
         self.deferred = decrypt == "deferred"
         self.lean = lean
         self._server: asyncio.AbstractServer | None = None
@@ -187,6 +189,9 @@ class PushReceiver:
         self.errors: list[tuple[str, int, str]] = []
         """(subscription id, status answered, reason)."""
         self.in_flight = 0
+        self.most_in_flight = 0
+        """The most push requests this receiver was answering at once."""
+        self._gate: asyncio.Event | None = None
         self._received: list[Received] = []
         self._pending: list[_Pending] = []
         self._keys: Counter[Any] = Counter()
@@ -197,7 +202,7 @@ class PushReceiver:
 
     @property
     def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def subscribe(self) -> TestSubscription:
         key = ec.generate_private_key(_CURVE)
@@ -212,6 +217,21 @@ class PushReceiver:
                hang_s: float | None = None) -> None:
         """Answer ``status`` (with Retry-After) instead of accepting, and/or wait ``hang_s`` first."""
         self.behaviours[sub_id] = Behaviour(status, None if retry_after is None else str(retry_after), hang_s)
+
+    def hold(self) -> None:
+        """Keep every push request waiting (unanswered) until :meth:`release`."""
+        self._gate = asyncio.Event()
+
+    def release(self) -> None:
+        if self._gate is not None:
+            self._gate.set()
+
+    async def wait_in_flight(self, count: int, timeout: float) -> None:
+        """Wait until ``count`` push requests are being answered at once."""
+        async with asyncio.timeout(timeout):
+            while self.in_flight < count:
+                self._arrived.clear()
+                await self._arrived.wait()
 
     def received(self, sub_id: str | None = None) -> list[Received]:
         return [r for r in self._received if sub_id is None or r.sub_id == sub_id]
@@ -277,7 +297,11 @@ class PushReceiver:
     async def _push(self, request: web.BaseRequest, sub_id: str) -> web.Response:
         self.hits[sub_id] += 1
         self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        self._arrived.set()
         try:
+            if self._gate is not None:
+                await self._gate.wait()
             return await self._answer(request, sub_id)
         finally:
             self.in_flight -= 1
@@ -359,17 +383,18 @@ class PushReceiver:
     async def __aenter__(self) -> PushReceiver:
         if self.lean:
             loop = asyncio.get_running_loop()
-            self._server = await loop.create_server(lambda: _LeanProtocol(self), "127.0.0.1", self.port)
+            self._server = await loop.create_server(lambda: _LeanProtocol(self), self.host, self.port)
             self.port = self._server.sockets[0].getsockname()[1]
             return self
         runner = self._runner = web.ServerRunner(web.Server(self._route, access_log=None), shutdown_timeout=1.0)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", self.port).start()
+        await web.TCPSite(runner, self.host, self.port).start()
         self.port = runner.addresses[0][1]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self._closing.set()
+        self.release()
         if self._server is not None:
             self._server.close()
             for conn in list(self._lean_conns):

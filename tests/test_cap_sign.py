@@ -6,6 +6,7 @@ alerts are signed with :func:`hub.cap.sign.sign`. The corpus adds real IPAWS and
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 from dataclasses import dataclass
@@ -18,12 +19,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from lxml import etree
+from signxml import DigestAlgorithm, SignatureMethod, XMLSigner
 
+from hub import config as config_mod
 from hub.cap import sign as cap_sign
 from hub.cap.parse import parse
 from hub.cap.sign import SignaturePolicy, SignatureStatus, TrustStore
 from hub.cap.validate import Validator, Verdict
+from hub.daemon import make_validator
 from hub.errors import ConfigError
+from hub.pool import ValidationPool
 
 A2 = "cap/oasis-spec_cap12_appendix_A2.xml"
 HEADLINE = "SEVERE THUNDERSTORM WARNING"
@@ -55,8 +60,14 @@ def _key(kind: str) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
+_USAGES = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment", "key_agreement",
+           "key_cert_sign", "crl_sign")
+
+
 def _party(cn: str, not_before: datetime, not_after: datetime, *, issuer: Party | None = None, ca: bool = False,
-           kind: str = "ec") -> Party:
+           kind: str = "ec", path_length: int | None = None, basic: bool = True,
+           usage: tuple[str, ...] | None = None) -> Party:
+    """A key and its certificate; ``basic=False`` leaves basicConstraints out, ``usage`` adds keyUsage."""
     key = _key(kind)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, "warnhub tests")])
@@ -68,8 +79,13 @@ def _party(cn: str, not_before: datetime, not_after: datetime, *, issuer: Party 
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
+    if basic:
+        builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True)
+    if usage is not None:
+        flags = {u: u in usage for u in _USAGES}
+        builder = builder.add_extension(x509.KeyUsage(**flags, encipher_only=False, decipher_only=False),
+                                        critical=True)
     cert = builder.sign(issuer.key if issuer else key, hashes.SHA256())
     return Party(key, cert)
 
@@ -138,6 +154,191 @@ def test_valid_via_intermediate_carried(corpus: Path, tmp_path: Path, ca: Party)
     assert _status(data, _store(tmp_path / "root-only", ca)) is SignatureStatus.VALID
     # Without the intermediate in the signature, nothing links the leaf to the root.
     assert _status(_signed(corpus, party), _store(tmp_path / "root-only-2", ca)) is SignatureStatus.UNTRUSTED
+
+
+# -- the path to a trust anchor: only CAs issue, within their path length, all in date at sent ---------------
+
+
+def _result(data: bytes, trust: TrustStore, **kw: bool) -> cap_sign.SignatureResult:
+    parsed = parse(data)
+    return cap_sign.verify(data, parsed.root, at=parsed.alert.sent, trust=trust, **kw)
+
+
+@pytest.mark.parametrize("basic", [True, False], ids=["CA-false", "no-basicConstraints"])
+def test_forged_intermediate_from_ordinary_leaf_is_not_valid(corpus: Path, tmp_path: Path, ca: Party,
+                                                             basic: bool) -> None:
+    """Whoever holds an ordinary certificate of a trusted CA must not be able to mint signers with it."""
+    ordinary = _party("ordinary.example.org", *_around_sent(), issuer=ca, basic=basic)
+    forged = _party("forged-signer.example.org", *_around_sent(30, 30), issuer=ordinary)
+    data = _signed(corpus, forged, chain=(ordinary,))
+    store = _store(tmp_path / "trust", ca)
+    result = _result(data, store)
+    assert result.status is SignatureStatus.UNTRUSTED, result
+    assert "CN=ordinary.example.org" in result.detail and "not a CA" in result.detail
+    report = Validator(trust=store).check(data, policy=SignaturePolicy.REQUIRE)
+    assert report.verdict is Verdict.REJECTED and report.signature is SignatureStatus.UNTRUSTED
+    assert "signature required but untrusted" in report.reason
+    # the ordinary certificate still signs alerts itself
+    assert _status(_signed(corpus, ordinary), store) is SignatureStatus.VALID
+
+
+def test_intermediate_without_key_cert_sign_is_not_valid(corpus: Path, tmp_path: Path, ca: Party) -> None:
+    no_sign = _party("Test CAP CA without keyCertSign", *_around_sent(1000, 1000), issuer=ca, ca=True,
+                     usage=("digital_signature", "crl_sign"))
+    party = _party("under-no-sign.example.org", *_around_sent(), issuer=no_sign)
+    result = _result(_signed(corpus, party, chain=(no_sign,)), _store(tmp_path / "trust", ca))
+    assert result.status is SignatureStatus.UNTRUSTED and "keyCertSign" in result.detail, result
+
+
+def test_proper_intermediate_with_key_usage_is_valid(corpus: Path, tmp_path: Path, ca: Party) -> None:
+    issuing = _party("Test CAP Issuing CA 2", *_around_sent(1000, 1000), issuer=ca, ca=True, path_length=0,
+                     usage=("key_cert_sign", "crl_sign"))
+    party = _party("proper.example.org", *_around_sent(), issuer=issuing, usage=("digital_signature",))
+    data = _signed(corpus, party, chain=(issuing,))
+    store = _store(tmp_path / "trust", ca)
+    assert _result(data, store).status is SignatureStatus.VALID
+    report = Validator(trust=store).check(data, policy=SignaturePolicy.REQUIRE)
+    assert report.verdict is Verdict.VALID and report.signature is SignatureStatus.VALID
+
+
+def test_path_length_is_enforced(corpus: Path, tmp_path: Path) -> None:
+    """A root that allows no CA below it (pathlen 0), and an intermediate that allows none below itself."""
+    strict_root = _party("Strict Root CA", *_around_sent(3650, 3650), ca=True, path_length=0)
+    sub = _party("Sub CA", *_around_sent(1000, 1000), issuer=strict_root, ca=True)
+    party = _party("too-deep.example.org", *_around_sent(), issuer=sub)
+    result = _result(_signed(corpus, party, chain=(sub,)), _store(tmp_path / "strict", strict_root))
+    assert result.status is SignatureStatus.UNTRUSTED and "CN=Strict Root CA" in result.detail, result
+    direct = _party("direct.example.org", *_around_sent(), issuer=strict_root)
+    assert _status(_signed(corpus, direct), _store(tmp_path / "strict-2", strict_root)) is SignatureStatus.VALID
+
+    root = _party("Root CA pathlen 1", *_around_sent(3650, 3650), ca=True, path_length=1)
+    mid = _party("Mid CA pathlen 0", *_around_sent(1000, 1000), issuer=root, ca=True, path_length=0)
+    low = _party("Low CA", *_around_sent(1000, 1000), issuer=mid, ca=True)
+    signer = _party("under-low.example.org", *_around_sent(), issuer=low)
+    result = _result(_signed(corpus, signer, chain=(low, mid)), _store(tmp_path / "root1", root))
+    assert result.status is SignatureStatus.UNTRUSTED and "CN=Mid CA pathlen 0" in result.detail, result
+    signer_mid = _party("under-mid.example.org", *_around_sent(), issuer=mid)
+    assert _status(_signed(corpus, signer_mid, chain=(mid,)), _store(tmp_path / "root1-2", root)) \
+        is SignatureStatus.VALID
+
+
+def test_signing_certificate_not_meant_for_signatures(corpus: Path, tmp_path: Path, ca: Party) -> None:
+    encrypt_only = _party("encrypt-only.example.org", *_around_sent(), issuer=ca, kind="rsa",
+                          usage=("key_encipherment",))
+    result = _result(_signed(corpus, encrypt_only), _store(tmp_path / "trust", ca))
+    assert result.status is SignatureStatus.UNTRUSTED and "keyUsage" in result.detail, result
+
+
+def test_every_certificate_on_the_path_must_be_valid_at_sent(corpus: Path, tmp_path: Path, ca: Party) -> None:
+    """The signer is in date, but the intermediate (or the root) that vouches for it had run out at sent."""
+    ran_out = _party("Ran-out Issuing CA", SENT - timedelta(days=1000), SENT - timedelta(days=1), issuer=ca, ca=True)
+    party = _party("under-ran-out.example.org", *_around_sent(), issuer=ran_out)
+    result = _result(_signed(corpus, party, chain=(ran_out,)), _store(tmp_path / "trust", ca))
+    assert result.status is SignatureStatus.EXPIRED and "CN=Ran-out Issuing CA" in result.detail, result
+
+    old_root = _party("Old Root CA", SENT - timedelta(days=3650), SENT - timedelta(days=1), ca=True)
+    under_old = _party("under-old-root.example.org", *_around_sent(), issuer=old_root)
+    result = _result(_signed(corpus, under_old), _store(tmp_path / "old-root", old_root))
+    assert result.status is SignatureStatus.EXPIRED and "CN=Old Root CA" in result.detail, result
+
+
+def test_path_search_over_carried_certificates_is_bounded(corpus: Path, tmp_path: Path, ca: Party,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A message can carry many CA certificates of one name and one key, each issuing every other: the search
+    for a path to the trust store looks at a bounded number of them, it does not walk every ordering."""
+    key = _key("ec")
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Loop CA")])
+    loop = [Party(key, x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                  .serial_number(x509.random_serial_number()).not_valid_before(SENT - timedelta(days=10))
+                  .not_valid_after(SENT + timedelta(days=10))
+                  .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                  .sign(key, hashes.SHA256())) for _ in range(30)]
+    signer = _party("looped.example.org", *_around_sent(), issuer=loop[0])
+    data = _signed(corpus, signer, chain=tuple(loop))
+    calls = 0
+    real = cap_sign._issued_by
+
+    def counted(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+        nonlocal calls
+        calls += 1
+        return real(cert, issuer)
+
+    monkeypatch.setattr(cap_sign, "_issued_by", counted)
+    result = _result(data, _store(tmp_path / "trust", ca))
+    assert result.status is SignatureStatus.UNTRUSTED, result
+    assert calls <= 17 * 18, calls  # each (certificate, issuer) pair of at most 16 carried + 1 anchor checked once
+
+
+# -- SHA-1 ------------------------------------------------------------------------------------------------------
+
+
+class _LegacySigner(XMLSigner):
+    """Signs with SHA-1 as older issuers do (signxml refuses that by default)."""
+
+    def check_deprecated_methods(self) -> None:
+        pass
+
+
+def _signed_sha1(corpus: Path, party: Party, signature: SignatureMethod, digest: DigestAlgorithm) -> bytes:
+    root = parse((corpus / A2).read_bytes()).root
+    signer = _LegacySigner(signature_algorithm=signature, digest_algorithm=digest,
+                           c14n_algorithm="http://www.w3.org/2001/10/xml-exc-c14n#")
+    signed = signer.sign(root, key=party.key, cert=party.cert_pem.decode())
+    return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+
+
+@pytest.mark.parametrize(("signature", "digest"), [
+    (SignatureMethod.RSA_SHA1, DigestAlgorithm.SHA256),
+    (SignatureMethod.RSA_SHA256, DigestAlgorithm.SHA1),
+    (SignatureMethod.RSA_SHA1, DigestAlgorithm.SHA1),
+], ids=["sha1-signature", "sha1-digest", "sha1-both"])
+def test_sha1_is_weak_unless_allowed(corpus: Path, tmp_path: Path, ca: Party, signature: SignatureMethod,
+                                     digest: DigestAlgorithm) -> None:
+    party = _party("legacy.example.org", *_around_sent(), issuer=ca, kind="rsa")
+    data = _signed_sha1(corpus, party, signature, digest)
+    store = _store(tmp_path / "trust", ca)
+
+    report = Validator(trust=store).check(data)
+    assert report.signature is SignatureStatus.WEAK, report.as_dict()
+    assert report.as_dict()["signature"] == "weak"
+    assert report.verdict is Verdict.ACCEPTED
+    assert any("signature weak" in w and "allow_sha1" in w for w in report.warnings), report.warnings
+    rejected = Validator(trust=store).check(data, policy=SignaturePolicy.REQUIRE)
+    assert rejected.verdict is Verdict.REJECTED and "signature required but weak" in rejected.reason
+
+    allowed = Validator(trust=store, allow_sha1=True).check(data, policy=SignaturePolicy.REQUIRE)
+    assert allowed.signature is SignatureStatus.VALID and allowed.verdict is not Verdict.REJECTED
+    assert any("SHA-1" in w for w in allowed.warnings)  # still said, even when allowed
+    # SHA-1 does not hide a worse verdict
+    assert _status(data, _store(tmp_path / "empty")) is SignatureStatus.UNTRUSTED
+    assert _status(data.replace(HEADLINE.encode(), b"ALL CLEAR"), store) is SignatureStatus.INVALID
+
+
+def test_allow_sha1_reaches_the_validators_from_config(corpus: Path, tmp_path: Path, ca: Party) -> None:
+    """``[validation] allow_sha1`` reaches the hub's validator and the validation worker processes."""
+    party = _party("legacy-config.example.org", *_around_sent(), issuer=ca, kind="rsa")
+    data = _signed_sha1(corpus, party, SignatureMethod.RSA_SHA1, DigestAlgorithm.SHA1)
+    _store(tmp_path / "trust", ca)
+    base = (Path(__file__).resolve().parents[1] / "config.toml").read_text(encoding="utf-8")
+    assert '# trust_store = "trust"' in base
+    text = base.replace('# trust_store = "trust"', 'trust_store = "trust"')
+    (tmp_path / "default.toml").write_text(text, encoding="utf-8")
+    (tmp_path / "allow.toml").write_text(text.replace('trust_store = "trust"',
+                                                      'trust_store = "trust"\nallow_sha1 = true'), encoding="utf-8")
+    assert make_validator(config_mod.load(tmp_path / "default.toml")).check(data).signature is SignatureStatus.WEAK
+    allowing = make_validator(config_mod.load(tmp_path / "allow.toml"))
+    assert allowing.check(data).signature is SignatureStatus.VALID
+
+    async def in_workers(validator: Validator) -> SignatureStatus:
+        pool = ValidationPool(validator, 2)
+        try:
+            report, _rec = await pool.check(data, SignaturePolicy.VERIFY)
+            return report.signature
+        finally:
+            pool.close()
+
+    assert asyncio.run(in_workers(allowing)) is SignatureStatus.VALID
+    assert asyncio.run(in_workers(Validator(trust=allowing.trust))) is SignatureStatus.WEAK
 
 
 def test_untrusted_with_empty_store(corpus: Path, tmp_path: Path, leaf: Party) -> None:
@@ -382,19 +583,63 @@ def test_tsunami_placeholder_signature_is_invalid(corpus: Path) -> None:
     assert Validator().check(data, policy=SignaturePolicy.REQUIRE).verdict is Verdict.REJECTED
 
 
-def test_canada_second_signature_verifies(corpus: Path, tmp_path: Path) -> None:
-    """Environment Canada's signature (the second of two) verifies; its certificate is trusted only when stored."""
-    data = (corpus / "cap/ca_ec_google-testdata_canada_signed.xml").read_bytes()
+CANADA = "cap/ca_ec_google-testdata_canada_signed.xml"
+USGS = "cap/us_usgs_google-testdata_earthquake-iso8859-1.xml"
+
+
+def _carried(data: bytes, subject_part: str) -> x509.Certificate:
+    certs = [x509.load_der_x509_certificate(base64.b64decode("".join((el.text or "").split())))
+             for el in etree.fromstring(data).iter(DS + "X509Certificate")]
+    return next(c for c in certs if subject_part in c.subject.rfc4514_string())
+
+
+def test_canada_environment_canada_signature_verifies(corpus: Path, tmp_path: Path) -> None:
+    """Environment Canada's signature (the second of two) verifies; trusted only when its certificate is stored,
+    and, being SHA-1 (2013), ``valid`` only where SHA-1 is allowed."""
+    data = (corpus / CANADA).read_bytes()
+    ec_store = _pem_store(tmp_path / "ec", _carried(data, "meteo.gc.ca"))  # sent 2013, certificate 2011..2015
+
+    assert Validator(trust=_pem_store(tmp_path / "empty")).check(data).signature is SignatureStatus.UNTRUSTED
+    weak = Validator(trust=ec_store).check(data)
+    assert weak.signature is SignatureStatus.WEAK and "meteo.gc.ca" in weak.signer, weak.as_dict()
+    trusted = Validator(trust=ec_store, allow_sha1=True).check(data)
+    assert trusted.signature is SignatureStatus.VALID and "meteo.gc.ca" in trusted.signer, trusted.as_dict()
+
+
+def test_canada_naads_signature_verifies(corpus: Path, tmp_path: Path) -> None:
+    """The NAADS signature (Pelmorex, inclusive C14N, the signature in the default namespace) verifies: libxml2's
+    subset canonicalisation used to add ``xmlns=""`` to SignedInfo's grandchildren and call it invalid."""
+    data = (corpus / CANADA).read_bytes()
+    naads = _carried(data, "dss1.pelmorex.com")  # 2012-05-29 .. 2018-05-30, sent 2013-01-24
     root = etree.fromstring(data)
-    certs = [
-        x509.load_der_x509_certificate(base64.b64decode("".join((el.text or "").split())))
-        for el in root.iter(DS + "X509Certificate")
-    ]
-    ec_cert = next(c for c in certs if "meteo.gc.ca" in c.subject.rfc4514_string())
+    first = root.find(DS + "Signature")
+    assert first is not None and first.get("Id") == "NAADS Signature"
+    assert first.find(f"{DS}SignedInfo/{DS}CanonicalizationMethod").get("Algorithm") == (  # type: ignore[union-attr]
+        "http://www.w3.org/TR/2001/REC-xml-c14n-20010315")
 
-    report = Validator(trust=_pem_store(tmp_path / "empty")).check(data)
-    assert report.signature is SignatureStatus.UNTRUSTED, report.as_dict()
-    assert "meteo.gc.ca" in report.signer
+    store = _pem_store(tmp_path / "naads", naads)
+    result = _result(data, store, allow_sha1=True)
+    assert result.status is SignatureStatus.VALID and "dss1.pelmorex.com" in result.signer, result
+    assert _result(data, store).status is SignatureStatus.WEAK
 
-    trusted = Validator(trust=_pem_store(tmp_path / "ec", ec_cert)).check(data)
-    assert trusted.signature is SignatureStatus.VALID, trusted.as_dict()  # sent 2013, cert 2011..2015
+    # NAADS's signature alone (Environment Canada's removed): the cryptographic check itself passes
+    for sig in root.findall(DS + "Signature")[1:]:
+        root.remove(sig)
+    alone = etree.tostring(root)
+    assert _result(alone, _pem_store(tmp_path / "empty")).status is SignatureStatus.UNTRUSTED
+    assert _result(alone, store, allow_sha1=True).status is SignatureStatus.VALID
+    assert _result(alone.replace(b"cap-pac@ec.gc.ca", b"attacker@example.org", 1), store,
+                   allow_sha1=True).status is SignatureStatus.INVALID
+
+
+def test_usgs_signature_verifies(corpus: Path) -> None:
+    """USGS signs with a bare RSA key (no certificate): the signature verifies, but nothing says whose key it is."""
+    data = (corpus / USGS).read_bytes()
+    result = _result(data, TrustStore())
+    assert result.status is SignatureStatus.UNTRUSTED, result
+    assert "bare key" in result.detail
+    report = Validator().check(data)
+    assert report.signature is SignatureStatus.UNTRUSTED and not any("signature invalid" in e for e in report.errors)
+    tampered = data.replace(b"<value>4.6</value>", b"<value>7.6</value>")
+    assert tampered != data
+    assert _result(tampered, TrustStore()).status is SignatureStatus.INVALID

@@ -12,9 +12,11 @@ import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
+from lxml import etree
 
 from adapters.sources.common import Converted
 from adapters.sources.nina import NinaSource, parse_list
@@ -33,11 +35,12 @@ from adapters.sources.nina_convert import (
     warning_ars,
 )
 from adapters.sources.polling import Http
+from adapters.sources.weblink import split_web
 from hub.cap.model import Alert, Category, Certainty, Reference, ResponseType, Scope, Urgency
 from hub.cap.parse import is_language_tag
 from hub.cap.serialize import to_xml
 from hub.cap.sign import SignaturePolicy
-from hub.cap.validate import Validator, Verdict
+from hub.cap.validate import Validator, Verdict, schema_errors
 from hub.config import NinaSourceConfig
 from hub.geo import ars_prefix, ars_related
 from tests.sourcekit import HubKit, ReplayServer
@@ -107,6 +110,7 @@ SAMPLES = {
     "derived-mowas-mapData": ("derived_mowas_mapData.json", None, 3),
     "derived-biwapp-mapData": ("derived_biwapp_mapData.json", None, 1),
     "derived-bbk-list": ("derived_bbk_mowas_gefahrendurchsagen.json", None, 1),
+    "derived-web-fields": ("derived_web_fields.json", None, 3),
 }
 
 
@@ -121,6 +125,79 @@ def test_every_sample_converts_to_valid_cap12(sample: str) -> None:
         assert summary == ("mapData" in name or "dashboard" in name)
         if summary:
             assert conv.alert.note and "summary" in conv.alert.note
+
+
+def _absolute_http(uri: str) -> bool:
+    parts = urlsplit(uri)
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and uri.isascii() and " " not in uri
+
+
+def test_every_nina_payload_in_the_folder_converts_to_xsd_valid_cap() -> None:
+    """Every JSON payload in tests/data/nina (with its .geojson where there is one, and without), not a list in
+    the test: XSD-valid CAP 1.2, and each ``web`` an absolute http(s) URI (the XSD's anyURI lets prose through)."""
+    payloads = sorted(DATA.glob("*.json"))
+    assert {p.name for p in payloads} >= {name for name, _shapes, _count in SAMPLES.values()}
+    for path in payloads:
+        shapes = path.with_suffix(".geojson")
+        for geojson in [None, shapes.read_bytes()] if shapes.exists() else [None]:
+            convs = convert_payload(path.read_bytes(), geojson=geojson)
+            assert convs, path.name
+            for conv in convs:
+                root = etree.fromstring(to_xml(conv.alert))
+                assert schema_errors(root, "1.2") == [], (path.name, conv.alert.identifier)
+                check_cap(conv)
+                for info in conv.alert.infos:
+                    assert info.web is None or _absolute_http(info.web), (path.name, info.web)
+
+
+def _web_case(seq: str) -> tuple[Converted, str]:
+    """A derived_web_fields.json warning converted, and the description the original (URI in web) converts to."""
+    web = json.loads(read("derived_web_fields.json"))[f"mow.DE-NW-BN-SE030-20201014-30-{seq}"]
+    original = convert_warning(ha()[DWDLIKE]).alert.infos[0]
+    assert original.web == "https://www.wettergefahren.de" and original.description
+    return convert_warning(web), original.description
+
+
+def test_web_prose_gives_up_its_link_and_keeps_its_text_in_the_description() -> None:
+    conv, description = _web_case("901")
+    info = check_cap(conv).infos[0]
+    assert info.web == "https://www.wettergefahren.de"
+    prose = "Aktuelle Informationen unter https://www.wettergefahren.de und im Radio."
+    assert info.description == f"{description}\n\n{prose}"
+    assert any("not a URI" in n for n in conv.notes) and any("moved to the description" in n for n in conv.notes)
+
+
+def test_web_anchor_gives_its_href() -> None:
+    conv, description = _web_case("902")
+    info = check_cap(conv).infos[0]
+    assert info.web == "https://www.wettergefahren.de/warnungen/"
+    assert info.description == description  # the anchor's label alone says nothing the link does not
+    assert any("not a URI" in n for n in conv.notes)
+
+
+def test_web_prose_without_a_link_moves_to_the_description() -> None:
+    conv, description = _web_case("903")
+    info = check_cap(conv).infos[0]
+    assert info.web is None
+    assert info.description == description + "\n\nAktuelle Informationen im Radio und in den Medien."
+
+
+@pytest.mark.parametrize(("given", "web", "text"), [
+    ("https://www.example.de/a?b=1", "https://www.example.de/a?b=1", None),
+    ("www.example.de", "https://www.example.de", None),
+    ("Siehe www.example.de/info.", "https://www.example.de/info", "Siehe www.example.de/info."),
+    ("<a href='https://a.example.de/p'>hier</a>", "https://a.example.de/p", None),
+    ("&lt;a href=&quot;https://a.example.de/&quot;&gt;Stadt&lt;/a&gt;", "https://a.example.de/", None),
+    ("Infos: <a href=\"https://a.example.de/p\">hier</a> und im Radio", "https://a.example.de/p",
+     "Infos: hier und im Radio"),
+    ('<a href="javascript:alert(1)">Klick</a>', None, "Klick"),
+    ("https://münchen.de/straße", "https://xn--mnchen-3ya.de/stra%C3%9Fe", None),
+    ("Radio", None, "Radio"),
+    ("  ", None, None),
+], ids=["uri", "www", "prose-www", "anchor", "escaped-anchor", "anchor-in-prose", "javascript", "idna", "no-link",
+        "blank"])
+def test_split_web(given: str, web: str | None, text: str | None) -> None:
+    assert split_web(given, html_to_text) == (web, text)
 
 
 def test_nina_prefixes_are_stripped_from_identifiers_and_references() -> None:

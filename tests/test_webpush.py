@@ -17,6 +17,7 @@ import ssl
 import stat
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -340,6 +341,52 @@ async def test_closing_ends_workers_stuck_on_hanging_endpoints(rx: PushReceiver,
     assert asyncio.get_running_loop().time() - started < 3.5  # 1 s + 1 s of grace, then the worker is ended
     outcomes = await sending
     assert [o.kind for o in outcomes] == ["retry"] * 4
+
+
+@pytest.mark.parametrize("workers", [None, 2], ids=["event-loop", "worker-processes"])
+async def test_slow_push_host_gets_its_limit_and_delays_no_other_host(http: aiohttp.ClientSession, vapid: VapidKey,
+                                                                     workers: int | None) -> None:
+    """A flood of subscriptions on one slow push host (first in the batch, as a flood would come): that host never
+    sees more than ``per_host_concurrency`` requests at once, and the other host's pushes arrive while the slow
+    host's are still unanswered."""
+    async with PushReceiver(host="127.0.0.2") as slow, PushReceiver() as normal:
+        flood = [slow.subscribe() for _ in range(40)]
+        citizens = [normal.subscribe() for _ in range(10)]
+        slow.hold()
+        push = sender(http, vapid, workers=workers, concurrency=16, per_host_concurrency=4, timeout_s=120)
+        await push.warm()
+        sending = asyncio.create_task(push.send_many([target(s) for s in flood + citizens]))
+        await normal.wait_for(len(citizens), timeout=60)  # every citizen's push, while the flood is held
+        assert not sending.done()
+        await slow.wait_in_flight(4, timeout=60)
+        assert slow.received() == [] and slow.in_flight == 4
+        slow.release()
+        outcomes = await asyncio.wait_for(sending, 120)
+        assert [o.kind for o in outcomes] == ["done"] * 50
+        assert {r.sub_id for r in slow.received()} == {s.id for s in flood}
+        assert slow.most_in_flight == 4  # never more than the limit at once
+        assert normal.most_in_flight <= 16 and slow.errors == [] and normal.errors == []
+
+
+async def test_items_waiting_for_a_slow_host_are_retried_later(http: aiohttp.ClientSession,
+                                                               vapid: VapidKey) -> None:
+    """A slow host cannot stretch a batch without end: what could not start within three request timeouts (its
+    host at the limit all along) is answered retry; the outbox sends it again later, and its circuit breaker
+    learns about that host. Rounds of the slow host's requests end by timing out (1 s each), so at most three
+    rounds start before the batch's 3 s are up, whatever the machine's speed."""
+    async with PushReceiver(host="127.0.0.2") as slow, PushReceiver() as normal:
+        flood = [slow.subscribe() for _ in range(10)]
+        citizens = [normal.subscribe() for _ in range(2)]
+        slow.hold()
+        push = sender(http, vapid, concurrency=8, per_host_concurrency=2, timeout_s=1.0)
+        outcomes = await push.send_many([target(s) for s in flood + citizens])
+        assert [o.kind for o in outcomes] == ["retry"] * 10 + ["done"] * 2
+        reasons = Counter(o.reason for o in outcomes[:10])
+        busy = "not started within 3 s of its batch (push host 127.0.0.2: at most 2 requests at once)"
+        assert set(reasons) == {"no answer within 1 s", busy}, reasons
+        assert reasons["no answer within 1 s"] in (2, 4, 6) and reasons[busy] >= 4
+        assert sum(slow.hits.values()) == reasons["no answer within 1 s"]  # the others were never sent
+        assert len(normal.received()) == 2
 
 
 # --- the HTTP client ------------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from adapters.channels import Delivery, Outcome
 from adapters.channels.pushcheck import check_keys, inspect_endpoint
+from adapters.channels.pushfair import FairQueue, HostSlots
 from adapters.channels.pushhttp import Address, HttpError, NotPublic, PushClient
 from adapters.channels.vapid import VapidKey
 
@@ -52,6 +53,8 @@ MAX_TTL_S = 2419200
 URGENCIES = ("very-low", "low", "normal", "high")
 MAX_RETRY_AFTER_S = 86400.0
 CHUNK_MAX = 256
+START_WITHIN = 3
+"""A push not started within this many request timeouts of its batch (its host at the limit) is retried later."""
 """Targets per worker job at most (a batch is split into at least one job per worker)."""
 
 _CURVE = ec.SECP256R1()
@@ -152,8 +155,8 @@ _Item = tuple[str, str, str, str, bytes, int, str, "str | None"]
 """One push for :func:`deliver_chunk`: origin, request target, p256dh, auth, plaintext, TTL, urgency, topic."""
 _Result = tuple[str, str, "float | None"] | None
 """(kind, reason, retry after) of one push; None: done."""
-_Job = tuple[float, int, dict[str, tuple[Address, str]], list[_Item]]
-"""timeout_s, requests in flight, origin -> (address, Authorization), items."""
+_Job = tuple[float, int, int, dict[str, tuple[Address, str]], list[_Item]]
+"""timeout_s, requests in flight, requests in flight per push host, origin -> (address, Authorization), items."""
 
 
 def _target_problem(t: PushTarget) -> str | None:
@@ -199,63 +202,78 @@ def _push_headers(ttl: int, urgency: str, topic: str | None, authorization: str)
 
 
 async def _deliver(client: PushClient, job: _Job, bodies: Sequence[bytes] | None,
-                   slots: asyncio.Semaphore | None = None) -> tuple[list[_Result], list[str]]:
+                   slots: asyncio.Semaphore | None = None,
+                   hosts: HostSlots | None = None) -> tuple[list[_Result], list[str]]:
     """POST every item of ``job`` (encrypting it first unless ``bodies`` are given; ``b""``: unusable keys), with
-    ``job``'s number of requests in flight (and each holding one of ``slots`` if given). Returns the results and the
+    ``job``'s number of requests in flight (and each holding one of ``slots`` if given), and no more than ``job``'s
+    per-host number to one push host (counted in ``hosts`` if given, shared with other batches): the items are
+    taken host by host in turn, so a slow host's items never hold up another's. Returns the results and the
     origins that refused the VAPID token (401/403). Never raises for one item."""
-    timeout_s, in_flight, origins, items = job
+    timeout_s, in_flight, per_host, origins, items = job
     results: list[_Result] = [None] * len(items)
     refused: set[str] = set()
     heads: dict[tuple[str, int, str, str | None], bytes] = {}
-    todo = iter(range(len(items)))
-    request_head = PushClient.request_head
+    hosts = hosts or HostSlots(per_host)
+    # what could not start within START_WITHIN request timeouts (its host at the limit: a slow host) is answered
+    # retry, so a batch ends in time for its outbox lease and the rest of the batch gets its true outcomes
+    deadline = asyncio.get_running_loop().time() + START_WITHIN * timeout_s
+    queue = FairQueue([origins[item[0]][0].host for item in items], hosts, deadline)
 
     async def run() -> None:
-        for k in todo:  # shared: each runner takes the next item when its last request is answered
-            origin, path, p256dh, auth, payload, ttl, urgency, topic = items[k]
-            if bodies is None:  # encrypt each just before its request: sending starts at once and never pauses
-                try:
-                    body = _encrypt(payload, _b64d(p256dh), _b64d(auth))
-                except (ValueError, TypeError):
-                    body = b""
-            else:
-                body = bodies[k]
-            if not body:
-                results[k] = "failed", check_keys(p256dh, auth) or "encryption failed", None
-                continue
-            address, authorization = origins[origin]
-            key = (origin, ttl, urgency, topic)
-            headers = heads.get(key)
-            if headers is None:
-                headers = heads[key] = _push_headers(ttl, urgency, topic, authorization)
+        while (taken := await queue.take()) is not None:  # each runner takes the next item when it is free
+            k, host = taken
             try:
-                if slots is None:
-                    status, retry_after, excerpt = await client.post(
-                        address, request_head(address, path, headers), body, timeout_s)
-                else:
-                    async with slots:
-                        status, retry_after, excerpt = await client.post(
-                            address, request_head(address, path, headers), body, timeout_s)
-            except TimeoutError:
-                results[k] = "retry", f"no answer within {timeout_s:g} s", None
-                continue
-            except NotPublic as err:  # the endpoint points into a private network: never send there
-                results[k] = "failed", str(err)[:200], None
-                continue
-            except (OSError, HttpError) as err:
-                results[k] = "retry", f"connection failed: {err.__class__.__name__}: {err}"[:200], None
-                continue
-            except Exception as err:  # never lose the batch over one target
-                log.exception("push to %s failed unexpectedly", origin)
-                results[k] = "retry", f"unexpected error: {err.__class__.__name__}", None
-                continue
-            if status not in (200, 201, 202):
-                results[k] = _judge(status, retry_after, excerpt)
-                if status in (401, 403):
-                    refused.add(origin)
+                body = None if bodies is None else bodies[k]
+                results[k] = await _push_one(client, items[k], body, origins[items[k][0]], heads, timeout_s, slots,
+                                             refused)
+            finally:
+                hosts.release(host)
 
     await asyncio.gather(*(run() for _ in range(max(1, min(in_flight, len(items))))))
+    for k, host in queue.left():
+        results[k] = "retry", (f"not started within {START_WITHIN * timeout_s:g} s of its batch (push host {host}:"
+                               f" at most {hosts.limit} requests at once)"), None
     return results, sorted(refused)
+
+
+async def _push_one(client: PushClient, item: _Item, body: bytes | None, where: tuple[Address, str],
+                    heads: dict[tuple[str, int, str, str | None], bytes], timeout_s: float,
+                    slots: asyncio.Semaphore | None, refused: set[str]) -> _Result:
+    """Encrypt (unless ``body`` is given) and POST one item; its result. Never raises but for cancellation."""
+    origin, path, p256dh, auth, payload, ttl, urgency, topic = item
+    if body is None:  # encrypt each just before its request: sending starts at once and never pauses
+        try:
+            body = _encrypt(payload, _b64d(p256dh), _b64d(auth))
+        except (ValueError, TypeError):
+            body = b""
+    if not body:
+        return "failed", check_keys(p256dh, auth) or "encryption failed", None
+    address, authorization = where
+    key = (origin, ttl, urgency, topic)
+    headers = heads.get(key)
+    if headers is None:
+        headers = heads[key] = _push_headers(ttl, urgency, topic, authorization)
+    head = PushClient.request_head(address, path, headers)
+    try:
+        if slots is None:
+            status, retry_after, excerpt = await client.post(address, head, body, timeout_s)
+        else:
+            async with slots:
+                status, retry_after, excerpt = await client.post(address, head, body, timeout_s)
+    except TimeoutError:
+        return "retry", f"no answer within {timeout_s:g} s", None
+    except NotPublic as err:  # the endpoint points into a private network: never send there
+        return "failed", str(err)[:200], None
+    except (OSError, HttpError) as err:
+        return "retry", f"connection failed: {err.__class__.__name__}: {err}"[:200], None
+    except Exception as err:  # never lose the batch over one target
+        log.exception("push to %s failed unexpectedly", origin)
+        return "retry", f"unexpected error: {err.__class__.__name__}", None
+    if status in (200, 201, 202):
+        return None
+    if status in (401, 403):
+        refused.add(origin)
+    return _judge(status, retry_after, excerpt)
 
 
 _local = threading.local()
@@ -312,7 +330,9 @@ class WebPushSender:
     connections (:mod:`adapters.channels.pushhttp`), ``concurrency`` requests in flight spread over the workers:
     the event loop only checks the targets and hands the chunks over. Otherwise (another executor, or none)
     encryption runs in that executor (``None``: the loop's default thread pool) and the loop POSTs, ``concurrency``
-    requests at a time.
+    requests at a time. Either way no more than ``per_host_concurrency`` requests are in flight to one push host
+    (split over the workers), and a batch's hosts are served in turn (:mod:`adapters.channels.pushfair`): a flood of
+    endpoints on one slow host neither delays the pushes to other hosts nor hammers that host.
 
     ``executor`` given: the caller owns it (and shuts it down); ``workers`` then says how many chunks to split a batch
     into at least (default: the executor's worker count). ``executor=None``: with ``workers=None`` encryption runs
@@ -323,14 +343,16 @@ class WebPushSender:
 
     def __init__(self, session: aiohttp.ClientSession | None, vapid: VapidKey, subject: str, *,
                  executor: Executor | None, workers: int | None = None, concurrency: int = 64,
-                 timeout_s: float = 10.0, allow_http: bool = False) -> None:
+                 per_host_concurrency: int = 32, timeout_s: float = 10.0, allow_http: bool = False) -> None:
         self.session = session
         self.vapid = vapid
         self.subject = subject
         self.timeout_s = timeout_s
         self.allow_http = allow_http
         self.concurrency = concurrency
+        self.per_host_concurrency = per_host_concurrency
         self._slots = asyncio.Semaphore(concurrency)
+        self._hosts: HostSlots | None = None
         self._encrypt_failing = False
         self._owned = executor is None and workers is not None
         self._workers = (workers or _default_workers()) if self._owned else (
@@ -432,11 +454,14 @@ class WebPushSender:
         executor = self._executor
         loop = asyncio.get_running_loop()
         in_flight = max(1, math.ceil(self.concurrency / self._workers))
+        # each worker sends one chunk at a time: its share of the per-host limit keeps the sum within it (but one
+        # request per host and worker at least)
+        per_host = max(1, self.per_host_concurrency // self._workers)
 
         async def one(part: range) -> tuple[list[_Result], list[str]] | BaseException:
             try:
-                return await loop.run_in_executor(executor, deliver_chunk,
-                                                  (self.timeout_s, in_flight, origins, items[part.start:part.stop]))
+                return await loop.run_in_executor(executor, deliver_chunk, (
+                    self.timeout_s, in_flight, per_host, origins, items[part.start:part.stop]))
             except Exception as err:  # noqa: BLE001 - a dead worker, a closed pool: the rows come back later
                 return err
 
@@ -499,8 +524,11 @@ class WebPushSender:
                 bodies += answer
         self._pool_state(failure, executor)
         if send:
-            sent, refused = await _deliver(self._loop_client(loop), (
-                self.timeout_s, self.concurrency, origins, [items[k] for k in send]), bodies, self._slots)
+            client = self._loop_client(loop)
+            assert self._hosts is not None
+            sent, refused = await _deliver(client, (
+                self.timeout_s, self.concurrency, self.per_host_concurrency, origins, [items[k] for k in send]),
+                bodies, self._slots, self._hosts)
             for k, result in zip(send, sent, strict=True):
                 results[k] = result
             return results, refused
@@ -509,6 +537,7 @@ class WebPushSender:
     def _loop_client(self, loop: asyncio.AbstractEventLoop) -> PushClient:
         if self._client is None or self._client_loop is not loop:  # connections belong to one event loop
             self._client, self._client_loop = PushClient(), loop
+            self._hosts = HostSlots(self.per_host_concurrency)  # as do the requests in flight it counts
         return self._client
 
 

@@ -20,6 +20,9 @@ Choices, each flagged in the notes where it changes what the source said:
 - **Language.** ``DE`` -> ``de-DE``, ``DE-LS`` (Leichte Sprache) -> ``de-DE-x-ls``, others lowercased
   (``EN`` -> ``en``).
 - **Text.** Description and instruction are HTML (``<br/>``, entities): turned into plain text with newlines.
+- **Web.** CAP ``web`` must be a URI: prose ("Aktuelle Informationen unter ...") or an HTML anchor in NINA's web
+  field gives up its first http(s) link (``www.`` hosts get ``https://``); its text, where it says more than the
+  link, is appended to the description (:mod:`adapters.sources.weblink`).
 - **References.** Well-formed ``sender,identifier,sent`` triples pass (minus prefixes). Malformed ones (lists inside
   the fields, truncated senders, broken times) are rebuilt where the parts are there: a MoWaS identifier
   ``DE-<Land>-<district>-<station>-<YYYYMMDD>-<seq>`` names its sender (first four parts) and date; a missing sent
@@ -42,6 +45,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from adapters.sources.common import Converted
+from adapters.sources.weblink import split_web
 from hub.cap.model import (
     Alert,
     Area,
@@ -542,6 +546,20 @@ def _number(value: Any, notes: _Notes) -> float | None:
         return None
 
 
+def _web(raw: dict[str, Any], notes: _Notes) -> tuple[str | None, str | None]:
+    """CAP ``web`` (a URI) and ``description``: prose or an anchor in NINA's web field gives up its link, and
+    its text, where it says more than the link, goes to the end of the description."""
+    given = _str(raw.get("web"))
+    web, text = split_web(given, html_to_text)
+    description = html_to_text(raw.get("description"))
+    if given is not None and web != given:
+        notes.add(f"web {given[:60]!r} is not a URI: " + (f"link {web!r} taken out" if web else "no link in it"))
+    if text:
+        description = f"{description}\n\n{text}" if description else text
+        notes.add("web: its text moved to the description")
+    return web, description
+
+
 def _info(raw: Any, sent: datetime, notes: _Notes) -> tuple[Info, list[str | None]]:
     if not isinstance(raw, dict):
         raise NinaFormatError("an info is not an object")
@@ -568,6 +586,7 @@ def _info(raw: Any, sent: datetime, notes: _Notes) -> tuple[Info, list[str | Non
         expires = None
     parameters = _pairs(raw.get("parameter"), "parameter", notes)
     ars = _ars_values(parameters, notes)
+    web, description = _web(raw, notes)
     areas: list[Area] = []
     area_ids: list[str | None] = []
     for n, item in enumerate(_list(raw.get("area"))):
@@ -590,9 +609,9 @@ def _info(raw: Any, sent: datetime, notes: _Notes) -> tuple[Info, list[str | Non
         expires=expires,
         sender_name=_line(raw.get("senderName")),
         headline=headline,
-        description=html_to_text(raw.get("description")),
+        description=description,
         instruction=html_to_text(raw.get("instruction")),
-        web=_str(raw.get("web")),
+        web=web,
         contact=_line(raw.get("contact")),
         parameters=tuple(parameters),
         areas=tuple(areas),

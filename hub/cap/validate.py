@@ -2,7 +2,8 @@
 
 - ``valid``: the XSD of its CAP version and every semantic check pass, and nothing was flagged;
 - ``accepted``: readable and usable, but flagged (schema deviations such as element order, semantic errors or
-  warnings, a signature that is present but failed under the ``verify`` policy);
+  warnings, a signature that is present but failed - invalid, untrusted, expired or weak - under the ``verify``
+  policy);
 - ``rejected``: unusable or hostile (not XML, DOCTYPE/entities, too big, not CAP, no identity, or a signature the
   source's ``require`` policy demands and the message lacks).
 """
@@ -93,9 +94,12 @@ def schema_errors(root: etree._Element, version: str) -> list[str]:
 class Validator:
     """Parses, checks and verifies CAP documents; one per hub (holds the trust store and limits)."""
 
-    def __init__(self, *, trust: TrustStore | None = None, max_bytes: int = cap_parse.DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, *, trust: TrustStore | None = None, max_bytes: int = cap_parse.DEFAULT_MAX_BYTES,
+                 allow_sha1: bool = False) -> None:
         self.trust = trust or TrustStore()
         self.max_bytes = max_bytes
+        self.allow_sha1 = allow_sha1
+        """Whether a SHA-1 signature that otherwise passes counts as ``valid`` (else ``weak``)."""
 
     def check(
         self,
@@ -134,7 +138,8 @@ class Validator:
                 else SignatureStatus.UNCHECKED
             )
             return
-        result: SignatureResult = verify(bytes(data), root, at=alert.sent, trust=self.trust)
+        result: SignatureResult = verify(bytes(data), root, at=alert.sent, trust=self.trust,
+                                         allow_sha1=self.allow_sha1)
         report.signature = result.status
         report.signer = result.signer
         report.warnings.extend(result.warnings)
@@ -145,7 +150,7 @@ class Validator:
             report.errors.insert(0, f"signature required but {status.value}{detail}")
         elif status is SignatureStatus.INVALID:
             report.errors.append(f"signature invalid: {result.detail}")
-        elif status in (SignatureStatus.UNTRUSTED, SignatureStatus.EXPIRED):
+        elif status in (SignatureStatus.UNTRUSTED, SignatureStatus.EXPIRED, SignatureStatus.WEAK):
             report.warnings.append(f"signature {status.value}: {result.detail}")
 
 
