@@ -98,14 +98,15 @@ class Hub:
         """Publishes decisions (hub.pipeline.Pipeline); the console wakes it after sending."""
 
     async def ingest(self, raw: bytes, *, origin: str, policy: SignaturePolicy,
-                     path: str | None = None, notes: tuple[str, ...] = ()) -> IntakeResult:
-        """Validate and store one document on the writer thread; returns once it is committed."""
+                     path: str | None = None, notes: tuple[str, ...] = (), durable: bool = False) -> IntakeResult:
+        """Validate and store one document on the writer thread; returns once it is committed (``durable``: and
+        on disk, for a source that tells its sender afterwards, see ``Store.transaction``)."""
         started = time.perf_counter()
         if self.pool is not None:
             report, rec = await self.pool.check(raw, policy, path, notes)
         else:
             report, rec = await self.store.run(check_document, self.intake.validator, raw, policy, path, notes)
-        result = await self.store.run(self.intake.record, report, rec, raw, origin=origin)
+        result = await self.store.run(self.intake.record, report, rec, raw, origin=origin, durable=durable)
         self.metrics.ingest_seconds.observe(time.perf_counter() - started)
         self.metrics.documents.labels(origin, result.outcome).inc()
         if result.outcome == "new" and self.router is not None:

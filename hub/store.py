@@ -151,6 +151,10 @@ class Store:
         self.db = sqlite_utils.Database(conn)
         if str(path) != ":memory:":
             self.db.enable_wal()
+        if synchronous not in ("NORMAL", "FULL"):
+            raise StoreError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
+        self.synchronous = synchronous
+        self._durable = False
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute("PRAGMA foreign_keys=ON")
         self.conn = conn
@@ -166,6 +170,8 @@ class Store:
         conn.execute("PRAGMA query_only=1")
         self.db = sqlite_utils.Database(conn)
         self.conn = conn
+        self.synchronous = "NORMAL"
+        self._durable = False
         return self
 
     # -- lifecycle -----------------------------------------------------------------------------------------
@@ -180,30 +186,50 @@ class Store:
         self.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE``); inside another, a savepoint, so a function that writes in
         its own transaction can be part of a caller's (an operator's warning and its decision, stored together):
-        an error rolls back the inner part, and the outer transaction decides what is committed."""
+        an error rolls back the inner part, and the outer transaction decides what is committed.
+
+        ``durable=True``: the commit is on disk when this returns, even when the store runs ``synchronous=NORMAL``
+        (there a power cut may take the last commits): it runs under ``synchronous=FULL``, so SQLite fsyncs the
+        WAL before COMMIT returns. Use it before telling a sender "stored" (moving its file to done/, the
+        console's "sent"). Only an outermost transaction can be durable (SQLite cannot change the level inside
+        one): a durable part inside an ordinary transaction is a StoreError."""
         if self.conn.in_transaction:
-            name = f"sp{id(object())}"
-            self.conn.execute(f"SAVEPOINT {name}")
+            if durable and not self._durable:
+                raise StoreError("a durable write must be the outermost transaction (or inside a durable one)")
+            yield from self._savepoint()
+            return
+        full = durable and self.synchronous != "FULL"
+        if full:
+            self.conn.execute("PRAGMA synchronous=FULL")
+        self._durable = durable
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn
             except BaseException:
-                self.conn.execute(f"ROLLBACK TO {name}")
-                self.conn.execute(f"RELEASE {name}")
+                self.conn.execute("ROLLBACK")
                 raise
             else:
-                self.conn.execute(f"RELEASE {name}")
-            return
-        self.conn.execute("BEGIN IMMEDIATE")
+                self.conn.execute("COMMIT")
+        finally:
+            self._durable = False
+            if full:
+                self.conn.execute(f"PRAGMA synchronous={self.synchronous}")
+
+    def _savepoint(self) -> Iterator[sqlite3.Connection]:
+        name = f"sp{id(object())}"
+        self.conn.execute(f"SAVEPOINT {name}")
         try:
             yield self.conn
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            self.conn.execute(f"ROLLBACK TO {name}")
+            self.conn.execute(f"RELEASE {name}")
             raise
         else:
-            self.conn.execute("COMMIT")
+            self.conn.execute(f"RELEASE {name}")
 
     def _migrate(self) -> None:
         db = self.db
@@ -250,14 +276,17 @@ class Store:
 
     # -- alerts and threads --------------------------------------------------------------------------------
 
-    def add_alert(self, report: Report, raw: bytes, *, origin: str, now: datetime | None = None) -> AddResult:
+    def add_alert(self, report: Report, raw: bytes, *, origin: str, now: datetime | None = None,
+                  durable: bool = False) -> AddResult:
         """Store one accepted or valid alert idempotently and thread it. Returns new or duplicate."""
-        return self.add_record(AlertRecord.from_report(report), raw, origin=origin, now=now)
+        return self.add_record(AlertRecord.from_report(report), raw, origin=origin, now=now, durable=durable)
 
-    def add_record(self, rec: AlertRecord, raw: bytes, *, origin: str, now: datetime | None = None) -> AddResult:
-        """Store a prepared :class:`AlertRecord` (see there) in one transaction."""
+    def add_record(self, rec: AlertRecord, raw: bytes, *, origin: str, now: datetime | None = None,
+                   durable: bool = False) -> AddResult:
+        """Store a prepared :class:`AlertRecord` (see there) in one transaction (``durable``: see
+        :meth:`transaction`)."""
         received = utc_iso(now or now_utc())
-        with self.transaction() as conn:
+        with self.transaction(durable=durable) as conn:
             cur = conn.execute(
                 "INSERT OR IGNORE INTO alerts (sender, identifier, sent, sent_utc, status, msg_type, scope, severity,"
                 " headline, expires, received_at, origin, cap_version, verdict, signature, flags, json, raw)"
@@ -463,8 +492,9 @@ class Store:
 
     # -- rejections ----------------------------------------------------------------------------------------
 
-    def add_rejection(self, raw: bytes, *, origin: str, reason: str, now: datetime | None = None) -> int:
-        with self.transaction() as conn:
+    def add_rejection(self, raw: bytes, *, origin: str, reason: str, now: datetime | None = None,
+                      durable: bool = False) -> int:
+        with self.transaction(durable=durable) as conn:
             cur = conn.execute(
                 "INSERT INTO rejections (received_at, origin, reason, sha256, size) VALUES (?,?,?,?,?)",
                 (utc_iso(now or now_utc()), origin, reason, hashlib.sha256(raw).hexdigest(), len(raw)))
