@@ -132,6 +132,8 @@ class AuditCheck:
     entries: int
     first_bad: int | None = None
     reason: str = ""
+    anchor: int = 0
+    """Seq of the last archived entry the chain starts from (0: from the genesis)."""
 
 
 def _key(sender: str, identifier: str) -> str:
@@ -256,6 +258,12 @@ class Store:
         db["audit"].create(
             {"seq": int, "ts": str, "actor": str, "action": str, "subject": str, "detail": str,
              "prev_hash": str, "hash": str},
+            pk="seq", if_not_exists=True,
+        )
+        # Where the chain continues after archived segments (hub.audit): the last archived entry's seq and hash.
+        db["audit_anchors"].create(
+            {"seq": int, "hash": str, "first_seq": int, "entries": int, "file": str, "sha256": str,
+             "archived_at": str},
             pk="seq", if_not_exists=True,
         )
         db["presence"].create(
@@ -508,8 +516,9 @@ class Store:
         ts = utc_iso(now or now_utc())
         body = json.dumps(detail or {}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         with self.transaction() as conn:
-            last = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-            seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+            last = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone() \
+                or self.audit_anchor()
+            seq, prev = last[0] + 1, last[1]
             digest = _audit_hash(prev, seq, ts, actor, action, subject, body)
             conn.execute("INSERT INTO audit (seq, ts, actor, action, subject, detail, prev_hash, hash)"
                          " VALUES (?,?,?,?,?,?,?,?)", (seq, ts, actor, action, subject, body, prev, digest))
@@ -520,20 +529,30 @@ class Store:
         return [dict(zip(cols, r, strict=True)) for r in
                 self.conn.execute("SELECT " + ",".join(cols) + " FROM audit ORDER BY seq")]
 
+    def audit_anchor(self) -> tuple[int, str]:
+        """Seq and hash of the last archived entry (where the chain in the table continues), or (0, GENESIS)."""
+        row = self.conn.execute("SELECT seq, hash FROM audit_anchors ORDER BY seq DESC LIMIT 1").fetchone()
+        return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
     def verify_audit(self) -> AuditCheck:
-        prev = GENESIS
+        """Recompute the chain from its anchor: the genesis, or the last entry archived by ``warnhub audit
+        archive`` (whose file :func:`hub.audit.verify_archive` checks)."""
+        anchor, prev = self.audit_anchor()
         n = 0
         for n, entry in enumerate(self.audit_entries(), start=1):
-            if entry["seq"] != n:
-                return AuditCheck(False, n - 1, entry["seq"], f"entry {n} is missing (found {entry['seq']})")
+            seq = anchor + n
+            if entry["seq"] != seq:
+                return AuditCheck(False, n - 1, entry["seq"], f"entry {seq} is missing (found {entry['seq']})",
+                                  anchor)
             if entry["prev_hash"] != prev:
-                return AuditCheck(False, n - 1, n, f"entry {n} does not carry the hash of entry {n - 1}")
-            digest = _audit_hash(prev, n, entry["ts"], entry["actor"], entry["action"], entry["subject"],
+                return AuditCheck(False, n - 1, seq, f"entry {seq} does not carry the hash of entry {seq - 1}",
+                                  anchor)
+            digest = _audit_hash(prev, seq, entry["ts"], entry["actor"], entry["action"], entry["subject"],
                                  entry["detail"])
             if digest != entry["hash"]:
-                return AuditCheck(False, n - 1, n, f"entry {n} was altered (hash mismatch)")
+                return AuditCheck(False, n - 1, seq, f"entry {seq} was altered (hash mismatch)", anchor)
             prev = digest
-        return AuditCheck(True, n)
+        return AuditCheck(True, n, anchor=anchor)
 
 
 def _audit_hash(prev: str, seq: int, ts: str, actor: str, action: str, subject: str, detail: str) -> str:
