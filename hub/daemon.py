@@ -15,7 +15,7 @@ import logging
 import signal
 import time
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +23,14 @@ import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from adapters.sources import SOURCES, Source, SourceContext
-from hub import auth
+from hub import auth, retention
 from hub import config as config_mod
 from hub import log as log_mod
 from hub.cap.model import Alert
 from hub.cap.serialize import to_xml
 from hub.cap.sign import SignaturePolicy, TrustStore
 from hub.cap.validate import Validator
-from hub.config import LoadedConfig
+from hub.config import LoadedConfig, MqttSourceConfig
 from hub.delivery import load_vapid, open_outbox
 from hub.errors import ConfigError
 from hub.health import STATE_VALUE, Health, SourceHealth
@@ -55,6 +55,8 @@ BOARD_EXPIRY_S = 10.0
 """How often boards that show a just-expired warning are updated (clear or the next warning)."""
 SESSION_PURGE_S = 300.0
 """How often ended console sessions and old login failures are deleted."""
+RETENTION_FIRST_S = 60.0
+"""The first retention run, this long after start (not in the way of a restart's backlog)."""
 
 
 def open_store(loaded: LoadedConfig) -> Store:
@@ -153,6 +155,14 @@ class Hub:
         """Let pending health records reach the store before it closes."""
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def retain(self) -> dict[str, int]:
+        """One retention run (``[retention]`` as currently loaded; see hub.retention)."""
+        cfg = self.loaded.cfg
+        plan = retention.Plan(cfg.retention, frozenset(s.name for s in cfg.sources),
+                              frozenset(s.name for s in cfg.sources if isinstance(s, MqttSourceConfig)),
+                              self.loaded.path(cfg.retention.audit_dir))
+        return await retention.run(self.store, plan, actor=getpass.getuser())
 
     async def sweep(self) -> None:
         ended = await self.store.run(self.store.store.sweep_expired)
@@ -287,6 +297,10 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> No
                 "idle": timedelta(minutes=console_cfg.idle_timeout_min),
                 "max_age": timedelta(hours=console_cfg.max_session_h), "throttle": auth.throttle_of(console_cfg)},
                 seconds=SESSION_PURGE_S, id="session-purge", max_instances=1, coalesce=True)
+            scheduler.add_job(hub.retain, "interval", hours=loaded.cfg.retention.interval_h, id="retention",
+                              max_instances=1, coalesce=True,
+                              next_run_time=datetime.now(UTC) + timedelta(
+                                  seconds=min(RETENTION_FIRST_S, loaded.cfg.retention.interval_h * 3600)))
             sources = build_sources(loaded)
             for source, settings in zip(sources, loaded.cfg.sources, strict=True):
                 hub.health.register(source.name, source_type(settings))
