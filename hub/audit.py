@@ -48,8 +48,11 @@ def archive(store: Store, before: datetime, out: Path, *, actor: str, now: datet
     check = store.verify_audit()
     if not check.ok:
         raise StoreError(f"the audit chain does not verify, nothing archived: {check.reason}")
-    rows = store.conn.execute(f"SELECT {', '.join(_COLS)} FROM audit WHERE ts < ? ORDER BY seq",
-                              (utc_iso(before),)).fetchall()
+    # the oldest entries up to the first one at or after ``before``: a segment without gaps even if the clock
+    # went back once (a later entry with an earlier time stays in the table)
+    rows = store.conn.execute(
+        f"SELECT {', '.join(_COLS)} FROM audit WHERE seq < coalesce((SELECT min(seq) FROM audit WHERE ts >= ?),"
+        " 9223372036854775807) ORDER BY seq", (utc_iso(before),)).fetchall()
     if not rows:
         return Archived(0, 0, 0, store.audit_anchor()[1], "", None)
     last_seq = rows[-1][0]

@@ -36,7 +36,8 @@ from hub.errors import StoreError
 
 log = logging.getLogger("warnhub.store")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+"""3: audit_anchors (an older hub would restart an archived chain from the genesis)."""
 GENESIS = "0" * 64
 _KEY_SEP = "\x1f"
 

@@ -152,3 +152,14 @@ def test_cli_archive_and_verify(tmp_path: Path) -> None:
         conn.execute("UPDATE audit SET subject='x' WHERE seq=3")
     bad = warnhub("audit", "verify", "--config", str(config), cwd=tmp_path)
     assert bad.returncode == 1 and "BROKEN at entry 3" in bad.stdout
+
+
+def test_the_segment_ends_at_the_first_entry_not_older_than_the_date(tmp_path: Path) -> None:
+    """Times along the chain need not rise (a clock set back): the archived segment is a prefix without gaps."""
+    with Store(tmp_path / "hub.db") as s:
+        for n, when in enumerate((day(0), day(5), day(1), day(2))):
+            s.audit("tester", "step", f"s{n + 1}", now=when)
+        done = archive(s, day(3), tmp_path / "a.jsonl", actor="admin", now=day(6))
+        assert (done.first_seq, done.last_seq) == (1, 1)
+        assert [e["seq"] for e in s.audit_entries()] == [2, 3, 4, 5]
+        assert s.verify_audit().ok and verify_archive(s, tmp_path / "a.jsonl").ok
