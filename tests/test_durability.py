@@ -130,8 +130,12 @@ def test_directory_source_fsyncs_the_store_before_moving_a_file_to_done(traced_h
     wait_for(lambda: (inbox / "done" / "durable.xml").exists(), timeout=WAIT, what="the file in done/")
     threads = proc.get_json("/api/v1/alerts?all=1")["threads"]
     assert any(t["current_identifier"] == "durable-1" for t in threads)
-    lines = wait_for(lambda: [ln for ln in trace.read_text().splitlines()] if re.search(
-        r'rename\w*\(.*durable\.xml', trace.read_text()) else None, timeout=WAIT, what="the rename in the trace")
+
+    def renamed() -> list[str] | None:
+        text = trace.read_text()
+        return text.splitlines() if re.search(r"rename\w*\(.*durable\.xml", text) else None
+
+    lines = wait_for(renamed, timeout=WAIT, what="the rename in the trace")
     read = _index(lines, r'openat\(.*inbox/durable\.xml".*O_RDONLY')
     moved = _index(lines, r'rename\w*\(.*inbox/durable\.xml.*done/durable\.xml')
     assert read < moved
