@@ -52,7 +52,9 @@ class HubSection(_Strict):
 
 class StoreSection(_Strict):
     synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
-    """SQLite durability: NORMAL survives a crash of the hub; FULL also a power cut, at a cost per write."""
+    """SQLite durability: NORMAL survives a crash of the hub (a power cut may lose the last commits, never corrupts);
+    FULL puts every commit on disk, at one fsync per write. Either way, commits after which a sender is told
+    "stored" (a file moved to done/, the console's "sent") are durable (``Store.transaction(durable=True)``)."""
     max_age_without_expires_h: Annotated[float, msgspec.Meta(ge=0)] = 48
     """A warning that states no ``expires`` ends this many hours after it was sent (0: never)."""
     sweep_interval_s: Seconds = 60
