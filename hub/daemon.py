@@ -293,7 +293,7 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> No
             scheduler.add_job(pipeline.expire_boards, "interval", seconds=BOARD_EXPIRY_S, id="board-expiry",
                               max_instances=1, coalesce=True)
             console_cfg = loaded.cfg.console
-            scheduler.add_job(astore.run, "interval", args=(auth.purge, store), kwargs={
+            scheduler.add_job(retention.purge_sessions, "interval", args=(astore,), kwargs={
                 "idle": timedelta(minutes=console_cfg.idle_timeout_min),
                 "max_age": timedelta(hours=console_cfg.max_session_h), "throttle": auth.throttle_of(console_cfg)},
                 seconds=SESSION_PURGE_S, id="session-purge", max_instances=1, coalesce=True)

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from hub import audit, outbox, publications, readings
+from hub import audit, auth, outbox, publications, readings
 from hub.config import RetentionSection
 from hub.errors import StoreError
 from hub.store import AsyncStore, Store, now_utc, utc_iso
@@ -159,6 +159,14 @@ async def _archive_audit(astore: AsyncStore, plan: Plan, before: datetime, now: 
     if result.entries:
         log.info("retention: archived audit entries %d-%d (older than %g days) to %s, sha256 %s", result.first_seq,
                  result.last_seq, plan.settings.audit_days, out, result.sha256)
+
+
+async def purge_sessions(astore: AsyncStore, **settings: Any) -> int:
+    """Ended console sessions and stale login-throttle rows (hub.auth.purge, same arguments); logs what went."""
+    n = await astore.run(auth.purge, astore.store, **settings)
+    if n:
+        log.info("retention: removed %d ended console session(s)", n, extra={"retention": "sessions", "removed": n})
+    return int(n)
 
 
 def _prune_outbox(store: Store, older_than_ms: int, threads: list[str]) -> int:

@@ -192,3 +192,20 @@ def test_the_daemon_runs_retention_on_schedule_and_logs_what_it_removed(tmp_path
         proc.close()
     with Store(tmp_path / "hub.db") as store:
         assert store.counts()["rejections"] == 1 and store.presence("removed-feed") == {}
+
+
+async def test_session_purge_logs_what_it_removed(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    from hub import auth
+    from hub.geo import geography
+
+    store = world.store
+    auth.migrate(store)
+    user = auth.add_user(store, "anna", ["author"], ["033540000000"], "ein langes Passwort", actor="test",
+                         registry=geography().registry, now=T0)
+    auth.start_session(store, user, "127.0.0.1", now=T0)
+    auth.start_session(store, user, "127.0.0.1", now=T0 + 2 * DAY)
+    caplog.set_level(logging.INFO, logger="warnhub.retention")
+    removed = await retention.purge_sessions(world.astore, idle=timedelta(minutes=30), max_age=timedelta(hours=12),
+                                             now=T0 + 2 * DAY)
+    assert removed == 1 and store.conn.execute("SELECT count(*) FROM sessions").fetchone()[0] == 1
+    assert "retention: removed 1 ended console session(s)" in [r.getMessage() for r in caplog.records]
