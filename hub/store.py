@@ -146,6 +146,8 @@ class Store:
 
     def __init__(self, path: Path | str, *, synchronous: str = "NORMAL",
                  max_age_without_expires: timedelta | None = timedelta(hours=48)) -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise StoreError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
         self.path = Path(path)
         self.max_age_without_expires = max_age_without_expires
         if str(path) != ":memory:":
@@ -154,8 +156,6 @@ class Store:
         self.db = sqlite_utils.Database(conn)
         if str(path) != ":memory:":
             self.db.enable_wal()
-        if synchronous not in ("NORMAL", "FULL"):
-            raise StoreError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
         self.synchronous = synchronous
         self._durable = False
         conn.execute(f"PRAGMA synchronous={synchronous}")
