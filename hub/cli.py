@@ -7,6 +7,7 @@ import getpass
 import json
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from hub.cap.serialize import to_xml
 from hub.cap.sign import SignaturePolicy
 from hub.cap.validate import Validator, Verdict
 from hub.config import LoadedConfig
-from hub.errors import ConfigError, HubError, ParseError
+from hub.errors import ConfigError, HubError, ParseError, StoreError
 
 DEFAULT_CONFIG = "config.toml"
 
@@ -276,15 +277,60 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     loaded = _config(args, required=True)
     assert loaded is not None
+    from hub.audit import verify_archive
     from hub.daemon import open_store
 
     with open_store(loaded) as store:
         result = store.verify_audit()
+        files = [(f, verify_archive(store, Path(f))) for f in args.archive or ()]
+    code = 0
+    since = f" (from archived entry {result.anchor})" if result.anchor else ""
     if result.ok:
-        print(f"audit log intact: {result.entries} entries")
+        print(f"audit log intact: {result.entries} entries{since}")
+    else:
+        print(f"audit log BROKEN at entry {result.first_bad}: {result.reason} ({result.entries} entries verified)")
+        code = 1
+    for name, check in files:
+        if check.ok:
+            print(f"archive intact: {name}: {check.entries} entries")
+        else:
+            print(f"archive BROKEN: {check.reason} ({check.entries} entries verified)")
+            code = 1
+    return code
+
+
+def cmd_audit_archive(args: argparse.Namespace) -> int:
+    loaded = _config(args, required=True)
+    assert loaded is not None
+    from hub.audit import archive
+    from hub.daemon import open_store
+
+    before = _date_arg(args.before)
+    if before is None:
+        print(f"warnhub: --before {args.before!r}: kein Datum / not a date (2025-01-31 or 2025-01-31T12:00+01:00)",
+              file=sys.stderr)
+        return 2
+    try:
+        with open_store(loaded) as store:
+            done = archive(store, before, Path(args.out).resolve(), actor=getpass.getuser())
+    except StoreError as err:
+        print(f"warnhub: nichts archiviert / nothing archived: {err}", file=sys.stderr)
+        return 1
+    if not done.entries:
+        print(f"nothing to archive: no audit entry before {before.isoformat()}")
         return 0
-    print(f"audit log BROKEN at entry {result.first_bad}: {result.reason} ({result.entries} entries verified)")
-    return 1
+    print(f"archived entries {done.first_seq}-{done.last_seq} ({done.entries}) to {done.file}; "
+          f"sha256 {done.sha256}; the chain continues from hash {done.hash}")
+    return 0
+
+
+def _date_arg(text: str) -> datetime | None:
+    """``2025-01-31`` (midnight UTC) or an ISO 8601 time (UTC if it names no offset)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def cmd_area(args: argparse.Namespace) -> int:
@@ -567,7 +613,15 @@ def parser() -> argparse.ArgumentParser:
 
     au = sub.add_parser("audit", parents=[common], help="audit log")
     au_sub = au.add_subparsers(dest="audit_command", required=True)
-    au_sub.add_parser("verify", parents=[common], help="verify the hash chain").set_defaults(fn=cmd_audit_verify)
+    av = au_sub.add_parser("verify", parents=[common], help="verify the hash chain (and archive files)")
+    av.add_argument("--archive", action="append", metavar="FILE", help="also verify this archive file against its "
+                    "anchor; repeat for several")
+    av.set_defaults(fn=cmd_audit_verify)
+    aa = au_sub.add_parser("archive", parents=[common],
+                           help="move the entries before a date to a file, verified, and anchor the chain after them")
+    aa.add_argument("--before", required=True, metavar="DATE", help="2025-01-31 (UTC midnight) or an ISO time")
+    aa.add_argument("--out", required=True, metavar="FILE", help="the archive (JSON lines); must not exist")
+    aa.set_defaults(fn=cmd_audit_archive)
 
     us = sub.add_parser("user", parents=[common], help="console users: add, set-password, disable, enable, list")
     us_sub = us.add_subparsers(dest="user_command", required=True)

@@ -52,10 +52,36 @@ class HubSection(_Strict):
 
 class StoreSection(_Strict):
     synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
-    """SQLite durability: NORMAL survives a crash of the hub; FULL also a power cut, at a cost per write."""
+    """SQLite durability: NORMAL survives a crash of the hub (a power cut may lose the last commits, never corrupts);
+    FULL puts every commit on disk, at one fsync per write. Either way, commits after which a sender is told
+    "stored" (a file moved to done/, the console's "sent") are durable (``Store.transaction(durable=True)``)."""
     max_age_without_expires_h: Annotated[float, msgspec.Meta(ge=0)] = 48
     """A warning that states no ``expires`` ends this many hours after it was sent (0: never)."""
     sweep_interval_s: Seconds = 60
+
+
+Days = Annotated[float, msgspec.Meta(ge=0, le=36500)]
+
+
+class RetentionSection(_Strict):
+    """What the store deletes on schedule, so it stops growing (0 days: keep forever). Nothing still needed goes:
+    no queued or in-flight delivery, nothing of an incident that is still current, no version of any alert."""
+
+    interval_h: Annotated[float, msgspec.Meta(gt=0, le=168)] = 6.0
+    """How often the retention job runs (first a minute after start)."""
+    outbox_days: Days = 30.0
+    """Finished delivery rows, once the hub's incident has ended (cancelled, expired) this long ago."""
+    rejections_days: Days = 90.0
+    """Records of refused documents (time, origin, reason, hash)."""
+    raw_days: Days = 90.0
+    """The documents as received, of incidents ended this long ago: the parsed alert, its verdict and the audit
+    stay; only the original bytes go."""
+    readings_days: Days = 30.0
+    """Readings of sensors no configured ``mqtt`` source owns any more (an mqtt source prunes its own sensors'
+    readings after its ``retention_days``)."""
+    audit_days: Days = 0.0
+    """Archive audit entries older than this into ``audit_dir`` (as ``warnhub audit archive``); 0: never."""
+    audit_dir: str = "var/audit"
 
 
 class ValidationSection(_Strict):
@@ -312,6 +338,7 @@ class WebhookConfig(_Strict, kw_only=True):
 class Config(_Strict):
     hub: HubSection
     store: StoreSection = StoreSection()
+    retention: RetentionSection = RetentionSection()
     validation: ValidationSection = ValidationSection()
     web: WebSection = WebSection()
     geo: GeoSection = GeoSection()

@@ -15,7 +15,7 @@ import logging
 import signal
 import time
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +23,14 @@ import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from adapters.sources import SOURCES, Source, SourceContext
-from hub import auth
+from hub import auth, retention
 from hub import config as config_mod
 from hub import log as log_mod
 from hub.cap.model import Alert
 from hub.cap.serialize import to_xml
 from hub.cap.sign import SignaturePolicy, TrustStore
 from hub.cap.validate import Validator
-from hub.config import LoadedConfig
+from hub.config import LoadedConfig, MqttSourceConfig
 from hub.delivery import load_vapid, open_outbox
 from hub.errors import ConfigError
 from hub.health import STATE_VALUE, Health, SourceHealth
@@ -55,6 +55,8 @@ BOARD_EXPIRY_S = 10.0
 """How often boards that show a just-expired warning are updated (clear or the next warning)."""
 SESSION_PURGE_S = 300.0
 """How often ended console sessions and old login failures are deleted."""
+RETENTION_FIRST_S = 60.0
+"""The first retention run, this long after start (not in the way of a restart's backlog)."""
 
 
 def open_store(loaded: LoadedConfig) -> Store:
@@ -98,14 +100,15 @@ class Hub:
         """Publishes decisions (hub.pipeline.Pipeline); the console wakes it after sending."""
 
     async def ingest(self, raw: bytes, *, origin: str, policy: SignaturePolicy,
-                     path: str | None = None, notes: tuple[str, ...] = ()) -> IntakeResult:
-        """Validate and store one document on the writer thread; returns once it is committed."""
+                     path: str | None = None, notes: tuple[str, ...] = (), durable: bool = False) -> IntakeResult:
+        """Validate and store one document on the writer thread; returns once it is committed (``durable``: and
+        on disk, for a source that tells its sender afterwards, see ``Store.transaction``)."""
         started = time.perf_counter()
         if self.pool is not None:
             report, rec = await self.pool.check(raw, policy, path, notes)
         else:
             report, rec = await self.store.run(check_document, self.intake.validator, raw, policy, path, notes)
-        result = await self.store.run(self.intake.record, report, rec, raw, origin=origin)
+        result = await self.store.run(self.intake.record, report, rec, raw, origin=origin, durable=durable)
         self.metrics.ingest_seconds.observe(time.perf_counter() - started)
         self.metrics.documents.labels(origin, result.outcome).inc()
         if result.outcome == "new" and self.router is not None:
@@ -152,6 +155,14 @@ class Hub:
         """Let pending health records reach the store before it closes."""
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def retain(self) -> dict[str, int]:
+        """One retention run (``[retention]`` as currently loaded; see hub.retention)."""
+        cfg = self.loaded.cfg
+        plan = retention.Plan(cfg.retention, frozenset(s.name for s in cfg.sources),
+                              frozenset(s.name for s in cfg.sources if isinstance(s, MqttSourceConfig)),
+                              self.loaded.path(cfg.retention.audit_dir))
+        return await retention.run(self.store, plan, actor=getpass.getuser())
 
     async def sweep(self) -> None:
         ended = await self.store.run(self.store.store.sweep_expired)
@@ -282,10 +293,14 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> No
             scheduler.add_job(pipeline.expire_boards, "interval", seconds=BOARD_EXPIRY_S, id="board-expiry",
                               max_instances=1, coalesce=True)
             console_cfg = loaded.cfg.console
-            scheduler.add_job(astore.run, "interval", args=(auth.purge, store), kwargs={
+            scheduler.add_job(retention.purge_sessions, "interval", args=(astore,), kwargs={
                 "idle": timedelta(minutes=console_cfg.idle_timeout_min),
                 "max_age": timedelta(hours=console_cfg.max_session_h), "throttle": auth.throttle_of(console_cfg)},
                 seconds=SESSION_PURGE_S, id="session-purge", max_instances=1, coalesce=True)
+            scheduler.add_job(hub.retain, "interval", hours=loaded.cfg.retention.interval_h, id="retention",
+                              max_instances=1, coalesce=True,
+                              next_run_time=datetime.now(UTC) + timedelta(
+                                  seconds=min(RETENTION_FIRST_S, loaded.cfg.retention.interval_h * 3600)))
             sources = build_sources(loaded)
             for source, settings in zip(sources, loaded.cfg.sources, strict=True):
                 hub.health.register(source.name, source_type(settings))

@@ -59,19 +59,23 @@ class Intake:
         self.store = store
 
     def ingest(self, raw: bytes, *, origin: str, policy: SignaturePolicy = SignaturePolicy.VERIFY,
-               path: str | None = None, now: datetime | None = None, notes: tuple[str, ...] = ()) -> IntakeResult:
+               path: str | None = None, now: datetime | None = None, notes: tuple[str, ...] = (),
+               durable: bool = False) -> IntakeResult:
         report, rec = check_document(self.validator, raw, policy, path, notes)
-        return self.record(report, rec, raw, origin=origin, now=now)
+        return self.record(report, rec, raw, origin=origin, now=now, durable=durable)
 
     def record(self, report: Report, rec: AlertRecord | None, raw: bytes, *, origin: str,
-               now: datetime | None = None) -> IntakeResult:
-        """Store a checked document: the alert (new or duplicate), or the rejection with its reason."""
+               now: datetime | None = None, durable: bool = False) -> IntakeResult:
+        """Store a checked document: the alert (new or duplicate), or the rejection with its reason.
+
+        ``durable``: the commit is on disk when this returns, whatever ``[store] synchronous`` says, for a source
+        that tells its sender "stored" afterwards (moves the file, acknowledges); see ``Store.transaction``."""
         if rec is None:
-            self.store.add_rejection(raw, origin=origin, reason=report.reason, now=now)
+            self.store.add_rejection(raw, origin=origin, reason=report.reason, now=now, durable=durable)
             log.warning("rejected document from %s: %s", origin, report.reason,
                         extra={"origin": origin, "path": report.path})
             return IntakeResult("rejected", report)
-        added = self.store.add_record(rec, raw, origin=origin, now=now)
+        added = self.store.add_record(rec, raw, origin=origin, now=now, durable=durable)
         log.info("%s alert=%s/%s thread=%s state=%s verdict=%s", added.outcome, rec.sender, rec.identifier,
                  added.thread_id, added.state, rec.verdict,
                  extra={"alert": f"{rec.sender}/{rec.identifier}", "origin": origin})

@@ -383,14 +383,17 @@ def depth(store: Store) -> dict[str, int]:
     return dict(store.conn.execute("SELECT channel, count(*) FROM outbox WHERE state='queued' GROUP BY channel"))
 
 
-def prune(store: Store, older_than_ms: int, *, limit: int = 10_000) -> int:
-    """Delete up to ``limit`` finished rows that finished before ``older_than_ms``; call again while it returns
-    ``limit``. A pruned key no longer deduplicates: keep rows longer than the pipeline may re-enqueue them."""
+def prune(store: Store, older_than_ms: int, *, limit: int = 10_000, threads: Collection[str] | None = None) -> int:
+    """Delete up to ``limit`` finished rows that finished before ``older_than_ms`` (of ``threads`` only, if given);
+    call again while it returns ``limit``. A pruned key no longer deduplicates, and a Cancel reaches whoever has a
+    done row of its thread: prune only threads that have ended (hub.retention picks them)."""
     ensure_schema(store)
+    only = "" if threads is None else " AND thread IN (SELECT value FROM json_each(?))"
+    args = (older_than_ms,) + (() if threads is None else (_json(sorted(threads)).decode(),)) + (limit,)
     with store.transaction() as conn:
         return conn.execute(
             "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE finished_ms<?"
-            " AND state NOT IN ('queued', 'inflight') LIMIT ?)", (older_than_ms, limit)).rowcount
+            f" AND state NOT IN ('queued', 'inflight'){only} LIMIT ?)", args).rowcount
 
 
 # -- async: circuit breaker, channel workers, the facade ----------------------------------------------------

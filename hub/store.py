@@ -36,7 +36,8 @@ from hub.errors import StoreError
 
 log = logging.getLogger("warnhub.store")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+"""3: audit_anchors (an older hub would restart an archived chain from the genesis)."""
 GENESIS = "0" * 64
 _KEY_SEP = "\x1f"
 
@@ -132,6 +133,8 @@ class AuditCheck:
     entries: int
     first_bad: int | None = None
     reason: str = ""
+    anchor: int = 0
+    """Seq of the last archived entry the chain starts from (0: from the genesis)."""
 
 
 def _key(sender: str, identifier: str) -> str:
@@ -143,6 +146,8 @@ class Store:
 
     def __init__(self, path: Path | str, *, synchronous: str = "NORMAL",
                  max_age_without_expires: timedelta | None = timedelta(hours=48)) -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise StoreError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
         self.path = Path(path)
         self.max_age_without_expires = max_age_without_expires
         if str(path) != ":memory:":
@@ -151,6 +156,8 @@ class Store:
         self.db = sqlite_utils.Database(conn)
         if str(path) != ":memory:":
             self.db.enable_wal()
+        self.synchronous = synchronous
+        self._durable = False
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute("PRAGMA foreign_keys=ON")
         self.conn = conn
@@ -166,6 +173,8 @@ class Store:
         conn.execute("PRAGMA query_only=1")
         self.db = sqlite_utils.Database(conn)
         self.conn = conn
+        self.synchronous = "NORMAL"
+        self._durable = False
         return self
 
     # -- lifecycle -----------------------------------------------------------------------------------------
@@ -180,30 +189,50 @@ class Store:
         self.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE``); inside another, a savepoint, so a function that writes in
         its own transaction can be part of a caller's (an operator's warning and its decision, stored together):
-        an error rolls back the inner part, and the outer transaction decides what is committed."""
+        an error rolls back the inner part, and the outer transaction decides what is committed.
+
+        ``durable=True``: the commit is on disk when this returns, even when the store runs ``synchronous=NORMAL``
+        (there a power cut may take the last commits): it runs under ``synchronous=FULL``, so SQLite fsyncs the
+        WAL before COMMIT returns. Use it before telling a sender "stored" (moving its file to done/, the
+        console's "sent"). Only an outermost transaction can be durable (SQLite cannot change the level inside
+        one): a durable part inside an ordinary transaction is a StoreError."""
         if self.conn.in_transaction:
-            name = f"sp{id(object())}"
-            self.conn.execute(f"SAVEPOINT {name}")
+            if durable and not self._durable:
+                raise StoreError("a durable write must be the outermost transaction (or inside a durable one)")
+            yield from self._savepoint()
+            return
+        full = durable and self.synchronous != "FULL"
+        if full:
+            self.conn.execute("PRAGMA synchronous=FULL")
+        self._durable = durable
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn
             except BaseException:
-                self.conn.execute(f"ROLLBACK TO {name}")
-                self.conn.execute(f"RELEASE {name}")
+                self.conn.execute("ROLLBACK")
                 raise
             else:
-                self.conn.execute(f"RELEASE {name}")
-            return
-        self.conn.execute("BEGIN IMMEDIATE")
+                self.conn.execute("COMMIT")
+        finally:
+            self._durable = False
+            if full:
+                self.conn.execute(f"PRAGMA synchronous={self.synchronous}")
+
+    def _savepoint(self) -> Iterator[sqlite3.Connection]:
+        name = f"sp{id(object())}"
+        self.conn.execute(f"SAVEPOINT {name}")
         try:
             yield self.conn
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            self.conn.execute(f"ROLLBACK TO {name}")
+            self.conn.execute(f"RELEASE {name}")
             raise
         else:
-            self.conn.execute("COMMIT")
+            self.conn.execute(f"RELEASE {name}")
 
     def _migrate(self) -> None:
         db = self.db
@@ -232,6 +261,12 @@ class Store:
              "prev_hash": str, "hash": str},
             pk="seq", if_not_exists=True,
         )
+        # Where the chain continues after archived segments (hub.audit): the last archived entry's seq and hash.
+        db["audit_anchors"].create(
+            {"seq": int, "hash": str, "first_seq": int, "entries": int, "file": str, "sha256": str,
+             "archived_at": str},
+            pk="seq", if_not_exists=True,
+        )
         db["presence"].create(
             {"origin": str, "key": str, "misses": int, "last_seen": str},
             pk=("origin", "key"), if_not_exists=True,
@@ -250,14 +285,17 @@ class Store:
 
     # -- alerts and threads --------------------------------------------------------------------------------
 
-    def add_alert(self, report: Report, raw: bytes, *, origin: str, now: datetime | None = None) -> AddResult:
+    def add_alert(self, report: Report, raw: bytes, *, origin: str, now: datetime | None = None,
+                  durable: bool = False) -> AddResult:
         """Store one accepted or valid alert idempotently and thread it. Returns new or duplicate."""
-        return self.add_record(AlertRecord.from_report(report), raw, origin=origin, now=now)
+        return self.add_record(AlertRecord.from_report(report), raw, origin=origin, now=now, durable=durable)
 
-    def add_record(self, rec: AlertRecord, raw: bytes, *, origin: str, now: datetime | None = None) -> AddResult:
-        """Store a prepared :class:`AlertRecord` (see there) in one transaction."""
+    def add_record(self, rec: AlertRecord, raw: bytes, *, origin: str, now: datetime | None = None,
+                   durable: bool = False) -> AddResult:
+        """Store a prepared :class:`AlertRecord` (see there) in one transaction (``durable``: see
+        :meth:`transaction`)."""
         received = utc_iso(now or now_utc())
-        with self.transaction() as conn:
+        with self.transaction(durable=durable) as conn:
             cur = conn.execute(
                 "INSERT OR IGNORE INTO alerts (sender, identifier, sent, sent_utc, status, msg_type, scope, severity,"
                 " headline, expires, received_at, origin, cap_version, verdict, signature, flags, json, raw)"
@@ -463,8 +501,9 @@ class Store:
 
     # -- rejections ----------------------------------------------------------------------------------------
 
-    def add_rejection(self, raw: bytes, *, origin: str, reason: str, now: datetime | None = None) -> int:
-        with self.transaction() as conn:
+    def add_rejection(self, raw: bytes, *, origin: str, reason: str, now: datetime | None = None,
+                      durable: bool = False) -> int:
+        with self.transaction(durable=durable) as conn:
             cur = conn.execute(
                 "INSERT INTO rejections (received_at, origin, reason, sha256, size) VALUES (?,?,?,?,?)",
                 (utc_iso(now or now_utc()), origin, reason, hashlib.sha256(raw).hexdigest(), len(raw)))
@@ -478,8 +517,9 @@ class Store:
         ts = utc_iso(now or now_utc())
         body = json.dumps(detail or {}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         with self.transaction() as conn:
-            last = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-            seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+            last = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone() \
+                or self.audit_anchor()
+            seq, prev = last[0] + 1, last[1]
             digest = _audit_hash(prev, seq, ts, actor, action, subject, body)
             conn.execute("INSERT INTO audit (seq, ts, actor, action, subject, detail, prev_hash, hash)"
                          " VALUES (?,?,?,?,?,?,?,?)", (seq, ts, actor, action, subject, body, prev, digest))
@@ -490,20 +530,30 @@ class Store:
         return [dict(zip(cols, r, strict=True)) for r in
                 self.conn.execute("SELECT " + ",".join(cols) + " FROM audit ORDER BY seq")]
 
+    def audit_anchor(self) -> tuple[int, str]:
+        """Seq and hash of the last archived entry (where the chain in the table continues), or (0, GENESIS)."""
+        row = self.conn.execute("SELECT seq, hash FROM audit_anchors ORDER BY seq DESC LIMIT 1").fetchone()
+        return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
     def verify_audit(self) -> AuditCheck:
-        prev = GENESIS
+        """Recompute the chain from its anchor: the genesis, or the last entry archived by ``warnhub audit
+        archive`` (whose file :func:`hub.audit.verify_archive` checks)."""
+        anchor, prev = self.audit_anchor()
         n = 0
         for n, entry in enumerate(self.audit_entries(), start=1):
-            if entry["seq"] != n:
-                return AuditCheck(False, n - 1, entry["seq"], f"entry {n} is missing (found {entry['seq']})")
+            seq = anchor + n
+            if entry["seq"] != seq:
+                return AuditCheck(False, n - 1, entry["seq"], f"entry {seq} is missing (found {entry['seq']})",
+                                  anchor)
             if entry["prev_hash"] != prev:
-                return AuditCheck(False, n - 1, n, f"entry {n} does not carry the hash of entry {n - 1}")
-            digest = _audit_hash(prev, n, entry["ts"], entry["actor"], entry["action"], entry["subject"],
+                return AuditCheck(False, n - 1, seq, f"entry {seq} does not carry the hash of entry {seq - 1}",
+                                  anchor)
+            digest = _audit_hash(prev, seq, entry["ts"], entry["actor"], entry["action"], entry["subject"],
                                  entry["detail"])
             if digest != entry["hash"]:
-                return AuditCheck(False, n - 1, n, f"entry {n} was altered (hash mismatch)")
+                return AuditCheck(False, n - 1, seq, f"entry {seq} was altered (hash mismatch)", anchor)
             prev = digest
-        return AuditCheck(True, n)
+        return AuditCheck(True, n, anchor=anchor)
 
 
 def _audit_hash(prev: str, seq: int, ts: str, actor: str, action: str, subject: str, detail: str) -> str:

@@ -25,8 +25,10 @@ if TYPE_CHECKING:
 
 
 class Ingest(Protocol):
+    """``durable=True``: on disk when it returns, for a source that then tells its sender (moves the file)."""
+
     def __call__(self, raw: bytes, *, origin: str, policy: SignaturePolicy, path: str | None = None,
-                 notes: tuple[str, ...] = ()) -> Awaitable[IntakeResult]: ...
+                 notes: tuple[str, ...] = (), durable: bool = False) -> Awaitable[IntakeResult]: ...
 
 
 class IngestAlert(Protocol):

@@ -3,6 +3,8 @@
 Each file is read, handed to intake (validated and stored, in one transaction) and only then moved: to ``done/``
 when stored (new or duplicate), to ``rejected/`` with ``<name>.reason.txt`` beside it otherwise. A crash between
 store and move only means the file is read again and found a duplicate: nothing accepted is lost, nothing twice.
+The commit is durable (fsynced, whatever ``[store] synchronous`` says) before the move, so a power cut cannot
+leave a file in done/ whose alert the store lost.
 Writers should write under a temporary name (``.name``, ``*.tmp``, ``*.part``) and rename; files changed in the
 last ``settle_s`` seconds are left for the next scan in case a writer is still at work.
 
@@ -116,7 +118,8 @@ class DirectorySource:
         except OSError as err:
             ctx.health.down(self.name, f"cannot read {path.name}: {err}")
             return
-        result = await ctx.ingest(raw, origin=self.name, policy=self.policy, path=str(path))
+        # durable: the commit is on disk before the file leaves the inbox, so a power cut cannot lose a file in done/
+        result = await ctx.ingest(raw, origin=self.name, policy=self.policy, path=str(path), durable=True)
         if result.outcome == "rejected":
             note = (f"{datetime.now(UTC).isoformat(timespec='seconds')} rejected by {self.name}\n"
                     f"{result.reason}\n")

@@ -62,7 +62,7 @@ def approve(store: Store, approver: ConsoleUser, warning_id: int, *, token: str,
                                         "sie nicht frei", "four eyes: authors and editors cannot approve"))
         _ready(row)
         _check_scope(cfg, approver, row["area"])
-        with store.transaction() as conn:
+        with store.transaction(durable=True) as conn:  # on disk before the console shows it as sent
             stamp = utc_iso(now)
             conn.execute("UPDATE console_warnings SET state='approved', approver=?, approver_id=?, approved_at=?,"
                          " updated_at=? WHERE id=?", (approver.name, approver.id, stamp, stamp, row["id"]))
@@ -100,7 +100,7 @@ def send(store: Store, user: ConsoleUser, warning_id: int, *, token: str, cfg: C
             if len((reason or "").strip()) < policy.min_reason:
                 raise ConsoleError(_msg(f"Alleinversand nur mit Begründung (mindestens {policy.min_reason} Zeichen)",
                                         f"sending alone needs a reason of {policy.min_reason}+ characters"))
-        with store.transaction() as conn:
+        with store.transaction(durable=True) as conn:  # on disk before the console shows it as sent
             why = f"console {row['thread']} v{row['version']} by {user.name}, "
             if single:
                 text = (reason or "").strip()
