@@ -1,5 +1,6 @@
 #!/bin/sh
 # System packages the tests need, installed only when missing (Debian, as root): Mosquitto for the MQTT tests;
+# strace and prlimit for the durability and open-file tests;
 # Chromium and two font families for the browser tests (tests/browser.py drives Debian's chromium through Playwright;
 # Playwright's own browser download is never used).
 set -eu
@@ -7,6 +8,8 @@ installed() { [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = i
 missing=""
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$missing mosquitto"
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing="$missing chromium"
+command -v strace >/dev/null 2>&1 || missing="$missing strace"    # tests/test_durability.py: fsync before a file moves
+command -v prlimit >/dev/null 2>&1 || missing="$missing util-linux"  # the open-file limit test
 for font in fonts-liberation fonts-dejavu-core; do
     installed "$font" || missing="$missing $font"
 done
