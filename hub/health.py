@@ -127,8 +127,9 @@ def pipeline_faults(store: Store, *, now: datetime | None = None) -> dict[str, A
     since_ms = int((now - FAILED_DELIVERY_WINDOW).timestamp() * 1000)
     failed_rows = outbox.failed_since(store, since_ms)
     counts["delivery"] = len(failed_rows)
-    items = [{"stage": d["failed_stage"], "alert_id": d["alert_id"], "identifier": d["identifier"],
-              "reason": d["failure"], "attempts": d["attempts"], "retry_at": d["retry_at"]}
+    items = [{"stage": d["failed_stage"], "alert_id": d["alert_id"], "thread_id": d["thread_id"],
+              "identifier": d["identifier"], "reason": d["failure"], "attempts": d["attempts"],
+              "retry_at": d["retry_at"]}
              for d in decisions.failures(store, now=now, limit=10)]
     items += [{"stage": "delivery", **row} for row in failed_rows[:10]]
     return {"failed": counts, "items": items}
