@@ -116,22 +116,25 @@ def undecided(store: Store, *, limit: int = 50, after: int = 0, now: datetime | 
     ensure_schema(store)
     marks = ",".join("?" * len(BACKLOG_STATES))
     recent = utc_iso((now or now_utc()) - RECENT)
-    rows = store.conn.execute(
-        "SELECT a.id, a.thread_id, a.origin, a.json, a.sent_utc FROM alerts a JOIN threads t ON t.id = a.thread_id"
-        f" WHERE a.id > ? AND (t.state IN ({marks}) OR a.received_at >= ?)"
-        " AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.alert_id = a.id) ORDER BY a.id LIMIT ?",
-        (after, *BACKLOG_STATES, recent, limit)).fetchall()
-    out = []
-    for alert_id, thread_id, origin, doc, sent_utc in rows:
-        try:
-            alert = from_json(doc)
-            previous = _previous(store, alert_id, thread_id, sent_utc, alert)
-        except Exception as err:  # noqa: BLE001 - one unreadable version must not stop deciding the others
-            log.exception("alert %s: stored version cannot be read for the rules; stored as unrouted", alert_id)
-            _unreadable(store, alert_id, thread_id, f"cannot read the stored alert: {type(err).__name__}: {err}",
-                        now or now_utc())
-            continue
-        out.append(Pending(alert_id, thread_id, origin, alert, previous))
+    out: list[Pending] = []
+    while not out:  # a batch of unreadable versions only (now recorded): read on, so none holds up the others
+        rows = store.conn.execute(
+            "SELECT a.id, a.thread_id, a.origin, a.json, a.sent_utc FROM alerts a JOIN threads t ON t.id = a.thread_id"
+            f" WHERE a.id > ? AND (t.state IN ({marks}) OR a.received_at >= ?)"
+            " AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.alert_id = a.id) ORDER BY a.id LIMIT ?",
+            (after, *BACKLOG_STATES, recent, limit)).fetchall()
+        if not rows:
+            break
+        for alert_id, thread_id, origin, doc, sent_utc in rows:
+            try:
+                alert = from_json(doc)
+                previous = _previous(store, alert_id, thread_id, sent_utc, alert)
+            except Exception as err:  # noqa: BLE001 - one unreadable version must not stop deciding the others
+                log.exception("alert %s: stored version cannot be read for the rules; stored as unrouted", alert_id)
+                _unreadable(store, alert_id, thread_id,
+                            f"cannot read the stored alert: {type(err).__name__}: {err}", now or now_utc())
+                continue
+            out.append(Pending(alert_id, thread_id, origin, alert, previous))
     return out
 
 

@@ -79,8 +79,7 @@ class Router:
         while True:
             self._wake.clear()
             try:
-                while await self.decide_pending():
-                    pass
+                await self.decide_pending()  # all of it: versions stored meanwhile set the wake event again
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - one broken version must not stop deciding the others
