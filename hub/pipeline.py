@@ -197,6 +197,14 @@ class Pipeline:
                  pub.version, pub.msg_type, pub.severity, item.alert_id,
                  ", ".join(f"{k} {v}" for k, v in counts.items()) or "no deliveries",
                  (planned - started) * 1000, (written - planned) * 1000)
+        try:  # the publication is committed: telling the workers and the live stream must not undo that
+            self._announce(pub, counts)
+        except Exception:  # noqa: BLE001 - workers and streams catch up from the store
+            log.exception("published %s v%d, but waking the workers or the live stream failed", pub.thread,
+                          pub.version)
+        return pub
+
+    def _announce(self, pub: Publication, counts: dict[str, int]) -> None:
         if self.outbox is not None:
             for name in counts:
                 worker = self.outbox.workers.get(name)
@@ -206,7 +214,6 @@ class Pipeline:
             from hub.web.live import event_of
 
             self.broadcaster.publish(event_of(pub))
-        return pub
 
     async def expire_boards(self) -> int:
         """Scheduled: update the boards that show a warning that has just expired (see :func:`expire_boards`)."""
