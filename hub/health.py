@@ -119,7 +119,7 @@ FAULT_STAGES = ("rules", "publish", "delivery")
 
 def pipeline_faults(store: Store, *, now: datetime | None = None) -> dict[str, Any]:
     """What failed in the pipeline and is not resolved (store read): per stage the count, and the newest failed
-    items with their reasons. Any of them makes /healthz ``degraded``."""
+    items (each with the same keys) with their reasons. Any of them makes /healthz ``degraded``."""
     from hub import decisions, outbox
 
     now = now or datetime.now(UTC)
@@ -128,10 +128,12 @@ def pipeline_faults(store: Store, *, now: datetime | None = None) -> dict[str, A
     failed_rows = outbox.failed_since(store, since_ms)
     counts["delivery"] = len(failed_rows)
     items = [{"stage": d["failed_stage"], "alert_id": d["alert_id"], "thread_id": d["thread_id"],
-              "identifier": d["identifier"], "reason": d["failure"], "attempts": d["attempts"],
-              "retry_at": d["retry_at"]}
+              "identifier": d["identifier"], "channel": "", "recipient": "", "reason": d["failure"],
+              "attempts": d["attempts"], "retry_at": d["retry_at"]}
              for d in decisions.failures(store, now=now, limit=10)]
-    items += [{"stage": "delivery", **row} for row in failed_rows[:10]]
+    items += [{"stage": "delivery", "alert_id": None, "thread_id": None, "identifier": row["key"],
+               "channel": row["channel"], "recipient": row["recipient"], "reason": row["reason"],
+               "attempts": row["attempts"], "retry_at": None} for row in failed_rows[:10]]
     return {"failed": counts, "items": items}
 
 

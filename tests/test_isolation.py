@@ -113,6 +113,15 @@ class Rig:
         self.astore.close()
 
 
+def inbox_section(store: Store, now: datetime) -> str:
+    """The console inbox's health section as the dashboard renders it from the shared inbox."""
+    from hub.web import console_view
+    from hub.web.console import _ENV, shared_inbox
+
+    data = shared_inbox(store, now=now)
+    return _ENV.get_template("console/inbox/health.html").render(data={**data, "health": {}}, local=console_view.local)
+
+
 @pytest.fixture
 async def rig(tmp_path: Path, geo: Geography) -> AsyncIterator[Rig]:
     r = Rig(tmp_path, geo)
@@ -155,6 +164,8 @@ async def test_a_publication_that_raises_fails_alone_and_is_retried(rig: Rig,
     assert await rig.metric("warnhub_failures_total", "publish") == 1.0
     shown = inbox(rig.store, now=rig.now)["failed"]["items"]
     assert [(i["stage"], i["identifier"], i["attempts"]) for i in shown] == [("publish", "poison-1", 1)]
+    html = inbox_section(rig.store, rig.now)
+    assert "Veröffentlichen" in html and "poison-1" in html and "cannot render the publication" in html
 
     # not before its retry is due; then again (still failing: the wait doubles)
     assert await rig.pipeline.publish_pending() == 0
@@ -317,6 +328,8 @@ async def test_a_channel_that_raises_for_one_recipient_holds_up_no_other(rig: Ri
     assert health["status"] == "degraded" and health["pipeline"]["failed"]["delivery"] == 1
     assert [(i["recipient"], i["reason"]) for i in health["pipeline"]["items"]] == [("poison", error)]
     assert await rig.metric("warnhub_failed", "delivery") == 1.0
+    html = inbox_section(rig.store, rig.now)
+    assert "Zustellung" in html and "webhooks → poison" in html and "deliver raised KeyError" in html
 
 
 @pytest.fixture
