@@ -131,16 +131,16 @@ def undecided(store: Store, *, limit: int = 50, after: int = 0, now: datetime | 
                 previous = _previous(store, alert_id, thread_id, sent_utc, alert)
             except Exception as err:  # noqa: BLE001 - one unreadable version must not stop deciding the others
                 log.exception("alert %s: stored version cannot be read for the rules; stored as unrouted", alert_id)
-                _unreadable(store, alert_id, thread_id,
+                record_unroutable(store, alert_id, thread_id,
                             f"cannot read the stored alert: {type(err).__name__}: {err}", now or now_utc())
                 continue
             out.append(Pending(alert_id, thread_id, origin, alert, previous))
     return out
 
 
-def _unreadable(store: Store, alert_id: int, thread_id: int, reason: str, now: datetime) -> None:
-    """Record a version the rules cannot even be asked about as unrouted and failed (shown, retried with backoff:
-    after an upgrade that can read it, it is decided)."""
+def record_unroutable(store: Store, alert_id: int, thread_id: int, reason: str, now: datetime) -> None:
+    """Record a version the rules cannot be asked about (or whose decision cannot be stored) as unrouted and failed:
+    shown, and retried with backoff (after an upgrade or a fix it is decided)."""
     pending = Pending(alert_id, thread_id, "", None, None)  # type: ignore[arg-type] # record reads the ids only
     record(store, pending, Decision("unrouted", (), why=f"{reason} / Meldung nicht lesbar"), rules_loaded_at=None,
            now=now, failure=reason)

@@ -113,8 +113,14 @@ class Router:
             await self._decide(item)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - logged; the version stays undecided and is taken up on the next wake
+        except Exception as err:  # noqa: BLE001 - recorded as failed, retried with backoff; the others go on
             log.exception("deciding alert %s failed; the others go on", item.alert_id)
+            reason = f"deciding failed: {type(err).__name__}: {err}"
+            try:
+                await self.store.run(decisions.record_unroutable, self.store.store, item.alert_id, item.thread_id,
+                                     reason, self.clock())
+            except Exception:  # noqa: BLE001 - then it stays undecided and is taken up on the next wake
+                log.exception("could not record the failure of alert %s", item.alert_id)
 
     async def _evaluate(self, ruleset: RuleSet, item: decisions.Pending) -> tuple[Decision, str | None]:
         """The rules' decision, or (unrouted, the reason) when evaluating raises: a rule bug must not lose the
