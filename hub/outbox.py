@@ -9,7 +9,9 @@ from flight is superseded at that moment if a newer version exists, so v1 never 
 
 Delivery is at least once: a row in flight at a crash is sent again after :func:`recover`, with the same key, so the
 receiver can tell. Each channel has its own :class:`ChannelWorker` (a dead channel delays no other) and, per
-destination host, a :class:`CircuitBreaker` (a dead host delays no other host of its channel).
+destination host, a :class:`CircuitBreaker` (a dead host delays no other host of its channel). One bad row delays no
+other row of its batch: a batch whose ``deliver`` raises is halved until that row is alone, and a row whose content
+cannot be made (:func:`row_failed`) is retried alone while the rest are sent; it ends ``failed`` with the reason.
 
 The sync functions take the :class:`~hub.store.Store` and run on its one writer thread (``AsyncStore.run``). Times
 are epoch milliseconds. The table is created on first use; ``user_version`` belongs to hub/store.py.
@@ -430,7 +432,6 @@ def row_failed(delivery_id: int, reason: str) -> bool:
 def in_delivery() -> bool:
     """Is a channel worker delivering (so :func:`row_failed` can isolate a row)?"""
     return _ROW_FAULTS.get() is not None
-
 
 
 @dataclass(slots=True)
