@@ -209,6 +209,26 @@ LIVE = ("(a.expires > :now OR (a.expires IS NULL AND EXISTS (SELECT 1 FROM threa
 """SQL: the alert ``a`` has not expired at ``:now`` (one without an end: while its thread is in force)."""
 
 
+def still_due(store: Store) -> str:
+    """SQL: the version ``a`` still matters at ``:now`` (``:now_ms``): it has not expired (:data:`LIVE`), or it is a
+    Cancel of a thread with a publication in force (the hub withdraws its own warning whatever the Cancel's own
+    expiry says)."""
+    if not _has_publications(store):
+        return LIVE
+    return (f"({LIVE} OR (a.msg_type = 'Cancel' AND EXISTS (SELECT 1 FROM publications q"
+            " WHERE q.source_thread = a.thread_id AND (q.expires_ms IS NULL OR q.expires_ms > :now_ms))))")
+
+
+def due_params(now: datetime) -> dict[str, Any]:
+    """The parameters :func:`still_due` names."""
+    return {"now": utc_iso(now), "now_ms": int(now.timestamp() * 1000)}
+
+
+def _has_publications(store: Store) -> bool:
+    return store.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='publications'").fetchone() \
+        is not None
+
+
 def retry_delay(attempts: int) -> timedelta:
     """Wait after the ``attempts``-th failure: 30 s, doubling each time, at most an hour."""
     return min(RETRY_MAX, RETRY_BASE * 2 ** min(max(attempts, 1) - 1, 20))
@@ -265,8 +285,8 @@ def failures(store: Store, *, now: datetime | None = None, limit: int = 50) -> l
     rows = store.conn.execute(
         f"SELECT {', '.join('d.' + c for c in _DECISION_COLS)}, a.headline, a.sender, a.identifier"
         " FROM decisions d JOIN alerts a ON a.id = d.alert_id"
-        f" WHERE d.failed_stage IS NOT NULL AND {LIVE} AND {_not_passed(store)} ORDER BY d.alert_id DESC LIMIT :limit",
-        {"now": utc_iso(now or now_utc()), "limit": limit}).fetchall()
+        f" WHERE d.failed_stage IS NOT NULL AND {still_due(store)} AND {_not_passed(store)}"
+        " ORDER BY d.alert_id DESC LIMIT :limit", {**due_params(now or now_utc()), "limit": limit}).fetchall()
     out = []
     for row in rows:
         d = _decision_row(row[:len(_DECISION_COLS)])
@@ -280,14 +300,14 @@ def failure_counts(store: Store, *, now: datetime | None = None) -> dict[str, in
     ensure_schema(store)
     rows = store.conn.execute(
         "SELECT d.failed_stage, count(*) FROM decisions d JOIN alerts a ON a.id = d.alert_id"
-        f" WHERE d.failed_stage IS NOT NULL AND {LIVE} AND {_not_passed(store)} GROUP BY 1",
-        {"now": utc_iso(now or now_utc())}).fetchall()
+        f" WHERE d.failed_stage IS NOT NULL AND {still_due(store)} AND {_not_passed(store)} GROUP BY 1",
+        due_params(now or now_utc())).fetchall()
     return {stage: n for stage, n in rows}
 
 
 def _not_passed(store: Store) -> str:
     """SQL: the decision ``d`` is not published, nor passed by a newer version of its thread that was published."""
-    if store.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='publications'").fetchone() is None:
+    if not _has_publications(store):
         return "1"
     return ("NOT EXISTS (SELECT 1 FROM publications p WHERE p.source_thread = d.thread_id"
             " AND p.source_alert >= d.alert_id)")

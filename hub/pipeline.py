@@ -65,8 +65,9 @@ class Unpublished:
 
 
 def unpublished(store: Store, *, limit: int = 20, now: datetime | None = None) -> list[Unpublished]:
-    """Publish decisions without a publication whose alert has not expired (however long ago they were decided:
-    after an outage of a day a warning valid for a week still goes out), oldest first; a failed one once its
+    """Publish decisions without a publication whose alert has not expired, or Cancels of a warning of the hub in
+    force (however long ago they were decided: after an outage of a day a warning valid for a week still goes out),
+    oldest first; a failed one once its
     retry is due. A decision passed by a newer published version of its thread is left alone. One whose stored
     alert cannot be read is marked failed here, so it never holds up the others."""
     decisions.ensure_schema(store)
@@ -78,10 +79,10 @@ def unpublished(store: Store, *, limit: int = 20, now: datetime | None = None) -
         "SELECT d.alert_id, a.json FROM decisions d JOIN alerts a ON a.id = d.alert_id"
         " WHERE (d.decision='publish' OR (a.msg_type='Cancel' AND EXISTS (SELECT 1 FROM publications q"
         "      WHERE q.source_thread = d.thread_id)))"
-        f" AND {decisions.LIVE} AND (d.retry_at IS NULL OR d.retry_at <= :now)"
+        f" AND {decisions.still_due(store)} AND (d.retry_at IS NULL OR d.retry_at <= :now)"
         " AND NOT EXISTS (SELECT 1 FROM publications p WHERE p.source_thread = d.thread_id"
         "                 AND p.source_alert >= d.alert_id)"
-        " ORDER BY d.alert_id LIMIT :limit", {"now": utc_iso(now), "limit": limit}).fetchall()
+        " ORDER BY d.alert_id LIMIT :limit", {**decisions.due_params(now), "limit": limit}).fetchall()
     out = []
     for alert_id, doc in rows:
         try:

@@ -204,6 +204,19 @@ async def test_decisions_older_than_a_day_are_published_while_their_warning_is_v
     assert publications.by_source_alert(rig.store, short) is None  # expired a day ago: never published
     assert await rig.pipeline.publish_pending() == 0
 
+    # the authority withdraws the week's warning with a Cancel whose own expiry has passed by the time it is
+    # picked up: the hub still withdraws its own warning, which is in force
+    first = datetime.fromisoformat(rig.store.conn.execute("SELECT sent_utc FROM alerts WHERE id=?",
+                                                          (week,)).fetchone()[0])
+    cancel = rig.ingest("week-2", msg_type="Cancel", sent=first + timedelta(minutes=1),
+                        expires=first + timedelta(minutes=2), references=f"opendata@dwd.de,week-1,{first.isoformat()}")
+    assert first + timedelta(minutes=2) < rig.now  # the Cancel itself has expired on the pipeline's clock
+    await rig.router.decide_pending()
+    assert decisions.decision_of(rig.store, cancel) is not None
+    await rig.pipeline.publish_pending()
+    withdrawn = publications.by_source_alert(rig.store, cancel)
+    assert withdrawn is not None and withdrawn.msg_type == "Cancel" and withdrawn.version == 2
+
 
 # -- rules --------------------------------------------------------------------------------------------------------
 
