@@ -4,7 +4,9 @@ Every stored alert version gets one row in ``decisions``: publish, suppress, dra
 rule: stored and shown, never sent anywhere), with the rules, channels, push flag, regions and the explanation
 that ``warnhub rules replay`` would print. An alert is stored first and decided after (store before acting): the
 router finds versions without a decision with :func:`undecided`, so a crash between the two only delays the
-decision until the next start.
+decision until the next start. A version whose rules evaluation or publication raised is marked failed on its row
+(stage, reason, attempts, next try: :func:`record_failure`, backoff :func:`retry_delay`); the others go on, and it
+is tried again while its warning is valid (:func:`rules_retry_due`, :func:`failures` for the console and /healthz).
 
 ``drafts`` holds what the rules prepared for approval: a template rendered for an incoming alert
 (``then.draft``), or for a sensor condition that fired or cleared. Each draft has a key (alert and template, or
