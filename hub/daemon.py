@@ -286,7 +286,8 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> No
             if hub.pool is not None:
                 await hub.pool.warm()  # the first warning after start must not wait for workers to start
             await asyncio.to_thread(hub.index.warm)
-            pipeline = Pipeline(astore, loaded, live, index=hub.index, outbox_=box, broadcaster=hub.broadcaster)
+            pipeline = Pipeline(astore, loaded, live, index=hub.index, outbox_=box, broadcaster=hub.broadcaster,
+                                metrics=hub.metrics)
             hub.pipeline = pipeline
             router.listeners.append(pipeline.on_decision)
             tasks.append(asyncio.create_task(pipeline.run(), name="pipeline"))

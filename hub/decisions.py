@@ -4,7 +4,9 @@ Every stored alert version gets one row in ``decisions``: publish, suppress, dra
 rule: stored and shown, never sent anywhere), with the rules, channels, push flag, regions and the explanation
 that ``warnhub rules replay`` would print. An alert is stored first and decided after (store before acting): the
 router finds versions without a decision with :func:`undecided`, so a crash between the two only delays the
-decision until the next start.
+decision until the next start. A version whose rules evaluation or publication raised is marked failed on its row
+(stage, reason, attempts, next try: :func:`record_failure`, backoff :func:`retry_delay`); the others go on, and it
+is tried again while its warning is valid (:func:`rules_retry_due`, :func:`failures` for the console and /healthz).
 
 ``drafts`` holds what the rules prepared for approval: a template rendered for an incoming alert
 (``then.draft``), or for a sensor condition that fired or cleared. Each draft has a key (alert and template, or
@@ -18,6 +20,7 @@ created on first use; the store's ``user_version`` belongs to hub/store.py.
 from __future__ import annotations
 
 import json
+import logging
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -27,6 +30,8 @@ from typing import Any
 from hub.cap.model import Alert, from_json
 from hub.rules import Decision, Draft
 from hub.store import Store, now_utc, utc_iso
+
+log = logging.getLogger("warnhub.rules")
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS decisions (
@@ -66,6 +71,11 @@ _SCHEMA = (
         created_at TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS drafts_state ON drafts(state, id)",
 )
+_FAULT_COLUMNS = (("failed_stage", "TEXT"), ("failure", "TEXT NOT NULL DEFAULT ''"),
+                  ("attempts", "INTEGER NOT NULL DEFAULT 0"), ("retry_at", "TEXT"))
+"""Added to ``decisions`` by :func:`ensure_schema` where a store predates them: a version whose rules evaluation
+(``failed_stage`` ``rules``) or publication (``publish``) raised is ``failed`` with the reason, the attempts so far
+and when it is tried again."""
 
 _READY: weakref.WeakSet[Store] = weakref.WeakSet()
 
@@ -79,6 +89,12 @@ def ensure_schema(store: Store) -> None:
         return
     for statement in _SCHEMA:
         store.conn.execute(statement)
+    have = {row[1] for row in store.conn.execute("PRAGMA table_info(decisions)")}
+    for name, decl in _FAULT_COLUMNS:
+        if name not in have:  # a store made before failures were recorded: add the column, keep every row
+            store.conn.execute(f"ALTER TABLE decisions ADD COLUMN {name} {decl}")
+    store.conn.execute("CREATE INDEX IF NOT EXISTS decisions_failed ON decisions(failed_stage, retry_at)"
+                       " WHERE failed_stage IS NOT NULL")
     _READY.add(store)
 
 
@@ -102,16 +118,34 @@ def undecided(store: Store, *, limit: int = 50, after: int = 0, now: datetime | 
     ensure_schema(store)
     marks = ",".join("?" * len(BACKLOG_STATES))
     recent = utc_iso((now or now_utc()) - RECENT)
-    rows = store.conn.execute(
-        "SELECT a.id, a.thread_id, a.origin, a.json, a.sent_utc FROM alerts a JOIN threads t ON t.id = a.thread_id"
-        f" WHERE a.id > ? AND (t.state IN ({marks}) OR a.received_at >= ?)"
-        " AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.alert_id = a.id) ORDER BY a.id LIMIT ?",
-        (after, *BACKLOG_STATES, recent, limit)).fetchall()
-    out = []
-    for alert_id, thread_id, origin, doc, sent_utc in rows:
-        alert = from_json(doc)
-        out.append(Pending(alert_id, thread_id, origin, alert, _previous(store, alert_id, thread_id, sent_utc, alert)))
+    out: list[Pending] = []
+    while not out:  # a batch of unreadable versions only (now recorded): read on, so none holds up the others
+        rows = store.conn.execute(
+            "SELECT a.id, a.thread_id, a.origin, a.json, a.sent_utc FROM alerts a JOIN threads t ON t.id = a.thread_id"
+            f" WHERE a.id > ? AND (t.state IN ({marks}) OR a.received_at >= ?)"
+            " AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.alert_id = a.id) ORDER BY a.id LIMIT ?",
+            (after, *BACKLOG_STATES, recent, limit)).fetchall()
+        if not rows:
+            break
+        for alert_id, thread_id, origin, doc, sent_utc in rows:
+            try:
+                alert = from_json(doc)
+                previous = _previous(store, alert_id, thread_id, sent_utc, alert)
+            except Exception as err:  # noqa: BLE001 - one unreadable version must not stop deciding the others
+                log.exception("alert %s: stored version cannot be read for the rules; stored as unrouted", alert_id)
+                record_unroutable(store, alert_id, thread_id,
+                            f"cannot read the stored alert: {type(err).__name__}: {err}", now or now_utc())
+                continue
+            out.append(Pending(alert_id, thread_id, origin, alert, previous))
     return out
+
+
+def record_unroutable(store: Store, alert_id: int, thread_id: int, reason: str, now: datetime) -> None:
+    """Record a version the rules cannot be asked about (or whose decision cannot be stored) as unrouted and failed:
+    shown, and retried with backoff (after an upgrade or a fix it is decided)."""
+    pending = Pending(alert_id, thread_id, "", None, None)  # type: ignore[arg-type] # record reads the ids only
+    record(store, pending, Decision("unrouted", (), why=f"{reason} / Meldung nicht lesbar"), rules_loaded_at=None,
+           now=now, failure=reason)
 
 
 def _previous(store: Store, alert_id: int, thread_id: int, sent_utc: str, alert: Alert) -> Alert | None:
@@ -130,30 +164,155 @@ def _dumps(value: Any) -> str:
 
 
 def record(store: Store, pending: Pending, decision: Decision, *, rules_loaded_at: datetime | None,
-           drafts: Iterable[tuple[str, Draft]] = (), now: datetime | None = None) -> bool:
+           drafts: Iterable[tuple[str, Draft]] = (), now: datetime | None = None, failure: str | None = None) -> bool:
     """Store a decision (and the drafts it asks for) in one transaction; False if the version was decided
-    already (two deciders raced: the first one stands)."""
+    already (two deciders raced: the first one stands). ``failure``: the rules raised on this version (the decision
+    is then ``unrouted``); it is marked failed with the reason and tried again after :func:`retry_delay`. A version
+    whose earlier evaluation failed is decided anew (its row replaced)."""
     ensure_schema(store)
     now = now or now_utc()
     d = decision.as_dict()
+    values = (decision.decision, _dumps(d["rules"]), _dumps(d["channels"]), _dumps(d["audiences"]),
+              int(decision.push), _dumps(d["drafts"]), d["severity"], _dumps(d["regions"]),
+              None if decision.inside_district is None else int(decision.inside_district), d["outside_share"],
+              _dumps(d["changes"]), decision.why, utc_iso(rules_loaded_at) if rules_loaded_at else None, utc_iso(now))
     with store.transaction() as conn:
-        cur = conn.execute(
-            "INSERT OR IGNORE INTO decisions (alert_id, thread_id, decision, rules, channels, audiences, push,"
-            " drafts, severity, regions, inside_district, outside_share, changes, why, rules_loaded_at, decided_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (pending.alert_id, pending.thread_id, decision.decision, _dumps(d["rules"]), _dumps(d["channels"]),
-             _dumps(d["audiences"]), int(decision.push), _dumps(d["drafts"]), d["severity"], _dumps(d["regions"]),
-             None if decision.inside_district is None else int(decision.inside_district), d["outside_share"],
-             _dumps(d["changes"]), decision.why, utc_iso(rules_loaded_at) if rules_loaded_at else None,
-             utc_iso(now)))
-        if cur.rowcount == 0:
-            return False
+        prior = conn.execute("SELECT attempts FROM decisions WHERE alert_id=? AND failed_stage='rules'",
+                             (pending.alert_id,)).fetchone()
+        if prior is None:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO decisions (alert_id, thread_id, decision, rules, channels, audiences, push,"
+                " drafts, severity, regions, inside_district, outside_share, changes, why, rules_loaded_at,"
+                " decided_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (pending.alert_id, pending.thread_id, *values))
+            if cur.rowcount == 0:
+                return False
+        else:
+            conn.execute(f"UPDATE decisions SET {', '.join(c + '=?' for c in _DECISION_COLS[2:16])} WHERE alert_id=?",
+                         (*values, pending.alert_id))
+        if failure is not None:
+            _fail_in(conn, pending.alert_id, "rules", failure, now)
+        elif prior is not None:
+            clear_failure_in(conn, pending.alert_id)
         for rule, draft in drafts:
             _insert_draft(conn, key=f"alert:{pending.alert_id}:{draft.template}", origin="alert",
                           alert_id=pending.alert_id, rule=rule, sensor=None, kind="alert", at=now,
                           channels=decision.channels, audiences=decision.audiences, why=decision.why, draft=draft,
                           now=now)
     return True
+
+
+# -- failures: recorded on the decision, retried with backoff ------------------------------------------------------
+
+RETRY_BASE = timedelta(seconds=30)
+RETRY_MAX = timedelta(hours=1)
+LIVE = ("(a.expires > :now OR (a.expires IS NULL AND EXISTS (SELECT 1 FROM threads t WHERE t.id = a.thread_id"
+        " AND t.state IN ('active', 'updated', 'cancelled'))))")
+"""SQL: the alert ``a`` has not expired at ``:now`` (one without an end: while its thread is in force)."""
+
+
+def still_due(store: Store) -> str:
+    """SQL: the version ``a`` still matters at ``:now`` (``:now_ms``): it has not expired (:data:`LIVE`), or it is a
+    Cancel of a thread with a publication in force (the hub withdraws its own warning whatever the Cancel's own
+    expiry says)."""
+    if not _has_publications(store):
+        return LIVE
+    return (f"({LIVE} OR (a.msg_type = 'Cancel' AND EXISTS (SELECT 1 FROM publications q"
+            " WHERE q.source_thread = a.thread_id AND (q.expires_ms IS NULL OR q.expires_ms > :now_ms))))")
+
+
+def due_params(now: datetime) -> dict[str, Any]:
+    """The parameters :func:`still_due` names."""
+    return {"now": utc_iso(now), "now_ms": int(now.timestamp() * 1000)}
+
+
+def _has_publications(store: Store) -> bool:
+    return store.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='publications'").fetchone() \
+        is not None
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Wait after the ``attempts``-th failure: 30 s, doubling each time, at most an hour."""
+    return min(RETRY_MAX, RETRY_BASE * 2 ** min(max(attempts, 1) - 1, 20))
+
+
+def _fail_in(conn: Any, alert_id: int, stage: str, reason: str, now: datetime) -> tuple[int, datetime]:
+    row = conn.execute("SELECT attempts FROM decisions WHERE alert_id=?", (alert_id,)).fetchone()
+    attempts = (row[0] if row else 0) + 1
+    retry_at = now + retry_delay(attempts)
+    conn.execute("UPDATE decisions SET failed_stage=?, failure=?, attempts=?, retry_at=? WHERE alert_id=?",
+                 (stage, reason[:1000], attempts, utc_iso(retry_at), alert_id))
+    return attempts, retry_at
+
+
+def record_failure(store: Store, alert_id: int, stage: str, reason: str, *,
+                   now: datetime | None = None) -> tuple[int, datetime]:
+    """Mark a decided version failed at ``stage`` (``publish``) with the reason; returns (attempts so far, when it is
+    tried again)."""
+    ensure_schema(store)
+    with store.transaction() as conn:
+        return _fail_in(conn, alert_id, stage, reason, now or now_utc())
+
+
+def clear_failure_in(conn: Any, alert_id: int) -> None:
+    """The version went through after all (inside the caller's transaction); its attempts stay for the record."""
+    conn.execute("UPDATE decisions SET failed_stage=NULL, failure='', retry_at=NULL WHERE alert_id=?"
+                 " AND failed_stage IS NOT NULL", (alert_id,))
+
+
+def rules_retry_due(store: Store, *, now: datetime | None = None, limit: int = 50) -> list[Pending]:
+    """Versions whose rules evaluation failed, due for another try and not expired, oldest first."""
+    ensure_schema(store)
+    stamp = utc_iso(now or now_utc())
+    rows = store.conn.execute(
+        "SELECT a.id, a.thread_id, a.origin, a.json, a.sent_utc FROM decisions d JOIN alerts a ON a.id = d.alert_id"
+        f" WHERE d.failed_stage = 'rules' AND d.retry_at <= :now AND {LIVE} ORDER BY a.id LIMIT :limit",
+        {"now": stamp, "limit": limit}).fetchall()
+    out = []
+    for alert_id, thread_id, origin, doc, sent in rows:
+        try:
+            alert = from_json(doc)
+            out.append(Pending(alert_id, thread_id, origin, alert, _previous(store, alert_id, thread_id, sent, alert)))
+        except Exception as err:  # noqa: BLE001 - still unreadable: the next try is later, the others go on
+            with store.transaction() as conn:
+                _fail_in(conn, alert_id, "rules", f"cannot read the stored alert: {type(err).__name__}: {err}",
+                         now or now_utc())
+    return out
+
+
+def failures(store: Store, *, now: datetime | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """Versions failed at a stage and still to be done (not expired, not published since, not passed by a newer
+    published version), newest first: the console inbox and /healthz show them."""
+    ensure_schema(store)
+    rows = store.conn.execute(
+        f"SELECT {', '.join('d.' + c for c in _DECISION_COLS)}, a.headline, a.sender, a.identifier"
+        " FROM decisions d JOIN alerts a ON a.id = d.alert_id"
+        f" WHERE d.failed_stage IS NOT NULL AND {still_due(store)} AND {_not_passed(store)}"
+        " ORDER BY d.alert_id DESC LIMIT :limit", {**due_params(now or now_utc()), "limit": limit}).fetchall()
+    out = []
+    for row in rows:
+        d = _decision_row(row[:len(_DECISION_COLS)])
+        d.update(zip(("headline", "sender", "identifier"), row[len(_DECISION_COLS):], strict=True))
+        out.append(d)
+    return out
+
+
+def failure_counts(store: Store, *, now: datetime | None = None) -> dict[str, int]:
+    """Failed versions still to be done per stage (``rules``, ``publish``), as :func:`failures` counts them."""
+    ensure_schema(store)
+    rows = store.conn.execute(
+        "SELECT d.failed_stage, count(*) FROM decisions d JOIN alerts a ON a.id = d.alert_id"
+        f" WHERE d.failed_stage IS NOT NULL AND {still_due(store)} AND {_not_passed(store)} GROUP BY 1",
+        due_params(now or now_utc())).fetchall()
+    return {stage: n for stage, n in rows}
+
+
+def _not_passed(store: Store) -> str:
+    """SQL: the decision ``d`` is not published, nor passed by a newer version of its thread that was published."""
+    if not _has_publications(store):
+        return "1"
+    return ("NOT EXISTS (SELECT 1 FROM publications p WHERE p.source_thread = d.thread_id"
+            " AND p.source_alert >= d.alert_id)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +376,7 @@ def draft_dict(draft: Draft) -> dict[str, Any]:
 
 _DECISION_COLS = ("alert_id", "thread_id", "decision", "rules", "channels", "audiences", "push", "drafts",
                   "severity", "regions", "inside_district", "outside_share", "changes", "why", "rules_loaded_at",
-                  "decided_at")
+                  "decided_at", "failed_stage", "failure", "attempts", "retry_at")
 _JSON_COLS = {"rules", "channels", "audiences", "drafts", "regions", "changes"}
 
 
@@ -226,6 +385,7 @@ def _decision_row(row: Sequence[Any]) -> dict[str, Any]:
     for col in _JSON_COLS:
         d[col] = json.loads(d[col])
     d["push"] = bool(d["push"])
+    d["failed"] = d["failed_stage"] is not None
     if d["inside_district"] is not None:
         d["inside_district"] = bool(d["inside_district"])
     return d

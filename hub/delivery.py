@@ -11,9 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -30,6 +30,7 @@ from hub.publications import Publication
 from hub.store import AsyncStore, Store
 
 log = logging.getLogger("warnhub.delivery")
+T = TypeVar("T")
 
 DEFAULT_TTL_S = 24 * 3600
 """Push TTL for a warning without an end (the push service drops it after this)."""
@@ -45,6 +46,27 @@ def board_notice(pub: Publication, language: str) -> BoardNotice:
                        sender_name=n.sender_name, all_clear=n.all_clear)
 
 
+def _each_row(store: Store, fn: Callable[[Store, Sequence[Delivery]], list[T | None]], batch: Sequence[Delivery], *,
+              isolate: bool) -> list[T | None] | dict[int, str]:
+    """``fn`` for the batch; if it raises (and a worker can isolate rows), ``fn`` for each row alone: the answers,
+    or the rows whose content raised with the reason (one broken publication must not hold up the others)."""
+    try:
+        return fn(store, batch)
+    except Exception:
+        if not isolate:
+            raise
+    faults: dict[int, str] = {}
+    for d in batch:
+        try:
+            fn(store, [d])
+        except Exception as err:  # noqa: BLE001 - named, retried and finally failed by the outbox worker
+            log.warning("content for delivery %s (%s) failed: %r", d.id, d.key, err)
+            faults[d.id] = f"content failed: {type(err).__name__}: {err}"
+    if not faults:
+        return fn(store, batch)  # a passing hiccup: every row resolves alone, so try the batch once more
+    return faults
+
+
 class Resolvers:
     """What each channel sends for a batch of outbox rows (runs on the store's thread)."""
 
@@ -55,7 +77,17 @@ class Resolvers:
         self.webhooks = {h.id: h for h in loaded.cfg.webhooks}
 
     async def push(self, batch: Sequence[Delivery]) -> list[PushTarget | None]:
-        return await self.astore.run(self._push, self.astore.store, batch)
+        return await self._resolve(self._push, batch)
+
+    async def _resolve(self, fn: Callable[[Store, Sequence[Delivery]], list[T | None]],
+                       batch: Sequence[Delivery]) -> list[T | None]:
+        isolate = outbox.in_delivery()  # read here: the store's thread does not share this task's context
+        found = await self.astore.run(_each_row, self.astore.store, fn, batch, isolate=isolate)
+        if isinstance(found, list):
+            return found
+        for delivery_id, reason in found.items():  # rows whose content raised: retried alone, the rest sent again
+            outbox.row_failed(delivery_id, reason)
+        raise outbox.RowsFailed(f"content failed for {len(found)} of {len(batch)} deliveries")
 
     def _push(self, store: Store, batch: Sequence[Delivery]) -> list[PushTarget | None]:
         subscriptions.ensure_schema(store)
@@ -95,7 +127,7 @@ class Resolvers:
         return out
 
     async def boards_state(self, batch: Sequence[Delivery]) -> list[BoardUpdate | None]:
-        return await self.astore.run(self._boards, self.astore.store, batch)
+        return await self._resolve(self._boards, batch)
 
     def _boards(self, store: Store, batch: Sequence[Delivery]) -> list[BoardUpdate | None]:
         """Each board gets the most urgent warning in force among those published to it, or a clear."""
@@ -115,7 +147,7 @@ class Resolvers:
         return out
 
     async def webhook_body(self, batch: Sequence[Delivery]) -> list[WebhookBody | None]:
-        return await self.astore.run(self._webhooks, self.astore.store, batch)
+        return await self._resolve(self._webhooks, batch)
 
     def _webhooks(self, store: Store, batch: Sequence[Delivery]) -> list[WebhookBody | None]:
         pubs = publications.many(store, sorted({d.publication_id for d in batch}))

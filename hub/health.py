@@ -11,8 +11,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hub.store import Store
 
 log = logging.getLogger("warnhub.health")
 
@@ -107,6 +110,31 @@ class Health:
 
     def as_dict(self) -> dict[str, Any]:
         return {name: h.as_dict() for name, h in sorted(self.sources.items())}
+
+
+FAILED_DELIVERY_WINDOW = timedelta(hours=24)
+"""A delivery that failed for good keeps /healthz ``degraded`` this long."""
+FAULT_STAGES = ("rules", "publish", "delivery")
+
+
+def pipeline_faults(store: Store, *, now: datetime | None = None) -> dict[str, Any]:
+    """What failed in the pipeline and is not resolved (store read): per stage the count, and the newest failed
+    items (each with the same keys) with their reasons. Any of them makes /healthz ``degraded``."""
+    from hub import decisions, outbox
+
+    now = now or datetime.now(UTC)
+    counts = dict.fromkeys(FAULT_STAGES, 0) | decisions.failure_counts(store, now=now)
+    since_ms = int((now - FAILED_DELIVERY_WINDOW).timestamp() * 1000)
+    failed_rows = outbox.failed_since(store, since_ms)
+    counts["delivery"] = len(failed_rows)
+    items = [{"stage": d["failed_stage"], "alert_id": d["alert_id"], "thread_id": d["thread_id"],
+              "identifier": d["identifier"], "channel": "", "recipient": "", "reason": d["failure"],
+              "attempts": d["attempts"], "retry_at": d["retry_at"]}
+             for d in decisions.failures(store, now=now, limit=10)]
+    items += [{"stage": "delivery", "alert_id": None, "thread_id": None, "identifier": row["key"],
+               "channel": row["channel"], "recipient": row["recipient"], "reason": row["reason"],
+               "attempts": row["attempts"], "retry_at": None} for row in failed_rows[:10]]
+    return {"failed": counts, "items": items}
 
 
 def _one_line(err: object) -> str:

@@ -35,3 +35,8 @@ class Metrics:
                                      "(each drafts a warning or all-clear)", ["kind"], registry=self.registry)
         self.rules_refused = Gauge("warnhub_rules_reload_refused", "1 while the last rules reload was refused "
                                    "(the previous rules stay in force)", registry=self.registry)
+        self.failures = Counter("warnhub_failures_total", "Failures of one item at a stage (rules: an evaluation "
+                                "raised; publish: publishing a decision raised); each is retried with backoff",
+                                ["stage"], registry=self.registry)
+        self.failed = Gauge("warnhub_failed", "Items failed and still to be done, per stage (rules, publish; "
+                            "delivery: deliveries that failed in the last 24 h)", ["stage"], registry=self.registry)

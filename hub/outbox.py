@@ -9,7 +9,9 @@ from flight is superseded at that moment if a newer version exists, so v1 never 
 
 Delivery is at least once: a row in flight at a crash is sent again after :func:`recover`, with the same key, so the
 receiver can tell. Each channel has its own :class:`ChannelWorker` (a dead channel delays no other) and, per
-destination host, a :class:`CircuitBreaker` (a dead host delays no other host of its channel).
+destination host, a :class:`CircuitBreaker` (a dead host delays no other host of its channel). One bad row delays no
+other row of its batch: a batch whose ``deliver`` raises is halved until that row is alone, and a row whose content
+cannot be made (:func:`row_failed`) is retried alone while the rest are sent; it ends ``failed`` with the reason.
 
 The sync functions take the :class:`~hub.store.Store` and run on its one writer thread (``AsyncStore.run``). Times
 are epoch milliseconds. The table is created on first use; ``user_version`` belongs to hub/store.py.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import random
 import sqlite3
@@ -60,6 +63,7 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS outbox_leases ON outbox(channel, lease_until_ms) WHERE state='inflight'",
     "CREATE INDEX IF NOT EXISTS outbox_version ON outbox(thread, channel, recipient, publication_id)",
     "CREATE INDEX IF NOT EXISTS outbox_publication ON outbox(publication_id, channel, state)",
+    "CREATE INDEX IF NOT EXISTS outbox_failed ON outbox(finished_ms) WHERE state='failed'",
 )
 
 _READY: weakref.WeakSet[Store] = weakref.WeakSet()
@@ -377,6 +381,16 @@ def status(store: Store, publication_ids: Collection[int] | None = None) -> dict
     return out
 
 
+def failed_since(store: Store, since_ms: int, *, limit: int = 100) -> list[dict[str, Any]]:
+    """Deliveries that failed for good since ``since_ms``, newest first (for /healthz and the console)."""
+    ensure_schema(store)
+    rows = store.conn.execute(
+        "SELECT id, key, channel, recipient, attempts, last_error, finished_ms FROM outbox"
+        " WHERE state='failed' AND finished_ms>=? ORDER BY finished_ms DESC LIMIT ?", (since_ms, limit)).fetchall()
+    return [dict(zip(("id", "key", "channel", "recipient", "attempts", "reason", "finished_ms"), r, strict=True))
+            for r in rows]
+
+
 def depth(store: Store) -> dict[str, int]:
     """Queued rows per channel (due or waiting to retry)."""
     ensure_schema(store)
@@ -397,6 +411,30 @@ def prune(store: Store, older_than_ms: int, *, limit: int = 10_000, threads: Col
 
 
 # -- async: circuit breaker, channel workers, the facade ----------------------------------------------------
+
+_ROW_FAULTS: contextvars.ContextVar[dict[int, str] | None] = contextvars.ContextVar("outbox_row_faults",
+                                                                                    default=None)
+
+
+class RowsFailed(Exception):
+    """Raised by a resolver after :func:`row_failed` named the rows it could not make: the channel answers the
+    batch as a whole (retry), and the worker sends the other rows again without them."""
+
+
+def row_failed(delivery_id: int, reason: str) -> bool:
+    """Called while a channel worker delivers (e.g. by a resolver whose content for this one row raised): this
+    row is retried with backoff (finally failed) with ``reason``, the rest of its batch is sent without it.
+    False outside a worker's delivery: the caller then raises as it would have."""
+    faults = _ROW_FAULTS.get()
+    if faults is None:
+        return False
+    faults[delivery_id] = reason[:500]
+    return True
+
+
+def in_delivery() -> bool:
+    """Is a channel worker delivering (so :func:`row_failed` can isolate a row)?"""
+    return _ROW_FAULTS.get() is not None
 
 
 @dataclass(slots=True)
@@ -482,8 +520,11 @@ class ChannelWorker:
     def __init__(self, astore: AsyncStore, channel: Channel, *, batch_size: int = 500, concurrency: int = 1,
                  lease_s: float = 60.0, policy: RetryPolicy | None = None, breaker: CircuitBreaker | None = None,
                  metrics: OutboxMetrics | None = None,
-                 on_gone: Callable[[str, list[str]], Awaitable[None]] | None = None, idle_s: float = 1.0) -> None:
+                 on_gone: Callable[[str, list[str]], Awaitable[None]] | None = None, idle_s: float = 1.0,
+                 clock: Callable[[], int] | None = None) -> None:
         self.astore = astore
+        self.clock = clock or (lambda: _now(None))
+        """Epoch milliseconds (injected by tests)."""
         self.channel = channel
         self.batch_size = batch_size
         self.lease_s = lease_s
@@ -531,9 +572,7 @@ class ChannelWorker:
         while not self._stopping:
             wakeup.clear()
             try:
-                batch = await self._claim()
-                if batch:
-                    await self._handle(batch)
+                if await self.step():
                     continue
                 timeout = await self._idle_timeout()
             except Exception:
@@ -548,7 +587,8 @@ class ChannelWorker:
     async def _claim(self) -> list[Delivery]:
         async with self._claiming:
             batch = await self.astore.run(claim, self.astore.store, self.name, self.batch_size,
-                                          lease_s=self.lease_s, skip_hosts=self.breaker.open_hosts())
+                                          lease_s=self.lease_s, skip_hosts=self.breaker.open_hosts(),
+                                          now_ms=self.clock())
             self.breaker.claimed({d.host for d in batch})
         return batch
 
@@ -556,21 +596,53 @@ class ChannelWorker:
         due = await self.astore.run(next_due, self.astore.store, self.name, skip_hosts=self.breaker.open_hosts())
         waits = [self.idle_s]
         if due is not None:
-            waits.append((due - _now(None)) / 1000)
+            waits.append((due - self.clock()) / 1000)
         if (probe := self.breaker.next_probe_s()) is not None:
             waits.append(probe)
         return max(0.0, min(waits))
 
+    async def step(self) -> int:
+        """Claim one batch and deliver it (what the loop does each turn); returns its size, 0 when none was due."""
+        batch = await self._claim()
+        if batch:
+            await self._handle(batch)
+        return len(batch)
+
     async def _deliver(self, batch: list[Delivery]) -> list[Outcome]:
+        """Outcomes for a batch, one bad row isolated: a row whose content could not be made (:func:`row_failed`)
+        is retried alone and the rest sent again without it; a batch whose ``deliver`` raises is halved until the
+        row that raises is alone. All within one lease, so no row is claimed twice meanwhile."""
+        loop = asyncio.get_running_loop()
+        return await self._isolate(batch, loop.time() + self.lease_s * 0.9)
+
+    async def _isolate(self, batch: list[Delivery], deadline: float) -> list[Outcome]:
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            return [Outcome.retry("not tried: isolating a failing row used up the lease")] * len(batch)
+        faults: dict[int, str] = {}
+        token = _ROW_FAULTS.set(faults)
         try:
             # a delivery that outlasts its lease could be claimed a second time: stop it before
-            async with asyncio.timeout(self.lease_s * 0.9):
+            async with asyncio.timeout(left):
                 outcomes = list(await self.channel.deliver(batch))
         except Exception as err:
             if not self._failing:
-                log.warning("outbox %s: deliver raised; the batch is retried", self.name, exc_info=True)
+                log.warning("outbox %s: deliver raised for %d row(s); isolating the row", self.name, len(batch),
+                            exc_info=True)
             self._failing = True
-            return [Outcome.retry(f"deliver raised {err!r}")] * len(batch)
+            if len(batch) == 1 or isinstance(err, TimeoutError):
+                return [Outcome.retry(f"deliver raised {err!r}")] * len(batch)
+            half = len(batch) // 2
+            return await self._isolate(batch[:half], deadline) + await self._isolate(batch[half:], deadline)
+        finally:
+            _ROW_FAULTS.reset(token)
+        if faults:
+            log.warning("outbox %s: content failed for %d row(s); the other %d are sent without them", self.name,
+                        len(faults), len(batch) - len(faults))
+            rest = [d for d in batch if d.id not in faults]
+            by_id = {d.id: Outcome.retry(faults[d.id]) for d in batch if d.id in faults}
+            by_id.update(zip((d.id for d in rest), await self._isolate(rest, deadline) if rest else [], strict=True))
+            return [by_id[d.id] for d in batch]
         if len(outcomes) != len(batch) or not all(isinstance(o, Outcome) and o.kind in _KINDS for o in outcomes):
             log.error("outbox %s: channel answered %d outcomes for %d deliveries, or unknown ones (a bug);"
                       " retrying all", self.name, len(outcomes), len(batch))
@@ -588,7 +660,7 @@ class ChannelWorker:
         for host, kinds in by_host.items():
             self.breaker.record(host, kinds)
         result = await self.astore.run(complete, self.astore.store, list(zip(batch, outcomes, strict=True)),
-                                       policy=self.policy)
+                                       policy=self.policy, now_ms=self.clock())
         if self.metrics is not None:
             for state, n in result.counts.items():
                 if n:

@@ -5,7 +5,9 @@ works out who gets it — push subscriptions whose places the area reaches (:cla
 SubscriptionIndex`), display boards whose region it touches, webhooks for their regions — and writes the
 publication and one outbox row per (version, channel, recipient) in **one transaction**. Only then do the channel
 workers send. It reads its work from the store (decisions without a publication), so a crash after the decision
-and before the publication only delays it to the next start.
+and before the publication only delays it to the next start — however long that takes, while the warning is valid.
+Each decision is published on its own: one that raises is recorded as failed on its decision and retried with
+backoff (:func:`hub.decisions.record_failure`), and the others go on.
 
 * An Update that the rules did not find significant (``push`` false) updates web, boards and webhooks and queues
   no push; queued pushes of earlier versions are superseded by newer push rows, and any push still queued shows
@@ -24,7 +26,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,8 +45,6 @@ from hub.store import AsyncStore, Store, now_utc, utc_iso
 
 log = logging.getLogger("warnhub.pipeline")
 
-RECENT = timedelta(days=1)
-"""Publish decisions younger than this that have no publication yet are published at start (crash recovery)."""
 PUSH_PAYLOAD_MAX = 3993
 """Plaintext bytes one Web Push record carries (RFC 8291 with a 4096-byte record)."""
 BOARD_CHANNELS = {"mqtt": "boards-mqtt", "http": "boards-http"}
@@ -67,25 +67,35 @@ class Unpublished:
 
 
 def unpublished(store: Store, *, limit: int = 20, now: datetime | None = None) -> list[Unpublished]:
-    """Publish decisions without a publication, oldest first."""
+    """Publish decisions without a publication whose alert has not expired, or Cancels of a warning of the hub in
+    force (however long ago they were decided: after an outage of a day a warning valid for a week still goes out),
+    oldest first; a failed one once its
+    retry is due. A decision passed by a newer published version of its thread is left alone. One whose stored
+    alert cannot be read is marked failed here, so it never holds up the others."""
     decisions.ensure_schema(store)
     publications.ensure_schema(store)
-    since = utc_iso((now or now_utc()) - RECENT)
+    now = now or now_utc()
     # A Cancel of an incident the hub published is published whatever the rules say about it: the hub must never
     # leave its own warning standing after the authority withdrew it.
     rows = store.conn.execute(
-        "SELECT d.alert_id FROM decisions d JOIN alerts a ON a.id = d.alert_id WHERE d.decided_at >= ?"
-        " AND (d.decision='publish' OR (a.msg_type='Cancel' AND EXISTS (SELECT 1 FROM publications q"
+        "SELECT d.alert_id, a.json FROM decisions d JOIN alerts a ON a.id = d.alert_id"
+        " WHERE (d.decision='publish' OR (a.msg_type='Cancel' AND EXISTS (SELECT 1 FROM publications q"
         "      WHERE q.source_thread = d.thread_id)))"
-        " AND NOT EXISTS (SELECT 1 FROM publications p WHERE p.source_alert = d.alert_id)"
-        " ORDER BY d.alert_id LIMIT ?", (since, limit)).fetchall()
+        f" AND {decisions.still_due(store)} AND (d.retry_at IS NULL OR d.retry_at <= :now)"
+        " AND NOT EXISTS (SELECT 1 FROM publications p WHERE p.source_thread = d.thread_id"
+        "                 AND p.source_alert >= d.alert_id)"
+        " ORDER BY d.alert_id LIMIT :limit", {**decisions.due_params(now), "limit": limit}).fetchall()
     out = []
-    for (alert_id,) in rows:
-        d = decisions.decision_of(store, alert_id)
-        row = store.conn.execute("SELECT json FROM alerts WHERE id=?", (alert_id,)).fetchone()
-        if d is None or row is None:
+    for alert_id, doc in rows:
+        try:
+            d = decisions.decision_of(store, alert_id)
+            alert = from_json(doc)
+        except Exception as err:  # noqa: BLE001 - one unreadable version must not hold up the others
+            log.exception("alert %s: stored version cannot be read for publishing", alert_id)
+            decisions.record_failure(store, alert_id, "publish", f"cannot read the stored alert: {err!r}", now=now)
             continue
-        out.append(Unpublished(alert_id, d["thread_id"], from_json(row[0]), d))
+        if d is not None:
+            out.append(Unpublished(alert_id, d["thread_id"], alert, d))
     return out
 
 
@@ -105,8 +115,11 @@ class Plan:
 
 class Pipeline:
     def __init__(self, store: AsyncStore, loaded: LoadedConfig, live: LiveRules, *, index: Any,
-                 outbox_: outbox.Outbox | None, broadcaster: Any = None, sender: str | None = None) -> None:
+                 outbox_: outbox.Outbox | None, broadcaster: Any = None, sender: str | None = None,
+                 clock: Callable[[], datetime] = now_utc, metrics: Any = None) -> None:
         self.store = store
+        self.clock = clock
+        self.metrics = metrics
         self.loaded = loaded
         self.live = live
         self.index = index
@@ -118,6 +131,7 @@ class Pipeline:
         self.webhooks = tuple(loaded.cfg.webhooks)
         self._wake = asyncio.Event()
         self.published = 0
+        self.failed = 0
         hub_cfg = loaded.cfg.hub
         self.signer = publications.Signer(loaded.path(hub_cfg.signing_key).read_bytes(),
                                           loaded.path(hub_cfg.signing_cert).read_bytes()) \
@@ -147,10 +161,28 @@ class Pipeline:
                 pass
 
     async def publish_pending(self) -> int:
-        items = await self.store.run(unpublished, self.store.store)
+        """Publish one batch of due decisions, each on its own: one that raises is recorded as failed on its
+        decision (reason, attempts, next try with backoff) and the others go on. Returns how many were taken up
+        (published, skipped or failed): 0 when nothing is due."""
+        items = await self.store.run(unpublished, self.store.store, now=self.clock())
         for item in items:
-            await self.publish(item)
+            try:
+                await self.publish(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # noqa: BLE001 - recorded on the decision and retried; the rest go on
+                await self._failed(item, err)
         return len(items)
+
+    async def _failed(self, item: Unpublished, err: Exception) -> None:
+        attempts, retry_at = await self.store.run(decisions.record_failure, self.store.store, item.alert_id,
+                                                  "publish", f"{type(err).__name__}: {err}", now=self.clock())
+        self.failed += 1
+        if self.metrics is not None:
+            self.metrics.failures.labels("publish").inc()
+        log.error("publishing alert %s (%s/%s) failed (attempt %d), retried at %s: %r", item.alert_id,
+                  item.alert.sender, item.alert.identifier, attempts, utc_iso(retry_at), err,
+                  exc_info=attempts == 1)
 
     async def publish(self, item: Unpublished) -> Publication | None:
         status = item.alert.status.value
@@ -168,6 +200,14 @@ class Pipeline:
                  pub.version, pub.msg_type, pub.severity, item.alert_id,
                  ", ".join(f"{k} {v}" for k, v in counts.items()) or "no deliveries",
                  (planned - started) * 1000, (written - planned) * 1000)
+        try:  # the publication is committed: telling the workers and the live stream must not undo that
+            self._announce(pub, counts)
+        except Exception:  # noqa: BLE001 - workers and streams catch up from the store
+            log.exception("published %s v%d, but waking the workers or the live stream failed", pub.thread,
+                          pub.version)
+        return pub
+
+    def _announce(self, pub: Publication, counts: dict[str, int]) -> None:
         if self.outbox is not None:
             for name in counts:
                 worker = self.outbox.workers.get(name)
@@ -177,7 +217,6 @@ class Pipeline:
             from hub.web.live import event_of
 
             self.broadcaster.publish(event_of(pub))
-        return pub
 
     async def expire_boards(self) -> int:
         """Scheduled: update the boards that show a warning that has just expired (see :func:`expire_boards`)."""
@@ -230,9 +269,10 @@ class Pipeline:
         subscriptions.ensure_schema(store)
         item, d = plan.item, plan.item.decision
         thread = publications.thread_name(item.thread_id)
-        now = datetime.now(UTC)
+        now = self.clock()
         now_ms = publications.ms(now)
         with store.transaction() as conn:
+            decisions.clear_failure_in(conn, item.alert_id)
             prev_row = conn.execute("SELECT max(version) FROM publications WHERE thread=?", (thread,)).fetchone()
             previous = publications.latest(store, thread) if prev_row and prev_row[0] else None
             issued = publications.issue(item.alert, sender=self.sender, district=self.district, thread=thread,

@@ -53,6 +53,8 @@ _SCHEMA = (
         created_ms INTEGER NOT NULL,
         UNIQUE (thread, version))""",
     "CREATE INDEX IF NOT EXISTS publications_thread ON publications(thread, version)",
+    # the pipeline asks, for each pending decision, whether its thread has a publication of it or a later version
+    "CREATE INDEX IF NOT EXISTS publications_source ON publications(source_thread, source_alert)",
 )
 _READY: weakref.WeakSet[Store] = weakref.WeakSet()
 

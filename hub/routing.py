@@ -25,7 +25,7 @@ from typing import Any
 
 from hub import decisions, readings
 from hub.rules import Decision, LiveRules, RuleSet, SensorEvent, SensorWatch
-from hub.store import AsyncStore, Store
+from hub.store import AsyncStore, Store, now_utc
 
 log = logging.getLogger("warnhub.rules")
 
@@ -53,8 +53,9 @@ def empty_rules(folder: Path, geo: Any = None) -> LiveRules:
 
 class Router:
     def __init__(self, store: AsyncStore, live: LiveRules, *, district: str, units: dict[str, str] | None = None,
-                 metrics: Any = None, batch: int = 50) -> None:
+                 metrics: Any = None, batch: int = 50, clock: Callable[[], datetime] = now_utc) -> None:
         self.store = store
+        self.clock = clock
         self.live = live
         self.district = district
         self.metrics = metrics
@@ -65,6 +66,7 @@ class Router:
         self._reload_lock = asyncio.Lock()
         self._watch_lock = asyncio.Lock()
         self.decided = 0
+        self.failed = 0
 
     # -- alerts ------------------------------------------------------------------------------------------------
 
@@ -77,8 +79,7 @@ class Router:
         while True:
             self._wake.clear()
             try:
-                while await self.decide_pending():
-                    pass
+                await self.decide_pending()  # all of it: versions stored meanwhile set the wake event again
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - one broken version must not stop deciding the others
@@ -89,21 +90,54 @@ class Router:
                 pass
 
     async def decide_pending(self) -> int:
-        """Decide one batch of undecided versions; returns how many were decided."""
-        pending = await self.store.run(decisions.undecided, self.store.store, limit=self.batch)
-        for item in pending:
+        """Decide the undecided versions, and those whose evaluation failed and is due again, each on its own:
+        one that raises never stops the versions behind it. Returns how many were taken up."""
+        done, after = 0, 0
+        while True:
+            pending = await self.store.run(decisions.undecided, self.store.store, limit=self.batch, after=after,
+                                           now=self.clock())
+            if not pending:
+                break
+            for item in pending:
+                await self._decide_isolated(item)
+            done += len(pending)
+            after = pending[-1].alert_id
+        retries = await self.store.run(decisions.rules_retry_due, self.store.store, now=self.clock(),
+                                       limit=self.batch)
+        for item in retries:
+            await self._decide_isolated(item)
+        return done + len(retries)
+
+    async def _decide_isolated(self, item: decisions.Pending) -> None:
+        try:
             await self._decide(item)
-        return len(pending)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # noqa: BLE001 - recorded as failed, retried with backoff; the others go on
+            log.exception("deciding alert %s failed; the others go on", item.alert_id)
+            reason = f"deciding failed: {type(err).__name__}: {err}"
+            try:
+                await self.store.run(decisions.record_unroutable, self.store.store, item.alert_id, item.thread_id,
+                                     reason, self.clock())
+            except Exception:  # noqa: BLE001 - then it stays undecided and is taken up on the next wake
+                log.exception("could not record the failure of alert %s", item.alert_id)
+
+    async def _evaluate(self, ruleset: RuleSet, item: decisions.Pending) -> tuple[Decision, str | None]:
+        """The rules' decision, or (unrouted, the reason) when evaluating raises: a rule bug must not lose the
+        alert nor stop the others; it is stored as failed and evaluated again with backoff."""
+        try:
+            return await asyncio.to_thread(ruleset.evaluate, item.alert, origin=item.origin,
+                                           previous=item.previous, district=self.district), None
+        except Exception as err:  # noqa: BLE001 - see above
+            reason = f"rule evaluation failed: {type(err).__name__}: {err}"
+            log.exception("rules failed on alert %s; stored as unrouted and failed, retried later", item.alert_id)
+            return Decision("unrouted", (), why=f"{reason} / Regelauswertung fehlgeschlagen",
+                            severity=item.alert.severity), reason
 
     async def _decide(self, item: decisions.Pending) -> None:
         ruleset = self.live.current
         assert ruleset is not None
-        try:
-            decision = await asyncio.to_thread(ruleset.evaluate, item.alert, origin=item.origin,
-                                               previous=item.previous, district=self.district)
-        except Exception as err:  # noqa: BLE001 - a rule bug must not lose the alert: store it as unrouted
-            log.exception("rules failed on alert %s; stored as unrouted", item.alert_id)
-            decision = Decision("unrouted", (), why=f"rule evaluation failed: {err!r}", severity=item.alert.severity)
+        decision, failure = await self._evaluate(ruleset, item)
         drafts = []
         for template in decision.drafts:
             rule = next((r.name for r in ruleset.rules if r.name in decision.rules and r.then.draft == template), "")
@@ -112,9 +146,14 @@ class Router:
             except Exception:  # noqa: BLE001 - the decision stands; the draft is missing and logged
                 log.exception("template %s failed for alert %s", template, item.alert_id)
         stored = await self.store.run(decisions.record, self.store.store, item, decision,
-                                      rules_loaded_at=ruleset.loaded_at, drafts=drafts)
+                                      rules_loaded_at=ruleset.loaded_at, drafts=drafts, now=self.clock(),
+                                      failure=failure)
         if not stored:
             return
+        if failure is not None:
+            self.failed += 1
+            if self.metrics is not None:
+                self.metrics.failures.labels("rules").inc()
         self.decided += 1
         if self.metrics is not None:
             self.metrics.decisions.labels(decision.decision).inc()

@@ -9,13 +9,15 @@ from typing import Any
 from hub import decisions, outbox, publications, readings
 from hub.console.model import ORIGIN, PREVIEW_HOURS
 from hub.console.tables import ensure_schema, versions, warnings
+from hub.health import pipeline_faults
 from hub.store import Store, now_utc
 
 
 def inbox(store: Store, *, now: datetime | None = None, hours: float = PREVIEW_HOURS) -> dict[str, Any]:
     """What waits for the control room: external alerts a rule published or drafted (live threads), pending
     drafts (sensor drafts with the sensor's last ``hours`` of readings as ``(time, value)`` for a chart),
-    unrouted alerts with the rules' explanation, and console versions awaiting approval."""
+    unrouted alerts with the rules' explanation, console versions awaiting approval, and what failed in the
+    pipeline (rules, publishing, deliveries) with the reason and the next try (hub.health.pipeline_faults)."""
     ensure_schema(store)
     found = decisions.decisions(store, decision="publish") + decisions.decisions(store, decision="draft")
     origins = dict(store.conn.execute("SELECT id, origin FROM alerts WHERE id IN (SELECT value FROM json_each(?))",
@@ -28,7 +30,7 @@ def inbox(store: Store, *, now: datetime | None = None, hours: float = PREVIEW_H
             "SELECT ts, value FROM readings WHERE sensor_id=? AND ts>=? ORDER BY ts LIMIT 2000",
             (d["sensor"], since))] if d["sensor"] else []
     return {"alerts": matched, "drafts": pending, "unrouted": decisions.decisions(store, decision="unrouted"),
-            "awaiting_approval": warnings(store, states=["submitted"])}
+            "awaiting_approval": warnings(store, states=["submitted"]), "failed": pipeline_faults(store, now=now)}
 
 
 def status(store: Store, thread: str) -> dict[str, Any]:

@@ -9,7 +9,8 @@ Routes:
 - ``/api/v1/sensors``: configured sensors with state (ok / stale / never), newest reading, malformed count;
   ``/api/v1/sensors/{id}/readings?since=<ISO 8601>&limit=<1..10000>``: readings oldest first (without ``since``
   the newest ``limit``).
-- ``/healthz``: JSON; 200 while the store answers (``status`` says ``degraded`` when a source is down), else 503.
+- ``/healthz``: JSON; 200 while the store answers (``status`` says ``degraded`` when a source is down
+  or an alert or delivery failed: ``pipeline``), else 503.
 - ``/metrics``: Prometheus text format.
 - ``/console/``: the control-room console (hub.web.console; sign-in required).
 """
@@ -28,7 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub import __version__, decisions, outbox, publications, readings
 from hub.cap.serialize import to_xml
-from hub.health import STATE_VALUE
+from hub.health import STATE_VALUE, pipeline_faults
 from hub.web.client import TRUSTED_PROXIES_KEY, parse_networks
 
 if TYPE_CHECKING:
@@ -166,6 +167,9 @@ async def healthz(request: web.Request) -> web.Response:
         body["rules"] = rules
         if rules["refused"]:
             body["status"] = "degraded"  # the running rules work, but not the ones the operators last wrote
+    body["pipeline"] = await hub.store.read(pipeline_faults, hub.store.store)
+    if any(body["pipeline"]["failed"].values()):
+        body["status"] = "degraded"  # an alert or delivery failed (and is retried); every other one goes on
     return web.json_response(body)
 
 
@@ -179,6 +183,8 @@ async def metrics(request: web.Request) -> web.Response:
     m.rejections.set(counts.get("rejections", 0))
     for name, h in hub.health.sources.items():
         m.source_up.labels(name).set(STATE_VALUE.get(h.state, 0.0))
+    for stage, n in (await hub.store.read(pipeline_faults, hub.store.store))["failed"].items():
+        m.failed.labels(stage).set(n)
     body = generate_latest(m.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
