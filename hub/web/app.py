@@ -212,7 +212,10 @@ def make_app(hub: Hub) -> web.Application:
     if getattr(hub, "index", None) is not None:
         from hub.web import subscriptions
 
-        subscriptions.setup(app, allow_http=hub.loaded.cfg.push.allow_http_endpoints, index=hub.index)
+        cfg = hub.loaded.cfg
+        subscriptions.setup(app, allow_http=cfg.push.allow_http_endpoints, index=hub.index,
+                            per_address_per_hour=cfg.web.subscribe_per_address_per_hour,
+                            max_subscriptions=cfg.push.max_subscriptions)
     from hub.web import citizen_push
 
     citizen_push.setup(app, hub)  # /sw.js: the citizen pages' push and offline service worker
