@@ -14,13 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from playwright.async_api import Page, expect
 
 from hub import auth
 from hub.geo import geography
 from hub.store import Store
+from tests.browser import PageLog
 from tests.hubproc import drop
 from tests.pushkit import PushReceiver, TestSubscription
 from tests.test_routing import Hub, dwd_cap
+
+pytest_plugins = ("tests.browser",)
 
 PUSH = """
 [push]
@@ -113,5 +117,31 @@ async def test_only_console_or_cli_tokens_make_exercise_devices_and_only_they_ge
             assert [r.body["status"] for r in rx.received(drill.id)] == ["Exercise"]
             assert [r.body["status"] for r in rx.received(phone.id)] == ["Exercise"]
             assert rx.errors == [], rx.errors
+        finally:
+            await asyncio.to_thread(hub.proc.close)
+
+
+async def test_the_console_dashboard_issues_a_test_device_link(tmp_path: Path, page: Page, page_log: PageLog) -> None:
+    hub = prepare(tmp_path)
+    async with PushReceiver() as rx, aiohttp.ClientSession() as http:
+        await asyncio.to_thread(hub.proc.start)
+        try:
+            base = hub.proc.base
+            await page.goto(f"{base}/console/login")
+            await page.fill("#name", "anna")
+            await page.fill("#password", PASSWORD)
+            await page.click("button[type=submit]")
+            await page.wait_for_url(f"{base}/console/")
+            await expect(page.locator("#test-device h2")).to_contain_text("Testgerät für Übungen registrieren")
+            await page.click("#test-device-issue")
+            link = page.locator("#test-device-link a")
+            await expect(link).to_be_visible()
+            href = await link.get_attribute("href")
+            assert href is not None and href.startswith(f"{base}/abonnieren?exercise_token="), href
+            token = href.split("exercise_token=", 1)[1]
+            status, body = await subscribe(http, base, rx.subscribe(), exercise=True, exercise_token=token)
+            assert status == 201 and body["subscription"]["exercise"] is True, body
+            assert (await subscribe(http, base, rx.subscribe(), exercise=True, exercise_token=token))[0] == 403
+            assert page_log.errors == [] and page_log.outside == []
         finally:
             await asyncio.to_thread(hub.proc.close)
