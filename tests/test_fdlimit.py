@@ -176,3 +176,31 @@ def test_intake_health_and_publishing_survive_300_never_reading_streams_at_256_f
         assert "Too many open files" not in log
     finally:
         hub.proc.close()
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="prlimit (util-linux) is part of the test environment")
+def test_clients_that_only_connect_are_let_go_and_intake_never_stops(tmp_path: Path) -> None:
+    hub = hub_with(tmp_path, "", limited=True)
+    try:
+        hub.proc.start()
+        with clients() as opened:
+            for _ in range(CLIENTS):
+                with contextlib.suppress(OSError):
+                    s = socket.create_connection(("127.0.0.1", hub.port), timeout=5)
+                    opened.append(s)  # and never sends a byte
+            sent = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+            drop(hub.inbox, "while-idle.xml", dwd_cap("while-idle-1", severity="Moderate", sent=sent))
+            wait_for(lambda: hub.decided("while-idle-1"), timeout=60, what="the alert dropped while clients idle")
+
+            def healthy() -> bool:  # the silent ones are closed after a while: the web answers again
+                status, body = hub.proc.get("/healthz", timeout=5)
+                return status == 200 and json.loads(body)["status"] == "ok"
+
+            wait_for(healthy, timeout=60, what="/healthz after the silent connections were closed")
+            opened[0].settimeout(10)
+            with contextlib.suppress(ConnectionResetError):
+                assert opened[0].recv(100) == b""  # the hub hung up on the first silent client
+        log = hub.proc.log()
+        assert log.count(ACCEPT_ERROR) < 5 and "Too many open files" not in log
+    finally:
+        hub.proc.close()

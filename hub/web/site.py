@@ -4,6 +4,8 @@
 
 - While fewer than ``reserve`` descriptors are free, a new connection gets a short ``503`` with ``Retry-After``
   and is closed at once, so web clients can never take the descriptors intake and the store need.
+- A connection that sends nothing for :data:`FIRST_BYTE_S` after it was accepted is closed: a client that only
+  connects cannot hold a descriptor for ever (aiohttp waits for a first request without a time limit).
 - If ``accept()`` still fails for want of descriptors, the socket is left alone for :data:`PAUSE_S` and one
   line is logged per :data:`LOG_EVERY_S` (asyncio's own server logs one line per attempt and retries in a loop:
   thousands a second).
@@ -29,6 +31,7 @@ BATCH = 64
 PAUSE_S = 0.5
 LOG_EVERY_S = 10.0
 RETRY_AFTER_S = 30
+FIRST_BYTE_S = 10.0
 _TEXT = ("Der Server ist ausgelastet, bitte später erneut versuchen / "
          "the server is busy, please try again later\n").encode()
 BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -82,7 +85,7 @@ class _Acceptor:
 
     async def _serve(self, conn: socket.socket) -> None:
         try:
-            await self.loop.connect_accepted_socket(self.factory, conn)  # type: ignore[attr-defined]
+            await self.loop.connect_accepted_socket(lambda: _FirstByte(self.factory(), self.loop), conn)
         except OSError as err:
             log.debug("connection not set up: %r", err)
             conn.close()
@@ -108,6 +111,39 @@ class _Acceptor:
         if now - self._logged >= LOG_EVERY_S:
             self._logged = now
             log.warning("web: %s (refused %d, accept failures %d so far)", what, self.refused, self.failed)
+
+
+class _FirstByte(asyncio.Protocol):
+    """aiohttp's protocol for one connection, closed if the client sends nothing within :data:`FIRST_BYTE_S`."""
+
+    def __init__(self, inner: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.inner = inner
+        self._loop = loop
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._timer = self._loop.call_later(FIRST_BYTE_S, transport.abort)  # type: ignore[attr-defined]
+        self.inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()  # type: ignore[no-any-return]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
 
 
 class GuardedSite(web.TCPSite):
