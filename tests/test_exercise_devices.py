@@ -9,6 +9,7 @@ subscription for the same place does not (checked once the real warning sent aft
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,10 @@ from playwright.async_api import Page, expect
 from hub import auth
 from hub.geo import geography
 from hub.store import Store
-from tests.browser import PageLog
+from tests.browser import PageLog, open_page
 from tests.hubproc import drop
 from tests.pushkit import PushReceiver, TestSubscription
+from tests.test_citizen_push import FAKE_SUBSCRIBE, STORED, api_status, choose_place, controlled
 from tests.test_routing import Hub, dwd_cap
 
 pytest_plugins = ("tests.browser",)
@@ -139,8 +141,22 @@ async def test_the_console_dashboard_issues_a_test_device_link(tmp_path: Path, p
             href = await link.get_attribute("href")
             assert href is not None and href.startswith(f"{base}/abonnieren?exercise_token="), href
             token = href.split("exercise_token=", 1)[1]
-            status, body = await subscribe(http, base, rx.subscribe(), exercise=True, exercise_token=token)
-            assert status == 201 and body["subscription"]["exercise"] is True, body
+
+            # the staff phone opens the link: the subscribe page sends the token, the hub makes an exercise device
+            phone = rx.subscribe()
+            await page.context.add_init_script(FAKE_SUBSCRIBE % json.dumps(phone.as_json()))
+            await page.context.grant_permissions(["notifications"], origin=base)
+            await open_page(page, base, href.removeprefix(base))
+            await controlled(page)
+            status_line = page.locator("#push-status")
+            await expect(status_line).to_contain_text("nur Übungen")
+            await choose_place(page, "Dannenberg")
+            await page.locator("#subscribe-button").click()
+            await expect(status_line).to_contain_text("Abonniert", timeout=WAIT * 1000)
+            [entry] = await page.evaluate(STORED)
+            code, stored = await asyncio.to_thread(api_status, base, "GET", f"/api/v1/subscriptions/{entry['id']}",
+                                                   entry["token"])
+            assert code == 200 and stored["subscription"]["exercise"] is True, (code, stored)
             assert (await subscribe(http, base, rx.subscribe(), exercise=True, exercise_token=token))[0] == 403
             assert page_log.errors == [] and page_log.outside == []
         finally:

@@ -409,6 +409,9 @@
     say(...missing, 'error');
   } else if (Notification.permission === 'denied') {
     say(...DENIED, 'error');
+  } else if (new URLSearchParams(location.search).get('exercise_token')) {
+    say('Testgerät der Leitstelle: dieses Abo erhält nur Übungen, keine echten Warnungen.',
+        'Control-room test device: this subscription receives exercises only, no real warnings.', 'warning');
   }
   check();
 })();
