@@ -546,6 +546,30 @@ def cmd_user_list(args: argparse.Namespace) -> int:
     return 0
 
 
+@_user_command
+def cmd_exercise_token(args: argparse.Namespace) -> int:
+    """Print a token (and the subscribe link) that registers one staff test device for exercises."""
+    from datetime import UTC, datetime
+
+    from hub import auth, exercise_tokens
+    from hub.errors import AuthError
+
+    store = _user_store(args)
+    try:
+        user = auth.get_user(store, args.user)
+        if user is None or not user.can("compose"):
+            raise AuthError(f"Unbekannter, gesperrter oder nicht berechtigter Benutzer / unknown, disabled or not "
+                            f"permitted user (compose): {args.user!r}")
+        token, expires_ms = exercise_tokens.issue(store, user.name, via="cli")
+    finally:
+        store.close()
+    expires = datetime.fromtimestamp(expires_ms / 1000, UTC).isoformat(timespec="seconds")
+    print(token)
+    print(f"/abonnieren?exercise_token={token}  (gültig bis / valid until {expires}, einmal / single use)",
+          file=sys.stderr)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", default=argparse.SUPPRESS, help=f"config file (default ./{DEFAULT_CONFIG})")
@@ -646,6 +670,10 @@ def parser() -> argparse.ArgumentParser:
     ul = us_sub.add_parser("list", parents=[common], help="list users")
     ul.add_argument("--json", action="store_true", help="one JSON object per line per user")
     ul.set_defaults(fn=cmd_user_list)
+    et = sub.add_parser("exercise-token", parents=[common],
+                        help="print a single-use token (24 h) that registers a staff test device for exercises")
+    et.add_argument("--user", required=True, help="the console user (permission compose) it is issued for")
+    et.set_defaults(fn=cmd_exercise_token)
     return p
 
 

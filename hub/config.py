@@ -101,6 +101,15 @@ class WebSection(_Strict):
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080
     trusted_proxies: list[str] = []
     """Reverse proxies (addresses or CIDR networks) whose ``X-Forwarded-For`` names the client; empty: none."""
+    subscribe_per_address_per_hour: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 60
+    """``POST /api/v1/subscriptions`` per client address (IPv6: per /64) and hour; 0: no limit."""
+    max_streams: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 5000
+    """Open ``/api/v1/stream`` connections in total."""
+    max_streams_per_address: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 20
+    """Open ``/api/v1/stream`` connections per client address (IPv6: per /64)."""
+    fd_reserve: Annotated[int, msgspec.Meta(ge=8, le=100_000)] = 64
+    """File descriptors kept free for intake and the store: below it no new web connection is taken; a new stream
+    needs twice as many free."""
 
 
 class DirectorySourceConfig(_Strict, tag="directory", tag_field="type", kw_only=True):
@@ -244,6 +253,8 @@ class PushSection(_Strict):
     """Requests in flight to one push host at most (FCM, Mozilla, Apple or a distributor): a flood of endpoints on
     one slow host cannot take every slot or hammer that host."""
     timeout_s: Seconds = 10.0
+    max_subscriptions: Annotated[int, msgspec.Meta(ge=1, le=100_000_000)] = 500_000
+    """Subscriptions the hub holds at most; beyond it new ones are refused (503), existing ones can still change."""
 
 
 class ConsoleSection(_Strict):

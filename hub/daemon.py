@@ -23,7 +23,7 @@ import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from adapters.sources import SOURCES, Source, SourceContext
-from hub import auth, retention
+from hub import auth, fdlimit, retention
 from hub import config as config_mod
 from hub import log as log_mod
 from hub.cap.model import Alert
@@ -233,6 +233,7 @@ async def supervise(source: Source, ctx: SourceContext) -> None:
 async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    fdlimit.setup(loaded.cfg.web.fd_reserve)  # raise the open-file limit, keep descriptors for intake and the store
     # Refuse to start on unusable boundaries or rules (ConfigError with file, line and field), before anything opens.
     geo = await asyncio.to_thread(loaded.geography)
     live = await asyncio.to_thread(open_rules, loaded.rules_dir, sensors=[s.id for s in loaded.sensors], geo=geo)

@@ -15,7 +15,8 @@ data or access log.
 - ``topics``: JSON list of topic slugs (:data:`TOPICS`, and ``event:<slug>`` for an event); empty: every topic.
 - ``min_severity``: the least severity to be warned of (``Minor``, ``Moderate``, ``Severe``, ``Extreme``).
 - ``languages``: JSON list of preferred languages, best first (``de``, ``en``, ``de-x-ls`` for Leichte Sprache ...).
-- ``exercise``: 1 for staff test devices, which receive only exercises; else 0.
+- ``exercise``: 1 for staff test devices, which receive only exercises; else 0. Set only with a token from the
+  console or the CLI (:mod:`hub.exercise_tokens`).
 - ``created_ms``, ``updated_ms``: the day of creation and of the last change (epoch milliseconds of 00:00 UTC).
 
 A deleted subscription is deleted, not marked; so is one whose push service answers that the endpoint is gone.
@@ -39,6 +40,7 @@ from typing import Any
 
 import msgspec
 
+from hub import exercise_tokens
 from hub.errors import HubError
 from hub.geo import Registry
 from hub.store import Store
@@ -119,6 +121,18 @@ class SubscriptionError(HubError):
 
 class EndpointTaken(SubscriptionError):
     """The push endpoint belongs to another subscription."""
+
+
+class ExerciseRefused(SubscriptionError):
+    """``exercise: true`` without a valid exercise token (see :mod:`hub.exercise_tokens`)."""
+
+
+class SubscriptionsFull(SubscriptionError):
+    """The hub holds ``[push] max_subscriptions`` already."""
+
+
+FULL = ("Derzeit keine neuen Abos möglich, bitte später erneut versuchen / no new subscriptions at the moment, "
+        "please try again later")
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,6 +324,7 @@ def ensure_schema(store: Store) -> None:
     if store in _READY:
         return
     store.conn.execute(_SCHEMA)
+    exercise_tokens.ensure_schema(store)
     _READY.add(store)
 
 
@@ -330,18 +345,37 @@ def _values(sub: Subscription) -> tuple[Any, ...]:
             _json(sub.topics).decode(), sub.min_severity, _json(sub.languages).decode(), int(sub.exercise))
 
 
-def create(store: Store, sub: Subscription) -> tuple[str, str]:
+def create(store: Store, sub: Subscription, *, exercise_token: str | None = None,
+           at_capacity: bool = False) -> tuple[str, str]:
     """Store a subscription; returns ``(id, token)``. An endpoint already subscribed keeps its id, gets a new token
-    (the old one stops working) and the new settings."""
+    (the old one stops working) and the new settings.
+
+    ``exercise: true`` needs ``exercise_token`` (:func:`hub.exercise_tokens.redeem`, used up here) unless the
+    endpoint is already an exercise subscription; else :class:`ExerciseRefused`. ``at_capacity``: the hub holds as
+    many subscriptions as it may, so only an endpoint already subscribed is accepted (else :class:`SubscriptionsFull`).
+    """
     ensure_schema(store)
     sub_id, token, day = secrets.token_urlsafe(16), secrets.token_urlsafe(32), _today_ms()
-    rows = store.conn.execute(
-        f"INSERT INTO subscriptions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-        " ON CONFLICT(endpoint) DO UPDATE SET token_hash=excluded.token_hash, p256dh=excluded.p256dh,"
-        " auth=excluded.auth, places=excluded.places, topics=excluded.topics, min_severity=excluded.min_severity,"
-        " languages=excluded.languages, exercise=excluded.exercise, updated_ms=excluded.updated_ms RETURNING id",
-        (sub_id, _token_hash(token), *_values(sub), day, day)).fetchall()  # all: RETURNING commits when done
+    with store.transaction() as conn:
+        existing = conn.execute("SELECT id, exercise FROM subscriptions WHERE endpoint=?", (sub.endpoint,)).fetchone()
+        if at_capacity and existing is None:
+            raise SubscriptionsFull(FULL)
+        if sub.exercise and not (existing and existing[1]):
+            _redeem(store, exercise_token, existing[0] if existing else sub_id)
+        rows = conn.execute(
+            f"INSERT INTO subscriptions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+            " ON CONFLICT(endpoint) DO UPDATE SET token_hash=excluded.token_hash, p256dh=excluded.p256dh,"
+            " auth=excluded.auth, places=excluded.places, topics=excluded.topics, min_severity=excluded.min_severity,"
+            " languages=excluded.languages, exercise=excluded.exercise, updated_ms=excluded.updated_ms RETURNING id",
+            (sub_id, _token_hash(token), *_values(sub), day, day)).fetchall()  # all: RETURNING commits when done
     return str(rows[0][0]), token
+
+
+def _redeem(store: Store, token: str | None, sub_id: str) -> None:
+    try:
+        exercise_tokens.redeem(store, token, sub_id)
+    except exercise_tokens.ExerciseRefused as err:
+        raise ExerciseRefused(str(err)) from None
 
 
 def _authorised(store: Store, sub_id: str, token: str) -> tuple[Any, ...] | None:
@@ -366,13 +400,17 @@ def get(store: Store, sub_id: str, token: str) -> Subscription | None:
     return _from_row(row) if row is not None else None
 
 
-def update(store: Store, sub_id: str, token: str, sub: Subscription) -> bool:
+def update(store: Store, sub_id: str, token: str, sub: Subscription, *, exercise_token: str | None = None) -> bool:
     """Replace a subscription's settings; False for an unknown id or a wrong token. Raises :class:`EndpointTaken`
-    if another subscription has the new endpoint (subscribing it again replaces that one)."""
+    if another subscription has the new endpoint (subscribing it again replaces that one), and
+    :class:`ExerciseRefused` when a citizen subscription asks for exercises without a valid ``exercise_token``."""
     ensure_schema(store)
     with store.transaction() as conn:
-        if _authorised(store, sub_id, token) is None:
+        row = _authorised(store, sub_id, token)
+        if row is None:
             return False
+        if sub.exercise and not row[COLUMNS.index("exercise")]:
+            _redeem(store, exercise_token, sub_id)
         if conn.execute("SELECT 1 FROM subscriptions WHERE endpoint=? AND id<>?", (sub.endpoint, sub_id)).fetchone():
             raise EndpointTaken("Push-Endpunkt gehört zu einem anderen Abo / push endpoint belongs to another "
                                 "subscription (neu abonnieren ersetzt es / subscribing again replaces it)")

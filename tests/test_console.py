@@ -20,7 +20,7 @@ import pytest
 import shapely
 from lxml import etree
 
-from hub import console, decisions, outbox, publications, readings, subscriptions
+from hub import console, decisions, exercise_tokens, outbox, publications, readings, subscriptions
 from hub.cap.model import Category, Certainty, MsgType, Severity, Status, Urgency
 from hub.cap.parse import parse
 from hub.cap.validate import Validator, Verdict
@@ -145,8 +145,9 @@ def audit_actions(store: Store) -> list[tuple[str, str]]:
 
 
 def subscribe(store: Store, n: int, place: Any, *, topics: tuple[str, ...] = (), exercise: bool = False) -> str:
+    token = exercise_tokens.issue(store, "test")[0] if exercise else None  # a staff test device needs one
     return subscriptions.create(store, Subscription(f"https://push.example/{n}", "p256dh", "auth", (place,),
-                                                    topics=topics, exercise=exercise))[0]
+                                                    topics=topics, exercise=exercise), exercise_token=token)[0]
 
 
 def index_of(store: Store, geo: Geography) -> SubscriptionIndex:

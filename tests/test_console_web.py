@@ -171,6 +171,14 @@ class Kit:
         sub = self.rx.subscribe()
         body = {"subscription": sub.as_json(), "places": [{"lat": where[0], "lon": where[1], "radius_m": 100}],
                 "languages": ["de"], "exercise": exercise}
+        if exercise:  # a staff test device: only with a token the console issues to a signed-in user
+            author = await Client(self.base).login("anna")
+            try:
+                status, issued = await author.call("POST", "/console/api/exercise-token")
+            finally:
+                await author.close()
+            assert status == 201, issued
+            body["exercise_token"] = issued["token"]
         async with aiohttp.ClientSession() as http, http.post(f"{self.base}/api/v1/subscriptions", json=body) as r:
             assert r.status == 201, await r.text()
         return sub

@@ -20,11 +20,12 @@ import shapely
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from hub import exercise_tokens, targeting
 from hub import subscriptions as subs
-from hub import targeting
 from hub.geo import registry
 from hub.store import AsyncStore, Store
 from hub.web.app import HUB_KEY
+from hub.web.limits import AddressRate
 from hub.web.subscriptions import MAX_BODY, setup
 
 DANNENBERG = (53.098, 11.094)
@@ -376,3 +377,105 @@ def test_index_from_the_store(tmp_path: Any, index: targeting.SubscriptionIndex)
         assert targeting.load_index(store, index) == 2
     assert match(index, None, {KREIS}) == {a, b}
     assert match(index, None, {KREIS}, categories={"Fire"}) == {b}
+
+
+# -- exercise subscriptions only with a token from the console or the CLI ---------------------------------------------
+
+
+async def test_exercise_needs_a_valid_single_use_token(api: Any) -> None:
+    client, index, store = api
+    resp = await client.post("/api/v1/subscriptions", json=body(exercise=True))
+    assert resp.status == 403
+    error = (await resp.json())["error"]
+    assert "Freischalt-Code" in error and "exercise subscriptions need a valid token" in error
+    resp = await client.post("/api/v1/subscriptions", json=body(exercise=True, exercise_token="made-up"))
+    assert resp.status == 403
+    assert len(index) == 0 and store.conn.execute("SELECT COUNT(*) FROM subscriptions").fetchone()[0] == 0
+
+    token, _ = exercise_tokens.issue(store, "anna")
+    resp = await client.post("/api/v1/subscriptions", json=body(exercise=True, exercise_token=token))
+    assert resp.status == 201, await resp.text()
+    drill = await resp.json()
+    assert drill["subscription"]["exercise"] is True
+    assert match(index, AROUND_DANNENBERG, exercise=True) == {drill["id"]}
+    # the same device may change its settings and stays an exercise device; the token is used up for any other
+    resp = await client.put(f"/api/v1/subscriptions/{drill['id']}", headers=bearer(drill["token"]),
+                            json=body(exercise=True, min_severity="Severe"))
+    assert resp.status == 200, await resp.text()
+    resp = await client.post("/api/v1/subscriptions",
+                             json=body("https://push.example.org/send/other", exercise=True, exercise_token=token))
+    assert resp.status == 403
+    actions = [(e["actor"], e["action"], e["subject"]) for e in store.audit_entries()]
+    assert ("anna", "exercise_token.issue", "") in actions and ("anna", "exercise_token.use", drill["id"]) in actions
+
+
+async def test_a_citizen_subscription_cannot_turn_into_an_exercise_one_without_a_token(api: Any) -> None:
+    client, index, store = api
+    created = await (await client.post("/api/v1/subscriptions", json=body())).json()
+    url, auth_header = f"/api/v1/subscriptions/{created['id']}", bearer(created["token"])
+    resp = await client.put(url, headers=auth_header, json=body(exercise=True))
+    assert resp.status == 403
+    assert (await (await client.get(url, headers=auth_header)).json())["subscription"]["exercise"] is False
+    assert match(index, AROUND_DANNENBERG, exercise=True) == set()
+    expired, _ = exercise_tokens.issue(store, "anna", now_ms=1_000_000)  # issued in 1970: long expired
+    resp = await client.put(url, headers=auth_header, json=body(exercise=True, exercise_token=expired))
+    assert resp.status == 403
+    token, _ = exercise_tokens.issue(store, "anna")
+    resp = await client.put(url, headers=auth_header, json=body(exercise=True, exercise_token=token))
+    assert resp.status == 200 and (await resp.json())["subscription"]["exercise"] is True
+    resp = await client.post("/api/v1/subscriptions", json=body("https://push.example.org/send/2", exercise_token="x"))
+    assert resp.status == 400  # a token without exercise: true says so
+
+
+# -- limits -----------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def limited(tmp_path: Any) -> AsyncIterator[tuple[TestClient, targeting.SubscriptionIndex, Store]]:
+    store = Store(tmp_path / "hub.db")
+    async_store = AsyncStore(store)
+    app = web.Application()
+    app[HUB_KEY] = SimpleNamespace(store=async_store)  # type: ignore[assignment]
+    index = setup(app, allow_http=False, check_endpoint=check_endpoint, check_keys=check_keys,
+                  per_address_per_hour=3, max_subscriptions=2)
+    async with TestClient(TestServer(app)) as client:
+        yield client, index, store
+    async_store.close()
+
+
+async def test_subscriptions_per_address_and_in_total_are_limited(limited: Any) -> None:
+    client, index, _store = limited
+    first = await client.post("/api/v1/subscriptions", json=body("https://push.example.org/send/1"))
+    second = await client.post("/api/v1/subscriptions", json=body("https://push.example.org/send/2"))
+    assert first.status == 201 and second.status == 201 and len(index) == 2
+    full = await client.post("/api/v1/subscriptions", json=body("https://push.example.org/send/3"))
+    assert full.status == 503 and int(full.headers["Retry-After"]) > 0
+    assert "keine neuen Abos" in (await full.json())["error"] and len(index) == 2
+    # that was the third request of this address within the hour: the fourth is refused before anything else
+    again = await client.post("/api/v1/subscriptions", json=body("https://push.example.org/send/1"))
+    assert again.status == 429 and 0 < int(again.headers["Retry-After"]) <= 3600
+    error = (await again.json())["error"]
+    assert "Zu viele Abo-Anfragen" in error and "too many subscription requests" in error
+
+
+async def test_at_the_cap_an_existing_endpoint_can_still_subscribe_again(limited: Any) -> None:
+    client, index, _store = limited
+    for n in (1, 2):
+        resp = await client.post("/api/v1/subscriptions", json=body(f"https://push.example.org/send/{n}"))
+        assert resp.status == 201
+    again = await client.post("/api/v1/subscriptions", json=body("https://push.example.org/send/1", topics=["fire"]))
+    assert again.status == 201 and len(index) == 2
+
+
+def test_address_rate_window_and_ipv6_networks() -> None:
+    now = [0.0]
+    rate = AddressRate(2, 3600, clock=lambda: now[0])
+    assert rate.hit("2001:db8::1") == 0 and rate.hit("2001:db8::ffff") == 0  # one /64
+    assert rate.hit("2001:db8::2") == 3600
+    assert rate.hit("2001:db8:0:1::1") == 0 and rate.hit("192.0.2.1") == 0  # another /64, an IPv4 address
+    now[0] = 3600.0
+    assert rate.hit("2001:db8::3") == 0  # the first two have left the window
+    small = AddressRate(1, 60, max_addresses=2, clock=lambda: now[0])
+    for a in ("192.0.2.1", "192.0.2.2", "192.0.2.3"):
+        small.hit(a)
+    assert small.hit("192.0.2.1") == 0  # forgotten: at most max_addresses are kept

@@ -27,10 +27,11 @@ import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub import __version__, decisions, outbox, publications, readings
+from hub import __version__, decisions, fdlimit, outbox, publications, readings
 from hub.cap.serialize import to_xml
 from hub.health import STATE_VALUE, pipeline_faults
 from hub.web.client import TRUSTED_PROXIES_KEY, parse_networks
+from hub.web.site import GuardedSite
 
 if TYPE_CHECKING:
     from hub.daemon import Hub
@@ -198,8 +199,12 @@ async def security_headers(request: web.Request, handler: Any) -> web.StreamResp
 
 
 def make_app(hub: Hub) -> web.Application:
-    app = web.Application(middlewares=[security_headers], client_max_size=1024 * 1024)
+    from hub.web import live
+
+    app = web.Application(middlewares=[security_headers, live.stream_limits], client_max_size=1024 * 1024)
     app[HUB_KEY] = hub
+    web_cfg = hub.loaded.cfg.web
+    app[live.STREAM_GATE_KEY] = live.StreamGate(web_cfg.max_streams, web_cfg.max_streams_per_address, fdlimit.budget())
     app[TRUSTED_PROXIES_KEY] = parse_networks(hub.loaded.cfg.web.trusted_proxies)
     app.router.add_get("/api/v1/alerts", api_alerts)
     app.router.add_get("/api/v1/alerts/{id}", api_thread)
@@ -218,7 +223,10 @@ def make_app(hub: Hub) -> web.Application:
     if getattr(hub, "index", None) is not None:
         from hub.web import subscriptions
 
-        subscriptions.setup(app, allow_http=hub.loaded.cfg.push.allow_http_endpoints, index=hub.index)
+        cfg = hub.loaded.cfg
+        subscriptions.setup(app, allow_http=cfg.push.allow_http_endpoints, index=hub.index,
+                            per_address_per_hour=cfg.web.subscribe_per_address_per_hour,
+                            max_subscriptions=cfg.push.max_subscriptions)
     from hub.web import citizen_push
 
     citizen_push.setup(app, hub)  # /sw.js: the citizen pages' push and offline service worker
@@ -261,12 +269,12 @@ class WebServer:
     """Serves the app while the daemon runs; the bound port is known after entry (port 0 picks a free one)."""
 
     def __init__(self, hub: Hub, host: str, port: int) -> None:
-        self.runner = web.AppRunner(make_app(hub), access_log=None, handle_signals=False)
+        self.runner = web.AppRunner(make_app(hub), access_log=None, handle_signals=False, shutdown_timeout=5)
         self.host, self.port = host, port
 
     async def __aenter__(self) -> WebServer:
         await self.runner.setup()
-        site = web.TCPSite(self.runner, self.host, self.port, shutdown_timeout=5)
+        site = GuardedSite(self.runner, self.host, self.port)  # keeps file descriptors in reserve (hub.fdlimit)
         await site.start()
         server = getattr(site, "_server", None)
         if server is not None and server.sockets:

@@ -22,6 +22,9 @@ Acting (hub.console checks permission, scope, four eyes and state; refusals are 
   ``audience``, ``topic`` and ``channels`` the sender ticked, which must be the version's; ``/send`` also
   ``reason`` when sending alone) → the sent version; the pipeline is woken at once.
 
+- ``POST exercise-token`` (permission ``compose``): a token to register a staff test device for exercises (24 h,
+  single use, audited) → 201 ``{"token", "expires", "link"}``; ``link`` is the subscribe page with the token.
+
 Errors are JSON ``{"error", "message"}`` (message German / English): 400 invalid, 401 not signed in, 403 refused
 (permission, scope, four eyes, CSRF), 404 unknown, 409 the preview or the confirmation does not match the version.
 """
@@ -32,13 +35,13 @@ import asyncio
 import itertools
 import json
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 from shapely.geometry import mapping
 
-from hub import auth, console, decisions
+from hub import auth, console, decisions, exercise_tokens
 from hub.errors import AuthError
 from hub.geo import GERMANY, Geography, Level
 from hub.store import Store, now_utc
@@ -72,6 +75,7 @@ def routes(app: web.Application, prefix: str) -> None:
     r.add_get(f"{a}/warnings/{{id}}/status", status)
     for action in ("edit", "submit", "withdraw", "reject", "follow-up", "approve", "send"):
         r.add_post(f"{a}/warnings/{{id}}/{action}", act)
+    r.add_post(f"{a}/exercise-token", exercise_token)
 
 
 # -- errors and bodies ------------------------------------------------------------------------------------------------
@@ -411,3 +415,12 @@ async def act(request: web.Request) -> web.Response:
         fn = {"submit": console.submit, "withdraw": console.withdraw}[action]
         row = await _run(s, _existing, fn, user, wid, cfg=cfg)
     return _ok({"warning": view.summary(row), "next": f"{s.prefix}/warnings/{row['id']}"})
+
+
+async def exercise_token(request: web.Request) -> web.Response:
+    """Issue a token that lets one staff test device subscribe to exercises (see hub.exercise_tokens)."""
+    user = require(request, "compose")
+    s = state_of(request)
+    token, expires_ms = await s.run(exercise_tokens.issue, user.name)
+    expires = datetime.fromtimestamp(expires_ms / 1000, UTC).isoformat(timespec="seconds")
+    return _ok({"token": token, "expires": expires, "link": f"/abonnieren?exercise_token={token}"}, status=201)

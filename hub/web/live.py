@@ -15,6 +15,11 @@ An event is a dict (:func:`event_of` builds it from a :class:`~hub.publications.
 * ``channels``: optional; when present, only subscribers of one of these channels get it;
 * ``publication``: :meth:`Publication.as_dict` (with ``links``), what clients render.
 
+Limits (:class:`StreamGate`, applied to ``/api/v1/stream`` by the :func:`stream_limits` middleware): at most
+``[web] max_streams`` open streams in total and ``[web] max_streams_per_address`` per client address, and a new one
+only while twice ``[web] fd_reserve`` file descriptors are free (:mod:`hub.fdlimit`); over a limit the answer is
+503 with ``Retry-After`` and the connection is closed.
+
 Regions match by key (:meth:`hub.geo.Registry.is_within` either way): a client of a Kreis gets the warnings for the
 Kreis, for its Land and for any Gemeinde in it. Geometry is not compared here (the snapshot a client receives on
 connect is filtered by geometry as well, see :mod:`hub.web.warnings`).
@@ -26,13 +31,18 @@ import asyncio
 import collections
 import json
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from aiohttp import web
+
+from hub.fdlimit import FdBudget
 from hub.geo import Registry, ars_related, registry
 from hub.publications import Publication
+from hub.web.client import client_address
+from hub.web.limits import AddressSlots, refusal
 
 log = logging.getLogger("warnhub.web.live")
 
@@ -250,3 +260,51 @@ class Broadcaster:
 
 def _shutdown() -> Message:
     return Message("shutdown", {"reason": "Der Hub wird neu gestartet / the hub is shutting down"})
+
+
+# -- limits ---------------------------------------------------------------------------------------------------------
+
+STREAM_PATH = "/api/v1/stream"
+STREAM_RETRY_S = 30
+
+
+class StreamGate:
+    """Open streams in total and per address, and the descriptors a new one needs (see the module docstring)."""
+
+    def __init__(self, total: int, per_address: int, fds: FdBudget | None = None) -> None:
+        self.slots = AddressSlots(total, per_address)
+        self.fds = fds
+        self.refused = 0
+
+    def admit(self, address: str) -> Callable[[], None]:
+        """A release function for the new stream, or raises a 503 (``Retry-After``) that closes the connection."""
+        if self.fds is not None and self.fds.low(2):
+            reason = "zu wenige freie Dateideskriptoren / too few free file descriptors"
+        else:
+            release = self.slots.take(address)
+            if release is not None:
+                return release
+            reason = (f"höchstens {self.slots.per_address} Streams je Adresse / at most {self.slots.per_address} "
+                      "streams per address" if self.slots.of(address) >= self.slots.per_address else
+                      f"höchstens {self.slots.total} Streams / at most {self.slots.total} streams")
+        self.refused += 1
+        if self.refused == 1 or self.refused % 1000 == 0:
+            log.warning("stream refused (%d so far): %s", self.refused, reason)
+        raise refusal(web.HTTPServiceUnavailable, "Zu viele offene Live-Verbindungen, bitte später erneut versuchen "
+                      f"/ too many open live connections, please try again later ({reason})", STREAM_RETRY_S)
+
+
+STREAM_GATE_KEY = web.AppKey("stream_gate", StreamGate)
+
+
+@web.middleware
+async def stream_limits(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Hold a :class:`StreamGate` slot for as long as a ``/api/v1/stream`` request runs."""
+    gate = request.app.get(STREAM_GATE_KEY)
+    if gate is None or request.path != STREAM_PATH:
+        return await handler(request)
+    release = gate.admit(client_address(request))
+    try:
+        return await handler(request)
+    finally:
+        release()

@@ -5,8 +5,12 @@ Routes (JSON; every response ``Cache-Control: no-store``; bodies up to 16 KB):
   its subscription (same id, new token).
 - ``GET|PUT|DELETE /api/v1/subscriptions/{id}`` with ``Authorization: Bearer <token>``: 200 ``{"id",
   "subscription"}`` (DELETE: 204). An unknown id and a wrong token both answer 404 with the same body; no header: 401.
-- Errors: ``{"error": "<German> / <English>: ..."}`` with 400 (invalid JSON or field), 409 (PUT with a push endpoint
-  of another subscription), 413 (body too large).
+- ``"exercise": true`` (a staff test device, which receives only exercises) needs ``"exercise_token"``: a token
+  the console or ``warnhub exercise-token`` issued (24 h, single use, see hub.exercise_tokens); else 403.
+- Errors: ``{"error": "<German> / <English>: ..."}`` with 400 (invalid JSON or field), 403 (exercise without a
+  valid token), 409 (PUT with a push endpoint of another subscription), 413 (body too large), 429 (more than
+  ``[web] subscribe_per_address_per_hour`` POSTs from one address) and 503 (``[push] max_subscriptions`` reached),
+  both with ``Retry-After``.
 
 The :class:`~hub.targeting.SubscriptionIndex` lives at ``app[INDEX_KEY]`` for the delivery pipeline to share;
 these handlers tell it of every change (the delivery worker does the same when it deletes gone endpoints).
@@ -24,8 +28,11 @@ from aiohttp import web
 
 from hub import subscriptions as subs
 from hub import targeting
+from hub.config import PushSection, WebSection
 from hub.geo import registry
 from hub.web.app import HUB_KEY
+from hub.web.client import client_address
+from hub.web.limits import AddressRate, refusal
 
 log = logging.getLogger("warnhub.web.subscriptions")
 
@@ -41,6 +48,8 @@ class _Checks:
     allow_http: bool
     check_endpoint: subs.CheckEndpoint
     check_keys: subs.CheckKeys
+    rate: AddressRate
+    max_subscriptions: int
 
 
 _CHECKS_KEY = web.AppKey("subscription_checks", _Checks)
@@ -48,7 +57,9 @@ _CHECKS_KEY = web.AppKey("subscription_checks", _Checks)
 
 def setup(app: web.Application, *, allow_http: bool, index: targeting.SubscriptionIndex | None = None,
           check_endpoint: subs.CheckEndpoint | None = None,
-          check_keys: subs.CheckKeys | None = None) -> targeting.SubscriptionIndex:
+          check_keys: subs.CheckKeys | None = None,
+          per_address_per_hour: int = WebSection().subscribe_per_address_per_hour,
+          max_subscriptions: int = PushSection().max_subscriptions) -> targeting.SubscriptionIndex:
     """Add the routes and ``app[INDEX_KEY]`` (``index``, or a new one filled from the store at startup).
 
     The push checks default to adapters.channels.pushcheck; without that module this raises (no weaker fallback)."""
@@ -61,7 +72,8 @@ def setup(app: web.Application, *, allow_http: bool, index: targeting.Subscripti
         check_keys = check_keys or pushcheck.check_keys
     index = index if index is not None else targeting.SubscriptionIndex()
     app[INDEX_KEY] = index
-    app[_CHECKS_KEY] = _Checks(allow_http, check_endpoint, check_keys)
+    app[_CHECKS_KEY] = _Checks(allow_http, check_endpoint, check_keys, AddressRate(per_address_per_hour),
+                               max_subscriptions)
     app.on_startup.append(_load)
     app.router.add_post("/api/v1/subscriptions", create)
     app.router.add_get("/api/v1/subscriptions/{id}", read)
@@ -86,7 +98,8 @@ def _json(data: dict[str, Any], status: int = 200) -> web.Response:
                              dumps=lambda d: json.dumps(d, ensure_ascii=False))
 
 
-async def _body(request: web.Request) -> subs.Subscription:
+async def _body(request: web.Request) -> tuple[subs.Subscription, str | None]:
+    """The subscription of the request body and its ``exercise_token`` (None without one)."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise _too_large()
     raw = bytearray()
@@ -99,11 +112,16 @@ async def _body(request: web.Request) -> subs.Subscription:
     except ValueError as err:
         raise _error(web.HTTPBadRequest, f"Ungültiges JSON / invalid JSON: {err}") from None
     checks = request.app[_CHECKS_KEY]
+    token = data.pop("exercise_token", None) if isinstance(data, dict) else None
     try:
-        return subs.parse_subscription(data, registry=registry(), check_endpoint=checks.check_endpoint,
-                                       check_keys=checks.check_keys, allow_http=checks.allow_http)
+        if token is not None and (not isinstance(token, str) or data.get("exercise") is not True):
+            raise subs.SubscriptionError("Ungültiger Wert / invalid value: exercise_token: Text, nur mit "
+                                         "exercise: true / a string, only with exercise: true")
+        sub = subs.parse_subscription(data, registry=registry(), check_endpoint=checks.check_endpoint,
+                                      check_keys=checks.check_keys, allow_http=checks.allow_http)
     except subs.SubscriptionError as err:
         raise _error(web.HTTPBadRequest, str(err)) from None
+    return sub, token
 
 
 def _too_large() -> web.HTTPException:
@@ -127,9 +145,23 @@ def _credentials(request: web.Request) -> tuple[str, str]:
 
 
 async def create(request: web.Request) -> web.Response:
-    sub = await _body(request)
+    checks = request.app[_CHECKS_KEY]
+    wait_s = checks.rate.hit(client_address(request))
+    if wait_s:
+        raise refusal(web.HTTPTooManyRequests, "Zu viele Abo-Anfragen von dieser Adresse, bitte später erneut "
+                      "versuchen / too many subscription requests from this address, please try again later", wait_s)
+    sub, exercise_token = await _body(request)
     hub = request.app[HUB_KEY]
-    sub_id, token = await hub.store.run(subs.create, hub.store.store, sub)
+    full = len(request.app[INDEX_KEY]) >= checks.max_subscriptions
+    try:
+        sub_id, token = await hub.store.run(subs.create, hub.store.store, sub, exercise_token=exercise_token,
+                                            at_capacity=full)
+    except subs.ExerciseRefused as err:
+        raise _error(web.HTTPForbidden, str(err)) from None
+    except subs.SubscriptionsFull as err:
+        log.warning("subscription refused: %d subscriptions, [push] max_subscriptions reached",
+                    len(request.app[INDEX_KEY]))
+        raise refusal(web.HTTPServiceUnavailable, str(err), 3600) from None
     request.app[INDEX_KEY].put(sub_id, sub)
     response = _json({"id": sub_id, "token": token, "subscription": sub.as_dict()}, status=201)
     response.headers["Location"] = f"/api/v1/subscriptions/{sub_id}"
@@ -147,12 +179,14 @@ async def read(request: web.Request) -> web.Response:
 
 async def replace(request: web.Request) -> web.Response:
     sub_id, token = _credentials(request)
-    sub = await _body(request)
+    sub, exercise_token = await _body(request)
     hub = request.app[HUB_KEY]
     try:
-        found = await hub.store.run(subs.update, hub.store.store, sub_id, token, sub)
+        found = await hub.store.run(subs.update, hub.store.store, sub_id, token, sub, exercise_token=exercise_token)
     except subs.EndpointTaken as err:
         raise _error(web.HTTPConflict, str(err)) from None
+    except subs.ExerciseRefused as err:
+        raise _error(web.HTTPForbidden, str(err)) from None
     if not found:
         raise _error(web.HTTPNotFound, _NOT_FOUND)
     request.app[INDEX_KEY].put(sub_id, sub)

@@ -220,6 +220,9 @@
         places: choice.places, topics: choice.topics, min_severity: choice.min_severity,
         languages: choice.languages, exercise: false,
       };
+      // A staff test device opens this page through the console's link (?exercise_token=...): exercises only.
+      const exerciseToken = new URLSearchParams(location.search).get('exercise_token');
+      if (exerciseToken) Object.assign(body, { exercise: true, exercise_token: exerciseToken });
       const list = stored();
       const mine = list.find((s) => s.endpoint === json.endpoint);
       let result = mine ? await api('PUT', `/api/v1/subscriptions/${encodeURIComponent(mine.id)}`, mine.token, body)
@@ -406,6 +409,9 @@
     say(...missing, 'error');
   } else if (Notification.permission === 'denied') {
     say(...DENIED, 'error');
+  } else if (new URLSearchParams(location.search).get('exercise_token')) {
+    say('Testgerät der Leitstelle: dieses Abo erhält nur Übungen, keine echten Warnungen.',
+        'Control-room test device: this subscription receives exercises only, no real warnings.', 'warning');
   }
   check();
 })();
