@@ -349,11 +349,14 @@ async def test_broadcaster_filters_by_region_key_status_and_channel() -> None:
     b = Broadcaster(heartbeat_s=3600)
     kreis, land, gemeinde = b.subscribe(DISTRICT), b.subscribe("030000000000"), b.subscribe("033545403007")
     hamburg, everyone, boards = b.subscribe(HAMBURG), b.subscribe(None), b.subscribe(DISTRICT, channels=["boards"])
-    base = {"thread": "w1", "version": 1, "msgType": "Alert", "status": "Actual", "regions": [DISTRICT]}
+    base = {"thread": "w1", "version": 1, "msgType": "Alert", "status": "Actual", "scope": "Public",
+            "regions": [DISTRICT]}
     assert b.publish(base) == 5  # all but Hamburg and the boards-only subscriber (no channels given: any)
     assert b.publish({**base, "regions": ["033545403007"], "channels": ["web"]}) == 4  # Gemeinde: Kreis, Land, it
     assert b.publish({**base, "status": "Exercise"}) == 0
     assert b.publish({k: v for k, v in base.items() if k != "status"}) == 0  # unknown status: nobody
+    assert b.publish({**base, "scope": "Restricted"}) == b.publish({**base, "scope": "Private"}) == 0
+    assert b.publish({k: v for k, v in base.items() if k != "scope"}) == 0  # unknown scope: nobody
     assert [kreis.pending, land.pending, gemeinde.pending, hamburg.pending, everyone.pending, boards.pending] == [
         2, 2, 2, 0, 2, 1]
     b.close()
@@ -366,7 +369,8 @@ async def test_broadcaster_filters_by_region_key_status_and_channel() -> None:
 async def test_a_full_queue_drops_only_that_client() -> None:
     b = Broadcaster(queue_size=3, heartbeat_s=3600)
     slow, fast = b.subscribe(DISTRICT), b.subscribe(DISTRICT)
-    event = {"thread": "w1", "version": 1, "msgType": "Alert", "status": "Actual", "regions": [DISTRICT]}
+    event = {"thread": "w1", "version": 1, "msgType": "Alert", "status": "Actual", "scope": "Public",
+             "regions": [DISTRICT]}
     got = []
     for v in range(10):
         b.publish({**event, "version": v})
