@@ -2,10 +2,11 @@
 
 Routes (added by :func:`setup`):
 
-- ``GET /api/v1/warnings?ars=&lat=&lon=``: current publications of the web channel. ``ars`` keeps those whose
-  regions contain the region or lie in it (by key), or whose area overlaps the region's boundary; ``lat``/``lon``
-  (WGS 84 degrees, both) keeps those whose area contains the point, or, without an area, one of whose regions has a
-  boundary that contains it.
+- ``GET /api/v1/warnings?ars=&lat=&lon=&limit=&cursor=``: current publications of the web channel, most severe
+  first (at most ``limit``, 500 by default and at most; ``next``: the ``cursor`` of the next page, or null).
+  ``ars`` keeps those whose regions contain the region or lie in it (by key), or whose area overlaps the region's
+  boundary; ``lat``/``lon`` (WGS 84 degrees, both) keeps those whose area contains the point, or, without an area,
+  one of whose regions has a boundary that contains it.
 - ``GET /api/v1/warnings/{thread}``: every version of one incident; ``/api/v1/warnings/{thread}/cap.xml`` the latest
   version's CAP; ``/api/v1/publications/{identifier}.xml`` any version's CAP.
 - ``GET /api/v1/stream?ars=`` (``&board=<id>`` for a kiosk): Server-Sent Events — ``snapshot`` (the current
@@ -57,6 +58,7 @@ from hub.publications import KIOSK, KIOSK_EXERCISE, WEB, Audience, Publication
 from hub.store import Store
 from hub.web.app import HUB_KEY
 from hub.web.live import Broadcaster, Subscriber, links, public_dict, retry_hint, sse
+from hub.web.paging import MAX_LIMIT, BadPage, cut, page_of
 
 log = logging.getLogger("warnhub.web.warnings")
 
@@ -239,8 +241,12 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 async def api_warnings(request: web.Request) -> web.Response:
     place = place_of(request)
-    pubs = await _current(request, place)
-    return _json(_listing(request.app[_STATE], pubs, place))
+    try:
+        page = page_of(request.query, default=MAX_LIMIT, key=(int, int, int))
+    except BadPage as err:
+        raise _bad(str(err)) from None
+    shown, following = cut(await _current(request, place), page, publications.rank)
+    return _json({**_listing(request.app[_STATE], shown, place), "next": following})
 
 
 async def _versions(request: web.Request) -> list[Publication]:
