@@ -430,3 +430,27 @@ async def test_the_exercise_is_where_it_belongs(stored: Stored) -> None:
             assert stored.items[key].identifier in listed, key
     finally:
         await session.http.close()
+
+
+async def test_operator_alert_list_is_paged(stored: Stored) -> None:
+    """``/console/api/alerts`` pages with ``limit`` and ``cursor``: every stored thread once, newest first; a bad
+    ``limit`` or ``cursor`` is a clear 400 (German / English)."""
+    every = [r[0] for r in query(stored.home, "SELECT id FROM threads ORDER BY last_sent DESC, id DESC")]
+    session = await Session(stored.proc.base).login("freigeber")
+    try:
+        seen, cursor = [], None
+        while True:
+            page = await session.call("GET", "/console/api/alerts?all=1&limit=2" + (f"&cursor={cursor}" if cursor
+                                                                                    else ""))
+            assert len(page["threads"]) <= 2
+            seen += [t["id"] for t in page["threads"]]
+            cursor = page["next"]
+            if cursor is None:
+                break
+        assert seen == every and len(every) >= 5
+        for bad in ("limit=0", "limit=501", "limit=viele", "cursor=kaputt", "cursor=WzEsMl0"):
+            async with session.http.get(f"{stored.proc.base}/console/api/alerts?{bad}") as resp:
+                body = await resp.json()
+                assert resp.status == 400 and " / " in body["message"], (bad, body)
+    finally:
+        await session.http.close()
