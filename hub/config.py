@@ -317,6 +317,9 @@ class BoardConfig(_Strict, kw_only=True):
     language: str = "de-DE"
     exercise: bool = False
     """Also show exercises (a board in a training room); public boards never do."""
+    token: str | None = None
+    """kind kiosk with ``exercise``: the secret its page and stream need (``/boards/{id}?token=``; use
+    ``env:NAME``, at least 16 characters); required there, since whoever knows a board's id could watch exercises."""
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 1883
     topic: str | None = None
@@ -398,6 +401,8 @@ class LoadedConfig:
         return SignaturePolicy(getattr(source, "signature", None) or self.cfg.validation.signature_policy)
 
 
+TOKEN_MIN = 16
+"""Characters of a kiosk board's token at least: not guessable."""
 _ENV = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
 
 
@@ -461,6 +466,9 @@ def _check(loaded: LoadedConfig) -> None:
         for field in need:
             if not getattr(board, field):
                 raise ConfigError(f"{file}: $.boards[{i}].{field}: required for a board of kind {board.kind!r}")
+        if board.kind == "kiosk" and board.exercise and len(board.token or "") < TOKEN_MIN:
+            raise ConfigError(f"{file}: $.boards[{i}].token: a kiosk board with exercise = true needs a secret token "
+                              f"of at least {TOKEN_MIN} characters")
     for i, hook in enumerate(cfg.webhooks):
         if not hook.url.startswith(("https://", "http://")):
             raise ConfigError(f"{file}: $.webhooks[{i}].url: {hook.url!r} is not an http(s) URL")

@@ -127,6 +127,8 @@ class Publication:
     notices: tuple[Notice, ...]
     area: BaseGeometry | None
     """The area as a lon/lat geometry (None when only region keys are known)."""
+    scope: str = ""
+    """CAP scope (Public, Restricted, Private); "" where unknown, which is never public."""
 
     @property
     def expires(self) -> datetime | None:
@@ -163,7 +165,7 @@ class Publication:
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "thread": self.thread, "version": self.version, "identifier": self.identifier,
                 "sender": self.sender, "sent": self.sent.isoformat(), "msgType": self.msg_type,
-                "status": self.status, "severity": self.severity, "urgency": self.urgency,
+                "status": self.status, "scope": self.scope, "severity": self.severity, "urgency": self.urgency,
                 "expires": self.expires.isoformat() if self.expires else None, "regions": list(self.regions),
                 "infos": [notice_dict(n) for n in self.notices]}
 
@@ -219,14 +221,21 @@ _COLS = ("id", "thread", "version", "source_thread", "source_alert", "identifier
          "status", "severity", "urgency", "expires_ms", "push", "channels", "regions", "notices", "area_wkb")
 
 
+def _select(alias: str = "") -> str:
+    """The columns :func:`_row` reads (``alias``: the table's name in the query), the CAP scope included."""
+    a = f"{alias}." if alias else ""
+    return ", ".join(a + c for c in _COLS) + f", json_extract({a}alert_json, '$.scope')"
+
+
 def _row(row: tuple[Any, ...]) -> Publication:
-    d = dict(zip(_COLS, row, strict=True))
+    d = dict(zip(_COLS, row[:len(_COLS)], strict=True))
+    scope = row[len(_COLS)] if len(row) > len(_COLS) else ""
     notices = tuple(Notice(**n) for n in json.loads(d["notices"]))
     area = shapely.from_wkb(d["area_wkb"]) if d["area_wkb"] else None
     return Publication(d["id"], d["thread"], d["version"], d["source_thread"], d["source_alert"], d["identifier"],
                        d["sender"], datetime.fromisoformat(d["sent"]), d["msg_type"], d["status"], d["severity"],
                        d["urgency"], d["expires_ms"], bool(d["push"]), tuple(json.loads(d["channels"])),
-                       tuple(json.loads(d["regions"])), notices, area)
+                       tuple(json.loads(d["regions"])), notices, area, scope or "")
 
 
 def insert(conn: Any, alert: Alert, *, thread: str, version: int, source_thread: int | None,
@@ -250,27 +259,27 @@ def insert(conn: Any, alert: Alert, *, thread: str, version: int, source_thread:
          json.dumps([asdict(n) for n in notices], ensure_ascii=False), wkb, to_json(alert).decode(),
          signer.sign(to_xml(alert)) if signer is not None else to_xml(alert), now_ms))
     pid = int(cur.lastrowid or 0)
-    row = conn.execute(f"SELECT {', '.join(_COLS)} FROM publications WHERE id=?", (pid,)).fetchone()
+    row = conn.execute(f"SELECT {_select()} FROM publications WHERE id=?", (pid,)).fetchone()
     return _row(row)
 
 
 def latest(store: Store, thread: str) -> Publication | None:
     ensure_schema(store)
-    row = store.conn.execute(f"SELECT {', '.join(_COLS)} FROM publications WHERE thread=? ORDER BY version DESC"
+    row = store.conn.execute(f"SELECT {_select()} FROM publications WHERE thread=? ORDER BY version DESC"
                              " LIMIT 1", (thread,)).fetchone()
     return _row(row) if row else None
 
 
 def by_source_alert(store: Store, alert_id: int) -> Publication | None:
     ensure_schema(store)
-    row = store.conn.execute(f"SELECT {', '.join(_COLS)} FROM publications WHERE source_alert=?",
+    row = store.conn.execute(f"SELECT {_select()} FROM publications WHERE source_alert=?",
                              (alert_id,)).fetchone()
     return _row(row) if row else None
 
 
 def get(store: Store, pid: int) -> Publication | None:
     ensure_schema(store)
-    row = store.conn.execute(f"SELECT {', '.join(_COLS)} FROM publications WHERE id=?", (pid,)).fetchone()
+    row = store.conn.execute(f"SELECT {_select()} FROM publications WHERE id=?", (pid,)).fetchone()
     return _row(row) if row else None
 
 
@@ -279,7 +288,7 @@ def many(store: Store, ids: list[int]) -> dict[int, Publication]:
     out: dict[int, Publication] = {}
     for i in range(0, len(ids), 500):
         part = ids[i:i + 500]
-        for row in store.conn.execute(f"SELECT {', '.join(_COLS)} FROM publications WHERE id IN "
+        for row in store.conn.execute(f"SELECT {_select()} FROM publications WHERE id IN "
                                       f"({','.join('?' * len(part))})", part):
             p = _row(row)
             out[p.id] = p
@@ -289,38 +298,104 @@ def many(store: Store, ids: list[int]) -> dict[int, Publication]:
 def versions(store: Store, thread: str) -> list[Publication]:
     ensure_schema(store)
     return [_row(r) for r in store.conn.execute(
-        f"SELECT {', '.join(_COLS)} FROM publications WHERE thread=? ORDER BY version", (thread,))]
+        f"SELECT {_select()} FROM publications WHERE thread=? ORDER BY version", (thread,))]
 
 
-def current(store: Store, *, now: datetime | None = None, exercise: bool = False,
-            channel: str | None = "web") -> list[Publication]:
-    """The latest publication of every thread that is still live (not cancelled, not expired), most severe
-    first, then newest; only those published to ``channel`` (None: any); exercises only with ``exercise``."""
+# -- what the public may see ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """Who reads a public route, and so which publications it may show: the one rule every public read path applies
+    (citizen pages, widget, ``/api/v1/warnings*``, the CAP documents, the feeds, the SSE stream and kiosk boards),
+    in SQL (:meth:`where`) and on live events (:meth:`admits`).
+
+    Public is what the hub published to one of ``channels`` (the pipeline keeps the public channels off a decision
+    that is not for the public: a topic message or one for emergency services), with a CAP status in ``statuses``
+    (Actual; never Exercise, Test, System or Draft, unless a kiosk board in a training room shows exercises to
+    whoever holds its token) and CAP scope Public (never Restricted or Private)."""
+
+    channels: frozenset[str] = frozenset({"web"})
+    statuses: frozenset[str] = frozenset({"Actual"})
+
+    def admits(self, pub: Publication) -> bool:
+        return pub.status in self.statuses and pub.scope == PUBLIC_SCOPE and not self.channels.isdisjoint(
+            pub.channels)
+
+    def where(self, alias: str = "") -> tuple[str, list[str]]:
+        """An SQL condition on ``publications`` (named ``alias`` in the query) and its parameters."""
+        a = f"{alias}." if alias else ""
+        statuses, channels = sorted(self.statuses), sorted(self.channels)
+        sql = (f"{a}status IN ({','.join('?' * len(statuses))})"
+               f" AND json_extract({a}alert_json, '$.scope') = ?"
+               f" AND EXISTS (SELECT 1 FROM json_each({a}channels) c WHERE c.value IN"
+               f" ({','.join('?' * len(channels))}))")
+        return sql, [*statuses, PUBLIC_SCOPE, *channels]
+
+
+PUBLIC_SCOPE = "Public"
+WEB = Audience()
+"""Citizen pages, widget, JSON API, CAP documents, feeds and the public stream."""
+KIOSK = Audience(frozenset({"web", "boards"}))
+"""A kiosk board."""
+KIOSK_EXERCISE = Audience(KIOSK.channels, frozenset({"Actual", "Exercise"}))
+"""A kiosk board marked ``exercise``, opened with its token."""
+
+
+def current(store: Store, audience: Audience = WEB, *, now: datetime | None = None) -> list[Publication]:
+    """The latest publication of every thread that is still live (not cancelled, not expired) and that
+    ``audience`` may see, most severe first, then newest, then by id."""
     ensure_schema(store)
     now_ms = ms(now or datetime.now(UTC))
+    shown, params = audience.where("p")
     rows = store.conn.execute(
-        f"SELECT {', '.join('p.' + c for c in _COLS)} FROM publications p"
+        f"SELECT {_select('p')} FROM publications p"
         " JOIN (SELECT thread, max(version) AS v FROM publications GROUP BY thread) m"
         " ON m.thread = p.thread AND m.v = p.version"
-        " WHERE p.msg_type != 'Cancel' AND (p.expires_ms IS NULL OR p.expires_ms > ?)", (now_ms,)).fetchall()
+        f" WHERE p.msg_type != 'Cancel' AND (p.expires_ms IS NULL OR p.expires_ms > ?) AND {shown}",
+        (now_ms, *params)).fetchall()
     pubs = [_row(r) for r in rows]
-    pubs = [p for p in pubs if (p.status == "Exercise") == exercise and p.status in ("Actual", "Exercise")
-            and (channel is None or channel in p.channels)]
-    order = {s.value: n for n, s in enumerate(Severity)}
-    pubs.sort(key=lambda p: (order.get(p.severity, 99), -p.sent.timestamp()))
+    pubs.sort(key=rank)
     return pubs
 
 
-def recent(store: Store, *, limit: int = 100, channel: str | None = "web") -> list[Publication]:
-    """The newest publications (every version, Cancels included), newest first: the CAP Atom feed."""
+def rank(pub: Publication) -> tuple[int, int, int]:
+    """The order of current warnings: most severe first, then newest, then by id."""
+    return (_SEVERITY_ORDER.get(pub.severity, 99), -ms(pub.sent), pub.id)
+
+
+_SEVERITY_ORDER = {s.value: n for n, s in enumerate(Severity)}
+
+
+def recent(store: Store, audience: Audience = WEB, *, limit: int = 100) -> list[Publication]:
+    """The newest publications ``audience`` may see (every version, Cancels included), newest first: the feed."""
     ensure_schema(store)
-    rows = store.conn.execute(f"SELECT {', '.join(_COLS)} FROM publications WHERE status='Actual'"
-                              " ORDER BY id DESC LIMIT ?", (limit * 4,)).fetchall()
-    pubs = [_row(r) for r in rows]
-    return [p for p in pubs if channel is None or channel in p.channels][:limit]
+    shown, params = audience.where()
+    rows = store.conn.execute(f"SELECT {_select()} FROM publications WHERE {shown} ORDER BY id DESC LIMIT ?",
+                              (*params, limit)).fetchall()
+    return [_row(r) for r in rows]
+
+
+def shown_versions(store: Store, thread: str, audience: Audience = WEB) -> list[Publication]:
+    """The versions of one thread ``audience`` may see, oldest first."""
+    ensure_schema(store)
+    shown, params = audience.where()
+    return [_row(r) for r in store.conn.execute(
+        f"SELECT {_select()} FROM publications WHERE thread=? AND {shown} ORDER BY version", (thread, *params))]
+
+
+def shown_cap_xml(store: Store, identifier_or_id: str | int, audience: Audience = WEB) -> bytes | None:
+    """The CAP of a publication (by CAP identifier or id) if ``audience`` may see it, else None."""
+    ensure_schema(store)
+    col = "id" if isinstance(identifier_or_id, int) else "identifier"
+    shown, params = audience.where()
+    row = store.conn.execute(f"SELECT cap_xml FROM publications WHERE {col}=? AND {shown}",
+                             (identifier_or_id, *params)).fetchone()
+    return bytes(row[0]) if row else None
 
 
 def cap_xml(store: Store, identifier_or_id: str | int) -> bytes | None:
+    """The CAP of any publication: for channels and operators, never for a public route (:func:`shown_cap_xml`)."""
     ensure_schema(store)
     col = "id" if isinstance(identifier_or_id, int) else "identifier"
     row = store.conn.execute(f"SELECT cap_xml FROM publications WHERE {col}=?", (identifier_or_id,)).fetchone()

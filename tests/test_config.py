@@ -175,3 +175,16 @@ def test_missing_trust_store_folder_is_refused(tmp_path: Path, base_text: str) -
     assert "$.validation.trust_store" in message
     (tmp_path / "trust").mkdir()
     assert config_mod.load(path).cfg.validation.trust_store == "trust"
+
+
+@pytest.mark.parametrize("token", [None, "kurz"])
+def test_exercise_kiosk_board_needs_a_secret_token(tmp_path: Path, base_text: str, token: str | None) -> None:
+    """Invariant: exercise never public. A kiosk board that shows exercises needs a token that is not guessable
+    (its page and stream answer only with it), so whoever knows the board's id cannot watch exercises."""
+    board = '\n[[boards]]\nid = "schulung"\nname = "Schulungsraum"\nars = "033540000000"\nkind = "kiosk"\n'
+    line = f'token = "{token}"\n' if token else ""
+    message = refused(write(tmp_path, base_text + board + "exercise = true\n" + line))
+    assert "$.boards[0].token" in message and "exercise" in message and "16" in message
+    ok = config_mod.load(write(tmp_path, base_text + board + 'exercise = true\ntoken = "Schulung-2026-geheim-xyz"\n'))
+    assert ok.cfg.boards[0].token == "Schulung-2026-geheim-xyz"
+    assert config_mod.load(write(tmp_path, base_text + board)).cfg.boards[0].token is None  # a public board

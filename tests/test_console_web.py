@@ -45,6 +45,7 @@ from hub.store import Store
 from hub.web.auth import CONSOLE_HEADERS
 from hub.web.console import tile_csp
 from tests.browser import CONTEXT, TIMEOUT_MS, PageLog, axe, screenshot, watch
+from tests.consolekit import Operator
 from tests.hubproc import REPO, HubProcess, cap_xml, drop, free_port, write_config
 from tests.pushkit import PushReceiver, TestSubscription
 from tests.signedkit import SignedReceiver
@@ -194,7 +195,8 @@ async def kit(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Kit]:
         await asyncio.to_thread(proc.start)
         try:
             kit = Kit(proc, rx, board, home)
-            await until(lambda: len(kit.proc.get_json("/api/v1/alerts")["threads"]) >= 2, "the two incoming alerts")
+            vera = Operator(proc.base, "vera", PASSWORD)
+            await until(lambda: len(vera.threads(all=False)) >= 2, "the two incoming alerts")
             yield kit
         finally:
             await asyncio.to_thread(proc.close)

@@ -20,6 +20,7 @@ import pytest
 
 from hub.cap.validate import Validator, Verdict
 from hub.store import Store
+from tests.consolekit import Operator, add_reader
 from tests.hubproc import (
     DWD_CHAIN,
     DWD_CURRENT,
@@ -48,12 +49,14 @@ class Hub:
         self.rejected = self.inbox / "rejected"
         self.db = folder / "hub.db"
         self.proc = HubProcess(self.config, self.port, folder / "warnhub.log")
+        add_reader(self.db)
+        self.operator = Operator(self.proc.base)
 
     def names(self, folder: Path) -> set[str]:
         return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
 
     def threads(self, *, all: bool = True) -> list[dict[str, object]]:
-        return self.proc.get_json("/api/v1/alerts" + ("?all=1" if all else ""))["threads"]  # type: ignore[no-any-return]
+        return self.operator.threads(all=all)
 
     def health(self) -> dict[str, object]:
         return self.proc.get_json("/healthz")  # type: ignore[no-any-return]
@@ -94,7 +97,7 @@ def test_dropped_files_are_stored_and_moved(hub: Hub) -> None:
     assert threads[0]["current_identifier"] == DWD_CURRENT
     assert threads[0]["state"] == "expired"
     assert hub.threads(all=False) == []  # ended incidents are not current
-    detail = hub.proc.get_json(f"/api/v1/alerts/{threads[0]['id']}")
+    detail = hub.operator.get_json(f"/console/api/alerts/{threads[0]['id']}")
     assert len(detail["versions"]) == 4
     assert detail["current"]["identifier"] == DWD_CURRENT
     assert detail["current"]["msgType"] == "Update"
@@ -206,14 +209,16 @@ def test_current_version_as_cap_xml(hub: Hub) -> None:
     """Invariant: the hub republishes the current version of an incident as valid CAP 1.2."""
     feed_dwd_and_xxe(hub)
     thread_id = dwd_thread(hub)["id"]
-    status, body = hub.proc.get(f"/api/v1/alerts/{thread_id}/cap.xml")
+    status, body = hub.operator.get(f"/console/api/alerts/{thread_id}/cap.xml")
     assert status == 200
     report = Validator().check(body)
     assert report.verdict is Verdict.VALID, report.as_dict()
     assert report.cap_version == "1.2"
     assert report.alert is not None and report.alert.identifier == DWD_CURRENT
-    assert hub.proc.get("/api/v1/alerts/999999/cap.xml")[0] == 404
-    assert hub.proc.get("/api/v1/alerts/nonsense/cap.xml")[0] == 404
+    assert hub.operator.get("/console/api/alerts/999999/cap.xml")[0] == 404
+    assert hub.operator.get("/console/api/alerts/nonsense/cap.xml")[0] == 404
+    assert hub.proc.get(f"/console/api/alerts/{thread_id}/cap.xml")[0] == 401  # operators only
+    assert hub.proc.get(f"/api/v1/alerts/{thread_id}/cap.xml")[0] == 404  # no public copy
 
 
 def test_expiry_sweep_ends_a_running_warning(hub: Hub) -> None:
@@ -281,14 +286,15 @@ def test_sigterm_stops_cleanly_and_audits(hub: Hub) -> None:
     assert "stopped" in hub.log_messages()
     with Store(hub.db) as store:
         actions = [e["action"] for e in store.audit_entries()]
-        assert actions == ["hub.start", "hub.stop"]
+        assert actions == ["user.add", "hub.start", "hub.stop"]  # the fixture's console reader, then the hub
         assert store.verify_audit().ok
     # a restart opens the same store and carries on
     hub.proc.start()
     assert hub.health()["counts"]["alerts"] == 1  # type: ignore[index]
     assert hub.proc.stop(timeout=WAIT) == 0
     with Store(hub.db) as store:
-        assert [e["action"] for e in store.audit_entries()] == ["hub.start", "hub.stop", "hub.start", "hub.stop"]
+        assert [e["action"] for e in store.audit_entries()] == ["user.add", "hub.start", "hub.stop", "hub.start",
+                                                                  "hub.stop"]
         assert store.verify_audit().ok
 
 
@@ -361,13 +367,15 @@ def test_a_file_renamed_into_the_inbox_is_read_without_waiting_for_the_scan(tmp_
     port = free_port()
     config = write_config(tmp_path, port=port, interval_s=60)
     proc = HubProcess(config, port, tmp_path / "warnhub.log")
+    add_reader(tmp_path / "hub.db")
+    operator = Operator(proc.base)
     try:
         proc.start()
         done = tmp_path / "inbox" / "done"
         drop(tmp_path / "inbox", DWD_CHAIN[0].name, DWD_CHAIN[0].read_bytes())  # fresh mtime, renamed in
         wait_for(lambda: (done / DWD_CHAIN[0].name).exists(), timeout=10, what="the renamed file in done/")
         (tmp_path / "inbox" / DWD_CHAIN[1].name).write_bytes(DWD_CHAIN[1].read_bytes())  # written in place
-        wait_for(lambda: len(proc.get_json("/api/v1/alerts?all=1")["threads"]) == 1, timeout=10, what="a thread")
+        wait_for(lambda: len(operator.threads()) == 1, timeout=10, what="a thread")
         assert (tmp_path / "inbox" / DWD_CHAIN[1].name).exists()  # not settled: left for the scan
     finally:
         proc.close()

@@ -21,6 +21,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from tests.consolekit import Operator, add_reader
 from tests.hubproc import REPO, HubProcess, drop, free_port, write_config
 from tests.mosquitto import Mosquitto
 from tests.pushkit import PushReceiver
@@ -146,6 +147,7 @@ async def test_cap_file_to_push_board_and_webhook(tmp_path: Path) -> None:
             config = write_config(home, port=port,
                                   extra=config_extra(broker.port, hooks.url))
             proc = HubProcess(config, port, home / "hub.log")
+            add_reader(home / "hub.db")
             await asyncio.to_thread(proc.start)
             try:
                 await run_scenario(proc, home, rx, hooks, broker.port)
@@ -238,7 +240,9 @@ async def run_scenario(proc: HubProcess, home: Path, rx: PushReceiver, hooks: Si
     await until(lambda: len(hooks.got) >= 4, "the webhook of the Cancel")
     assert [h["msgType"] for h in hooks.got] == ["Alert", "Update", "Update", "Cancel"] and not hooks.bad
     assert len({h["key"] for h in hooks.got}) == 4
-    status = await asyncio.to_thread(proc.get_json, f"/api/v1/warnings/{cancel['thread']}/status")
+    operator = Operator(proc.base)
+    status = await asyncio.to_thread(operator.get_json, f"/console/api/publications/{cancel['thread']}/status")
+    assert (await asyncio.to_thread(proc.get, f"/console/api/publications/{cancel['thread']}/status"))[0] == 401
     first_push = status["versions"][0]["channels"]["push"]
     assert first_push.get("done") == 2 and first_push.get("gone") == 1, status  # dannenberg, hitzacker; 410
     assert status["versions"][3]["msgType"] == "Cancel"

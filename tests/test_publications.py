@@ -46,7 +46,7 @@ def test_issue_chain_and_raised_severity(tmp_path: Path) -> None:
     report = Validator().check(xml)
     assert report.verdict in (Verdict.VALID, Verdict.ACCEPTED), report.errors
     assert publications.latest(store, "w1") == p2
-    assert publications.current(store, now=now, channel=None) == []
+    assert publications.current(store, publications.KIOSK, now=now) == []
     store.close()
 
 
@@ -198,7 +198,7 @@ def test_expired_warnings_are_cleared_from_boards_once(tmp_path: Path) -> None:
                                     now=now - timedelta(hours=2) + timedelta(seconds=version))
         with store.transaction() as conn:
             return publications.insert(conn, issued, thread=thread, version=version, source_thread=1,
-                                       source_alert=len(publications.recent(store, channel=None)) + 1,
+                                       source_alert=len(publications.recent(store, publications.KIOSK)) + 1,
                                        push=False, channels=("boards",),
                                        regions=("033540000000",), area=None, now_ms=publications.ms(now))
 

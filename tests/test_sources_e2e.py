@@ -17,6 +17,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from tests.consolekit import Operator, add_reader
 from tests.hubproc import REPO, HubProcess, free_port, subprocess_env, write_config
 from tests.mosquitto import Mosquitto
 from tests.sourcekit import ReplayServer
@@ -133,6 +134,8 @@ async def test_daemon_with_every_source_kind(tmp_path: Path) -> None:
             text = text.replace("max_age_without_expires_h = 48", "max_age_without_expires_h = 0")
             config.write_text(text, encoding="utf-8")
             proc = HubProcess(config, port, tmp_path / "warnhub.log")
+            add_reader(tmp_path / "hub.db", district="066330000000")
+            operator = Operator(proc.base)
             await asyncio.to_thread(proc.start)
             try:
                 seen: list[Any] = []
@@ -151,12 +154,13 @@ async def test_daemon_with_every_source_kind(tmp_path: Path) -> None:
                 assert health["status"] == "ok"
 
                 def origins() -> set[str]:
-                    rows = proc.get_json("/api/v1/alerts?all=1")["threads"]
-                    return {proc.get_json(f"/api/v1/alerts/{t['id']}")["versions"][0]["origin"] for t in rows}
+                    rows = operator.threads()
+                    return {operator.get_json(f"/console/api/alerts/{t['id']}")["versions"][0]["origin"]
+                            for t in rows}
 
                 assert await until(lambda: origins() >= {"feed", "dwd", "nina"} and origins(), "alerts of all") \
                     >= {"feed", "dwd", "nina"}
-                threads = proc.get_json("/api/v1/alerts?all=1")["threads"]
+                threads = operator.threads()
                 glaette = [t for t in threads if "GLÄTTE" in t["headline"].upper()]
                 assert len(glaette) == 1 and glaette[0]["versions"] == 2  # DWD alert + update: one incident
 
@@ -191,7 +195,7 @@ async def test_daemon_with_every_source_kind(tmp_path: Path) -> None:
                 health = await until(http_down, "HTTP sources down")
                 assert health["status"] == "degraded"
                 assert "HTTP 503" in health["sources"]["nina"]["last_error"]
-                assert len(proc.get_json("/api/v1/alerts?all=1")["threads"]) == stored
+                assert len(operator.threads()) == stored
                 code, page = await asyncio.to_thread(proc.get, "/")
                 assert code == 200 and "Quelle(n) gestört" in page.decode()
                 await asyncio.to_thread(broker.stop)

@@ -28,7 +28,7 @@ from aiohttp import web
 from adapters.sources.feed import CapFeedSource, read_feed
 from adapters.sources.polling import Http
 from hub import publications
-from hub.cap.model import MsgType, Severity, Status
+from hub.cap.model import MsgType, Scope, Severity, Status
 from hub.cap.parse import parse
 from hub.config import BoardConfig, CapFeedSourceConfig
 from hub.publications import Publication
@@ -54,13 +54,16 @@ IN_HAMBURG = {"lat": "53.55", "lon": "10.0"}
 SENDER = "warnhub@lk-dan.example"
 BOARDS = [BoardConfig(id="rathaus", name="Rathaus Lüchow", ars=DISTRICT, kind="kiosk"),
           BoardConfig(id="bahnhof-muc", name="Bahnhof", ars=MUENCHEN, kind="kiosk"),
-          BoardConfig(id="led", name="LED-Tafel", ars=DISTRICT, kind="mqtt", topic="boards/led")]
+          BoardConfig(id="led", name="LED-Tafel", ars=DISTRICT, kind="mqtt", topic="boards/led"),
+          BoardConfig(id="schulung", name="Schulungsraum", ars=DISTRICT, kind="kiosk", exercise=True,
+                      token="Tafel-Schluessel-2026-xyz")]
+TRAINING_TOKEN = "Tafel-Schluessel-2026-xyz"
 
 
 def issue_one(store: Store, name: str, *, thread: str, severity: Severity = Severity.MODERATE,
               expires_in: timedelta = timedelta(hours=3), regions: tuple[str, ...] = (DISTRICT,),
               area: Any = None, channels: tuple[str, ...] = ("web",), cancel: bool = False,
-              exercise: bool = False, bare: bool = False) -> Publication:
+              exercise: bool = False, bare: bool = False, scope: Scope = Scope.PUBLIC) -> Publication:
     """Publish a real CAP file as the hub's own warning (next version of ``thread``)."""
     publications.ensure_schema(store)
     now = datetime.now(UTC)
@@ -68,7 +71,7 @@ def issue_one(store: Store, name: str, *, thread: str, severity: Severity = Seve
     infos = () if bare else tuple(msgspec.structs.replace(i, expires=now + expires_in, severity=severity)
                                   for i in alert.infos)
     alert = msgspec.structs.replace(alert, infos=infos, msg_type=MsgType.CANCEL if cancel else alert.msg_type,
-                                    status=Status.EXERCISE if exercise else Status.ACTUAL)
+                                    status=Status.EXERCISE if exercise else Status.ACTUAL, scope=scope)
     previous = publications.latest(store, thread)
     version = previous.version + 1 if previous else 1
     issued = publications.issue(alert, sender=SENDER, district=DISTRICT, thread=thread, version=version,
@@ -349,11 +352,14 @@ async def test_broadcaster_filters_by_region_key_status_and_channel() -> None:
     b = Broadcaster(heartbeat_s=3600)
     kreis, land, gemeinde = b.subscribe(DISTRICT), b.subscribe("030000000000"), b.subscribe("033545403007")
     hamburg, everyone, boards = b.subscribe(HAMBURG), b.subscribe(None), b.subscribe(DISTRICT, channels=["boards"])
-    base = {"thread": "w1", "version": 1, "msgType": "Alert", "status": "Actual", "regions": [DISTRICT]}
+    base = {"thread": "w1", "version": 1, "msgType": "Alert", "status": "Actual", "scope": "Public",
+            "regions": [DISTRICT]}
     assert b.publish(base) == 5  # all but Hamburg and the boards-only subscriber (no channels given: any)
     assert b.publish({**base, "regions": ["033545403007"], "channels": ["web"]}) == 4  # Gemeinde: Kreis, Land, it
     assert b.publish({**base, "status": "Exercise"}) == 0
     assert b.publish({k: v for k, v in base.items() if k != "status"}) == 0  # unknown status: nobody
+    assert b.publish({**base, "scope": "Restricted"}) == b.publish({**base, "scope": "Private"}) == 0
+    assert b.publish({k: v for k, v in base.items() if k != "scope"}) == 0  # unknown scope: nobody
     assert [kreis.pending, land.pending, gemeinde.pending, hamburg.pending, everyone.pending, boards.pending] == [
         2, 2, 2, 0, 2, 1]
     b.close()
@@ -366,7 +372,8 @@ async def test_broadcaster_filters_by_region_key_status_and_channel() -> None:
 async def test_a_full_queue_drops_only_that_client() -> None:
     b = Broadcaster(queue_size=3, heartbeat_s=3600)
     slow, fast = b.subscribe(DISTRICT), b.subscribe(DISTRICT)
-    event = {"thread": "w1", "version": 1, "msgType": "Alert", "status": "Actual", "regions": [DISTRICT]}
+    event = {"thread": "w1", "version": 1, "msgType": "Alert", "status": "Actual", "scope": "Public",
+             "regions": [DISTRICT]}
     got = []
     for v in range(10):
         b.publish({**event, "version": v})
@@ -410,3 +417,69 @@ async def test_kiosk_without_warnings_and_unknown_boards(server: Server) -> None
     assert re.search(r'<span class="none-stamp">\d\d:\d\d</span>', html)
     assert (await server.get("/boards/nirgends"))[0] == 404
     assert (await server.get("/boards/led"))[0] == 404  # an MQTT board has no page
+
+
+async def test_exercise_kiosk_board_only_with_its_token(server: Server) -> None:
+    """Invariant: exercise never public. A kiosk board in a training room shows exercises, but only to a request
+    that carries its token; without it (or with a wrong one) page and stream answer 404 as for an unknown board."""
+    drill = await server.issue(GLAETTE, thread="w1", exercise=True, channels=("web", "boards"))
+    real = await server.issue(GEWITTER, thread="w2")
+    for path in ("/boards/schulung", "/boards/schulung?token=falsch", f"/boards/schulung?token={TRAINING_TOKEN}x",
+                 "/api/v1/stream?board=schulung", f"/api/v1/stream?board=schulung&token={TRAINING_TOKEN[:-1]}"):
+        status, body = await server.get(path)
+        assert status == 404 and "token" in body["error"] and " / " in body["error"], path
+        assert drill.identifier not in str(body)
+    status, html = await server.get(f"/boards/schulung?token={TRAINING_TOKEN}")
+    assert status == 200 and drill.notice().headline in html and real.notice().headline in html
+    assert f"/api/v1/stream?ars={DISTRICT}&amp;board=schulung&amp;token={TRAINING_TOKEN}" in html  # board.js
+    assert f"url=/boards/schulung?i=1&amp;token={TRAINING_TOKEN}" in html  # the rotation without JavaScript
+    async with server.session.get(server.url(f"/api/v1/stream?board=schulung&token={TRAINING_TOKEN}")) as resp:
+        name, snapshot = await anext(events(resp))
+    assert name == "snapshot" and set(threads(snapshot)) == {"w1", "w2"}
+    status, html = await server.get("/boards/rathaus")  # a public board: never the exercise
+    assert status == 200 and real.notice().headline in html and drill.identifier not in html
+
+
+async def test_restricted_private_and_not_public_publications_stay_off_public_routes(server: Server) -> None:
+    """Invariant: only what the hub published to the public with status Actual and scope Public leaves through a
+    public route: not a CAP Restricted or Private message, not one published only to push (a topic message)."""
+    hidden = [await server.issue(GLAETTE, thread="w1", scope=Scope.RESTRICTED, channels=("web", "boards")),
+              await server.issue(GLAETTE, thread="w2", scope=Scope.PRIVATE, channels=("web", "boards")),
+              await server.issue(GLAETTE, thread="w3", channels=("push",))]
+    shown = await server.issue(GEWITTER, thread="w4", channels=("web", "boards"))
+    assert threads((await server.get("/api/v1/warnings"))[1]) == ["w4"]
+    for p in hidden:
+        for path in (f"/api/v1/warnings/{p.thread}", f"/api/v1/warnings/{p.thread}/cap.xml",
+                     f"/api/v1/publications/{p.identifier}.xml"):
+            assert (await server.get(path))[0] == 404, path
+        assert server.broadcaster.publish(event_of(p)) == 0
+    for path in ("/feeds/cap.atom", f"/feeds/{DISTRICT}.atom", "/boards/rathaus"):
+        status, body = await server.get(path)
+        assert status == 200 and shown.identifier in body or shown.notice().headline in body, path
+        assert not any(p.identifier in body for p in hidden), path
+    async with server.session.get(server.url(f"/api/v1/stream?ars={DISTRICT}")) as resp:
+        assert threads((await anext(events(resp)))[1]) == ["w4"]
+
+
+async def test_warnings_are_paged_with_limit_and_cursor(server: Server) -> None:
+    for n, severity in enumerate((Severity.MINOR, Severity.SEVERE, Severity.MODERATE, Severity.UNKNOWN,
+                                  Severity.EXTREME)):
+        await server.issue(GLAETTE, thread=f"w{n + 1}", severity=severity)
+    status, body = await server.get("/api/v1/warnings")
+    assert status == 200 and threads(body) == ["w5", "w2", "w3", "w1", "w4"] and body["next"] is None
+    seen, cursor = [], None
+    while True:
+        status, body = await server.get("/api/v1/warnings?limit=2" + (f"&cursor={cursor}" if cursor else ""))
+        assert status == 200 and len(body["warnings"]) <= 2
+        seen += threads(body)
+        cursor = body["next"]
+        if cursor is None:
+            break
+    assert seen == ["w5", "w2", "w3", "w1", "w4"]  # each once, in order
+    status, first = await server.get("/api/v1/warnings?limit=3")
+    await server.issue(GLAETTE, thread="w9", severity=Severity.EXTREME)  # arrives between two pages
+    status, rest = await server.get(f"/api/v1/warnings?limit=3&cursor={first['next']}")
+    assert threads(first) == ["w5", "w2", "w3"] and threads(rest) == ["w1", "w4"]  # nothing repeated or skipped
+    for query in ("limit=0", "limit=501", "limit=zwei", "cursor=kaputt", "cursor=WzEsMl0"):
+        status, body = await server.get(f"/api/v1/warnings?{query}")
+        assert status == 400 and " / " in body["error"], query

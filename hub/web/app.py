@@ -5,7 +5,11 @@ Routes:
   hub.web.citizen, what the hub publishes to the web.
 - ``/console/incidents``: every stored incident (current and ended, also unrouted and suppressed ones) and source
   health; ``/console/incidents/{id}``: one incident with its versions. Operator information: console sign-in.
-- ``/api/v1/alerts`` (``?all=1`` includes ended), ``/api/v1/alerts/{id}``, ``/api/v1/alerts/{id}/cap.xml``.
+- The same as JSON, also behind the console sign-in (permission ``read``): ``/console/api/alerts`` (``?all=1``
+  includes ended; paged with ``limit`` and ``cursor``, see :mod:`hub.web.paging`), ``/console/api/alerts/{id}``,
+  ``/console/api/alerts/{id}/cap.xml``; ``/console/api/publications/{thread}/status``: delivery figures of a
+  publication. Stored incidents hold exercises, unrouted and suppressed alerts and CAP Restricted/Private messages:
+  none of it is ever served without a session (the public routes show what :mod:`hub.publications` admits).
 - ``/api/v1/sensors``: configured sensors with state (ok / stale / never), newest reading, malformed count;
   ``/api/v1/sensors/{id}/readings?since=<ISO 8601>&limit=<1..10000>``: readings oldest first (without ``since``
   the newest ``limit``).
@@ -30,7 +34,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from hub import __version__, decisions, fdlimit, outbox, publications, readings
 from hub.cap.serialize import to_xml
 from hub.health import STATE_VALUE, pipeline_faults
+from hub.store import Store, ThreadView
 from hub.web.client import TRUSTED_PROXIES_KEY, parse_networks
+from hub.web.paging import BadPage, cursor_of, page_of
 from hub.web.site import GuardedSite
 
 if TYPE_CHECKING:
@@ -91,21 +97,50 @@ def _int(text: str) -> int:
         raise web.HTTPNotFound() from None
 
 
+def _threads_page(store: Store, include_ended: bool, after: tuple[Any, ...] | None,
+                  limit: int) -> list[ThreadView]:
+    """Stored threads, newest first (by last version sent, then id), ``limit + 1`` of them after the cursor."""
+    where = ["t.state IN ('active','updated')"] if not include_ended else []
+    params: list[Any] = []
+    if after is not None:
+        where.append("(t.last_sent < ? OR (t.last_sent = ? AND t.id < ?))")
+        params += [after[0], after[0], after[1]]
+    sql = Store._THREAD_SELECT + (f"WHERE {' AND '.join(where)}" if where else "")
+    rows = store.conn.execute(sql + " ORDER BY t.last_sent DESC, t.id DESC LIMIT ?", (*params, limit + 1))
+    return [ThreadView(*r) for r in rows]
+
+
 async def api_alerts(request: web.Request) -> web.Response:
+    """Stored incidents as JSON, newest first, a page at a time (operators only)."""
+    from hub.web.auth import json_error, require
+
+    require(request, "read")
     hub = request.app[HUB_KEY]
+    try:
+        page = page_of(request.query, default=100, key=(str, int))
+    except BadPage as err:
+        raise json_error(web.HTTPBadRequest, "invalid", str(err)) from None
     include_ended = request.query.get("all") in ("1", "true", "yes")
-    threads = await hub.store.read(hub.store.store.threads, include_ended=include_ended)
+    threads = await hub.store.read(_threads_page, hub.store.store, include_ended, page.after, page.limit)
+    shown = threads[:page.limit]
+    following = cursor_of((shown[-1].last_sent, shown[-1].id)) if len(threads) > page.limit else None
     return web.json_response({"district": hub.loaded.cfg.hub.district_ars,
-                              "threads": [t.as_dict() for t in threads]})
+                              "threads": [t.as_dict() for t in shown], "next": following})
 
 
 async def api_thread(request: web.Request) -> web.Response:
+    from hub.web.auth import require
+
+    require(request, "read")
     thread, versions, alert = await _incident(request)
     current = msgspec.to_builtins(alert) if alert is not None else None  # CAP element names, RFC 3339 times
     return web.json_response({"thread": thread.as_dict(), "versions": versions, "current": current})
 
 
 async def api_thread_cap(request: web.Request) -> web.Response:
+    from hub.web.auth import require
+
+    require(request, "read")
     hub = request.app[HUB_KEY]
     thread_id = _int(request.match_info["id"])
     alert = await hub.store.read(hub.store.store.current_alert, thread_id)
@@ -206,15 +241,11 @@ def make_app(hub: Hub) -> web.Application:
     web_cfg = hub.loaded.cfg.web
     app[live.STREAM_GATE_KEY] = live.StreamGate(web_cfg.max_streams, web_cfg.max_streams_per_address, fdlimit.budget())
     app[TRUSTED_PROXIES_KEY] = parse_networks(hub.loaded.cfg.web.trusted_proxies)
-    app.router.add_get("/api/v1/alerts", api_alerts)
-    app.router.add_get("/api/v1/alerts/{id}", api_thread)
-    app.router.add_get("/api/v1/alerts/{id}/cap.xml", api_thread_cap)
     app.router.add_get("/api/v1/sensors", api_sensors)
     app.router.add_get("/api/v1/sensors/{id}/readings", api_sensor_readings)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/push/key", push_key)
-    app.router.add_get("/api/v1/warnings/{thread}/status", delivery_status)
     if getattr(hub, "broadcaster", None) is not None:
         from hub.web import warnings
 
@@ -236,6 +267,10 @@ def make_app(hub: Hub) -> web.Application:
         state = console.setup(app, hub)
         app.router.add_get(f"{state.prefix}/incidents", incidents_page)
         app.router.add_get(f"{state.prefix}/incidents/{{id}}", incident_page)
+        app.router.add_get(f"{state.prefix}/api/alerts", api_alerts)
+        app.router.add_get(f"{state.prefix}/api/alerts/{{id}}", api_thread)
+        app.router.add_get(f"{state.prefix}/api/alerts/{{id}}/cap.xml", api_thread_cap)
+        app.router.add_get(f"{state.prefix}/api/publications/{{thread}}/status", delivery_status)
         if getattr(hub, "broadcaster", None) is not None:  # the citizen pages show the web channel's publications
             from hub.web import citizen
 
@@ -245,7 +280,10 @@ def make_app(hub: Hub) -> web.Application:
 
 async def delivery_status(request: web.Request) -> web.Response:
     """Deliveries of each version of one warning, per channel and state (queued, inflight, done, gone, failed,
-    expired, superseded, withdrawn): counts only, no recipients."""
+    expired, superseded, withdrawn): counts only, no recipients. Operators only."""
+    from hub.web.auth import require
+
+    require(request, "read")
     hub = request.app[HUB_KEY]
     thread = request.match_info["thread"]
     pubs = await hub.store.read(publications.versions, hub.store.store, thread)

@@ -18,8 +18,9 @@ Routes (added by :func:`setup`):
   ``GET /widget/{ars}.js``: inserts that iframe where the script tag stands.
 - ``GET /api/v1/regions?q=``: the district, its Samtgemeinden and Gemeinden by name, ``[{ars, name, level}]``.
 
-What is shown: the hub's publications to the web channel with status Actual (as ``/api/v1/warnings``), never raw
-stored incidents. No cookies, no analytics, nothing loaded from another host (except a configured tile server).
+What is shown: what :data:`hub.publications.WEB` admits (published to the web channel, status Actual, scope
+Public), as ``/api/v1/warnings``; never raw stored incidents. No cookies, no analytics, nothing loaded from
+another host (except a configured tile server).
 Every page but the widget carries ``#offline-status`` and ``/static/citizen/offline.js`` for the offline part.
 """
 
@@ -43,7 +44,7 @@ from hub.publications import Publication
 from hub.store import Store
 from hub.web import citizen_view as view
 from hub.web.app import HUB_KEY, SECURITY_HEADERS
-from hub.web.warnings import Place, _public, select
+from hub.web.warnings import Place, select
 
 if TYPE_CHECKING:
     from hub.daemon import Hub
@@ -148,8 +149,8 @@ def _feeds(state: CitizenWeb) -> list[dict[str, str]]:
 
 
 def _current(store: Store) -> list[tuple[Publication, Alert | None]]:
-    pubs = publications.current(store, channel="web")  # Actual only, most severe first, then newest
-    return [(p, publications.alert_of(store, p.id)) for p in pubs if _public(p)]
+    pubs = publications.current(store, publications.WEB)  # most severe first, then newest
+    return [(p, publications.alert_of(store, p.id)) for p in pubs]
 
 
 async def current_for(request: web.Request, ars: str) -> list[tuple[Publication, Alert | None]]:
@@ -227,7 +228,7 @@ async def start_json(request: web.Request) -> web.Response:
 
 
 def _thread(store: Store, thread: str) -> tuple[list[Publication], Alert | None]:
-    found = [p for p in publications.versions(store, thread) if _public(p)]
+    found = publications.shown_versions(store, thread, publications.WEB)
     if not found:
         return [], None
     return found, publications.alert_of(store, view.content_version(found).id)

@@ -12,6 +12,7 @@ An event is a dict (:func:`event_of` builds it from a :class:`~hub.publications.
 * ``thread``, ``version``, ``msgType``, ``regions`` (ARS list): required;
 * ``status`` (or ``publication.status``): required — an event without one is delivered to nobody, so an exercise
   can never leak to a public stream because its producer forgot to say what it is;
+* ``scope`` (or ``publication.scope``): CAP scope; only ``Public`` is delivered (never Restricted or Private);
 * ``channels``: optional; when present, only subscribers of one of these channels get it;
 * ``publication``: :meth:`Publication.as_dict` (with ``links``), what clients render.
 
@@ -40,7 +41,7 @@ from aiohttp import web
 
 from hub.fdlimit import FdBudget
 from hub.geo import Registry, ars_related, registry
-from hub.publications import Publication
+from hub.publications import PUBLIC_SCOPE, Publication
 from hub.web.client import client_address
 from hub.web.limits import AddressSlots, refusal
 
@@ -69,7 +70,8 @@ def public_dict(pub: Publication) -> dict[str, Any]:
 def event_of(pub: Publication) -> dict[str, Any]:
     """The broadcaster event for a new publication version."""
     return {"thread": pub.thread, "version": pub.version, "msgType": pub.msg_type, "status": pub.status,
-            "channels": list(pub.channels), "regions": list(pub.regions), "publication": public_dict(pub)}
+            "scope": pub.scope, "channels": list(pub.channels), "regions": list(pub.regions),
+            "publication": public_dict(pub)}
 
 
 def sse(event: str, data: Any) -> bytes:
@@ -232,6 +234,8 @@ class Broadcaster:
                             event.get("version"))
                 self._warned_status = True
             return 0
+        if (event.get("scope") or (pub.get("scope") if isinstance(pub, Mapping) else None)) != PUBLIC_SCOPE:
+            return 0  # Restricted, Private or not said: never on a public stream
         regions = frozenset(event.get("regions") or ())
         keys = frozenset(regions.union(*({a.ars for a in self.registry.ancestors(r)} for r in regions)))
         channels = event.get("channels")

@@ -2,10 +2,11 @@
 
 Routes (added by :func:`setup`):
 
-- ``GET /api/v1/warnings?ars=&lat=&lon=``: current publications of the web channel. ``ars`` keeps those whose
-  regions contain the region or lie in it (by key), or whose area overlaps the region's boundary; ``lat``/``lon``
-  (WGS 84 degrees, both) keeps those whose area contains the point, or, without an area, one of whose regions has a
-  boundary that contains it.
+- ``GET /api/v1/warnings?ars=&lat=&lon=&limit=&cursor=``: current publications of the web channel, most severe
+  first (at most ``limit``, 500 by default and at most; ``next``: the ``cursor`` of the next page, or null).
+  ``ars`` keeps those whose regions contain the region or lie in it (by key), or whose area overlaps the region's
+  boundary; ``lat``/``lon`` (WGS 84 degrees, both) keeps those whose area contains the point, or, without an area,
+  one of whose regions has a boundary that contains it.
 - ``GET /api/v1/warnings/{thread}``: every version of one incident; ``/api/v1/warnings/{thread}/cap.xml`` the latest
   version's CAP; ``/api/v1/publications/{identifier}.xml`` any version's CAP.
 - ``GET /api/v1/stream?ars=`` (``&board=<id>`` for a kiosk): Server-Sent Events — ``snapshot`` (the current
@@ -16,9 +17,11 @@ Routes (added by :func:`setup`):
 - ``GET /boards/{id}``: full-screen page for a ``kiosk`` board, served rendered (refreshes itself without
   JavaScript) and kept live by ``/static/board.js``.
 
-Handlers use only ``request.app[HUB_KEY].store`` (the :class:`~hub.store.AsyncStore`). Only ``Actual``
-publications are public; a kiosk board marked ``exercise`` also shows exercises. Kiosks show publications of the
-``web`` and ``boards`` channels.
+Handlers use only ``request.app[HUB_KEY].store`` (the :class:`~hub.store.AsyncStore`). What each route may show
+is decided by one rule, :class:`hub.publications.Audience` (published to the public, CAP status Actual, scope
+Public), applied in the store's queries and to live events. Kiosks show publications of the ``web`` and ``boards``
+channels; a kiosk board marked ``exercise`` also shows exercises, and answers only with its ``token``
+(``?token=``; without it 404).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import asyncio
 import collections
 import contextlib
 import hashlib
+import hmac
 import json
 import logging
 import math
@@ -50,10 +54,11 @@ from hub import publications
 from hub.cap.parse import read_xml
 from hub.config import BoardConfig
 from hub.geo import GERMANY, TOUCH_M2, Geography, geography
-from hub.publications import Publication
+from hub.publications import KIOSK, KIOSK_EXERCISE, WEB, Audience, Publication
 from hub.store import Store
 from hub.web.app import HUB_KEY
 from hub.web.live import Broadcaster, Subscriber, links, public_dict, retry_hint, sse
+from hub.web.paging import MAX_LIMIT, BadPage, cut, page_of
 
 log = logging.getLogger("warnhub.web.warnings")
 
@@ -65,7 +70,6 @@ CAP_TYPE = "application/cap+xml"
 FEED_ENTRIES = 100
 FEED_MAX_BYTES = 4 * 1024 * 1024
 """Embedded CAP per feed at most (a reader's default limit is 10 MiB); older entries are left out beyond it."""
-KIOSK_CHANNELS = frozenset({"web", "boards"})
 URGENT = ("Extreme", "Severe")
 ROTATE_S = 10
 REFRESH_S = 30
@@ -214,7 +218,7 @@ def covers_point(pub: Publication, lon: float, lat: float, geo: Geography) -> bo
 
 async def _current(request: web.Request, place: Place) -> list[Publication]:
     hub = request.app[HUB_KEY]
-    pubs = await hub.store.read(publications.current, hub.store.store)
+    pubs = await hub.store.read(publications.current, hub.store.store, WEB)
     if place.ars is None and place.lon is None:
         return pubs
     state = request.app[_STATE]
@@ -235,22 +239,19 @@ def _json(data: Any, status: int = 200) -> web.Response:
 # -- JSON and CAP ---------------------------------------------------------------------------------------------------
 
 
-def _public(p: Publication) -> bool:
-    """Shown by the web channel: real (never an exercise), and published to the web (a Cancel carries the channels
-    of what it ends, so a topic message's Cancel stays off the web as the message did)."""
-    return p.status == "Actual" and "web" in p.channels
-
-
 async def api_warnings(request: web.Request) -> web.Response:
     place = place_of(request)
-    pubs = await _current(request, place)
-    return _json(_listing(request.app[_STATE], pubs, place))
+    try:
+        page = page_of(request.query, default=MAX_LIMIT, key=(int, int, int))
+    except BadPage as err:
+        raise _bad(str(err)) from None
+    shown, following = cut(await _current(request, place), page, publications.rank)
+    return _json({**_listing(request.app[_STATE], shown, place), "next": following})
 
 
 async def _versions(request: web.Request) -> list[Publication]:
     hub = request.app[HUB_KEY]
-    found = [p for p in await hub.store.read(publications.versions, hub.store.store, request.match_info["thread"])
-             if _public(p)]
+    found = await hub.store.read(publications.shown_versions, hub.store.store, request.match_info["thread"], WEB)
     if not found:
         raise _not_found("Unbekannte Warnung / unknown warning")
     return found
@@ -270,22 +271,15 @@ def _xml(body: bytes, request: web.Request) -> web.Response:
 async def api_thread_cap(request: web.Request) -> web.Response:
     latest = (await _versions(request))[-1]
     hub = request.app[HUB_KEY]
-    body = await hub.store.read(publications.cap_xml, hub.store.store, latest.id)
+    body = await hub.store.read(publications.shown_cap_xml, hub.store.store, latest.id, WEB)
     if body is None:
         raise _not_found()
     return _xml(body, request)
 
 
-def _publication_xml(store: Store, identifier: str) -> bytes | None:
-    publications.ensure_schema(store)
-    row = store.conn.execute("SELECT id FROM publications WHERE identifier=?", (identifier,)).fetchone()
-    pub = publications.get(store, row[0]) if row else None
-    return publications.cap_xml(store, pub.id) if pub is not None and _public(pub) else None
-
-
 async def api_publication_xml(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
-    body = await hub.store.read(_publication_xml, hub.store.store, request.match_info["identifier"])
+    body = await hub.store.read(publications.shown_cap_xml, hub.store.store, request.match_info["identifier"], WEB)
     if body is None:
         raise _not_found("Unbekannte Veröffentlichung / unknown publication")
     return _xml(body, request)
@@ -308,14 +302,12 @@ async def stream(request: web.Request) -> web.StreamResponse:
     place = place_of(request)
     if place.lon is not None:
         raise _bad("stream: nach Region filtern (ars), nicht nach Punkt / filter the stream by ars, not by lat/lon")
-    board = state.kiosks.get(request.query["board"]) if request.query.get("board") else None
-    if request.query.get("board") and board is None:
-        raise _not_found("Unbekannte Anzeigetafel / unknown board")
-    channels, statuses = frozenset({"web"}), frozenset({"Actual"})
-    if board is not None:
-        place, channels = Place(board.ars), KIOSK_CHANNELS
-        statuses = frozenset({"Actual", "Exercise"} if board.exercise else {"Actual"})
-    sub = state.broadcaster.subscribe(place.ars, channels=channels, statuses=statuses)  # before the snapshot: no gap
+    board, audience = None, WEB
+    if request.query.get("board"):
+        board, audience = kiosk_of(request, request.query["board"])
+        place = Place(board.ars)
+    sub = state.broadcaster.subscribe(place.ars, channels=audience.channels,  # before the snapshot: no gap
+                                      statuses=audience.statuses)
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
                                        "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     try:
@@ -324,7 +316,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         await resp.prepare(request)
-        pubs = await (_kiosk_current(request, place, statuses) if board else _current(request, place))
+        pubs = await (_kiosk_current(request, place, audience) if board else _current(request, place))
         await resp.write(retry_hint() + sse("snapshot", _listing(state, pubs, place)))
         await _follow(request, resp, sub)
     except ConnectionError as err:  # the client went away
@@ -427,7 +419,7 @@ def _summary(p: Publication) -> str:
 
 
 def _documents(store: Store, ids: list[int]) -> dict[int, bytes]:
-    return {i: raw for i in ids if (raw := publications.cap_xml(store, i)) is not None}
+    return {i: raw for i in ids if (raw := publications.shown_cap_xml(store, i, WEB)) is not None}
 
 
 async def feed(request: web.Request) -> web.Response:
@@ -438,7 +430,7 @@ async def feed(request: web.Request) -> web.Response:
         ars = state.geo.registry.from_ars(request.match_info["ars"])
         if ars is None:
             raise _not_found("Unbekannter Regionalschlüssel / unknown ARS")
-    pubs = await hub.store.read(publications.recent, hub.store.store, limit=FEED_ENTRIES * (4 if ars else 1))
+    pubs = await hub.store.read(publications.recent, hub.store.store, WEB, limit=FEED_ENTRIES * (4 if ars else 1))
     if ars:
         pubs = await asyncio.to_thread(select, pubs, Place(ars), state.geo, state.areas)
     pubs = pubs[:FEED_ENTRIES]
@@ -471,20 +463,23 @@ def until(expires: datetime | None, now: datetime | None = None) -> str:
     return f"gültig bis {when} Uhr / valid until {when}"
 
 
-def _kiosk_pubs(store: Store, exercise: bool) -> list[Publication]:
-    pubs = publications.current(store, channel=None)
-    if exercise:
-        pubs += publications.current(store, channel=None, exercise=True)
-    order = {s: n for n, s in enumerate(SEVERITY_EN)}
-    pubs = [p for p in pubs if KIOSK_CHANNELS.intersection(p.channels)]
-    pubs.sort(key=lambda p: (order.get(p.severity, 9), -p.sent.timestamp()))
-    return pubs
+def kiosk_of(request: web.Request, board_id: str) -> tuple[BoardConfig, Audience]:
+    """A kiosk board and what it may show; a board marked ``exercise`` only with its ``token`` (compared in
+    constant time), else 404 as for an unknown board: whoever does not hold the token learns nothing of it."""
+    board = request.app[_STATE].kiosks.get(board_id)
+    if board is not None and not board.exercise:
+        return board, KIOSK
+    given = request.query.get("token", "").encode()
+    if board is not None and board.token and hmac.compare_digest(given, board.token.encode()):
+        return board, KIOSK_EXERCISE
+    raise _not_found("Unbekannte Anzeigetafel (eine Übungstafel nur mit ihrem token) / unknown board (an exercise "
+                     "board only with its token)")
 
 
-async def _kiosk_current(request: web.Request, place: Place, statuses: frozenset[str]) -> list[Publication]:
+async def _kiosk_current(request: web.Request, place: Place, audience: Audience) -> list[Publication]:
     hub = request.app[HUB_KEY]
     state = request.app[_STATE]
-    pubs = await hub.store.read(_kiosk_pubs, hub.store.store, "Exercise" in statuses)
+    pubs = await hub.store.read(publications.current, hub.store.store, audience)
     return await asyncio.to_thread(select, pubs, place, state.geo, state.areas)
 
 
@@ -500,11 +495,8 @@ def _shown(p: Publication, now: datetime) -> dict[str, Any]:
 
 async def board_page(request: web.Request) -> web.Response:
     state = request.app[_STATE]
-    board = state.kiosks.get(request.match_info["id"])
-    if board is None:
-        raise web.HTTPNotFound(text="Unbekannte Anzeigetafel / unknown board")
-    statuses = frozenset({"Actual", "Exercise"} if board.exercise else {"Actual"})
-    pubs = await _kiosk_current(request, Place(board.ars), statuses)
+    board, audience = kiosk_of(request, request.match_info["id"])
+    pubs = await _kiosk_current(request, Place(board.ars), audience)
     now = datetime.now(UTC)
     pool = [p for p in pubs if p.severity in URGENT] or pubs
     try:
@@ -512,14 +504,15 @@ async def board_page(request: web.Request) -> web.Response:
     except ValueError:
         index = 0
     shown = pool[index] if pool else None
+    token = f"&token={quote(board.token or '', safe='')}" if audience is KIOSK_EXERCISE else ""
     refresh = str(REFRESH_S)
     if len(pool) > 1:
-        refresh = f"{ROTATE_S}; url=/boards/{quote(board.id)}?i={(index + 1) % len(pool)}"
+        refresh = f"{ROTATE_S}; url=/boards/{quote(board.id)}?i={(index + 1) % len(pool)}{token}"
     if shown is not None and shown.expires is not None:  # never show it past its end
         left = math.ceil((shown.expires - now).total_seconds()) + 1
         if left < int(refresh.split(";")[0]):
-            refresh = f"{max(left, 1)}; url=/boards/{quote(board.id)}"
-    query = f"ars={board.ars}&board={quote(board.id)}"
+            refresh = f"{max(left, 1)}; url=/boards/{quote(board.id)}{token.replace('&', '?', 1)}"
+    query = f"ars={board.ars}&board={quote(board.id)}{token}"
     html = _TEMPLATES.get_template("board.html").render(
         board=board, region=state.geo.registry.name(board.ars) or board.ars,
         shown=_shown(shown, now) if shown else None,
