@@ -233,7 +233,8 @@ class Pipeline:
 
     def _plan(self, item: Unpublished) -> Plan:
         d, alert = item.decision, item.alert
-        audiences = audiences_of(d)
+        scope = alert.scope.value
+        audiences = audiences_of(d, scope)
         public = PUBLIC in audiences
         topics = {a.removeprefix("topic:") for a in audiences if a.startswith("topic:")}
         ruleset = self.live.current
@@ -244,7 +245,7 @@ class Pipeline:
                 area_proj = shapely.union_all(shapes)
         area = GERMANY.unproject(area_proj) if area_proj is not None else None
         exercise = alert.status.value == "Exercise"
-        channels = set(effective_channels(d))
+        channels = set(effective_channels(d, scope))
         regions = set(d["regions"])
         recipients: list[tuple[str, str]] = []
         if "push" in channels and d["push"] and self.index is not None and alert.msg_type.value != "Cancel" \
@@ -278,7 +279,7 @@ class Pipeline:
             issued = publications.issue(item.alert, sender=self.sender, district=self.district, thread=thread,
                                         version=(previous.version + 1) if previous else 1, previous=previous,
                                         severity=Severity(d["severity"]), now=now)
-            channels = effective_channels(d)
+            channels = effective_channels(d, item.alert.scope.value)
             if d["decision"] != "publish" and previous is not None:  # a Cancel the rules did not route
                 channels = previous.channels
             elif issued.msg_type.value == "Cancel" and previous is not None:
@@ -413,16 +414,22 @@ PUBLIC_CHANNELS = frozenset({"web", "boards", "mqtt"})
 """Channels that show a warning to everyone: only for decisions whose audiences include ``public``."""
 
 
-def audiences_of(decision: dict[str, Any]) -> set[str]:
-    """The audiences a publish decision serves (none stored: the public, as the rules' default)."""
-    return set(decision.get("audiences") or (PUBLIC,))
+def audiences_of(decision: dict[str, Any], scope: str = "Public") -> set[str]:
+    """The audiences a publish decision serves (none stored: the public, as the rules' default). A CAP message
+    whose scope is not Public (Restricted, Private) never serves the public nor topic subscribers, whatever the
+    rule says: only the named audiences (webhooks naming them) remain."""
+    audiences = set(decision.get("audiences") or (PUBLIC,))
+    if scope != "Public":
+        audiences = {a for a in audiences if a != PUBLIC and not a.startswith("topic:")}
+    return audiences
 
 
-def effective_channels(decision: dict[str, Any]) -> tuple[str, ...]:
-    """The decision's channels less the public ones when it is not for the public: a topic message or one for
-    emergency services never appears on the citizen page, the feeds or a street board."""
+def effective_channels(decision: dict[str, Any], scope: str = "Public") -> tuple[str, ...]:
+    """The decision's channels less the public ones when it is not for the public: a topic message, one for
+    emergency services or a Restricted/Private message never appears on the citizen page, the feeds or a street
+    board."""
     channels = tuple(decision["channels"])
-    if PUBLIC in audiences_of(decision):
+    if PUBLIC in audiences_of(decision, scope):
         return channels
     return tuple(c for c in channels if c not in PUBLIC_CHANNELS)
 

@@ -78,6 +78,12 @@ exercise = true
 token = "{TRAINING_TOKEN}"
 
 [[webhooks]]
+id = "lokalzeitung"
+url = "{hook_url}"
+format = "json"
+secret = "{HOOK_SECRET}"
+
+[[webhooks]]
 id = "uebungsauswertung"
 url = "{hook_url}"
 format = "json"
@@ -156,7 +162,11 @@ def prepare(home: Path) -> None:
     shutil.copytree(REPO / "rules", home / "rules")
     main = home / "rules" / "luechow-dannenberg.toml"  # without the sensor rules: no MQTT sensors here
     text = main.read_text(encoding="utf-8")
-    main.write_text(text[:text.index("# --- Eigene Sensoren")], encoding="utf-8")
+    text = text[:text.index("# --- Eigene Sensoren")]
+    # the DWD Severe rule also to webhooks, so a public webhook shows where Restricted/Private messages must not go
+    severe = 'then.publish = ["push", "web", "boards"]\nthen.push_on_update'
+    assert text.count(severe) == 1
+    main.write_text(text.replace(severe, severe.replace('"boards"]', '"boards", "webhook"]')), encoding="utf-8")
     store = Store(home / "hub.db")
     try:
         auth.migrate(store)
@@ -243,6 +253,7 @@ class Stored:
     config: Path
     items: dict[str, Item]
     console_warning: int
+    hooks: SignedReceiver
 
 
 def publications_of(home: Path, identifier: str) -> list[tuple[str, str, str]]:
@@ -270,8 +281,9 @@ async def stored(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stor
         await asyncio.to_thread(proc.start)
         try:
             wid = await send_exercise(proc.base)
-            got = await until(lambda: hooks.got, "the exercise at the exercise webhook")
-            assert got[0]["status"] == "Exercise" and not hooks.bad, got
+            got = await until(lambda: [g for g in hooks.got if g.get("status") == "Exercise"],
+                              "the exercise at the exercise webhook")
+            assert not hooks.bad, got
             items = {}
             for key, (identifier, headline, area, description, *_rest) in INCOMING.items():
                 items[key] = Item(key, identifier, [identifier, headline, area, description])
@@ -286,7 +298,7 @@ async def stored(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stor
                                    "the exercise's publication")
             items["exercise"] = Item("exercise", exercise[0][0], [*EXERCISE, exercise[0][0]],
                                      [r[0] for r in exercise])
-            yield Stored(proc, home, config, items, wid)
+            yield Stored(proc, home, config, items, wid, hooks)
         finally:
             await asyncio.to_thread(proc.close)
 
@@ -454,3 +466,23 @@ async def test_operator_alert_list_is_paged(stored: Stored) -> None:
                 assert resp.status == 400 and " / " in body["message"], (bad, body)
     finally:
         await session.http.close()
+
+
+async def test_restricted_and_private_messages_reach_no_public_channel(stored: Stored) -> None:
+    """A rule that publishes a CAP Restricted or Private message (the DWD rule does, for the public) still sends it
+    through no public channel: no push, board or public webhook row is written for it, while the Public control
+    reaches the public webhook (the positive event the negative assertion waits for)."""
+    control = stored.items["control"]
+    await until(lambda: [g for g in stored.hooks.got if control.words[1] in json.dumps(g, ensure_ascii=False)],
+                "the control at the public webhook")
+    for key in ("restricted", "private"):
+        marks = ",".join("?" * len(stored.items[key].publications))
+        rows = query(stored.home, "SELECT o.channel, o.recipient FROM outbox o JOIN publications p"
+                                  f" ON p.id = o.publication_id WHERE p.identifier IN ({marks})",
+                     *stored.items[key].publications)
+        assert rows == [], (key, rows)
+        texts = stored.items[key].words
+        assert not [g for g in stored.hooks.got if texts[1] in json.dumps(g, ensure_ascii=False)], key
+    rows = query(stored.home, "SELECT o.recipient FROM outbox o JOIN publications p ON p.id = o.publication_id"
+                              " WHERE p.identifier=? AND o.channel='webhooks'", control.publications[0])
+    assert ("lokalzeitung",) in [tuple(r) for r in rows]
