@@ -25,6 +25,7 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Page, expect
 
+from hub.web.citizen_view import local
 from tests.browser import CONTEXT, PageLog, axe, open_page, screenshot, serve, watch
 from tests.hubproc import drop, wait_for
 from tests.test_routing import Hub, dwd_cap
@@ -200,6 +201,7 @@ async def test_warning_page_history_update_and_cancel(site: Site, page: Page, pa
     thread = site.thread("Testwarnung Severe")
     site.named["cancelled"] = thread
     await page.set_viewport_size(PHONE)
+    opened = datetime.now(UTC)
     await open_page(page, site.base, f"/warnungen/{thread}")
     await page.locator("body[data-live='ok']").wait_for(state="attached")
     sent = site.sent["severe-1"] + timedelta(seconds=10)
@@ -216,7 +218,10 @@ async def test_warning_page_history_update_and_cancel(site: Site, page: Page, pa
     todo = await page.locator(".part-todo").bounding_box()
     what = await page.locator(".part-what").bounding_box()
     assert todo is not None and what is not None and todo["y"] < what["y"]  # what to do first on a phone
-    await expect(page.locator(".part-when")).to_contain_text(re.compile(r"Gültig bis\s*heute, \d\d:\d\d Uhr"))
+    # the end as the hub writes it (citizen_view.local: "heute"/"morgen"/a date), judged at either side of the render
+    end = sent + timedelta(hours=6)  # dwd_cap's default validity
+    ends = "|".join(re.escape(local(end, now=at)) for at in (opened, datetime.now(UTC)))
+    await expect(page.locator(".part-when")).to_contain_text(re.compile(rf"Gültig bis\s*({ends})"))
     await expect(page.locator(".part-who")).to_contain_text("Deutscher Wetterdienst")
     await expect(page.locator("#state-banner")).to_have_count(0)
     await screenshot(page, "citizen-warning-phone")
