@@ -263,6 +263,7 @@ class Template:
                 "default_hours": self.default_hours, "all_clear": self.all_clear,
                 "reviewed": self.reviewed.isoformat() if self.reviewed else None, "reviewed_by": self.reviewed_by,
                 "review_every_days": self.review_every_days, "review_due": due.isoformat() if due else None,
+                "file": Path(self.file).name,
                 "days_since_review": self.days_since_review(now), "stale": self.stale(now)}
 
 
@@ -544,6 +545,20 @@ def check_compose(folder: Path) -> list[Problem]:
     problems: list[Problem] = []
     load_templates(Path(folder) / COMPOSE_FOLDER, problems, compose=True)
     return problems
+
+
+def review_notice(template: Template) -> str:
+    """One line for an operator: the file, when it was last reviewed and since when a review is due."""
+    due = template.review_due()
+    when = (f"geprüft / reviewed {template.reviewed.isoformat()}, fällig seit / due since {due.isoformat()}"
+            if template.reviewed and due else "nie geprüft / never reviewed")
+    return f"Vorlage zur Prüfung fällig / template due for review: {template.file} ({when})"
+
+
+def due_for_review(templates: Sequence[Template], now: date) -> list[Template]:
+    """The templates whose review is due as of ``now`` (a date, or a datetime taken in German local time), by
+    file. Staleness is for people to act on (``warnhub check``, the console), never an error."""
+    return sorted((t for t in templates if t.stale(now)), key=lambda t: t.file)
 
 
 def compose_templates(folder: Path) -> list[Template]:
