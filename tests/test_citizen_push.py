@@ -381,7 +381,8 @@ async def offline_copy(hub: Hub, page: Page, page_log: PageLog) -> None:
     await asyncio.sleep(max(0.0, (glaze_expires - datetime.now(UTC)).total_seconds()) + 1)
     await page.reload()
     offline = page.locator("#offline-status")
-    await expect(offline).to_contain_text(re.compile(r"Offline – Stand: \d\d:\d\d Uhr \(vor .*\)"))
+    de, _ = offline_dates((online_at, datetime.now(UTC)), datetime.now(UTC))  # fetched online, before now
+    await expect(offline).to_contain_text(re.compile(rf"Offline – Stand: ({de})\d\d:\d\d Uhr \(vor .*\)"))
     await expect(storm).to_be_visible()
     await expect(glaze).to_be_hidden()
     await expect(glaze).to_have_class(re.compile(r"\bexpired\b"))
