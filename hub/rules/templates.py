@@ -434,7 +434,7 @@ def _console_fields(data: Mapping[str, Any], file: Any, *, compose: bool, kind: 
            "default_channels": g(data, (), "default_channels", _unique(rl._choices(COMPOSE_CHANNELS, "channel")),
                                  ()),
            "audience": g(data, (), "audience", _one_of(AUDIENCES, "audience"), "public")}
-    if out["reviewed"] is not None and out["reviewed"] > date.today():
+    if out["reviewed"] is not None and out["reviewed"] > _day(datetime.now(UTC)):  # today in Lüchow, not the host
         file.error(("reviewed",), f"{out['reviewed']} lies in the future", warning=True)
     if out["reviewed_by"] is not None and "reviewed" not in data:
         file.error(("reviewed_by",), "reviewed_by without reviewed (the date of the review)")
