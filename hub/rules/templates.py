@@ -263,7 +263,6 @@ class Template:
                 "default_hours": self.default_hours, "all_clear": self.all_clear,
                 "reviewed": self.reviewed.isoformat() if self.reviewed else None, "reviewed_by": self.reviewed_by,
                 "review_every_days": self.review_every_days, "review_due": due.isoformat() if due else None,
-                "file": Path(self.file).name,
                 "days_since_review": self.days_since_review(now), "stale": self.stale(now)}
 
 
