@@ -25,7 +25,7 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Page, expect
 
-from hub.web.citizen_view import local
+from hub.web.citizen_view import BERLIN, local
 from tests.browser import CONTEXT, PageLog, axe, open_page, screenshot, serve, watch
 from tests.hubproc import drop, wait_for
 from tests.test_routing import Hub, dwd_cap
@@ -492,6 +492,7 @@ async def test_sources_down_said_on_the_page(site: Site, page: Page, page_log: P
 async def test_hub_gone_says_connection_interrupted(site: Site, page: Page, page_log: PageLog) -> None:
     """Last: the hub stops while the page is open. The page keeps the warnings and says "Verbindung unterbrochen"
     with the time of its last successful update."""
+    opened = datetime.now(UTC)
     await open_page(page, site.base, "/")
     await page.locator("body[data-live='ok']").wait_for(state="attached")
     count = await page.locator("#warning-list > li").count()
@@ -499,7 +500,11 @@ async def test_hub_gone_says_connection_interrupted(site: Site, page: Page, page
     site.hub.proc.stop()
     status = page.locator("#live-status")
     await expect(status).to_be_visible(timeout=WAIT_MS)
-    await expect(status).to_contain_text(re.compile(r"Verbindung unterbrochen\. .* vom (heute, )?\d\d:\d\d Uhr"))
+    # common.js clock(): the time alone on the same day in Berlin, else the day of the last update before it
+    today = datetime.now(UTC).astimezone(BERLIN).date()
+    days = {at.astimezone(BERLIN).date() for at in (opened, datetime.now(UTC))}
+    before = "|".join(sorted("" if day == today else re.escape(f"{day:%d.%m.%Y}, ") for day in days))
+    await expect(status).to_contain_text(re.compile(rf"Verbindung unterbrochen\. .* vom ({before})\d\d:\d\d Uhr"))
     await expect(page.locator("#warning-list > li")).to_have_count(count)  # what it knew stays
     await screenshot(page, "citizen-start-connection-lost")
     assert page_log.outside == [] and await page.context.cookies() == []
