@@ -263,7 +263,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     extra = f", {len(geo.extra)} extra boundar{'y' if len(geo.extra) == 1 else 'ies'}" if geo.extra else ""
     print(f"{loaded.file}: ok ({loaded.cfg.hub.name}, {len(sources)} source(s), {len(rules)} rule(s) in "
           f"{loaded.rules_dir}{extra}, store {loaded.db_path})")
+    _review_warnings(Path(loaded.rules_dir), datetime.now(UTC))
     return 0
+
+
+def _review_warnings(rules_dir: Path, now: datetime) -> None:
+    """A warning line per console template due for review (file and dates): for people to act on, not a failure."""
+    from hub.rules.templates import COMPOSE_FOLDER, due_for_review, load_templates, review_notice
+
+    templates = load_templates(rules_dir / COMPOSE_FOLDER, [], compose=True)  # their errors: `warnhub rules check`
+    for template in due_for_review(list(templates.values()), now):
+        print(f"warning: {review_notice(template)}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Page, expect
 
+from hub.web.citizen_view import BERLIN, local
 from tests.browser import CONTEXT, PageLog, axe, open_page, screenshot, serve, watch
 from tests.hubproc import drop, wait_for
 from tests.test_routing import Hub, dwd_cap
@@ -200,6 +201,7 @@ async def test_warning_page_history_update_and_cancel(site: Site, page: Page, pa
     thread = site.thread("Testwarnung Severe")
     site.named["cancelled"] = thread
     await page.set_viewport_size(PHONE)
+    opened = datetime.now(UTC)
     await open_page(page, site.base, f"/warnungen/{thread}")
     await page.locator("body[data-live='ok']").wait_for(state="attached")
     sent = site.sent["severe-1"] + timedelta(seconds=10)
@@ -216,7 +218,10 @@ async def test_warning_page_history_update_and_cancel(site: Site, page: Page, pa
     todo = await page.locator(".part-todo").bounding_box()
     what = await page.locator(".part-what").bounding_box()
     assert todo is not None and what is not None and todo["y"] < what["y"]  # what to do first on a phone
-    await expect(page.locator(".part-when")).to_contain_text(re.compile(r"Gültig bis\s*heute, \d\d:\d\d Uhr"))
+    # the end as the hub writes it (citizen_view.local: "heute"/"morgen"/a date), judged at either side of the render
+    end = sent + timedelta(hours=6)  # dwd_cap's default validity
+    ends = "|".join(re.escape(local(end, now=at)) for at in (opened, datetime.now(UTC)))
+    await expect(page.locator(".part-when")).to_contain_text(re.compile(rf"Gültig bis\s*({ends})"))
     await expect(page.locator(".part-who")).to_contain_text("Deutscher Wetterdienst")
     await expect(page.locator("#state-banner")).to_have_count(0)
     await screenshot(page, "citizen-warning-phone")
@@ -487,6 +492,7 @@ async def test_sources_down_said_on_the_page(site: Site, page: Page, page_log: P
 async def test_hub_gone_says_connection_interrupted(site: Site, page: Page, page_log: PageLog) -> None:
     """Last: the hub stops while the page is open. The page keeps the warnings and says "Verbindung unterbrochen"
     with the time of its last successful update."""
+    opened = datetime.now(UTC)
     await open_page(page, site.base, "/")
     await page.locator("body[data-live='ok']").wait_for(state="attached")
     count = await page.locator("#warning-list > li").count()
@@ -494,7 +500,11 @@ async def test_hub_gone_says_connection_interrupted(site: Site, page: Page, page
     site.hub.proc.stop()
     status = page.locator("#live-status")
     await expect(status).to_be_visible(timeout=WAIT_MS)
-    await expect(status).to_contain_text(re.compile(r"Verbindung unterbrochen\. .* vom (heute, )?\d\d:\d\d Uhr"))
+    # common.js clock(): the time alone on the same day in Berlin, else the day of the last update before it
+    today = datetime.now(UTC).astimezone(BERLIN).date()
+    days = {at.astimezone(BERLIN).date() for at in (opened, datetime.now(UTC))}
+    before = "|".join(sorted("" if day == today else re.escape(f"{day:%d.%m.%Y}, ") for day in days))
+    await expect(status).to_contain_text(re.compile(rf"Verbindung unterbrochen\. .* vom ({before})\d\d:\d\d Uhr"))
     await expect(page.locator("#warning-list > li")).to_have_count(count)  # what it knew stays
     await screenshot(page, "citizen-start-connection-lost")
     assert page_log.outside == [] and await page.context.cookies() == []

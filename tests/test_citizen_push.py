@@ -26,6 +26,7 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from playwright.async_api import Page, expect
 
@@ -93,6 +94,7 @@ FETCH_WARNINGS = f"""async () => {{
   return {{ at: r.headers.get('X-Warnhub-Cached-At'), body: await r.json() }};
 }}"""
 
+BERLIN = ZoneInfo("Europe/Berlin")
 STORED = "() => JSON.parse(localStorage.getItem('warnhub.subscriptions') || '[]')"
 
 
@@ -272,8 +274,9 @@ async def subscribe_push_delete(hub: Hub, rx: PushReceiver, sub: TestSubscriptio
                                          "the update replacing the first notification")
     assert shown["title"] == f"Extreme Gefahr: {HEADLINE}" and shown["tag"] == thread
     assert shown["requireInteraction"] is True and shown["body"].startswith("Aktualisiert")
-    await worker.push(push.raw.decode())  # the older version arriving late does not replace the newer one
-    await asyncio.sleep(0.5)
+    # the older version arriving late does not replace the newer one: push() returns on the worker's report of
+    # having handled this very push (one at a time, in order), so what is on screen now is its final word
+    await worker.push(push.raw.decode())
     [shown] = await worker.notifications(lambda n: len(n) == 1, "still one notification")
     assert shown["title"] == f"Extreme Gefahr: {HEADLINE}", shown
 
@@ -319,6 +322,16 @@ async def test_offline_copy_with_its_age_and_without_expired_warnings(tmp_path: 
         await asyncio.to_thread(hub.proc.close)
 
 
+def offline_dates(fetched: tuple[datetime, ...], now: datetime) -> tuple[str, str]:
+    """What offline.js writes before the clock of "Stand" (regex alternatives, German and English) for a copy
+    fetched at one of ``fetched``, read at ``now``: nothing on the same day in Berlin, else the day it was fetched."""
+    today = now.astimezone(BERLIN).date()
+    days = {at.astimezone(BERLIN).date() for at in fetched}
+    de = {"" if day == today else re.escape(f"{day:%d.%m.%Y}, ") for day in days}
+    en = {"" if day == today else rf"{day.day} \w{{3,4}} {day.year}, " for day in days}
+    return "|".join(sorted(de)), "|".join(sorted(en))
+
+
 def glaze_cap(identifier: str, sent: datetime, expires: datetime) -> bytes:
     """A DWD Moderate warning (web only) with its own headline, beside the storm."""
     cap = dwd_cap(identifier, severity="Moderate", sent=sent, expires=expires).decode()
@@ -346,6 +359,7 @@ async def offline_copy(hub: Hub, page: Page, page_log: PageLog) -> None:
     glaze_expires = datetime.fromisoformat(next(w["expires"] for w in listed if w["severity"] == "Moderate"))
 
     # online: the start page (installs the worker), then once more through it, and the glaze warning's own page
+    online_at = datetime.now(UTC)
     await open_page(page, base, "/")
     await controlled(page)
     await open_page(page, base, "/")
@@ -367,7 +381,8 @@ async def offline_copy(hub: Hub, page: Page, page_log: PageLog) -> None:
     await asyncio.sleep(max(0.0, (glaze_expires - datetime.now(UTC)).total_seconds()) + 1)
     await page.reload()
     offline = page.locator("#offline-status")
-    await expect(offline).to_contain_text(re.compile(r"Offline – Stand: \d\d:\d\d Uhr \(vor .*\)"))
+    de, _ = offline_dates((online_at, datetime.now(UTC)), datetime.now(UTC))  # fetched online, before now
+    await expect(offline).to_contain_text(re.compile(rf"Offline – Stand: ({de})\d\d:\d\d Uhr \(vor .*\)"))
     await expect(storm).to_be_visible()
     await expect(glaze).to_be_hidden()
     await expect(glaze).to_have_class(re.compile(r"\bexpired\b"))
@@ -380,11 +395,13 @@ async def offline_copy(hub: Hub, page: Page, page_log: PageLog) -> None:
     assert [w["severity"] for w in cached["body"]["warnings"]] == ["Severe"], cached["body"]
     await screenshot(page, "citizen-push-offline-start")
 
-    # twelve minutes later (the page's clock): the age says so
-    await page.clock.set_system_time(datetime.now(UTC) + timedelta(minutes=12))
+    # twelve minutes later (the page's clock): the age says so, with the date when those minutes crossed midnight
+    later = datetime.now(UTC) + timedelta(minutes=12)
+    await page.clock.set_system_time(later)
     await page.reload()
-    await expect(offline).to_contain_text(re.compile(r"\(vor 1[12] Minuten\)"))
-    await expect(offline).to_contain_text(re.compile(r"Offline – as of \d\d:\d\d \(1[12] minutes ago\)"))
+    de, en = offline_dates((online_at, datetime.fromisoformat(cached["at"])), later)
+    await expect(offline).to_contain_text(re.compile(rf"Offline – Stand: ({de})\d\d:\d\d Uhr \(vor 1[12] Minuten\)"))
+    await expect(offline).to_contain_text(re.compile(rf"Offline – as of ({en})\d\d:\d\d \(1[12] minutes ago\)"))
 
     # the expired warning's own page, visited online, is there offline and says that it has ended
     await page.goto(f"{base}/warnungen/{glaze_thread}")

@@ -7,12 +7,14 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from hub.cap.validate import Validator, Verdict
 from tests.hubproc import CAP_DIR, DWD_CHAIN, DWD_CURRENT, REPO, XXE, cap_xml, subprocess_env
+from tests.templatekit import review_relative
 
 BUNDLED = REPO / "config.toml"
 
@@ -213,6 +215,24 @@ def test_check_accepts_the_bundled_config(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "ok" in proc.stdout
     assert "4 source(s)" in proc.stdout
+
+
+def test_check_warns_of_a_template_due_for_review_and_still_passes(tmp_path: Path, config: Path) -> None:
+    """A console template due for review is a warning line naming the file and its review date, not a failure
+    (exit 0). Review dates count back from today (tests.templatekit), so this holds on any day."""
+    rules = tmp_path / "rules"
+    shutil.copytree(REPO / "rules", rules)
+    review_relative(rules)  # all reviewed ten days ago ...
+    overdue = review_relative(rules, 400, only="feuer")  # ... but one
+    proc = warnhub("check", "--config", str(config), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stdout.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: Vorlage zur Prüfung fällig / template due for review: "
+                        f"{rules / 'templates' / 'compose' / 'feuer.toml'} (geprüft / reviewed {overdue.isoformat()}, "
+                        f"fällig seit / due since {(overdue + timedelta(days=365)).isoformat()})"], proc.stdout
+    review_relative(rules, only="feuer")
+    fresh = warnhub("check", "--config", str(config), cwd=tmp_path)
+    assert fresh.returncode == 0 and "warning:" not in fresh.stdout, fresh.stdout
 
 
 def test_check_refuses_a_broken_config_with_exit_2(tmp_path: Path, config: Path) -> None:

@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -49,11 +50,13 @@ from tests.consolekit import Operator
 from tests.hubproc import REPO, HubProcess, cap_xml, drop, free_port, write_config
 from tests.pushkit import PushReceiver, TestSubscription
 from tests.signedkit import SignedReceiver
+from tests.templatekit import review_relative, reviewed_of, today
 from tests.test_routing import dwd_cap
 
 pytest_plugins = ("tests.browser",)
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
+BERLIN = ZoneInfo("Europe/Berlin")
 DISTRICT = "033540000000"  # Landkreis Lüchow-Dannenberg
 HITZACKER = "033545406009"  # Hitzacker (Elbe), Stadt
 DANNENBERG = "033545406004"  # Dannenberg (Elbe), Stadt
@@ -117,11 +120,13 @@ def prepare(home: Path) -> None:
     main = home / "rules" / "luechow-dannenberg.toml"  # without the sensor rules: no MQTT sensors here
     text = main.read_text(encoding="utf-8")
     main.write_text(text[:text.index("# --- Eigene Sensoren")], encoding="utf-8")
+    review_relative(home / "rules")  # reviewed ten days ago, whatever the calendar says
     compose = home / "rules" / "templates" / "compose"
     old = (compose / "feuer.toml").read_text(encoding="utf-8")
     old = "\n".join(line for line in old.splitlines() if not line.startswith(("title", "reviewed")))
+    overdue = today() - timedelta(days=400)
     (compose / f"{STALE_TEMPLATE}.toml").write_text(
-        'title = "Feuer (alte Fassung)"\nreviewed = 2020-03-01\nreviewed_by = "Testfall"\n' + old, encoding="utf-8")
+        f'title = "Feuer (alte Fassung)"\nreviewed = {overdue}\nreviewed_by = "Testfall"\n' + old, encoding="utf-8")
     shapes = stand_ins()
     (home / "gemeinden.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [
         {"type": "Feature", "properties": {"ars": ars, "note": "STAND-IN, not the real boundary"},
@@ -377,9 +382,17 @@ async def test_compose_preview_four_eyes_push_update_and_cancel(kit: Kit, page: 
     await page.click("a[href='/console/compose']")
     await page.click("button[data-template=hochwasser]")
     await expect(page.locator("#event")).to_have_value("Hochwasser")
+    reviewed = reviewed_of(kit.home / "rules", "hochwasser")
     assert await page.locator("button[data-template=hochwasser] .tpl-rev").inner_text() == \
-        "geprüft reviewed 21.11.2026"
+        f"geprüft reviewed {reviewed:%d.%m.%Y}"
     assert await page.locator(f"button[data-template={STALE_TEMPLATE}] .stale-flag").count() == 1
+    # the page says which file is due for review and since when (the shipped ones, reviewed ten days ago, are not)
+    due = page.locator("#templates-due")
+    overdue = reviewed_of(kit.home / "rules", STALE_TEMPLATE)
+    await expect(due).to_contain_text(f"templates/compose/{STALE_TEMPLATE}.toml – geprüft reviewed "
+                                      f"{overdue:%d.%m.%Y}, fällig seit due since "
+                                      f"{overdue + timedelta(days=365):%d.%m.%Y}")
+    assert await due.locator("li").count() == 1
     await page.fill("#region-search", "Hitz")
     await page.click(f"#region-results button[data-ars='{HITZACKER}']")
     await expect(page.locator("#headline-de-DE")).to_have_value(re.compile("Hitzacker"))
@@ -516,7 +529,12 @@ async def test_an_exercise_reaches_exercise_subscriptions_only(kit: Kit, page: P
     await until(lambda: kit.rx.received(drill.id), "the exercise push")
     got = kit.rx.received(drill.id)[0].body
     assert got["status"] == "Exercise" and got["headline"].startswith("ÜBUNG – ")
-    await asyncio.sleep(1.0)  # the public subscription was targeted (or not) in the same transaction
+    # every push of the exercise was queued in the one transaction that queued the drill's, which has arrived: its
+    # outbox rows are all there is, and they name one recipient (the drill subscription), never the public one
+    with sqlite3.connect(f"file:{kit.home / 'hub.db'}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT recipient FROM outbox WHERE thread=? AND channel='push'",
+                            (got["thread"],)).fetchall()
+    assert len(rows) == 1, rows
     assert kit.rx.received(public.id) == []
     here = await asyncio.to_thread(kit.proc.get_json, f"/api/v1/warnings?lat={IN_LUECHOW[0]}&lon={IN_LUECHOW[1]}")
     assert all(w.get("status") != "Exercise" for w in here["warnings"])
@@ -622,7 +640,8 @@ async def test_a_sensor_draft_becomes_a_warning_and_the_pages_pass_axe(kit: Kit,
         assert await page.input_value("#event") == "Hochwasser"
         assert await page.is_checked("input[name=channels][value=push]")
         assert not await page.is_checked("input[name=channels][value=boards]")
-        await page.fill("#expires", (datetime.now() + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"))
+        # the form's local time is the browser's (Europe/Berlin), whatever the host's zone
+        await page.fill("#expires", (datetime.now(BERLIN) + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"))
         await page.fill("#region-search", "Hitz")
         await page.click(f"#region-results button[data-ars='{HITZACKER}']")
         await expect(page.locator("#chosen li")).to_have_count(1)

@@ -291,9 +291,10 @@ def test_sensor_readings_draft_warning_and_all_clear_once(tmp_path: Path) -> Non
             hub.proc.stop()
             hub.proc.start()
             assert hub.health()["status"] in ("ok", "degraded")
+            # the daemon logs this after prime() stored whatever the replay drafted (Router.prime awaits it), so the
+            # count below is final: no fixed sleep
             wait_for(lambda: any("primed with 5 recent reading" in m for m in hub.proc.log().splitlines()),
                      timeout=WAIT, what="the watch primed from the store")
-            time.sleep(1)
             assert len([d for d in hub.drafts() if d["origin"] == "sensor"]) == len(want)
         finally:
             hub.proc.close()

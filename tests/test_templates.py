@@ -21,7 +21,9 @@ from hub.rules.templates import (
     check_compose,
     check_template,
     compose_templates,
+    due_for_review,
     load_templates,
+    review_notice,
 )
 from tests.hubproc import REPO
 
@@ -208,6 +210,23 @@ def test_as_dict_is_what_the_picker_needs(shipped: dict[str, Template]) -> None:
 
 
 # -- review dates ---------------------------------------------------------------------------------------------------
+
+
+def test_due_for_review_names_the_file_and_its_dates(tmp_path: Path) -> None:
+    """What `warnhub check` and the console report: each template due on the given day, with file, review date
+    and the day it fell due; one never reviewed says so. The clock is the caller's, never the calendar."""
+    reviewed = 'reviewed = 2025-01-10\nreviewed_by = "Leitstelle"\n'
+    root = compose_folder(tmp_path, {"probe": GOOD.format(extra=reviewed), "nie": GOOD.format(extra=""),
+                                     "probe-ende": END})
+    templates = compose_templates(root)
+    assert due_for_review(templates, date(2026, 1, 10)) == [t for t in templates if t.name == "nie"]
+    due = due_for_review(templates, date(2026, 1, 11))
+    assert [t.name for t in due] == ["nie", "probe"]  # by file
+    assert review_notice(due[1]) == (f"Vorlage zur Prüfung fällig / template due for review: {due[1].file} "
+                                     "(geprüft / reviewed 2025-01-10, fällig seit / due since 2026-01-10)")
+    assert review_notice(due[0]).endswith("nie.toml (nie geprüft / never reviewed)")
+    assert [t.name for t in due_for_review(templates, datetime(2027, 1, 11, 12, tzinfo=UTC))] == \
+        ["nie", "probe-ende", "probe"]  # by file: probe-ende.toml before probe.toml
 
 
 def test_stale_after_review_every_days(tmp_path: Path) -> None:

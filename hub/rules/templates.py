@@ -433,7 +433,7 @@ def _console_fields(data: Mapping[str, Any], file: Any, *, compose: bool, kind: 
            "default_channels": g(data, (), "default_channels", _unique(rl._choices(COMPOSE_CHANNELS, "channel")),
                                  ()),
            "audience": g(data, (), "audience", _one_of(AUDIENCES, "audience"), "public")}
-    if out["reviewed"] is not None and out["reviewed"] > date.today():
+    if out["reviewed"] is not None and out["reviewed"] > _day(datetime.now(UTC)):  # today in Lüchow, not the host
         file.error(("reviewed",), f"{out['reviewed']} lies in the future", warning=True)
     if out["reviewed_by"] is not None and "reviewed" not in data:
         file.error(("reviewed_by",), "reviewed_by without reviewed (the date of the review)")
@@ -544,6 +544,20 @@ def check_compose(folder: Path) -> list[Problem]:
     problems: list[Problem] = []
     load_templates(Path(folder) / COMPOSE_FOLDER, problems, compose=True)
     return problems
+
+
+def review_notice(template: Template) -> str:
+    """One line for an operator: the file, when it was last reviewed and since when a review is due."""
+    due = template.review_due()
+    when = (f"geprüft / reviewed {template.reviewed.isoformat()}, fällig seit / due since {due.isoformat()}"
+            if template.reviewed and due else "nie geprüft / never reviewed")
+    return f"Vorlage zur Prüfung fällig / template due for review: {template.file} ({when})"
+
+
+def due_for_review(templates: Sequence[Template], now: date) -> list[Template]:
+    """The templates whose review is due as of ``now`` (a date, or a datetime taken in German local time), by
+    file. Staleness is for people to act on (``warnhub check``, the console), never an error."""
+    return sorted((t for t in templates if t.stale(now)), key=lambda t: t.file)
 
 
 def compose_templates(folder: Path) -> list[Template]:

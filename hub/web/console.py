@@ -38,7 +38,7 @@ import jinja2
 from aiohttp import web
 
 from hub import __version__, auth, console, decisions
-from hub.rules.templates import COMPOSE_FOLDER, Template, compose_templates, template_paths
+from hub.rules.templates import COMPOSE_FOLDER, Template, compose_templates, due_for_review, template_paths
 from hub.store import Store, now_utc
 from hub.web import console_view as view
 from hub.web.auth import require, setup_auth
@@ -345,7 +345,7 @@ async def compose_page(request: web.Request) -> web.Response:
             "policy": {"four_eyes": sorted(s.policy.required_for)},
             "api": f"{s.prefix}/api", "prefix": s.prefix,
             "scopes": [{"ars": a, "name": s.hub.geo.registry.name(a) or a} for a in user.scopes]}
-    return render(request, "console/compose.html", page=page, title=title,
+    return render(request, "console/compose.html", page=page, title=title, due=due_for_review(templates, now),
                   templates=templates, template_error=s.template_error, initial=initial,
                   exercise=initial["status"] == "Exercise", today=now)
 
