@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -128,8 +129,9 @@ def test_directory_source_fsyncs_the_store_before_moving_a_file_to_done(traced_h
     proc, inbox, trace = traced_hub
     drop(inbox, "durable.xml", cap_xml("durable-1"), settled=True)
     wait_for(lambda: (inbox / "done" / "durable.xml").exists(), timeout=WAIT, what="the file in done/")
-    threads = proc.get_json("/api/v1/alerts?all=1")["threads"]
-    assert any(t["current_identifier"] == "durable-1" for t in threads)
+    with sqlite3.connect(f"file:{inbox.parent / 'hub.db'}?mode=ro", uri=True) as db:
+        stored = db.execute("SELECT count(*) FROM alerts WHERE identifier='durable-1'").fetchone()[0]
+    assert stored == 1
 
     def renamed() -> list[str] | None:
         text = trace.read_text()
