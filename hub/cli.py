@@ -504,6 +504,17 @@ def cmd_user_set_password(args: argparse.Namespace) -> int:
 
 
 @_user_command
+def cmd_user_unlock(args: argparse.Namespace) -> int:
+    from hub import auth
+
+    with _user_store(args) as store:
+        user, cleared = auth.unlock(store, args.name, actor=getpass.getuser())
+    print(f"Anmeldesperre von {user.name} aufgehoben ({cleared} Einträge gelöscht) / login throttle lifted "
+          f"({cleared} entries cleared)")
+    return 0
+
+
+@_user_command
 def cmd_user_disable(args: argparse.Namespace) -> int:
     from hub import auth
 
@@ -647,7 +658,8 @@ def parser() -> argparse.ArgumentParser:
     aa.add_argument("--out", required=True, metavar="FILE", help="the archive (JSON lines); must not exist")
     aa.set_defaults(fn=cmd_audit_archive)
 
-    us = sub.add_parser("user", parents=[common], help="console users: add, set-password, disable, enable, list")
+    us = sub.add_parser("user", parents=[common],
+                        help="console users: add, set-password, unlock, disable, enable, list")
     us_sub = us.add_subparsers(dest="user_command", required=True)
     ua = us_sub.add_parser("add", parents=[common], help="add a user (asks for the password twice)")
     ua.add_argument("name")
@@ -657,10 +669,15 @@ def parser() -> argparse.ArgumentParser:
                     help="region the user may warn (12-digit ARS, or a 5-digit Kreis key); repeat for several")
     ua.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
     ua.set_defaults(fn=cmd_user_add)
-    up = us_sub.add_parser("set-password", parents=[common], help="set a new password (ends the user's sessions)")
+    up = us_sub.add_parser("set-password", parents=[common],
+                           help="set a new password (ends the user's sessions, lifts its login throttle)")
     up.add_argument("name")
     up.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
     up.set_defaults(fn=cmd_user_set_password)
+    uu = us_sub.add_parser("unlock", parents=[common],
+                           help="lift the login throttle of a user (its waits and failures are forgotten, audited)")
+    uu.add_argument("name")
+    uu.set_defaults(fn=cmd_user_unlock)
     ud = us_sub.add_parser("disable", parents=[common], help="disable a user (ends the user's sessions)")
     ud.add_argument("name")
     ud.set_defaults(fn=cmd_user_disable)
