@@ -503,6 +503,40 @@ def cmd_user_set_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """End a public console warning from the command line (hub.console.ending), as the console would."""
+    from hub import auth, console
+    from hub.console import ending
+    from hub.daemon import open_store
+    from hub.errors import AuthError
+
+    loaded = _config(args, required=True)
+    assert loaded is not None
+    c = loaded.cfg.console
+    cfg = console.ConsoleConfig.from_loaded(loaded, geo=loaded.geography(), four_eyes=console.FourEyes(
+        required_for=frozenset(c.four_eyes), single_person_extreme=c.single_person_extreme,
+        end_needs_two=c.four_eyes_end))
+    with open_store(loaded) as store:
+        auth.migrate(store)
+        try:
+            if args.user:
+                user: Any = auth.get_user(store, args.user)
+                if user is None or user.disabled:
+                    raise AuthError(f"Unbekannter oder gesperrter Benutzer „{args.user}“. / Unknown or disabled "
+                                    f"user “{args.user}”.")
+            else:
+                user = ending.LocalOperator(f"cli:{getpass.getuser()}", (loaded.cfg.hub.district_ars,))
+            sent = ending.cancel(store, cfg, user, args.thread, args.reason)
+        except (console.ConsoleError, AuthError) as err:
+            print(f"warnhub: {err}", file=sys.stderr)
+            return 1
+    done = ending.summary(sent)
+    print(f"Aufhebung gespeichert: {done['thread']} Fassung {done['version']} ({done['identifier']}); der laufende "
+          f"Hub veröffentlicht sie binnen 30 s, ein gestoppter beim Start. / Cancel stored; a running hub publishes "
+          f"it within 30 s, a stopped one when it starts.")
+    return 0
+
+
 @_user_command
 def cmd_user_unlock(args: argparse.Namespace) -> int:
     from hub import auth
@@ -657,6 +691,13 @@ def parser() -> argparse.ArgumentParser:
     aa.add_argument("--before", required=True, metavar="DATE", help="2025-01-31 (UTC midnight) or an ISO time")
     aa.add_argument("--out", required=True, metavar="FILE", help="the archive (JSON lines); must not exist")
     aa.set_defaults(fn=cmd_audit_archive)
+
+    ca = sub.add_parser("cancel", parents=[common],
+                        help="cancel a public console warning now (when the console is unreachable; audited)")
+    ca.add_argument("thread", help="the warning: console thread c…, public thread w… or the incident number")
+    ca.add_argument("--reason", required=True, help="why it ends (at least [console] min reason, 20 characters)")
+    ca.add_argument("--user", help="the console user who ends it (approve permission); default: cli:<os user>")
+    ca.set_defaults(fn=cmd_cancel)
 
     us = sub.add_parser("user", parents=[common],
                         help="console users: add, set-password, unlock, disable, enable, list")
