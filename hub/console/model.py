@@ -5,6 +5,7 @@ every operation runs."""
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -120,8 +121,23 @@ class StalePreview(ConsoleError):
     """The confirmation token is not that of a preview of the warning as it is now."""
 
 
+_FIELD = re.compile(r"^[a-z_][\w\-]*(?:[.\[][\w\-\]]+)*:\s")
+
+
+def _sentence(text: str, field: str) -> str:
+    """One half of a message as a whole sentence: capitalised (a message about a form field, ``event: …``, is
+    said of the field: ``Feld event: …``) and ending with a full stop."""
+    text = text.strip()
+    if _FIELD.match(text):
+        text = f"{field} {text}"
+    elif text[:1].islower():
+        text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
 def _msg(de: str, en: str) -> str:
-    return f"{de} / {en}"
+    """An operator-visible message: German, then English, each a whole sentence (``Deutsch. / English.``)."""
+    return f"{_sentence(de, 'Feld')} / {_sentence(en, 'Field')}"
 
 
 @functools.lru_cache(maxsize=8)

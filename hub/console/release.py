@@ -156,7 +156,7 @@ def _send(store: Store, cfg: ConsoleConfig, user: ConsoleUser, row: Mapping[str,
     raw = to_xml(alert)
     report, rec = check_document(cfg.validator, raw, SignaturePolicy.IGNORE)
     if rec is None or report.verdict is not Verdict.VALID:
-        raise ConsoleError(_msg("Die CAP-Nachricht ist nicht gültig", "the CAP message is not valid") + ": "
+        raise ConsoleError(_msg("Die CAP-Nachricht ist nicht gültig", "the CAP message is not valid") + " "
                            + "; ".join(report.errors + report.warnings))
     added = store.add_record(rec, raw, origin=ORIGIN, now=now)
     if added.outcome != "new":
