@@ -161,3 +161,20 @@ def test_an_older_version_is_never_sent_over_a_newer_one(store: Store, cfg: cons
     store.conn.execute("UPDATE console_warnings SET editors='[1]' WHERE id=?", (a["id"],))
     with pytest.raises(console.ConsoleError, match="Fassung 3 dieser Warnung wurde schon gesendet"):
         console.approve(store, BERT, a["id"], token=_token(store, cfg, a["id"]), cfg=cfg)
+
+
+def test_four_eyes_end_setting(tmp_path: Path) -> None:
+    from hub.config import load
+    from hub.errors import ConfigError
+
+    text = (REPO / "config.toml").read_text(encoding="utf-8")
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    assert load(path).cfg.console.four_eyes_end is False  # the default: an approver may end a warning alone
+    path.write_text(text.replace("[console]", "[console]\nfour_eyes_end = true", 1) if "[console]" in text
+                    else text + "\n[console]\nfour_eyes_end = true\n", encoding="utf-8")
+    assert load(path).cfg.console.four_eyes_end is True
+    path.write_text(text + "\n[console]\nfour_eyes_end = \"ja\"\n" if "[console]" not in text
+                    else text.replace("[console]", "[console]\nfour_eyes_end = \"ja\"", 1), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"console\.four_eyes_end"):
+        load(path)
