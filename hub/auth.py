@@ -227,7 +227,8 @@ def list_users(store: Store) -> list[dict[str, Any]]:
 
 def set_password(store: Store, name: str, password: str, *, actor: str, hasher: PasswordHasher | None = None,
                  now: datetime | None = None) -> User:
-    """New password; every session of the user ends (whoever knew the old one is signed out)."""
+    """New password; every session of the user ends (whoever knew the old one is signed out) and its login
+    throttle is lifted (:func:`unlock`)."""
     user = _existing(store, name)
     digest = hash_password(password, hasher)
     stamp = utc_iso(now or now_utc())
@@ -235,8 +236,20 @@ def set_password(store: Store, name: str, password: str, *, actor: str, hasher: 
         conn.execute("UPDATE users SET password_hash=?, password_changed=?, updated=? WHERE id=?",
                      (digest, stamp, stamp, user.id))
         ended = conn.execute("DELETE FROM sessions WHERE user_id=?", (user.id,)).rowcount
-    store.audit(actor, "user.set_password", user.name, {"sessions_ended": ended}, now=now)
+    cleared = login_throttle.clear(store, user.name, now=now or now_utc())
+    store.audit(actor, "user.set_password", user.name, {"sessions_ended": ended, "throttle_cleared": cleared},
+                now=now)
     return user
+
+
+def unlock(store: Store, name: str, *, actor: str, now: datetime | None = None) -> tuple[User, int]:
+    """Lift the login throttle of a user (``warnhub user unlock``): the waits of all its (name, address) pairs and
+    its failures in address brakes are forgotten (:func:`hub.login_throttle.clear`). Audited as ``user.unlock``.
+    Returns the user and the throttle rows cleared."""
+    user = _existing(store, name)
+    cleared = login_throttle.clear(store, user.name, now=now or now_utc())
+    store.audit(actor, "user.unlock", user.name, {"throttle_cleared": cleared}, now=now)
+    return user, cleared
 
 
 def set_disabled(store: Store, name: str, disabled: bool, *, actor: str, now: datetime | None = None) -> User:

@@ -513,6 +513,51 @@ def cmd_user_set_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """End a public console warning from the command line (hub.console.ending), as the console would."""
+    from hub import auth, console
+    from hub.console import ending
+    from hub.daemon import open_store
+    from hub.errors import AuthError
+
+    loaded = _config(args, required=True)
+    assert loaded is not None
+    c = loaded.cfg.console
+    cfg = console.ConsoleConfig.from_loaded(loaded, geo=loaded.geography(), four_eyes=console.FourEyes(
+        required_for=frozenset(c.four_eyes), single_person_extreme=c.single_person_extreme,
+        end_needs_two=c.four_eyes_end))
+    with open_store(loaded) as store:
+        auth.migrate(store)
+        try:
+            if args.user:
+                user: Any = auth.get_user(store, args.user)
+                if user is None or user.disabled:
+                    raise AuthError(f"Unbekannter oder gesperrter Benutzer „{args.user}“. / Unknown or disabled "
+                                    f"user “{args.user}”.")
+            else:
+                user = ending.LocalOperator(f"cli:{getpass.getuser()}", (loaded.cfg.hub.district_ars,))
+            sent = ending.cancel(store, cfg, user, args.thread, args.reason)
+        except (console.ConsoleError, AuthError) as err:
+            print(f"warnhub: {err}", file=sys.stderr)
+            return 1
+    done = ending.summary(sent)
+    print(f"Aufhebung gespeichert: {done['thread']} Fassung {done['version']} ({done['identifier']}); der laufende "
+          f"Hub veröffentlicht sie binnen 30 s, ein gestoppter beim Start. / Cancel stored; a running hub publishes "
+          f"it within 30 s, a stopped one when it starts.")
+    return 0
+
+
+@_user_command
+def cmd_user_unlock(args: argparse.Namespace) -> int:
+    from hub import auth
+
+    with _user_store(args) as store:
+        user, cleared = auth.unlock(store, args.name, actor=getpass.getuser())
+    print(f"Anmeldesperre von {user.name} aufgehoben ({cleared} Einträge gelöscht) / login throttle lifted "
+          f"({cleared} entries cleared)")
+    return 0
+
+
 @_user_command
 def cmd_user_disable(args: argparse.Namespace) -> int:
     from hub import auth
@@ -657,7 +702,15 @@ def parser() -> argparse.ArgumentParser:
     aa.add_argument("--out", required=True, metavar="FILE", help="the archive (JSON lines); must not exist")
     aa.set_defaults(fn=cmd_audit_archive)
 
-    us = sub.add_parser("user", parents=[common], help="console users: add, set-password, disable, enable, list")
+    ca = sub.add_parser("cancel", parents=[common],
+                        help="cancel a public console warning now (when the console is unreachable; audited)")
+    ca.add_argument("thread", help="the warning: console thread c…, public thread w… or the incident number")
+    ca.add_argument("--reason", required=True, help="why it ends (at least [console] min reason, 20 characters)")
+    ca.add_argument("--user", help="the console user who ends it (approve permission); default: cli:<os user>")
+    ca.set_defaults(fn=cmd_cancel)
+
+    us = sub.add_parser("user", parents=[common],
+                        help="console users: add, set-password, unlock, disable, enable, list")
     us_sub = us.add_subparsers(dest="user_command", required=True)
     ua = us_sub.add_parser("add", parents=[common], help="add a user (asks for the password twice)")
     ua.add_argument("name")
@@ -667,10 +720,15 @@ def parser() -> argparse.ArgumentParser:
                     help="region the user may warn (12-digit ARS, or a 5-digit Kreis key); repeat for several")
     ua.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
     ua.set_defaults(fn=cmd_user_add)
-    up = us_sub.add_parser("set-password", parents=[common], help="set a new password (ends the user's sessions)")
+    up = us_sub.add_parser("set-password", parents=[common],
+                           help="set a new password (ends the user's sessions, lifts its login throttle)")
     up.add_argument("name")
     up.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
     up.set_defaults(fn=cmd_user_set_password)
+    uu = us_sub.add_parser("unlock", parents=[common],
+                           help="lift the login throttle of a user (its waits and failures are forgotten, audited)")
+    uu.add_argument("name")
+    uu.set_defaults(fn=cmd_user_unlock)
     ud = us_sub.add_parser("disable", parents=[common], help="disable a user (ends the user's sessions)")
     ud.add_argument("name")
     ud.set_defaults(fn=cmd_user_disable)

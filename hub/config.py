@@ -287,6 +287,9 @@ class ConsoleSection(_Strict):
     """Severities a second person (an approver who is not the author) must approve before anything is sent."""
     single_person_extreme: bool = False
     """Allow an approver to send an Extreme or Immediate warning alone, with a mandatory reason (audited)."""
+    four_eyes_end: bool = False
+    """Cancels and all-clears need a second person like any warning (``four_eyes``). False (default): an approver
+    may end a public warning alone with a written reason (audited): ending must never wait for a second person."""
     tile_url: str = ""
     """A tile server for the console map (``https://.../{z}/{x}/{y}.png``); empty: district boundaries only."""
     tile_attribution: str = ""

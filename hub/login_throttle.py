@@ -190,6 +190,17 @@ def succeeded(store: Store, row: int) -> None:
         conn.execute("DELETE FROM login_failures WHERE id=? AND failures=0 AND refused=0", (row,))
 
 
+def clear(store: Store, name: str, *, now: datetime) -> int:
+    """Lift the throttle of a user name (``warnhub user unlock``, a new password): its open windows are audited
+    first (the ``login.failed`` entries stay complete), then every row of the name is deleted, so neither its
+    pairs' waits nor its failures in an address brake remain. Returns the rows deleted."""
+    with store.transaction() as conn:
+        for row in conn.execute(f"SELECT {_CLOSE_COLS} FROM login_failures WHERE name=? AND audited=0 ORDER BY id",
+                                (name,)).fetchall():
+            _close(store, row, now)
+        return conn.execute("DELETE FROM login_failures WHERE name=?", (name,)).rowcount
+
+
 def purge(store: Store, *, throttle: Throttle, now: datetime) -> int:
     """Audit every window that has ended; delete rows (and with them the addresses) ``retention_s`` after their
     last attempt. Returns the rows deleted."""

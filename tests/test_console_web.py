@@ -677,3 +677,151 @@ async def test_a_tile_server_is_allowed_on_console_pages_only() -> None:
     await allow(make_mocked_request("GET", "/boards/kiosk"), public)
     assert page.headers["Content-Security-Policy"] == csp + "; img-src 'self' data: https://*.tile.example.org"
     assert public.headers["Content-Security-Policy"] == "default-src 'self'"
+
+
+# -- issue 14: a public warning can always be ended; the console never misleads ----------------------------------
+
+END_REASON = "Gas abgestellt, Gefahr vorbei: Meldung der Feuerwehr Gartow"
+
+
+def _store_thread(kit: Kit, wid: int) -> int:
+    with sqlite3.connect(f"file:{kit.home / 'hub.db'}?mode=ro", uri=True) as conn:
+        return int(conn.execute("SELECT store_thread FROM console_warnings WHERE id=?", (wid,)).fetchone()[0])
+
+
+def _published(kit: Kit, publication_thread: str) -> list[str]:
+    with sqlite3.connect(f"file:{kit.home / 'hub.db'}?mode=ro", uri=True) as conn:
+        return [m for (m,) in conn.execute("SELECT msg_type FROM publications WHERE thread=? ORDER BY version",
+                                           (publication_thread,))]
+
+
+async def _public_warning(anna: Client, bert: Client, headline: str) -> int:
+    status, body = await anna.call("POST", "/console/api/warnings", form(ring=square(*GARTOW), headline=headline))
+    assert status == 201, body
+    wid = int(body["warning"]["id"])
+    assert (await anna.call("POST", f"/console/api/warnings/{wid}/submit"))[0] == 200
+    status, body = await bert.approve(wid)
+    assert status == 200 and body["warning"]["state"] == "sent", body
+    return wid
+
+
+async def test_a_public_warning_can_be_ended_after_withdrawn_rejected_and_stale_follow_ups(kit: Kit) -> None:
+    anna, bert = await Client(kit.base).login("anna"), await Client(kit.base).login("bert")
+    try:
+        wid = await _public_warning(anna, bert, "Gasaustritt in Gartow")
+        thread = f"w{_store_thread(kit, wid)}"
+        await until(lambda: _published(kit, thread) == ["Alert"], "the warning published")
+        api = f"/console/api/warnings/{wid}"
+        # withdrawn: Aufheben, zur Freigabe geben, zurückziehen (the issue's path)
+        status, body = await anna.call("POST", f"{api}/follow-up", {"action": "cancel"})
+        assert status == 201, body
+        first = body["warning"]["id"]
+        assert (await anna.call("POST", f"/console/api/warnings/{first}/submit"))[0] == 200
+        assert (await anna.call("POST", f"/console/api/warnings/{first}/withdraw"))[0] == 200
+        # the dashboard's card of the warning shows what went out, not the withdrawn follow-up "being published"
+        status, page_html = await anna.call("GET", "/console/", headers={"Accept": "text/html"})
+        card = re.search(r'<li class="card[^"]*" data-thread="' + re.escape(body["warning"]["thread"])
+                         + r'">(.*?)</li>\s*(?:<li class="card|</ul>)', page_html, re.S)
+        assert card is not None and "wird veröffentlicht" not in card.group(1), card
+        # rejected
+        status, body = await anna.call("POST", f"{api}/follow-up", {"action": "cancel"})
+        assert status == 201, body  # old code: 400 "Es gibt schon eine neuere Fassung"
+        second = body["warning"]["id"]
+        assert (await anna.call("POST", f"/console/api/warnings/{second}/submit"))[0] == 200
+        status, body = await bert.call("POST", f"/console/api/warnings/{second}/reject",
+                                       {"reason": "Erst mit der Feuerwehr abstimmen"})
+        assert status == 200, body
+        # stale: an update submitted and left standing
+        status, body = await anna.call("POST", f"{api}/follow-up", {"action": "update"})
+        assert status == 201, body
+        stale = body["warning"]["id"]
+        assert (await anna.call("POST", f"/console/api/warnings/{stale}/submit"))[0] == 200
+        assert _published(kit, thread) == ["Alert"]  # the warning as it was
+
+        # from the page of the withdrawn follow-up: cancel, sent alone by the only approver on duty
+        status, body = await anna.call("POST", f"/console/api/warnings/{first}/follow-up", {"action": "cancel"})
+        assert status == 201, body
+        final = body["warning"]["id"]
+        status, body = await anna.approve(final, action="send", reason="zu kurz")
+        assert status == 400 and "mindestens 20 Zeichen" in body["message"], body
+        status, body = await anna.approve(final, action="send", reason=END_REASON)
+        assert status == 200 and body["warning"]["state"] == "sent", body
+        await until(lambda: _published(kit, thread) == ["Alert", "Cancel"], "the cancel published")
+        for left in (second, stale):
+            status, body = await anna.call("GET", f"/console/api/warnings/{left}")
+            assert body["summary"]["state"] == "withdrawn", body
+        status, body = await anna.call("POST", f"{api}/follow-up", {"action": "update"})
+        assert status == 400 and body["message"] == ("Diese Warnung ist bereits aufgehoben. / "
+                                                     "This warning has already been cancelled."), body
+    finally:
+        await anna.close()
+        await bert.close()
+    ended = [(a, d["reason"]) for a, b, _, d in kit.audit() if b == "console.end_alone" and d["warning"] == final]
+    assert ended == [("anna", END_REASON)]
+
+
+async def test_ending_in_the_browser_and_pages_that_tell_the_truth(kit: Kit, page: Page, page_log: PageLog,
+                                                                   browser: Browser) -> None:
+    anna, bert = await Client(kit.base).login("anna"), await Client(kit.base).login("bert")
+    try:
+        wid = await _public_warning(anna, bert, "Chlorgas in Gartow")
+    finally:
+        await anna.close()
+        await bert.close()
+    thread = f"w{_store_thread(kit, wid)}"
+    await until(lambda: _published(kit, thread) == ["Alert"], "the warning published")
+    base = kit.base
+    await login(page, base, "anna")
+    await page.goto(f"{base}/console/warnings/{wid}")
+    # one name per warning, and how the others relate: the public page is the citizens' page of this warning
+    assert await page.get_attribute("#public-page", "href") == f"/warnungen/{thread}"
+    assert await page.inner_text("#id-publication") == thread
+    assert await page.get_attribute("#id-incident", "href") == f"/console/incidents/{_store_thread(kit, wid)}"
+    async with aiohttp.ClientSession() as anon, anon.get(f"{base}/warnungen/{thread}") as r:
+        assert r.status == 200 and "Chlorgas in Gartow" in await r.text()
+    await page.click("nav a[href='/console/incidents']")
+    await page.wait_for_url(f"{base}/console/incidents")
+
+    # Aufheben -> zur Freigabe geben -> zurückziehen, then the warning's page still offers the follow-ups
+    await page.goto(f"{base}/console/warnings/{wid}")
+    async with page.expect_navigation():
+        await page.click("#btn-cancel")
+    await page.click("#btn-submit")
+    await page.wait_for_selector("#state[data-state=submitted]")
+    explained = await page.inner_text("#four-eyes")
+    assert "Sie haben diese Fassung verfasst oder bearbeitet" in explained and "allein senden" in explained
+    await page.click("#btn-withdraw")
+    await page.wait_for_selector("#state[data-state=withdrawn]")
+    assert await page.locator("#btn-cancel").count() == 1  # old code: an empty actions box
+    await page.goto(f"{base}/console/warnings/{wid}")
+    async with page.expect_navigation():
+        await page.click("#btn-cancel")
+    cancel_id = warning_id(page)
+    assert await page.locator("#end-alone-note").is_visible()
+    await page.check("#confirm-audience")
+    await page.check("#confirm-channels")
+    assert await page.locator("#btn-send-alone").is_disabled()  # the reason first
+    await page.fill("#alone-reason", END_REASON)
+    await page.locator("#btn-send-alone").click()
+    await page.wait_for_selector("#state[data-state=sent]")
+    await screenshot(page, "console_ended_alone")
+    await until(lambda: _published(kit, thread) == ["Alert", "Cancel"], "the cancel published")
+    assert page_log.errors == [] and page_log.outside == []
+    assert [d["reason"] for a, b, _, d in kit.audit() if b == "console.end_alone" and d["warning"] == cancel_id] \
+        == [END_REASON]
+
+
+async def test_the_author_sees_why_she_cannot_approve(kit: Kit, page: Page) -> None:
+    erik = await Client(kit.base).login("erik")  # an author without approve permission, scoped to Hitzacker
+    try:
+        status, body = await erik.call("POST", "/console/api/warnings", form(ars=(HITZACKER,), headline="Glätte"))
+        assert status == 201, body
+        wid = body["warning"]["id"]
+        assert (await erik.call("POST", f"/console/api/warnings/{wid}/submit"))[0] == 200
+    finally:
+        await erik.close()
+    await login(page, kit.base, "erik")
+    await page.goto(f"{kit.base}/console/warnings/{wid}")
+    assert await page.locator("#btn-approve").count() == 0
+    text = await page.inner_text("#four-eyes")
+    assert text.startswith("Vier-Augen-Prinzip: Sie haben diese Fassung verfasst oder bearbeitet"), text

@@ -21,6 +21,10 @@ Enforced here, whatever a form says:
 * a thread never changes status or audience: an exercise stays an exercise (every text marked, CAP status
   Exercise); a topic message goes to the push subscribers of its topic only, never to a public channel;
 * sending needs the confirmation token of a preview of exactly this content, area, audience and channels.
+* a public warning can always be ended: follow-ups start from the thread's newest sent version whatever happened
+  to drafts begun before; sending a version withdraws the thread's other open versions; a Cancel or all-clear may
+  be sent alone by an approver with a reason (``FourEyes.end_needs_two``, ``[console] four_eyes_end``, off by
+  default; audited as ``console.end_alone``). ``ending`` does the same for ``warnhub cancel``.
 
 Every operation is one transaction with its audit entry (``console.<action>``). Refusals raise
 :class:`ConsoleForbidden` (an :class:`~hub.errors.AuthError`; audited as ``console.refused``), :class:`StalePreview`
@@ -29,7 +33,7 @@ or :class:`ConsoleError`; their messages are German, then English.
 Modules: ``model`` (constants, user protocol, policy, config, errors, guards), ``tables`` (schema, rows,
 reads), ``forms`` (validation), ``alert`` (templates, CAP), ``drafts`` (create, edit, submit, reject, withdraw,
 follow-ups), ``targeting`` (plan, confirmation, preview), ``release`` (approve, send), ``overview`` (inbox,
-status). This package re-exports their public names.
+status), ``ending`` (cancel without the console). This package re-exports their public names.
 """
 
 from hub.console.alert import all_clear_template, build_alert, template_content

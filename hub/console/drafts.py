@@ -201,22 +201,20 @@ def follow_up(store: Store, user: ConsoleUser, warning_id: int, action: str, *, 
               form: Mapping[str, Any] | None = None, now: datetime | None = None) -> dict[str, Any]:
     """Start the next version of a sent warning as a draft: ``update`` (msgType Update; ``form`` may change
     content, area and channels), ``cancel`` (msgType Cancel) or ``all-clear`` (an Update with severity Minor,
-    responseType AllClear and the all-clear template's texts). It references the sent version when sent."""
+    responseType AllClear and the all-clear template's texts). ``warning_id`` may be any version of the thread:
+    the new one follows its newest *sent* version, whatever happened to follow-ups begun since (withdrawn,
+    rejected, or still open: sending one version withdraws the thread's other open ones, hub.console.release), so
+    a public warning can always be updated or ended. It references the sent version when sent."""
     ensure_schema(store)
     now = now or now_utc()
 
     def run() -> dict[str, Any]:
         _need(user, "compose")
-        row = _require(store, warning_id)
-        _state(row, "sent")
+        row = _base(store, _require(store, warning_id))
         later = versions(store, row["thread"])
-        if later[-1]["id"] != row["id"]:
-            raise ConsoleError(_msg("Es gibt schon eine neuere Fassung", "a newer version exists"))
-        if row["msg_type"] == MsgType.CANCEL.value:
-            raise ConsoleError(_msg("Die Meldung ist aufgehoben", "the warning is cancelled"))
         form_ = dict(form or {})
         settings = _settings({k: v for k, v in form_.items() if k in ("status", "audience", "topic")}, row)
-        new = {"thread": row["thread"], "version": row["version"] + 1, "parent_id": row["id"], "state": "draft",
+        new = {"thread": row["thread"], "version": later[-1]["version"] + 1, "parent_id": row["id"], "state": "draft",
                "status": settings[0], "template": row["template"], "area": row["area"],
                "channels": row["channels"], "audience": row["audience"], "topic": row["topic"]}
         if action == "update":
@@ -238,6 +236,17 @@ def follow_up(store: Store, user: ConsoleUser, warning_id: int, action: str, *, 
         return _insert(store, user, new, action, now)
 
     return _audited(store, user, action, str(warning_id), run)
+
+
+def _base(store: Store, row: Mapping[str, Any]) -> dict[str, Any]:
+    """The version a follow-up of ``row``'s thread continues: the newest sent one, unless that ended the warning."""
+    sent = [v for v in versions(store, row["thread"]) if v["state"] == "sent"]
+    if not sent:
+        raise ConsoleError(_msg("Diese Meldung wurde noch nicht gesendet; eine Folgemeldung ist erst danach möglich.",
+                                "This warning has not been sent yet; a follow-up is possible only after that."))
+    if sent[-1]["msg_type"] == MsgType.CANCEL.value:
+        raise ConsoleError(_msg("Diese Warnung ist bereits aufgehoben.", "This warning has already been cancelled."))
+    return sent[-1]
 
 
 def _cancel_content(prev: Mapping[str, Any]) -> dict[str, Any]:

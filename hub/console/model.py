@@ -5,6 +5,7 @@ every operation runs."""
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -67,6 +68,14 @@ class FourEyes:
     single_person_extreme: bool = False
     """Allow someone with approve permission to send an Extreme or Immediate warning alone, with a reason."""
     min_reason: int = 20
+    end_needs_two: bool = False
+    """``[console] four_eyes_end``. False: someone with approve permission may send a Cancel or an all-clear
+    alone, with a written reason (audited as ``console.end_alone``): ending a public warning must never wait for a
+    second person. True: ending follows ``required_for`` like any version."""
+
+    def ends_alone(self, row: Mapping[str, Any]) -> bool:
+        """Whether ``row`` ends a warning (a Cancel, an all-clear) that an approver may send alone."""
+        return not self.end_needs_two and (row["msg_type"] == "Cancel" or row["kind"] == "all-clear")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +121,23 @@ class StalePreview(ConsoleError):
     """The confirmation token is not that of a preview of the warning as it is now."""
 
 
+_FIELD = re.compile(r"^[a-z_][\w\-]*(?:[.\[][\w\-\]]+)*:\s")
+
+
+def _sentence(text: str, field: str) -> str:
+    """One half of a message as a whole sentence: capitalised (a message about a form field, ``event: …``, is
+    said of the field: ``Feld event: …``) and ending with a full stop."""
+    text = text.strip()
+    if _FIELD.match(text):
+        text = f"{field} {text}"
+    elif text[:1].islower():
+        text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
 def _msg(de: str, en: str) -> str:
-    return f"{de} / {en}"
+    """An operator-visible message: German, then English, each a whole sentence (``Deutsch. / English.``)."""
+    return f"{_sentence(de, 'Feld')} / {_sentence(en, 'Field')}"
 
 
 @functools.lru_cache(maxsize=8)
@@ -163,10 +187,19 @@ def _need(user: ConsoleUser, permission: str) -> None:
         raise ConsoleForbidden(_msg(f"Keine Berechtigung ({permission})", f"permission {permission!r} required"))
 
 
+STATE_DE = {"draft": "ein Entwurf", "submitted": "zur Freigabe gegeben", "approved": "freigegeben",
+            "sent": "gesendet", "rejected": "abgelehnt", "withdrawn": "zurückgezogen"}
+STATE_EN = {"draft": "a draft", "submitted": "awaiting approval", "approved": "approved", "sent": "sent",
+            "rejected": "rejected", "withdrawn": "withdrawn"}
+
+
 def _state(row: Mapping[str, Any], *allowed: str) -> None:
     if row["state"] not in allowed:
-        raise ConsoleError(_msg(f"Meldung ist {row['state']}, erwartet: {', '.join(allowed)}",
-                                f"warning is {row['state']}, expected {', '.join(allowed)}"))
+        de = " oder ".join(STATE_DE.get(a, a) for a in allowed)
+        en = " or ".join(STATE_EN.get(a, a) for a in allowed)
+        raise ConsoleError(_msg(f"Fassung {row['version']} ist {STATE_DE.get(row['state'], row['state'])}; dafür "
+                                f"muss sie {de} sein.", f"Version {row['version']} is "
+                                f"{STATE_EN.get(row['state'], row['state'])}; this needs it to be {en}."))
 
 
 def _check_scope(cfg: ConsoleConfig, user: ConsoleUser, area: Mapping[str, Any]) -> None:

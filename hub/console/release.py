@@ -22,6 +22,7 @@ from hub.console.model import (
     ConsoleError,
     ConsoleForbidden,
     ConsoleUser,
+    FourEyes,
     StalePreview,
     _audited,
     _check_scope,
@@ -29,7 +30,7 @@ from hub.console.model import (
     _need,
     _state,
 )
-from hub.console.tables import _event, _require, ensure_schema
+from hub.console.tables import _COLS, _event, _require, _row, ensure_schema
 from hub.console.targeting import _decision, _plan, confirmation
 from hub.intake import check_document
 from hub.store import Store, now_utc, utc_iso
@@ -79,8 +80,9 @@ def approve(store: Store, approver: ConsoleUser, warning_id: int, *, token: str,
 def send(store: Store, user: ConsoleUser, warning_id: int, *, token: str, cfg: ConsoleConfig,
          reason: str | None = None, now: datetime | None = None) -> Sent:
     """Send a draft or submitted version without a second person: allowed where the policy does not require four
-    eyes for its severity, or, where the admin allows it, an Extreme or Immediate warning by someone with approve
-    permission who gives a ``reason`` (audited as ``console.single_person``)."""
+    eyes for its severity; a Cancel or all-clear by someone with approve permission who gives a ``reason`` (unless
+    ``four_eyes_end``; audited as ``console.end_alone``); or, where the admin allows it, an Extreme or Immediate
+    warning by someone with approve permission who gives a ``reason`` (audited as ``console.single_person``)."""
     ensure_schema(store)
     now = now or now_utc()
 
@@ -90,27 +92,19 @@ def send(store: Store, user: ConsoleUser, warning_id: int, *, token: str, cfg: C
         _state(row, "draft", "submitted")
         _ready(row)
         _check_scope(cfg, user, row["area"])
-        c, policy = row["content"], cfg.four_eyes
-        single = c["severity"] in policy.required_for
-        if single:
-            urgent = c["severity"] == Severity.EXTREME.value or c["urgency"] == Urgency.IMMEDIATE.value
-            if not (policy.single_person_extreme and urgent and user.can("approve")):
-                raise ConsoleForbidden(_msg(f"Vier-Augen-Prinzip: {c['severity']} braucht die Freigabe einer zweiten "
-                                            "Person", f"four eyes: {c['severity']} needs a second person's approval"))
-            if len((reason or "").strip()) < policy.min_reason:
-                raise ConsoleError(_msg(f"Alleinversand nur mit Begründung (mindestens {policy.min_reason} Zeichen)",
-                                        f"sending alone needs a reason of {policy.min_reason}+ characters"))
+        mode = _alone(cfg.four_eyes, user, row, reason)
         with store.transaction(durable=True) as conn:  # on disk before the console shows it as sent
             why = f"console {row['thread']} v{row['version']} by {user.name}, "
-            if single:
+            c = row["content"]
+            if mode is not None:
                 text = (reason or "").strip()
                 conn.execute("UPDATE console_warnings SET single_person_reason=?, approver=?, approver_id=? WHERE id=?",
                              (text, user.name, user.id, row["id"]))
-                _event(conn, row, user.name, "single_person", {"reason": text}, now)
-                store.audit(user.name, "console.single_person", row["thread"],
+                _event(conn, row, user.name, mode, {"reason": text}, now)
+                store.audit(user.name, f"console.{mode}", row["thread"],
                             {"warning": row["id"], "severity": c["severity"], "urgency": c["urgency"],
-                             "reason": text}, now=now)
-                why += f"sent alone: {text}"
+                             "msg_type": row["msg_type"], "kind": row["kind"], "reason": text}, now=now)
+                why += f"{'ended' if mode == 'end_alone' else 'sent'} alone: {text}"
             else:
                 why += f"no approval needed for {c['severity']}"
             return _send(store, cfg, user, _require(store, warning_id), token=token, now=now, why=why)
@@ -118,9 +112,38 @@ def send(store: Store, user: ConsoleUser, warning_id: int, *, token: str, cfg: C
     return _audited(store, user, "send", str(warning_id), run)
 
 
+def _alone(policy: FourEyes, user: ConsoleUser, row: Mapping[str, Any], reason: str | None) -> str | None:
+    """How ``user`` may send ``row`` without a second person: None (four eyes not required for its severity),
+    ``end_alone`` (a Cancel or all-clear by an approver, unless ``four_eyes_end``) or ``single_person`` (an
+    Extreme or Immediate warning where the admin allows it); raises where a second person is needed."""
+    c = row["content"]
+    if c["severity"] not in policy.required_for:
+        return None
+    urgent = c["severity"] == Severity.EXTREME.value or c["urgency"] == Urgency.IMMEDIATE.value
+    if user.can("approve") and policy.ends_alone(row):
+        mode = "end_alone"
+    elif user.can("approve") and policy.single_person_extreme and urgent:
+        mode = "single_person"
+    else:
+        raise ConsoleForbidden(_msg(f"Vier-Augen-Prinzip: Eine Meldung der Schwere {c['severity']} muss eine zweite "
+                                    "Person mit Freigaberecht freigeben.", f"Four eyes: a {c['severity']} warning "
+                                    "needs the approval of a second person with approve permission."))
+    if len((reason or "").strip()) < policy.min_reason:
+        raise ConsoleError(_msg(f"Allein senden geht nur mit einer Begründung von mindestens {policy.min_reason} "
+                                "Zeichen.", f"Sending alone needs a reason of at least {policy.min_reason} "
+                                "characters."))
+    return mode
+
+
 def _send(store: Store, cfg: ConsoleConfig, user: ConsoleUser, row: Mapping[str, Any], *, token: str,
           now: datetime, why: str) -> Sent:
     """Inside the caller's transaction: CAP, validation, store, decision, state."""
+    newer = store.conn.execute("SELECT version FROM console_warnings WHERE thread=? AND version>? AND state='sent'",
+                               (row["thread"], row["version"])).fetchone()
+    if newer is not None:
+        raise ConsoleError(_msg(f"Fassung {newer[0]} dieser Warnung wurde schon gesendet; diese ältere Fassung kann "
+                                "nicht mehr gesendet werden.", f"Version {newer[0]} of this warning was sent already; "
+                                "this older version can no longer be sent."))
     prev, prev_alert = _previous_sent(store, row)
     alert = build_alert(cfg, row, previous=prev_alert, sent=_sent_time(now, prev_alert))
     plan = _plan(cfg, row, alert)
@@ -133,7 +156,7 @@ def _send(store: Store, cfg: ConsoleConfig, user: ConsoleUser, row: Mapping[str,
     raw = to_xml(alert)
     report, rec = check_document(cfg.validator, raw, SignaturePolicy.IGNORE)
     if rec is None or report.verdict is not Verdict.VALID:
-        raise ConsoleError(_msg("Die CAP-Nachricht ist nicht gültig", "the CAP message is not valid") + ": "
+        raise ConsoleError(_msg("Die CAP-Nachricht ist nicht gültig", "the CAP message is not valid") + " "
                            + "; ".join(report.errors + report.warnings))
     added = store.add_record(rec, raw, origin=ORIGIN, now=now)
     if added.outcome != "new":
@@ -146,8 +169,23 @@ def _send(store: Store, cfg: ConsoleConfig, user: ConsoleUser, row: Mapping[str,
         " store_thread=? WHERE id=?", (utc_iso(now), utc_iso(now), alert.identifier, alert.sent.isoformat(),
                                       added.alert_id, added.thread_id, row["id"]))
     _event(store.conn, row, user.name, "send", {"identifier": alert.identifier, "alert": added.alert_id}, now)
+    _supersede(store, user, row, now)
     store.audit(user.name, "console.send", row["thread"],
                 {"warning": row["id"], "identifier": alert.identifier, "status": alert.status.value,
                  "msg_type": alert.msg_type.value, "severity": alert.severity.value, "audience": row["audience"],
                  "channels": list(row["channels"]), "regions": list(plan.regions)}, now=now)
     return Sent(_require(store, row["id"]), added.alert_id, added.thread_id, alert.identifier)
+
+
+def _supersede(store: Store, user: ConsoleUser, row: Mapping[str, Any], now: datetime) -> None:
+    """Inside the send's transaction: the thread's other open versions (follow-ups begun from an older state)
+    are withdrawn, audited, so none can later be sent over this one."""
+    others = [_row(r) for r in store.conn.execute(
+        f"SELECT {', '.join(_COLS)} FROM console_warnings WHERE thread=? AND id<>? AND state IN"
+        " ('draft', 'submitted', 'rejected')", (row["thread"], row["id"]))]
+    for other in others:
+        detail = {"superseded_by": row["version"]}
+        store.conn.execute("UPDATE console_warnings SET state='withdrawn', updated_at=? WHERE id=?",
+                           (utc_iso(now), other["id"]))
+        _event(store.conn, other, user.name, "withdraw", detail, now)
+        store.audit(user.name, "console.withdraw", other["thread"], {"warning": other["id"], **detail}, now=now)

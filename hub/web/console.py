@@ -75,7 +75,8 @@ class ConsoleWeb:
     @property
     def policy(self) -> console.FourEyes:
         c = self.hub.loaded.cfg.console
-        return console.FourEyes(required_for=frozenset(c.four_eyes), single_person_extreme=c.single_person_extreme)
+        return console.FourEyes(required_for=frozenset(c.four_eyes), single_person_extreme=c.single_person_extreme,
+                                end_needs_two=c.four_eyes_end)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn(store, *args, **kwargs)`` on the store's writer thread."""
@@ -242,7 +243,7 @@ def personal_inbox(shared: Mapping[str, Any], user: Any, policy: console.FourEye
     rows = shared["open"]
     return {**{k: v for k, v in shared.items() if k != "open"},
             "mine": [view.summary(r) for r in rows if user.id == r["author_id"] or user.id in r["editors"]],
-            "awaiting": [{**view.summary(r), "can_approve": view.actions(user, r, policy, latest=True)["approve"]}
+            "awaiting": [{**view.summary(r), "can_approve": view.actions(user, r, policy, live=False)["approve"]}
                          for r in rows if r["state"] == "submitted"]}
 
 
@@ -315,7 +316,7 @@ async def compose_page(request: web.Request) -> web.Response:
     if q.get("edit"):
         row = await s.run(console.get, _int(q["edit"]))
         if row is None:
-            raise web.HTTPNotFound(text="Unbekannte Meldung / unknown warning")
+            raise web.HTTPNotFound(text="Diese Meldung gibt es nicht. / This warning does not exist.")
         if row["state"] not in view.OPEN:
             raise web.HTTPSeeOther(f"{s.prefix}/warnings/{row['id']}")
         initial.update(mode="edit", status=row["status"], audience=row["audience"], topic=row["topic"],
@@ -326,7 +327,7 @@ async def compose_page(request: web.Request) -> web.Response:
     elif q.get("from_draft"):
         draft = await s.run(_find_draft, q["from_draft"])
         if draft is None:
-            raise web.HTTPNotFound(text="Unbekannter Entwurf / unknown draft")
+            raise web.HTTPNotFound(text="Diesen Entwurf gibt es nicht. / This draft does not exist.")
         ars = draft.get("sensor_ars")
         initial.update(content=draft_content(draft["draft"]), from_draft=draft["key"],
                        area={"ars": [ars] if ars and ars in s.hub.geo.registry else [], "features": [], "desc": None})
@@ -335,7 +336,7 @@ async def compose_page(request: web.Request) -> web.Response:
         title = ("Meldung aus Entwurf", "warning from a draft")
     elif q.get("template"):
         if q["template"] not in {t.name for t in templates}:
-            raise web.HTTPNotFound(text="Unbekannte Vorlage / unknown template")
+            raise web.HTTPNotFound(text="Diese Vorlage gibt es nicht. / This template does not exist.")
         initial["template"] = q["template"]
     reg = s.hub.geo.registry
     initial["area_names"] = {a: reg.name(a) or a for a in initial["area"]["ars"]}
@@ -354,7 +355,7 @@ def _int(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise web.HTTPNotFound(text="Unbekannte Meldung / unknown warning") from None
+        raise web.HTTPNotFound(text="Diese Meldung gibt es nicht. / This warning does not exist.") from None
 
 
 # -- one warning ------------------------------------------------------------------------------------------------------
@@ -368,6 +369,8 @@ def warning_data(store: Store, cfg: console.ConsoleConfig, index: Any, user: Any
         return None
     versions = console.versions(store, row["thread"])
     latest = versions[-1]["id"] == row["id"]
+    sent = [v for v in versions if v["state"] == "sent"]
+    live = bool(sent) and sent[-1]["msg_type"] != "Cancel"
     preview, preview_error = None, None
     if row["state"] in ("draft", "submitted", "approved"):
         try:
@@ -376,11 +379,13 @@ def warning_data(store: Store, cfg: console.ConsoleConfig, index: Any, user: Any
             preview_error = str(err)
     status = console.status(store, row["thread"])
     reg = cfg.geo.registry
+    acts = view.actions(user, row, cfg.four_eyes, live=live)
     return {"row": row, "area_names": {a: reg.name(a) or a for a in row["area"]["ars"]},
             "summary": view.summary(row), "versions": [view.summary(v) for v in versions],
             "latest": latest, "history": console.history(store, row["thread"]),
-            "actions": view.actions(user, row, cfg.four_eyes, latest=latest), "preview": preview,
-            "preview_error": preview_error, "deliveries": view.deliveries(status)}
+            "actions": acts, "why_not": view.why_not(user, row, cfg.four_eyes, acts), "preview": preview,
+            "preview_error": preview_error, "deliveries": view.deliveries(status),
+            "identity": view.identity(row, status, sent), "live_version": sent[-1]["version"] if sent else None}
 
 
 async def warning_page(request: web.Request) -> web.Response:
@@ -389,7 +394,7 @@ async def warning_page(request: web.Request) -> web.Response:
     cfg = await s.config()
     data = await s.run(warning_data, cfg, s.hub.index, user, _int(request.match_info["id"]))
     if data is None:
-        raise web.HTTPNotFound(text="Unbekannte Meldung / unknown warning")
+        raise web.HTTPNotFound(text="Diese Meldung gibt es nicht. / This warning does not exist.")
     row = data["row"]
     tpl = cfg.templates.get(row["template"]) if row["template"] else None
     stale = tpl is not None and getattr(tpl, "title", None) is not None and tpl.stale(now_utc())

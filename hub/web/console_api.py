@@ -94,7 +94,7 @@ class _Mismatch(Exception):
     pass
 
 
-NOT_FOUND = "Unbekannte Meldung / unknown warning"
+NOT_FOUND = "Diese Meldung gibt es nicht. / This warning does not exist."
 
 
 async def _run(s: ConsoleWeb, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -123,9 +123,10 @@ async def _body(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
     except ValueError:
-        raise error(web.HTTPBadRequest, "invalid", "Kein gültiges JSON / invalid JSON") from None
+        raise error(web.HTTPBadRequest, "invalid",
+                    "Der Inhalt ist kein gültiges JSON. / The body is not valid JSON.") from None
     if not isinstance(body, dict):
-        raise error(web.HTTPBadRequest, "invalid", "JSON-Objekt erwartet / JSON object expected")
+        raise error(web.HTTPBadRequest, "invalid", "Erwartet wird ein JSON-Objekt. / A JSON object is expected.")
     return body
 
 
@@ -207,11 +208,12 @@ async def region_shape(request: web.Request) -> web.Response:
     s = state_of(request)
     ars = request.match_info["ars"]
     if ars not in s.hub.geo.registry:
-        raise error(web.HTTPNotFound, "not_found", "Unbekannter Regionalschlüssel / unknown region key")
+        raise error(web.HTTPNotFound, "not_found",
+                    "Diesen Regionalschlüssel gibt es nicht. / This region key does not exist.")
     feature = _feature(s.hub.geo, ars)
     if feature is None:
-        raise error(web.HTTPNotFound, "no_boundary", "Für diese Region ist keine Grenze hinterlegt / "
-                                                     "no boundary is known for this region")
+        raise error(web.HTTPNotFound, "no_boundary", "Für diese Region ist keine Grenze hinterlegt. / "
+                                                     "No boundary is known for this region.")
     return _ok(feature)
 
 
@@ -245,7 +247,7 @@ async def template_filled(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     tpl = next((t for t in await s.compose_templates() if t.name == name), None)
     if tpl is None:
-        raise error(web.HTTPNotFound, "not_found", "Unbekannte Vorlage / unknown template")
+        raise error(web.HTTPNotFound, "not_found", "Diese Vorlage gibt es nicht. / This template does not exist.")
     now = now_utc()
     until = None
     if request.query.get("until"):
@@ -254,7 +256,8 @@ async def template_filled(request: web.Request) -> web.Response:
         except ValueError:
             until = None
         if until is None or until.tzinfo is None or until <= now:
-            raise error(web.HTTPBadRequest, "invalid", "until: künftige Zeit mit Zeitzone / a future time with offset")
+            raise error(web.HTTPBadRequest, "invalid", "Das Feld until braucht eine künftige Zeit mit Zeitzone. / "
+                        "The field until needs a future time with offset.")
     places = [p[:120] for p in request.query.getall("ort", [])][:20]
     draft = tpl.compose(ort=places, district=s.district_name(), time=now, until=until)
     return _ok({"template": tpl.as_dict(now), "content": {
@@ -350,8 +353,8 @@ async def create(request: web.Request) -> web.Response:
         if not reviewed:
             raise error(web.HTTPBadRequest, "stale_template",
                         f"Die Vorlage „{tpl.title or tpl.name}“ ist nicht aktuell geprüft (zuletzt: "
-                        f"{stale['reviewed'] or 'nie'}). Bitte Texte prüfen und das bestätigen / the template's "
-                        "review is overdue: check the texts and confirm", template=tpl.name)
+                        f"{stale['reviewed'] or 'nie'}). Bitte Texte prüfen und das bestätigen. / The template's "
+                        "review is overdue: check the texts and confirm.", template=tpl.name)
     row = await _run(s, _create, user, form, cfg=await s.config(), stale=stale,
                      from_draft=from_draft if isinstance(from_draft, str) else None)
     return _ok({"warning": view.summary(row), "next": f"{s.prefix}/warnings/{row['id']}"}, status=201)
@@ -370,7 +373,8 @@ def _confirmed(store: Store, fn: Callable[..., Any], user: Any, warning_id: int,
     if row is None:
         raise _Missing()
     if not isinstance(confirm, Mapping):
-        raise console.ConsoleError("Bitte Zielgruppe und Kanäle bestätigen / confirm the audience and channels")
+        raise console.ConsoleError("Bitte bestätigen Sie Zielgruppe und Kanäle. / "
+                                   "Please confirm the audience and channels.")
     want = {"status": row["status"], "audience": row["audience"], "topic": row["topic"],
             "channels": sorted(row["channels"])}
     got = {"status": confirm.get("status"), "audience": confirm.get("audience"), "topic": confirm.get("topic"),
@@ -379,7 +383,8 @@ def _confirmed(store: Store, fn: Callable[..., Any], user: Any, warning_id: int,
         store.audit(user.name, "console.confirmation_mismatch", row["thread"],
                     {"warning": row["id"], "confirmed": got, "actual": want, "action": fn.__name__})
         raise _Mismatch("Bestätigt wurde etwas anderes als diese Meldung ist (Status, Zielgruppe oder Kanäle): bitte "
-                        "neu prüfen / what was confirmed is not this warning's status, audience or channels")
+                        "neu prüfen. / What was confirmed is not this warning's status, audience or channels: please "
+                        "check again.")
     return fn(store, user, warning_id, **kwargs)
 
 

@@ -46,7 +46,8 @@ ACTION = {"create": ("angelegt", "created"), "edit": ("bearbeitet", "edited"), "
           "single_person": ("allein gesendet", "sent alone"), "reject": ("abgelehnt", "rejected"),
           "withdraw": ("zurückgezogen", "withdrawn"), "update": ("Aktualisierung begonnen", "update started"),
           "cancel": ("Aufhebung begonnen", "cancel started"), "all-clear": ("Entwarnung begonnen",
-                                                                          "all-clear started")}
+                                                                          "all-clear started"),
+          "end_alone": ("allein beendet", "ended alone")}
 DELIVERY = (("queued", "wartend", "queued"), ("delivered", "zugestellt", "delivered"),
             ("failed", "fehlgeschlagen", "failed"), ("gone", "abgemeldet", "gone"),
             ("ended", "ersetzt/abgelaufen", "superseded/expired"))
@@ -104,24 +105,66 @@ def summary(row: Mapping[str, Any]) -> dict[str, Any]:
             "sent_at": row["sent_at"], "reject_reason": row["reject_reason"], "template": row["template"]}
 
 
-def actions(user: Any, row: Mapping[str, Any], policy: FourEyes, *, latest: bool) -> dict[str, bool]:
-    """The buttons ``user`` gets for this version (mirrors hub.console's checks)."""
+def actions(user: Any, row: Mapping[str, Any], policy: FourEyes, *, live: bool) -> dict[str, bool]:
+    """The buttons ``user`` gets for this version (mirrors hub.console's checks). ``live``: the thread's newest
+    sent version is not a Cancel, so the warning can be updated or ended from any of its versions' pages."""
     state, c = row["state"], row["content"]
     compose, approve = user.can("compose"), user.can("approve")
     wrote = user.id == row["author_id"] or user.id in row["editors"]
     needs_second = c["severity"] in policy.required_for
     urgent = c["severity"] == "Extreme" or c["urgency"] == "Immediate"
     sendable = state in ("draft", "submitted")
+    ending = policy.ends_alone(row)
+    alone = needs_second and sendable and compose and approve and (ending or (policy.single_person_extreme and urgent))
     return {
         "edit": compose and state in OPEN,
         "submit": compose and state == "draft",
         "approve": approve and state == "submitted" and not wrote,
         "reject": approve and state == "submitted" and user.id not in row["editors"],
         "send": compose and sendable and not needs_second,
-        "send_alone": needs_second and sendable and compose and approve and policy.single_person_extreme and urgent,
+        "send_alone": alone,
+        "end_alone": alone and ending,
         "withdraw": compose and state in OPEN and (user.id in row["editors"] or approve),
-        "follow_up": compose and state == "sent" and latest and row["msg_type"] != "Cancel",
+        "follow_up": compose and live,
+        "wrote": wrote,
     }
+
+
+def why_not(user: Any, row: Mapping[str, Any], policy: FourEyes, acts: Mapping[str, bool]) -> str | None:
+    """Why this user cannot send or approve an open version (German / English), or None."""
+    if row["state"] not in ("draft", "submitted") or acts["approve"] or acts["send"] or not user.can("compose"):
+        return None
+    severity = label(SEVERITY, row["content"]["severity"])[0]
+    if row["state"] == "submitted" and acts["wrote"]:
+        text = ("Vier-Augen-Prinzip: Sie haben diese Fassung verfasst oder bearbeitet, darum gibt sie eine zweite "
+                "Person mit Freigaberecht frei. / Four eyes: you wrote or edited this version, so a second person "
+                "with approve permission approves it.")
+    elif row["state"] == "draft":
+        text = (f"Eine Meldung der Stufe „{severity}“ braucht die Freigabe einer zweiten Person: zuerst „Zur "
+                "Freigabe geben“. / This severity needs a second person's approval: submit it first.")
+    else:
+        return None
+    if acts["end_alone"]:
+        text += (" Eine Aufhebung oder Entwarnung dürfen Sie mit Begründung allein senden (unten). / You may send a "
+                 "cancel or all-clear alone with a reason (below).")
+    elif policy.ends_alone(row) and not user.can("approve"):
+        text += (" Eine Aufhebung oder Entwarnung kann jede Person mit Freigaberecht allein senden. / Anyone with "
+                 "approve permission can send a cancel or all-clear alone.")
+    return text
+
+
+def identity(row: Mapping[str, Any], status: Mapping[str, Any], sent: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The names one warning has, and how they relate: the console's thread (``c…``, all versions), the stored
+    incident (``/console/incidents/N``), the hub's publication thread (``w…``, the public page
+    ``/warnungen/w…`` when it is a public web warning) and this version's CAP identifier."""
+    pub = next((v["publication"] for v in reversed(status["versions"]) if v["publication"]), None)
+    base = sent[-1] if sent else None
+    public = pub is not None and base is not None and base["status"] == "Actual" and \
+        base["audience"] == "public" and "web" in base["channels"]
+    return {"console": row["thread"], "incident": row["store_thread"] or (base or {}).get("store_thread"),
+            "publication": pub["thread"] if pub else None,
+            "public_url": f"/warnungen/{pub['thread']}" if public and pub else None,
+            "identifier": row["cap_identifier"]}
 
 
 def deliveries(status: Mapping[str, Any]) -> list[dict[str, Any]]:
