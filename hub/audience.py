@@ -15,6 +15,7 @@ so the sender can be asked to confirm it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,7 +54,7 @@ def recipients(geo: Geography | None, index: Any, boards: Sequence[BoardConfig],
     """Whom ``alert`` published under ``decision`` (keys ``channels``, ``audiences``, ``push``, ``severity``,
     ``regions``, ``inside_district``) reaches. ``index``: the SubscriptionIndex (None: no push). ``shapes``: the
     alert's projected shapes if the caller has them cached (the pipeline's live RuleSet), else computed."""
-    from hub.pipeline import PUBLIC, audiences_of, effective_channels, event_topics, reach, touches
+    from hub.pipeline import PUBLIC, audiences_of, effective_channels, event_topics, reach
     from hub.rules import RuleSet
 
     scope = alert.scope.value
@@ -79,12 +80,24 @@ def recipients(geo: Geography | None, index: Any, boards: Sequence[BoardConfig],
                            area_proj=area_proj, exercise=exercise, severity=decision["severity"],
                            inside_district=decision.get("inside_district") is not False)
     kiosks = tuple(b for b in boards if b.kind == "kiosk" and channels & {"web", "boards"} and public
-                   and (b.exercise or not exercise) and touches(geo, b.ars, regions, area_proj))
+                   and (b.exercise or not exercise) and _on_kiosk(geo, b.ars, regions, area_lonlat))
     footprint = area_proj if area_proj is not None else _boundaries(geo, regions)
     area_m2, inside_m2 = _measure(geo, footprint, district)
     outside = max(0.0, min(1.0, (area_m2 - inside_m2) / area_m2)) if area_m2 > 0 else 0.0
     return Audience(area_proj, area_lonlat, footprint, tuple(push), push_on, reached, kiosks, hooks,
                     area_m2 / 1e6, inside_m2 / 1e6, outside)
+
+
+def _on_kiosk(geo: Geography | None, ars: str, regions: Iterable[str], area_lonlat: BaseGeometry | None) -> bool:
+    """Does the kiosk page of region ``ars`` show it: the kiosk's own filter (hub.web.warnings.concerns_region)."""
+    from types import SimpleNamespace
+
+    from hub.web.warnings import concerns_region
+
+    if geo is None:
+        return ars in regions
+    return concerns_region(SimpleNamespace(regions=tuple(regions), area=area_lonlat, id=0, identifier=""),  # type: ignore[arg-type]
+                           ars, geo)
 
 
 def _boundaries(geo: Geography | None, regions: Iterable[str]) -> BaseGeometry | None:
@@ -96,11 +109,25 @@ def _boundaries(geo: Geography | None, regions: Iterable[str]) -> BaseGeometry |
     return shapely.union_all(found) if found else None
 
 
+@functools.lru_cache(maxsize=8)
+def district_boundary(geo: Geography, district: str) -> BaseGeometry | None:
+    """The district's boundary joined with the known boundaries of the regions in it (projected): a Gemeinde's exact
+    boundary may stick out of the district's generalised one, and is inside the district all the same."""
+    reg = geo.registry
+    parts = [g for a in (district, *sorted(a for a in geo.extra if reg.is_within(a, district)))
+             if (g := geo.geometry(a)) is not None and not g.is_empty]
+    if not parts:
+        return None
+    joined = shapely.union_all(parts)
+    shapely.prepare(joined)
+    return joined
+
+
 def _measure(geo: Geography | None, footprint: BaseGeometry | None, district: str) -> tuple[float, float]:
     if geo is None or footprint is None or footprint.is_empty:
         return 0.0, 0.0
     area = float(footprint.area)
-    boundary = geo.geometry(district)
+    boundary = district_boundary(geo, district)
     if boundary is None:
         return area, 0.0
     return area, float(footprint.intersection(boundary).area) if footprint.intersects(boundary) else 0.0
