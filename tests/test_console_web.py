@@ -565,7 +565,24 @@ async def test_a_scoped_author_cannot_warn_the_neighbouring_gemeinde(kit: Kit, p
     await page.wait_for_selector("#region-results li.empty")
     assert await page.locator("#region-results button").count() == 0
     assert "Hitzacker" in await page.inner_text("#scope-hint")
-    assert page_log.errors == [] and page_log.outside == []
+    # drawing in Dannenberg, next door: the server refuses it on the real boundaries, nothing is saved
+    await page.goto(f"{kit.base}/console/compose?template=feuer")
+    await expect(page.locator("#event")).to_have_value(re.compile(".+"))
+    await page.fill("#area-desc", "Dannenberg, Markt")
+    await page.wait_for_selector("#map[data-ready='1']")
+    lat, lon = dann.y, dann.x
+    await page.evaluate("([lat, lon]) => window.warnhubMap.setView([lat, lon], 13, {animate: false})", [lat, lon])
+    await page.click("#draw-polygon")
+    for dlat, dlon in ((-0.004, -0.006), (-0.004, 0.006), (0.004, 0.006), (0.004, -0.006)):
+        await click_on_map(page, lat + dlat, lon + dlon)
+    await page.click("#draw-finish")
+    await page.click("#save")
+    await expect(page.locator("#flash")).to_contain_text("außerhalb Ihres Zuständigkeitsbereichs")
+    assert "/console/compose" in page.url
+    refusals = [e for e in kit.audit() if e[:2] == ("erik", "console.refused")]
+    assert len(refusals) == 6, refusals
+    # the browser logs the refused request itself (403), nothing else
+    assert all("status of 403" in e for e in page_log.errors) and page_log.outside == [], page_log.errors
 
 
 async def test_overdue_template_and_sending_alone(kit: Kit, page: Page, page_log: PageLog) -> None:
