@@ -1,5 +1,6 @@
-"""Whom a version reaches (the pipeline's targeting, without writing), the confirmation token bound to it, and
-the preview of what sending it now would do."""
+"""Whom a version reaches (the pipeline's own resolution, :func:`hub.audience.recipients`, without writing), the
+confirmation token bound to it, the widening a region without a boundary needs confirmed, and the preview of what
+sending it now would do."""
 
 from __future__ import annotations
 
