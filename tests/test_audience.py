@@ -235,3 +235,14 @@ async def test_a_region_without_a_boundary_widens_to_the_kreis_only_when_confirm
     confirmed = [e for e in world.store.audit_entries() if e["action"] == "console.widening_confirmed"]
     assert len(confirmed) == 1 and confirmed[0]["actor"] == "bert"
     assert json.loads(confirmed[0]["detail"]) == {"warning": row["id"], "regions": [KUESTEN], "kreise": [DISTRICT]}
+
+    # ending it never waits for that tick: the Cancel goes through without it
+    world.store.conn.execute("UPDATE outbox SET state='done'")
+    cancel = console.follow_up(world.store, ANNA, row["id"], "cancel", cfg=world.cfg)
+    console.submit(world.store, ANNA, cancel["id"], cfg=world.cfg)
+    view = console.preview_for(world.store, world.cfg, world.index, cancel["id"])
+    assert view["widening"] is None
+    console.approve(world.store, BERT, cancel["id"], token=view["token"], cfg=world.cfg)
+    assert await world.pipe.publish_pending() == 1
+    latest = publications.latest(world.store, pub.thread)
+    assert latest is not None and latest.msg_type == "Cancel" and DISTRICT in latest.regions

@@ -51,7 +51,8 @@ class _Plan:
     push: tuple[str, ...] = ()
     """Ids of the push subscriptions it reaches now (with an index)."""
     widened: tuple[Widening, ...] = ()
-    """Picked regions without a boundary of their own: the warning covers their whole Kreis instead."""
+    """Picked regions without a boundary of their own: the warning covers their whole Kreis instead (to be
+    confirmed; not for a Cancel or an all-clear, which end what was confirmed before)."""
 
 
 def _plan(cfg: ConsoleConfig, row: Mapping[str, Any], alert: Alert, index: Any = None) -> _Plan:
@@ -65,8 +66,10 @@ def _plan(cfg: ConsoleConfig, row: Mapping[str, Any], alert: Alert, index: Any =
     inside = res.inside_district or any(reg.is_within(w.kreis, district) for w in keys.widened)
     d = _decision_dict(row, alert, keys.keys, inside)
     aud = audience.recipients(geo, index, cfg.boards, cfg.webhooks, alert, d, district=district)
+    ending = row["msg_type"] == MsgType.CANCEL.value or row["kind"] == "all-clear"  # never waits for a tick
     return _Plan(alert, aud.area_proj, aud.area_lonlat, keys.keys, inside, aud.outside_share, aud.area_km2,
-                 aud.inside_km2, neighbours, aud.boards, aud.kiosks, aud.webhooks, aud.push, keys.widened)
+                 aud.inside_km2, neighbours, aud.boards, aud.kiosks, aud.webhooks, aud.push,
+                 () if ending else keys.widened)
 
 
 def _audiences(row: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
