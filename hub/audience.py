@@ -49,11 +49,12 @@ class Audience:
 
 
 def recipients(geo: Geography | None, index: Any, boards: Sequence[BoardConfig], webhooks: Sequence[WebhookConfig],
-               alert: Alert, decision: Mapping[str, Any], *, district: str, shapes: Iterable[Any] | None = None
-               ) -> Audience:
+               alert: Alert, decision: Mapping[str, Any], *, district: str, shapes: Iterable[Any] | None = None,
+               measure: bool = True) -> Audience:
     """Whom ``alert`` published under ``decision`` (keys ``channels``, ``audiences``, ``push``, ``severity``,
     ``regions``, ``inside_district``) reaches. ``index``: the SubscriptionIndex (None: no push). ``shapes``: the
-    alert's projected shapes if the caller has them cached (the pipeline's live RuleSet), else computed."""
+    alert's projected shapes if the caller has them cached (the pipeline's live RuleSet), else computed.
+    ``measure``: False leaves area and share at 0 (the pipeline does not show them; the preview does)."""
     from hub.pipeline import PUBLIC, audiences_of, effective_channels, event_topics, reach
     from hub.rules import RuleSet
 
@@ -82,7 +83,7 @@ def recipients(geo: Geography | None, index: Any, boards: Sequence[BoardConfig],
     kiosks = tuple(b for b in boards if b.kind == "kiosk" and channels & {"web", "boards"} and public
                    and (b.exercise or not exercise) and _on_kiosk(geo, b.ars, regions, area_lonlat))
     footprint = area_proj if area_proj is not None else _boundaries(geo, regions)
-    area_m2, inside_m2 = _measure(geo, footprint, district)
+    area_m2, inside_m2 = _measure(geo, footprint, district) if measure else (0.0, 0.0)
     outside = max(0.0, min(1.0, (area_m2 - inside_m2) / area_m2)) if area_m2 > 0 else 0.0
     return Audience(area_proj, area_lonlat, footprint, tuple(push), push_on, reached, kiosks, hooks,
                     area_m2 / 1e6, inside_m2 / 1e6, outside)

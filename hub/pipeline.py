@@ -235,7 +235,8 @@ class Pipeline:
         ruleset = self.live.current
         geo = ruleset.geo if ruleset is not None else None
         aud = recipients(geo, self.index, self.boards, self.webhooks, item.alert, item.decision,
-                         district=self.district, shapes=ruleset.geometry(item.alert) if ruleset is not None else ())
+                         district=self.district, shapes=ruleset.geometry(item.alert) if ruleset is not None else (),
+                         measure=False)
         return Plan(item, aud.area_lonlat, tuple((sid, "") for sid in aud.push), aud.boards, aud.webhooks,
                     push=aud.push_on)
 
