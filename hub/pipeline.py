@@ -32,13 +32,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import shapely
 from shapely.geometry.base import BaseGeometry
 
 from hub import decisions, outbox, publications, subscriptions
 from hub.cap.model import Alert, Severity, from_json
 from hub.config import BoardConfig, LoadedConfig, WebhookConfig
-from hub.geo import GERMANY
 from hub.publications import Publication
 from hub.rules import LiveRules
 from hub.store import AsyncStore, Store, now_utc, utc_iso
@@ -232,35 +230,15 @@ class Pipeline:
     # -- targeting (in a thread: geometry) -----------------------------------------------------------------------
 
     def _plan(self, item: Unpublished) -> Plan:
-        d, alert = item.decision, item.alert
-        scope = alert.scope.value
-        audiences = audiences_of(d, scope)
-        public = PUBLIC in audiences
-        topics = {a.removeprefix("topic:") for a in audiences if a.startswith("topic:")}
+        from hub.audience import recipients  # the preview's resolution too (hub.console.targeting)
+
         ruleset = self.live.current
-        area_proj = None
-        if ruleset is not None:
-            shapes = [s for s in ruleset.geometry(alert) if s is not None and not s.is_empty]
-            if shapes:
-                area_proj = shapely.union_all(shapes)
-        area = GERMANY.unproject(area_proj) if area_proj is not None else None
-        exercise = alert.status.value == "Exercise"
-        channels = set(effective_channels(d, scope))
-        regions = set(d["regions"])
-        recipients: list[tuple[str, str]] = []
-        if "push" in channels and d["push"] and self.index is not None and alert.msg_type.value != "Cancel" \
-                and (public or topics):
-            cats = {c.value for i in alert.infos for c in i.categories}
-            ids = self.index.match(area, regions, severity=d["severity"], categories=cats,
-                                   event_topics=event_topics(alert) if public else topics, exercise=exercise,
-                                   topic_only=not public)
-            recipients = [(sid, "") for sid in ids]
-        boards, hooks = reach(ruleset.geo if ruleset is not None else None, self.boards, self.webhooks,
-                              channels=channels, audiences=audiences, regions=regions, area_proj=area_proj,
-                              exercise=exercise, severity=d["severity"],
-                              inside_district=d.get("inside_district") is not False)
-        return Plan(item, area, tuple(recipients), boards, hooks,
-                    push="push" in channels and bool(d["push"]) and (public or bool(topics)))
+        geo = ruleset.geo if ruleset is not None else None
+        aud = recipients(geo, self.index, self.boards, self.webhooks, item.alert, item.decision,
+                         district=self.district, shapes=ruleset.geometry(item.alert) if ruleset is not None else (),
+                         measure=False)
+        return Plan(item, aud.area_lonlat, tuple((sid, "") for sid in aud.push), aud.boards, aud.webhooks,
+                    push=aud.push_on)
 
     # -- the one transaction ----------------------------------------------------------------------------------------
 

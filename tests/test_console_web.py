@@ -9,9 +9,10 @@ server, not only hidden); update and cancel reach who had the warning; no consol
 change without the session's CSRF token; an actual warning from an overdue template needs an explicit, audited
 confirmation.
 
-Gemeinde boundaries are not bundled with the hub. ``gemeinden.geojson`` holds STAND-IN shapes for Hitzacker and
-Dannenberg, cut from the real (DWD) Kreis polygon at 53.125° N as tests/test_console.py does: the ARS are real, the
-shapes are not the Gemeinden's true borders.
+Gemeinde boundaries: the real ones of Lüchow-Dannenberg (tests/data/geo, BKG VG250-EW, dl-de/by-2.0, via
+tests/gemeindekit.py) as ``[geo] boundaries``, except Küsten's, left out so that one region has no boundary of its
+own. A Gemeinde warning reaches only that Gemeinde (push, widget); a region without a boundary is widened to the
+Kreis only when the sender ticks it (refused otherwise). Screenshots of both previews go to tests/screenshots/.
 
 One daemon serves the whole module (started once; each test uses its own places and subscriptions).
 """
@@ -34,19 +35,30 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 import pytest_asyncio
-import shapely
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from playwright.async_api import Browser, Page, expect
 
 from hub import auth, decisions, readings
-from hub.geo import GERMANY, geography
+from hub.geo import geography
 from hub.rules import RuleSet
 from hub.store import Store
 from hub.web.auth import CONSOLE_HEADERS
 from hub.web.console import tile_csp
 from tests.browser import CONTEXT, TIMEOUT_MS, PageLog, axe, screenshot, watch
 from tests.consolekit import Operator
+from tests.gemeindekit import (
+    DANNENBERG,
+    DISTRICT,
+    GARTOW,
+    HITZACKER,
+    IN_HITZACKER,
+    IN_LUECHOW,
+    KUESTEN,
+    LUECHOW,
+    shapes,
+    write_boundaries,
+)
 from tests.hubproc import REPO, HubProcess, cap_xml, drop, free_port, write_config
 from tests.pushkit import PushReceiver, TestSubscription
 from tests.signedkit import SignedReceiver
@@ -57,13 +69,6 @@ pytest_plugins = ("tests.browser",)
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 BERLIN = ZoneInfo("Europe/Berlin")
-DISTRICT = "033540000000"  # Landkreis Lüchow-Dannenberg
-HITZACKER = "033545406009"  # Hitzacker (Elbe), Stadt
-DANNENBERG = "033545406004"  # Dannenberg (Elbe), Stadt
-SPLIT_LAT = 53.125  # the stand-ins' border: Hitzacker north of it, Dannenberg south
-IN_HITZACKER = (53.152, 11.043)  # lat, lon: Hitzacker town
-IN_LUECHOW = (52.967, 11.155)  # lat, lon: Lüchow (Wendland), in the Dannenberg stand-in
-GARTOW = (53.026, 11.462)  # lat, lon: Gartow, in the Kreis, outside both stand-ins
 PASSWORD = "Deichbruch-2026-Elbe!"
 USERS = {"anna": (("author", "approver"), (DISTRICT,)), "bert": (("approver",), (DISTRICT,)),
          "erik": (("author",), (HITZACKER,)), "vera": (("viewer",), (DISTRICT,))}
@@ -105,15 +110,8 @@ charset = "ascii"
 STALE_TEMPLATE = "feuer-alte-fassung"
 
 
-def stand_ins() -> dict[str, shapely.Geometry]:
-    """STAND-IN boundaries (lon/lat) for Hitzacker and Dannenberg: the real Kreis polygon split at 53.125° N."""
-    kreis = GERMANY.unproject(geography().geometry(DISTRICT))
-    return {HITZACKER: kreis.intersection(shapely.box(10.5, SPLIT_LAT, 11.25, 53.5)),
-            DANNENBERG: kreis.intersection(shapely.box(10.5, 52.8, 11.25, SPLIT_LAT))}
-
-
 def prepare(home: Path) -> None:
-    """Rules (plus a console template whose review is overdue), stand-in boundaries, users, a sensor draft with its
+    """Rules (plus a console template whose review is overdue), the Gemeinde boundaries, users, a sensor draft with its
     readings, and two incoming alerts (one the rules publish, one no rule matches), before the daemon starts."""
     (home / "inbox").mkdir()
     shutil.copytree(REPO / "rules", home / "rules")
@@ -127,10 +125,7 @@ def prepare(home: Path) -> None:
     overdue = today() - timedelta(days=400)
     (compose / f"{STALE_TEMPLATE}.toml").write_text(
         f'title = "Feuer (alte Fassung)"\nreviewed = {overdue}\nreviewed_by = "Testfall"\n' + old, encoding="utf-8")
-    shapes = stand_ins()
-    (home / "gemeinden.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"ars": ars, "note": "STAND-IN, not the real boundary"},
-         "geometry": shapely.geometry.mapping(geom)} for ars, geom in shapes.items()]}), encoding="utf-8")
+    write_boundaries(home / "gemeinden.geojson", without=(KUESTEN,))
     store = Store(home / "hub.db")
     try:
         auth.migrate(store)
@@ -167,15 +162,26 @@ class Kit:
     def base(self) -> str:
         return self.proc.base
 
+    def push_rows(self, warning: int) -> set[str]:
+        """The endpoints of the push subscriptions the pipeline queued this console version for (the outbox, read
+        from the daemon's SQLite file)."""
+        with sqlite3.connect(f"file:{self.home / 'hub.db'}?mode=ro", uri=True) as conn:
+            return {r[0] for r in conn.execute(
+                "SELECT s.endpoint FROM outbox o JOIN publications p ON p.id = o.publication_id"
+                " JOIN console_warnings c ON c.alert_id = p.source_alert JOIN subscriptions s ON s.id = o.recipient"
+                " WHERE o.channel='push' AND c.id=?", (warning,))}
+
     def audit(self) -> list[tuple[str, str, str, dict[str, Any]]]:
         """(actor, action, subject, detail) of every audit entry, read from the daemon's SQLite file."""
         with sqlite3.connect(f"file:{self.home / 'hub.db'}?mode=ro", uri=True) as conn:
             return [(a, b, c, json.loads(d)) for a, b, c, d in
                     conn.execute("SELECT actor, action, subject, detail FROM audit ORDER BY seq")]
 
-    async def subscribe(self, where: tuple[float, float], *, exercise: bool = False) -> TestSubscription:
+    async def subscribe(self, where: tuple[float, float] | str, *, exercise: bool = False) -> TestSubscription:
+        """A push subscription for a point (lat, lon; 100 m) or a region (its ARS)."""
         sub = self.rx.subscribe()
-        body = {"subscription": sub.as_json(), "places": [{"lat": where[0], "lon": where[1], "radius_m": 100}],
+        place = {"ars": where} if isinstance(where, str) else {"lat": where[0], "lon": where[1], "radius_m": 100}
+        body = {"subscription": sub.as_json(), "places": [place],
                 "languages": ["de"], "exercise": exercise}
         if exercise:  # a staff test device: only with a token the console issues to a signed-in user
             author = await Client(self.base).login("anna")
@@ -550,9 +556,9 @@ async def test_a_scoped_author_cannot_warn_the_neighbouring_gemeinde(kit: Kit, p
         assert status == 200 and found["regions"] == []  # not offered ...
         status, found = await erik.call("GET", "/console/api/regions?q=Hitz")
         assert [r["ars"] for r in found["regions"]] == [HITZACKER] and found["regions"][0]["boundary"]
-        shapes = stand_ins()
-        dann = shapes[DANNENBERG].representative_point()
-        hitz = shapes[HITZACKER].representative_point()
+        real = shapes()
+        dann = real[DANNENBERG].representative_point()
+        hitz = real[HITZACKER].representative_point()
         for refused in (form(ars=(DANNENBERG,)), form(ring=square(dann.y, dann.x)), form(ars=(DISTRICT,))):
             status, body = await erik.call("POST", "/console/api/warnings", refused)  # ... and refused
             assert status == 403 and body["error"] == "forbidden" and "außerhalb" in body["message"], body
@@ -577,7 +583,24 @@ async def test_a_scoped_author_cannot_warn_the_neighbouring_gemeinde(kit: Kit, p
     await page.wait_for_selector("#region-results li.empty")
     assert await page.locator("#region-results button").count() == 0
     assert "Hitzacker" in await page.inner_text("#scope-hint")
-    assert page_log.errors == [] and page_log.outside == []
+    # drawing in Dannenberg, next door: the server refuses it on the real boundaries, nothing is saved
+    await page.goto(f"{kit.base}/console/compose?template=feuer")
+    await expect(page.locator("#event")).to_have_value(re.compile(".+"))
+    await page.fill("#area-desc", "Dannenberg, Markt")
+    await page.wait_for_selector("#map[data-ready='1']")
+    lat, lon = dann.y, dann.x
+    await page.evaluate("([lat, lon]) => window.warnhubMap.setView([lat, lon], 13, {animate: false})", [lat, lon])
+    await page.click("#draw-polygon")
+    for dlat, dlon in ((-0.004, -0.006), (-0.004, 0.006), (0.004, 0.006), (0.004, -0.006)):
+        await click_on_map(page, lat + dlat, lon + dlon)
+    await page.click("#draw-finish")
+    await page.click("#save")
+    await expect(page.locator("#flash")).to_contain_text("außerhalb Ihres Zuständigkeitsbereichs")
+    assert "/console/compose" in page.url
+    refusals = [e for e in kit.audit() if e[:2] == ("erik", "console.refused")]
+    assert len(refusals) == 6, refusals
+    # the browser logs the refused request itself (403), nothing else
+    assert all("status of 403" in e for e in page_log.errors) and page_log.outside == [], page_log.errors
 
 
 async def test_overdue_template_and_sending_alone(kit: Kit, page: Page, page_log: PageLog) -> None:
@@ -825,3 +848,109 @@ async def test_the_author_sees_why_she_cannot_approve(kit: Kit, page: Page) -> N
     assert await page.locator("#btn-approve").count() == 0
     text = await page.inner_text("#four-eyes")
     assert text.startswith("Vier-Augen-Prinzip: Sie haben diese Fassung verfasst oder bearbeitet"), text
+
+
+async def widget(kit: Kit, ars: str) -> str:
+    status, body = await asyncio.to_thread(kit.proc.get, f"/widget/{ars}")
+    assert status == 200, (ars, status)
+    return body.decode()
+
+
+async def test_a_gemeinde_warning_reaches_only_that_gemeinde(kit: Kit, page: Page, page_log: PageLog,
+                                                             browser: Browser) -> None:
+    """Erik, scoped to Hitzacker, warns Hitzacker; the preview's count is what the pipeline queues; a phone and a
+    region subscription in Lüchow (same Kreis) get nothing, and Lüchow's widget does not show it."""
+    in_hitzacker = await kit.subscribe(IN_HITZACKER)
+    in_luechow = await kit.subscribe(IN_LUECHOW)
+    luechow_region = await kit.subscribe(LUECHOW)
+    base = kit.base
+    headline = "Hochwasser in Hitzacker: Altstadt räumen"
+    await login(page, base, "erik")
+    await page.goto(f"{base}/console/compose?template=hochwasser")
+    await expect(page.locator("#event")).to_have_value("Hochwasser")
+    await page.fill("#region-search", "Hitz")
+    await page.click(f"#region-results button[data-ars='{HITZACKER}']")
+    await expect(page.locator("#chosen li")).to_have_count(1)
+    await page.fill("#headline-de-DE", headline)
+    await page.click("#save")
+    await page.wait_for_url(f"{base}/console/warnings/*")
+    wid = warning_id(page)
+    count = int(await page.get_attribute("#aud-push", "data-count") or -1)
+    overspill = await page.inner_text("#overspill")
+    assert "0.0 %" in overspill, overspill  # Hitzacker lies in the Kreis
+    assert await page.locator("#widening").count() == 0  # it has a boundary of its own: nothing widened
+    assert await page.get_attribute("#aud-boards", "data-count") == "1"  # the Hitzacker board, nothing else
+    await screenshot(page, "console_preview_gemeinde")
+    await page.click("#btn-submit")
+    await page.wait_for_selector("#state[data-state=submitted]")
+
+    anna_page, anna_log = await second_page(browser)
+    try:
+        await login(anna_page, base, "anna")
+        await approve_in_browser(anna_page, base, wid)
+        await screenshot(anna_page, "console_sent_gemeinde")
+        assert anna_log.errors == [] and anna_log.outside == []
+    finally:
+        await anna_page.context.close()
+    # the positive event first: the phone in Hitzacker gets it ...
+    await until(lambda: any(r.body.get("headline") == headline for r in kit.rx.received(in_hitzacker.id)),
+                "the push in Hitzacker")
+    queued = kit.push_rows(wid)  # written in one transaction with the publication: complete now
+    assert in_hitzacker.endpoint in queued
+    assert len(queued) == count  # the preview said exactly who
+    # ... and nobody in Lüchow, by point or by region
+    assert in_luechow.endpoint not in queued and luechow_region.endpoint not in queued
+    assert kit.rx.received(in_luechow.id) == [] and kit.rx.received(luechow_region.id) == []
+    # Hitzacker's widget shows it (first), Lüchow's does not
+    await until(lambda: headline in kit.proc.get(f"/widget/{HITZACKER}")[1].decode(), "Hitzacker's widget")
+    assert headline not in await widget(kit, LUECHOW)
+    luechow = await asyncio.to_thread(kit.proc.get_json, f"/api/v1/warnings?ars={LUECHOW}")
+    assert not any(headline in json.dumps(w, ensure_ascii=False) for w in luechow["warnings"])
+    hitz = await asyncio.to_thread(kit.proc.get_json, f"/api/v1/warnings?ars={HITZACKER}")
+    mine = [w for w in hitz["warnings"] if headline in json.dumps(w, ensure_ascii=False)]
+    assert len(mine) == 1 and mine[0]["regions"] == [HITZACKER], mine  # not the Kreis
+    assert page_log.errors == [] and page_log.outside == []
+
+
+async def test_a_region_without_a_boundary_is_widened_only_when_confirmed(kit: Kit, page: Page,
+                                                                         page_log: PageLog) -> None:
+    """Küsten has no boundary here: the preview says the warning goes to the whole Kreis and how many phones;
+    sending needs the extra tick (the API refuses without it), audited."""
+    anywhere = await kit.subscribe(GARTOW)
+    anna = await Client(kit.base).login("anna")
+    bert = await Client(kit.base).login("bert")
+    headline = "Gasaustritt in Küsten"
+    try:
+        status, body = await anna.call("POST", "/console/api/warnings", form(ars=(KUESTEN,), headline=headline))
+        assert status == 201, body
+        wid = body["warning"]["id"]
+        status, body = await anna.call("POST", f"/console/api/warnings/{wid}/submit")
+        assert status == 200, body
+        status, body = await bert.approve(wid)  # without the widening ticked: refused, nothing sent
+        assert status == 400 and "Ausweitung" in body["message"] and "confirm the widening" in body["message"], body
+        await login(page, kit.base, "bert")
+        await page.goto(f"{kit.base}/console/warnings/{wid}")
+        count = await page.get_attribute("#aud-push", "data-count")
+        said = await page.inner_text("#widening")
+        assert f"Küsten ohne eigene Grenze – die Warnung gilt für den ganzen Landkreis Lüchow-Dannenberg ({count} " \
+               "Abos)" in said, said
+        assert f"the warning covers the whole district Lüchow-Dannenberg ({count} subscriptions)" in said, said
+        button = page.locator("#btn-approve")
+        await page.check("#confirm-audience")
+        await page.check("#confirm-channels")
+        assert await button.is_disabled()  # the widening is not ticked yet
+        await page.check("#confirm-widen")
+        assert await button.is_enabled()
+        await page.locator("#confirm-box").scroll_into_view_if_needed()
+        await screenshot(page, "console_preview_widening")
+        await button.click()
+        await page.wait_for_selector("#state[data-state=sent]")
+    finally:
+        await anna.close()
+        await bert.close()
+    await until(lambda: any(r.body.get("headline") == headline for r in kit.rx.received(anywhere.id)),
+                "the push in Gartow (the whole Kreis)")
+    assert len(kit.push_rows(wid)) == int(count or -1)
+    widened = [d for a, b, _, d in kit.audit() if (a, b) == ("bert", "console.widening_confirmed")]
+    assert widened == [{"warning": wid, "regions": [KUESTEN], "kreise": [DISTRICT]}], widened
+    assert page_log.errors == [] and page_log.outside == []

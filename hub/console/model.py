@@ -209,8 +209,9 @@ def _check_scope(cfg: ConsoleConfig, user: ConsoleUser, area: Mapping[str, Any])
         if not any(reg.is_within(ars, s) for s in scopes):
             raise ConsoleForbidden(_msg(f"{reg.name(ars) or ars} liegt außerhalb Ihres Zuständigkeitsbereichs",
                                         f"{ars} is outside your scope"))
-    shapes = [g for a in area["ars"] if (g := cfg.geo.geometry(a)) is not None] + \
-        [GERMANY.project(s) for s in _drawn_lonlat(area)]
+    # a picked region is inside by its key (its exact boundary may stick out of the scope's generalised one); a
+    # drawn shape only by geometry
+    shapes = [GERMANY.project(s) for s in _drawn_lonlat(area)]
     reason = cfg.area_check()(user, shapely.union_all(shapes) if shapes else None)
     if reason:
         raise ConsoleForbidden(reason)

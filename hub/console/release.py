@@ -31,7 +31,7 @@ from hub.console.model import (
     _state,
 )
 from hub.console.tables import _COLS, _event, _require, _row, ensure_schema
-from hub.console.targeting import _decision, _plan, confirmation
+from hub.console.targeting import _decision, _plan, check_widening, confirmation
 from hub.intake import check_document
 from hub.store import Store, now_utc, utc_iso
 
@@ -47,7 +47,7 @@ class Sent:
 
 
 def approve(store: Store, approver: ConsoleUser, warning_id: int, *, token: str, cfg: ConsoleConfig,
-            now: datetime | None = None) -> Sent:
+            widen: bool = False, now: datetime | None = None) -> Sent:
     """Approve a submitted version and send it, in one transaction. The approver needs approve permission, the
     area in their scope, must not have written or edited it (four eyes), and must pass the ``token`` of a preview
     of the version as it is."""
@@ -70,7 +70,7 @@ def approve(store: Store, approver: ConsoleUser, warning_id: int, *, token: str,
             _event(conn, row, approver.name, "approve", {}, now)
             store.audit(approver.name, "console.approve", row["thread"], {"warning": row["id"]}, now=now)
             row = _require(store, warning_id)
-            return _send(store, cfg, approver, row, token=token, now=now,
+            return _send(store, cfg, approver, row, token=token, now=now, widen=widen,
                          why=f"console {row['thread']} v{row['version']} by {row['author']}, approved by "
                              f"{approver.name}")
 
@@ -78,7 +78,7 @@ def approve(store: Store, approver: ConsoleUser, warning_id: int, *, token: str,
 
 
 def send(store: Store, user: ConsoleUser, warning_id: int, *, token: str, cfg: ConsoleConfig,
-         reason: str | None = None, now: datetime | None = None) -> Sent:
+         reason: str | None = None, widen: bool = False, now: datetime | None = None) -> Sent:
     """Send a draft or submitted version without a second person: allowed where the policy does not require four
     eyes for its severity; a Cancel or all-clear by someone with approve permission who gives a ``reason`` (unless
     ``four_eyes_end``; audited as ``console.end_alone``); or, where the admin allows it, an Extreme or Immediate
@@ -107,7 +107,7 @@ def send(store: Store, user: ConsoleUser, warning_id: int, *, token: str, cfg: C
                 why += f"{'ended' if mode == 'end_alone' else 'sent'} alone: {text}"
             else:
                 why += f"no approval needed for {c['severity']}"
-            return _send(store, cfg, user, _require(store, warning_id), token=token, now=now, why=why)
+            return _send(store, cfg, user, _require(store, warning_id), token=token, now=now, why=why, widen=widen)
 
     return _audited(store, user, "send", str(warning_id), run)
 
@@ -136,8 +136,9 @@ def _alone(policy: FourEyes, user: ConsoleUser, row: Mapping[str, Any], reason: 
 
 
 def _send(store: Store, cfg: ConsoleConfig, user: ConsoleUser, row: Mapping[str, Any], *, token: str,
-          now: datetime, why: str) -> Sent:
-    """Inside the caller's transaction: CAP, validation, store, decision, state."""
+          now: datetime, why: str, widen: bool = False) -> Sent:
+    """Inside the caller's transaction: CAP, validation, store, decision, state. ``widen``: the sender confirmed
+    that picked regions without a boundary of their own widen the warning to their Kreis (refused without)."""
     newer = store.conn.execute("SELECT version FROM console_warnings WHERE thread=? AND version>? AND state='sent'",
                                (row["thread"], row["version"])).fetchone()
     if newer is not None:
@@ -150,6 +151,11 @@ def _send(store: Store, cfg: ConsoleConfig, user: ConsoleUser, row: Mapping[str,
     if not hmac.compare_digest(str(token or ""), confirmation(row, plan)):
         raise StalePreview(_msg("Die Meldung, ihre Empfänger oder Kanäle haben sich seit der Vorschau geändert: "
                                 "bitte neu prüfen", "the warning, its audience or channels changed since the preview"))
+    check_widening(plan, widen)
+    if plan.widened:
+        store.audit(user.name, "console.widening_confirmed", row["thread"],
+                    {"warning": row["id"], "regions": [w.ars for w in plan.widened],
+                     "kreise": sorted({w.kreis for w in plan.widened})}, now=now)
     expires = alert.expires
     if alert.msg_type is not MsgType.CANCEL and (expires is None or expires <= alert.sent):
         raise ConsoleError(_msg("Die Gültigkeit ist abgelaufen", "the warning has expired"))

@@ -1,5 +1,6 @@
-"""Whom a version reaches (the pipeline's targeting, without writing), the confirmation token bound to it, and
-the preview of what sending it now would do."""
+"""Whom a version reaches (the pipeline's own resolution, :func:`hub.audience.recipients`, without writing), the
+confirmation token bound to it, the widening a region without a boundary needs confirmed, and the preview of what
+sending it now would do."""
 
 from __future__ import annotations
 
@@ -10,24 +11,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import shapely
 from shapely.geometry.base import BaseGeometry
 
 from adapters.channels.boardtext import fit
-from hub import publications
-from hub.cap.model import Alert, MsgType, Status, Urgency
+from hub import audience, publications
+from hub.audience import Widening
+from hub.cap.model import Alert, MsgType, Urgency
 from hub.cap.serialize import to_xml
 from hub.cap.sign import SignaturePolicy
 from hub.config import BoardConfig, WebhookConfig
 from hub.console.alert import _previous_sent, _sent_time, build_alert
-from hub.console.model import LANGUAGES, ConsoleConfig, _msg
+from hub.console.model import LANGUAGES, ConsoleConfig, ConsoleError, _msg
 from hub.console.tables import _dumps, _require, ensure_schema
 from hub.delivery import board_notice
-from hub.geo import DEFAULT_DISTRICT, GERMANY, Geography, resolve
+from hub.geo import DEFAULT_DISTRICT, Geography, resolve
 from hub.intake import check_document
-from hub.pipeline import event_topics, push_payload, reach, touches
+from hub.pipeline import push_payload
 from hub.publications import Notice, Publication
-from hub.rules import Decision, RuleSet
+from hub.rules import Decision
 from hub.store import Store, now_utc
 
 # -- whom it reaches (the pipeline's targeting, without writing) ----------------------------------------------------
@@ -47,39 +48,68 @@ class _Plan:
     boards: tuple[BoardConfig, ...]
     kiosks: tuple[BoardConfig, ...]
     webhooks: tuple[WebhookConfig, ...]
+    push: tuple[str, ...] = ()
+    """Ids of the push subscriptions it reaches now (with an index)."""
+    widened: tuple[Widening, ...] = ()
+    """Picked regions without a boundary of their own: the warning covers their whole Kreis instead (to be
+    confirmed; not for a Cancel or an all-clear, which end what was confirmed before)."""
 
 
-def _plan(cfg: ConsoleConfig, row: Mapping[str, Any], alert: Alert) -> _Plan:
-    """Area, regions, boards and webhooks exactly as the pipeline computes them for the stored decision."""
+def _plan(cfg: ConsoleConfig, row: Mapping[str, Any], alert: Alert, index: Any = None) -> _Plan:
+    """Area, regions and recipients exactly as the pipeline will deliver the stored decision: the decision
+    :func:`_decision` stores, resolved by :func:`hub.audience.recipients` (the pipeline's own function)."""
     geo, reg, district = cfg.geo, cfg.geo.registry, cfg.district
-    shapes = [s for s in RuleSet([], {}, geo=geo).geometry(alert) if s is not None and not s.is_empty]
-    area_proj = shapely.union_all(shapes) if shapes else None
-    area_lonlat = GERMANY.unproject(area_proj) if area_proj is not None else None
     res = resolve(alert, district, geo=geo)
-    regions = tuple(dict.fromkeys([*row["area"]["ars"], *(h.ars for h in res.regions
-                                                            if h.level == "kreis" or reg.is_within(h.ars, district))]))
+    keys = audience.regions(geo, district, row["area"]["ars"], res)
     neighbours = tuple((h.ars, h.name or h.ars) for h in res.regions if h.level == "kreis"
                        and not reg.is_within(h.ars, district) and not reg.is_within(district, h.ars))
-    exercise, channels, severity = alert.status is Status.EXERCISE, set(row["channels"]), alert.severity.value
-    if row["audience"] != "public":
-        channels &= {"push"}
-    regions_set = set(regions)
+    inside = res.inside_district or any(reg.is_within(w.kreis, district) for w in keys.widened)
+    d = _decision_dict(row, alert, keys.keys, inside)
+    aud = audience.recipients(geo, index, cfg.boards, cfg.webhooks, alert, d, district=district)
+    ending = row["msg_type"] == MsgType.CANCEL.value or row["kind"] == "all-clear"  # never waits for a tick
+    return _Plan(alert, aud.area_proj, aud.area_lonlat, keys.keys, inside, aud.outside_share, aud.area_km2,
+                 aud.inside_km2, neighbours, aud.boards, aud.kiosks, aud.webhooks, aud.push,
+                 () if ending else keys.widened)
+
+
+def _audiences(row: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    channels = tuple(row["channels"]) if row["audience"] == "public" else ("push",)
     audiences = ("public",) if row["audience"] == "public" else (f"topic:{row['topic']}",)
-    boards, hooks = reach(geo, cfg.boards, cfg.webhooks, channels=channels, audiences=audiences, regions=regions_set,
-                          area_proj=area_proj, exercise=exercise, severity=severity,
-                          inside_district=res.inside_district)
-    kiosks = tuple(b for b in cfg.boards if b.kind == "kiosk" and channels & {"web", "boards"}
-                   and (b.exercise or not exercise) and touches(geo, b.ars, regions_set, area_proj))
-    return _Plan(alert, area_proj, area_lonlat, regions, res.inside_district, res.outside_share, res.area_km2,
-                 res.inside_km2, neighbours, boards, kiosks, hooks)
+    return channels, audiences
+
+
+def _decision_dict(row: Mapping[str, Any], alert: Alert, regions: tuple[str, ...], inside: bool) -> dict[str, Any]:
+    """The stored decision's fields the pipeline targets by (as :func:`_decision` stores them)."""
+    channels, audiences = _audiences(row)
+    return {"channels": list(channels), "audiences": list(audiences), "push": "push" in channels,
+            "severity": alert.severity.value, "regions": list(regions), "inside_district": inside}
 
 
 def _decision(row: Mapping[str, Any], plan: _Plan, why: str) -> Decision:
-    channels = tuple(row["channels"]) if row["audience"] == "public" else ("push",)
-    audiences = ("public",) if row["audience"] == "public" else (f"topic:{row['topic']}",)
+    channels, audiences = _audiences(row)
     return Decision("publish", ("console",), channels=channels, audiences=audiences, push="push" in channels,
                     severity=plan.alert.severity, regions=plan.regions, inside_district=plan.inside_district,
                     outside_share=plan.outside_share, why=why)
+
+
+def check_widening(plan: _Plan, confirmed: bool) -> None:
+    """Refuse to send a warning whose picked regions have no boundary of their own unless the sender confirmed
+    that it then goes to the whole Kreis."""
+    if plan.widened and not confirmed:
+        raise ConsoleError(_msg(f"{widening_text(plan, 'de', None)}: bitte die Ausweitung ausdrücklich bestätigen",
+                                f"{widening_text(plan, 'en', None)}: confirm the widening explicitly"))
+
+
+def widening_text(plan: _Plan, lang: str, push: int | None) -> str:
+    """"Hitzacker ohne eigene Grenze – die Warnung gilt für den ganzen Landkreis Lüchow-Dannenberg (3 Abos)"
+    (``push`` None: without the count)."""
+    names = ", ".join(w.name for w in plan.widened)
+    kreise = ", ".join(dict.fromkeys(w.kreis_name.removeprefix("Kreis ") for w in plan.widened))
+    if lang == "en":
+        count = f" ({push} subscriptions)" if push is not None else ""
+        return f"{names} has no boundary of its own – the warning covers the whole district {kreise}{count}"
+    count = f" ({push} Abos)" if push is not None else ""
+    return f"{names} ohne eigene Grenze – die Warnung gilt für den ganzen Landkreis {kreise}{count}"
 
 
 def confirmation(row: Mapping[str, Any], plan: _Plan) -> str:
@@ -122,23 +152,17 @@ def preview_for(store: Store, cfg: ConsoleConfig, index: Any, warning: int | Map
     row = _require(store, warning) if isinstance(warning, int) else dict(warning)
     prev, prev_alert = _previous_sent(store, row)
     alert = build_alert(cfg, row, previous=prev_alert, sent=_sent_time(now or now_utc(), prev_alert))
-    plan = _plan(cfg, row, alert)
+    plan = _plan(cfg, row, alert, index)
     report, _ = check_document(cfg.validator, to_xml(alert), SignaturePolicy.IGNORE)
     pub_thread = publications.thread_name(prev["store_thread"]) if prev else "w-neu"
-    cancel = alert.msg_type is MsgType.CANCEL
     push_on = "push" in row["channels"]
-    if cancel:  # the pipeline tells whoever had an earlier version
+    if alert.msg_type is MsgType.CANCEL:  # the pipeline tells whoever had an earlier version
         had = dict(store.conn.execute(
             "SELECT channel, count(DISTINCT recipient) FROM outbox WHERE thread=? AND state IN ('done','inflight')"
             " GROUP BY channel", (pub_thread,)).fetchall())
         push_n: int | None = int(had.get("push", 0))
     elif push_on and index is not None:
-        topic = row["audience"] == "topic"
-        ids = index.match(plan.area_lonlat, plan.regions, severity=alert.severity.value,
-                          categories={c.value for i in alert.infos for c in i.categories},
-                          event_topics={row["topic"]} if topic else event_topics(alert),
-                          exercise=alert.status is Status.EXERCISE, topic_only=topic)
-        push_n = len(ids)
+        push_n = len(plan.push)
     else:
         push_n = 0 if not push_on else None
     pub = _publication_like(cfg, row, plan, pub_thread, prev)
@@ -158,12 +182,22 @@ def preview_for(store: Store, cfg: ConsoleConfig, index: Any, warning: int | Map
                       "outside_share": round(plan.outside_share, 4), "inside_district": plan.inside_district,
                       "neighbours": [{"ars": a, "name": n} for a, n in plan.neighbours],
                       "regions": list(plan.regions)},
+        "widening": _widening(plan, push_n),
         "texts": {"push": {n.language: _push_text(pub, n.language, cfg.base_url) for n in pub.notices},
                   "boards": {b.id: fit(board_notice(pub, b.language), lines=b.lines, chars=b.chars,
                                        charset=b.charset) for b in plan.boards}},
         "notes": notes,
         "token": confirmation(row, plan),
     }
+
+
+def _widening(plan: _Plan, push_n: int | None) -> dict[str, Any] | None:
+    """What the sender must confirm when a picked region has no boundary of its own (None: nothing widened)."""
+    if not plan.widened:
+        return None
+    return {"regions": [{"ars": w.ars, "name": w.name, "kreis": w.kreis, "kreis_name": w.kreis_name}
+                        for w in plan.widened],
+            "text": {"de": widening_text(plan, "de", push_n or 0), "en": widening_text(plan, "en", push_n or 0)}}
 
 
 def _publication_like(cfg: ConsoleConfig, row: Mapping[str, Any], plan: _Plan, thread: str,

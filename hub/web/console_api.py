@@ -20,7 +20,9 @@ Acting (hub.console checks permission, scope, four eyes and state; refusals are 
   update, cancel or all-clear) → the new or changed version and the page to go on with (``next``).
 - ``POST warnings/{id}/approve`` and ``/send`` (``token`` of the preview, ``confirm``: the ``status``,
   ``audience``, ``topic`` and ``channels`` the sender ticked, which must be the version's; ``/send`` also
-  ``reason`` when sending alone) → the sent version; the pipeline is woken at once.
+  ``reason`` when sending alone; ``widen``: true to confirm that picked regions without a boundary of their own
+  widen the warning to their whole Kreis, refused with 400 without it) → the sent version; the pipeline is woken
+  at once.
 
 - ``POST exercise-token`` (permission ``compose``): a token to register a staff test device for exercises (24 h,
   single use, audited) → 201 ``{"token", "expires", "link"}``; ``link`` is the subscribe page with the token.
@@ -397,7 +399,8 @@ async def act(request: web.Request) -> web.Response:
     cfg = await s.config()
     page = f"{s.prefix}/warnings/{wid}"
     if action in ("approve", "send"):
-        extra = {"reason": body.get("reason")} if action == "send" else {}
+        extra: dict[str, Any] = {"reason": body.get("reason")} if action == "send" else {}
+        extra["widen"] = body.get("widen") is True
         sending = console.approve if action == "approve" else console.send
         sent = await _run(s, _confirmed, sending, user, wid, body.get("confirm"), token=str(body.get("token") or ""),
                           cfg=cfg, **extra)

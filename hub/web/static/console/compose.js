@@ -284,7 +284,8 @@
         b.textContent = `${r.name} `;
         const small = document.createElement("span");
         small.className = "en";
-        small.textContent = `${r.level_de}${r.parent ? ", " + r.parent : ""} · ${r.ars}${r.boundary ? "" : " · ohne Grenze / no boundary"}`;
+        const unbounded = " · ohne eigene Grenze: gilt für den ganzen Kreis / no boundary of its own: whole district";
+        small.textContent = `${r.level_de}${r.parent ? ", " + r.parent : ""} · ${r.ars}${r.boundary ? "" : unbounded}`;
         b.append(small);
         b.addEventListener("click", () => addRegion(r.ars, r.name, r.place));
         li.append(b);

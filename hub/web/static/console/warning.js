@@ -1,5 +1,6 @@
 /* warnhub console: one warning. The send and approve buttons stay disabled until the sender has ticked the
-   audience and the channels; what was ticked goes to the server, which refuses it unless it is this version's.
+   audience and the channels (and, where a picked region has no boundary of its own, the widening to its Kreis);
+   what was ticked goes to the server, which refuses it unless it is this version's.
    Delivery counts are re-read every few seconds; if the version changes meanwhile, sending is blocked until the
    page is reloaded (the server would refuse the old preview anyway). */
 "use strict";
@@ -10,18 +11,20 @@
   const $ = (id) => document.getElementById(id);
   const audience = $("confirm-audience");
   const channels = $("confirm-channels");
+  const widen = $("confirm-widen");  // only when a picked region has no boundary of its own
   const reason = $("alone-reason");
   const sendButtons = ["btn-approve", "btn-send", "btn-send-alone"].map($).filter(Boolean);
   let changed = false;
 
   function update() {
-    const ticked = Boolean(audience && channels && audience.checked && channels.checked && page.token && !changed);
+    const ticked = Boolean(audience && channels && audience.checked && channels.checked && page.token && !changed
+                           && (!widen || widen.checked));
     for (const b of sendButtons) {
       b.disabled = !(ticked && (b.id !== "btn-send-alone" || reason.value.trim().length >= page.min_reason));
     }
   }
-  [audience, channels, reason].forEach((el) => el && el.addEventListener("input", update));
-  [audience, channels].forEach((el) => el && el.addEventListener("change", update));
+  [audience, channels, widen, reason].forEach((el) => el && el.addEventListener("input", update));
+  [audience, channels, widen].forEach((el) => el && el.addEventListener("change", update));
 
   function confirmation() {
     return {status: audience.dataset.status, audience: audience.dataset.audience, topic: audience.dataset.topic || null,
@@ -48,9 +51,11 @@
   }
 
   const on = (id, fn) => { const b = $(id); if (b) b.addEventListener("click", () => fn(b)); };
-  on("btn-approve", (b) => post(b, "approve", {token: page.token, confirm: confirmation()}));
-  on("btn-send", (b) => post(b, "send", {token: page.token, confirm: confirmation()}));
-  on("btn-send-alone", (b) => post(b, "send", {token: page.token, confirm: confirmation(), reason: reason.value.trim()}));
+  const widened = () => Boolean(widen && widen.checked);
+  on("btn-approve", (b) => post(b, "approve", {token: page.token, confirm: confirmation(), widen: widened()}));
+  on("btn-send", (b) => post(b, "send", {token: page.token, confirm: confirmation(), widen: widened()}));
+  on("btn-send-alone", (b) => post(b, "send", {token: page.token, confirm: confirmation(), widen: widened(),
+                                                reason: reason.value.trim()}));
   on("btn-submit", (b) => post(b, "submit", {}));
   on("btn-withdraw", (b) => post(b, "withdraw", {}));
   on("btn-reject", (b) => {
@@ -90,7 +95,11 @@
   const shapes = L.featureGroup().addTo(map);
   ConsoleMap.base(map).then(async () => {
     for (const f of area.features || []) shapes.addLayer(ConsoleMap.feature(f));
-    for (const ars of area.ars || []) {
+    // a region without a boundary of its own is shown as what it is widened to: its Kreis
+    const widening = $("widening");
+    const unbounded = new Set(widening ? widening.dataset.ars.split(",") : []);
+    const kreise = widening ? widening.dataset.kreise.split(",") : [];
+    for (const ars of [...(area.ars || []).filter((a) => !unbounded.has(a)), ...kreise]) {
       const layer = await ConsoleMap.region(ars);
       if (layer) shapes.addLayer(layer);
     }
