@@ -752,6 +752,26 @@ class Geography:
         self._geom_cache[ars] = geom
         return geom
 
+    def concerns(self, ars: str, keys: Iterable[str], area: BaseGeometry | None) -> bool:
+        """Does a warning concern region ``ars`` (a citizen's place, a widget's or feed's region)?
+
+        ``keys``: the ARS of the regions the warning covers; ``area``: its projected area (None: codes only). Where
+        the warning has an area and the region a boundary, a key above the region (its Kreis, covered perhaps only
+        in part) is not enough: the area must touch the boundary (:func:`touches_m2`), or a key must lie in the
+        region. Otherwise the keys decide: one above, equal to or below the region."""
+        reg = self.registry
+        keys = list(keys)
+        boundary = self.geometry(ars) if area is not None else None
+        if boundary is None or area is None:
+            return any(reg.is_within(ars, k) or reg.is_within(k, ars) for k in keys)
+        if any(reg.is_within(k, ars) for k in keys):
+            return True
+        if not boundary.intersects(area):
+            return False
+        if area.area == 0:
+            return True
+        return touches_m2(float(boundary.intersection(area).area), float(area.area), float(boundary.area))
+
     def inner(self, ars: str) -> list[str]:
         """The regions inside one that have a boundary, one level down where it helps a map: a Kreis' Samtgemeinden
         and verbandsfreie Gemeinden, a Samtgemeinde's Gemeinden; plus every extra boundary inside it."""
@@ -1062,8 +1082,13 @@ def resolve(alert_or_areas: Alert | Info | Iterable[Area], district_ars: str = D
                       unresolved=tuple(work.unresolved), notes=tuple(work.notes))
 
 
-def _touches(inter: float, a: float, b: float) -> bool:
+def touches_m2(inter: float, a: float, b: float) -> bool:
+    """Do two areas of ``a`` and ``b`` m² overlapping by ``inter`` m² touch (more than generalised borders of
+    different sources produce: :data:`TOUCH_M2` and :data:`TOUCH_SHARE` of the smaller)?"""
     return inter >= TOUCH_M2 and inter >= TOUCH_SHARE * min(a, b)
+
+
+_touches = touches_m2
 
 
 def _measure(union: BaseGeometry, units: _Units, region_area: Mapping[str, float], named: set[str],

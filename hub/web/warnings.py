@@ -53,7 +53,7 @@ from adapters.channels.boardtext import SEVERITY_WORDS
 from hub import publications
 from hub.cap.parse import read_xml
 from hub.config import BoardConfig
-from hub.geo import GERMANY, TOUCH_M2, Geography, geography
+from hub.geo import GERMANY, Geography, geography
 from hub.publications import KIOSK, KIOSK_EXERCISE, WEB, Audience, Publication
 from hub.store import Store
 from hub.web.app import HUB_KEY
@@ -192,12 +192,10 @@ def select(pubs: Sequence[Publication], place: Place, geo: Geography,
 
 def concerns_region(pub: Publication, ars: str, geo: Geography,
                     areas: dict[tuple[int, str], BaseGeometry] | None = None) -> bool:
-    reg = geo.registry
-    if any(reg.is_within(ars, r) or reg.is_within(r, ars) for r in pub.regions):
-        return True
-    boundary = geo.geometry(ars) if pub.area is not None else None
-    if boundary is None or pub.area is None:
-        return False
+    """By :meth:`hub.geo.Geography.concerns`: a Gemeinde's widget does not show a warning for another Gemeinde of
+    its Kreis because the Kreis is among the warning's regions."""
+    if pub.area is None:
+        return geo.concerns(ars, pub.regions, None)
     key = (pub.id, pub.identifier)
     area = areas.get(key) if areas is not None else None
     if area is None:
@@ -206,7 +204,7 @@ def concerns_region(pub: Publication, ars: str, geo: Geography,
             if len(areas) > 1000:
                 areas.clear()
             areas[key] = area
-    return bool(boundary.intersects(area)) and boundary.intersection(area).area >= TOUCH_M2
+    return geo.concerns(ars, pub.regions, area)
 
 
 def covers_point(pub: Publication, lon: float, lat: float, geo: Geography) -> bool:
