@@ -612,6 +612,7 @@ class BundledBoundaries:
         self.path = path
         self._lock = threading.Lock()
         self._kreise: dict[str, dict[str, BaseGeometry]] = {}
+        self._outlines: dict[str, BaseGeometry | None] = {}
         with zipfile.ZipFile(path) as zf:
             self._members = frozenset(n.removesuffix(".json") for n in zf.namelist() if n[:1].isdigit())
 
@@ -634,6 +635,20 @@ class BundledBoundaries:
 
     def get(self, ars: str) -> BaseGeometry | None:
         return self.kreis(ars[:5]).get(ars)
+
+    def outline(self, key: str) -> BaseGeometry | None:
+        """Projected outline of a Kreis (its 5-digit key): the union of its Gemeinden, made when the data was built;
+        None for a Kreis the data lacks."""
+        if key in self._outlines:
+            return self._outlines[key]
+        with self._lock:
+            if key not in self._outlines:
+                found = None
+                if key in self._members:
+                    with zipfile.ZipFile(self.path) as zf:
+                        found = GERMANY.project(_valid(geojson_shape(json.loads(zf.read(f"kreis/{key}.json")))))
+                self._outlines[key] = found
+        return self._outlines[key]
 
     def loaded(self) -> tuple[str, ...]:
         """The Kreise read so far."""
@@ -732,9 +747,10 @@ class Geography:
         return float(geom.area) if geom is not None else 0.0
 
     def geometry(self, ars: str) -> BaseGeometry | None:
-        """Projected boundary of a region: an extra boundary, else its Kreis cells (for Land/Bezirk: all of its
-        Kreise), else for a Gemeinde or Gemeindeverband the bundled boundary; None where none is known (Ortsteile,
-        the few Gemeinden the bundled data lacks)."""
+        """Projected boundary of a region: an extra boundary, else for a Kreis the bundled outline (the union of its
+        Gemeinden, so a Kreis and its Gemeinden share one border), else its DWD Kreis cells (for Land/Bezirk: all of
+        its Kreise), else for a Gemeinde or Gemeindeverband the bundled boundary; None where none is known
+        (Ortsteile, the few Gemeinden the bundled data lacks)."""
         if ars in self._geom_cache:
             return self._geom_cache[ars]
         reg = self.registry
@@ -742,6 +758,9 @@ class Geography:
         r = reg.get(ars)
         if ars in self.extra:
             geom = GERMANY.project(self.extra[ars])
+        elif r is not None and r.is_(Level.KREIS) and self.bundled is not None \
+                and (outline := self.bundled.outline(ars[:5])) is not None:
+            geom = outline
         elif r is not None and (r.is_(Level.KREIS) or r.level in (Level.LAND, Level.BEZIRK)):
             want = set(reg.kreise_in(ars))
             parts = [g for g, owners in zip(self.kreise.geoms, self.kreise.regions, strict=True)
@@ -785,8 +804,10 @@ class Geography:
         Kreis-level or lake cell, else None."""
         cell = self.registry.warncell(cell_id)
         if cell is not None:
-            if cell.kind == "kreis" and len(cell.kreise) == 1 and cell.kreise[0] in self.extra:
-                return self.geometry(cell.kreise[0])
+            if cell.kind == "kreis" and len(cell.kreise) == 1:
+                found = self.geometry(cell.kreise[0])  # the Kreis' outline: the same border as its Gemeinden
+                if found is not None:
+                    return found
             if cell.kind == "gemeinde" and cell.gemeinde:
                 found = self.geometry(cell.gemeinde)
                 if found is not None:
