@@ -21,6 +21,7 @@ from hub.subscriptions import PointPlace, RegionPlace, Subscription
 from hub.targeting import SubscriptionIndex
 from hub.web import citizen_view
 from hub.web.console_api import search_regions
+from tests.consolekit import Operator, add_reader
 from tests.hubproc import drop, wait_for
 from tests.test_routing import Hub, dwd_cap
 
@@ -223,3 +224,23 @@ def test_attribution_is_on_every_map_page(hub: Hub) -> None:
     for path in ("/", "/abonnieren", f"/warnungen/{thread}"):
         status, page = hub.proc.get(path)
         assert status == 200 and geo.BOUNDARY_ATTRIBUTION in page.decode(), path
+
+
+def test_region_search_and_maps_over_http(hub: Hub) -> None:
+    """``/api/v1/regions?q=`` and the console's ``/console/api/regions?q=`` find "Elbtalaue" as the Samtgemeinde
+    with a boundary; the console map's layers carry the Samtgemeinden and the attribution line for Leaflet."""
+    citizen = hub.proc.get_json("/api/v1/regions?q=Elbtalaue")
+    assert citizen[0] == {"ars": ELBTALAUE, "name": "Samtgemeinde Elbtalaue", "level": "verband"}
+    add_reader(hub.tmp / "hub.db")
+    operator = Operator(hub.proc.base)
+    status, body = operator.get("/console/api/regions?q=Elbtalaue")
+    assert status == 200
+    found = json.loads(body)["regions"]
+    assert found[0]["ars"] == ELBTALAUE and found[0]["name"] == "Samtgemeinde Elbtalaue" and found[0]["boundary"]
+    status, body = operator.get(f"/console/api/regions/{HITZACKER}/shape")
+    assert status == 200 and json.loads(body)["properties"]["ars"] == HITZACKER  # no more "ohne Grenze"
+    status, body = operator.get("/console/api/map")
+    layers = json.loads(body)
+    assert status == 200 and layers["attribution"] == geo.BOUNDARY_ATTRIBUTION
+    assert {f["properties"]["name"] for f in layers["regions"]} >= {
+        "Samtgemeinde Elbtalaue", "Samtgemeinde Gartow", "Samtgemeinde Lüchow (Wendland)"}
