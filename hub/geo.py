@@ -4,10 +4,13 @@
   Regionalschlüssel (ARS = Land 2 + Bezirk 1 + Kreis 2 + Verband 4 + Gemeinde 3 digits), from the Destatis list
   (2025-07-31), with parent and child lookups, and the DWD warncell scheme mapped onto it (:meth:`Registry.warncell`).
 * :class:`Geography`: the registry plus boundaries. Bundled are the 402 DWD Kreis warncells (all Kreise; 32 kreisfreie
-  Städte share one cell with the Landkreis around them, see :meth:`Geography.shared_boundary`) and 23 lake cells.
-  Operators add finer GeoJSON per ARS with :func:`load_extra_boundaries` and :meth:`Geography.with_boundaries`.
-* :func:`resolve`: what a CAP alert's areas cover (Kreise, and Gemeinden where codes or boundaries allow), whether
-  they touch the district, and which share of the alert's area lies outside it.
+  Städte share one cell with the Landkreis around them, see :meth:`Geography.shared_boundary`), 23 lake cells, and
+  BKG's Gemeinden, Gemeindeverbände and Kreis outlines (:class:`BundledBoundaries`, read per Kreis when needed;
+  attribution :data:`BOUNDARY_ATTRIBUTION`). Operators add finer GeoJSON per ARS with :func:`load_extra_boundaries`
+  and :meth:`Geography.with_boundaries`; theirs replace the bundled boundary of the same region.
+* :func:`resolve`: what a CAP alert's areas cover (Kreise, and the Gemeinden codes name or the areas touch near the
+  district), whether they touch the district, and which share of the alert's area lies outside it;
+  :meth:`Geography.concerns`: whether a warning concerns a region (a place, a widget, a feed).
 
 Geometry is measured on the WGS 84 ellipsoid: shapes are projected with an equal-area Lambert azimuthal projection
 (authalic sphere, centre 52° N 10° E, as EPSG:3035), so planar areas in metres² are true areas. CAP circles are
