@@ -4,8 +4,9 @@ Routes (added by :func:`setup`):
 
 - ``GET /api/v1/warnings?ars=&lat=&lon=&limit=&cursor=``: current publications of the web channel, most severe
   first (at most ``limit``, 500 by default and at most; ``next``: the ``cursor`` of the next page, or null).
-  ``ars`` keeps those whose regions contain the region or lie in it (by key), or whose area overlaps the region's
-  boundary; ``lat``/``lon`` (WGS 84 degrees, both) keeps those whose area contains the point, or, without an area,
+  ``ars`` keeps those whose area overlaps the region's boundary or one of whose regions lies in it, and, without an
+  area or a boundary, those whose regions contain the region (by key; :meth:`hub.geo.Geography.concerns`);
+  ``lat``/``lon`` (WGS 84 degrees, both) keeps those whose area contains the point, or, without an area,
   one of whose regions has a boundary that contains it.
 - ``GET /api/v1/warnings/{thread}``: every version of one incident; ``/api/v1/warnings/{thread}/cap.xml`` the latest
   version's CAP; ``/api/v1/publications/{identifier}.xml`` any version's CAP.
