@@ -4,10 +4,13 @@
   Regionalschlüssel (ARS = Land 2 + Bezirk 1 + Kreis 2 + Verband 4 + Gemeinde 3 digits), from the Destatis list
   (2025-07-31), with parent and child lookups, and the DWD warncell scheme mapped onto it (:meth:`Registry.warncell`).
 * :class:`Geography`: the registry plus boundaries. Bundled are the 402 DWD Kreis warncells (all Kreise; 32 kreisfreie
-  Städte share one cell with the Landkreis around them, see :meth:`Geography.shared_boundary`) and 23 lake cells.
-  Operators add finer GeoJSON per ARS with :func:`load_extra_boundaries` and :meth:`Geography.with_boundaries`.
-* :func:`resolve`: what a CAP alert's areas cover (Kreise, and Gemeinden where codes or boundaries allow), whether
-  they touch the district, and which share of the alert's area lies outside it.
+  Städte share one cell with the Landkreis around them, see :meth:`Geography.shared_boundary`), 23 lake cells, and
+  BKG's Gemeinden, Gemeindeverbände and Kreis outlines (:class:`BundledBoundaries`, read per Kreis when needed;
+  attribution :data:`BOUNDARY_ATTRIBUTION`). Operators add finer GeoJSON per ARS with :func:`load_extra_boundaries`
+  and :meth:`Geography.with_boundaries`; theirs replace the bundled boundary of the same region.
+* :func:`resolve`: what a CAP alert's areas cover (Kreise, and the Gemeinden codes name or the areas touch near the
+  district), whether they touch the district, and which share of the alert's area lies outside it;
+  :meth:`Geography.concerns`: whether a warning concerns a region (a place, a widget, a feed).
 
 Geometry is measured on the WGS 84 ellipsoid: shapes are projected with an equal-area Lambert azimuthal projection
 (authalic sphere, centre 52° N 10° E, as EPSG:3035), so planar areas in metres² are true areas. CAP circles are
@@ -23,6 +26,8 @@ import gzip
 import json
 import math
 import re
+import threading
+import zipfile
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +48,15 @@ ARS_FILE = GEODATA / "destatis_ars_2025-07-31.json.gz"
 WARNCELLS_FILE = GEODATA / "dwd_warncells.json.gz"
 KREISE_FILE = GEODATA / "dwd_warngebiete_kreise.geojson.gz"
 LAKES_FILE = GEODATA / "dwd_warngebiete_seen.geojson.gz"
+GEMEINDEN_FILE = GEODATA / "gemeinden.zip"
+"""Gemeinde and Gemeindeverband boundaries (BKG VG250), one member per Kreis, read when a Kreis is first needed."""
+BOUNDARY_ATTRIBUTION = ("Verwaltungsgrenzen: © GeoBasis-DE / BKG (2025) (VG250-EW Stand 31.12.2023; Bayern: "
+                        "© GeoBasis-DE / BKG (2017), VG250 Stand 2016), dl-de/by-2-0 "
+                        "(https://www.govdata.de/dl-de/by-2-0), Daten verändert")
+"""Shown wherever the bundled Gemeinde/Samtgemeinde boundaries are drawn (dl-de/by-2.0 requires it)."""
+NEIGHBOUR_M = 2_000.0
+"""Kreise whose boundary comes this close to the district's Kreis are its neighbours: their Gemeinden are measured
+too (a warning across the district's border names the Gemeinden it reaches on both sides)."""
 
 DEFAULT_DISTRICT = "033540000000"
 """Landkreis Lüchow-Dannenberg: the district when no config names one."""
@@ -102,7 +116,8 @@ class Region:
     ars: str
     name: str | None
     """Destatis' name for Gemeinden and Ortsteile; DWD's warncell name for Kreise (Destatis' for kreisfreie Städte
-    without a cell of their own); None for Gemeindeverbände (no names in either list)."""
+    without a cell of their own); for Gemeindeverbände VG250's kind and name ("Samtgemeinde Elbtalaue"), None for
+    the few formed since 2016."""
     level: Level
     """The highest level the key stands for (Hamburg's 020000000000 is a Land, also a Kreis and a Gemeinde)."""
     parent: str | None
@@ -158,8 +173,10 @@ def _read_gz_json(path: Path) -> Any:
 class Registry:
     """The ARS hierarchy with names, and the DWD warncells mapped onto it."""
 
-    def __init__(self, ars_rows: Iterable[list[Any]], cells: Mapping[str, str], version: str = "") -> None:
+    def __init__(self, ars_rows: Iterable[list[Any]], cells: Mapping[str, str], version: str = "",
+                 verband_names: Mapping[str, str] | None = None) -> None:
         self.version = version
+        verband_names = verband_names or {}
         self.cells: dict[str, str] = dict(cells)
         regions: dict[str, Region] = {}
         rows = [(r[0], r[1], bool(r[2])) for r in ars_rows]
@@ -188,7 +205,7 @@ class Registry:
             verband = ars[:9] + "000"
             if ars[5] == "5":  # 5xxx: a Gemeindeverband (Amt, Samtgemeinde, Verbandsgemeinde ...)
                 if verband not in regions:
-                    regions[verband] = Region(verband, None, Level.VERBAND, kreis)
+                    regions[verband] = Region(verband, verband_names.get(verband), Level.VERBAND, kreis)
                 regions[ars] = Region(ars, name, Level.GEMEINDE, verband)
             else:  # 0xxx verbandsfreie Gemeinde, 9xxx gemeindefreies Gebiet: directly below the Kreis
                 regions[ars] = Region(ars, name, Level.GEMEINDE, kreis)
@@ -413,7 +430,9 @@ class Registry:
 def registry() -> Registry:
     """The bundled registry (loaded once)."""
     ars = _read_gz_json(ARS_FILE)
-    return Registry(ars["daten"], _read_gz_json(WARNCELLS_FILE), version=ars["version"])
+    with zipfile.ZipFile(GEMEINDEN_FILE) as zf:
+        names = json.loads(zf.read("verbaende.json"))
+    return Registry(ars["daten"], _read_gz_json(WARNCELLS_FILE), version=ars["version"], verband_names=names)
 
 
 # -- geodesy ----------------------------------------------------------------------------------------------------------
@@ -571,6 +590,8 @@ class _Units:
     regions: list[tuple[str, ...]] = field(default_factory=list)
     tree: shapely.STRtree | None = None
     areas: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    region_area: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    """Area per region (m²): the sum of its pieces."""
 
     def add(self, geom: BaseGeometry, regions: tuple[str, ...]) -> None:
         self.geoms.append(geom)
@@ -579,15 +600,72 @@ class _Units:
     def build(self) -> _Units:
         self.tree = shapely.STRtree(self.geoms)
         self.areas = shapely.area(np.array(self.geoms, dtype=object))
+        for owners, area in zip(self.regions, self.areas, strict=True):
+            for ars in owners:
+                self.region_area[ars] += float(area)
         return self
 
 
+class BundledBoundaries:
+    """The bundled Gemeinde and Gemeindeverband boundaries (``gemeinden.zip``: one member per Kreis), each Kreis read
+    and projected on first use, then kept (thread-safe). Reading all of Germany would cost seconds and hundreds of
+    MB; a district needs its own Kreis and its neighbours (:meth:`Geography.local_units`)."""
+
+    def __init__(self, path: Path = GEMEINDEN_FILE) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._kreise: dict[str, dict[str, BaseGeometry]] = {}
+        self._outlines: dict[str, BaseGeometry | None] = {}
+        with zipfile.ZipFile(path) as zf:
+            self._members = frozenset(n.removesuffix(".json") for n in zf.namelist() if n[:1].isdigit())
+
+    def kreis(self, key: str) -> dict[str, BaseGeometry]:
+        """Projected boundaries by ARS of the Gemeinden and Gemeindeverbände of a Kreis (its 5-digit key)."""
+        found = self._kreise.get(key)
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._kreise.get(key)
+            if found is None:
+                found = {}
+                if key in self._members:
+                    with zipfile.ZipFile(self.path) as zf:
+                        doc = json.loads(zf.read(f"{key}.json"))
+                    for f in doc["features"]:
+                        found[f["properties"]["ars"]] = GERMANY.project(_valid(geojson_shape(f["geometry"])))
+                self._kreise[key] = found
+        return found
+
+    def get(self, ars: str) -> BaseGeometry | None:
+        return self.kreis(ars[:5]).get(ars)
+
+    def outline(self, key: str) -> BaseGeometry | None:
+        """Projected outline of a Kreis (its 5-digit key): the union of its Gemeinden, made when the data was built;
+        None for a Kreis the data lacks."""
+        if key in self._outlines:
+            return self._outlines[key]
+        with self._lock:
+            if key not in self._outlines:
+                found = None
+                if key in self._members:
+                    with zipfile.ZipFile(self.path) as zf:
+                        found = GERMANY.project(_valid(geojson_shape(json.loads(zf.read(f"kreis/{key}.json")))))
+                self._outlines[key] = found
+        return self._outlines[key]
+
+    def loaded(self) -> tuple[str, ...]:
+        """The Kreise read so far."""
+        return tuple(sorted(self._kreise))
+
+
 class Geography:
-    """The registry with boundaries: bundled Kreis and lake cells, plus any extra boundaries per ARS."""
+    """The registry with boundaries: bundled Kreis and lake cells, bundled Gemeinden and Gemeindeverbände (read per
+    Kreis when needed), plus any extra boundaries per ARS (they replace the bundled ones of the same region)."""
 
     def __init__(self, reg: Registry, kreis_cells: Mapping[str, BaseGeometry], lake_cells: Mapping[str, BaseGeometry],
-                 extra: Mapping[str, BaseGeometry] | None = None) -> None:
+                 extra: Mapping[str, BaseGeometry] | None = None, bundled: BundledBoundaries | None = None) -> None:
         self.registry = reg
+        self.bundled = bundled
         self.extra: dict[str, BaseGeometry] = dict(extra or {})
         self._kreis_cells = dict(kreis_cells)
         self._lake_cells = dict(lake_cells)
@@ -618,60 +696,125 @@ class Geography:
             kreise.add(GERMANY.project(self.extra[ars]), (ars,))
         self._shared = shared
         self.kreise = kreise.build()
-        fine = _Units()
-        for ars, geom in sorted(self.extra.items()):
-            if ars not in extra_kreise:
-                fine.add(GERMANY.project(geom), (ars,))
-        self.fine = fine.build() if fine.geoms else None
-        self._region_area: dict[str, float] = defaultdict(float)
-        for units in (self.kreise, self.fine):
-            if units is None:
-                continue
-            for owners, area in zip(units.regions, units.areas, strict=True):
-                for ars in owners:
-                    self._region_area[ars] += float(area)
+        self._extra_kreise = extra_kreise
         self._geom_cache: dict[str, BaseGeometry | None] = {}
+        self._local: dict[str, _Units | None] = {}
+        self._lock = threading.Lock()
 
     def with_boundaries(self, extra: Mapping[str, BaseGeometry]) -> Geography:
         """A new geography with these lon/lat boundaries per ARS added (replacing earlier ones for the same ARS)."""
         unknown = sorted(a for a in extra if a not in self.registry)
         if unknown:
             raise ValueError(f"unknown ARS: {', '.join(unknown[:5])}")
-        return Geography(self.registry, self._kreis_cells, self._lake_cells, {**self.extra, **extra})
+        return Geography(self.registry, self._kreis_cells, self._lake_cells, {**self.extra, **extra}, self.bundled)
+
+    def neighbours(self, kreis: str) -> tuple[str, ...]:
+        """The Kreise whose boundary comes within :data:`NEIGHBOUR_M` of this Kreis (itself excluded)."""
+        geom = self.geometry(kreis)
+        if geom is None or self.kreise.tree is None:
+            return ()
+        near = self.kreise.tree.query(geom.buffer(NEIGHBOUR_M, quad_segs=2), predicate="intersects")
+        return tuple(sorted({k for i in near for k in self.kreise.regions[i] if k != kreis}))
+
+    def local_units(self, district: str) -> _Units | None:
+        """The boundaries :func:`resolve` measures below Kreis level for a district: the Gemeinden of the district's
+        Kreis and of its neighbours (bundled, or the operator's where given), and every extra boundary below Kreis
+        level. Built on first use per district, then kept; None if there are none."""
+        with self._lock:
+            if district in self._local:
+                return self._local[district]
+            reg = self.registry
+            kreis = reg.kreis_of(district) if district in reg else None
+            home = (kreis, *self.neighbours(kreis)) if kreis and self.bundled is not None else ()
+            units = _Units()
+            for k in home:
+                for ars, geom in self.bundled.kreis(k[:5]).items():  # type: ignore[union-attr]
+                    r = reg.get(ars)
+                    if r is not None and r.level is Level.GEMEINDE and ars not in self.extra:
+                        units.add(geom, (ars,))
+            for ars, geom in sorted(self.extra.items()):
+                if ars not in self._extra_kreise:
+                    units.add(GERMANY.project(geom), (ars,))
+            found = units.build() if units.geoms else None
+            self._local[district] = found
+            return found
 
     def shared_boundary(self, ars: str) -> tuple[str, ...]:
         """The Kreise whose boundary is one shared cell with this Kreis (empty if its boundary is its own)."""
         return self._shared.get(ars, ())
 
     def region_area_m2(self, ars: str) -> float:
-        return self._region_area.get(ars, 0.0)
+        if ars in self.kreise.region_area:
+            return self.kreise.region_area[ars]
+        geom = self.geometry(ars)
+        return float(geom.area) if geom is not None else 0.0
 
     def geometry(self, ars: str) -> BaseGeometry | None:
-        """Projected boundary of a region: an extra boundary, else its Kreis cells (for Land/Bezirk: all of its
-        Kreise); None where no boundary is known (Gemeinden without an extra boundary)."""
+        """Projected boundary of a region: an extra boundary, else for a Kreis the bundled outline (the union of its
+        Gemeinden, so a Kreis and its Gemeinden share one border), else its DWD Kreis cells (for Land/Bezirk: all of
+        its Kreise), else for a Gemeinde or Gemeindeverband the bundled boundary; None where none is known
+        (Ortsteile, the few Gemeinden the bundled data lacks)."""
         if ars in self._geom_cache:
             return self._geom_cache[ars]
         reg = self.registry
         geom: BaseGeometry | None = None
+        r = reg.get(ars)
         if ars in self.extra:
             geom = GERMANY.project(self.extra[ars])
-        elif ars in reg and (reg[ars].is_(Level.KREIS) or reg[ars].level in (Level.LAND, Level.BEZIRK)):
+        elif r is not None and r.is_(Level.KREIS) and self.bundled is not None \
+                and (outline := self.bundled.outline(ars[:5])) is not None:
+            geom = outline
+        elif r is not None and (r.is_(Level.KREIS) or r.level in (Level.LAND, Level.BEZIRK)):
             want = set(reg.kreise_in(ars))
             parts = [g for g, owners in zip(self.kreise.geoms, self.kreise.regions, strict=True)
                      if want.intersection(owners)]
             geom = shapely.union_all(parts) if parts else None
+        elif r is not None and r.level in (Level.GEMEINDE, Level.VERBAND) and self.bundled is not None:
+            geom = self.bundled.get(ars)
         self._geom_cache[ars] = geom
         return geom
+
+    def concerns(self, ars: str, keys: Iterable[str], area: BaseGeometry | None) -> bool:
+        """Does a warning concern region ``ars`` (a citizen's place, a widget's or feed's region)?
+
+        ``keys``: the ARS of the regions the warning covers; ``area``: its projected area (None: codes only). Where
+        the warning has an area and the region a boundary, a key above the region (its Kreis, covered perhaps only
+        in part) is not enough: the area must touch the boundary (:func:`touches_m2`), or a key must lie in the
+        region. Otherwise the keys decide: one above, equal to or below the region."""
+        reg = self.registry
+        keys = list(keys)
+        boundary = self.geometry(ars) if area is not None else None
+        if boundary is None or area is None:
+            return any(reg.is_within(ars, k) or reg.is_within(k, ars) for k in keys)
+        if any(reg.is_within(k, ars) for k in keys):
+            return True
+        if not boundary.intersects(area):
+            return False
+        if area.area == 0:
+            return True
+        return touches_m2(float(boundary.intersection(area).area), float(area.area), float(boundary.area))
+
+    def inner(self, ars: str) -> list[str]:
+        """The regions inside one that have a boundary, one level down where it helps a map: a Kreis' Samtgemeinden
+        and verbandsfreie Gemeinden, a Samtgemeinde's Gemeinden; plus every extra boundary inside it."""
+        reg = self.registry
+        found = {r.ars for r in reg.children(ars) if r.level in (Level.VERBAND, Level.GEMEINDE)}
+        found.update(a for a in self.extra if a != ars and reg.is_within(a, ars))
+        return [a for a in sorted(found) if self.geometry(a) is not None]
 
     def cell_geometry(self, cell_id: str) -> BaseGeometry | None:
         """Projected geometry of a warncell: the extra boundary of the Kreis or Gemeinde it is, else the bundled
         Kreis-level or lake cell, else None."""
         cell = self.registry.warncell(cell_id)
         if cell is not None:
-            if cell.kind == "kreis" and len(cell.kreise) == 1 and cell.kreise[0] in self.extra:
-                return self.geometry(cell.kreise[0])
-            if cell.kind == "gemeinde" and cell.gemeinde in self.extra:
-                return self.geometry(cell.gemeinde)
+            if cell.kind == "kreis" and len(cell.kreise) == 1:
+                found = self.geometry(cell.kreise[0])  # the Kreis' outline: the same border as its Gemeinden
+                if found is not None:
+                    return found
+            if cell.kind == "gemeinde" and cell.gemeinde:
+                found = self.geometry(cell.gemeinde)
+                if found is not None:
+                    return found
         return self.cell_geoms.get(cell_id)
 
 
@@ -685,13 +828,13 @@ def _features(doc: Any) -> list[dict[str, Any]]:
 
 @functools.cache
 def geography() -> Geography:
-    """The bundled geography (loaded once: about 0.05 s, plus 0.08 s for the registry)."""
+    """The bundled geography (loaded once: about 0.05 s, plus 0.08 s for the registry; Gemeinden per Kreis later)."""
     reg = registry()
     kreis_cells = {str(f["properties"]["WARNCELLID"]): _valid(geojson_shape(f["geometry"]))
                    for f in _features(_read_gz_json(KREISE_FILE))}
     lake_cells = {str(f["properties"]["WARNCELLID"]): _valid(geojson_shape(f["geometry"]))
                   for f in _features(_read_gz_json(LAKES_FILE))}
-    return Geography(reg, kreis_cells, lake_cells)
+    return Geography(reg, kreis_cells, lake_cells, bundled=BundledBoundaries())
 
 
 def load_extra_boundaries(path: str | Path, reg: Registry | None = None) -> dict[str, BaseGeometry]:
@@ -807,7 +950,8 @@ class Resolution(msgspec.Struct, frozen=True, kw_only=True):
 
     district_ars: str
     regions: tuple[RegionHit, ...]
-    """Kreise, and Gemeinden/Ortsteile named by code or covered by an extra boundary; sorted by ARS."""
+    """Kreise, Gemeinden/Ortsteile named by code, and the Gemeinden the areas touch in the district's Kreis and its
+    neighbours (:meth:`Geography.local_units`) or by an extra boundary; sorted by ARS."""
     inside_district: bool
     """The areas touch the district (by code or by geometry)."""
     outside_share: float
@@ -849,6 +993,8 @@ class _Work:
     shapes: list[BaseGeometry] = field(default_factory=list)
     far_m2: float = 0.0
     far_points: bool = False
+    named: set[str] = field(default_factory=set)
+    """Regions named by a code (kept in the hits even where their Kreis is covered fully)."""
     unresolved: list[str] = field(default_factory=list)
     ignored: set[str] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
@@ -915,9 +1061,9 @@ def resolve(alert_or_areas: Alert | Info | Iterable[Area], district_ars: str = D
     district_geom = geo.geometry(district_ars)
     if not union.is_empty:
         shapely.prepare(union)
-        for units in (geo.kreise, geo.fine):
+        for units in (geo.kreise, geo.local_units(district_ars)):
             if units is not None:
-                _measure(union, units, geo._region_area, work.full | work.partial, shares)
+                _measure(union, units, units.region_area, work.full | work.partial, shares)
         for ars, share in shares.items():
             (work.full if share >= FULL_SHARE else work.partial).add(ars)
         if district_geom is not None:
@@ -960,8 +1106,13 @@ def resolve(alert_or_areas: Alert | Info | Iterable[Area], district_ars: str = D
                       unresolved=tuple(work.unresolved), notes=tuple(work.notes))
 
 
-def _touches(inter: float, a: float, b: float) -> bool:
+def touches_m2(inter: float, a: float, b: float) -> bool:
+    """Do two areas of ``a`` and ``b`` m² overlapping by ``inter`` m² touch (more than generalised borders of
+    different sources produce: :data:`TOUCH_M2` and :data:`TOUCH_SHARE` of the smaller)?"""
     return inter >= TOUCH_M2 and inter >= TOUCH_SHARE * min(a, b)
+
+
+_touches = touches_m2
 
 
 def _measure(union: BaseGeometry, units: _Units, region_area: Mapping[str, float], named: set[str],
@@ -997,10 +1148,14 @@ def _measure(union: BaseGeometry, units: _Units, region_area: Mapping[str, float
 
 
 def _hits(reg: Registry, work: _Work, shares: Mapping[str, float]) -> tuple[RegionHit, ...]:
+    """The covered regions; a Gemeinde only measured (not named by a code) is left out where its Kreis is covered
+    fully (a Kreis-wide warning does not list each of its Gemeinden)."""
     out = []
     for ars in sorted(work.full | work.partial):
         r = reg.get(ars)
         if r is None or r.level in (Level.LAND, Level.BEZIRK, Level.VERBAND) and not r.is_(Level.KREIS):
+            continue
+        if r.level is Level.GEMEINDE and ars not in work.named and reg.kreis_of(ars) in work.full:
             continue
         level = Level.KREIS if r.is_(Level.KREIS) else r.level
         share = shares.get(ars)
@@ -1098,6 +1253,7 @@ def _code(work: _Work, vname: str, value: str, touch_only: bool) -> tuple[tuple[
                 partial.add(r.parent if r.level is Level.ORTSTEIL else reg.kreis_of(ars) or r.parent)
         names = (ars,)
         geom = geo.geometry(ars)
+    work.named.update(names)
     if touch_only:
         work.partial.update(full | partial)
     else:

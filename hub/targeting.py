@@ -173,6 +173,8 @@ class _Part:
     class_max: list[float] = field(init=False)
     region_subs: dict[str, np.ndarray] = field(init=False)
     below: dict[str, list[str]] = field(init=False)
+    bounded: set[str] = field(init=False)
+    """Region places with a known boundary: below a key, they match only where the area touches it."""
     region_tree: shapely.STRtree | None = field(init=False)
     region_geoms: list[tuple[str, BaseGeometry]] = field(init=False)
 
@@ -206,12 +208,14 @@ class _Part:
         self.region_subs = {k.decode(): g for k, g in zip(keys, groups, strict=True)} if len(keys) else {}
         self.below = defaultdict(list)
         self.region_geoms = []
+        self.bounded = set()
         for ars in self.region_subs:
             for anc in self.reg.ancestors(ars):
                 self.below[anc.ars].append(ars)
             geom = self.geo.geometry(ars)
             if geom is not None and not geom.is_empty:
                 self.region_geoms.append((ars, geom))
+                self.bounded.add(ars)
         self.region_tree = shapely.STRtree([g for _, g in self.region_geoms]) if self.region_geoms else None
 
     def kill(self, sub_id: str) -> bool:
@@ -268,11 +272,14 @@ class _Part:
 
     def _regions_hit(self, q: _Query) -> np.ndarray:
         related: set[str] = set()
-        for key in q.keys:
-            related.update(self.below.get(key, ()))
-            related.update(a for a in (key, *(r.ars for r in self.reg.ancestors(key))) if a in self.region_subs)
         g = q.geom
-        if g is not None and not g.is_empty and self.region_tree is not None:
+        shaped = g is not None and not g.is_empty
+        for key in q.keys:
+            # a key above a place (its Kreis, perhaps covered only in part) decides only for places without a
+            # boundary, or for a warning without an area; the others are tested against the area below
+            related.update(a for a in self.below.get(key, ()) if not shaped or a not in self.bounded)
+            related.update(a for a in (key, *(r.ars for r in self.reg.ancestors(key))) if a in self.region_subs)
+        if shaped and self.region_tree is not None:
             for i in self.region_tree.query(g, predicate="intersects"):
                 ars, boundary = self.region_geoms[i]
                 if ars not in related and _touches(g, boundary):
@@ -374,8 +381,9 @@ class SubscriptionIndex:
         ``area_geom_lonlat``: the warning's area (lon/lat shapely geometry; for an alert with shapes and code-only
         areas, their union), or None. ``region_keys``: ARS of the regions it covers (12 digits or prefixes).
         A point place matches where its circle (radius in metres on the ground) reaches the area, or, without an
-        area, the known boundaries of the region keys (Kreise and above; Gemeinden only with extra boundaries). A
-        region place matches a key above, equal to or below it, or an area overlapping its known boundary.
+        area, the known boundaries of the region keys. A region place matches a key equal to or below it, or an
+        area overlapping its known boundary (Kreise, Samtgemeinden, Gemeinden: bundled), or, where there is no
+        area or no boundary, a key above it (as :meth:`hub.geo.Geography.concerns`).
         Then: severity at least ``min_severity`` (``Unknown`` passes), a topic matching ``categories`` (CAP) or
         ``event_topics`` (slugs, ``event:`` optional) unless the subscription has none, and exercises only to
         exercise subscriptions and they only exercises. ``topic_only``: a message for the subscribers of

@@ -238,14 +238,18 @@ def test_severity_the_policy_does_not_guard_is_sent_by_its_author(store: Store, 
 # -- scope ---------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def gemeinde_geo(geo: Geography) -> Geography:
-    """The real geography plus STAND-IN boundaries for Hitzacker and Dannenberg: the bundled data has no Gemeinde
-    boundaries, so the tests split the real Kreis boundary at 53.125° N (Hitzacker lies north of it, Dannenberg
-    south). The ARS are real; the shapes are not the Gemeinden's true borders."""
-    kreis = GERMANY.unproject(geo.geometry(DISTRICT))
-    return geo.with_boundaries({HITZACKER: kreis.intersection(shapely.box(10.95, 53.125, 11.25, 53.30)),
-                                DANNENBERG: kreis.intersection(shapely.box(10.95, 52.95, 11.25, 53.125))})
+def across_border(geo: Geography, metres: float) -> list[list[float]]:
+    """A drawn area (lon/lat ring) mostly in Hitzacker that reaches ``metres`` into Dannenberg (Elbe) across their
+    real shared border (the bundled VG250 boundaries): half a 400 m disc on Hitzacker's side of the border's
+    midpoint, half a ``metres`` disc on Dannenberg's."""
+    hitz, dann = geo.geometry(HITZACKER), geo.geometry(DANNENBERG)
+    border = shapely.line_merge(hitz.boundary.intersection(dann.boundary))
+    lines = list(getattr(border, "geoms", [border]))
+    mid = max(lines, key=lambda g: g.length).interpolate(0.5, normalized=True)
+    shape = shapely.union_all([mid.buffer(400).intersection(hitz), mid.buffer(metres).intersection(dann)])
+    if shape.geom_type != "Polygon":
+        shape = max(shape.geoms, key=lambda g: g.area)
+    return [list(c) for c in GERMANY.unproject(shape.buffer(1).buffer(-1)).exterior.coords]
 
 
 def square(lon: float, lat: float, half: float = 0.004) -> list[list[float]]:
@@ -253,43 +257,39 @@ def square(lon: float, lat: float, half: float = 0.004) -> list[list[float]]:
             [lon - half, lat - half]]
 
 
-def test_scope_refuses_a_neighbouring_gemeinde(store: Store, gemeinde_geo: Geography,
-                                               cfg: console.ConsoleConfig) -> None:
-    scoped = console.ConsoleConfig(geo=gemeinde_geo, district=DISTRICT, sender=SENDER, templates=cfg.templates)
+def test_scope_refuses_a_neighbouring_gemeinde(store: Store, geo: Geography, cfg: console.ConsoleConfig) -> None:
+    """A user scoped to Hitzacker, against the real bundled boundaries of Hitzacker and its neighbour Dannenberg."""
     hitzacker_only = User(5, "erik", frozenset({"author"}), (HITZACKER,))
-    hitz = gemeinde_geo.extra[HITZACKER].representative_point()
-    dann = gemeinde_geo.extra[DANNENBERG].representative_point()
+    hitz = GERMANY.unproject(geo.geometry(HITZACKER)).representative_point()
+    dann = GERMANY.unproject(geo.geometry(DANNENBERG)).representative_point()
 
-    ok = console.create_draft(store, hitzacker_only, form(ring=square(hitz.x, hitz.y)), cfg=scoped)
+    ok = console.create_draft(store, hitzacker_only, form(ring=square(hitz.x, hitz.y)), cfg=cfg)
     assert ok["state"] == "draft"
     with pytest.raises(console.ConsoleForbidden, match="außerhalb Ihres Zuständigkeitsbereichs"):
-        console.create_draft(store, hitzacker_only, form(ring=square(dann.x, dann.y)), cfg=scoped)
+        console.create_draft(store, hitzacker_only, form(ring=square(dann.x, dann.y)), cfg=cfg)
     with pytest.raises(console.ConsoleForbidden, match="außerhalb"):  # by key: the neighbour
-        console.create_draft(store, hitzacker_only, form(ars=(DANNENBERG,)), cfg=scoped)
+        console.create_draft(store, hitzacker_only, form(ars=(DANNENBERG,)), cfg=cfg)
     with pytest.raises(console.ConsoleForbidden, match="außerhalb"):  # by key: the whole Kreis is more than his
-        console.create_draft(store, hitzacker_only, form(ars=(DISTRICT,)), cfg=scoped)
-    assert console.create_draft(store, hitzacker_only, form(ars=(HITZACKER,)), cfg=scoped)["state"] == "draft"
+        console.create_draft(store, hitzacker_only, form(ars=(DISTRICT,)), cfg=cfg)
+    assert console.create_draft(store, hitzacker_only, form(ars=(HITZACKER,)), cfg=cfg)["state"] == "draft"
     with pytest.raises(console.ConsoleForbidden):  # an edit is checked like a new draft
-        console.edit_draft(store, hitzacker_only, ok["id"], {"area": {"ars": [DANNENBERG]}}, cfg=scoped)
+        console.edit_draft(store, hitzacker_only, ok["id"], {"area": {"ars": [DANNENBERG]}}, cfg=cfg)
 
-    # the border between the stand-ins: 50 m of drawing tolerance, not more
-    chord = gemeinde_geo.extra[HITZACKER].intersection(shapely.LineString([(10.9, 53.125), (11.3, 53.125)]))
-    lon = chord.centroid.x
-    m_lat = 1 / 111_200  # degrees of latitude per metre
-
-    def across(metres: float) -> list[list[float]]:
-        south = 53.125 - metres * m_lat
-        return [[lon - 0.003, south], [lon + 0.003, south], [lon + 0.003, 53.13], [lon - 0.003, 53.13],
-                [lon - 0.003, south]]
-
-    assert console.create_draft(store, hitzacker_only, form(ring=across(20)), cfg=scoped)["state"] == "draft"
+    # the real border between Hitzacker and Dannenberg: 50 m of drawing tolerance, not more
+    assert console.create_draft(store, hitzacker_only, form(ring=across_border(geo, 20)), cfg=cfg)["state"] == "draft"
     with pytest.raises(console.ConsoleForbidden, match="km²"):
-        console.create_draft(store, hitzacker_only, form(ring=across(300)), cfg=scoped)
+        console.create_draft(store, hitzacker_only, form(ring=across_border(geo, 300)), cfg=cfg)
     refused = [e for e in store.audit_entries() if e["action"] == "console.refused"]
     assert len(refused) == 5 and all(e["actor"] == "erik" for e in refused)
 
 
-def test_scope_without_a_known_boundary_refuses_drawn_areas(store: Store, cfg: console.ConsoleConfig) -> None:
+def test_scope_without_a_known_boundary_refuses_drawn_areas(store: Store, geo: Geography,
+                                                             cfg: console.ConsoleConfig) -> None:
+    """Fails closed where the hub knows no boundary of the scope: a geography with the Kreis cells only (as the hub
+    was before Gemeinde boundaries were bundled)."""
+    kreise_only = Geography(geo.registry, geo._kreis_cells, geo._lake_cells)
+    assert kreise_only.geometry(HITZACKER) is None
+    cfg = console.ConsoleConfig(geo=kreise_only, district=DISTRICT, sender=SENDER, templates=cfg.templates)
     hitzacker_only = User(5, "erik", frozenset({"author"}), (HITZACKER,))
     with pytest.raises(console.ConsoleForbidden, match="keine Grenze"):
         console.create_draft(store, hitzacker_only, form(ring=square(11.04, 53.15)), cfg=cfg)

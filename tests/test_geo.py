@@ -27,6 +27,7 @@ NINA_HESSEN = GEO / "fpas_mow.DE-HE-KS-SE106-20250313-106-001.json"
 
 LD = "033540000000"  # Landkreis Lüchow-Dannenberg
 HITZACKER = "033545406009"
+LUECHOW_STADT = "033545407018"  # Lüchow (Wendland), Stadt
 SALZWEDEL = "150810000000"  # Altmarkkreis Salzwedel, the Kreis south-east of Lüchow-Dannenberg
 LUECHOW = (52.9675, 11.1536)
 HAMBURG = (53.5511, 9.9937)
@@ -48,6 +49,11 @@ def circle(lat_lon: tuple[float, float], km: float) -> list[Area]:
 
 def codes(name: str, *values: str) -> list[Area]:
     return [Area(area_desc="codes", geocodes=tuple(Value(value_name=name, value=v) for v in values))]
+
+
+def kreise(res: geo.Resolution) -> list[tuple[str, str]]:
+    """The Kreis-level hits (the Gemeinden the areas touch are listed beside them)."""
+    return [(h.ars, h.coverage) for h in res.regions if h.level == "kreis"]
 
 
 def haversine_km(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -133,10 +139,11 @@ def test_kreis_boundary_contains_luechow_not_hamburg(world: geo.Geography) -> No
     assert district is not None
     assert district.contains(_point(LUECHOW)) and not district.contains(_point(HAMBURG))
     area_km2 = district.area / 1e6
-    assert 1150 < area_km2 < 1300  # official figure about 1,220 km²; DWD's boundary is generalised
+    assert 1220 < area_km2 < 1230  # official figure 1,220.7 km²: the outline of its VG250 Gemeinden (1,226.5)
+    assert district.symmetric_difference(world.cell_geoms["103354000"]).area < 0.03 * district.area  # DWD's cell
     # an equal-area projection gives the same area from any centre (geodesic_area_m2 centres on the shape)
     assert geo.geodesic_area_m2(shape(_bundled_feature("103354000")["geometry"])) == pytest.approx(
-        district.area, rel=1e-6)
+        world.cell_geoms["103354000"].area, rel=1e-6)
 
 
 def _bundled_feature(cell_id: str) -> dict[str, object]:
@@ -216,7 +223,10 @@ def test_circle_is_geodesic_and_has_area_pi_r2(km: float) -> None:
 
 def test_small_circle_around_luechow_stays_inside() -> None:
     res = geo.resolve(circle(LUECHOW, 5), LD)
-    assert [(h.ars, h.coverage) for h in res.regions] == [(LD, "partial")]
+    assert kreise(res) == [(LD, "partial")]
+    gemeinden = {h.ars for h in res.regions if h.level == "gemeinde"}
+    assert LUECHOW_STADT in gemeinden and HITZACKER not in gemeinden  # the bundled Gemeinde boundaries
+    assert all(geo.registry().is_within(a, LD) for a in gemeinden)
     assert res.inside_district and res.basis == "area"
     assert res.outside_share < 1e-9
     assert res.area_km2 == pytest.approx(math.pi * 25, rel=0.01)
@@ -225,7 +235,7 @@ def test_small_circle_around_luechow_stays_inside() -> None:
 def test_ten_km_circle_around_luechow_reaches_sachsen_anhalt() -> None:
     # Lüchow lies 6.9 km from the Kreis boundary (DWD's), so a 10 km circle spills slightly into the Altmark
     res = geo.resolve(circle(LUECHOW, 10), LD)
-    assert [(h.ars, h.coverage) for h in res.regions] == [(LD, "partial"), (SALZWEDEL, "partial")]
+    assert kreise(res) == [(LD, "partial"), (SALZWEDEL, "partial")]
     assert res.inside_district and 0.02 < res.outside_share < 0.15
 
 
@@ -234,7 +244,8 @@ def test_fifty_km_circle_spills_into_neighbours() -> None:
     hits = {h.ars: h.coverage for h in res.regions}
     assert hits[LD] == "full"
     assert {SALZWEDEL, "033600000000", "033550000000", "120700000000"} <= set(hits)  # Salzwedel, Uelzen, Lüneburg,
-    assert all(c == "partial" for a, c in hits.items() if a != LD)  # Prignitz
+    assert all(c == "partial" for a, c in kreise(res) if a != LD)  # Prignitz
+    assert not any(geo.registry().is_within(a, LD) for a in hits if a != LD)  # LD is full: no Gemeinde listed
     assert res.inside_district and res.outside_share > 0.5
     assert res.outside_share == pytest.approx(1 - res.inside_km2 / res.area_km2)
 
@@ -242,7 +253,7 @@ def test_fifty_km_circle_spills_into_neighbours() -> None:
 def test_swapped_polygon_does_not_resolve_into_germany() -> None:
     ring = [(52.94, 11.10), (52.94, 11.20), (53.00, 11.20), (53.00, 11.10), (52.94, 11.10)]  # around Lüchow
     good = geo.resolve([Area(area_desc="ok", polygons=(tuple(ring),))], LD)
-    assert [h.ars for h in good.regions] == [LD] and good.outside_share < 0.01
+    assert [a for a, _ in kreise(good)] == [LD] and good.outside_share < 0.01
     swapped = tuple((lon, lat) for lat, lon in ring)  # a GeoJSON/NINA ring pasted into CAP unchanged
     bad = geo.resolve([Area(area_desc="swapped", polygons=(swapped,))], LD)
     assert bad.regions == () and not bad.inside_district and bad.outside_share == 1.0
@@ -264,7 +275,7 @@ def test_exclude_polygon_cuts_a_hole() -> None:
 
 def test_nina_land_code_covers_every_kreis_of_the_land(reg: geo.Registry) -> None:
     res = geo.resolve(codes("ARS", "030000000000"), LD)
-    hits = {h.ars: h.coverage for h in res.regions}
+    hits = dict(kreise(res))
     assert hits[LD] == "full" and len(hits) == 45 and set(hits.values()) == {"full"}
     assert res.inside_district and res.basis == "area"
     assert res.outside_share == pytest.approx(1 - 1229 / 47721, abs=0.005)
@@ -274,9 +285,11 @@ def test_nina_land_code_covers_every_kreis_of_the_land(reg: geo.Registry) -> Non
 def test_gemeinde_codes_are_partial_for_their_kreis() -> None:
     res = geo.resolve(codes("ARS", HITZACKER), LD)
     assert [(h.ars, h.coverage) for h in res.regions] == [(LD, "partial"), (HITZACKER, "full")]
-    assert res.inside_district and res.basis == "count" and res.outside_share == 0.0
-    by_ags = geo.resolve(codes("AGS", "03354009", "03355022"), LD)  # Hitzacker and a Gemeinde in Lüneburg
-    assert by_ags.inside_district and by_ags.outside_share == 0.5
+    # measured by Hitzacker's bundled boundary (VG250) against DWD's coarser Kreis polygon: < 1 % outside
+    assert res.inside_district and res.basis == "area" and res.outside_share < 0.01
+    assert 50 < res.area_km2 < 70  # Hitzacker (Elbe): 58.7 km², not the Kreis' 1229
+    by_ags = geo.resolve(codes("AGS", "03354009", "03355022"), LD)  # Hitzacker and the Stadt Lüneburg
+    assert by_ags.inside_district and 0.4 < by_ags.outside_share < 0.6  # 70 km² of 129 km² outside
     cell = geo.resolve(codes("WARNCELLID", "803354009"), LD)
     assert [(h.ars, h.coverage) for h in cell.regions] == [(LD, "partial"), (HITZACKER, "full")]
     every = geo.resolve(codes("WARNCELLID", *sorted(geo.registry().gemeinde_cells(LD))), LD)
@@ -285,7 +298,7 @@ def test_gemeinde_codes_are_partial_for_their_kreis() -> None:
 
 def test_kreis_code_and_unresolvable_codes() -> None:
     res = geo.resolve(codes("WARNCELLID", "103354000", "501000001", "999999999"), LD)
-    assert [(h.ars, h.coverage) for h in res.regions] == [(LD, "full")]
+    assert kreise(res) == [(LD, "full")]
     assert res.outside_share == pytest.approx(0.0, abs=1e-9) and res.basis == "area"
     assert res.unresolved == ("WARNCELLID=501000001 (coast)", "WARNCELLID=999999999 (unknown)")
     shared = geo.resolve(codes("WARNCELLID", "903458999"), "034030000000")

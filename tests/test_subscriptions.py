@@ -313,7 +313,8 @@ def test_points_match_areas_they_lie_in_or_reach(index: targeting.SubscriptionIn
     # without a shape, the Kreis named by key stands for its area (bundled DWD boundary)
     assert match(index, None, {KREIS}) == {"dannenberg", "reaches", "short"}
     assert match(index, None, {"02000"}) == {"hamburg"}
-    assert match(index, None, {GEMEINDE_LUENEBURG}) == set()  # no Gemeinde boundary known: no guess
+    # a Gemeinde's bundled boundary stands for its area: the 50 km around Hamburg reach the Stadt Lüneburg
+    assert match(index, None, {GEMEINDE_LUENEBURG}) == {"hamburg"}
 
 
 def test_region_places_match_by_hierarchy_and_boundary(index: targeting.SubscriptionIndex) -> None:
@@ -328,8 +329,12 @@ def test_region_places_match_by_hierarchy_and_boundary(index: targeting.Subscrip
     assert match(index, None, {GEMEINDE_DANNENBERG}) == {"gemeinde", "kreis", "land"}
     assert match(index, None, {"03"}) == {"gemeinde", "kreis", "lueneburg", "land"}
     assert match(index, None, {"09162"}) == set()  # München
-    # by boundary: the polygon lies in the Kreis and in Niedersachsen; the Gemeinde has no boundary of its own
-    assert match(index, AROUND_DANNENBERG) == {"kreis", "land"}
+    # by boundary: the polygon lies in the Kreis, in Niedersachsen and in the Gemeinde (its bundled boundary)
+    assert match(index, AROUND_DANNENBERG) == {"gemeinde", "kreis", "land"}
+    # a warning with an area reaches a Gemeinde below its keys only where the area touches the Gemeinde
+    index.put("gorleben", region_sub("033545403007"))  # 13 km east of the polygon, in the same Kreis
+    assert match(index, AROUND_DANNENBERG, {KREIS}) == {"gemeinde", "kreis", "land"}
+    assert "gorleben" in match(index, None, {KREIS})  # no area: the Kreis key stands for every place in it
 
 
 def test_severity_topic_and_exercise_filters(index: targeting.SubscriptionIndex) -> None:

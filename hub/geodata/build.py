@@ -10,6 +10,8 @@ from __future__ import annotations
 import gzip
 import json
 import sys
+import zipfile
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,14 @@ ARS_OUT = "destatis_ars_2025-07-31.json.gz"
 CELLS_OUT = "dwd_warncells.json.gz"
 KREISE_OUT = "dwd_warngebiete_kreise.geojson.gz"
 LAKES_OUT = "dwd_warngebiete_seen.geojson.gz"
+GEMEINDEN_DIR = "gemeinden"
+GEMEINDEN_OUT = "gemeinden.zip"
+LOCAL_KREIS = "03354"
+"""The Kreis whose Gemeinden come unsimplified (``gemeinden_luechow-dannenberg.geojson``)."""
+GEMEINDEN_ATTRIBUTION = ("Verwaltungsgrenzen: © GeoBasis-DE / BKG (2025) (VG250-EW Stand 31.12.2023; Bayern: "
+                         "© GeoBasis-DE / BKG (2017), VG250 Stand 2016), dl-de/by-2-0 "
+                         "(https://www.govdata.de/dl-de/by-2-0), Daten verändert")
+"""The attribution line of ``PROVENANCE.md`` in the corpus' ``gemeinden`` folder (also in hub.geo)."""
 
 KREISE_ATTRIBUTION = "Geobasisdaten: Copyright Bundesamt für Kartographie und Geodäsie, Frankfurt am Main, 2016"
 LAKES_ATTRIBUTION = "© GeoBasis-DE / BKG 2021 (Daten modifiziert); Quelle: Deutscher Wetterdienst (CC BY 4.0)"
@@ -94,6 +104,70 @@ def build(corpus: Path) -> None:
     _write(LAKES_OUT, {"type": "FeatureCollection", "attribution": LAKES_ATTRIBUTION,
                        "source": "DWD WFS Warngebiete_Binnenseen via KDE/foss-public-alert-server",
                        "features": lakes})
+    build_gemeinden(corpus / GEMEINDEN_DIR)
+
+
+def _zip_member(zf: zipfile.ZipFile, name: str, obj: Any) -> None:
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))  # fixed: the same corpus gives the same bytes
+    info.compress_type = zipfile.ZIP_DEFLATED
+    zf.writestr(info, json.dumps(obj, ensure_ascii=False, separators=(",", ":")), compresslevel=9)
+
+
+def _outlines(per_kreis: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Each Kreis' outline: the union of its Gemeinden (GeoJSON geometry), so that a Kreis and its Gemeinden have
+    the same border (DWD's Kreis cells are coarser: 2.3 % of Lüchow-Dannenberg's area differs)."""
+    import shapely
+    from shapely.geometry import mapping, shape
+
+    out = {}
+    for kreis, features in per_kreis.items():
+        parts = [shape(f["geometry"]) for f in features if f["properties"]["level"] == "gemeinde"]
+        union = shapely.union_all(parts)
+        digits = 6 if kreis == LOCAL_KREIS else 5
+        out[kreis] = mapping(shapely.set_precision(union, 10 ** -digits))
+    return out
+
+
+def build_gemeinden(folder: Path) -> None:
+    """``gemeinden.zip``: one member ``KKKKK.json`` per Kreis (its Gemeinden and Gemeindeverbände as GeoJSON,
+    properties ``ars`` and ``level``, so hub.geo reads only the Kreise it needs), and ``verbaende.json``: the name
+    of every Gemeindeverband (``"Samtgemeinde Elbtalaue"``). Kreis 03354 comes from the unsimplified file."""
+    gem = json.loads(gzip.decompress((folder / "gemeinden_germany.geojson.gz").read_bytes()))
+    gv = json.loads(gzip.decompress((folder / "verbandsgemeinden_germany.geojson.gz").read_bytes()))
+    local = json.loads((folder / "gemeinden_luechow-dannenberg.geojson").read_text(encoding="utf-8"))
+    per_kreis: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    names: dict[str, str] = {}
+
+    def add(f: dict[str, Any], level: str) -> None:
+        ars = f["properties"]["ars"]
+        if level == "verband":
+            if ars[5] != "5":  # verbandsfrei (0xxx) or gemeindefrei (9xxx): the Gemeinde is the unit
+                return
+            name, bez = f["properties"].get("name"), f["properties"].get("bez")
+            if name and bez:
+                names[ars] = f"{bez} {name}"
+        per_kreis[ars[:5]].append({"type": "Feature", "properties": {"ars": ars, "level": level},
+                                   "geometry": f["geometry"]})
+
+    for f in gem["features"]:
+        if not f["properties"]["ars"].startswith(LOCAL_KREIS):
+            add(f, "gemeinde")
+    for f in gv["features"]:
+        if not f["properties"]["ars"].startswith(LOCAL_KREIS):
+            add(f, "verband")
+    for f in local["features"]:
+        add(f, "gemeinde" if f["properties"]["level"] == "gemeinde" else "verband")
+    outlines = _outlines(per_kreis)
+    out = HERE / GEMEINDEN_OUT
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.comment = GEMEINDEN_ATTRIBUTION.encode()
+        _zip_member(zf, "verbaende.json", dict(sorted(names.items())))
+        for kreis, features in sorted(per_kreis.items()):
+            _zip_member(zf, f"{kreis}.json", {"type": "FeatureCollection", "attribution": GEMEINDEN_ATTRIBUTION,
+                                              "features": sorted(features, key=lambda f: f["properties"]["ars"])})
+            _zip_member(zf, f"kreis/{kreis}.json", outlines[kreis])
+    print(f"{GEMEINDEN_OUT}: {len(per_kreis)} Kreise, {sum(map(len, per_kreis.values()))} features, "
+          f"{len(names)} Verband names, {out.stat().st_size} bytes")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from aiohttp import web
 
 from hub import __version__, publications
 from hub.cap.model import Alert
+from hub.geo import BOUNDARY_ATTRIBUTION
 from hub.publications import Publication
 from hub.store import Store
 from hub.web import citizen_view as view
@@ -133,7 +134,8 @@ def _ctx(request: web.Request, lang: str) -> dict[str, Any]:
             "district": state.name, "district_ars": state.district, "version": __version__, "path": here,
             "origin": str(request.url.origin()),
             "switch_de": view.url(here, "de", **others) + ("&" if others else "?") + "lang=de",
-            "switch_en": view.url(here, "en", **others), "feeds": _feeds(state)}
+            "switch_en": view.url(here, "en", **others), "feeds": _feeds(state),
+            "boundary_attribution": BOUNDARY_ATTRIBUTION}
 
 
 def render(request: web.Request, name: str, *, status: int = 200, **ctx: Any) -> web.Response:
@@ -197,7 +199,7 @@ def _features(state: CitizenWeb, pubs: list[Publication], cards: list[dict[str, 
 def _base_map(state: CitizenWeb) -> dict[str, Any]:
     if state.base_map is None:
         geo = state.hub.geo
-        inner = [a for a in sorted(geo.extra) if a != state.district and geo.registry.is_within(a, state.district)]
+        inner = geo.inner(state.district)
         state.base_map = {"district": state.shapes.region(state.district),
                           "regions": [g for a in inner if (g := state.shapes.region(a)) is not None],
                           "tiles": state.tiles}

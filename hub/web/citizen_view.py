@@ -314,14 +314,14 @@ def place_name(name: str) -> str:
 
 
 def regions(geo: Geography, district: str) -> list[dict[str, str]]:
-    """The district, its Gemeindeverbände (Samtgemeinden: the lists the hub has name none, so they are named by
-    their Gemeinden, and found by any of them) and its Gemeinden, named for a citizen."""
+    """The district, its Gemeindeverbände ("Samtgemeinde Elbtalaue", as the registry and the console name them;
+    found also by any of their Gemeinden) and its Gemeinden, named for a citizen."""
     reg = geo.registry
     out = [{"ars": district, "name": reg.name(district) or district, "level": "kreis", "members": ""}]
     for r in reg.descendants(district):
         if r.level is Level.VERBAND:
             members = sorted(place_name(n) for g in reg.gemeinden(r.ars) if (n := reg.name(g)))
-            name = "Samtgemeinde (" + ", ".join(members[:3]) + (", …)" if len(members) > 3 else ")")
+            name = r.name or "Samtgemeinde (" + ", ".join(members[:3]) + (", …)" if len(members) > 3 else ")")
             out.append({"ars": r.ars, "name": name, "level": "verband", "members": " ".join(members)})
         elif r.level is Level.GEMEINDE and r.name:
             out.append({"ars": r.ars, "name": place_name(r.name), "level": "gemeinde", "members": ""})

@@ -45,7 +45,7 @@ from shapely.geometry import mapping
 
 from hub import auth, console, decisions, exercise_tokens
 from hub.errors import AuthError
-from hub.geo import GERMANY, Geography, Level
+from hub.geo import BOUNDARY_ATTRIBUTION, GERMANY, Geography, Level
 from hub.store import Store, now_utc
 from hub.web import console_view as view
 from hub.web.auth import require
@@ -221,9 +221,9 @@ async def region_shape(request: web.Request) -> web.Response:
 
 def _layers(s: ConsoleWeb) -> dict[str, Any]:
     geo, district = s.hub.geo, s.hub.loaded.cfg.hub.district_ars
-    inner = [a for a in sorted(geo.extra) if a != district and geo.registry.is_within(a, district)]
     c = s.hub.loaded.cfg.console
-    return {"district": _feature(geo, district), "regions": [f for a in inner if (f := _feature(geo, a))],
+    return {"district": _feature(geo, district), "regions": [f for a in geo.inner(district) if (f := _feature(geo, a))],
+            "attribution": BOUNDARY_ATTRIBUTION,
             "tiles": {"url": c.tile_url, "attribution": c.tile_attribution} if c.tile_url else None}
 
 

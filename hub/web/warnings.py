@@ -4,8 +4,9 @@ Routes (added by :func:`setup`):
 
 - ``GET /api/v1/warnings?ars=&lat=&lon=&limit=&cursor=``: current publications of the web channel, most severe
   first (at most ``limit``, 500 by default and at most; ``next``: the ``cursor`` of the next page, or null).
-  ``ars`` keeps those whose regions contain the region or lie in it (by key), or whose area overlaps the region's
-  boundary; ``lat``/``lon`` (WGS 84 degrees, both) keeps those whose area contains the point, or, without an area,
+  ``ars`` keeps those whose area overlaps the region's boundary or one of whose regions lies in it, and, without an
+  area or a boundary, those whose regions contain the region (by key; :meth:`hub.geo.Geography.concerns`);
+  ``lat``/``lon`` (WGS 84 degrees, both) keeps those whose area contains the point, or, without an area,
   one of whose regions has a boundary that contains it.
 - ``GET /api/v1/warnings/{thread}``: every version of one incident; ``/api/v1/warnings/{thread}/cap.xml`` the latest
   version's CAP; ``/api/v1/publications/{identifier}.xml`` any version's CAP.
@@ -53,7 +54,7 @@ from adapters.channels.boardtext import SEVERITY_WORDS
 from hub import publications
 from hub.cap.parse import read_xml
 from hub.config import BoardConfig
-from hub.geo import GERMANY, TOUCH_M2, Geography, geography
+from hub.geo import GERMANY, Geography, geography
 from hub.publications import KIOSK, KIOSK_EXERCISE, WEB, Audience, Publication
 from hub.store import Store
 from hub.web.app import HUB_KEY
@@ -192,12 +193,10 @@ def select(pubs: Sequence[Publication], place: Place, geo: Geography,
 
 def concerns_region(pub: Publication, ars: str, geo: Geography,
                     areas: dict[tuple[int, str], BaseGeometry] | None = None) -> bool:
-    reg = geo.registry
-    if any(reg.is_within(ars, r) or reg.is_within(r, ars) for r in pub.regions):
-        return True
-    boundary = geo.geometry(ars) if pub.area is not None else None
-    if boundary is None or pub.area is None:
-        return False
+    """By :meth:`hub.geo.Geography.concerns`: a Gemeinde's widget does not show a warning for another Gemeinde of
+    its Kreis because the Kreis is among the warning's regions."""
+    if pub.area is None:
+        return geo.concerns(ars, pub.regions, None)
     key = (pub.id, pub.identifier)
     area = areas.get(key) if areas is not None else None
     if area is None:
@@ -206,7 +205,7 @@ def concerns_region(pub: Publication, ars: str, geo: Geography,
             if len(areas) > 1000:
                 areas.clear()
             areas[key] = area
-    return bool(boundary.intersects(area)) and boundary.intersection(area).area >= TOUCH_M2
+    return geo.concerns(ars, pub.regions, area)
 
 
 def covers_point(pub: Publication, lon: float, lat: float, geo: Geography) -> bool:

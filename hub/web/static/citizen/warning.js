@@ -7,6 +7,8 @@
   const mapEl = document.getElementById("map");
   if (window.L && mapEl && data.base && data.warnings && data.warnings.length) {
     mapEl.hidden = false;
+    const credit = document.getElementById("map-attribution");
+    if (credit) credit.hidden = false;  // the boundaries drawn are BKG's (dl-de/by-2.0)
     const map = CitizenMap.create(mapEl, data.base);
     CitizenMap.warnings(map, data.warnings, {fit: true, link: false});
     mapEl.dataset.ready = "1";

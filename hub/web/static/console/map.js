@@ -18,6 +18,9 @@ const ConsoleMap = (() => {
     if (layers.tiles && layers.tiles.url) {
       L.tileLayer(layers.tiles.url, {attribution: layers.tiles.attribution || "", maxZoom: 19}).addTo(map);
     }
+    if (layers.attribution && map.attributionControl) {  // the boundaries are BKG's (dl-de/by-2.0)
+      map.attributionControl.addAttribution(layers.attribution);
+    }
     if (layers.district) {
       const district = L.geoJSON(layers.district, {
         style: {color: "#222", weight: 2, fillColor: "#dde5ee", fillOpacity: layers.tiles ? 0.1 : 0.6},
