@@ -234,6 +234,10 @@ class GeoSection(_Strict):
     boundaries: list[str] = []
     """GeoJSON files (RFC 7946, [lon, lat]) with finer boundaries than the bundled Kreise: Gemeinden, Ortsteile.
     Each feature names its region (``ars``, ``WARNCELLID`` or ``ags`` in ``properties``)."""
+    bundled_gemeinden: bool = True
+    """Use the bundled Gemeinde and Samtgemeinde boundaries (BKG VG250); false: only the DWD Kreis cells and the
+    files in ``boundaries`` (a district that maintains its own, more current shapes). A region without a boundary
+    is never silently widened: the console asks the sender to confirm that it warns the whole Kreis."""
 
 
 class PushSection(_Strict):
@@ -398,7 +402,8 @@ class LoadedConfig:
         unusable)."""
         from hub.geo import with_extra_boundaries
 
-        return with_extra_boundaries(self.path(p) for p in self.cfg.geo.boundaries)
+        return with_extra_boundaries((self.path(p) for p in self.cfg.geo.boundaries),
+                                     bundled=self.cfg.geo.bundled_gemeinden)
 
     def source_policy(self, source: SourceConfig) -> SignaturePolicy:
         return SignaturePolicy(getattr(source, "signature", None) or self.cfg.validation.signature_policy)

@@ -879,11 +879,14 @@ def load_extra_boundaries(path: str | Path, reg: Registry | None = None) -> dict
     return {ars: shapely.union_all(geoms) for ars, geoms in found.items()}
 
 
-def with_extra_boundaries(paths: Iterable[str | Path]) -> Geography:
+def with_extra_boundaries(paths: Iterable[str | Path], *, bundled: bool = True) -> Geography:
     """The bundled geography plus the operator's boundary files (config ``[geo] boundaries``), in order (a later
-    file replaces an earlier one's region). Raises :class:`ConfigError` naming file and feature."""
+    file replaces an earlier one's region). Raises :class:`ConfigError` naming file and feature. ``bundled=False``:
+    without the bundled Gemeinde boundaries (``[geo] bundled_gemeinden = false``), Kreis cells and the files only."""
     paths = list(paths)
     geo = geography()
+    if not bundled:
+        geo = Geography(geo.registry, geo._kreis_cells, geo._lake_cells)
     if not paths:
         return geo
     extra: dict[str, BaseGeometry] = {}

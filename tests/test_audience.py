@@ -111,7 +111,8 @@ class World:
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
     extra = load_extra_boundaries(write_boundaries(tmp_path / "gemeinden.geojson", without=(KUESTEN,)))
-    geo = geography().with_boundaries(extra)
+    world = geography()  # without the bundled Gemeinden (as [geo] bundled_gemeinden = false): Küsten has no boundary
+    geo = Geography(world.registry, world._kreis_cells, world._lake_cells).with_boundaries(extra)
     loaded = load_config(config(tmp_path))
     store = Store(loaded.db_path)
     places: dict[str, Any] = {

@@ -90,6 +90,7 @@ workers = 1
 
 [geo]
 boundaries = ["gemeinden.geojson"]
+bundled_gemeinden = false  # the operator's file only: Küsten has no boundary here
 
 [console]
 single_person_extreme = true

@@ -244,3 +244,17 @@ def test_region_search_and_maps_over_http(hub: Hub) -> None:
     assert status == 200 and layers["attribution"] == geo.BOUNDARY_ATTRIBUTION
     assert {f["properties"]["name"] for f in layers["regions"]} >= {
         "Samtgemeinde Elbtalaue", "Samtgemeinde Gartow", "Samtgemeinde Lüchow (Wendland)"}
+
+
+def test_bundled_gemeinden_can_be_switched_off(tmp_path: Path) -> None:
+    """``[geo] bundled_gemeinden = false``: only the Kreis cells and the operator's own files (then a region without
+    a boundary is widened only on the sender's confirmation); the default uses the bundled boundaries."""
+    from hub.config import load
+    from tests.hubproc import write_config
+
+    (tmp_path / "on").mkdir()
+    (tmp_path / "off").mkdir()
+    on = load(write_config(tmp_path / "on", port=1)).geography()
+    off = load(write_config(tmp_path / "off", port=1, extra="[geo]\nbundled_gemeinden = false\n")).geography()
+    assert on.geometry(HITZACKER) is not None and off.geometry(HITZACKER) is None
+    assert off.geometry("033540000000") is not None  # the Kreis keeps its DWD cell
