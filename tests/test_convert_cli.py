@@ -192,3 +192,13 @@ def test_an_open_polygon_is_closed_and_said(capsys: pytest.CaptureFixture[str], 
     assert "info[0].area[0].polygon[0]: not closed: closed with its first point" in err
     assert check_all(out, german=False) == 1
     assert "38.47,-120.14 38.5,-119.52 38.34,-119.95 38.47,-120.14" in out
+
+
+def test_cap11_resource_without_mime_type_gets_the_unknown_type_and_says_so(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = DATA / "cap_legacy" / "oasis-spec_cap11_appendix_A1.xml"  # CAP 1.1 left mimeType optional, 1.2 does not
+    code, out, err = run(capsys, "--from", "cap", "--to", "cap", str(path))
+    assert code == 0, err
+    assert "info[0].resource[0]: no mimeType (optional before CAP 1.2): application/octet-stream" in err
+    assert check_all(out, german=False) == 1 and "<mimeType>application/octet-stream</mimeType>" in out

@@ -3,7 +3,8 @@
 Only repairs whose meaning is certain are made: a language written as a locale (``en_US``, ``DE``) becomes the
 RFC 3066 tag CAP asks for (``en-US``, ``de``); a polygon ring left open is closed with its first point; a "polygon"
 of fewer than three distinct points encloses nothing and is dropped (the area's other geometry and geocodes stay,
-the warned area does not change). Coordinates beyond range, open polygons and the like are not
+the warned area does not change); a resource without ``mimeType`` (optional before CAP 1.2) gets
+``application/octet-stream``, RFC 2046's "unknown type". Coordinates beyond range, open polygons and the like are not
 guessed at (a swapped latitude and longitude could be either): the output is validated with the same
 :class:`hub.cap.validate.Validator` as ``warnhub validate`` and refused when the XSD or the semantic checks object.
 """
@@ -42,8 +43,16 @@ def _info(info: Info, where: str, notes: list[str]) -> Info:
     if lang is not None and not is_language_tag(lang) and (fixed := language_tag(lang)) is not None:
         notes.append(f"{where}.language: {lang!r} -> {fixed!r}")
         info = msgspec.structs.replace(info, language=fixed)
+    resources = []
+    for k, res in enumerate(info.resources):
+        if not res.mime_type:
+            notes.append(f"{where}.resource[{k}]: no mimeType (optional before CAP 1.2): application/octet-stream")
+            res = msgspec.structs.replace(res, mime_type="application/octet-stream")
+        resources.append(res)
     areas = tuple(_area(area, f"{where}.area[{k}]", notes) for k, area in enumerate(info.areas))
-    return msgspec.structs.replace(info, areas=areas) if len(notes) > before else info
+    if len(notes) == before:
+        return info
+    return msgspec.structs.replace(info, areas=areas, resources=tuple(resources))
 
 
 def _area(area: Area, where: str, notes: list[str]) -> Area:
