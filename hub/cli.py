@@ -98,7 +98,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from hub.intake import Intake
 
     validator = make_validator(loaded)
-    counts = {"new": 0, "duplicate": 0, "rejected": 0}
+    counts = {"new": 0, "duplicate": 0, "conflict": 0, "rejected": 0}
     with open_store(loaded) as store:
         intake = Intake(validator, store)
         for path in _files(args.paths):
@@ -116,7 +116,9 @@ def cmd_import(args: argparse.Namespace) -> int:
                 print(f"{result.outcome:9} {path}  thread {result.thread_id} ({result.state})")
         store.sweep_expired()
         store.audit(getpass.getuser(), "cli.import", ", ".join(args.paths)[:500], counts)
-    print(f"{counts['new']} new, {counts['duplicate']} duplicate, {counts['rejected']} rejected", file=sys.stderr)
+    conflict = f", {counts['conflict']} conflict" if counts["conflict"] else ""
+    print(f"{counts['new']} new, {counts['duplicate']} duplicate{conflict}, {counts['rejected']} rejected",
+          file=sys.stderr)
     return 1 if counts["rejected"] else 0
 
 

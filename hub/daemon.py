@@ -111,7 +111,9 @@ class Hub:
         result = await self.store.run(self.intake.record, report, rec, raw, origin=origin, durable=durable)
         self.metrics.ingest_seconds.observe(time.perf_counter() - started)
         self.metrics.documents.labels(origin, result.outcome).inc()
-        if result.outcome == "new" and self.router is not None:
+        if result.outcome == "conflict":
+            self.metrics.identity_conflicts.labels(origin, "replaced" if result.replaced else "kept").inc()
+        if (result.outcome == "new" or result.replaced) and self.router is not None:
             self.router.wake()
         return result
 

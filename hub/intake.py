@@ -21,7 +21,8 @@ log = logging.getLogger("warnhub.intake")
 @dataclass(frozen=True, slots=True)
 class IntakeResult:
     outcome: str
-    """``new``, ``duplicate`` or ``rejected``."""
+    """``new``, ``duplicate``, ``conflict`` (same CAP identity, other content: both kept, see hub.conflicts) or
+    ``rejected``."""
     report: Report
     alert_id: int | None = None
     thread_id: int | None = None
@@ -30,6 +31,8 @@ class IntakeResult:
     """CAP sender and identifier of what was stored (set unless rejected). Use these, not ``report.alert``: a
     report that comes back from a validation worker process carries no model."""
     identifier: str | None = None
+    replaced: bool = False
+    """For a conflict: this copy's better signature made it the stored version (the rules decide it again)."""
 
     @property
     def reason(self) -> str:
@@ -80,4 +83,4 @@ class Intake:
                  added.thread_id, added.state, rec.verdict,
                  extra={"alert": f"{rec.sender}/{rec.identifier}", "origin": origin})
         return IntakeResult(added.outcome, report, added.alert_id, added.thread_id, added.state, rec.sender,
-                            rec.identifier)
+                            rec.identifier, added.replaced)
