@@ -544,3 +544,72 @@ async def test_two_hubs_without_client_id_get_their_own_ids_and_both_stay_connec
         async with running(one) as again:  # the id is kept: the persistent session is found again
             await until(lambda: again.connects == 1, "hub one reconnected")
             assert again.client_id == a.client_id
+
+
+class TakeoverBroker:
+    """A minimal MQTT 5 broker for the one case Mosquitto 2.0.11 does not produce: it accepts CONNECT and SUBSCRIBE,
+    then sends DISCONNECT with reason code 0x8E ("session taken over"), as a broker does when another client
+    connects with the same id. Counts connections."""
+
+    def __init__(self) -> None:
+        self.connections: list[float] = []
+        self.server: asyncio.AbstractServer | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> TakeoverBroker:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    @staticmethod
+    async def _packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+        kind = (await reader.readexactly(1))[0]
+        length, shift = 0, 0
+        while True:
+            byte = (await reader.readexactly(1))[0]
+            length += (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        return kind, await reader.readexactly(length)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections.append(time.monotonic())
+        try:
+            kind, _ = await self._packet(reader)
+            assert kind >> 4 == 1  # CONNECT
+            writer.write(b"\x20\x03\x00\x00\x00")  # CONNACK: no session, success, no properties
+            kind, body = await self._packet(reader)
+            assert kind >> 4 == 8  # SUBSCRIBE (one filter)
+            writer.write(b"\x90\x04" + body[:2] + b"\x00\x01")  # SUBACK: granted QoS 1
+            writer.write(b"\xe0\x02\x8e\x00")  # DISCONNECT: session taken over
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+async def test_the_brokers_session_taken_over_reason_backs_off_from_the_first_time(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    async with TakeoverBroker() as fake:
+        cfg = config(fake.port, sensor_toml("pegel-t", "pegel/t")).replace("keepalive_s", 'client_id = "taken"\n'
+                                                                                         "keepalive_s")
+        async with HubKit(tmp_path, cfg) as kit:
+            src = build_sources(kit.loaded)[0]
+            assert isinstance(src, MqttSource)
+            src.takeover_min_s, src.takeover_max_s = 0.1, 0.4
+            async with running(kit, src):
+                await until(lambda: src.takeovers >= 4, "four takeovers", timeout=20)
+                assert "the broker says another client took over" in health(kit)["last_error"]
+    assert [d for _, d in src.takeover_waits[:4]] == [0.1, 0.2, 0.4, 0.4]
+    for (kicked, delay), nxt in zip(src.takeover_waits[:3], fake.connections[1:4], strict=True):
+        assert nxt - kicked >= delay * 0.9, (nxt - kicked, delay)
+    said = [r for r in caplog.records if "took over the session" in r.getMessage()
+            and r.name == f"warnhub.source.{NAME}"]
+    assert len(said) == 1 and "the broker says" in said[0].getMessage()
