@@ -517,6 +517,12 @@ async def test_two_sources_with_one_client_id_back_off_and_say_so_once(
                          and r.name.startswith("warnhub.source.")]
         assert sorted(r.name for r in takeover_logs) == ["warnhub.source.sensors", "warnhub.source.sensors2"]
         assert any("took over the session of client id 'shared'" in e for e in seen)
+        # health says so too, once per source: it stays degraded through the tug of war instead of flapping
+        health_logs = [r.getMessage() for r in caplog.records if r.name == "warnhub.health"
+                       and "took over the session" in r.getMessage()]
+        assert len(health_logs) == 2, health_logs
+        assert not [r for r in caplog.records if r.name == "warnhub.health" and "recovered (was degraded" in
+                    r.getMessage()]
 
 
 async def test_two_hubs_without_client_id_get_their_own_ids_and_both_stay_connected(

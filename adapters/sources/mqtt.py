@@ -14,7 +14,8 @@ reach the broker is redelivered after a reconnect and ignored as a duplicate (re
 time). Acks are only sent on the connection that delivered the message: a message id means nothing on the next.
 
 Health: ``down`` (with the reason) while the broker is unreachable, ``degraded`` while a sensor is stale (or has not
-reported within its interval since start) or a subscription was refused, naming them, else ``up``.
+reported within its interval since start), a subscription was refused or another client keeps taking the session,
+naming them, else ``up``.
 
 Client id: ``client_id`` from the config, else ``warnhub-<hub name>-<suffix>-<source name>`` with a random suffix
 created once and kept in ``mqtt-client-id`` beside the database, so two hubs with the same config never share a
@@ -325,6 +326,8 @@ class MqttSource:
         """When the last batch was written (time.monotonic())."""
         self._up_reported = 0.0
         self._started = readings.now_ms()
+        self._contested: str | None = None
+        """While another client keeps taking the session: why (health stays degraded with it, logged once)."""
         self.takeovers = 0
         """Disconnects because another client took the session over (paho's thread counts)."""
         self._streak = 0
@@ -582,6 +585,13 @@ class MqttSource:
                 problems[sensor_id] = "no reading since the source started"
         for topic in sorted(self.refused):
             problems[topic] = "subscription refused by the broker"
+        if self._contested is not None:
+            if self.connected and time.monotonic() - self._connected_at >= self.takeover_forget_s:
+                self._contested = None
+                ctx.log.info("the session of client id %r has not been taken over for %g s", self.client_id,
+                             self.takeover_forget_s)
+            else:
+                problems["session"] = self._contested
         went = sorted(k for k in problems.keys() - self.problems.keys() if k in self.sensors)
         back = sorted(k for k in self.problems.keys() - problems.keys() if k in self.sensors)
         for key in went:
@@ -638,7 +648,10 @@ class MqttSource:
                 f"(another hub with the same client_id?); reconnecting in {delay:g} s, waiting longer each time")
         if first:
             self._ctx.log.warning("%s; further takeovers are not logged", text)
-        self._lost(text)
+        self.connected = False
+        self._contested = text
+        if not self._closing:  # degraded, not down: readings come while the session is ours; no log per takeover
+            self._ctx.health.degraded(self.name, text, detail={**self._detail(), "problems": {"session": text}})
 
     def _lost(self, reason: str) -> None:
         self.connected = False
