@@ -10,8 +10,9 @@ other content is either a relay that changed it or a forgery. Whichever came fir
 - The copy with the better signature wins (:data:`SIGNATURE_RANK`: valid > weak/expired/untrusted > absent or
   unchecked > invalid); on a tie the first one stays. A later, better-signed copy replaces the stored version's
   content (same row, same id: threads and thread keys follow its references, the thread's state is recomputed).
-- Decisions: a replaced version that no publication was made from yet loses its rules decision, so the router
-  decides again on the winning content. One already published keeps it (a publication is never made twice from
+- Decisions: a replaced version that no publication was made from yet loses its rules decision (and its drafts
+  still pending, rendered from the displaced content), so the router decides and drafts again on the winning
+  content; drafts a person already took stay. One already published keeps it (a publication is never made twice from
   one version); ``published`` = 1 on the conflict says so, and the operator acts from the console.
 - The stored version's flags name the conflict (a warning), the console inbox lists conflicts, and the daemon
   counts them in ``warnhub_identity_conflicts_total``.
@@ -104,6 +105,8 @@ def record(conn: sqlite3.Connection, *, alert_id: int, aside: dict[str, Any], ke
     published = replaced and _published(conn, alert_id)
     if replaced and not published and _exists(conn, "decisions"):
         conn.execute("DELETE FROM decisions WHERE alert_id=?", (alert_id,))  # decided again on the winning content
+        if _exists(conn, "drafts"):  # a draft still pending was rendered from the displaced content: drafted again
+            conn.execute("DELETE FROM drafts WHERE alert_id=? AND state='pending'", (alert_id,))
     raw = bytes(aside["raw"])
     conn.execute(
         "INSERT INTO conflicts (alert_id, sender, identifier, sent, received_at, origin, signature, verdict, sha256,"

@@ -89,6 +89,11 @@ def test_a_genuine_signed_copy_replaces_a_forgery_that_came_first(intake: Intake
     first = intake.ingest(forged, origin="drop-folder", now=NOW)
     assert first.outcome == "new" and first.report.signature.value == "absent"
     decisions.record_unroutable(store, first.alert_id or 0, first.thread_id or 0, "test", NOW)  # decided already
+    for key, state in (("from-forgery", "pending"), ("taken-by-a-person", "taken")):  # drafts of the forgery
+        store.conn.execute(
+            "INSERT INTO drafts (key, origin, alert_id, rule, kind, template, at, state, channels, audiences, why,"
+            " draft, created_at) VALUES (?, 'drop-folder', ?, 'r', 'alert', 't', '', ?, '[]', '[]', '', '{}', '')",
+            (key, first.alert_id, state))
     genuine = signed(party)
     second = intake.ingest(genuine, origin="mowas", now=NOW)
     assert (second.outcome, second.replaced, second.alert_id) == ("conflict", True, first.alert_id)
@@ -103,6 +108,7 @@ def test_a_genuine_signed_copy_replaces_a_forgery_that_came_first(intake: Intake
     assert bytes(aside["raw"]) == forged and (aside["kept_origin"], aside["kept_signature"]) == ("mowas", "valid")
     assert any("identity conflict" in w for w in flags(store, aid)["warnings"])
     assert decisions.decision_of(store, aid) is None  # the rules decide again, on the genuine content
+    assert [r[0] for r in store.conn.execute("SELECT key FROM drafts")] == ["taken-by-a-person"]
     thread = store.thread(first.thread_id or 0)
     assert thread is not None and thread.headline == GENUINE and thread.versions == 1
 
