@@ -643,7 +643,7 @@ class MqttSource:
         self._wake.set()
 
     def _lost_session(self, delay: float, first: bool, said: bool) -> None:
-        how = "the broker says" if said else "the broker keeps closing the connection right after accepting it:"
+        how = "the broker says" if said else "the broker keeps closing the connection soon after accepting it: probably"
         text = (f"{self._where}: {how} another client took over the session of client id {self.client_id!r} "
                 f"(another hub with the same client_id?); reconnecting in {delay:g} s, waiting longer each time")
         if first:
