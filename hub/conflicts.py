@@ -107,7 +107,7 @@ def record(conn: sqlite3.Connection, *, alert_id: int, aside: dict[str, Any], ke
         conn.execute("DELETE FROM decisions WHERE alert_id=?", (alert_id,))  # decided again on the winning content
         if _exists(conn, "drafts"):  # a draft still pending was rendered from the displaced content: drafted again
             conn.execute("DELETE FROM drafts WHERE alert_id=? AND state='pending'", (alert_id,))
-    raw = bytes(aside["raw"])
+    raw = bytes(aside["raw"] or b"")  # the stored copy's bytes may have gone with [retention] raw_days
     conn.execute(
         "INSERT INTO conflicts (alert_id, sender, identifier, sent, received_at, origin, signature, verdict, sha256,"
         " raw, json, replaced, published, kept_origin, kept_signature) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -132,8 +132,8 @@ def flag(flags: str, note: str) -> str:
 
 def note(origin: str, signature: str, *, replaced: bool) -> str:
     if replaced:
-        return (f"identity conflict: this content (signature {signature}) replaced an earlier copy with other "
-                f"content; the earlier copy is kept in conflicts")
+        return (f"identity conflict: this content (signature {signature}) replaced an earlier copy from {origin} "
+                "with other content; the earlier copy is kept in conflicts")
     return (f"identity conflict: a copy from {origin} with other content (signature {signature}) arrived later; "
             "kept in conflicts, this version stays")
 
