@@ -17,6 +17,11 @@ other content is either a relay that changed it or a forgery. Whichever came fir
 - The stored version's flags name the conflict (a warning), the console inbox lists conflicts, and the daemon
   counts them in ``warnhub_identity_conflicts_total``.
 
+Copies an adapter converted from another format (NINA JSON, ``relay`` on intake, ``"relay": true`` in the
+version's flags) differ from the CAP original by form (HTML as text, ARS geocodes added), so a relay copy and any
+other copy of its identity are a plain duplicate, as before: first arrival wins. A forgery that only reaches the hub
+through such a relay is not caught here.
+
 Thread keys of a displaced copy stay (a thread it joined stays joined): keys are only ever added.
 Functions here take the writer's connection inside the store's transaction (:meth:`hub.store.Store.add_record`),
 or a (read-only) store for the console.
@@ -91,6 +96,30 @@ def _utc(text: str) -> str:
     return when.astimezone(UTC).isoformat() if when.tzinfo is not None else text
 
 
+def mark_relay(flags: str) -> str:
+    """The flags of a version an adapter converted from another format, marked as such (``"relay": true``)."""
+    doc = _flags(flags)
+    doc["relay"] = True
+    return json.dumps(doc, ensure_ascii=False)
+
+
+def relayed(conn: sqlite3.Connection, alert_id: int, incoming_flags: str) -> bool:
+    """Whether either copy is a relay's conversion (NINA JSON rendered as CAP): it differs from the CAP original
+    by form (HTML turned to text, ARS geocodes added), so the two are not compared."""
+    if _flags(incoming_flags).get("relay"):
+        return True
+    row = conn.execute("SELECT flags FROM alerts WHERE id=?", (alert_id,)).fetchone()
+    return bool(row and _flags(row[0]).get("relay"))
+
+
+def _flags(flags: str | None) -> dict[str, Any]:
+    try:
+        doc = json.loads(flags) if flags else {}
+    except ValueError:
+        doc = {}
+    return doc if isinstance(doc, dict) else {}
+
+
 def better(new: str, old: str) -> bool:
     """Whether a copy signed ``new`` should replace a stored one signed ``old``."""
     return SIGNATURE_RANK.get(new, 1) > SIGNATURE_RANK.get(old, 1)
@@ -119,12 +148,7 @@ def record(conn: sqlite3.Connection, *, alert_id: int, aside: dict[str, Any], ke
 
 def flag(flags: str, note: str) -> str:
     """The version's flags JSON with one more warning."""
-    try:
-        doc = json.loads(flags) if flags else {}
-    except ValueError:
-        doc = {}
-    if not isinstance(doc, dict):
-        doc = {}
+    doc = _flags(flags)
     doc.setdefault("errors", [])
     doc.setdefault("warnings", []).append(note)
     return json.dumps(doc, ensure_ascii=False)

@@ -68,17 +68,19 @@ class Intake:
         return self.record(report, rec, raw, origin=origin, now=now, durable=durable)
 
     def record(self, report: Report, rec: AlertRecord | None, raw: bytes, *, origin: str,
-               now: datetime | None = None, durable: bool = False) -> IntakeResult:
+               now: datetime | None = None, durable: bool = False, relay: bool = False) -> IntakeResult:
         """Store a checked document: the alert (new or duplicate), or the rejection with its reason.
 
         ``durable``: the commit is on disk when this returns, whatever ``[store] synchronous`` says, for a source
-        that tells its sender "stored" afterwards (moves the file, acknowledges); see ``Store.transaction``."""
+        that tells its sender "stored" afterwards (moves the file, acknowledges); see ``Store.transaction``.
+        ``relay``: the document is the hub's rendering of an alert an adapter converted from another format (NINA
+        JSON); it is never compared for identity conflicts (see hub.conflicts)."""
         if rec is None:
             self.store.add_rejection(raw, origin=origin, reason=report.reason, now=now, durable=durable)
             log.warning("rejected document from %s: %s", origin, report.reason,
                         extra={"origin": origin, "path": report.path})
             return IntakeResult("rejected", report)
-        added = self.store.add_record(rec, raw, origin=origin, now=now, durable=durable)
+        added = self.store.add_record(rec, raw, origin=origin, now=now, durable=durable, relay=relay)
         log.info("%s alert=%s/%s thread=%s state=%s verdict=%s", added.outcome, rec.sender, rec.identifier,
                  added.thread_id, added.state, rec.verdict,
                  extra={"alert": f"{rec.sender}/{rec.identifier}", "origin": origin})

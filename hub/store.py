@@ -15,6 +15,7 @@ The current version of a thread is its latest Alert/Update/Cancel by ``sent`` (a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
@@ -294,10 +295,12 @@ class Store:
         return self.add_record(AlertRecord.from_report(report), raw, origin=origin, now=now, durable=durable)
 
     def add_record(self, rec: AlertRecord, raw: bytes, *, origin: str, now: datetime | None = None,
-                   durable: bool = False) -> AddResult:
+                   durable: bool = False, relay: bool = False) -> AddResult:
         """Store a prepared :class:`AlertRecord` (see there) in one transaction (``durable``: see
-        :meth:`transaction`)."""
+        :meth:`transaction`; ``relay``: converted from another format, see hub.conflicts)."""
         received = utc_iso(now or now_utc())
+        if relay:
+            rec = dataclasses.replace(rec, flags=conflicts.mark_relay(rec.flags))
         with self.transaction(durable=durable) as conn:
             cur = conn.execute(
                 "INSERT OR IGNORE INTO alerts (sender, identifier, sent, sent_utc, status, msg_type, scope, severity,"
@@ -313,7 +316,8 @@ class Store:
                     " ON t.id = a.thread_id WHERE sender=? AND identifier=? AND sent_utc=?",
                     (rec.sender, rec.identifier, rec.sent_utc),
                 ).fetchone()
-                if bytes(row[4] or b"") == raw or conflicts.same_content(row[3], rec.json):
+                if bytes(row[4] or b"") == raw or conflicts.same_content(row[3], rec.json) \
+                        or conflicts.relayed(conn, row[0], rec.flags):
                     return AddResult("duplicate", row[0], row[1], row[2])
                 return self._conflict(conn, rec, raw, origin, received, row[0], now or now_utc())
             alert_id = int(cur.lastrowid or 0)

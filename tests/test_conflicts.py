@@ -207,3 +207,24 @@ def test_a_running_hub_shows_the_conflict_in_the_console_inbox_and_metrics(tmp_p
         assert 'warnhub_identity_conflicts_total{result="kept",source="cap-inbox"} 1.0' in metrics.decode()
     finally:
         proc.close()
+
+
+async def test_a_relays_conversion_is_not_compared_with_the_cap_original(tmp_path: Path) -> None:
+    """NINA's JSON rendered as CAP differs from the CAP original by form (text, added geocodes): a relay copy and
+    the original of one identity stay a plain duplicate, whichever came first (both orders)."""
+    async with HubKit(tmp_path) as kit:
+        original = cap_xml("c-4", headline=GENUINE)
+        relay = Validator().check(cap_xml("c-4", headline=GENUINE + " (NINA)")).alert
+        assert relay is not None
+        first = await kit.hub.ingest_alert(relay, origin="nina")
+        again = await kit.hub.ingest(original, origin="mowas", policy=cap_sign.SignaturePolicy.VERIFY)
+        assert (first.outcome, again.outcome) == ("new", "duplicate")
+        other = Validator().check(cap_xml("c-5", headline=GENUINE + " (NINA)")).alert
+        assert other is not None
+        direct = await kit.hub.ingest(cap_xml("c-5", headline=GENUINE), origin="mowas",
+                                      policy=cap_sign.SignaturePolicy.VERIFY)
+        later = await kit.hub.ingest_alert(other, origin="nina")
+        assert (direct.outcome, later.outcome) == ("new", "duplicate")
+        assert inbox(kit.store)["conflicts"]["count"] == 0
+        assert json.loads(kit.store.conn.execute("SELECT flags FROM alerts WHERE id=?",
+                                                 (first.alert_id,)).fetchone()[0])["relay"] is True
