@@ -9,6 +9,7 @@ genuine document with its headline changed afterwards (signature invalid)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -228,3 +229,37 @@ async def test_a_relays_conversion_is_not_compared_with_the_cap_original(tmp_pat
         assert inbox(kit.store)["conflicts"]["count"] == 0
         assert json.loads(kit.store.conn.execute("SELECT flags FROM alerts WHERE id=?",
                                                  (first.alert_id,)).fetchone()[0])["relay"] is True
+
+
+def test_a_running_hub_decides_again_when_the_genuine_copy_replaces_a_forgery(tmp_path: Path,
+                                                                               party: tuple[bytes, bytes]) -> None:
+    """The daemon as run, rules router included: the forgery (unsigned, severity Minor) is stored and decided; the
+    genuine signed copy (Moderate) replaces it, and the router decides the version again on the genuine content."""
+    port = free_port()
+    config = write_config(tmp_path, port=port)
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        'signature_policy = "verify"', 'signature_policy = "verify"\ntrust_store = "trust"'), encoding="utf-8")
+    (tmp_path / "trust").mkdir()
+    (tmp_path / "trust" / "leitstelle.pem").write_bytes(party[1])
+    proc = HubProcess(config, port, tmp_path / "warnhub.log")
+    db = tmp_path / "hub.db"
+
+    def decision() -> tuple[str, str] | None:
+        with sqlite3.connect(db) as conn:
+            if not conn.execute("SELECT 1 FROM sqlite_master WHERE name='decisions'").fetchone():
+                return None
+            row = conn.execute("SELECT d.severity, a.signature FROM decisions d JOIN alerts a ON a.id = d.alert_id"
+                               " WHERE a.identifier='c-1'").fetchone()
+        return (row[0], row[1]) if row else None
+    try:
+        proc.start()
+        drop(tmp_path / "inbox", "forged.xml", cap_xml("c-1", headline=FORGED).replace(b"Moderate", b"Minor"),
+             settled=True)
+        assert wait_for(decision, timeout=20, what="the forgery decided") == ("Minor", "absent")
+        drop(tmp_path / "inbox", "genuine.xml", signed(party), settled=True)
+        wait_for(lambda: decision() == ("Moderate", "valid") or None, timeout=20, what="decided again")
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT origin, signature, replaced FROM conflicts").fetchall() == [
+                ("cap-inbox", "absent", 1)]
+    finally:
+        proc.close()
