@@ -202,7 +202,10 @@ def test_a_running_hub_shows_the_conflict_in_the_console_inbox_and_metrics(tmp_p
                                                                                            "absent", 0)
         html = body["html"]["health"]
         assert "Widersprüchliche Kopien" in html and "test@warnhub.example/c-3" in html
-        assert f'href="/alerts/{item["thread_id"]}"' in html
+        link = f'/console/incidents/{item["thread_id"]}'
+        assert f'href="{link}"' in html
+        status, page = operator.get(link)  # the operators' page of the incident, not a 404
+        assert status == 200 and "c-3" in page.decode()
         status, metrics = proc.get("/metrics")
         assert status == 200
         assert 'warnhub_identity_conflicts_total{result="kept",source="cap-inbox"} 1.0' in metrics.decode()
