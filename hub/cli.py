@@ -16,6 +16,7 @@ from hub import __version__
 from hub import config as config_mod
 from hub.cap import parse as cap_parse
 from hub.cap.model import to_json
+from hub.cap.repair import repair
 from hub.cap.serialize import to_xml
 from hub.cap.sign import SignaturePolicy
 from hub.cap.validate import Validator, Verdict
@@ -97,7 +98,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from hub.intake import Intake
 
     validator = make_validator(loaded)
-    counts = {"new": 0, "duplicate": 0, "rejected": 0}
+    counts = {"new": 0, "duplicate": 0, "conflict": 0, "rejected": 0}
     with open_store(loaded) as store:
         intake = Intake(validator, store)
         for path in _files(args.paths):
@@ -115,7 +116,9 @@ def cmd_import(args: argparse.Namespace) -> int:
                 print(f"{result.outcome:9} {path}  thread {result.thread_id} ({result.state})")
         store.sweep_expired()
         store.audit(getpass.getuser(), "cli.import", ", ".join(args.paths)[:500], counts)
-    print(f"{counts['new']} new, {counts['duplicate']} duplicate, {counts['rejected']} rejected", file=sys.stderr)
+    conflict = f", {counts['conflict']} conflict" if counts["conflict"] else ""
+    print(f"{counts['new']} new, {counts['duplicate']} duplicate{conflict}, {counts['rejected']} rejected",
+          file=sys.stderr)
     return 1 if counts["rejected"] else 0
 
 
@@ -198,6 +201,8 @@ def convert_file(kind: str, path: Path, max_bytes: int, geojson: Path | None = N
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    """Print the alerts as CAP 1.2 or JSON. Certain repairs are made and said on stderr; every alert is validated
+    (XSD and semantic checks, the same Validator as ``validate``) before it is written, and refused when it fails."""
     loaded = _config(args, required=False)
     max_bytes = loaded.cfg.validation.max_bytes if loaded else cap_parse.DEFAULT_MAX_BYTES
     try:
@@ -209,16 +214,36 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if not results:
         print(f"warnhub: {args.path}: no alerts in it", file=sys.stderr)
         return 1
+    validator = _validator(loaded)
     out = sys.stdout.buffer
-    for n, conv in enumerate(results):
+    written = refused = 0
+    for conv in results:
+        alert, repairs = repair(conv.alert)
+        who = f"{alert.sender}/{alert.identifier}"
         for note in conv.notes:
-            print(f"note: {conv.alert.sender}/{conv.alert.identifier}: {note}", file=sys.stderr)
+            print(f"note: {who}: {note}", file=sys.stderr)
+        for note in repairs:
+            print(f"repaired: {who}: {note}", file=sys.stderr)
+        xml = to_xml(alert)
+        errors = _output_errors(validator, xml)
+        if errors:
+            refused += 1
+            print(f"warnhub: {args.path}: {who}: nicht geschrieben, kein gültiges CAP / refused, not valid CAP: "
+                  + "; ".join(errors), file=sys.stderr)
+            continue
         if args.to == "cap":
-            xml = to_xml(conv.alert)
-            out.write((b"\n" if n else b"") + xml + (b"" if xml.endswith(b"\n") else b"\n"))
+            out.write((b"\n" if written else b"") + xml + (b"" if xml.endswith(b"\n") else b"\n"))
         else:
-            out.write(to_json(conv.alert) + b"\n")
-    return 0
+            out.write(to_json(alert) + b"\n")
+        written += 1
+    return 1 if refused else 0
+
+
+def _output_errors(validator: Validator, xml: bytes) -> list[str]:
+    """What ``validate`` would flag as an error in the CAP convert is about to write (the input's signature does not
+    travel into the output, so signatures are not checked)."""
+    report = validator.check(xml, policy=SignaturePolicy.IGNORE)
+    return list(report.errors) if report.errors or report.verdict is Verdict.REJECTED else []
 
 
 def cmd_sources(args: argparse.Namespace) -> int:

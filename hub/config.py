@@ -217,7 +217,8 @@ class MqttSourceConfig(_Strict, tag="mqtt", tag_field="type", kw_only=True):
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 1883
     client_id: str | None = None
-    """Fixed id for the persistent session; default ``warnhub-<name>``."""
+    """Fixed id for the persistent session; default ``warnhub-<hub name>-<random suffix>-<name>``, the suffix made
+    once and kept in ``mqtt-client-id`` beside the database (two hubs never share an id by default)."""
     username: str | None = None
     password: str | None = None
     """Use ``env:NAME``."""

@@ -100,7 +100,8 @@ class Hub:
         """Publishes decisions (hub.pipeline.Pipeline); the console wakes it after sending."""
 
     async def ingest(self, raw: bytes, *, origin: str, policy: SignaturePolicy,
-                     path: str | None = None, notes: tuple[str, ...] = (), durable: bool = False) -> IntakeResult:
+                     path: str | None = None, notes: tuple[str, ...] = (), durable: bool = False,
+                     relay: bool = False) -> IntakeResult:
         """Validate and store one document on the writer thread; returns once it is committed (``durable``: and
         on disk, for a source that tells its sender afterwards, see ``Store.transaction``)."""
         started = time.perf_counter()
@@ -108,10 +109,13 @@ class Hub:
             report, rec = await self.pool.check(raw, policy, path, notes)
         else:
             report, rec = await self.store.run(check_document, self.intake.validator, raw, policy, path, notes)
-        result = await self.store.run(self.intake.record, report, rec, raw, origin=origin, durable=durable)
+        result = await self.store.run(self.intake.record, report, rec, raw, origin=origin, durable=durable,
+                                      relay=relay)
         self.metrics.ingest_seconds.observe(time.perf_counter() - started)
         self.metrics.documents.labels(origin, result.outcome).inc()
-        if result.outcome == "new" and self.router is not None:
+        if result.outcome == "conflict":
+            self.metrics.identity_conflicts.labels(origin, "replaced" if result.replaced else "kept").inc()
+        if (result.outcome == "new" or result.replaced) and self.router is not None:
             self.router.wake()
         return result
 
@@ -120,7 +124,8 @@ class Hub:
         """Store an alert an adapter made from another format (NINA JSON): written as CAP 1.2 and validated like
         any document, so the store holds CAP and the adapter's flags (``notes``) stay with the version."""
         raw = await asyncio.to_thread(to_xml, alert)  # a merged DWD alert has ~800 areas: not on the event loop
-        return await self.ingest(raw, origin=origin, policy=SignaturePolicy.IGNORE, path=path, notes=tuple(notes))
+        return await self.ingest(raw, origin=origin, policy=SignaturePolicy.IGNORE, path=path, notes=tuple(notes),
+                                 relay=True)
 
     async def snapshot(self, origin: str, listed: Iterable[tuple[str, str]], *, misses_to_end: int) -> list[int]:
         ended = await self.store.run(self.store.store.snapshot, origin, list(listed), misses_to_end=misses_to_end)

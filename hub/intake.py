@@ -21,7 +21,8 @@ log = logging.getLogger("warnhub.intake")
 @dataclass(frozen=True, slots=True)
 class IntakeResult:
     outcome: str
-    """``new``, ``duplicate`` or ``rejected``."""
+    """``new``, ``duplicate``, ``conflict`` (same CAP identity, other content: both kept, see hub.conflicts) or
+    ``rejected``."""
     report: Report
     alert_id: int | None = None
     thread_id: int | None = None
@@ -30,6 +31,8 @@ class IntakeResult:
     """CAP sender and identifier of what was stored (set unless rejected). Use these, not ``report.alert``: a
     report that comes back from a validation worker process carries no model."""
     identifier: str | None = None
+    replaced: bool = False
+    """For a conflict: this copy's better signature made it the stored version (the rules decide it again)."""
 
     @property
     def reason(self) -> str:
@@ -65,19 +68,21 @@ class Intake:
         return self.record(report, rec, raw, origin=origin, now=now, durable=durable)
 
     def record(self, report: Report, rec: AlertRecord | None, raw: bytes, *, origin: str,
-               now: datetime | None = None, durable: bool = False) -> IntakeResult:
+               now: datetime | None = None, durable: bool = False, relay: bool = False) -> IntakeResult:
         """Store a checked document: the alert (new or duplicate), or the rejection with its reason.
 
         ``durable``: the commit is on disk when this returns, whatever ``[store] synchronous`` says, for a source
-        that tells its sender "stored" afterwards (moves the file, acknowledges); see ``Store.transaction``."""
+        that tells its sender "stored" afterwards (moves the file, acknowledges); see ``Store.transaction``.
+        ``relay``: the document is the hub's rendering of an alert an adapter converted from another format (NINA
+        JSON); it is never compared for identity conflicts (see hub.conflicts)."""
         if rec is None:
             self.store.add_rejection(raw, origin=origin, reason=report.reason, now=now, durable=durable)
             log.warning("rejected document from %s: %s", origin, report.reason,
                         extra={"origin": origin, "path": report.path})
             return IntakeResult("rejected", report)
-        added = self.store.add_record(rec, raw, origin=origin, now=now, durable=durable)
+        added = self.store.add_record(rec, raw, origin=origin, now=now, durable=durable, relay=relay)
         log.info("%s alert=%s/%s thread=%s state=%s verdict=%s", added.outcome, rec.sender, rec.identifier,
                  added.thread_id, added.state, rec.verdict,
                  extra={"alert": f"{rec.sender}/{rec.identifier}", "origin": origin})
         return IntakeResult(added.outcome, report, added.alert_id, added.thread_id, added.state, rec.sender,
-                            rec.identifier)
+                            rec.identifier, added.replaced)

@@ -10,6 +10,10 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.documents = Counter("warnhub_documents_total", "Documents received, by source and outcome",
                                  ["source", "outcome"], registry=self.registry)
+        self.identity_conflicts = Counter(
+            "warnhub_identity_conflicts_total", "Copies of a stored CAP identity (sender, identifier, sent) with other "
+            "content, by source and result (kept: the stored version stays; replaced: the better-signed copy took "
+            "its place)", ["source", "result"], registry=self.registry)
         self.ingest_seconds = Histogram("warnhub_ingest_seconds", "Time to validate and store one document",
                                         registry=self.registry,
                                         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))

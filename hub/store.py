@@ -15,6 +15,7 @@ The current version of a thread is its latest Alert/Update/Cancel by ``sent`` (a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
@@ -30,6 +31,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import sqlite_utils
 
+from hub import conflicts
 from hub.cap.model import Alert, MsgType, from_json, to_json
 from hub.cap.validate import Report
 from hub.errors import StoreError
@@ -101,10 +103,12 @@ class AlertRecord:
 @dataclass(frozen=True, slots=True)
 class AddResult:
     outcome: str
-    """``new`` or ``duplicate``."""
+    """``new``, ``duplicate`` or ``conflict`` (same identity, other content: see hub.conflicts)."""
     alert_id: int
     thread_id: int
     state: str
+    replaced: bool = False
+    """For a conflict: the new copy replaced the stored version's content (its signature is better)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,10 +295,12 @@ class Store:
         return self.add_record(AlertRecord.from_report(report), raw, origin=origin, now=now, durable=durable)
 
     def add_record(self, rec: AlertRecord, raw: bytes, *, origin: str, now: datetime | None = None,
-                   durable: bool = False) -> AddResult:
+                   durable: bool = False, relay: bool = False) -> AddResult:
         """Store a prepared :class:`AlertRecord` (see there) in one transaction (``durable``: see
-        :meth:`transaction`)."""
+        :meth:`transaction`; ``relay``: converted from another format, see hub.conflicts)."""
         received = utc_iso(now or now_utc())
+        if relay:
+            rec = dataclasses.replace(rec, flags=conflicts.mark_relay(rec.flags))
         with self.transaction(durable=durable) as conn:
             cur = conn.execute(
                 "INSERT OR IGNORE INTO alerts (sender, identifier, sent, sent_utc, status, msg_type, scope, severity,"
@@ -306,15 +312,48 @@ class Store:
             )
             if cur.rowcount == 0:
                 row = conn.execute(
-                    "SELECT a.id, a.thread_id, t.state FROM alerts a JOIN threads t ON t.id = a.thread_id"
-                    " WHERE sender=? AND identifier=? AND sent_utc=?",
+                    "SELECT a.id, a.thread_id, t.state, a.json, a.raw FROM alerts a JOIN threads t"
+                    " ON t.id = a.thread_id WHERE sender=? AND identifier=? AND sent_utc=?",
                     (rec.sender, rec.identifier, rec.sent_utc),
                 ).fetchone()
-                return AddResult("duplicate", row[0], row[1], row[2])
+                if bytes(row[4] or b"") == raw or conflicts.same_content(row[3], rec.json) \
+                        or conflicts.relayed(conn, row[0], rec.flags):
+                    return AddResult("duplicate", row[0], row[1], row[2])
+                return self._conflict(conn, rec, raw, origin, received, row[0], now or now_utc())
             alert_id = int(cur.lastrowid or 0)
             thread_id = self._thread_for(conn, rec.keys, alert_id)
             state = self._refresh_thread(conn, thread_id, now or now_utc())
         return AddResult("new", alert_id, thread_id, state)
+
+    def _conflict(self, conn: sqlite3.Connection, rec: AlertRecord, raw: bytes, origin: str, received: str,
+                  alert_id: int, now: datetime) -> AddResult:
+        """Same identity, other content (see hub.conflicts): keep both copies, the better-signed one as the version."""
+        cols = ("sender", "identifier", "sent", "origin", "signature", "verdict", "raw", "json", "flags")
+        stored = dict(zip(cols, conn.execute(f"SELECT {', '.join(cols)} FROM alerts WHERE id=?",
+                                             (alert_id,)).fetchone(), strict=True))
+        incoming = {"sender": rec.sender, "identifier": rec.identifier, "sent": rec.sent, "origin": origin,
+                    "signature": rec.signature, "verdict": rec.verdict, "raw": raw, "json": rec.json}
+        replace = conflicts.better(rec.signature, stored["signature"])
+        aside, kept = (stored, incoming) if replace else (incoming, stored)
+        if replace:
+            conn.execute(
+                "UPDATE alerts SET sent=?, status=?, msg_type=?, scope=?, severity=?, headline=?, expires=?, origin=?,"
+                " cap_version=?, verdict=?, signature=?, flags=?, json=?, raw=? WHERE id=?",
+                (rec.sent, rec.status, rec.msg_type, rec.scope, rec.severity, rec.headline, rec.expires, origin,
+                 rec.cap_version, rec.verdict, rec.signature,
+                 conflicts.flag(rec.flags, conflicts.note(stored["origin"], rec.signature, replaced=True)),
+                 rec.json, raw, alert_id))
+        else:
+            conn.execute("UPDATE alerts SET flags=? WHERE id=?", (conflicts.flag(
+                stored["flags"], conflicts.note(origin, rec.signature, replaced=False)), alert_id))
+        conflicts.record(conn, alert_id=alert_id, aside=aside, kept=kept, replaced=replace, received=received)
+        thread_id = self._thread_for(conn, rec.keys, alert_id) if replace else \
+            conn.execute("SELECT thread_id FROM alerts WHERE id=?", (alert_id,)).fetchone()[0]
+        state = self._refresh_thread(conn, thread_id, now)
+        log.warning("identity conflict: %s/%s sent %s arrived from %s with other content than the stored version "
+                    "(signature %s vs %s): %s", rec.sender, rec.identifier, rec.sent, origin, rec.signature,
+                    stored["signature"], "it replaces it" if replace else "the stored version stays")
+        return AddResult("conflict", alert_id, thread_id, state, replaced=replace)
 
     def _thread_for(self, conn: sqlite3.Connection, keys: tuple[str, ...], alert_id: int) -> int:
         marks = ",".join("?" * len(keys))

@@ -466,3 +466,156 @@ async def test_cancel_stops_cleanly(tmp_path: Path, broker: Mosquitto) -> None:
         assert done and task.cancelled()
         assert not [t for t in threading.enumerate() if t.name.startswith(f"paho-mqtt-client-{src.client_id}")]
         assert health(kit)["state"] == "up"  # stopping on purpose is not a broker failure
+
+
+# -- client ids and session takeovers ---------------------------------------------------------------------------
+
+
+def broker_lines(broker: Mosquitto, needle: str) -> list[str]:
+    try:
+        return [line for line in broker.log.read_text(errors="replace").splitlines() if needle in line]
+    except OSError:
+        return []
+
+
+async def test_two_sources_with_one_client_id_back_off_and_say_so_once(
+        tmp_path: Path, broker: Mosquitto, caplog: pytest.LogCaptureFixture) -> None:
+    """Two clients with the same explicit id take the session from each other; each waits longer every time."""
+    block = config(broker.port, sensor_toml("pegel-a", "pegel/a")).replace("keepalive_s", 'client_id = "shared"\n'
+                                                                                           "keepalive_s")
+    cfg = block + block.replace(f'name = "{NAME}"', 'name = "sensors2"').replace("pegel-a", "pegel-b")
+    caplog.set_level(logging.INFO)
+    async with HubKit(tmp_path, cfg) as kit:
+        a, b = build_sources(kit.loaded)
+        assert isinstance(a, MqttSource) and isinstance(b, MqttSource) and a.client_id == b.client_id == "shared"
+        for src in (a, b):
+            src.takeover_min_s, src.takeover_max_s = 0.1, 0.8
+        tasks = [asyncio.create_task(s.run(kit.context(s.name, "mqtt"))) for s in (a, b)]
+        seen: set[str] = set()
+
+        def both_at_the_cap() -> bool:  # the window ends with events: each has been taken over 5 times
+            seen.update(str(h.get("last_error")) for h in kit.hub.health.as_dict().values())
+            return a.takeovers >= 5 and b.takeovers >= 5
+        try:
+            await until(both_at_the_cap, "five takeovers each", timeout=30)
+            broker_connects = len(broker_lines(broker, " as shared "))
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.wait(tasks, timeout=10)
+        for src in (a, b):
+            delays = [d for _, d in src.takeover_waits]
+            assert delays[:5] == [0.1, 0.2, 0.4, 0.8, 0.8], (src.name, delays)
+            # every reconnect after a takeover came no sooner than the wait the source announced
+            for kicked, delay in src.takeover_waits[:5]:
+                after = [t for t in src.connect_times if t > kicked]
+                if after:
+                    assert after[0] - kicked >= delay * 0.9, (src.name, after[0] - kicked, delay)
+        # connects on the broker: the two first ones plus one per takeover (one more may be under way)
+        assert broker_connects <= a.takeovers + b.takeovers + 3, broker_connects
+        takeover_logs = [r for r in caplog.records if "took over the session" in r.getMessage()
+                         and r.name.startswith("warnhub.source.")]
+        assert sorted(r.name for r in takeover_logs) == ["warnhub.source.sensors", "warnhub.source.sensors2"]
+        assert any("took over the session of client id 'shared'" in e for e in seen)
+        # health says so too, once per source: it stays degraded through the tug of war instead of flapping
+        health_logs = [r.getMessage() for r in caplog.records if r.name == "warnhub.health"
+                       and "took over the session" in r.getMessage()]
+        assert len(health_logs) == 2, health_logs
+        assert not [r for r in caplog.records if r.name == "warnhub.health" and "recovered (was degraded" in
+                    r.getMessage()]
+
+
+async def test_two_hubs_without_client_id_get_their_own_ids_and_both_stay_connected(
+        tmp_path: Path, broker: Mosquitto) -> None:
+    cfg = config(broker.port, sensor_toml("pegel-h", "pegel/h"))
+    for sub in ("one", "two"):
+        (tmp_path / sub).mkdir()
+    async with HubKit(tmp_path / "one", cfg) as one, HubKit(tmp_path / "two", cfg) as two:
+        async with running(one) as a:
+            await until(lambda: health(one)["state"] == "up", "hub one connected")
+            async with running(two) as b:
+                await until(lambda: health(two)["state"] == "up", "hub two connected")
+                assert a.client_id != b.client_id
+                for src, kit in ((a, one), (b, two)):
+                    assert src.client_id.startswith("warnhub-landkreis-luchow-dannenb-")
+                    assert src.client_id.endswith(f"-{NAME}")
+                    suffix = (kit.loaded.db_path.parent / "mqtt-client-id").read_text().strip()
+                    assert suffix in src.client_id
+                with publisher(broker.port) as pub:
+                    pub("pegel/h", {"value": 7})
+                await until(lambda: a.stored == 1 and b.stored == 1, "both hubs store the reading")
+                assert a.connects == 1 and b.connects == 1 and a.takeovers == b.takeovers == 0
+                assert health(one)["state"] == health(two)["state"] == "up"
+        assert not broker_lines(broker, "already connected")
+        async with running(one) as again:  # the id is kept: the persistent session is found again
+            await until(lambda: again.connects == 1, "hub one reconnected")
+            assert again.client_id == a.client_id
+
+
+class TakeoverBroker:
+    """A minimal MQTT 5 broker for the one case Mosquitto 2.0.11 does not produce: it accepts CONNECT and SUBSCRIBE,
+    then sends DISCONNECT with reason code 0x8E ("session taken over"), as a broker does when another client
+    connects with the same id. Counts connections."""
+
+    def __init__(self) -> None:
+        self.connections: list[float] = []
+        self.server: asyncio.AbstractServer | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> TakeoverBroker:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    @staticmethod
+    async def _packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+        kind = (await reader.readexactly(1))[0]
+        length, shift = 0, 0
+        while True:
+            byte = (await reader.readexactly(1))[0]
+            length += (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        return kind, await reader.readexactly(length)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections.append(time.monotonic())
+        try:
+            kind, _ = await self._packet(reader)
+            assert kind >> 4 == 1  # CONNECT
+            writer.write(b"\x20\x03\x00\x00\x00")  # CONNACK: no session, success, no properties
+            kind, body = await self._packet(reader)
+            assert kind >> 4 == 8  # SUBSCRIBE (one filter)
+            writer.write(b"\x90\x04" + body[:2] + b"\x00\x01")  # SUBACK: granted QoS 1
+            writer.write(b"\xe0\x02\x8e\x00")  # DISCONNECT: session taken over
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+async def test_the_brokers_session_taken_over_reason_backs_off_from_the_first_time(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    async with TakeoverBroker() as fake:
+        cfg = config(fake.port, sensor_toml("pegel-t", "pegel/t")).replace("keepalive_s", 'client_id = "taken"\n'
+                                                                                         "keepalive_s")
+        async with HubKit(tmp_path, cfg) as kit:
+            src = build_sources(kit.loaded)[0]
+            assert isinstance(src, MqttSource)
+            src.takeover_min_s, src.takeover_max_s = 0.1, 0.4
+            async with running(kit, src):
+                await until(lambda: src.takeovers >= 4, "four takeovers", timeout=20)
+                assert "the broker says another client took over" in health(kit)["last_error"]
+    assert [d for _, d in src.takeover_waits[:4]] == [0.1, 0.2, 0.4, 0.4]
+    for (kicked, delay), nxt in zip(src.takeover_waits[:3], fake.connections[1:4], strict=True):
+        assert nxt - kicked >= delay * 0.9, (nxt - kicked, delay)
+    said = [r for r in caplog.records if "took over the session" in r.getMessage()
+            and r.name == f"warnhub.source.{NAME}"]
+    assert len(said) == 1 and "the broker says" in said[0].getMessage()

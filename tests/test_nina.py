@@ -239,6 +239,22 @@ def test_html_becomes_plain_text() -> None:
     assert html_to_text("<br/> <br>") is None
 
 
+def test_contact_and_area_desc_keep_their_line_breaks() -> None:
+    """NINA's contact is HTML like the description (``<br/>`` between name, phone, address) and areaDesc may list
+    areas one per line; both keep their lines as the description does, and the CAP stays schema-valid. Derived from
+    the HA detail of mow.DE-NW-BN-SE030-20201014-30-000: contact and areaDesc replaced."""
+    detail = copy.deepcopy(ha()[DWDLIKE])
+    info = detail["info"][0]
+    info["contact"] = "Kreisverwaltung Calw<br/>B&uuml;rgertelefon: 07051 160-0<br />Vogteistra&szlig;e 42, 75365 Calw"
+    info["area"][0]["areaDesc"] = "Gemeinde Oberreichenbach,\r\nStadt  Nagold,\nStadt Neubulach"
+    conv = convert_warning(detail)
+    alert = check_cap(conv)
+    de = alert.infos[0]
+    assert de.contact == "Kreisverwaltung Calw\nBürgertelefon: 07051 160-0\nVogteistraße 42, 75365 Calw"
+    assert de.areas[0].area_desc == "Gemeinde Oberreichenbach,\nStadt Nagold,\nStadt Neubulach"
+    assert conv.alert.infos[0].contact == de.contact  # what the XML carried is what the converter made
+
+
 def test_malformed_mowas_references_are_rebuilt_and_flagged() -> None:
     conv = convert_warning(ha()[CORONA])
     berlin_midnight = [("DE-NW-BN-SE030-20200506-30-001", "2020-05-06T00:00:00+02:00"),

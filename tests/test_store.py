@@ -374,3 +374,29 @@ async def test_reads_do_not_wait_for_the_writer_thread(tmp_path: Path) -> None:
     await writer
     assert (await astore.read(Store.counts, astore.store))["rejections"] == 1
     astore.close()
+
+
+def test_same_identity_with_the_same_content_in_other_bytes_is_a_plain_duplicate(intake: Intake,
+                                                                                   store: Store) -> None:
+    """Invariant: a copy that only differs in layout (whitespace, the offset of its times) is a duplicate, no
+    identity conflict."""
+    first = intake.ingest(cap_xml("layout"), origin="a", now=BEFORE_EXPIRY)
+    relaid = cap_xml("layout", sent="2030-01-01T09:00:00+00:00", expires="2030-01-01T17:00:00+00:00")
+    again = intake.ingest(relaid.replace(b"\n  ", b"\n      "), origin="b", now=BEFORE_EXPIRY)
+    assert (first.outcome, again.outcome) == ("new", "duplicate")
+    assert not store.conn.execute("SELECT 1 FROM sqlite_master WHERE name='conflicts'").fetchone()
+
+
+def test_same_identity_with_other_content_is_a_conflict_and_both_copies_are_kept(intake: Intake,
+                                                                                  store: Store) -> None:
+    """Invariant: the same (sender, identifier, sent) with another headline is never dropped silently: the version
+    is flagged and the other copy is kept with its bytes, origin and signature status."""
+    first = intake.ingest(cap_xml("other", headline="Hochwasser"), origin="a", now=BEFORE_EXPIRY)
+    forged = cap_xml("other", headline="Entwarnung")
+    again = intake.ingest(forged, origin="b", now=BEFORE_EXPIRY)
+    assert (again.outcome, again.alert_id, again.thread_id) == ("conflict", first.alert_id, first.thread_id)
+    assert store.counts()["alerts"] == 1
+    row = store.conn.execute("SELECT origin, signature, raw, replaced FROM conflicts").fetchone()
+    assert (row[0], row[1], bytes(row[2]), row[3]) == ("b", "absent", forged, 0)
+    flags = store.conn.execute("SELECT flags FROM alerts WHERE id=?", (first.alert_id,)).fetchone()[0]
+    assert "identity conflict" in flags

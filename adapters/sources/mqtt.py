@@ -14,7 +14,17 @@ reach the broker is redelivered after a reconnect and ignored as a duplicate (re
 time). Acks are only sent on the connection that delivered the message: a message id means nothing on the next.
 
 Health: ``down`` (with the reason) while the broker is unreachable, ``degraded`` while a sensor is stale (or has not
-reported within its interval since start) or a subscription was refused, naming them, else ``up``.
+reported within its interval since start), a subscription was refused or another client keeps taking the session,
+naming them, else ``up``.
+
+Client id: ``client_id`` from the config, else ``warnhub-<hub name>-<suffix>-<source name>`` with a random suffix
+created once and kept in ``mqtt-client-id`` beside the database, so two hubs with the same config never share a
+session. Two clients with the same id take the session from each other: the hub speaks MQTT 5, and a broker that
+says "session taken over" (reason code 0x8E) is believed at once; Mosquitto 2.0.11 closes the old connection without
+saying why, so a second connection in a row that ends within ``takeover_forget_s`` of being accepted counts as a
+takeover too (a failed connect, i.e. a broker really away, ends the streak). Then the source says so once (log and
+health) and waits before it reconnects, doubling the wait from ``takeover_min_s`` up to ``takeover_max_s`` while the
+tug of war goes on, instead of taking the session back within a quarter of a second.
 """
 
 from __future__ import annotations
@@ -22,16 +32,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import re
+import secrets
 import sys
 import threading
 import time
+import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from hub import readings
 from hub.config import MqttSourceConfig, SensorConfig
@@ -45,6 +61,16 @@ if TYPE_CHECKING:
 RECONNECT_MIN_S = 0.25
 RECONNECT_MAX_S = 1.0
 """paho retries a lost broker with these delays (doubling, capped), so a returning broker is used within ~1 s."""
+TAKEOVER_MIN_S = 5.0
+TAKEOVER_MAX_S = 300.0
+TAKEOVER_FORGET_S = 900.0
+"""After a session takeover wait TAKEOVER_MIN_S, doubling per further takeover up to TAKEOVER_MAX_S; a connection
+that lasted TAKEOVER_FORGET_S ends the streak (the next takeover is logged again and waits TAKEOVER_MIN_S)."""
+SESSION_TAKEN_OVER = 142
+"""MQTT 5 reason code 0x8E: another client connected with this client id."""
+SESSION_EXPIRY_S = 0xFFFFFFFF
+"""MQTT 5 session expiry interval: the broker keeps the session (and queues QoS 1 messages) while the hub is away."""
+SUFFIX_FILE = "mqtt-client-id"
 RETENTION_EVERY_S = 300.0
 COALESCE_S = 0.001
 COALESCE_MAX = 1000
@@ -256,7 +282,11 @@ class MqttSource:
     def __init__(self, settings: MqttSourceConfig, loaded: LoadedConfig | None = None, **_: object) -> None:
         self.settings = settings
         self.name = settings.name
-        self.client_id = settings.client_id or f"warnhub-{settings.name}"
+        self.client_id = settings.client_id or ""
+        """Set by run() when not configured: derived from the hub's name and a stored random suffix."""
+        self._loaded = loaded
+        self.takeover_min_s, self.takeover_max_s = TAKEOVER_MIN_S, TAKEOVER_MAX_S
+        self.takeover_forget_s = TAKEOVER_FORGET_S
         ids = [s.id for s in settings.sensors]
         if len(set(ids)) != len(ids):
             raise ConfigError(f"source {self.name}: sensor ids must be unique: {sorted(ids)}")
@@ -296,6 +326,15 @@ class MqttSource:
         """When the last batch was written (time.monotonic())."""
         self._up_reported = 0.0
         self._started = readings.now_ms()
+        self._contested: str | None = None
+        """While another client keeps taking the session: why (health stays degraded with it, logged once)."""
+        self.takeovers = 0
+        """Disconnects because another client took the session over (paho's thread counts)."""
+        self._streak = 0
+        self._connected_at = 0.0
+        self.takeover_waits: list[tuple[float, float]] = []
+        """(when kicked, delay) per takeover (time.monotonic()); connect_times: when each CONNACK came."""
+        self.connect_times: list[float] = []
 
     # -- paho's thread --------------------------------------------------------------------------------------
 
@@ -334,10 +373,14 @@ class MqttSource:
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags, reason: Any,
                     properties: object) -> None:
         if reason.is_failure:
+            self._streak = 0
             self._refusal = f"broker {self._where} refused the connection: {reason}"
             self._post(self._lost, self._refusal)
             return
         self._refusal = None
+        self._connected_at = time.monotonic()
+        self.connect_times.append(self._connected_at)
+        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)  # type: ignore[arg-type]
         with self._ack_lock:
             self._gen += 1
             self._live = True
@@ -360,10 +403,28 @@ class MqttSource:
             was_live, self._live = self._live, False
         if self._refusal is not None and not was_live:
             return  # paho closes after a refused CONNACK: the refusal is the reason, reported already
+        if not self._closing and self._taken_over(client, getattr(reason, "value", None) == SESSION_TAKEN_OVER):
+            return
         who = "the broker closed the connection" if flags.is_disconnect_packet_from_server else "connection lost"
         self._post(self._lost, f"{self._where}: {who} ({reason})")
 
+    def _taken_over(self, client: mqtt.Client, said: bool) -> bool:
+        """On paho's thread, before it waits to reconnect: is this a takeover? If so set the growing wait and tell
+        the event loop. ``said``: the broker sent reason code 0x8E; else the second short connection in a row."""
+        now = time.monotonic()
+        short = now - self._connected_at < self.takeover_forget_s
+        self._streak = self._streak + 1 if said or short else 0
+        if not said and self._streak < 2:
+            return False
+        delay = min(self.takeover_min_s * 2 ** max(0, self._streak - (1 if said else 2)), self.takeover_max_s)
+        self.takeovers += 1
+        self.takeover_waits.append((now, delay))
+        client.reconnect_delay_set(delay, delay)  # type: ignore[arg-type]
+        self._post(self._lost_session, delay, self.takeovers == 1 or self._streak == (1 if said else 2), said)
+        return True
+
     def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        self._streak = 0  # the broker is away: no other client holds the session
         err = sys.exc_info()[1]  # paho calls this inside its ``except OSError``
         self._post(self._lost, f"cannot connect to {self._where}: {_reason(err)}")
 
@@ -386,8 +447,13 @@ class MqttSource:
         if ctx.metrics is not None:
             for sensor_id in self.sensors:
                 ctx.metrics.sensor_stale.labels(self.name, sensor_id).set(0)
+        if not self.client_id:
+            self.client_id = derived_client_id(self._loaded, self.name)
         client = self._client(ctx)
-        client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s,
+                             clean_start=False, properties=props)
         client.loop_start()
         self._ticker = self._loop.call_later(self.tick_s, self._tick)
         thread: threading.Thread | None = getattr(client, "_thread", None)
@@ -398,8 +464,8 @@ class MqttSource:
 
     def _client(self, ctx: SourceContext) -> _Client:
         s = self.settings
-        client = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=False,
-                             protocol=mqtt.MQTTv311, manual_ack=True)
+        client = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                         protocol=mqtt.MQTTv5, manual_ack=True)
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)  # type: ignore[arg-type]
         client.suppress_exceptions = True
         paho_log = logging.getLogger(f"{ctx.log.name}.paho")
@@ -519,6 +585,13 @@ class MqttSource:
                 problems[sensor_id] = "no reading since the source started"
         for topic in sorted(self.refused):
             problems[topic] = "subscription refused by the broker"
+        if self._contested is not None:
+            if self.connected and time.monotonic() - self._connected_at >= self.takeover_forget_s:
+                self._contested = None
+                ctx.log.info("the session of client id %r has not been taken over for %g s", self.client_id,
+                             self.takeover_forget_s)
+            else:
+                problems["session"] = self._contested
         went = sorted(k for k in problems.keys() - self.problems.keys() if k in self.sensors)
         back = sorted(k for k in self.problems.keys() - problems.keys() if k in self.sensors)
         for key in went:
@@ -569,6 +642,17 @@ class MqttSource:
         self._due = True
         self._wake.set()
 
+    def _lost_session(self, delay: float, first: bool, said: bool) -> None:
+        how = "the broker says" if said else "the broker keeps closing the connection soon after accepting it: probably"
+        text = (f"{self._where}: {how} another client took over the session of client id {self.client_id!r} "
+                f"(another hub with the same client_id?); reconnecting in {delay:g} s, waiting longer each time")
+        if first:
+            self._ctx.log.warning("%s; further takeovers are not logged", text)
+        self.connected = False
+        self._contested = text
+        if not self._closing:  # degraded, not down: readings come while the session is ours; no log per takeover
+            self._ctx.health.degraded(self.name, text, detail={**self._detail(), "problems": {"session": text}})
+
     def _lost(self, reason: str) -> None:
         self.connected = False
         if not self._closing:
@@ -601,6 +685,32 @@ class MqttSource:
         client.disconnect()
         await asyncio.to_thread(client.loop_stop)
         ctx.log.info("disconnected from %s", self._where)
+
+
+def derived_client_id(loaded: LoadedConfig | None, source: str) -> str:
+    """``warnhub-<hub name>-<suffix>-<source>``; the random suffix is made once and kept beside the database."""
+    if loaded is None:
+        raise ConfigError(f"source {source}: without the hub's config, set client_id")
+    name = unicodedata.normalize("NFKD", loaded.cfg.hub.name).encode("ascii", "ignore").decode().lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", name).strip("-")[:24].strip("-") or "hub"
+    return f"warnhub-{slug}-{_suffix(loaded.db_path.parent / SUFFIX_FILE)}-{source}"
+
+
+def _suffix(path: Path) -> str:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        text = path.read_text(encoding="ascii", errors="replace").strip()
+        if not re.fullmatch(r"[0-9a-f]{8}", text):
+            raise SourceError(f"{path} does not hold an MQTT client id suffix (8 hex digits): {text[:20]!r}; "
+                              "delete it to make a new one (the broker's old session is then lost)") from None
+        return text
+    value = secrets.token_hex(4)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(value + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    return value
 
 
 def _quiet_shutdown(record: logging.LogRecord) -> bool:

@@ -19,7 +19,8 @@ Choices, each flagged in the notes where it changes what the source said:
   language's info without ``AreaId`` takes the rings of the area at the same position in the first info that has it.
 - **Language.** ``DE`` -> ``de-DE``, ``DE-LS`` (Leichte Sprache) -> ``de-DE-x-ls``, others lowercased
   (``EN`` -> ``en``).
-- **Text.** Description and instruction are HTML (``<br/>``, entities): turned into plain text with newlines.
+- **Text.** Description, instruction, contact and areaDesc are HTML (``<br/>``, entities): turned into plain text
+  with their line breaks kept as newlines.
 - **Web.** CAP ``web`` must be a URI: prose ("Aktuelle Informationen unter ...") or an HTML anchor in NINA's web
   field gives up its first http(s) link (``www.`` hosts get ``https://``); its text, where it says more than the
   link, is appended to the description (:mod:`adapters.sources.weblink`).
@@ -512,7 +513,7 @@ def _area(raw: Any, what: str, ars: list[str], notes: _Notes) -> tuple[Area, str
     if not isinstance(raw, dict):
         notes.add(f"{what} is not an object: replaced by an empty area")
         raw = {}
-    desc = _line(raw.get("areaDesc"))
+    desc = html_to_text(raw.get("areaDesc"))  # lines kept: NINA lists areas one per line
     if desc is None:
         notes.add(f"{what}: areaDesc missing")
     polygons: list[Polygon] = []
@@ -612,7 +613,7 @@ def _info(raw: Any, sent: datetime, notes: _Notes) -> tuple[Info, list[str | Non
         description=description,
         instruction=html_to_text(raw.get("instruction")),
         web=web,
-        contact=_line(raw.get("contact")),
+        contact=html_to_text(raw.get("contact")),  # "Leitstelle<br/>Tel. …": one line each, as in description
         parameters=tuple(parameters),
         areas=tuple(areas),
     )

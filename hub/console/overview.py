@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from hub import decisions, outbox, publications, readings
+from hub import conflicts, decisions, outbox, publications, readings
 from hub.console.model import ORIGIN, PREVIEW_HOURS
 from hub.console.tables import ensure_schema, versions, warnings
 from hub.health import pipeline_faults
@@ -17,7 +17,8 @@ def inbox(store: Store, *, now: datetime | None = None, hours: float = PREVIEW_H
     """What waits for the control room: external alerts a rule published or drafted (live threads), pending
     drafts (sensor drafts with the sensor's last ``hours`` of readings as ``(time, value)`` for a chart),
     unrouted alerts with the rules' explanation, console versions awaiting approval, and what failed in the
-    pipeline (rules, publishing, deliveries) with the reason and the next try (hub.health.pipeline_faults)."""
+    pipeline (rules, publishing, deliveries) with the reason and the next try (hub.health.pipeline_faults), and the
+    CAP identity conflicts (hub.conflicts: a second copy of a message with other content)."""
     ensure_schema(store)
     found = decisions.decisions(store, decision="publish") + decisions.decisions(store, decision="draft")
     origins = dict(store.conn.execute("SELECT id, origin FROM alerts WHERE id IN (SELECT value FROM json_each(?))",
@@ -30,7 +31,8 @@ def inbox(store: Store, *, now: datetime | None = None, hours: float = PREVIEW_H
             "SELECT ts, value FROM readings WHERE sensor_id=? AND ts>=? ORDER BY ts LIMIT 2000",
             (d["sensor"], since))] if d["sensor"] else []
     return {"alerts": matched, "drafts": pending, "unrouted": decisions.decisions(store, decision="unrouted"),
-            "awaiting_approval": warnings(store, states=["submitted"]), "failed": pipeline_faults(store, now=now)}
+            "awaiting_approval": warnings(store, states=["submitted"]), "failed": pipeline_faults(store, now=now),
+            "conflicts": conflicts.recent(store)}
 
 
 def status(store: Store, thread: str) -> dict[str, Any]:

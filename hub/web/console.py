@@ -235,7 +235,8 @@ def shared_inbox(store: Store, *, now: datetime | None = None) -> dict[str, Any]
             "sender", "identifier", "state", "decided_at", "inside_district", "outside_share")
     return {"alerts": [{k: a.get(k) for k in keep} for a in box["alerts"][:50]], "drafts": drafts,
             "unrouted": [{k: a.get(k) for k in keep} for a in box["unrouted"][:50]], "sent": sent,
-            "open": console.warnings(store, states=list(view.OPEN)), "failed": box["failed"]}
+            "open": console.warnings(store, states=list(view.OPEN)), "failed": box["failed"],
+            "conflicts": box["conflicts"]}
 
 
 def personal_inbox(shared: Mapping[str, Any], user: Any, policy: console.FourEyes) -> dict[str, Any]:
