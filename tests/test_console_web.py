@@ -20,6 +20,7 @@ One daemon serves the whole module (started once; each test uses its own places 
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import re
 import shutil
@@ -955,3 +956,32 @@ async def test_a_region_without_a_boundary_is_widened_only_when_confirmed(kit: K
     widened = [d for a, b, _, d in kit.audit() if (a, b) == ("bert", "console.widening_confirmed")]
     assert widened == [{"warning": wid, "regions": [KUESTEN], "kreise": [DISTRICT]}], widened
     assert page_log.errors == [] and page_log.outside == []
+
+
+async def test_every_link_on_the_console_pages_leads_somewhere(kit: Kit) -> None:
+    """The console never misleads: every link on its pages (dashboard with the inbox, incidents, warnings, compose,
+    and the pages they link to) answers, none is a 404 — the inbox once linked incidents to a public /alerts/N that
+    no longer exists. Runs after the tests above, so the inbox holds warnings, drafts and incidents."""
+    anna = await Client(kit.base).login("anna")
+    try:
+        seen: dict[str, int] = {}
+        todo = ["/console/", "/console/incidents"]
+        while todo and len(seen) < 400:
+            path = todo.pop(0)
+            if path in seen:
+                continue
+            async with anna.http.get(f"{kit.base}{path}", allow_redirects=False) as resp:
+                seen[path] = resp.status
+                text = await resp.text() if resp.content_type == "text/html" else ""
+            if not path.startswith("/console"):
+                continue  # a public page: checked, not followed
+            for href in re.findall(r'href="(/[^"#]*)"', text):
+                href = html.unescape(href)
+                if href not in seen and "logout" not in href:
+                    todo.append(href)
+        broken = {p: s for p, s in seen.items() if s >= 400}
+        assert not broken, broken
+        assert any(re.fullmatch(r"/console/incidents/\d+", p) for p in seen), sorted(seen)
+        assert any(p.startswith("/warnungen/w") for p in seen), sorted(seen)  # "Öffentliche Seite"
+    finally:
+        await anna.close()
