@@ -19,7 +19,7 @@ import pytest
 from aiohttp import ClientResponse, TCPConnector, web
 from aiohttp.test_utils import TestClient, TestServer
 from argon2 import PasswordHasher
-from shapely.geometry import Point, box
+from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 from yarl import URL
 
@@ -240,21 +240,17 @@ def spot(lon: float, lat: float, radius_m: float) -> BaseGeometry:
 
 
 HITZACKER_TOWN = (11.0436, 53.1525)  # on the Elbe, which is the Kreis border here (Amt Neuhaus lies across it)
-HITZACKER_SOUTH = (11.03, 53.135)  # 2.6 km inside the Kreis border
+HITZACKER_SOUTH = (11.03, 53.135)  # 2.6 km inside the Kreis border, 600 m from Hitzacker's border with Dannenberg
+HITZACKER_INLAND = (10.9905, 53.1626)  # 1.8 km from every border of Hitzacker
 DANNENBERG_TOWN = (11.0946, 53.0976)
-DANNENBERG_EAST = (11.14, 53.085)  # inside the (approximate) Dannenberg boundary of gemeinde_geo
+DANNENBERG_EAST = (11.14, 53.085)  # inside the real Dannenberg boundary
 LUENEBURG_TOWN = (10.4144, 53.2464)
 
 
 @pytest.fixture(scope="module")
 def gemeinde_geo() -> Geography:
-    """The bundled geography with boundaries for Hitzacker and Dannenberg, as an operator adds them with
-    ``[geo] boundaries``. No Gemeinde boundary ships with the hub, so these two are cut out of the real
-    (DWD) Kreis boundary by boxes around each town: real on the Kreis' edge (the Elbe), approximate inland."""
-    geo = geography()
-    kreis = GERMANY.unproject(geo.geometry(KREIS))
-    return geo.with_boundaries({HITZACKER: kreis.intersection(box(10.95, 53.12, 11.08, 53.20)),
-                                DANNENBERG: kreis.intersection(box(11.08, 53.05, 11.20, 53.12))})
+    """The bundled geography: the real Gemeinde boundaries of Hitzacker and Dannenberg (BKG VG250)."""
+    return geography()
 
 
 def test_registry_knows_the_keys() -> None:
@@ -308,7 +304,9 @@ def test_gemeinde_user_fails_closed_without_a_boundary() -> None:
 
 def test_gemeinde_user_with_boundaries(gemeinde_geo: Geography) -> None:
     hitzacker = scoped(HITZACKER)
-    assert auth.check_area(hitzacker, gemeinde_geo, spot(*HITZACKER_SOUTH, 1500)) is None
+    assert auth.check_area(hitzacker, gemeinde_geo, spot(*HITZACKER_INLAND, 1500)) is None
+    # 600 m from the real border between Hitzacker and Dannenberg, 1.5 km reach into Dannenberg: refused
+    assert auth.check_area(hitzacker, gemeinde_geo, spot(*HITZACKER_SOUTH, 1500)) is not None
     own = gemeinde_geo.geometry(HITZACKER)
     assert own is not None and auth.check_area(hitzacker, gemeinde_geo, own) is None
     refused = auth.check_area(hitzacker, gemeinde_geo, spot(*DANNENBERG_TOWN, 1500))
