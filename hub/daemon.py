@@ -292,6 +292,8 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> No
             if hub.pool is not None:
                 await hub.pool.warm()  # the first warning after start must not wait for workers to start
             await asyncio.to_thread(hub.index.warm)
+            # the district's and its neighbours' Gemeinde boundaries: read now, not when the first warning arrives
+            await asyncio.to_thread(geo.local_units, loaded.cfg.hub.district_ars)
             pipeline = Pipeline(astore, loaded, live, index=hub.index, outbox_=box, broadcaster=hub.broadcaster,
                                 metrics=hub.metrics)
             hub.pipeline = pipeline
