@@ -38,7 +38,7 @@ from typing import Any
 SIGNATURE_RANK = {"valid": 3, "weak": 2, "expired": 2, "untrusted": 2, "absent": 1, "unchecked": 1, "invalid": 0}
 """Which copy of one identity the store keeps: the higher rank; equal ranks keep the first."""
 
-_SCHEMA = """CREATE TABLE IF NOT EXISTS conflicts (
+SCHEMA = """CREATE TABLE IF NOT EXISTS conflicts (
     id INTEGER PRIMARY KEY,
     alert_id INTEGER NOT NULL,
     sender TEXT NOT NULL,
@@ -130,7 +130,7 @@ def record(conn: sqlite3.Connection, *, alert_id: int, aside: dict[str, Any], ke
     """Keep the copy that is not the stored version (``aside``: sender, identifier, sent, origin, signature, verdict,
     raw, json) and flag the stored one. ``replaced``: the aside copy is the earlier one, displaced. Returns whether
     a publication was already made from the version (its decision then stays)."""
-    conn.execute(_SCHEMA)
+    conn.execute(SCHEMA)
     published = replaced and _published(conn, alert_id)
     if replaced and not published and _exists(conn, "decisions"):
         conn.execute("DELETE FROM decisions WHERE alert_id=?", (alert_id,))  # decided again on the winning content

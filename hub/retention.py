@@ -6,7 +6,8 @@ logs what it removed. Nothing still needed goes:
 - **outbox** (the publications' delivery rows): finished rows of incidents that ended (their newest publication a
   Cancel, past its expiry, or, stating no end, its source incident ended) ``outbox_days`` ago. Never a queued or
   in-flight row, never a row of a current incident (a later Cancel or all-clear goes to whoever has a done row).
-- **rejections**: records of refused documents older than ``rejections_days``.
+- **rejections**: records of refused documents older than ``rejections_days``; so are the set-aside copies of CAP
+  identity conflicts (hub.conflicts), kept that long as evidence.
 - **raw documents**: the bytes as received, of incidents ended ``raw_days`` ago. Every version stays, with its
   parsed alert, verdict and identity (so a source that lists it again finds a duplicate).
 - **readings** of sensors that no configured mqtt source owns (each mqtt source prunes its own).
@@ -26,7 +27,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from hub import audit, auth, outbox, publications, readings
+from hub import audit, auth, conflicts, outbox, publications, readings
 from hub.config import RetentionSection
 from hub.errors import StoreError
 from hub.store import AsyncStore, Store, now_utc, utc_iso
@@ -59,6 +60,14 @@ def ended_threads(store: Store, before: datetime) -> list[str]:
 def prune_rejections(store: Store, before: datetime, limit: int = BATCH) -> int:
     with store.transaction() as conn:
         return conn.execute("DELETE FROM rejections WHERE id IN (SELECT id FROM rejections WHERE received_at < ?"
+                            " LIMIT ?)", (utc_iso(before), limit)).rowcount
+
+
+def prune_conflicts(store: Store, before: datetime, limit: int = BATCH) -> int:
+    """Set-aside copies of identity conflicts recorded before ``before`` (hub.conflicts)."""
+    with store.transaction() as conn:
+        conn.execute(conflicts.SCHEMA)
+        return conn.execute("DELETE FROM conflicts WHERE id IN (SELECT id FROM conflicts WHERE received_at < ?"
                             " LIMIT ?)", (utc_iso(before), limit)).rowcount
 
 
@@ -131,6 +140,8 @@ async def run(astore: AsyncStore, plan: Plan, *, now: datetime | None = None, ac
     if s.rejections_days > 0:
         n = await _batches(astore, prune_rejections, now - timedelta(days=s.rejections_days))
         report("rejections", n, "rejection record(s) older than %g days", s.rejections_days)
+        n = await _batches(astore, prune_conflicts, now - timedelta(days=s.rejections_days))
+        report("conflicts", n, "set-aside conflicting copy(ies) older than %g days", s.rejections_days)
     if s.raw_days > 0:
         n = await _batches(astore, drop_raw, now - timedelta(days=s.raw_days))
         report("raw", n, "raw document(s) of incidents ended more than %g days ago", s.raw_days)

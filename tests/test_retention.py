@@ -209,3 +209,23 @@ async def test_session_purge_logs_what_it_removed(world: World, caplog: pytest.L
                                              now=T0 + 2 * DAY)
     assert removed == 1 and store.conn.execute("SELECT count(*) FROM sessions").fetchone()[0] == 1
     assert "retention: removed 1 ended console session(s)" in [r.getMessage() for r in caplog.records]
+
+
+async def test_set_aside_conflicting_copies_go_with_the_rejections(world: World, tmp_path: Path) -> None:
+    """The copies hub.conflicts set aside (a second content under one CAP identity) are evidence for as long as
+    rejection records are kept, then deleted."""
+    from hub import conflicts
+    from hub.store import utc_iso
+
+    store = world.store
+    with store.transaction() as conn:
+        conn.execute(conflicts.SCHEMA)
+        for i, at in enumerate((T0, T0 + 80 * DAY)):
+            conn.execute("INSERT INTO conflicts (alert_id, sender, identifier, sent, received_at, origin, signature,"
+                         " verdict, sha256, raw, json, replaced, published, kept_origin, kept_signature)"
+                         " VALUES (1, 's', ?, 'x', ?, 'feed', 'absent', 'valid', '', x'00', '{}', 0, 0, 'feed',"
+                         " 'absent')",
+                         (f"id-{i}", utc_iso(at)))
+    done = await retention.run(world.astore, plan(tmp_path), now=T0 + 91 * DAY)
+    assert done["conflicts"] == 1
+    assert [r[0] for r in store.conn.execute("SELECT identifier FROM conflicts")] == ["id-1"]
