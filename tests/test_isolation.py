@@ -10,6 +10,7 @@ published while its warning is valid, and an expired one never is.
 
 from __future__ import annotations
 
+import re
 import shutil
 import types
 from collections.abc import AsyncIterator, Sequence
@@ -119,7 +120,8 @@ def inbox_section(store: Store, now: datetime) -> str:
     from hub.web.console import _ENV, shared_inbox
 
     data = shared_inbox(store, now=now)
-    return _ENV.get_template("console/inbox/health.html").render(data={**data, "health": {}}, local=console_view.local)
+    return _ENV.get_template("console/inbox/health.html").render(data={**data, "health": {}}, local=console_view.local,
+                                                                 prefix="/console")
 
 
 @pytest.fixture
@@ -166,6 +168,7 @@ async def test_a_publication_that_raises_fails_alone_and_is_retried(rig: Rig,
     assert [(i["stage"], i["identifier"], i["attempts"]) for i in shown] == [("publish", "poison-1", 1)]
     html = inbox_section(rig.store, rig.now)
     assert "Veröffentlichen" in html and "poison-1" in html and "cannot render the publication" in html
+    assert re.search(r'href="/console/incidents/\d+">poison-1<', html), html  # the operators' page of it
 
     # not before its retry is due; then again (still failing: the wait doubles)
     assert await rig.pipeline.publish_pending() == 0
