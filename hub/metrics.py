@@ -42,5 +42,11 @@ class Metrics:
         self.failures = Counter("warnhub_failures_total", "Failures of one item at a stage (rules: an evaluation "
                                 "raised; publish: publishing a decision raised); each is retried with backoff",
                                 ["stage"], registry=self.registry)
+        self.refused = Counter("warnhub_web_refused_total", "Requests the web refused for a limit (429 or 503 with "
+                               "Retry-After: streams, subscriptions, logins), by route and status",
+                               ["route", "status"], registry=self.registry)
+        self.connections_refused = Gauge("warnhub_web_connections_refused", "Connections closed at accept because "
+                                         "fewer than [web] fd_reserve file descriptors were free (since start)",
+                                         registry=self.registry)
         self.failed = Gauge("warnhub_failed", "Items failed and still to be done, per stage (rules, publish; "
                             "delivery: deliveries that failed in the last 24 h)", ["stage"], registry=self.registry)

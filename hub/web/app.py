@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("warnhub.web")
 
 HUB_KEY = web.AppKey("hub", "Hub")
+SITES_KEY = web.AppKey("sites", list)
+"""The listening sites (filled once they start): /metrics reports the connections they refused."""
 SEVERITY_DE = {"Extreme": "Extreme Gefahr", "Severe": "Gefahr", "Moderate": "Warnung", "Minor": "Information",
                "Unknown": "Unbekannt"}
 STATE_DE = {"active": "aktiv", "updated": "aktualisiert", "cancelled": "aufgehoben", "expired": "abgelaufen",
@@ -221,8 +223,28 @@ async def metrics(request: web.Request) -> web.Response:
         m.source_up.labels(name).set(STATE_VALUE.get(h.state, 0.0))
     for stage, n in (await hub.store.read(pipeline_faults, hub.store.store))["failed"].items():
         m.failed.labels(stage).set(n)
+    m.connections_refused.set(sum(site.refused for site in request.app[SITES_KEY]))
     body = generate_latest(m.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@web.middleware
+async def count_refusals(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Counts every answer that refuses for a limit (429, or 503 with Retry-After) in ``/metrics``, by route."""
+    try:
+        response: web.StreamResponse = await handler(request)
+    except web.HTTPException as exc:
+        _count_refusal(request, exc)
+        raise
+    _count_refusal(request, response)
+    return response
+
+
+def _count_refusal(request: web.Request, response: web.StreamResponse) -> None:
+    if response.status == 429 or (response.status == 503 and "Retry-After" in response.headers):
+        route = request.match_info.route.resource
+        name = route.canonical if route is not None else "-"
+        request.app[HUB_KEY].metrics.refused.labels(name, str(response.status)).inc()
 
 
 @web.middleware
@@ -236,8 +258,10 @@ async def security_headers(request: web.Request, handler: Any) -> web.StreamResp
 def make_app(hub: Hub) -> web.Application:
     from hub.web import live
 
-    app = web.Application(middlewares=[security_headers, live.stream_limits], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[count_refusals, security_headers, live.stream_limits],
+                          client_max_size=1024 * 1024)
     app[HUB_KEY] = hub
+    app[SITES_KEY] = []
     web_cfg = hub.loaded.cfg.web
     app[live.STREAM_GATE_KEY] = live.StreamGate(web_cfg.max_streams, web_cfg.max_streams_per_address, fdlimit.budget())
     app[TRUSTED_PROXIES_KEY] = parse_networks(hub.loaded.cfg.web.trusted_proxies)
@@ -314,6 +338,7 @@ class WebServer:
         await self.runner.setup()
         site = GuardedSite(self.runner, self.host, self.port)  # keeps file descriptors in reserve (hub.fdlimit)
         await site.start()
+        self.runner.app[SITES_KEY].append(site)
         server = getattr(site, "_server", None)
         if server is not None and server.sockets:
             self.port = server.sockets[0].getsockname()[1]
