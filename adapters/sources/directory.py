@@ -48,11 +48,22 @@ class DirectorySource:
         self.rejected = loaded.path(settings.rejected_dir) if settings.rejected_dir else self.inbox / "rejected"
         self.policy: SignaturePolicy = loaded.source_policy(settings)
         self.max_bytes = max_bytes
+        self.monotonic = time.monotonic
+        self._looks: dict[str, tuple[int, int, float]] | None = None
+        """Per file not yet read: size, mtime (ns) and since when (monotonic) they are unchanged; None before the
+        first scan."""
 
     def pending(self, now: float | None = None, complete: Collection[str] = ()) -> list[Path]:
         """Files ready to read, oldest first. ``complete``: names known to be whole (renamed into the folder, as
-        inotify says), read however recently they changed."""
+        inotify says), read however recently they changed.
+
+        Any other file must have settled by two measures: its modification time lies ``SETTLE_S`` back, and (after
+        the first scan) its size and modification time have not changed for ``SETTLE_S`` by this process's own
+        clock. The second holds where file times come from another clock than the hub's (a network share whose
+        server's clock is off): a file still being written there may look old by its time, never unchanged."""
         now = time.time() if now is None else now
+        mono = self.monotonic()
+        looks: dict[str, tuple[int, int, float]] = {}
         ready: list[tuple[float, str, Path]] = []
         with os.scandir(self.inbox) as entries:
             for entry in entries:
@@ -60,10 +71,15 @@ class DirectorySource:
                     continue
                 if not entry.is_file(follow_symlinks=False):
                     continue
-                mtime = entry.stat(follow_symlinks=False).st_mtime
-                if now - mtime < SETTLE_S and entry.name not in complete:
+                st = entry.stat(follow_symlinks=False)
+                seen = (self._looks or {}).get(entry.name)
+                since = seen[2] if seen is not None and seen[:2] == (st.st_size, st.st_mtime_ns) else mono
+                looks[entry.name] = (st.st_size, st.st_mtime_ns, since)
+                if entry.name not in complete and (now - st.st_mtime < SETTLE_S
+                                                   or (self._looks is not None and mono - since < SETTLE_S)):
                     continue
-                ready.append((mtime, entry.name, Path(entry.path)))
+                ready.append((st.st_mtime, entry.name, Path(entry.path)))
+        self._looks = looks
         ready.sort()
         return [p for _, _, p in ready]
 
