@@ -6,6 +6,7 @@ a temporary folder, a web port chosen free beforehand, and its log captured to a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -94,6 +95,20 @@ def wait_for(check: Callable[[], T | None], *, timeout: float, what: str, interv
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
         time.sleep(interval)
+
+
+async def until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """:func:`wait_for` for async tests: ``check`` (blocking, e.g. a sqlite read or an HTTP GET) runs in a thread,
+    every 0.2 s, until it returns something truthy; fail naming ``what`` after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while True:
+        value = await asyncio.to_thread(check)
+        if value:
+            return value
+        if loop.time() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.2)
 
 
 def free_port() -> int:

@@ -60,7 +60,7 @@ from tests.gemeindekit import (
     shapes,
     write_boundaries,
 )
-from tests.hubproc import REPO, HubProcess, cap_xml, drop, free_port, write_config
+from tests.hubproc import REPO, HubProcess, cap_xml, drop, free_port, until, write_config
 from tests.pushkit import PushReceiver, TestSubscription
 from tests.signedkit import SignedReceiver
 from tests.templatekit import review_relative, reviewed_of, today
@@ -214,17 +214,6 @@ async def kit(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Kit]:
         finally:
             await asyncio.to_thread(proc.close)
 
-
-async def until(check: Any, what: str, timeout: float = WAIT) -> Any:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while True:
-        value = await asyncio.to_thread(check)
-        if value:
-            return value
-        if loop.time() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 # -- talking to the console -----------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from tests.consolekit import Operator, add_reader
-from tests.hubproc import REPO, HubProcess, drop, free_port, write_config
+from tests.hubproc import REPO, HubProcess, drop, free_port, until, write_config
 from tests.mosquitto import Mosquitto
 from tests.pushkit import PushReceiver
 from tests.signedkit import SignedReceiver
@@ -120,17 +120,6 @@ def status_of(url: str, token: str) -> int:
     except urllib.error.HTTPError as err:
         return err.code
 
-
-async def until(check: Any, what: str, timeout: float = WAIT) -> Any:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while True:
-        value = await asyncio.to_thread(check)
-        if value:
-            return value
-        if loop.time() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 async def test_cap_file_to_push_board_and_webhook(tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ from hub.targeting import SubscriptionIndex
 from hub.web.app import make_app
 from hub.web.live import Broadcaster
 from tests.hubproc import REPO, HubProcess, drop, free_port, write_config
+from tests.hubproc import until as _until
 from tests.signedkit import SignedReceiver
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -56,6 +57,10 @@ PASSWORD = "Oeffentlich-nur-Warnungen-2026"
 HOOK_SECRET = "hook-secret-for-public-routes"
 TRAINING_TOKEN = "Schulungstafel-Schluessel-7f3a9c"
 WAIT = 60
+
+
+async def until(check: Any, what: str) -> Any:
+    return await _until(check, what, WAIT)
 
 
 def config_extra(hook_url: str) -> str:
@@ -233,17 +238,6 @@ async def send_exercise(base: str) -> int:
         await author.http.close()
         await approver.http.close()
 
-
-async def until(check: Any, what: str) -> Any:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + WAIT
-    while True:
-        value = await asyncio.to_thread(check)
-        if value:
-            return value
-        if loop.time() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 @dataclass
