@@ -10,7 +10,6 @@ import io
 import json
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from tests.consolekit import Operator, add_reader
-from tests.hubproc import REPO, HubProcess, free_port, subprocess_env, write_config
+from tests.hubproc import REPO, HubProcess, free_port, subprocess_env, until, write_config
 from tests.mosquitto import Mosquitto
 from tests.sourcekit import ReplayServer
 
@@ -101,17 +100,6 @@ interval_s = 600
 def warnhub(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "hub.cli", *args], capture_output=True, text=True, timeout=60,
                           env=subprocess_env(), cwd=REPO)
-
-
-async def until(check: Any, what: str, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await asyncio.to_thread(check)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 def publish(port: int, topic: str, payload: str) -> None:
