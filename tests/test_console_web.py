@@ -939,9 +939,14 @@ async def test_a_region_without_a_boundary_is_widened_only_when_confirmed(kit: K
         await screenshot(page, "console_preview_widening")
         await button.click()
         await page.wait_for_selector("#state[data-state=sent]")
+        # the sent page has no preview; its map still draws the Kreis and never asks for Küsten's missing shape
+        async with page.expect_response(lambda r: r.url.endswith(f"/regions/{DISTRICT}/shape")) as drawn:
+            await page.reload()
+        assert (await drawn.value).status == 200
     finally:
         await anna.close()
         await bert.close()
+    assert not [u for u in page_log.requests if f"/regions/{KUESTEN}/shape" in u], page_log.requests
     await until(lambda: any(r.body.get("headline") == headline for r in kit.rx.received(anywhere.id)),
                 "the push in Gartow (the whole Kreis)")
     assert len(kit.push_rows(wid)) == int(count or -1)

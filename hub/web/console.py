@@ -382,11 +382,22 @@ def warning_data(store: Store, cfg: console.ConsoleConfig, index: Any, user: Any
     reg = cfg.geo.registry
     acts = view.actions(user, row, cfg.four_eyes, live=live)
     return {"row": row, "area_names": {a: reg.name(a) or a for a in row["area"]["ars"]},
+            "map_regions": map_regions(cfg.geo, cfg.district, row["area"]["ars"]),
             "summary": view.summary(row), "versions": [view.summary(v) for v in versions],
             "latest": latest, "history": console.history(store, row["thread"]),
             "actions": acts, "why_not": view.why_not(user, row, cfg.four_eyes, acts), "preview": preview,
             "preview_error": preview_error, "deliveries": view.deliveries(status),
             "identity": view.identity(row, status, sent), "live_version": sent[-1]["version"] if sent else None}
+
+
+def map_regions(geo: Any, district: str, picked: list[str]) -> list[str]:
+    """The regions whose boundaries the warning page's map draws: each picked region with a boundary of its own,
+    and for one without, its Kreis (what it is widened to) - in every state, so the map never asks for a shape
+    that does not exist."""
+    out = []
+    for ars in picked:
+        out.append(ars if geo.geometry(ars) is not None else (geo.registry.kreis_of(ars) or district))
+    return list(dict.fromkeys(out))
 
 
 async def warning_page(request: web.Request) -> web.Response:

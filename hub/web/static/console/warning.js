@@ -95,11 +95,8 @@
   const shapes = L.featureGroup().addTo(map);
   ConsoleMap.base(map).then(async () => {
     for (const f of area.features || []) shapes.addLayer(ConsoleMap.feature(f));
-    // a region without a boundary of its own is shown as what it is widened to: its Kreis
-    const widening = $("widening");
-    const unbounded = new Set(widening ? widening.dataset.ars.split(",") : []);
-    const kreise = widening ? widening.dataset.kreise.split(",") : [];
-    for (const ars of [...(area.ars || []).filter((a) => !unbounded.has(a)), ...kreise]) {
+    // the server names the shapes to draw: a region without a boundary of its own is shown as its Kreis
+    for (const ars of Console.pageData("map-regions") || []) {
       const layer = await ConsoleMap.region(ars);
       if (layer) shapes.addLayer(layer);
     }
