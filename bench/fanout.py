@@ -4,7 +4,7 @@
 
 The real daemon (``warnhub run`` as a subprocess, SQLite store, the repository's rules) gets a DWD warning for
 Landkreis Lüchow-Dannenberg dropped into its inbox; N subscriptions with places inside the district wait for it at
-a local Web Push service in its own process (tests/pushkit.py in its lean mode: a minimal HTTP/1.1 server that
+a local Web Push service in its own process (tests/kits/pushkit.py in its lean mode: a minimal HTTP/1.1 server that
 checks VAPID, Content-Encoding, TTL and size on each request as the aiohttp one does, at about half its CPU cost,
 and decrypts every message after the clock stops; the push service would run on another machine, so the less of the
 two cores it takes from the hub, the closer the number is to the hub's own). ``seconds`` runs from the drop to the
@@ -33,8 +33,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.fanoutkit import rig, rx_get, storm  # noqa: E402
-from tests.hubproc import drop  # noqa: E402
+from tests.kits.fanoutkit import rig, rx_get, storm  # noqa: E402
+from tests.kits.hubproc import drop  # noqa: E402
 
 
 def _encode(items: list[tuple[dict[str, Any], bytes]]) -> int:

@@ -25,8 +25,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.fanoutkit import rig, rx_get, storm  # noqa: E402
-from tests.hubproc import drop  # noqa: E402
+from tests.kits.fanoutkit import rig, rx_get, storm  # noqa: E402
+from tests.kits.hubproc import drop  # noqa: E402
 
 
 def run(n: int, *, kill_at: float = 0.33, timeout: float = 600, workers: int = 0) -> dict[str, Any]:

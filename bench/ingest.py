@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hub.cap.validate import Validator  # noqa: E402
-from hub.intake import Intake  # noqa: E402
-from hub.pool import ValidationPool, check_in_worker, default_workers  # noqa: E402
-from hub.store import Store  # noqa: E402
+from hub.intake.documents import Intake  # noqa: E402
+from hub.intake.pool import ValidationPool, check_in_worker, default_workers  # noqa: E402
+from hub.store.db import Store  # noqa: E402
 
 TARGET = 0.25
 

@@ -30,10 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from adapters.sources.mqtt import MqttSource  # noqa: E402
-from hub import readings  # noqa: E402
-from hub.daemon import build_sources  # noqa: E402
-from tests.mosquitto import Mosquitto  # noqa: E402
-from tests.sourcekit import HubKit  # noqa: E402
+from hub.app import build_sources  # noqa: E402
+from hub.intake import readings  # noqa: E402
+from tests.kits.mosquitto import Mosquitto  # noqa: E402
+from tests.kits.sourcekit import HubKit  # noqa: E402
 
 TARGET = 0.5
 TOPIC = "bench/#"

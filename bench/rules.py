@@ -25,7 +25,7 @@ from adapters.sources.nina_convert import convert_payload  # noqa: E402
 from hub import geo  # noqa: E402
 from hub.cap.parse import parse  # noqa: E402
 from hub.cap.serialize import to_xml  # noqa: E402
-from hub.rules import RuleSet  # noqa: E402
+from hub.decide.rules import RuleSet  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
 

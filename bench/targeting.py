@@ -28,8 +28,9 @@ from shapely.geometry import shape
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hub import geo, targeting  # noqa: E402
-from hub import subscriptions as subs  # noqa: E402
+from hub import geo  # noqa: E402
+from hub.publish import index as targeting  # noqa: E402
+from hub.publish import subscriptions as subs  # noqa: E402
 
 KREIS_CELL = "103354000"
 """DWD warncell of the Landkreis Lüchow-Dannenberg (ARS 033540000000)."""

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hub.store import Store
+    from hub.store.db import Store
 
 log = logging.getLogger("warnhub.health")
 
@@ -120,7 +120,8 @@ FAULT_STAGES = ("rules", "publish", "delivery")
 def pipeline_faults(store: Store, *, now: datetime | None = None) -> dict[str, Any]:
     """What failed in the pipeline and is not resolved (store read): per stage the count, and the newest failed
     items (each with the same keys) with their reasons. Any of them makes /healthz ``degraded``."""
-    from hub import decisions, outbox
+    from hub.decide import decisions
+    from hub.deliver import outbox
 
     now = now or datetime.now(UTC)
     counts = dict.fromkeys(FAULT_STAGES, 0) | decisions.failure_counts(store, now=now)

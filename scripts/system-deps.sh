@@ -1,14 +1,14 @@
 #!/bin/sh
 # System packages the tests need, installed only when missing (Debian, as root): Mosquitto for the MQTT tests;
 # strace and prlimit for the durability and open-file tests;
-# Chromium and two font families for the browser tests (tests/browser.py drives Debian's chromium through Playwright;
+# Chromium and two font families for the browser tests (tests/kits/browser.py drives Debian's chromium through Playwright;
 # Playwright's own browser download is never used).
 set -eu
 installed() { [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]; }
 missing=""
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$missing mosquitto"
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing="$missing chromium"
-command -v strace >/dev/null 2>&1 || missing="$missing strace"    # tests/test_durability.py: fsync before a file moves
+command -v strace >/dev/null 2>&1 || missing="$missing strace"    # tests/e2e/test_durability.py: fsync before a file moves
 command -v prlimit >/dev/null 2>&1 || missing="$missing util-linux"  # the open-file limit test
 for font in fonts-liberation fonts-dejavu-core; do
     installed "$font" || missing="$missing $font"

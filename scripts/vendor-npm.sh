@@ -90,7 +90,7 @@ fi
     cd "$ROOT/tests/vendor"
     printf '# Vendored test-only browser libraries\n\n'
     printf 'Written by `scripts/vendor-npm.sh` from the npm registry; do not edit by hand. Used by the browser tests\n'
-    printf '(`tests/browser.py`), never served by the hub.\n'
+    printf '(`tests/kits/browser.py`), never served by the hub.\n'
     # shellcheck disable=SC2086
     provenance axe-core "$AXE_CORE" axe-core/axe.min.js axe-core/LICENSE $extra
 ) >"$WORK/README.md"

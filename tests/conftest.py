@@ -6,10 +6,21 @@ from pathlib import Path
 
 import pytest
 
-DATA = Path(__file__).resolve().parent / "data"
+from tests.kits import paths
+
+DATA = paths.DATA
 
 
 @pytest.fixture(scope="session")
 def corpus() -> Path:
     """The test data folder: cap/, cap_legacy/, cap_invalid/, cap_derived/, feeds/invalid/."""
     return DATA
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests under tests/e2e/ start the daemon, a browser or a broker: marked ``e2e`` (``-m "not e2e"`` skips
+    them and runs the unit tests alone)."""
+    e2e = Path(__file__).resolve().parent / "e2e"
+    for item in items:
+        if e2e in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.e2e)

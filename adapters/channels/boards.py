@@ -42,9 +42,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from adapters.channels import Delivery, Outcome
-from adapters.channels.boardtext import Notice, fit, plain, transliterate
 from hub import __version__
 from hub.config import BoardConfig
+from hub.publish.boardtext import Notice, fit, plain, transliterate
 
 log = logging.getLogger("warnhub.channels.boards")
 USER_AGENT = f"warnhub/{__version__}"

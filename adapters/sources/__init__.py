@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from hub.cap.model import Alert
 from hub.cap.sign import SignaturePolicy
 from hub.health import Health
-from hub.intake import IntakeResult
+from hub.intake.documents import IntakeResult
 
 if TYPE_CHECKING:
     import aiohttp
 
     from hub.metrics import Metrics
-    from hub.store import AsyncStore
+    from hub.store.db import AsyncStore
 
 
 class Ingest(Protocol):

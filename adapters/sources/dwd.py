@@ -42,7 +42,7 @@ from hub.errors import FetchError, ParseError, SourceError
 if TYPE_CHECKING:
     from adapters.sources import SourceContext
     from hub.config import DwdSourceConfig, LoadedConfig
-    from hub.intake import IntakeResult
+    from hub.intake.documents import IntakeResult
 
 log = logging.getLogger("warnhub.source.dwd")
 

@@ -49,14 +49,14 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from hub import readings
 from hub.config import MqttSourceConfig, SensorConfig
 from hub.errors import ConfigError, SourceError
+from hub.intake import readings
 
 if TYPE_CHECKING:
     from adapters.sources import SourceContext
     from hub.config import LoadedConfig
-    from hub.store import Store
+    from hub.store.db import Store
 
 RECONNECT_MIN_S = 0.25
 RECONNECT_MAX_S = 1.0

@@ -25,8 +25,8 @@ from hub.cap.model import (
 )
 from hub.console.model import EXERCISE_PREFIX, LANGUAGES, ConsoleConfig, ConsoleError, _msg
 from hub.console.tables import _COLS, _row
-from hub.rules.templates import BBK_EVENT_PROFILE, Template
-from hub.store import Store
+from hub.decide.rules.templates import BBK_EVENT_PROFILE, Template
+from hub.store.db import Store
 
 
 def template_content(tpl: Template, values: Mapping[str, object]) -> dict[str, Any]:

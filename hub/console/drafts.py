@@ -26,7 +26,7 @@ from hub.console.model import (
     _state,
 )
 from hub.console.tables import _dumps, _event, _require, ensure_schema, versions
-from hub.store import Store, now_utc, utc_iso
+from hub.store.db import Store, now_utc, utc_iso
 
 _UNFILLED = re.compile(r"\{[a-z_]+\}")
 

@@ -15,7 +15,7 @@ from hub.console.model import ConsoleConfig, ConsoleError, ConsoleUser, _msg
 from hub.console.release import Sent, send
 from hub.console.tables import ensure_schema, versions
 from hub.console.targeting import preview_for
-from hub.store import Store
+from hub.store.db import Store
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,10 +18,10 @@ from shapely.geometry.base import BaseGeometry
 from hub.cap.model import Circle
 from hub.cap.validate import Validator
 from hub.config import BoardConfig, LoadedConfig, WebhookConfig
+from hub.decide.rules.templates import Template
 from hub.errors import AuthError, HubError
 from hub.geo import DEFAULT_DISTRICT, GERMANY, Geography, circle_lonlat
-from hub.rules.templates import Template
-from hub.store import Store
+from hub.store.db import Store
 
 ORIGIN = "console"
 CHANNELS = ("push", "web", "boards", "webhook")

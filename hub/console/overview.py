@@ -6,11 +6,14 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from hub import conflicts, decisions, outbox, publications, readings
 from hub.console.model import ORIGIN, PREVIEW_HOURS
 from hub.console.tables import ensure_schema, versions, warnings
+from hub.decide import decisions
+from hub.deliver import outbox
 from hub.health import pipeline_faults
-from hub.store import Store, now_utc
+from hub.intake import conflicts, readings
+from hub.publish import publications
+from hub.store.db import Store, now_utc
 
 
 def inbox(store: Store, *, now: datetime | None = None, hours: float = PREVIEW_HOURS) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from hub import decisions
 from hub.cap.model import MsgType, Severity, Urgency
 from hub.cap.serialize import to_xml
 from hub.cap.sign import SignaturePolicy
@@ -32,8 +31,9 @@ from hub.console.model import (
 )
 from hub.console.tables import _COLS, _event, _require, _row, ensure_schema
 from hub.console.targeting import _decision, _plan, check_widening, confirmation
-from hub.intake import check_document
-from hub.store import Store, now_utc, utc_iso
+from hub.decide import decisions
+from hub.intake.documents import check_document
+from hub.store.db import Store, now_utc, utc_iso
 
 
 @dataclass(frozen=True, slots=True)

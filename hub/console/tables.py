@@ -10,9 +10,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from hub import decisions, outbox, publications, readings, subscriptions
 from hub.console.model import ConsoleError, _msg
-from hub.store import Store, utc_iso
+from hub.decide import decisions
+from hub.deliver import outbox
+from hub.intake import readings
+from hub.publish import publications, subscriptions
+from hub.store.db import Store, utc_iso
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS console_warnings (

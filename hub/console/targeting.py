@@ -13,9 +13,6 @@ from typing import Any
 
 from shapely.geometry.base import BaseGeometry
 
-from adapters.channels.boardtext import fit
-from hub import audience, publications
-from hub.audience import Widening
 from hub.cap.model import Alert, MsgType, Urgency
 from hub.cap.serialize import to_xml
 from hub.cap.sign import SignaturePolicy
@@ -23,13 +20,16 @@ from hub.config import BoardConfig, WebhookConfig
 from hub.console.alert import _previous_sent, _sent_time, build_alert
 from hub.console.model import LANGUAGES, ConsoleConfig, ConsoleError, _msg
 from hub.console.tables import _dumps, _require, ensure_schema
-from hub.delivery import board_notice
+from hub.decide.rules import Decision
+from hub.deliver.setup import board_notice
 from hub.geo import DEFAULT_DISTRICT, Geography, resolve
-from hub.intake import check_document
-from hub.pipeline import push_payload
-from hub.publications import Notice, Publication
-from hub.rules import Decision
-from hub.store import Store, now_utc
+from hub.intake.documents import check_document
+from hub.publish import audience, publications
+from hub.publish.audience import Widening
+from hub.publish.boardtext import fit
+from hub.publish.pipeline import push_payload
+from hub.publish.publications import Notice, Publication
+from hub.store.db import Store, now_utc
 
 # -- whom it reaches (the pipeline's targeting, without writing) ----------------------------------------------------
 

@@ -31,16 +31,21 @@ import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub import __version__, decisions, fdlimit, outbox, publications, readings
+from hub import __version__
 from hub.cap.serialize import to_xml
+from hub.decide import decisions
+from hub.deliver import outbox
 from hub.health import STATE_VALUE, pipeline_faults
-from hub.store import Store, ThreadView
+from hub.intake import readings
+from hub.publish import publications
+from hub.store.db import Store, ThreadView
+from hub.web import fdlimit
 from hub.web.client import TRUSTED_PROXIES_KEY, parse_networks
 from hub.web.paging import BadPage, cursor_of, page_of
 from hub.web.site import GuardedSite
 
 if TYPE_CHECKING:
-    from hub.daemon import Hub
+    from hub.app import Hub
 
 log = logging.getLogger("warnhub.web")
 

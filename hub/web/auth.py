@@ -34,8 +34,8 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 from argon2 import PasswordHasher
 
-from hub import auth
-from hub.store import AsyncStore, now_utc
+from hub.access import auth
+from hub.store.db import AsyncStore, now_utc
 from hub.web.client import client_address
 
 COOKIE = "warnhub_session"

@@ -38,17 +38,18 @@ from urllib.parse import quote, urlsplit
 import jinja2
 from aiohttp import web
 
-from hub import __version__, publications
+from hub import __version__
 from hub.cap.model import Alert
 from hub.geo import BOUNDARY_ATTRIBUTION
-from hub.publications import Publication
-from hub.store import Store
+from hub.publish import publications
+from hub.publish.publications import Publication
+from hub.store.db import Store
 from hub.web import citizen_view as view
 from hub.web.app import HUB_KEY, SECURITY_HEADERS
 from hub.web.warnings import Place, select
 
 if TYPE_CHECKING:
-    from hub.daemon import Hub
+    from hub.app import Hub
 
 log = logging.getLogger("warnhub.web.citizen")
 
@@ -284,7 +285,7 @@ async def warning_page(request: web.Request) -> web.Response:
 
 
 async def subscribe_page(request: web.Request) -> web.Response:
-    from hub.subscriptions import SEVERITIES, TOPICS
+    from hub.publish.subscriptions import SEVERITIES, TOPICS
 
     state = request.app[CITIZEN_KEY]
     lang = lang_of(request)
@@ -301,7 +302,7 @@ async def subscribe_page(request: web.Request) -> web.Response:
 
 
 async def privacy_page(request: web.Request) -> web.Response:
-    from hub.subscriptions import MAX_PLACES
+    from hub.publish.subscriptions import MAX_PLACES
 
     return render(request, "citizen/privacy.html", max_places=MAX_PLACES,
                   tiles=request.app[CITIZEN_KEY].tiles)

@@ -23,7 +23,7 @@ from shapely.geometry.base import BaseGeometry
 
 from hub.cap.model import Alert, Info
 from hub.geo import GERMANY, Geography, Level
-from hub.publications import Notice, Publication
+from hub.publish.publications import Notice, Publication
 
 BERLIN = ZoneInfo("Europe/Berlin")
 LANGS = ("de", "en")

@@ -37,14 +37,16 @@ from urllib.parse import urlsplit
 import jinja2
 from aiohttp import web
 
-from hub import __version__, auth, console, decisions
-from hub.rules.templates import COMPOSE_FOLDER, Template, compose_templates, due_for_review, template_paths
-from hub.store import Store, now_utc
+from hub import __version__, console
+from hub.access import auth
+from hub.decide import decisions
+from hub.decide.rules.templates import COMPOSE_FOLDER, Template, compose_templates, due_for_review, template_paths
+from hub.store.db import Store, now_utc
 from hub.web import console_view as view
 from hub.web.auth import require, setup_auth
 
 if TYPE_CHECKING:
-    from hub.daemon import Hub
+    from hub.app import Hub
 
 log = logging.getLogger("warnhub.web.console")
 

@@ -43,10 +43,12 @@ from typing import Any
 from aiohttp import web
 from shapely.geometry import mapping
 
-from hub import auth, console, decisions, exercise_tokens
+from hub import console
+from hub.access import auth, exercise_tokens
+from hub.decide import decisions
 from hub.errors import AuthError
 from hub.geo import BOUNDARY_ATTRIBUTION, GERMANY, Geography, Level
-from hub.store import Store, now_utc
+from hub.store.db import Store, now_utc
 from hub.web import console_view as view
 from hub.web.auth import require
 from hub.web.console import ConsoleWeb, dashboard_data, inbox_html, render_string, state_of, warning_data

@@ -39,10 +39,10 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from hub.fdlimit import FdBudget
 from hub.geo import Registry, ars_related, registry
-from hub.publications import PUBLIC_SCOPE, Publication
+from hub.publish.publications import PUBLIC_SCOPE, Publication
 from hub.web.client import client_address
+from hub.web.fdlimit import FdBudget
 from hub.web.limits import AddressSlots, refusal
 
 log = logging.getLogger("warnhub.web.live")

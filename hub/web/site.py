@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hub.fdlimit import FdBudget, budget
+from hub.web.fdlimit import FdBudget, budget
 
 log = logging.getLogger("warnhub.web.site")
 

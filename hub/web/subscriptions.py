@@ -1,4 +1,4 @@
-"""Citizen subscription API (no accounts: a random id and a token shown once), see hub/subscriptions.py.
+"""Citizen subscription API (no accounts: a random id and a token shown once), see hub/publish/subscriptions.py.
 
 Routes (JSON; every response ``Cache-Control: no-store``; bodies up to 16 KB):
 - ``POST /api/v1/subscriptions``: 201 ``{"id", "token", "subscription"}``. The same push endpoint again replaces
@@ -26,10 +26,10 @@ from typing import Any
 
 from aiohttp import web
 
-from hub import subscriptions as subs
-from hub import targeting
 from hub.config import PushSection, WebSection
 from hub.geo import registry
+from hub.publish import index as targeting
+from hub.publish import subscriptions as subs
 from hub.web.app import HUB_KEY
 from hub.web.client import client_address
 from hub.web.limits import AddressRate, refusal

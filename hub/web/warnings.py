@@ -50,13 +50,13 @@ from lxml import etree
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
-from adapters.channels.boardtext import SEVERITY_WORDS
-from hub import publications
 from hub.cap.parse import read_xml
 from hub.config import BoardConfig
 from hub.geo import GERMANY, Geography, geography
-from hub.publications import KIOSK, KIOSK_EXERCISE, WEB, Audience, Publication
-from hub.store import Store
+from hub.publish import publications
+from hub.publish.boardtext import SEVERITY_WORDS
+from hub.publish.publications import KIOSK, KIOSK_EXERCISE, WEB, Audience, Publication
+from hub.store.db import Store
 from hub.web.app import HUB_KEY
 from hub.web.live import Broadcaster, Subscriber, links, public_dict, retry_hint, sse
 from hub.web.paging import MAX_LIMIT, BadPage, cut, page_of

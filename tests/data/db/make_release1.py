@@ -15,13 +15,13 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from hub import login_throttle
-from hub.auth import throttle_of
+from hub.access import login_throttle
+from hub.access.auth import throttle_of
 from hub.cap.validate import Validator
 from hub.config import ConsoleSection
-from hub.intake import Intake
-from hub.store import Store
-from tests.hubproc import cap_xml
+from hub.intake.documents import Intake
+from hub.store.db import Store
+from tests.kits.hubproc import cap_xml
 
 SENT = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 

@@ -1,0 +1,573 @@
+"""Warning templates: their format, how a file is checked, and the drafts made from them.
+
+A template is one TOML file; its name is the file name without ``.toml``. It fixes the event, category, severity,
+urgency, certainty, BBK event and instruction codes, and per language a headline, description and instruction
+with ``{placeholders}``. A :class:`Draft` is a rendered template: nothing leaves the hub until a person approves it.
+
+One format, two folders:
+
+- ``rules/templates/``: what rules draft from, filled with sensor values or, for a draft made from an incoming
+  alert, that alert's headline and event.
+- ``rules/templates/compose/``: what the control-room console composes from (:func:`compose_templates`). Each has
+  a ``title`` for the picker, uses only what the operator fills (``{ort} {district} {time} {until}``), names the
+  template of its all-clear and carries the date of its last review, so the console can say when a text was last
+  checked and warn when it is due.
+
+:func:`check_template` reads one file and reports every problem with file, line and field, as the rules loader
+does for rule files; :func:`load_templates` reads a folder and checks the references between its templates.
+"""
+
+from __future__ import annotations
+
+import difflib
+import string
+import types
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from hub.cap.model import (
+    Alert,
+    Area,
+    Category,
+    Certainty,
+    Info,
+    MsgType,
+    Reference,
+    ResponseType,
+    Scope,
+    Severity,
+    Status,
+    Urgency,
+    Value,
+)
+
+if TYPE_CHECKING:
+    from hub.decide.rules.load import Problem
+
+SENSOR_PLACEHOLDERS = frozenset({"sensor", "value", "unit", "threshold", "clear", "since", "minutes", "rate",
+                                 "window", "peak"})
+"""Values a sensor condition supplies (``{value}`` is the reading that fired or cleared the condition)."""
+ALERT_PLACEHOLDERS = frozenset({"headline", "event", "severity", "sender_name", "area"})
+"""Values a draft made from an incoming alert supplies."""
+COMMON_PLACEHOLDERS = frozenset({"district", "time"})
+PLACEHOLDERS = SENSOR_PLACEHOLDERS | ALERT_PLACEHOLDERS | COMMON_PLACEHOLDERS
+"""What a rule's template may use."""
+COMPOSE_PLACEHOLDERS = frozenset({"ort", "district", "time", "until"})
+"""What a console template may use: the places the operator picked, the district, the time of issue, the end."""
+
+LANGUAGES_WANTED = ("de-DE", "de-DE-x-ls", "en")
+"""German is required; Leichte Sprache and English are expected (their absence is a warning)."""
+BBK_EVENT_PROFILE = "profile:DE-BBK-EVENTCODE"
+
+BIWAPP_CATEGORIES = ("Bombenfund", "Chemieunfall", "Feuer", "Hochwasser", "Erdrutsch/Lawine", "Großschadenslage",
+                     "Unwetter", "Verkehrsunfall", "Unterrichtsausfall", "Seuchenfall")
+COMPOSE_CHANNELS = ("push", "web", "boards", "webhook")
+"""What ``default_channels`` may name."""
+AUDIENCES = ("public", "topic")
+"""``topic``: only people who subscribed to the topic (a school closure), by push, never the main warning channel."""
+KINDS = {"warning": "warning", "all-clear": "all_clear", "all_clear": "all_clear"}
+"""As written → as kept (``all_clear`` is the older spelling)."""
+REVIEW_EVERY_DAYS = 365
+MAX_DEFAULT_HOURS = 30 * 24
+COMPOSE_FOLDER = Path("templates") / "compose"
+"""Inside the rules folder. ``rules/templates/*.toml`` does not descend into it, so rules never draft from it."""
+
+TEMPLATE_KEYS = ("event", "category", "severity", "urgency", "certainty", "response_type", "event_code",
+                 "instruction_codes", "kind", "web", "contact", "text", "title", "biwapp_category", "reviewed",
+                 "reviewed_by", "review_every_days", "all_clear", "default_hours", "default_channels", "audience")
+TEXT_KEYS = ("headline", "description", "instruction")
+
+try:
+    _BERLIN: tzinfo | None = ZoneInfo("Europe/Berlin")
+except ZoneInfoNotFoundError:  # no tz database: times are written in UTC and say so
+    _BERLIN = None
+_MONTHS_DE = ("Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober",
+              "November", "Dezember")
+_MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+              "November", "December")
+
+
+def placeholders(text: str) -> list[str]:
+    """The ``{names}`` a text uses (raises ValueError for unbalanced braces)."""
+    names = []
+    for _, name, _, _ in string.Formatter().parse(text):
+        if name is not None:
+            names.append(name)
+    return names
+
+
+class _Formatter(string.Formatter):
+    """Missing values show as ``?``; a format spec that does not fit the value (``{value:.0f}`` of "?") is dropped."""
+
+    def get_value(self, key: int | str, args: object, kwargs: Mapping[str, object]) -> object:
+        value = kwargs.get(key) if isinstance(key, str) else None
+        return "?" if value is None else value
+
+    def format_field(self, value: object, format_spec: str) -> str:
+        try:
+            return format(value, format_spec)
+        except (ValueError, TypeError):
+            return str(value)
+
+
+_FORMATTER = _Formatter()
+
+
+def _fill(text: str, values: Mapping[str, object]) -> str:
+    return _FORMATTER.vformat(text, (), values) if text else text
+
+
+def _when(lang: str, at: datetime) -> str:
+    """A time as the language writes it, in German local time (Leichte Sprache spells the month)."""
+    local = at.astimezone(_BERLIN or UTC)
+    utc = "" if _BERLIN else " (UTC)"
+    if lang.lower() == "de-de-x-ls":
+        return f"{local.day}. {_MONTHS_DE[local.month - 1]} {local.year}, {local:%H:%M} Uhr{utc}"
+    if lang.lower().startswith("de"):
+        return f"{local:%d.%m.%Y}, {local:%H:%M} Uhr{utc}"
+    return f"{local.day} {_MONTHS_EN[local.month - 1]} {local.year}, {local:%H:%M}{utc}"
+
+
+def _places(lang: str, names: Sequence[str]) -> str:
+    """``Hitzacker (Elbe), Dannenberg (Elbe) und Gartow``."""
+    if len(names) < 2:
+        return "".join(names)
+    word = "und" if lang.lower().startswith("de") else "and"
+    return f"{', '.join(names[:-1])} {word} {names[-1]}"
+
+
+def _day(now: date) -> date:
+    if isinstance(now, datetime):
+        return now.astimezone(_BERLIN or UTC).date() if now.tzinfo else now.date()
+    return now
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    headline: str
+    description: str
+    instruction: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    name: str
+    file: str
+    event: str
+    categories: tuple[Category, ...]
+    severity: Severity
+    urgency: Urgency
+    certainty: Certainty
+    texts: Mapping[str, Text]
+    """Per language (``de-DE``, ``de-DE-x-ls``, ``en``...)."""
+    kind: str = "warning"
+    """``warning`` or ``all_clear`` (an all-clear is drafted as a CAP Cancel with responseType AllClear)."""
+    response_types: tuple[ResponseType, ...] = ()
+    event_code: str | None = None
+    """BBK-EVC-nnn."""
+    instruction_codes: tuple[str, ...] = ()
+    """BBK-ISC-nnn, in the order they are to be shown."""
+    web: str | None = None
+    contact: str | None = None
+    uses: frozenset[str] = frozenset()
+    """Placeholders its texts use, other than ``{district}`` and ``{time}`` (always supplied)."""
+    title: str | None = None
+    """German name in the console's picker."""
+    biwapp_category: str | None = None
+    """One of :data:`BIWAPP_CATEGORIES`."""
+    reviewed: date | None = None
+    """When a person last checked the texts (None: never)."""
+    reviewed_by: str | None = None
+    review_every_days: int = REVIEW_EVERY_DAYS
+    all_clear: str | None = None
+    """The template (same folder) of the all-clear that ends a warning made from this one."""
+    default_hours: float | None = None
+    """How long a warning made from it is valid unless the operator says otherwise."""
+    default_channels: tuple[str, ...] = ()
+    audience: str = "public"
+    """``public`` or ``topic`` (only the topic's subscribers)."""
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return tuple(self.texts)
+
+    def review_due(self) -> date | None:
+        """The day the next review falls due (None: never reviewed, so due now)."""
+        return None if self.reviewed is None else self.reviewed + timedelta(days=self.review_every_days)
+
+    def days_since_review(self, now: date) -> int | None:
+        """Whole days from the last review to ``now`` (a date, or a datetime taken in German local time)."""
+        return None if self.reviewed is None else (_day(now) - self.reviewed).days
+
+    def stale(self, now: date) -> bool:
+        """Never reviewed, or the last review is more than ``review_every_days`` before ``now``."""
+        days = self.days_since_review(now)
+        return days is None or days > self.review_every_days
+
+    def render(self, values: Mapping[str, object], *, rule: str = "") -> Draft:
+        texts = {lang: _render_text(t, values) for lang, t in self.texts.items()}
+        return self._draft(texts, values, rule=rule)
+
+    def compose(self, *, ort: Sequence[str], district: str, time: datetime, until: datetime | None = None,
+                rule: str = "") -> Draft:
+        """The draft for what the operator chose in the console, each language filled in its own words.
+
+        ``ort``: the places picked (none: the whole district); ``time``: the time of issue; ``until``: the end
+        (default ``time`` + ``default_hours``; the draft's ``expires``). Times must be timezone-aware; the texts
+        show them in German local time."""
+        if time.tzinfo is None or (until is not None and until.tzinfo is None):
+            raise ValueError("time and until must be timezone-aware")
+        if until is None and self.default_hours is not None:
+            until = time + timedelta(hours=self.default_hours)
+        if until is not None and until <= time:
+            raise ValueError(f"until ({until.isoformat()}) must lie after time ({time.isoformat()})")
+        if until is None and "until" in self.uses:
+            raise ValueError(f"template {self.name!r} says until when; give until (it has no default_hours)")
+        names = [p.strip() for p in ort if p.strip()] or [district]
+        texts = {}
+        for lang, t in self.texts.items():
+            values = {"ort": _places(lang, names), "district": district, "time": _when(lang, time),
+                      "until": _when(lang, until) if until else None}
+            texts[lang] = _render_text(t, values)
+        german = {"ort": _places("de-DE", names), "district": district, "time": _when("de-DE", time),
+                  "until": _when("de-DE", until) if until else None}
+        return replace(self._draft(texts, german, rule=rule), expires=until)
+
+    def _draft(self, texts: Mapping[str, Text], values: Mapping[str, object], *, rule: str) -> Draft:
+        return Draft(template=self.name, kind=self.kind, rule=rule, event=self.event, categories=self.categories,
+                     severity=self.severity, urgency=self.urgency, certainty=self.certainty,
+                     response_types=self.response_types, event_code=self.event_code,
+                     instruction_codes=self.instruction_codes, texts=texts, web=self.web, contact=self.contact,
+                     values={k: v for k, v in values.items() if v is not None}, audience=self.audience,
+                     channels=self.default_channels, all_clear=self.all_clear)
+
+    def as_dict(self, now: date) -> dict[str, Any]:
+        """What the console's picker shows, with the review state as of ``now``."""
+        due = self.review_due()
+        return {"name": self.name, "title": self.title, "kind": self.kind, "biwapp_category": self.biwapp_category,
+                "event": self.event, "categories": [c.value for c in self.categories],
+                "severity": self.severity.value, "urgency": self.urgency.value, "certainty": self.certainty.value,
+                "response_types": [r.value for r in self.response_types], "event_code": self.event_code,
+                "instruction_codes": list(self.instruction_codes), "languages": list(self.languages),
+                "texts": {lang: {"headline": t.headline, "description": t.description, "instruction": t.instruction}
+                          for lang, t in self.texts.items()},
+                "placeholders": sorted({name for t in self.texts.values()
+                                        for text in (t.headline, t.description, t.instruction)
+                                        for name in placeholders(text)}),
+                "audience": self.audience, "default_channels": list(self.default_channels),
+                "default_hours": self.default_hours, "all_clear": self.all_clear,
+                "reviewed": self.reviewed.isoformat() if self.reviewed else None, "reviewed_by": self.reviewed_by,
+                "review_every_days": self.review_every_days, "review_due": due.isoformat() if due else None,
+                "days_since_review": self.days_since_review(now), "stale": self.stale(now)}
+
+
+def _render_text(t: Text, values: Mapping[str, object]) -> Text:
+    return Text(_fill(t.headline, values), _fill(t.description, values), _fill(t.instruction, values))
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A rendered template, waiting for a person to approve it. :meth:`to_alert` makes the CAP message."""
+
+    template: str
+    kind: str
+    rule: str
+    event: str
+    categories: tuple[Category, ...]
+    severity: Severity
+    urgency: Urgency
+    certainty: Certainty
+    response_types: tuple[ResponseType, ...]
+    event_code: str | None
+    instruction_codes: tuple[str, ...]
+    texts: Mapping[str, Text]
+    web: str | None = None
+    contact: str | None = None
+    values: Mapping[str, object] = field(default_factory=dict)
+    expires: datetime | None = None
+    """The end the operator chose (console drafts)."""
+    audience: str = "public"
+    channels: tuple[str, ...] = ()
+    """The template's default channels (empty: the rule's or the operator's choice)."""
+    all_clear: str | None = None
+    """The template that ends a warning made from this draft."""
+
+    def headline(self, lang: str = "de-DE") -> str:
+        text = self.texts.get(lang) or next(iter(self.texts.values()))
+        return text.headline
+
+    def to_alert(self, *, sender: str, district_name: str, district_ars: str, sent: datetime | None = None,
+                 identifier: str | None = None, references: tuple[Reference, ...] = ()) -> Alert:
+        """The CAP alert this draft becomes on approval (status Actual; an all-clear is a Cancel and needs the
+        ``references`` of the warning it ends, which only the approval knows)."""
+        sent = (sent or datetime.now(UTC)).replace(microsecond=0)
+        codes = [Value(value_name=BBK_EVENT_PROFILE, value=self.event_code)] if self.event_code else []
+        params = [Value(value_name="instructionCode", value=" ".join(self.instruction_codes))] \
+            if self.instruction_codes else []
+        area = Area(area_desc=district_name, geocodes=(Value(value_name="ARS", value=district_ars),))
+        response = self.response_types or ((ResponseType.ALL_CLEAR,) if self.kind == "all_clear" else ())
+        expires = self.expires.replace(microsecond=0) if self.expires else None
+        infos = tuple(Info(language=lang, categories=self.categories, event=self.event, response_types=response,
+                           urgency=self.urgency, severity=self.severity, certainty=self.certainty,
+                           event_codes=tuple(codes), expires=expires, headline=t.headline,
+                           description=t.description, instruction=t.instruction or None, web=self.web,
+                           contact=self.contact, parameters=tuple(params), areas=(area,))
+                      for lang, t in self.texts.items())
+        return Alert(identifier=identifier or f"warnhub-{uuid.uuid4()}", sender=sender, sent=sent,
+                     status=Status.ACTUAL, msg_type=MsgType.CANCEL if self.kind == "all_clear" else MsgType.ALERT,
+                     scope=Scope.PUBLIC, references=references, infos=infos)
+
+
+# -- reading and checking template files ------------------------------------------------------------------------
+
+
+def _rl() -> types.ModuleType:
+    """hub.rules.load (positions, problems, value checks). It imports this module, so it is imported when used."""
+    from hub.decide.rules import load
+
+    return load
+
+
+def _date(value: Any) -> date:
+    if isinstance(value, datetime) or not isinstance(value, date):
+        raise _rl()._Bad(f"expected a date such as 2026-10-01 (no quotes, no time), got {_rl()._show(value)}")
+    return value
+
+
+def _one_of(allowed: Sequence[str], what: str, *, also: Sequence[str] = ()) -> Callable[[Any], str]:
+    """One of ``allowed`` (or of ``also``, accepted but not suggested)."""
+
+    def conv(value: Any) -> str:
+        if not isinstance(value, str) or value.strip() not in (*allowed, *also):
+            close = difflib.get_close_matches(str(value), list(allowed), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}?" if close else f"one of: {', '.join(allowed)}"
+            raise _rl()._Bad(f"{_rl()._show(value)} is not a {what} ({hint})")
+        return value.strip()
+
+    return conv
+
+
+def _unique(conv: Callable[[Any], tuple[str, ...]]) -> Callable[[Any], tuple[str, ...]]:
+    def checked(value: Any) -> tuple[str, ...]:
+        items = conv(value)
+        twice = next((i for n, i in enumerate(items) if i in items[:n]), None)
+        if twice is not None:
+            raise _rl()._Bad(f"{twice!r} is named twice")
+        return items
+
+    return checked
+
+
+def template_paths(folder: Path) -> list[Path]:
+    """The ``*.toml`` files of one templates folder (not of its subfolders)."""
+    return sorted(p for p in folder.glob("*.toml") if p.is_file() and not p.name.startswith(".")) \
+        if folder.is_dir() else []
+
+
+def check_template(path: Path, problems: list[Problem], *, compose: bool = False) -> Template | None:
+    """Read and check one template file, adding every problem (file, line, field) to ``problems``.
+
+    ``compose``: a console template (``title`` required; only ``{ort} {district} {time} {until}``). Returns None
+    when the file has errors."""
+    rl = _rl()
+    read = rl._read(path, problems)
+    if read is None:
+        return None
+    data, file = read
+    before = len(problems)
+    if not rl._NAME.match(path.stem):
+        file.error((), f"template file name {path.stem!r}: use lower case letters, digits, . _ -")
+    file.unknown_keys(data, (), TEMPLATE_KEYS)
+    for key in ("event", "category", "severity", "text"):
+        if key not in data:
+            file.error((), f"missing {key}")
+    if compose and "title" not in data:
+        file.error((), "missing title (the name the console shows)")
+    core = _core_fields(data, file)
+    meta = _console_fields(data, file, compose=compose, kind=core["kind"])
+    texts, uses = _texts(data, file, compose=compose, problems=problems, before=before)
+    if "until" in uses and meta["default_hours"] is None and compose:
+        lang = next(lang for lang, t in texts.items() if "until" in placeholders(t.headline + t.description
+                                                                                  + t.instruction))
+        file.error(("text", lang), "says {until}: set default_hours, the validity the console offers")
+    if any(not p.warning for p in problems[before:]):
+        return None
+    return Template(name=path.stem, file=str(path), texts=texts, uses=frozenset(uses - COMMON_PLACEHOLDERS),
+                    **core, **meta)
+
+
+def _core_fields(data: Mapping[str, Any], file: Any) -> dict[str, Any]:
+    """What a CAP info needs: event, category, severity…, codes, kind."""
+    rl, g = _rl(), file.get
+    evc = g(data, (), "event_code", rl._pattern(rl._EVC, "a BBK event code (BBK-EVC-nnn)"), ())
+    if len(evc) > 1:
+        file.error(("event_code",), "one event code per template")
+    isc = g(data, (), "instruction_codes",
+            _unique(rl._pattern(rl._ISC, "a BBK instruction code (BBK-ISC-nnn)")), ())
+    return {"event": g(data, (), "event", rl._str, ""),
+            "categories": g(data, (), "category", rl._enums(Category), ()),
+            "severity": g(data, (), "severity", rl._enum(Severity), Severity.UNKNOWN),
+            "urgency": g(data, (), "urgency", rl._enum(Urgency), Urgency.EXPECTED),
+            "certainty": g(data, (), "certainty", rl._enum(Certainty), Certainty.LIKELY),
+            "response_types": g(data, (), "response_type", rl._enums(ResponseType), ()),
+            "event_code": evc[0] if evc else None, "instruction_codes": isc,
+            "kind": KINDS[g(data, (), "kind", _one_of(("warning", "all-clear"), "kind", also=("all_clear",)),
+                            "warning")],
+            "web": g(data, (), "web", rl._str), "contact": g(data, (), "contact", rl._str)}
+
+
+def _console_fields(data: Mapping[str, Any], file: Any, *, compose: bool, kind: str) -> dict[str, Any]:
+    """Title, category, review, all-clear and the console's defaults."""
+    rl, g = _rl(), file.get
+    out = {"title": g(data, (), "title", rl._str),
+           "biwapp_category": g(data, (), "biwapp_category", _one_of(BIWAPP_CATEGORIES, "BIWAPP category")),
+           "reviewed": g(data, (), "reviewed", _date), "reviewed_by": g(data, (), "reviewed_by", rl._str),
+           "review_every_days": g(data, (), "review_every_days", rl._int(1, 3650), REVIEW_EVERY_DAYS),
+           "all_clear": g(data, (), "all_clear", rl._str),
+           "default_hours": g(data, (), "default_hours", rl._number(gt=0, le=MAX_DEFAULT_HOURS)),
+           "default_channels": g(data, (), "default_channels", _unique(rl._choices(COMPOSE_CHANNELS, "channel")),
+                                 ()),
+           "audience": g(data, (), "audience", _one_of(AUDIENCES, "audience"), "public")}
+    if out["reviewed"] is not None and out["reviewed"] > _day(datetime.now(UTC)):  # today in Lüchow, not the host
+        file.error(("reviewed",), f"{out['reviewed']} lies in the future", warning=True)
+    if out["reviewed_by"] is not None and "reviewed" not in data:
+        file.error(("reviewed_by",), "reviewed_by without reviewed (the date of the review)")
+    if compose and "reviewed" not in data:
+        file.error((), "never reviewed (add reviewed = 2026-10-01 and reviewed_by): the console shows it as due",
+                   warning=True)
+    elif compose and "reviewed_by" not in data:
+        file.error(("reviewed",), "reviewed without reviewed_by (who checked the texts)", warning=True)
+    if out["audience"] == "topic" and set(out["default_channels"]) - {"push"}:
+        file.error(("default_channels",), 'a topic message goes by push to its subscribers only: ["push"]')
+    if kind == "all_clear" and "all_clear" in data:
+        file.error(("all_clear",), "an all-clear has no all-clear of its own")
+    elif out["all_clear"] is not None and out["all_clear"] == Path(file.name).stem:
+        file.error(("all_clear",), "names this template itself; name the all-clear template")
+    elif compose and kind == "warning" and "all_clear" not in data:
+        file.error((), "no all_clear: the console cannot offer the matching Entwarnung", warning=True)
+    return out
+
+
+def _texts(data: Mapping[str, Any], file: Any, *, compose: bool, problems: list[Problem],
+           before: int) -> tuple[dict[str, Text], set[str]]:
+    rl = _rl()
+    texts: dict[str, Text] = {}
+    uses: set[str] = set()
+    raw_texts = data.get("text")
+    if raw_texts is not None and not isinstance(raw_texts, dict):
+        file.error(("text",), 'expected tables [text."de-DE"], [text."de-DE-x-ls"], [text.en]')
+        raw_texts = {}
+    for lang, raw in (raw_texts or {}).items():
+        where = ("text", lang)
+        if not rl._LANG.match(lang):
+            file.error(where, f"{lang!r} is not a language tag (de-DE, de-DE-x-ls, en)")
+            continue
+        if not isinstance(raw, dict):
+            file.error(where, "expected a table with headline, description, instruction")
+            continue
+        file.unknown_keys(raw, where, TEXT_KEYS)
+        for key in ("headline", "description"):
+            if key not in raw:
+                file.error(where, f"missing {key}")
+        parts = {k: file.get(raw, where, k, rl._str, "") for k in TEXT_KEYS}
+        for key, text in parts.items():
+            uses.update(_check_placeholders(text, (*where, key), file, compose=compose))
+        texts[lang] = Text(parts["headline"], parts["description"], parts["instruction"])
+    # "$.text" has no line of its own: point at the first [text.LANG] table
+    at = file.loc.line(("text", next(iter(raw_texts)))) if raw_texts else None
+    if raw_texts and "de-DE" not in texts and not any(p.field.startswith("$.text") for p in problems[before:]):
+        problems.append(rl.Problem(file.name, at, "$.text", 'German is required: add [text."de-DE"]'))
+    for lang in LANGUAGES_WANTED[1:]:
+        if raw_texts is not None and lang not in (raw_texts or {}):
+            problems.append(rl.Problem(file.name, at, "$.text", f'no [text."{lang}"]', True))
+    if uses & SENSOR_PLACEHOLDERS and uses & ALERT_PLACEHOLDERS:
+        file.error(("text",), "mixes sensor and alert placeholders; a draft has one or the other")
+    return texts, uses
+
+
+def _check_placeholders(text: str, where: tuple[str, ...], file: Any, *, compose: bool) -> list[str]:
+    try:
+        used = placeholders(text)
+    except ValueError as err:
+        file.error(where, f"broken placeholder: {err} (write {{{{ and }}}} for braces)")
+        return []
+    known = COMPOSE_PLACEHOLDERS if compose else PLACEHOLDERS
+    for ph in used:
+        if ph in known:
+            continue
+        if compose:
+            note = " (the console fills only these)"
+        elif ph in COMPOSE_PLACEHOLDERS:
+            note = " (only console templates in templates/compose/ have it)"
+        else:
+            note = ""
+        file.error(where, f"unknown placeholder {{{ph}}}{note} (known: {', '.join(sorted(known))})")
+    return used
+
+
+def load_templates(folder: Path, problems: list[Problem], *, compose: bool = False) -> dict[str, Template]:
+    """Every template of ``folder`` (a templates folder itself) by name, checked; ``all_clear`` must name an
+    all-clear template of the same folder. Templates with errors are left out; ``problems`` says why."""
+    rl = _rl()
+    paths = template_paths(folder)
+    found: dict[str, Template] = {}
+    for path in paths:
+        template = check_template(path, problems, compose=compose)
+        if template is not None:
+            found[template.name] = template
+    names = [p.stem for p in paths]
+    for template in list(found.values()):
+        target = template.all_clear
+        if target is None:
+            continue
+        if target not in names:
+            close = difflib.get_close_matches(target, names, n=1)
+            message = f"unknown template {target!r}" + (f" (did you mean {close[0]}?)" if close else
+                                                         f" (no {target}.toml beside this file)")
+        elif target in found and found[target].kind != "all_clear":
+            message = f"template {target!r} is not an all-clear (kind = \"all-clear\")"
+        else:
+            continue
+        line = rl.Locator(Path(template.file).read_text(encoding="utf-8")).line(("all_clear",))
+        problems.append(rl.Problem(template.file, line, "$.all_clear", message))
+        del found[template.name]
+    return found
+
+
+def check_compose(folder: Path) -> list[Problem]:
+    """Every problem (errors and warnings) of the console templates of the rules folder ``folder``."""
+    problems: list[Problem] = []
+    load_templates(Path(folder) / COMPOSE_FOLDER, problems, compose=True)
+    return problems
+
+
+def review_notice(template: Template) -> str:
+    """One line for an operator: the file, when it was last reviewed and since when a review is due."""
+    due = template.review_due()
+    when = (f"geprüft / reviewed {template.reviewed.isoformat()}, fällig seit / due since {due.isoformat()}"
+            if template.reviewed and due else "nie geprüft / never reviewed")
+    return f"Vorlage zur Prüfung fällig / template due for review: {template.file} ({when})"
+
+
+def due_for_review(templates: Sequence[Template], now: date) -> list[Template]:
+    """The templates whose review is due as of ``now`` (a date, or a datetime taken in German local time), by
+    file. Staleness is for people to act on (``warnhub check``, the console), never an error."""
+    return sorted((t for t in templates if t.stale(now)), key=lambda t: t.file)
+
+
+def compose_templates(folder: Path) -> list[Template]:
+    """The templates the console composes from: ``templates/compose/*.toml`` of the rules folder ``folder``,
+    warnings first, then all-clears, each by title. None there: ``[]``.
+
+    Raises :class:`hub.rules.load.RulesError` naming every problem (file, line, field) when any file is wrong:
+    the console offers all of them or none, never a half-checked text."""
+    problems: list[Problem] = []
+    found = load_templates(Path(folder) / COMPOSE_FOLDER, problems, compose=True)
+    if any(not p.warning for p in problems):
+        raise _rl().RulesError(problems)
+    return sorted(found.values(), key=lambda t: (t.kind != "warning", (t.title or t.name).casefold()))

@@ -1,0 +1,750 @@
+"""The outbox: every delivery is a row in the store's SQLite (table ``outbox``) before any channel sends it.
+
+A row is one publication version, for one recipient, over one channel, under an idempotency key (enqueued twice,
+stored once). Its life: ``queued`` -> ``inflight`` (claimed by a channel worker, under a lease) -> ``done`` |
+``gone`` (the endpoint is dead) | ``failed`` | ``expired`` (never deliver a warning past its expiry), or back to
+``queued`` (retry with backoff, a lost lease, a restart). A queued row ends as ``superseded`` when a newer version
+for the same thread, channel and recipient arrives, or ``withdrawn`` when a Cancel withdraws it. A row requeued
+from flight is superseded at that moment if a newer version exists, so v1 never lands after v2 was queued.
+
+Delivery is at least once: a row in flight at a crash is sent again after :func:`recover`, with the same key, so the
+receiver can tell. Each channel has its own :class:`ChannelWorker` (a dead channel delays no other) and, per
+destination host, a :class:`CircuitBreaker` (a dead host delays no other host of its channel). One bad row delays no
+other row of its batch: a batch whose ``deliver`` raises is halved until that row is alone, and a row whose content
+cannot be made (:func:`row_failed`) is retried alone while the rest are sent; it ends ``failed`` with the reason.
+
+The sync functions take the :class:`~hub.store.Store` and run on its one writer thread (``AsyncStore.run``). Times
+are epoch milliseconds. The table is created on first use; ``user_version`` belongs to hub/store/db.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import random
+import sqlite3
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from adapters.channels import Channel, Delivery, Outcome
+from hub.store.db import AsyncStore, Store
+
+log = logging.getLogger("warnhub.outbox")
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS outbox (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        publication_id INTEGER NOT NULL,
+        thread TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        host TEXT NOT NULL DEFAULT '',
+        priority INTEGER NOT NULL,
+        not_after_ms INTEGER,
+        state TEXT NOT NULL DEFAULT 'queued',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_at_ms INTEGER NOT NULL,
+        lease_until_ms INTEGER,
+        last_error TEXT NOT NULL DEFAULT '',
+        created_ms INTEGER NOT NULL,
+        finished_ms INTEGER)""",
+    # Claiming is one range scan per priority; host is in the index so rows of open hosts are passed over
+    # without reading the table.
+    "CREATE INDEX IF NOT EXISTS outbox_ready ON outbox(channel, priority, next_at_ms, id, host) WHERE state='queued'",
+    "CREATE INDEX IF NOT EXISTS outbox_leases ON outbox(channel, lease_until_ms) WHERE state='inflight'",
+    "CREATE INDEX IF NOT EXISTS outbox_version ON outbox(thread, channel, recipient, publication_id)",
+    "CREATE INDEX IF NOT EXISTS outbox_publication ON outbox(publication_id, channel, state)",
+    "CREATE INDEX IF NOT EXISTS outbox_failed ON outbox(finished_ms) WHERE state='failed'",
+)
+
+_READY: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+def ensure_schema(store: Store) -> None:
+    """Create the table and indexes if they are missing (cheap after the first call per store)."""
+    if store in _READY:
+        return
+    for statement in _SCHEMA:
+        store.conn.execute(statement)
+    _READY.add(store)
+
+
+def _now(now_ms: int | None) -> int:
+    return time.time_ns() // 1_000_000 if now_ms is None else now_ms
+
+
+def _cols(*names: str) -> str:
+    return ", ".join(f"json_extract(value, '$[{i}]') AS {name}" for i, name in enumerate(names))
+
+
+_json = msgspec.json.encode
+_KINDS = frozenset(("done", "retry", "gone", "failed"))
+_IDS = "(SELECT value FROM json_each(?1))"
+_DELIVERY_COLS = "id, key, publication_id, thread, channel, recipient, priority, attempts, not_after_ms, host"
+# Is there a newer version for the same thread, channel and recipient (in any state)?
+_NEWER = ("EXISTS (SELECT 1 FROM outbox n WHERE n.thread=outbox.thread AND n.channel=outbox.channel"
+          " AND n.recipient=outbox.recipient AND n.publication_id>outbox.publication_id)")
+# Back from flight to the queue, unless a newer version has arrived meanwhile (?1 is now).
+_REQUEUE = (f"state=CASE WHEN {_NEWER} THEN 'superseded' ELSE 'queued' END,"
+            f" finished_ms=CASE WHEN {_NEWER} THEN ?1 END, lease_until_ms=NULL, next_at_ms=?1")
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    key: str
+    """Idempotency key (publication version, channel, recipient)."""
+    publication_id: int
+    thread: str
+    channel: str
+    recipient: str
+    host: str
+    priority: int
+    """0 first (Extreme/Immediate) ... 9 last."""
+    not_after_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    inserted: int
+    duplicates: int
+    """Rows whose key was already held (or repeated in the batch): not stored again."""
+    superseded: int
+    """Queued rows replaced by a newer version (including new rows older than one already held)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    base_s: float = 2.0
+    """Backoff ceiling of the first retry; it doubles per attempt up to ``max_s`` (full jitter below it)."""
+    max_s: float = 300.0
+    max_attempts: int = 12
+    """Attempts in all; a retry outcome of the last one fails the row."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompleteResult:
+    counts: dict[str, int]
+    """Rows by what became of them: done, retry (queued again), gone, failed, expired."""
+    gave_up: int
+    """Of ``failed``: retries that reached ``max_attempts``."""
+    gone: dict[str, list[str]]
+    """Channel -> recipients whose endpoint is gone (delete those subscriptions)."""
+    stale: int
+    """Results for rows no longer in flight or queued (settled elsewhere, e.g. after a lost lease): ignored."""
+
+
+_INSERT = ("INSERT OR IGNORE INTO outbox (key, publication_id, thread, channel, recipient, host, priority,"
+           " not_after_ms, next_at_ms, created_ms) SELECT *, ?2, ?2 FROM (SELECT "
+           + _cols("key", "publication_id", "thread", "channel", "recipient", "host", "priority", "not_after_ms")
+           + " FROM json_each(?1))")
+_SUPERSEDE = (
+    "UPDATE outbox SET state='superseded', finished_ms=?2, last_error='superseded by publication ' || v.newest"
+    " FROM (SELECT g.thread, g.channel, g.recipient, (SELECT max(o.publication_id) FROM outbox o WHERE"
+    " o.thread=g.thread AND o.channel=g.channel AND o.recipient=g.recipient) AS newest FROM (SELECT DISTINCT "
+    + _cols("_key", "_publication", "thread", "channel", "recipient") + " FROM json_each(?1)) AS g) AS v"
+    " WHERE outbox.state='queued' AND outbox.thread=v.thread AND outbox.channel=v.channel"
+    " AND outbox.recipient=v.recipient AND outbox.publication_id<v.newest")
+
+
+def enqueue(store: Store, rows: Iterable[NewDelivery], *, now_ms: int | None = None) -> EnqueueResult:
+    """Store deliveries, due at once, in one transaction; supersede queued older versions of the same
+    (thread, channel, recipient). Rows already in flight stay: they may land, and the receiver then gets v2 too."""
+    ensure_schema(store)
+    now = _now(now_ms)
+    batch = [(r.key, r.publication_id, r.thread, r.channel, r.recipient, r.host, r.priority, r.not_after_ms)
+             for r in rows]
+    if not batch:
+        return EnqueueResult(0, 0, 0)
+    with store.transaction() as conn:
+        return _enqueue(conn, batch, now)
+
+
+def enqueue_in(conn: sqlite3.Connection, rows: Iterable[NewDelivery], *, now_ms: int | None = None) -> EnqueueResult:
+    """:func:`enqueue` inside the caller's transaction (a publication and its rows are written together)."""
+    batch = [(r.key, r.publication_id, r.thread, r.channel, r.recipient, r.host, r.priority, r.not_after_ms)
+             for r in rows]
+    return _enqueue(conn, batch, _now(now_ms)) if batch else EnqueueResult(0, 0, 0)
+
+
+_OTHER_VERSIONS = "SELECT 1 FROM outbox WHERE thread=? AND publication_id<>? LIMIT 1"
+
+
+def _enqueue(conn: sqlite3.Connection, batch: list[tuple[Any, ...]], now: int) -> EnqueueResult:
+    payload = _json(batch)
+    inserted = conn.execute(_INSERT, (payload, now)).rowcount
+    versions = {(r[2], r[1]) for r in batch}
+    if len(versions) == 1 and conn.execute(_OTHER_VERSIONS, next(iter(versions))).fetchone() is None:
+        superseded = 0  # the thread's first version (the usual fan-out): nothing older to look for
+    else:
+        superseded = conn.execute(_SUPERSEDE, (payload, now)).rowcount
+    return EnqueueResult(inserted, len(batch) - inserted, superseded)
+
+
+def enqueue_select_in(conn: sqlite3.Connection, select: str, params: Sequence[Any], *, key_prefix: str,
+                      publication_id: int, thread: str, channel: str, priority: int, not_after_ms: int | None,
+                      now_ms: int | None = None) -> EnqueueResult:
+    """Enqueue one publication version on one channel for the rows an SQL ``select`` with ``params`` yields (columns
+    named ``recipient`` and ``host``), inside the caller's transaction: the rows never pass through Python, which
+    matters for a fan-out to tens of thousands. Keys are ``key_prefix + recipient``; queued rows of older versions
+    of the thread for those recipients are superseded, as by :func:`enqueue`. ``duplicates`` is not counted (0)."""
+    now = _now(now_ms)
+    inserted = conn.execute(
+        "INSERT OR IGNORE INTO outbox (key, publication_id, thread, channel, recipient, host, priority, not_after_ms,"
+        f" next_at_ms, created_ms) SELECT ? || r.recipient, ?, ?, ?, r.recipient, r.host, ?, ?, ?, ? FROM ({select}) r",
+        (key_prefix, publication_id, thread, channel, priority, not_after_ms, now, now, *params)).rowcount
+    superseded = 0
+    if conn.execute(_OTHER_VERSIONS, (thread, publication_id)).fetchone() is not None:
+        superseded = conn.execute(
+            "UPDATE outbox SET state='superseded', finished_ms=?1, last_error='superseded by publication ' || ?2"
+            " WHERE state='queued' AND thread=?3 AND channel=?4 AND publication_id<?2 AND recipient IN"
+            " (SELECT recipient FROM outbox WHERE publication_id=?2 AND channel=?4)",
+            (now, publication_id, thread, channel)).rowcount
+    return EnqueueResult(inserted, 0, superseded)
+
+
+def withdraw(store: Store, thread: str, *, channels: Collection[str] | None = None,
+             below_publication: int | None = None, now_ms: int | None = None) -> int:
+    """Withdraw the queued rows of a thread (of these channels, of publications below this one); returns how many.
+    Rows in flight are not recalled (a Cancel published as a newer version supersedes them if they come back)."""
+    ensure_schema(store)
+    with store.transaction() as conn:
+        return withdraw_in(conn, thread, channels=channels, below_publication=below_publication, now_ms=now_ms)
+
+
+def withdraw_in(conn: sqlite3.Connection, thread: str, *, channels: Collection[str] | None = None,
+                below_publication: int | None = None, now_ms: int | None = None) -> int:
+    """:func:`withdraw` inside the caller's transaction."""
+    sql = "UPDATE outbox SET state='withdrawn', finished_ms=?, last_error='withdrawn' WHERE thread=? AND state='queued'"
+    args: list[Any] = [_now(now_ms), thread]
+    if channels is not None:
+        sql += " AND channel IN (SELECT value FROM json_each(?))"
+        args.append(_json(sorted(channels)))
+    if below_publication is not None:
+        sql += " AND publication_id<?"
+        args.append(below_publication)
+    return conn.execute(sql, args).rowcount
+
+
+def _ready_sql(hosts: int) -> str:
+    skip = f" AND host NOT IN ({','.join('?' * hosts)})" if hosts else ""
+    return (f"SELECT {_DELIVERY_COLS} FROM outbox WHERE channel=? AND state='queued' AND priority=?"
+            f" AND next_at_ms<=?{skip} ORDER BY next_at_ms, id LIMIT ?")
+
+
+_NEXT_PRIORITY = ("SELECT priority FROM outbox WHERE channel=? AND state='queued' AND priority>?"
+                  " ORDER BY priority LIMIT 1")
+_RECLAIM = f"UPDATE outbox SET {_REQUEUE} WHERE state='inflight' AND channel=?2 AND lease_until_ms<=?1"
+_TAKE = f"UPDATE outbox SET state='inflight', attempts=attempts+1, lease_until_ms=?2 WHERE id IN {_IDS}"
+_EXPIRE = f"UPDATE outbox SET state='expired', finished_ms=?2, last_error='expired before delivery' WHERE id IN {_IDS}"
+
+
+def claim(store: Store, channel: str, limit: int, *, lease_s: float, now_ms: int | None = None,
+          skip_hosts: Collection[str] = ()) -> list[Delivery]:
+    """Take up to ``limit`` due rows of a channel, by priority, then due time, then id (insertion order), passing
+    over ``skip_hosts``; they are in flight until ``now + lease_s``. Rows past their ``not_after_ms`` are marked
+    expired instead. Rows whose lease ran out (a worker that died) are queued again first."""
+    ensure_schema(store)
+    now = _now(now_ms)
+    hosts = sorted(set(skip_hosts))
+    select = _ready_sql(len(hosts))
+    out: list[Delivery] = []
+    expired = 0
+    with store.transaction() as conn:
+        lost = conn.execute(_RECLAIM, (now, channel)).rowcount
+        priority = -(2**62)
+        while len(out) < limit:
+            row = conn.execute(_NEXT_PRIORITY, (channel, priority)).fetchone()
+            if row is None:
+                break
+            priority = row[0]
+            while len(out) < limit:
+                want = limit - len(out)
+                rows = conn.execute(select, (channel, priority, now, *hosts, want)).fetchall()
+                live = [Delivery(*r) for r in rows if r[8] is None or r[8] > now]
+                dead = [r[0] for r in rows if r[8] is not None and r[8] <= now]
+                if dead:
+                    conn.execute(_EXPIRE, (_json(dead), now))
+                    expired += len(dead)
+                if live:
+                    conn.execute(_TAKE, (_json([d.id for d in live]), now + int(lease_s * 1000)))
+                    out += live
+                if len(rows) < want:
+                    break
+    if lost:
+        log.warning("outbox %s: %d leases ran out (a worker died or stalled); queued again", channel, lost)
+    if expired:
+        log.info("outbox %s: %d deliveries expired before they could be sent", channel, expired)
+    return out
+
+
+def next_due(store: Store, channel: str, *, skip_hosts: Collection[str] = ()) -> int | None:
+    """When the next queued row of a channel (not of ``skip_hosts``) is due, in ms; None when none is queued."""
+    ensure_schema(store)
+    hosts = sorted(set(skip_hosts))
+    skip = f" AND host NOT IN ({','.join('?' * len(hosts))})" if hosts else ""
+    select = (f"SELECT next_at_ms FROM outbox WHERE channel=? AND state='queued' AND priority=?{skip}"
+              " ORDER BY next_at_ms LIMIT 1")
+    due: int | None = None
+    priority = -(2**62)
+    while (row := store.conn.execute(_NEXT_PRIORITY, (channel, priority)).fetchone()) is not None:
+        priority = row[0]
+        found = store.conn.execute(select, (channel, priority, *hosts)).fetchone()
+        if found is not None and (due is None or found[0] < due):
+            due = found[0]
+    return due
+
+
+def backoff_ms(policy: RetryPolicy, attempt: int, retry_after_s: float | None = None,
+               rng: random.Random | None = None) -> int:
+    """Wait before retry number ``attempt`` (1 = the first retry): full jitter below min(max_s, base_s * 2^(n-1)),
+    and never less than the receiver's Retry-After."""
+    ceiling = min(policy.max_s, policy.base_s * 2.0 ** min(attempt - 1, 60))
+    delay = (rng or random).uniform(0.0, ceiling)
+    if retry_after_s is not None:
+        delay = max(delay, retry_after_s)
+    return int(delay * 1000)
+
+
+_COMPLETE = (
+    f"UPDATE outbox SET state=CASE WHEN r.state='queued' AND {_NEWER} THEN 'superseded' ELSE r.state END,"
+    " next_at_ms=coalesce(r.next_at, outbox.next_at_ms), last_error=r.err, lease_until_ms=NULL,"
+    f" finished_ms=CASE WHEN r.state='queued' AND NOT {_NEWER} THEN NULL ELSE ?2 END"
+    f" FROM (SELECT {_cols('id', 'state', 'next_at', 'err')} FROM json_each(?1)) AS r"
+    " WHERE outbox.id=r.id AND outbox.state IN ('inflight', 'queued')")
+
+
+def _settle(d: Delivery, o: Outcome, now: int, policy: RetryPolicy) -> tuple[str, int | None, str, bool]:
+    """(new state, next_at_ms, last_error, gave up) for one outcome."""
+    if o.kind != "retry":
+        return o.kind, None, o.reason, False
+    tried = d.attempts + 1
+    if tried >= policy.max_attempts:
+        return "failed", None, f"gave up after {tried} attempts: {o.reason}", True
+    at = now + backoff_ms(policy, tried, o.retry_after_s)
+    if d.not_after_ms is not None and at >= d.not_after_ms:
+        return "expired", None, f"expired while waiting to retry: {o.reason}", False
+    return "queued", at, o.reason, False
+
+
+def complete(store: Store, results: Sequence[tuple[Delivery, Outcome]], *, now_ms: int | None = None,
+             policy: RetryPolicy) -> CompleteResult:
+    """Record the outcomes of claimed rows in one transaction (see :class:`CompleteResult`)."""
+    ensure_schema(store)
+    now = _now(now_ms)
+    counts = {"done": 0, "retry": 0, "gone": 0, "failed": 0, "expired": 0}
+    gone: dict[str, list[str]] = {}
+    rows = []
+    gave_up = 0
+    for delivery, outcome in results:
+        state, at, err, quit_ = _settle(delivery, outcome, now, policy)
+        rows.append((delivery.id, state, at, err))
+        counts["retry" if state == "queued" else state] += 1
+        gave_up += quit_
+        if state == "gone":
+            gone.setdefault(delivery.channel, []).append(delivery.recipient)
+    if not rows:
+        return CompleteResult(counts, 0, {}, 0)
+    with store.transaction() as conn:
+        updated = conn.execute(_COMPLETE, (_json(rows), now)).rowcount
+    return CompleteResult(counts, gave_up, gone, len(rows) - updated)
+
+
+def recover(store: Store, *, now_ms: int | None = None) -> int:
+    """At start-up (the hub alone owns the database): every row in flight is queued again, due now, or superseded
+    if a newer version arrived meanwhile. It may have been sent before the crash; its key tells the receiver."""
+    ensure_schema(store)
+    with store.transaction() as conn:
+        return conn.execute(f"UPDATE outbox SET {_REQUEUE} WHERE state='inflight'", (_now(now_ms),)).rowcount
+
+
+def status(store: Store, publication_ids: Collection[int] | None = None) -> dict[int, dict[str, dict[str, int]]]:
+    """publication -> channel -> state -> rows (requested publications without rows map to ``{}``)."""
+    ensure_schema(store)
+    sql = "SELECT publication_id, channel, state, count(*) FROM outbox"
+    args: tuple[Any, ...] = ()
+    out: dict[int, dict[str, dict[str, int]]] = {}
+    if publication_ids is not None:
+        sql += " WHERE publication_id IN (SELECT value FROM json_each(?))"
+        args = (_json(sorted(publication_ids)),)
+        out = {p: {} for p in publication_ids}
+    for pub, channel, state, n in store.conn.execute(sql + " GROUP BY 1, 2, 3", args):
+        out.setdefault(pub, {}).setdefault(channel, {})[state] = n
+    return out
+
+
+def failed_since(store: Store, since_ms: int, *, limit: int = 100) -> list[dict[str, Any]]:
+    """Deliveries that failed for good since ``since_ms``, newest first (for /healthz and the console)."""
+    ensure_schema(store)
+    rows = store.conn.execute(
+        "SELECT id, key, channel, recipient, attempts, last_error, finished_ms FROM outbox"
+        " WHERE state='failed' AND finished_ms>=? ORDER BY finished_ms DESC LIMIT ?", (since_ms, limit)).fetchall()
+    return [dict(zip(("id", "key", "channel", "recipient", "attempts", "reason", "finished_ms"), r, strict=True))
+            for r in rows]
+
+
+def depth(store: Store) -> dict[str, int]:
+    """Queued rows per channel (due or waiting to retry)."""
+    ensure_schema(store)
+    return dict(store.conn.execute("SELECT channel, count(*) FROM outbox WHERE state='queued' GROUP BY channel"))
+
+
+def prune(store: Store, older_than_ms: int, *, limit: int = 10_000, threads: Collection[str] | None = None) -> int:
+    """Delete up to ``limit`` finished rows that finished before ``older_than_ms`` (of ``threads`` only, if given);
+    call again while it returns ``limit``. A pruned key no longer deduplicates, and a Cancel reaches whoever has a
+    done row of its thread: prune only threads that have ended (hub.retention picks them)."""
+    ensure_schema(store)
+    only = "" if threads is None else " AND thread IN (SELECT value FROM json_each(?))"
+    args = (older_than_ms,) + (() if threads is None else (_json(sorted(threads)).decode(),)) + (limit,)
+    with store.transaction() as conn:
+        return conn.execute(
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE finished_ms<?"
+            f" AND state NOT IN ('queued', 'inflight'){only} LIMIT ?)", args).rowcount
+
+
+# -- async: circuit breaker, channel workers, the facade ----------------------------------------------------
+
+_ROW_FAULTS: contextvars.ContextVar[dict[int, str] | None] = contextvars.ContextVar("outbox_row_faults",
+                                                                                    default=None)
+
+
+class RowsFailed(Exception):
+    """Raised by a resolver after :func:`row_failed` named the rows it could not make: the channel answers the
+    batch as a whole (retry), and the worker sends the other rows again without them."""
+
+
+def row_failed(delivery_id: int, reason: str) -> bool:
+    """Called while a channel worker delivers (e.g. by a resolver whose content for this one row raised): this
+    row is retried with backoff (finally failed) with ``reason``, the rest of its batch is sent without it.
+    False outside a worker's delivery: the caller then raises as it would have."""
+    faults = _ROW_FAULTS.get()
+    if faults is None:
+        return False
+    faults[delivery_id] = reason[:500]
+    return True
+
+
+def in_delivery() -> bool:
+    """Is a channel worker delivering (so :func:`row_failed` can isolate a row)?"""
+    return _ROW_FAULTS.get() is not None
+
+
+@dataclass(slots=True)
+class _Circuit:
+    failures: int = 0
+    opened_at: float | None = None
+    probing: bool = False
+
+
+class CircuitBreaker:
+    """Per destination host: ``threshold`` retry/failed outcomes in a row open its circuit, and claims pass its rows
+    over. After ``cooldown_s`` one batch is let through as a probe (half-open): a done or gone in it closes the
+    circuit (the host answers), else it stays open for another cooldown."""
+
+    def __init__(self, threshold: int = 5, cooldown_s: float = 30.0, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.threshold = threshold
+        self.cooldown_s = cooldown_s
+        self._clock = clock
+        self._hosts: dict[str, _Circuit] = {}
+
+    def open_hosts(self) -> set[str]:
+        """Hosts to skip now: open and cooling down, or half-open with the probe under way."""
+        now = self._clock()
+        return {h for h, c in self._hosts.items()
+                if c.opened_at is not None and (c.probing or now - c.opened_at < self.cooldown_s)}
+
+    def next_probe_s(self) -> float | None:
+        """Seconds until the next open circuit may be probed (None if none is cooling down)."""
+        now = self._clock()
+        waits = [c.opened_at + self.cooldown_s - now for c in self._hosts.values()
+                 if c.opened_at is not None and not c.probing and now - c.opened_at < self.cooldown_s]
+        return min(waits, default=None)
+
+    def claimed(self, hosts: Iterable[str]) -> None:
+        """A claimed batch holding rows of an open host (its cooldown over) is that host's probe."""
+        for host in hosts:
+            circuit = self._hosts.get(host)
+            if circuit is not None and circuit.opened_at is not None:
+                circuit.probing = True
+
+    def record(self, host: str, kinds: Iterable[str]) -> None:
+        """Outcomes for one host, in order."""
+        circuit = self._hosts.setdefault(host, _Circuit())
+        answered = False
+        for kind in kinds:
+            if kind in ("done", "gone"):
+                circuit.failures, answered = 0, True
+            else:
+                circuit.failures += 1
+        if circuit.opened_at is not None:
+            circuit.probing = False
+            if answered:
+                log.info("circuit closed for host %r: it answers again", host)
+                circuit.opened_at = None
+            else:
+                circuit.opened_at = self._clock()
+        elif circuit.failures >= self.threshold:
+            log.warning("circuit open for host %r after %d failures in a row; retrying in %.0fs",
+                        host, circuit.failures, self.cooldown_s)
+            circuit.opened_at = self._clock()
+        if circuit.opened_at is None and circuit.failures == 0:
+            del self._hosts[host]
+
+
+class OutboxMetrics:
+    """Outbox metrics, registered in the hub's registry (``Metrics().registry``)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.deliveries = Counter("warnhub_outbox_deliveries_total", "Delivery attempts by channel and outcome "
+                                  "(done, retry, gone, failed, expired)", ["channel", "outcome"], registry=registry)
+        self.queued = Gauge("warnhub_outbox_queued", "Deliveries queued per channel (due or waiting to retry)",
+                            ["channel"], registry=registry)
+        self.open_circuits = Gauge("warnhub_outbox_open_circuits", "Hosts whose circuit is open, per channel",
+                                   ["channel"], registry=registry)
+
+
+class ChannelWorker:
+    """Feeds one channel from the outbox: claim a batch, deliver, record the outcomes, again at once while rows
+    remain; else sleep until :meth:`wake`, the next row is due, a circuit may be probed, or ``idle_s`` passes.
+    ``concurrency`` claim/deliver loops run side by side. The caller enters and leaves the channel itself."""
+
+    def __init__(self, astore: AsyncStore, channel: Channel, *, batch_size: int = 500, concurrency: int = 1,
+                 lease_s: float = 60.0, policy: RetryPolicy | None = None, breaker: CircuitBreaker | None = None,
+                 metrics: OutboxMetrics | None = None,
+                 on_gone: Callable[[str, list[str]], Awaitable[None]] | None = None, idle_s: float = 1.0,
+                 clock: Callable[[], int] | None = None) -> None:
+        self.astore = astore
+        self.clock = clock or (lambda: _now(None))
+        """Epoch milliseconds (injected by tests)."""
+        self.channel = channel
+        self.batch_size = batch_size
+        self.lease_s = lease_s
+        self.policy = policy or RetryPolicy()
+        self.breaker = breaker or CircuitBreaker()
+        self.metrics = metrics
+        self.on_gone = on_gone
+        self.idle_s = idle_s
+        self._wakeups = [asyncio.Event() for _ in range(max(1, concurrency))]
+        self._claiming = asyncio.Lock()  # claims of one channel in turn: no two loops probe the same host
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._failing = False
+
+    @property
+    def name(self) -> str:
+        return self.channel.name
+
+    def wake(self) -> None:
+        """Rows were enqueued: claim now rather than at the next idle poll."""
+        for event in self._wakeups:
+            event.set()
+
+    async def run(self) -> None:
+        self._stopping = False
+        self._tasks = [asyncio.create_task(self._loop(event), name=f"outbox-{self.name}-{i}")
+                       for i, event in enumerate(self._wakeups)]
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Claim no more; let batches in hand finish for up to ``timeout_s``, then cancel them (their rows stay in
+        flight until the lease runs out or :func:`recover`)."""
+        self._stopping = True
+        self.wake()
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(self._tasks, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("outbox %s: %d batches unfinished at stop; they are sent again later", self.name, len(pending))
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _loop(self, wakeup: asyncio.Event) -> None:
+        while not self._stopping:
+            wakeup.clear()
+            try:
+                if await self.step():
+                    continue
+                timeout = await self._idle_timeout()
+            except Exception:
+                log.exception("outbox %s: store failed; trying again in %.1fs", self.name, self.idle_s)
+                timeout = self.idle_s
+            if self._stopping:
+                break
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await wakeup.wait()
+
+    async def _claim(self) -> list[Delivery]:
+        async with self._claiming:
+            batch = await self.astore.run(claim, self.astore.store, self.name, self.batch_size,
+                                          lease_s=self.lease_s, skip_hosts=self.breaker.open_hosts(),
+                                          now_ms=self.clock())
+            self.breaker.claimed({d.host for d in batch})
+        return batch
+
+    async def _idle_timeout(self) -> float:
+        due = await self.astore.run(next_due, self.astore.store, self.name, skip_hosts=self.breaker.open_hosts())
+        waits = [self.idle_s]
+        if due is not None:
+            waits.append((due - self.clock()) / 1000)
+        if (probe := self.breaker.next_probe_s()) is not None:
+            waits.append(probe)
+        return max(0.0, min(waits))
+
+    async def step(self) -> int:
+        """Claim one batch and deliver it (what the loop does each turn); returns its size, 0 when none was due."""
+        batch = await self._claim()
+        if batch:
+            await self._handle(batch)
+        return len(batch)
+
+    async def _deliver(self, batch: list[Delivery]) -> list[Outcome]:
+        """Outcomes for a batch, one bad row isolated: a row whose content could not be made (:func:`row_failed`)
+        is retried alone and the rest sent again without it; a batch whose ``deliver`` raises is halved until the
+        row that raises is alone. All within one lease, so no row is claimed twice meanwhile."""
+        loop = asyncio.get_running_loop()
+        return await self._isolate(batch, loop.time() + self.lease_s * 0.9)
+
+    async def _isolate(self, batch: list[Delivery], deadline: float) -> list[Outcome]:
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            return [Outcome.retry("not tried: isolating a failing row used up the lease")] * len(batch)
+        faults: dict[int, str] = {}
+        token = _ROW_FAULTS.set(faults)
+        try:
+            # a delivery that outlasts its lease could be claimed a second time: stop it before
+            async with asyncio.timeout(left):
+                outcomes = list(await self.channel.deliver(batch))
+        except Exception as err:
+            if not self._failing:
+                log.warning("outbox %s: deliver raised for %d row(s); isolating the row", self.name, len(batch),
+                            exc_info=True)
+            self._failing = True
+            if len(batch) == 1 or isinstance(err, TimeoutError):
+                return [Outcome.retry(f"deliver raised {err!r}")] * len(batch)
+            half = len(batch) // 2
+            return await self._isolate(batch[:half], deadline) + await self._isolate(batch[half:], deadline)
+        finally:
+            _ROW_FAULTS.reset(token)
+        if faults:
+            log.warning("outbox %s: content failed for %d row(s); the other %d are sent without them", self.name,
+                        len(faults), len(batch) - len(faults))
+            rest = [d for d in batch if d.id not in faults]
+            by_id = {d.id: Outcome.retry(faults[d.id]) for d in batch if d.id in faults}
+            by_id.update(zip((d.id for d in rest), await self._isolate(rest, deadline) if rest else [], strict=True))
+            return [by_id[d.id] for d in batch]
+        if len(outcomes) != len(batch) or not all(isinstance(o, Outcome) and o.kind in _KINDS for o in outcomes):
+            log.error("outbox %s: channel answered %d outcomes for %d deliveries, or unknown ones (a bug);"
+                      " retrying all", self.name, len(outcomes), len(batch))
+            return [Outcome.retry("channel answered the wrong outcomes")] * len(batch)
+        if self._failing:
+            log.info("outbox %s: deliver works again", self.name)
+        self._failing = False
+        return outcomes
+
+    async def _handle(self, batch: list[Delivery]) -> None:
+        outcomes = await self._deliver(batch)
+        by_host: dict[str, list[str]] = {}
+        for delivery, outcome in zip(batch, outcomes, strict=True):
+            by_host.setdefault(delivery.host, []).append(outcome.kind)
+        for host, kinds in by_host.items():
+            self.breaker.record(host, kinds)
+        result = await self.astore.run(complete, self.astore.store, list(zip(batch, outcomes, strict=True)),
+                                       policy=self.policy, now_ms=self.clock())
+        if self.metrics is not None:
+            for state, n in result.counts.items():
+                if n:
+                    self.metrics.deliveries.labels(self.name, state).inc(n)
+        if self.on_gone is not None:
+            for channel, recipients in result.gone.items():
+                try:
+                    await self.on_gone(channel, recipients)
+                except Exception:
+                    log.exception("outbox %s: on_gone failed for %d recipients", self.name, len(recipients))
+
+
+class Outbox:
+    """The pipeline's handle: enqueue (and wake the workers concerned), withdraw, status; starts and stops the
+    channel workers. ``start`` first runs :func:`recover`."""
+
+    def __init__(self, astore: AsyncStore, *, metrics: OutboxMetrics | None = None,
+                 metrics_interval_s: float = 15.0) -> None:
+        self.astore = astore
+        self.metrics = metrics
+        self.metrics_interval_s = metrics_interval_s
+        self.workers: dict[str, ChannelWorker] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._unserved: set[str] = set()
+
+    def add_worker(self, channel: Channel, **kw: Any) -> ChannelWorker:
+        """A worker for a channel (keyword arguments as for :class:`ChannelWorker`); one per channel name."""
+        if channel.name in self.workers:
+            raise ValueError(f"outbox: channel {channel.name!r} has a worker already")
+        kw.setdefault("metrics", self.metrics)
+        worker = self.workers[channel.name] = ChannelWorker(self.astore, channel, **kw)
+        return worker
+
+    async def start(self) -> int:
+        """Queue again what was in flight at the last stop or crash, then start the workers; returns that count."""
+        recovered = await self.astore.run(recover, self.astore.store)
+        if recovered:
+            log.warning("outbox: %d deliveries were in flight at the last stop; queued again", recovered)
+        self._tasks = [asyncio.create_task(w.run(), name=f"outbox-{w.name}") for w in self.workers.values()]
+        if self.metrics is not None:
+            self._tasks.append(asyncio.create_task(self._watch(), name="outbox-metrics"))
+        return recovered
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        await asyncio.gather(*(w.stop(timeout_s) for w in self.workers.values()))
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def enqueue(self, rows: Iterable[NewDelivery], *, now_ms: int | None = None) -> EnqueueResult:
+        rows = list(rows)
+        result = await self.astore.run(enqueue, self.astore.store, rows, now_ms=now_ms)
+        for name in {r.channel for r in rows}:
+            if name in self.workers:
+                self.workers[name].wake()
+            elif name not in self._unserved:
+                self._unserved.add(name)
+                log.warning("outbox: no worker for channel %r; its deliveries stay queued", name)
+        return result
+
+    async def withdraw(self, thread: str, *, channels: Collection[str] | None = None,
+                       below_publication: int | None = None) -> int:
+        return await self.astore.run(withdraw, self.astore.store, thread, channels=channels,
+                                     below_publication=below_publication)
+
+    async def status(self, publication_ids: Collection[int] | None = None) -> dict[int, dict[str, dict[str, int]]]:
+        return await self.astore.run(status, self.astore.store, publication_ids)
+
+    async def depth(self) -> dict[str, int]:
+        """Queued rows per channel (every channel with a worker is named), also set as the gauge."""
+        found = await self.astore.run(depth, self.astore.store)
+        out = {name: found.get(name, 0) for name in self.workers} | found
+        if self.metrics is not None:
+            for name, n in out.items():
+                self.metrics.queued.labels(name).set(n)
+            for name, worker in self.workers.items():
+                self.metrics.open_circuits.labels(name).set(len(worker.breaker.open_hosts()))
+        return out
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                await self.depth()
+            except Exception:
+                log.exception("outbox: reading queue depth failed")
+            await asyncio.sleep(self.metrics_interval_s)

@@ -1,0 +1,210 @@
+"""Delivery in the daemon: the outbox with one worker per channel, the channels from config, and what each channel
+sends, read from the store at delivery time (so a queued push shows the newest version of its warning, and a
+board shows the most urgent warning in force for its region, or nothing).
+
+Channels: ``push`` (Web Push, always), ``boards-mqtt`` and ``boards-http`` (when such boards are configured),
+``webhooks`` (when webhooks are configured). Kiosk boards and the web read the publications directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import aiohttp
+
+from adapters.channels import Delivery
+from adapters.channels.boards import BoardUpdate, HttpBoards, MqttBoards
+from adapters.channels.vapid import VapidKey
+from adapters.channels.webhooks import WebhookBody, Webhooks
+from adapters.channels.webpush import PushTarget, WebPushChannel, WebPushSender, topic_for, urgency_for
+from hub.config import LoadedConfig
+from hub.deliver import outbox
+from hub.publish import publications, subscriptions
+from hub.publish.boardtext import Notice as BoardNotice
+from hub.publish.pipeline import PUSH_PAYLOAD_MAX, SEVERITY_ORDER, latest_by_thread, push_payload
+from hub.publish.publications import Publication
+from hub.store.db import AsyncStore, Store
+
+log = logging.getLogger("warnhub.delivery")
+T = TypeVar("T")
+
+DEFAULT_TTL_S = 24 * 3600
+"""Push TTL for a warning without an end (the push service drops it after this)."""
+_EMPTY_KEY = len(b'{"key":""')
+
+
+def board_notice(pub: Publication, language: str) -> BoardNotice:
+    n = pub.notice([language])
+    return BoardNotice(thread=pub.thread, version=pub.version, msg_type=pub.msg_type,  # type: ignore[arg-type]
+                       status=pub.status, severity=pub.severity, urgency=pub.urgency,  # type: ignore[arg-type]
+                       event=n.event, headline=n.headline, description=n.description, instruction=n.instruction,
+                       area_desc=n.area_desc, sent=pub.sent, expires=pub.expires, language=n.language,
+                       sender_name=n.sender_name, all_clear=n.all_clear)
+
+
+def _each_row(store: Store, fn: Callable[[Store, Sequence[Delivery]], list[T | None]], batch: Sequence[Delivery], *,
+              isolate: bool) -> list[T | None] | dict[int, str]:
+    """``fn`` for the batch; if it raises (and a worker can isolate rows), ``fn`` for each row alone: the answers,
+    or the rows whose content raised with the reason (one broken publication must not hold up the others)."""
+    try:
+        return fn(store, batch)
+    except Exception:
+        if not isolate:
+            raise
+    faults: dict[int, str] = {}
+    for d in batch:
+        try:
+            fn(store, [d])
+        except Exception as err:  # noqa: BLE001 - named, retried and finally failed by the outbox worker
+            log.warning("content for delivery %s (%s) failed: %r", d.id, d.key, err)
+            faults[d.id] = f"content failed: {type(err).__name__}: {err}"
+    if not faults:
+        return fn(store, batch)  # a passing hiccup: every row resolves alone, so try the batch once more
+    return faults
+
+
+class Resolvers:
+    """What each channel sends for a batch of outbox rows (runs on the store's thread)."""
+
+    def __init__(self, astore: AsyncStore, loaded: LoadedConfig) -> None:
+        self.astore = astore
+        self.base_url = loaded.cfg.hub.public_url.rstrip("/")
+        self.boards = {b.id: b for b in loaded.cfg.boards}
+        self.webhooks = {h.id: h for h in loaded.cfg.webhooks}
+
+    async def push(self, batch: Sequence[Delivery]) -> list[PushTarget | None]:
+        return await self._resolve(self._push, batch)
+
+    async def _resolve(self, fn: Callable[[Store, Sequence[Delivery]], list[T | None]],
+                       batch: Sequence[Delivery]) -> list[T | None]:
+        isolate = outbox.in_delivery()  # read here: the store's thread does not share this task's context
+        found = await self.astore.run(_each_row, self.astore.store, fn, batch, isolate=isolate)
+        if isinstance(found, list):
+            return found
+        for delivery_id, reason in found.items():  # rows whose content raised: retried alone, the rest sent again
+            outbox.row_failed(delivery_id, reason)
+        raise outbox.RowsFailed(f"content failed for {len(found)} of {len(batch)} deliveries")
+
+    def _push(self, store: Store, batch: Sequence[Delivery]) -> list[PushTarget | None]:
+        subscriptions.ensure_schema(store)
+        pubs = latest_by_thread(store, (d.thread for d in batch))
+        ids = sorted({d.recipient for d in batch})
+        subs: dict[str, tuple[str, str, str, list[str]]] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            for sid, endpoint, p256dh, auth, langs in store.conn.execute(
+                    "SELECT id, endpoint, p256dh, auth, languages FROM subscriptions WHERE id IN "
+                    f"({','.join('?' * len(part))})", part):
+                subs[sid] = (endpoint, p256dh, auth, json.loads(langs))
+        now_ms = publications.ms(datetime.now(UTC))
+        per_thread: dict[str, tuple[int, str, str]] = {}
+        bodies: dict[tuple[str, tuple[str, ...]], bytes] = {}
+        out: list[PushTarget | None] = []
+        for d in batch:
+            sub, pub = subs.get(d.recipient), pubs.get(d.thread)
+            if sub is None or pub is None:
+                out.append(None)  # the subscription was deleted: nothing to send, the row is gone
+                continue
+            endpoint, p256dh, auth, langs = sub
+            fixed = per_thread.get(d.thread)
+            if fixed is None:
+                ttl = DEFAULT_TTL_S if pub.expires_ms is None else max(0, (pub.expires_ms - now_ms) // 1000)
+                fixed = per_thread[d.thread] = (int(ttl), urgency_for(pub.severity, pub.urgency),
+                                                topic_for(pub.thread))
+            # the payload differs between recipients only in its key: render it once per thread and languages
+            body_key = (d.thread, tuple(langs))
+            body = bodies.get(body_key)
+            if body is None:
+                body = bodies[body_key] = push_payload(pub, "", langs, self.base_url)
+            payload = b'{"key":' + json.dumps(d.key).encode() + body[_EMPTY_KEY:]
+            if len(payload) > PUSH_PAYLOAD_MAX:
+                payload = push_payload(pub, d.key, langs, self.base_url)  # shortens the texts to make room
+            out.append(PushTarget(endpoint, p256dh, auth, payload, *fixed))
+        return out
+
+    async def boards_state(self, batch: Sequence[Delivery]) -> list[BoardUpdate | None]:
+        return await self._resolve(self._boards, batch)
+
+    def _boards(self, store: Store, batch: Sequence[Delivery]) -> list[BoardUpdate | None]:
+        """Each board gets the most urgent warning in force among those published to it, or a clear."""
+        out: list[BoardUpdate | None] = []
+        now = datetime.now(UTC)
+        for d in batch:
+            board = self.boards.get(d.recipient)
+            if board is None:
+                out.append(None)
+                continue
+            threads = [t for (t,) in store.conn.execute(
+                "SELECT DISTINCT thread FROM outbox WHERE channel=? AND recipient=?", (d.channel, d.recipient))]
+            live = [p for p in latest_by_thread(store, threads).values() if p.live(now)
+                    and (p.status == "Actual" or (board.exercise and p.status == "Exercise"))]
+            live.sort(key=lambda p: (SEVERITY_ORDER.get(p.severity, 4), -p.sent.timestamp()))
+            out.append(BoardUpdate(board.id, board_notice(live[0], board.language) if live else None))
+        return out
+
+    async def webhook_body(self, batch: Sequence[Delivery]) -> list[WebhookBody | None]:
+        return await self._resolve(self._webhooks, batch)
+
+    def _webhooks(self, store: Store, batch: Sequence[Delivery]) -> list[WebhookBody | None]:
+        pubs = publications.many(store, sorted({d.publication_id for d in batch}))
+        out: list[WebhookBody | None] = []
+        for d in batch:
+            hook, pub = self.webhooks.get(d.recipient), pubs.get(d.publication_id)
+            if hook is None or pub is None:
+                out.append(None)
+            elif hook.format == "cap":
+                out.append(WebhookBody("application/cap+xml", publications.cap_xml(store, pub.id) or b""))
+            else:
+                body = dict(pub.as_dict(), key=d.key)
+                out.append(WebhookBody("application/json", json.dumps(body, ensure_ascii=False).encode()))
+        return out
+
+
+async def open_outbox(stack: contextlib.AsyncExitStack, *, astore: AsyncStore, loaded: LoadedConfig,
+                      http: aiohttp.ClientSession, index: Any, metrics: Any, vapid: VapidKey) -> outbox.Outbox:
+    """Build the channels from config, enter them on ``stack``, start the outbox (recovering rows that were in
+    flight at the last stop); returns the outbox. ``vapid``: the hub's key (:func:`load_vapid`)."""
+    cfg = loaded.cfg
+    resolvers = Resolvers(astore, loaded)
+    box = outbox.Outbox(astore, metrics=outbox.OutboxMetrics(metrics.registry))
+
+    async def on_gone(channel: str, recipients: list[str]) -> None:
+        if channel != "push" or not recipients:
+            return
+        removed = await astore.run(subscriptions.delete_ids, astore.store, recipients)
+        if index is not None:
+            index.remove_many(recipients)
+        log.info("deleted %d subscription(s) whose push endpoint is gone (404/410)", removed)
+
+    sender = WebPushSender(http, vapid, cfg.push.vapid_subject, executor=None, workers=cfg.push.workers,
+                           concurrency=cfg.push.concurrency, per_host_concurrency=cfg.push.per_host_concurrency,
+                           timeout_s=cfg.push.timeout_s,
+                           allow_http=cfg.push.allow_http_endpoints)
+    stack.push_async_callback(sender.aclose)
+    await sender.warm()  # start the worker processes now, not on the first warning
+    channels: list[Any] = [WebPushChannel(sender, resolvers.push)]
+    if any(b.kind == "mqtt" for b in cfg.boards):
+        channels.append(MqttBoards(cfg.boards, resolvers.boards_state))
+    if any(b.kind == "http" for b in cfg.boards):
+        channels.append(HttpBoards(cfg.boards, http, resolvers.boards_state))
+    if cfg.webhooks:
+        channels.append(Webhooks(cfg.webhooks, http, resolvers.webhook_body))
+    for channel in channels:
+        await stack.enter_async_context(channel)
+        box.add_worker(channel, batch_size=500 if channel.name == "push" else 50,
+                       concurrency=2 if channel.name == "push" else 1, on_gone=on_gone)
+    requeued = await box.start()
+    stack.push_async_callback(box.stop)
+    if requeued:
+        log.warning("outbox: %d delivery(ies) were in flight at the last stop and are queued again", requeued)
+    return box
+
+
+def load_vapid(loaded: LoadedConfig) -> VapidKey:
+    """The hub's VAPID key, created on first start (mode 0600); its public half is the browsers' key."""
+    return VapidKey.load_or_create(loaded.path(loaded.cfg.push.vapid_key))

@@ -1,1 +1,0 @@
-"""Bundled geodata for hub.geo (see README.md); ``python -m hub.geodata.build`` rebuilds it from the corpus."""

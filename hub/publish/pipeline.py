@@ -1,0 +1,467 @@
+"""From a decision to deliveries: publication, targeting and the outbox (GUIDE.md sections 1 and 5).
+
+For every stored ``publish`` decision the pipeline issues the hub's own CAP message (:mod:`hub.publications`),
+works out who gets it — push subscriptions whose places the area reaches (:class:`~hub.targeting.
+SubscriptionIndex`), display boards whose region it touches, webhooks for their regions — and writes the
+publication and one outbox row per (version, channel, recipient) in **one transaction**. Only then do the channel
+workers send. It reads its work from the store (decisions without a publication), so a crash after the decision
+and before the publication only delays it to the next start — however long that takes, while the warning is valid.
+Each decision is published on its own: one that raises is recorded as failed on its decision and retried with
+backoff (:func:`hub.decisions.record_failure`), and the others go on.
+
+* An Update that the rules did not find significant (``push`` false) updates web, boards and webhooks and queues
+  no push; queued pushes of earlier versions are superseded by newer push rows, and any push still queued shows
+  the newest version when it is sent (content is read at delivery time).
+* A Cancel withdraws every queued delivery of the thread, tells the subscriptions and webhooks that received an
+  earlier version, and clears the boards that showed it.
+* Exercises reach only boards, webhooks and subscriptions marked for exercises.
+* Audiences: only a decision for the ``public`` audience reaches the public (web, boards, push subscribers of any
+  topic). One for ``topic:<slug>`` alone reaches only the push subscriptions of that event topic (a school closure,
+  a festival: never a public warning); one for another audience (``einsatzkraefte``) only webhooks naming it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from shapely.geometry.base import BaseGeometry
+
+from hub.cap.model import Alert, Severity, from_json
+from hub.config import BoardConfig, LoadedConfig, WebhookConfig
+from hub.decide import decisions
+from hub.decide.rules import LiveRules
+from hub.deliver import outbox
+from hub.publish import publications, subscriptions
+from hub.publish.publications import Publication
+from hub.store.db import AsyncStore, Store, now_utc, utc_iso
+
+log = logging.getLogger("warnhub.pipeline")
+
+PUSH_PAYLOAD_MAX = 3993
+"""Plaintext bytes one Web Push record carries (RFC 8291 with a 4096-byte record)."""
+BOARD_CHANNELS = {"mqtt": "boards-mqtt", "http": "boards-http"}
+SEVERITY_ORDER = {"Extreme": 0, "Severe": 1, "Moderate": 2, "Minor": 3}
+
+
+def priority(severity: str, urgency: str) -> int:
+    """0 first: Extreme or Immediate; then Severe, Moderate, Minor, Unknown."""
+    if severity == "Extreme" or urgency == "Immediate":
+        return 0
+    return {"Severe": 1, "Moderate": 2, "Minor": 3}.get(severity, 4)
+
+
+@dataclass(frozen=True, slots=True)
+class Unpublished:
+    alert_id: int
+    thread_id: int
+    alert: Alert
+    decision: dict[str, Any]
+
+
+def unpublished(store: Store, *, limit: int = 20, now: datetime | None = None) -> list[Unpublished]:
+    """Publish decisions without a publication whose alert has not expired, or Cancels of a warning of the hub in
+    force (however long ago they were decided: after an outage of a day a warning valid for a week still goes out),
+    oldest first; a failed one once its
+    retry is due. A decision passed by a newer published version of its thread is left alone. One whose stored
+    alert cannot be read is marked failed here, so it never holds up the others."""
+    decisions.ensure_schema(store)
+    publications.ensure_schema(store)
+    now = now or now_utc()
+    # A Cancel of an incident the hub published is published whatever the rules say about it: the hub must never
+    # leave its own warning standing after the authority withdrew it.
+    rows = store.conn.execute(
+        "SELECT d.alert_id, a.json FROM decisions d JOIN alerts a ON a.id = d.alert_id"
+        " WHERE (d.decision='publish' OR (a.msg_type='Cancel' AND EXISTS (SELECT 1 FROM publications q"
+        "      WHERE q.source_thread = d.thread_id)))"
+        f" AND {decisions.still_due(store)} AND (d.retry_at IS NULL OR d.retry_at <= :now)"
+        " AND NOT EXISTS (SELECT 1 FROM publications p WHERE p.source_thread = d.thread_id"
+        "                 AND p.source_alert >= d.alert_id)"
+        " ORDER BY d.alert_id LIMIT :limit", {**decisions.due_params(now), "limit": limit}).fetchall()
+    out = []
+    for alert_id, doc in rows:
+        try:
+            d = decisions.decision_of(store, alert_id)
+            alert = from_json(doc)
+        except Exception as err:  # noqa: BLE001 - one unreadable version must not hold up the others
+            log.exception("alert %s: stored version cannot be read for publishing", alert_id)
+            decisions.record_failure(store, alert_id, "publish", f"cannot read the stored alert: {err!r}", now=now)
+            continue
+        if d is not None:
+            out.append(Unpublished(alert_id, d["thread_id"], alert, d))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What one publication will be and whom it reaches (computed off the writer thread)."""
+
+    item: Unpublished
+    area_lonlat: BaseGeometry | None
+    push_recipients: tuple[tuple[str, str], ...]
+    """(subscription id, endpoint host)."""
+    boards: tuple[BoardConfig, ...]
+    webhooks: tuple[WebhookConfig, ...]
+    push: bool = False
+    """The decision sends push (an all-clear then also goes to everyone who got an earlier version)."""
+
+
+class Pipeline:
+    def __init__(self, store: AsyncStore, loaded: LoadedConfig, live: LiveRules, *, index: Any,
+                 outbox_: outbox.Outbox | None, broadcaster: Any = None, sender: str | None = None,
+                 clock: Callable[[], datetime] = now_utc, metrics: Any = None) -> None:
+        self.store = store
+        self.clock = clock
+        self.metrics = metrics
+        self.loaded = loaded
+        self.live = live
+        self.index = index
+        self.outbox = outbox_
+        self.broadcaster = broadcaster
+        self.district = loaded.cfg.hub.district_ars
+        self.sender = sender or loaded.cfg.hub.sender
+        self.boards = tuple(loaded.cfg.boards)
+        self.webhooks = tuple(loaded.cfg.webhooks)
+        self._wake = asyncio.Event()
+        self.published = 0
+        self.failed = 0
+        hub_cfg = loaded.cfg.hub
+        self.signer = publications.Signer(loaded.path(hub_cfg.signing_key).read_bytes(),
+                                          loaded.path(hub_cfg.signing_cert).read_bytes()) \
+            if hub_cfg.signing_key and hub_cfg.signing_cert else None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def on_decision(self, routed: Any) -> None:
+        """Router listener: a decision was stored."""
+        if routed.decision.decision == "publish":
+            self.wake()
+
+    async def run(self, *, idle_s: float = 30.0) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                while await self.publish_pending():
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - keep publishing the rest; the failed one is retried on the next wake
+                log.exception("publishing failed; retrying in %s s", idle_s)
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=idle_s)
+            except TimeoutError:
+                pass
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of due decisions, each on its own: one that raises is recorded as failed on its
+        decision (reason, attempts, next try with backoff) and the others go on. Returns how many were taken up
+        (published, skipped or failed): 0 when nothing is due."""
+        items = await self.store.run(unpublished, self.store.store, now=self.clock())
+        for item in items:
+            try:
+                await self.publish(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # noqa: BLE001 - recorded on the decision and retried; the rest go on
+                await self._failed(item, err)
+        return len(items)
+
+    async def _failed(self, item: Unpublished, err: Exception) -> None:
+        attempts, retry_at = await self.store.run(decisions.record_failure, self.store.store, item.alert_id,
+                                                  "publish", f"{type(err).__name__}: {err}", now=self.clock())
+        self.failed += 1
+        if self.metrics is not None:
+            self.metrics.failures.labels("publish").inc()
+        log.error("publishing alert %s (%s/%s) failed (attempt %d), retried at %s: %r", item.alert_id,
+                  item.alert.sender, item.alert.identifier, attempts, utc_iso(retry_at), err,
+                  exc_info=attempts == 1)
+
+    async def publish(self, item: Unpublished) -> Publication | None:
+        status = item.alert.status.value
+        if status not in ("Actual", "Exercise"):
+            log.warning("alert %s: status %s is never published; decision ignored", item.alert_id, status)
+            await self.store.run(_mark_skipped, self.store.store, item)
+            return None
+        started = time.perf_counter()
+        plan = await asyncio.to_thread(self._plan, item)
+        planned = time.perf_counter()
+        pub, counts = await self.store.run(self._write, self.store.store, plan)
+        written = time.perf_counter()
+        self.published += 1
+        log.info("published %s v%d (%s, %s) for alert %s: %s (targeting %.0f ms, writing %.0f ms)", pub.thread,
+                 pub.version, pub.msg_type, pub.severity, item.alert_id,
+                 ", ".join(f"{k} {v}" for k, v in counts.items()) or "no deliveries",
+                 (planned - started) * 1000, (written - planned) * 1000)
+        try:  # the publication is committed: telling the workers and the live stream must not undo that
+            self._announce(pub, counts)
+        except Exception:  # noqa: BLE001 - workers and streams catch up from the store
+            log.exception("published %s v%d, but waking the workers or the live stream failed", pub.thread,
+                          pub.version)
+        return pub
+
+    def _announce(self, pub: Publication, counts: dict[str, int]) -> None:
+        if self.outbox is not None:
+            for name in counts:
+                worker = self.outbox.workers.get(name)
+                if worker is not None:
+                    worker.wake()
+        if self.broadcaster is not None:
+            from hub.web.live import event_of
+
+            self.broadcaster.publish(event_of(pub))
+
+    async def expire_boards(self) -> int:
+        """Scheduled: update the boards that show a warning that has just expired (see :func:`expire_boards`)."""
+        counts = await self.store.run(expire_boards, self.store.store)
+        if counts:
+            log.info("warnings expired on boards: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
+            for name in counts:
+                worker = self.outbox.workers.get(name) if self.outbox is not None else None
+                if worker is not None:
+                    worker.wake()
+        return sum(counts.values())
+
+    # -- targeting (in a thread: geometry) -----------------------------------------------------------------------
+
+    def _plan(self, item: Unpublished) -> Plan:
+        from hub.publish.audience import recipients  # the preview's resolution too (hub.console.targeting)
+
+        ruleset = self.live.current
+        geo = ruleset.geo if ruleset is not None else None
+        aud = recipients(geo, self.index, self.boards, self.webhooks, item.alert, item.decision,
+                         district=self.district, shapes=ruleset.geometry(item.alert) if ruleset is not None else (),
+                         measure=False)
+        return Plan(item, aud.area_lonlat, tuple((sid, "") for sid in aud.push), aud.boards, aud.webhooks,
+                    push=aud.push_on)
+
+    # -- the one transaction ----------------------------------------------------------------------------------------
+
+    def _write(self, store: Store, plan: Plan) -> tuple[Publication, dict[str, int]]:
+        publications.ensure_schema(store)
+        outbox.ensure_schema(store)
+        subscriptions.ensure_schema(store)
+        item, d = plan.item, plan.item.decision
+        thread = publications.thread_name(item.thread_id)
+        now = self.clock()
+        now_ms = publications.ms(now)
+        with store.transaction() as conn:
+            decisions.clear_failure_in(conn, item.alert_id)
+            prev_row = conn.execute("SELECT max(version) FROM publications WHERE thread=?", (thread,)).fetchone()
+            previous = publications.latest(store, thread) if prev_row and prev_row[0] else None
+            issued = publications.issue(item.alert, sender=self.sender, district=self.district, thread=thread,
+                                        version=(previous.version + 1) if previous else 1, previous=previous,
+                                        severity=Severity(d["severity"]), now=now)
+            channels = effective_channels(d, item.alert.scope.value)
+            if d["decision"] != "publish" and previous is not None:  # a Cancel the rules did not route
+                channels = previous.channels
+            elif issued.msg_type.value == "Cancel" and previous is not None:
+                # a Cancel is shown wherever the warning it ends was shown (and nowhere else it was not)
+                channels = tuple(dict.fromkeys((*channels, *previous.channels)))
+            pub = publications.insert(conn, issued, thread=thread, version=(previous.version + 1) if previous else 1,
+                                      source_thread=item.thread_id, source_alert=item.alert_id,
+                                      push=bool(d["push"]), channels=channels, regions=tuple(d["regions"]),
+                                      area=plan.area_lonlat, now_ms=now_ms, signer=self.signer)
+            rows = self._rows(conn, pub, plan, now_ms)
+            if pub.msg_type == "Cancel":
+                outbox.withdraw_in(conn, thread, below_publication=pub.id, now_ms=now_ms)
+            outbox.enqueue_in(conn, rows, now_ms=now_ms)
+            pushed = self._enqueue_push(conn, pub, plan, now_ms) if pub.msg_type != "Cancel" else 0
+        counts: dict[str, int] = {"push": pushed} if pushed else {}
+        for r in rows:
+            counts[r.channel] = counts.get(r.channel, 0) + 1
+        return pub, counts
+
+    @staticmethod
+    def _enqueue_push(conn: Any, pub: Publication, plan: Plan, now_ms: int) -> int:
+        """One push row per matched subscription still stored, host taken from its endpoint (checked when it was
+        stored: ``scheme://host[:port]/...``), written by SQLite from the ids alone."""
+        earlier = 0
+        if pub.all_clear and plan.push:
+            # the all-clear goes to everyone who was warned, whatever their minimum severity or place now
+            earlier = outbox.enqueue_select_in(
+                conn, "SELECT DISTINCT recipient, host FROM outbox WHERE thread=? AND channel='push'"
+                " AND publication_id<? AND state IN ('done', 'inflight')", (pub.thread, pub.id),
+                key_prefix=f"{pub.identifier}/push/", publication_id=pub.id, thread=pub.thread, channel="push",
+                priority=priority(pub.severity, pub.urgency), not_after_ms=pub.expires_ms, now_ms=now_ms).inserted
+        if not plan.push_recipients:
+            return earlier
+        return earlier + outbox.enqueue_select_in(
+            conn, "SELECT id AS recipient, lower(CASE WHEN instr(rest, '/') THEN substr(rest, 1, instr(rest, '/') - 1)"
+            " ELSE rest END) AS host FROM (SELECT s.id, substr(s.endpoint, instr(s.endpoint, '://') + 3) AS rest"
+            " FROM json_each(?) j JOIN subscriptions s ON s.id = j.value)",
+            (json.dumps([sid for sid, _ in plan.push_recipients]),), key_prefix=f"{pub.identifier}/push/",
+            publication_id=pub.id, thread=pub.thread, channel="push", priority=priority(pub.severity, pub.urgency),
+            not_after_ms=pub.expires_ms, now_ms=now_ms).inserted
+
+    def _rows(self, conn: Any, pub: Publication, plan: Plan, now_ms: int) -> list[outbox.NewDelivery]:
+        prio = priority(pub.severity, pub.urgency)
+        not_after = pub.expires_ms
+        rows = []
+
+        def row(channel: str, recipient: str, host: str = "") -> outbox.NewDelivery:
+            return outbox.NewDelivery(f"{pub.identifier}/{channel}/{recipient}", pub.id, pub.thread, channel,
+                                      recipient, host, prio, not_after)
+
+        if pub.msg_type == "Cancel":
+            # who had an earlier version (or has it in flight) hears that it is over
+            had = conn.execute("SELECT DISTINCT channel, recipient, host FROM outbox WHERE thread=?"
+                               " AND publication_id<? AND state IN ('done', 'inflight')",
+                               (pub.thread, pub.id)).fetchall()
+            return [row(channel, recipient, host) for channel, recipient, host in had]
+        for b in plan.boards:
+            rows.append(row(BOARD_CHANNELS[b.kind], b.id, b.host if b.kind == "mqtt" else _host(b.url or "")))
+        for h in plan.webhooks:
+            rows.append(row("webhooks", h.id, _host(h.url)))
+        return rows
+
+
+BOARD_EXPIRY_LOOKBACK = timedelta(days=1)
+
+
+def touches(geo: Any, ars: str, regions: Collection[str], area_proj: BaseGeometry | None) -> bool:
+    """Does a warning reach this region: by its boundary where the hub knows it, else by the region keys."""
+    boundary = geo.geometry(ars) if geo is not None else None
+    if boundary is not None and area_proj is not None:
+        return bool(boundary.intersects(area_proj)) and boundary.intersection(area_proj).area > 1.0
+    reg = geo.registry if geo is not None else None
+    if reg is None:
+        return ars in regions
+    return any(reg.is_within(ars, r) or reg.is_within(r, ars) for r in regions)
+
+
+def reach(geo: Any, boards: Iterable[BoardConfig], webhooks: Iterable[WebhookConfig], *, channels: Collection[str],
+          audiences: Collection[str], regions: Collection[str], area_proj: BaseGeometry | None, exercise: bool,
+          severity: str, inside_district: bool) -> tuple[tuple[BoardConfig, ...], tuple[WebhookConfig, ...]]:
+    """The MQTT/HTTP boards and the webhooks a publication reaches (the console's preview asks the same): boards of
+    the channels whose region it touches, webhooks of an audience it serves at or above their minimum severity for
+    their regions (none named: the district); exercises only where marked for exercises."""
+    wanted = set(channels)
+    reached = tuple(b for b in boards if b.kind in BOARD_CHANNELS and wanted & {"boards", "mqtt"}
+                    and (b.exercise or not exercise) and touches(geo, b.ars, regions, area_proj))
+    hooks = tuple(h for h in webhooks if "webhook" in wanted and (h.exercise or not exercise)
+                  and set(audiences) & set(h.audiences)
+                  and SEVERITY_ORDER.get(severity, 4) <= SEVERITY_ORDER[h.min_severity]
+                  and (any(touches(geo, a, regions, area_proj) for a in h.regions) if h.regions else inside_district))
+    return reached, hooks
+
+
+def expire_boards(store: Store, *, now_ms: int | None = None) -> dict[str, int]:
+    """Queue a board update for every board that showed a warning whose newest version has expired (within the
+    last day), once per version and board (the key says so): the board then shows the next most urgent warning
+    in force, or clears. Returns rows queued per channel."""
+    publications.ensure_schema(store)
+    outbox.ensure_schema(store)
+    now = publications.ms(datetime.now(UTC)) if now_ms is None else now_ms
+    since = now - int(BOARD_EXPIRY_LOOKBACK.total_seconds() * 1000)
+    rows = store.conn.execute(
+        "SELECT DISTINCT p.id, p.identifier, p.thread, p.severity, p.urgency, o.channel, o.recipient, o.host"
+        " FROM publications p JOIN outbox o ON o.thread = p.thread AND o.channel IN ('boards-mqtt', 'boards-http')"
+        " AND o.state IN ('done', 'inflight')"
+        " WHERE p.expires_ms <= ? AND p.expires_ms > ? AND p.msg_type != 'Cancel'"
+        " AND p.version = (SELECT max(q.version) FROM publications q WHERE q.thread = p.thread)",
+        (now, since)).fetchall()
+    batch = [outbox.NewDelivery(f"{identifier}/expired/{channel}/{board}", pub_id, thread, channel, board, host,
+                                priority(severity, urgency), None)
+             for pub_id, identifier, thread, severity, urgency, channel, board, host in rows]
+    if not batch:
+        return {}
+    inserted = outbox.enqueue(store, batch, now_ms=now).inserted
+    counts: dict[str, int] = {}
+    if inserted:
+        for r in batch:
+            counts[r.channel] = counts.get(r.channel, 0) + 1
+    return counts
+
+
+def _mark_skipped(store: Store, item: Unpublished) -> None:
+    """Record that a publish decision was not published (status not Actual/Exercise), so it is not retried."""
+    decisions.ensure_schema(store)
+    with store.transaction() as conn:
+        conn.execute("UPDATE decisions SET decision='suppress', why=why || '; not published: status ' || ?"
+                     " WHERE alert_id=?", (item.alert.status.value, item.alert_id))
+
+
+PUBLIC = "public"
+PUBLIC_CHANNELS = frozenset({"web", "boards", "mqtt"})
+"""Channels that show a warning to everyone: only for decisions whose audiences include ``public``."""
+
+
+def audiences_of(decision: dict[str, Any], scope: str = "Public") -> set[str]:
+    """The audiences a publish decision serves (none stored: the public, as the rules' default). A CAP message
+    whose scope is not Public (Restricted, Private) never serves the public nor topic subscribers, whatever the
+    rule says: only the named audiences (webhooks naming them) remain."""
+    audiences = set(decision.get("audiences") or (PUBLIC,))
+    if scope != "Public":
+        audiences = {a for a in audiences if a != PUBLIC and not a.startswith("topic:")}
+    return audiences
+
+
+def effective_channels(decision: dict[str, Any], scope: str = "Public") -> tuple[str, ...]:
+    """The decision's channels less the public ones when it is not for the public: a topic message, one for
+    emergency services or a Restricted/Private message never appears on the citizen page, the feeds or a street
+    board."""
+    channels = tuple(decision["channels"])
+    if PUBLIC in audiences_of(decision, scope):
+        return channels
+    return tuple(c for c in channels if c not in PUBLIC_CHANNELS)
+
+
+def event_topics(alert: Alert) -> set[str]:
+    out = set()
+    for info in alert.infos:
+        for p in info.parameters:
+            if p.value_name.lower() in ("warnhub:topic", "eventtopic"):
+                out.update(v.strip().lower() for v in p.value.split(",") if v.strip())
+    return out
+
+
+def _host(url: str) -> str:
+    try:
+        return urlsplit(url).netloc.lower()
+    except ValueError:
+        return ""
+
+
+# -- what the channels send (read at delivery time) ---------------------------------------------------------------
+
+
+def latest_by_thread(store: Store, threads: Iterable[str]) -> dict[str, Publication]:
+    """The newest publication of each thread."""
+    publications.ensure_schema(store)
+    names = sorted(set(threads))
+    out: dict[str, Publication] = {}
+    for i in range(0, len(names), 500):
+        part = names[i:i + 500]
+        rows = store.conn.execute(
+            "SELECT p.id FROM publications p JOIN (SELECT thread, max(version) v FROM publications"
+            f" WHERE thread IN ({','.join('?' * len(part))}) GROUP BY thread) m ON m.thread=p.thread AND m.v=p.version",
+            part).fetchall()
+        for pub in publications.many(store, [r[0] for r in rows]).values():
+            out[pub.thread] = pub
+    return out
+
+
+def push_payload(pub: Publication, key: str, languages: Sequence[str], base_url: str = "") -> bytes:
+    """The JSON the service worker shows, within what one push record carries (texts shortened if needed)."""
+    n = pub.notice(list(languages))
+    body = n.instruction or n.description
+    doc = {"key": key, "thread": pub.thread, "version": pub.version, "msgType": pub.msg_type, "status": pub.status,
+           "severity": pub.severity, "urgency": pub.urgency, "event": n.event, "headline": n.headline,
+           "body": body[:600], "area": n.area_desc[:200], "sender": n.sender_name[:120], "lang": n.language,
+           "allClear": n.all_clear, "sent": pub.sent.isoformat(),
+           "expires": pub.expires.isoformat() if pub.expires else None,
+           "url": f"{base_url}/warnungen/{pub.thread}"}
+    raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+    while len(raw) > PUSH_PAYLOAD_MAX and (doc["body"] or doc["area"]):
+        doc["body"] = doc["body"][: len(doc["body"]) // 2]
+        doc["area"] = doc["area"][: len(doc["area"]) // 2]
+        raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+    return raw

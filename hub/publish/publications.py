@@ -1,0 +1,408 @@
+"""Publications: the warnings the hub itself issues, as CAP 1.2 (table ``publications``).
+
+A rule that publishes an incoming alert makes the hub issue its own message: its own sender and identifier, the
+issuer's texts and areas, the severity the rules decided, and ``references`` to the hub's previous version of the
+same incident, so downstream systems (the CAP Atom feed, webhooks) see one clean Alert → Update → Cancel chain
+whatever the source did. A publication is stored before anything is sent (the outbox rows are written in the same
+transaction by :mod:`hub.pipeline`).
+
+``thread`` names the incident on the hub's side (``w<source thread id>``), ``version`` counts its publications.
+Texts per language (:class:`Notice`) are kept as JSON for the channels; the CAP XML is kept as issued.
+
+Functions take the :class:`~hub.store.Store` and run on its writer thread.
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from hub.cap.model import Alert, Info, MsgType, Reference, ResponseType, Severity, from_json, to_json
+from hub.cap.serialize import to_xml
+from hub.store.db import Store
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS publications (
+        id INTEGER PRIMARY KEY,
+        thread TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        source_thread INTEGER,
+        source_alert INTEGER UNIQUE,
+        identifier TEXT NOT NULL UNIQUE,
+        sender TEXT NOT NULL,
+        sent TEXT NOT NULL,
+        msg_type TEXT NOT NULL,
+        status TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        urgency TEXT NOT NULL,
+        expires_ms INTEGER,
+        push INTEGER NOT NULL,
+        channels TEXT NOT NULL,
+        regions TEXT NOT NULL,
+        area_wkb BLOB,
+        notices TEXT NOT NULL,
+        alert_json TEXT NOT NULL,
+        cap_xml BLOB NOT NULL,
+        created_ms INTEGER NOT NULL,
+        UNIQUE (thread, version))""",
+    "CREATE INDEX IF NOT EXISTS publications_thread ON publications(thread, version)",
+    # the pipeline asks, for each pending decision, whether its thread has a publication of it or a later version
+    "CREATE INDEX IF NOT EXISTS publications_source ON publications(source_thread, source_alert)",
+)
+_READY: weakref.WeakSet[Store] = weakref.WeakSet()
+
+CANCEL_TTL = timedelta(hours=24)
+"""How long a Cancel without an end of its own is worth delivering."""
+
+
+def ensure_schema(store: Store) -> None:
+    if store in _READY:
+        return
+    for statement in _SCHEMA:
+        store.conn.execute(statement)
+    _READY.add(store)
+
+
+def ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """What a channel shows of one language of a publication."""
+
+    language: str
+    event: str
+    headline: str
+    description: str
+    instruction: str
+    area_desc: str
+    sender_name: str
+    web: str | None
+    all_clear: bool = False
+    """responseType AllClear: the danger is over (an Entwarnung)."""
+
+    @classmethod
+    def of(cls, info: Info, fallback_sender: str) -> Notice:
+        areas = ", ".join(dict.fromkeys(a.area_desc for a in info.areas if a.area_desc))
+        return cls(info.lang, info.event, info.headline or info.event, info.description or "",
+                   info.instruction or "", areas[:500], info.sender_name or fallback_sender, info.web,
+                   ResponseType.ALL_CLEAR in info.response_types)
+
+
+def _language_key(tag: str) -> tuple[str, str]:
+    """(primary language, private-use part) of a language tag: ``de-DE-x-ls`` -> ("de", "x-ls")."""
+    low = tag.lower()
+    head, sep, private = low.partition("-x-")
+    if low.startswith("x-"):
+        return "", low
+    return head.split("-")[0], f"x-{private}" if sep else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    id: int
+    thread: str
+    version: int
+    source_thread: int | None
+    source_alert: int | None
+    identifier: str
+    sender: str
+    sent: datetime
+    msg_type: str
+    status: str
+    severity: str
+    urgency: str
+    expires_ms: int | None
+    push: bool
+    channels: tuple[str, ...]
+    regions: tuple[str, ...]
+    notices: tuple[Notice, ...]
+    area: BaseGeometry | None
+    """The area as a lon/lat geometry (None when only region keys are known)."""
+    scope: str = ""
+    """CAP scope (Public, Restricted, Private); "" where unknown, which is never public."""
+
+    @property
+    def expires(self) -> datetime | None:
+        return datetime.fromtimestamp(self.expires_ms / 1000, UTC) if self.expires_ms is not None else None
+
+    def notice(self, languages: tuple[str, ...] | list[str] = ("de",)) -> Notice:
+        """The best language for a reader who prefers ``languages``: exact; then the same language and variety
+        (``de-x-ls`` finds ``de-DE-x-ls``, Leichte Sprache; ``de`` finds ``de-DE`` before Leichte Sprache); then the
+        same language; then German."""
+        for want in [*languages, "de"]:
+            wanted = want.lower()
+            for n in self.notices:
+                if n.language.lower() == wanted:
+                    return n
+            primary, variety = _language_key(wanted)
+            for n in self.notices:
+                if _language_key(n.language) == (primary, variety):
+                    return n
+            for n in self.notices:
+                if _language_key(n.language)[0] == primary:
+                    return n
+        return self.notices[0]
+
+    @property
+    def all_clear(self) -> bool:
+        """An Update that says the danger is over (responseType AllClear)."""
+        return self.msg_type == "Update" and any(n.all_clear for n in self.notices)
+
+    def live(self, now: datetime | None = None) -> bool:
+        """Current: not a Cancel and not past its expiry."""
+        now_ms = ms(now or datetime.now(UTC))
+        return self.msg_type != "Cancel" and (self.expires_ms is None or self.expires_ms > now_ms)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "thread": self.thread, "version": self.version, "identifier": self.identifier,
+                "sender": self.sender, "sent": self.sent.isoformat(), "msgType": self.msg_type,
+                "status": self.status, "scope": self.scope, "severity": self.severity, "urgency": self.urgency,
+                "expires": self.expires.isoformat() if self.expires else None, "regions": list(self.regions),
+                "infos": [notice_dict(n) for n in self.notices]}
+
+
+def notice_dict(n: Notice) -> dict[str, Any]:
+    return {"language": n.language, "event": n.event, "headline": n.headline, "description": n.description,
+            "instruction": n.instruction, "areaDesc": n.area_desc, "senderName": n.sender_name, "web": n.web}
+
+
+class Signer:
+    """Signs the hub's CAP messages (enveloped XML-DSig, certificate carried), from config ``[hub] signing_key``
+    and ``signing_cert``."""
+
+    def __init__(self, key_pem: bytes, cert_pem: bytes) -> None:
+        self.key_pem, self.cert_pem = key_pem, cert_pem
+
+    def sign(self, xml: bytes) -> bytes:
+        from lxml import etree
+
+        from hub.cap import sign
+
+        root = etree.fromstring(xml, etree.XMLParser(resolve_entities=False, no_network=True))
+        signed = sign.sign(root, key_pem=self.key_pem, cert_pem=self.cert_pem)
+        return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+
+
+def thread_name(source_thread: int) -> str:
+    return f"w{source_thread}"
+
+
+def issue(source: Alert, *, sender: str, district: str, thread: str, version: int, previous: Publication | None,
+          severity: Severity, now: datetime | None = None) -> Alert:
+    """The hub's CAP alert for a source version: Alert for the first publication of a thread, Update after it,
+    Cancel when the source cancels; references the hub's previous version."""
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    if previous is not None and now <= previous.sent:
+        now = previous.sent + timedelta(seconds=1)  # sent strictly increases along the chain
+    if source.msg_type is MsgType.CANCEL:
+        msg_type = MsgType.CANCEL
+    else:
+        msg_type = MsgType.ALERT if previous is None else MsgType.UPDATE
+    infos = tuple(msgspec.structs.replace(i, severity=severity) if severity > i.severity else i
+                  for i in source.infos)
+    refs = (Reference(sender=previous.sender, identifier=previous.identifier, sent=previous.sent),) if previous \
+        else ()
+    note = f"Quelle / source: {source.sender} {source.identifier} ({source.sent.isoformat()})"
+    return Alert(identifier=f"warnhub.{district}.{thread}.{version}.{now:%Y%m%dT%H%M%S}", sender=sender, sent=now,
+                 status=source.status, msg_type=msg_type, scope=source.scope, note=note, references=refs,
+                 infos=infos, codes=tuple(c for c in source.codes if c not in ("SILENT_UPDATE",)))
+
+
+_COLS = ("id", "thread", "version", "source_thread", "source_alert", "identifier", "sender", "sent", "msg_type",
+         "status", "severity", "urgency", "expires_ms", "push", "channels", "regions", "notices", "area_wkb")
+
+
+def _select(alias: str = "") -> str:
+    """The columns :func:`_row` reads (``alias``: the table's name in the query), the CAP scope included."""
+    a = f"{alias}." if alias else ""
+    return ", ".join(a + c for c in _COLS) + f", json_extract({a}alert_json, '$.scope')"
+
+
+def _row(row: tuple[Any, ...]) -> Publication:
+    d = dict(zip(_COLS, row[:len(_COLS)], strict=True))
+    scope = row[len(_COLS)] if len(row) > len(_COLS) else ""
+    notices = tuple(Notice(**n) for n in json.loads(d["notices"]))
+    area = shapely.from_wkb(d["area_wkb"]) if d["area_wkb"] else None
+    return Publication(d["id"], d["thread"], d["version"], d["source_thread"], d["source_alert"], d["identifier"],
+                       d["sender"], datetime.fromisoformat(d["sent"]), d["msg_type"], d["status"], d["severity"],
+                       d["urgency"], d["expires_ms"], bool(d["push"]), tuple(json.loads(d["channels"])),
+                       tuple(json.loads(d["regions"])), notices, area, scope or "")
+
+
+def insert(conn: Any, alert: Alert, *, thread: str, version: int, source_thread: int | None,
+           source_alert: int | None, push: bool, channels: tuple[str, ...], regions: tuple[str, ...],
+           area: BaseGeometry | None, now_ms: int, signer: Signer | None = None) -> Publication:
+    """Write one publication inside the caller's transaction; ``signer`` adds an XML-DSig to the CAP."""
+    infos = alert.infos
+    notices = tuple(Notice.of(i, alert.sender) for i in infos)
+    urgency = max((i.urgency for i in infos), default=None)
+    expires = alert.expires
+    if alert.msg_type is MsgType.CANCEL and expires is None:
+        expires = alert.sent + CANCEL_TTL
+    wkb = shapely.to_wkb(area) if area is not None and not area.is_empty else None
+    cur = conn.execute(
+        f"INSERT INTO publications ({', '.join(_COLS[1:-1])}, area_wkb, alert_json, cap_xml, created_ms)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (thread, version, source_thread, source_alert, alert.identifier, alert.sender, alert.sent.isoformat(),
+         alert.msg_type.value, alert.status.value, alert.severity.value,
+         urgency.value if urgency is not None else "Unknown", ms(expires) if expires else None, int(push),
+         json.dumps(list(channels)), json.dumps(list(regions)),
+         json.dumps([asdict(n) for n in notices], ensure_ascii=False), wkb, to_json(alert).decode(),
+         signer.sign(to_xml(alert)) if signer is not None else to_xml(alert), now_ms))
+    pid = int(cur.lastrowid or 0)
+    row = conn.execute(f"SELECT {_select()} FROM publications WHERE id=?", (pid,)).fetchone()
+    return _row(row)
+
+
+def latest(store: Store, thread: str) -> Publication | None:
+    ensure_schema(store)
+    row = store.conn.execute(f"SELECT {_select()} FROM publications WHERE thread=? ORDER BY version DESC"
+                             " LIMIT 1", (thread,)).fetchone()
+    return _row(row) if row else None
+
+
+def by_source_alert(store: Store, alert_id: int) -> Publication | None:
+    ensure_schema(store)
+    row = store.conn.execute(f"SELECT {_select()} FROM publications WHERE source_alert=?",
+                             (alert_id,)).fetchone()
+    return _row(row) if row else None
+
+
+def get(store: Store, pid: int) -> Publication | None:
+    ensure_schema(store)
+    row = store.conn.execute(f"SELECT {_select()} FROM publications WHERE id=?", (pid,)).fetchone()
+    return _row(row) if row else None
+
+
+def many(store: Store, ids: list[int]) -> dict[int, Publication]:
+    ensure_schema(store)
+    out: dict[int, Publication] = {}
+    for i in range(0, len(ids), 500):
+        part = ids[i:i + 500]
+        for row in store.conn.execute(f"SELECT {_select()} FROM publications WHERE id IN "
+                                      f"({','.join('?' * len(part))})", part):
+            p = _row(row)
+            out[p.id] = p
+    return out
+
+
+def versions(store: Store, thread: str) -> list[Publication]:
+    ensure_schema(store)
+    return [_row(r) for r in store.conn.execute(
+        f"SELECT {_select()} FROM publications WHERE thread=? ORDER BY version", (thread,))]
+
+
+# -- what the public may see ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """Who reads a public route, and so which publications it may show: the one rule every public read path applies
+    (citizen pages, widget, ``/api/v1/warnings*``, the CAP documents, the feeds, the SSE stream and kiosk boards),
+    in SQL (:meth:`where`) and on live events (:meth:`admits`).
+
+    Public is what the hub published to one of ``channels`` (the pipeline keeps the public channels off a decision
+    that is not for the public: a topic message or one for emergency services), with a CAP status in ``statuses``
+    (Actual; never Exercise, Test, System or Draft, unless a kiosk board in a training room shows exercises to
+    whoever holds its token) and CAP scope Public (never Restricted or Private)."""
+
+    channels: frozenset[str] = frozenset({"web"})
+    statuses: frozenset[str] = frozenset({"Actual"})
+
+    def admits(self, pub: Publication) -> bool:
+        return pub.status in self.statuses and pub.scope == PUBLIC_SCOPE and not self.channels.isdisjoint(
+            pub.channels)
+
+    def where(self, alias: str = "") -> tuple[str, list[str]]:
+        """An SQL condition on ``publications`` (named ``alias`` in the query) and its parameters."""
+        a = f"{alias}." if alias else ""
+        statuses, channels = sorted(self.statuses), sorted(self.channels)
+        sql = (f"{a}status IN ({','.join('?' * len(statuses))})"
+               f" AND json_extract({a}alert_json, '$.scope') = ?"
+               f" AND EXISTS (SELECT 1 FROM json_each({a}channels) c WHERE c.value IN"
+               f" ({','.join('?' * len(channels))}))")
+        return sql, [*statuses, PUBLIC_SCOPE, *channels]
+
+
+PUBLIC_SCOPE = "Public"
+WEB = Audience()
+"""Citizen pages, widget, JSON API, CAP documents, feeds and the public stream."""
+KIOSK = Audience(frozenset({"web", "boards"}))
+"""A kiosk board."""
+KIOSK_EXERCISE = Audience(KIOSK.channels, frozenset({"Actual", "Exercise"}))
+"""A kiosk board marked ``exercise``, opened with its token."""
+
+
+def current(store: Store, audience: Audience = WEB, *, now: datetime | None = None) -> list[Publication]:
+    """The latest publication of every thread that is still live (not cancelled, not expired) and that
+    ``audience`` may see, most severe first, then newest, then by id."""
+    ensure_schema(store)
+    now_ms = ms(now or datetime.now(UTC))
+    shown, params = audience.where("p")
+    rows = store.conn.execute(
+        f"SELECT {_select('p')} FROM publications p"
+        " JOIN (SELECT thread, max(version) AS v FROM publications GROUP BY thread) m"
+        " ON m.thread = p.thread AND m.v = p.version"
+        f" WHERE p.msg_type != 'Cancel' AND (p.expires_ms IS NULL OR p.expires_ms > ?) AND {shown}",
+        (now_ms, *params)).fetchall()
+    pubs = [_row(r) for r in rows]
+    pubs.sort(key=rank)
+    return pubs
+
+
+def rank(pub: Publication) -> tuple[int, int, int]:
+    """The order of current warnings: most severe first, then newest, then by id."""
+    return (_SEVERITY_ORDER.get(pub.severity, 99), -ms(pub.sent), pub.id)
+
+
+_SEVERITY_ORDER = {s.value: n for n, s in enumerate(Severity)}
+
+
+def recent(store: Store, audience: Audience = WEB, *, limit: int = 100) -> list[Publication]:
+    """The newest publications ``audience`` may see (every version, Cancels included), newest first: the feed."""
+    ensure_schema(store)
+    shown, params = audience.where()
+    rows = store.conn.execute(f"SELECT {_select()} FROM publications WHERE {shown} ORDER BY id DESC LIMIT ?",
+                              (*params, limit)).fetchall()
+    return [_row(r) for r in rows]
+
+
+def shown_versions(store: Store, thread: str, audience: Audience = WEB) -> list[Publication]:
+    """The versions of one thread ``audience`` may see, oldest first."""
+    ensure_schema(store)
+    shown, params = audience.where()
+    return [_row(r) for r in store.conn.execute(
+        f"SELECT {_select()} FROM publications WHERE thread=? AND {shown} ORDER BY version", (thread, *params))]
+
+
+def shown_cap_xml(store: Store, identifier_or_id: str | int, audience: Audience = WEB) -> bytes | None:
+    """The CAP of a publication (by CAP identifier or id) if ``audience`` may see it, else None."""
+    ensure_schema(store)
+    col = "id" if isinstance(identifier_or_id, int) else "identifier"
+    shown, params = audience.where()
+    row = store.conn.execute(f"SELECT cap_xml FROM publications WHERE {col}=? AND {shown}",
+                             (identifier_or_id, *params)).fetchone()
+    return bytes(row[0]) if row else None
+
+
+def cap_xml(store: Store, identifier_or_id: str | int) -> bytes | None:
+    """The CAP of any publication: for channels and operators, never for a public route (:func:`shown_cap_xml`)."""
+    ensure_schema(store)
+    col = "id" if isinstance(identifier_or_id, int) else "identifier"
+    row = store.conn.execute(f"SELECT cap_xml FROM publications WHERE {col}=?", (identifier_or_id,)).fetchone()
+    return bytes(row[0]) if row else None
+
+
+def alert_of(store: Store, pid: int) -> Alert | None:
+    ensure_schema(store)
+    row = store.conn.execute("SELECT alert_json FROM publications WHERE id=?", (pid,)).fetchone()
+    return from_json(row[0]) if row else None
