@@ -1,3 +1,5 @@
-from hub.cli import main
+"""``python -m hub.cli``: the same as the ``warnhub`` command."""
+
+from hub.cli.main import main
 
 raise SystemExit(main())

@@ -23,8 +23,8 @@ from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 from yarl import URL
 
-from hub import cli
 from hub.access import auth
+from hub.cli.main import main as cli_main
 from hub.errors import AuthError
 from hub.geo import GERMANY, Geography, geography, registry
 from hub.store.db import AsyncStore, Store
@@ -145,7 +145,7 @@ def config(tmp_path: Path) -> Path:
 def run_cli(config: Path, *args: str, stdin: str = "") -> int:
     sys.stdin = io.StringIO(stdin)
     try:
-        return cli.main(["user", *args, "--config", str(config)])
+        return cli_main(["user", *args, "--config", str(config)])
     finally:
         sys.stdin = sys.__stdin__
 

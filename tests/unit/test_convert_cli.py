@@ -13,7 +13,7 @@ import pytest
 
 from hub.cap import parse as cap_parse
 from hub.cap.validate import Validator, Verdict
-from hub.cli import main
+from hub.cli.main import main
 from tests.kits import paths
 
 DATA = paths.DATA

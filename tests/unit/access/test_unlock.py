@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from hub import cli
 from hub.access import auth, login_throttle
+from hub.cli.main import main as cli_main
 from hub.store.db import Store
 from tests.e2e.test_auth import KREIS, PASSWORD, T0, Clock, Hub, add, login
 from tests.kits.hubproc import REPO
@@ -68,7 +68,7 @@ def _config(tmp_path: Path) -> Path:
 def _user_cli(config: Path, *args: str, stdin: str = "") -> int:
     sys.stdin = io.StringIO(stdin)
     try:
-        return cli.main(["user", *args, "--config", str(config)])
+        return cli_main(["user", *args, "--config", str(config)])
     finally:
         sys.stdin = sys.__stdin__
 

@@ -1,0 +1,69 @@
+"""``warnhub audit verify`` and ``audit archive``: the audit hash chain and its archive files."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from hub.app import open_store
+from hub.cli.common import load_config
+from hub.errors import StoreError
+from hub.store.audit import archive, verify_archive
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    loaded = load_config(args, required=True)
+    assert loaded is not None
+
+    with open_store(loaded) as store:
+        result = store.verify_audit()
+        files = [(f, verify_archive(store, Path(f))) for f in args.archive or ()]
+    code = 0
+    since = f" (from archived entry {result.anchor})" if result.anchor else ""
+    if result.ok:
+        print(f"audit log intact: {result.entries} entries{since}")
+    else:
+        print(f"audit log BROKEN at entry {result.first_bad}: {result.reason} ({result.entries} entries verified)")
+        code = 1
+    for name, check in files:
+        if check.ok:
+            print(f"archive intact: {name}: {check.entries} entries")
+        else:
+            print(f"archive BROKEN: {check.reason} ({check.entries} entries verified)")
+            code = 1
+    return code
+
+
+def cmd_audit_archive(args: argparse.Namespace) -> int:
+    loaded = load_config(args, required=True)
+    assert loaded is not None
+
+    before = _date_arg(args.before)
+    if before is None:
+        print(f"warnhub: --before {args.before!r}: kein Datum / not a date (2025-01-31 or 2025-01-31T12:00+01:00)",
+              file=sys.stderr)
+        return 2
+    try:
+        with open_store(loaded) as store:
+            done = archive(store, before, Path(args.out).resolve(), actor=getpass.getuser())
+    except StoreError as err:
+        print(f"warnhub: nichts archiviert / nothing archived: {err}", file=sys.stderr)
+        return 1
+    if not done.entries:
+        print(f"nothing to archive: no audit entry before {before.isoformat()}")
+        return 0
+    print(f"archived entries {done.first_seq}-{done.last_seq} ({done.entries}) to {done.file}; "
+          f"sha256 {done.sha256}; the chain continues from hash {done.hash}")
+    return 0
+
+
+def _date_arg(text: str) -> datetime | None:
+    """``2025-01-31`` (midnight UTC) or an ISO 8601 time (UTC if it names no offset)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

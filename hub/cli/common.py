@@ -1,0 +1,62 @@
+"""What every ``warnhub`` command shares: the config file, the validator and signature policy it implies,
+input files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from hub import config as config_mod
+from hub.app import make_validator
+from hub.cap.sign import SignaturePolicy
+from hub.cap.validate import Validator
+from hub.config import LoadedConfig
+
+DEFAULT_CONFIG = "config.toml"
+
+
+def load_config(args: argparse.Namespace, *, required: bool) -> LoadedConfig | None:
+    """The config; for commands that can do without one, the default file may be absent."""
+    path = Path(args.config)
+    if not required and not args.config_given and not path.exists():
+        return None
+    return config_mod.load(path)
+
+
+def validator_of(loaded: LoadedConfig | None) -> Validator:
+    if loaded is None:
+        return Validator()
+
+    return make_validator(loaded)
+
+
+def policy_of(loaded: LoadedConfig | None) -> SignaturePolicy:
+    return SignaturePolicy(loaded.cfg.validation.signature_policy) if loaded else SignaturePolicy.VERIFY
+
+
+def files_of(paths: list[str]) -> Iterator[Path]:
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        else:
+            yield path
+
+
+def read_input(path: Path, limit: int) -> bytes:
+    with path.open("rb") as fh:
+        return fh.read(limit + 1)
+
+
+def print_report(args: argparse.Namespace, d: dict[str, object]) -> None:
+    if args.json:
+        print(json.dumps(d, ensure_ascii=False), flush=True)
+        return
+    line = f"{d['verdict']:8} {d['path']}  CAP {d['cap_version'] or '-'}  signature {d['signature']}"
+    print(line)
+    for err in d["errors"]:  # type: ignore[attr-defined]
+        print(f"    error: {err}")
+    for warn in d["warnings"]:  # type: ignore[attr-defined]
+        print(f"    warning: {warn}")
