@@ -370,10 +370,11 @@ def _date_arg(text: str) -> datetime | None:
 
 def cmd_area(args: argparse.Namespace) -> int:
     """What a CAP file's areas cover, seen from the district (config hub.district_ars, else Lüchow-Dannenberg)."""
-    from hub import geo
+    from hub.geo.registry import DEFAULT_DISTRICT, registry
+    from hub.geo.resolve import resolve
 
     loaded = _config(args, required=False)
-    district = loaded.cfg.hub.district_ars if loaded else geo.DEFAULT_DISTRICT
+    district = loaded.cfg.hub.district_ars if loaded else DEFAULT_DISTRICT
     max_bytes = loaded.cfg.validation.max_bytes if loaded else cap_parse.DEFAULT_MAX_BYTES
     try:
         alert = cap_parse.parse(_read(Path(args.path), max_bytes), max_bytes=max_bytes).alert
@@ -381,7 +382,7 @@ def cmd_area(args: argparse.Namespace) -> int:
         print(f"warnhub: {args.path}: {err}", file=sys.stderr)
         return 1
     try:
-        res = geo.resolve(alert, district, geo=loaded.geography() if loaded else None)
+        res = resolve(alert, district, geo=loaded.geography() if loaded else None)
     except ValueError as err:
         print(f"warnhub: {err}", file=sys.stderr)
         return 2
@@ -389,7 +390,7 @@ def cmd_area(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, ensure_ascii=False))
         return 0
-    reg = geo.registry()
+    reg = registry()
     print(f"alert     {summary['alert']}")
     print(f"district  {district} {reg.name(district) or ''}: {'touched' if res.inside_district else 'not touched'}")
     basis = {"area": "by area", "count": "by number of geocodes", "none": "nothing to measure"}[res.basis]
@@ -508,7 +509,7 @@ def _user_command(fn: Any) -> Any:
 def cmd_user_add(args: argparse.Namespace) -> int:
     from hub.access import auth
     from hub.errors import AuthError
-    from hub.geo import registry
+    from hub.geo.registry import registry
 
     with _user_store(args) as store:
         name = auth.normalise_name(args.name)  # every refusal that can come before the password prompt does
@@ -607,7 +608,7 @@ def cmd_user_enable(args: argparse.Namespace) -> int:
 @_user_command
 def cmd_user_list(args: argparse.Namespace) -> int:
     from hub.access import auth
-    from hub.geo import registry
+    from hub.geo.registry import registry
 
     with _user_store(args) as store:
         users = auth.list_users(store)

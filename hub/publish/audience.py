@@ -25,7 +25,10 @@ from shapely.geometry.base import BaseGeometry
 
 from hub.cap.model import Alert
 from hub.config import BoardConfig, WebhookConfig
-from hub.geo import GERMANY, Geography, Level, Resolution
+from hub.geo.geography import Geography
+from hub.geo.projection import GERMANY
+from hub.geo.registry import Level
+from hub.geo.resolve import Resolution
 
 
 @dataclass(frozen=True, slots=True)

@@ -339,7 +339,7 @@ class RuleSet:
 
         Raises :class:`RulesError` listing every error when anything is wrong; nothing half-loaded is returned.
         ``sensors``: the configured sensor ids (None: sensor names are not checked). ``geo``: a
-        :class:`hub.geo.Geography` with the operator's extra boundaries (default: the bundled one)."""
+        :class:`hub.geo.geography.Geography` with the operator's extra boundaries (default: the bundled one)."""
         folder = Path(folder)
         print_ = fingerprint(folder)
         loaded = load_folder(folder, channels=channels, sensors=sensors)
@@ -368,9 +368,9 @@ class RuleSet:
     @property
     def geo(self) -> Any:
         if self._geo is None:
-            from hub import geo
+            from hub.geo.geography import geography
 
-            self._geo = geo.geography()
+            self._geo = geography()
         return self._geo
 
     @property
@@ -378,18 +378,19 @@ class RuleSet:
         return self.geo.registry
 
     def resolution(self, alert: Alert, district: str | None) -> Any:
-        """:func:`hub.geo.resolve` of the alert against ``district`` (None: the bundled default), cached; None if
-        the areas cannot be resolved."""
-        from hub import geo
+        """:func:`hub.geo.resolve.resolve` of the alert against ``district`` (None: the bundled default), cached;
+        None if the areas cannot be resolved."""
+        from hub.geo.registry import DEFAULT_DISTRICT
+        from hub.geo.resolve import resolve
 
-        district = district or geo.DEFAULT_DISTRICT
+        district = district or DEFAULT_DISTRICT
         key = (alert.sender, alert.identifier, alert.sent, district)
         with self._lock:
             if key in self._resolved:
                 self._resolved.move_to_end(key)
                 return self._resolved[key]
         try:
-            res = geo.resolve(alert, district, geo=self.geo)
+            res = resolve(alert, district, geo=self.geo)
         except Exception as err:  # noqa: BLE001 - a broken area must not stop the rules
             log.warning("area of %s/%s could not be resolved: %r", alert.sender, alert.identifier, err)
             res = None
@@ -403,7 +404,7 @@ class RuleSet:
         """The alert's areas as an array of projected (equal-area) shapes, for polygon conditions."""
         import numpy as np
 
-        from hub import geo as geo_mod
+        from hub.geo.projection import GERMANY, circle_lonlat, polygon_lonlat
 
         key = (alert.sender, alert.identifier, alert.sent)
         with self._lock:
@@ -417,10 +418,10 @@ class RuleSet:
                 if area in seen:
                     continue
                 seen.add(area)
-                own = [geo_mod.polygon_lonlat(r) for r in area.polygons] + \
-                      [geo_mod.circle_lonlat(c) for c in area.circles]
+                own = [polygon_lonlat(r) for r in area.polygons] + \
+                      [circle_lonlat(c) for c in area.circles]
                 if own:
-                    shapes.extend(geo_mod.GERMANY.project(s) for s in own if not s.is_empty)
+                    shapes.extend(GERMANY.project(s) for s in own if not s.is_empty)
                     continue
                 for code in area.geocodes:
                     name = code.value_name.strip()
@@ -443,9 +444,9 @@ class RuleSet:
 
     def polygon(self, ring: tuple[tuple[float, float], ...]) -> Any:
         if ring not in self._polygons:
-            from hub import geo as geo_mod
+            from hub.geo.projection import GERMANY, polygon_lonlat
 
-            self._polygons[ring] = geo_mod.GERMANY.project(geo_mod.polygon_lonlat(ring))
+            self._polygons[ring] = GERMANY.project(polygon_lonlat(ring))
         return self._polygons[ring]
 
     # -- evaluation ------------------------------------------------------------------------------------------------

@@ -595,13 +595,13 @@ def _district(raw: Any, file: _File) -> District:
     name = file.get(raw, path, "name", _str)
     ars = file.get(raw, path, "ars", _str)
     if ars is not None:
-        from hub import geo
+        from hub.geo.registry import Level, registry
 
-        reg = geo.registry()
+        reg = registry()
         if not _ARS.match(ars) or ars not in reg:
             file.error((*path, "ars"), f"{ars!r} is not a known 12-digit ARS")
             ars = None
-        elif not ars.endswith("0000000") and reg[ars].level is not geo.Level.GEMEINDE:
+        elif not ars.endswith("0000000") and reg[ars].level is not Level.GEMEINDE:
             file.error((*path, "ars"), f"{ars} is not a Kreis or Gemeinde key", warning=True)
     audiences = file.get(raw, path, "audiences", _pattern(_NAME, "a name (lower case, digits, . _ -)"), ())
     return District(name=name, ars=ars, audiences=tuple(dict.fromkeys((PUBLIC, *audiences))))
@@ -700,9 +700,9 @@ def _area(raw: Mapping[str, Any], path: Path_, file: _File) -> AreaMatch | None:
         except _Bad as err:
             file.error(where, f'{err}; write "district", a list of ARS or {{ polygon = [[lat, lon], ...] }}')
             return None
-        from hub import geo
+        from hub.geo.registry import registry
 
-        reg = geo.registry()
+        reg = registry()
         bad = [a for a in items if not _ARS.match(a) or a not in reg]
         if bad:
             file.error(where, f"{bad[0]!r} is not a known 12-digit ARS" + (' (or "district")' if len(items) == 1

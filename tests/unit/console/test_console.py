@@ -32,7 +32,9 @@ from hub.decide.rules import RuleSet
 from hub.decide.rules.templates import Template, Text
 from hub.deliver import outbox
 from hub.deliver.setup import board_notice
-from hub.geo import GERMANY, Geography, geography, resolve
+from hub.geo.geography import Geography, geography
+from hub.geo.projection import GERMANY
+from hub.geo.resolve import resolve
 from hub.intake import readings
 from hub.intake.documents import Intake
 from hub.publish import publications, subscriptions

@@ -17,7 +17,7 @@ from hub import console
 from hub.cap.model import MsgType
 from hub.cap.parse import parse
 from hub.decide.rules import RuleSet
-from hub.geo import geography
+from hub.geo.geography import geography
 from hub.store.db import Store
 from tests.unit.console.test_console import (
     ANNA,

@@ -36,7 +36,7 @@ from hub.decide.rules import LiveRules, RuleSet
 from hub.deliver import outbox
 from hub.deliver.outbox import ChannelWorker, OutboxMetrics, RetryPolicy
 from hub.deliver.setup import Resolvers
-from hub.geo import Geography, geography
+from hub.geo.geography import Geography, geography
 from hub.health import Health
 from hub.intake.documents import Intake
 from hub.metrics import Metrics
