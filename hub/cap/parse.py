@@ -320,7 +320,8 @@ class _Reader:
         f = parts.fields
         times = {k: self.time(str(f[k]), f"{where}.{k}") if f.get(k) else None
                  for k in ("effective", "onset", "expires")}
-        ranked = self.ranked(f, where)
+        urgency, severity = self.ranked(f, where, "urgency", Urgency), self.ranked(f, where, "severity", Severity)
+        certainty = self.ranked(f, where, "certainty", Certainty)
         if not f.get("event"):
             self.errors.append(f"{where}: event missing")
         if not parts.categories:
@@ -330,9 +331,9 @@ class _Reader:
             categories=tuple(parts.categories),
             event=str(f.get("event") or ""),
             response_types=tuple(parts.responses),
-            urgency=ranked["urgency"],  # type: ignore[arg-type]
-            severity=ranked["severity"],  # type: ignore[arg-type]
-            certainty=ranked["certainty"],  # type: ignore[arg-type]
+            urgency=urgency,
+            severity=severity,
+            certainty=certainty,
             audience=_opt(f, "audience"),
             event_codes=tuple(parts.event_codes),
             effective=times["effective"],
@@ -382,16 +383,13 @@ class _Reader:
                 self.errors.append(f"{where}: unknown element <{local}> ignored")
         return parts
 
-    def ranked(self, f: dict[str, object], where: str) -> dict[str, enum.Enum]:
-        """Urgency, severity and certainty of an info; a missing or unreadable one is read as Unknown."""
-        ranked = {}
-        for key, cls in (("urgency", Urgency), ("severity", Severity), ("certainty", Certainty)):
-            text = f.get(key)
-            value = self.enum(cls, str(text), f"{where}.{key}") if text else None
-            if text is None:
-                self.errors.append(f"{where}: {key} missing; read as Unknown")
-            ranked[key] = value if value is not None else cls("Unknown")
-        return ranked
+    def ranked(self, f: dict[str, object], where: str, key: str, cls: type[E]) -> E:
+        """Urgency, severity or certainty of an info (``key``); a missing or unreadable one is read as Unknown."""
+        text = f.get(key)
+        value = self.enum(cls, str(text), f"{where}.{key}") if text else None
+        if text is None:
+            self.errors.append(f"{where}: {key} missing; read as Unknown")
+        return value if value is not None else cls("Unknown")
 
     def resource(self, el: etree._Element, where: str) -> Resource:
         f = {_local_name(c): _text(c) for c in el if _local_name(c)}
