@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from adapters.sources.nina_convert import convert_payload  # noqa: E402
 from hub.cap.parse import parse  # noqa: E402
 from hub.cap.serialize import to_xml  # noqa: E402
-from hub.decide.rules import RuleSet  # noqa: E402
+from hub.decide.rules.engine import RuleSet  # noqa: E402
 from hub.geo.geography import geography  # noqa: E402
 from hub.geo.registry import Level, registry  # noqa: E402
 

@@ -294,7 +294,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _review_warnings(rules_dir: Path, now: datetime) -> None:
     """A warning line per console template due for review (file and dates): for people to act on, not a failure."""
-    from hub.decide.rules.templates import COMPOSE_FOLDER, due_for_review, load_templates, review_notice
+    from hub.decide.rules.template_checks import load_templates
+    from hub.decide.rules.templates import COMPOSE_FOLDER, due_for_review, review_notice
 
     templates = load_templates(rules_dir / COMPOSE_FOLDER, [], compose=True)  # their errors: `warnhub rules check`
     for template in due_for_review(list(templates.values()), now):
@@ -419,7 +420,7 @@ def _sensors(loaded: LoadedConfig | None) -> list[config_mod.SensorConfig] | Non
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
-    from hub.decide.rules import RuleSet
+    from hub.decide.rules.engine import RuleSet
 
     loaded = _config(args, required=False)
     folder = _rules_folder(args, loaded, args.dir)
@@ -441,7 +442,7 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_replay(args: argparse.Namespace) -> int:
-    from hub.decide.rules import RuleSet
+    from hub.decide.rules.engine import RuleSet
     from hub.decide.rules.replay import replay
 
     loaded = _config(args, required=False)

@@ -42,7 +42,7 @@ from playwright.async_api import Browser, Page, expect
 
 from hub.access import auth
 from hub.decide import decisions
-from hub.decide.rules import RuleSet
+from hub.decide.rules.engine import RuleSet
 from hub.geo.geography import geography
 from hub.intake import readings
 from hub.store.db import Store

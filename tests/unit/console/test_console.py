@@ -28,7 +28,7 @@ from hub.cap.validate import Validator, Verdict
 from hub.config import load as load_config
 from hub.decide import decisions
 from hub.decide.router import Router, empty_rules
-from hub.decide.rules import RuleSet
+from hub.decide.rules.engine import RuleSet
 from hub.decide.rules.templates import Template, Text
 from hub.deliver import outbox
 from hub.deliver.setup import board_notice

@@ -32,7 +32,7 @@ from hub.cap.validate import Validator
 from hub.console.overview import inbox
 from hub.decide import decisions
 from hub.decide.router import Router
-from hub.decide.rules import LiveRules, RuleSet
+from hub.decide.rules.engine import LiveRules, RuleSet
 from hub.deliver import outbox
 from hub.deliver.outbox import ChannelWorker, OutboxMetrics, RetryPolicy
 from hub.deliver.setup import Resolvers
