@@ -402,8 +402,6 @@ def test_equal_area_projection_round_trips() -> None:
     computed in metres as lon/lat)."""
     import numpy as np
 
-    from hub.geo.projection import GERMANY
-
     rng = np.random.default_rng(7)
     pts = np.column_stack((rng.uniform(5.8, 15.1, 1000), rng.uniform(47.2, 55.1, 1000)))
     back = GERMANY.inverse(GERMANY.forward(pts))
