@@ -22,10 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from adapters.sources.nina_convert import convert_payload  # noqa: E402
-from hub import geo  # noqa: E402
 from hub.cap.parse import parse  # noqa: E402
 from hub.cap.serialize import to_xml  # noqa: E402
-from hub.decide.rules import RuleSet  # noqa: E402
+from hub.decide.rules.engine import RuleSet  # noqa: E402
+from hub.geo.geography import geography  # noqa: E402
+from hub.geo.registry import Level, registry  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
 
@@ -43,8 +44,8 @@ def corpus() -> list[bytes]:
 def generate(n: int, seed: int = 4) -> str:
     """``n`` rules of every kind; half of them test the area (district, ARS lists, polygons)."""
     rnd = random.Random(seed)
-    reg = geo.registry()
-    kreise = sorted(a for a in reg.regions if reg[a].is_(geo.Level.KREIS))
+    reg = registry()
+    kreise = sorted(a for a in reg.regions if reg[a].is_(Level.KREIS))
     out = ['[district]\nname = "Landkreis Lüchow-Dannenberg"\nars = "033540000000"\n']
     sev = ["Minor", "Moderate", "Severe", "Extreme"]
     for i in range(n):
@@ -92,7 +93,7 @@ def main() -> int:
     args = ap.parse_args()
     docs = corpus()
     alerts = [parse(d).alert for d in docs]
-    geo.geography()  # loaded once at start, as the daemon does
+    geography()  # loaded once at start, as the daemon does
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "bench.toml").write_text(generate(args.rules), encoding="utf-8")
         t = time.perf_counter()

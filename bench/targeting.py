@@ -28,7 +28,9 @@ from shapely.geometry import shape
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hub import geo  # noqa: E402
+from hub.geo.boundaries import KREISE_FILE  # noqa: E402
+from hub.geo.geography import geography  # noqa: E402
+from hub.geo.projection import GERMANY  # noqa: E402
 from hub.publish import index as targeting  # noqa: E402
 from hub.publish import subscriptions as subs  # noqa: E402
 
@@ -37,7 +39,7 @@ KREIS_CELL = "103354000"
 
 
 def kreis_lonlat() -> shapely.Geometry:
-    doc = json.loads(gzip.decompress(geo.KREISE_FILE.read_bytes()))
+    doc = json.loads(gzip.decompress(KREISE_FILE.read_bytes()))
     feature = next(f for f in doc["features"] if str(f["properties"]["WARNCELLID"]) == KREIS_CELL)
     return shape(feature["geometry"])
 
@@ -60,9 +62,9 @@ def items(lon: np.ndarray, lat: np.ndarray, radius: np.ndarray) -> Iterator[tupl
 
 
 def baseline(area_lonlat: shapely.Geometry, lon: np.ndarray, lat: np.ndarray, radius: np.ndarray) -> set[int]:
-    area = geo.GERMANY.project(area_lonlat)
+    area = GERMANY.project(area_lonlat)
     shapely.prepare(area)
-    xy = geo.GERMANY.forward(np.column_stack((lon, lat)))
+    xy = GERMANY.forward(np.column_stack((lon, lat)))
     hit = shapely.dwithin(area, shapely.points(xy), radius)
     return set(np.flatnonzero(hit).tolist())
 
@@ -77,7 +79,7 @@ def main() -> None:
 
     area = kreis_lonlat()
     lon, lat, radius = places(args.places, args.seed)
-    geo.geography()  # loaded once by the daemon too; not part of the build
+    geography()  # loaded once by the daemon too; not part of the build
     start = time.perf_counter()
     index = targeting.SubscriptionIndex(items(lon, lat, radius))
     build_s = time.perf_counter() - start

@@ -401,7 +401,7 @@ class LoadedConfig:
     def geography(self) -> Any:
         """The bundled geography plus ``[geo] boundaries`` (:class:`hub.geo.Geography`; ConfigError if a file is
         unusable)."""
-        from hub.geo import with_extra_boundaries
+        from hub.geo.geography import with_extra_boundaries
 
         return with_extra_boundaries((self.path(p) for p in self.cfg.geo.boundaries),
                                      bundled=self.cfg.geo.bundled_gemeinden)

@@ -33,7 +33,7 @@ from adapters.sources.nina_convert import NinaFormatError, convert_warning, deco
 from adapters.sources.polling import Http, PollingSource
 from hub.cap.model import Alert
 from hub.errors import FetchError, SourceError
-from hub.geo import ars_related
+from hub.geo.registry import ars_related
 
 if TYPE_CHECKING:
     from adapters.sources import SourceContext

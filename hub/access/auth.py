@@ -32,7 +32,8 @@ from shapely.geometry.base import BaseGeometry
 from hub.access import login_throttle
 from hub.access.login_throttle import DEFAULT_THROTTLE, Throttle
 from hub.errors import AuthError
-from hub.geo import Geography, Level, Registry
+from hub.geo.geography import Geography
+from hub.geo.registry import Level, Registry
 from hub.store.db import Store, now_utc, utc_iso
 
 ROLES = ("viewer", "author", "approver", "admin")

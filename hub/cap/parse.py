@@ -170,6 +170,19 @@ def _text(el: etree._Element) -> str:
     return (el.text or "").strip()
 
 
+@dataclass(slots=True)
+class _InfoParts:
+    """What :meth:`_Reader.info_parts` collects from one ``<info>``."""
+
+    fields: dict[str, object] = field(default_factory=dict)
+    categories: list[Category] = field(default_factory=list)
+    responses: list[ResponseType] = field(default_factory=list)
+    event_codes: list[Value] = field(default_factory=list)
+    parameters: list[Value] = field(default_factory=list)
+    resources: list[Resource] = field(default_factory=list)
+    areas: list[Area] = field(default_factory=list)
+
+
 class _Reader:
     """Reads one alert tree; collects errors (breaks the standard) and warnings (odd but allowed)."""
 
@@ -303,65 +316,26 @@ class _Reader:
     # -- info ----------------------------------------------------------------------------------------------
 
     def info(self, el: etree._Element, where: str) -> Info:
-        f: dict[str, object] = {}
-        categories: list[Category] = []
-        responses: list[ResponseType] = []
-        event_codes: list[Value] = []
-        parameters: list[Value] = []
-        resources: list[Resource] = []
-        areas: list[Area] = []
-        for child in el:
-            local = _local_name(child)
-            if not local:
-                continue
-            if local == "category":
-                cat = self.enum(Category, _text(child), f"{where}.category")
-                if cat is not None:
-                    categories.append(cat)
-            elif local == "responseType":
-                resp = self.enum(ResponseType, _text(child), f"{where}.responseType")
-                if resp is not None:
-                    responses.append(resp)
-            elif local == "eventCode":
-                pair = self.pair(child, f"{where}.eventCode")
-                if pair is not None:
-                    event_codes.append(pair)
-            elif local == "parameter":
-                pair = self.pair(child, f"{where}.parameter")
-                if pair is not None:
-                    parameters.append(pair)
-            elif local == "resource":
-                resources.append(self.resource(child, f"{where}.resource[{len(resources)}]"))
-            elif local == "area":
-                areas.append(self.area(child, f"{where}.area[{len(areas)}]"))
-            elif local in _INFO_TEXT:
-                f[local] = _text(child)
-            else:
-                self.errors.append(f"{where}: unknown element <{local}> ignored")
-
+        parts = self.info_parts(el, where)
+        f = parts.fields
         times = {k: self.time(str(f[k]), f"{where}.{k}") if f.get(k) else None
                  for k in ("effective", "onset", "expires")}
-        ranked = {}
-        for key, cls in (("urgency", Urgency), ("severity", Severity), ("certainty", Certainty)):
-            text = f.get(key)
-            value = self.enum(cls, str(text), f"{where}.{key}") if text else None
-            if text is None:
-                self.errors.append(f"{where}: {key} missing; read as Unknown")
-            ranked[key] = value if value is not None else cls("Unknown")
+        urgency, severity = self.ranked(f, where, "urgency", Urgency), self.ranked(f, where, "severity", Severity)
+        certainty = self.ranked(f, where, "certainty", Certainty)
         if not f.get("event"):
             self.errors.append(f"{where}: event missing")
-        if not categories:
+        if not parts.categories:
             self.errors.append(f"{where}: category missing")
         return Info(
             language=_opt(f, "language"),
-            categories=tuple(categories),
+            categories=tuple(parts.categories),
             event=str(f.get("event") or ""),
-            response_types=tuple(responses),
-            urgency=ranked["urgency"],  # type: ignore[arg-type]
-            severity=ranked["severity"],  # type: ignore[arg-type]
-            certainty=ranked["certainty"],  # type: ignore[arg-type]
+            response_types=tuple(parts.responses),
+            urgency=urgency,
+            severity=severity,
+            certainty=certainty,
             audience=_opt(f, "audience"),
-            event_codes=tuple(event_codes),
+            event_codes=tuple(parts.event_codes),
             effective=times["effective"],
             onset=times["onset"],
             expires=times["expires"],
@@ -371,10 +345,51 @@ class _Reader:
             instruction=_opt(f, "instruction"),
             web=_opt(f, "web"),
             contact=_opt(f, "contact"),
-            parameters=tuple(parameters),
-            resources=tuple(resources),
-            areas=tuple(areas),
+            parameters=tuple(parts.parameters),
+            resources=tuple(parts.resources),
+            areas=tuple(parts.areas),
         )
+
+    def info_parts(self, el: etree._Element, where: str) -> _InfoParts:
+        """The children of one ``<info>`` in document order: text fields by name, the repeated elements as lists."""
+        parts = _InfoParts()
+        for child in el:
+            local = _local_name(child)
+            if not local:
+                continue
+            if local == "category":
+                cat = self.enum(Category, _text(child), f"{where}.category")
+                if cat is not None:
+                    parts.categories.append(cat)
+            elif local == "responseType":
+                resp = self.enum(ResponseType, _text(child), f"{where}.responseType")
+                if resp is not None:
+                    parts.responses.append(resp)
+            elif local == "eventCode":
+                pair = self.pair(child, f"{where}.eventCode")
+                if pair is not None:
+                    parts.event_codes.append(pair)
+            elif local == "parameter":
+                pair = self.pair(child, f"{where}.parameter")
+                if pair is not None:
+                    parts.parameters.append(pair)
+            elif local == "resource":
+                parts.resources.append(self.resource(child, f"{where}.resource[{len(parts.resources)}]"))
+            elif local == "area":
+                parts.areas.append(self.area(child, f"{where}.area[{len(parts.areas)}]"))
+            elif local in _INFO_TEXT:
+                parts.fields[local] = _text(child)
+            else:
+                self.errors.append(f"{where}: unknown element <{local}> ignored")
+        return parts
+
+    def ranked(self, f: dict[str, object], where: str, key: str, cls: type[E]) -> E:
+        """Urgency, severity or certainty of an info (``key``); a missing or unreadable one is read as Unknown."""
+        text = f.get(key)
+        value = self.enum(cls, str(text), f"{where}.{key}") if text else None
+        if text is None:
+            self.errors.append(f"{where}: {key} missing; read as Unknown")
+        return value if value is not None else cls("Unknown")
 
     def resource(self, el: etree._Element, where: str) -> Resource:
         f = {_local_name(c): _text(c) for c in el if _local_name(c)}

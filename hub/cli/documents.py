@@ -9,7 +9,6 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hub import geo
 from hub.app import build_sources, main, make_validator, open_store, source_type
 from hub.cap import parse as cap_parse
 from hub.cap.validate import Verdict
@@ -18,6 +17,8 @@ from hub.cli.rules import review_warnings
 from hub.decide import decisions
 from hub.decide.router import open_rules
 from hub.errors import HubError
+from hub.geo.registry import DEFAULT_DISTRICT, registry
+from hub.geo.resolve import resolve
 from hub.intake.documents import Intake
 
 
@@ -175,7 +176,7 @@ def cmd_area(args: argparse.Namespace) -> int:
     """What a CAP file's areas cover, seen from the district (config hub.district_ars, else Lüchow-Dannenberg)."""
 
     loaded = load_config(args, required=False)
-    district = loaded.cfg.hub.district_ars if loaded else geo.DEFAULT_DISTRICT
+    district = loaded.cfg.hub.district_ars if loaded else DEFAULT_DISTRICT
     max_bytes = loaded.cfg.validation.max_bytes if loaded else cap_parse.DEFAULT_MAX_BYTES
     try:
         alert = cap_parse.parse(read_input(Path(args.path), max_bytes), max_bytes=max_bytes).alert
@@ -183,7 +184,7 @@ def cmd_area(args: argparse.Namespace) -> int:
         print(f"warnhub: {args.path}: {err}", file=sys.stderr)
         return 1
     try:
-        res = geo.resolve(alert, district, geo=loaded.geography() if loaded else None)
+        res = resolve(alert, district, geo=loaded.geography() if loaded else None)
     except ValueError as err:
         print(f"warnhub: {err}", file=sys.stderr)
         return 2
@@ -191,7 +192,7 @@ def cmd_area(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, ensure_ascii=False))
         return 0
-    reg = geo.registry()
+    reg = registry()
     print(f"alert     {summary['alert']}")
     print(f"district  {district} {reg.name(district) or ''}: {'touched' if res.inside_district else 'not touched'}")
     basis = {"area": "by area", "count": "by number of geocodes", "none": "nothing to measure"}[res.basis]

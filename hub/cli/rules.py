@@ -11,9 +11,10 @@ from pathlib import Path
 from hub import config as config_mod
 from hub.cli.common import files_of, load_config
 from hub.config import LoadedConfig
-from hub.decide.rules import RuleSet
+from hub.decide.rules.engine import RuleSet
 from hub.decide.rules.replay import replay
-from hub.decide.rules.templates import COMPOSE_FOLDER, due_for_review, load_templates, review_notice
+from hub.decide.rules.template_checks import load_templates
+from hub.decide.rules.templates import COMPOSE_FOLDER, due_for_review, review_notice
 
 
 def review_warnings(rules_dir: Path, now: datetime) -> None:

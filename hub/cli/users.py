@@ -16,7 +16,7 @@ from hub.app import open_store
 from hub.cli.common import load_config
 from hub.console import ending
 from hub.errors import AuthError
-from hub.geo import registry
+from hub.geo.registry import registry
 
 
 def _user_store(args: argparse.Namespace) -> Any:

@@ -20,7 +20,9 @@ from hub.cap.validate import Validator
 from hub.config import BoardConfig, LoadedConfig, WebhookConfig
 from hub.decide.rules.templates import Template
 from hub.errors import AuthError, HubError
-from hub.geo import DEFAULT_DISTRICT, GERMANY, Geography, circle_lonlat
+from hub.geo.geography import Geography
+from hub.geo.projection import GERMANY, circle_lonlat
+from hub.geo.registry import DEFAULT_DISTRICT
 from hub.store.db import Store
 
 ORIGIN = "console"

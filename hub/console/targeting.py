@@ -20,9 +20,11 @@ from hub.config import BoardConfig, WebhookConfig
 from hub.console.alert import _previous_sent, _sent_time, build_alert
 from hub.console.model import LANGUAGES, ConsoleConfig, ConsoleError, _msg
 from hub.console.tables import _dumps, _require, ensure_schema
-from hub.decide.rules import Decision
+from hub.decide.rules.engine import Decision
 from hub.deliver.setup import board_notice
-from hub.geo import DEFAULT_DISTRICT, Geography, resolve
+from hub.geo.geography import Geography
+from hub.geo.registry import DEFAULT_DISTRICT
+from hub.geo.resolve import resolve
 from hub.intake.documents import check_document
 from hub.publish import audience, publications
 from hub.publish.audience import Widening

@@ -28,7 +28,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from hub.cap.model import Alert, from_json
-from hub.decide.rules import Decision, Draft
+from hub.decide.rules.engine import Decision
+from hub.decide.rules.templates import Draft
 from hub.store.db import Store, now_utc, utc_iso
 
 log = logging.getLogger("warnhub.rules")

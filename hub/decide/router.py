@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from hub.decide import decisions
-from hub.decide.rules import Decision, LiveRules, RuleSet, SensorEvent, SensorWatch
+from hub.decide.rules.engine import Decision, LiveRules, RuleSet
+from hub.decide.rules.sensors import SensorEvent, SensorWatch
 from hub.intake import readings
 from hub.store.db import AsyncStore, Store, now_utc
 

@@ -25,7 +25,10 @@ from shapely.geometry.base import BaseGeometry
 
 from hub.cap.model import Alert
 from hub.config import BoardConfig, WebhookConfig
-from hub.geo import GERMANY, Geography, Level, Resolution
+from hub.geo.geography import Geography
+from hub.geo.projection import GERMANY
+from hub.geo.registry import Level
+from hub.geo.resolve import Resolution
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +58,7 @@ def recipients(geo: Geography | None, index: Any, boards: Sequence[BoardConfig],
     ``regions``, ``inside_district``) reaches. ``index``: the SubscriptionIndex (None: no push). ``shapes``: the
     alert's projected shapes if the caller has them cached (the pipeline's live RuleSet), else computed.
     ``measure``: False leaves area and share at 0 (the pipeline does not show them; the preview does)."""
-    from hub.decide.rules import RuleSet
+    from hub.decide.rules.engine import RuleSet
     from hub.publish.pipeline import PUBLIC, audiences_of, effective_channels, event_topics, reach
 
     scope = alert.scope.value

@@ -32,7 +32,9 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from hub.geo import GERMANY, TOUCH_M2, TOUCH_SHARE, Geography, Registry, geography
+from hub.geo.geography import TOUCH_M2, TOUCH_SHARE, Geography, geography
+from hub.geo.projection import GERMANY
+from hub.geo.registry import Registry
 from hub.publish.subscriptions import (
     CATEGORIES,
     GERMANY_BBOX,
@@ -383,7 +385,7 @@ class SubscriptionIndex:
         A point place matches where its circle (radius in metres on the ground) reaches the area, or, without an
         area, the known boundaries of the region keys. A region place matches a key equal to or below it, or an
         area overlapping its known boundary (Kreise, Samtgemeinden, Gemeinden: bundled), or, where there is no
-        area or no boundary, a key above it (as :meth:`hub.geo.Geography.concerns`).
+        area or no boundary, a key above it (as :meth:`hub.geo.geography.Geography.concerns`).
         Then: severity at least ``min_severity`` (``Unknown`` passes), a topic matching ``categories`` (CAP) or
         ``event_topics`` (slugs, ``event:`` optional) unless the subscription has none, and exercises only to
         exercise subscriptions and they only exercises. ``topic_only``: a message for the subscribers of

@@ -37,7 +37,7 @@ from shapely.geometry.base import BaseGeometry
 from hub.cap.model import Alert, Severity, from_json
 from hub.config import BoardConfig, LoadedConfig, WebhookConfig
 from hub.decide import decisions
-from hub.decide.rules import LiveRules
+from hub.decide.rules.engine import LiveRules
 from hub.deliver import outbox
 from hub.publish import publications, subscriptions
 from hub.publish.publications import Publication

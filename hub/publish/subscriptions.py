@@ -42,7 +42,7 @@ import msgspec
 
 from hub.access import exercise_tokens
 from hub.errors import HubError
-from hub.geo import Registry
+from hub.geo.registry import Registry
 from hub.store.db import Store
 
 COLUMNS = ("id", "token_hash", "endpoint", "p256dh", "auth", "places", "topics", "min_severity", "languages",

@@ -40,7 +40,7 @@ from aiohttp import web
 
 from hub import __version__
 from hub.cap.model import Alert
-from hub.geo import BOUNDARY_ATTRIBUTION
+from hub.geo.boundaries import BOUNDARY_ATTRIBUTION
 from hub.publish import publications
 from hub.publish.publications import Publication
 from hub.store.db import Store

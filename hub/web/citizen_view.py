@@ -22,7 +22,9 @@ from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
 from hub.cap.model import Alert, Info
-from hub.geo import GERMANY, Geography, Level
+from hub.geo.geography import Geography
+from hub.geo.projection import GERMANY
+from hub.geo.registry import Level
 from hub.publish.publications import Notice, Publication
 
 BERLIN = ZoneInfo("Europe/Berlin")

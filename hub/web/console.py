@@ -40,7 +40,8 @@ from aiohttp import web
 from hub import __version__, console
 from hub.access import auth
 from hub.decide import decisions
-from hub.decide.rules.templates import COMPOSE_FOLDER, Template, compose_templates, due_for_review, template_paths
+from hub.decide.rules.template_checks import compose_templates, template_paths
+from hub.decide.rules.templates import COMPOSE_FOLDER, Template, due_for_review
 from hub.store.db import Store, now_utc
 from hub.web import console_view as view
 from hub.web.auth import require, setup_auth

@@ -47,7 +47,10 @@ from hub import console
 from hub.access import auth, exercise_tokens
 from hub.decide import decisions
 from hub.errors import AuthError
-from hub.geo import BOUNDARY_ATTRIBUTION, GERMANY, Geography, Level
+from hub.geo.boundaries import BOUNDARY_ATTRIBUTION
+from hub.geo.geography import Geography
+from hub.geo.projection import GERMANY
+from hub.geo.registry import Level
 from hub.store.db import Store, now_utc
 from hub.web import console_view as view
 from hub.web.auth import require

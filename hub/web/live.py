@@ -39,7 +39,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from hub.geo import Registry, ars_related, registry
+from hub.geo.registry import Registry, ars_related, registry
 from hub.publish.publications import PUBLIC_SCOPE, Publication
 from hub.web.client import client_address
 from hub.web.fdlimit import FdBudget

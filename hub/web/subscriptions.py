@@ -27,7 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from hub.config import PushSection, WebSection
-from hub.geo import registry
+from hub.geo.registry import registry
 from hub.publish import index as targeting
 from hub.publish import subscriptions as subs
 from hub.web.app import HUB_KEY

@@ -5,7 +5,7 @@ Routes (added by :func:`setup`):
 - ``GET /api/v1/warnings?ars=&lat=&lon=&limit=&cursor=``: current publications of the web channel, most severe
   first (at most ``limit``, 500 by default and at most; ``next``: the ``cursor`` of the next page, or null).
   ``ars`` keeps those whose area overlaps the region's boundary or one of whose regions lies in it, and, without an
-  area or a boundary, those whose regions contain the region (by key; :meth:`hub.geo.Geography.concerns`);
+  area or a boundary, those whose regions contain the region (by key; :meth:`hub.geo.geography.Geography.concerns`);
   ``lat``/``lon`` (WGS 84 degrees, both) keeps those whose area contains the point, or, without an area,
   one of whose regions has a boundary that contains it.
 - ``GET /api/v1/warnings/{thread}``: every version of one incident; ``/api/v1/warnings/{thread}/cap.xml`` the latest
@@ -52,7 +52,8 @@ from shapely.geometry.base import BaseGeometry
 
 from hub.cap.parse import read_xml
 from hub.config import BoardConfig
-from hub.geo import GERMANY, Geography, geography
+from hub.geo.geography import Geography, geography
+from hub.geo.projection import GERMANY
 from hub.publish import publications
 from hub.publish.boardtext import SEVERITY_WORDS
 from hub.publish.publications import KIOSK, KIOSK_EXERCISE, WEB, Audience, Publication

@@ -26,7 +26,9 @@ from yarl import URL
 from hub.access import auth
 from hub.cli.main import main as cli_main
 from hub.errors import AuthError
-from hub.geo import GERMANY, Geography, geography, registry
+from hub.geo.geography import Geography, geography
+from hub.geo.projection import GERMANY
+from hub.geo.registry import registry
 from hub.store.db import AsyncStore, Store
 from hub.web.auth import CONSOLE_HEADERS, require, requires, setup_auth
 from hub.web.client import TRUSTED_PROXIES_KEY, parse_networks

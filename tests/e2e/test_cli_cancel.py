@@ -13,7 +13,7 @@ from pathlib import Path
 
 from hub import console
 from hub.access import auth
-from hub.geo import geography
+from hub.geo.geography import geography
 from hub.store.db import Store
 from tests.kits.hubproc import HubProcess, free_port, subprocess_env, wait_for, write_config
 from tests.unit.console.test_console import form

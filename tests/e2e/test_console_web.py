@@ -42,8 +42,8 @@ from playwright.async_api import Browser, Page, expect
 
 from hub.access import auth
 from hub.decide import decisions
-from hub.decide.rules import RuleSet
-from hub.geo import geography
+from hub.decide.rules.engine import RuleSet
+from hub.geo.geography import geography
 from hub.intake import readings
 from hub.store.db import Store
 from hub.web.auth import CONSOLE_HEADERS

@@ -150,8 +150,8 @@ def test_directory_source_fsyncs_the_store_before_moving_a_file_to_done(traced_h
 
 def test_console_send_and_approve_commit_durably(tmp_path: Path) -> None:
     from hub import console
-    from hub.decide.rules import RuleSet
-    from hub.geo import geography
+    from hub.decide.rules.engine import RuleSet
+    from hub.geo.geography import geography
     from tests.unit.console.test_console import ANNA, BERT, DISTRICT, SENDER, form
 
     geo = geography()

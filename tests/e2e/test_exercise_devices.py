@@ -18,7 +18,7 @@ import aiohttp
 from playwright.async_api import Page, expect
 
 from hub.access import auth
-from hub.geo import geography
+from hub.geo.geography import geography
 from hub.store.db import Store
 from tests.e2e.test_citizen_push import FAKE_SUBSCRIBE, STORED, api_status, choose_place, controlled
 from tests.e2e.test_routing import Hub, dwd_cap

@@ -42,7 +42,7 @@ from hub.cap.serialize import to_xml
 from hub.cap.sign import SignaturePolicy
 from hub.cap.validate import Validator, Verdict, schema_errors
 from hub.config import NinaSourceConfig
-from hub.geo import ars_prefix, ars_related
+from hub.geo.registry import ars_prefix, ars_related
 from tests.kits import paths
 from tests.kits.sourcekit import HubKit, ReplayServer
 

@@ -199,7 +199,7 @@ def test_the_daemon_runs_retention_on_schedule_and_logs_what_it_removed(tmp_path
 
 async def test_session_purge_logs_what_it_removed(world: World, caplog: pytest.LogCaptureFixture) -> None:
     from hub.access import auth
-    from hub.geo import geography
+    from hub.geo.geography import geography
 
     store = world.store
     auth.migrate(store)

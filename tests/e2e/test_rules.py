@@ -15,8 +15,10 @@ import pytest
 from adapters.sources.nina_convert import convert_payload as nina_convert
 from hub.cap.model import Alert, Severity, Status
 from hub.cap.parse import parse
-from hub.decide.rules import LiveRules, RulesError, RuleSet, SensorWatch, provider
-from hub.decide.rules.load import Locator
+from hub.decide.rules.engine import LiveRules, RuleSet
+from hub.decide.rules.matching import provider
+from hub.decide.rules.problems import Locator, RulesError
+from hub.decide.rules.sensors import SensorWatch
 from tests.kits.hubproc import REPO, subprocess_env
 
 DATA = REPO / "tests" / "data"

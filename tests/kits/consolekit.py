@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.access import auth
-from hub.geo import geography
+from hub.geo.geography import geography
 from hub.store.db import Store
 
 READER = "leserin"

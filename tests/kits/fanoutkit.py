@@ -42,7 +42,8 @@ def points_in_district(n: int, seed: int = 20) -> list[tuple[float, float]]:
     import numpy as np
     import shapely
 
-    from hub.geo import GERMANY, geography
+    from hub.geo.geography import geography
+    from hub.geo.projection import GERMANY
 
     area = GERMANY.unproject(geography().geometry(DISTRICT)).buffer(-0.01)
     minx, miny, maxx, maxy = area.bounds

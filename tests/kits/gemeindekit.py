@@ -10,7 +10,7 @@ from pathlib import Path
 import shapely
 from shapely.geometry import shape
 
-from hub.geo import registry
+from hub.geo.registry import registry
 from tests.kits import paths
 
 GEMEINDEN_FILE = paths.DATA / "geo" / "gemeinden_luechow-dannenberg.geojson"

@@ -83,7 +83,7 @@ def replay(ruleset: RuleSet, paths: list[Path], *, district: str | None = None, 
 
     ``origin``: the source name to evaluate with (default: the alert's provider, e.g. ``dwd`` or ``mowas``).
     Unreadable inputs yield ``{"input", "error"}``."""
-    from hub.decide.rules.engine import provider
+    from hub.decide.rules.matching import provider
 
     seen: dict[tuple[str, str], Alert] = {}
     watch = SensorWatch(ruleset, units=units)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from hub.decide.rules.load import Rule, SensorCondition
+from hub.decide.rules.model import Rule, SensorCondition
 from hub.decide.rules.templates import Draft
 
 Time = datetime | int
@@ -88,7 +88,7 @@ class _Sensor:
 
 
 class SensorWatch:
-    """Sensor rules of a :class:`~hub.rules.engine.RuleSet` against live (or replayed) readings."""
+    """Sensor rules of a :class:`~hub.decide.rules.engine.RuleSet` against live (or replayed) readings."""
 
     def __init__(self, ruleset: Any, *, units: Mapping[str, str] | None = None) -> None:
         self.units = dict(units or {})

@@ -28,11 +28,13 @@ from hub.cap.validate import Validator, Verdict
 from hub.config import load as load_config
 from hub.decide import decisions
 from hub.decide.router import Router, empty_rules
-from hub.decide.rules import RuleSet
+from hub.decide.rules.engine import RuleSet
 from hub.decide.rules.templates import Template, Text
 from hub.deliver import outbox
 from hub.deliver.setup import board_notice
-from hub.geo import GERMANY, Geography, geography, resolve
+from hub.geo.geography import Geography, geography
+from hub.geo.projection import GERMANY
+from hub.geo.resolve import resolve
 from hub.intake import readings
 from hub.intake.documents import Intake
 from hub.publish import publications, subscriptions

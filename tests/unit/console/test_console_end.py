@@ -16,8 +16,8 @@ import pytest
 from hub import console
 from hub.cap.model import MsgType
 from hub.cap.parse import parse
-from hub.decide.rules import RuleSet
-from hub.geo import geography
+from hub.decide.rules.engine import RuleSet
+from hub.geo.geography import geography
 from hub.store.db import Store
 from tests.unit.console.test_console import (
     ANNA,

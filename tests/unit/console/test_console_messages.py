@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from hub import console
-from hub.geo import geography
+from hub.geo.geography import geography
 from hub.store.db import Store
 from tests.unit.console.test_console import ANNA, BERT, CARL, DISTRICT, REPO, SENDER, form
 

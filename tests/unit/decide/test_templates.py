@@ -13,18 +13,10 @@ import pytest
 from hub.cap.model import Reference, Severity
 from hub.cap.serialize import to_xml
 from hub.cap.validate import SignaturePolicy, Validator, Verdict
-from hub.decide.rules import RulesError, RuleSet
-from hub.decide.rules.templates import (
-    BIWAPP_CATEGORIES,
-    COMPOSE_FOLDER,
-    Template,
-    check_compose,
-    check_template,
-    compose_templates,
-    due_for_review,
-    load_templates,
-    review_notice,
-)
+from hub.decide.rules.engine import RuleSet
+from hub.decide.rules.problems import RulesError
+from hub.decide.rules.template_checks import check_compose, check_template, compose_templates, load_templates
+from hub.decide.rules.templates import BIWAPP_CATEGORIES, COMPOSE_FOLDER, Template, due_for_review, review_notice
 from tests.kits.hubproc import REPO
 
 RULES = REPO / "rules"

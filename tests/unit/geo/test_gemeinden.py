@@ -14,9 +14,13 @@ import pytest
 import shapely
 from shapely.geometry import shape
 
-from hub import geo
 from hub.access.auth import User
 from hub.cap.model import Area, Value
+from hub.geo.boundaries import BOUNDARY_ATTRIBUTION
+from hub.geo.geography import Geography, geography
+from hub.geo.projection import GERMANY, geodesic_area_m2
+from hub.geo.registry import GEMEINDEN_FILE
+from hub.geo.resolve import resolve
 from hub.publish.index import SubscriptionIndex
 from hub.publish.subscriptions import PointPlace, RegionPlace, Subscription
 from hub.web import citizen_view
@@ -37,12 +41,12 @@ CORPUS_LD = Path("/work/shared/corpus/geo/gemeinden/gemeinden_luechow-dannenberg
 
 
 @pytest.fixture(scope="module")
-def world() -> geo.Geography:
-    return geo.geography()
+def world() -> Geography:
+    return geography()
 
 
 def point(lon_lat: tuple[float, float]) -> shapely.Point:
-    return geo.GERMANY.project(shapely.Point(*lon_lat))
+    return GERMANY.project(shapely.Point(*lon_lat))
 
 
 def codes(name: str, value: str) -> list[Area]:
@@ -52,10 +56,10 @@ def codes(name: str, value: str) -> list[Area]:
 # -- hub.geo ----------------------------------------------------------------------------------------------------------
 
 
-def test_gemeinde_ars_resolves_to_its_own_boundary(world: geo.Geography) -> None:
+def test_gemeinde_ars_resolves_to_its_own_boundary(world: Geography) -> None:
     """A CAP area with geocode ARS of Hitzacker is Hitzacker's boundary, a small share of the district, not the
     Kreis; Lüchow's town centre lies outside it."""
-    res = geo.resolve(codes("ARS", HITZACKER), LD, geo=world)
+    res = resolve(codes("ARS", HITZACKER), LD, geo=world)
     hits = {h.ars: (h.coverage, h.share) for h in res.regions}
     assert set(hits) == {LD, HITZACKER}
     assert hits[HITZACKER] == ("full", 1.0)
@@ -67,11 +71,11 @@ def test_gemeinde_ars_resolves_to_its_own_boundary(world: geo.Geography) -> None
     assert not world.geometry(LUECHOW).intersection(boundary).area > 1.0  # type: ignore[union-attr]
 
 
-def test_the_district_uses_the_unsimplified_file(world: geo.Geography) -> None:
+def test_the_district_uses_the_unsimplified_file(world: Geography) -> None:
     """Lüchow-Dannenberg's Gemeinden are the corpus' unsimplified ones (6 decimals), not the simplified Germany file."""
     corpus = {f["properties"]["ars"]: f for f in json.loads(CORPUS_LD.read_text(encoding="utf-8"))["features"]}
     for ars in (HITZACKER, LUECHOW, ELBTALAUE):
-        expected = geo.GERMANY.project(shape(corpus[ars]["geometry"]))
+        expected = GERMANY.project(shape(corpus[ars]["geometry"]))
         got = world.geometry(ars)
         assert got is not None
         assert shapely.get_num_coordinates(got) == shapely.get_num_coordinates(expected)
@@ -80,7 +84,7 @@ def test_the_district_uses_the_unsimplified_file(world: geo.Geography) -> None:
     assert members.symmetric_difference(world.geometry(ELBTALAUE)).area < 1e-4 * members.area  # type: ignore[arg-type]
 
 
-def test_gemeinden_elsewhere_are_read_when_needed(world: geo.Geography) -> None:
+def test_gemeinden_elsewhere_are_read_when_needed(world: Geography) -> None:
     """Only the Kreise asked for are read; a Gemeinde far away (Stadt Marburg) still has its boundary."""
     marburg = "065340014014"
     assert world.registry.name(marburg) == "Marburg, Universitätsstadt"
@@ -90,7 +94,7 @@ def test_gemeinden_elsewhere_are_read_when_needed(world: geo.Geography) -> None:
     assert "09162" not in world.bundled.loaded()  # type: ignore[union-attr]  # München: never asked for
 
 
-def test_samtgemeinden_are_named_as_on_the_citizen_page(world: geo.Geography) -> None:
+def test_samtgemeinden_are_named_as_on_the_citizen_page(world: Geography) -> None:
     reg = world.registry
     assert reg.name(ELBTALAUE) == "Samtgemeinde Elbtalaue"
     assert reg.name(LUECHOW_SG) == "Samtgemeinde Lüchow (Wendland)"
@@ -98,32 +102,32 @@ def test_samtgemeinden_are_named_as_on_the_citizen_page(world: geo.Geography) ->
     assert world.inner(LD) == sorted([GARTOW_SG, ELBTALAUE, LUECHOW_SG, "033549501501", "033549502502"])
 
 
-def test_dwd_gemeinde_warncell_is_the_gemeindes_boundary(world: geo.Geography) -> None:
+def test_dwd_gemeinde_warncell_is_the_gemeindes_boundary(world: Geography) -> None:
     """DWD's Gemeinde cell 803354009 is Hitzacker: its geometry is Hitzacker's boundary, not nothing (before: the
     cell had no geometry and the warning fell back to the whole Kreis)."""
     assert world.cell_geometry("803354009") is world.geometry(HITZACKER)
-    res = geo.resolve(codes("WARNCELLID", "803354009"), LD, geo=world)
+    res = resolve(codes("WARNCELLID", "803354009"), LD, geo=world)
     assert {h.ars for h in res.regions} == {LD, HITZACKER}
     assert res.basis == "area" and 55 < res.area_km2 < 62
 
 
-def test_polygon_names_the_gemeinden_it_touches(world: geo.Geography) -> None:
+def test_polygon_names_the_gemeinden_it_touches(world: Geography) -> None:
     """A small polygon around Lüchow's town centre names Lüchow (Wendland) among the regions, not Hitzacker."""
     lon, lat = LUECHOW_TOWN
     ring = ((lat - 0.01, lon - 0.01), (lat - 0.01, lon + 0.01), (lat + 0.01, lon + 0.01), (lat + 0.01, lon - 0.01),
             (lat - 0.01, lon - 0.01))
-    res = geo.resolve([Area(area_desc="Lüchow", polygons=(ring,))], LD, geo=world)
+    res = resolve([Area(area_desc="Lüchow", polygons=(ring,))], LD, geo=world)
     gemeinden = {h.ars for h in res.regions if h.level == "gemeinde"}
     assert LUECHOW in gemeinden and HITZACKER not in gemeinden
 
 
-def test_an_operators_boundary_overrides_the_bundled_one(world: geo.Geography) -> None:
+def test_an_operators_boundary_overrides_the_bundled_one(world: Geography) -> None:
     """``[geo] boundaries`` still win: an operator's (here deliberately small) Hitzacker replaces the bundled one."""
     small = shapely.box(10.98, 53.14, 11.01, 53.16)
     finer = world.with_boundaries({HITZACKER: small})
     assert finer.geometry(HITZACKER).area < 0.2 * world.geometry(HITZACKER).area  # type: ignore[union-attr]
-    res = geo.resolve(codes("ARS", HITZACKER), LD, geo=finer)
-    assert res.area_km2 == pytest.approx(geo.geodesic_area_m2(small) / 1e6, rel=1e-3)
+    res = resolve(codes("ARS", HITZACKER), LD, geo=finer)
+    assert res.area_km2 == pytest.approx(geodesic_area_m2(small) / 1e6, rel=1e-3)
     assert finer.geometry(LUECHOW) is not None  # the other Gemeinden keep the bundled boundaries
 
 
@@ -132,7 +136,7 @@ def test_an_operators_boundary_overrides_the_bundled_one(world: geo.Geography) -
 
 @pytest.mark.parametrize(("query", "ars"), [("Elbtalaue", ELBTALAUE), ("Lüchow (Wendland)", LUECHOW_SG),
                                             ("Gartow", GARTOW_SG)])
-def test_region_search_finds_samtgemeinden_by_their_usual_names(world: geo.Geography, query: str, ars: str) -> None:
+def test_region_search_finds_samtgemeinden_by_their_usual_names(world: Geography, query: str, ars: str) -> None:
     """The citizen search (/api/v1/regions?q=) and the console's find each Samtgemeinde by its name, named
     "Samtgemeinde …" in both, and the console knows its boundary (no "ohne Grenze")."""
     citizen = citizen_view.search(citizen_view.regions(world, LD), query)
@@ -149,7 +153,7 @@ def test_region_search_finds_samtgemeinden_by_their_usual_names(world: geo.Geogr
 # -- subscriptions ----------------------------------------------------------------------------------------------------
 
 
-def test_a_hitzacker_area_does_not_reach_a_place_in_luechow(world: geo.Geography) -> None:
+def test_a_hitzacker_area_does_not_reach_a_place_in_luechow(world: Geography) -> None:
     """The index: a warning whose area is Hitzacker (regions: the Kreis, partly, and Hitzacker) reaches places in
     Hitzacker, in its Samtgemeinde and the whole Kreis, and a point in Hitzacker; not Lüchow, by ARS or by point."""
     subs = {"hitzacker": RegionPlace(ars=HITZACKER), "elbtalaue": RegionPlace(ars=ELBTALAUE),
@@ -159,13 +163,13 @@ def test_a_hitzacker_area_does_not_reach_a_place_in_luechow(world: geo.Geography
             "punkt-luechow": PointPlace(lon=LUECHOW_TOWN[0], lat=LUECHOW_TOWN[1], radius_m=500)}
     index = SubscriptionIndex(((k, Subscription(endpoint=f"https://push.example/{k}", p256dh="", auth="", places=(p,)))
                                for k, p in subs.items()), geo=world)
-    res = geo.resolve(codes("ARS", HITZACKER), LD, geo=world)
-    area = geo.GERMANY.unproject(world.geometry(HITZACKER))
+    res = resolve(codes("ARS", HITZACKER), LD, geo=world)
+    area = GERMANY.unproject(world.geometry(HITZACKER))
     kw = {"severity": "Severe", "categories": ("Met",), "event_topics": (), "exercise": False}
     got = set(index.match(area, [h.ars for h in res.regions], **kw))
     assert got == {"hitzacker", "elbtalaue", "kreis", "punkt-hitzacker"}
     # a Kreis-wide warning still reaches everyone in the Kreis
-    assert set(index.match(geo.GERMANY.unproject(world.geometry(LD)), [LD], **kw)) == set(subs)
+    assert set(index.match(GERMANY.unproject(world.geometry(LD)), [LD], **kw)) == set(subs)
 
 
 # -- the daemon: widget, warnings API, attribution ----------------------------------------------------------------
@@ -216,14 +220,14 @@ def test_widget_of_luechow_does_not_show_a_hitzacker_warning(hub: Hub) -> None:
 
 def test_attribution_is_on_every_map_page(hub: Hub) -> None:
     """dl-de/by-2.0: the attribution line of the bundled boundaries wherever they are drawn."""
-    with zipfile.ZipFile(geo.GEMEINDEN_FILE) as zf:
-        assert zf.comment.decode() == geo.BOUNDARY_ATTRIBUTION  # the line from the corpus' PROVENANCE.md
-    assert "dl-de/by-2-0" in geo.BOUNDARY_ATTRIBUTION and "Daten verändert" in geo.BOUNDARY_ATTRIBUTION
+    with zipfile.ZipFile(GEMEINDEN_FILE) as zf:
+        assert zf.comment.decode() == BOUNDARY_ATTRIBUTION  # the line from the corpus' PROVENANCE.md
+    assert "dl-de/by-2-0" in BOUNDARY_ATTRIBUTION and "Daten verändert" in BOUNDARY_ATTRIBUTION
     thread = wait_for(lambda: next((w["thread"] for w in hub.proc.get_json("/api/v1/warnings")["warnings"]), None),
                       timeout=30, what="a published warning")
     for path in ("/", "/abonnieren", f"/warnungen/{thread}"):
         status, page = hub.proc.get(path)
-        assert status == 200 and geo.BOUNDARY_ATTRIBUTION in page.decode(), path
+        assert status == 200 and BOUNDARY_ATTRIBUTION in page.decode(), path
 
 
 def test_region_search_and_maps_over_http(hub: Hub) -> None:
@@ -241,7 +245,7 @@ def test_region_search_and_maps_over_http(hub: Hub) -> None:
     assert status == 200 and json.loads(body)["properties"]["ars"] == HITZACKER  # no more "ohne Grenze"
     status, body = operator.get("/console/api/map")
     layers = json.loads(body)
-    assert status == 200 and layers["attribution"] == geo.BOUNDARY_ATTRIBUTION
+    assert status == 200 and layers["attribution"] == BOUNDARY_ATTRIBUTION
     assert {f["properties"]["name"] for f in layers["regions"]} >= {
         "Samtgemeinde Elbtalaue", "Samtgemeinde Gartow", "Samtgemeinde Lüchow (Wendland)"}
 

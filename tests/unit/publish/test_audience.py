@@ -21,8 +21,10 @@ import pytest
 from hub import console
 from hub.config import load as load_config
 from hub.decide.router import empty_rules
-from hub.decide.rules import RuleSet
-from hub.geo import GERMANY, Geography, geodesic_area_m2, geography, load_extra_boundaries
+from hub.decide.rules.engine import RuleSet
+from hub.geo.boundaries import load_extra_boundaries
+from hub.geo.geography import Geography, geography
+from hub.geo.projection import GERMANY, geodesic_area_m2
 from hub.publish import publications, subscriptions
 from hub.publish.index import SubscriptionIndex, load_index
 from hub.publish.pipeline import Pipeline

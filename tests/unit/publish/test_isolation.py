@@ -32,11 +32,11 @@ from hub.cap.validate import Validator
 from hub.console.overview import inbox
 from hub.decide import decisions
 from hub.decide.router import Router
-from hub.decide.rules import LiveRules, RuleSet
+from hub.decide.rules.engine import LiveRules, RuleSet
 from hub.deliver import outbox
 from hub.deliver.outbox import ChannelWorker, OutboxMetrics, RetryPolicy
 from hub.deliver.setup import Resolvers
-from hub.geo import Geography, geography
+from hub.geo.geography import Geography, geography
 from hub.health import Health
 from hub.intake.documents import Intake
 from hub.metrics import Metrics

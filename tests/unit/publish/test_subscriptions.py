@@ -21,7 +21,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from hub.access import exercise_tokens
-from hub.geo import registry
+from hub.geo.registry import registry
 from hub.publish import index as targeting
 from hub.publish import subscriptions as subs
 from hub.store.db import AsyncStore, Store
