@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 from shapely.geometry.base import BaseGeometry
 
+from hub.cap import labels
 from hub.cap.model import Alert, Severity, from_json
 from hub.config import BoardConfig, LoadedConfig, WebhookConfig
 from hub.decide import decisions
@@ -454,7 +455,8 @@ def push_payload(pub: Publication, key: str, languages: Sequence[str], base_url:
     n = pub.notice(list(languages))
     body = n.instruction or n.description
     doc = {"key": key, "thread": pub.thread, "version": pub.version, "msgType": pub.msg_type, "status": pub.status,
-           "severity": pub.severity, "urgency": pub.urgency, "event": n.event, "headline": n.headline,
+           "severity": pub.severity, "word": labels.severity_word(pub.severity, n.language),
+           "urgency": pub.urgency, "event": n.event, "headline": n.headline,
            "body": body[:600], "area": n.area_desc[:200], "sender": n.sender_name[:120], "lang": n.language,
            "allClear": n.all_clear, "sent": pub.sent.isoformat(),
            "expires": pub.expires.isoformat() if pub.expires else None,
