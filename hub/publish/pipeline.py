@@ -49,14 +49,13 @@ log = logging.getLogger("warnhub.pipeline")
 PUSH_PAYLOAD_MAX = 3993
 """Plaintext bytes one Web Push record carries (RFC 8291 with a 4096-byte record)."""
 BOARD_CHANNELS = {"mqtt": "boards-mqtt", "http": "boards-http"}
-SEVERITY_ORDER = {"Extreme": 0, "Severe": 1, "Moderate": 2, "Minor": 3}
 
 
 def priority(severity: str, urgency: str) -> int:
-    """0 first: Extreme or Immediate; then Severe, Moderate, Minor, Unknown."""
+    """0 first: Extreme or Immediate; then Severe, Moderate, Minor, Unknown (by rank, hub.cap.labels)."""
     if severity == "Extreme" or urgency == "Immediate":
         return 0
-    return {"Severe": 1, "Moderate": 2, "Minor": 3}.get(severity, 4)
+    return labels.rank(Severity.EXTREME) - labels.rank(severity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,7 +348,7 @@ def reach(geo: Any, boards: Iterable[BoardConfig], webhooks: Iterable[WebhookCon
                     and (b.exercise or not exercise) and touches(geo, b.ars, regions, area_proj))
     hooks = tuple(h for h in webhooks if "webhook" in wanted and (h.exercise or not exercise)
                   and set(audiences) & set(h.audiences)
-                  and SEVERITY_ORDER.get(severity, 4) <= SEVERITY_ORDER[h.min_severity]
+                  and labels.rank(severity) >= labels.rank(h.min_severity)
                   and (any(touches(geo, a, regions, area_proj) for a in h.regions) if h.regions else inside_district))
     return reached, hooks
 

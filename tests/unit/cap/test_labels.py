@@ -3,10 +3,15 @@ and the only place in hub/ and adapters/ that spells a severity word."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from hub.cap import labels
 from hub.cap.model import Certainty, Severity, Urgency
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize(("table", "enum"), [(labels.SEVERITY, Severity), (labels.URGENCY, Urgency),
@@ -46,3 +51,29 @@ def test_words_a_citizen_expects() -> None:
     assert labels.severity_short("Extreme") == "GEFAHR" and labels.severity_short("Minor") == "Information"
     assert labels.severity_word("Bogus", "en") == "Warning"
     assert labels.urgency_word("Immediate", "de") == "sofort" and labels.certainty_word("Likely", "en") == "likely"
+
+
+_WORD_TABLE = re.compile(r"""(?<![\w-])["']?(?:Minor|Moderate|Severe|Extreme)["']?\s*:\s*"""
+                         r"""(?:["'][A-ZÄÖÜ]|\d|[\[(]\s*["'][A-ZÄÖÜ])""")
+"""A severity keyed to a word, words or a number: ``"Minor": "Hinweis"``, ``Minor: ["Hinweis", …]``, ``"Extreme": 0``
+(``SHAPE``'s lower-case shape names are no words)."""
+_ENUM_RANK = re.compile(r"enumerate\((?:Severity|SEVERITIES)\b")
+"""A rank counted again from the enum or the list of levels."""
+
+
+def second_tables(repo: Path) -> list[str]:
+    """The files under hub/ and adapters/ (Python, scripts, templates) that keep their own severity words or ranks."""
+    found = []
+    for root in ("hub", "adapters"):
+        for path in sorted((repo / root).rglob("*")):
+            if path.suffix not in (".py", ".js", ".html") or path.name == "labels.py" or "vendor" in path.parts:
+                continue
+            text = path.read_text(encoding="utf-8")
+            if _WORD_TABLE.search(text) or _ENUM_RANK.search(text):
+                found.append(path.relative_to(repo).as_posix())
+    return found
+
+
+def test_no_second_table_of_words_or_ranks() -> None:
+    """Every word and rank comes from hub/cap/labels.py: no module, script or template keeps its own table."""
+    assert second_tables(REPO) == []
