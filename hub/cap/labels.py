@@ -17,7 +17,7 @@ table has no words for reads German, the language every warning of the hub carri
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, TypeVar
 
 from hub.cap.model import Certainty, Severity, Urgency
 
@@ -52,6 +52,7 @@ CERTAINTY: Mapping[Certainty, Mapping[Lang, str]] = {
 }
 
 _SEVERITY_RANK = {s.value: s.rank for s in Severity}
+Level = TypeVar("Level", Severity, Urgency, Certainty)
 
 
 def lang_of(lang: str | None) -> Lang:
@@ -103,12 +104,16 @@ def rank(sev: Severity | str | None) -> int:
     return _SEVERITY_RANK.get(sev or "", 0)
 
 
-def pairs(table: Mapping[Severity, Mapping[Lang, str]] | Mapping[Urgency, Mapping[Lang, str]]
-          | Mapping[Certainty, Mapping[Lang, str]]) -> dict[str, tuple[str, str]]:
+def pairs(table: Mapping[Level, Mapping[Lang, str]]) -> dict[str, tuple[str, str]]:
     """A table as ``{CAP value: (German, English)}``, in enum order (most pressing first), for pages that show both."""
     return {level.value: (words["de"], words["en"]) for level, words in table.items()}
 
 
 def severity_words() -> dict[str, dict[str, str | int]]:
     """Every severity's rank and words by CAP value, for pages that hand them to their scripts (JSON-safe)."""
-    return {level.value: {"rank": level.rank, **words} for level, words in SEVERITY.items()}
+    out: dict[str, dict[str, str | int]] = {}
+    for level, words in SEVERITY.items():
+        entry: dict[str, str | int] = {"rank": level.rank}
+        entry.update({lang: words[lang] for lang in LANGUAGES})
+        out[level.value] = entry
+    return out

@@ -179,7 +179,7 @@ async def kit(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Kit]:
         try:
             await anna.login("anna")
             await bert.login("bert")
-            subs = {}
+            subs: dict[str, TestSubscription] = {}
             async with aiohttp.ClientSession() as http:
                 for lang in labels.LANGUAGES:
                     sub = rx.subscribe()

@@ -3,7 +3,9 @@ and the only place in hub/ and adapters/ that spells a severity word."""
 
 from __future__ import annotations
 
+import enum
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -14,10 +16,11 @@ from hub.cap.model import Certainty, Severity, Urgency
 REPO = Path(__file__).resolve().parents[3]
 
 
-@pytest.mark.parametrize(("table", "enum"), [(labels.SEVERITY, Severity), (labels.URGENCY, Urgency),
+@pytest.mark.parametrize(("table", "levels"), [(labels.SEVERITY, Severity), (labels.URGENCY, Urgency),
                                              (labels.CERTAINTY, Certainty)])
-def test_every_member_has_a_word_in_every_language(table: dict, enum: type) -> None:  # type: ignore[type-arg]
-    assert list(table) == list(enum)  # every member, in the enum's order
+def test_every_member_has_a_word_in_every_language(table: Mapping[enum.Enum, Mapping[str, str]],
+                                                   levels: type[enum.Enum]) -> None:
+    assert list(table) == list(levels)  # every member, in the enum's order
     for member, words in table.items():
         assert set(words) == set(labels.LANGUAGES), member
         assert all(w.strip() == w and w for w in words.values()), member
