@@ -22,11 +22,12 @@ from adapters.channels.boards import BoardUpdate, HttpBoards, MqttBoards
 from adapters.channels.vapid import VapidKey
 from adapters.channels.webhooks import WebhookBody, Webhooks
 from adapters.channels.webpush import PushTarget, WebPushChannel, WebPushSender, topic_for, urgency_for
+from hub.cap import labels
 from hub.config import LoadedConfig
 from hub.deliver import outbox
 from hub.publish import publications, subscriptions
 from hub.publish.boardtext import Notice as BoardNotice
-from hub.publish.pipeline import PUSH_PAYLOAD_MAX, SEVERITY_ORDER, latest_by_thread, push_payload
+from hub.publish.pipeline import PUSH_PAYLOAD_MAX, latest_by_thread, push_payload
 from hub.publish.publications import Publication
 from hub.store.db import AsyncStore, Store
 
@@ -143,7 +144,7 @@ class Resolvers:
                 "SELECT DISTINCT thread FROM outbox WHERE channel=? AND recipient=?", (d.channel, d.recipient))]
             live = [p for p in latest_by_thread(store, threads).values() if p.live(now)
                     and (p.status == "Actual" or (board.exercise and p.status == "Exercise"))]
-            live.sort(key=lambda p: (SEVERITY_ORDER.get(p.severity, 4), -p.sent.timestamp()))
+            live.sort(key=lambda p: (-labels.rank(p.severity), -p.sent.timestamp()))
             out.append(BoardUpdate(board.id, board_notice(live[0], board.language) if live else None))
         return out
 

@@ -21,6 +21,8 @@ from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from hub.cap import labels
+
 Charset = Literal["utf-8", "latin-1", "ascii"]
 MsgType = Literal["Alert", "Update", "Cancel"]
 Status = Literal["Actual", "Exercise", "System", "Test", "Draft"]
@@ -53,14 +55,6 @@ class Notice:
     """responseType AllClear: the danger is over (shown as "Entwarnung")."""
 
 
-SEVERITY_WORDS: dict[str, tuple[str, str]] = {
-    "Extreme": ("Extreme Gefahr", "GEFAHR"),
-    "Severe": ("Gefahr", "Gefahr"),
-    "Moderate": ("Warnung", "Warnung"),
-    "Minor": ("Hinweis", "Hinweis"),
-    "Unknown": ("Warnung", "Warnung"),
-}
-"""Severity -> (word, short word for boards too small for the word and the exercise marker)."""
 ALL_CLEAR = "Entwarnung"
 EXERCISE = "ÜBUNG"
 ONSET_NOTE_S = 15 * 60
@@ -147,10 +141,10 @@ def plain(text: str) -> str:
 
 
 def severity_word(notice: Notice) -> str:
-    """The German word a board leads with (without the exercise marker)."""
+    """The German word a board leads with (without the exercise marker; hub.cap.labels has the words)."""
     if notice.all_clear or notice.msg_type == "Cancel":
         return ALL_CLEAR
-    return SEVERITY_WORDS.get(notice.severity, SEVERITY_WORDS["Unknown"])[0]
+    return labels.severity_word(notice.severity, "de")
 
 
 def validity(notice: Notice, tz: str = "Europe/Berlin", *, onset: bool = True) -> str:
@@ -207,7 +201,7 @@ def fit(notice: Notice, *, lines: int, chars: int, charset: Charset = "utf-8", t
 def _heads(notice: Notice) -> list[str]:
     """The lead, longest first: with the exercise marker, one variant per word length."""
     word = severity_word(notice)
-    short = word if word == ALL_CLEAR else SEVERITY_WORDS.get(notice.severity, SEVERITY_WORDS["Unknown"])[1]
+    short = word if word == ALL_CLEAR else labels.severity_short(notice.severity, "de")
     if notice.status == "Exercise":
         return list(dict.fromkeys([f"{EXERCISE}: {word}", f"{EXERCISE}: {short}", EXERCISE]))
     return list(dict.fromkeys([word, short]))

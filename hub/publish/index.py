@@ -32,13 +32,13 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from hub.cap import labels
 from hub.geo.geography import TOUCH_M2, TOUCH_SHARE, Geography, geography
 from hub.geo.projection import GERMANY
 from hub.geo.registry import Registry
 from hub.publish.subscriptions import (
     CATEGORIES,
     GERMANY_BBOX,
-    SEVERITIES,
     TOPICS,
     PointPlace,
     Subscription,
@@ -46,7 +46,6 @@ from hub.publish.subscriptions import (
 )
 from hub.store.db import Store
 
-_RANK = {s: n for n, s in enumerate(SEVERITIES, 1)}
 _CAT_BIT = {c: 1 << n for n, c in enumerate(CATEGORIES)}
 _ALL_TOPICS = 1 << 15
 """Topic bit of subscriptions without topics (every warning has it)."""
@@ -108,7 +107,7 @@ class _Raw:
         events: list[tuple[int, str]] = []
         for n, (sub_id, sub) in enumerate(items):
             ids.append(sub_id.encode())
-            sev.append(_RANK.get(sub.min_severity, 1))
+            sev.append(labels.rank(sub.min_severity) or 1)
             mask, slugs = _topic_mask(sub.topics)
             topics.append(mask)
             events.extend((n, slug) for slug in slugs)
@@ -403,7 +402,7 @@ class SubscriptionIndex:
         bits = 0 if topic_only else _ALL_TOPICS
         for cat in () if topic_only else categories:
             bits |= _CAT_BIT.get(cat, 0)
-        q = _Query(geom, point_geom, keys, _RANK.get(severity, 0), bits,
+        q = _Query(geom, point_geom, keys, labels.rank(severity), bits,
                    {e.removeprefix("event:") for e in event_topics}, exercise)
         with self._lock:
             self._compact()

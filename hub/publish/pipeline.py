@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 from shapely.geometry.base import BaseGeometry
 
+from hub.cap import labels
 from hub.cap.model import Alert, Severity, from_json
 from hub.config import BoardConfig, LoadedConfig, WebhookConfig
 from hub.decide import decisions
@@ -48,14 +49,13 @@ log = logging.getLogger("warnhub.pipeline")
 PUSH_PAYLOAD_MAX = 3993
 """Plaintext bytes one Web Push record carries (RFC 8291 with a 4096-byte record)."""
 BOARD_CHANNELS = {"mqtt": "boards-mqtt", "http": "boards-http"}
-SEVERITY_ORDER = {"Extreme": 0, "Severe": 1, "Moderate": 2, "Minor": 3}
 
 
 def priority(severity: str, urgency: str) -> int:
-    """0 first: Extreme or Immediate; then Severe, Moderate, Minor, Unknown."""
+    """0 first: Extreme or Immediate; then Severe, Moderate, Minor, Unknown (by rank, hub.cap.labels)."""
     if severity == "Extreme" or urgency == "Immediate":
         return 0
-    return {"Severe": 1, "Moderate": 2, "Minor": 3}.get(severity, 4)
+    return labels.rank(Severity.EXTREME) - labels.rank(severity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,7 +348,7 @@ def reach(geo: Any, boards: Iterable[BoardConfig], webhooks: Iterable[WebhookCon
                     and (b.exercise or not exercise) and touches(geo, b.ars, regions, area_proj))
     hooks = tuple(h for h in webhooks if "webhook" in wanted and (h.exercise or not exercise)
                   and set(audiences) & set(h.audiences)
-                  and SEVERITY_ORDER.get(severity, 4) <= SEVERITY_ORDER[h.min_severity]
+                  and labels.rank(severity) >= labels.rank(h.min_severity)
                   and (any(touches(geo, a, regions, area_proj) for a in h.regions) if h.regions else inside_district))
     return reached, hooks
 
@@ -454,7 +454,8 @@ def push_payload(pub: Publication, key: str, languages: Sequence[str], base_url:
     n = pub.notice(list(languages))
     body = n.instruction or n.description
     doc = {"key": key, "thread": pub.thread, "version": pub.version, "msgType": pub.msg_type, "status": pub.status,
-           "severity": pub.severity, "urgency": pub.urgency, "event": n.event, "headline": n.headline,
+           "severity": pub.severity, "word": labels.severity_word(pub.severity, n.language),
+           "urgency": pub.urgency, "event": n.event, "headline": n.headline,
            "body": body[:600], "area": n.area_desc[:200], "sender": n.sender_name[:120], "lang": n.language,
            "allClear": n.all_clear, "sent": pub.sent.isoformat(),
            "expires": pub.expires.isoformat() if pub.expires else None,

@@ -24,6 +24,7 @@ import msgspec
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from hub.cap import labels
 from hub.cap.model import Alert, Info, MsgType, Reference, ResponseType, Severity, from_json, to_json
 from hub.cap.serialize import to_xml
 from hub.store.db import Store
@@ -361,10 +362,7 @@ def current(store: Store, audience: Audience = WEB, *, now: datetime | None = No
 
 def rank(pub: Publication) -> tuple[int, int, int]:
     """The order of current warnings: most severe first, then newest, then by id."""
-    return (_SEVERITY_ORDER.get(pub.severity, 99), -ms(pub.sent), pub.id)
-
-
-_SEVERITY_ORDER = {s.value: n for n, s in enumerate(Severity)}
+    return (-labels.rank(pub.severity), -ms(pub.sent), pub.id)
 
 
 def recent(store: Store, audience: Audience = WEB, *, limit: int = 100) -> list[Publication]:

@@ -52,8 +52,6 @@ log = logging.getLogger("warnhub.web")
 HUB_KEY = web.AppKey("hub", "Hub")
 SITES_KEY = web.AppKey("sites", list)
 """The listening sites (filled once they start): /metrics reports the connections they refused."""
-SEVERITY_DE = {"Extreme": "Extreme Gefahr", "Severe": "Gefahr", "Moderate": "Warnung", "Minor": "Information",
-               "Unknown": "Unbekannt"}
 STATE_DE = {"active": "aktiv", "updated": "aktualisiert", "cancelled": "aufgehoben", "expired": "abgelaufen",
             "ended": "beendet (nicht mehr gemeldet)"}
 
@@ -75,7 +73,7 @@ async def incidents_page(request: web.Request) -> web.Response:
     current = [t for t in threads if t.state in ("active", "updated")]
     ended = [t for t in threads if t.state not in ("active", "updated")]
     return render(request, "index.html", current=current, ended=ended[:200], ended_total=len(ended),
-                  health=hub.health.as_dict(), severity_de=SEVERITY_DE, state_de=STATE_DE)
+                  health=hub.health.as_dict(), state_de=STATE_DE)
 
 
 async def _incident(request: web.Request) -> tuple[Any, list[dict[str, Any]], Any]:
@@ -93,8 +91,7 @@ async def incident_page(request: web.Request) -> web.Response:
 
     require(request, "read")
     thread, versions, alert = await _incident(request)
-    return render(request, "thread.html", thread=thread, versions=versions, alert=alert, severity_de=SEVERITY_DE,
-                  state_de=STATE_DE)
+    return render(request, "thread.html", thread=thread, versions=versions, alert=alert, state_de=STATE_DE)
 
 
 def _int(text: str) -> int:

@@ -21,6 +21,7 @@ import shapely
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
+from hub.cap.labels import severity_word
 from hub.cap.model import Alert, Info
 from hub.geo.geography import Geography
 from hub.geo.projection import GERMANY
@@ -30,13 +31,6 @@ from hub.publish.publications import Notice, Publication
 BERLIN = ZoneInfo("Europe/Berlin")
 LANGS = ("de", "en")
 
-SEVERITY: dict[str, tuple[str, str]] = {
-    "Extreme": ("Extreme Gefahr", "Extreme danger"),
-    "Severe": ("Gefahr", "Danger"),
-    "Moderate": ("Warnung", "Warning"),
-    "Minor": ("Information", "Information"),
-    "Unknown": ("Warnung", "Warning"),
-}
 SHAPE = {"Extreme": "octagon", "Severe": "triangle", "Moderate": "diamond", "Minor": "circle", "Unknown": "diamond"}
 """Each severity has its own shape beside its colour and word (never colour alone)."""
 COLOUR = {"extreme": "#5b0a6e", "severe": "#b00020", "moderate": "#b35300", "minor": "#fde047", "unknown": "#b35300",
@@ -67,10 +61,6 @@ SIMPLIFY_M = 40.0
 
 def t(lang: str, de: str, en: str) -> str:
     return en if lang == "en" else de
-
-
-def severity_word(severity: str, lang: str) -> str:
-    return SEVERITY.get(severity, SEVERITY["Unknown"])[lang == "en"]
 
 
 # -- times ------------------------------------------------------------------------------------------------------------
@@ -203,7 +193,7 @@ def badge(pub: Publication, state: str, lang: str) -> dict[str, str]:
                 "was": severity_word(pub.severity, lang)}
     if state == "allclear":
         return {"css": "allclear", "shape": "check", "word": STATE["allclear"][lang == "en"], "was": ""}
-    sev = pub.severity if pub.severity in SEVERITY else "Unknown"
+    sev = pub.severity if pub.severity in SHAPE else "Unknown"
     return {"css": sev.lower(), "shape": SHAPE[sev], "word": severity_word(sev, lang), "was": ""}
 
 

@@ -14,17 +14,15 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from hub.cap import labels
 from hub.console import FourEyes
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
-SEVERITY = {"Extreme": ("Extreme Gefahr", "extreme"), "Severe": ("Gefahr", "severe"),
-            "Moderate": ("Warnung", "moderate"), "Minor": ("Information", "minor"), "Unknown": ("Unbekannt", "unknown")}
-URGENCY = {"Immediate": ("sofort", "immediate"), "Expected": ("erwartet", "expected"),
-           "Future": ("zukünftig", "future"), "Past": ("vorbei", "past"), "Unknown": ("unbekannt", "unknown")}
-CERTAINTY = {"Observed": ("beobachtet", "observed"), "Likely": ("wahrscheinlich", "likely"),
-             "Possible": ("möglich", "possible"), "Unlikely": ("unwahrscheinlich", "unlikely"),
-             "Unknown": ("unbekannt", "unknown")}
+SEVERITY = labels.pairs(labels.SEVERITY)
+URGENCY = labels.pairs(labels.URGENCY)
+CERTAINTY = labels.pairs(labels.CERTAINTY)
+"""(German, English) by CAP value, from the one table (hub.cap.labels)."""
 CATEGORY = {"Geo": ("Geologisch", "geophysical"), "Met": ("Wetter", "meteorological"),
             "Safety": ("Sicherheit", "safety"), "Security": ("Öffentliche Sicherheit", "security"),
             "Rescue": ("Rettung", "rescue"), "Fire": ("Feuer", "fire"), "Health": ("Gesundheit", "health"),

@@ -50,12 +50,12 @@ from lxml import etree
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
+from hub.cap import labels
 from hub.cap.parse import read_xml
 from hub.config import BoardConfig
 from hub.geo.geography import Geography, geography
 from hub.geo.projection import GERMANY
 from hub.publish import publications
-from hub.publish.boardtext import SEVERITY_WORDS
 from hub.publish.publications import KIOSK, KIOSK_EXERCISE, WEB, Audience, Publication
 from hub.store.db import Store
 from hub.web.app import HUB_KEY
@@ -80,8 +80,6 @@ FLUSH_S = 5.0
 """A dropped client's last write may take this long; then the connection is cut."""
 SEND_BUFFER = 64 * 1024
 """Kernel send buffer per stream: a client that stops reading fills its queue soon, not after megabytes."""
-SEVERITY_EN = {"Extreme": "Extreme danger", "Severe": "Danger", "Moderate": "Warning", "Minor": "Advisory",
-               "Unknown": "Warning"}
 _TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
                                 autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
 _JSON = {"ensure_ascii": False, "separators": (",", ":")}
@@ -413,7 +411,8 @@ def _notice(p: Publication, lang: str = "de") -> publications.Notice:
 
 def _summary(p: Publication) -> str:
     n = _notice(p)
-    word = "Aufgehoben" if p.msg_type == "Cancel" else SEVERITY_WORDS.get(p.severity, SEVERITY_WORDS["Unknown"])[0]
+    word = "Aufgehoben / Cancelled" if p.msg_type == "Cancel" else \
+        f"{labels.severity_word(p.severity, 'de')} / {labels.severity_word(p.severity, 'en')}"
     parts = [word, n.event, n.area_desc, until(p.expires) if p.msg_type != "Cancel" else ""]
     return " – ".join(x for x in parts if x)
 
@@ -486,9 +485,9 @@ async def _kiosk_current(request: web.Request, place: Place, audience: Audience)
 def _shown(p: Publication, now: datetime) -> dict[str, Any]:
     de, en = _notice(p), _notice(p, "en")
     english = en if en.language.lower().split("-")[0] == "en" else None
-    return {"severity": p.severity if p.severity in SEVERITY_EN else "Unknown",
-            "word": SEVERITY_WORDS.get(p.severity, SEVERITY_WORDS["Unknown"])[0],
-            "word_en": SEVERITY_EN.get(p.severity, "Warning"), "exercise": p.status == "Exercise",
+    return {"severity": p.severity if labels.rank(p.severity) else "Unknown",
+            "word": labels.severity_word(p.severity, "de"),
+            "word_en": labels.severity_word(p.severity, "en"), "exercise": p.status == "Exercise",
             "headline": de.headline, "headline_en": english.headline if english else "",
             "instruction": de.instruction, "area": de.area_desc, "until": until(p.expires, now)}
 
@@ -518,5 +517,6 @@ async def board_page(request: web.Request) -> web.Response:
         shown=_shown(shown, now) if shown else None,
         position=index + 1, total=len(pool), others=[_shown(p, now) for p in pubs if p is not shown][:4],
         refresh=refresh, stream=f"/api/v1/stream?{query}",
-        stamp=now.astimezone(BERLIN).strftime("%H:%M"), data=_listing(state, pubs, Place(board.ars)))
+        stamp=now.astimezone(BERLIN).strftime("%H:%M"), data=_listing(state, pubs, Place(board.ars)),
+        severities=labels.severity_words())
     return web.Response(text=html, content_type="text/html", charset="utf-8")

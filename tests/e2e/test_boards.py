@@ -36,8 +36,9 @@ from adapters.channels.boards import (
     sign,
     verify_signature,
 )
+from hub.cap import labels
 from hub.config import BoardConfig
-from hub.publish.boardtext import SEVERITY_WORDS, Notice, fit, plain, transliterate, validity
+from hub.publish.boardtext import Notice, fit, plain, transliterate, validity
 from tests.kits.mosquitto import Mosquitto, MosquittoMissing
 
 
@@ -106,7 +107,8 @@ CHARSETS = ["utf-8", "latin-1", "ascii"]
 def lead_words(notice: Notice, charset: str) -> set[str]:
     if notice.all_clear or notice.msg_type == "Cancel":
         return {"Entwarnung"}
-    return {transliterate(w, charset) for w in SEVERITY_WORDS[notice.severity]}  # type: ignore[arg-type]
+    words = (labels.severity_word(notice.severity), labels.severity_short(notice.severity))
+    return {transliterate(w, charset) for w in words}  # type: ignore[arg-type]
 
 
 # -- fitting ----------------------------------------------------------------------------------------------------
@@ -139,15 +141,15 @@ def test_fit_stays_within_budget_and_charset(name: str, lines: int, chars: int, 
 def test_fit_keeps_the_issuers_text_when_everything_fits(name: str, charset: str) -> None:
     notice = NOTICES[name]
     lead = ("ÜBUNG: " if notice.status == "Exercise" else "") + (
-        "Entwarnung" if notice.all_clear else SEVERITY_WORDS[notice.severity][0])
+        "Entwarnung" if notice.all_clear else labels.severity_word(notice.severity))
     whole = " ".join(p for p in (lead, plain(notice.headline), plain(notice.instruction), validity(notice)) if p)
     out = fit(notice, lines=40, chars=400, charset=charset)  # type: ignore[arg-type]
     assert " ".join(out) == " ".join(transliterate(whole, charset).split())  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("notice", "lines", "chars", "charset", "expected"), [
-    (GLAETTE, 8, 60, "utf-8", ["Hinweis", "Amtliche WARNUNG vor GLÄTTE", "ab 23.01. 00:00 bis 12:00"]),
-    (GLAETTE, 8, 60, "ascii", ["Hinweis", "Amtliche WARNUNG vor GLAETTE", "ab 23.01. 00:00 bis 12:00"]),
+    (GLAETTE, 8, 60, "utf-8", ["Information", "Amtliche WARNUNG vor GLÄTTE", "ab 23.01. 00:00 bis 12:00"]),
+    (GLAETTE, 8, 60, "ascii", ["Information", "Amtliche WARNUNG vor GLAETTE", "ab 23.01. 00:00 bis 12:00"]),
     (STARKREGEN, 8, 60, "latin-1", ["Warnung", "Amtliche WARNUNG vor STARKREGEN",
                                      "ACHTUNG! Hinweis auf mögliche Gefahren: Während des",
                                      "Platzregens sind kurzzeitig Verkehrsbehinderungen möglich.", "bis 15:00"]),
@@ -158,7 +160,7 @@ def test_fit_keeps_the_issuers_text_when_everything_fits(name: str, charset: str
     (PROBEALARM, 1, 16, "ascii", ["Entwarnung"]),
     (UEBUNG, 1, 16, "ascii", ["UEBUNG: GEFAHR"]),
     # a cut mid-sentence ends in an ellipsis
-    (CORONA, 2, 40, "utf-8", ["Hinweis Corona-Verordnung des Landes:", "Warnstufe durch Landesgesundheitsamt…"]),
+    (CORONA, 2, 40, "utf-8", ["Information Corona-Verordnung des", "Landes: Warnstufe durch…"]),
 ])
 def test_fit_examples(notice: Notice, lines: int, chars: int, charset: str, expected: list[str]) -> None:
     assert fit(notice, lines=lines, chars=chars, charset=charset) == expected  # type: ignore[arg-type]

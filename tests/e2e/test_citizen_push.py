@@ -268,7 +268,9 @@ async def subscribe_push_delete(hub: Hub, rx: PushReceiver, sub: TestSubscriptio
     assert shown["tag"] == thread and shown["renotify"] is True and shown["requireInteraction"] is False
     assert shown["data"]["url"] == f"/warnungen/{thread}" and shown["data"]["version"] == push.body["version"]
 
-    newer = {**push.body, "version": push.body["version"] + 1, "msgType": "Update", "severity": "Extreme"}
+    assert push.body["word"] == "Gefahr"  # the hub's word for the level (hub/cap/labels), in the payload's language
+    newer = {**push.body, "version": push.body["version"] + 1, "msgType": "Update", "severity": "Extreme",
+             "word": "Extreme Gefahr"}  # as the hub sends an Extreme update
     await worker.push(json.dumps(newer))
     [shown] = await worker.notifications(lambda n: len(n) == 1 and n[0]["title"].startswith("Extreme"),
                                          "the update replacing the first notification")

@@ -397,13 +397,15 @@ async def test_kiosk_shows_the_most_severe_warning_in_colour_and_words(server: S
         assert resp.status == 200 and resp.headers["Cache-Control"] == "no-cache"
         html = await resp.text()
     assert 'class="board sev-Severe"' in html
-    assert '<span id="sev-word">Gefahr</span>' in html and "Danger" in html
+    assert '<span id="sev-word">Gefahr</span> <span id="sev-en" class="en" lang="en">Danger</span>' in html
     assert f'<h1 id="headline">{severe.notice().headline}</h1>' in html
     assert "Official WARNING of HEAVY RAIN" in html  # English second
     assert "Platzregens" in html  # the instruction
     assert re.search(r"gültig bis (\d\d\.\d\d\.\d{4}, )?\d\d:\d\d Uhr", html)
     assert minor.notice().headline in html.split('id="others"')[1]  # listed below, not shown big
-    assert "Extreme Gefahr" not in html  # Hamburg's warning is not this board's
+    assert '<span class="sev sev-Minor">Information</span>' in html.split('id="others"')[1]
+    shown = html.split("<main>")[1]  # the page's words for every level (data-severities) precede it
+    assert "Extreme Gefahr" not in shown  # Hamburg's warning is not this board's
     assert '<noscript><meta http-equiv="refresh"' in html and 'src="/static/board.js"' in html
     assert f"/api/v1/stream?ars={DISTRICT}&amp;board=rathaus" in html
     assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing from elsewhere

@@ -26,14 +26,6 @@
   var MIN_SCALE = 0.6;
   var OTHERS_SCALE = 0.75;
   var LAST_SCALE = 0.3;
-  var ORDER = { Extreme: 0, Severe: 1, Moderate: 2, Minor: 3, Unknown: 4 };
-  var WORDS = {
-    Extreme: ["Extreme Gefahr", "Extreme danger"],
-    Severe: ["Gefahr", "Danger"],
-    Moderate: ["Warnung", "Warning"],
-    Minor: ["Hinweis", "Advisory"],
-    Unknown: ["Warnung", "Warning"]
-  };
   var TZ = "Europe/Berlin";
   var timeFmt = new Intl.DateTimeFormat("de-DE", { timeZone: TZ, hour: "2-digit", minute: "2-digit" });
   var dayFmt = new Intl.DateTimeFormat("de-DE", { timeZone: TZ, day: "2-digit", month: "2-digit", year: "numeric" });
@@ -42,6 +34,8 @@
   var main = document.querySelector("main");
   var KEY = "warnhub.board." + body.getAttribute("data-board");
   var streamUrl = body.getAttribute("data-stream");
+  /* Rank and words of every severity, from the hub's one table (hub/cap/labels.py): {Severe: {rank, de, en}}. */
+  var SEVERITIES = JSON.parse(body.getAttribute("data-severities") || "{}");
 
   var warnings = {};      // thread -> publication (as the JSON API gives it)
   var updated = 0;        // ms, hub time: when the hub last confirmed this state
@@ -110,7 +104,12 @@
     return p && p.msgType !== "Cancel" && (!p.expires || Date.parse(p.expires) > now);
   }
 
-  function rank(p) { return ORDER[p.severity] === undefined ? 9 : ORDER[p.severity]; }
+  function level(p) { return SEVERITIES[p.severity] ? p.severity : "Unknown"; }
+
+  function words(p) { return SEVERITIES[level(p)] || { rank: 0, de: "", en: "" }; }
+
+  /* Higher is more pressing; a severity the table does not know ranks below every one it knows. */
+  function rank(p) { return SEVERITIES[p.severity] ? SEVERITIES[p.severity].rank : -1; }
 
   function current(now) {
     var list = [];
@@ -118,7 +117,7 @@
       if (live(warnings[t], now)) { list.push(warnings[t]); } else { delete warnings[t]; }
     });
     list.sort(function (a, b) {
-      var d = rank(a) - rank(b);
+      var d = rank(b) - rank(a);
       return d !== 0 ? d : Date.parse(b.sent) - Date.parse(a.sent);
     });
     return list;
@@ -138,7 +137,7 @@
     index = pool.length ? index % pool.length : 0;
     var p = pool[index];
     var changed = false;
-    var cls = "board sev-" + (p ? (WORDS[p.severity] ? p.severity : "Unknown") : "none");
+    var cls = "board sev-" + (p ? level(p) : "none");
     if (body.className !== cls) { body.className = cls; }
     changed = show("warning", !!p) || changed;
     changed = show("none", !p) || changed;
@@ -150,10 +149,9 @@
     if (p) {
       var de = notice(p, "de") || (p.infos || [])[0] || {};
       var en = notice(p, "en");
-      var words = WORDS[p.severity] || WORDS.Unknown;
       changed = show("exercise", p.status === "Exercise") || changed;
-      changed = setText("sev-word", words[0]) || changed;
-      changed = setText("sev-en", words[1]) || changed;
+      changed = setText("sev-word", words(p).de) || changed;
+      changed = setText("sev-en", words(p).en) || changed;
       changed = setText("headline", de.headline || de.event) || changed;
       changed = setText("headline-en", en ? en.headline : "") || changed;
       changed = show("headline-en", !!(en && en.headline)) || changed;
@@ -190,8 +188,8 @@
       var de = notice(o, "de") || (o.infos || [])[0] || {};
       var li = document.createElement("li");
       var sev = document.createElement("span");
-      sev.className = "sev sev-" + (WORDS[o.severity] ? o.severity : "Unknown");
-      sev.textContent = (WORDS[o.severity] || WORDS.Unknown)[0];
+      sev.className = "sev sev-" + level(o);
+      sev.textContent = words(o).de;
       li.appendChild(sev);
       li.appendChild(document.createTextNode(" " + (de.headline || de.event || "")));
       ul.appendChild(li);
@@ -308,7 +306,7 @@
       delete warnings[thread];
     } else {
       warnings[thread] = p;
-      if (urgent(p) && (!known || !urgent(known) || rank(p) < rank(known))) {
+      if (urgent(p) && (!known || !urgent(known) || rank(p) > rank(known))) {
         index = 0;  // it interrupts whatever was shown
         rotatedAt = Date.now();
       }

@@ -21,8 +21,12 @@
   const button = document.getElementById('subscribe-button');
   const EN = document.documentElement.lang === 'en';  // the page's language first, the other one smaller
   const t = (de, en) => (EN ? en : de);
-  const SEVERITY = EN ? { Minor: 'Information', Moderate: 'Warning', Severe: 'Danger', Extreme: 'Extreme danger' }
-    : { Minor: 'Information', Moderate: 'Warnung', Severe: 'Gefahr', Extreme: 'Extreme Gefahr' };
+  // The words for a severity as the page's own <select name="min_severity"> says them (the hub's one table).
+  const severityWord = (value) => {
+    const option = form && Array.from(form.querySelectorAll('select[name=min_severity] option'))
+      .find((o) => o.value === value);
+    return option ? option.textContent : value;
+  };
 
   // -- status line ------------------------------------------------------------------------------------------------
 
@@ -315,7 +319,7 @@
       li.dataset.subscription = entry.id;
       const dl = document.createElement('dl');
       for (const [term, value] of [[t('Orte', 'Places'), placeText(entry)], [t('Themen', 'Topics'), topicText(entry)],
-        [t('Warnen ab', 'Warn from'), SEVERITY[entry.min_severity] || entry.min_severity],
+        [t('Warnen ab', 'Warn from'), severityWord(entry.min_severity)],
         [t('Sprachen', 'Languages'), (entry.languages || []).map((l) => labelFor('language', l)).join(', ')]]) {
         const dt = document.createElement('dt');
         dt.textContent = term;

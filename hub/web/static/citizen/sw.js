@@ -29,8 +29,6 @@ const SHELL_ASSETS = [
   '/static/vendor/leaflet/leaflet.js',
 ];
 
-const TITLES = { Extreme: 'Extreme Gefahr', Severe: 'Gefahr', Moderate: 'Warnung', Minor: 'Information' };
-
 // -- lifecycle ------------------------------------------------------------------------------------------------------
 
 self.addEventListener('install', (event) => {
@@ -111,7 +109,7 @@ function notification(msg, now) {
   if (msg.msgType === 'Cancel') label = 'Aufgehoben';
   else if (msg.allClear) label = 'Entwarnung';
   else if (expired) label = 'Abgelaufen';
-  else label = TITLES[msg.severity] || 'Warnung';
+  else label = String(msg.word || 'Warnung');  // the hub's word for the severity, in the payload's language
   if (msg.status && msg.status !== 'Actual') label = `ÜBUNG – ${label}`;
   const lines = [];
   if (expired && msg.msgType !== 'Cancel') {

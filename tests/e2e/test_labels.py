@@ -1,0 +1,242 @@
+"""One warning reads the same everywhere: the severity words of hub/cap/labels.py, per language, on every surface.
+
+The real daemon (``warnhub run``) with a real SQLite file; a control-room author composes a warning in German and
+English for the district, a second person approves it, and the pipeline publishes it to the web, push and an HTTP
+display board. For each of Minor, Moderate, Severe and Extreme the test reads what a person meets: the console's
+warning page (German and English), the citizen warning page (``?lang=en`` too), the CAP Atom feed's summary, the Web
+Push payload as a local push service decrypts it (one German, one English subscription), the text the display board
+receives, and the kiosk board page. All must say the table's words; before the table the same Minor warning read
+"Information" on the page, "Hinweis" on the board and "Advisory" on the kiosk.
+
+The severities go out from least to most severe, so each new warning is the most severe one in force, the one a
+board shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from lxml import etree
+
+from hub.access import auth
+from hub.cap import labels
+from hub.geo import geography
+from hub.store.db import Store
+from tests.kits.hubproc import REPO, HubProcess, free_port, until, write_config
+from tests.kits.pushkit import PushReceiver, TestSubscription
+from tests.kits.signedkit import SignedReceiver
+from tests.kits.templatekit import review_relative
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+DISTRICT = "033540000000"
+PASSWORD = "Einheitliche-Worte-2026!"
+USERS = {"anna": ("author", "approver"), "bert": ("approver",)}
+BOARD_SECRET = "labels-board-secret"
+ATOM = "{http://www.w3.org/2005/Atom}"
+SEVERITIES = ("Minor", "Moderate", "Severe", "Extreme")  # least severe first: each new one is the board's
+
+
+def config_extra(board_url: str) -> str:
+    return f"""
+[push]
+allow_http_endpoints = true
+vapid_key = "var/vapid.pem"
+vapid_subject = "mailto:test@warnhub.example"
+timeout_s = 2
+workers = 1
+
+[[boards]]
+id = "tafel-kreishaus"
+name = "Kreishaus Lüchow"
+ars = "{DISTRICT}"
+kind = "http"
+url = "{board_url}"
+secret = "{BOARD_SECRET}"
+lines = 4
+chars = 40
+charset = "utf-8"
+
+[[boards]]
+id = "kiosk-kreishaus"
+name = "Kreishaus Lüchow, Foyer"
+ars = "{DISTRICT}"
+kind = "kiosk"
+"""
+
+
+def prepare(home: Path) -> None:
+    """The repository's rules (without the sensor rules: no MQTT here) and two console users."""
+    shutil.copytree(REPO / "rules", home / "rules")
+    main = home / "rules" / "luechow-dannenberg.toml"
+    text = main.read_text(encoding="utf-8")
+    main.write_text(text[:text.index("# --- Eigene Sensoren")], encoding="utf-8")
+    review_relative(home / "rules")
+    (home / "inbox").mkdir()
+    store = Store(home / "hub.db")
+    try:
+        auth.migrate(store)
+        for name, roles in USERS.items():
+            auth.add_user(store, name, roles, (DISTRICT,), PASSWORD, actor="test", registry=geography().registry)
+    finally:
+        store.close()
+
+
+class Client:
+    """The console API with a session cookie and the login's CSRF token."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        self.csrf = ""
+
+    async def login(self, name: str) -> Client:
+        async with self.http.post(f"{self.base}/console/login", json={"name": name, "password": PASSWORD}) as r:
+            assert r.status == 200, await r.text()
+            self.csrf = (await r.json())["csrf"]
+        return self
+
+    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        headers = {"Accept": "application/json", "X-CSRF-Token": self.csrf}
+        async with self.http.request(method, f"{self.base}{path}", json=body, headers=headers) as r:
+            return r.status, (await r.json() if r.content_type == "application/json" else await r.text())
+
+    async def close(self) -> None:
+        await self.http.close()
+
+
+@dataclass
+class Kit:
+    proc: HubProcess
+    rx: PushReceiver
+    board: SignedReceiver
+    home: Path
+    anna: Client
+    bert: Client
+    subs: dict[str, TestSubscription]
+    """A push subscription for the district per language."""
+
+    async def get(self, path: str) -> str:
+        async with self.anna.http.get(f"{self.proc.base}{path}") as r:
+            assert r.status == 200, (path, r.status)
+            return await r.text()
+
+    def published(self, thread: str) -> bool:
+        with sqlite3.connect(f"file:{self.home / 'hub.db'}?mode=ro", uri=True) as conn:
+            return conn.execute("SELECT 1 FROM publications WHERE thread=?", (thread,)).fetchone() is not None
+
+    def thread_of(self, wid: int) -> str:
+        with sqlite3.connect(f"file:{self.home / 'hub.db'}?mode=ro", uri=True) as conn:
+            return f"w{conn.execute('SELECT store_thread FROM console_warnings WHERE id=?', (wid,)).fetchone()[0]}"
+
+    async def send(self, severity: str) -> str:
+        """Compose (anna), submit, approve and send (bert) a warning of ``severity``; its publication thread."""
+        headline = f"Stufe {severity} im Landkreis"
+        form = {"status": "Actual", "channels": ["push", "web", "boards"], "audience": "public", "template": None,
+                "area": {"ars": [DISTRICT], "features": []},
+                "content": {"event": "Gefahrstoffaustritt", "category": ["CBRNE"], "severity": severity,
+                            "urgency": "Immediate", "certainty": "Observed",
+                            "expires": (datetime.now(UTC) + timedelta(hours=3)).isoformat(),
+                            "texts": {"de-DE": {"headline": headline, "description": "Austritt im Gewerbegebiet.",
+                                                "instruction": "Fenster schließen."},
+                                      "en": {"headline": f"Level {severity} in the district",
+                                             "description": "A leak in the business park.",
+                                             "instruction": "Close the windows."}}}}
+        status, body = await self.anna.call("POST", "/console/api/warnings", form)
+        assert status == 201, body
+        wid = int(body["warning"]["id"])
+        assert (await self.anna.call("POST", f"/console/api/warnings/{wid}/submit"))[0] == 200
+        status, prev = await self.bert.call("GET", f"/console/api/warnings/{wid}/preview")
+        assert status == 200, prev
+        w = prev["warning"]
+        confirm = {"status": w["status"], "audience": w["audience"], "topic": w["topic"], "channels": w["channels"]}
+        status, body = await self.bert.call("POST", f"/console/api/warnings/{wid}/approve",
+                                            {"token": prev["token"], "confirm": confirm})
+        assert status == 200 and body["warning"]["state"] == "sent", body
+        return f"{wid}:{self.thread_of(wid)}"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def kit(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Kit]:
+    home = tmp_path_factory.mktemp("labels")
+    await asyncio.to_thread(prepare, home)
+    async with PushReceiver() as rx, SignedReceiver(BOARD_SECRET, "/board") as board:
+        port = free_port()
+        proc = HubProcess(write_config(home, port=port, extra=config_extra(board.url)), port, home / "hub.log")
+        await asyncio.to_thread(proc.start)
+        anna, bert = Client(proc.base), Client(proc.base)
+        try:
+            await anna.login("anna")
+            await bert.login("bert")
+            subs: dict[str, TestSubscription] = {}
+            async with aiohttp.ClientSession() as http:
+                for lang in labels.LANGUAGES:
+                    sub = rx.subscribe()
+                    body = {"subscription": sub.as_json(), "places": [{"ars": DISTRICT}], "languages": [lang],
+                            "min_severity": "Minor"}
+                    async with http.post(f"{proc.base}/api/v1/subscriptions", json=body) as r:
+                        assert r.status == 201, await r.text()
+                    subs[lang] = sub
+            yield Kit(proc, rx, board, home, anna, bert, subs)
+        finally:
+            await anna.close()
+            await bert.close()
+            await asyncio.to_thread(proc.close)
+
+
+def first(pattern: str, html: str) -> tuple[str, ...]:
+    found = re.search(pattern, html, re.S)
+    assert found, pattern
+    return found.groups()
+
+
+@pytest.mark.parametrize("severity", SEVERITIES)
+async def test_a_warning_carries_the_same_words_on_every_surface(kit: Kit, severity: str) -> None:
+    de, en = labels.severity_word(severity, "de"), labels.severity_word(severity, "en")
+    wid, thread = (await kit.send(severity)).split(":")
+    seen: dict[str, tuple[str, ...]] = {}
+
+    # the console's warning page: German, with English beside it
+    page = await kit.get(f"/console/warnings/{wid}")
+    seen["console"] = first(rf'<h1><span class="sev sev-{severity}" data-severity="{severity}">(.*?) '
+                            r'<span class="en">(.*?)</span></span>', page)
+
+    # the citizen page, in German and in English
+    await until(lambda: kit.published(thread), f"the {severity} warning published")
+    seen["citizen"] = (first(r'<span class="word">(.*?)</span>', await kit.get(f"/warnungen/{thread}"))[0],
+                       first(r'<span class="word">(.*?)</span>', await kit.get(f"/warnungen/{thread}?lang=en"))[0])
+
+    # the Atom feed: the entry's summary names the level in both languages
+    feed = etree.fromstring((await kit.get("/feeds/cap.atom")).encode())
+    entry = next(e for e in feed.iter(f"{ATOM}entry")
+                 if e.find(f"{ATOM}category").get("term") == severity)  # type: ignore[union-attr]
+    summary = entry.findtext(f"{ATOM}summary") or ""
+    seen["feed"] = tuple(summary.split(" – ")[0].split(" / "))
+
+    # the push payload as the push service decrypts it, one subscription per language
+    def pushed(lang: str) -> list[dict[str, Any]]:
+        return [r.body for r in kit.rx.received(kit.subs[lang].id) if r.body.get("severity") == severity]
+    await until(lambda: all(pushed(lang) for lang in labels.LANGUAGES), f"the {severity} push in every language")
+    seen["push"] = (pushed("de")[0]["word"], pushed("en")[0]["word"])
+
+    # the display board's text (German) and the kiosk page (German and English)
+    def on_board() -> list[dict[str, Any]]:
+        return [g for g in kit.board.got if g["thread"] == thread and g["lines"]]
+    await until(on_board, f"the {severity} warning on the board")
+    lead = on_board()[-1]["lines"][0]
+    kiosk = await kit.get("/boards/kiosk-kreishaus")
+    seen["kiosk"] = first(r'<span id="sev-word">(.*?)</span> <span id="sev-en"[^>]*>(.*?)</span>', kiosk)
+
+    assert lead.startswith(de + " ") or lead == de, lead
+    assert seen == {surface: (de, en) for surface in seen}, seen
