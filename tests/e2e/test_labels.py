@@ -31,7 +31,7 @@ from lxml import etree
 
 from hub.access import auth
 from hub.cap import labels
-from hub.geo import geography
+from hub.geo.geography import geography
 from hub.store.db import Store
 from tests.kits.hubproc import REPO, HubProcess, free_port, until, write_config
 from tests.kits.pushkit import PushReceiver, TestSubscription
