@@ -33,7 +33,8 @@ from hub.access import login_throttle
 from hub.access.login_throttle import DEFAULT_THROTTLE, Throttle
 from hub.errors import AuthError
 from hub.geo import Geography, Level, Registry
-from hub.store.db import Store, now_utc, utc_iso
+from hub.store.clock import now_utc, utc_iso
+from hub.store.db import Store
 
 ROLES = ("viewer", "author", "approver", "admin")
 PERMISSIONS = ("read", "compose", "approve", "admin")

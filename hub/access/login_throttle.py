@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from hub.store.db import Store, utc_iso
+from hub.store.clock import utc_iso
+from hub.store.db import Store
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS login_failures (

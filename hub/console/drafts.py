@@ -26,7 +26,8 @@ from hub.console.model import (
     _state,
 )
 from hub.console.tables import _dumps, _event, _require, ensure_schema, versions
-from hub.store.db import Store, now_utc, utc_iso
+from hub.store.clock import now_utc, utc_iso
+from hub.store.db import Store
 
 _UNFILLED = re.compile(r"\{[a-z_]+\}")
 

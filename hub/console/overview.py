@@ -11,9 +11,11 @@ from hub.console.tables import ensure_schema, versions, warnings
 from hub.decide import decisions
 from hub.deliver import outbox
 from hub.health import pipeline_faults
-from hub.intake import conflicts, readings
+from hub.intake import readings
 from hub.publish import publications
-from hub.store.db import Store, now_utc
+from hub.store import conflicts
+from hub.store.clock import now_utc
+from hub.store.db import Store
 
 
 def inbox(store: Store, *, now: datetime | None = None, hours: float = PREVIEW_HOURS) -> dict[str, Any]:

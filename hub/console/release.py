@@ -33,7 +33,8 @@ from hub.console.tables import _COLS, _event, _require, _row, ensure_schema
 from hub.console.targeting import _decision, _plan, check_widening, confirmation
 from hub.decide import decisions
 from hub.intake.documents import check_document
-from hub.store.db import Store, now_utc, utc_iso
+from hub.store.clock import now_utc, utc_iso
+from hub.store.db import Store
 
 
 @dataclass(frozen=True, slots=True)

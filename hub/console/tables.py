@@ -15,7 +15,8 @@ from hub.decide import decisions
 from hub.deliver import outbox
 from hub.intake import readings
 from hub.publish import publications, subscriptions
-from hub.store.db import Store, utc_iso
+from hub.store.clock import utc_iso
+from hub.store.db import Store
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS console_warnings (

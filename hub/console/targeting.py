@@ -29,7 +29,8 @@ from hub.publish.audience import Widening
 from hub.publish.boardtext import fit
 from hub.publish.pipeline import push_payload
 from hub.publish.publications import Notice, Publication
-from hub.store.db import Store, now_utc
+from hub.store.clock import now_utc
+from hub.store.db import Store
 
 # -- whom it reaches (the pipeline's targeting, without writing) ----------------------------------------------------
 

@@ -29,7 +29,8 @@ from typing import Any
 
 from hub.cap.model import Alert, from_json
 from hub.decide.rules import Decision, Draft
-from hub.store.db import Store, now_utc, utc_iso
+from hub.store.clock import now_utc, utc_iso
+from hub.store.db import Store
 
 log = logging.getLogger("warnhub.rules")
 

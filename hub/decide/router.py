@@ -26,7 +26,8 @@ from typing import Any
 from hub.decide import decisions
 from hub.decide.rules import Decision, LiveRules, RuleSet, SensorEvent, SensorWatch
 from hub.intake import readings
-from hub.store.db import AsyncStore, Store, now_utc
+from hub.store.clock import now_utc
+from hub.store.db import AsyncStore, Store
 
 log = logging.getLogger("warnhub.rules")
 

@@ -41,7 +41,8 @@ from hub.decide.rules import LiveRules
 from hub.deliver import outbox
 from hub.publish import publications, subscriptions
 from hub.publish.publications import Publication
-from hub.store.db import AsyncStore, Store, now_utc, utc_iso
+from hub.store.clock import now_utc, utc_iso
+from hub.store.db import AsyncStore, Store
 
 log = logging.getLogger("warnhub.pipeline")
 

@@ -31,10 +31,11 @@ from hub.access import auth
 from hub.config import RetentionSection
 from hub.deliver import outbox
 from hub.errors import StoreError
-from hub.intake import conflicts, readings
+from hub.intake import readings
 from hub.publish import publications
-from hub.store import audit
-from hub.store.db import AsyncStore, Store, now_utc, utc_iso
+from hub.store import audit, conflicts
+from hub.store.clock import now_utc, utc_iso
+from hub.store.db import AsyncStore, Store
 
 log = logging.getLogger("warnhub.retention")
 

@@ -35,7 +35,8 @@ from aiohttp import web
 from argon2 import PasswordHasher
 
 from hub.access import auth
-from hub.store.db import AsyncStore, now_utc
+from hub.store.clock import now_utc
+from hub.store.db import AsyncStore
 from hub.web.client import client_address
 
 COOKIE = "warnhub_session"

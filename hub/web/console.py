@@ -41,7 +41,8 @@ from hub import __version__, console
 from hub.access import auth
 from hub.decide import decisions
 from hub.decide.rules.templates import COMPOSE_FOLDER, Template, compose_templates, due_for_review, template_paths
-from hub.store.db import Store, now_utc
+from hub.store.clock import now_utc
+from hub.store.db import Store
 from hub.web import console_view as view
 from hub.web.auth import require, setup_auth
 

@@ -48,7 +48,8 @@ from hub.access import auth, exercise_tokens
 from hub.decide import decisions
 from hub.errors import AuthError
 from hub.geo import BOUNDARY_ATTRIBUTION, GERMANY, Geography, Level
-from hub.store.db import Store, now_utc
+from hub.store.clock import now_utc
+from hub.store.db import Store
 from hub.web import console_view as view
 from hub.web.auth import require
 from hub.web.console import ConsoleWeb, dashboard_data, inbox_html, render_string, state_of, warning_data

@@ -28,9 +28,9 @@ from hub.cap.sign import TrustStore
 from hub.cap.validate import Validator
 from hub.console.overview import inbox
 from hub.decide import decisions
-from hub.intake import conflicts
 from hub.intake.documents import Intake
 from hub.publish import publications
+from hub.store import conflicts
 from hub.store.db import Store
 from tests.kits.consolekit import Operator, add_reader
 from tests.kits.hubproc import HubProcess, cap_xml, drop, free_port, wait_for, write_config

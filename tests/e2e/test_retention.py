@@ -217,8 +217,8 @@ async def test_session_purge_logs_what_it_removed(world: World, caplog: pytest.L
 async def test_set_aside_conflicting_copies_go_with_the_rejections(world: World, tmp_path: Path) -> None:
     """The copies hub.conflicts set aside (a second content under one CAP identity) are evidence for as long as
     rejection records are kept, then deleted."""
-    from hub.intake import conflicts
-    from hub.store.db import utc_iso
+    from hub.store import conflicts
+    from hub.store.clock import utc_iso
 
     store = world.store
     with store.transaction() as conn:

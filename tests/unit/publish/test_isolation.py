@@ -42,7 +42,8 @@ from hub.intake.documents import Intake
 from hub.metrics import Metrics
 from hub.publish import publications
 from hub.publish.pipeline import Pipeline
-from hub.store.db import AsyncStore, Store, utc_iso
+from hub.store.clock import utc_iso
+from hub.store.db import AsyncStore, Store
 from hub.web.app import make_app
 from tests.e2e.test_routing import dwd_cap
 from tests.kits.hubproc import REPO, write_config
