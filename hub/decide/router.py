@@ -248,7 +248,6 @@ class Router:
 
 
 def _recent(store: Store, sensors: Sequence[str], since_ms: int) -> list[tuple[str, int, float]]:
-    readings.ensure_schema(store)
     marks = ",".join("?" * len(sensors))
     return [(s, ts, v) for s, ts, v in store.conn.execute(
         f"SELECT sensor_id, ts, value FROM readings WHERE sensor_id IN ({marks}) AND ts >= ? ORDER BY ts",

@@ -67,7 +67,7 @@ class AsyncStore:
         except sqlite3.OperationalError as err:
             if "readonly" not in str(err):
                 raise
-            # a module's table not created yet (its first use writes the schema): that one call goes to the writer
+            # a call that writes after all (every table exists from the open on): that one call goes to the writer
             log.warning("read of %s needed the writer: %s", getattr(fn, "__qualname__", fn), err)
             return await self.run(fn, *args, **kwargs)
 

@@ -300,8 +300,7 @@ def draft_content(draft: Mapping[str, Any]) -> dict[str, Any]:
 def _find_draft(store: Store, key: str) -> dict[str, Any] | None:
     found = decisions.draft(store, key)
     if found is not None and found["sensor"]:
-        row = store.conn.execute("SELECT ars FROM sensors WHERE id=?", (found["sensor"],)).fetchone() \
-            if store.conn.execute("SELECT 1 FROM sqlite_master WHERE name='sensors'").fetchone() else None
+        row = store.conn.execute("SELECT ars FROM sensors WHERE id=?", (found["sensor"],)).fetchone()
         found["sensor_ars"] = row[0] if row else None
     return found
 
