@@ -19,11 +19,12 @@ How to write a migration
    ``ALTER TABLE ... ADD COLUMN`` puts it; a new table or index needs nothing else there).
 2. Add ``mNNNN_what_it_does.py`` here (NNNN = :data:`.run.LATEST` + 1) with one function ``up(conn)`` that changes an
    EXISTING database from the previous version to this one, and add it to :data:`.run.MIGRATIONS` with a description.
-   ``up`` runs inside the transaction: no ``BEGIN``/``COMMIT``, no ``VACUUM``; it must not create tables (schema.py
-   does, after the migrations); it must not assume a table exists (a first-release database may lack any table that
-   was created on first use; :func:`.tools.columns` is empty for a missing table); it keeps every row. A migration that
-   only adds a table or an index still gets a number (with an ``up`` that does nothing), so an older hub refuses
-   the database instead of running without it.
+   ``up`` runs inside the transaction: no ``BEGIN``/``COMMIT``, no ``VACUUM``. It does not create new tables or
+   indexes (schema.py does, after the migrations; a table is created here only to rebuild one whose columns change
+   in a way ``ALTER TABLE`` cannot: create the new shape, copy, drop, rename). It does not assume a table exists (a
+   first-release database may lack any table that was created on first use; :func:`.tools.columns` is empty for a
+   missing table). It keeps every row. A migration that only adds a table or an index still gets a number (with an
+   ``up`` that does nothing), so an older hub refuses the database instead of running without it.
 3. Never edit a migration that was released: fix forward with a new one.
 4. ``tests/unit/store/test_migrations.py`` migrates every released database (``tests/data/db/``) and checks that
    the result has the same schema as a new database and that every row is intact; add the database of each
