@@ -270,7 +270,6 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> No
             stack.callback(lambda: hub.pool.close() if hub.pool is not None else None)
             stack.push_async_callback(hub.drain)
             await astore.run(store.audit, actor, "hub.start", str(loaded.file), {"db": str(loaded.db_path)})
-            await astore.run(auth.migrate, store)  # console users and sessions
             web = await stack.enter_async_context(WebServer(hub, loaded.cfg.web.host, loaded.cfg.web.port))
             hub.web_port = web.port
             scheduler = AsyncIOScheduler(timezone="UTC")

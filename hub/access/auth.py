@@ -1,10 +1,8 @@
 """Who may use the control-room console: local users, roles, scopes, sessions and logins.
 
-Owns the tables ``users`` and ``sessions`` in the store (created by :func:`migrate`, with the throttle's table of
-:mod:`hub.login_throttle`), password
-hashing (Argon2id through argon2-cffi, rehashed on login when the parameters change), the permission model, and the
-scope checks an author's warning must pass on the server: by region key (:func:`check_regions`) and by geometry
-(:func:`check_area`).
+Owns the tables ``users`` and ``sessions`` in the store (hub/store/schema.py), password hashing (Argon2id through
+argon2-cffi, rehashed on login when the parameters change), the permission model, and the scope checks an author's
+warning must pass on the server: by region key (:func:`check_regions`) and by geometry (:func:`check_area`).
 
 Every function taking a :class:`Store` runs on the store's one writer thread (``AsyncStore.run``), except password
 verification (:func:`check_password`), which is slow on purpose and belongs in a worker thread. Passwords never
@@ -34,7 +32,8 @@ from hub.access.login_throttle import DEFAULT_THROTTLE, Throttle
 from hub.errors import AuthError
 from hub.geo.geography import Geography
 from hub.geo.registry import Level, Registry
-from hub.store.db import Store, now_utc, utc_iso
+from hub.store.clock import now_utc, utc_iso
+from hub.store.db import Store
 
 ROLES = ("viewer", "author", "approver", "admin")
 PERMISSIONS = ("read", "compose", "approve", "admin")
@@ -52,38 +51,6 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
 
 HASHER = PasswordHasher()
 """Argon2id with argon2-cffi's defaults (RFC 9106 low-memory profile: t=3, m=64 MiB, p=4)."""
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    password_hash TEXT NOT NULL,
-    roles TEXT NOT NULL,
-    scopes TEXT NOT NULL,
-    disabled INTEGER NOT NULL DEFAULT 0,
-    created TEXT NOT NULL,
-    updated TEXT NOT NULL,
-    password_changed TEXT NOT NULL,
-    last_login TEXT
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    token_hash TEXT PRIMARY KEY,
-    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-    created TEXT NOT NULL,
-    last_seen TEXT NOT NULL,
-    csrf TEXT NOT NULL,
-    remote TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user_id);
-"""
-
-
-def migrate(store: Store) -> None:
-    """Create the access tables if missing (idempotent; the store's own migration does not know them)."""
-    with store.transaction() as conn:
-        for statement in (SCHEMA + ";" + login_throttle.SCHEMA).split(";"):
-            if statement.strip():
-                conn.execute(statement)
 
 
 # -- users ---------------------------------------------------------------------------------------------------------

@@ -13,34 +13,18 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-import weakref
 
 from hub.errors import HubError
 from hub.store.db import Store
 
 TTL_S = 24 * 3600
 MAX_TOKEN_LEN = 128
-_SCHEMA = """CREATE TABLE IF NOT EXISTS exercise_tokens (
-    token_hash TEXT PRIMARY KEY,
-    issued_by TEXT NOT NULL,
-    issued_ms INTEGER NOT NULL,
-    expires_ms INTEGER NOT NULL,
-    used_ms INTEGER)"""
-_READY: weakref.WeakSet[Store] = weakref.WeakSet()
 REFUSED = ("Übungs-Abos nur mit einem gültigen Freischalt-Code der Leitstelle (24 h gültig, einmal verwendbar) / "
            "exercise subscriptions need a valid token from the control room (valid for 24 h, single use)")
 
 
 class ExerciseRefused(HubError):
     """No valid, unexpired, unused exercise token; the message is for the person (German, then English)."""
-
-
-def ensure_schema(store: Store) -> None:
-    """Create the table if it is missing; remembered only outside a transaction (a rollback would undo it)."""
-    if store not in _READY:
-        store.conn.execute(_SCHEMA)
-        if not store.conn.in_transaction:
-            _READY.add(store)
 
 
 def _hash(token: str) -> str:
@@ -55,7 +39,6 @@ def issue(store: Store, issued_by: str, *, via: str = "console", ttl_s: int = TT
           now_ms: int | None = None) -> tuple[str, int]:
     """A new token issued by the console user ``issued_by`` (``via`` the console or the CLI): ``(token,
     expires_ms)``; audited. Expired and used tokens are deleted on the way."""
-    ensure_schema(store)
     now = _now_ms() if now_ms is None else now_ms
     token = secrets.token_urlsafe(24)
     expires = now + ttl_s * 1000
@@ -71,7 +54,6 @@ def issue(store: Store, issued_by: str, *, via: str = "console", ttl_s: int = TT
 def redeem(store: Store, token: str | None, subscription_id: str, *, now_ms: int | None = None) -> str:
     """Use a token for a subscription (call inside the transaction that stores it): returns who issued it; raises
     :class:`ExerciseRefused` for a missing, unknown, expired or used token. Audited."""
-    ensure_schema(store)
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LEN:
         raise ExerciseRefused(REFUSED)
     now = _now_ms() if now_ms is None else now_ms

@@ -30,30 +30,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from hub.store.db import Store, utc_iso
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS login_failures (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL,
-    addr TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    opened TEXT NOT NULL,
-    seen TEXT NOT NULL,
-    last_failure TEXT,
-    failures INTEGER NOT NULL DEFAULT 0,
-    refused INTEGER NOT NULL DEFAULT 0,
-    streak INTEGER NOT NULL DEFAULT 0,
-    not_before TEXT,
-    audited INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS login_failures_pair ON login_failures(name, addr, id);
-CREATE INDEX IF NOT EXISTS login_failures_addr ON login_failures(addr, last_failure);
-CREATE INDEX IF NOT EXISTS login_failures_open ON login_failures(audited, opened);
-CREATE INDEX IF NOT EXISTS login_failures_seen ON login_failures(seen);
-DROP TABLE IF EXISTS login_throttle
-"""
-"""``login_throttle`` held the hard locks of earlier versions (with addresses and no retention): dropped."""
+from hub.store.clock import utc_iso
+from hub.store.db import Store
 
 UNKNOWN_NAME = ""
 """The name column of attempts on a name no user has."""

@@ -20,12 +20,11 @@ from hub.geo.registry import registry
 
 
 def _user_store(args: argparse.Namespace) -> Any:
-    """The configured store with the access tables in place."""
+    """The configured store (its tables, the access tables too, are there once it is open)."""
 
     loaded = load_config(args, required=True)
     assert loaded is not None
     store = open_store(loaded)
-    auth.migrate(store)
     return store
 
 
@@ -162,7 +161,6 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         required_for=frozenset(c.four_eyes), single_person_extreme=c.single_person_extreme,
         end_needs_two=c.four_eyes_end))
     with open_store(loaded) as store:
-        auth.migrate(store)
         try:
             if args.user:
                 user: Any = auth.get_user(store, args.user)

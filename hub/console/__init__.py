@@ -58,14 +58,14 @@ from hub.console.model import (
 )
 from hub.console.overview import inbox, status
 from hub.console.release import Sent, approve, send
-from hub.console.tables import OPEN_STATES, ensure_schema, get, history, versions, warnings
+from hub.console.tables import OPEN_STATES, get, history, versions, warnings
 from hub.console.targeting import confirmation, preview, preview_for, topic_subscribers
 
 __all__ = [
     "ALL_CLEAR_VALIDITY", "AreaCheck", "CHANNELS", "ConsoleConfig", "ConsoleError", "ConsoleForbidden", "ConsoleUser",
     "EXERCISE_PREFIX", "FourEyes", "LANGUAGES", "MAX_VALIDITY", "OPEN_STATES", "ORIGIN", "PREVIEW_HOURS",
     "SCOPE_TOLERANCE_M", "Sent", "StalePreview", "all_clear_template", "approve", "build_alert", "confirmation",
-    "create_draft", "edit_draft", "ensure_schema", "follow_up", "get", "history", "inbox", "preview", "preview_for",
+    "create_draft", "edit_draft", "follow_up", "get", "history", "inbox", "preview", "preview_for",
     "reject", "scope_check", "send", "status", "submit", "template_content", "topic_subscribers", "versions",
     "warnings", "withdraw",
 ]

@@ -25,8 +25,9 @@ from hub.console.model import (
     _need,
     _state,
 )
-from hub.console.tables import _dumps, _event, _require, ensure_schema, versions
-from hub.store.db import Store, now_utc, utc_iso
+from hub.console.tables import _dumps, _event, _require, versions
+from hub.store.clock import now_utc, utc_iso
+from hub.store.db import Store
 
 _UNFILLED = re.compile(r"\{[a-z_]+\}")
 
@@ -37,7 +38,6 @@ def create_draft(store: Store, user: ConsoleUser, form: Mapping[str, Any], *, cf
     severity, urgency, certainty, response_types, texts per language, event_code, instruction_codes, onset,
     expires, web, contact), area (ars, features as GeoJSON lon/lat, a Point with properties.radius_m is a circle),
     channels, audience (public | topic) and topic."""
-    ensure_schema(store)
     now = now or now_utc()
 
     def run() -> dict[str, Any]:
@@ -97,7 +97,6 @@ def edit_draft(store: Store, user: ConsoleUser, warning_id: int, form: Mapping[s
                now: datetime | None = None) -> dict[str, Any]:
     """Change a draft (a submitted or rejected version becomes a draft again and must be submitted anew). Whoever
     edits counts as an author for four eyes. Status and audience cannot change."""
-    ensure_schema(store)
     now = now or now_utc()
 
     def run() -> dict[str, Any]:
@@ -135,7 +134,6 @@ def _ready(row: Mapping[str, Any]) -> None:
 def submit(store: Store, user: ConsoleUser, warning_id: int, *, cfg: ConsoleConfig,
            now: datetime | None = None) -> dict[str, Any]:
     """Hand a draft over for approval."""
-    ensure_schema(store)
     now = now or now_utc()
 
     def run() -> dict[str, Any]:
@@ -163,7 +161,6 @@ def _transition(store: Store, user: ConsoleUser, row: Mapping[str, Any], action:
 def reject(store: Store, approver: ConsoleUser, warning_id: int, reason: str, *, cfg: ConsoleConfig,
            now: datetime | None = None) -> dict[str, Any]:
     """Send a submitted version back with a reason (its authors may edit it again)."""
-    ensure_schema(store)
     now = now or now_utc()
 
     def run() -> dict[str, Any]:
@@ -183,7 +180,6 @@ def reject(store: Store, approver: ConsoleUser, warning_id: int, reason: str, *,
 def withdraw(store: Store, user: ConsoleUser, warning_id: int, *, cfg: ConsoleConfig,
              now: datetime | None = None) -> dict[str, Any]:
     """Drop a version that was not sent (its authors, or anyone who may approve)."""
-    ensure_schema(store)
     now = now or now_utc()
 
     def run() -> dict[str, Any]:
@@ -205,7 +201,6 @@ def follow_up(store: Store, user: ConsoleUser, warning_id: int, action: str, *, 
     the new one follows its newest *sent* version, whatever happened to follow-ups begun since (withdrawn,
     rejected, or still open: sending one version withdraws the thread's other open ones, hub.console.release), so
     a public warning can always be updated or ended. It references the sent version when sent."""
-    ensure_schema(store)
     now = now or now_utc()
 
     def run() -> dict[str, Any]:

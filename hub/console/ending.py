@@ -13,7 +13,7 @@ from typing import Any
 from hub.console.drafts import follow_up
 from hub.console.model import ConsoleConfig, ConsoleError, ConsoleUser, _msg
 from hub.console.release import Sent, send
-from hub.console.tables import ensure_schema, versions
+from hub.console.tables import versions
 from hub.console.targeting import preview_for
 from hub.store.db import Store
 
@@ -35,7 +35,6 @@ class LocalOperator:
 def console_thread(store: Store, name: str) -> str:
     """The console thread a name given by an operator means: ``c…`` (the console's thread), ``w…`` (the public
     page's publication thread) or the number of the stored incident (``/console/incidents/N``)."""
-    ensure_schema(store)
     name = name.strip()
     if name.startswith("c") and versions(store, name):
         return name

@@ -13,7 +13,7 @@ from shapely.geometry import shape as geojson_shape
 from hub.cap.model import Category, Certainty, ResponseType, Severity, Status, Urgency
 from hub.console.model import CHANNELS, LANGUAGES, ConsoleError, _msg
 from hub.geo.geography import Geography
-from hub.store.db import utc_iso
+from hub.store.clock import utc_iso
 
 _SLUG = re.compile(r"[a-z0-9-]{1,40}")
 _EVC = re.compile(r"BBK-EVC-\d{3}")

@@ -7,13 +7,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from hub.console.model import ORIGIN, PREVIEW_HOURS
-from hub.console.tables import ensure_schema, versions, warnings
+from hub.console.tables import versions, warnings
 from hub.decide import decisions
 from hub.deliver import outbox
 from hub.health import pipeline_faults
-from hub.intake import conflicts, readings
+from hub.intake import readings
 from hub.publish import publications
-from hub.store.db import Store, now_utc
+from hub.store import conflicts
+from hub.store.clock import now_utc
+from hub.store.db import Store
 
 
 def inbox(store: Store, *, now: datetime | None = None, hours: float = PREVIEW_HOURS) -> dict[str, Any]:
@@ -22,7 +24,6 @@ def inbox(store: Store, *, now: datetime | None = None, hours: float = PREVIEW_H
     unrouted alerts with the rules' explanation, console versions awaiting approval, and what failed in the
     pipeline (rules, publishing, deliveries) with the reason and the next try (hub.health.pipeline_faults), and the
     CAP identity conflicts (hub.conflicts: a second copy of a message with other content)."""
-    ensure_schema(store)
     found = decisions.decisions(store, decision="publish") + decisions.decisions(store, decision="draft")
     origins = dict(store.conn.execute("SELECT id, origin FROM alerts WHERE id IN (SELECT value FROM json_each(?))",
                                       (json.dumps([d["alert_id"] for d in found]),)).fetchall())
@@ -41,7 +42,6 @@ def inbox(store: Store, *, now: datetime | None = None, hours: float = PREVIEW_H
 def status(store: Store, thread: str) -> dict[str, Any]:
     """Per version of a console thread: its state, its CAP, its publication and the deliveries per channel and
     state (hub.outbox.status)."""
-    ensure_schema(store)
     rows = versions(store, thread)
     pubs = {v["id"]: publications.by_source_alert(store, v["alert_id"]) for v in rows if v["alert_id"]}
     counts = outbox.status(store, [p.id for p in pubs.values() if p is not None])

@@ -29,11 +29,12 @@ from hub.console.model import (
     _need,
     _state,
 )
-from hub.console.tables import _COLS, _event, _require, _row, ensure_schema
+from hub.console.tables import _COLS, _event, _require, _row
 from hub.console.targeting import _decision, _plan, check_widening, confirmation
 from hub.decide import decisions
 from hub.intake.documents import check_document
-from hub.store.db import Store, now_utc, utc_iso
+from hub.store.clock import now_utc, utc_iso
+from hub.store.db import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,6 @@ def approve(store: Store, approver: ConsoleUser, warning_id: int, *, token: str,
     """Approve a submitted version and send it, in one transaction. The approver needs approve permission, the
     area in their scope, must not have written or edited it (four eyes), and must pass the ``token`` of a preview
     of the version as it is."""
-    ensure_schema(store)
     now = now or now_utc()
 
     def run() -> Sent:
@@ -83,7 +83,6 @@ def send(store: Store, user: ConsoleUser, warning_id: int, *, token: str, cfg: C
     eyes for its severity; a Cancel or all-clear by someone with approve permission who gives a ``reason`` (unless
     ``four_eyes_end``; audited as ``console.end_alone``); or, where the admin allows it, an Extreme or Immediate
     warning by someone with approve permission who gives a ``reason`` (audited as ``console.single_person``)."""
-    ensure_schema(store)
     now = now or now_utc()
 
     def run() -> Sent:

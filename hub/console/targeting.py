@@ -19,7 +19,7 @@ from hub.cap.sign import SignaturePolicy
 from hub.config import BoardConfig, WebhookConfig
 from hub.console.alert import _previous_sent, _sent_time, build_alert
 from hub.console.model import LANGUAGES, ConsoleConfig, ConsoleError, _msg
-from hub.console.tables import _dumps, _require, ensure_schema
+from hub.console.tables import _dumps, _require
 from hub.decide.rules.engine import Decision
 from hub.deliver.setup import board_notice
 from hub.geo.geography import Geography
@@ -31,7 +31,8 @@ from hub.publish.audience import Widening
 from hub.publish.boardtext import fit
 from hub.publish.pipeline import push_payload
 from hub.publish.publications import Notice, Publication
-from hub.store.db import Store, now_utc
+from hub.store.clock import now_utc
+from hub.store.db import Store
 
 # -- whom it reaches (the pipeline's targeting, without writing) ----------------------------------------------------
 
@@ -150,7 +151,6 @@ def preview(store: Store, geo: Geography, index: Any, boards: Sequence[BoardConf
 def preview_for(store: Store, cfg: ConsoleConfig, index: Any, warning: int | Mapping[str, Any], *,
                 now: datetime | None = None) -> dict[str, Any]:
     """:func:`preview` with the console's config."""
-    ensure_schema(store)
     row = _require(store, warning) if isinstance(warning, int) else dict(warning)
     prev, prev_alert = _previous_sent(store, row)
     alert = build_alert(cfg, row, previous=prev_alert, sent=_sent_time(now or now_utc(), prev_alert))

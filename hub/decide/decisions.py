@@ -14,14 +14,13 @@ rule, kind and time of the sensor event) so deciding twice, or replaying reading
 the same thing twice. Approving and sending drafts is the control room's work; here they only wait.
 
 Functions take the :class:`~hub.store.Store` and run on its writer thread (``AsyncStore.run``). The tables are
-created on first use; the store's ``user_version`` belongs to hub/store/db.py.
+in hub/store/schema.py.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,73 +29,14 @@ from typing import Any
 from hub.cap.model import Alert, from_json
 from hub.decide.rules.engine import Decision
 from hub.decide.rules.templates import Draft
-from hub.store.db import Store, now_utc, utc_iso
+from hub.store.clock import now_utc, utc_iso
+from hub.store.db import Store
 
 log = logging.getLogger("warnhub.rules")
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS decisions (
-        alert_id INTEGER PRIMARY KEY REFERENCES alerts(id),
-        thread_id INTEGER NOT NULL,
-        decision TEXT NOT NULL,
-        rules TEXT NOT NULL,
-        channels TEXT NOT NULL,
-        audiences TEXT NOT NULL,
-        push INTEGER NOT NULL,
-        drafts TEXT NOT NULL,
-        severity TEXT NOT NULL,
-        regions TEXT NOT NULL,
-        inside_district INTEGER,
-        outside_share REAL,
-        changes TEXT NOT NULL,
-        why TEXT NOT NULL,
-        rules_loaded_at TEXT,
-        decided_at TEXT NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS decisions_thread ON decisions(thread_id)",
-    "CREATE INDEX IF NOT EXISTS decisions_decision ON decisions(decision)",
-    """CREATE TABLE IF NOT EXISTS drafts (
-        id INTEGER PRIMARY KEY,
-        key TEXT NOT NULL UNIQUE,
-        origin TEXT NOT NULL,
-        alert_id INTEGER,
-        rule TEXT NOT NULL,
-        sensor TEXT,
-        kind TEXT NOT NULL,
-        template TEXT NOT NULL,
-        at TEXT NOT NULL,
-        state TEXT NOT NULL DEFAULT 'pending',
-        channels TEXT NOT NULL,
-        audiences TEXT NOT NULL,
-        why TEXT NOT NULL,
-        draft TEXT NOT NULL,
-        created_at TEXT NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS drafts_state ON drafts(state, id)",
-)
-_FAULT_COLUMNS = (("failed_stage", "TEXT"), ("failure", "TEXT NOT NULL DEFAULT ''"),
-                  ("attempts", "INTEGER NOT NULL DEFAULT 0"), ("retry_at", "TEXT"))
-"""Added to ``decisions`` by :func:`ensure_schema` where a store predates them: a version whose rules evaluation
-(``failed_stage`` ``rules``) or publication (``publish``) raised is ``failed`` with the reason, the attempts so far
-and when it is tried again."""
-
-_READY: weakref.WeakSet[Store] = weakref.WeakSet()
 
 BACKLOG_STATES = ("active", "updated", "cancelled")
 """Threads whose undecided versions are decided whenever they were received."""
 RECENT = timedelta(days=1)
-
-
-def ensure_schema(store: Store) -> None:
-    if store in _READY:
-        return
-    for statement in _SCHEMA:
-        store.conn.execute(statement)
-    have = {row[1] for row in store.conn.execute("PRAGMA table_info(decisions)")}
-    for name, decl in _FAULT_COLUMNS:
-        if name not in have:  # a store made before failures were recorded: add the column, keep every row
-            store.conn.execute(f"ALTER TABLE decisions ADD COLUMN {name} {decl}")
-    store.conn.execute("CREATE INDEX IF NOT EXISTS decisions_failed ON decisions(failed_stage, retry_at)"
-                       " WHERE failed_stage IS NOT NULL")
-    _READY.add(store)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +56,6 @@ def undecided(store: Store, *, limit: int = 50, after: int = 0, now: datetime | 
     """Stored versions without a decision, oldest first (ids above ``after``): those of live threads, and any
     received in the last :data:`RECENT` (an alert that arrives already expired is decided too, for the record;
     years of history in a store that predates the rules are not)."""
-    ensure_schema(store)
     marks = ",".join("?" * len(BACKLOG_STATES))
     recent = utc_iso((now or now_utc()) - RECENT)
     out: list[Pending] = []
@@ -170,7 +109,6 @@ def record(store: Store, pending: Pending, decision: Decision, *, rules_loaded_a
     already (two deciders raced: the first one stands). ``failure``: the rules raised on this version (the decision
     is then ``unrouted``); it is marked failed with the reason and tried again after :func:`retry_delay`. A version
     whose earlier evaluation failed is decided anew (its row replaced)."""
-    ensure_schema(store)
     now = now or now_utc()
     d = decision.as_dict()
     values = (decision.decision, _dumps(d["rules"]), _dumps(d["channels"]), _dumps(d["audiences"]),
@@ -216,8 +154,6 @@ def still_due(store: Store) -> str:
     """SQL: the version ``a`` still matters at ``:now`` (``:now_ms``): it has not expired (:data:`LIVE`), or it is a
     Cancel of a thread with a publication in force (the hub withdraws its own warning whatever the Cancel's own
     expiry says)."""
-    if not _has_publications(store):
-        return LIVE
     return (f"({LIVE} OR (a.msg_type = 'Cancel' AND EXISTS (SELECT 1 FROM publications q"
             " WHERE q.source_thread = a.thread_id AND (q.expires_ms IS NULL OR q.expires_ms > :now_ms))))")
 
@@ -225,11 +161,6 @@ def still_due(store: Store) -> str:
 def due_params(now: datetime) -> dict[str, Any]:
     """The parameters :func:`still_due` names."""
     return {"now": utc_iso(now), "now_ms": int(now.timestamp() * 1000)}
-
-
-def _has_publications(store: Store) -> bool:
-    return store.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='publications'").fetchone() \
-        is not None
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -250,7 +181,6 @@ def record_failure(store: Store, alert_id: int, stage: str, reason: str, *,
                    now: datetime | None = None) -> tuple[int, datetime]:
     """Mark a decided version failed at ``stage`` (``publish``) with the reason; returns (attempts so far, when it is
     tried again)."""
-    ensure_schema(store)
     with store.transaction() as conn:
         return _fail_in(conn, alert_id, stage, reason, now or now_utc())
 
@@ -263,7 +193,6 @@ def clear_failure_in(conn: Any, alert_id: int) -> None:
 
 def rules_retry_due(store: Store, *, now: datetime | None = None, limit: int = 50) -> list[Pending]:
     """Versions whose rules evaluation failed, due for another try and not expired, oldest first."""
-    ensure_schema(store)
     stamp = utc_iso(now or now_utc())
     rows = store.conn.execute(
         "SELECT a.id, a.thread_id, a.origin, a.json, a.sent_utc FROM decisions d JOIN alerts a ON a.id = d.alert_id"
@@ -284,7 +213,6 @@ def rules_retry_due(store: Store, *, now: datetime | None = None, limit: int = 5
 def failures(store: Store, *, now: datetime | None = None, limit: int = 50) -> list[dict[str, Any]]:
     """Versions failed at a stage and still to be done (not expired, not published since, not passed by a newer
     published version), newest first: the console inbox and /healthz show them."""
-    ensure_schema(store)
     rows = store.conn.execute(
         f"SELECT {', '.join('d.' + c for c in _DECISION_COLS)}, a.headline, a.sender, a.identifier"
         " FROM decisions d JOIN alerts a ON a.id = d.alert_id"
@@ -300,7 +228,6 @@ def failures(store: Store, *, now: datetime | None = None, limit: int = 50) -> l
 
 def failure_counts(store: Store, *, now: datetime | None = None) -> dict[str, int]:
     """Failed versions still to be done per stage (``rules``, ``publish``), as :func:`failures` counts them."""
-    ensure_schema(store)
     rows = store.conn.execute(
         "SELECT d.failed_stage, count(*) FROM decisions d JOIN alerts a ON a.id = d.alert_id"
         f" WHERE d.failed_stage IS NOT NULL AND {still_due(store)} AND {_not_passed(store)} GROUP BY 1",
@@ -310,8 +237,6 @@ def failure_counts(store: Store, *, now: datetime | None = None) -> dict[str, in
 
 def _not_passed(store: Store) -> str:
     """SQL: the decision ``d`` is not published, nor passed by a newer version of its thread that was published."""
-    if not _has_publications(store):
-        return "1"
     return ("NOT EXISTS (SELECT 1 FROM publications p WHERE p.source_thread = d.thread_id"
             " AND p.source_alert >= d.alert_id)")
 
@@ -337,7 +262,6 @@ def sensor_key(rule: str, kind: str, at: datetime) -> str:
 
 def add_sensor_drafts(store: Store, events: Sequence[SensorDraft], *, now: datetime | None = None) -> list[str]:
     """Store the drafts of sensor events; returns the keys that were new (an event seen before is ignored)."""
-    ensure_schema(store)
     now = now or now_utc()
     new = []
     with store.transaction() as conn:
@@ -393,7 +317,6 @@ def _decision_row(row: Sequence[Any]) -> dict[str, Any]:
 
 
 def decision_of(store: Store, alert_id: int) -> dict[str, Any] | None:
-    ensure_schema(store)
     row = store.conn.execute(f"SELECT {', '.join(_DECISION_COLS)} FROM decisions WHERE alert_id=?",
                              (alert_id,)).fetchone()
     return _decision_row(row) if row else None
@@ -401,7 +324,6 @@ def decision_of(store: Store, alert_id: int) -> dict[str, Any] | None:
 
 def current_decisions(store: Store, thread_ids: Iterable[int]) -> dict[int, dict[str, Any] | None]:
     """The decision on each thread's current version (None while it is not decided yet)."""
-    ensure_schema(store)
     ids = list(thread_ids)
     out: dict[int, dict[str, Any] | None] = dict.fromkeys(ids)
     for chunk in range(0, len(ids), 500):
@@ -418,7 +340,6 @@ def current_decisions(store: Store, thread_ids: Iterable[int]) -> dict[int, dict
 def decisions(store: Store, *, decision: str | None = None, live_only: bool = True,
               limit: int = 200) -> list[dict[str, Any]]:
     """Decisions on current versions of threads (newest first), e.g. ``decision="unrouted"`` for the inbox."""
-    ensure_schema(store)
     where, args = ["d.alert_id = t.current_alert_id"], []
     if decision is not None:
         where.append("d.decision = ?")
@@ -439,7 +360,6 @@ def decisions(store: Store, *, decision: str | None = None, live_only: bool = Tr
 
 def decision_counts(store: Store) -> dict[str, int]:
     """Current versions of live threads per decision (for /metrics and the console)."""
-    ensure_schema(store)
     rows = store.conn.execute(
         "SELECT d.decision, count(*) FROM decisions d JOIN threads t ON t.current_alert_id = d.alert_id"
         " WHERE t.state IN ('active', 'updated') GROUP BY d.decision").fetchall()
@@ -451,7 +371,6 @@ _DRAFT_COLS = ("id", "key", "origin", "alert_id", "rule", "sensor", "kind", "tem
 
 
 def drafts(store: Store, *, state: str | None = "pending", limit: int = 200) -> list[dict[str, Any]]:
-    ensure_schema(store)
     where, args = ("WHERE state = ?", (state,)) if state else ("", ())
     rows = store.conn.execute(f"SELECT {', '.join(_DRAFT_COLS)} FROM drafts {where} ORDER BY id DESC LIMIT ?",
                               (*args, limit)).fetchall()
@@ -466,7 +385,6 @@ def drafts(store: Store, *, state: str | None = "pending", limit: int = 200) -> 
 
 def draft(store: Store, key: str) -> dict[str, Any] | None:
     """One draft by its key (any state)."""
-    ensure_schema(store)
     row = store.conn.execute(f"SELECT {', '.join(_DRAFT_COLS)} FROM drafts WHERE key = ?", (key,)).fetchone()
     if row is None:
         return None
@@ -478,7 +396,6 @@ def draft(store: Store, key: str) -> dict[str, Any] | None:
 
 def take_draft(store: Store, key: str) -> bool:
     """Mark a pending draft as taken over by an operator (it leaves the inbox); False if it was not pending."""
-    ensure_schema(store)
     with store.transaction() as conn:
         return conn.execute("UPDATE drafts SET state = 'taken' WHERE key = ? AND state = 'pending'",
                             (key,)).rowcount == 1

@@ -27,7 +27,8 @@ from hub.decide import decisions
 from hub.decide.rules.engine import Decision, LiveRules, RuleSet
 from hub.decide.rules.sensors import SensorEvent, SensorWatch
 from hub.intake import readings
-from hub.store.db import AsyncStore, Store, now_utc
+from hub.store.clock import now_utc
+from hub.store.db import AsyncStore, Store
 
 log = logging.getLogger("warnhub.rules")
 
@@ -248,7 +249,6 @@ class Router:
 
 
 def _recent(store: Store, sensors: Sequence[str], since_ms: int) -> list[tuple[str, int, float]]:
-    readings.ensure_schema(store)
     marks = ",".join("?" * len(sensors))
     return [(s, ts, v) for s, ts, v in store.conn.execute(
         f"SELECT sensor_id, ts, value FROM readings WHERE sensor_id IN ({marks}) AND ts >= ? ORDER BY ts",

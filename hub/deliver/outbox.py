@@ -14,7 +14,7 @@ other row of its batch: a batch whose ``deliver`` raises is halved until that ro
 cannot be made (:func:`row_failed`) is retried alone while the rest are sent; it ends ``failed`` with the reason.
 
 The sync functions take the :class:`~hub.store.Store` and run on its one writer thread (``AsyncStore.run``). Times
-are epoch milliseconds. The table is created on first use; ``user_version`` belongs to hub/store/db.py.
+are epoch milliseconds. The table is in hub/store/schema.py.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import logging
 import random
 import sqlite3
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,45 +37,6 @@ from adapters.channels import Channel, Delivery, Outcome
 from hub.store.db import AsyncStore, Store
 
 log = logging.getLogger("warnhub.outbox")
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS outbox (
-        id INTEGER PRIMARY KEY,
-        key TEXT NOT NULL UNIQUE,
-        publication_id INTEGER NOT NULL,
-        thread TEXT NOT NULL,
-        channel TEXT NOT NULL,
-        recipient TEXT NOT NULL,
-        host TEXT NOT NULL DEFAULT '',
-        priority INTEGER NOT NULL,
-        not_after_ms INTEGER,
-        state TEXT NOT NULL DEFAULT 'queued',
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_at_ms INTEGER NOT NULL,
-        lease_until_ms INTEGER,
-        last_error TEXT NOT NULL DEFAULT '',
-        created_ms INTEGER NOT NULL,
-        finished_ms INTEGER)""",
-    # Claiming is one range scan per priority; host is in the index so rows of open hosts are passed over
-    # without reading the table.
-    "CREATE INDEX IF NOT EXISTS outbox_ready ON outbox(channel, priority, next_at_ms, id, host) WHERE state='queued'",
-    "CREATE INDEX IF NOT EXISTS outbox_leases ON outbox(channel, lease_until_ms) WHERE state='inflight'",
-    "CREATE INDEX IF NOT EXISTS outbox_version ON outbox(thread, channel, recipient, publication_id)",
-    "CREATE INDEX IF NOT EXISTS outbox_publication ON outbox(publication_id, channel, state)",
-    "CREATE INDEX IF NOT EXISTS outbox_failed ON outbox(finished_ms) WHERE state='failed'",
-)
-
-_READY: weakref.WeakSet[Store] = weakref.WeakSet()
-
-
-def ensure_schema(store: Store) -> None:
-    """Create the table and indexes if they are missing (cheap after the first call per store)."""
-    if store in _READY:
-        return
-    for statement in _SCHEMA:
-        store.conn.execute(statement)
-    _READY.add(store)
-
 
 def _now(now_ms: int | None) -> int:
     return time.time_ns() // 1_000_000 if now_ms is None else now_ms
@@ -158,7 +118,6 @@ _SUPERSEDE = (
 def enqueue(store: Store, rows: Iterable[NewDelivery], *, now_ms: int | None = None) -> EnqueueResult:
     """Store deliveries, due at once, in one transaction; supersede queued older versions of the same
     (thread, channel, recipient). Rows already in flight stay: they may land, and the receiver then gets v2 too."""
-    ensure_schema(store)
     now = _now(now_ms)
     batch = [(r.key, r.publication_id, r.thread, r.channel, r.recipient, r.host, r.priority, r.not_after_ms)
              for r in rows]
@@ -215,7 +174,6 @@ def withdraw(store: Store, thread: str, *, channels: Collection[str] | None = No
              below_publication: int | None = None, now_ms: int | None = None) -> int:
     """Withdraw the queued rows of a thread (of these channels, of publications below this one); returns how many.
     Rows in flight are not recalled (a Cancel published as a newer version supersedes them if they come back)."""
-    ensure_schema(store)
     with store.transaction() as conn:
         return withdraw_in(conn, thread, channels=channels, below_publication=below_publication, now_ms=now_ms)
 
@@ -252,7 +210,6 @@ def claim(store: Store, channel: str, limit: int, *, lease_s: float, now_ms: int
     """Take up to ``limit`` due rows of a channel, by priority, then due time, then id (insertion order), passing
     over ``skip_hosts``; they are in flight until ``now + lease_s``. Rows past their ``not_after_ms`` are marked
     expired instead. Rows whose lease ran out (a worker that died) are queued again first."""
-    ensure_schema(store)
     now = _now(now_ms)
     hosts = sorted(set(skip_hosts))
     select = _ready_sql(len(hosts))
@@ -288,7 +245,6 @@ def claim(store: Store, channel: str, limit: int, *, lease_s: float, now_ms: int
 
 def next_due(store: Store, channel: str, *, skip_hosts: Collection[str] = ()) -> int | None:
     """When the next queued row of a channel (not of ``skip_hosts``) is due, in ms; None when none is queued."""
-    ensure_schema(store)
     hosts = sorted(set(skip_hosts))
     skip = f" AND host NOT IN ({','.join('?' * len(hosts))})" if hosts else ""
     select = (f"SELECT next_at_ms FROM outbox WHERE channel=? AND state='queued' AND priority=?{skip}"
@@ -338,7 +294,6 @@ def _settle(d: Delivery, o: Outcome, now: int, policy: RetryPolicy) -> tuple[str
 def complete(store: Store, results: Sequence[tuple[Delivery, Outcome]], *, now_ms: int | None = None,
              policy: RetryPolicy) -> CompleteResult:
     """Record the outcomes of claimed rows in one transaction (see :class:`CompleteResult`)."""
-    ensure_schema(store)
     now = _now(now_ms)
     counts = {"done": 0, "retry": 0, "gone": 0, "failed": 0, "expired": 0}
     gone: dict[str, list[str]] = {}
@@ -361,14 +316,12 @@ def complete(store: Store, results: Sequence[tuple[Delivery, Outcome]], *, now_m
 def recover(store: Store, *, now_ms: int | None = None) -> int:
     """At start-up (the hub alone owns the database): every row in flight is queued again, due now, or superseded
     if a newer version arrived meanwhile. It may have been sent before the crash; its key tells the receiver."""
-    ensure_schema(store)
     with store.transaction() as conn:
         return conn.execute(f"UPDATE outbox SET {_REQUEUE} WHERE state='inflight'", (_now(now_ms),)).rowcount
 
 
 def status(store: Store, publication_ids: Collection[int] | None = None) -> dict[int, dict[str, dict[str, int]]]:
     """publication -> channel -> state -> rows (requested publications without rows map to ``{}``)."""
-    ensure_schema(store)
     sql = "SELECT publication_id, channel, state, count(*) FROM outbox"
     args: tuple[Any, ...] = ()
     out: dict[int, dict[str, dict[str, int]]] = {}
@@ -383,7 +336,6 @@ def status(store: Store, publication_ids: Collection[int] | None = None) -> dict
 
 def failed_since(store: Store, since_ms: int, *, limit: int = 100) -> list[dict[str, Any]]:
     """Deliveries that failed for good since ``since_ms``, newest first (for /healthz and the console)."""
-    ensure_schema(store)
     rows = store.conn.execute(
         "SELECT id, key, channel, recipient, attempts, last_error, finished_ms FROM outbox"
         " WHERE state='failed' AND finished_ms>=? ORDER BY finished_ms DESC LIMIT ?", (since_ms, limit)).fetchall()
@@ -393,7 +345,6 @@ def failed_since(store: Store, since_ms: int, *, limit: int = 100) -> list[dict[
 
 def depth(store: Store) -> dict[str, int]:
     """Queued rows per channel (due or waiting to retry)."""
-    ensure_schema(store)
     return dict(store.conn.execute("SELECT channel, count(*) FROM outbox WHERE state='queued' GROUP BY channel"))
 
 
@@ -401,7 +352,6 @@ def prune(store: Store, older_than_ms: int, *, limit: int = 10_000, threads: Col
     """Delete up to ``limit`` finished rows that finished before ``older_than_ms`` (of ``threads`` only, if given);
     call again while it returns ``limit``. A pruned key no longer deduplicates, and a Cancel reaches whoever has a
     done row of its thread: prune only threads that have ended (hub.retention picks them)."""
-    ensure_schema(store)
     only = "" if threads is None else " AND thread IN (SELECT value FROM json_each(?))"
     args = (older_than_ms,) + (() if threads is None else (_json(sorted(threads)).decode(),)) + (limit,)
     with store.transaction() as conn:

@@ -92,7 +92,6 @@ class Resolvers:
         raise outbox.RowsFailed(f"content failed for {len(found)} of {len(batch)} deliveries")
 
     def _push(self, store: Store, batch: Sequence[Delivery]) -> list[PushTarget | None]:
-        subscriptions.ensure_schema(store)
         pubs = latest_by_thread(store, (d.thread for d in batch))
         ids = sorted({d.recipient for d in batch})
         subs: dict[str, tuple[str, str, str, list[str]]] = {}

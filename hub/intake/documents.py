@@ -13,7 +13,8 @@ from datetime import datetime
 
 from hub.cap.sign import SignaturePolicy
 from hub.cap.validate import Report, Validator, Verdict
-from hub.store.db import AlertRecord, Store
+from hub.store.alerts import AlertRecord
+from hub.store.db import Store
 
 log = logging.getLogger("warnhub.intake")
 

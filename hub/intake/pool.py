@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from hub.cap.sign import SignaturePolicy, TrustStore
 from hub.cap.validate import Report, Validator
 from hub.intake.documents import check_document
-from hub.store.db import AlertRecord
+from hub.store.alerts import AlertRecord
 
 log = logging.getLogger("warnhub.pool")
 

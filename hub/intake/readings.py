@@ -9,13 +9,12 @@ is older than the sensor's ``interval_s``: a stale gauge is not a calm river) or
 asked, so it is right even while no source runs.
 
 Every function takes the :class:`~hub.store.Store` and runs on its one writer thread (``AsyncStore.run``). The
-tables are created on first use; the store's ``user_version`` belongs to hub/store/db.py and is not touched.
+tables are in hub/store/schema.py.
 """
 
 from __future__ import annotations
 
 import time
-import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,53 +23,6 @@ from typing import Any
 import msgspec
 
 from hub.store.db import Store
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS sensors (
-        id TEXT PRIMARY KEY,
-        source TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        unit TEXT NOT NULL,
-        lat REAL NOT NULL,
-        lon REAL NOT NULL,
-        ars TEXT,
-        topic TEXT NOT NULL,
-        interval_s REAL NOT NULL,
-        configured INTEGER NOT NULL DEFAULT 1,
-        last_ts INTEGER,
-        last_value REAL,
-        last_received INTEGER,
-        stale_since INTEGER,
-        malformed INTEGER NOT NULL DEFAULT 0,
-        last_malformed TEXT,
-        last_malformed_at INTEGER,
-        updated_at INTEGER NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS readings (
-        sensor_id TEXT NOT NULL,
-        ts INTEGER NOT NULL,
-        value REAL NOT NULL,
-        unit TEXT NOT NULL,
-        received_at INTEGER NOT NULL,
-        PRIMARY KEY (sensor_id, ts)) WITHOUT ROWID""",
-    "CREATE INDEX IF NOT EXISTS sensors_source ON sensors(source)",
-    # A sensor's newest reading follows every insert, in the same statement (so in the same transaction).
-    """CREATE TRIGGER IF NOT EXISTS readings_newest AFTER INSERT ON readings BEGIN
-        UPDATE sensors SET last_ts=NEW.ts, last_value=NEW.value, last_received=NEW.received_at, stale_since=NULL
-        WHERE id=NEW.sensor_id AND (last_ts IS NULL OR last_ts <= NEW.ts);
-    END""",
-)
-
-_READY: weakref.WeakSet[Store] = weakref.WeakSet()
-
-
-def ensure_schema(store: Store) -> None:
-    """Create the tables and indexes if they are missing (cheap after the first call per store)."""
-    if store in _READY:
-        return
-    for statement in _SCHEMA:
-        store.conn.execute(statement)
-    _READY.add(store)
-
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -125,7 +77,6 @@ class Registered:
 
 def register(store: Store, source: str, sensors: Sequence[SensorRow], now: int | None = None) -> Registered:
     """Record a source's configured sensors (keeping their readings and counts); mark its others unconfigured."""
-    ensure_schema(store)
     if not sensors:
         raise ValueError("a source registers at least one sensor")
     stamp = now_ms() if now is None else now
@@ -170,7 +121,6 @@ def add_batch(store: Store, readings: Sequence[tuple[str, int, float, str, int]]
     switch interval (5 ms); ``executemany`` does that for every row. JSON carries the floats exactly (shortest
     round-trip form both ways).
     """
-    ensure_schema(store)
     newest: dict[str, int] = {}
     for sensor_id, ts, _value, _unit, _received in readings:
         if ts > newest.get(sensor_id, -1):
@@ -207,7 +157,6 @@ _MALFORMED = ("UPDATE sensors SET malformed = malformed + n.n, last_malformed=n.
 
 def mark_stale(store: Store, stale: Sequence[tuple[str, int]]) -> None:
     """Record when sensors went stale, ``(sensor_id, since_ms)``; their next reading clears it."""
-    ensure_schema(store)
     with store.transaction() as conn:
         conn.executemany("UPDATE sensors SET stale_since=? WHERE id=? AND stale_since IS NULL",
                          [(since, i) for i, since in stale])
@@ -218,7 +167,6 @@ def delete_older(store: Store, sensor_id: str, cutoff: int, limit: int = 5000) -
 
     Call again while it returns ``limit``: small transactions keep the one writer free for new readings.
     """
-    ensure_schema(store)
     with store.transaction() as conn:
         row = conn.execute("SELECT ts FROM readings WHERE sensor_id=? AND ts<? ORDER BY ts LIMIT 1 OFFSET ?",
                            (sensor_id, cutoff, limit)).fetchone()
@@ -229,7 +177,6 @@ def delete_older(store: Store, sensor_id: str, cutoff: int, limit: int = 5000) -
 
 def source_sensors(store: Store, source: str) -> list[str]:
     """Ids of every sensor a source has registered (configured or not)."""
-    ensure_schema(store)
     return [r[0] for r in store.conn.execute("SELECT id FROM sensors WHERE source=? ORDER BY id", (source,))]
 
 
@@ -239,7 +186,6 @@ _SENSOR_COLS = ("id", "source", "kind", "unit", "lat", "lon", "ars", "topic", "i
 
 def sensors(store: Store, *, now: int | None = None, sensor_id: str | None = None) -> list[dict[str, Any]]:
     """Configured sensors with their state, newest reading and malformed count (times as ISO 8601)."""
-    ensure_schema(store)
     stamp = now_ms() if now is None else now
     where, args = ("WHERE configured=1 AND id=?", (sensor_id,)) if sensor_id else ("WHERE configured=1", ())
     out = []
@@ -256,7 +202,6 @@ def sensors(store: Store, *, now: int | None = None, sensor_id: str | None = Non
 
 def readings(store: Store, sensor_id: str, *, since: int | None = None, limit: int = 1000) -> list[dict[str, Any]]:
     """Readings of one sensor, oldest first: from ``since`` (ms, inclusive), else the newest ``limit``."""
-    ensure_schema(store)
     if since is not None:
         rows = store.conn.execute("SELECT ts, value, unit, received_at FROM readings WHERE sensor_id=? AND ts>=?"
                                   " ORDER BY ts LIMIT ?", (sensor_id, since, limit)).fetchall()
@@ -269,7 +214,6 @@ def readings(store: Store, sensor_id: str, *, since: int | None = None, limit: i
 
 def count(store: Store, sensor_id: str | None = None) -> int:
     """Readings held (of one sensor, or all)."""
-    ensure_schema(store)
     if sensor_id is None:
         return int(store.conn.execute("SELECT count(*) FROM readings").fetchone()[0])
     return int(store.conn.execute("SELECT count(*) FROM readings WHERE sensor_id=?", (sensor_id,)).fetchone()[0])

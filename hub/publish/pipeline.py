@@ -40,9 +40,10 @@ from hub.config import BoardConfig, LoadedConfig, WebhookConfig
 from hub.decide import decisions
 from hub.decide.rules.engine import LiveRules
 from hub.deliver import outbox
-from hub.publish import publications, subscriptions
+from hub.publish import publications
 from hub.publish.publications import Publication
-from hub.store.db import AsyncStore, Store, now_utc, utc_iso
+from hub.store.clock import now_utc, utc_iso
+from hub.store.db import AsyncStore, Store
 
 log = logging.getLogger("warnhub.pipeline")
 
@@ -72,8 +73,6 @@ def unpublished(store: Store, *, limit: int = 20, now: datetime | None = None) -
     oldest first; a failed one once its
     retry is due. A decision passed by a newer published version of its thread is left alone. One whose stored
     alert cannot be read is marked failed here, so it never holds up the others."""
-    decisions.ensure_schema(store)
-    publications.ensure_schema(store)
     now = now or now_utc()
     # A Cancel of an incident the hub published is published whatever the rules say about it: the hub must never
     # leave its own warning standing after the authority withdrew it.
@@ -245,9 +244,6 @@ class Pipeline:
     # -- the one transaction ----------------------------------------------------------------------------------------
 
     def _write(self, store: Store, plan: Plan) -> tuple[Publication, dict[str, int]]:
-        publications.ensure_schema(store)
-        outbox.ensure_schema(store)
-        subscriptions.ensure_schema(store)
         item, d = plan.item, plan.item.decision
         thread = publications.thread_name(item.thread_id)
         now = self.clock()
@@ -357,8 +353,6 @@ def expire_boards(store: Store, *, now_ms: int | None = None) -> dict[str, int]:
     """Queue a board update for every board that showed a warning whose newest version has expired (within the
     last day), once per version and board (the key says so): the board then shows the next most urgent warning
     in force, or clears. Returns rows queued per channel."""
-    publications.ensure_schema(store)
-    outbox.ensure_schema(store)
     now = publications.ms(datetime.now(UTC)) if now_ms is None else now_ms
     since = now - int(BOARD_EXPIRY_LOOKBACK.total_seconds() * 1000)
     rows = store.conn.execute(
@@ -383,7 +377,6 @@ def expire_boards(store: Store, *, now_ms: int | None = None) -> dict[str, int]:
 
 def _mark_skipped(store: Store, item: Unpublished) -> None:
     """Record that a publish decision was not published (status not Actual/Exercise), so it is not retried."""
-    decisions.ensure_schema(store)
     with store.transaction() as conn:
         conn.execute("UPDATE decisions SET decision='suppress', why=why || '; not published: status ' || ?"
                      " WHERE alert_id=?", (item.alert.status.value, item.alert_id))
@@ -435,7 +428,6 @@ def _host(url: str) -> str:
 
 def latest_by_thread(store: Store, threads: Iterable[str]) -> dict[str, Publication]:
     """The newest publication of each thread."""
-    publications.ensure_schema(store)
     names = sorted(set(threads))
     out: dict[str, Publication] = {}
     for i in range(0, len(names), 500):

@@ -15,7 +15,6 @@ Functions take the :class:`~hub.store.Store` and run on its writer thread.
 from __future__ import annotations
 
 import json
-import weakref
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,46 +28,8 @@ from hub.cap.model import Alert, Info, MsgType, Reference, ResponseType, Severit
 from hub.cap.serialize import to_xml
 from hub.store.db import Store
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS publications (
-        id INTEGER PRIMARY KEY,
-        thread TEXT NOT NULL,
-        version INTEGER NOT NULL,
-        source_thread INTEGER,
-        source_alert INTEGER UNIQUE,
-        identifier TEXT NOT NULL UNIQUE,
-        sender TEXT NOT NULL,
-        sent TEXT NOT NULL,
-        msg_type TEXT NOT NULL,
-        status TEXT NOT NULL,
-        severity TEXT NOT NULL,
-        urgency TEXT NOT NULL,
-        expires_ms INTEGER,
-        push INTEGER NOT NULL,
-        channels TEXT NOT NULL,
-        regions TEXT NOT NULL,
-        area_wkb BLOB,
-        notices TEXT NOT NULL,
-        alert_json TEXT NOT NULL,
-        cap_xml BLOB NOT NULL,
-        created_ms INTEGER NOT NULL,
-        UNIQUE (thread, version))""",
-    "CREATE INDEX IF NOT EXISTS publications_thread ON publications(thread, version)",
-    # the pipeline asks, for each pending decision, whether its thread has a publication of it or a later version
-    "CREATE INDEX IF NOT EXISTS publications_source ON publications(source_thread, source_alert)",
-)
-_READY: weakref.WeakSet[Store] = weakref.WeakSet()
-
 CANCEL_TTL = timedelta(hours=24)
 """How long a Cancel without an end of its own is worth delivering."""
-
-
-def ensure_schema(store: Store) -> None:
-    if store in _READY:
-        return
-    for statement in _SCHEMA:
-        store.conn.execute(statement)
-    _READY.add(store)
 
 
 def ms(value: datetime) -> int:
@@ -265,27 +226,23 @@ def insert(conn: Any, alert: Alert, *, thread: str, version: int, source_thread:
 
 
 def latest(store: Store, thread: str) -> Publication | None:
-    ensure_schema(store)
     row = store.conn.execute(f"SELECT {_select()} FROM publications WHERE thread=? ORDER BY version DESC"
                              " LIMIT 1", (thread,)).fetchone()
     return _row(row) if row else None
 
 
 def by_source_alert(store: Store, alert_id: int) -> Publication | None:
-    ensure_schema(store)
     row = store.conn.execute(f"SELECT {_select()} FROM publications WHERE source_alert=?",
                              (alert_id,)).fetchone()
     return _row(row) if row else None
 
 
 def get(store: Store, pid: int) -> Publication | None:
-    ensure_schema(store)
     row = store.conn.execute(f"SELECT {_select()} FROM publications WHERE id=?", (pid,)).fetchone()
     return _row(row) if row else None
 
 
 def many(store: Store, ids: list[int]) -> dict[int, Publication]:
-    ensure_schema(store)
     out: dict[int, Publication] = {}
     for i in range(0, len(ids), 500):
         part = ids[i:i + 500]
@@ -297,7 +254,6 @@ def many(store: Store, ids: list[int]) -> dict[int, Publication]:
 
 
 def versions(store: Store, thread: str) -> list[Publication]:
-    ensure_schema(store)
     return [_row(r) for r in store.conn.execute(
         f"SELECT {_select()} FROM publications WHERE thread=? ORDER BY version", (thread,))]
 
@@ -346,7 +302,6 @@ KIOSK_EXERCISE = Audience(KIOSK.channels, frozenset({"Actual", "Exercise"}))
 def current(store: Store, audience: Audience = WEB, *, now: datetime | None = None) -> list[Publication]:
     """The latest publication of every thread that is still live (not cancelled, not expired) and that
     ``audience`` may see, most severe first, then newest, then by id."""
-    ensure_schema(store)
     now_ms = ms(now or datetime.now(UTC))
     shown, params = audience.where("p")
     rows = store.conn.execute(
@@ -367,7 +322,6 @@ def rank(pub: Publication) -> tuple[int, int, int]:
 
 def recent(store: Store, audience: Audience = WEB, *, limit: int = 100) -> list[Publication]:
     """The newest publications ``audience`` may see (every version, Cancels included), newest first: the feed."""
-    ensure_schema(store)
     shown, params = audience.where()
     rows = store.conn.execute(f"SELECT {_select()} FROM publications WHERE {shown} ORDER BY id DESC LIMIT ?",
                               (*params, limit)).fetchall()
@@ -376,7 +330,6 @@ def recent(store: Store, audience: Audience = WEB, *, limit: int = 100) -> list[
 
 def shown_versions(store: Store, thread: str, audience: Audience = WEB) -> list[Publication]:
     """The versions of one thread ``audience`` may see, oldest first."""
-    ensure_schema(store)
     shown, params = audience.where()
     return [_row(r) for r in store.conn.execute(
         f"SELECT {_select()} FROM publications WHERE thread=? AND {shown} ORDER BY version", (thread, *params))]
@@ -384,7 +337,6 @@ def shown_versions(store: Store, thread: str, audience: Audience = WEB) -> list[
 
 def shown_cap_xml(store: Store, identifier_or_id: str | int, audience: Audience = WEB) -> bytes | None:
     """The CAP of a publication (by CAP identifier or id) if ``audience`` may see it, else None."""
-    ensure_schema(store)
     col = "id" if isinstance(identifier_or_id, int) else "identifier"
     shown, params = audience.where()
     row = store.conn.execute(f"SELECT cap_xml FROM publications WHERE {col}=? AND {shown}",
@@ -394,13 +346,11 @@ def shown_cap_xml(store: Store, identifier_or_id: str | int, audience: Audience 
 
 def cap_xml(store: Store, identifier_or_id: str | int) -> bytes | None:
     """The CAP of any publication: for channels and operators, never for a public route (:func:`shown_cap_xml`)."""
-    ensure_schema(store)
     col = "id" if isinstance(identifier_or_id, int) else "identifier"
     row = store.conn.execute(f"SELECT cap_xml FROM publications WHERE {col}=?", (identifier_or_id,)).fetchone()
     return bytes(row[0]) if row else None
 
 
 def alert_of(store: Store, pid: int) -> Alert | None:
-    ensure_schema(store)
     row = store.conn.execute("SELECT alert_json FROM publications WHERE id=?", (pid,)).fetchone()
     return from_json(row[0]) if row else None

@@ -33,7 +33,6 @@ import math
 import re
 import secrets
 import time
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,20 +47,6 @@ from hub.store.db import Store
 COLUMNS = ("id", "token_hash", "endpoint", "p256dh", "auth", "places", "topics", "min_severity", "languages",
            "exercise", "created_ms", "updated_ms")
 """Every column of ``subscriptions``; the module docstring says what each holds."""
-
-_SCHEMA = """CREATE TABLE IF NOT EXISTS subscriptions (
-    id TEXT PRIMARY KEY,
-    token_hash TEXT NOT NULL,
-    endpoint TEXT NOT NULL UNIQUE,
-    p256dh TEXT NOT NULL,
-    auth TEXT NOT NULL,
-    places TEXT NOT NULL,
-    topics TEXT NOT NULL,
-    min_severity TEXT NOT NULL,
-    languages TEXT NOT NULL,
-    exercise INTEGER NOT NULL DEFAULT 0,
-    created_ms INTEGER NOT NULL,
-    updated_ms INTEGER NOT NULL)"""
 
 MAX_PLACES = 20
 RADIUS_M = (100, 50_000)
@@ -314,18 +299,8 @@ def best_language(sub_langs: Sequence[str], warning_langs: Sequence[str]) -> str
 
 # -- store ------------------------------------------------------------------------------------------------------------
 
-_READY: weakref.WeakSet[Store] = weakref.WeakSet()
 _DAY_MS = 86_400_000
 _NO_HASH = hashlib.sha256(b"no such subscription").hexdigest()
-
-
-def ensure_schema(store: Store) -> None:
-    """Create the table if it is missing (cheap after the first call per store)."""
-    if store in _READY:
-        return
-    store.conn.execute(_SCHEMA)
-    exercise_tokens.ensure_schema(store)
-    _READY.add(store)
 
 
 def _today_ms() -> int:
@@ -354,7 +329,6 @@ def create(store: Store, sub: Subscription, *, exercise_token: str | None = None
     endpoint is already an exercise subscription; else :class:`ExerciseRefused`. ``at_capacity``: the hub holds as
     many subscriptions as it may, so only an endpoint already subscribed is accepted (else :class:`SubscriptionsFull`).
     """
-    ensure_schema(store)
     sub_id, token, day = secrets.token_urlsafe(16), secrets.token_urlsafe(32), _today_ms()
     with store.transaction() as conn:
         existing = conn.execute("SELECT id, exercise FROM subscriptions WHERE endpoint=?", (sub.endpoint,)).fetchone()
@@ -395,7 +369,6 @@ def _from_row(row: Sequence[Any]) -> Subscription:
 
 def get(store: Store, sub_id: str, token: str) -> Subscription | None:
     """The subscription, or None for an unknown id or a wrong token (alike)."""
-    ensure_schema(store)
     row = _authorised(store, sub_id, token)
     return _from_row(row) if row is not None else None
 
@@ -404,7 +377,6 @@ def update(store: Store, sub_id: str, token: str, sub: Subscription, *, exercise
     """Replace a subscription's settings; False for an unknown id or a wrong token. Raises :class:`EndpointTaken`
     if another subscription has the new endpoint (subscribing it again replaces that one), and
     :class:`ExerciseRefused` when a citizen subscription asks for exercises without a valid ``exercise_token``."""
-    ensure_schema(store)
     with store.transaction() as conn:
         row = _authorised(store, sub_id, token)
         if row is None:
@@ -421,7 +393,6 @@ def update(store: Store, sub_id: str, token: str, sub: Subscription, *, exercise
 
 def delete(store: Store, sub_id: str, token: str) -> bool:
     """Delete a subscription; False for an unknown id or a wrong token."""
-    ensure_schema(store)
     with store.transaction() as conn:
         if _authorised(store, sub_id, token) is None:
             return False
@@ -431,14 +402,12 @@ def delete(store: Store, sub_id: str, token: str) -> bool:
 
 def delete_ids(store: Store, ids: Iterable[str]) -> int:
     """Delete subscriptions by id (their push endpoint is gone: 404/410); returns how many were deleted."""
-    ensure_schema(store)
     with store.transaction() as conn:
         return conn.executemany("DELETE FROM subscriptions WHERE id=?", [(i,) for i in ids]).rowcount
 
 
 def load_all(store: Store) -> list[tuple[str, Subscription]]:
     """Every subscription with its id."""
-    ensure_schema(store)
     rows = store.conn.execute(f"SELECT {', '.join(COLUMNS)} FROM subscriptions ORDER BY id").fetchall()
     return [(row[0], _from_row(row)) for row in rows]
 
@@ -446,7 +415,6 @@ def load_all(store: Store) -> list[tuple[str, Subscription]]:
 def stream_for_targeting(store: Store) -> Iterator[tuple[str, Subscription]]:
     """Every subscription with its id, streamed (no list of all of them), holding only what targeting reads: places,
     topics, min_severity and exercise (no push keys, no languages). For :func:`hub.targeting.load_index`."""
-    ensure_schema(store)
     rows = store.conn.execute("SELECT id, places, topics, min_severity, exercise FROM subscriptions")
     return ((sub_id, _from_row((sub_id, "", "", "", "", places, topics, severity, "[]", exercise, 0, 0)))
             for sub_id, places, topics, severity, exercise in rows)

@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from hub.errors import StoreError
-from hub.store.db import GENESIS, Store, _audit_hash, now_utc, utc_iso
+from hub.store.chain import GENESIS, _audit_hash
+from hub.store.clock import now_utc, utc_iso
+from hub.store.db import Store
 
 _COLS = ("seq", "ts", "actor", "action", "subject", "detail", "prev_hash", "hash")
 

@@ -31,10 +31,11 @@ from hub.access import auth
 from hub.config import RetentionSection
 from hub.deliver import outbox
 from hub.errors import StoreError
-from hub.intake import conflicts, readings
+from hub.intake import readings
 from hub.publish import publications
 from hub.store import audit
-from hub.store.db import AsyncStore, Store, now_utc, utc_iso
+from hub.store.clock import now_utc, utc_iso
+from hub.store.db import AsyncStore, Store
 
 log = logging.getLogger("warnhub.retention")
 
@@ -46,8 +47,6 @@ def ended_threads(store: Store, before: datetime) -> list[str]:
     """The hub's incidents (publication threads) that ended before ``before``: the newest publication is a Cancel
     (ends with its delivery window) or has expired; one stating no end counts as ended when the incident it was
     made from has ended (cancelled, expired, no longer listed) and not changed since."""
-    publications.ensure_schema(store)
-    outbox.ensure_schema(store)
     cut_ms, cut_iso = publications.ms(before), utc_iso(before)
     return [r[0] for r in store.conn.execute(
         "SELECT p.thread FROM publications p"
@@ -70,7 +69,6 @@ def prune_rejections(store: Store, before: datetime, limit: int = BATCH) -> int:
 def prune_conflicts(store: Store, before: datetime, limit: int = BATCH) -> int:
     """Set-aside copies of identity conflicts recorded before ``before`` (hub.conflicts)."""
     with store.transaction() as conn:
-        conn.execute(conflicts.SCHEMA)
         return conn.execute("DELETE FROM conflicts WHERE id IN (SELECT id FROM conflicts WHERE received_at < ?"
                             " LIMIT ?)", (utc_iso(before), limit)).rowcount
 
@@ -93,7 +91,6 @@ def prune_presence(store: Store, origins: Collection[str]) -> int:
 
 def orphan_sensors(store: Store, sources: Collection[str]) -> list[str]:
     """Sensors whose source is not among the configured mqtt ``sources``."""
-    readings.ensure_schema(store)
     return [r[0] for r in store.conn.execute(
         "SELECT id FROM sensors WHERE source NOT IN (SELECT value FROM json_each(?)) ORDER BY id",
         (_json_list(sources),))]

@@ -38,7 +38,8 @@ from hub.deliver import outbox
 from hub.health import STATE_VALUE, pipeline_faults
 from hub.intake import readings
 from hub.publish import publications
-from hub.store.db import Store, ThreadView
+from hub.store.alerts import ThreadView
+from hub.store.db import Store
 from hub.web import fdlimit
 from hub.web.client import TRUSTED_PROXIES_KEY, parse_networks
 from hub.web.paging import BadPage, cursor_of, page_of

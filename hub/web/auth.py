@@ -35,7 +35,8 @@ from aiohttp import web
 from argon2 import PasswordHasher
 
 from hub.access import auth
-from hub.store.db import AsyncStore, now_utc
+from hub.store.clock import now_utc
+from hub.store.db import AsyncStore
 from hub.web.client import client_address
 
 COOKIE = "warnhub_session"
@@ -97,8 +98,7 @@ def setup_auth(app: web.Application, store: AsyncStore, *, prefix: str = "/conso
                             throttle or auth.Throttle(), clock, hasher, secure_cookie=secure_cookie)
     app[AUTH_KEY] = settings
 
-    async def migrate(_app: web.Application) -> None:
-        await store.run(auth.migrate, store.store)
+    async def purge(_app: web.Application) -> None:
         await store.run(auth.purge, store.store, idle=settings.idle, max_age=settings.max_age,
                         throttle=settings.throttle, now=settings.clock())
 
@@ -109,7 +109,7 @@ def setup_auth(app: web.Application, store: AsyncStore, *, prefix: str = "/conso
         if settings.under(request.path):
             response.headers.update(CONSOLE_HEADERS)
 
-    app.on_startup.append(migrate)
+    app.on_startup.append(purge)
     app.on_cleanup.append(close_pool)
     app.on_response_prepare.append(headers)
     app.middlewares.append(_middleware(settings))

@@ -42,7 +42,8 @@ from hub.access import auth
 from hub.decide import decisions
 from hub.decide.rules.template_checks import compose_templates, template_paths
 from hub.decide.rules.templates import COMPOSE_FOLDER, Template, due_for_review
-from hub.store.db import Store, now_utc
+from hub.store.clock import now_utc
+from hub.store.db import Store
 from hub.web import console_view as view
 from hub.web.auth import require, setup_auth
 
@@ -300,8 +301,7 @@ def draft_content(draft: Mapping[str, Any]) -> dict[str, Any]:
 def _find_draft(store: Store, key: str) -> dict[str, Any] | None:
     found = decisions.draft(store, key)
     if found is not None and found["sensor"]:
-        row = store.conn.execute("SELECT ars FROM sensors WHERE id=?", (found["sensor"],)).fetchone() \
-            if store.conn.execute("SELECT 1 FROM sqlite_master WHERE name='sensors'").fetchone() else None
+        row = store.conn.execute("SELECT ars FROM sensors WHERE id=?", (found["sensor"],)).fetchone()
         found["sensor_ars"] = row[0] if row else None
     return found
 

@@ -51,7 +51,8 @@ from hub.geo.boundaries import BOUNDARY_ATTRIBUTION
 from hub.geo.geography import Geography
 from hub.geo.projection import GERMANY
 from hub.geo.registry import Level
-from hub.store.db import Store, now_utc
+from hub.store.clock import now_utc
+from hub.store.db import Store
 from hub.web import console_view as view
 from hub.web.auth import require
 from hub.web.console import ConsoleWeb, dashboard_data, inbox_html, render_string, state_of, warning_data

@@ -58,7 +58,6 @@ class Clock:
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     s = Store(tmp_path / "hub.db")
-    auth.migrate(s)
     yield s
     s.close()
 
@@ -397,7 +396,6 @@ def clock() -> Clock:
 async def hub(tmp_path: Path, clock: Clock) -> AsyncIterator[Hub]:
     path = tmp_path / "hub.db"
     with Store(path) as s:
-        auth.migrate(s)
         add(s, "anna", ("author",), (KREIS,))
         add(s, "vera", ("viewer",), (KREIS,))
     h = Hub(path, clock, throttle=auth.Throttle(free_failures=5, max_failures_addr=8))

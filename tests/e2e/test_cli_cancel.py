@@ -49,7 +49,6 @@ def test_cli_cancel_with_the_hub_running_and_while_it_is_down(tmp_path: Path) ->
     config = write_config(tmp_path, port=port)
     db = tmp_path / "hub.db"
     with Store(db) as store:
-        auth.migrate(store)
         auth.add_user(store, "anna", ("author", "approver"), ("033540000000",), PASSWORD, actor="test",
                       registry=geography().registry)
         auth.add_user(store, "bert", ("approver",), ("033540000000",), PASSWORD, actor="test",

@@ -28,9 +28,8 @@ from hub.cap.sign import TrustStore
 from hub.cap.validate import Validator
 from hub.console.overview import inbox
 from hub.decide import decisions
-from hub.intake import conflicts
 from hub.intake.documents import Intake
-from hub.publish import publications
+from hub.store import conflicts
 from hub.store.db import Store
 from tests.kits.consolekit import Operator, add_reader
 from tests.kits.hubproc import HubProcess, cap_xml, drop, free_port, wait_for, write_config
@@ -148,7 +147,6 @@ def test_a_published_version_keeps_its_decision_and_the_conflict_says_so(intake:
     first = intake.ingest(cap_xml("c-1", headline=FORGED), origin="drop-folder", now=NOW)
     aid, tid = first.alert_id or 0, first.thread_id or 0
     decisions.record_unroutable(store, aid, tid, "test", NOW)
-    publications.ensure_schema(store)
     store.conn.execute(
         "INSERT INTO publications (thread, version, source_thread, source_alert, identifier, sender, sent, msg_type,"
         " status, severity, urgency, push, channels, regions, notices, alert_json, cap_xml, created_ms)"

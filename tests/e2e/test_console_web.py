@@ -132,7 +132,6 @@ def prepare(home: Path) -> None:
     write_boundaries(home / "gemeinden.geojson", without=(KUESTEN,))
     store = Store(home / "hub.db")
     try:
-        auth.migrate(store)
         reg = geography().registry
         for name, (roles, scopes) in USERS.items():
             auth.add_user(store, name, roles, scopes, PASSWORD, actor="test", registry=reg)

@@ -58,7 +58,6 @@ def prepare(tmp: Path) -> Hub:
     main.write_text(text + EXERCISE_RULE, encoding="utf-8")
     store = Store(tmp / "hub.db")
     try:
-        auth.migrate(store)
         auth.add_user(store, "anna", ["author"], ["033540000000"], PASSWORD, actor="test",
                       registry=geography().registry)
     finally:

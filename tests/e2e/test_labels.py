@@ -86,7 +86,6 @@ def prepare(home: Path) -> None:
     (home / "inbox").mkdir()
     store = Store(home / "hub.db")
     try:
-        auth.migrate(store)
         for name, roles in USERS.items():
             auth.add_user(store, name, roles, (DISTRICT,), PASSWORD, actor="test", registry=geography().registry)
     finally:

@@ -475,7 +475,6 @@ async def test_kill9_with_rows_in_flight_loses_none(tmp_path: Path) -> None:
 def test_enqueue_select_writes_rows_from_sql_and_supersedes_older_versions(store: Store) -> None:
     """A fan-out written by SQLite from a SELECT: same keys and states as enqueue, older queued versions of the same
     recipients superseded, other recipients' rows and rows in flight left alone, a repeat stored once."""
-    outbox.ensure_schema(store)
     store.conn.execute("CREATE TABLE people (id TEXT, host TEXT)")
     store.conn.executemany("INSERT INTO people VALUES (?, ?)", [("a", "h1"), ("b", "h2"), ("c", "h1")])
     outbox.enqueue(store, [row("a", pub=1), row("b", pub=1), row("z", pub=1)], now_ms=NOW)

@@ -174,7 +174,6 @@ def prepare(home: Path) -> None:
     main.write_text(text.replace(severe, severe.replace('"boards"]', '"boards", "webhook"]')), encoding="utf-8")
     store = Store(home / "hub.db")
     try:
-        auth.migrate(store)
         for name, roles in (("autorin", ("author",)), ("freigeber", ("approver",))):
             auth.add_user(store, name, roles, (DISTRICT,), PASSWORD, actor="test", registry=geography().registry)
     finally:

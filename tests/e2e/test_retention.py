@@ -45,7 +45,6 @@ class World:
 
     def __init__(self, path: Path) -> None:
         self.store = Store(path)
-        publications.ensure_schema(self.store)
         self.intake = Intake(Validator(), self.store)
         self.astore = AsyncStore(self.store)
 
@@ -202,7 +201,6 @@ async def test_session_purge_logs_what_it_removed(world: World, caplog: pytest.L
     from hub.geo.geography import geography
 
     store = world.store
-    auth.migrate(store)
     user = auth.add_user(store, "anna", ["author"], ["033540000000"], "ein langes Passwort", actor="test",
                          registry=geography().registry, now=T0)
     auth.start_session(store, user, "127.0.0.1", now=T0)
@@ -217,12 +215,10 @@ async def test_session_purge_logs_what_it_removed(world: World, caplog: pytest.L
 async def test_set_aside_conflicting_copies_go_with_the_rejections(world: World, tmp_path: Path) -> None:
     """The copies hub.conflicts set aside (a second content under one CAP identity) are evidence for as long as
     rejection records are kept, then deleted."""
-    from hub.intake import conflicts
-    from hub.store.db import utc_iso
+    from hub.store.clock import utc_iso
 
     store = world.store
     with store.transaction() as conn:
-        conn.execute(conflicts.SCHEMA)
         for i, at in enumerate((T0, T0 + 80 * DAY)):
             conn.execute("INSERT INTO conflicts (alert_id, sender, identifier, sent, received_at, origin, signature,"
                          " verdict, sha256, raw, json, replaced, published, kept_origin, kept_signature)"

@@ -66,7 +66,6 @@ def issue_one(store: Store, name: str, *, thread: str, severity: Severity = Seve
               area: Any = None, channels: tuple[str, ...] = ("web",), cancel: bool = False,
               exercise: bool = False, bare: bool = False, scope: Scope = Scope.PUBLIC) -> Publication:
     """Publish a real CAP file as the hub's own warning (next version of ``thread``)."""
-    publications.ensure_schema(store)
     now = datetime.now(UTC)
     alert = parse((CAP / name).read_bytes()).alert
     infos = () if bare else tuple(msgspec.structs.replace(i, expires=now + expires_in, severity=severity)

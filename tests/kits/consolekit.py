@@ -25,7 +25,6 @@ PASSWORD = "Nur-lesen-im-Test-2026!"
 def add_reader(db: Path, *, district: str = "033540000000", name: str = READER) -> None:
     store = Store(db)
     try:
-        auth.migrate(store)
         auth.add_user(store, name, ("viewer",), (district,), PASSWORD, actor="test", registry=geography().registry)
     finally:
         store.close()

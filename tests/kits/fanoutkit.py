@@ -76,7 +76,6 @@ timeout_s = 30
 """)
     store = Store(home / "hub.db")
     try:
-        subscriptions.ensure_schema(store)
         for sub, (lat, lon) in zip(n_subs, points_in_district(len(n_subs)), strict=True):
             keys = sub["keys"] if "keys" in sub else {"p256dh": sub["p256dh"], "auth": sub["auth"]}
             s = subscriptions.Subscription(endpoint=sub["endpoint"], p256dh=keys["p256dh"], auth=keys["auth"],

@@ -27,7 +27,6 @@ THROTTLE = auth.Throttle(free_failures=3, first_delay_s=60, max_delay_s=600, max
 @pytest.fixture
 async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
     with Store(tmp_path / "hub.db") as s:
-        auth.migrate(s)
         add(s, "anna", ("author",), (KREIS,))
         add(s, "vera", ("viewer",), (KREIS,))
     h = Hub(tmp_path / "hub.db", Clock(), throttle=THROTTLE)

@@ -732,7 +732,6 @@ async def test_inbox_lists_rule_matches_sensor_drafts_with_readings_and_unrouted
     store = Store(tmp_path / "hub.db")
     astore = AsyncStore(store)
     try:
-        console.ensure_schema(store)
         router = Router(astore, empty_rules(tmp_path / "rules", geo), district=DISTRICT)
         Intake(Validator(), store).ingest(dwd_cap("2.49.0.0.276.0.DWD.PVW.inbox-test"), origin="dwd")
         assert await router.decide_pending() == 1

@@ -42,7 +42,8 @@ from hub.intake.documents import Intake
 from hub.metrics import Metrics
 from hub.publish import publications
 from hub.publish.pipeline import Pipeline
-from hub.store.db import AsyncStore, Store, utc_iso
+from hub.store.clock import utc_iso
+from hub.store.db import AsyncStore, Store
 from hub.web.app import make_app
 from tests.e2e.test_routing import dwd_cap
 from tests.kits.hubproc import REPO, write_config
@@ -372,7 +373,6 @@ def publish(store: Store, identifier: str, now: datetime) -> publications.Public
     alert = parse(dwd_cap(identifier, sent=now - timedelta(minutes=5))).alert
     assert alert is not None
     thread = f"w-{identifier}"
-    publications.ensure_schema(store)
     issued = publications.issue(alert, sender="leitstelle@kreis.example", district=DISTRICT, thread=thread,
                                 version=1, previous=None, severity=Severity.SEVERE, now=now)
     with store.transaction() as conn:
@@ -415,15 +415,24 @@ async def test_a_row_whose_content_cannot_be_made_holds_up_no_other(
 
 
 def test_existing_decisions_table_gains_the_failure_columns(tmp_path: Path) -> None:
-    """A store made before failures were recorded keeps its decisions and gets the new columns."""
+    """A store made before failures were recorded keeps its decisions and gets the new columns (migration 4)."""
     store = Store(tmp_path / "hub.db")
     stored = Intake(Validator(), store).ingest(dwd_cap("old-1"), origin="dwd")
-    store.conn.execute(decisions._SCHEMA[0])  # the table as the previous release made it
+    store.conn.execute("DROP INDEX decisions_failed")
+    store.conn.execute("DROP TABLE decisions")
+    store.conn.execute(  # the table as the previous release made it
+        "CREATE TABLE decisions (alert_id INTEGER PRIMARY KEY REFERENCES alerts(id), thread_id INTEGER NOT NULL,"
+        " decision TEXT NOT NULL, rules TEXT NOT NULL, channels TEXT NOT NULL, audiences TEXT NOT NULL,"
+        " push INTEGER NOT NULL, drafts TEXT NOT NULL, severity TEXT NOT NULL, regions TEXT NOT NULL,"
+        " inside_district INTEGER, outside_share REAL, changes TEXT NOT NULL, why TEXT NOT NULL,"
+        " rules_loaded_at TEXT, decided_at TEXT NOT NULL)")
     store.conn.execute("INSERT INTO decisions (alert_id, thread_id, decision, rules, channels, audiences, push,"
                        " drafts, severity, regions, changes, why, decided_at) VALUES (?, ?, 'publish', '[]', '[]',"
                        " '[]', 1, '[]', 'Severe', '[]', '[]', 'old', '2026-01-01T00:00:00+00:00')",
                        (stored.alert_id, stored.thread_id))
-    decisions.ensure_schema(store)
+    store.conn.execute("PRAGMA user_version=3")
+    store.close()
+    store = Store(tmp_path / "hub.db")
     d = decisions.decision_of(store, stored.alert_id)
     assert d is not None and d["why"] == "old" and not d["failed"] and d["attempts"] == 0 and d["retry_at"] is None
     store.close()

@@ -19,7 +19,6 @@ def test_issue_chain_and_raised_severity(tmp_path: Path) -> None:
     source = parse(dwd_cap("s-1", sent=now)).alert
     assert source is not None and source.severity is Severity.SEVERE
     store = Store(tmp_path / "hub.db")
-    publications.ensure_schema(store)
     first = publications.issue(source, sender="leitstelle@kreis.example", district="033540000000", thread="w1",
                                version=1, previous=None, severity=Severity.EXTREME, now=now)
     assert first.msg_type is MsgType.ALERT and first.severity is Severity.EXTREME and first.references == ()
@@ -75,7 +74,6 @@ def test_publications_are_signed_when_a_key_is_configured(tmp_path: Path) -> Non
     alert = publications.issue(source, sender="leitstelle@kreis.example", district="033540000000", thread="w1",
                                version=1, previous=None, severity=source.severity, now=now)
     store = Store(tmp_path / "hub.db")
-    publications.ensure_schema(store)
     with store.transaction() as conn:
         pub = publications.insert(conn, alert, thread="w1", version=1, source_thread=1, source_alert=1, push=False,
                                   channels=("web",), regions=(), area=None, now_ms=publications.ms(now),
@@ -112,8 +110,6 @@ async def test_push_payload_rendered_once_per_thread_is_exact_per_recipient(tmp_
     source = parse(raw.replace(info, info + english).encode()).alert
     assert source is not None
     store = Store(tmp_path / "hub.db")
-    publications.ensure_schema(store)
-    subscriptions.ensure_schema(store)
     issued = publications.issue(source, sender="leitstelle@kreis.example", district="033540000000", thread="w7",
                                 version=1, previous=None, severity=Severity.SEVERE, now=now)
     with store.transaction() as conn:
@@ -193,8 +189,6 @@ def test_expired_warnings_are_cleared_from_boards_once(tmp_path: Path) -> None:
 
     now = datetime.now(UTC).replace(microsecond=0)
     store = Store(tmp_path / "hub.db")
-    publications.ensure_schema(store)
-    outbox.ensure_schema(store)
 
     def publish(thread: str, version: int, expires: datetime) -> publications.Publication:
         source = parse(dwd_cap(f"{thread}-{version}", sent=now - timedelta(hours=2), expires=expires)).alert

@@ -13,7 +13,8 @@ import pytest
 
 from hub.errors import StoreError
 from hub.store.audit import archive, verify_archive
-from hub.store.db import Store, _audit_hash
+from hub.store.chain import _audit_hash
+from hub.store.db import Store
 from tests.e2e.test_cli import BUNDLED, db_of, warnhub
 
 DAY0 = datetime(2030, 3, 1, 10, 0, tzinfo=UTC)

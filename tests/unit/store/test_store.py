@@ -12,7 +12,8 @@ import pytest
 
 from hub.cap.validate import Validator
 from hub.intake.documents import Intake
-from hub.store.db import Store, _audit_hash
+from hub.store.chain import _audit_hash
+from hub.store.db import Store
 from tests.kits import paths
 from tests.kits.hubproc import DWD_CHAIN, DWD_CURRENT, XXE, cap_xml, ref
 
@@ -385,7 +386,7 @@ def test_same_identity_with_the_same_content_in_other_bytes_is_a_plain_duplicate
     relaid = cap_xml("layout", sent="2030-01-01T09:00:00+00:00", expires="2030-01-01T17:00:00+00:00")
     again = intake.ingest(relaid.replace(b"\n  ", b"\n      "), origin="b", now=BEFORE_EXPIRY)
     assert (first.outcome, again.outcome) == ("new", "duplicate")
-    assert not store.conn.execute("SELECT 1 FROM sqlite_master WHERE name='conflicts'").fetchone()
+    assert store.conn.execute("SELECT count(*) FROM conflicts").fetchone() == (0,)
 
 
 def test_same_identity_with_other_content_is_a_conflict_and_both_copies_are_kept(intake: Intake,

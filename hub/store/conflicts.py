@@ -38,23 +38,6 @@ from typing import Any
 SIGNATURE_RANK = {"valid": 3, "weak": 2, "expired": 2, "untrusted": 2, "absent": 1, "unchecked": 1, "invalid": 0}
 """Which copy of one identity the store keeps: the higher rank; equal ranks keep the first."""
 
-SCHEMA = """CREATE TABLE IF NOT EXISTS conflicts (
-    id INTEGER PRIMARY KEY,
-    alert_id INTEGER NOT NULL,
-    sender TEXT NOT NULL,
-    identifier TEXT NOT NULL,
-    sent TEXT NOT NULL,
-    received_at TEXT NOT NULL,
-    origin TEXT NOT NULL,
-    signature TEXT NOT NULL,
-    verdict TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    raw BLOB NOT NULL,
-    json TEXT NOT NULL,
-    replaced INTEGER NOT NULL,
-    published INTEGER NOT NULL,
-    kept_origin TEXT NOT NULL,
-    kept_signature TEXT NOT NULL)"""
 _COLS = ("id", "alert_id", "sender", "identifier", "sent", "received_at", "origin", "signature", "verdict",
          "sha256", "replaced", "published", "kept_origin", "kept_signature")
 
@@ -130,12 +113,11 @@ def record(conn: sqlite3.Connection, *, alert_id: int, aside: dict[str, Any], ke
     """Keep the copy that is not the stored version (``aside``: sender, identifier, sent, origin, signature, verdict,
     raw, json) and flag the stored one. ``replaced``: the aside copy is the earlier one, displaced. Returns whether
     a publication was already made from the version (its decision then stays)."""
-    conn.execute(SCHEMA)
     published = replaced and _published(conn, alert_id)
-    if replaced and not published and _exists(conn, "decisions"):
+    if replaced and not published:
         conn.execute("DELETE FROM decisions WHERE alert_id=?", (alert_id,))  # decided again on the winning content
-        if _exists(conn, "drafts"):  # a draft still pending was rendered from the displaced content: drafted again
-            conn.execute("DELETE FROM drafts WHERE alert_id=? AND state='pending'", (alert_id,))
+        # a draft still pending was rendered from the displaced content: drafted again
+        conn.execute("DELETE FROM drafts WHERE alert_id=? AND state='pending'", (alert_id,))
     raw = bytes(aside["raw"] or b"")  # the stored copy's bytes may have gone with [retention] raw_days
     conn.execute(
         "INSERT INTO conflicts (alert_id, sender, identifier, sent, received_at, origin, signature, verdict, sha256,"
@@ -165,8 +147,6 @@ def note(origin: str, signature: str, *, replaced: bool) -> str:
 def recent(store: Any, *, limit: int = 20) -> dict[str, Any]:
     """For the console inbox: how many conflicts there are and the latest ``limit`` (without the raw bytes), each
     with the stored version's thread."""
-    if not _exists(store.conn, "conflicts"):
-        return {"count": 0, "items": []}
     count = store.conn.execute("SELECT count(*) FROM conflicts").fetchone()[0]
     rows = store.conn.execute(
         f"SELECT {', '.join('c.' + c for c in _COLS)}, a.thread_id FROM conflicts c"
@@ -176,17 +156,11 @@ def recent(store: Any, *, limit: int = 20) -> dict[str, Any]:
 
 def of_alert(store: Any, alert_id: int) -> list[dict[str, Any]]:
     """The conflicting copies of one stored version, oldest first, with their raw bytes."""
-    if not _exists(store.conn, "conflicts"):
-        return []
     rows = store.conn.execute(f"SELECT {', '.join(_COLS)}, raw FROM conflicts WHERE alert_id=? ORDER BY id",
                               (alert_id,)).fetchall()
     return [dict(zip((*_COLS, "raw"), r, strict=True)) for r in rows]
 
 
-def _exists(conn: sqlite3.Connection, table: str) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)).fetchone() is not None
-
-
 def _published(conn: sqlite3.Connection, alert_id: int) -> bool:
-    return _exists(conn, "publications") and conn.execute(
+    return conn.execute(
         "SELECT 1 FROM publications WHERE source_alert=?", (alert_id,)).fetchone() is not None

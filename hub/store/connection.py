@@ -1,0 +1,117 @@
+"""The store's connection: opening the SQLite file (WAL), one writer's transactions, and bringing the schema up to date
+(:mod:`hub.store.migrations`) before anything else touches it."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Self
+
+from hub.errors import StoreError
+from hub.store.migrations import run as migrations
+
+
+class Connection:
+    """One SQLite connection to the store file, its transactions and its migrations; use from one thread.
+
+    The base of :class:`hub.store.db.Store` (which adds what is stored); opening a database for writing brings its
+    schema up to date (:mod:`hub.store.migrations`)."""
+
+    def __init__(self, path: Path | str, *, synchronous: str = "NORMAL",
+                 max_age_without_expires: timedelta | None = timedelta(hours=48)) -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise StoreError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
+        self.path = Path(path)
+        self.max_age_without_expires = max_age_without_expires
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+        if str(path) != ":memory:":
+            conn.execute("PRAGMA journal_mode=wal")
+        self.synchronous = synchronous
+        self._durable = False
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        self.conn = conn
+        self._migrate()
+
+    @classmethod
+    def reader(cls, path: Path | str, *, max_age_without_expires: timedelta | None = timedelta(hours=48)) -> Self:
+        """A read-only connection to an existing store file (``PRAGMA query_only``): no migration, no writes."""
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        self.max_age_without_expires = max_age_without_expires
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA query_only=1")
+        self.conn = conn
+        self.synchronous = "NORMAL"
+        self._durable = False
+        return self
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``); inside another, a savepoint, so a function that writes in
+        its own transaction can be part of a caller's (an operator's warning and its decision, stored together):
+        an error rolls back the inner part, and the outer transaction decides what is committed.
+
+        ``durable=True``: the commit is on disk when this returns, even when the store runs ``synchronous=NORMAL``
+        (there a power cut may take the last commits): it runs under ``synchronous=FULL``, so SQLite fsyncs the
+        WAL before COMMIT returns. Use it before telling a sender "stored" (moving its file to done/, the
+        console's "sent"). Only an outermost transaction can be durable (SQLite cannot change the level inside
+        one): a durable part inside an ordinary transaction is a StoreError."""
+        if self.conn.in_transaction:
+            if durable and not self._durable:
+                raise StoreError("a durable write must be the outermost transaction (or inside a durable one)")
+            yield from self._savepoint()
+            return
+        full = durable and self.synchronous != "FULL"
+        if full:
+            self.conn.execute("PRAGMA synchronous=FULL")
+        self._durable = durable
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
+        finally:
+            self._durable = False
+            if full:
+                self.conn.execute(f"PRAGMA synchronous={self.synchronous}")
+
+    def _savepoint(self) -> Iterator[sqlite3.Connection]:
+        name = f"sp{id(object())}"
+        self.conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute(f"ROLLBACK TO {name}")
+            self.conn.execute(f"RELEASE {name}")
+            raise
+        else:
+            self.conn.execute(f"RELEASE {name}")
+
+    def _migrate(self) -> None:
+        """Bring the database to the newest schema (see :mod:`hub.store.migrations`): nothing to do and nothing
+        written when it is there already; else every newer migration in one durable transaction."""
+        if migrations.version_of(self.conn, self.path) == migrations.LATEST:
+            return
+        with self.transaction(durable=True) as conn:
+            migrations.apply(conn, self.path)

@@ -1,0 +1,53 @@
+"""Applies the migrations (see the package docstring): the list, the newest version, the runner."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from hub.errors import StoreError
+from hub.store import schema
+from hub.store.migrations import m0004_lazy_tables
+
+log = logging.getLogger("warnhub.store")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    """The ``user_version`` a database has after it."""
+    description: str
+    up: Callable[[sqlite3.Connection], None]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(4, "one schema: the tables the first release created on first use, and their late columns",
+              m0004_lazy_tables.up),
+)
+LATEST = MIGRATIONS[-1].version
+"""The newest schema version: the ``user_version`` of every database this hub has opened for writing."""
+
+
+def version_of(conn: sqlite3.Connection, path: Path | str) -> int:
+    """The database's schema version; a :class:`StoreError` if it is newer than this hub."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > LATEST:
+        raise StoreError(f"{path}: store schema {version} is newer than this hub ({LATEST}); "
+                         "run the release that wrote it, or a newer one")
+    return version
+
+
+def apply(conn: sqlite3.Connection, path: Path | str) -> int:
+    """Bring the database to :data:`LATEST` inside the caller's (durable) transaction; returns the version it had."""
+    version = version_of(conn, path)  # read again under the write lock: another process may have migrated it
+    for migration in MIGRATIONS:
+        if migration.version > version:
+            log.info("store %s: migration %d: %s", path, migration.version, migration.description)
+            migration.up(conn)
+    schema.create(conn)
+    conn.execute(f"PRAGMA user_version={LATEST}")
+    return version
+
