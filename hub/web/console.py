@@ -38,7 +38,7 @@ import jinja2
 from aiohttp import web
 
 from hub import __version__, console
-from hub.access import auth
+from hub.access import auth, scopes
 from hub.decide import decisions
 from hub.decide.rules.template_checks import compose_templates, template_paths
 from hub.decide.rules.templates import COMPOSE_FOLDER, Template, due_for_review
@@ -126,7 +126,7 @@ class ConsoleWeb:
 
             def check_area(user: console.ConsoleUser, area: Any) -> str | None:
                 """hub.auth's scope check (boundary tolerance, fails closed without a boundary)."""
-                return None if area is None or area.is_empty else auth.check_area(cast(auth.User, user), geo, area)
+                return None if area is None or area.is_empty else scopes.check_area(cast(auth.User, user), geo, area)
 
             cfg = console.ConsoleConfig.from_loaded(self.hub.loaded, geo=geo, templates=templates,
                                                     four_eyes=self.policy, check_area=check_area)

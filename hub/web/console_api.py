@@ -44,7 +44,7 @@ from aiohttp import web
 from shapely.geometry import mapping
 
 from hub import console
-from hub.access import auth, exercise_tokens
+from hub.access import auth, exercise_tokens, scopes
 from hub.decide import decisions
 from hub.errors import AuthError
 from hub.geo.boundaries import BOUNDARY_ATTRIBUTION
@@ -184,7 +184,7 @@ def search_regions(geo: Geography, user: auth.User, q: str, limit: int = REGIONS
         out.append({"ars": r.ars, "name": name, "place": view.place_name(name), "level": r.level.value,
                     "level_de": de, "level_en": en,
                     "parent": (parent.name or _verband_name(geo, parent.ars)) if parent else None,
-                    "boundary": auth.region_geometry(geo, r.ars) is not None})
+                    "boundary": scopes.region_geometry(geo, r.ars) is not None})
     return out
 
 
@@ -203,7 +203,7 @@ async def regions(request: web.Request) -> web.Response:
 
 
 def _feature(geo: Geography, ars: str) -> dict[str, Any] | None:
-    geom = auth.region_geometry(geo, ars)
+    geom = scopes.region_geometry(geo, ars)
     if geom is None:
         return None
     lonlat = GERMANY.unproject(geom.simplify(SIMPLIFY_M, preserve_topology=True))

@@ -23,7 +23,7 @@ from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 from yarl import URL
 
-from hub.access import auth
+from hub.access import auth, scopes
 from hub.cli.main import main as cli_main
 from hub.errors import AuthError
 from hub.geo.geography import Geography, geography
@@ -265,15 +265,15 @@ def test_registry_knows_the_keys() -> None:
 def test_check_regions() -> None:
     reg = registry()
     hitzacker, kreis = scoped(HITZACKER), scoped(KREIS)
-    assert auth.check_regions(hitzacker, reg, [HITZACKER]) is None
-    refused = auth.check_regions(hitzacker, reg, [HITZACKER, DANNENBERG])
+    assert scopes.check_regions(hitzacker, reg, [HITZACKER]) is None
+    refused = scopes.check_regions(hitzacker, reg, [HITZACKER, DANNENBERG])
     assert refused and "Dannenberg" in refused and "outside your scope" in refused
-    assert auth.check_regions(hitzacker, reg, [KREIS]) is not None  # the whole Kreis is more than Hitzacker
-    assert auth.check_regions(hitzacker, reg, [ELBTALAUE]) is not None
-    assert auth.check_regions(kreis, reg, [HITZACKER, DANNENBERG, ELBTALAUE, KREIS]) is None
-    assert auth.check_regions(kreis, reg, [LUENEBURG]) is not None
-    assert "unknown region key" in (auth.check_regions(kreis, reg, ["033549999999"]) or "")
-    assert auth.check_regions(scoped(HITZACKER, DANNENBERG), reg, [DANNENBERG]) is None
+    assert scopes.check_regions(hitzacker, reg, [KREIS]) is not None  # the whole Kreis is more than Hitzacker
+    assert scopes.check_regions(hitzacker, reg, [ELBTALAUE]) is not None
+    assert scopes.check_regions(kreis, reg, [HITZACKER, DANNENBERG, ELBTALAUE, KREIS]) is None
+    assert scopes.check_regions(kreis, reg, [LUENEBURG]) is not None
+    assert "unknown region key" in (scopes.check_regions(kreis, reg, ["033549999999"]) or "")
+    assert scopes.check_regions(scoped(HITZACKER, DANNENBERG), reg, [DANNENBERG]) is None
 
 
 def test_kreis_user_on_real_kreis_boundary() -> None:
@@ -281,44 +281,44 @@ def test_kreis_user_on_real_kreis_boundary() -> None:
     user = scoped(KREIS)
     kreis = geo.geometry(KREIS)
     assert kreis is not None
-    assert auth.scope_geometry(user, geo).symmetric_difference(kreis).area < 1.0
-    assert auth.check_area(user, geo, spot(*HITZACKER_SOUTH, 1500)) is None
-    assert auth.check_area(user, geo, spot(*HITZACKER_TOWN, 400)) is None
-    assert auth.check_area(user, geo, spot(*DANNENBERG_TOWN, 3000)) is None
-    across = auth.check_area(user, geo, spot(*HITZACKER_TOWN, 1500))  # reaches across the Elbe into Lüneburg
+    assert scopes.scope_geometry(user, geo).symmetric_difference(kreis).area < 1.0
+    assert scopes.check_area(user, geo, spot(*HITZACKER_SOUTH, 1500)) is None
+    assert scopes.check_area(user, geo, spot(*HITZACKER_TOWN, 400)) is None
+    assert scopes.check_area(user, geo, spot(*DANNENBERG_TOWN, 3000)) is None
+    across = scopes.check_area(user, geo, spot(*HITZACKER_TOWN, 1500))  # reaches across the Elbe into Lüneburg
     assert across and "outside your scope" in across
-    assert auth.check_area(user, geo, kreis) is None
-    assert auth.check_area(user, geo, kreis.buffer(30)) is None  # boundary noise
-    refused = auth.check_area(user, geo, spot(*LUENEBURG_TOWN, 2000))
+    assert scopes.check_area(user, geo, kreis) is None
+    assert scopes.check_area(user, geo, kreis.buffer(30)) is None  # boundary noise
+    refused = scopes.check_area(user, geo, spot(*LUENEBURG_TOWN, 2000))
     assert refused and "außerhalb Ihres Zuständigkeitsbereichs" in refused and "outside your scope" in refused
     assert "100.0%" in refused
-    assert auth.check_area(user, geo, kreis.buffer(3000)) is not None  # 3 km into the neighbours
+    assert scopes.check_area(user, geo, kreis.buffer(3000)) is not None  # 3 km into the neighbours
     # a line or point outside is refused too (no area to take a share of)
-    assert auth.check_area(user, geo, GERMANY.project(Point(*LUENEBURG_TOWN))) is not None
+    assert scopes.check_area(user, geo, GERMANY.project(Point(*LUENEBURG_TOWN))) is not None
 
 
 def test_gemeinde_user_fails_closed_without_a_boundary() -> None:
     bundled = geography()  # Gemeinde boundaries are bundled now: a geography of the Kreis cells alone lacks them
     kreise_only = Geography(bundled.registry, bundled._kreis_cells, bundled._lake_cells)
-    refused = auth.check_area(scoped(HITZACKER), kreise_only, spot(*HITZACKER_TOWN, 500))
+    refused = scopes.check_area(scoped(HITZACKER), kreise_only, spot(*HITZACKER_TOWN, 500))
     assert refused and "keine Grenze bekannt" in refused and HITZACKER in refused
 
 
 def test_gemeinde_user_with_boundaries(gemeinde_geo: Geography) -> None:
     hitzacker = scoped(HITZACKER)
-    assert auth.check_area(hitzacker, gemeinde_geo, spot(*HITZACKER_INLAND, 1500)) is None
+    assert scopes.check_area(hitzacker, gemeinde_geo, spot(*HITZACKER_INLAND, 1500)) is None
     # 600 m from the real border between Hitzacker and Dannenberg, 1.5 km reach into Dannenberg: refused
-    assert auth.check_area(hitzacker, gemeinde_geo, spot(*HITZACKER_SOUTH, 1500)) is not None
+    assert scopes.check_area(hitzacker, gemeinde_geo, spot(*HITZACKER_SOUTH, 1500)) is not None
     own = gemeinde_geo.geometry(HITZACKER)
-    assert own is not None and auth.check_area(hitzacker, gemeinde_geo, own) is None
-    refused = auth.check_area(hitzacker, gemeinde_geo, spot(*DANNENBERG_TOWN, 1500))
+    assert own is not None and scopes.check_area(hitzacker, gemeinde_geo, own) is None
+    refused = scopes.check_area(hitzacker, gemeinde_geo, spot(*DANNENBERG_TOWN, 1500))
     assert refused and "Hitzacker" in refused
-    assert auth.check_area(hitzacker, gemeinde_geo, own.union(spot(*DANNENBERG_TOWN, 1500))) is not None
-    assert auth.check_area(hitzacker, gemeinde_geo, own.buffer(2000)) is not None
+    assert scopes.check_area(hitzacker, gemeinde_geo, own.union(spot(*DANNENBERG_TOWN, 1500))) is not None
+    assert scopes.check_area(hitzacker, gemeinde_geo, own.buffer(2000)) is not None
     # the Kreis user may target any of it; a user of both Gemeinden may target both
-    assert auth.check_area(scoped(KREIS), gemeinde_geo, spot(*DANNENBERG_TOWN, 1500)) is None
+    assert scopes.check_area(scoped(KREIS), gemeinde_geo, spot(*DANNENBERG_TOWN, 1500)) is None
     both = own.union(spot(*DANNENBERG_EAST, 1500))
-    assert auth.check_area(scoped(HITZACKER, DANNENBERG), gemeinde_geo, both) is None
+    assert scopes.check_area(scoped(HITZACKER, DANNENBERG), gemeinde_geo, both) is None
 
 
 # -- web -----------------------------------------------------------------------------------------------------------
