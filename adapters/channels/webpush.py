@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import hmac
 import logging
 import math
@@ -25,10 +24,9 @@ import re
 import struct
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Self
@@ -38,11 +36,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from adapters.channels import Delivery, Outcome
 from adapters.channels.pushcheck import check_keys, inspect_endpoint
 from adapters.channels.pushfair import FairQueue, HostSlots
 from adapters.channels.pushhttp import Address, HttpError, NotPublic, PushClient
-from adapters.channels.vapid import VapidKey
+from adapters.channels.vapid import VapidKey, hub_key
+from hub.ports import Channel, ChannelSetup, Delivery, Outcome, PushResolve, PushTarget
 
 log = logging.getLogger("warnhub.push")
 
@@ -114,39 +112,7 @@ def encrypt_batch(items: list[tuple[bytes, str, str]]) -> list[bytes]:
     return out
 
 
-# --- RFC 8030 options -----------------------------------------------------------------------------------------------
-
-
-def topic_for(thread: str) -> str:
-    """A stable RFC 8030 Topic for a publication thread: 32 characters of base64url (a newer version replaces an
-    undelivered older one at the push service)."""
-    return _b64e(hashlib.sha256(thread.encode()).digest()[:24])
-
-
-def urgency_for(severity: str, urgency: str) -> str:
-    """RFC 8030 Urgency for a CAP severity/urgency: Extreme and Severe high (whatever the CAP urgency, Immediate
-    included), Moderate normal, Minor low, Unknown or anything else normal. ``urgency`` is taken for the day the
-    table distinguishes it; today it changes nothing."""
-    sev = severity.strip().lower()
-    if sev in ("extreme", "severe"):
-        return "high"
-    return {"moderate": "normal", "minor": "low"}.get(sev, "normal")
-
-
 # --- sending (RFC 8030) ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PushTarget:
-    """One push to send: where, the subscription's keys, the plaintext and the RFC 8030 delivery options."""
-
-    endpoint: str
-    p256dh: str
-    auth: str
-    payload: bytes
-    ttl_s: int
-    urgency: str
-    topic: str | None
 
 
 _DONE = Outcome.done()
@@ -543,9 +509,6 @@ class WebPushSender:
 
 # --- the channel ----------------------------------------------------------------------------------------------------
 
-Resolver = Callable[[Sequence[Delivery]], Awaitable[list[PushTarget | None]]]
-
-
 class WebPushChannel:
     """The ``push`` channel: the pipeline's ``resolve`` turns outbox rows into targets (None: the subscription was
     deleted), the sender delivers them. Leaving the context closes the sender, which shuts down a process pool it
@@ -553,7 +516,7 @@ class WebPushChannel:
 
     name = "push"
 
-    def __init__(self, sender: WebPushSender, resolve: Resolver) -> None:
+    def __init__(self, sender: WebPushSender, resolve: PushResolve) -> None:
         self.sender = sender
         self.resolve = resolve
 
@@ -578,3 +541,15 @@ class WebPushChannel:
         for (i, _), outcome in zip(live, sent, strict=True):
             outcomes[i] = outcome
         return outcomes
+
+
+async def open_push(setup: ChannelSetup) -> list[Channel]:
+    """The ``push`` channel (always there): the hub's VAPID key, a sender whose worker processes start now (not on
+    the first warning) and stop when the hub stops."""
+    cfg = setup.loaded.cfg.push
+    sender = WebPushSender(setup.http, hub_key(setup.loaded), cfg.vapid_subject, executor=None, workers=cfg.workers,
+                           concurrency=cfg.concurrency, per_host_concurrency=cfg.per_host_concurrency,
+                           timeout_s=cfg.timeout_s, allow_http=cfg.allow_http_endpoints)
+    setup.stack.push_async_callback(sender.aclose)
+    await sender.warm()
+    return [WebPushChannel(sender, setup.content.push)]

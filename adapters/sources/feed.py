@@ -31,7 +31,6 @@ import feedparser
 import msgspec
 from lxml import etree
 
-from adapters.sources.common import Converted
 from adapters.sources.polling import Http, PollingSource
 from hub.cap import parse as cap_parse
 from hub.cap.model import (
@@ -49,10 +48,11 @@ from hub.cap.model import (
     Value,
 )
 from hub.errors import FetchError, ParseError
+from hub.ports import Converted
 
 if TYPE_CHECKING:
-    from adapters.sources import SourceContext
     from hub.config import CapFeedSourceConfig, LoadedConfig
+    from hub.ports import SourceContext
 
 log = logging.getLogger("warnhub.source.feed")
 

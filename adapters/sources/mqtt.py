@@ -54,9 +54,8 @@ from hub.errors import ConfigError, SourceError
 from hub.intake import readings
 
 if TYPE_CHECKING:
-    from adapters.sources import SourceContext
     from hub.config import LoadedConfig
-    from hub.store.db import Store
+    from hub.ports import SourceContext
 
 RECONNECT_MIN_S = 0.25
 RECONNECT_MAX_S = 1.0
@@ -431,15 +430,15 @@ class MqttSource:
     # -- the event loop -------------------------------------------------------------------------------------
 
     async def run(self, ctx: SourceContext) -> None:
-        if ctx.store is None:
-            raise SourceError("the MQTT source needs the store")
+        if ctx.readings is None:
+            raise SourceError("the MQTT source needs the readings intake")
         self._reset()
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._ctx = ctx
         rows = [readings.SensorRow(s.id, s.kind, s.unit, s.lat, s.lon, s.ars, s.topic, s.interval_s)
                 for s in self.settings.sensors]
-        reg = await ctx.store.run(readings.register, ctx.store.store, self.name, rows)
+        reg = await ctx.readings.register(self.name, rows)
         for sensor_id, other in reg.taken_over:
             ctx.log.warning("sensor %s was registered by source %s; now it is %s's", sensor_id, other, self.name)
         self.last_ts = dict(reg.last_ts)
@@ -511,8 +510,12 @@ class MqttSource:
             entries, self._buf = self._buf, []
         if not entries:
             return
-        assert ctx.store is not None
-        result = await ctx.store.run(self._commit, ctx.store.store, client, entries)
+        assert ctx.readings is not None
+        rows = [e.row for e in entries if e.row is not None]
+        bad = [(e.sensor, e.error, e.received) for e in entries if e.row is None and e.sensor is not None]
+        # the PUBACKs go on the writer thread right after the commit (no hop back to the event loop first, which
+        # would add a thread switch to every round trip the broker's in-flight window waits for)
+        result = await ctx.readings.record(rows, bad, after_commit=lambda: self._ack(client, entries))
         self.stored += result.stored
         self.duplicates += result.duplicates
         if ctx.metrics is not None:
@@ -536,15 +539,6 @@ class MqttSource:
         elif self.connected and not self.problems and time.monotonic() - self._up_reported > 1.0:
             self._up_reported = time.monotonic()  # last_ok to the second is enough; not per batch
             ctx.health.up(self.name, detail=self._detail())
-
-    def _commit(self, store: Store, client: _Client, entries: Sequence[_Entry]) -> readings.BatchResult:
-        """On the store's thread: one transaction, then the PUBACKs at once (no hop back to the event loop first,
-        which would add a thread switch to every round trip the broker's in-flight window waits for)."""
-        rows = [e.row for e in entries if e.row is not None]
-        bad = [(e.sensor, e.error, e.received) for e in entries if e.row is None and e.sensor is not None]
-        result = readings.add_batch(store, rows, bad)
-        self._ack(client, entries)
-        return result
 
     def _ack(self, client: _Client, entries: Sequence[_Entry]) -> None:
         with self._ack_lock:  # paho's on_disconnect waits: no ack slips onto the next connection
@@ -606,8 +600,8 @@ class MqttSource:
         stale = [(k, last + round(self.sensors[k].interval_s * 1000)) for k in went
                  if (last := self.last_ts.get(k)) is not None]
         if stale:
-            assert ctx.store is not None
-            await ctx.store.run(readings.mark_stale, ctx.store.store, stale)
+            assert ctx.readings is not None
+            await ctx.readings.mark_stale(stale)
         if due:
             self._report(ctx)
 
@@ -660,15 +654,9 @@ class MqttSource:
 
     async def retention(self, ctx: SourceContext) -> int:
         """Delete this source's readings older than ``retention_days``, in small transactions."""
-        assert ctx.store is not None
+        assert ctx.readings is not None
         cutoff = readings.now_ms() - round(self.settings.retention_days * 86_400_000)
-        deleted = 0
-        for sensor_id in await ctx.store.run(readings.source_sensors, ctx.store.store, self.name):
-            while True:
-                n = await ctx.store.run(readings.delete_older, ctx.store.store, sensor_id, cutoff)
-                deleted += n
-                if n < 5000:
-                    break
+        deleted = await ctx.readings.purge(self.name, cutoff)
         if deleted:
             ctx.log.info("retention: deleted %d reading(s) older than %g days", deleted, self.settings.retention_days)
         return deleted

@@ -45,7 +45,6 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from adapters.sources.common import Converted
 from adapters.sources.weblink import split_web
 from hub.cap.model import (
     Alert,
@@ -67,6 +66,7 @@ from hub.cap.model import (
 )
 from hub.cap.parse import is_language_tag
 from hub.errors import ParseError
+from hub.ports import Converted
 
 __all__ = [
     "NinaFormatError", "convert_payload", "convert_warning", "convert_summary", "strip_prefix",

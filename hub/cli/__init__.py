@@ -11,8 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from adapters.sources.common import Converted
-from hub import __version__
+from hub import __version__, registry
 from hub import config as config_mod
 from hub.cap import parse as cap_parse
 from hub.cap.model import to_json
@@ -22,6 +21,7 @@ from hub.cap.sign import SignaturePolicy
 from hub.cap.validate import Validator, Verdict
 from hub.config import LoadedConfig
 from hub.errors import ConfigError, HubError, ParseError, StoreError
+from hub.ports import Converted
 
 DEFAULT_CONFIG = "config.toml"
 
@@ -185,19 +185,11 @@ def convert_file(kind: str, path: Path, max_bytes: int, geojson: Path | None = N
         raise ParseError(f"larger than {max_bytes} bytes")
     if kind == "cap":
         return [Converted(cap_parse.parse(data, max_bytes=max_bytes).alert)]
-    if kind == "atom":
-        from adapters.sources.feed import convert_payload as feed_convert
-
-        return feed_convert(data)
-    if kind == "dwd-zip":
-        from adapters.sources.dwd import convert_payload as dwd_convert
-
-        return dwd_convert(data)
-    from adapters.sources.nina_convert import convert_payload as nina_convert
-
+    if kind in ("atom", "dwd-zip"):
+        return registry.converters()[kind](data)
     if geojson is None and path.suffix == ".json" and path.with_suffix(".geojson").is_file():
         geojson = path.with_suffix(".geojson")  # warnings/{id}.json with its {id}.geojson beside it
-    return nina_convert(data, geojson=_read(geojson, max_bytes) if geojson else None)
+    return registry.converters()["nina"](data, geojson=_read(geojson, max_bytes) if geojson else None)
 
 
 def cmd_convert(args: argparse.Namespace) -> int:

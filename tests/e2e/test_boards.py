@@ -25,11 +25,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from adapters.channels import Delivery, Outcome
+from adapters.channels.boardmqtt import MqttBoards
 from adapters.channels.boards import (
-    BoardUpdate,
     HttpBoards,
-    MqttBoards,
     board_state,
     clear_state,
     retry_after,
@@ -37,6 +35,7 @@ from adapters.channels.boards import (
     verify_signature,
 )
 from hub.config import BoardConfig
+from hub.ports import BoardUpdate, Delivery, Outcome
 from hub.publish.boardtext import SEVERITY_WORDS, Notice, fit, plain, transliterate, validity
 from tests.kits.mosquitto import Mosquitto, MosquittoMissing
 

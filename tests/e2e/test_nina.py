@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from lxml import etree
 
-from adapters.sources.common import Converted
 from adapters.sources.nina import NinaSource, parse_list
 from adapters.sources.nina_convert import (
     GERMANY_BBOX,
@@ -43,6 +42,7 @@ from hub.cap.sign import SignaturePolicy
 from hub.cap.validate import Validator, Verdict, schema_errors
 from hub.config import NinaSourceConfig
 from hub.geo import ars_prefix, ars_related
+from hub.ports import Converted
 from tests.kits import paths
 from tests.kits.sourcekit import HubKit, ReplayServer
 

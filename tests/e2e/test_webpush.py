@@ -31,21 +31,19 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from adapters.channels import Delivery
 from adapters.channels.pushcheck import check_endpoint, check_keys
 from adapters.channels.pushhttp import BODY_KEEP, Address, HttpError, PushClient, Response
 from adapters.channels.vapid import VapidKey
 from adapters.channels.webpush import (
     MAX_PLAINTEXT,
     MAX_TTL_S,
-    PushTarget,
     WebPushChannel,
     WebPushSender,
     encrypt_batch,
-    topic_for,
-    urgency_for,
 )
+from hub.deliver.setup import topic_for, urgency_for
 from hub.errors import ConfigError
+from hub.ports import Delivery, PushTarget
 from tests.kits import paths
 from tests.kits.pushkit import PushReceiver, TestSubscription
 
