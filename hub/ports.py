@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
 
 from hub.cap.model import Alert
 from hub.cap.sign import SignaturePolicy
-from hub.health import Health
 from hub.intake.documents import IntakeResult
 from hub.intake.readings import BatchResult, Registered, SensorRow
 from hub.publish.boardtext import Notice
@@ -70,6 +69,17 @@ class Snapshot(Protocol):
                  misses_to_end: int) -> Awaitable[list[int]]: ...
 
 
+class HealthReport(Protocol):
+    """How a source reports its state (:class:`hub.health.Health`): ``up``, ``degraded`` (works, not completely) or
+    ``down`` (nothing usable came; never read as "no warnings")."""
+
+    def up(self, name: str, *, detail: dict[str, Any] | None = None) -> None: ...
+
+    def degraded(self, name: str, err: object, *, detail: dict[str, Any] | None = None) -> None: ...
+
+    def down(self, name: str, err: object) -> None: ...
+
+
 class Readings(Protocol):
     """The way in for sensor readings (:class:`hub.intake.sensors.SensorIntake`): a source never opens the store."""
 
@@ -96,7 +106,7 @@ class SourceContext:
     """What a running source may use. Everything handed to ``ingest*`` is stored before the call returns."""
 
     ingest: Ingest
-    health: Health
+    health: HealthReport
     log: logging.Logger
     ingest_alert: IngestAlert | None = None
     snapshot: Snapshot | None = None
@@ -248,6 +258,15 @@ class ChannelSetup:
 ChannelFactory = Callable[[ChannelSetup], Awaitable[Sequence[Channel]]]
 """Builds the channels of one registry entry (none when the config names nothing for it)."""
 
+
+class CheckEndpoint(Protocol):
+    """``check_endpoint(url, *, allow_http) -> reason | None``: the push channel's check of an endpoint."""
+
+    def __call__(self, url: str, *, allow_http: bool) -> str | None: ...
+
+
+CheckKeys = Callable[[str, str], "str | None"]
+"""``check_keys(p256dh, auth) -> reason | None``: the push channel's check of a subscription's keys."""
 
 PublicKey = Callable[["LoadedConfig"], str]
 """The hub's push (VAPID) public key, base64url, created on first start: browsers need it to subscribe."""

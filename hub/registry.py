@@ -26,8 +26,7 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import cast
 
-from hub.ports import ChannelFactory, Converter, PublicKey, SourceFactory
-from hub.publish.subscriptions import CheckEndpoint, CheckKeys
+from hub.ports import ChannelFactory, CheckEndpoint, CheckKeys, Converter, PublicKey, SourceFactory
 
 DISTRIBUTION = "warnhub"
 CHECKOUT_PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"

@@ -34,7 +34,7 @@ import re
 import secrets
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,7 @@ import msgspec
 from hub.access import exercise_tokens
 from hub.errors import HubError
 from hub.geo import Registry
+from hub.ports import CheckEndpoint, CheckKeys
 from hub.store.db import Store
 
 COLUMNS = ("id", "token_hash", "endpoint", "p256dh", "auth", "places", "topics", "min_severity", "languages",
@@ -174,10 +175,6 @@ class Subscription:
                 "min_severity": self.min_severity, "languages": list(self.languages), "exercise": self.exercise}
 
 
-CheckEndpoint = Callable[..., str | None]
-"""``check_endpoint(url, *, allow_http) -> reason | None`` (adapters.channels.pushcheck)."""
-CheckKeys = Callable[[str, str], str | None]
-"""``check_keys(p256dh, auth) -> reason | None`` (adapters.channels.pushcheck)."""
 
 
 # -- validation -------------------------------------------------------------------------------------------------------
