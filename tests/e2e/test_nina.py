@@ -19,20 +19,17 @@ import pytest
 from lxml import etree
 
 from adapters.sources.nina import NinaSource, parse_list
-from adapters.sources.nina_convert import (
+from adapters.sources.nina_convert import NinaFormatError, convert_payload, convert_warning, warning_ars
+from adapters.sources.nina_fields import (
     GERMANY_BBOX,
-    NinaFormatError,
     _berlin_offset,
     _Notes,
-    convert_payload,
-    convert_warning,
     html_to_text,
     normalise_language,
     polygon_from_nina,
-    repair_references,
     strip_prefix,
-    warning_ars,
 )
+from adapters.sources.nina_refs import repair_references
 from adapters.sources.polling import Http
 from adapters.sources.weblink import split_web
 from hub.cap.model import Alert, Category, Certainty, Reference, ResponseType, Scope, Urgency
