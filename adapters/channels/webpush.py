@@ -1,6 +1,6 @@
-"""Web Push channel: payload encryption (RFC 8291, ``aes128gcm``) and delivery to push services (RFC 8030) for
-browsers and UnifiedPush distributors. The VAPID identity (RFC 8292) is :mod:`adapters.channels.vapid`, the checks of
-endpoints and keys :mod:`adapters.channels.pushcheck`.
+"""Web Push channel: delivery to push services (RFC 8030) for browsers and UnifiedPush distributors, the payload
+encrypted by :mod:`adapters.channels.pushcrypto` (RFC 8291, ``aes128gcm``). The VAPID identity (RFC 8292) is
+:mod:`adapters.channels.vapid`, the checks of endpoints and keys :mod:`adapters.channels.pushcheck`.
 
 A fan-out costs per recipient one ECDH (encryption works straight on ``cryptography`` primitives) and one HTTP
 request. Both happen in worker processes: :func:`deliver_chunk` is a plain module-level function a
@@ -14,14 +14,11 @@ executor and the event loop POSTs.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hmac
 import logging
 import math
 import multiprocessing
 import os
 import re
-import struct
 import threading
 import time
 from collections.abc import Sequence
@@ -32,11 +29,10 @@ from email.utils import parsedate_to_datetime
 from typing import Self
 
 import aiohttp
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from adapters.channels import pushcrypto
 from adapters.channels.pushcheck import check_keys, inspect_endpoint
+from adapters.channels.pushcrypto import MAX_PLAINTEXT, encrypt_batch
 from adapters.channels.pushfair import FairQueue, HostSlots
 from adapters.channels.pushhttp import Address, HttpError, NotPublic, PushClient
 from adapters.channels.vapid import VapidKey, hub_key
@@ -44,73 +40,15 @@ from hub.ports import Channel, ChannelSetup, Delivery, Outcome, PushResolve, Pus
 
 log = logging.getLogger("warnhub.push")
 
-MAX_PLAINTEXT = 3993
-"""RFC 8291 section 4: one 4096-byte record, less the 86-byte header, the 16-byte tag and the delimiter."""
 MAX_TTL_S = 2419200
 """28 days, the longest any push service keeps a message."""
 URGENCIES = ("very-low", "low", "normal", "high")
 MAX_RETRY_AFTER_S = 86400.0
 CHUNK_MAX = 256
+"""Targets per worker job at most (a batch is split into at least one job per worker)."""
 START_WITHIN = 3
 """A push not started within this many request timeouts of its batch (its host at the limit) is retried later."""
-"""Targets per worker job at most (a batch is split into at least one job per worker)."""
-
-_CURVE = ec.SECP256R1()
-_ECDH = ec.ECDH()
-_X962 = serialization.Encoding.X962
-_UNCOMPRESSED = serialization.PublicFormat.UncompressedPoint
-_HEADER_RS_IDLEN = struct.pack("!LB", 4096, 65)
-_KEY_INFO = b"Content-Encoding: aes128gcm\x00\x01"
-_NONCE_INFO = b"Content-Encoding: nonce\x00\x01"
-_WEBPUSH_INFO = b"WebPush: info\x00"
 _TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")
-
-
-def _b64e(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _b64d(text: str) -> bytes:
-    """Lenient base64url decoding for the hot path (bad input fails later, on the key checks)."""
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) & 3))
-
-
-# --- encryption (RFC 8291) -----------------------------------------------------------------------------------------
-
-
-def _encrypt(plaintext: bytes, ua_public: bytes, auth_secret: bytes) -> bytes:
-    if len(plaintext) > MAX_PLAINTEXT or len(auth_secret) != 16 or len(ua_public) != 65:
-        raise ValueError("unusable input")
-    peer = ec.EllipticCurvePublicKey.from_encoded_point(_CURVE, ua_public)  # also checks the point is on the curve
-    ephemeral = ec.generate_private_key(_CURVE)  # a fresh key pair per message, as pywebpush does
-    as_public = ephemeral.public_key().public_bytes(_X962, _UNCOMPRESSED)
-    shared = ephemeral.exchange(_ECDH, peer)
-    # HKDF-SHA256 written out with hmac.digest: every output is at most one hash long, so Expand is one HMAC
-    prk_key = hmac.digest(auth_secret, shared, "sha256")
-    ikm = hmac.digest(prk_key, _WEBPUSH_INFO + ua_public + as_public + b"\x01", "sha256")
-    salt = os.urandom(16)
-    prk = hmac.digest(salt, ikm, "sha256")
-    cek = hmac.digest(prk, _KEY_INFO, "sha256")[:16]
-    nonce = hmac.digest(prk, _NONCE_INFO, "sha256")[:12]
-    record = AESGCM(cek).encrypt(nonce, plaintext + b"\x02", None)  # one record, last-record delimiter 0x02
-    return b"".join((salt, _HEADER_RS_IDLEN, as_public, record))
-
-
-def encrypt_batch(items: list[tuple[bytes, str, str]]) -> list[bytes]:
-    """Encrypt (plaintext, p256dh, auth) triples to ``aes128gcm`` bodies, in order.
-
-    Picklable, for a process pool. Never raises for one item: an item whose keys are unusable or whose plaintext is
-    longer than :data:`MAX_PLAINTEXT` yields ``b""`` (a real body is never empty).
-    """
-    out: list[bytes] = []
-    append = out.append
-    for plaintext, p256dh, auth in items:
-        try:
-            append(_encrypt(plaintext, _b64d(p256dh), _b64d(auth)))
-        except (ValueError, TypeError):
-            append(b"")
-    return out
-
 
 # --- sending (RFC 8030) ---------------------------------------------------------------------------------------------
 
@@ -209,7 +147,7 @@ async def _push_one(client: PushClient, item: _Item, body: bytes | None, where: 
     origin, path, p256dh, auth, payload, ttl, urgency, topic = item
     if body is None:  # encrypt each just before its request: sending starts at once and never pauses
         try:
-            body = _encrypt(payload, _b64d(p256dh), _b64d(auth))
+            body = pushcrypto.encrypt(payload, pushcrypto.b64d(p256dh), pushcrypto.b64d(auth))
         except (ValueError, TypeError):
             body = b""
     if not body:
@@ -265,8 +203,7 @@ def _warm_worker(hold_s: float) -> int:
     """Load and initialise what encrypting and sending need in this worker; returns its pid."""
     _, client = _worker_state()
     client.ssl_context()  # the CA store, for https push services
-    point = ec.generate_private_key(_CURVE).public_key().public_bytes(_X962, _UNCOMPRESSED)
-    _encrypt(b"{}", point, bytes(16))
+    pushcrypto.warm()
     time.sleep(hold_s)  # so that the other workers take the other warm-up calls
     return os.getpid()
 

@@ -32,15 +32,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from adapters.channels.pushcheck import check_endpoint, check_keys
+from adapters.channels.pushcrypto import MAX_PLAINTEXT, encrypt_batch
 from adapters.channels.pushhttp import BODY_KEEP, Address, HttpError, PushClient, Response
 from adapters.channels.vapid import VapidKey
-from adapters.channels.webpush import (
-    MAX_PLAINTEXT,
-    MAX_TTL_S,
-    WebPushChannel,
-    WebPushSender,
-    encrypt_batch,
-)
+from adapters.channels.webpush import MAX_TTL_S, WebPushChannel, WebPushSender
 from hub.deliver.setup import topic_for, urgency_for
 from hub.errors import ConfigError
 from hub.ports import Delivery, PushTarget
