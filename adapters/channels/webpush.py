@@ -31,10 +31,10 @@ from typing import Self
 import aiohttp
 
 from adapters.channels import pushcrypto
-from adapters.channels.pushcheck import check_keys, inspect_endpoint
+from adapters.channels.pushcheck import Address, NotPublic, check_keys, inspect_endpoint
 from adapters.channels.pushcrypto import MAX_PLAINTEXT, encrypt_batch
 from adapters.channels.pushfair import FairQueue, HostSlots
-from adapters.channels.pushhttp import Address, HttpError, NotPublic, PushClient
+from adapters.channels.pushhttp import HttpError, PushClient
 from adapters.channels.vapid import VapidKey, hub_key
 from hub.ports import Channel, ChannelSetup, Delivery, Outcome, PushResolve, PushTarget
 
