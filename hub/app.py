@@ -22,9 +22,9 @@ from typing import Any
 import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from adapters.sources import SOURCES, Source, SourceContext
 from hub import config as config_mod
 from hub import log as log_mod
+from hub import registry
 from hub.access import auth
 from hub.cap.model import Alert
 from hub.cap.serialize import to_xml
@@ -32,12 +32,14 @@ from hub.cap.sign import SignaturePolicy, TrustStore
 from hub.cap.validate import Validator
 from hub.config import LoadedConfig, MqttSourceConfig
 from hub.decide.router import Router, open_rules
-from hub.deliver.setup import load_vapid, open_outbox
+from hub.deliver.setup import open_outbox, push_public_key
 from hub.errors import ConfigError
 from hub.health import STATE_VALUE, Health, SourceHealth
 from hub.intake.documents import Intake, IntakeResult, check_document
 from hub.intake.pool import ValidationPool, default_workers
+from hub.intake.sensors import SensorIntake
 from hub.metrics import Metrics
+from hub.ports import Source, SourceContext
 from hub.publish.index import SubscriptionIndex
 from hub.publish.pipeline import Pipeline
 from hub.store import retention
@@ -209,7 +211,8 @@ def make_pool(loaded: LoadedConfig, validator: Validator) -> ValidationPool | No
 
 
 def build_sources(loaded: LoadedConfig) -> list[Source]:
-    return [SOURCES[source_type(s)](s, loaded, max_bytes=loaded.cfg.validation.max_bytes) for s in loaded.cfg.sources]
+    factories = registry.sources()
+    return [factories[source_type(s)](s, loaded, max_bytes=loaded.cfg.validation.max_bytes) for s in loaded.cfg.sources]
 
 
 def source_type(settings: object) -> str:
@@ -254,8 +257,7 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> No
                     units={s.id: s.unit for s in loaded.sensors})
     hub.router = router
     hub.index = SubscriptionIndex(geo=geo)
-    vapid = load_vapid(loaded)  # before the web server: browsers ask for the key at once
-    hub.vapid_public_key = vapid.public_key_b64url
+    hub.vapid_public_key = push_public_key(loaded)  # before the web server: browsers ask for the key at once
     hub.geo = geo
     hub.broadcaster = Broadcaster(reg=geo.registry)
 
@@ -288,7 +290,7 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> No
             tasks = [asyncio.create_task(router.run(), name="router")]
             http = await stack.enter_async_context(aiohttp.ClientSession())
             box = await open_outbox(stack, astore=astore, loaded=loaded, http=http, index=hub.index,
-                                    metrics=hub.metrics, vapid=vapid)
+                                    metrics=hub.metrics)
             hub.outbox = box
             if hub.pool is not None:
                 await hub.pool.warm()  # the first warning after start must not wait for workers to start
@@ -317,7 +319,8 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> No
                 ctx = SourceContext(ingest=hub.ingest, health=hub.health,
                                     log=logging.getLogger(f"warnhub.source.{source.name}"),
                                     ingest_alert=hub.ingest_alert, snapshot=hub.snapshot, known=hub.known,
-                                    http=http, store=astore, metrics=hub.metrics, on_readings=router.feed)
+                                    http=http, readings=SensorIntake(astore), metrics=hub.metrics,
+                                    on_readings=router.feed)
                 tasks.append(asyncio.create_task(supervise(source, ctx), name=f"source:{source.name}"))
             log.info("warnhub running: %s (%s), %d source(s)", loaded.cfg.hub.name, loaded.cfg.hub.district_ars,
                      len(sources))

@@ -1,6 +1,7 @@
 """Checks of a push subscription's endpoint and keys, with the reason in English: the subscription API rejects a
 subscription with them (:mod:`hub.web.subscriptions`), and the sender checks every target again before it pushes and
-learns from :func:`inspect_endpoint` where to connect.
+learns from :func:`inspect_endpoint` where to connect; the HTTP client connects only to the public addresses
+a host resolves to (:func:`public_addresses`).
 
 An endpoint must be an https URL of a public host (no private, loopback, link-local or reserved address, also in the
 numeric forms the resolver accepts; no user information; at most :data:`MAX_ENDPOINT` characters), or, where allowed,
@@ -10,16 +11,16 @@ is cached (one cache per process): a fan-out meets few push services.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import ipaddress
 import re
 import socket
+from typing import NamedTuple
 from urllib.parse import SplitResult, urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec
-
-from adapters.channels.pushhttp import Address
 
 MAX_ENDPOINT = 2048
 
@@ -27,6 +28,38 @@ _CURVE = ec.SECP256R1()
 _B64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 _BAD_URL_CHARS = re.compile(r"[^\x21-\x7e]")
 _NUMERIC_HOST = re.compile(r"[0-9a-fx.]+")
+
+
+class NotPublic(OSError):
+    """The push service's host name resolves to no public address (loopback, private, link-local, reserved): a
+    subscription must not make the hub reach into its own network (SSRF)."""
+
+
+class Address(NamedTuple):
+    """Where to connect: scheme (``http``/``https``), host (no brackets), port, and the ``Host`` header value."""
+
+    scheme: str
+    host: str
+    port: int
+    host_header: str
+
+
+def _public(ip: str) -> bool:
+    addr = ipaddress.ip_address(ip.split("%")[0])
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return addr.is_global and not addr.is_multicast
+
+
+async def public_addresses(host: str, port: int, loop: asyncio.AbstractEventLoop) -> list[str]:
+    """The public addresses ``host`` resolves to, in the resolver's order; :class:`NotPublic` when there are none
+    (addresses in private, loopback, link-local or reserved ranges are left out)."""
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    found = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    usable = [ip for ip in found if _public(ip)]
+    if not usable:
+        raise NotPublic(f"push service host {host!r} resolves to no public address ({', '.join(found) or 'none'})")
+    return usable
 
 
 def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -29,11 +29,11 @@ Errors: :class:`TimeoutError`, :class:`OSError` (refused, reset, DNS, TLS verifi
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 import ssl
 import time
 from typing import NamedTuple
+
+from adapters.channels.pushcheck import Address, public_addresses
 
 MAX_HEAD = 64 * 1024
 """Status line and headers of a response, at most."""
@@ -51,22 +51,8 @@ class HttpError(Exception):
     """The server's answer is not a well-formed HTTP/1.x response."""
 
 
-class NotPublic(OSError):
-    """The push service's host name resolves to no public address (loopback, private, link-local, reserved): a
-    subscription must not make the hub reach into its own network (SSRF)."""
-
-
 class _NoAnswer(ConnectionResetError):
     """The connection was closed before a single byte of the response arrived."""
-
-
-class Address(NamedTuple):
-    """Where to connect: scheme (``http``/``https``), host (no brackets), port, and the ``Host`` header value."""
-
-    scheme: str
-    host: str
-    port: int
-    host_header: str
 
 
 class Response(NamedTuple):
@@ -204,95 +190,113 @@ class _Conn(asyncio.Protocol):
 
     def _feed(self, *, eof: bool) -> bool:
         """Parse what is buffered; True when the response is complete. Raises HttpError."""
-        buf = self.buf
         while True:
-            state = self.state
-            if state == _HEAD:
-                end = buf.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(buf) > MAX_HEAD:
-                        raise HttpError("response head too large")
-                    if eof:
-                        raise HttpError("connection closed within the response head")
-                    return False
-                head = bytes(buf[:end])
-                del buf[:end + 4]
-                self._head(head)
-            elif state == _LENGTH:
-                n = min(len(buf), self.remaining)
-                self._take(n)
-                self.remaining -= n
-                if self.remaining == 0:
-                    self.state = _DONE
-                    return True
-                if eof:
-                    raise HttpError("connection closed within the response body")
-                return False
-            elif state == _CHUNK_SIZE:
-                end = buf.find(b"\r\n")
-                if end < 0:
-                    if len(buf) > 1024:
-                        raise HttpError("chunk size line too long")
-                    if eof:
-                        raise HttpError("connection closed within a chunked body")
-                    return False
-                size_text = bytes(buf[:end]).split(b";", 1)[0].strip()
-                del buf[:end + 2]
-                if not size_text or len(size_text) > 16 or not _HEX.issuperset(size_text):
-                    raise HttpError("bad chunk size")
-                size = int(size_text, 16)
-                if size == 0:
-                    self.state = _TRAILERS
-                    continue
-                self.drained += size
-                if self.drained > MAX_DRAIN:  # not worth reading: keep what we have, drop the connection
-                    self.keep = False
-                    self.state = _DONE
-                    return True
-                self.remaining = size
-                self.state = _CHUNK_DATA
-            elif state == _CHUNK_DATA:
-                n = min(len(buf), self.remaining)
-                self._take(n)
-                self.remaining -= n
-                if self.remaining:
-                    if eof:
-                        raise HttpError("connection closed within a chunked body")
-                    return False
-                self.state = _CHUNK_END
-            elif state == _CHUNK_END:
-                if len(buf) < 2:
-                    if eof:
-                        raise HttpError("connection closed within a chunked body")
-                    return False
-                if buf[:2] != b"\r\n":
-                    raise HttpError("chunk not followed by CRLF")
-                del buf[:2]
-                self.state = _CHUNK_SIZE
-            elif state == _TRAILERS:
-                end = buf.find(b"\r\n")
-                if end < 0:
-                    if len(buf) > MAX_HEAD:
-                        raise HttpError("trailers too large")
-                    if eof:
-                        raise HttpError("connection closed within the trailers")
-                    return False
-                del buf[:end + 2]
-                if end == 0:  # the empty line after the trailer fields
-                    self.state = _DONE
-                    return True
-            elif state == _UNTIL_CLOSE:
-                self.drained += len(buf)
-                self._take(len(buf))
-                if eof:
-                    self.state = _DONE
-                    return True
-                if self.drained > MAX_DRAIN:
-                    self.state = _DONE
-                    return True
-                return False
-            else:
-                return True
+            done = _STEPS[self.state](self, eof)
+            if done is not None:
+                return done
+
+    # each step parses one state: True when the response is complete, False to wait for more bytes, None to go on
+    # with the state it moved to
+
+    def _step_head(self, eof: bool) -> bool | None:
+        buf = self.buf
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buf) > MAX_HEAD:
+                raise HttpError("response head too large")
+            if eof:
+                raise HttpError("connection closed within the response head")
+            return False
+        head = bytes(buf[:end])
+        del buf[:end + 4]
+        self._head(head)
+        return None
+
+    def _step_length(self, eof: bool) -> bool | None:
+        n = min(len(self.buf), self.remaining)
+        self._take(n)
+        self.remaining -= n
+        if self.remaining == 0:
+            self.state = _DONE
+            return True
+        if eof:
+            raise HttpError("connection closed within the response body")
+        return False
+
+    def _step_chunk_size(self, eof: bool) -> bool | None:
+        buf = self.buf
+        end = buf.find(b"\r\n")
+        if end < 0:
+            if len(buf) > 1024:
+                raise HttpError("chunk size line too long")
+            if eof:
+                raise HttpError("connection closed within a chunked body")
+            return False
+        size_text = bytes(buf[:end]).split(b";", 1)[0].strip()
+        del buf[:end + 2]
+        if not size_text or len(size_text) > 16 or not _HEX.issuperset(size_text):
+            raise HttpError("bad chunk size")
+        size = int(size_text, 16)
+        if size == 0:
+            self.state = _TRAILERS
+            return None
+        self.drained += size
+        if self.drained > MAX_DRAIN:  # not worth reading: keep what we have, drop the connection
+            self.keep = False
+            self.state = _DONE
+            return True
+        self.remaining = size
+        self.state = _CHUNK_DATA
+        return None
+
+    def _step_chunk_data(self, eof: bool) -> bool | None:
+        n = min(len(self.buf), self.remaining)
+        self._take(n)
+        self.remaining -= n
+        if self.remaining:
+            if eof:
+                raise HttpError("connection closed within a chunked body")
+            return False
+        self.state = _CHUNK_END
+        return None
+
+    def _step_chunk_end(self, eof: bool) -> bool | None:
+        buf = self.buf
+        if len(buf) < 2:
+            if eof:
+                raise HttpError("connection closed within a chunked body")
+            return False
+        if buf[:2] != b"\r\n":
+            raise HttpError("chunk not followed by CRLF")
+        del buf[:2]
+        self.state = _CHUNK_SIZE
+        return None
+
+    def _step_trailers(self, eof: bool) -> bool | None:
+        buf = self.buf
+        end = buf.find(b"\r\n")
+        if end < 0:
+            if len(buf) > MAX_HEAD:
+                raise HttpError("trailers too large")
+            if eof:
+                raise HttpError("connection closed within the trailers")
+            return False
+        del buf[:end + 2]
+        if end == 0:  # the empty line after the trailer fields
+            self.state = _DONE
+            return True
+        return None
+
+    def _step_until_close(self, eof: bool) -> bool | None:
+        self.drained += len(self.buf)
+        self._take(len(self.buf))
+        if eof or self.drained > MAX_DRAIN:
+            self.state = _DONE
+            return True
+        return False
+
+    def _step_done(self, eof: bool) -> bool | None:
+        return True
 
     def _head(self, head: bytes) -> None:
         lines = head.lower().split(b"\r\n")  # names are case-insensitive; values we read are too, or digits
@@ -302,51 +306,29 @@ class _Conn(asyncio.Protocol):
                 first[12:13] not in (b"", b" "):
             raise HttpError(f"not an HTTP/1.x status line: {head[:len(first)][:60]!r}")
         status = int(code)
-        length: int | None = None
-        chunked = other_coding = False
-        connection: list[bytes] = []
-        retry_after: str | None = None
-        for n in range(1, len(lines)):
-            line = lines[n]
-            if line[:1] in (b" ", b"\t"):
-                continue  # obsolete line folding: a continuation of a header we do not need
-            name, sep, value = line.partition(b":")
-            if not sep or name[-1:] in (b" ", b"\t"):
-                raise HttpError("malformed response header line")
-            field = _FIELDS.get(name)
-            if field is None:
-                continue
-            if field == _CONTENT_LENGTH:
-                values = {v.strip() for v in value.split(b",")}
-                if len(values) != 1 or not (v := values.pop()).isdigit() or (length is not None and int(v) != length):
-                    raise HttpError("bad Content-Length")
-                length = int(v)
-            elif field == _TRANSFER_ENCODING:
-                codings = [c for c in (c.strip() for c in value.split(b",")) if c]
-                if codings:
-                    chunked = codings[-1] == b"chunked"
-                    other_coding = not chunked
-            elif field == _CONNECTION:
-                connection += [c.strip() for c in value.split(b",")]
-            else:  # Retry-After, as sent (an HTTP date is case-sensitive to some parsers)
-                retry_after = head.split(b"\r\n")[n].partition(b":")[2].strip().decode("latin-1")
+        fields = _fields(head, lines)
         if 100 <= status < 200:
             if status == 101:
                 raise HttpError("unexpected 101 Switching Protocols")
             self.state = _HEAD  # an interim response: the real one follows
             return
         self.status = status
-        self.retry_after = retry_after
-        self.keep = (b"close" not in connection) if first[7:8] == b"1" else (b"keep-alive" in connection)
+        self.retry_after = fields.retry_after
+        self.keep = (b"close" not in fields.connection) if first[7:8] == b"1" else (b"keep-alive" in fields.connection)
         self.excerpt = bytearray()
         self.drained = 0
+        self._frame(status, fields)
+
+    def _frame(self, status: int, fields: _Fields) -> None:
+        """How the body is delimited (RFC 9112 section 6.3), as the next state."""
+        length = fields.length
         if status in (204, 304):
             self.state = _DONE
-        elif chunked:
+        elif fields.chunked:
             if length is not None:
                 self.keep = False  # RFC 9112 section 6.3: both framings given, close after this response
             self.state = _CHUNK_SIZE
-        elif other_coding:
+        elif fields.other_coding:
             self.keep = False
             self.state = _UNTIL_CLOSE
         elif length is not None:
@@ -360,22 +342,52 @@ class _Conn(asyncio.Protocol):
             self.state = _UNTIL_CLOSE
 
 
-def _public(ip: str) -> bool:
-    addr = ipaddress.ip_address(ip.split("%")[0])
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    return addr.is_global and not addr.is_multicast
+_STEPS = {_HEAD: _Conn._step_head, _LENGTH: _Conn._step_length, _CHUNK_SIZE: _Conn._step_chunk_size,
+          _CHUNK_DATA: _Conn._step_chunk_data, _CHUNK_END: _Conn._step_chunk_end, _TRAILERS: _Conn._step_trailers,
+          _UNTIL_CLOSE: _Conn._step_until_close, _DONE: _Conn._step_done}
 
 
-async def public_addresses(host: str, port: int, loop: asyncio.AbstractEventLoop) -> list[str]:
-    """The public addresses ``host`` resolves to, in the resolver's order; :class:`NotPublic` when there are none
-    (addresses in private, loopback, link-local or reserved ranges are left out)."""
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    found = list(dict.fromkeys(str(info[4][0]) for info in infos))
-    usable = [ip for ip in found if _public(ip)]
-    if not usable:
-        raise NotPublic(f"push service host {host!r} resolves to no public address ({', '.join(found) or 'none'})")
-    return usable
+class _Fields(NamedTuple):
+    """The header fields of a response head the client reads."""
+
+    length: int | None
+    chunked: bool
+    other_coding: bool
+    connection: list[bytes]
+    retry_after: str | None
+
+
+def _fields(head: bytes, lines: list[bytes]) -> _Fields:
+    """The fields of a response head (``lines``: the head lowercased, split in lines). Raises HttpError."""
+    length: int | None = None
+    chunked = other_coding = False
+    connection: list[bytes] = []
+    retry_after: str | None = None
+    for n in range(1, len(lines)):
+        line = lines[n]
+        if line[:1] in (b" ", b"\t"):
+            continue  # obsolete line folding: a continuation of a header we do not need
+        name, sep, value = line.partition(b":")
+        if not sep or name[-1:] in (b" ", b"\t"):
+            raise HttpError("malformed response header line")
+        field = _FIELDS.get(name)
+        if field is None:
+            continue
+        if field == _CONTENT_LENGTH:
+            values = {v.strip() for v in value.split(b",")}
+            if len(values) != 1 or not (v := values.pop()).isdigit() or (length is not None and int(v) != length):
+                raise HttpError("bad Content-Length")
+            length = int(v)
+        elif field == _TRANSFER_ENCODING:
+            codings = [c for c in (c.strip() for c in value.split(b",")) if c]
+            if codings:
+                chunked = codings[-1] == b"chunked"
+                other_coding = not chunked
+        elif field == _CONNECTION:
+            connection += [c.strip() for c in value.split(b",")]
+        else:  # Retry-After, as sent (an HTTP date is case-sensitive to some parsers)
+            retry_after = head.split(b"\r\n")[n].partition(b":")[2].strip().decode("latin-1")
+    return _Fields(length, chunked, other_coding, connection, retry_after)
 
 
 class PushClient:

@@ -6,6 +6,7 @@ at, the configured PEM file), signs the ES256 JWT a push service checks, and cac
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import os
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from hub.config import LoadedConfig
 from hub.errors import ConfigError
 
 log = logging.getLogger("warnhub.push")
@@ -130,3 +132,18 @@ class VapidKey:
     def authorization(self, aud: str, subject: str, *, now: float | None = None) -> str:
         """The ``Authorization`` header value for a push to origin ``aud``."""
         return f"vapid t={self.token(aud, subject, now=now)}, k={self._public}"
+
+
+@functools.lru_cache(maxsize=8)
+def _hub_key(path: Path) -> VapidKey:
+    return VapidKey.load_or_create(path)
+
+
+def hub_key(loaded: LoadedConfig) -> VapidKey:
+    """The hub's VAPID key (``push.vapid_key``), created on first start (mode 0600); read once per process."""
+    return _hub_key(loaded.path(loaded.cfg.push.vapid_key))
+
+
+def hub_public_key(loaded: LoadedConfig) -> str:
+    """The public half of the hub's VAPID key: the key browsers subscribe with (``warnhub.push`` ``public_key``)."""
+    return hub_key(loaded).public_key_b64url

@@ -11,29 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Self
 
 import aiohttp
 
-from adapters.channels import Delivery, Outcome
 from adapters.channels.boards import OutcomeLog, post_signed, resolve_batch
 from hub.config import WebhookConfig
+from hub.ports import Channel, ChannelSetup, Delivery, Outcome, WebhookBody, WebhookResolve
 
 log = logging.getLogger("warnhub.channels.webhooks")
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookBody:
-    """The rendered body for one delivery (``application/cap+xml`` or ``application/json``, say)."""
-
-    content_type: str
-    body: bytes
-
-
-WebhookResolve = Callable[[Sequence[Delivery]], Awaitable[list[WebhookBody | None]]]
-"""The pipeline's body per delivery, in order; None: nothing to deliver for that row (failed)."""
 
 
 class Webhooks:
@@ -73,3 +60,9 @@ class Webhooks:
             outcome = Outcome.failed(f"internal error: {err!r}")
         self._log.note(row.recipient, row, outcome)
         return outcome
+
+
+async def open_webhooks(setup: ChannelSetup) -> list[Channel]:
+    """``webhooks``: when webhooks are configured."""
+    hooks = setup.loaded.cfg.webhooks
+    return [Webhooks(hooks, setup.http, setup.content.webhook_body)] if hooks else []

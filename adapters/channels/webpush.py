@@ -1,6 +1,6 @@
-"""Web Push channel: payload encryption (RFC 8291, ``aes128gcm``) and delivery to push services (RFC 8030) for
-browsers and UnifiedPush distributors. The VAPID identity (RFC 8292) is :mod:`adapters.channels.vapid`, the checks of
-endpoints and keys :mod:`adapters.channels.pushcheck`.
+"""Web Push channel: delivery to push services (RFC 8030) for browsers and UnifiedPush distributors, the payload
+encrypted by :mod:`adapters.channels.pushcrypto` (RFC 8291, ``aes128gcm``). The VAPID identity (RFC 8292) is
+:mod:`adapters.channels.vapid`, the checks of endpoints and keys :mod:`adapters.channels.pushcheck`.
 
 A fan-out costs per recipient one ECDH (encryption works straight on ``cryptography`` primitives) and one HTTP
 request. Both happen in worker processes: :func:`deliver_chunk` is a plain module-level function a
@@ -14,139 +14,43 @@ executor and the event loop POSTs.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import logging
 import math
 import multiprocessing
 import os
 import re
-import struct
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Self
 
 import aiohttp
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from adapters.channels import Delivery, Outcome
-from adapters.channels.pushcheck import check_keys, inspect_endpoint
+from adapters.channels import pushcrypto
+from adapters.channels.pushcheck import Address, NotPublic, check_keys, inspect_endpoint
+from adapters.channels.pushcrypto import MAX_PLAINTEXT, encrypt_batch
 from adapters.channels.pushfair import FairQueue, HostSlots
-from adapters.channels.pushhttp import Address, HttpError, NotPublic, PushClient
-from adapters.channels.vapid import VapidKey
+from adapters.channels.pushhttp import HttpError, PushClient
+from adapters.channels.vapid import VapidKey, hub_key
+from hub.ports import Channel, ChannelSetup, Delivery, Outcome, PushResolve, PushTarget
 
 log = logging.getLogger("warnhub.push")
 
-MAX_PLAINTEXT = 3993
-"""RFC 8291 section 4: one 4096-byte record, less the 86-byte header, the 16-byte tag and the delimiter."""
 MAX_TTL_S = 2419200
 """28 days, the longest any push service keeps a message."""
 URGENCIES = ("very-low", "low", "normal", "high")
 MAX_RETRY_AFTER_S = 86400.0
 CHUNK_MAX = 256
+"""Targets per worker job at most (a batch is split into at least one job per worker)."""
 START_WITHIN = 3
 """A push not started within this many request timeouts of its batch (its host at the limit) is retried later."""
-"""Targets per worker job at most (a batch is split into at least one job per worker)."""
-
-_CURVE = ec.SECP256R1()
-_ECDH = ec.ECDH()
-_X962 = serialization.Encoding.X962
-_UNCOMPRESSED = serialization.PublicFormat.UncompressedPoint
-_HEADER_RS_IDLEN = struct.pack("!LB", 4096, 65)
-_KEY_INFO = b"Content-Encoding: aes128gcm\x00\x01"
-_NONCE_INFO = b"Content-Encoding: nonce\x00\x01"
-_WEBPUSH_INFO = b"WebPush: info\x00"
 _TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
-
-def _b64e(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _b64d(text: str) -> bytes:
-    """Lenient base64url decoding for the hot path (bad input fails later, on the key checks)."""
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) & 3))
-
-
-# --- encryption (RFC 8291) -----------------------------------------------------------------------------------------
-
-
-def _encrypt(plaintext: bytes, ua_public: bytes, auth_secret: bytes) -> bytes:
-    if len(plaintext) > MAX_PLAINTEXT or len(auth_secret) != 16 or len(ua_public) != 65:
-        raise ValueError("unusable input")
-    peer = ec.EllipticCurvePublicKey.from_encoded_point(_CURVE, ua_public)  # also checks the point is on the curve
-    ephemeral = ec.generate_private_key(_CURVE)  # a fresh key pair per message, as pywebpush does
-    as_public = ephemeral.public_key().public_bytes(_X962, _UNCOMPRESSED)
-    shared = ephemeral.exchange(_ECDH, peer)
-    # HKDF-SHA256 written out with hmac.digest: every output is at most one hash long, so Expand is one HMAC
-    prk_key = hmac.digest(auth_secret, shared, "sha256")
-    ikm = hmac.digest(prk_key, _WEBPUSH_INFO + ua_public + as_public + b"\x01", "sha256")
-    salt = os.urandom(16)
-    prk = hmac.digest(salt, ikm, "sha256")
-    cek = hmac.digest(prk, _KEY_INFO, "sha256")[:16]
-    nonce = hmac.digest(prk, _NONCE_INFO, "sha256")[:12]
-    record = AESGCM(cek).encrypt(nonce, plaintext + b"\x02", None)  # one record, last-record delimiter 0x02
-    return b"".join((salt, _HEADER_RS_IDLEN, as_public, record))
-
-
-def encrypt_batch(items: list[tuple[bytes, str, str]]) -> list[bytes]:
-    """Encrypt (plaintext, p256dh, auth) triples to ``aes128gcm`` bodies, in order.
-
-    Picklable, for a process pool. Never raises for one item: an item whose keys are unusable or whose plaintext is
-    longer than :data:`MAX_PLAINTEXT` yields ``b""`` (a real body is never empty).
-    """
-    out: list[bytes] = []
-    append = out.append
-    for plaintext, p256dh, auth in items:
-        try:
-            append(_encrypt(plaintext, _b64d(p256dh), _b64d(auth)))
-        except (ValueError, TypeError):
-            append(b"")
-    return out
-
-
-# --- RFC 8030 options -----------------------------------------------------------------------------------------------
-
-
-def topic_for(thread: str) -> str:
-    """A stable RFC 8030 Topic for a publication thread: 32 characters of base64url (a newer version replaces an
-    undelivered older one at the push service)."""
-    return _b64e(hashlib.sha256(thread.encode()).digest()[:24])
-
-
-def urgency_for(severity: str, urgency: str) -> str:
-    """RFC 8030 Urgency for a CAP severity/urgency: Extreme and Severe high (whatever the CAP urgency, Immediate
-    included), Moderate normal, Minor low, Unknown or anything else normal. ``urgency`` is taken for the day the
-    table distinguishes it; today it changes nothing."""
-    sev = severity.strip().lower()
-    if sev in ("extreme", "severe"):
-        return "high"
-    return {"moderate": "normal", "minor": "low"}.get(sev, "normal")
-
-
 # --- sending (RFC 8030) ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PushTarget:
-    """One push to send: where, the subscription's keys, the plaintext and the RFC 8030 delivery options."""
-
-    endpoint: str
-    p256dh: str
-    auth: str
-    payload: bytes
-    ttl_s: int
-    urgency: str
-    topic: str | None
 
 
 _DONE = Outcome.done()
@@ -243,7 +147,7 @@ async def _push_one(client: PushClient, item: _Item, body: bytes | None, where: 
     origin, path, p256dh, auth, payload, ttl, urgency, topic = item
     if body is None:  # encrypt each just before its request: sending starts at once and never pauses
         try:
-            body = _encrypt(payload, _b64d(p256dh), _b64d(auth))
+            body = pushcrypto.encrypt(payload, pushcrypto.b64d(p256dh), pushcrypto.b64d(auth))
         except (ValueError, TypeError):
             body = b""
     if not body:
@@ -299,8 +203,7 @@ def _warm_worker(hold_s: float) -> int:
     """Load and initialise what encrypting and sending need in this worker; returns its pid."""
     _, client = _worker_state()
     client.ssl_context()  # the CA store, for https push services
-    point = ec.generate_private_key(_CURVE).public_key().public_bytes(_X962, _UNCOMPRESSED)
-    _encrypt(b"{}", point, bytes(16))
+    pushcrypto.warm()
     time.sleep(hold_s)  # so that the other workers take the other warm-up calls
     return os.getpid()
 
@@ -543,9 +446,6 @@ class WebPushSender:
 
 # --- the channel ----------------------------------------------------------------------------------------------------
 
-Resolver = Callable[[Sequence[Delivery]], Awaitable[list[PushTarget | None]]]
-
-
 class WebPushChannel:
     """The ``push`` channel: the pipeline's ``resolve`` turns outbox rows into targets (None: the subscription was
     deleted), the sender delivers them. Leaving the context closes the sender, which shuts down a process pool it
@@ -553,7 +453,7 @@ class WebPushChannel:
 
     name = "push"
 
-    def __init__(self, sender: WebPushSender, resolve: Resolver) -> None:
+    def __init__(self, sender: WebPushSender, resolve: PushResolve) -> None:
         self.sender = sender
         self.resolve = resolve
 
@@ -578,3 +478,15 @@ class WebPushChannel:
         for (i, _), outcome in zip(live, sent, strict=True):
             outcomes[i] = outcome
         return outcomes
+
+
+async def open_push(setup: ChannelSetup) -> list[Channel]:
+    """The ``push`` channel (always there): the hub's VAPID key, a sender whose worker processes start now (not on
+    the first warning) and stop when the hub stops."""
+    cfg = setup.loaded.cfg.push
+    sender = WebPushSender(setup.http, hub_key(setup.loaded), cfg.vapid_subject, executor=None, workers=cfg.workers,
+                           concurrency=cfg.concurrency, per_host_concurrency=cfg.per_host_concurrency,
+                           timeout_s=cfg.timeout_s, allow_http=cfg.allow_http_endpoints)
+    setup.stack.push_async_callback(sender.aclose)
+    await sender.warm()
+    return [WebPushChannel(sender, setup.content.push)]

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING
 from hub.cap.sign import SignaturePolicy
 
 if TYPE_CHECKING:
-    from adapters.sources import SourceContext
     from hub.config import DirectorySourceConfig, LoadedConfig
+    from hub.ports import SourceContext
 
 _SKIP_SUFFIXES = (".tmp", ".part", ".partial", "~", ".reason.txt")
 SETTLE_S = 0.5

@@ -31,18 +31,18 @@ from urllib.parse import unquote, urljoin
 
 import msgspec
 
-from adapters.sources.common import Converted
 from adapters.sources.polling import Http, PollingSource
 from hub.cap import parse as cap_parse
 from hub.cap.model import Alert, MsgType, Status
 from hub.cap.serialize import to_xml
 from hub.cap.sign import SignaturePolicy
 from hub.errors import FetchError, ParseError, SourceError
+from hub.ports import Converted
 
 if TYPE_CHECKING:
-    from adapters.sources import SourceContext
     from hub.config import DwdSourceConfig, LoadedConfig
     from hub.intake.documents import IntakeResult
+    from hub.ports import SourceContext
 
 log = logging.getLogger("warnhub.source.dwd")
 

@@ -1,11 +1,6 @@
 """MQTT sensors: readings from a broker (QoS 1, persistent session) into the store, with stale detection.
 
-Each configured sensor has a topic filter (``+`` and ``#`` allowed); a message belongs to the most specific filter
-that matches its topic (fewest ``#``, then fewest ``+``, then config order). A payload is JSON (the value, time and
-unit at the sensor's dotted paths) or a bare number. Times may be ISO 8601 with a zone or epoch seconds or
-milliseconds; without one the receive time is used. Anything unusable (not JSON or a number, no value at the path,
-not a finite number, another unit than configured, a time without a zone, before 2000 or more than 5 min ahead) is
-malformed: counted per sensor, logged once per sensor, never fatal.
+Topics and payloads: :mod:`adapters.sources.mqtt_payload`.
 
 Nothing accepted is lost: paho's network thread parses each message and appends it to a buffer, waking the event
 loop only when the buffer turns non-empty; the loop writes the whole batch in one transaction on the store's writer
@@ -18,45 +13,38 @@ reported within its interval since start), a subscription was refused or another
 naming them, else ``up``.
 
 Client id: ``client_id`` from the config, else ``warnhub-<hub name>-<suffix>-<source name>`` with a random suffix
-created once and kept in ``mqtt-client-id`` beside the database, so two hubs with the same config never share a
-session. Two clients with the same id take the session from each other: the hub speaks MQTT 5, and a broker that
-says "session taken over" (reason code 0x8E) is believed at once; Mosquitto 2.0.11 closes the old connection without
-saying why, so a second connection in a row that ends within ``takeover_forget_s`` of being accepted counts as a
-takeover too (a failed connect, i.e. a broker really away, ends the streak). Then the source says so once (log and
-health) and waits before it reconnects, doubling the wait from ``takeover_min_s`` up to ``takeover_max_s`` while the
-tug of war goes on, instead of taking the session back within a quarter of a second.
+created once and kept in ``mqtt-client-id`` beside the database (:mod:`adapters.sources.mqtt_client`), so two hubs
+with the same config never share a session. Two clients with the same id take the session from each other: the hub
+speaks MQTT 5, and a broker that says "session taken over" (reason code 0x8E) is believed at once; Mosquitto 2.0.11
+closes the old connection without saying why, so a second connection in a row that ends within ``takeover_forget_s``
+of being accepted counts as a takeover too (a failed connect, i.e. a broker really away, ends the streak). Then the
+source says so once (log and health) and waits before it reconnects, doubling the wait from ``takeover_min_s`` up to
+``takeover_max_s`` while the tug of war goes on, instead of taking the session back within a quarter of a second.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import os
-import re
-import secrets
 import sys
 import threading
 import time
-import unicodedata
 from collections.abc import Sequence
-from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from hub.config import MqttSourceConfig, SensorConfig
+from adapters.sources.mqtt_client import Client, derived_client_id, quiet_shutdown, reason_of
+from adapters.sources.mqtt_payload import Malformed, TopicMap, parse_payload
+from hub.config import MqttSourceConfig
 from hub.errors import ConfigError, SourceError
 from hub.intake import readings
 
 if TYPE_CHECKING:
-    from adapters.sources import SourceContext
     from hub.config import LoadedConfig
-    from hub.store.db import Store
+    from hub.ports import SourceContext
 
 RECONNECT_MIN_S = 0.25
 RECONNECT_MAX_S = 1.0
@@ -70,190 +58,13 @@ SESSION_TAKEN_OVER = 142
 """MQTT 5 reason code 0x8E: another client connected with this client id."""
 SESSION_EXPIRY_S = 0xFFFFFFFF
 """MQTT 5 session expiry interval: the broker keeps the session (and queues QoS 1 messages) while the hub is away."""
-SUFFIX_FILE = "mqtt-client-id"
 RETENTION_EVERY_S = 300.0
 COALESCE_S = 0.001
 COALESCE_MAX = 1000
 """While messages arrive back to back (the last batch was written less than COALESCE_S ago), wait COALESCE_S
 before taking the next batch, unless it already holds COALESCE_MAX: fewer, larger transactions."""
-MAX_PAYLOAD = 64 * 1024
-FUTURE_LIMIT_MS = 5 * 60 * 1000
-EARLIEST_MS = 946_684_800_000
-"""2000-01-01T00:00Z: earlier times come from sensors whose clock was never set."""
-_NUMERIC = re.compile(r"[+-]?[0-9]+(\.[0-9]*)?")
-_decode = msgspec.json.Decoder().decode
-
-
-class Malformed(ValueError):
-    """A payload that cannot become a reading; the message says why."""
-
-
-# -- payloads ---------------------------------------------------------------------------------------------------
-
-
-def parse_payload(payload: bytes | bytearray, sensor: SensorConfig, received: int) -> tuple[int, float]:
-    """``(ts_ms, value)`` of one message for ``sensor``, received at ``received`` (epoch ms); raises Malformed."""
-    if len(payload) > MAX_PAYLOAD:
-        raise Malformed(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
-    try:
-        doc: Any = _decode(payload)
-    except msgspec.DecodeError as err:
-        doc = _bare(payload, str(err))
-    if isinstance(doc, dict):
-        value = _number(_at(doc, sensor.value_path, required=True))
-        unit = _at(doc, sensor.unit_path)
-        if unit is not None and (not isinstance(unit, str) or unit.strip() != sensor.unit):
-            raise Malformed(f"unit {unit!r} is not the configured {sensor.unit!r}")
-        raw_ts = _at(doc, sensor.time_path)
-        ts = received if raw_ts is None else timestamp_ms(raw_ts)
-    else:
-        value, ts = _number(doc), received
-    if ts - received > FUTURE_LIMIT_MS:
-        raise Malformed(f"time {readings.iso_ms(ts)} is more than 5 min ahead of the hub's clock")
-    return ts, value
-
-
-def _bare(payload: bytes | bytearray, json_error: str) -> float:
-    try:
-        text = payload.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        raise Malformed("payload is neither JSON nor a number (not UTF-8)") from None
-    try:
-        return float(text)
-    except ValueError:
-        raise Malformed(f"payload is neither JSON nor a number ({json_error})") from None
-
-
-def _at(doc: Any, path: str, *, required: bool = False) -> Any:
-    """The element at a dotted path (``data.level``, ``values.0``); None if absent, unless required."""
-    node = doc
-    for part in path.split("."):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        elif required:
-            raise Malformed(f"no value at {path!r}")
-        else:
-            return None
-    if required and node is None:
-        raise Malformed(f"value at {path!r} is null")
-    return node
-
-
-def _number(raw: Any) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
-        raise Malformed(f"value is {type(raw).__name__}, not a number")
-    try:
-        value = float(raw.strip()) if isinstance(raw, str) else float(raw)
-    except (ValueError, OverflowError):
-        raise Malformed(f"value {raw!r} is not a number") from None
-    if not math.isfinite(value):
-        raise Malformed(f"value {raw!r} is not finite")
-    return value
-
-
-def timestamp_ms(raw: Any) -> int:
-    """Epoch milliseconds from ISO 8601 with a zone, or epoch seconds or milliseconds (number or digits)."""
-    if isinstance(raw, str) and _NUMERIC.fullmatch(raw.strip()):
-        raw = float(raw)
-    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
-        raise Malformed(f"time is {type(raw).__name__}, not ISO 8601 or epoch")
-    if isinstance(raw, str):
-        try:
-            dt = datetime.fromisoformat(raw.strip())
-        except ValueError:
-            raise Malformed(f"time {raw!r} is neither ISO 8601 nor epoch") from None
-        if dt.tzinfo is None:
-            raise Malformed(f"time {raw!r} has no time zone")
-        ms = readings.ms_of(dt)
-    else:
-        if not math.isfinite(raw):
-            raise Malformed(f"time {raw!r} is not finite")
-        ms = round(raw if abs(raw) >= 1e11 else raw * 1000)  # 1e11 s is the year 5138; 1e11 ms is 1973
-    if ms < EARLIEST_MS:
-        raise Malformed(f"time {raw!r} is before 2000 (sensor clock not set?)")
-    return ms
-
-
-# -- topics -----------------------------------------------------------------------------------------------------
-
-
-def _valid_filter(topic: str) -> bool:
-    levels = topic.split("/")
-    return bool(topic) and "\0" not in topic and all(
-        lvl in ("+", "#") or ("+" not in lvl and "#" not in lvl) for lvl in levels) and "#" not in levels[:-1]
-
-
-def _matches(levels: Sequence[str], topic: Sequence[str]) -> bool:
-    for i, want in enumerate(levels):
-        if want == "#":
-            return not (i == 0 and topic[0].startswith("$"))
-        if i >= len(topic) or (want == "+" and i == 0 and topic[0].startswith("$")):
-            return False
-        if want != "+" and want != topic[i]:
-            return False
-    return len(levels) == len(topic)
-
-
-class TopicMap:
-    """Topic -> sensor: the most specific matching filter wins (exact before ``+`` before ``#``, then config order)."""
-
-    def __init__(self, sensors: Sequence[SensorConfig]) -> None:
-        seen: dict[str, str] = {}
-        for s in sensors:
-            if not _valid_filter(s.topic):
-                raise ConfigError(f"sensor {s.id}: {s.topic!r} is not a valid MQTT topic filter")
-            if s.topic in seen:
-                raise ConfigError(f"sensors {seen[s.topic]} and {s.id} have the same topic {s.topic!r}")
-            seen[s.topic] = s.id
-        ranked = sorted(enumerate(sensors), key=lambda p: (p[1].topic.count("#"), p[1].topic.count("+"), p[0]))
-        self._ranked = [(s.topic.split("/"), s) for _, s in ranked]
-        self.filters = list(dict.fromkeys(s.topic for s in sensors))
-        self._cache: dict[str, SensorConfig | None] = {}
-
-    def resolve(self, topic: str) -> SensorConfig | None:
-        try:
-            return self._cache[topic]
-        except KeyError:
-            pass
-        parts = topic.split("/")
-        found = next((s for levels, s in self._ranked if _matches(levels, parts)), None)
-        if len(self._cache) >= 10_000:
-            self._cache.clear()
-        self._cache[topic] = found
-        return found
-
 
 # -- the source -------------------------------------------------------------------------------------------------
-
-
-class _Client(mqtt.Client):
-    """paho's client with :meth:`ack_many`."""
-
-    def ack_many(self, acks: Sequence[tuple[int, int]]) -> None:
-        """PUBACK a batch in order, waking the network thread once instead of once per message.
-
-        paho's ``ack()`` writes a byte to its wake-up socket pair for every packet, a system call that also hands
-        the GIL to the network thread each time; for a batch of thousands that doubled the cost of the batch.
-        Relies on paho 2.x's ``_sockpairW`` (only ``loop()``, which this source never calls, replaces it); without
-        it every ack wakes the thread as usual.
-        """
-        wake = getattr(self, "_sockpairW", None)
-        if wake is None:
-            for mid, qos in acks:
-                self.ack(mid, qos)
-            return
-        self._sockpairW = None  # the network thread notices its own packets without a wake-up
-        try:
-            for mid, qos in acks:
-                self.ack(mid, qos)
-        finally:
-            self._sockpairW = wake
-        try:
-            wake.send(b"0")
-        except BlockingIOError:  # already awake: the pair is full of wake-ups
-            pass
 
 
 class _Entry(NamedTuple):
@@ -426,20 +237,20 @@ class MqttSource:
     def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
         self._streak = 0  # the broker is away: no other client holds the session
         err = sys.exc_info()[1]  # paho calls this inside its ``except OSError``
-        self._post(self._lost, f"cannot connect to {self._where}: {_reason(err)}")
+        self._post(self._lost, f"cannot connect to {self._where}: {reason_of(err)}")
 
     # -- the event loop -------------------------------------------------------------------------------------
 
     async def run(self, ctx: SourceContext) -> None:
-        if ctx.store is None:
-            raise SourceError("the MQTT source needs the store")
+        if ctx.readings is None:
+            raise SourceError("the MQTT source needs the readings intake")
         self._reset()
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._ctx = ctx
         rows = [readings.SensorRow(s.id, s.kind, s.unit, s.lat, s.lon, s.ars, s.topic, s.interval_s)
                 for s in self.settings.sensors]
-        reg = await ctx.store.run(readings.register, ctx.store.store, self.name, rows)
+        reg = await ctx.readings.register(self.name, rows)
         for sensor_id, other in reg.taken_over:
             ctx.log.warning("sensor %s was registered by source %s; now it is %s's", sensor_id, other, self.name)
         self.last_ts = dict(reg.last_ts)
@@ -462,15 +273,15 @@ class MqttSource:
         finally:
             await self._stop(ctx, client)
 
-    def _client(self, ctx: SourceContext) -> _Client:
+    def _client(self, ctx: SourceContext) -> Client:
         s = self.settings
-        client = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+        client = Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
                          protocol=mqtt.MQTTv5, manual_ack=True)
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)  # type: ignore[arg-type]
         client.suppress_exceptions = True
         paho_log = logging.getLogger(f"{ctx.log.name}.paho")
-        if _quiet_shutdown not in paho_log.filters:
-            paho_log.addFilter(_quiet_shutdown)
+        if quiet_shutdown not in paho_log.filters:
+            paho_log.addFilter(quiet_shutdown)
         client.enable_logger(paho_log)
         if s.username is not None:
             client.username_pw_set(s.username, s.password)
@@ -483,7 +294,7 @@ class MqttSource:
         client.on_subscribe = self._on_subscribe
         return client
 
-    async def _serve(self, ctx: SourceContext, client: _Client, thread: threading.Thread | None) -> None:
+    async def _serve(self, ctx: SourceContext, client: Client, thread: threading.Thread | None) -> None:
         next_tick = next_retention = time.monotonic()
         while True:
             await self._wake.wait()  # set by paho (first message of a batch), connection events and the ticker
@@ -505,14 +316,18 @@ class MqttSource:
         self._wake.set()
         self._ticker = self._loop.call_later(self.tick_s, self._tick)
 
-    async def _flush(self, ctx: SourceContext, client: _Client) -> None:
+    async def _flush(self, ctx: SourceContext, client: Client) -> None:
         """Write what paho received in one transaction, then acknowledge it, in arrival order."""
         with self._buf_lock:
             entries, self._buf = self._buf, []
         if not entries:
             return
-        assert ctx.store is not None
-        result = await ctx.store.run(self._commit, ctx.store.store, client, entries)
+        assert ctx.readings is not None
+        rows = [e.row for e in entries if e.row is not None]
+        bad = [(e.sensor, e.error, e.received) for e in entries if e.row is None and e.sensor is not None]
+        # the PUBACKs go on the writer thread right after the commit (no hop back to the event loop first, which
+        # would add a thread switch to every round trip the broker's in-flight window waits for)
+        result = await ctx.readings.record(rows, bad, after_commit=lambda: self._ack(client, entries))
         self.stored += result.stored
         self.duplicates += result.duplicates
         if ctx.metrics is not None:
@@ -537,16 +352,7 @@ class MqttSource:
             self._up_reported = time.monotonic()  # last_ok to the second is enough; not per batch
             ctx.health.up(self.name, detail=self._detail())
 
-    def _commit(self, store: Store, client: _Client, entries: Sequence[_Entry]) -> readings.BatchResult:
-        """On the store's thread: one transaction, then the PUBACKs at once (no hop back to the event loop first,
-        which would add a thread switch to every round trip the broker's in-flight window waits for)."""
-        rows = [e.row for e in entries if e.row is not None]
-        bad = [(e.sensor, e.error, e.received) for e in entries if e.row is None and e.sensor is not None]
-        result = readings.add_batch(store, rows, bad)
-        self._ack(client, entries)
-        return result
-
-    def _ack(self, client: _Client, entries: Sequence[_Entry]) -> None:
+    def _ack(self, client: Client, entries: Sequence[_Entry]) -> None:
         with self._ack_lock:  # paho's on_disconnect waits: no ack slips onto the next connection
             if not self._live:
                 return
@@ -606,8 +412,8 @@ class MqttSource:
         stale = [(k, last + round(self.sensors[k].interval_s * 1000)) for k in went
                  if (last := self.last_ts.get(k)) is not None]
         if stale:
-            assert ctx.store is not None
-            await ctx.store.run(readings.mark_stale, ctx.store.store, stale)
+            assert ctx.readings is not None
+            await ctx.readings.mark_stale(stale)
         if due:
             self._report(ctx)
 
@@ -660,20 +466,14 @@ class MqttSource:
 
     async def retention(self, ctx: SourceContext) -> int:
         """Delete this source's readings older than ``retention_days``, in small transactions."""
-        assert ctx.store is not None
+        assert ctx.readings is not None
         cutoff = readings.now_ms() - round(self.settings.retention_days * 86_400_000)
-        deleted = 0
-        for sensor_id in await ctx.store.run(readings.source_sensors, ctx.store.store, self.name):
-            while True:
-                n = await ctx.store.run(readings.delete_older, ctx.store.store, sensor_id, cutoff)
-                deleted += n
-                if n < 5000:
-                    break
+        deleted = await ctx.readings.purge(self.name, cutoff)
         if deleted:
             ctx.log.info("retention: deleted %d reading(s) older than %g days", deleted, self.settings.retention_days)
         return deleted
 
-    async def _stop(self, ctx: SourceContext, client: _Client) -> None:
+    async def _stop(self, ctx: SourceContext, client: Client) -> None:
         """Store and acknowledge what is in hand, then disconnect (the session keeps the rest for next time)."""
         self._closing = True
         self._ticker.cancel()
@@ -685,42 +485,3 @@ class MqttSource:
         client.disconnect()
         await asyncio.to_thread(client.loop_stop)
         ctx.log.info("disconnected from %s", self._where)
-
-
-def derived_client_id(loaded: LoadedConfig | None, source: str) -> str:
-    """``warnhub-<hub name>-<suffix>-<source>``; the random suffix is made once and kept beside the database."""
-    if loaded is None:
-        raise ConfigError(f"source {source}: without the hub's config, set client_id")
-    name = unicodedata.normalize("NFKD", loaded.cfg.hub.name).encode("ascii", "ignore").decode().lower()
-    slug = re.sub(r"[^a-z0-9]+", "-", name).strip("-")[:24].strip("-") or "hub"
-    return f"warnhub-{slug}-{_suffix(loaded.db_path.parent / SUFFIX_FILE)}-{source}"
-
-
-def _suffix(path: Path) -> str:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        text = path.read_text(encoding="ascii", errors="replace").strip()
-        if not re.fullmatch(r"[0-9a-f]{8}", text):
-            raise SourceError(f"{path} does not hold an MQTT client id suffix (8 hex digits): {text[:20]!r}; "
-                              "delete it to make a new one (the broker's old session is then lost)") from None
-        return text
-    value = secrets.token_hex(4)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(value + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    return value
-
-
-def _quiet_shutdown(record: logging.LogRecord) -> bool:
-    """paho 2.2 logs an ERROR when its loop runs once more after a requested disconnect; that is no error."""
-    return not str(record.msg).startswith("Client is not connected.")
-
-
-def _reason(err: BaseException | None) -> str:
-    if err is None:
-        return "unknown error"
-    if isinstance(err, OSError) and err.strerror:
-        return err.strerror
-    return str(err) or type(err).__name__

@@ -36,8 +36,8 @@ from hub.errors import FetchError, SourceError
 from hub.geo.registry import ars_related
 
 if TYPE_CHECKING:
-    from adapters.sources import SourceContext
     from hub.config import LoadedConfig, NinaSourceConfig
+    from hub.ports import SourceContext
 
 DETAIL_CONCURRENCY = 8
 """Detail (and GeoJSON) requests in flight at once."""

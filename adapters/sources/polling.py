@@ -26,8 +26,8 @@ from hub import __version__
 from hub.errors import FetchError, SourceError
 
 if TYPE_CHECKING:
-    from adapters.sources import SourceContext
     from hub.config import HttpSourceConfig, LoadedConfig
+    from hub.ports import SourceContext
 
 USER_AGENT = f"warnhub/{__version__} (+https://github.com/warnhub/warnhub)"
 _CHUNK = 64 * 1024

@@ -6,10 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from adapters.sources.common import Converted
-from adapters.sources.dwd import convert_payload as dwd_convert
-from adapters.sources.feed import convert_payload as feed_convert
-from adapters.sources.nina_convert import convert_payload as nina_convert
+from hub import registry
 from hub.cap import parse as cap_parse
 from hub.cap.model import to_json
 from hub.cap.repair import repair
@@ -18,6 +15,7 @@ from hub.cap.sign import SignaturePolicy
 from hub.cap.validate import Validator, Verdict
 from hub.cli.common import load_config, read_input, validator_of
 from hub.errors import HubError, ParseError
+from hub.ports import Converted
 
 
 def convert_file(kind: str, path: Path, max_bytes: int, geojson: Path | None = None) -> list[Converted]:
@@ -27,16 +25,12 @@ def convert_file(kind: str, path: Path, max_bytes: int, geojson: Path | None = N
         raise ParseError(f"larger than {max_bytes} bytes")
     if kind == "cap":
         return [Converted(cap_parse.parse(data, max_bytes=max_bytes).alert)]
-    if kind == "atom":
-
-        return feed_convert(data)
-    if kind == "dwd-zip":
-
-        return dwd_convert(data)
+    if kind in ("atom", "dwd-zip"):
+        return registry.converters()[kind](data)
 
     if geojson is None and path.suffix == ".json" and path.with_suffix(".geojson").is_file():
         geojson = path.with_suffix(".geojson")  # warnings/{id}.json with its {id}.geojson beside it
-    return nina_convert(data, geojson=read_input(geojson, max_bytes) if geojson else None)
+    return registry.converters()["nina"](data, geojson=read_input(geojson, max_bytes) if geojson else None)
 
 
 def cmd_convert(args: argparse.Namespace) -> int:

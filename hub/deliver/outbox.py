@@ -33,7 +33,7 @@ from typing import Any
 import msgspec
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from adapters.channels import Channel, Delivery, Outcome
+from hub.ports import Channel, Delivery, Outcome
 from hub.store.db import AsyncStore, Store
 
 log = logging.getLogger("warnhub.outbox")

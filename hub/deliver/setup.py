@@ -2,13 +2,17 @@
 sends, read from the store at delivery time (so a queued push shows the newest version of its warning, and a
 board shows the most urgent warning in force for its region, or nothing).
 
-Channels: ``push`` (Web Push, always), ``boards-mqtt`` and ``boards-http`` (when such boards are configured),
-``webhooks`` (when webhooks are configured). Kiosk boards and the web read the publications directly.
+Channels come from the registry (:func:`hub.registry.channels`, entry points ``warnhub.channels``): ``push`` (Web
+Push, always), ``boards-mqtt`` and ``boards-http`` (when such boards are configured), ``webhooks`` (when webhooks are
+configured); each factory builds its channels from the config. Kiosk boards and the web read the publications
+directly.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -17,14 +21,11 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from adapters.channels import Delivery
-from adapters.channels.boards import BoardUpdate, HttpBoards, MqttBoards
-from adapters.channels.vapid import VapidKey
-from adapters.channels.webhooks import WebhookBody, Webhooks
-from adapters.channels.webpush import PushTarget, WebPushChannel, WebPushSender, topic_for, urgency_for
+from hub import registry
 from hub.cap import labels
 from hub.config import LoadedConfig
 from hub.deliver import outbox
+from hub.ports import BoardUpdate, ChannelSetup, Delivery, PushTarget, WebhookBody
 from hub.publish import publications, subscriptions
 from hub.publish.boardtext import Notice as BoardNotice
 from hub.publish.pipeline import PUSH_PAYLOAD_MAX, latest_by_thread, push_payload
@@ -37,6 +38,22 @@ T = TypeVar("T")
 DEFAULT_TTL_S = 24 * 3600
 """Push TTL for a warning without an end (the push service drops it after this)."""
 _EMPTY_KEY = len(b'{"key":""')
+
+
+def topic_for(thread: str) -> str:
+    """A stable RFC 8030 Topic for a publication thread: 32 characters of base64url (a newer version replaces an
+    undelivered older one at the push service)."""
+    return base64.urlsafe_b64encode(hashlib.sha256(thread.encode()).digest()[:24]).rstrip(b"=").decode()
+
+
+def urgency_for(severity: str, urgency: str) -> str:
+    """RFC 8030 Urgency for a CAP severity/urgency: Extreme and Severe high (whatever the CAP urgency, Immediate
+    included), Moderate normal, Minor low, Unknown or anything else normal. ``urgency`` is taken for the day the
+    table distinguishes it; today it changes nothing."""
+    sev = severity.strip().lower()
+    if sev in ("extreme", "severe"):
+        return "high"
+    return {"moderate": "normal", "minor": "low"}.get(sev, "normal")
 
 
 def board_notice(pub: Publication, language: str) -> BoardNotice:
@@ -166,11 +183,9 @@ class Resolvers:
 
 
 async def open_outbox(stack: contextlib.AsyncExitStack, *, astore: AsyncStore, loaded: LoadedConfig,
-                      http: aiohttp.ClientSession, index: Any, metrics: Any, vapid: VapidKey) -> outbox.Outbox:
-    """Build the channels from config, enter them on ``stack``, start the outbox (recovering rows that were in
-    flight at the last stop); returns the outbox. ``vapid``: the hub's key (:func:`load_vapid`)."""
-    cfg = loaded.cfg
-    resolvers = Resolvers(astore, loaded)
+                      http: aiohttp.ClientSession, index: Any, metrics: Any) -> outbox.Outbox:
+    """Build the channels from config (every registered factory), enter them on ``stack``, start the outbox
+    (recovering rows that were in flight at the last stop); returns the outbox."""
     box = outbox.Outbox(astore, metrics=outbox.OutboxMetrics(metrics.registry))
 
     async def on_gone(channel: str, recipients: list[str]) -> None:
@@ -181,23 +196,12 @@ async def open_outbox(stack: contextlib.AsyncExitStack, *, astore: AsyncStore, l
             index.remove_many(recipients)
         log.info("deleted %d subscription(s) whose push endpoint is gone (404/410)", removed)
 
-    sender = WebPushSender(http, vapid, cfg.push.vapid_subject, executor=None, workers=cfg.push.workers,
-                           concurrency=cfg.push.concurrency, per_host_concurrency=cfg.push.per_host_concurrency,
-                           timeout_s=cfg.push.timeout_s,
-                           allow_http=cfg.push.allow_http_endpoints)
-    stack.push_async_callback(sender.aclose)
-    await sender.warm()  # start the worker processes now, not on the first warning
-    channels: list[Any] = [WebPushChannel(sender, resolvers.push)]
-    if any(b.kind == "mqtt" for b in cfg.boards):
-        channels.append(MqttBoards(cfg.boards, resolvers.boards_state))
-    if any(b.kind == "http" for b in cfg.boards):
-        channels.append(HttpBoards(cfg.boards, http, resolvers.boards_state))
-    if cfg.webhooks:
-        channels.append(Webhooks(cfg.webhooks, http, resolvers.webhook_body))
-    for channel in channels:
-        await stack.enter_async_context(channel)
-        box.add_worker(channel, batch_size=500 if channel.name == "push" else 50,
-                       concurrency=2 if channel.name == "push" else 1, on_gone=on_gone)
+    setup = ChannelSetup(loaded=loaded, http=http, content=Resolvers(astore, loaded), stack=stack)
+    for factory in registry.channels().values():
+        for channel in await factory(setup):
+            await stack.enter_async_context(channel)
+            box.add_worker(channel, batch_size=500 if channel.name == "push" else 50,
+                           concurrency=2 if channel.name == "push" else 1, on_gone=on_gone)
     requeued = await box.start()
     stack.push_async_callback(box.stop)
     if requeued:
@@ -205,6 +209,6 @@ async def open_outbox(stack: contextlib.AsyncExitStack, *, astore: AsyncStore, l
     return box
 
 
-def load_vapid(loaded: LoadedConfig) -> VapidKey:
-    """The hub's VAPID key, created on first start (mode 0600); its public half is the browsers' key."""
-    return VapidKey.load_or_create(loaded.path(loaded.cfg.push.vapid_key))
+def push_public_key(loaded: LoadedConfig) -> str:
+    """The hub's VAPID public key (the push channel creates the key on first start): the browsers' key."""
+    return registry.push().public_key(loaded)

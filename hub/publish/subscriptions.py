@@ -33,7 +33,7 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,7 @@ import msgspec
 from hub.access import exercise_tokens
 from hub.errors import HubError
 from hub.geo.registry import Registry
+from hub.ports import CheckEndpoint, CheckKeys
 from hub.store.db import Store
 
 COLUMNS = ("id", "token_hash", "endpoint", "p256dh", "auth", "places", "topics", "min_severity", "languages",
@@ -159,10 +160,6 @@ class Subscription:
                 "min_severity": self.min_severity, "languages": list(self.languages), "exercise": self.exercise}
 
 
-CheckEndpoint = Callable[..., str | None]
-"""``check_endpoint(url, *, allow_http) -> reason | None`` (adapters.channels.pushcheck)."""
-CheckKeys = Callable[[str, str], str | None]
-"""``check_keys(p256dh, auth) -> reason | None`` (adapters.channels.pushcheck)."""
 
 
 # -- validation -------------------------------------------------------------------------------------------------------

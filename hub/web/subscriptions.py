@@ -30,6 +30,7 @@ from hub.config import PushSection, WebSection
 from hub.geo.registry import registry
 from hub.publish import index as targeting
 from hub.publish import subscriptions as subs
+from hub.registry import push as push_hooks
 from hub.web.app import HUB_KEY
 from hub.web.client import client_address
 from hub.web.limits import AddressRate, refusal
@@ -62,14 +63,12 @@ def setup(app: web.Application, *, allow_http: bool, index: targeting.Subscripti
           max_subscriptions: int = PushSection().max_subscriptions) -> targeting.SubscriptionIndex:
     """Add the routes and ``app[INDEX_KEY]`` (``index``, or a new one filled from the store at startup).
 
-    The push checks default to adapters.channels.pushcheck; without that module this raises (no weaker fallback)."""
+    The push checks default to the push channel's (:func:`hub.registry.push`); without them this raises (no weaker
+    fallback)."""
     if check_endpoint is None or check_keys is None:
-        try:
-            from adapters.channels import pushcheck
-        except ImportError as err:
-            raise RuntimeError("subscriptions need adapters.channels.pushcheck (check_endpoint, check_keys)") from err
-        check_endpoint = check_endpoint or pushcheck.check_endpoint
-        check_keys = check_keys or pushcheck.check_keys
+        hooks = push_hooks()
+        check_endpoint = check_endpoint or hooks.check_endpoint
+        check_keys = check_keys or hooks.check_keys
     index = index if index is not None else targeting.SubscriptionIndex()
     app[INDEX_KEY] = index
     app[_CHECKS_KEY] = _Checks(allow_http, check_endpoint, check_keys, AddressRate(per_address_per_hour),

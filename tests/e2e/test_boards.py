@@ -25,11 +25,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from adapters.channels import Delivery, Outcome
+from adapters.channels.boardmqtt import MqttBoards
 from adapters.channels.boards import (
-    BoardUpdate,
     HttpBoards,
-    MqttBoards,
     board_state,
     clear_state,
     retry_after,
@@ -38,6 +36,7 @@ from adapters.channels.boards import (
 )
 from hub.cap import labels
 from hub.config import BoardConfig
+from hub.ports import BoardUpdate, Delivery, Outcome
 from hub.publish.boardtext import Notice, fit, plain, transliterate, validity
 from tests.kits.mosquitto import Mosquitto, MosquittoMissing
 

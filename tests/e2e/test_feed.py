@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.sources.feed import CapFeedSource, convert_payload, read_feed
+from adapters.sources.feed import CapFeedSource, read_feed
+from adapters.sources.feed_convert import convert_payload
 from adapters.sources.polling import Http
 from hub.cap.serialize import to_xml
 from hub.cap.validate import Validator, Verdict

@@ -24,7 +24,8 @@ import aiohttp
 import paho.mqtt.client as mqtt
 import pytest
 
-from adapters.sources.mqtt import Malformed, MqttSource, TopicMap, parse_payload, timestamp_ms
+from adapters.sources.mqtt import MqttSource
+from adapters.sources.mqtt_payload import Malformed, TopicMap, parse_payload, timestamp_ms
 from hub.app import build_sources
 from hub.config import SensorConfig
 from hub.errors import ConfigError

@@ -18,22 +18,18 @@ from zoneinfo import ZoneInfo
 import pytest
 from lxml import etree
 
-from adapters.sources.common import Converted
 from adapters.sources.nina import NinaSource, parse_list
-from adapters.sources.nina_convert import (
+from adapters.sources.nina_convert import NinaFormatError, convert_payload, convert_warning, warning_ars
+from adapters.sources.nina_fields import (
     GERMANY_BBOX,
-    NinaFormatError,
     _berlin_offset,
     _Notes,
-    convert_payload,
-    convert_warning,
     html_to_text,
     normalise_language,
     polygon_from_nina,
-    repair_references,
     strip_prefix,
-    warning_ars,
 )
+from adapters.sources.nina_refs import repair_references
 from adapters.sources.polling import Http
 from adapters.sources.weblink import split_web
 from hub.cap.model import Alert, Category, Certainty, Reference, ResponseType, Scope, Urgency
@@ -43,6 +39,7 @@ from hub.cap.sign import SignaturePolicy
 from hub.cap.validate import Validator, Verdict, schema_errors
 from hub.config import NinaSourceConfig
 from hub.geo.registry import ars_prefix, ars_related
+from hub.ports import Converted
 from tests.kits import paths
 from tests.kits.sourcekit import HubKit, ReplayServer
 

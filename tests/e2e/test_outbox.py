@@ -21,9 +21,9 @@ from typing import Any, Self
 import pytest
 from prometheus_client import CollectorRegistry
 
-from adapters.channels import Delivery, Outcome
 from hub.deliver import outbox
 from hub.deliver.outbox import CircuitBreaker, NewDelivery, Outbox, OutboxMetrics, RetryPolicy
+from hub.ports import Delivery, Outcome
 from hub.store.db import AsyncStore, Store
 from tests.kits import paths
 
@@ -404,7 +404,7 @@ async def test_stop_leaves_unfinished_rows_for_recover(astore: AsyncStore) -> No
 
 CRASHER = textwrap.dedent("""
     import os, signal, sys
-    from adapters.channels import Outcome
+    from hub.ports import Outcome
     from hub.deliver import outbox
     from hub.store.db import Store
 

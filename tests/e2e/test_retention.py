@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from adapters.channels import Outcome
 from hub.cap.validate import Validator
 from hub.config import RetentionSection
 from hub.deliver import outbox
 from hub.deliver.outbox import NewDelivery, RetryPolicy
 from hub.intake import readings
 from hub.intake.documents import Intake
+from hub.ports import Outcome
 from hub.publish import publications
 from hub.store import retention
 from hub.store.db import AsyncStore, Store

@@ -31,21 +31,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from adapters.channels import Delivery
-from adapters.channels.pushcheck import check_endpoint, check_keys
-from adapters.channels.pushhttp import BODY_KEEP, Address, HttpError, PushClient, Response
+from adapters.channels.pushcheck import Address, check_endpoint, check_keys
+from adapters.channels.pushcrypto import MAX_PLAINTEXT, encrypt_batch
+from adapters.channels.pushhttp import BODY_KEEP, HttpError, PushClient, Response
 from adapters.channels.vapid import VapidKey
-from adapters.channels.webpush import (
-    MAX_PLAINTEXT,
-    MAX_TTL_S,
-    PushTarget,
-    WebPushChannel,
-    WebPushSender,
-    encrypt_batch,
-    topic_for,
-    urgency_for,
-)
+from adapters.channels.webpush import MAX_TTL_S, WebPushChannel, WebPushSender
+from hub.deliver.setup import topic_for, urgency_for
 from hub.errors import ConfigError
+from hub.ports import Delivery, PushTarget
 from tests.kits import paths
 from tests.kits.pushkit import PushReceiver, TestSubscription
 
@@ -586,7 +579,7 @@ async def test_client_speaks_tls(tmp_path: Path) -> None:
 async def test_client_refuses_host_names_that_resolve_into_private_networks(tmp_path: Path) -> None:
     """SSRF: an https endpoint whose name resolves to loopback (or any non-public address) is never connected to,
     however the name looks; the channel fails such a push instead of retrying it."""
-    from adapters.channels.pushhttp import NotPublic, public_addresses
+    from adapters.channels.pushcheck import NotPublic, public_addresses
 
     loop = asyncio.get_running_loop()
     with pytest.raises(NotPublic, match="no public address"):

@@ -21,9 +21,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from adapters.sources import SourceContext
 from hub import config as config_mod
 from hub.app import Hub, make_validator, open_store
+from hub.intake.sensors import SensorIntake
+from hub.ports import SourceContext
 from hub.store.db import AsyncStore
 
 
@@ -143,7 +144,7 @@ class HubKit:
         return SourceContext(ingest=self.hub.ingest, health=self.hub.health,
                              log=logging.getLogger(f"warnhub.source.{name}"), ingest_alert=self.hub.ingest_alert,
                              snapshot=self.hub.snapshot, known=self.hub.known, http=self.session,
-                             store=self.astore, metrics=self.hub.metrics)
+                             readings=SensorIntake(self.astore), metrics=self.hub.metrics)
 
     async def __aenter__(self) -> HubKit:
         self.session = aiohttp.ClientSession()

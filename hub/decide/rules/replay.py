@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from hub import registry
 from hub.cap.model import Alert
 from hub.decide.rules.engine import RuleSet
 from hub.decide.rules.sensors import SensorWatch
@@ -41,27 +42,21 @@ def alerts_of(path: Path, data: bytes) -> list[tuple[Alert, tuple[str, ...]]]:
     """The alerts a saved input holds, with adapter notes."""
     kind = _kind(path, data[:4096])
     if kind == "dwd-zip":
-        from adapters.sources.dwd import convert_payload as dwd
-
-        return [(c.alert, c.notes) for c in dwd(data)]
+        return [(c.alert, c.notes) for c in registry.converters()["dwd-zip"](data)]
     if kind == "xml":
         from hub.cap import parse as cap_parse
 
         try:
             return [(cap_parse.parse(data, max_bytes=MAX_BYTES).alert, ())]
         except ParseError as cap_err:
-            from adapters.sources.feed import convert_payload as feed
-
             try:
-                return [(c.alert, c.notes) for c in feed(data)]
+                return [(c.alert, c.notes) for c in registry.converters()["atom"](data)]
             except ParseError:
                 raise cap_err from None
     if kind == "nina":
-        from adapters.sources.nina_convert import convert_payload as nina
-
         geojson = path.with_suffix(".geojson")
         extra = geojson.read_bytes() if path.suffix == ".json" and geojson.is_file() else None
-        return [(c.alert, c.notes) for c in nina(data, geojson=extra)]
+        return [(c.alert, c.notes) for c in registry.converters()["nina"](data, geojson=extra)]
     raise ParseError("neither CAP, a DWD zip, NINA JSON, a feed nor JSON-lines sensor readings")
 
 

@@ -17,11 +17,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from adapters.channels import Delivery
 from adapters.channels.boards import verify_signature
-from adapters.channels.webhooks import WebhookBody, Webhooks
+from adapters.channels.webhooks import Webhooks
 from hub import __version__
 from hub.config import WebhookConfig
+from hub.ports import Delivery, WebhookBody
 from tests.kits import paths
 
 CAP = (paths.DATA / "cap" / "de_dwd_kweathercore_update-MUL.xml").read_bytes()

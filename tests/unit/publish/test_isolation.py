@@ -23,7 +23,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from adapters.channels import Delivery, Outcome
 from adapters.channels.webhooks import Webhooks
 from hub import config
 from hub.cap.model import Severity
@@ -40,6 +39,7 @@ from hub.geo.geography import Geography, geography
 from hub.health import Health
 from hub.intake.documents import Intake
 from hub.metrics import Metrics
+from hub.ports import Delivery, Outcome
 from hub.publish import publications
 from hub.publish.pipeline import Pipeline
 from hub.store.clock import utc_iso

@@ -94,9 +94,9 @@ async def test_push_payload_rendered_once_per_thread_is_exact_per_recipient(tmp_
     byte what push_payload gives for that key, and a key too long for the record falls back to shortened texts."""
     import json
 
-    from adapters.channels import Delivery
     from hub import config
     from hub.deliver.setup import Resolvers
+    from hub.ports import Delivery
     from hub.publish import subscriptions
     from hub.publish.pipeline import PUSH_PAYLOAD_MAX, push_payload
     from hub.store.db import AsyncStore
