@@ -22,7 +22,6 @@ from typing import Any
 import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from hub import config as config_mod
 from hub import log as log_mod
 from hub import registry
 from hub.access import auth
@@ -30,7 +29,9 @@ from hub.cap.model import Alert
 from hub.cap.serialize import to_xml
 from hub.cap.sign import SignaturePolicy, TrustStore
 from hub.cap.validate import Validator
-from hub.config import LoadedConfig, MqttSourceConfig
+from hub.config import load as config_mod
+from hub.config.load import LoadedConfig
+from hub.config.sections import MqttSourceConfig
 from hub.decide.router import Router, open_rules
 from hub.deliver.setup import open_outbox, push_public_key
 from hub.errors import ConfigError

@@ -32,7 +32,7 @@ from hub.publish.boardtext import Notice
 if TYPE_CHECKING:
     import aiohttp
 
-    from hub.config import LoadedConfig
+    from hub.config.load import LoadedConfig
     from hub.metrics import Metrics
 
 # --- sources ----------------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from adapters.channels.boards import BoardState, OutcomeLog, log, plan_for, resolve_batch
-from hub.config import BoardConfig
+from hub.config.sections import BoardConfig
 from hub.ports import BoardResolve, Channel, ChannelSetup, Delivery, Outcome
 
 RECONNECT_MIN_S = 0.25

@@ -32,7 +32,7 @@ from typing import Any, Self
 import aiohttp
 
 from hub import __version__
-from hub.config import BoardConfig
+from hub.config.sections import BoardConfig
 from hub.ports import BoardResolve, BoardUpdate, Channel, ChannelSetup, Delivery, Outcome
 from hub.publish.boardtext import Notice, fit, plain, transliterate
 

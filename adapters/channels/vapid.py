@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from hub.config import LoadedConfig
+from hub.config.load import LoadedConfig
 from hub.errors import ConfigError
 
 log = logging.getLogger("warnhub.push")

@@ -17,7 +17,7 @@ from typing import Self
 import aiohttp
 
 from adapters.channels.boards import OutcomeLog, post_signed, resolve_batch
-from hub.config import WebhookConfig
+from hub.config.sections import WebhookConfig
 from hub.ports import Channel, ChannelSetup, Delivery, Outcome, WebhookBody, WebhookResolve
 
 log = logging.getLogger("warnhub.channels.webhooks")

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 from hub.cap.sign import SignaturePolicy
 
 if TYPE_CHECKING:
-    from hub.config import DirectorySourceConfig, LoadedConfig
+    from hub.config.load import LoadedConfig
+    from hub.config.sections import DirectorySourceConfig
     from hub.ports import SourceContext
 
 _SKIP_SUFFIXES = (".tmp", ".part", ".partial", "~", ".reason.txt")

@@ -40,7 +40,8 @@ from hub.errors import FetchError, ParseError, SourceError
 from hub.ports import Converted
 
 if TYPE_CHECKING:
-    from hub.config import DwdSourceConfig, LoadedConfig
+    from hub.config.load import LoadedConfig
+    from hub.config.sections import DwdSourceConfig
     from hub.intake.documents import IntakeResult
     from hub.ports import SourceContext
 

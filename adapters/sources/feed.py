@@ -32,7 +32,8 @@ from hub.cap import parse as cap_parse
 from hub.errors import FetchError, ParseError
 
 if TYPE_CHECKING:
-    from hub.config import CapFeedSourceConfig, LoadedConfig
+    from hub.config.load import LoadedConfig
+    from hub.config.sections import CapFeedSourceConfig
     from hub.ports import SourceContext
 
 log = logging.getLogger("warnhub.source.feed")

@@ -38,12 +38,12 @@ from paho.mqtt.properties import Properties
 
 from adapters.sources.mqtt_client import Client, derived_client_id, quiet_shutdown, reason_of
 from adapters.sources.mqtt_payload import Malformed, TopicMap, parse_payload
-from hub.config import MqttSourceConfig
+from hub.config.sections import MqttSourceConfig
 from hub.errors import ConfigError, SourceError
 from hub.intake import readings
 
 if TYPE_CHECKING:
-    from hub.config import LoadedConfig
+    from hub.config.load import LoadedConfig
     from hub.ports import SourceContext
 
 RECONNECT_MIN_S = 0.25

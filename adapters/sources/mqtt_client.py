@@ -21,7 +21,7 @@ import paho.mqtt.client as mqtt
 from hub.errors import ConfigError, SourceError
 
 if TYPE_CHECKING:
-    from hub.config import LoadedConfig
+    from hub.config.load import LoadedConfig
 
 SUFFIX_FILE = "mqtt-client-id"
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from hub.config import SensorConfig
+from hub.config.sections import SensorConfig
 from hub.errors import ConfigError
 from hub.intake import readings
 

@@ -36,7 +36,8 @@ from hub.errors import FetchError, SourceError
 from hub.geo.registry import ars_related
 
 if TYPE_CHECKING:
-    from hub.config import LoadedConfig, NinaSourceConfig
+    from hub.config.load import LoadedConfig
+    from hub.config.sections import NinaSourceConfig
     from hub.ports import SourceContext
 
 DETAIL_CONCURRENCY = 8

@@ -26,7 +26,8 @@ from hub import __version__
 from hub.errors import FetchError, SourceError
 
 if TYPE_CHECKING:
-    from hub.config import HttpSourceConfig, LoadedConfig
+    from hub.config.load import LoadedConfig
+    from hub.config.sections import HttpSourceConfig
     from hub.ports import SourceContext
 
 USER_AGENT = f"warnhub/{__version__} (+https://github.com/warnhub/warnhub)"

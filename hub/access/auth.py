@@ -232,7 +232,7 @@ def set_disabled(store: Store, name: str, disabled: bool, *, actor: str, now: da
 
 
 def throttle_of(console: Any) -> Throttle:
-    """The throttle the config's ``[console]`` section asks for (hub.config.ConsoleSection)."""
+    """The throttle the config's ``[console]`` section asks for (hub.config.sections.ConsoleSection)."""
     return Throttle(free_failures=console.login_free_failures, first_delay_s=float(console.login_first_delay_s),
                     max_delay_s=float(console.login_max_delay_s),
                     max_failures_addr=console.max_failures_per_address, window_s=console.failure_window_min * 60.0,

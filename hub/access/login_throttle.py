@@ -39,7 +39,7 @@ UNKNOWN_NAME = ""
 
 @dataclass(frozen=True, slots=True)
 class Throttle:
-    """See the module docstring; the defaults are ``[console]``'s (hub.config.ConsoleSection)."""
+    """See the module docstring; the defaults are ``[console]``'s (hub.config.sections.ConsoleSection)."""
 
     free_failures: int = 5
     first_delay_s: float = 2.0

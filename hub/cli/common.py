@@ -8,11 +8,11 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from hub import config as config_mod
 from hub.app import make_validator
 from hub.cap.sign import SignaturePolicy
 from hub.cap.validate import Validator
-from hub.config import LoadedConfig
+from hub.config import load as config_mod
+from hub.config.load import LoadedConfig
 
 DEFAULT_CONFIG = "config.toml"
 

@@ -8,9 +8,9 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from hub import config as config_mod
 from hub.cli.common import files_of, load_config
-from hub.config import LoadedConfig
+from hub.config import sections as config_mod
+from hub.config.load import LoadedConfig
 from hub.decide.rules.engine import RuleSet
 from hub.decide.rules.replay import replay
 from hub.decide.rules.template_checks import load_templates

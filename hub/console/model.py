@@ -17,7 +17,8 @@ from shapely.geometry.base import BaseGeometry
 
 from hub.cap.model import Circle
 from hub.cap.validate import Validator
-from hub.config import BoardConfig, LoadedConfig, WebhookConfig
+from hub.config.load import LoadedConfig
+from hub.config.sections import BoardConfig, WebhookConfig
 from hub.decide.rules.templates import Template
 from hub.errors import AuthError, HubError
 from hub.geo.geography import Geography

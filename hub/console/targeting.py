@@ -16,7 +16,7 @@ from shapely.geometry.base import BaseGeometry
 from hub.cap.model import Alert, MsgType, Urgency
 from hub.cap.serialize import to_xml
 from hub.cap.sign import SignaturePolicy
-from hub.config import BoardConfig, WebhookConfig
+from hub.config.sections import BoardConfig, WebhookConfig
 from hub.console.alert import _previous_sent, _sent_time, build_alert
 from hub.console.model import LANGUAGES, ConsoleConfig, ConsoleError, _msg
 from hub.console.tables import _dumps, _require

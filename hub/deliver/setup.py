@@ -23,7 +23,7 @@ import aiohttp
 
 from hub import registry
 from hub.cap import labels
-from hub.config import LoadedConfig
+from hub.config.load import LoadedConfig
 from hub.deliver import outbox
 from hub.ports import BoardUpdate, ChannelSetup, Delivery, PushTarget, WebhookBody
 from hub.publish import publications, subscriptions

@@ -24,7 +24,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from hub.cap.model import Alert
-from hub.config import BoardConfig, WebhookConfig
+from hub.config.sections import BoardConfig, WebhookConfig
 from hub.geo.geography import Geography
 from hub.geo.projection import GERMANY
 from hub.geo.registry import Level

@@ -36,7 +36,8 @@ from shapely.geometry.base import BaseGeometry
 
 from hub.cap import labels
 from hub.cap.model import Alert, Severity, from_json
-from hub.config import BoardConfig, LoadedConfig, WebhookConfig
+from hub.config.load import LoadedConfig
+from hub.config.sections import BoardConfig, WebhookConfig
 from hub.decide import decisions
 from hub.decide.rules.engine import LiveRules
 from hub.deliver import outbox

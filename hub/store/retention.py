@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.access import auth
-from hub.config import RetentionSection
+from hub.config.sections import RetentionSection
 from hub.deliver import outbox
 from hub.errors import StoreError
 from hub.intake import readings

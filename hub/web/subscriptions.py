@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hub.config import PushSection, WebSection
+from hub.config.sections import PushSection, WebSection
 from hub.geo.registry import registry
 from hub.publish import index as targeting
 from hub.publish import subscriptions as subs

@@ -52,7 +52,7 @@ from shapely.geometry.base import BaseGeometry
 
 from hub.cap import labels
 from hub.cap.parse import read_xml
-from hub.config import BoardConfig
+from hub.config.sections import BoardConfig
 from hub.geo.geography import Geography, geography
 from hub.geo.projection import GERMANY
 from hub.publish import publications

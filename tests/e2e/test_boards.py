@@ -35,7 +35,7 @@ from adapters.channels.boards import (
     verify_signature,
 )
 from hub.cap import labels
-from hub.config import BoardConfig
+from hub.config.sections import BoardConfig
 from hub.ports import BoardUpdate, Delivery, Outcome
 from hub.publish.boardtext import Notice, fit, plain, transliterate, validity
 from tests.kits.mosquitto import Mosquitto, MosquittoMissing

@@ -20,7 +20,7 @@ from adapters.sources.polling import Http
 from hub.cap.model import Status, from_json
 from hub.cap.serialize import to_xml
 from hub.cap.validate import Validator, Verdict
-from hub.config import DwdSourceConfig
+from hub.config.sections import DwdSourceConfig
 from hub.errors import ParseError
 from tests.kits import paths
 from tests.kits.sourcekit import HubKit, ReplayServer

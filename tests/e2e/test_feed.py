@@ -15,7 +15,7 @@ from adapters.sources.feed_convert import convert_payload
 from adapters.sources.polling import Http
 from hub.cap.serialize import to_xml
 from hub.cap.validate import Validator, Verdict
-from hub.config import CapFeedSourceConfig
+from hub.config.sections import CapFeedSourceConfig
 from hub.errors import ParseError
 from tests.kits import paths
 from tests.kits.sourcekit import HubKit, ReplayServer

@@ -27,7 +27,7 @@ import pytest
 from adapters.sources.mqtt import MqttSource
 from adapters.sources.mqtt_payload import Malformed, TopicMap, parse_payload, timestamp_ms
 from hub.app import build_sources
-from hub.config import SensorConfig
+from hub.config.sections import SensorConfig
 from hub.errors import ConfigError
 from hub.intake import readings
 from hub.store.db import Store

@@ -37,7 +37,7 @@ from hub.cap.parse import is_language_tag
 from hub.cap.serialize import to_xml
 from hub.cap.sign import SignaturePolicy
 from hub.cap.validate import Validator, Verdict, schema_errors
-from hub.config import NinaSourceConfig
+from hub.config.sections import NinaSourceConfig
 from hub.geo.registry import ars_prefix, ars_related
 from hub.ports import Converted
 from tests.kits import paths

@@ -21,7 +21,7 @@ class OneDocument(PollingSource):
     """The smallest real source: one URL that holds one CAP document."""
 
     def __init__(self, kit: HubKit, url: str, **settings: object) -> None:
-        from hub.config import HttpSourceConfig
+        from hub.config.sections import HttpSourceConfig
         cfg = HttpSourceConfig(name="one", **settings)  # type: ignore[arg-type]
         super().__init__(cfg, kit.loaded)
         self.url = url

@@ -39,7 +39,7 @@ from aiohttp import web
 
 from hub.access import auth
 from hub.app import Hub, make_validator
-from hub.config import load
+from hub.config.load import load
 from hub.geo.geography import geography
 from hub.publish.index import SubscriptionIndex
 from hub.store.db import AsyncStore, Store

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hub.cap.validate import Validator
-from hub.config import RetentionSection
+from hub.config.sections import RetentionSection
 from hub.deliver import outbox
 from hub.deliver.outbox import NewDelivery, RetryPolicy
 from hub.intake import readings

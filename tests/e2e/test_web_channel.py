@@ -29,7 +29,7 @@ from adapters.sources.feed import CapFeedSource, read_feed
 from adapters.sources.polling import Http
 from hub.cap.model import MsgType, Scope, Severity, Status
 from hub.cap.parse import parse
-from hub.config import BoardConfig, CapFeedSourceConfig
+from hub.config.sections import BoardConfig, CapFeedSourceConfig
 from hub.publish import publications
 from hub.publish.publications import Publication
 from hub.store.db import AsyncStore, Store

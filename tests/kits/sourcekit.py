@@ -21,8 +21,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from hub import config as config_mod
 from hub.app import Hub, make_validator, open_store
+from hub.config import load as config_mod
 from hub.intake.sensors import SensorIntake
 from hub.ports import SourceContext
 from hub.store.db import AsyncStore

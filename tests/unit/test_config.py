@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hub import config as config_mod
-from hub.config import DirectorySourceConfig, DwdSourceConfig, MqttSourceConfig, NinaSourceConfig
+from hub.config import load as config_mod
+from hub.config.sections import DirectorySourceConfig, DwdSourceConfig, MqttSourceConfig, NinaSourceConfig
 from hub.errors import ConfigError
 from tests.kits import paths
 

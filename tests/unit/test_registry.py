@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hub import registry
-from hub.config import SourceConfig
+from hub.config.sections import SourceConfig
 from tests.kits import paths
 
 GROUPS = ("sources", "channels", "converters", "push")

@@ -18,7 +18,7 @@ from pathlib import Path
 from hub.access import login_throttle
 from hub.access.auth import throttle_of
 from hub.cap.validate import Validator
-from hub.config import ConsoleSection
+from hub.config.sections import ConsoleSection
 from hub.intake.documents import Intake
 from hub.store.db import Store
 from tests.kits.hubproc import cap_xml

@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from hub import config
 from hub.access import auth
+from hub.config import load as config
+from hub.config import sections
 from hub.errors import ConfigError
 from hub.store.db import Store
 from tests.e2e.test_auth import CHEAP, KREIS, PASSWORD, T0, Clock, Hub, add, login
@@ -279,7 +280,7 @@ def test_config_settings_and_removed_keys(tmp_path: Path) -> None:
     assert auth.throttle_of(loaded.cfg.console) == auth.Throttle(
         free_failures=4, first_delay_s=3, max_delay_s=120, max_failures_addr=50, window_s=1200,
         retention_s=3 * 86400)
-    assert auth.throttle_of(config.ConsoleSection()).retention_s == 7 * 86400  # the default: 7 days
+    assert auth.throttle_of(sections.ConsoleSection()).retention_s == 7 * 86400  # the default: 7 days
     for old, new in (("lockout_min = 15", "login_max_delay_s"), ("max_failures_per_name = 5", "login_free_failures")):
         with pytest.raises(ConfigError, match=rf"\$\.console: {old.split()[0]} gibt es nicht mehr.*use {new}"):
             config.load(write_config(tmp_path, old))

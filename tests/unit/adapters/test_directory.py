@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 from adapters.sources.directory import SETTLE_S, DirectorySource
-from hub.config import DirectorySourceConfig, load
+from hub.config.load import load
+from hub.config.sections import DirectorySourceConfig
 from tests.kits.hubproc import write_config
 
 

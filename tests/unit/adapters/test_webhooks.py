@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestServer
 from adapters.channels.boards import verify_signature
 from adapters.channels.webhooks import Webhooks
 from hub import __version__
-from hub.config import WebhookConfig
+from hub.config.sections import WebhookConfig
 from hub.ports import Delivery, WebhookBody
 from tests.kits import paths
 

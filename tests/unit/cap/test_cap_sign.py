@@ -21,12 +21,12 @@ from cryptography.x509.oid import NameOID
 from lxml import etree
 from signxml import DigestAlgorithm, SignatureMethod, XMLSigner
 
-from hub import config as config_mod
 from hub.app import make_validator
 from hub.cap import sign as cap_sign
 from hub.cap.parse import parse
 from hub.cap.sign import SignaturePolicy, SignatureStatus, TrustStore
 from hub.cap.validate import Validator, Verdict
+from hub.config import load as config_mod
 from hub.errors import ConfigError
 from hub.intake.pool import ValidationPool
 from tests.kits import paths

@@ -25,7 +25,7 @@ from hub.access import exercise_tokens
 from hub.cap.model import Category, Certainty, MsgType, Severity, Status, Urgency
 from hub.cap.parse import parse
 from hub.cap.validate import Validator, Verdict
-from hub.config import load as load_config
+from hub.config.load import load as load_config
 from hub.decide import decisions
 from hub.decide.router import Router, empty_rules
 from hub.decide.rules.engine import RuleSet

@@ -164,7 +164,7 @@ def test_an_older_version_is_never_sent_over_a_newer_one(store: Store, cfg: cons
 
 
 def test_four_eyes_end_setting(tmp_path: Path) -> None:
-    from hub.config import load
+    from hub.config.load import load
     from hub.errors import ConfigError
 
     text = (REPO / "config.toml").read_text(encoding="utf-8")

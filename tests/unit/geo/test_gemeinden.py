@@ -253,7 +253,7 @@ def test_region_search_and_maps_over_http(hub: Hub) -> None:
 def test_bundled_gemeinden_can_be_switched_off(tmp_path: Path) -> None:
     """``[geo] bundled_gemeinden = false``: only the Kreis cells and the operator's own files (then a region without
     a boundary is widened only on the sender's confirmation); the default uses the bundled boundaries."""
-    from hub.config import load
+    from hub.config.load import load
     from tests.kits.hubproc import write_config
 
     (tmp_path / "on").mkdir()

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from hub import console
-from hub.config import load as load_config
+from hub.config.load import load as load_config
 from hub.decide.router import empty_rules
 from hub.decide.rules.engine import RuleSet
 from hub.geo.boundaries import load_extra_boundaries

@@ -24,10 +24,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.channels.webhooks import Webhooks
-from hub import config
 from hub.cap.model import Severity
 from hub.cap.parse import parse
 from hub.cap.validate import Validator
+from hub.config import load as config
 from hub.console.overview import inbox
 from hub.decide import decisions
 from hub.decide.router import Router

@@ -94,7 +94,7 @@ async def test_push_payload_rendered_once_per_thread_is_exact_per_recipient(tmp_
     byte what push_payload gives for that key, and a key too long for the record falls back to shortened texts."""
     import json
 
-    from hub import config
+    from hub.config import load as config
     from hub.deliver.setup import Resolvers
     from hub.ports import Delivery
     from hub.publish import subscriptions
