@@ -30,8 +30,8 @@ from hub.config import PushSection, WebSection
 from hub.geo import registry
 from hub.publish import index as targeting
 from hub.publish import subscriptions as subs
-from hub.web.app import HUB_KEY
 from hub.web.client import client_address
+from hub.web.keys import HUB_KEY
 from hub.web.limits import AddressRate, refusal
 
 log = logging.getLogger("warnhub.web.subscriptions")

@@ -33,7 +33,8 @@ from hub.config import BoardConfig, CapFeedSourceConfig
 from hub.publish import publications
 from hub.publish.publications import Publication
 from hub.store.db import AsyncStore, Store
-from hub.web.app import HUB_KEY, security_headers
+from hub.web.app import security_headers
+from hub.web.keys import HUB_KEY
 from hub.web.live import Broadcaster, event_of
 from hub.web.warnings import setup
 from tests.kits import paths
