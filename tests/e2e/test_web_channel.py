@@ -287,7 +287,7 @@ async def test_another_warnhub_ingests_the_feed(server: Server, tmp_path: Path) 
         src.http = Http(peer.session, timeout_s=10, max_bytes=cfg.max_bytes)
         ctx = peer.context("nachbar", "cap-feed")
         assert await src.poll_once(ctx) == []
-        await peer.hub.drain()
+        await peer.hub.recorder.drain()
         got = [r[0] for r in peer.store.conn.execute("SELECT identifier FROM alerts ORDER BY id")]
         assert sorted(got) == sorted([first.identifier, second.identifier])
         assert peer.store.counts()["rejections"] == 0
