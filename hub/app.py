@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import getpass
 import logging
 import signal
@@ -118,7 +119,11 @@ async def compose(stack: contextlib.AsyncExitStack, loaded: LoadedConfig, store:
     events.subscribe(AlertStored, router.on_stored)
     events.subscribe(Decided, pipeline.on_decided)
     events.subscribe(Queued, box.on_queued)
-    events.subscribe(Published, lambda e: broadcaster.publish(event_of(e.publication)))
+
+    def stream(event: Published) -> None:
+        broadcaster.publish(event_of(event.publication))
+
+    events.subscribe(Published, stream)
     return dataclasses.replace(base, router=router, index=index, geo=geo, broadcaster=broadcaster,
                                pipeline=pipeline, outbox=box, vapid_public_key=vapid.public_key_b64url)
 
@@ -202,7 +207,7 @@ def start_sources(group: asyncio.TaskGroup, services: Services, http: aiohttp.Cl
             health.down(name, f"crashed: {err!r}")
             log.warning("source crashed; restarting in %ss", delay, extra={"source": name})
 
-        services.tasks.start(group, f"source:{source.name}", lambda s=source, c=ctx: s.run(c), on_crash=crashed)
+        services.tasks.start(group, f"source:{source.name}", functools.partial(source.run, ctx), on_crash=crashed)
     return len(sources)
 
 
@@ -216,8 +221,12 @@ async def _serve(stack: contextlib.AsyncExitStack, loaded: LoadedConfig, store: 
     router, pipeline = services.router, services.pipeline
     assert router is not None and pipeline is not None
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGHUP, lambda: (loop.create_task(store.run(reload, services, loaded.file)),
-                                                    loop.create_task(router.reload())))
+
+    def sighup() -> None:
+        loop.create_task(store.run(reload, services, loaded.file))
+        loop.create_task(router.reload())
+
+    loop.add_signal_handler(signal.SIGHUP, sighup)
     await stack.enter_async_context(WebServer(services, loaded.cfg.web.host, loaded.cfg.web.port))
     scheduler = schedule(services, router, pipeline)
     scheduler.start()

@@ -62,8 +62,3 @@ class Services:
     def loaded(self) -> LoadedConfig:
         """The config in force now (read it anew each time: SIGHUP may have replaced it)."""
         return self.config.current
-
-    @property
-    def started(self) -> bool:
-        """True once every part runs (until then /healthz answers 503 ``starting``)."""
-        return self.tasks.started

@@ -195,8 +195,8 @@ async def healthz(request: web.Request) -> web.Response:
     if not tasks.started:  # web answers first; sources and rules are still starting
         return web.json_response({"status": "starting", "version": __version__}, status=503)
     status = "ok" if health.ok and tasks.ok else "degraded"  # degraded: a source is down or a task restarting
-    body = {"status": status, "version": __version__, "store": "ok", "counts": counts, "sources": health.as_dict(),
-            "tasks": tasks.as_dict()}
+    body: dict[str, Any] = {"status": status, "version": __version__, "store": "ok", "counts": counts,
+                            "sources": health.as_dict(), "tasks": tasks.as_dict()}
     router = request.app.get(ROUTER_KEY)
     if router is not None:
         rules = router.health()
@@ -204,8 +204,8 @@ async def healthz(request: web.Request) -> web.Response:
         body["rules"] = rules
         if rules["refused"]:
             body["status"] = "degraded"  # the running rules work, but not the ones the operators last wrote
-    body["pipeline"] = await store.read(pipeline_faults, store.store)
-    if any(body["pipeline"]["failed"].values()):
+    faults = body["pipeline"] = await store.read(pipeline_faults, store.store)
+    if any(faults["failed"].values()):
         body["status"] = "degraded"  # an alert or delivery failed (and is retried); every other one goes on
     return web.json_response(body)
 
