@@ -1,4 +1,10 @@
-"""The daemon: lifecycle of store, web server, scheduler and sources (GUIDE.md section 6).
+"""The composition root: builds the hub's services in one place and runs them (GUIDE.md section 6).
+
+:func:`compose` builds every service once, typed and frozen (:class:`~hub.services.Services`), and wires who hears
+which event (:mod:`hub.events`): intake -> ``AlertStored`` -> router -> ``Decided`` -> pipeline -> ``Queued`` ->
+outbox workers, ``Published`` -> the live web stream. :func:`run` owns their lifetime with an ``AsyncExitStack``
+(the store closes last) and an ``asyncio.TaskGroup``: the router, the pipeline and every source run under the
+:class:`~hub.supervise.Supervisor`, which restarts a task that dies, with backoff, and shows it in /healthz.
 
 SIGTERM/SIGINT stop it gracefully (sources stop taking new documents, what is in hand finishes, the store closes
 last). SIGHUP re-reads the config: if it is valid, what can change while running (trust store, limits, log level)
@@ -10,14 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import getpass
 import logging
 import signal
-import time
-from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -25,33 +30,35 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from hub import log as log_mod
 from hub import registry
 from hub.access import auth
-from hub.cap.model import Alert
-from hub.cap.serialize import to_xml
-from hub.cap.sign import SignaturePolicy, TrustStore
+from hub.cap.sign import TrustStore
 from hub.cap.validate import Validator
 from hub.config import load as config_mod
 from hub.config.load import LoadedConfig
 from hub.config.sections import MqttSourceConfig
 from hub.decide.router import Router, open_rules
+from hub.decide.rules.engine import LiveRules
 from hub.deliver.setup import open_outbox, push_public_key
 from hub.errors import ConfigError
-from hub.health import STATE_VALUE, Health, SourceHealth
-from hub.intake.documents import Intake, IntakeResult, check_document
-from hub.intake.pool import ValidationPool, default_workers
+from hub.events import AlertStored, Bus, Decided, Queued
+from hub.geo.geography import Geography
+from hub.health import Health, Recorder
 from hub.intake.sensors import SensorIntake
+from hub.intake.service import IntakeService
 from hub.metrics import Metrics
 from hub.ports import Source, SourceContext
 from hub.publish.index import SubscriptionIndex
 from hub.publish.pipeline import Pipeline
+from hub.publish.publications import Published
+from hub.services import ConfigRef, Services
 from hub.store import retention
 from hub.store.db import AsyncStore, Store
+from hub.supervise import Supervisor
 from hub.web import fdlimit
 from hub.web.app import WebServer
-from hub.web.live import Broadcaster
+from hub.web.live import Broadcaster, event_of
 
 log = logging.getLogger("warnhub.daemon")
 
-RESTART_BACKOFF_S = (1, 2, 5, 10, 30)
 RULES_POLL_S = 2.0
 """How often the rules folder is checked for edits (a stat of each file)."""
 SENSOR_TICK_S = 15.0
@@ -76,141 +83,6 @@ def make_validator(loaded: LoadedConfig) -> Validator:
     return Validator(trust=trust, max_bytes=v.max_bytes, allow_sha1=v.allow_sha1)
 
 
-class Hub:
-    """What the running parts share: config, store (one writer thread), intake, health, metrics."""
-
-    def __init__(self, loaded: LoadedConfig, store: AsyncStore, validator: Validator) -> None:
-        self.loaded = loaded
-        self.store = store
-        self.intake = Intake(validator, store.store)
-        self.pool = make_pool(loaded, validator)
-        self.metrics = Metrics()
-        self._health_saved: dict[str, tuple[tuple[str, str], float]] = {}
-        self._tasks: set[asyncio.Future[None]] = set()
-        self.health = Health(on_change=self.health_changed)
-        self.web_port: int | None = None
-        self.started = False
-        """True once every part runs (until then /healthz answers 503 ``starting``)."""
-        self.router: Router | None = None
-        """The rules stage (set by :func:`run`; absent in kits that test intake alone)."""
-        self.index: SubscriptionIndex | None = None
-        """Push subscriptions by place, shared by the subscription API and the pipeline."""
-        self.broadcaster: Any = None
-        """Live web stream of publications (hub.web.live.Broadcaster)."""
-        self.outbox: Any = None
-        self.geo: Any = None
-        """The geography with the operators' boundaries."""
-        self.vapid_public_key: str | None = None
-        self.pipeline: Any = None
-        """Publishes decisions (hub.pipeline.Pipeline); the console wakes it after sending."""
-
-    async def ingest(self, raw: bytes, *, origin: str, policy: SignaturePolicy,
-                     path: str | None = None, notes: tuple[str, ...] = (), durable: bool = False,
-                     relay: bool = False) -> IntakeResult:
-        """Validate and store one document on the writer thread; returns once it is committed (``durable``: and
-        on disk, for a source that tells its sender afterwards, see ``Store.transaction``)."""
-        started = time.perf_counter()
-        if self.pool is not None:
-            report, rec = await self.pool.check(raw, policy, path, notes)
-        else:
-            report, rec = await self.store.run(check_document, self.intake.validator, raw, policy, path, notes)
-        result = await self.store.run(self.intake.record, report, rec, raw, origin=origin, durable=durable,
-                                      relay=relay)
-        self.metrics.ingest_seconds.observe(time.perf_counter() - started)
-        self.metrics.documents.labels(origin, result.outcome).inc()
-        if result.outcome == "conflict":
-            self.metrics.identity_conflicts.labels(origin, "replaced" if result.replaced else "kept").inc()
-        if (result.outcome == "new" or result.replaced) and self.router is not None:
-            self.router.wake()
-        return result
-
-    async def ingest_alert(self, alert: Alert, *, origin: str, notes: Sequence[str] = (),
-                           path: str | None = None) -> IntakeResult:
-        """Store an alert an adapter made from another format (NINA JSON): written as CAP 1.2 and validated like
-        any document, so the store holds CAP and the adapter's flags (``notes``) stay with the version."""
-        raw = await asyncio.to_thread(to_xml, alert)  # a merged DWD alert has ~800 areas: not on the event loop
-        return await self.ingest(raw, origin=origin, policy=SignaturePolicy.IGNORE, path=path, notes=tuple(notes),
-                                 relay=True)
-
-    async def snapshot(self, origin: str, listed: Iterable[tuple[str, str]], *, misses_to_end: int) -> list[int]:
-        ended = await self.store.run(self.store.store.snapshot, origin, list(listed), misses_to_end=misses_to_end)
-        if ended:
-            log.info("%d thread(s) ended: no longer listed by %s in %d complete fetches: %s", len(ended), origin,
-                     misses_to_end, ended[:20], extra={"source": origin})
-        return ended
-
-    async def known(self, sender: str, identifier: str) -> bool:
-        return await self.store.run(self.store.store.known, sender, identifier)
-
-    def health_changed(self, h: SourceHealth) -> None:
-        """Keep ``warnhub_source_up`` current and persist health for ``warnhub sources`` (state changes at once,
-        the time of the last good fetch at most every 30 s)."""
-        self.metrics.source_up.labels(h.name).set(STATE_VALUE.get(h.state, 0.0))
-        if h.last_ok is not None:
-            self.metrics.source_last_ok.labels(h.name).set(h.last_ok.timestamp())
-        now = time.monotonic()
-        mark = (h.state, h.last_error)
-        last = self._health_saved.get(h.name)
-        if last is not None and last[0] == mark and now - last[1] < 30:
-            return
-        self._health_saved[h.name] = (mark, now)
-        d = h.as_dict()
-        fut = self.store.run(self.store.store.record_health, h.name, h.kind, h.state, last_error=h.last_error,
-                             last_ok=d["last_ok"], since=d["since"], failures=h.failures, detail=h.detail)
-        task = asyncio.ensure_future(fut)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def drain(self) -> None:
-        """Let pending health records reach the store before it closes."""
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    async def retain(self) -> dict[str, int]:
-        """One retention run (``[retention]`` as currently loaded; see hub.retention)."""
-        cfg = self.loaded.cfg
-        plan = retention.Plan(cfg.retention, frozenset(s.name for s in cfg.sources),
-                              frozenset(s.name for s in cfg.sources if isinstance(s, MqttSourceConfig)),
-                              self.loaded.path(cfg.retention.audit_dir))
-        return await retention.run(self.store, plan, actor=getpass.getuser())
-
-    async def sweep(self) -> None:
-        ended = await self.store.run(self.store.store.sweep_expired)
-        if ended:
-            self.metrics.expired.inc(len(ended))
-            log.info("expired %d thread(s): %s", len(ended), ended[:20])
-
-    def reload(self, file: Path) -> None:
-        try:
-            new = config_mod.load(file)
-            validator = make_validator(new)
-        except ConfigError as err:
-            log.error("reload refused, running config stays in force: %s", err)
-            return
-        old = self.loaded.cfg
-        fixed = [name for name in ("hub", "store", "web", "sources")
-                 if name != "hub" and getattr(old, name) != getattr(new.cfg, name)]
-        if (old.hub.db, old.hub.district_ars) != (new.cfg.hub.db, new.cfg.hub.district_ars):
-            fixed.insert(0, "hub")
-        self.intake.validator = validator
-        old_pool, self.pool = self.pool, make_pool(new, validator)
-        if old_pool is not None:
-            old_pool.executor.shutdown(wait=False)  # documents in hand finish; new ones go to the new pool
-        logging.getLogger().setLevel(new.cfg.hub.log_level)
-        self.loaded = LoadedConfig(old, self.loaded.file) if fixed else new
-        if fixed:
-            log.warning("reloaded validation and log level; changes to [%s] take effect after a restart",
-                        ", ".join(fixed))
-        else:
-            log.info("config reloaded")
-        self.store.store.audit(getpass.getuser(), "config.reload", str(file), {"needs_restart": fixed})
-
-
-def make_pool(loaded: LoadedConfig, validator: Validator) -> ValidationPool | None:
-    workers = loaded.cfg.validation.workers or default_workers()
-    return ValidationPool(validator, workers) if workers > 1 else None
-
-
 def build_sources(loaded: LoadedConfig) -> list[Source]:
     factories = registry.sources()
     return [factories[source_type(s)](s, loaded, max_bytes=loaded.cfg.validation.max_bytes) for s in loaded.cfg.sources]
@@ -221,24 +93,170 @@ def source_type(settings: object) -> str:
     return str(type(settings).__struct_config__.tag)  # type: ignore[attr-defined]
 
 
-async def supervise(source: Source, ctx: SourceContext) -> None:
-    """Run a source forever; a crash is logged, marks it down, and restarts it with backoff."""
-    failures = 0
-    while True:
-        started = time.monotonic()
-        try:
-            await source.run(ctx)
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception as err:  # noqa: BLE001 - a broken source must never take the hub down
-            if time.monotonic() - started > 60:
-                failures = 0
-            delay = RESTART_BACKOFF_S[min(failures, len(RESTART_BACKOFF_S) - 1)]
-            failures += 1
-            ctx.health.down(source.name, f"crashed: {err!r}")
-            log.exception("source crashed; restarting in %ss", delay, extra={"source": source.name})
-            await asyncio.sleep(delay)
+def basic_services(loaded: LoadedConfig, store: AsyncStore, *, metrics: Metrics | None = None,
+                   validator: Validator | None = None) -> Services:
+    """The services every part needs: events, metrics, health (persisted to the store), intake, the supervisor.
+    The daemon adds the rest in :func:`compose`; a test kit or a tool adds what it uses with
+    ``dataclasses.replace``."""
+    events, metrics = Bus(), metrics or Metrics()
+    recorder = Recorder(store, metrics)
+    intake = IntakeService(store, validator or make_validator(loaded), metrics=metrics, events=events,
+                           workers=loaded.cfg.validation.workers)
+    return Services(config=ConfigRef(loaded), store=store, events=events, metrics=metrics,
+                    health=Health(on_change=recorder), recorder=recorder, tasks=Supervisor(), intake=intake)
+
+
+async def compose(stack: contextlib.AsyncExitStack, loaded: LoadedConfig, store: AsyncStore, *, geo: Geography,
+                  live: LiveRules, http: aiohttp.ClientSession) -> Services:
+    """Every service of the daemon, built and wired once; the outbox's channels are entered on ``stack``."""
+    base = basic_services(loaded, store)
+    stack.callback(base.intake.close)
+    stack.push_async_callback(base.recorder.drain)
+    events, metrics = base.events, base.metrics
+    index = SubscriptionIndex(geo=geo)
+    vapid_public_key = push_public_key(loaded)  # before the web server: browsers ask for the key at once
+    box = await open_outbox(stack, astore=store, loaded=loaded, http=http, index=index, metrics=metrics)
+    router = Router(store, live, district=loaded.cfg.hub.district_ars, metrics=metrics,
+                    units={s.id: s.unit for s in loaded.sensors}, events=events)
+    pipeline = Pipeline(store, loaded, live, index=index, events=events, metrics=metrics)
+    broadcaster = Broadcaster(reg=geo.registry)
+    events.subscribe(AlertStored, router.on_stored)
+    events.subscribe(Decided, pipeline.on_decided)
+    events.subscribe(Queued, box.on_queued)
+
+    def stream(event: Published) -> None:
+        broadcaster.publish(event_of(event.publication))
+
+    events.subscribe(Published, stream)
+    return dataclasses.replace(base, router=router, index=index, geo=geo, broadcaster=broadcaster,
+                               pipeline=pipeline, outbox=box, vapid_public_key=vapid_public_key)
+
+
+async def retain(services: Services) -> dict[str, int]:
+    """One retention run (``[retention]`` as currently loaded; see hub.store.retention)."""
+    loaded = services.loaded
+    cfg = loaded.cfg
+    plan = retention.Plan(cfg.retention, frozenset(s.name for s in cfg.sources),
+                          frozenset(s.name for s in cfg.sources if isinstance(s, MqttSourceConfig)),
+                          loaded.path(cfg.retention.audit_dir))
+    return await retention.run(services.store, plan, actor=getpass.getuser())
+
+
+async def sweep(services: Services) -> None:
+    store = services.store
+    ended = await store.run(store.store.sweep_expired)
+    if ended:
+        services.metrics.expired.inc(len(ended))
+        log.info("expired %d thread(s): %s", len(ended), ended[:20])
+
+
+def reload(services: Services, file: Path) -> None:
+    """SIGHUP, on the store's writer thread: validation and log level at once, the rest after a restart."""
+    try:
+        new = config_mod.load(file)
+        validator = make_validator(new)
+    except ConfigError as err:
+        log.error("reload refused, running config stays in force: %s", err)
+        return
+    current = services.loaded
+    old = current.cfg
+    fixed = [name for name in ("store", "web", "sources") if getattr(old, name) != getattr(new.cfg, name)]
+    if (old.hub.db, old.hub.district_ars) != (new.cfg.hub.db, new.cfg.hub.district_ars):
+        fixed.insert(0, "hub")
+    services.intake.reconfigure(validator, new.cfg.validation.workers)
+    logging.getLogger().setLevel(new.cfg.hub.log_level)
+    services.config.current = LoadedConfig(old, current.file) if fixed else new
+    if fixed:
+        log.warning("reloaded validation and log level; changes to [%s] take effect after a restart",
+                    ", ".join(fixed))
+    else:
+        log.info("config reloaded")
+    services.store.store.audit(getpass.getuser(), "config.reload", str(file), {"needs_restart": fixed})
+
+
+def schedule(services: Services, router: Router, pipeline: Pipeline) -> AsyncIOScheduler:
+    """The wall-clock jobs (started by the caller)."""
+    loaded, store = services.loaded, services.store
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    every = {"max_instances": 1, "coalesce": True}
+    scheduler.add_job(sweep, "interval", args=(services,), seconds=loaded.cfg.store.sweep_interval_s,
+                      id="expiry-sweep", **every)
+    scheduler.add_job(router.poll_files, "interval", seconds=RULES_POLL_S, id="rules-files", **every)
+    scheduler.add_job(router.tick, "interval", seconds=SENSOR_TICK_S, id="sensor-tick", **every)
+    scheduler.add_job(pipeline.expire_boards, "interval", seconds=BOARD_EXPIRY_S, id="board-expiry", **every)
+    console_cfg = loaded.cfg.console
+    scheduler.add_job(retention.purge_sessions, "interval", args=(store,), kwargs={
+        "idle": timedelta(minutes=console_cfg.idle_timeout_min),
+        "max_age": timedelta(hours=console_cfg.max_session_h), "throttle": auth.throttle_of(console_cfg)},
+        seconds=SESSION_PURGE_S, id="session-purge", **every)
+    first = datetime.now(UTC) + timedelta(seconds=min(RETENTION_FIRST_S, loaded.cfg.retention.interval_h * 3600))
+    scheduler.add_job(retain, "interval", args=(services,), hours=loaded.cfg.retention.interval_h, id="retention",
+                      next_run_time=first, **every)
+    return scheduler
+
+
+def start_sources(group: asyncio.TaskGroup, services: Services, http: aiohttp.ClientSession,
+                  router: Router) -> int:
+    """Every configured source as a supervised task (a crash marks it down and restarts it)."""
+    loaded, health, intake = services.loaded, services.health, services.intake
+    sources = build_sources(loaded)
+    for source, settings in zip(sources, loaded.cfg.sources, strict=True):
+        health.register(source.name, source_type(settings))
+        ctx = SourceContext(ingest=intake.ingest, health=health,
+                            log=logging.getLogger(f"warnhub.source.{source.name}"),
+                            ingest_alert=intake.ingest_alert, snapshot=intake.snapshot, known=intake.known,
+                            http=http, readings=SensorIntake(services.store), metrics=services.metrics,
+                            on_readings=router.feed)
+
+        def crashed(err: BaseException, delay: float, name: str = source.name) -> None:
+            health.down(name, f"crashed: {err!r}")
+            log.warning("source crashed; restarting in %ss", delay, extra={"source": name})
+
+        services.tasks.start(group, f"source:{source.name}", functools.partial(source.run, ctx), on_crash=crashed)
+    return len(sources)
+
+
+async def _serve(stack: contextlib.AsyncExitStack, loaded: LoadedConfig, store: AsyncStore, geo: Geography,
+                 live: LiveRules, stop: asyncio.Event, ready: asyncio.Event | None) -> None:
+    actor = getpass.getuser()
+    await store.run(store.store.audit, actor, "hub.start", str(loaded.file), {"db": str(loaded.db_path)})
+    http = await stack.enter_async_context(aiohttp.ClientSession())
+    services = await compose(stack, loaded, store, geo=geo, live=live, http=http)
+    router, pipeline = services.router, services.pipeline
+    assert router is not None and pipeline is not None
+    loop = asyncio.get_running_loop()
+
+    def sighup() -> None:
+        loop.create_task(store.run(reload, services, loaded.file))
+        loop.create_task(router.reload())
+
+    loop.add_signal_handler(signal.SIGHUP, sighup)
+    await stack.enter_async_context(WebServer(services, loaded.cfg.web.host, loaded.cfg.web.port))
+    scheduler = schedule(services, router, pipeline)
+    scheduler.start()
+    stack.callback(scheduler.shutdown, wait=False)
+    await sweep(services)
+    primed = await router.prime()
+    if primed:
+        log.info("sensor rules primed with %d recent reading(s)", primed)
+    await services.intake.warm()  # the first warning after start must not wait for workers to start
+    assert services.index is not None
+    await asyncio.to_thread(services.index.warm)
+    # the district's and its neighbours' Gemeinde boundaries: read now, not when the first warning arrives
+    await asyncio.to_thread(geo.local_units, loaded.cfg.hub.district_ars)
+    tasks = services.tasks
+    async with asyncio.TaskGroup() as group:
+        tasks.start(group, "router", router.run)
+        tasks.start(group, "pipeline", pipeline.run)
+        count = start_sources(group, services, http, router)
+        log.info("warnhub running: %s (%s), %d source(s)", loaded.cfg.hub.name, loaded.cfg.hub.district_ars, count)
+        tasks.started = True
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        log.info("stopping")
+        tasks.cancel()
+    await store.run(store.store.audit, actor, "hub.stop", str(loaded.file))
 
 
 async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> None:
@@ -248,92 +266,13 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> No
     # Refuse to start on unusable boundaries or rules (ConfigError with file, line and field), before anything opens.
     geo = await asyncio.to_thread(loaded.geography)
     live = await asyncio.to_thread(open_rules, loaded.rules_dir, sensors=[s.id for s in loaded.sensors], geo=geo)
-    store = open_store(loaded)
-    astore = AsyncStore(store)
-    hub = Hub(loaded, astore, make_validator(loaded))
-    actor = getpass.getuser()
+    store = AsyncStore(open_store(loaded))
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    router = Router(astore, live, district=loaded.cfg.hub.district_ars, metrics=hub.metrics,
-                    units={s.id: s.unit for s in loaded.sensors})
-    hub.router = router
-    hub.index = SubscriptionIndex(geo=geo)
-    hub.vapid_public_key = push_public_key(loaded)  # before the web server: browsers ask for the key at once
-    hub.geo = geo
-    hub.broadcaster = Broadcaster(reg=geo.registry)
-
-    def sighup() -> None:
-        loop.create_task(astore.run(hub.reload, loaded.file))
-        loop.create_task(router.reload())
-
-    loop.add_signal_handler(signal.SIGHUP, sighup)
     try:
         async with contextlib.AsyncExitStack() as stack:
-            stack.callback(astore.close)
-            stack.callback(lambda: hub.pool.close() if hub.pool is not None else None)
-            stack.push_async_callback(hub.drain)
-            await astore.run(store.audit, actor, "hub.start", str(loaded.file), {"db": str(loaded.db_path)})
-            web = await stack.enter_async_context(WebServer(hub, loaded.cfg.web.host, loaded.cfg.web.port))
-            hub.web_port = web.port
-            scheduler = AsyncIOScheduler(timezone="UTC")
-            scheduler.add_job(hub.sweep, "interval", seconds=loaded.cfg.store.sweep_interval_s, id="expiry-sweep",
-                              max_instances=1, coalesce=True)
-            scheduler.add_job(router.poll_files, "interval", seconds=RULES_POLL_S, id="rules-files",
-                              max_instances=1, coalesce=True)
-            scheduler.add_job(router.tick, "interval", seconds=SENSOR_TICK_S, id="sensor-tick", max_instances=1,
-                              coalesce=True)
-            scheduler.start()
-            stack.callback(scheduler.shutdown, wait=False)
-            await hub.sweep()
-            primed = await router.prime()
-            if primed:
-                log.info("sensor rules primed with %d recent reading(s)", primed)
-            tasks = [asyncio.create_task(router.run(), name="router")]
-            http = await stack.enter_async_context(aiohttp.ClientSession())
-            box = await open_outbox(stack, astore=astore, loaded=loaded, http=http, index=hub.index,
-                                    metrics=hub.metrics)
-            hub.outbox = box
-            if hub.pool is not None:
-                await hub.pool.warm()  # the first warning after start must not wait for workers to start
-            await asyncio.to_thread(hub.index.warm)
-            # the district's and its neighbours' Gemeinde boundaries: read now, not when the first warning arrives
-            await asyncio.to_thread(geo.local_units, loaded.cfg.hub.district_ars)
-            pipeline = Pipeline(astore, loaded, live, index=hub.index, outbox_=box, broadcaster=hub.broadcaster,
-                                metrics=hub.metrics)
-            hub.pipeline = pipeline
-            router.listeners.append(pipeline.on_decision)
-            tasks.append(asyncio.create_task(pipeline.run(), name="pipeline"))
-            scheduler.add_job(pipeline.expire_boards, "interval", seconds=BOARD_EXPIRY_S, id="board-expiry",
-                              max_instances=1, coalesce=True)
-            console_cfg = loaded.cfg.console
-            scheduler.add_job(retention.purge_sessions, "interval", args=(astore,), kwargs={
-                "idle": timedelta(minutes=console_cfg.idle_timeout_min),
-                "max_age": timedelta(hours=console_cfg.max_session_h), "throttle": auth.throttle_of(console_cfg)},
-                seconds=SESSION_PURGE_S, id="session-purge", max_instances=1, coalesce=True)
-            scheduler.add_job(hub.retain, "interval", hours=loaded.cfg.retention.interval_h, id="retention",
-                              max_instances=1, coalesce=True,
-                              next_run_time=datetime.now(UTC) + timedelta(
-                                  seconds=min(RETENTION_FIRST_S, loaded.cfg.retention.interval_h * 3600)))
-            sources = build_sources(loaded)
-            for source, settings in zip(sources, loaded.cfg.sources, strict=True):
-                hub.health.register(source.name, source_type(settings))
-                ctx = SourceContext(ingest=hub.ingest, health=hub.health,
-                                    log=logging.getLogger(f"warnhub.source.{source.name}"),
-                                    ingest_alert=hub.ingest_alert, snapshot=hub.snapshot, known=hub.known,
-                                    http=http, readings=SensorIntake(astore), metrics=hub.metrics,
-                                    on_readings=router.feed)
-                tasks.append(asyncio.create_task(supervise(source, ctx), name=f"source:{source.name}"))
-            log.info("warnhub running: %s (%s), %d source(s)", loaded.cfg.hub.name, loaded.cfg.hub.district_ars,
-                     len(sources))
-            hub.started = True
-            if ready is not None:
-                ready.set()
-            await stop.wait()
-            log.info("stopping")
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await astore.run(store.audit, actor, "hub.stop", str(loaded.file))
+            stack.callback(store.close)
+            await _serve(stack, loaded, store, geo, live, stop, ready)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)

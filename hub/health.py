@@ -8,14 +8,20 @@ persisted so ``warnhub sources`` can show it from another process.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from hub.decide import decisions
+from hub.deliver import outbox
+
 if TYPE_CHECKING:
-    from hub.store.db import Store
+    from hub.metrics import Metrics
+    from hub.store.db import AsyncStore, Store
 
 log = logging.getLogger("warnhub.health")
 
@@ -112,6 +118,39 @@ class Health:
         return {name: h.as_dict() for name, h in sorted(self.sources.items())}
 
 
+class Recorder:
+    """``Health.on_change`` of the daemon: keeps ``warnhub_source_up`` current and persists health for ``warnhub
+    sources`` (state changes at once, the time of the last good fetch at most every 30 s)."""
+
+    def __init__(self, store: AsyncStore, metrics: Metrics) -> None:
+        self.store = store
+        self.metrics = metrics
+        self._saved: dict[str, tuple[tuple[str, str], float]] = {}
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    def __call__(self, h: SourceHealth) -> None:
+        self.metrics.source_up.labels(h.name).set(STATE_VALUE.get(h.state, 0.0))
+        if h.last_ok is not None:
+            self.metrics.source_last_ok.labels(h.name).set(h.last_ok.timestamp())
+        now = time.monotonic()
+        mark = (h.state, h.last_error)
+        last = self._saved.get(h.name)
+        if last is not None and last[0] == mark and now - last[1] < 30:
+            return
+        self._saved[h.name] = (mark, now)
+        d = h.as_dict()
+        fut = self.store.run(self.store.store.record_health, h.name, h.kind, h.state, last_error=h.last_error,
+                             last_ok=d["last_ok"], since=d["since"], failures=h.failures, detail=h.detail)
+        task = asyncio.ensure_future(fut)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Let pending health records reach the store before it closes."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
 FAILED_DELIVERY_WINDOW = timedelta(hours=24)
 """A delivery that failed for good keeps /healthz ``degraded`` this long."""
 FAULT_STAGES = ("rules", "publish", "delivery")
@@ -120,9 +159,6 @@ FAULT_STAGES = ("rules", "publish", "delivery")
 def pipeline_faults(store: Store, *, now: datetime | None = None) -> dict[str, Any]:
     """What failed in the pipeline and is not resolved (store read): per stage the count, and the newest failed
     items (each with the same keys) with their reasons. Any of them makes /healthz ``degraded``."""
-    from hub.decide import decisions
-    from hub.deliver import outbox
-
     now = now or datetime.now(UTC)
     counts = dict.fromkeys(FAULT_STAGES, 0) | decisions.failure_counts(store, now=now)
     since_ms = int((now - FAILED_DELIVERY_WINDOW).timestamp() * 1000)

@@ -1,9 +1,11 @@
 """The rules stage of the daemon: decide every stored alert, watch sensor readings, keep the rules current.
 
-Flow (GUIDE.md section 1): intake stores an alert, then wakes the :class:`Router`; the router reads every version
+Flow (GUIDE.md section 1): intake stores an alert and publishes :class:`~hub.events.AlertStored`, which wakes the
+:class:`Router` (:meth:`Router.on_stored`); the router reads every version
 that has no decision yet (so a crash between storing and deciding only delays the decision), evaluates it with the
 rules in force (off the event loop: an alert with 800 DWD areas takes milliseconds of geometry), and stores the
-decision with any drafts in one transaction. Listeners (the delivery pipeline) hear of each stored decision.
+decision with any drafts in one transaction, then publishes :class:`~hub.events.Decided` (the delivery pipeline
+listens).
 
 Sensor readings arrive from the MQTT source after they are stored; the :class:`~hub.rules.SensorWatch` turns
 them into fired/cleared events whose drafts are stored for approval (keyed, so a replay after a restart drafts
@@ -17,8 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 from hub.decide import decisions
 from hub.decide.rules.engine import Decision, LiveRules, RuleSet
 from hub.decide.rules.sensors import SensorEvent, SensorWatch
+from hub.events import AlertStored, Bus, Decided, Wakeup, keep_up
 from hub.intake import readings
 from hub.store.clock import now_utc
 from hub.store.db import AsyncStore, Store
@@ -34,17 +36,6 @@ log = logging.getLogger("warnhub.rules")
 
 PRIME_HOURS = 48
 """Readings replayed into the sensor watch at start: long enough to know a condition that is in force."""
-
-
-@dataclass(frozen=True, slots=True)
-class Routed:
-    """A decision as the router stored it, for listeners."""
-
-    pending: decisions.Pending
-    decision: Decision
-
-
-Listener = Callable[[Routed], Awaitable[None]]
 
 
 def empty_rules(folder: Path, geo: Any = None) -> LiveRules:
@@ -56,7 +47,8 @@ def empty_rules(folder: Path, geo: Any = None) -> LiveRules:
 
 class Router:
     def __init__(self, store: AsyncStore, live: LiveRules, *, district: str, units: dict[str, str] | None = None,
-                 metrics: Any = None, batch: int = 50, clock: Callable[[], datetime] = now_utc) -> None:
+                 metrics: Any = None, batch: int = 50, clock: Callable[[], datetime] = now_utc,
+                 events: Bus | None = None) -> None:
         self.store = store
         self.clock = clock
         self.live = live
@@ -64,8 +56,9 @@ class Router:
         self.metrics = metrics
         self.batch = batch
         self.watch = SensorWatch(live.current, units=units)
-        self.listeners: list[Listener] = []
-        self._wake = asyncio.Event()
+        self.events = events or Bus()
+        """Where :class:`~hub.events.Decided` is published."""
+        self._wakeup = Wakeup()
         self._reload_lock = asyncio.Lock()
         self._watch_lock = asyncio.Lock()
         self.decided = 0
@@ -73,24 +66,14 @@ class Router:
 
     # -- alerts ------------------------------------------------------------------------------------------------
 
-    def wake(self) -> None:
-        """A new version was stored: decide it now rather than on the next idle check."""
-        self._wake.set()
+    def on_stored(self, event: AlertStored) -> None:
+        """Handler of :class:`~hub.events.AlertStored`: decide it now rather than on the next idle check."""
+        self._wakeup.set()
 
     async def run(self, *, idle_s: float = 30.0) -> None:
-        """Decide what is pending, then wait for :meth:`wake` (or ``idle_s``, as a safety net)."""
-        while True:
-            self._wake.clear()
-            try:
-                await self.decide_pending()  # all of it: versions stored meanwhile set the wake event again
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - one broken version must not stop deciding the others
-                log.exception("deciding alerts failed; retrying in %s s", idle_s)
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=idle_s)
-            except TimeoutError:
-                pass
+        """Decide what is pending (all of it: versions stored meanwhile wake it again), then wait for
+        :meth:`on_stored` (or ``idle_s``, as a safety net)."""
+        await keep_up(self.decide_pending, self._wakeup, idle_s=idle_s, what="deciding alerts", logger=log)
 
     async def decide_pending(self) -> int:
         """Decide the undecided versions, and those whose evaluation failed and is due again, each on its own:
@@ -164,12 +147,7 @@ class Router:
             else logging.INFO
         log.log(level, "alert %s (%s/%s): %s — %s", item.alert_id, item.alert.sender, item.alert.identifier,
                 decision.decision, decision.why, extra={"source": item.origin})
-        routed = Routed(item, decision)
-        for listener in self.listeners:
-            try:
-                await listener(routed)
-            except Exception:  # noqa: BLE001 - the decision is stored; a listener catches up from the store
-                log.exception("listener failed on alert %s", item.alert_id)
+        self.events.publish(Decided(item.alert_id, item.thread_id, decision.decision))
 
     # -- sensors -----------------------------------------------------------------------------------------------
 

@@ -20,7 +20,6 @@ are epoch milliseconds. The table is in hub/store/schema.py.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import logging
 import random
@@ -33,6 +32,7 @@ from typing import Any
 import msgspec
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from hub.events import Queued, Wakeup
 from hub.ports import Channel, Delivery, Outcome
 from hub.store.db import AsyncStore, Store
 
@@ -483,7 +483,7 @@ class ChannelWorker:
         self.metrics = metrics
         self.on_gone = on_gone
         self.idle_s = idle_s
-        self._wakeups = [asyncio.Event() for _ in range(max(1, concurrency))]
+        self._wakeups = [Wakeup() for _ in range(max(1, concurrency))]
         self._claiming = asyncio.Lock()  # claims of one channel in turn: no two loops probe the same host
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -518,7 +518,7 @@ class ChannelWorker:
             log.warning("outbox %s: %d batches unfinished at stop; they are sent again later", self.name, len(pending))
             await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _loop(self, wakeup: asyncio.Event) -> None:
+    async def _loop(self, wakeup: Wakeup) -> None:
         while not self._stopping:
             wakeup.clear()
             try:
@@ -530,9 +530,7 @@ class ChannelWorker:
                 timeout = self.idle_s
             if self._stopping:
                 break
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await wakeup.wait()
+            await wakeup.wait(timeout)
 
     async def _claim(self) -> list[Delivery]:
         async with self._claiming:
@@ -660,6 +658,13 @@ class Outbox:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+
+    def on_queued(self, event: Queued) -> None:
+        """Handler of :class:`~hub.events.Queued` (rows written elsewhere, in the pipeline's transaction): the
+        workers of those channels claim now rather than at their next idle poll."""
+        for name in event.channels:
+            if name in self.workers:
+                self.workers[name].wake()
 
     async def enqueue(self, rows: Iterable[NewDelivery], *, now_ms: int | None = None) -> EnqueueResult:
         rows = list(rows)

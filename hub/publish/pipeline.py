@@ -41,8 +41,9 @@ from hub.config.sections import BoardConfig, WebhookConfig
 from hub.decide import decisions
 from hub.decide.rules.engine import LiveRules
 from hub.deliver import outbox
+from hub.events import Bus, Decided, Queued, Wakeup, keep_up
 from hub.publish import publications
-from hub.publish.publications import Publication
+from hub.publish.publications import Publication, Published
 from hub.store.clock import now_utc, utc_iso
 from hub.store.db import AsyncStore, Store
 
@@ -115,21 +116,21 @@ class Plan:
 
 class Pipeline:
     def __init__(self, store: AsyncStore, loaded: LoadedConfig, live: LiveRules, *, index: Any,
-                 outbox_: outbox.Outbox | None, broadcaster: Any = None, sender: str | None = None,
-                 clock: Callable[[], datetime] = now_utc, metrics: Any = None) -> None:
+                 events: Bus | None = None, sender: str | None = None, clock: Callable[[], datetime] = now_utc,
+                 metrics: Any = None) -> None:
         self.store = store
         self.clock = clock
         self.metrics = metrics
         self.loaded = loaded
         self.live = live
         self.index = index
-        self.outbox = outbox_
-        self.broadcaster = broadcaster
+        self.events = events or Bus()
+        """Where :class:`~hub.publish.publications.Published` and :class:`~hub.events.Queued` are published."""
         self.district = loaded.cfg.hub.district_ars
         self.sender = sender or loaded.cfg.hub.sender
         self.boards = tuple(loaded.cfg.boards)
         self.webhooks = tuple(loaded.cfg.webhooks)
-        self._wake = asyncio.Event()
+        self._wakeup = Wakeup()
         self.published = 0
         self.failed = 0
         hub_cfg = loaded.cfg.hub
@@ -137,28 +138,19 @@ class Pipeline:
                                           loaded.path(hub_cfg.signing_cert).read_bytes()) \
             if hub_cfg.signing_key and hub_cfg.signing_cert else None
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def on_decision(self, routed: Any) -> None:
-        """Router listener: a decision was stored."""
-        if routed.decision.decision == "publish":
-            self.wake()
+    def on_decided(self, event: Decided) -> None:
+        """Handler of :class:`~hub.events.Decided`: publish a ``publish`` decision now, not at the idle check."""
+        if event.decision == "publish":
+            self._wakeup.set()
 
     async def run(self, *, idle_s: float = 30.0) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                while await self.publish_pending():
-                    pass
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - keep publishing the rest; the failed one is retried on the next wake
-                log.exception("publishing failed; retrying in %s s", idle_s)
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=idle_s)
-            except TimeoutError:
-                pass
+        """Publish what is due, then wait for :meth:`on_decided` (or ``idle_s``); a batch that fails as a whole
+        is tried again after the wait (each failed decision is retried with its own backoff)."""
+        await keep_up(self._publish_all, self._wakeup, idle_s=idle_s, what="publishing", logger=log)
+
+    async def _publish_all(self) -> None:
+        while await self.publish_pending():
+            pass
 
     async def publish_pending(self) -> int:
         """Publish one batch of due decisions, each on its own: one that raises is recorded as failed on its
@@ -200,33 +192,18 @@ class Pipeline:
                  pub.version, pub.msg_type, pub.severity, item.alert_id,
                  ", ".join(f"{k} {v}" for k, v in counts.items()) or "no deliveries",
                  (planned - started) * 1000, (written - planned) * 1000)
-        try:  # the publication is committed: telling the workers and the live stream must not undo that
-            self._announce(pub, counts)
-        except Exception:  # noqa: BLE001 - workers and streams catch up from the store
-            log.exception("published %s v%d, but waking the workers or the live stream failed", pub.thread,
-                          pub.version)
+        # the publication is committed: the bus never raises, and workers and streams catch up from the store
+        if counts:
+            self.events.publish(Queued(frozenset(counts)))
+        self.events.publish(Published(pub))
         return pub
-
-    def _announce(self, pub: Publication, counts: dict[str, int]) -> None:
-        if self.outbox is not None:
-            for name in counts:
-                worker = self.outbox.workers.get(name)
-                if worker is not None:
-                    worker.wake()
-        if self.broadcaster is not None:
-            from hub.web.live import event_of
-
-            self.broadcaster.publish(event_of(pub))
 
     async def expire_boards(self) -> int:
         """Scheduled: update the boards that show a warning that has just expired (see :func:`expire_boards`)."""
         counts = await self.store.run(expire_boards, self.store.store)
         if counts:
             log.info("warnings expired on boards: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
-            for name in counts:
-                worker = self.outbox.workers.get(name) if self.outbox is not None else None
-                if worker is not None:
-                    worker.wake()
+            self.events.publish(Queued(frozenset(counts)))
         return sum(counts.values())
 
     # -- targeting (in a thread: geometry) -----------------------------------------------------------------------

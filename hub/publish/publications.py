@@ -354,3 +354,10 @@ def cap_xml(store: Store, identifier_or_id: str | int) -> bytes | None:
 def alert_of(store: Store, pid: int) -> Alert | None:
     row = store.conn.execute("SELECT alert_json FROM publications WHERE id=?", (pid,)).fetchone()
     return from_json(row[0]) if row else None
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """Event (:mod:`hub.events`): a publication (the hub's own CAP message) and its outbox rows were committed."""
+
+    publication: Publication

@@ -13,10 +13,13 @@ Routes:
 - ``/api/v1/sensors``: configured sensors with state (ok / stale / never), newest reading, malformed count;
   ``/api/v1/sensors/{id}/readings?since=<ISO 8601>&limit=<1..10000>``: readings oldest first (without ``since``
   the newest ``limit``).
-- ``/healthz``: JSON; 200 while the store answers (``status`` says ``degraded`` when a source is down
-  or an alert or delivery failed: ``pipeline``), else 503.
+- ``/healthz``: JSON; 200 while the store answers (``status`` says ``degraded`` when a source is down, a task
+  of the hub crashed and waits for its restart: ``tasks``, or an alert or delivery failed: ``pipeline``), else 503.
 - ``/metrics``: Prometheus text format.
 - ``/console/``: the control-room console (hub.web.console; sign-in required).
+
+Handlers take the service they need through the typed keys of :mod:`hub.web.keys`, set here from the hub's
+:class:`~hub.services.Services`.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import asyncio
 import logging
 import re
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -38,48 +41,47 @@ from hub.deliver import outbox
 from hub.health import STATE_VALUE, pipeline_faults
 from hub.intake import readings
 from hub.publish import publications
+from hub.services import Services
 from hub.store.alerts import ThreadView
 from hub.store.db import Store
-from hub.web import fdlimit
+from hub.web import citizen, citizen_push, console, console_api, fdlimit, live, subscriptions, warnings
+from hub.web.auth import json_error, require
 from hub.web.client import TRUSTED_PROXIES_KEY, parse_networks
+from hub.web.keys import (
+    CONFIG_KEY,
+    EVENTS_KEY,
+    HEALTH_KEY,
+    HUB_KEY,
+    METRICS_KEY,
+    ROUTER_KEY,
+    SECURITY_HEADERS,
+    SITES_KEY,
+    STORE_KEY,
+    TASKS_KEY,
+    VAPID_KEY,
+)
 from hub.web.paging import BadPage, cursor_of, page_of
 from hub.web.site import GuardedSite
 
-if TYPE_CHECKING:
-    from hub.app import Hub
-
 log = logging.getLogger("warnhub.web")
-
-HUB_KEY = web.AppKey("hub", "Hub")
-SITES_KEY = web.AppKey("sites", list)
-"""The listening sites (filled once they start): /metrics reports the connections they refused."""
 STATE_DE = {"active": "aktiv", "updated": "aktualisiert", "cancelled": "aufgehoben", "expired": "abgelaufen",
             "ended": "beendet (nicht mehr gemeldet)"}
-
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
 
 
 async def incidents_page(request: web.Request) -> web.Response:
     """Every stored incident and source health, for operators (under the console's sign-in)."""
-    from hub.web.auth import require
-    from hub.web.console import render
-
     require(request, "read")
-    hub = request.app[HUB_KEY]
-    threads = await hub.store.read(hub.store.store.threads, include_ended=True)
+    store = request.app[STORE_KEY]
+    threads = await store.read(store.store.threads, include_ended=True)
     current = [t for t in threads if t.state in ("active", "updated")]
     ended = [t for t in threads if t.state not in ("active", "updated")]
-    return render(request, "index.html", current=current, ended=ended[:200], ended_total=len(ended),
-                  health=hub.health.as_dict(), state_de=STATE_DE)
+    return console.render(request, "index.html", current=current, ended=ended[:200], ended_total=len(ended),
+                          health=request.app[HEALTH_KEY].as_dict(), state_de=STATE_DE)
 
 
 async def _incident(request: web.Request) -> tuple[Any, list[dict[str, Any]], Any]:
-    hub = request.app[HUB_KEY]
-    found = await hub.store.read(hub.store.store.incident, _int(request.match_info["id"]))
+    store = request.app[STORE_KEY]
+    found = await store.read(store.store.incident, _int(request.match_info["id"]))
     if found is None:
         raise web.HTTPNotFound(text="Unbekannte Meldung / unknown incident")
     return found
@@ -87,12 +89,9 @@ async def _incident(request: web.Request) -> tuple[Any, list[dict[str, Any]], An
 
 async def incident_page(request: web.Request) -> web.Response:
     """One stored incident with every version, for operators (under the console's sign-in)."""
-    from hub.web.auth import require
-    from hub.web.console import render
-
     require(request, "read")
     thread, versions, alert = await _incident(request)
-    return render(request, "thread.html", thread=thread, versions=versions, alert=alert, state_de=STATE_DE)
+    return console.render(request, "thread.html", thread=thread, versions=versions, alert=alert, state_de=STATE_DE)
 
 
 def _int(text: str) -> int:
@@ -117,25 +116,21 @@ def _threads_page(store: Store, include_ended: bool, after: tuple[Any, ...] | No
 
 async def api_alerts(request: web.Request) -> web.Response:
     """Stored incidents as JSON, newest first, a page at a time (operators only)."""
-    from hub.web.auth import json_error, require
-
     require(request, "read")
-    hub = request.app[HUB_KEY]
+    store = request.app[STORE_KEY]
     try:
         page = page_of(request.query, default=100, key=(str, int))
     except BadPage as err:
         raise json_error(web.HTTPBadRequest, "invalid", str(err)) from None
     include_ended = request.query.get("all") in ("1", "true", "yes")
-    threads = await hub.store.read(_threads_page, hub.store.store, include_ended, page.after, page.limit)
+    threads = await store.read(_threads_page, store.store, include_ended, page.after, page.limit)
     shown = threads[:page.limit]
     following = cursor_of((shown[-1].last_sent, shown[-1].id)) if len(threads) > page.limit else None
-    return web.json_response({"district": hub.loaded.cfg.hub.district_ars,
+    return web.json_response({"district": request.app[CONFIG_KEY].current.cfg.hub.district_ars,
                               "threads": [t.as_dict() for t in shown], "next": following})
 
 
 async def api_thread(request: web.Request) -> web.Response:
-    from hub.web.auth import require
-
     require(request, "read")
     thread, versions, alert = await _incident(request)
     current = msgspec.to_builtins(alert) if alert is not None else None  # CAP element names, RFC 3339 times
@@ -143,20 +138,18 @@ async def api_thread(request: web.Request) -> web.Response:
 
 
 async def api_thread_cap(request: web.Request) -> web.Response:
-    from hub.web.auth import require
-
     require(request, "read")
-    hub = request.app[HUB_KEY]
+    store = request.app[STORE_KEY]
     thread_id = _int(request.match_info["id"])
-    alert = await hub.store.read(hub.store.store.current_alert, thread_id)
+    alert = await store.read(store.store.current_alert, thread_id)
     if alert is None:
         raise web.HTTPNotFound()
     return web.Response(body=to_xml(alert), content_type="application/xml", charset="utf-8")
 
 
 async def api_sensors(request: web.Request) -> web.Response:
-    hub = request.app[HUB_KEY]
-    return web.json_response({"sensors": await hub.store.read(readings.sensors, hub.store.store)})
+    store = request.app[STORE_KEY]
+    return web.json_response({"sensors": await store.read(readings.sensors, store.store)})
 
 
 _OFFSET_SPACE = re.compile(r"(\d\d:\d\d(?:\.\d+)?) (\d\d(?::?\d\d)?)$")
@@ -176,7 +169,7 @@ def _since_ms(text: str | None) -> int | None:
 
 
 async def api_sensor_readings(request: web.Request) -> web.Response:
-    hub = request.app[HUB_KEY]
+    store = request.app[STORE_KEY]
     try:
         limit = int(request.query.get("limit", "1000"))
     except ValueError:
@@ -184,47 +177,48 @@ async def api_sensor_readings(request: web.Request) -> web.Response:
     if not 1 <= limit <= 10000:
         raise web.HTTPBadRequest(text="limit: a number from 1 to 10000")
     since = _since_ms(request.query.get("since"))
-    found = await hub.store.read(readings.sensor_readings, hub.store.store, request.match_info["id"], since=since,
-                                limit=limit)
+    found = await store.read(readings.sensor_readings, store.store, request.match_info["id"], since=since,
+                             limit=limit)
     if found is None:
         raise web.HTTPNotFound(text="Unbekannter Sensor / unknown sensor")
     return web.json_response(found)
 
 
 async def healthz(request: web.Request) -> web.Response:
-    hub = request.app[HUB_KEY]
+    store, health, tasks = request.app[STORE_KEY], request.app[HEALTH_KEY], request.app[TASKS_KEY]
     try:
-        counts = await asyncio.wait_for(hub.store.run(hub.store.store.counts), timeout=5)
+        counts = await asyncio.wait_for(store.run(store.store.counts), timeout=5)
     except Exception as err:  # noqa: BLE001 - any store failure makes the hub unhealthy
         return web.json_response({"status": "down", "store": f"failing: {err!r}"}, status=503)
-    if not getattr(hub, "started", True):  # web answers first; sources, outbox and rules are still starting
+    if not tasks.started:  # web answers first; sources and rules are still starting
         return web.json_response({"status": "starting", "version": __version__}, status=503)
-    status = "ok" if hub.health.ok else "degraded"
-    body = {"status": status, "version": __version__, "store": "ok", "counts": counts,
-            "sources": hub.health.as_dict()}
-    if hub.router is not None:
-        rules = hub.router.health()
-        rules["decisions"] = await hub.store.read(decisions.decision_counts, hub.store.store)
+    status = "ok" if health.ok and tasks.ok else "degraded"  # degraded: a source is down or a task restarting
+    body: dict[str, Any] = {"status": status, "version": __version__, "store": "ok", "counts": counts,
+                            "sources": health.as_dict(), "tasks": tasks.as_dict()}
+    router = request.app.get(ROUTER_KEY)
+    if router is not None:
+        rules = router.health()
+        rules["decisions"] = await store.read(decisions.decision_counts, store.store)
         body["rules"] = rules
         if rules["refused"]:
             body["status"] = "degraded"  # the running rules work, but not the ones the operators last wrote
-    body["pipeline"] = await hub.store.read(pipeline_faults, hub.store.store)
-    if any(body["pipeline"]["failed"].values()):
+    faults = body["pipeline"] = await store.read(pipeline_faults, store.store)
+    if any(faults["failed"].values()):
         body["status"] = "degraded"  # an alert or delivery failed (and is retried); every other one goes on
     return web.json_response(body)
 
 
 async def metrics(request: web.Request) -> web.Response:
-    hub = request.app[HUB_KEY]
-    counts = await hub.store.read(hub.store.store.counts)
-    m = hub.metrics
+    store, health = request.app[STORE_KEY], request.app[HEALTH_KEY]
+    counts = await store.read(store.store.counts)
+    m = request.app[METRICS_KEY]
     for state in ("active", "updated", "cancelled", "expired", "ended"):
         m.threads.labels(state).set(counts.get(f"threads_{state}", 0))
     m.alerts.set(counts.get("alerts", 0))
     m.rejections.set(counts.get("rejections", 0))
-    for name, h in hub.health.sources.items():
+    for name, h in health.sources.items():
         m.source_up.labels(name).set(STATE_VALUE.get(h.state, 0.0))
-    for stage, n in (await hub.store.read(pipeline_faults, hub.store.store))["failed"].items():
+    for stage, n in (await store.read(pipeline_faults, store.store))["failed"].items():
         m.failed.labels(stage).set(n)
     m.connections_refused.set(sum(site.refused for site in request.app[SITES_KEY]))
     body = generate_latest(m.registry)
@@ -247,7 +241,7 @@ def _count_refusal(request: web.Request, response: web.StreamResponse) -> None:
     if response.status == 429 or (response.status == 503 and "Retry-After" in response.headers):
         route = request.match_info.route.resource
         name = route.canonical if route is not None else "-"
-        request.app[HUB_KEY].metrics.refused.labels(name, str(response.status)).inc()
+        request.app[METRICS_KEY].refused.labels(name, str(response.status)).inc()
 
 
 @web.middleware
@@ -258,65 +252,68 @@ async def security_headers(request: web.Request, handler: Any) -> web.StreamResp
     return response
 
 
-def make_app(hub: Hub) -> web.Application:
-    from hub.web import live
-
+def make_app(services: Services) -> web.Application:
+    """The web application over ``services``: what a part needs that ``services`` lacks is not mounted (the
+    warnings API without a live stream, the subscription API without an index, the console and citizen pages
+    without a geography)."""
     app = web.Application(middlewares=[count_refusals, security_headers, live.stream_limits],
                           client_max_size=1024 * 1024)
-    app[HUB_KEY] = hub
-    app[SITES_KEY] = []
-    web_cfg = hub.loaded.cfg.web
-    app[live.STREAM_GATE_KEY] = live.StreamGate(web_cfg.max_streams, web_cfg.max_streams_per_address, fdlimit.budget())
-    app[TRUSTED_PROXIES_KEY] = parse_networks(hub.loaded.cfg.web.trusted_proxies)
+    _set_keys(app, services)
+    cfg = services.loaded.cfg
+    app[live.STREAM_GATE_KEY] = live.StreamGate(cfg.web.max_streams, cfg.web.max_streams_per_address, fdlimit.budget())
+    app[TRUSTED_PROXIES_KEY] = parse_networks(cfg.web.trusted_proxies)
     app.router.add_get("/api/v1/sensors", api_sensors)
     app.router.add_get("/api/v1/sensors/{id}/readings", api_sensor_readings)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/push/key", push_key)
-    if getattr(hub, "broadcaster", None) is not None:
-        from hub.web import warnings
-
-        warnings.setup(app, broadcaster=hub.broadcaster, boards=hub.loaded.cfg.boards,
-                       district=hub.loaded.cfg.hub.district_ars, geo=getattr(hub, "geo", None))
-    if getattr(hub, "index", None) is not None:
-        from hub.web import subscriptions
-
-        cfg = hub.loaded.cfg
-        subscriptions.setup(app, allow_http=cfg.push.allow_http_endpoints, index=hub.index,
+    if services.broadcaster is not None:
+        warnings.setup(app, broadcaster=services.broadcaster, boards=cfg.boards, district=cfg.hub.district_ars,
+                       geo=services.geo)
+    if services.index is not None:
+        subscriptions.setup(app, allow_http=cfg.push.allow_http_endpoints, index=services.index,
                             per_address_per_hour=cfg.web.subscribe_per_address_per_hour,
                             max_subscriptions=cfg.push.max_subscriptions)
-    from hub.web import citizen_push
-
-    citizen_push.setup(app, hub)  # /sw.js: the citizen pages' push and offline service worker
-    if getattr(hub, "geo", None) is not None:  # the control-room console (login, pages, API) under /console
-        from hub.web import console
-
-        state = console.setup(app, hub)
+    citizen_push.setup(app, services)  # /sw.js: the citizen pages' push and offline service worker
+    if services.geo is not None:  # the control-room console (login, pages, API) under /console
+        state = console.setup(app, services, services.geo)
+        console_api.routes(app, state.prefix)
         app.router.add_get(f"{state.prefix}/incidents", incidents_page)
         app.router.add_get(f"{state.prefix}/incidents/{{id}}", incident_page)
         app.router.add_get(f"{state.prefix}/api/alerts", api_alerts)
         app.router.add_get(f"{state.prefix}/api/alerts/{{id}}", api_thread)
         app.router.add_get(f"{state.prefix}/api/alerts/{{id}}/cap.xml", api_thread_cap)
         app.router.add_get(f"{state.prefix}/api/publications/{{thread}}/status", delivery_status)
-        if getattr(hub, "broadcaster", None) is not None:  # the citizen pages show the web channel's publications
-            from hub.web import citizen
-
-            citizen.setup(app, hub)
+        if services.broadcaster is not None:  # the citizen pages show the web channel's publications
+            citizen.setup(app, services)
     return app
+
+
+def _set_keys(app: web.Application, services: Services) -> None:
+    app[HUB_KEY] = services
+    app[CONFIG_KEY] = services.config
+    app[STORE_KEY] = services.store
+    app[EVENTS_KEY] = services.events
+    app[METRICS_KEY] = services.metrics
+    app[HEALTH_KEY] = services.health
+    app[TASKS_KEY] = services.tasks
+    app[SITES_KEY] = []
+    if services.router is not None:
+        app[ROUTER_KEY] = services.router
+    if services.vapid_public_key is not None:
+        app[VAPID_KEY] = services.vapid_public_key
 
 
 async def delivery_status(request: web.Request) -> web.Response:
     """Deliveries of each version of one warning, per channel and state (queued, inflight, done, gone, failed,
     expired, superseded, withdrawn): counts only, no recipients. Operators only."""
-    from hub.web.auth import require
-
     require(request, "read")
-    hub = request.app[HUB_KEY]
+    store = request.app[STORE_KEY]
     thread = request.match_info["thread"]
-    pubs = await hub.store.read(publications.versions, hub.store.store, thread)
+    pubs = await store.read(publications.versions, store.store, thread)
     if not pubs:
         raise web.HTTPNotFound(text="Unbekannte Warnung / unknown warning")
-    counts = await hub.store.read(outbox.status, hub.store.store, [p.id for p in pubs])
+    counts = await store.read(outbox.status, store.store, [p.id for p in pubs])
     return web.json_response({"thread": thread, "versions": [
         {"version": p.version, "identifier": p.identifier, "msgType": p.msg_type,
          "channels": counts.get(p.id, {})} for p in pubs]}, headers={"Cache-Control": "no-cache"})
@@ -324,7 +321,7 @@ async def delivery_status(request: web.Request) -> web.Response:
 
 async def push_key(request: web.Request) -> web.Response:
     """The hub's VAPID public key: the ``applicationServerKey`` a browser subscribes with."""
-    key = request.app[HUB_KEY].vapid_public_key
+    key = request.app.get(VAPID_KEY)
     if key is None:
         raise web.HTTPServiceUnavailable(text="Push noch nicht bereit / push not ready yet")
     return web.json_response({"publicKey": key}, headers={"Cache-Control": "no-cache"})
@@ -333,8 +330,8 @@ async def push_key(request: web.Request) -> web.Response:
 class WebServer:
     """Serves the app while the daemon runs; the bound port is known after entry (port 0 picks a free one)."""
 
-    def __init__(self, hub: Hub, host: str, port: int) -> None:
-        self.runner = web.AppRunner(make_app(hub), access_log=None, handle_signals=False, shutdown_timeout=5)
+    def __init__(self, services: Services, host: str, port: int) -> None:
+        self.runner = web.AppRunner(make_app(services), access_log=None, handle_signals=False, shutdown_timeout=5)
         self.host, self.port = host, port
 
     async def __aenter__(self) -> WebServer:

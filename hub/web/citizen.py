@@ -45,11 +45,11 @@ from hub.publish import publications
 from hub.publish.publications import Publication
 from hub.store.db import Store
 from hub.web import citizen_view as view
-from hub.web.app import HUB_KEY, SECURITY_HEADERS
+from hub.web.keys import HUB_KEY, SECURITY_HEADERS
 from hub.web.warnings import Place, select
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from hub.services import Services as Hub
 
 log = logging.getLogger("warnhub.web.citizen")
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from hub.services import Services as Hub
 
 SW_PATH = Path(__file__).parent / "static" / "citizen" / "sw.js"
 SW_HEADERS = {

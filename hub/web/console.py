@@ -31,7 +31,7 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import jinja2
@@ -42,13 +42,12 @@ from hub.access import auth, scopes
 from hub.decide import decisions
 from hub.decide.rules.template_checks import compose_templates, template_paths
 from hub.decide.rules.templates import COMPOSE_FOLDER, Template, due_for_review
+from hub.geo.geography import Geography
+from hub.services import Services
 from hub.store.clock import now_utc
 from hub.store.db import Store
 from hub.web import console_view as view
 from hub.web.auth import require, setup_auth
-
-if TYPE_CHECKING:
-    from hub.app import Hub
 
 log = logging.getLogger("warnhub.web.console")
 
@@ -62,10 +61,11 @@ T = TypeVar("T")
 
 
 class ConsoleWeb:
-    """What the console's handlers share: the hub, the templates in force and the console's config."""
+    """What the console's handlers share: the hub's services, the templates in force and the console's config."""
 
-    def __init__(self, hub: Hub, prefix: str) -> None:
-        self.hub = hub
+    def __init__(self, services: Services, geo: Geography, prefix: str) -> None:
+        self.services = services
+        self.geo = geo
         self.prefix = prefix
         self._stamp: tuple[Any, ...] | None = None
         self._compose: list[Template] = []
@@ -78,19 +78,19 @@ class ConsoleWeb:
 
     @property
     def policy(self) -> console.FourEyes:
-        c = self.hub.loaded.cfg.console
+        c = self.services.loaded.cfg.console
         return console.FourEyes(required_for=frozenset(c.four_eyes), single_person_extreme=c.single_person_extreme,
                                 end_needs_two=c.four_eyes_end)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn(store, *args, **kwargs)`` on the store's writer thread."""
-        store = self.hub.store
+        store = self.services.store
         return await store.run(fn, store.store, *args, **kwargs)
 
     # -- templates ---------------------------------------------------------------------------------------------
 
     def _folder(self) -> Path:
-        return Path(self.hub.loaded.rules_dir)
+        return Path(self.services.loaded.rules_dir)
 
     def _read_templates(self) -> None:
         folder = self._folder()
@@ -111,48 +111,46 @@ class ConsoleWeb:
         return self._compose
 
     def rule_templates(self) -> Mapping[str, Template]:
-        router = getattr(self.hub, "router", None)
-        current = getattr(getattr(router, "live", None), "current", None)
-        return getattr(current, "templates", None) or {}
+        router = self.services.router
+        current = router.live.current if router is not None else None
+        return current.templates if current is not None else {}
 
     async def config(self) -> console.ConsoleConfig:
         """The console's config with the templates in force (rebuilt when they change)."""
         compose = await self.compose_templates()
         rules = self.rule_templates()
-        key = (id(self.hub.loaded), id(rules), tuple(id(t) for t in compose))
+        key = (id(self.services.loaded), id(rules), tuple(id(t) for t in compose))
         if self._cfg is None or self._cfg[0] != key:
-            geo = self.hub.geo
+            geo = self.geo
             templates = {**rules, **{t.name: t for t in compose}}
 
             def check_area(user: console.ConsoleUser, area: Any) -> str | None:
                 """hub.auth's scope check (boundary tolerance, fails closed without a boundary)."""
                 return None if area is None or area.is_empty else scopes.check_area(cast(auth.User, user), geo, area)
 
-            cfg = console.ConsoleConfig.from_loaded(self.hub.loaded, geo=geo, templates=templates,
+            cfg = console.ConsoleConfig.from_loaded(self.services.loaded, geo=geo, templates=templates,
                                                     four_eyes=self.policy, check_area=check_area)
-            validator = getattr(getattr(self.hub, "intake", None), "validator", None)
-            if validator is not None:  # the hub's (XSD loaded once), used on the same writer thread
-                cfg = dataclasses.replace(cfg, validator=validator)
+            # the hub's validator (XSD loaded once), used on the same writer thread
+            cfg = dataclasses.replace(cfg, validator=self.services.intake.validator)
             self._cfg = (key, cfg)
         return self._cfg[1]
 
     def district_name(self) -> str:
-        cfg = self.hub.loaded.cfg.hub
-        return cfg.name or self.hub.geo.registry.name(cfg.district_ars) or cfg.district_ars
+        cfg = self.services.loaded.cfg.hub
+        return cfg.name or self.geo.registry.name(cfg.district_ars) or cfg.district_ars
 
 
 CONSOLE_KEY = web.AppKey("console", ConsoleWeb)
 
 
-def setup(app: web.Application, hub: Hub, *, prefix: str = "/console") -> ConsoleWeb:
-    """Install console access (``[console]`` settings) and the console's pages and API on ``app``."""
-    from hub.web import console_api
-
-    c = hub.loaded.cfg.console
+def setup(app: web.Application, services: Services, geo: Geography, *, prefix: str = "/console") -> ConsoleWeb:
+    """Install console access (``[console]`` settings) and the console's pages on ``app`` (the caller adds the
+    API: :func:`hub.web.console_api.routes`)."""
+    c = services.loaded.cfg.console
     throttle = auth.throttle_of(c)
-    setup_auth(app, hub.store, prefix=prefix, idle_s=c.idle_timeout_min * 60.0, max_age_s=c.max_session_h * 3600.0,
+    setup_auth(app, services.store, prefix=prefix, idle_s=c.idle_timeout_min * 60.0, max_age_s=c.max_session_h * 3600.0,
                throttle=throttle, secure_cookie=True if c.secure_cookie == "always" else None)
-    state = ConsoleWeb(hub, prefix.rstrip("/"))
+    state = ConsoleWeb(services, geo, prefix.rstrip("/"))
     app[CONSOLE_KEY] = state
     p = state.prefix
     r = app.router
@@ -160,7 +158,6 @@ def setup(app: web.Application, hub: Hub, *, prefix: str = "/console") -> Consol
     r.add_get(f"{p}/", dashboard)
     r.add_get(f"{p}/compose", compose_page)
     r.add_get(f"{p}/warnings/{{id}}", warning_page)
-    console_api.routes(app, p)
     if not any(res.canonical == "/static" for res in r.resources()):
         r.add_static("/static/", STATIC, name="static")
     if c.tile_url:
@@ -195,7 +192,7 @@ def state_of(request: web.Request) -> ConsoleWeb:
 def _ctx(request: web.Request, **extra: Any) -> dict[str, Any]:
     s = state_of(request)
     user = request["user"]
-    return {"user": user, "csrf": request["session"].csrf, "prefix": s.prefix, "hub": s.hub.loaded.cfg.hub,
+    return {"user": user, "csrf": request["session"].csrf, "prefix": s.prefix, "hub": s.services.loaded.cfg.hub,
             "district": s.district_name(), "version": __version__, "v": view, "local": view.local,
             "poll_ms": POLL_MS, "exercise": False, "now": datetime.now(UTC).isoformat(), **extra}
 
@@ -262,7 +259,7 @@ async def dashboard_data(request: web.Request) -> dict[str, Any]:
             s.inbox_cache = (loop.time(), await s.run(shared_inbox))
         shared = s.inbox_cache[1]
     data = personal_inbox(shared, request["user"], s.policy)
-    data["health"] = s.hub.health.as_dict()
+    data["health"] = s.services.health.as_dict()
     return data
 
 
@@ -334,7 +331,7 @@ async def compose_page(request: web.Request) -> web.Response:
             raise web.HTTPNotFound(text="Diesen Entwurf gibt es nicht. / This draft does not exist.")
         ars = draft.get("sensor_ars")
         initial.update(content=draft_content(draft["draft"]), from_draft=draft["key"],
-                       area={"ars": [ars] if ars and ars in s.hub.geo.registry else [], "features": [], "desc": None})
+                       area={"ars": [ars] if ars and ars in s.geo.registry else [], "features": [], "desc": None})
         if draft["channels"]:
             initial["channels"] = [c for c in draft["channels"] if c in console.CHANNELS] or initial["channels"]
         title = ("Meldung aus Entwurf", "warning from a draft")
@@ -342,14 +339,14 @@ async def compose_page(request: web.Request) -> web.Response:
         if q["template"] not in {t.name for t in templates}:
             raise web.HTTPNotFound(text="Diese Vorlage gibt es nicht. / This template does not exist.")
         initial["template"] = q["template"]
-    reg = s.hub.geo.registry
+    reg = s.geo.registry
     initial["area_names"] = {a: reg.name(a) or a for a in initial["area"]["ars"]}
     initial["area_places"] = {a: view.place_name(reg.name(a) or a) for a in initial["area"]["ars"]}
     page = {"initial": initial, "templates": [t.as_dict(now) for t in templates], "enums": _enums(),
             "district": {"ars": cfg.district, "name": s.district_name()},
             "policy": {"four_eyes": sorted(s.policy.required_for)},
             "api": f"{s.prefix}/api", "prefix": s.prefix,
-            "scopes": [{"ars": a, "name": s.hub.geo.registry.name(a) or a} for a in user.scopes]}
+            "scopes": [{"ars": a, "name": s.geo.registry.name(a) or a} for a in user.scopes]}
     return render(request, "console/compose.html", page=page, title=title, due=due_for_review(templates, now),
                   templates=templates, template_error=s.template_error, initial=initial,
                   exercise=initial["status"] == "Exercise", today=now)
@@ -407,7 +404,7 @@ async def warning_page(request: web.Request) -> web.Response:
     user = require(request, "read")
     s = state_of(request)
     cfg = await s.config()
-    data = await s.run(warning_data, cfg, s.hub.index, user, _int(request.match_info["id"]))
+    data = await s.run(warning_data, cfg, s.services.index, user, _int(request.match_info["id"]))
     if data is None:
         raise web.HTTPNotFound(text="Diese Meldung gibt es nicht. / This warning does not exist.")
     row = data["row"]
@@ -419,7 +416,7 @@ async def warning_page(request: web.Request) -> web.Response:
     return render(request, "console/warning.html", d=data, row=row, page=page,
                   exercise=row["status"] == "Exercise", template=tpl, stale=stale,
                   status_html=render_string(request, "console/status.html", d=data, row=row),
-                  preview_lines=_preview_lines(data["preview"], s.hub.loaded.cfg.boards))
+                  preview_lines=_preview_lines(data["preview"], s.services.loaded.cfg.boards))
 
 
 def _preview_lines(preview: Mapping[str, Any] | None, boards: Any) -> list[dict[str, Any]]:

@@ -47,6 +47,7 @@ from hub import console
 from hub.access import auth, exercise_tokens, scopes
 from hub.decide import decisions
 from hub.errors import AuthError
+from hub.events import Decided
 from hub.geo.boundaries import BOUNDARY_ATTRIBUTION
 from hub.geo.geography import Geography
 from hub.geo.projection import GERMANY
@@ -199,7 +200,7 @@ def _verband_name(geo: Geography, ars: str) -> str:
 async def regions(request: web.Request) -> web.Response:
     user = require(request, "read")
     q = request.query.get("q", "")[:80]
-    return _ok({"q": q, "regions": search_regions(state_of(request).hub.geo, user, q)})
+    return _ok({"q": q, "regions": search_regions(state_of(request).geo, user, q)})
 
 
 def _feature(geo: Geography, ars: str) -> dict[str, Any] | None:
@@ -215,10 +216,10 @@ async def region_shape(request: web.Request) -> web.Response:
     require(request, "read")
     s = state_of(request)
     ars = request.match_info["ars"]
-    if ars not in s.hub.geo.registry:
+    if ars not in s.geo.registry:
         raise error(web.HTTPNotFound, "not_found",
                     "Diesen Regionalschlüssel gibt es nicht. / This region key does not exist.")
-    feature = _feature(s.hub.geo, ars)
+    feature = _feature(s.geo, ars)
     if feature is None:
         raise error(web.HTTPNotFound, "no_boundary", "Für diese Region ist keine Grenze hinterlegt. / "
                                                      "No boundary is known for this region.")
@@ -226,8 +227,8 @@ async def region_shape(request: web.Request) -> web.Response:
 
 
 def _layers(s: ConsoleWeb) -> dict[str, Any]:
-    geo, district = s.hub.geo, s.hub.loaded.cfg.hub.district_ars
-    c = s.hub.loaded.cfg.console
+    geo, district = s.geo, s.services.loaded.cfg.hub.district_ars
+    c = s.services.loaded.cfg.console
     return {"district": _feature(geo, district), "regions": [f for a in geo.inner(district) if (f := _feature(geo, a))],
             "attribution": BOUNDARY_ATTRIBUTION,
             "tiles": {"url": c.tile_url, "attribution": c.tile_attribution} if c.tile_url else None}
@@ -289,7 +290,7 @@ async def warnings_list(request: web.Request) -> web.Response:
 async def _data(request: web.Request) -> dict[str, Any]:
     user = require(request, "read")
     s = state_of(request)
-    data = await s.run(warning_data, await s.config(), s.hub.index, user, _id(request))
+    data = await s.run(warning_data, await s.config(), s.services.index, user, _id(request))
     if data is None:
         raise error(web.HTTPNotFound, "not_found", NOT_FOUND)
     return data
@@ -327,7 +328,7 @@ async def status(request: web.Request) -> web.Response:
     row = found.pop("row")
     html = render_string(request, "console/status.html", d=found, row=row)
     return _ok({"state": row["state"], "revision": row["revision"], **found, "html": html,
-                "health": s.hub.health.as_dict()})
+                "health": s.services.health.as_dict()})
 
 
 # -- acting -------------------------------------------------------------------------------------------------------
@@ -410,9 +411,7 @@ async def act(request: web.Request) -> web.Response:
         sending = console.approve if action == "approve" else console.send
         sent = await _run(s, _confirmed, sending, user, wid, body.get("confirm"), token=str(body.get("token") or ""),
                           cfg=cfg, **extra)
-        pipeline = getattr(s.hub, "pipeline", None)
-        if pipeline is not None:
-            pipeline.wake()
+        s.services.events.publish(Decided(sent.alert_id, sent.store_thread, "publish"))  # the pipeline sends it now
         return _ok({"warning": view.summary(sent.warning), "identifier": sent.identifier, "next": page})
     if action == "edit":
         form = {k: body[k] for k in ("content", "area", "channels") if k in body}

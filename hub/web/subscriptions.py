@@ -31,8 +31,8 @@ from hub.geo.registry import registry
 from hub.publish import index as targeting
 from hub.publish import subscriptions as subs
 from hub.registry import push as push_hooks
-from hub.web.app import HUB_KEY
 from hub.web.client import client_address
+from hub.web.keys import HUB_KEY
 from hub.web.limits import AddressRate, refusal
 
 log = logging.getLogger("warnhub.web.subscriptions")

@@ -58,7 +58,7 @@ from hub.geo.projection import GERMANY
 from hub.publish import publications
 from hub.publish.publications import KIOSK, KIOSK_EXERCISE, WEB, Audience, Publication
 from hub.store.db import Store
-from hub.web.app import HUB_KEY
+from hub.web.keys import HUB_KEY
 from hub.web.live import Broadcaster, Subscriber, links, public_dict, retry_hint, sse
 from hub.web.paging import MAX_LIMIT, BadPage, cut, page_of
 

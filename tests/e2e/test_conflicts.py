@@ -161,13 +161,13 @@ def test_a_published_version_keeps_its_decision_and_the_conflict_says_so(intake:
 
 async def test_the_console_inbox_and_metrics_show_the_conflict(tmp_path: Path) -> None:
     async with HubKit(tmp_path) as kit:
-        first = await kit.hub.ingest(cap_xml("c-2", headline=GENUINE), origin="mowas",
+        first = await kit.hub.intake.ingest(cap_xml("c-2", headline=GENUINE), origin="mowas",
                                      policy=cap_sign.SignaturePolicy.VERIFY)
-        same = await kit.hub.ingest(cap_xml("c-2", headline=GENUINE).replace(b"\n  ", b"\n    "), origin="feed",
+        same = await kit.hub.intake.ingest(cap_xml("c-2", headline=GENUINE).replace(b"\n  ", b"\n    "), origin="feed",
                                     policy=cap_sign.SignaturePolicy.VERIFY)
         assert (first.outcome, same.outcome) == ("new", "duplicate")  # other bytes, same content
         assert inbox(kit.store)["conflicts"] == {"count": 0, "items": []}
-        other = await kit.hub.ingest(cap_xml("c-2", headline=FORGED), origin="feed",
+        other = await kit.hub.intake.ingest(cap_xml("c-2", headline=FORGED), origin="feed",
                                      policy=cap_sign.SignaturePolicy.VERIFY)
         assert other.outcome == "conflict"
         box = inbox(kit.store)["conflicts"]
@@ -220,14 +220,14 @@ async def test_a_relays_conversion_is_not_compared_with_the_cap_original(tmp_pat
         original = cap_xml("c-4", headline=GENUINE)
         relay = Validator().check(cap_xml("c-4", headline=GENUINE + " (NINA)")).alert
         assert relay is not None
-        first = await kit.hub.ingest_alert(relay, origin="nina")
-        again = await kit.hub.ingest(original, origin="mowas", policy=cap_sign.SignaturePolicy.VERIFY)
+        first = await kit.hub.intake.ingest_alert(relay, origin="nina")
+        again = await kit.hub.intake.ingest(original, origin="mowas", policy=cap_sign.SignaturePolicy.VERIFY)
         assert (first.outcome, again.outcome) == ("new", "duplicate")
         other = Validator().check(cap_xml("c-5", headline=GENUINE + " (NINA)")).alert
         assert other is not None
-        direct = await kit.hub.ingest(cap_xml("c-5", headline=GENUINE), origin="mowas",
+        direct = await kit.hub.intake.ingest(cap_xml("c-5", headline=GENUINE), origin="mowas",
                                       policy=cap_sign.SignaturePolicy.VERIFY)
-        later = await kit.hub.ingest_alert(other, origin="nina")
+        later = await kit.hub.intake.ingest_alert(other, origin="nina")
         assert (direct.outcome, later.outcome) == ("new", "duplicate")
         assert inbox(kit.store)["conflicts"]["count"] == 0
         assert json.loads(kit.store.conn.execute("SELECT flags FROM alerts WHERE id=?",

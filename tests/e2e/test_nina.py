@@ -715,7 +715,7 @@ def cap_to_nina(alert: Alert) -> dict[str, Any]:
 
 async def test_dwd_direct_and_through_nina_is_one_thread_with_one_version(tmp_path: Path) -> None:
     async with ReplayServer() as srv, HubKit(tmp_path, STORE) as kit:
-        direct = await kit.hub.ingest(DWD_CAP.read_bytes(), origin="dwd", policy=SignaturePolicy.IGNORE)
+        direct = await kit.hub.intake.ingest(DWD_CAP.read_bytes(), origin="dwd", policy=SignaturePolicy.IGNORE)
         assert direct.outcome == "new" and direct.report.alert is not None
         detail = cap_to_nina(direct.report.alert)
         conv = convert_warning(detail)
@@ -735,7 +735,7 @@ async def test_dwd_direct_and_through_nina_is_one_thread_with_one_version(tmp_pa
         assert thread.versions == 1 and kit.store.counts()["alerts"] == 1
         assert [v["origin"] for v in kit.store.versions(thread.id)] == ["dwd"]
         assert kit.store.presence("nina") == {f"opendata@dwd.de/{direct.report.alert.identifier}": 0}
-        again = await kit.hub.ingest_alert(conv.alert, origin="nina", notes=conv.notes)
+        again = await kit.hub.intake.ingest_alert(conv.alert, origin="nina", notes=conv.notes)
         assert again.outcome == "duplicate" and again.thread_id == thread.id
 
 
@@ -744,9 +744,9 @@ async def test_nina_first_then_dwd_direct_is_a_duplicate(tmp_path: Path) -> None
         alert = Validator().check(DWD_CAP.read_bytes()).alert
         assert alert is not None
         conv = convert_warning(cap_to_nina(alert))
-        first = await kit.hub.ingest_alert(conv.alert, origin="nina", notes=conv.notes)
+        first = await kit.hub.intake.ingest_alert(conv.alert, origin="nina", notes=conv.notes)
         assert first.outcome == "new"
-        second = await kit.hub.ingest(DWD_CAP.read_bytes(), origin="dwd", policy=SignaturePolicy.IGNORE)
+        second = await kit.hub.intake.ingest(DWD_CAP.read_bytes(), origin="dwd", policy=SignaturePolicy.IGNORE)
         assert second.outcome == "duplicate" and second.thread_id == first.thread_id
 
 

@@ -99,7 +99,7 @@ async def test_failures_mark_the_source_down_with_the_reason(tmp_path: Path, cas
         assert src.stored == []
         assert kit.store.counts()["alerts"] == 0
         # the state is persisted for `warnhub sources`
-        await kit.hub.drain()
+        await kit.hub.recorder.drain()
         rows = {r["name"]: r for r in kit.store.source_health()}
         assert rows["one"]["state"] == "down" and expect in rows["one"]["last_error"]
 

@@ -21,6 +21,7 @@ control must be found on the start page, the JSON API, the feed, the stream, the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import shutil
@@ -38,7 +39,7 @@ import pytest_asyncio
 from aiohttp import web
 
 from hub.access import auth
-from hub.app import Hub, make_validator
+from hub.app import basic_services
 from hub.config.load import load
 from hub.geo.geography import geography
 from hub.publish.index import SubscriptionIndex
@@ -301,12 +302,12 @@ async def stored(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stor
 
 def registered_routes(config: Path, scratch: Path) -> list[tuple[str, web.AbstractResource]]:
     """(method, resource) of every route of the app :func:`make_app` builds for this config, as the daemon does
-    (a Hub with geography, stream broadcaster and subscription index; its own empty store file)."""
+    (services with geography, stream broadcaster and subscription index; its own empty store file)."""
     loaded = load(config)
     geo = geography() if not loaded.cfg.geo.boundaries else loaded.geography()
-    hub = Hub(loaded, AsyncStore(Store(scratch / "routes.db")), make_validator(loaded))
-    hub.geo, hub.broadcaster, hub.index = geo, Broadcaster(reg=geo.registry), SubscriptionIndex(geo=geo)
-    hub.vapid_public_key = "x"
+    hub = dataclasses.replace(basic_services(loaded, AsyncStore(Store(scratch / "routes.db"))), geo=geo,
+                              broadcaster=Broadcaster(reg=geo.registry), index=SubscriptionIndex(geo=geo),
+                              vapid_public_key="x")
     try:
         app = make_app(hub)
         return [(route.method, route.resource) for route in app.router.routes() if route.resource is not None]

@@ -33,7 +33,8 @@ from hub.config.sections import BoardConfig, CapFeedSourceConfig
 from hub.publish import publications
 from hub.publish.publications import Publication
 from hub.store.db import AsyncStore, Store
-from hub.web.app import HUB_KEY, security_headers
+from hub.web.app import security_headers
+from hub.web.keys import HUB_KEY
 from hub.web.live import Broadcaster, event_of
 from hub.web.warnings import setup
 from tests.kits import paths
@@ -285,7 +286,7 @@ async def test_another_warnhub_ingests_the_feed(server: Server, tmp_path: Path) 
         src.http = Http(peer.session, timeout_s=10, max_bytes=cfg.max_bytes)
         ctx = peer.context("nachbar", "cap-feed")
         assert await src.poll_once(ctx) == []
-        await peer.hub.drain()
+        await peer.hub.recorder.drain()
         got = [r[0] for r in peer.store.conn.execute("SELECT identifier FROM alerts ORDER BY id")]
         assert sorted(got) == sorted([first.identifier, second.identifier])
         assert peer.store.counts()["rejections"] == 0

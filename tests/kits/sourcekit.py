@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from hub.app import Hub, make_validator, open_store
+from hub.app import basic_services, open_store
 from hub.config import load as config_mod
 from hub.intake.sensors import SensorIntake
 from hub.ports import SourceContext
@@ -128,7 +128,8 @@ workers = 1
 
 
 class HubKit:
-    """A real Hub (store on a SQLite file in ``tmp``) and the SourceContext the daemon would give a source."""
+    """The hub's basic services (store on a SQLite file in ``tmp``) and the SourceContext the daemon would give a
+    source."""
 
     def __init__(self, tmp: Path, extra_config: str = "") -> None:
         cfg_file = tmp / "config.toml"
@@ -136,14 +137,15 @@ class HubKit:
         self.loaded = config_mod.load(cfg_file)
         self.store = open_store(self.loaded)
         self.astore = AsyncStore(self.store)
-        self.hub = Hub(self.loaded, self.astore, make_validator(self.loaded))
+        self.hub = basic_services(self.loaded, self.astore)
         self.session: aiohttp.ClientSession | None = None
 
     def context(self, name: str, kind: str = "") -> SourceContext:
         self.hub.health.register(name, kind)
-        return SourceContext(ingest=self.hub.ingest, health=self.hub.health,
-                             log=logging.getLogger(f"warnhub.source.{name}"), ingest_alert=self.hub.ingest_alert,
-                             snapshot=self.hub.snapshot, known=self.hub.known, http=self.session,
+        intake = self.hub.intake
+        return SourceContext(ingest=intake.ingest, health=self.hub.health,
+                             log=logging.getLogger(f"warnhub.source.{name}"), ingest_alert=intake.ingest_alert,
+                             snapshot=intake.snapshot, known=intake.known, http=self.session,
                              readings=SensorIntake(self.astore), metrics=self.hub.metrics)
 
     async def __aenter__(self) -> HubKit:
@@ -153,5 +155,6 @@ class HubKit:
     async def __aexit__(self, *exc: object) -> None:
         if self.session is not None:
             await self.session.close()
-        await self.hub.drain()
+        await self.hub.recorder.drain()
+        self.hub.intake.close()
         self.astore.close()

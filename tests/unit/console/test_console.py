@@ -388,7 +388,7 @@ async def test_topic_message_never_reaches_a_public_subscription(store: Store, g
     # the pipeline restricts a topic decision to the topic's subscribers: not the public, not the other topic
     sent = console.approve(store, BERT, w["id"], token=view["token"], cfg=cfg)
     loaded = load_config(write_hub_config(tmp_path))
-    pipe = Pipeline(AsyncStore(store), loaded, empty_rules(tmp_path / "rules", geo), index=index, outbox_=None)
+    pipe = Pipeline(AsyncStore(store), loaded, empty_rules(tmp_path / "rules", geo), index=index)
     assert await pipe.publish_pending() == 1
     pub = publications.by_source_alert(store, sent.alert_id)
     assert pub is not None and "web" not in pub.channels
@@ -674,7 +674,7 @@ async def test_pipeline_publishes_a_sent_warning_once_and_the_router_leaves_it(
         index = index_of(store, geo)
         live = empty_rules(tmp_path / "rules", geo)
         router = Router(astore, live, district=DISTRICT)
-        pipe = Pipeline(astore, loaded, live, index=index, outbox_=None)
+        pipe = Pipeline(astore, loaded, live, index=index)
 
         w = console.create_draft(store, ANNA, form(channels=("push", "web", "boards", "webhook")), cfg=cfg)
         console.submit(store, ANNA, w["id"], cfg=cfg)
@@ -771,7 +771,7 @@ async def test_all_clear_reaches_everyone_who_was_warned(store: Store, geo: Geog
     everyone = subscribe(store, 2, PointPlace(*IN_BOX, 1000))
     index = index_of(store, geo)
     loaded = load_config(write_hub_config(tmp_path))
-    pipe = Pipeline(AsyncStore(store), loaded, empty_rules(tmp_path / "rules", geo), index=index, outbox_=None)
+    pipe = Pipeline(AsyncStore(store), loaded, empty_rules(tmp_path / "rules", geo), index=index)
     w = console.create_draft(store, ANNA, form(severity="Extreme", urgency="Immediate"), cfg=cfg)
     sent_via_approval(store, cfg, w["id"])
     assert await pipe.publish_pending() == 1

@@ -128,7 +128,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     index = SubscriptionIndex(geo=geo)
     load_index(store, index)
     cfg = console.ConsoleConfig.from_loaded(loaded, geo=geo, templates=RuleSet.load(REPO / "rules", geo=geo).templates)
-    pipe = Pipeline(AsyncStore(store), loaded, empty_rules(tmp_path / "rules", geo), index=index, outbox_=None)
+    pipe = Pipeline(AsyncStore(store), loaded, empty_rules(tmp_path / "rules", geo), index=index)
     try:
         yield World(store, cfg, geo, index, pipe, subs)
     finally:

@@ -10,9 +10,9 @@ published while its warning is valid, and an expired one never is.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
-import types
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +24,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.channels.webhooks import Webhooks
+from hub.app import basic_services
 from hub.cap.model import Severity
 from hub.cap.parse import parse
 from hub.cap.validate import Validator
@@ -36,7 +37,6 @@ from hub.deliver import outbox
 from hub.deliver.outbox import ChannelWorker, OutboxMetrics, RetryPolicy
 from hub.deliver.setup import Resolvers
 from hub.geo.geography import Geography, geography
-from hub.health import Health
 from hub.intake.documents import Intake
 from hub.metrics import Metrics
 from hub.ports import Delivery, Outcome
@@ -74,7 +74,7 @@ class Rig:
         self.live = LiveRules.open(rules, sensors=[], geo=geo)
         self.router = Router(self.astore, self.live, district=DISTRICT, metrics=self.metrics)
         self.router.clock = self.clock
-        self.pipeline = Pipeline(self.astore, self.loaded, self.live, index=None, outbox_=None)
+        self.pipeline = Pipeline(self.astore, self.loaded, self.live, index=None)
         self.pipeline.clock = self.clock
         self.pipeline.metrics = self.metrics
         self.intake = Intake(Validator(), self.store)
@@ -93,9 +93,9 @@ class Rig:
         return result.alert_id
 
     async def web(self) -> TestClient[web.Request, web.Application]:
-        hub = types.SimpleNamespace(loaded=self.loaded, store=self.astore, started=True, health=Health(),
-                                    router=self.router, metrics=self.metrics)
-        self.client = TestClient(TestServer(make_app(hub)))  # type: ignore[arg-type]
+        hub = dataclasses.replace(basic_services(self.loaded, self.astore, metrics=self.metrics), router=self.router)
+        hub.tasks.started = True
+        self.client = TestClient(TestServer(make_app(hub)))
         await self.client.start_server()
         return self.client
 

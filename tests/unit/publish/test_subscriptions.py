@@ -25,7 +25,7 @@ from hub.geo.registry import registry
 from hub.publish import index as targeting
 from hub.publish import subscriptions as subs
 from hub.store.db import AsyncStore, Store
-from hub.web.app import HUB_KEY
+from hub.web.keys import HUB_KEY
 from hub.web.limits import AddressRate
 from hub.web.subscriptions import MAX_BODY, setup
 
