@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from hub.config.load import LoadedConfig
     from hub.decide.router import Router
-    from hub.deliver.outbox import Outbox
+    from hub.deliver.workers import Outbox
     from hub.events import Bus
     from hub.geo.geography import Geography
     from hub.health import Health, Recorder

@@ -8,10 +8,11 @@ for the same thread, channel and recipient arrives, or ``withdrawn`` when a Canc
 from flight is superseded at that moment if a newer version exists, so v1 never lands after v2 was queued.
 
 Delivery is at least once: a row in flight at a crash is sent again after :func:`recover`, with the same key, so the
-receiver can tell. Each channel has its own :class:`ChannelWorker` (a dead channel delays no other) and, per
-destination host, a :class:`CircuitBreaker` (a dead host delays no other host of its channel). One bad row delays no
-other row of its batch: a batch whose ``deliver`` raises is halved until that row is alone, and a row whose content
-cannot be made (:func:`row_failed`) is retried alone while the rest are sent; it ends ``failed`` with the reason.
+receiver can tell. Each channel has its own worker (:mod:`hub.deliver.workers`; a dead channel delays no other)
+and, per destination host, a circuit breaker (:mod:`hub.deliver.breaker`; a dead host delays no other host of its
+channel). One bad row delays no other row of its batch: a batch whose ``deliver`` raises is halved until that row
+is alone, and a row whose content cannot be made (``breaker.row_failed``) is retried alone while the rest are sent;
+it ends ``failed`` with the reason.
 
 The sync functions take the :class:`~hub.store.Store` and run on its one writer thread (``AsyncStore.run``). Times
 are epoch milliseconds. The table is in hub/store/schema.py.
@@ -19,26 +20,22 @@ are epoch milliseconds. The table is in hub/store/schema.py.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import logging
 import random
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from hub.events import Queued, Wakeup
-from hub.ports import Channel, Delivery, Outcome
-from hub.store.db import AsyncStore, Store
+from hub.ports import Delivery, Outcome
+from hub.store.db import Store
 
 log = logging.getLogger("warnhub.outbox")
 
-def _now(now_ms: int | None) -> int:
+def stamp_ms(now_ms: int | None) -> int:
     return time.time_ns() // 1_000_000 if now_ms is None else now_ms
 
 
@@ -47,7 +44,7 @@ def _cols(*names: str) -> str:
 
 
 _json = msgspec.json.encode
-_KINDS = frozenset(("done", "retry", "gone", "failed"))
+OUTCOME_KINDS = frozenset(("done", "retry", "gone", "failed"))
 _IDS = "(SELECT value FROM json_each(?1))"
 _DELIVERY_COLS = "id, key, publication_id, thread, channel, recipient, priority, attempts, not_after_ms, host"
 # Is there a newer version for the same thread, channel and recipient (in any state)?
@@ -118,7 +115,7 @@ _SUPERSEDE = (
 def enqueue(store: Store, rows: Iterable[NewDelivery], *, now_ms: int | None = None) -> EnqueueResult:
     """Store deliveries, due at once, in one transaction; supersede queued older versions of the same
     (thread, channel, recipient). Rows already in flight stay: they may land, and the receiver then gets v2 too."""
-    now = _now(now_ms)
+    now = stamp_ms(now_ms)
     batch = [(r.key, r.publication_id, r.thread, r.channel, r.recipient, r.host, r.priority, r.not_after_ms)
              for r in rows]
     if not batch:
@@ -131,7 +128,7 @@ def enqueue_in(conn: sqlite3.Connection, rows: Iterable[NewDelivery], *, now_ms:
     """:func:`enqueue` inside the caller's transaction (a publication and its rows are written together)."""
     batch = [(r.key, r.publication_id, r.thread, r.channel, r.recipient, r.host, r.priority, r.not_after_ms)
              for r in rows]
-    return _enqueue(conn, batch, _now(now_ms)) if batch else EnqueueResult(0, 0, 0)
+    return _enqueue(conn, batch, stamp_ms(now_ms)) if batch else EnqueueResult(0, 0, 0)
 
 
 _OTHER_VERSIONS = "SELECT 1 FROM outbox WHERE thread=? AND publication_id<>? LIMIT 1"
@@ -155,7 +152,7 @@ def enqueue_select_in(conn: sqlite3.Connection, select: str, params: Sequence[An
     named ``recipient`` and ``host``), inside the caller's transaction: the rows never pass through Python, which
     matters for a fan-out to tens of thousands. Keys are ``key_prefix + recipient``; queued rows of older versions
     of the thread for those recipients are superseded, as by :func:`enqueue`. ``duplicates`` is not counted (0)."""
-    now = _now(now_ms)
+    now = stamp_ms(now_ms)
     inserted = conn.execute(
         "INSERT OR IGNORE INTO outbox (key, publication_id, thread, channel, recipient, host, priority, not_after_ms,"
         f" next_at_ms, created_ms) SELECT ? || r.recipient, ?, ?, ?, r.recipient, r.host, ?, ?, ?, ? FROM ({select}) r",
@@ -182,7 +179,7 @@ def withdraw_in(conn: sqlite3.Connection, thread: str, *, channels: Collection[s
                 below_publication: int | None = None, now_ms: int | None = None) -> int:
     """:func:`withdraw` inside the caller's transaction."""
     sql = "UPDATE outbox SET state='withdrawn', finished_ms=?, last_error='withdrawn' WHERE thread=? AND state='queued'"
-    args: list[Any] = [_now(now_ms), thread]
+    args: list[Any] = [stamp_ms(now_ms), thread]
     if channels is not None:
         sql += " AND channel IN (SELECT value FROM json_each(?))"
         args.append(_json(sorted(channels)))
@@ -210,7 +207,7 @@ def claim(store: Store, channel: str, limit: int, *, lease_s: float, now_ms: int
     """Take up to ``limit`` due rows of a channel, by priority, then due time, then id (insertion order), passing
     over ``skip_hosts``; they are in flight until ``now + lease_s``. Rows past their ``not_after_ms`` are marked
     expired instead. Rows whose lease ran out (a worker that died) are queued again first."""
-    now = _now(now_ms)
+    now = stamp_ms(now_ms)
     hosts = sorted(set(skip_hosts))
     select = _ready_sql(len(hosts))
     out: list[Delivery] = []
@@ -294,7 +291,7 @@ def _settle(d: Delivery, o: Outcome, now: int, policy: RetryPolicy) -> tuple[str
 def complete(store: Store, results: Sequence[tuple[Delivery, Outcome]], *, now_ms: int | None = None,
              policy: RetryPolicy) -> CompleteResult:
     """Record the outcomes of claimed rows in one transaction (see :class:`CompleteResult`)."""
-    now = _now(now_ms)
+    now = stamp_ms(now_ms)
     counts = {"done": 0, "retry": 0, "gone": 0, "failed": 0, "expired": 0}
     gone: dict[str, list[str]] = {}
     rows = []
@@ -317,7 +314,7 @@ def recover(store: Store, *, now_ms: int | None = None) -> int:
     """At start-up (the hub alone owns the database): every row in flight is queued again, due now, or superseded
     if a newer version arrived meanwhile. It may have been sent before the crash; its key tells the receiver."""
     with store.transaction() as conn:
-        return conn.execute(f"UPDATE outbox SET {_REQUEUE} WHERE state='inflight'", (_now(now_ms),)).rowcount
+        return conn.execute(f"UPDATE outbox SET {_REQUEUE} WHERE state='inflight'", (stamp_ms(now_ms),)).rowcount
 
 
 def status(store: Store, publication_ids: Collection[int] | None = None) -> dict[int, dict[str, dict[str, int]]]:
@@ -358,348 +355,3 @@ def prune(store: Store, older_than_ms: int, *, limit: int = 10_000, threads: Col
         return conn.execute(
             "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE finished_ms<?"
             f" AND state NOT IN ('queued', 'inflight'){only} LIMIT ?)", args).rowcount
-
-
-# -- async: circuit breaker, channel workers, the facade ----------------------------------------------------
-
-_ROW_FAULTS: contextvars.ContextVar[dict[int, str] | None] = contextvars.ContextVar("outbox_row_faults",
-                                                                                    default=None)
-
-
-class RowsFailed(Exception):
-    """Raised by a resolver after :func:`row_failed` named the rows it could not make: the channel answers the
-    batch as a whole (retry), and the worker sends the other rows again without them."""
-
-
-def row_failed(delivery_id: int, reason: str) -> bool:
-    """Called while a channel worker delivers (e.g. by a resolver whose content for this one row raised): this
-    row is retried with backoff (finally failed) with ``reason``, the rest of its batch is sent without it.
-    False outside a worker's delivery: the caller then raises as it would have."""
-    faults = _ROW_FAULTS.get()
-    if faults is None:
-        return False
-    faults[delivery_id] = reason[:500]
-    return True
-
-
-def in_delivery() -> bool:
-    """Is a channel worker delivering (so :func:`row_failed` can isolate a row)?"""
-    return _ROW_FAULTS.get() is not None
-
-
-@dataclass(slots=True)
-class _Circuit:
-    failures: int = 0
-    opened_at: float | None = None
-    probing: bool = False
-
-
-class CircuitBreaker:
-    """Per destination host: ``threshold`` retry/failed outcomes in a row open its circuit, and claims pass its rows
-    over. After ``cooldown_s`` one batch is let through as a probe (half-open): a done or gone in it closes the
-    circuit (the host answers), else it stays open for another cooldown."""
-
-    def __init__(self, threshold: int = 5, cooldown_s: float = 30.0, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.threshold = threshold
-        self.cooldown_s = cooldown_s
-        self._clock = clock
-        self._hosts: dict[str, _Circuit] = {}
-
-    def open_hosts(self) -> set[str]:
-        """Hosts to skip now: open and cooling down, or half-open with the probe under way."""
-        now = self._clock()
-        return {h for h, c in self._hosts.items()
-                if c.opened_at is not None and (c.probing or now - c.opened_at < self.cooldown_s)}
-
-    def next_probe_s(self) -> float | None:
-        """Seconds until the next open circuit may be probed (None if none is cooling down)."""
-        now = self._clock()
-        waits = [c.opened_at + self.cooldown_s - now for c in self._hosts.values()
-                 if c.opened_at is not None and not c.probing and now - c.opened_at < self.cooldown_s]
-        return min(waits, default=None)
-
-    def claimed(self, hosts: Iterable[str]) -> None:
-        """A claimed batch holding rows of an open host (its cooldown over) is that host's probe."""
-        for host in hosts:
-            circuit = self._hosts.get(host)
-            if circuit is not None and circuit.opened_at is not None:
-                circuit.probing = True
-
-    def record(self, host: str, kinds: Iterable[str]) -> None:
-        """Outcomes for one host, in order."""
-        circuit = self._hosts.setdefault(host, _Circuit())
-        answered = False
-        for kind in kinds:
-            if kind in ("done", "gone"):
-                circuit.failures, answered = 0, True
-            else:
-                circuit.failures += 1
-        if circuit.opened_at is not None:
-            circuit.probing = False
-            if answered:
-                log.info("circuit closed for host %r: it answers again", host)
-                circuit.opened_at = None
-            else:
-                circuit.opened_at = self._clock()
-        elif circuit.failures >= self.threshold:
-            log.warning("circuit open for host %r after %d failures in a row; retrying in %.0fs",
-                        host, circuit.failures, self.cooldown_s)
-            circuit.opened_at = self._clock()
-        if circuit.opened_at is None and circuit.failures == 0:
-            del self._hosts[host]
-
-
-class OutboxMetrics:
-    """Outbox metrics, registered in the hub's registry (``Metrics().registry``)."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.deliveries = Counter("warnhub_outbox_deliveries_total", "Delivery attempts by channel and outcome "
-                                  "(done, retry, gone, failed, expired)", ["channel", "outcome"], registry=registry)
-        self.queued = Gauge("warnhub_outbox_queued", "Deliveries queued per channel (due or waiting to retry)",
-                            ["channel"], registry=registry)
-        self.open_circuits = Gauge("warnhub_outbox_open_circuits", "Hosts whose circuit is open, per channel",
-                                   ["channel"], registry=registry)
-
-
-class ChannelWorker:
-    """Feeds one channel from the outbox: claim a batch, deliver, record the outcomes, again at once while rows
-    remain; else sleep until :meth:`wake`, the next row is due, a circuit may be probed, or ``idle_s`` passes.
-    ``concurrency`` claim/deliver loops run side by side. The caller enters and leaves the channel itself."""
-
-    def __init__(self, astore: AsyncStore, channel: Channel, *, batch_size: int = 500, concurrency: int = 1,
-                 lease_s: float = 60.0, policy: RetryPolicy | None = None, breaker: CircuitBreaker | None = None,
-                 metrics: OutboxMetrics | None = None,
-                 on_gone: Callable[[str, list[str]], Awaitable[None]] | None = None, idle_s: float = 1.0,
-                 clock: Callable[[], int] | None = None) -> None:
-        self.astore = astore
-        self.clock = clock or (lambda: _now(None))
-        """Epoch milliseconds (injected by tests)."""
-        self.channel = channel
-        self.batch_size = batch_size
-        self.lease_s = lease_s
-        self.policy = policy or RetryPolicy()
-        self.breaker = breaker or CircuitBreaker()
-        self.metrics = metrics
-        self.on_gone = on_gone
-        self.idle_s = idle_s
-        self._wakeups = [Wakeup() for _ in range(max(1, concurrency))]
-        self._claiming = asyncio.Lock()  # claims of one channel in turn: no two loops probe the same host
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
-        self._failing = False
-
-    @property
-    def name(self) -> str:
-        return self.channel.name
-
-    def wake(self) -> None:
-        """Rows were enqueued: claim now rather than at the next idle poll."""
-        for event in self._wakeups:
-            event.set()
-
-    async def run(self) -> None:
-        self._stopping = False
-        self._tasks = [asyncio.create_task(self._loop(event), name=f"outbox-{self.name}-{i}")
-                       for i, event in enumerate(self._wakeups)]
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def stop(self, timeout_s: float = 10.0) -> None:
-        """Claim no more; let batches in hand finish for up to ``timeout_s``, then cancel them (their rows stay in
-        flight until the lease runs out or :func:`recover`)."""
-        self._stopping = True
-        self.wake()
-        if not self._tasks:
-            return
-        _, pending = await asyncio.wait(self._tasks, timeout=timeout_s)
-        for task in pending:
-            task.cancel()
-        if pending:
-            log.warning("outbox %s: %d batches unfinished at stop; they are sent again later", self.name, len(pending))
-            await asyncio.gather(*pending, return_exceptions=True)
-
-    async def _loop(self, wakeup: Wakeup) -> None:
-        while not self._stopping:
-            wakeup.clear()
-            try:
-                if await self.step():
-                    continue
-                timeout = await self._idle_timeout()
-            except Exception:
-                log.exception("outbox %s: store failed; trying again in %.1fs", self.name, self.idle_s)
-                timeout = self.idle_s
-            if self._stopping:
-                break
-            await wakeup.wait(timeout)
-
-    async def _claim(self) -> list[Delivery]:
-        async with self._claiming:
-            batch = await self.astore.run(claim, self.astore.store, self.name, self.batch_size,
-                                          lease_s=self.lease_s, skip_hosts=self.breaker.open_hosts(),
-                                          now_ms=self.clock())
-            self.breaker.claimed({d.host for d in batch})
-        return batch
-
-    async def _idle_timeout(self) -> float:
-        due = await self.astore.run(next_due, self.astore.store, self.name, skip_hosts=self.breaker.open_hosts())
-        waits = [self.idle_s]
-        if due is not None:
-            waits.append((due - self.clock()) / 1000)
-        if (probe := self.breaker.next_probe_s()) is not None:
-            waits.append(probe)
-        return max(0.0, min(waits))
-
-    async def step(self) -> int:
-        """Claim one batch and deliver it (what the loop does each turn); returns its size, 0 when none was due."""
-        batch = await self._claim()
-        if batch:
-            await self._handle(batch)
-        return len(batch)
-
-    async def _deliver(self, batch: list[Delivery]) -> list[Outcome]:
-        """Outcomes for a batch, one bad row isolated: a row whose content could not be made (:func:`row_failed`)
-        is retried alone and the rest sent again without it; a batch whose ``deliver`` raises is halved until the
-        row that raises is alone. All within one lease, so no row is claimed twice meanwhile."""
-        loop = asyncio.get_running_loop()
-        return await self._isolate(batch, loop.time() + self.lease_s * 0.9)
-
-    async def _isolate(self, batch: list[Delivery], deadline: float) -> list[Outcome]:
-        left = deadline - asyncio.get_running_loop().time()
-        if left <= 0:
-            return [Outcome.retry("not tried: isolating a failing row used up the lease")] * len(batch)
-        faults: dict[int, str] = {}
-        token = _ROW_FAULTS.set(faults)
-        try:
-            # a delivery that outlasts its lease could be claimed a second time: stop it before
-            async with asyncio.timeout(left):
-                outcomes = list(await self.channel.deliver(batch))
-        except Exception as err:
-            if not self._failing:
-                log.warning("outbox %s: deliver raised for %d row(s); isolating the row", self.name, len(batch),
-                            exc_info=True)
-            self._failing = True
-            if len(batch) == 1 or isinstance(err, TimeoutError):
-                return [Outcome.retry(f"deliver raised {err!r}")] * len(batch)
-            half = len(batch) // 2
-            return await self._isolate(batch[:half], deadline) + await self._isolate(batch[half:], deadline)
-        finally:
-            _ROW_FAULTS.reset(token)
-        if faults:
-            log.warning("outbox %s: content failed for %d row(s); the other %d are sent without them", self.name,
-                        len(faults), len(batch) - len(faults))
-            rest = [d for d in batch if d.id not in faults]
-            by_id = {d.id: Outcome.retry(faults[d.id]) for d in batch if d.id in faults}
-            by_id.update(zip((d.id for d in rest), await self._isolate(rest, deadline) if rest else [], strict=True))
-            return [by_id[d.id] for d in batch]
-        if len(outcomes) != len(batch) or not all(isinstance(o, Outcome) and o.kind in _KINDS for o in outcomes):
-            log.error("outbox %s: channel answered %d outcomes for %d deliveries, or unknown ones (a bug);"
-                      " retrying all", self.name, len(outcomes), len(batch))
-            return [Outcome.retry("channel answered the wrong outcomes")] * len(batch)
-        if self._failing:
-            log.info("outbox %s: deliver works again", self.name)
-        self._failing = False
-        return outcomes
-
-    async def _handle(self, batch: list[Delivery]) -> None:
-        outcomes = await self._deliver(batch)
-        by_host: dict[str, list[str]] = {}
-        for delivery, outcome in zip(batch, outcomes, strict=True):
-            by_host.setdefault(delivery.host, []).append(outcome.kind)
-        for host, kinds in by_host.items():
-            self.breaker.record(host, kinds)
-        result = await self.astore.run(complete, self.astore.store, list(zip(batch, outcomes, strict=True)),
-                                       policy=self.policy, now_ms=self.clock())
-        if self.metrics is not None:
-            for state, n in result.counts.items():
-                if n:
-                    self.metrics.deliveries.labels(self.name, state).inc(n)
-        if self.on_gone is not None:
-            for channel, recipients in result.gone.items():
-                try:
-                    await self.on_gone(channel, recipients)
-                except Exception:
-                    log.exception("outbox %s: on_gone failed for %d recipients", self.name, len(recipients))
-
-
-class Outbox:
-    """The pipeline's handle: enqueue (and wake the workers concerned), withdraw, status; starts and stops the
-    channel workers. ``start`` first runs :func:`recover`."""
-
-    def __init__(self, astore: AsyncStore, *, metrics: OutboxMetrics | None = None,
-                 metrics_interval_s: float = 15.0) -> None:
-        self.astore = astore
-        self.metrics = metrics
-        self.metrics_interval_s = metrics_interval_s
-        self.workers: dict[str, ChannelWorker] = {}
-        self._tasks: list[asyncio.Task[None]] = []
-        self._unserved: set[str] = set()
-
-    def add_worker(self, channel: Channel, **kw: Any) -> ChannelWorker:
-        """A worker for a channel (keyword arguments as for :class:`ChannelWorker`); one per channel name."""
-        if channel.name in self.workers:
-            raise ValueError(f"outbox: channel {channel.name!r} has a worker already")
-        kw.setdefault("metrics", self.metrics)
-        worker = self.workers[channel.name] = ChannelWorker(self.astore, channel, **kw)
-        return worker
-
-    async def start(self) -> int:
-        """Queue again what was in flight at the last stop or crash, then start the workers; returns that count."""
-        recovered = await self.astore.run(recover, self.astore.store)
-        if recovered:
-            log.warning("outbox: %d deliveries were in flight at the last stop; queued again", recovered)
-        self._tasks = [asyncio.create_task(w.run(), name=f"outbox-{w.name}") for w in self.workers.values()]
-        if self.metrics is not None:
-            self._tasks.append(asyncio.create_task(self._watch(), name="outbox-metrics"))
-        return recovered
-
-    async def stop(self, timeout_s: float = 10.0) -> None:
-        await asyncio.gather(*(w.stop(timeout_s) for w in self.workers.values()))
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
-
-    def on_queued(self, event: Queued) -> None:
-        """Handler of :class:`~hub.events.Queued` (rows written elsewhere, in the pipeline's transaction): the
-        workers of those channels claim now rather than at their next idle poll."""
-        for name in event.channels:
-            if name in self.workers:
-                self.workers[name].wake()
-
-    async def enqueue(self, rows: Iterable[NewDelivery], *, now_ms: int | None = None) -> EnqueueResult:
-        rows = list(rows)
-        result = await self.astore.run(enqueue, self.astore.store, rows, now_ms=now_ms)
-        for name in {r.channel for r in rows}:
-            if name in self.workers:
-                self.workers[name].wake()
-            elif name not in self._unserved:
-                self._unserved.add(name)
-                log.warning("outbox: no worker for channel %r; its deliveries stay queued", name)
-        return result
-
-    async def withdraw(self, thread: str, *, channels: Collection[str] | None = None,
-                       below_publication: int | None = None) -> int:
-        return await self.astore.run(withdraw, self.astore.store, thread, channels=channels,
-                                     below_publication=below_publication)
-
-    async def status(self, publication_ids: Collection[int] | None = None) -> dict[int, dict[str, dict[str, int]]]:
-        return await self.astore.run(status, self.astore.store, publication_ids)
-
-    async def depth(self) -> dict[str, int]:
-        """Queued rows per channel (every channel with a worker is named), also set as the gauge."""
-        found = await self.astore.run(depth, self.astore.store)
-        out = {name: found.get(name, 0) for name in self.workers} | found
-        if self.metrics is not None:
-            for name, n in out.items():
-                self.metrics.queued.labels(name).set(n)
-            for name, worker in self.workers.items():
-                self.metrics.open_circuits.labels(name).set(len(worker.breaker.open_hosts()))
-        return out
-
-    async def _watch(self) -> None:
-        while True:
-            try:
-                await self.depth()
-            except Exception:
-                log.exception("outbox: reading queue depth failed")
-            await asyncio.sleep(self.metrics_interval_s)

@@ -24,7 +24,7 @@ import aiohttp
 from hub import registry
 from hub.cap import labels
 from hub.config.load import LoadedConfig
-from hub.deliver import outbox
+from hub.deliver import breaker, workers
 from hub.ports import BoardUpdate, ChannelSetup, Delivery, PushTarget, WebhookBody
 from hub.publish import publications, subscriptions
 from hub.publish.boardtext import Notice as BoardNotice
@@ -100,13 +100,13 @@ class Resolvers:
 
     async def _resolve(self, fn: Callable[[Store, Sequence[Delivery]], list[T | None]],
                        batch: Sequence[Delivery]) -> list[T | None]:
-        isolate = outbox.in_delivery()  # read here: the store's thread does not share this task's context
+        isolate = breaker.in_delivery()  # read here: the store's thread does not share this task's context
         found = await self.astore.run(_each_row, self.astore.store, fn, batch, isolate=isolate)
         if isinstance(found, list):
             return found
         for delivery_id, reason in found.items():  # rows whose content raised: retried alone, the rest sent again
-            outbox.row_failed(delivery_id, reason)
-        raise outbox.RowsFailed(f"content failed for {len(found)} of {len(batch)} deliveries")
+            breaker.row_failed(delivery_id, reason)
+        raise breaker.RowsFailed(f"content failed for {len(found)} of {len(batch)} deliveries")
 
     def _push(self, store: Store, batch: Sequence[Delivery]) -> list[PushTarget | None]:
         pubs = latest_by_thread(store, (d.thread for d in batch))
@@ -183,10 +183,10 @@ class Resolvers:
 
 
 async def open_outbox(stack: contextlib.AsyncExitStack, *, astore: AsyncStore, loaded: LoadedConfig,
-                      http: aiohttp.ClientSession, index: Any, metrics: Any) -> outbox.Outbox:
+                      http: aiohttp.ClientSession, index: Any, metrics: Any) -> workers.Outbox:
     """Build the channels from config (every registered factory), enter them on ``stack``, start the outbox
     (recovering rows that were in flight at the last stop); returns the outbox."""
-    box = outbox.Outbox(astore, metrics=outbox.OutboxMetrics(metrics.registry))
+    box = workers.Outbox(astore, metrics=workers.OutboxMetrics(metrics.registry))
 
     async def on_gone(channel: str, recipients: list[str]) -> None:
         if channel != "push" or not recipients:

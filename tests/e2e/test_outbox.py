@@ -22,7 +22,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from hub.deliver import outbox
-from hub.deliver.outbox import CircuitBreaker, NewDelivery, Outbox, OutboxMetrics, RetryPolicy
+from hub.deliver.breaker import CircuitBreaker
+from hub.deliver.outbox import NewDelivery, RetryPolicy
+from hub.deliver.workers import Outbox, OutboxMetrics
 from hub.ports import Delivery, Outcome
 from hub.store.db import AsyncStore, Store
 from tests.kits import paths

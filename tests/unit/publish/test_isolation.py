@@ -34,8 +34,9 @@ from hub.decide import decisions
 from hub.decide.router import Router
 from hub.decide.rules.engine import LiveRules, RuleSet
 from hub.deliver import outbox
-from hub.deliver.outbox import ChannelWorker, OutboxMetrics, RetryPolicy
+from hub.deliver.outbox import RetryPolicy
 from hub.deliver.setup import Resolvers
+from hub.deliver.workers import ChannelWorker, OutboxMetrics
 from hub.geo.geography import Geography, geography
 from hub.intake.documents import Intake
 from hub.metrics import Metrics

@@ -1,0 +1,288 @@
+"""The channel workers that claim outbox rows and deliver them (one per channel, so a dead channel delays no
+other), their metrics, and :class:`Outbox`, the facade the hub starts them through."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Collection, Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from hub.deliver.breaker import ROW_FAULTS, CircuitBreaker
+from hub.deliver.outbox import (
+    OUTCOME_KINDS,
+    EnqueueResult,
+    NewDelivery,
+    RetryPolicy,
+    claim,
+    complete,
+    depth,
+    enqueue,
+    next_due,
+    recover,
+    stamp_ms,
+    status,
+    withdraw,
+)
+from hub.events import Queued, Wakeup
+from hub.ports import Channel, Delivery, Outcome
+from hub.store.db import AsyncStore
+
+log = logging.getLogger("warnhub.outbox")
+
+
+class OutboxMetrics:
+    """Outbox metrics, registered in the hub's registry (``Metrics().registry``)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.deliveries = Counter("warnhub_outbox_deliveries_total", "Delivery attempts by channel and outcome "
+                                  "(done, retry, gone, failed, expired)", ["channel", "outcome"], registry=registry)
+        self.queued = Gauge("warnhub_outbox_queued", "Deliveries queued per channel (due or waiting to retry)",
+                            ["channel"], registry=registry)
+        self.open_circuits = Gauge("warnhub_outbox_open_circuits", "Hosts whose circuit is open, per channel",
+                                   ["channel"], registry=registry)
+
+
+class ChannelWorker:
+    """Feeds one channel from the outbox: claim a batch, deliver, record the outcomes, again at once while rows
+    remain; else sleep until :meth:`wake`, the next row is due, a circuit may be probed, or ``idle_s`` passes.
+    ``concurrency`` claim/deliver loops run side by side. The caller enters and leaves the channel itself."""
+
+    def __init__(self, astore: AsyncStore, channel: Channel, *, batch_size: int = 500, concurrency: int = 1,
+                 lease_s: float = 60.0, policy: RetryPolicy | None = None, breaker: CircuitBreaker | None = None,
+                 metrics: OutboxMetrics | None = None,
+                 on_gone: Callable[[str, list[str]], Awaitable[None]] | None = None, idle_s: float = 1.0,
+                 clock: Callable[[], int] | None = None) -> None:
+        self.astore = astore
+        self.clock = clock or (lambda: stamp_ms(None))
+        """Epoch milliseconds (injected by tests)."""
+        self.channel = channel
+        self.batch_size = batch_size
+        self.lease_s = lease_s
+        self.policy = policy or RetryPolicy()
+        self.breaker = breaker or CircuitBreaker()
+        self.metrics = metrics
+        self.on_gone = on_gone
+        self.idle_s = idle_s
+        self._wakeups = [Wakeup() for _ in range(max(1, concurrency))]
+        self._claiming = asyncio.Lock()  # claims of one channel in turn: no two loops probe the same host
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._failing = False
+
+    @property
+    def name(self) -> str:
+        return self.channel.name
+
+    def wake(self) -> None:
+        """Rows were enqueued: claim now rather than at the next idle poll."""
+        for event in self._wakeups:
+            event.set()
+
+    async def run(self) -> None:
+        self._stopping = False
+        self._tasks = [asyncio.create_task(self._loop(event), name=f"outbox-{self.name}-{i}")
+                       for i, event in enumerate(self._wakeups)]
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Claim no more; let batches in hand finish for up to ``timeout_s``, then cancel them (their rows stay in
+        flight until the lease runs out or :func:`recover`)."""
+        self._stopping = True
+        self.wake()
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(self._tasks, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("outbox %s: %d batches unfinished at stop; they are sent again later", self.name, len(pending))
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _loop(self, wakeup: Wakeup) -> None:
+        while not self._stopping:
+            wakeup.clear()
+            try:
+                if await self.step():
+                    continue
+                timeout = await self._idle_timeout()
+            except Exception:
+                log.exception("outbox %s: store failed; trying again in %.1fs", self.name, self.idle_s)
+                timeout = self.idle_s
+            if self._stopping:
+                break
+            await wakeup.wait(timeout)
+
+    async def _claim(self) -> list[Delivery]:
+        async with self._claiming:
+            batch = await self.astore.run(claim, self.astore.store, self.name, self.batch_size,
+                                          lease_s=self.lease_s, skip_hosts=self.breaker.open_hosts(),
+                                          now_ms=self.clock())
+            self.breaker.claimed({d.host for d in batch})
+        return batch
+
+    async def _idle_timeout(self) -> float:
+        due = await self.astore.run(next_due, self.astore.store, self.name, skip_hosts=self.breaker.open_hosts())
+        waits = [self.idle_s]
+        if due is not None:
+            waits.append((due - self.clock()) / 1000)
+        if (probe := self.breaker.next_probe_s()) is not None:
+            waits.append(probe)
+        return max(0.0, min(waits))
+
+    async def step(self) -> int:
+        """Claim one batch and deliver it (what the loop does each turn); returns its size, 0 when none was due."""
+        batch = await self._claim()
+        if batch:
+            await self._handle(batch)
+        return len(batch)
+
+    async def _deliver(self, batch: list[Delivery]) -> list[Outcome]:
+        """Outcomes for a batch, one bad row isolated: a row whose content could not be made (:func:`row_failed`)
+        is retried alone and the rest sent again without it; a batch whose ``deliver`` raises is halved until the
+        row that raises is alone. All within one lease, so no row is claimed twice meanwhile."""
+        loop = asyncio.get_running_loop()
+        return await self._isolate(batch, loop.time() + self.lease_s * 0.9)
+
+    async def _isolate(self, batch: list[Delivery], deadline: float) -> list[Outcome]:
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            return [Outcome.retry("not tried: isolating a failing row used up the lease")] * len(batch)
+        faults: dict[int, str] = {}
+        token = ROW_FAULTS.set(faults)
+        try:
+            # a delivery that outlasts its lease could be claimed a second time: stop it before
+            async with asyncio.timeout(left):
+                outcomes = list(await self.channel.deliver(batch))
+        except Exception as err:
+            if not self._failing:
+                log.warning("outbox %s: deliver raised for %d row(s); isolating the row", self.name, len(batch),
+                            exc_info=True)
+            self._failing = True
+            if len(batch) == 1 or isinstance(err, TimeoutError):
+                return [Outcome.retry(f"deliver raised {err!r}")] * len(batch)
+            half = len(batch) // 2
+            return await self._isolate(batch[:half], deadline) + await self._isolate(batch[half:], deadline)
+        finally:
+            ROW_FAULTS.reset(token)
+        if faults:
+            log.warning("outbox %s: content failed for %d row(s); the other %d are sent without them", self.name,
+                        len(faults), len(batch) - len(faults))
+            rest = [d for d in batch if d.id not in faults]
+            by_id = {d.id: Outcome.retry(faults[d.id]) for d in batch if d.id in faults}
+            by_id.update(zip((d.id for d in rest), await self._isolate(rest, deadline) if rest else [], strict=True))
+            return [by_id[d.id] for d in batch]
+        if len(outcomes) != len(batch) or not all(isinstance(o, Outcome) and o.kind in OUTCOME_KINDS for o in outcomes):
+            log.error("outbox %s: channel answered %d outcomes for %d deliveries, or unknown ones (a bug);"
+                      " retrying all", self.name, len(outcomes), len(batch))
+            return [Outcome.retry("channel answered the wrong outcomes")] * len(batch)
+        if self._failing:
+            log.info("outbox %s: deliver works again", self.name)
+        self._failing = False
+        return outcomes
+
+    async def _handle(self, batch: list[Delivery]) -> None:
+        outcomes = await self._deliver(batch)
+        by_host: dict[str, list[str]] = {}
+        for delivery, outcome in zip(batch, outcomes, strict=True):
+            by_host.setdefault(delivery.host, []).append(outcome.kind)
+        for host, kinds in by_host.items():
+            self.breaker.record(host, kinds)
+        result = await self.astore.run(complete, self.astore.store, list(zip(batch, outcomes, strict=True)),
+                                       policy=self.policy, now_ms=self.clock())
+        if self.metrics is not None:
+            for state, n in result.counts.items():
+                if n:
+                    self.metrics.deliveries.labels(self.name, state).inc(n)
+        if self.on_gone is not None:
+            for channel, recipients in result.gone.items():
+                try:
+                    await self.on_gone(channel, recipients)
+                except Exception:
+                    log.exception("outbox %s: on_gone failed for %d recipients", self.name, len(recipients))
+
+
+class Outbox:
+    """The pipeline's handle: enqueue (and wake the workers concerned), withdraw, status; starts and stops the
+    channel workers. ``start`` first runs :func:`recover`."""
+
+    def __init__(self, astore: AsyncStore, *, metrics: OutboxMetrics | None = None,
+                 metrics_interval_s: float = 15.0) -> None:
+        self.astore = astore
+        self.metrics = metrics
+        self.metrics_interval_s = metrics_interval_s
+        self.workers: dict[str, ChannelWorker] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._unserved: set[str] = set()
+
+    def add_worker(self, channel: Channel, **kw: Any) -> ChannelWorker:
+        """A worker for a channel (keyword arguments as for :class:`ChannelWorker`); one per channel name."""
+        if channel.name in self.workers:
+            raise ValueError(f"outbox: channel {channel.name!r} has a worker already")
+        kw.setdefault("metrics", self.metrics)
+        worker = self.workers[channel.name] = ChannelWorker(self.astore, channel, **kw)
+        return worker
+
+    async def start(self) -> int:
+        """Queue again what was in flight at the last stop or crash, then start the workers; returns that count."""
+        recovered = await self.astore.run(recover, self.astore.store)
+        if recovered:
+            log.warning("outbox: %d deliveries were in flight at the last stop; queued again", recovered)
+        self._tasks = [asyncio.create_task(w.run(), name=f"outbox-{w.name}") for w in self.workers.values()]
+        if self.metrics is not None:
+            self._tasks.append(asyncio.create_task(self._watch(), name="outbox-metrics"))
+        return recovered
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        await asyncio.gather(*(w.stop(timeout_s) for w in self.workers.values()))
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    def on_queued(self, event: Queued) -> None:
+        """Handler of :class:`~hub.events.Queued` (rows written elsewhere, in the pipeline's transaction): the
+        workers of those channels claim now rather than at their next idle poll."""
+        for name in event.channels:
+            if name in self.workers:
+                self.workers[name].wake()
+
+    async def enqueue(self, rows: Iterable[NewDelivery], *, now_ms: int | None = None) -> EnqueueResult:
+        rows = list(rows)
+        result = await self.astore.run(enqueue, self.astore.store, rows, now_ms=now_ms)
+        for name in {r.channel for r in rows}:
+            if name in self.workers:
+                self.workers[name].wake()
+            elif name not in self._unserved:
+                self._unserved.add(name)
+                log.warning("outbox: no worker for channel %r; its deliveries stay queued", name)
+        return result
+
+    async def withdraw(self, thread: str, *, channels: Collection[str] | None = None,
+                       below_publication: int | None = None) -> int:
+        return await self.astore.run(withdraw, self.astore.store, thread, channels=channels,
+                                     below_publication=below_publication)
+
+    async def status(self, publication_ids: Collection[int] | None = None) -> dict[int, dict[str, dict[str, int]]]:
+        return await self.astore.run(status, self.astore.store, publication_ids)
+
+    async def depth(self) -> dict[str, int]:
+        """Queued rows per channel (every channel with a worker is named), also set as the gauge."""
+        found = await self.astore.run(depth, self.astore.store)
+        out = {name: found.get(name, 0) for name in self.workers} | found
+        if self.metrics is not None:
+            for name, n in out.items():
+                self.metrics.queued.labels(name).set(n)
+            for name, worker in self.workers.items():
+                self.metrics.open_circuits.labels(name).set(len(worker.breaker.open_hosts()))
+        return out
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                await self.depth()
+            except Exception:
+                log.exception("outbox: reading queue depth failed")
+            await asyncio.sleep(self.metrics_interval_s)
