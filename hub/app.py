@@ -28,7 +28,7 @@ import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from hub import log as log_mod
-from hub import registry
+from hub import registry, retention
 from hub.access import auth
 from hub.cap.sign import TrustStore
 from hub.cap.validate import Validator
@@ -50,7 +50,6 @@ from hub.publish.index import SubscriptionIndex
 from hub.publish.pipeline import Pipeline
 from hub.publish.publications import Published
 from hub.services import ConfigRef, Services
-from hub.store import retention
 from hub.store.db import AsyncStore, Store
 from hub.supervise import Supervisor
 from hub.web import fdlimit
@@ -133,7 +132,7 @@ async def compose(stack: contextlib.AsyncExitStack, loaded: LoadedConfig, store:
 
 
 async def retain(services: Services) -> dict[str, int]:
-    """One retention run (``[retention]`` as currently loaded; see hub.store.retention)."""
+    """One retention run (``[retention]`` as currently loaded; see hub.retention)."""
     loaded = services.loaded
     cfg = loaded.cfg
     plan = retention.Plan(cfg.retention, frozenset(s.name for s in cfg.sources),

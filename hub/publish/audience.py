@@ -29,6 +29,7 @@ from hub.geo.geography import Geography
 from hub.geo.projection import GERMANY
 from hub.geo.registry import Level
 from hub.geo.resolve import Resolution
+from hub.publish.places import region_concerned
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,15 +94,10 @@ def recipients(geo: Geography | None, index: Any, boards: Sequence[BoardConfig],
 
 
 def _on_kiosk(geo: Geography | None, ars: str, regions: Iterable[str], area_lonlat: BaseGeometry | None) -> bool:
-    """Does the kiosk page of region ``ars`` show it: the kiosk's own filter (hub.web.warnings.concerns_region)."""
-    from types import SimpleNamespace
-
-    from hub.web.warnings import concerns_region
-
+    """Does the kiosk page of region ``ars`` show it: the kiosk's own filter (hub.publish.places)."""
     if geo is None:
         return ars in regions
-    return concerns_region(SimpleNamespace(regions=tuple(regions), area=area_lonlat, id=0, identifier=""),  # type: ignore[arg-type]
-                           ars, geo)
+    return region_concerned(geo, ars, tuple(regions), area_lonlat)
 
 
 def _boundaries(geo: Geography | None, regions: Iterable[str]) -> BaseGeometry | None:

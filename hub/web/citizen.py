@@ -42,11 +42,11 @@ from hub import __version__
 from hub.cap.model import Alert
 from hub.geo.boundaries import BOUNDARY_ATTRIBUTION
 from hub.publish import publications
+from hub.publish.places import Place, select
 from hub.publish.publications import Publication
 from hub.store.db import Store
 from hub.web import citizen_view as view
 from hub.web.keys import HUB_KEY, SECURITY_HEADERS
-from hub.web.warnings import Place, select
 
 if TYPE_CHECKING:
     from hub.services import Services as Hub
@@ -70,7 +70,7 @@ class CitizenWeb:
     district: str
     shapes: view.Shapes
     areas: dict[tuple[int, str], Any] = field(default_factory=dict)
-    """Projected publication areas for :func:`hub.web.warnings.select`."""
+    """Projected publication areas for :func:`hub.publish.places.select`."""
     regions: list[dict[str, str]] = field(default_factory=list)
     base_map: dict[str, Any] | None = None
 

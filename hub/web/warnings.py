@@ -47,15 +47,14 @@ from zoneinfo import ZoneInfo
 import jinja2
 from aiohttp import web
 from lxml import etree
-from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
 from hub.cap import labels
 from hub.cap.parse import read_xml
 from hub.config.sections import BoardConfig
 from hub.geo.geography import Geography, geography
-from hub.geo.projection import GERMANY
 from hub.publish import publications
+from hub.publish.places import Place, select
 from hub.publish.publications import KIOSK, KIOSK_EXERCISE, WEB, Audience, Publication
 from hub.store.db import Store
 from hub.web.keys import HUB_KEY
@@ -136,14 +135,7 @@ async def _close_streams(app: web.Application) -> None:
     app[BROADCASTER_KEY].close()
 
 
-# -- parameters and region filters ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Place:
-    ars: str | None = None
-    lon: float | None = None
-    lat: float | None = None
+# -- parameters ---------------------------------------------------------------------------------
 
 
 def _bad(message: str) -> web.HTTPBadRequest:
@@ -177,41 +169,6 @@ def place_of(request: web.Request) -> Place:
     if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
         raise _bad("lat: -90 bis 90, lon: -180 bis 180 Grad / lat -90 to 90, lon -180 to 180 degrees")
     return Place(ars, lon, lat)
-
-
-def select(pubs: Sequence[Publication], place: Place, geo: Geography,
-           areas: dict[tuple[int, str], BaseGeometry] | None = None) -> list[Publication]:
-    """The publications concerning a place (see the module docstring); order kept."""
-    out = list(pubs)
-    if place.ars is not None:
-        out = [p for p in out if concerns_region(p, place.ars, geo, areas)]
-    if place.lon is not None and place.lat is not None:
-        out = [p for p in out if covers_point(p, place.lon, place.lat, geo)]
-    return out
-
-
-def concerns_region(pub: Publication, ars: str, geo: Geography,
-                    areas: dict[tuple[int, str], BaseGeometry] | None = None) -> bool:
-    """By :meth:`hub.geo.Geography.concerns`: a Gemeinde's widget does not show a warning for another Gemeinde of
-    its Kreis because the Kreis is among the warning's regions."""
-    if pub.area is None:
-        return geo.concerns(ars, pub.regions, None)
-    key = (pub.id, pub.identifier)
-    area = areas.get(key) if areas is not None else None
-    if area is None:
-        area = GERMANY.project(pub.area)
-        if areas is not None:
-            if len(areas) > 1000:
-                areas.clear()
-            areas[key] = area
-    return geo.concerns(ars, pub.regions, area)
-
-
-def covers_point(pub: Publication, lon: float, lat: float, geo: Geography) -> bool:
-    if pub.area is not None:
-        return bool(pub.area.intersects(Point(lon, lat)))
-    point = GERMANY.project(Point(lon, lat))
-    return any((g := geo.geometry(r)) is not None and g.intersects(point) for r in pub.regions)
 
 
 async def _current(request: web.Request, place: Place) -> list[Publication]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from hub import retention
 from hub.cap.validate import Validator
 from hub.config.sections import RetentionSection
 from hub.deliver import outbox
@@ -20,7 +21,6 @@ from hub.intake import readings
 from hub.intake.documents import Intake
 from hub.ports import Outcome
 from hub.publish import publications
-from hub.store import retention
 from hub.store.db import AsyncStore, Store
 from tests.kits.hubproc import cap_xml
 

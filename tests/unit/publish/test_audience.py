@@ -28,9 +28,9 @@ from hub.geo.projection import GERMANY, geodesic_area_m2
 from hub.publish import publications, subscriptions
 from hub.publish.index import SubscriptionIndex, load_index
 from hub.publish.pipeline import Pipeline
+from hub.publish.places import concerns_region
 from hub.publish.subscriptions import PointPlace, RegionPlace, Subscription
 from hub.store.db import AsyncStore, Store
-from hub.web.warnings import concerns_region
 from tests.kits.gemeindekit import (
     DANNENBERG,
     DISTRICT,
