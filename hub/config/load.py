@@ -21,6 +21,7 @@ import msgspec
 from hub.cap.sign import SignaturePolicy
 from hub.config.sections import Config, MqttSourceConfig, SensorConfig, SourceConfig
 from hub.errors import ConfigError
+from hub.geo.geography import with_extra_boundaries
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,6 @@ class LoadedConfig:
     def geography(self) -> Any:
         """The bundled geography plus ``[geo] boundaries`` (:class:`hub.geo.Geography`; ConfigError if a file is
         unusable)."""
-        from hub.geo.geography import with_extra_boundaries
 
         return with_extra_boundaries((self.path(p) for p in self.cfg.geo.boundaries),
                                      bundled=self.cfg.geo.bundled_gemeinden)

@@ -21,9 +21,10 @@ from typing import Any
 
 import msgspec
 import shapely
+from lxml import etree
 from shapely.geometry.base import BaseGeometry
 
-from hub.cap import labels
+from hub.cap import labels, sign
 from hub.cap.model import Alert, Info, MsgType, Reference, ResponseType, Severity, from_json, to_json
 from hub.cap.serialize import to_xml
 from hub.store.db import Store
@@ -145,9 +146,7 @@ class Signer:
         self.key_pem, self.cert_pem = key_pem, cert_pem
 
     def sign(self, xml: bytes) -> bytes:
-        from lxml import etree
 
-        from hub.cap import sign
 
         root = etree.fromstring(xml, etree.XMLParser(resolve_entities=False, no_network=True))
         signed = sign.sign(root, key_pem=self.key_pem, cert_pem=self.cert_pem)

@@ -44,6 +44,7 @@ from hub.geo.boundaries import BOUNDARY_ATTRIBUTION
 from hub.publish import publications
 from hub.publish.places import Place, select
 from hub.publish.publications import Publication
+from hub.publish.subscriptions import MAX_PLACES, SEVERITIES, TOPICS
 from hub.store.db import Store
 from hub.web import citizen_view as view
 from hub.web.keys import HUB_KEY, SECURITY_HEADERS
@@ -285,7 +286,6 @@ async def warning_page(request: web.Request) -> web.Response:
 
 
 async def subscribe_page(request: web.Request) -> web.Response:
-    from hub.publish.subscriptions import SEVERITIES, TOPICS
 
     state = request.app[CITIZEN_KEY]
     lang = lang_of(request)
@@ -302,7 +302,6 @@ async def subscribe_page(request: web.Request) -> web.Response:
 
 
 async def privacy_page(request: web.Request) -> web.Response:
-    from hub.publish.subscriptions import MAX_PLACES
 
     return render(request, "citizen/privacy.html", max_places=MAX_PLACES,
                   tiles=request.app[CITIZEN_KEY].tiles)

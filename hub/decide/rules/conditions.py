@@ -22,6 +22,7 @@ from hub.decide.rules.values import (
     show,
     str_list,
 )
+from hub.geo.registry import registry
 
 
 def alert_match(raw: Mapping[str, Any], path: Path_, file: RuleFile, *, default_status: bool = True) -> AlertMatch:
@@ -60,7 +61,6 @@ def area_match(raw: Mapping[str, Any], path: Path_, file: RuleFile) -> AreaMatch
         except Bad as err:
             file.error(where, f'{err}; write "district", a list of ARS or {{ polygon = [[lat, lon], ...] }}')
             return None
-        from hub.geo.registry import registry
 
         reg = registry()
         bad = [a for a in items if not ARS_RE.match(a) or a not in reg]

@@ -25,12 +25,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from hub.cap.model import Alert, MsgType, Severity
 from hub.decide.rules.load import load_folder, rule_files, template_files
 from hub.decide.rules.matching import Evaluation, fail_match, main_info
 from hub.decide.rules.model import DEFAULT_CHANNELS, PUSH, District, Rule
 from hub.decide.rules.problems import Problem, RulesError
 from hub.decide.rules.templates import Draft, Template
+from hub.geo.geography import geography
+from hub.geo.projection import GERMANY, circle_lonlat, polygon_lonlat
+from hub.geo.registry import DEFAULT_DISTRICT
+from hub.geo.resolve import resolve
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +147,6 @@ class RuleSet:
     @property
     def geo(self) -> Any:
         if self._geo is None:
-            from hub.geo.geography import geography
 
             self._geo = geography()
         return self._geo
@@ -153,8 +158,6 @@ class RuleSet:
     def resolution(self, alert: Alert, district: str | None) -> Any:
         """:func:`hub.geo.resolve.resolve` of the alert against ``district`` (None: the bundled default), cached;
         None if the areas cannot be resolved."""
-        from hub.geo.registry import DEFAULT_DISTRICT
-        from hub.geo.resolve import resolve
 
         district = district or DEFAULT_DISTRICT
         key = (alert.sender, alert.identifier, alert.sent, district)
@@ -175,9 +178,7 @@ class RuleSet:
 
     def geometry(self, alert: Alert) -> Any:
         """The alert's areas as an array of projected (equal-area) shapes, for polygon conditions."""
-        import numpy as np
 
-        from hub.geo.projection import GERMANY, circle_lonlat, polygon_lonlat
 
         key = (alert.sender, alert.identifier, alert.sent)
         with self._lock:
@@ -217,7 +218,6 @@ class RuleSet:
 
     def polygon(self, ring: tuple[tuple[float, float], ...]) -> Any:
         if ring not in self._polygons:
-            from hub.geo.projection import GERMANY, polygon_lonlat
 
             self._polygons[ring] = GERMANY.project(polygon_lonlat(ring))
         return self._polygons[ring]

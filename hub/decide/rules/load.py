@@ -19,6 +19,7 @@ from hub.decide.rules.problems import Path_, Problem, RuleFile, read_toml
 from hub.decide.rules.template_checks import load_templates, template_paths
 from hub.decide.rules.templates import COMPOSE_FOLDER, Template
 from hub.decide.rules.values import ARS_RE, NAME_RE, boolean, matching, one_str, show
+from hub.geo.registry import Level, registry
 
 
 @dataclass(slots=True)
@@ -110,7 +111,6 @@ def _district(raw: Any, file: RuleFile) -> District:
     name = file.get(raw, path, "name", one_str)
     ars = file.get(raw, path, "ars", one_str)
     if ars is not None:
-        from hub.geo.registry import Level, registry
 
         reg = registry()
         if not ARS_RE.match(ars) or ars not in reg:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import shapely
+
 from hub.cap.model import Alert, Info
 from hub.decide.rules.model import AlertMatch, Rule
 
@@ -167,7 +169,6 @@ def _fail_area(m: AlertMatch, ev: Evaluation, rule: Rule) -> str | None:
     shapes = ev.geometry()
     if shapes is None or len(shapes) == 0:
         return "the alert has no geometry to compare with the polygon"
-    import shapely
 
     hits = shapes[shapely.intersects(shapes, polygon)]
     if len(hits) == 0:

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from hub import registry
+from hub.cap import parse as cap_parse
 from hub.cap.model import Alert
 from hub.decide.rules.engine import RuleSet
+from hub.decide.rules.matching import provider
 from hub.decide.rules.sensors import SensorWatch
 from hub.errors import HubError, ParseError
 
@@ -44,7 +46,6 @@ def alerts_of(path: Path, data: bytes) -> list[tuple[Alert, tuple[str, ...]]]:
     if kind == "dwd-zip":
         return [(c.alert, c.notes) for c in registry.converters()["dwd-zip"](data)]
     if kind == "xml":
-        from hub.cap import parse as cap_parse
 
         try:
             return [(cap_parse.parse(data, max_bytes=MAX_BYTES).alert, ())]
@@ -78,7 +79,6 @@ def replay(ruleset: RuleSet, paths: list[Path], *, district: str | None = None, 
 
     ``origin``: the source name to evaluate with (default: the alert's provider, e.g. ``dwd`` or ``mowas``).
     Unreadable inputs yield ``{"input", "error"}``."""
-    from hub.decide.rules.matching import provider
 
     seen: dict[tuple[str, str], Alert] = {}
     watch = SensorWatch(ruleset, units=units)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from hub.decide.rules.engine import _local
 from hub.decide.rules.model import Rule, SensorCondition
 from hub.decide.rules.templates import Draft
 
@@ -214,7 +215,6 @@ class SensorWatch:
 
     def _values(self, rule: Rule, cond: SensorCondition, state: _State, t: float,
                 value: float | None) -> dict[str, object]:
-        from hub.decide.rules.engine import _local
 
         since = state.run_start if state.run_start is not None else state.fired_at
         return {"sensor": cond.sensor, "value": None if value is None else _Num(value),
