@@ -1,6 +1,15 @@
 """Approve and send: four eyes, the preview token, and in one durable transaction the CAP alert, stored through the
-intake (:meth:`hub.intake.documents.Intake.record`, the way in of every source), with its publish decision, the
-console row and the audit entries."""
+intake, with its publish decision, the console row and the audit entries.
+
+Sending makes a CAP 1.2 alert, checks it like any document (XSD and semantic checks,
+:func:`hub.intake.documents.check_document`; only a fully valid one is sent), stores it through the way in every
+source uses (:meth:`hub.intake.documents.Intake.record`, origin ``console``) and records its ``publish`` decision
+(:func:`hub.decide.decisions.record`) in **one transaction**, durable before "sent" is shown: a crash leaves
+neither the alert nor its decision. The operators decided, so the rules router never decides it (it only decides
+versions without a decision). The pipeline then publishes it like any publish decision: after :func:`approve` or
+:func:`send` returns, the caller publishes :class:`hub.events.Decided` (hub/web/console_api.py does), else a
+running hub's pipeline finds it at its next idle check.
+"""
 
 from __future__ import annotations
 
