@@ -10,11 +10,11 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from hub import console
 from hub.access import auth, exercise_tokens
 from hub.app import open_store
 from hub.cli.common import load_config
 from hub.console import ending
+from hub.console.model import ConsoleConfig, ConsoleError, FourEyes
 from hub.errors import AuthError
 from hub.geo.registry import registry
 
@@ -157,7 +157,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     loaded = load_config(args, required=True)
     assert loaded is not None
     c = loaded.cfg.console
-    cfg = console.ConsoleConfig.from_loaded(loaded, geo=loaded.geography(), four_eyes=console.FourEyes(
+    cfg = ConsoleConfig.from_loaded(loaded, geo=loaded.geography(), four_eyes=FourEyes(
         required_for=frozenset(c.four_eyes), single_person_extreme=c.single_person_extreme,
         end_needs_two=c.four_eyes_end))
     with open_store(loaded) as store:
@@ -170,7 +170,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
             else:
                 user = ending.LocalOperator(f"cli:{getpass.getuser()}", (loaded.cfg.hub.district_ars,))
             sent = ending.cancel(store, cfg, user, args.thread, args.reason)
-        except (console.ConsoleError, AuthError) as err:
+        except (ConsoleError, AuthError) as err:
             print(f"warnhub: {err}", file=sys.stderr)
             return 1
     done = ending.summary(sent)

@@ -1,6 +1,27 @@
 """The console's vocabulary and who may do what: constants, the user protocol, the admin's four-eyes policy and
 the console's config, its errors, the scope check (default ``check_area``) and the permission, scope and state guards
-every operation runs."""
+every operation runs.
+
+Enforced by the console's operations, whatever a form says:
+
+* permissions (compose, approve) and scope: every area must lie inside the acting user's regions
+  (:func:`hub.access.scopes.check_area` for shapes, the ARS hierarchy for selected regions);
+* four eyes: a severity in ``FourEyes.required_for`` needs an approver who neither wrote nor edited the version;
+  only where the admin allows it may someone with approve permission send an Extreme or Immediate warning alone,
+  with a written reason (audited as ``console.single_person``);
+* a thread never changes status or audience: an exercise stays an exercise (every text marked, CAP status
+  Exercise); a topic message goes to the push subscribers of its topic only, never to a public channel;
+* sending needs the confirmation token of a preview of exactly this content, area, audience and channels
+  (hub.console.targeting);
+* a public warning can always be ended: follow-ups start from the thread's newest sent version whatever happened
+  to drafts begun before; sending a version withdraws the thread's other open versions; a Cancel or all-clear may
+  be sent alone by an approver with a reason (``FourEyes.end_needs_two``, ``[console] four_eyes_end``, off by
+  default; audited as ``console.end_alone``). hub.console.ending does the same for ``warnhub cancel``.
+
+Every operation is one transaction with its audit entry (``console.<action>``). Refusals raise
+:class:`ConsoleForbidden` (an :class:`~hub.errors.AuthError`; audited as ``console.refused``), :class:`StalePreview`
+or :class:`ConsoleError`; their messages are German, then English.
+"""
 
 from __future__ import annotations
 

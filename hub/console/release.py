@@ -1,5 +1,15 @@
-"""Approve and send: four eyes, the preview token, and in one transaction the CAP alert stored with its publish
-decision."""
+"""Approve and send: four eyes, the preview token, and in one durable transaction the CAP alert, stored through the
+intake, with its publish decision, the console row and the audit entries.
+
+Sending makes a CAP 1.2 alert, checks it like any document (XSD and semantic checks,
+:func:`hub.intake.documents.check_document`; only a fully valid one is sent), stores it through the way in every
+source uses (:meth:`hub.intake.documents.Intake.record`, origin ``console``) and records its ``publish`` decision
+(:func:`hub.decide.decisions.record`) in **one transaction**, durable before "sent" is shown: a crash leaves
+neither the alert nor its decision. The operators decided, so the rules router never decides it (it only decides
+versions without a decision). The pipeline then publishes it like any publish decision: after :func:`approve` or
+:func:`send` returns, the caller publishes :class:`hub.events.Decided` (hub/web/console_api.py does), else a
+running hub's pipeline finds it at its next idle check.
+"""
 
 from __future__ import annotations
 
@@ -32,14 +42,16 @@ from hub.console.model import (
 from hub.console.tables import _COLS, _event, _require, _row
 from hub.console.targeting import _decision, _plan, check_widening, confirmation
 from hub.decide import decisions
-from hub.intake.documents import check_document
+from hub.intake.documents import Intake, check_document
 from hub.store.clock import now_utc, utc_iso
 from hub.store.db import Store
 
 
 @dataclass(frozen=True, slots=True)
 class Sent:
-    """A version that was sent: its CAP is stored with its publish decision. Wake the pipeline now."""
+    """A version that was sent: its CAP is stored with its publish decision, committed. The caller now publishes
+    :class:`hub.events.Decided` (``alert_id``, ``store_thread``, ``publish``) so the pipeline publishes it at once, as
+    ``hub/web/console_api.py`` does; without it a running hub's pipeline finds it at its next idle check."""
 
     warning: dict[str, Any]
     alert_id: int
@@ -136,8 +148,9 @@ def _alone(policy: FourEyes, user: ConsoleUser, row: Mapping[str, Any], reason: 
 
 def _send(store: Store, cfg: ConsoleConfig, user: ConsoleUser, row: Mapping[str, Any], *, token: str,
           now: datetime, why: str, widen: bool = False) -> Sent:
-    """Inside the caller's transaction: CAP, validation, store, decision, state. ``widen``: the sender confirmed
-    that picked regions without a boundary of their own widen the warning to their Kreis (refused without)."""
+    """Inside the caller's transaction: CAP, validation, stored through the intake, decision, state; all of it
+    commits together or not at all (no alert without its decision). ``widen``: the sender confirmed that picked
+    regions without a boundary of their own widen the warning to their Kreis (refused without)."""
     newer = store.conn.execute("SELECT version FROM console_warnings WHERE thread=? AND version>? AND state='sent'",
                                (row["thread"], row["version"])).fetchone()
     if newer is not None:
@@ -163,8 +176,8 @@ def _send(store: Store, cfg: ConsoleConfig, user: ConsoleUser, row: Mapping[str,
     if rec is None or report.verdict is not Verdict.VALID:
         raise ConsoleError(_msg("Die CAP-Nachricht ist nicht gültig", "the CAP message is not valid") + " "
                            + "; ".join(report.errors + report.warnings))
-    added = store.add_record(rec, raw, origin=ORIGIN, now=now)
-    if added.outcome != "new":
+    added = Intake(cfg.validator, store).record(report, rec, raw, origin=ORIGIN, now=now)  # the one way in
+    if added.outcome != "new" or added.alert_id is None or added.thread_id is None:
         raise ConsoleError(_msg("Diese Fassung ist schon gespeichert", "this version is stored already"))
     pending = decisions.Pending(added.alert_id, added.thread_id, ORIGIN, alert, prev_alert)
     if not decisions.record(store, pending, _decision(row, plan, why), rules_loaded_at=None, now=now):

@@ -1,5 +1,10 @@
 """The console's tables ``console_warnings`` and ``console_events`` (in hub/store/schema.py): rows (JSON columns
-decoded), reads, the event log and one transaction around store functions that open their own."""
+decoded), reads, the event log and one transaction around store functions that open their own.
+
+``console_warnings`` holds one row per version of an operator warning (``thread`` names the incident across
+versions), ``console_events`` what happened to each version, by whom. A version goes draft -> submitted ->
+approved -> sent, or ends rejected or withdrawn.
+"""
 
 from __future__ import annotations
 

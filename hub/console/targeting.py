@@ -1,4 +1,4 @@
-"""Whom a version reaches (the pipeline's own resolution, :func:`hub.audience.recipients`, without writing), the
+"""Whom a version reaches (the pipeline's own resolution, :func:`hub.publish.audience.recipients`, without writing), the
 confirmation token bound to it, the widening a region without a boundary needs confirmed, and the preview of what
 sending it now would do."""
 
@@ -60,7 +60,7 @@ class _Plan:
 
 def _plan(cfg: ConsoleConfig, row: Mapping[str, Any], alert: Alert, index: Any = None) -> _Plan:
     """Area, regions and recipients exactly as the pipeline will deliver the stored decision: the decision
-    :func:`_decision` stores, resolved by :func:`hub.audience.recipients` (the pipeline's own function)."""
+    :func:`_decision` stores, resolved by :func:`hub.publish.audience.recipients` (the pipeline's own function)."""
     geo, reg, district = cfg.geo, cfg.geo.registry, cfg.district
     res = resolve(alert, district, geo=geo)
     keys = audience.regions(geo, district, row["area"]["ars"], res)

@@ -75,7 +75,11 @@ class Intake:
         ``durable``: the commit is on disk when this returns, whatever ``[store] synchronous`` says, for a source
         that tells its sender "stored" afterwards (moves the file, acknowledges); see ``Store.transaction``.
         ``relay``: the document is the hub's rendering of an alert an adapter converted from another format (NINA
-        JSON); it is never compared for identity conflicts (see hub.conflicts)."""
+        JSON); it is never compared for identity conflicts (see hub.conflicts).
+
+        Inside a caller's open transaction (the console stores its warning with its decision, hub.console.release)
+        the write is a savepoint of it and commits or rolls back with the caller's; the log line then tells what
+        was written, before that commit."""
         if rec is None:
             self.store.add_rejection(raw, origin=origin, reason=report.reason, now=now, durable=durable)
             log.warning("rejected document from %s: %s", origin, report.reason,

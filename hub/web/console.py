@@ -37,8 +37,10 @@ from urllib.parse import urlsplit
 import jinja2
 from aiohttp import web
 
-from hub import __version__, console
+from hub import __version__
 from hub.access import auth, scopes
+from hub.console import overview, tables, targeting
+from hub.console.model import CHANNELS, LANGUAGES, ConsoleConfig, ConsoleError, ConsoleUser, FourEyes
 from hub.decide import decisions
 from hub.decide.rules.template_checks import compose_templates, template_paths
 from hub.decide.rules.templates import COMPOSE_FOLDER, Template, due_for_review
@@ -71,15 +73,15 @@ class ConsoleWeb:
         self._compose: list[Template] = []
         self.template_error: str | None = None
         """Why the compose templates on disk were refused (the last good ones stay offered)."""
-        self._cfg: tuple[tuple[Any, ...], console.ConsoleConfig] | None = None
+        self._cfg: tuple[tuple[Any, ...], ConsoleConfig] | None = None
         self.map_layers: dict[str, Any] | None = None
         self.inbox_cache: tuple[float, dict[str, Any]] | None = None
         self.inbox_lock = asyncio.Lock()
 
     @property
-    def policy(self) -> console.FourEyes:
+    def policy(self) -> FourEyes:
         c = self.services.loaded.cfg.console
-        return console.FourEyes(required_for=frozenset(c.four_eyes), single_person_extreme=c.single_person_extreme,
+        return FourEyes(required_for=frozenset(c.four_eyes), single_person_extreme=c.single_person_extreme,
                                 end_needs_two=c.four_eyes_end)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -115,7 +117,7 @@ class ConsoleWeb:
         current = router.live.current if router is not None else None
         return current.templates if current is not None else {}
 
-    async def config(self) -> console.ConsoleConfig:
+    async def config(self) -> ConsoleConfig:
         """The console's config with the templates in force (rebuilt when they change)."""
         compose = await self.compose_templates()
         rules = self.rule_templates()
@@ -124,11 +126,11 @@ class ConsoleWeb:
             geo = self.geo
             templates = {**rules, **{t.name: t for t in compose}}
 
-            def check_area(user: console.ConsoleUser, area: Any) -> str | None:
+            def check_area(user: ConsoleUser, area: Any) -> str | None:
                 """hub.auth's scope check (boundary tolerance, fails closed without a boundary)."""
                 return None if area is None or area.is_empty else scopes.check_area(cast(auth.User, user), geo, area)
 
-            cfg = console.ConsoleConfig.from_loaded(self.services.loaded, geo=geo, templates=templates,
+            cfg = ConsoleConfig.from_loaded(self.services.loaded, geo=geo, templates=templates,
                                                     four_eyes=self.policy, check_area=check_area)
             # the hub's validator (XSD loaded once), used on the same writer thread
             cfg = dataclasses.replace(cfg, validator=self.services.intake.validator)
@@ -214,13 +216,13 @@ INBOX_TTL_S = 1.0
 
 def shared_inbox(store: Store, *, now: datetime | None = None) -> dict[str, Any]:
     """What the dashboard shows, the same for everyone (writer thread)."""
-    box = console.inbox(store, now=now)
+    box = overview.inbox(store, now=now)
     sent, seen = [], set()
-    for r in console.warnings(store, states=["sent"], limit=100):
+    for r in tables.warnings(store, states=["sent"], limit=100):
         if r["thread"] in seen:
             continue
         seen.add(r["thread"])
-        status = console.status(store, r["thread"])
+        status = overview.status(store, r["thread"])
         sent.append({**view.summary(r), "deliveries": view.deliveries(status)})
         if len(sent) >= SENT_SHOWN:
             break
@@ -236,11 +238,11 @@ def shared_inbox(store: Store, *, now: datetime | None = None) -> dict[str, Any]
             "sender", "identifier", "state", "decided_at", "inside_district", "outside_share")
     return {"alerts": [{k: a.get(k) for k in keep} for a in box["alerts"][:50]], "drafts": drafts,
             "unrouted": [{k: a.get(k) for k in keep} for a in box["unrouted"][:50]], "sent": sent,
-            "open": console.warnings(store, states=list(view.OPEN)), "failed": box["failed"],
+            "open": tables.warnings(store, states=list(view.OPEN)), "failed": box["failed"],
             "conflicts": box["conflicts"]}
 
 
-def personal_inbox(shared: Mapping[str, Any], user: Any, policy: console.FourEyes) -> dict[str, Any]:
+def personal_inbox(shared: Mapping[str, Any], user: Any, policy: FourEyes) -> dict[str, Any]:
     """The shared inbox with what is this user's: their open drafts, and which waiting ones they may approve."""
     rows = shared["open"]
     return {**{k: v for k, v in shared.items() if k != "open"},
@@ -292,7 +294,7 @@ def draft_content(draft: Mapping[str, Any]) -> dict[str, Any]:
             "response_types": draft.get("response_types") or [], "event_code": draft.get("event_code"),
             "instruction_codes": draft.get("instruction_codes") or [], "web": draft.get("web"),
             "contact": draft.get("contact"), "onset": None, "expires": None,
-            "texts": {lang: t for lang, t in (draft.get("texts") or {}).items() if lang in console.LANGUAGES}}
+            "texts": {lang: t for lang, t in (draft.get("texts") or {}).items() if lang in LANGUAGES}}
 
 
 def _find_draft(store: Store, key: str) -> dict[str, Any] | None:
@@ -315,7 +317,7 @@ async def compose_page(request: web.Request) -> web.Response:
                                "content": None, "template": None, "from_draft": None, "warning": None}
     title = ("Neue Meldung", "new warning")
     if q.get("edit"):
-        row = await s.run(console.get, _int(q["edit"]))
+        row = await s.run(tables.get, _int(q["edit"]))
         if row is None:
             raise web.HTTPNotFound(text="Diese Meldung gibt es nicht. / This warning does not exist.")
         if row["state"] not in view.OPEN:
@@ -333,7 +335,7 @@ async def compose_page(request: web.Request) -> web.Response:
         initial.update(content=draft_content(draft["draft"]), from_draft=draft["key"],
                        area={"ars": [ars] if ars and ars in s.geo.registry else [], "features": [], "desc": None})
         if draft["channels"]:
-            initial["channels"] = [c for c in draft["channels"] if c in console.CHANNELS] or initial["channels"]
+            initial["channels"] = [c for c in draft["channels"] if c in CHANNELS] or initial["channels"]
         title = ("Meldung aus Entwurf", "warning from a draft")
     elif q.get("template"):
         if q["template"] not in {t.name for t in templates}:
@@ -362,29 +364,29 @@ def _int(text: str) -> int:
 # -- one warning ------------------------------------------------------------------------------------------------------
 
 
-def warning_data(store: Store, cfg: console.ConsoleConfig, index: Any, user: Any, warning_id: int,
+def warning_data(store: Store, cfg: ConsoleConfig, index: Any, user: Any, warning_id: int,
                  *, now: datetime | None = None) -> dict[str, Any] | None:
     """The version, its thread, history, actions, delivery status and (while open) its preview (writer thread)."""
-    row = console.get(store, warning_id)
+    row = tables.get(store, warning_id)
     if row is None:
         return None
-    versions = console.versions(store, row["thread"])
+    versions = tables.versions(store, row["thread"])
     latest = versions[-1]["id"] == row["id"]
     sent = [v for v in versions if v["state"] == "sent"]
     live = bool(sent) and sent[-1]["msg_type"] != "Cancel"
     preview, preview_error = None, None
     if row["state"] in ("draft", "submitted", "approved"):
         try:
-            preview = console.preview_for(store, cfg, index, row["id"], now=now)
-        except console.ConsoleError as err:
+            preview = targeting.preview_for(store, cfg, index, row["id"], now=now)
+        except ConsoleError as err:
             preview_error = str(err)
-    status = console.status(store, row["thread"])
+    status = overview.status(store, row["thread"])
     reg = cfg.geo.registry
     acts = view.actions(user, row, cfg.four_eyes, live=live)
     return {"row": row, "area_names": {a: reg.name(a) or a for a in row["area"]["ars"]},
             "map_regions": map_regions(cfg.geo, cfg.district, row["area"]["ars"]),
             "summary": view.summary(row), "versions": [view.summary(v) for v in versions],
-            "latest": latest, "history": console.history(store, row["thread"]),
+            "latest": latest, "history": tables.history(store, row["thread"]),
             "actions": acts, "why_not": view.why_not(user, row, cfg.four_eyes, acts), "preview": preview,
             "preview_error": preview_error, "deliveries": view.deliveries(status),
             "identity": view.identity(row, status, sent), "live_version": sent[-1]["version"] if sent else None}

@@ -43,8 +43,9 @@ from typing import Any
 from aiohttp import web
 from shapely.geometry import mapping
 
-from hub import console
 from hub.access import auth, exercise_tokens, scopes
+from hub.console import drafts, overview, release, tables
+from hub.console.model import LANGUAGES, ConsoleConfig, ConsoleError, ConsoleForbidden, StalePreview
 from hub.decide import decisions
 from hub.errors import AuthError
 from hub.events import Decided
@@ -116,11 +117,11 @@ async def _run(s: ConsoleWeb, fn: Callable[..., Any], *args: Any, **kwargs: Any)
         raise error(web.HTTPNotFound, "not_found", NOT_FOUND) from None
     except _Mismatch as err:
         raise error(web.HTTPConflict, "confirmation_mismatch", str(err)) from None
-    except console.StalePreview as err:
+    except StalePreview as err:
         raise error(web.HTTPConflict, "stale_preview", str(err)) from None
-    except console.ConsoleForbidden as err:
+    except ConsoleForbidden as err:
         raise error(web.HTTPForbidden, "forbidden", str(err)) from None
-    except console.ConsoleError as err:
+    except ConsoleError as err:
         raise error(web.HTTPBadRequest, "invalid", str(err)) from None
     except AuthError as err:
         raise error(web.HTTPForbidden, "forbidden", str(err)) from None
@@ -276,14 +277,14 @@ async def template_filled(request: web.Request) -> web.Response:
         "instruction_codes": list(draft.instruction_codes), "web": draft.web, "contact": draft.contact,
         "expires": draft.expires.isoformat() if draft.expires else None,
         "texts": {lang: {"headline": t.headline, "description": t.description, "instruction": t.instruction}
-                  for lang, t in draft.texts.items() if lang in console.LANGUAGES}},
+                  for lang, t in draft.texts.items() if lang in LANGUAGES}},
         "channels": list(tpl.default_channels), "audience": tpl.audience})
 
 
 async def warnings_list(request: web.Request) -> web.Response:
     require(request, "read")
     states = [x for x in request.query.get("state", "").split(",") if x] or None
-    rows = await state_of(request).run(console.warnings, states=states)
+    rows = await state_of(request).run(tables.warnings, states=states)
     return _ok({"warnings": [view.summary(r) for r in rows]})
 
 
@@ -311,12 +312,12 @@ async def preview(request: web.Request) -> web.Response:
 
 
 def _status(store: Store, warning_id: int) -> dict[str, Any] | None:
-    row = console.get(store, warning_id)
+    row = tables.get(store, warning_id)
     if row is None:
         return None
-    rows = console.versions(store, row["thread"])
+    rows = tables.versions(store, row["thread"])
     return {"row": row, "versions": [view.summary(v) for v in rows],
-            "deliveries": view.deliveries(console.status(store, row["thread"]))}
+            "deliveries": view.deliveries(overview.status(store, row["thread"]))}
 
 
 async def status(request: web.Request) -> web.Response:
@@ -334,9 +335,9 @@ async def status(request: web.Request) -> web.Response:
 # -- acting -------------------------------------------------------------------------------------------------------
 
 
-def _create(store: Store, user: Any, form: dict[str, Any], *, cfg: console.ConsoleConfig,
+def _create(store: Store, user: Any, form: dict[str, Any], *, cfg: ConsoleConfig,
             stale: Mapping[str, Any] | None, from_draft: str | None) -> dict[str, Any]:
-    row = console.create_draft(store, user, form, cfg=cfg)
+    row = drafts.create_draft(store, user, form, cfg=cfg)
     if from_draft:  # the rule's or sensor's draft leaves the inbox (a crash before this only leaves it listed)
         decisions.take_draft(store, from_draft)
     if stale is not None:
@@ -370,7 +371,7 @@ async def create(request: web.Request) -> web.Response:
 
 
 def _existing(store: Store, fn: Callable[..., Any], user: Any, warning_id: int, *args: Any, **kwargs: Any) -> Any:
-    if console.get(store, warning_id) is None:
+    if tables.get(store, warning_id) is None:
         raise _Missing()
     return fn(store, user, warning_id, *args, **kwargs)
 
@@ -378,11 +379,11 @@ def _existing(store: Store, fn: Callable[..., Any], user: Any, warning_id: int, 
 def _confirmed(store: Store, fn: Callable[..., Any], user: Any, warning_id: int, confirm: Any,
                **kwargs: Any) -> Any:
     """Send only what the sender confirmed: status, audience (and topic) and channels as ticked on the page."""
-    row = console.get(store, warning_id)
+    row = tables.get(store, warning_id)
     if row is None:
         raise _Missing()
     if not isinstance(confirm, Mapping):
-        raise console.ConsoleError("Bitte bestätigen Sie Zielgruppe und Kanäle. / "
+        raise ConsoleError("Bitte bestätigen Sie Zielgruppe und Kanäle. / "
                                    "Please confirm the audience and channels.")
     want = {"status": row["status"], "audience": row["audience"], "topic": row["topic"],
             "channels": sorted(row["channels"])}
@@ -408,24 +409,24 @@ async def act(request: web.Request) -> web.Response:
     if action in ("approve", "send"):
         extra: dict[str, Any] = {"reason": body.get("reason")} if action == "send" else {}
         extra["widen"] = body.get("widen") is True
-        sending = console.approve if action == "approve" else console.send
+        sending = release.approve if action == "approve" else release.send
         sent = await _run(s, _confirmed, sending, user, wid, body.get("confirm"), token=str(body.get("token") or ""),
                           cfg=cfg, **extra)
         s.services.events.publish(Decided(sent.alert_id, sent.store_thread, "publish"))  # the pipeline sends it now
         return _ok({"warning": view.summary(sent.warning), "identifier": sent.identifier, "next": page})
     if action == "edit":
         form = {k: body[k] for k in ("content", "area", "channels") if k in body}
-        row = await _run(s, _existing, console.edit_draft, user, wid, form, cfg=cfg)
+        row = await _run(s, _existing, drafts.edit_draft, user, wid, form, cfg=cfg)
     elif action == "reject":
-        row = await _run(s, _existing, console.reject, user, wid, str(body.get("reason") or ""), cfg=cfg)
+        row = await _run(s, _existing, drafts.reject, user, wid, str(body.get("reason") or ""), cfg=cfg)
     elif action == "follow-up":
         kind = body.get("action")
         given = body.get("form") if isinstance(body.get("form"), dict) else None
-        row = await _run(s, _existing, console.follow_up, user, wid, str(kind), cfg=cfg, form=given)
+        row = await _run(s, _existing, drafts.follow_up, user, wid, str(kind), cfg=cfg, form=given)
         target = f"{s.prefix}/compose?edit={row['id']}" if kind == "update" else f"{s.prefix}/warnings/{row['id']}"
         return _ok({"warning": view.summary(row), "next": target}, status=201)
     else:
-        fn = {"submit": console.submit, "withdraw": console.withdraw}[action]
+        fn = {"submit": drafts.submit, "withdraw": drafts.withdraw}[action]
         row = await _run(s, _existing, fn, user, wid, cfg=cfg)
     return _ok({"warning": view.summary(row), "next": f"{s.prefix}/warnings/{row['id']}"})
 

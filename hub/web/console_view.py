@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from hub.cap import labels
-from hub.console import FourEyes
+from hub.console.model import FourEyes
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -166,7 +166,7 @@ def identity(row: Mapping[str, Any], status: Mapping[str, Any], sent: Sequence[M
 
 
 def deliveries(status: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Per version of a thread (hub.console.status): per outbox channel, counts by folded state."""
+    """Per version of a thread (hub.console.overview.status): per outbox channel, counts by folded state."""
     out = []
     for v in status["versions"]:
         channels = {}

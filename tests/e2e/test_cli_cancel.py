@@ -11,8 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hub import console
 from hub.access import auth
+from hub.console import drafts, release, targeting
+from hub.console.model import ConsoleConfig
+from hub.console.release import Sent
 from hub.geo.geography import geography
 from hub.store.db import Store
 from tests.kits.hubproc import HubProcess, free_port, subprocess_env, wait_for, write_config
@@ -28,14 +30,14 @@ def _publications(db: Path, thread: str) -> list[str]:
                                            (thread,))]
 
 
-def _sent_warning(db: Path, cfg: console.ConsoleConfig, headline: str) -> console.Sent:
+def _sent_warning(db: Path, cfg: ConsoleConfig, headline: str) -> Sent:
     """A public web warning written by anna and approved by bert (as the console does), not yet published."""
     with Store(db) as store:
         anna, bert = auth.get_user(store, "anna"), auth.get_user(store, "bert")
-        w = console.create_draft(store, anna, form(channels=("web",), headline=headline), cfg=cfg)  # type: ignore[arg-type]
-        console.submit(store, anna, w["id"], cfg=cfg)  # type: ignore[arg-type]
-        token = console.preview_for(store, cfg, None, w["id"])["token"]
-        return console.approve(store, bert, w["id"], token=token, cfg=cfg)  # type: ignore[arg-type]
+        w = drafts.create_draft(store, anna, form(channels=("web",), headline=headline), cfg=cfg)  # type: ignore[arg-type]
+        drafts.submit(store, anna, w["id"], cfg=cfg)  # type: ignore[arg-type]
+        token = targeting.preview_for(store, cfg, None, w["id"])["token"]
+        return release.approve(store, bert, w["id"], token=token, cfg=cfg)  # type: ignore[arg-type]
 
 
 def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -55,7 +57,7 @@ def test_cli_cancel_with_the_hub_running_and_while_it_is_down(tmp_path: Path) ->
                       registry=geography().registry)
         auth.add_user(store, "carl", ("author",), ("033540000000",), PASSWORD, actor="test",
                       registry=geography().registry)
-    cfg = console.ConsoleConfig(geo=geography(), district="033540000000", sender="leitstelle@lk-dan.example")
+    cfg = ConsoleConfig(geo=geography(), district="033540000000", sender="leitstelle@lk-dan.example")
     first = _sent_warning(db, cfg, "Großbrand in Lüchow")
     second = _sent_warning(db, cfg, "Rauch über Lüchow")
     w1, w2 = f"w{first.store_thread}", f"w{second.store_thread}"

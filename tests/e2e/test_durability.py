@@ -149,13 +149,14 @@ def test_directory_source_fsyncs_the_store_before_moving_a_file_to_done(traced_h
 
 
 def test_console_send_and_approve_commit_durably(tmp_path: Path) -> None:
-    from hub import console
+    from hub.console import drafts, release, targeting
+    from hub.console.model import ConsoleConfig, FourEyes
     from hub.decide.rules.engine import RuleSet
     from hub.geo.geography import geography
     from tests.unit.console.test_console import ANNA, BERT, DISTRICT, SENDER, form
 
     geo = geography()
-    cfg = console.ConsoleConfig(geo=geo, district=DISTRICT, sender=SENDER, sender_name="Landkreis Lüchow-Dannenberg",
+    cfg = ConsoleConfig(geo=geo, district=DISTRICT, sender=SENDER, sender_name="Landkreis Lüchow-Dannenberg",
                                 templates=RuleSet.load(REPO / "rules", geo=geo).templates)
     store = Store(tmp_path / "hub.db", synchronous="NORMAL")
     seen: list[str] = []
@@ -168,19 +169,19 @@ def test_console_send_and_approve_commit_durably(tmp_path: Path) -> None:
         end = next(i for i in range(at, len(seen)) if seen[i] == "COMMIT")
         return seen[begin - 1:end + 2]
 
-    alone = console.ConsoleConfig(geo=geo, district=DISTRICT, sender=SENDER, templates=cfg.templates,
-                                  four_eyes=console.FourEyes(required_for=frozenset({"Extreme", "Severe"})))
-    moderate = console.create_draft(store, ANNA, form(severity="Moderate"), cfg=alone)
-    token = console.preview_for(store, alone, None, moderate["id"])["token"]
-    console.send(store, ANNA, moderate["id"], token=token, cfg=alone)  # needs no second person: send
+    alone = ConsoleConfig(geo=geo, district=DISTRICT, sender=SENDER, templates=cfg.templates,
+                                  four_eyes=FourEyes(required_for=frozenset({"Extreme", "Severe"})))
+    moderate = drafts.create_draft(store, ANNA, form(severity="Moderate"), cfg=alone)
+    token = targeting.preview_for(store, alone, None, moderate["id"])["token"]
+    release.send(store, ANNA, moderate["id"], token=token, cfg=alone)  # needs no second person: send
     around = sent_commit()
     assert around[0] == "PRAGMA synchronous=FULL" and around[-1] == "PRAGMA synchronous=NORMAL", around
     seen.clear()
-    severe = console.create_draft(store, ANNA, form(), cfg=cfg)
+    severe = drafts.create_draft(store, ANNA, form(), cfg=cfg)
     assert "PRAGMA synchronous=FULL" not in seen  # a draft is an ordinary commit
-    console.submit(store, ANNA, severe["id"], cfg=cfg)
-    token = console.preview_for(store, cfg, None, severe["id"])["token"]
-    console.approve(store, BERT, severe["id"], token=token, cfg=cfg)  # four eyes: approve sends
+    drafts.submit(store, ANNA, severe["id"], cfg=cfg)
+    token = targeting.preview_for(store, cfg, None, severe["id"])["token"]
+    release.approve(store, BERT, severe["id"], token=token, cfg=cfg)  # four eyes: approve sends
     around = sent_commit()
     assert around[0] == "PRAGMA synchronous=FULL" and around[-1] == "PRAGMA synchronous=NORMAL", around
     store.close()

@@ -20,12 +20,14 @@ import pytest
 import shapely
 from lxml import etree
 
-from hub import console
 from hub.access import exercise_tokens
 from hub.cap.model import Category, Certainty, MsgType, Severity, Status, Urgency
 from hub.cap.parse import parse
 from hub.cap.validate import Validator, Verdict
 from hub.config.load import load as load_config
+from hub.console import drafts, overview, release, tables, targeting
+from hub.console.model import ConsoleConfig, ConsoleError, ConsoleForbidden, FourEyes, StalePreview
+from hub.console.release import Sent
 from hub.decide import decisions
 from hub.decide.router import Router, empty_rules
 from hub.decide.rules.engine import RuleSet
@@ -61,7 +63,7 @@ PERMISSIONS = {"read": {"viewer", "author", "approver", "admin"}, "compose": {"a
 
 @dataclass(frozen=True)
 class User:
-    """Stands in for hub.auth's user (written in parallel): what hub.console.ConsoleUser asks for."""
+    """Stands in for hub.auth's user (written in parallel): what hub.console.model.ConsoleUser asks for."""
 
     id: int
     name: str
@@ -88,8 +90,8 @@ def templates(geo: Geography) -> dict[str, Template]:
 
 
 @pytest.fixture
-def cfg(geo: Geography, templates: dict[str, Template]) -> console.ConsoleConfig:
-    return console.ConsoleConfig(geo=geo, district=DISTRICT, sender=SENDER,
+def cfg(geo: Geography, templates: dict[str, Template]) -> ConsoleConfig:
+    return ConsoleConfig(geo=geo, district=DISTRICT, sender=SENDER,
                                  sender_name="Landkreis Lüchow-Dannenberg", templates=templates)
 
 
@@ -131,15 +133,15 @@ def form(*, severity: str = "Severe", urgency: str = "Expected", status: str = "
     return out
 
 
-def sent_via_approval(store: Store, cfg: console.ConsoleConfig, wid: int, *, author: User = ANNA,
-                      approver: User = BERT, widen: bool = False) -> console.Sent:
-    console.submit(store, author, wid, cfg=cfg)
-    token = console.preview_for(store, cfg, None, wid)["token"]
-    return console.approve(store, approver, wid, token=token, cfg=cfg, widen=widen)
+def sent_via_approval(store: Store, cfg: ConsoleConfig, wid: int, *, author: User = ANNA,
+                      approver: User = BERT, widen: bool = False) -> Sent:
+    drafts.submit(store, author, wid, cfg=cfg)
+    token = targeting.preview_for(store, cfg, None, wid)["token"]
+    return release.approve(store, approver, wid, token=token, cfg=cfg, widen=widen)
 
 
 def state_of(store: Store, warning_id: int) -> str:
-    row = console.get(store, warning_id)
+    row = tables.get(store, warning_id)
     assert row is not None
     return str(row["state"])
 
@@ -167,79 +169,79 @@ def index_of(store: Store, geo: Geography) -> SubscriptionIndex:
 # -- four eyes ---------------------------------------------------------------------------------------------------
 
 
-def test_author_cannot_approve_own_warning_another_approver_can(store: Store, cfg: console.ConsoleConfig) -> None:
-    w = console.create_draft(store, ANNA, form(), cfg=cfg)
-    console.submit(store, ANNA, w["id"], cfg=cfg)
-    token = console.preview_for(store, cfg, None, w["id"])["token"]
-    with pytest.raises(console.ConsoleForbidden, match="Vier-Augen"):
-        console.approve(store, ANNA, w["id"], token=token, cfg=cfg)  # she may approve, but not her own
-    with pytest.raises(console.ConsoleForbidden):
-        console.approve(store, CARL, w["id"], token=token, cfg=cfg)  # no approve permission
-    with pytest.raises(console.ConsoleForbidden, match="Vier-Augen"):
-        console.send(store, ANNA, w["id"], token=token, cfg=cfg, reason="x" * 40)  # no single-person path
+def test_author_cannot_approve_own_warning_another_approver_can(store: Store, cfg: ConsoleConfig) -> None:
+    w = drafts.create_draft(store, ANNA, form(), cfg=cfg)
+    drafts.submit(store, ANNA, w["id"], cfg=cfg)
+    token = targeting.preview_for(store, cfg, None, w["id"])["token"]
+    with pytest.raises(ConsoleForbidden, match="Vier-Augen"):
+        release.approve(store, ANNA, w["id"], token=token, cfg=cfg)  # she may approve, but not her own
+    with pytest.raises(ConsoleForbidden):
+        release.approve(store, CARL, w["id"], token=token, cfg=cfg)  # no approve permission
+    with pytest.raises(ConsoleForbidden, match="Vier-Augen"):
+        release.send(store, ANNA, w["id"], token=token, cfg=cfg, reason="x" * 40)  # no single-person path
     assert state_of(store, w["id"]) == "submitted"
     assert store.conn.execute("SELECT count(*) FROM alerts").fetchone()[0] == 0
     assert ("anna", "console.refused") in audit_actions(store) and ("carl", "console.refused") in audit_actions(store)
 
-    sent = console.approve(store, BERT, w["id"], token=token, cfg=cfg)
+    sent = release.approve(store, BERT, w["id"], token=token, cfg=cfg)
     row = sent.warning
     assert row["state"] == "sent" and row["approver"] == "bert" and row["author"] == "anna"
     assert row["cap_identifier"] == sent.identifier and row["alert_id"] == sent.alert_id
     actions = audit_actions(store)
     assert actions[-2:] == [("bert", "console.approve"), ("bert", "console.send")]
     assert store.verify_audit().ok
-    assert [e["action"] for e in console.history(store, row["thread"])] == ["create", "submit", "approve", "send"]
+    assert [e["action"] for e in tables.history(store, row["thread"])] == ["create", "submit", "approve", "send"]
 
 
-def test_whoever_edited_a_version_cannot_approve_it(store: Store, cfg: console.ConsoleConfig) -> None:
+def test_whoever_edited_a_version_cannot_approve_it(store: Store, cfg: ConsoleConfig) -> None:
     editor = User(4, "dora", frozenset({"author", "approver"}))
-    w = console.create_draft(store, CARL, form(), cfg=cfg)
-    console.edit_draft(store, editor, w["id"], {"content": {"texts": {"en": {"headline": "Big fire"}}}}, cfg=cfg)
-    console.submit(store, CARL, w["id"], cfg=cfg)
-    token = console.preview_for(store, cfg, None, w["id"])["token"]
-    with pytest.raises(console.ConsoleForbidden, match="Vier-Augen"):
-        console.approve(store, editor, w["id"], token=token, cfg=cfg)
-    assert console.approve(store, BERT, w["id"], token=token, cfg=cfg).warning["state"] == "sent"
+    w = drafts.create_draft(store, CARL, form(), cfg=cfg)
+    drafts.edit_draft(store, editor, w["id"], {"content": {"texts": {"en": {"headline": "Big fire"}}}}, cfg=cfg)
+    drafts.submit(store, CARL, w["id"], cfg=cfg)
+    token = targeting.preview_for(store, cfg, None, w["id"])["token"]
+    with pytest.raises(ConsoleForbidden, match="Vier-Augen"):
+        release.approve(store, editor, w["id"], token=token, cfg=cfg)
+    assert release.approve(store, BERT, w["id"], token=token, cfg=cfg).warning["state"] == "sent"
 
 
 def test_single_person_extreme_needs_admin_config_permission_and_reason(store: Store, geo: Geography,
-                                                                        cfg: console.ConsoleConfig) -> None:
-    w = console.create_draft(store, ANNA, form(severity="Extreme", urgency="Immediate"), cfg=cfg)
-    token = console.preview_for(store, cfg, None, w["id"])["token"]
+                                                                        cfg: ConsoleConfig) -> None:
+    w = drafts.create_draft(store, ANNA, form(severity="Extreme", urgency="Immediate"), cfg=cfg)
+    token = targeting.preview_for(store, cfg, None, w["id"])["token"]
     reason = "Gaswolke zieht auf die Innenstadt, zweite Person nicht erreichbar"
-    with pytest.raises(console.ConsoleForbidden, match="Vier-Augen"):  # not allowed by the admin
-        console.send(store, ANNA, w["id"], token=token, cfg=cfg, reason=reason)
+    with pytest.raises(ConsoleForbidden, match="Vier-Augen"):  # not allowed by the admin
+        release.send(store, ANNA, w["id"], token=token, cfg=cfg, reason=reason)
 
-    alone = console.ConsoleConfig(geo=geo, district=DISTRICT, sender=SENDER, templates=cfg.templates,
-                                  four_eyes=console.FourEyes(single_person_extreme=True))
-    with pytest.raises(console.ConsoleForbidden):  # allowed, but only to someone who may approve
-        console.send(store, CARL, w["id"], token=token, cfg=alone, reason=reason)
-    with pytest.raises(console.ConsoleError, match="Begründung"):
-        console.send(store, ANNA, w["id"], token=token, cfg=alone)
-    with pytest.raises(console.ConsoleError, match="Begründung"):
-        console.send(store, ANNA, w["id"], token=token, cfg=alone, reason="eilt")
+    alone = ConsoleConfig(geo=geo, district=DISTRICT, sender=SENDER, templates=cfg.templates,
+                                  four_eyes=FourEyes(single_person_extreme=True))
+    with pytest.raises(ConsoleForbidden):  # allowed, but only to someone who may approve
+        release.send(store, CARL, w["id"], token=token, cfg=alone, reason=reason)
+    with pytest.raises(ConsoleError, match="Begründung"):
+        release.send(store, ANNA, w["id"], token=token, cfg=alone)
+    with pytest.raises(ConsoleError, match="Begründung"):
+        release.send(store, ANNA, w["id"], token=token, cfg=alone, reason="eilt")
     assert store.conn.execute("SELECT count(*) FROM alerts").fetchone()[0] == 0
 
-    sent = console.send(store, ANNA, w["id"], token=token, cfg=alone, reason=reason)
+    sent = release.send(store, ANNA, w["id"], token=token, cfg=alone, reason=reason)
     assert sent.warning["state"] == "sent" and sent.warning["single_person_reason"] == reason
     entry = next(e for e in store.audit_entries() if e["action"] == "console.single_person")
     assert entry["actor"] == "anna" and reason in entry["detail"] and '"severity":"Extreme"' in entry["detail"]
     decided = decisions.decision_of(store, sent.alert_id)
     assert decided is not None and decided["why"].endswith(f"sent alone: {reason}")
 
-    severe = console.create_draft(store, ANNA, form(severity="Severe", urgency="Expected"), cfg=alone)
-    token = console.preview_for(store, alone, None, severe["id"])["token"]
-    with pytest.raises(console.ConsoleForbidden, match="Vier-Augen"):  # neither Extreme nor Immediate
-        console.send(store, ANNA, severe["id"], token=token, cfg=alone, reason=reason)
+    severe = drafts.create_draft(store, ANNA, form(severity="Severe", urgency="Expected"), cfg=alone)
+    token = targeting.preview_for(store, alone, None, severe["id"])["token"]
+    with pytest.raises(ConsoleForbidden, match="Vier-Augen"):  # neither Extreme nor Immediate
+        release.send(store, ANNA, severe["id"], token=token, cfg=alone, reason=reason)
 
 
 def test_severity_the_policy_does_not_guard_is_sent_by_its_author(store: Store, geo: Geography,
-                                                                    cfg: console.ConsoleConfig) -> None:
-    relaxed = console.ConsoleConfig(geo=geo, district=DISTRICT, sender=SENDER, templates=cfg.templates,
-                                    four_eyes=console.FourEyes(required_for=frozenset({"Extreme", "Severe"})))
-    w = console.create_draft(store, CARL, form(severity="Minor"), cfg=relaxed)
-    token = console.preview_for(store, relaxed, None, w["id"])["token"]
-    sent = console.send(store, CARL, w["id"], token=token, cfg=relaxed)
+                                                                    cfg: ConsoleConfig) -> None:
+    relaxed = ConsoleConfig(geo=geo, district=DISTRICT, sender=SENDER, templates=cfg.templates,
+                                    four_eyes=FourEyes(required_for=frozenset({"Extreme", "Severe"})))
+    w = drafts.create_draft(store, CARL, form(severity="Minor"), cfg=relaxed)
+    token = targeting.preview_for(store, relaxed, None, w["id"])["token"]
+    sent = release.send(store, CARL, w["id"], token=token, cfg=relaxed)
     assert sent.warning["state"] == "sent" and sent.warning["approver"] is None
 
 
@@ -265,58 +267,58 @@ def square(lon: float, lat: float, half: float = 0.004) -> list[list[float]]:
             [lon - half, lat - half]]
 
 
-def test_scope_refuses_a_neighbouring_gemeinde(store: Store, geo: Geography, cfg: console.ConsoleConfig) -> None:
+def test_scope_refuses_a_neighbouring_gemeinde(store: Store, geo: Geography, cfg: ConsoleConfig) -> None:
     """A user scoped to Hitzacker, against the real bundled boundaries of Hitzacker and its neighbour Dannenberg."""
     hitzacker_only = User(5, "erik", frozenset({"author"}), (HITZACKER,))
     hitz = GERMANY.unproject(geo.geometry(HITZACKER)).representative_point()
     dann = GERMANY.unproject(geo.geometry(DANNENBERG)).representative_point()
 
-    ok = console.create_draft(store, hitzacker_only, form(ring=square(hitz.x, hitz.y)), cfg=cfg)
+    ok = drafts.create_draft(store, hitzacker_only, form(ring=square(hitz.x, hitz.y)), cfg=cfg)
     assert ok["state"] == "draft"
-    with pytest.raises(console.ConsoleForbidden, match="außerhalb Ihres Zuständigkeitsbereichs"):
-        console.create_draft(store, hitzacker_only, form(ring=square(dann.x, dann.y)), cfg=cfg)
-    with pytest.raises(console.ConsoleForbidden, match="außerhalb"):  # by key: the neighbour
-        console.create_draft(store, hitzacker_only, form(ars=(DANNENBERG,)), cfg=cfg)
-    with pytest.raises(console.ConsoleForbidden, match="außerhalb"):  # by key: the whole Kreis is more than his
-        console.create_draft(store, hitzacker_only, form(ars=(DISTRICT,)), cfg=cfg)
-    assert console.create_draft(store, hitzacker_only, form(ars=(HITZACKER,)), cfg=cfg)["state"] == "draft"
-    with pytest.raises(console.ConsoleForbidden):  # an edit is checked like a new draft
-        console.edit_draft(store, hitzacker_only, ok["id"], {"area": {"ars": [DANNENBERG]}}, cfg=cfg)
+    with pytest.raises(ConsoleForbidden, match="außerhalb Ihres Zuständigkeitsbereichs"):
+        drafts.create_draft(store, hitzacker_only, form(ring=square(dann.x, dann.y)), cfg=cfg)
+    with pytest.raises(ConsoleForbidden, match="außerhalb"):  # by key: the neighbour
+        drafts.create_draft(store, hitzacker_only, form(ars=(DANNENBERG,)), cfg=cfg)
+    with pytest.raises(ConsoleForbidden, match="außerhalb"):  # by key: the whole Kreis is more than his
+        drafts.create_draft(store, hitzacker_only, form(ars=(DISTRICT,)), cfg=cfg)
+    assert drafts.create_draft(store, hitzacker_only, form(ars=(HITZACKER,)), cfg=cfg)["state"] == "draft"
+    with pytest.raises(ConsoleForbidden):  # an edit is checked like a new draft
+        drafts.edit_draft(store, hitzacker_only, ok["id"], {"area": {"ars": [DANNENBERG]}}, cfg=cfg)
 
     # the real border between Hitzacker and Dannenberg: 50 m of drawing tolerance, not more
-    assert console.create_draft(store, hitzacker_only, form(ring=across_border(geo, 20)), cfg=cfg)["state"] == "draft"
-    with pytest.raises(console.ConsoleForbidden, match="km²"):
-        console.create_draft(store, hitzacker_only, form(ring=across_border(geo, 300)), cfg=cfg)
+    assert drafts.create_draft(store, hitzacker_only, form(ring=across_border(geo, 20)), cfg=cfg)["state"] == "draft"
+    with pytest.raises(ConsoleForbidden, match="km²"):
+        drafts.create_draft(store, hitzacker_only, form(ring=across_border(geo, 300)), cfg=cfg)
     refused = [e for e in store.audit_entries() if e["action"] == "console.refused"]
     assert len(refused) == 5 and all(e["actor"] == "erik" for e in refused)
 
 
 def test_scope_without_a_known_boundary_refuses_drawn_areas(store: Store, geo: Geography,
-                                                             cfg: console.ConsoleConfig) -> None:
+                                                             cfg: ConsoleConfig) -> None:
     """Fails closed where the hub knows no boundary of the scope: a geography with the Kreis cells only (as the hub
     was before Gemeinde boundaries were bundled)."""
     kreise_only = Geography(geo.registry, geo._kreis_cells, geo._lake_cells)
     assert kreise_only.geometry(HITZACKER) is None
-    cfg = console.ConsoleConfig(geo=kreise_only, district=DISTRICT, sender=SENDER, templates=cfg.templates)
+    cfg = ConsoleConfig(geo=kreise_only, district=DISTRICT, sender=SENDER, templates=cfg.templates)
     hitzacker_only = User(5, "erik", frozenset({"author"}), (HITZACKER,))
-    with pytest.raises(console.ConsoleForbidden, match="keine Grenze"):
-        console.create_draft(store, hitzacker_only, form(ring=square(11.04, 53.15)), cfg=cfg)
-    assert console.create_draft(store, hitzacker_only, form(ars=(HITZACKER,)), cfg=cfg)["state"] == "draft"
-    with pytest.raises(console.ConsoleForbidden, match="Dannenberg"):  # no boundary: the ARS hierarchy decides
-        console.create_draft(store, hitzacker_only, form(ars=(DANNENBERG,)), cfg=cfg)
+    with pytest.raises(ConsoleForbidden, match="keine Grenze"):
+        drafts.create_draft(store, hitzacker_only, form(ring=square(11.04, 53.15)), cfg=cfg)
+    assert drafts.create_draft(store, hitzacker_only, form(ars=(HITZACKER,)), cfg=cfg)["state"] == "draft"
+    with pytest.raises(ConsoleForbidden, match="Dannenberg"):  # no boundary: the ARS hierarchy decides
+        drafts.create_draft(store, hitzacker_only, form(ars=(DANNENBERG,)), cfg=cfg)
 
 
-def test_a_custom_check_area_decides(store: Store, geo: Geography, cfg: console.ConsoleConfig) -> None:
+def test_a_custom_check_area_decides(store: Store, geo: Geography, cfg: ConsoleConfig) -> None:
     seen: list[float] = []
 
     def nobody_north_of_53(user: Any, area: Any) -> str | None:
         seen.append(area.area)
         return "nördlich von 53° / north of 53°" if GERMANY.unproject(area).bounds[3] > 53 else None
 
-    custom = console.ConsoleConfig(geo=geo, district=DISTRICT, sender=SENDER, check_area=nobody_north_of_53)
-    console.create_draft(store, ANNA, form(), cfg=custom)
-    with pytest.raises(console.ConsoleForbidden, match="nördlich"):
-        console.create_draft(store, ANNA, form(ring=square(11.04, 53.15)), cfg=custom)
+    custom = ConsoleConfig(geo=geo, district=DISTRICT, sender=SENDER, check_area=nobody_north_of_53)
+    drafts.create_draft(store, ANNA, form(), cfg=custom)
+    with pytest.raises(ConsoleForbidden, match="nördlich"):
+        drafts.create_draft(store, ANNA, form(ring=square(11.04, 53.15)), cfg=custom)
     assert len(seen) == 2 and seen[0] > 30e6  # the projected area in m²: LUECHOW_BOX is ~45 km²
 
 
@@ -324,14 +326,14 @@ def test_a_custom_check_area_decides(store: Store, geo: Geography, cfg: console.
 
 
 def test_exercise_never_becomes_actual_and_is_marked_everywhere(store: Store, geo: Geography,
-                                                                cfg: console.ConsoleConfig) -> None:
+                                                                cfg: ConsoleConfig) -> None:
     public = subscribe(store, 1, PointPlace(*IN_BOX, 1000))
     drill = subscribe(store, 2, PointPlace(*IN_BOX, 1000), exercise=True)
-    w = console.create_draft(store, ANNA, form(status="Exercise"), cfg=cfg)
-    with pytest.raises(console.ConsoleError, match="Übung bleibt eine Übung"):
-        console.edit_draft(store, ANNA, w["id"], {"status": "Actual"}, cfg=cfg)
+    w = drafts.create_draft(store, ANNA, form(status="Exercise"), cfg=cfg)
+    with pytest.raises(ConsoleError, match="Übung bleibt eine Übung"):
+        drafts.edit_draft(store, ANNA, w["id"], {"status": "Actual"}, cfg=cfg)
     index = index_of(store, geo)
-    view = console.preview_for(store, cfg, index, w["id"])
+    view = targeting.preview_for(store, cfg, index, w["id"])
     assert view["audience"]["push"] == 1 and view["cap"]["status"] == "Exercise"
     assert all(t["title"].startswith(("ÜBUNG – ", "EXERCISE – ")) for t in view["texts"]["push"].values())
     assert set(index.match(shapely.box(11.1, 52.93, 11.2, 52.99), [DISTRICT], severity="Severe", categories=["Fire"],
@@ -345,12 +347,12 @@ def test_exercise_never_becomes_actual_and_is_marked_everywhere(store: Store, ge
         assert info.headline.startswith(mark) and info.description.startswith(mark)  # type: ignore[union-attr]
         assert info.instruction.startswith(mark)  # type: ignore[union-attr]
 
-    with pytest.raises(console.ConsoleError, match="Übung bleibt eine Übung"):
-        console.follow_up(store, ANNA, w["id"], "update", cfg=cfg, form={"status": "Actual"})
-    update = console.follow_up(store, ANNA, w["id"], "update", cfg=cfg)
+    with pytest.raises(ConsoleError, match="Übung bleibt eine Übung"):
+        drafts.follow_up(store, ANNA, w["id"], "update", cfg=cfg, form={"status": "Actual"})
+    update = drafts.follow_up(store, ANNA, w["id"], "update", cfg=cfg)
     assert update["status"] == "Exercise"
-    with pytest.raises(console.ConsoleError, match="Übung"):
-        console.edit_draft(store, ANNA, update["id"], {"status": "Actual"}, cfg=cfg)
+    with pytest.raises(ConsoleError, match="Übung"):
+        drafts.edit_draft(store, ANNA, update["id"], {"status": "Actual"}, cfg=cfg)
     v2 = sent_via_approval(store, cfg, update["id"])
     assert parse(raw_cap(store, v2.alert_id)).alert.status is Status.EXERCISE
 
@@ -359,34 +361,34 @@ def test_exercise_never_becomes_actual_and_is_marked_everywhere(store: Store, ge
 
 
 async def test_topic_message_never_reaches_a_public_subscription(store: Store, geo: Geography,
-                                                           cfg: console.ConsoleConfig, tmp_path: Path) -> None:
+                                                           cfg: ConsoleConfig, tmp_path: Path) -> None:
     public = subscribe(store, 1, PointPlace(*IN_BOX, 1000))
     region = subscribe(store, 2, RegionPlace(DISTRICT))
     fans = subscribe(store, 3, PointPlace(*IN_BOX, 1000), topics=("event:heimatfest",))
     other = subscribe(store, 4, PointPlace(*IN_BOX, 1000), topics=("event:kirmes",))
     topic_form = form(severity="Minor", channels=("push",), audience="topic", topic="heimatfest",
                       headline="Heimatfest: Umzug beginnt")
-    with pytest.raises(console.ConsoleError, match="nur per Push"):
-        console.create_draft(store, ANNA, {**topic_form, "channels": ["push", "web"]}, cfg=cfg)
-    with pytest.raises(console.ConsoleError, match="topic"):
-        console.create_draft(store, ANNA, {**topic_form, "topic": None}, cfg=cfg)
-    w = console.create_draft(store, ANNA, topic_form, cfg=cfg)
-    with pytest.raises(console.ConsoleError, match="Zielgruppe"):
-        console.edit_draft(store, ANNA, w["id"], {"audience": "public", "channels": ["push", "web"]}, cfg=cfg)
+    with pytest.raises(ConsoleError, match="nur per Push"):
+        drafts.create_draft(store, ANNA, {**topic_form, "channels": ["push", "web"]}, cfg=cfg)
+    with pytest.raises(ConsoleError, match="topic"):
+        drafts.create_draft(store, ANNA, {**topic_form, "topic": None}, cfg=cfg)
+    w = drafts.create_draft(store, ANNA, topic_form, cfg=cfg)
+    with pytest.raises(ConsoleError, match="Zielgruppe"):
+        drafts.edit_draft(store, ANNA, w["id"], {"audience": "public", "channels": ["push", "web"]}, cfg=cfg)
 
     index = index_of(store, geo)
-    view = console.preview_for(store, cfg, index, w["id"])
+    view = targeting.preview_for(store, cfg, index, w["id"])
     assert view["audience"]["push"] == 1 and view["audience"]["web"] is False
     assert view["audience"]["boards"] == view["audience"]["kiosks"] == view["audience"]["webhooks"] == []
-    assert console.topic_subscribers(store, "heimatfest") == {fans}
+    assert targeting.topic_subscribers(store, "heimatfest") == {fans}
     # what a public match answers: every public subscription too (hence topic_only in the pipeline)
     naive = set(index.match(shapely.box(11.1, 52.93, 11.2, 52.99), [DISTRICT], severity="Minor",
                             categories=["Fire"], event_topics=["heimatfest"], exercise=False))
     assert {public, region, fans} <= naive and other not in naive
 
-    console.submit(store, ANNA, w["id"], cfg=cfg)
+    drafts.submit(store, ANNA, w["id"], cfg=cfg)
     # the pipeline restricts a topic decision to the topic's subscribers: not the public, not the other topic
-    sent = console.approve(store, BERT, w["id"], token=view["token"], cfg=cfg)
+    sent = release.approve(store, BERT, w["id"], token=view["token"], cfg=cfg)
     loaded = load_config(write_hub_config(tmp_path))
     pipe = Pipeline(AsyncStore(store), loaded, empty_rules(tmp_path / "rules", geo), index=index)
     assert await pipe.publish_pending() == 1
@@ -396,7 +398,7 @@ async def test_topic_message_never_reaches_a_public_subscription(store: Store, g
     assert pushed == {fans}
     # its Cancel goes where the message went: the fans' phones, never the web or the feeds
     store.conn.execute("UPDATE outbox SET state='done'")
-    cancel = console.follow_up(store, ANNA, w["id"], "cancel", cfg=cfg)
+    cancel = drafts.follow_up(store, ANNA, w["id"], "cancel", cfg=cfg)
     sent_via_approval(store, cfg, cancel["id"])
     assert await pipe.publish_pending() == 1
     latest = publications.latest(store, pub.thread)
@@ -409,8 +411,8 @@ async def test_topic_message_never_reaches_a_public_subscription(store: Store, g
 # -- the CAP ---------------------------------------------------------------------------------------------------------
 
 
-def test_sent_cap_is_valid_cap12_with_lat_lon_order(store: Store, cfg: console.ConsoleConfig) -> None:
-    w = console.create_draft(store, ANNA, form(ars=(HITZACKER,), ring=LUECHOW_BOX, circle=(11.15, 52.97, 1500)),
+def test_sent_cap_is_valid_cap12_with_lat_lon_order(store: Store, cfg: ConsoleConfig) -> None:
+    w = drafts.create_draft(store, ANNA, form(ars=(HITZACKER,), ring=LUECHOW_BOX, circle=(11.15, 52.97, 1500)),
                              cfg=cfg)
     sent = sent_via_approval(store, cfg, w["id"])  # every region has its bundled boundary: nothing widens
     raw = raw_cap(store, sent.alert_id)
@@ -446,55 +448,55 @@ def test_sent_cap_is_valid_cap12_with_lat_lon_order(store: Store, cfg: console.C
     assert HITZACKER in d["regions"] and DISTRICT not in d["regions"]  # Gemeinden, never the whole Kreis
 
 
-def test_invalid_coordinates_are_refused_with_the_reason(store: Store, cfg: console.ConsoleConfig) -> None:
+def test_invalid_coordinates_are_refused_with_the_reason(store: Store, cfg: ConsoleConfig) -> None:
     swapped = [[lat, lon] for lon, lat in LUECHOW_BOX]
-    with pytest.raises(console.ConsoleError, match=r"\[lat, lon\]"):
-        console.create_draft(store, ANNA, form(ring=swapped), cfg=cfg)
+    with pytest.raises(ConsoleError, match=r"\[lat, lon\]"):
+        drafts.create_draft(store, ANNA, form(ring=swapped), cfg=cfg)
     bow = [[11.1, 52.93], [11.2, 52.99], [11.2, 52.93], [11.1, 52.99], [11.1, 52.93]]
-    with pytest.raises(console.ConsoleError, match="überschneidet"):
-        console.create_draft(store, ANNA, form(ring=bow), cfg=cfg)
-    with pytest.raises(console.ConsoleError, match="radius_m"):
-        console.create_draft(store, ANNA, form(circle=(11.15, 52.97, 0)), cfg=cfg)
+    with pytest.raises(ConsoleError, match="überschneidet"):
+        drafts.create_draft(store, ANNA, form(ring=bow), cfg=cfg)
+    with pytest.raises(ConsoleError, match="radius_m"):
+        drafts.create_draft(store, ANNA, form(circle=(11.15, 52.97, 0)), cfg=cfg)
 
 
 # -- update, cancel, all-clear -------------------------------------------------------------------------------------
 
 
-def test_update_and_cancel_reference_the_previous_version(store: Store, cfg: console.ConsoleConfig) -> None:
-    w = console.create_draft(store, ANNA, form(), cfg=cfg)
+def test_update_and_cancel_reference_the_previous_version(store: Store, cfg: ConsoleConfig) -> None:
+    w = drafts.create_draft(store, ANNA, form(), cfg=cfg)
     v1 = sent_via_approval(store, cfg, w["id"])
-    with pytest.raises(console.ConsoleError):
-        console.follow_up(store, ANNA, w["id"], "resend", cfg=cfg)
+    with pytest.raises(ConsoleError):
+        drafts.follow_up(store, ANNA, w["id"], "resend", cfg=cfg)
 
-    up = console.follow_up(store, ANNA, w["id"], "update", cfg=cfg,
+    up = drafts.follow_up(store, ANNA, w["id"], "update", cfg=cfg,
                            form={"content": {"texts": {"de-DE": {"instruction": "Gebiet weiträumig meiden."}}}})
     assert (up["version"], up["parent_id"], up["msg_type"], up["state"]) == (2, w["id"], "Update", "draft")
-    early = console.follow_up(store, ANNA, w["id"], "cancel", cfg=cfg)  # an open draft never blocks ending it
+    early = drafts.follow_up(store, ANNA, w["id"], "cancel", cfg=cfg)  # an open draft never blocks ending it
     assert (early["version"], early["parent_id"]) == (3, w["id"])
     v2 = sent_via_approval(store, cfg, up["id"])
-    assert console.get(store, early["id"])["state"] == "withdrawn"  # type: ignore[index]  # superseded by v2
+    assert tables.get(store, early["id"])["state"] == "withdrawn"  # type: ignore[index]  # superseded by v2
     a1, a2 = parse(raw_cap(store, v1.alert_id)).alert, parse(raw_cap(store, v2.alert_id)).alert
     assert a2.msg_type is MsgType.UPDATE and [r.key() for r in a2.references] == [(a1.sender, a1.identifier)]
     assert a2.references[0].sent == a1.sent < a2.sent
     assert a2.infos[0].instruction == "Gebiet weiträumig meiden."
     assert v2.store_thread == v1.store_thread  # one incident in the store
 
-    cancel = console.follow_up(store, ANNA, up["id"], "cancel", cfg=cfg)
+    cancel = drafts.follow_up(store, ANNA, up["id"], "cancel", cfg=cfg)
     assert cancel["msg_type"] == "Cancel" and cancel["content"]["texts"]["de-DE"]["headline"].startswith("Aufgehoben")
     v3 = sent_via_approval(store, cfg, cancel["id"])
     a3 = parse(raw_cap(store, v3.alert_id)).alert
     assert a3.msg_type is MsgType.CANCEL and [r.identifier for r in a3.references] == [a2.identifier]
     assert store.thread(v3.store_thread).state == "cancelled"  # type: ignore[union-attr]
-    with pytest.raises(console.ConsoleError, match="aufgehoben"):
-        console.follow_up(store, ANNA, cancel["id"], "update", cfg=cfg)
+    with pytest.raises(ConsoleError, match="aufgehoben"):
+        drafts.follow_up(store, ANNA, cancel["id"], "update", cfg=cfg)
 
 
 def test_all_clear_is_a_minor_update_with_response_allclear(store: Store, geo: Geography,
-                                                            cfg: console.ConsoleConfig) -> None:
-    w = console.create_draft(store, ANNA, form(severity="Extreme", urgency="Immediate"), cfg=cfg)
+                                                            cfg: ConsoleConfig) -> None:
+    w = drafts.create_draft(store, ANNA, form(severity="Extreme", urgency="Immediate"), cfg=cfg)
     v1 = sent_via_approval(store, cfg, w["id"])
     # the repository's "entwarnung" is for sensors ({value} {unit}): the built-in words stand in
-    clear = console.follow_up(store, ANNA, w["id"], "all-clear", cfg=cfg)
+    clear = drafts.follow_up(store, ANNA, w["id"], "all-clear", cfg=cfg)
     assert clear["kind"] == "all-clear" and clear["msg_type"] == "Update"
     assert clear["content"]["texts"]["de-DE"]["headline"] == "Entwarnung: Großbrand in Lüchow"
     v2 = sent_via_approval(store, cfg, clear["id"])
@@ -510,24 +512,24 @@ def test_all_clear_is_a_minor_update_with_response_allclear(store: Store, geo: G
                    texts={"de-DE": Text("Entwarnung: {headline}", "Die Gefahr ({event}) ist vorüber. {district}"),
                           "en": Text("All clear", "The danger is over.")},
                    event_code="BBK-EVC-078", uses=frozenset({"headline", "event"}))
-    with_own = console.ConsoleConfig(geo=geo, district=DISTRICT, sender=SENDER, sender_name="Landkreis L-D",
+    with_own = ConsoleConfig(geo=geo, district=DISTRICT, sender=SENDER, sender_name="Landkreis L-D",
                                      templates={"entwarnung": own})
-    w2 = console.create_draft(store, ANNA, form(headline="Gasaustritt"), cfg=with_own)
+    w2 = drafts.create_draft(store, ANNA, form(headline="Gasaustritt"), cfg=with_own)
     sent_via_approval(store, with_own, w2["id"])
-    clear2 = console.follow_up(store, ANNA, w2["id"], "all-clear", cfg=with_own)
+    clear2 = drafts.follow_up(store, ANNA, w2["id"], "all-clear", cfg=with_own)
     texts = clear2["content"]["texts"]
     assert texts["de-DE"]["headline"] == "Entwarnung: Gasaustritt"
     assert texts["de-DE"]["description"] == "Die Gefahr (Großbrand) ist vorüber. Landkreis L-D"
     assert clear2["content"]["event_code"] == "BBK-EVC-078" and "de-DE-x-ls" not in texts
 
 
-def test_a_failed_decision_leaves_no_stored_warning_for_the_router(store: Store, cfg: console.ConsoleConfig,
+def test_a_failed_decision_leaves_no_stored_warning_for_the_router(store: Store, cfg: ConsoleConfig,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """CAP, decision, state and audit are one transaction: a version stored without its decision would be decided
     by the rules (and perhaps sent where the operators did not want it)."""
-    w = console.create_draft(store, ANNA, form(), cfg=cfg)
-    console.submit(store, ANNA, w["id"], cfg=cfg)
-    token = console.preview_for(store, cfg, None, w["id"])["token"]
+    w = drafts.create_draft(store, ANNA, form(), cfg=cfg)
+    drafts.submit(store, ANNA, w["id"], cfg=cfg)
+    token = targeting.preview_for(store, cfg, None, w["id"])["token"]
     before = table_counts(store)
 
     def broken(*args: Any, **kwargs: Any) -> bool:
@@ -535,11 +537,11 @@ def test_a_failed_decision_leaves_no_stored_warning_for_the_router(store: Store,
 
     monkeypatch.setattr(decisions, "record", broken)
     with pytest.raises(RuntimeError, match="disk full"):
-        console.approve(store, BERT, w["id"], token=token, cfg=cfg)
+        release.approve(store, BERT, w["id"], token=token, cfg=cfg)
     assert table_counts(store) == before and state_of(store, w["id"]) == "submitted"
     assert decisions.undecided(store) == []
     monkeypatch.undo()
-    assert console.approve(store, BERT, w["id"], token=token, cfg=cfg).warning["state"] == "sent"
+    assert release.approve(store, BERT, w["id"], token=token, cfg=cfg).warning["state"] == "sent"
     assert decisions.undecided(store) == [] and store.verify_audit().ok
 
 
@@ -556,22 +558,22 @@ def test_a_template_fills_the_places_and_the_end_and_unfilled_placeholders_block
                      severity=Severity.MINOR, urgency=Urgency.PAST, certainty=Certainty.OBSERVED, kind="all_clear",
                      texts={"de-DE": Text("Entwarnung für {ort}", "Die Gefahr ist vorüber.")},
                      uses=frozenset({"ort"}))
-    cfg = console.ConsoleConfig(geo=geo, district=DISTRICT, sender=SENDER, sender_name="Landkreis L-D",
+    cfg = ConsoleConfig(geo=geo, district=DISTRICT, sender=SENDER, sender_name="Landkreis L-D",
                                 templates={"brand": brand, "entwarnung": clear})
     expires = datetime(2031, 5, 1, 16, 30, tzinfo=UTC)
     given = {"template": "brand", "channels": ["push", "web"], "area": {"ars": [HITZACKER]},
              "content": {"expires": expires.isoformat()}}
-    w = console.create_draft(store, ANNA, given, cfg=cfg, now=expires - timedelta(hours=3))
+    w = drafts.create_draft(store, ANNA, given, cfg=cfg, now=expires - timedelta(hours=3))
     texts = w["content"]["texts"]
     assert texts["de-DE"]["headline"] == "Großbrand in Hitzacker (Elbe), Stadt"
     assert texts["de-DE"]["description"].startswith("Gilt bis 01.05.2031 18:30. Landkreis L-D, 01.05.2031 15:30")
     assert w["content"]["event_code"] == "BBK-EVC-030" and w["content"]["severity"] == "Severe"
     assert texts["en"]["description"] == "Until 01.05.2031 18:30: {gemeldet_von}."  # left for the operator
-    with pytest.raises(console.ConsoleError, match="gemeldet_von"):
-        console.submit(store, ANNA, w["id"], cfg=cfg)
-    console.edit_draft(store, ANNA, w["id"], {"content": {"texts": {"en": {"description": "Until 18:30."}}}},
+    with pytest.raises(ConsoleError, match="gemeldet_von"):
+        drafts.submit(store, ANNA, w["id"], cfg=cfg)
+    drafts.edit_draft(store, ANNA, w["id"], {"content": {"texts": {"en": {"description": "Until 18:30."}}}},
                        cfg=cfg, now=expires - timedelta(hours=3))
-    assert console.submit(store, ANNA, w["id"], cfg=cfg)["state"] == "submitted"
+    assert drafts.submit(store, ANNA, w["id"], cfg=cfg)["state"] == "submitted"
 
 
 # -- preview and its token -----------------------------------------------------------------------------------------
@@ -583,46 +585,46 @@ def table_counts(store: Store) -> dict[str, int]:
 
 
 def test_preview_has_no_side_effects_and_a_changed_warning_needs_a_new_one(store: Store, geo: Geography,
-                                                                          cfg: console.ConsoleConfig) -> None:
+                                                                          cfg: ConsoleConfig) -> None:
     subscribe(store, 1, PointPlace(*IN_BOX, 1000))
-    w = console.create_draft(store, ANNA, form(), cfg=cfg)
-    console.submit(store, ANNA, w["id"], cfg=cfg)
-    before, state = table_counts(store), console.get(store, w["id"])
-    view = console.preview(store, geo, index_of(store, geo), cfg.boards, cfg.webhooks, w["id"], district=DISTRICT,
+    w = drafts.create_draft(store, ANNA, form(), cfg=cfg)
+    drafts.submit(store, ANNA, w["id"], cfg=cfg)
+    before, state = table_counts(store), tables.get(store, w["id"])
+    view = targeting.preview(store, geo, index_of(store, geo), cfg.boards, cfg.webhooks, w["id"], district=DISTRICT,
                            sender=SENDER)
-    assert table_counts(store) == before and console.get(store, w["id"]) == state
+    assert table_counts(store) == before and tables.get(store, w["id"]) == state
     assert view["audience"]["push"] == 1 and view["cap"]["verdict"] == "valid"
     assert view["texts"]["push"]["de-DE"] == {**view["texts"]["push"]["de-DE"], "title": "Großbrand in Lüchow",
                                               "body": "Fenster und Türen schließen."}
     assert view["overspill"]["outside_share"] == 0.0 and view["overspill"]["neighbours"] == []
 
-    with pytest.raises(console.StalePreview):
-        console.approve(store, BERT, w["id"], token="0" * 64, cfg=cfg)
+    with pytest.raises(StalePreview):
+        release.approve(store, BERT, w["id"], token="0" * 64, cfg=cfg)
     # the author changes the text after the approver looked: the approver's token no longer fits
-    console.edit_draft(store, ANNA, w["id"], {"content": {"texts": {"de-DE": {"headline": "Großbrand: Lüchow"}}}},
+    drafts.edit_draft(store, ANNA, w["id"], {"content": {"texts": {"de-DE": {"headline": "Großbrand: Lüchow"}}}},
                        cfg=cfg)
-    console.submit(store, ANNA, w["id"], cfg=cfg)
-    with pytest.raises(console.StalePreview):
-        console.approve(store, BERT, w["id"], token=view["token"], cfg=cfg)
+    drafts.submit(store, ANNA, w["id"], cfg=cfg)
+    with pytest.raises(StalePreview):
+        release.approve(store, BERT, w["id"], token=view["token"], cfg=cfg)
     assert state_of(store, w["id"]) == "submitted"
     assert store.conn.execute("SELECT count(*) FROM alerts").fetchone()[0] == 0
-    fresh = console.preview_for(store, cfg, None, w["id"])
+    fresh = targeting.preview_for(store, cfg, None, w["id"])
     assert fresh["token"] != view["token"]
-    assert console.approve(store, BERT, w["id"], token=fresh["token"], cfg=cfg).warning["state"] == "sent"
+    assert release.approve(store, BERT, w["id"], token=fresh["token"], cfg=cfg).warning["state"] == "sent"
 
 
-def test_preview_shows_overspill_into_neighbouring_kreise(store: Store, cfg: console.ConsoleConfig) -> None:
+def test_preview_shows_overspill_into_neighbouring_kreise(store: Store, cfg: ConsoleConfig) -> None:
     # someone responsible for all of Niedersachsen draws from the district's west into Kreis Uelzen
     land = User(6, "fritz", frozenset({"author"}), ("030000000000",))
     ring = [[10.65, 52.95], [10.9, 52.95], [10.9, 53.05], [10.65, 53.05], [10.65, 52.95]]
-    w = console.create_draft(store, land, form(ring=ring), cfg=cfg)
-    view = console.preview_for(store, cfg, None, w["id"])
+    w = drafts.create_draft(store, land, form(ring=ring), cfg=cfg)
+    view = targeting.preview_for(store, cfg, None, w["id"])
     spill = view["overspill"]
     assert spill["neighbours"] == [{"ars": "033600000000", "name": "Kreis Uelzen"}]
     assert 0.7 < spill["outside_share"] < 0.95 and spill["area_km2"] > spill["inside_km2"] > 0
     assert any("außerhalb des Kreises (Kreis Uelzen)" in n for n in view["notes"])
-    with pytest.raises(console.ConsoleForbidden):  # the district's own staff may not warn Uelzen
-        console.create_draft(store, ANNA, form(ring=ring), cfg=cfg)
+    with pytest.raises(ConsoleForbidden):  # the district's own staff may not warn Uelzen
+        drafts.create_draft(store, ANNA, form(ring=ring), cfg=cfg)
 
 
 # -- pipeline and router -------------------------------------------------------------------------------------------
@@ -668,7 +670,7 @@ async def test_pipeline_publishes_a_sent_warning_once_and_the_router_leaves_it(
     store = Store(loaded.db_path)
     astore = AsyncStore(store)
     try:
-        cfg = console.ConsoleConfig.from_loaded(loaded, geo=geo, templates=templates)
+        cfg = ConsoleConfig.from_loaded(loaded, geo=geo, templates=templates)
         near = subscribe(store, 1, PointPlace(*IN_BOX, 1000))
         far = subscribe(store, 2, PointPlace(*HAMBURG, 1000))
         index = index_of(store, geo)
@@ -676,10 +678,10 @@ async def test_pipeline_publishes_a_sent_warning_once_and_the_router_leaves_it(
         router = Router(astore, live, district=DISTRICT)
         pipe = Pipeline(astore, loaded, live, index=index)
 
-        w = console.create_draft(store, ANNA, form(channels=("push", "web", "boards", "webhook")), cfg=cfg)
-        console.submit(store, ANNA, w["id"], cfg=cfg)
-        view = console.preview_for(store, cfg, index, w["id"])
-        sent = console.approve(store, BERT, w["id"], token=view["token"], cfg=cfg)
+        w = drafts.create_draft(store, ANNA, form(channels=("push", "web", "boards", "webhook")), cfg=cfg)
+        drafts.submit(store, ANNA, w["id"], cfg=cfg)
+        view = targeting.preview_for(store, cfg, index, w["id"])
+        sent = release.approve(store, BERT, w["id"], token=view["token"], cfg=cfg)
 
         assert await router.decide_pending() == 0  # the operators decided it
         external = Intake(Validator(), store).ingest(dwd_cap("2.49.0.0.276.0.DWD.PVW.console-test"), origin="dwd")
@@ -706,19 +708,19 @@ async def test_pipeline_publishes_a_sent_warning_once_and_the_router_leaves_it(
         assert 0 < len(lines) <= 3 and all(len(line) <= 24 and line.isascii() for line in lines)
         assert lines[0].startswith("Gefahr")
 
-        state = console.status(store, w["thread"])
+        state = overview.status(store, w["thread"])
         assert state["versions"][0]["publication"]["id"] == pub.id
         assert state["versions"][0]["channels"] == {"push": {"queued": 1}, "boards-mqtt": {"queued": 1},
                                                     "webhooks": {"queued": 1}}
 
         # an update: one more publication in the same hub thread, the router still leaves it alone
-        up = console.follow_up(store, ANNA, w["id"], "update", cfg=cfg)
+        up = drafts.follow_up(store, ANNA, w["id"], "update", cfg=cfg)
         v2 = sent_via_approval(store, cfg, up["id"])
         assert await router.decide_pending() == 0
         assert await pipe.publish_pending() == 1
         pub2 = publications.by_source_alert(store, v2.alert_id)
         assert pub2 is not None and (pub2.thread, pub2.version, pub2.msg_type) == (pub.thread, 2, "Update")
-        assert [v["publication"]["version"] for v in console.status(store, w["thread"])["versions"]] == [1, 2]
+        assert [v["publication"]["version"] for v in overview.status(store, w["thread"])["versions"]] == [1, 2]
         assert outbox.status(store, [pub.id])[pub.id]["push"] == {"superseded": 1}
     finally:
         astore.close()
@@ -728,7 +730,7 @@ async def test_pipeline_publishes_a_sent_warning_once_and_the_router_leaves_it(
 
 
 async def test_inbox_lists_rule_matches_sensor_drafts_with_readings_and_unrouted(
-        tmp_path: Path, geo: Geography, cfg: console.ConsoleConfig) -> None:
+        tmp_path: Path, geo: Geography, cfg: ConsoleConfig) -> None:
     store = Store(tmp_path / "hub.db")
     astore = AsyncStore(store)
     try:
@@ -748,10 +750,10 @@ async def test_inbox_lists_rule_matches_sensor_drafts_with_readings_and_unrouted
                                                          "threshold": 550})
         decisions.add_sensor_drafts(store, [decisions.SensorDraft("Pegel Hitzacker", "hitzacker", "fired", now,
                                                                   ("web",), ("public",), "über 550 cm", draft)])
-        w = console.create_draft(store, ANNA, form(), cfg=cfg)
-        console.submit(store, ANNA, w["id"], cfg=cfg)
+        w = drafts.create_draft(store, ANNA, form(), cfg=cfg)
+        drafts.submit(store, ANNA, w["id"], cfg=cfg)
 
-        box = console.inbox(store, now=now)
+        box = overview.inbox(store, now=now)
         assert [d["why"] for d in box["unrouted"]] and box["unrouted"][0]["identifier"].endswith("inbox-test")
         assert box["alerts"] == []
         (pending,) = box["drafts"]
@@ -762,7 +764,7 @@ async def test_inbox_lists_rule_matches_sensor_drafts_with_readings_and_unrouted
         astore.close()
 
 
-async def test_all_clear_reaches_everyone_who_was_warned(store: Store, geo: Geography, cfg: console.ConsoleConfig,
+async def test_all_clear_reaches_everyone_who_was_warned(store: Store, geo: Geography, cfg: ConsoleConfig,
                                                          tmp_path: Path) -> None:
     """An all-clear is Minor; a subscriber who takes only Severe and worse got the Extreme warning and must hear
     that it is over. Boards and the push payload say Entwarnung."""
@@ -772,11 +774,11 @@ async def test_all_clear_reaches_everyone_who_was_warned(store: Store, geo: Geog
     index = index_of(store, geo)
     loaded = load_config(write_hub_config(tmp_path))
     pipe = Pipeline(AsyncStore(store), loaded, empty_rules(tmp_path / "rules", geo), index=index)
-    w = console.create_draft(store, ANNA, form(severity="Extreme", urgency="Immediate"), cfg=cfg)
+    w = drafts.create_draft(store, ANNA, form(severity="Extreme", urgency="Immediate"), cfg=cfg)
     sent_via_approval(store, cfg, w["id"])
     assert await pipe.publish_pending() == 1
     store.conn.execute("UPDATE outbox SET state='done'")
-    clear = console.follow_up(store, ANNA, w["id"], "all-clear", cfg=cfg)
+    clear = drafts.follow_up(store, ANNA, w["id"], "all-clear", cfg=cfg)
     sent_via_approval(store, cfg, clear["id"])
     assert await pipe.publish_pending() == 1
     pub = publications.latest(store, publications.thread_name(store.conn.execute(

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from hub import console
+from hub.console import drafts
+from hub.console.model import ConsoleConfig, ConsoleError, ConsoleForbidden
 from hub.geo.geography import geography
 from hub.store.db import Store
 from tests.unit.console.test_console import ANNA, BERT, CARL, DISTRICT, REPO, SENDER, form
@@ -29,12 +30,12 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 @pytest.fixture(scope="module")
-def cfg() -> console.ConsoleConfig:
-    return console.ConsoleConfig(geo=geography(), district=DISTRICT, sender=SENDER)
+def cfg() -> ConsoleConfig:
+    return ConsoleConfig(geo=geography(), district=DISTRICT, sender=SENDER)
 
 
 def _refusal(fn: Any, *args: Any, **kwargs: Any) -> str:
-    with pytest.raises((console.ConsoleError, console.ConsoleForbidden)) as caught:
+    with pytest.raises((ConsoleError, ConsoleForbidden)) as caught:
         fn(*args, **kwargs)
     return str(caught.value)
 
@@ -45,20 +46,20 @@ def _bad(**content: Any) -> dict[str, Any]:
     return f
 
 
-def test_refusals_are_sentences_in_german_and_english(store: Store, cfg: console.ConsoleConfig) -> None:
-    w = console.create_draft(store, ANNA, form(), cfg=cfg)
-    console.withdraw(store, ANNA, w["id"], cfg=cfg)
+def test_refusals_are_sentences_in_german_and_english(store: Store, cfg: ConsoleConfig) -> None:
+    w = drafts.create_draft(store, ANNA, form(), cfg=cfg)
+    drafts.withdraw(store, ANNA, w["id"], cfg=cfg)
     messages = {
-        "state": _refusal(console.submit, store, ANNA, w["id"], cfg=cfg),
-        "follow-up": _refusal(console.follow_up, store, ANNA, w["id"], "cancel", cfg=cfg),
-        "event": _refusal(console.create_draft, store, ANNA, _bad(event=""), cfg=cfg),
-        "event_code": _refusal(console.create_draft, store, ANNA, _bad(event_code="EVC"), cfg=cfg),
-        "expires": _refusal(console.create_draft, store, ANNA, _bad(expires="2001-01-01T00:00:00+00:00"), cfg=cfg),
-        "template": _refusal(console.create_draft, store, ANNA, {**form(), "template": "gibt-es-nicht"}, cfg=cfg),
-        "channels": _refusal(console.create_draft, store, ANNA, {**form(), "channels": ["fax"]}, cfg=cfg),
-        "permission": _refusal(console.create_draft, store, BERT.__class__(9, "vera", frozenset({"viewer"})),
+        "state": _refusal(drafts.submit, store, ANNA, w["id"], cfg=cfg),
+        "follow-up": _refusal(drafts.follow_up, store, ANNA, w["id"], "cancel", cfg=cfg),
+        "event": _refusal(drafts.create_draft, store, ANNA, _bad(event=""), cfg=cfg),
+        "event_code": _refusal(drafts.create_draft, store, ANNA, _bad(event_code="EVC"), cfg=cfg),
+        "expires": _refusal(drafts.create_draft, store, ANNA, _bad(expires="2001-01-01T00:00:00+00:00"), cfg=cfg),
+        "template": _refusal(drafts.create_draft, store, ANNA, {**form(), "template": "gibt-es-nicht"}, cfg=cfg),
+        "channels": _refusal(drafts.create_draft, store, ANNA, {**form(), "channels": ["fax"]}, cfg=cfg),
+        "permission": _refusal(drafts.create_draft, store, BERT.__class__(9, "vera", frozenset({"viewer"})),
                                form(), cfg=cfg),
-        "missing": _refusal(console.submit, store, CARL, 999, cfg=cfg),
+        "missing": _refusal(drafts.submit, store, CARL, 999, cfg=cfg),
     }
     for what, text in messages.items():
         assert SENTENCE.match(text), f"{what}: {text!r}"

@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from hub import console
 from hub.config.load import load as load_config
+from hub.console import drafts, release, tables, targeting
+from hub.console.model import ConsoleConfig, ConsoleError
 from hub.decide.router import empty_rules
 from hub.decide.rules.engine import RuleSet
 from hub.geo.boundaries import load_extra_boundaries
@@ -103,7 +104,7 @@ regions = ["{LUECHOW}"]
 @dataclass
 class World:
     store: Store
-    cfg: console.ConsoleConfig
+    cfg: ConsoleConfig
     geo: Geography
     index: SubscriptionIndex
     pipe: Pipeline
@@ -127,7 +128,7 @@ def world(tmp_path: Path) -> Iterator[World]:
             for n, (name, place) in enumerate(places.items())}
     index = SubscriptionIndex(geo=geo)
     load_index(store, index)
-    cfg = console.ConsoleConfig.from_loaded(loaded, geo=geo, templates=RuleSet.load(REPO / "rules", geo=geo).templates)
+    cfg = ConsoleConfig.from_loaded(loaded, geo=geo, templates=RuleSet.load(REPO / "rules", geo=geo).templates)
     pipe = Pipeline(AsyncStore(store), loaded, empty_rules(tmp_path / "rules", geo), index=index)
     try:
         yield World(store, cfg, geo, index, pipe, subs)
@@ -150,10 +151,10 @@ def area_form(name: str, *, ars: tuple[str, ...] = (), ring: list[list[float]] |
 
 async def preview_then_deliver(w: World, f: dict[str, Any], *, widen: bool = False) -> tuple[dict[str, Any], Any]:
     """Draft, preview (with the pipeline's index), approve, publish: the preview and the publication."""
-    row = console.create_draft(w.store, ANNA, f, cfg=w.cfg)
-    console.submit(w.store, ANNA, row["id"], cfg=w.cfg)
-    view = console.preview_for(w.store, w.cfg, w.index, row["id"])
-    sent = console.approve(w.store, BERT, row["id"], token=view["token"], cfg=w.cfg, widen=widen)
+    row = drafts.create_draft(w.store, ANNA, f, cfg=w.cfg)
+    drafts.submit(w.store, ANNA, row["id"], cfg=w.cfg)
+    view = targeting.preview_for(w.store, w.cfg, w.index, row["id"])
+    sent = release.approve(w.store, BERT, row["id"], token=view["token"], cfg=w.cfg, widen=widen)
     assert await w.pipe.publish_pending() == 1
     pub = publications.by_source_alert(w.store, sent.alert_id)
     assert pub is not None
@@ -215,9 +216,9 @@ async def test_a_gemeinde_warning_names_no_kreis_and_stays_off_other_gemeinden(w
 
 async def test_a_region_without_a_boundary_widens_to_the_kreis_only_when_confirmed(world: World) -> None:
     f = area_form("Küsten", ars=(KUESTEN,))
-    row = console.create_draft(world.store, ANNA, f, cfg=world.cfg)
-    console.submit(world.store, ANNA, row["id"], cfg=world.cfg)
-    view = console.preview_for(world.store, world.cfg, world.index, row["id"])
+    row = drafts.create_draft(world.store, ANNA, f, cfg=world.cfg)
+    drafts.submit(world.store, ANNA, row["id"], cfg=world.cfg)
+    view = targeting.preview_for(world.store, world.cfg, world.index, row["id"])
     n = view["audience"]["push"]
     assert n == len(world.subs)  # everyone in the Kreis: said, not hidden
     assert view["widening"]["text"]["de"] == \
@@ -226,12 +227,12 @@ async def test_a_region_without_a_boundary_widens_to_the_kreis_only_when_confirm
                                                      "whole district Lüchow-Dannenberg")
     kreis = GERMANY.unproject(world.geo.geometry(DISTRICT))
     assert view["overspill"]["area_km2"] == pytest.approx(geodesic_area_m2(kreis) / 1e6, rel=0.01)
-    with pytest.raises(console.ConsoleError, match="Ausweitung ausdrücklich bestätigen"):
-        console.approve(world.store, BERT, row["id"], token=view["token"], cfg=world.cfg)
-    assert console.get(world.store, row["id"])["state"] == "submitted"  # type: ignore[index]
+    with pytest.raises(ConsoleError, match="Ausweitung ausdrücklich bestätigen"):
+        release.approve(world.store, BERT, row["id"], token=view["token"], cfg=world.cfg)
+    assert tables.get(world.store, row["id"])["state"] == "submitted"  # type: ignore[index]
     assert not [e for e in world.store.audit_entries() if e["action"] == "console.widening_confirmed"]
 
-    sent = console.approve(world.store, BERT, row["id"], token=view["token"], cfg=world.cfg, widen=True)
+    sent = release.approve(world.store, BERT, row["id"], token=view["token"], cfg=world.cfg, widen=True)
     assert await world.pipe.publish_pending() == 1
     pub = publications.by_source_alert(world.store, sent.alert_id)
     assert pub is not None and DISTRICT in pub.regions
@@ -242,11 +243,11 @@ async def test_a_region_without_a_boundary_widens_to_the_kreis_only_when_confirm
 
     # ending it never waits for that tick: the Cancel goes through without it
     world.store.conn.execute("UPDATE outbox SET state='done'")
-    cancel = console.follow_up(world.store, ANNA, row["id"], "cancel", cfg=world.cfg)
-    console.submit(world.store, ANNA, cancel["id"], cfg=world.cfg)
-    view = console.preview_for(world.store, world.cfg, world.index, cancel["id"])
+    cancel = drafts.follow_up(world.store, ANNA, row["id"], "cancel", cfg=world.cfg)
+    drafts.submit(world.store, ANNA, cancel["id"], cfg=world.cfg)
+    view = targeting.preview_for(world.store, world.cfg, world.index, cancel["id"])
     assert view["widening"] is None
-    console.approve(world.store, BERT, cancel["id"], token=view["token"], cfg=world.cfg)
+    release.approve(world.store, BERT, cancel["id"], token=view["token"], cfg=world.cfg)
     assert await world.pipe.publish_pending() == 1
     latest = publications.latest(world.store, pub.thread)
     assert latest is not None and latest.msg_type == "Cancel" and DISTRICT in latest.regions
