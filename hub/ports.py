@@ -21,13 +21,13 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
 
 from hub.cap.model import Alert
 from hub.cap.sign import SignaturePolicy
 from hub.intake.documents import IntakeResult
 from hub.intake.readings import BatchResult, Registered, SensorRow
-from hub.publish.boardtext import Notice
 
 if TYPE_CHECKING:
     import aiohttp
@@ -213,11 +213,32 @@ class PushTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class BoardText:
+    """What a board shows of one publication version, in the board's language, fitted by the core to the board's
+    budget and charset (:func:`hub.publish.boardtext.board_text`): the channel sends it as it is."""
+
+    thread: str
+    version: int
+    msg_type: str
+    """Alert, Update or Cancel (a Cancel clears the board)."""
+    status: str
+    """CAP status: only Actual is shown, and Exercise on a board configured for exercises."""
+    severity: str
+    expires: datetime | None
+    """Aware; the board clears after it."""
+    lines: tuple[str, ...]
+    """At most the board's lines, each at most its characters, in its charset."""
+    headline: str
+    instruction: str
+    """The whole headline and instruction as plain text in the board's charset (not fitted)."""
+
+
+@dataclass(frozen=True, slots=True)
 class BoardUpdate:
-    """What a board should show for one delivery (``notice`` None: nothing)."""
+    """What a board should show for one delivery (``text`` None: nothing)."""
 
     board_id: str
-    notice: Notice | None
+    text: BoardText | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -170,9 +170,9 @@ class MqttBoards:
 
     name = "boards-mqtt"
 
-    def __init__(self, configs: Sequence[BoardConfig], resolve: BoardResolve, *, tz: str = "Europe/Berlin") -> None:
+    def __init__(self, configs: Sequence[BoardConfig], resolve: BoardResolve) -> None:
         self.boards = {b.id: b for b in configs if b.kind == "mqtt"}
-        self.resolve, self.tz = resolve, tz
+        self.resolve = resolve
         self._brokers = {(b.host, b.port): _Broker(b.host, b.port) for b in self.boards.values()}
         self._shown: dict[str, str | None] = {}
         """Board id -> the thread it shows (None: nothing), as far as this process delivered."""
@@ -218,15 +218,15 @@ class MqttBoards:
                 if board is None:
                     started.append((row, None, None, Outcome.failed(f"no MQTT board {row.recipient!r} configured")))
                     continue
-                plan = plan_for(board, row, update, self._shown, now, self.tz)
+                plan = plan_for(board, row, update, self._shown, now)
                 if isinstance(plan, Outcome):
                     started.append((row, board, None, plan))
                     continue
                 payload, expiry = b"", None
                 if not plan.cleared:
                     payload = plan.to_json()
-                    if update is not None and update.notice is not None and update.notice.expires is not None:
-                        expiry = max(1, math.ceil((update.notice.expires - now).total_seconds()))
+                    if update is not None and update.text is not None and update.text.expires is not None:
+                        expiry = max(1, math.ceil((update.text.expires - now).total_seconds()))
                 broker = self._brokers[(board.host, board.port)]
                 started.append((row, board, plan, broker.publish(self.topic(board), payload, expiry)))
             except Exception as err:  # noqa: BLE001 - one bad row (a topic paho refuses) must not fail the batch

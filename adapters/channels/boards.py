@@ -1,10 +1,11 @@
 """Display boards: what a board shows (:class:`BoardState`), over MQTT (retained) or signed HTTP POSTs.
 
-A board shows one state at a time: the pipeline's ``resolve`` tells, per delivery, which :class:`Notice` the board
-should show now (a :class:`BoardUpdate`; no notice: show nothing). The text is fitted to the board's budget and
-charset here (:func:`adapters.channels.boardtext.fit`). A Cancel or an expired notice clears the board, unless this
-process knows the board shows another thread (a cancel of warning A never blanks warning B). A notice that is not
-``Actual`` is never shown, except an exercise on a board configured for exercises.
+A board shows one state at a time: the pipeline's ``resolve`` tells, per delivery, what the board should show now
+(a :class:`BoardUpdate` with its :class:`BoardText`; no text: show nothing). The core has fitted the text to the
+board's budget and charset (:func:`hub.publish.boardtext.board_text`); the channel only sends it. A Cancel or an
+expired text clears the board, unless this process knows the board shows another thread (a cancel of warning A
+never blanks warning B). A text that is not ``Actual`` is never shown, except an exercise on a board configured for
+exercises.
 
 MQTT: :mod:`adapters.channels.boardmqtt`.
 
@@ -33,8 +34,7 @@ import aiohttp
 
 from hub import __version__
 from hub.config.sections import BoardConfig
-from hub.ports import BoardResolve, BoardUpdate, Channel, ChannelSetup, Delivery, Outcome
-from hub.publish.boardtext import Notice, fit, plain, transliterate
+from hub.ports import BoardResolve, BoardText, BoardUpdate, Channel, ChannelSetup, Delivery, Outcome
 
 log = logging.getLogger("warnhub.channels.boards")
 USER_AGENT = f"warnhub/{__version__}"
@@ -75,16 +75,12 @@ class BoardState:
         return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def board_state(board: BoardConfig, notice: Notice, key: str, *, now: datetime | None = None,
-                tz: str = "Europe/Berlin") -> BoardState:
-    """The state for ``notice`` on ``board``: lines fitted to its budget, every text in its charset."""
-    lines = fit(notice, lines=board.lines, chars=board.chars, charset=board.charset, tz=tz)
+def board_state(board: BoardConfig, text: BoardText, key: str, *, now: datetime | None = None) -> BoardState:
+    """The state for ``text`` on ``board`` (the core fitted it to the board's budget and charset)."""
     return BoardState(
-        board=board.id, thread=notice.thread, version=notice.version, key=key, severity=notice.severity,
-        status=notice.status, lines=tuple(lines),
-        headline=transliterate(plain(notice.headline), board.charset),
-        instruction=transliterate(plain(notice.instruction), board.charset),
-        expires=notice.expires.isoformat() if notice.expires else None, updated=_stamp(now))
+        board=board.id, thread=text.thread, version=text.version, key=key, severity=text.severity,
+        status=text.status, lines=text.lines, headline=text.headline, instruction=text.instruction,
+        expires=text.expires.isoformat() if text.expires else None, updated=_stamp(now))
 
 
 def clear_state(board: str, *, key: str | None = None, thread: str | None = None,
@@ -99,23 +95,23 @@ def _stamp(now: datetime | None) -> str:
 
 
 def plan_for(board: BoardConfig, row: Delivery, update: BoardUpdate | None, shown: Mapping[str, str | None],
-          now: datetime, tz: str) -> BoardState | Outcome:
+             now: datetime) -> BoardState | Outcome:
     """The state to send for one delivery, or its outcome when nothing is to be sent."""
     if update is None:
         return Outcome.failed("nothing to deliver: the pipeline has no board update for this row")
     if update.board_id != board.id:
         return Outcome.failed(f"the pipeline answered for board {update.board_id}, not {board.id}")
-    notice = update.notice
-    if notice is None:
+    text = update.text
+    if text is None:
         return clear_state(board.id, key=row.key, thread=row.thread, now=now)
-    if notice.status != "Actual" and not (notice.status == "Exercise" and board.exercise):
-        return Outcome.failed(f"a notice with status {notice.status} is never shown on board {board.id}")
-    if notice.msg_type == "Cancel" or (notice.expires is not None and notice.expires <= now):
+    if text.status != "Actual" and not (text.status == "Exercise" and board.exercise):
+        return Outcome.failed(f"a notice with status {text.status} is never shown on board {board.id}")
+    if text.msg_type == "Cancel" or (text.expires is not None and text.expires <= now):
         on_board = shown.get(board.id, _UNKNOWN)
-        if isinstance(on_board, str) and on_board != notice.thread:
+        if isinstance(on_board, str) and on_board != text.thread:
             return Outcome.done()  # the board shows another warning: nothing of this one to take down
-        return clear_state(board.id, key=row.key, thread=notice.thread, now=now)
-    return board_state(board, notice, row.key, now=now, tz=tz)
+        return clear_state(board.id, key=row.key, thread=text.thread, now=now)
+    return board_state(board, text, row.key, now=now)
 
 
 async def resolve_batch(resolve: Callable[[Sequence[Delivery]], Awaitable[list[Any]]], batch: Sequence[Delivery],
@@ -234,10 +230,9 @@ class HttpBoards:
 
     name = "boards-http"
 
-    def __init__(self, configs: Sequence[BoardConfig], session: aiohttp.ClientSession, resolve: BoardResolve, *,
-                 tz: str = "Europe/Berlin") -> None:
+    def __init__(self, configs: Sequence[BoardConfig], session: aiohttp.ClientSession, resolve: BoardResolve) -> None:
         self.boards = {b.id: b for b in configs if b.kind == "http"}
-        self.session, self.resolve, self.tz = session, resolve, tz
+        self.session, self.resolve = session, resolve
         self._shown: dict[str, str | None] = {}
         self._log = OutcomeLog(self.name)
 
@@ -272,7 +267,7 @@ class HttpBoards:
             elif not board.url or not board.secret:
                 outcome = Outcome.failed(f"board {board.id} has no url or no secret (unsigned POSTs are refused)")
             else:
-                plan = plan_for(board, row, update, self._shown, now, self.tz)
+                plan = plan_for(board, row, update, self._shown, now)
                 if isinstance(plan, Outcome):
                     outcome = plan
                 else:

@@ -21,7 +21,6 @@ from hub.console.alert import _previous_sent, _sent_time, build_alert
 from hub.console.model import LANGUAGES, ConsoleConfig, ConsoleError, _msg
 from hub.console.tables import _dumps, _require
 from hub.decide.rules.engine import Decision
-from hub.deliver.setup import board_notice
 from hub.geo.geography import Geography
 from hub.geo.registry import DEFAULT_DISTRICT
 from hub.geo.resolve import resolve
@@ -186,7 +185,7 @@ def preview_for(store: Store, cfg: ConsoleConfig, index: Any, warning: int | Map
                       "regions": list(plan.regions)},
         "widening": _widening(plan, push_n),
         "texts": {"push": {n.language: _push_text(pub, n.language, cfg.base_url) for n in pub.notices},
-                  "boards": {b.id: fit(board_notice(pub, b.language), lines=b.lines, chars=b.chars,
+                  "boards": {b.id: fit(pub, pub.notice([b.language]), lines=b.lines, chars=b.chars,
                                        charset=b.charset) for b in plan.boards}},
         "notes": notes,
         "token": confirmation(row, plan),

@@ -27,9 +27,8 @@ from hub.config.load import LoadedConfig
 from hub.deliver import breaker, workers
 from hub.ports import BoardUpdate, ChannelSetup, Delivery, PushTarget, WebhookBody
 from hub.publish import publications, subscriptions
-from hub.publish.boardtext import Notice as BoardNotice
+from hub.publish.boardtext import board_text
 from hub.publish.pipeline import PUSH_PAYLOAD_MAX, latest_by_thread, push_payload
-from hub.publish.publications import Publication
 from hub.store.db import AsyncStore, Store
 
 log = logging.getLogger("warnhub.delivery")
@@ -54,15 +53,6 @@ def urgency_for(severity: str, urgency: str) -> str:
     if sev in ("extreme", "severe"):
         return "high"
     return {"moderate": "normal", "minor": "low"}.get(sev, "normal")
-
-
-def board_notice(pub: Publication, language: str) -> BoardNotice:
-    n = pub.notice([language])
-    return BoardNotice(thread=pub.thread, version=pub.version, msg_type=pub.msg_type,  # type: ignore[arg-type]
-                       status=pub.status, severity=pub.severity, urgency=pub.urgency,  # type: ignore[arg-type]
-                       event=n.event, headline=n.headline, description=n.description, instruction=n.instruction,
-                       area_desc=n.area_desc, sent=pub.sent, expires=pub.expires, language=n.language,
-                       sender_name=n.sender_name, all_clear=n.all_clear)
 
 
 def _each_row(store: Store, fn: Callable[[Store, Sequence[Delivery]], list[T | None]], batch: Sequence[Delivery], *,
@@ -161,7 +151,9 @@ class Resolvers:
             live = [p for p in latest_by_thread(store, threads).values() if p.live(now)
                     and (p.status == "Actual" or (board.exercise and p.status == "Exercise"))]
             live.sort(key=lambda p: (-labels.rank(p.severity), -p.sent.timestamp()))
-            out.append(BoardUpdate(board.id, board_notice(live[0], board.language) if live else None))
+            shown = live[0] if live else None
+            out.append(BoardUpdate(board.id, board_text(board, shown, shown.notice([board.language]))
+                                   if shown is not None else None))
         return out
 
     async def webhook_body(self, batch: Sequence[Delivery]) -> list[WebhookBody | None]:

@@ -1,12 +1,14 @@
-"""Board text: a warning fitted to a display board's budget (lines x characters, charset).
+"""Board text: a publication fitted to a display board's budget (lines x characters, charset).
 
-:class:`Notice` is what the pipeline hands a board or webhook channel about one publication version (plain text, no
-CAP). :func:`fit` turns it into at most ``lines`` lines of at most ``chars`` characters, in order of importance: the
-severity word in German (``ÜBUNG:`` before it for an exercise, ``Entwarnung`` for an all-clear or a cancel), the
-headline, the instruction, the validity (``bis 18:30`` local time). When everything fits, the text is the notice's
-own, only whitespace collapsed. When it does not, the least important parts go first: the DWD's boilerplate, then
-later instruction sentences, then the rest of a sentence, which is cut at a word with an ellipsis. Words longer than
-a line are hyphen-split; nothing else is. :func:`transliterate` makes any text encodable in a board's charset.
+A board shows one language (:class:`~hub.publish.publications.Notice`) of one publication version
+(:class:`~hub.publish.publications.Publication`). :func:`board_text` resolves what a board channel sends
+(:class:`hub.ports.BoardText`): the core fits the text, the channel only sends it. :func:`fit` turns the publication
+and its notice into at most ``lines`` lines of at most ``chars`` characters, in order of importance: the severity
+word in German (``ÜBUNG:`` before it for an exercise, ``Entwarnung`` for an all-clear or a cancel), the headline,
+the instruction, the validity (``bis 18:30`` local time). When everything fits, the text is the notice's own, only
+whitespace collapsed. When it does not, the least important parts go first: the DWD's boilerplate, then later
+instruction sentences, then the rest of a sentence, which is cut at a word with an ellipsis. Words longer than a
+line are hyphen-split; nothing else is. :func:`transliterate` makes any text encodable in a board's charset.
 """
 
 from __future__ import annotations
@@ -15,44 +17,17 @@ import html
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from hub.cap import labels
+from hub.config.sections import BoardConfig
+from hub.ports import BoardText
+from hub.publish.publications import Notice, Publication
 
 Charset = Literal["utf-8", "latin-1", "ascii"]
-MsgType = Literal["Alert", "Update", "Cancel"]
-Status = Literal["Actual", "Exercise", "System", "Test", "Draft"]
-Severity = Literal["Extreme", "Severe", "Moderate", "Minor", "Unknown"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Notice:
-    """One publication version as plain text, for channels that show or forward it (boards, webhooks)."""
-
-    thread: str
-    version: int
-    msg_type: MsgType
-    status: Status
-    severity: Severity
-    urgency: str = "Unknown"
-    event: str = ""
-    headline: str = ""
-    description: str = ""
-    instruction: str = ""
-    area_desc: str = ""
-    sent: datetime | None = None
-    onset: datetime | None = None
-    expires: datetime | None = None
-    """Aware datetimes (or None)."""
-    language: str = "de-DE"
-    sender_name: str = ""
-    url: str | None = None
-    all_clear: bool = False
-    """responseType AllClear: the danger is over (shown as "Entwarnung")."""
 
 
 ALL_CLEAR = "Entwarnung"
@@ -140,26 +115,27 @@ def plain(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
-def severity_word(notice: Notice) -> str:
+def severity_word(pub: Publication, notice: Notice) -> str:
     """The German word a board leads with (without the exercise marker; hub.cap.labels has the words)."""
-    if notice.all_clear or notice.msg_type == "Cancel":
+    if notice.all_clear or pub.msg_type == "Cancel":
         return ALL_CLEAR
-    return labels.severity_word(notice.severity, "de")
+    return labels.severity_word(pub.severity, "de")
 
 
-def validity(notice: Notice, tz: str = "Europe/Berlin", *, onset: bool = True) -> str:
+def validity(pub: Publication, notice: Notice, tz: str = "Europe/Berlin", *, onset: datetime | None = None,
+             note_onset: bool = True) -> str:
     """``bis 18:30`` (local time; with the date when it is another day than sent), ``ab 22:00 bis 23:00`` for a
-    warning whose onset is still to come, ``""`` without an expiry or for an all-clear."""
-    if notice.expires is None or notice.all_clear or notice.msg_type == "Cancel":
+    warning whose ``onset`` (aware; publications keep none, so the pipeline passes none) is still to come, ``""``
+    without an expiry or for an all-clear."""
+    expires = pub.expires
+    if expires is None or notice.all_clear or pub.msg_type == "Cancel":
         return ""
     zone = _zone(tz)
-    ref = notice.sent or notice.onset
-    ref_local = ref.astimezone(zone) if ref is not None else None
-    if onset and notice.onset is not None and notice.sent is not None and \
-            (notice.onset - notice.sent).total_seconds() >= ONSET_NOTE_S:
-        start = notice.onset.astimezone(zone)
-        return f"ab {_when(start, ref_local)} bis {_when(notice.expires.astimezone(zone), start)}"
-    return f"bis {_when(notice.expires.astimezone(zone), ref_local)}"
+    ref_local = pub.sent.astimezone(zone)
+    if note_onset and onset is not None and (onset - pub.sent).total_seconds() >= ONSET_NOTE_S:
+        start = onset.astimezone(zone)
+        return f"ab {_when(start, ref_local)} bis {_when(expires.astimezone(zone), start)}"
+    return f"bis {_when(expires.astimezone(zone), ref_local)}"
 
 
 @lru_cache(maxsize=16)
@@ -175,16 +151,28 @@ def _when(at: datetime, ref: datetime | None) -> str:
     return at.strftime("%d.%m.%Y %H:%M")
 
 
-def fit(notice: Notice, *, lines: int, chars: int, charset: Charset = "utf-8", tz: str = "Europe/Berlin") -> list[str]:
+def board_text(board: BoardConfig, pub: Publication, notice: Notice, *, tz: str = "Europe/Berlin") -> BoardText:
+    """What ``board`` shows of ``pub`` in ``notice``'s language: lines fitted to its budget, every text in its
+    charset."""
+    return BoardText(
+        thread=pub.thread, version=pub.version, msg_type=pub.msg_type, status=pub.status, severity=pub.severity,
+        expires=pub.expires, lines=tuple(fit(pub, notice, lines=board.lines, chars=board.chars,
+                                             charset=board.charset, tz=tz)),
+        headline=transliterate(plain(notice.headline), board.charset),
+        instruction=transliterate(plain(notice.instruction), board.charset))
+
+
+def fit(pub: Publication, notice: Notice, *, lines: int, chars: int, charset: Charset = "utf-8",
+        tz: str = "Europe/Berlin", onset: datetime | None = None) -> list[str]:
     """At most ``lines`` lines of at most ``chars`` characters, each encodable in ``charset`` (see module doc)."""
     if lines < 1 or chars < 4:
         raise ValueError(f"a board needs at least one line of four characters, not {lines} x {chars}")
     tl = _Fitter(lines, chars, charset)
-    head_variants = [tl.text(h) for h in _heads(notice)]
+    head_variants = [tl.text(h) for h in _heads(pub, notice)]
     headline = tl.text(plain(notice.headline) or plain(notice.event))
     instruction = tl.text(plain(notice.instruction))
-    valid = tl.text(validity(notice, tz))
-    valid_short = tl.text(validity(notice, tz, onset=False))
+    valid = tl.text(validity(pub, notice, tz, onset=onset))
+    valid_short = tl.text(validity(pub, notice, tz, onset=onset, note_onset=False))
     for head in head_variants:  # everything, as the issuer wrote it
         laid = tl.layout([[head], [headline], [instruction], [valid]])
         if laid is not None:
@@ -198,11 +186,11 @@ def fit(notice: Notice, *, lines: int, chars: int, charset: Charset = "utf-8", t
     return tl.choose(lead, headline, compact, sentences, [valid, valid_short])
 
 
-def _heads(notice: Notice) -> list[str]:
+def _heads(pub: Publication, notice: Notice) -> list[str]:
     """The lead, longest first: with the exercise marker, one variant per word length."""
-    word = severity_word(notice)
-    short = word if word == ALL_CLEAR else labels.severity_short(notice.severity, "de")
-    if notice.status == "Exercise":
+    word = severity_word(pub, notice)
+    short = word if word == ALL_CLEAR else labels.severity_short(pub.severity, "de")
+    if pub.status == "Exercise":
         return list(dict.fromkeys([f"{EXERCISE}: {word}", f"{EXERCISE}: {short}", EXERCISE]))
     return list(dict.fromkeys([word, short]))
 

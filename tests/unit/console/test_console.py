@@ -33,13 +33,13 @@ from hub.decide.router import Router, empty_rules
 from hub.decide.rules.engine import RuleSet
 from hub.decide.rules.templates import Template, Text
 from hub.deliver import outbox
-from hub.deliver.setup import board_notice
 from hub.geo.geography import Geography, geography
 from hub.geo.projection import GERMANY
 from hub.geo.resolve import resolve
 from hub.intake import readings
 from hub.intake.documents import Intake
 from hub.publish import publications, subscriptions
+from hub.publish.boardtext import fit
 from hub.publish.index import SubscriptionIndex, load_index
 from hub.publish.pipeline import Pipeline, push_payload
 from hub.publish.subscriptions import PointPlace, RegionPlace, Subscription
@@ -788,4 +788,4 @@ async def test_all_clear_reaches_everyone_who_was_warned(store: Store, geo: Geog
                                             (pub.id,))}
     assert got == {strict, everyone}
     assert json.loads(push_payload(pub, "k", ["de"]))["allClear"] is True
-    assert board_notice(pub, "de").all_clear
+    assert pub.notice(["de"]).all_clear and fit(pub, pub.notice(["de"]), lines=4, chars=40)[0] == "Entwarnung"
