@@ -20,7 +20,7 @@ import shapely
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from hub import registry
+from hub import registry as adapter_registry
 from hub.access import exercise_tokens
 from hub.geo.registry import registry
 from hub.publish import index as targeting
@@ -253,12 +253,12 @@ def test_setup_fails_loudly_without_the_push_checks(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setitem(sys.modules, "adapters.channels.pushcheck", None)
     monkeypatch.delattr(adapters.channels, "pushcheck", raising=False)  # imported by another test already
-    registry.clear()  # loaded (and cached) by another test already
+    adapter_registry.clear()  # loaded (and cached) by another test already
     try:
         with pytest.raises(RuntimeError, match="adapters.channels.pushcheck"):
             setup(web.Application(), allow_http=False)
     finally:
-        registry.clear()  # the tests after this one load the real hooks again
+        adapter_registry.clear()  # the tests after this one load the real hooks again
 
 
 # -- store ------------------------------------------------------------------------------------------------------------
