@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -67,7 +67,7 @@ def _plan(cfg: ConsoleConfig, row: Mapping[str, Any], alert: Alert, index: Any =
     neighbours = tuple((h.ars, h.name or h.ars) for h in res.regions if h.level == "kreis"
                        and not reg.is_within(h.ars, district) and not reg.is_within(district, h.ars))
     inside = res.inside_district or any(reg.is_within(w.kreis, district) for w in keys.widened)
-    d = _decision_dict(row, alert, keys.keys, inside)
+    d = _targeting(row, alert, keys.keys, inside)
     aud = audience.recipients(geo, index, cfg.boards, cfg.webhooks, alert, d, district=district)
     ending = row["msg_type"] == MsgType.CANCEL.value or row["kind"] == "all-clear"  # never waits for a tick
     return _Plan(alert, aud.area_proj, aud.area_lonlat, keys.keys, inside, aud.outside_share, aud.area_km2,
@@ -81,18 +81,17 @@ def _audiences(row: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]
     return channels, audiences
 
 
-def _decision_dict(row: Mapping[str, Any], alert: Alert, regions: tuple[str, ...], inside: bool) -> dict[str, Any]:
-    """The stored decision's fields the pipeline targets by (as :func:`_decision` stores them)."""
+def _targeting(row: Mapping[str, Any], alert: Alert, regions: tuple[str, ...], inside: bool) -> Decision:
+    """The decision :func:`_decision` stores, as far as the pipeline targets by it (the preview resolves it)."""
     channels, audiences = _audiences(row)
-    return {"channels": list(channels), "audiences": list(audiences), "push": "push" in channels,
-            "severity": alert.severity.value, "regions": list(regions), "inside_district": inside}
+    return Decision("publish", ("console",), channels=channels, audiences=audiences, push="push" in channels,
+                    severity=alert.severity, regions=regions, inside_district=inside)
 
 
 def _decision(row: Mapping[str, Any], plan: _Plan, why: str) -> Decision:
-    channels, audiences = _audiences(row)
-    return Decision("publish", ("console",), channels=channels, audiences=audiences, push="push" in channels,
-                    severity=plan.alert.severity, regions=plan.regions, inside_district=plan.inside_district,
-                    outside_share=plan.outside_share, why=why)
+    """The decision the console records for a version it sends (the pipeline publishes it)."""
+    return replace(_targeting(row, plan.alert, plan.regions, plan.inside_district),
+                   outside_share=plan.outside_share, why=why)
 
 
 def check_widening(plan: _Plan, confirmed: bool) -> None:

@@ -16,14 +16,14 @@ so the sender can be asked to confirm it.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from hub.cap.model import Alert
+from hub.cap.model import Alert, Severity
 from hub.config.sections import BoardConfig, WebhookConfig
 from hub.geo.geography import Geography
 from hub.geo.projection import GERMANY
@@ -52,18 +52,35 @@ class Audience:
     outside_share: float
 
 
+class Targeted(Protocol):
+    """What targeting reads of a decision: the stored one (:class:`hub.decide.decisions.StoredDecision`) or the one
+    the console is about to store (:class:`hub.decide.rules.engine.Decision`)."""
+
+    @property
+    def channels(self) -> tuple[str, ...]: ...
+    @property
+    def audiences(self) -> tuple[str, ...]: ...
+    @property
+    def push(self) -> bool: ...
+    @property
+    def severity(self) -> Severity: ...
+    @property
+    def regions(self) -> tuple[str, ...]: ...
+    @property
+    def inside_district(self) -> bool | None: ...
+
+
 def recipients(geo: Geography | None, index: Any, boards: Sequence[BoardConfig], webhooks: Sequence[WebhookConfig],
-               alert: Alert, decision: Mapping[str, Any], *, district: str, shapes: Iterable[Any] | None = None,
+               alert: Alert, decision: Targeted, *, district: str, shapes: Iterable[Any] | None = None,
                measure: bool = True) -> Audience:
-    """Whom ``alert`` published under ``decision`` (keys ``channels``, ``audiences``, ``push``, ``severity``,
-    ``regions``, ``inside_district``) reaches. ``index``: the SubscriptionIndex (None: no push). ``shapes``: the
-    alert's projected shapes if the caller has them cached (the pipeline's live RuleSet), else computed.
-    ``measure``: False leaves area and share at 0 (the pipeline does not show them; the preview does)."""
+    """Whom ``alert`` published under ``decision`` reaches. ``index``: the SubscriptionIndex (None: no push).
+    ``shapes``: the alert's projected shapes if the caller has them cached (the pipeline's live RuleSet), else
+    computed. ``measure``: False leaves area and share at 0 (the pipeline does not show them; the preview does)."""
     from hub.decide.rules.engine import RuleSet
     from hub.publish.pipeline import PUBLIC, audiences_of, effective_channels, event_topics, reach
 
     scope = alert.scope.value
-    audiences = audiences_of(dict(decision), scope)
+    audiences = audiences_of(decision.audiences, scope)
     public = PUBLIC in audiences
     topics = {a.removeprefix("topic:") for a in audiences if a.startswith("topic:")}
     if shapes is None:
@@ -72,18 +89,19 @@ def recipients(geo: Geography | None, index: Any, boards: Sequence[BoardConfig],
     area_proj = shapely.union_all(found) if found else None
     area_lonlat = GERMANY.unproject(area_proj) if area_proj is not None else None
     exercise = alert.status.value == "Exercise"
-    channels = set(effective_channels(dict(decision), scope))
-    regions = {str(r) for r in decision["regions"]}
-    push_on = "push" in channels and bool(decision["push"]) and (public or bool(topics))
+    channels = set(effective_channels(decision.channels, decision.audiences, scope))
+    regions = set(decision.regions)
+    severity = decision.severity.value
+    push_on = "push" in channels and decision.push and (public or bool(topics))
     push: list[str] = []
     if push_on and index is not None and alert.msg_type.value != "Cancel":
         cats = {c.value for i in alert.infos for c in i.categories}
-        push = index.match(area_lonlat, regions, severity=decision["severity"], categories=cats,
+        push = index.match(area_lonlat, regions, severity=severity, categories=cats,
                            event_topics=event_topics(alert) if public else topics, exercise=exercise,
                            topic_only=not public)
     reached, hooks = reach(geo, boards, webhooks, channels=channels, audiences=audiences, regions=regions,
-                           area_proj=area_proj, exercise=exercise, severity=decision["severity"],
-                           inside_district=decision.get("inside_district") is not False)
+                           area_proj=area_proj, exercise=exercise, severity=severity,
+                           inside_district=decision.inside_district is not False)
     kiosks = tuple(b for b in boards if b.kind == "kiosk" and channels & {"web", "boards"} and public
                    and (b.exercise or not exercise) and _on_kiosk(geo, b.ars, regions, area_lonlat))
     footprint = area_proj if area_proj is not None else _boundaries(geo, regions)

@@ -66,7 +66,7 @@ class Unpublished:
     alert_id: int
     thread_id: int
     alert: Alert
-    decision: dict[str, Any]
+    decision: decisions.StoredDecision
 
 
 def unpublished(store: Store, *, limit: int = 20, now: datetime | None = None) -> list[Unpublished]:
@@ -96,7 +96,7 @@ def unpublished(store: Store, *, limit: int = 20, now: datetime | None = None) -
             decisions.record_failure(store, alert_id, "publish", f"cannot read the stored alert: {err!r}", now=now)
             continue
         if d is not None:
-            out.append(Unpublished(alert_id, d["thread_id"], alert, d))
+            out.append(Unpublished(alert_id, d.thread_id, alert, d))
     return out
 
 
@@ -232,16 +232,16 @@ class Pipeline:
             previous = publications.latest(store, thread) if prev_row and prev_row[0] else None
             issued = publications.issue(item.alert, sender=self.sender, district=self.district, thread=thread,
                                         version=(previous.version + 1) if previous else 1, previous=previous,
-                                        severity=Severity(d["severity"]), now=now)
-            channels = effective_channels(d, item.alert.scope.value)
-            if d["decision"] != "publish" and previous is not None:  # a Cancel the rules did not route
+                                        severity=d.severity, now=now)
+            channels = effective_channels(d.channels, d.audiences, item.alert.scope.value)
+            if d.decision != "publish" and previous is not None:  # a Cancel the rules did not route
                 channels = previous.channels
             elif issued.msg_type.value == "Cancel" and previous is not None:
                 # a Cancel is shown wherever the warning it ends was shown (and nowhere else it was not)
                 channels = tuple(dict.fromkeys((*channels, *previous.channels)))
             pub = publications.insert(conn, issued, thread=thread, version=(previous.version + 1) if previous else 1,
                                       source_thread=item.thread_id, source_alert=item.alert_id,
-                                      push=bool(d["push"]), channels=channels, regions=tuple(d["regions"]),
+                                      push=d.push, channels=channels, regions=d.regions,
                                       area=plan.area_lonlat, now_ms=now_ms, signer=self.signer)
             rows = self._rows(conn, pub, plan, now_ms)
             if pub.msg_type == "Cancel":
@@ -365,23 +365,22 @@ PUBLIC_CHANNELS = frozenset({"web", "boards", "mqtt"})
 """Channels that show a warning to everyone: only for decisions whose audiences include ``public``."""
 
 
-def audiences_of(decision: dict[str, Any], scope: str = "Public") -> set[str]:
+def audiences_of(audiences: Sequence[str], scope: str = "Public") -> set[str]:
     """The audiences a publish decision serves (none stored: the public, as the rules' default). A CAP message
     whose scope is not Public (Restricted, Private) never serves the public nor topic subscribers, whatever the
     rule says: only the named audiences (webhooks naming them) remain."""
-    audiences = set(decision.get("audiences") or (PUBLIC,))
+    served = set(audiences or (PUBLIC,))
     if scope != "Public":
-        audiences = {a for a in audiences if a != PUBLIC and not a.startswith("topic:")}
-    return audiences
+        served = {a for a in served if a != PUBLIC and not a.startswith("topic:")}
+    return served
 
 
-def effective_channels(decision: dict[str, Any], scope: str = "Public") -> tuple[str, ...]:
+def effective_channels(channels: Sequence[str], audiences: Sequence[str], scope: str = "Public") -> tuple[str, ...]:
     """The decision's channels less the public ones when it is not for the public: a topic message, one for
     emergency services or a Restricted/Private message never appears on the citizen page, the feeds or a street
     board."""
-    channels = tuple(decision["channels"])
-    if PUBLIC in audiences_of(decision, scope):
-        return channels
+    if PUBLIC in audiences_of(audiences, scope):
+        return tuple(channels)
     return tuple(c for c in channels if c not in PUBLIC_CHANNELS)
 
 
