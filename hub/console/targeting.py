@@ -1,6 +1,6 @@
-"""Whom a version reaches (the pipeline's own resolution, :func:`hub.audience.recipients`, without writing), the
-confirmation token bound to it, the widening a region without a boundary needs confirmed, and the preview of what
-sending it now would do."""
+"""Whom a version reaches (the pipeline's own resolution, :func:`hub.publish.audience.recipients`, and its
+channels by :func:`hub.publish.audience.effective_channels`, without writing), the confirmation token bound to it,
+the widening a region without a boundary needs confirmed, and the preview of what sending it now would do."""
 
 from __future__ import annotations
 
@@ -51,6 +51,8 @@ class _Plan:
     boards: tuple[BoardConfig, ...]
     kiosks: tuple[BoardConfig, ...]
     webhooks: tuple[WebhookConfig, ...]
+    channels: tuple[str, ...] = ()
+    """The channels it is published on (the decision's, :func:`hub.publish.audience.effective_channels`)."""
     push: tuple[str, ...] = ()
     """Ids of the push subscriptions it reaches now (with an index)."""
     widened: tuple[Widening, ...] = ()
@@ -60,7 +62,7 @@ class _Plan:
 
 def _plan(cfg: ConsoleConfig, row: Mapping[str, Any], alert: Alert, index: Any = None) -> _Plan:
     """Area, regions and recipients exactly as the pipeline will deliver the stored decision: the decision
-    :func:`_decision` stores, resolved by :func:`hub.audience.recipients` (the pipeline's own function)."""
+    :func:`_decision` stores, resolved by :func:`hub.publish.audience.recipients` (the pipeline's own function)."""
     geo, reg, district = cfg.geo, cfg.geo.registry, cfg.district
     res = resolve(alert, district, geo=geo)
     keys = audience.regions(geo, district, row["area"]["ars"], res)
@@ -71,19 +73,20 @@ def _plan(cfg: ConsoleConfig, row: Mapping[str, Any], alert: Alert, index: Any =
     aud = audience.recipients(geo, index, cfg.boards, cfg.webhooks, alert, d, district=district)
     ending = row["msg_type"] == MsgType.CANCEL.value or row["kind"] == "all-clear"  # never waits for a tick
     return _Plan(alert, aud.area_proj, aud.area_lonlat, keys.keys, inside, aud.outside_share, aud.area_km2,
-                 aud.inside_km2, neighbours, aud.boards, aud.kiosks, aud.webhooks, aud.push,
+                 aud.inside_km2, neighbours, aud.boards, aud.kiosks, aud.webhooks, d.channels, aud.push,
                  () if ending else keys.widened)
 
 
-def _audiences(row: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    channels = tuple(row["channels"]) if row["audience"] == "public" else ("push",)
-    audiences = ("public",) if row["audience"] == "public" else (f"topic:{row['topic']}",)
-    return channels, audiences
+def _audiences(row: Mapping[str, Any]) -> tuple[str, ...]:
+    """Whom a console version is for: the public, or the subscribers of its topic."""
+    return (audience.PUBLIC,) if row["audience"] == "public" else (f"{audience.TOPIC}{row['topic']}",)
 
 
 def _targeting(row: Mapping[str, Any], alert: Alert, regions: tuple[str, ...], inside: bool) -> Decision:
-    """The decision :func:`_decision` stores, as far as the pipeline targets by it (the preview resolves it)."""
-    channels, audiences = _audiences(row)
+    """The decision :func:`_decision` stores, as far as the pipeline targets by it (the preview resolves it): its
+    channels by the pipeline's own audience rule (:func:`hub.publish.audience.effective_channels`)."""
+    audiences = _audiences(row)
+    channels = audience.effective_channels(row["channels"], audiences, alert.scope.value)
     return Decision("publish", ("console",), channels=channels, audiences=audiences, push="push" in channels,
                     severity=alert.severity, regions=regions, inside_district=inside)
 
@@ -156,7 +159,7 @@ def preview_for(store: Store, cfg: ConsoleConfig, index: Any, warning: int | Map
     plan = _plan(cfg, row, alert, index)
     report, _ = check_document(cfg.validator, to_xml(alert), SignaturePolicy.IGNORE)
     pub_thread = publications.thread_name(prev["store_thread"]) if prev else "w-neu"
-    push_on = "push" in row["channels"]
+    push_on = "push" in plan.channels
     if alert.msg_type is MsgType.CANCEL:  # the pipeline tells whoever had an earlier version
         had = dict(store.conn.execute(
             "SELECT channel, count(DISTINCT recipient) FROM outbox WHERE thread=? AND state IN ('done','inflight')"
@@ -175,7 +178,7 @@ def preview_for(store: Store, cfg: ConsoleConfig, index: Any, warning: int | Map
                 "severity": alert.severity.value, "verdict": report.verdict.value,
                 "problems": report.errors + report.warnings},
         "audience": {"kind": row["audience"], "topic": row["topic"], "push": push_n,
-                     "web": "web" in row["channels"] and row["audience"] == "public",
+                     "channels": list(plan.channels), "web": "web" in plan.channels,
                      "boards": [{"id": b.id, "name": b.name} for b in plan.boards],
                      "kiosks": [{"id": b.id, "name": b.name} for b in plan.kiosks],
                      "webhooks": [{"id": h.id} for h in plan.webhooks]},
@@ -210,8 +213,8 @@ def _publication_like(cfg: ConsoleConfig, row: Mapping[str, Any], plan: _Plan, t
     expires = alert.expires
     return Publication(0, thread, row["version"], None, None, alert.identifier, cfg.sender, alert.sent, msg_type,
                        alert.status.value, alert.severity.value, urgency.value,
-                       publications.ms(expires) if expires else None, "push" in row["channels"],
-                       tuple(row["channels"]), plan.regions, tuple(Notice.of(i, alert.sender) for i in alert.infos),
+                       publications.ms(expires) if expires else None, "push" in plan.channels,
+                       plan.channels, plan.regions, tuple(Notice.of(i, alert.sender) for i in alert.infos),
                        plan.area_lonlat)
 
 
