@@ -164,10 +164,10 @@ def pipeline_faults(store: Store, *, now: datetime | None = None) -> dict[str, A
     since_ms = int((now - FAILED_DELIVERY_WINDOW).timestamp() * 1000)
     failed_rows = outbox.failed_since(store, since_ms)
     counts["delivery"] = len(failed_rows)
-    items = [{"stage": d["failed_stage"], "alert_id": d["alert_id"], "thread_id": d["thread_id"],
-              "identifier": d["identifier"], "channel": "", "recipient": "", "reason": d["failure"],
-              "attempts": d["attempts"], "retry_at": d["retry_at"]}
-             for d in decisions.failures(store, now=now, limit=10)]
+    items = [{"stage": f.decision.failed_stage, "alert_id": f.decision.alert_id, "thread_id": f.decision.thread_id,
+              "identifier": f.identifier, "channel": "", "recipient": "", "reason": f.decision.failure,
+              "attempts": f.decision.attempts, "retry_at": f.decision.retry_at}
+             for f in decisions.failures(store, now=now, limit=10)]
     items += [{"stage": "delivery", "alert_id": None, "thread_id": None, "identifier": row["key"],
                "channel": row["channel"], "recipient": row["recipient"], "reason": row["reason"],
                "attempts": row["attempts"], "retry_at": None} for row in failed_rows[:10]]

@@ -79,12 +79,13 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         threads = store.threads(include_ended=args.all)
         decided = decisions.current_decisions(store, [t.id for t in threads])
         if args.unrouted:
-            threads = [t for t in threads if (decided[t.id] or {}).get("decision") == "unrouted"]
+            threads = [t for t in threads if (found := decided[t.id]) is not None and found.decision == "unrouted"]
         if args.json:
             for t in threads:
                 d = t.as_dict()
                 d["versions_list"] = store.versions(t.id)
-                d["decision"] = decided[t.id]
+                found = decided[t.id]
+                d["decision"] = found.as_dict() if found is not None else None
                 print(json.dumps(d, ensure_ascii=False))
             return 0
         if not threads:
@@ -92,11 +93,12 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             return 0
         print(f"{'id':>5}  {'state':9}  {'severity':8}  {'ver':>3}  {'last sent (UTC)':25}  {'decision':9}  headline")
         for t in threads:
-            what = (decided[t.id] or {}).get("decision", "pending")
+            found = decided[t.id]
+            what = found.decision if found is not None else "pending"
             print(f"{t.id:>5}  {t.state:9}  {t.severity:8}  {t.versions:>3}  {t.last_sent:25}  {what:9}  "
                   f"{t.headline[:70]}")
-            if args.why and decided[t.id]:
-                print(f"{'':>7}why: {decided[t.id]['why']}")
+            if args.why and found is not None:
+                print(f"{'':>7}why: {found.why}")
     return 0
 
 

@@ -26,15 +26,17 @@ def inbox(store: Store, *, now: datetime | None = None, hours: float = PREVIEW_H
     CAP identity conflicts (hub.conflicts: a second copy of a message with other content)."""
     found = decisions.decisions(store, decision="publish") + decisions.decisions(store, decision="draft")
     origins = dict(store.conn.execute("SELECT id, origin FROM alerts WHERE id IN (SELECT value FROM json_each(?))",
-                                      (json.dumps([d["alert_id"] for d in found]),)).fetchall())
-    matched = sorted((d for d in found if origins.get(d["alert_id"]) != ORIGIN), key=lambda d: -d["alert_id"])
+                                      (json.dumps([d.decision.alert_id for d in found]),)).fetchall())
+    matched = [d.as_dict() for d in sorted(found, key=lambda d: -d.decision.alert_id)
+               if origins.get(d.decision.alert_id) != ORIGIN]
     since = readings.ms_of((now or now_utc()) - timedelta(hours=hours))
     pending = decisions.drafts(store, state="pending")
     for d in pending:
         d["readings"] = [(readings.iso_ms(ts), value) for ts, value in store.conn.execute(
             "SELECT ts, value FROM readings WHERE sensor_id=? AND ts>=? ORDER BY ts LIMIT 2000",
             (d["sensor"], since))] if d["sensor"] else []
-    return {"alerts": matched, "drafts": pending, "unrouted": decisions.decisions(store, decision="unrouted"),
+    unrouted = [d.as_dict() for d in decisions.decisions(store, decision="unrouted")]
+    return {"alerts": matched, "drafts": pending, "unrouted": unrouted,
             "awaiting_approval": warnings(store, states=["submitted"]), "failed": pipeline_faults(store, now=now),
             "conflicts": conflicts.recent(store)}
 

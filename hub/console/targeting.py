@@ -1,13 +1,13 @@
-"""Whom a version reaches (the pipeline's own resolution, :func:`hub.publish.audience.recipients`, without writing), the
-confirmation token bound to it, the widening a region without a boundary needs confirmed, and the preview of what
-sending it now would do."""
+"""Whom a version reaches (the pipeline's own resolution, :func:`hub.publish.audience.recipients`, and its
+channels by :func:`hub.publish.audience.effective_channels`, without writing), the confirmation token bound to it,
+the widening a region without a boundary needs confirmed, and the preview of what sending it now would do."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -50,6 +50,8 @@ class _Plan:
     boards: tuple[BoardConfig, ...]
     kiosks: tuple[BoardConfig, ...]
     webhooks: tuple[WebhookConfig, ...]
+    channels: tuple[str, ...] = ()
+    """The channels it is published on (the decision's, :func:`hub.publish.audience.effective_channels`)."""
     push: tuple[str, ...] = ()
     """Ids of the push subscriptions it reaches now (with an index)."""
     widened: tuple[Widening, ...] = ()
@@ -66,32 +68,32 @@ def _plan(cfg: ConsoleConfig, row: Mapping[str, Any], alert: Alert, index: Any =
     neighbours = tuple((h.ars, h.name or h.ars) for h in res.regions if h.level == "kreis"
                        and not reg.is_within(h.ars, district) and not reg.is_within(district, h.ars))
     inside = res.inside_district or any(reg.is_within(w.kreis, district) for w in keys.widened)
-    d = _decision_dict(row, alert, keys.keys, inside)
+    d = _targeting(row, alert, keys.keys, inside)
     aud = audience.recipients(geo, index, cfg.boards, cfg.webhooks, alert, d, district=district)
     ending = row["msg_type"] == MsgType.CANCEL.value or row["kind"] == "all-clear"  # never waits for a tick
     return _Plan(alert, aud.area_proj, aud.area_lonlat, keys.keys, inside, aud.outside_share, aud.area_km2,
-                 aud.inside_km2, neighbours, aud.boards, aud.kiosks, aud.webhooks, aud.push,
+                 aud.inside_km2, neighbours, aud.boards, aud.kiosks, aud.webhooks, d.channels, aud.push,
                  () if ending else keys.widened)
 
 
-def _audiences(row: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    channels = tuple(row["channels"]) if row["audience"] == "public" else ("push",)
-    audiences = ("public",) if row["audience"] == "public" else (f"topic:{row['topic']}",)
-    return channels, audiences
+def _audiences(row: Mapping[str, Any]) -> tuple[str, ...]:
+    """Whom a console version is for: the public, or the subscribers of its topic."""
+    return (audience.PUBLIC,) if row["audience"] == "public" else (f"{audience.TOPIC}{row['topic']}",)
 
 
-def _decision_dict(row: Mapping[str, Any], alert: Alert, regions: tuple[str, ...], inside: bool) -> dict[str, Any]:
-    """The stored decision's fields the pipeline targets by (as :func:`_decision` stores them)."""
-    channels, audiences = _audiences(row)
-    return {"channels": list(channels), "audiences": list(audiences), "push": "push" in channels,
-            "severity": alert.severity.value, "regions": list(regions), "inside_district": inside}
+def _targeting(row: Mapping[str, Any], alert: Alert, regions: tuple[str, ...], inside: bool) -> Decision:
+    """The decision :func:`_decision` stores, as far as the pipeline targets by it (the preview resolves it): its
+    channels by the pipeline's own audience rule (:func:`hub.publish.audience.effective_channels`)."""
+    audiences = _audiences(row)
+    channels = audience.effective_channels(row["channels"], audiences, alert.scope.value)
+    return Decision("publish", ("console",), channels=channels, audiences=audiences, push="push" in channels,
+                    severity=alert.severity, regions=regions, inside_district=inside)
 
 
 def _decision(row: Mapping[str, Any], plan: _Plan, why: str) -> Decision:
-    channels, audiences = _audiences(row)
-    return Decision("publish", ("console",), channels=channels, audiences=audiences, push="push" in channels,
-                    severity=plan.alert.severity, regions=plan.regions, inside_district=plan.inside_district,
-                    outside_share=plan.outside_share, why=why)
+    """The decision the console records for a version it sends (the pipeline publishes it)."""
+    return replace(_targeting(row, plan.alert, plan.regions, plan.inside_district),
+                   outside_share=plan.outside_share, why=why)
 
 
 def check_widening(plan: _Plan, confirmed: bool) -> None:
@@ -156,7 +158,7 @@ def preview_for(store: Store, cfg: ConsoleConfig, index: Any, warning: int | Map
     plan = _plan(cfg, row, alert, index)
     report, _ = check_document(cfg.validator, to_xml(alert), SignaturePolicy.IGNORE)
     pub_thread = publications.thread_name(prev["store_thread"]) if prev else "w-neu"
-    push_on = "push" in row["channels"]
+    push_on = "push" in plan.channels
     if alert.msg_type is MsgType.CANCEL:  # the pipeline tells whoever had an earlier version
         had = dict(store.conn.execute(
             "SELECT channel, count(DISTINCT recipient) FROM outbox WHERE thread=? AND state IN ('done','inflight')"
@@ -175,7 +177,7 @@ def preview_for(store: Store, cfg: ConsoleConfig, index: Any, warning: int | Map
                 "severity": alert.severity.value, "verdict": report.verdict.value,
                 "problems": report.errors + report.warnings},
         "audience": {"kind": row["audience"], "topic": row["topic"], "push": push_n,
-                     "web": "web" in row["channels"] and row["audience"] == "public",
+                     "channels": list(plan.channels), "web": "web" in plan.channels,
                      "boards": [{"id": b.id, "name": b.name} for b in plan.boards],
                      "kiosks": [{"id": b.id, "name": b.name} for b in plan.kiosks],
                      "webhooks": [{"id": h.id} for h in plan.webhooks]},
@@ -210,8 +212,8 @@ def _publication_like(cfg: ConsoleConfig, row: Mapping[str, Any], plan: _Plan, t
     expires = alert.expires
     return Publication(0, thread, row["version"], None, None, alert.identifier, cfg.sender, alert.sent, msg_type,
                        alert.status.value, alert.severity.value, urgency.value,
-                       publications.ms(expires) if expires else None, "push" in row["channels"],
-                       tuple(row["channels"]), plan.regions, tuple(Notice.of(i, alert.sender) for i in alert.infos),
+                       publications.ms(expires) if expires else None, "push" in plan.channels,
+                       plan.channels, plan.regions, tuple(Notice.of(i, alert.sender) for i in alert.infos),
                        plan.area_lonlat)
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from hub.cap.model import Alert, from_json
+from hub.cap.model import Alert, Severity, from_json
 from hub.decide.rules.engine import Decision
 from hub.decide.rules.templates import Draft
 from hub.store.clock import now_utc, utc_iso
@@ -210,20 +210,15 @@ def rules_retry_due(store: Store, *, now: datetime | None = None, limit: int = 5
     return out
 
 
-def failures(store: Store, *, now: datetime | None = None, limit: int = 50) -> list[dict[str, Any]]:
+def failures(store: Store, *, now: datetime | None = None, limit: int = 50) -> list[ListedDecision]:
     """Versions failed at a stage and still to be done (not expired, not published since, not passed by a newer
     published version), newest first: the console inbox and /healthz show them."""
     rows = store.conn.execute(
-        f"SELECT {', '.join('d.' + c for c in _DECISION_COLS)}, a.headline, a.sender, a.identifier"
-        " FROM decisions d JOIN alerts a ON a.id = d.alert_id"
+        f"SELECT {', '.join('d.' + c for c in _DECISION_COLS)}, {_LISTED}"
+        " FROM decisions d JOIN alerts a ON a.id = d.alert_id JOIN threads t ON t.id = d.thread_id"
         f" WHERE d.failed_stage IS NOT NULL AND {still_due(store)} AND {_not_passed(store)}"
         " ORDER BY d.alert_id DESC LIMIT :limit", {**due_params(now or now_utc()), "limit": limit}).fetchall()
-    out = []
-    for row in rows:
-        d = _decision_row(row[:len(_DECISION_COLS)])
-        d.update(zip(("headline", "sender", "identifier"), row[len(_DECISION_COLS):], strict=True))
-        out.append(d)
-    return out
+    return [_listed(row) for row in rows]
 
 
 def failure_counts(store: Store, *, now: datetime | None = None) -> dict[str, int]:
@@ -302,30 +297,100 @@ def draft_dict(draft: Draft) -> dict[str, Any]:
 _DECISION_COLS = ("alert_id", "thread_id", "decision", "rules", "channels", "audiences", "push", "drafts",
                   "severity", "regions", "inside_district", "outside_share", "changes", "why", "rules_loaded_at",
                   "decided_at", "failed_stage", "failure", "attempts", "retry_at")
-_JSON_COLS = {"rules", "channels", "audiences", "drafts", "regions", "changes"}
 
 
-def _decision_row(row: Sequence[Any]) -> dict[str, Any]:
-    d = dict(zip(_DECISION_COLS, row, strict=True))
-    for col in _JSON_COLS:
-        d[col] = json.loads(d[col])
-    d["push"] = bool(d["push"])
-    d["failed"] = d["failed_stage"] is not None
-    if d["inside_district"] is not None:
-        d["inside_district"] = bool(d["inside_district"])
-    return d
+@dataclass(frozen=True, slots=True)
+class StoredDecision:
+    """One row of ``decisions`` as it is read back: the :class:`~hub.decide.rules.engine.Decision` that was
+    recorded, with its ids, times and failure state. :meth:`as_dict` is its JSON form (CLI, console inbox)."""
+
+    alert_id: int
+    thread_id: int
+    decision: str
+    """``publish``, ``suppress``, ``draft`` or ``unrouted``."""
+    rules: tuple[str, ...]
+    channels: tuple[str, ...]
+    audiences: tuple[str, ...]
+    push: bool
+    drafts: tuple[str, ...]
+    severity: Severity
+    regions: tuple[str, ...]
+    inside_district: bool | None
+    outside_share: float | None
+    changes: tuple[str, ...]
+    why: str
+    rules_loaded_at: str | None
+    decided_at: str
+    failed_stage: str | None
+    """``rules`` or ``publish`` while the version is failed there (retried with backoff), else None."""
+    failure: str
+    attempts: int
+    retry_at: str | None
+
+    @property
+    def failed(self) -> bool:
+        return self.failed_stage is not None
+
+    @classmethod
+    def of_row(cls, row: Sequence[Any]) -> StoredDecision:
+        """From the columns :data:`_DECISION_COLS` in their order."""
+        (alert_id, thread_id, decision, rules, channels, audiences, push, drafts, severity, regions, inside,
+         outside_share, changes, why, rules_loaded_at, decided_at, failed_stage, failure, attempts, retry_at) = row
+        return cls(alert_id, thread_id, decision, _strs(rules), _strs(channels), _strs(audiences), bool(push),
+                   _strs(drafts), Severity(severity), _strs(regions), None if inside is None else bool(inside),
+                   outside_share, _strs(changes), why, rules_loaded_at, decided_at, failed_stage, failure, attempts,
+                   retry_at)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row as JSON (lists for the JSON columns, ``failed`` last), as ``warnhub alerts --json`` prints it."""
+        return {"alert_id": self.alert_id, "thread_id": self.thread_id, "decision": self.decision,
+                "rules": list(self.rules), "channels": list(self.channels), "audiences": list(self.audiences),
+                "push": self.push, "drafts": list(self.drafts), "severity": self.severity.value,
+                "regions": list(self.regions), "inside_district": self.inside_district,
+                "outside_share": self.outside_share, "changes": list(self.changes), "why": self.why,
+                "rules_loaded_at": self.rules_loaded_at, "decided_at": self.decided_at,
+                "failed_stage": self.failed_stage, "failure": self.failure, "attempts": self.attempts,
+                "retry_at": self.retry_at, "failed": self.failed}
 
 
-def decision_of(store: Store, alert_id: int) -> dict[str, Any] | None:
+@dataclass(frozen=True, slots=True)
+class ListedDecision:
+    """A decision with what the inbox and /healthz show beside it: the alert's headline, sender and identifier and
+    its thread's state."""
+
+    decision: StoredDecision
+    headline: str
+    sender: str
+    identifier: str
+    state: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.decision.as_dict(), "headline": self.headline, "sender": self.sender,
+                "identifier": self.identifier, "state": self.state}
+
+
+def _strs(doc: str) -> tuple[str, ...]:
+    return tuple(str(v) for v in json.loads(doc))
+
+
+_LISTED = "a.headline, a.sender, a.identifier, t.state"
+
+
+def _listed(row: Sequence[Any]) -> ListedDecision:
+    n = len(_DECISION_COLS)
+    return ListedDecision(StoredDecision.of_row(row[:n]), *row[n:])
+
+
+def decision_of(store: Store, alert_id: int) -> StoredDecision | None:
     row = store.conn.execute(f"SELECT {', '.join(_DECISION_COLS)} FROM decisions WHERE alert_id=?",
                              (alert_id,)).fetchone()
-    return _decision_row(row) if row else None
+    return StoredDecision.of_row(row) if row else None
 
 
-def current_decisions(store: Store, thread_ids: Iterable[int]) -> dict[int, dict[str, Any] | None]:
+def current_decisions(store: Store, thread_ids: Iterable[int]) -> dict[int, StoredDecision | None]:
     """The decision on each thread's current version (None while it is not decided yet)."""
     ids = list(thread_ids)
-    out: dict[int, dict[str, Any] | None] = dict.fromkeys(ids)
+    out: dict[int, StoredDecision | None] = dict.fromkeys(ids)
     for chunk in range(0, len(ids), 500):
         part = ids[chunk:chunk + 500]
         rows = store.conn.execute(
@@ -333,12 +398,12 @@ def current_decisions(store: Store, thread_ids: Iterable[int]) -> dict[int, dict
             " JOIN decisions d ON d.alert_id = t.current_alert_id"
             f" WHERE t.id IN ({','.join('?' * len(part))})", part).fetchall()
         for row in rows:
-            out[row[0]] = _decision_row(row[1:])
+            out[row[0]] = StoredDecision.of_row(row[1:])
     return out
 
 
 def decisions(store: Store, *, decision: str | None = None, live_only: bool = True,
-              limit: int = 200) -> list[dict[str, Any]]:
+              limit: int = 200) -> list[ListedDecision]:
     """Decisions on current versions of threads (newest first), e.g. ``decision="unrouted"`` for the inbox."""
     where, args = ["d.alert_id = t.current_alert_id"], []
     if decision is not None:
@@ -347,15 +412,10 @@ def decisions(store: Store, *, decision: str | None = None, live_only: bool = Tr
     if live_only:
         where.append("t.state IN ('active', 'updated')")
     rows = store.conn.execute(
-        f"SELECT {', '.join('d.' + c for c in _DECISION_COLS)}, a.headline, a.sender, a.identifier, t.state"
+        f"SELECT {', '.join('d.' + c for c in _DECISION_COLS)}, {_LISTED}"
         " FROM decisions d JOIN threads t ON t.id = d.thread_id JOIN alerts a ON a.id = d.alert_id"
         f" WHERE {' AND '.join(where)} ORDER BY d.alert_id DESC LIMIT ?", (*args, limit)).fetchall()
-    out = []
-    for row in rows:
-        d = _decision_row(row[:len(_DECISION_COLS)])
-        d.update(zip(("headline", "sender", "identifier", "state"), row[len(_DECISION_COLS):], strict=True))
-        out.append(d)
-    return out
+    return [_listed(row) for row in rows]
 
 
 def decision_counts(store: Store) -> dict[str, int]:

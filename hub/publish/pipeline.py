@@ -17,7 +17,8 @@ backoff (:func:`hub.decisions.record_failure`), and the others go on.
 * Exercises reach only boards, webhooks and subscriptions marked for exercises.
 * Audiences: only a decision for the ``public`` audience reaches the public (web, boards, push subscribers of any
   topic). One for ``topic:<slug>`` alone reaches only the push subscriptions of that event topic (a school closure,
-  a festival: never a public warning); one for another audience (``einsatzkraefte``) only webhooks naming it.
+  a festival: never a public warning); one for another audience (``einsatzkraefte``) only webhooks naming it. The
+  rule is :func:`hub.publish.audience.effective_channels`, the one the console previews and stores by.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,6 +44,7 @@ from hub.decide.rules.engine import LiveRules
 from hub.deliver import outbox
 from hub.events import Bus, Decided, Queued, Wakeup, keep_up
 from hub.publish import publications
+from hub.publish.audience import BOARD_CHANNELS, effective_channels, recipients
 from hub.publish.publications import Publication, Published
 from hub.store.clock import now_utc, utc_iso
 from hub.store.db import AsyncStore, Store
@@ -51,7 +53,6 @@ log = logging.getLogger("warnhub.pipeline")
 
 PUSH_PAYLOAD_MAX = 3993
 """Plaintext bytes one Web Push record carries (RFC 8291 with a 4096-byte record)."""
-BOARD_CHANNELS = {"mqtt": "boards-mqtt", "http": "boards-http"}
 
 
 def priority(severity: str, urgency: str) -> int:
@@ -66,7 +67,7 @@ class Unpublished:
     alert_id: int
     thread_id: int
     alert: Alert
-    decision: dict[str, Any]
+    decision: decisions.StoredDecision
 
 
 def unpublished(store: Store, *, limit: int = 20, now: datetime | None = None) -> list[Unpublished]:
@@ -96,7 +97,7 @@ def unpublished(store: Store, *, limit: int = 20, now: datetime | None = None) -
             decisions.record_failure(store, alert_id, "publish", f"cannot read the stored alert: {err!r}", now=now)
             continue
         if d is not None:
-            out.append(Unpublished(alert_id, d["thread_id"], alert, d))
+            out.append(Unpublished(alert_id, d.thread_id, alert, d))
     return out
 
 
@@ -209,8 +210,6 @@ class Pipeline:
     # -- targeting (in a thread: geometry) -----------------------------------------------------------------------
 
     def _plan(self, item: Unpublished) -> Plan:
-        from hub.publish.audience import recipients  # the preview's resolution too (hub.console.targeting)
-
         ruleset = self.live.current
         geo = ruleset.geo if ruleset is not None else None
         aud = recipients(geo, self.index, self.boards, self.webhooks, item.alert, item.decision,
@@ -232,16 +231,16 @@ class Pipeline:
             previous = publications.latest(store, thread) if prev_row and prev_row[0] else None
             issued = publications.issue(item.alert, sender=self.sender, district=self.district, thread=thread,
                                         version=(previous.version + 1) if previous else 1, previous=previous,
-                                        severity=Severity(d["severity"]), now=now)
-            channels = effective_channels(d, item.alert.scope.value)
-            if d["decision"] != "publish" and previous is not None:  # a Cancel the rules did not route
+                                        severity=d.severity, now=now)
+            channels = effective_channels(d.channels, d.audiences, item.alert.scope.value)
+            if d.decision != "publish" and previous is not None:  # a Cancel the rules did not route
                 channels = previous.channels
             elif issued.msg_type.value == "Cancel" and previous is not None:
                 # a Cancel is shown wherever the warning it ends was shown (and nowhere else it was not)
                 channels = tuple(dict.fromkeys((*channels, *previous.channels)))
             pub = publications.insert(conn, issued, thread=thread, version=(previous.version + 1) if previous else 1,
                                       source_thread=item.thread_id, source_alert=item.alert_id,
-                                      push=bool(d["push"]), channels=channels, regions=tuple(d["regions"]),
+                                      push=d.push, channels=channels, regions=d.regions,
                                       area=plan.area_lonlat, now_ms=now_ms, signer=self.signer)
             rows = self._rows(conn, pub, plan, now_ms)
             if pub.msg_type == "Cancel":
@@ -300,33 +299,6 @@ class Pipeline:
 BOARD_EXPIRY_LOOKBACK = timedelta(days=1)
 
 
-def touches(geo: Any, ars: str, regions: Collection[str], area_proj: BaseGeometry | None) -> bool:
-    """Does a warning reach this region: by its boundary where the hub knows it, else by the region keys."""
-    boundary = geo.geometry(ars) if geo is not None else None
-    if boundary is not None and area_proj is not None:
-        return bool(boundary.intersects(area_proj)) and boundary.intersection(area_proj).area > 1.0
-    reg = geo.registry if geo is not None else None
-    if reg is None:
-        return ars in regions
-    return any(reg.is_within(ars, r) or reg.is_within(r, ars) for r in regions)
-
-
-def reach(geo: Any, boards: Iterable[BoardConfig], webhooks: Iterable[WebhookConfig], *, channels: Collection[str],
-          audiences: Collection[str], regions: Collection[str], area_proj: BaseGeometry | None, exercise: bool,
-          severity: str, inside_district: bool) -> tuple[tuple[BoardConfig, ...], tuple[WebhookConfig, ...]]:
-    """The MQTT/HTTP boards and the webhooks a publication reaches (the console's preview asks the same): boards of
-    the channels whose region it touches, webhooks of an audience it serves at or above their minimum severity for
-    their regions (none named: the district); exercises only where marked for exercises."""
-    wanted = set(channels)
-    reached = tuple(b for b in boards if b.kind in BOARD_CHANNELS and wanted & {"boards", "mqtt"}
-                    and (b.exercise or not exercise) and touches(geo, b.ars, regions, area_proj))
-    hooks = tuple(h for h in webhooks if "webhook" in wanted and (h.exercise or not exercise)
-                  and set(audiences) & set(h.audiences)
-                  and labels.rank(severity) >= labels.rank(h.min_severity)
-                  and (any(touches(geo, a, regions, area_proj) for a in h.regions) if h.regions else inside_district))
-    return reached, hooks
-
-
 def expire_boards(store: Store, *, now_ms: int | None = None) -> dict[str, int]:
     """Queue a board update for every board that showed a warning whose newest version has expired (within the
     last day), once per version and board (the key says so): the board then shows the next most urgent warning
@@ -358,40 +330,6 @@ def _mark_skipped(store: Store, item: Unpublished) -> None:
     with store.transaction() as conn:
         conn.execute("UPDATE decisions SET decision='suppress', why=why || '; not published: status ' || ?"
                      " WHERE alert_id=?", (item.alert.status.value, item.alert_id))
-
-
-PUBLIC = "public"
-PUBLIC_CHANNELS = frozenset({"web", "boards", "mqtt"})
-"""Channels that show a warning to everyone: only for decisions whose audiences include ``public``."""
-
-
-def audiences_of(decision: dict[str, Any], scope: str = "Public") -> set[str]:
-    """The audiences a publish decision serves (none stored: the public, as the rules' default). A CAP message
-    whose scope is not Public (Restricted, Private) never serves the public nor topic subscribers, whatever the
-    rule says: only the named audiences (webhooks naming them) remain."""
-    audiences = set(decision.get("audiences") or (PUBLIC,))
-    if scope != "Public":
-        audiences = {a for a in audiences if a != PUBLIC and not a.startswith("topic:")}
-    return audiences
-
-
-def effective_channels(decision: dict[str, Any], scope: str = "Public") -> tuple[str, ...]:
-    """The decision's channels less the public ones when it is not for the public: a topic message, one for
-    emergency services or a Restricted/Private message never appears on the citizen page, the feeds or a street
-    board."""
-    channels = tuple(decision["channels"])
-    if PUBLIC in audiences_of(decision, scope):
-        return channels
-    return tuple(c for c in channels if c not in PUBLIC_CHANNELS)
-
-
-def event_topics(alert: Alert) -> set[str]:
-    out = set()
-    for info in alert.infos:
-        for p in info.parameters:
-            if p.value_name.lower() in ("warnhub:topic", "eventtopic"):
-                out.update(v.strip().lower() for v in p.value.split(",") if v.strip())
-    return out
 
 
 def _host(url: str) -> str:

@@ -227,7 +227,7 @@ def test_single_person_extreme_needs_admin_config_permission_and_reason(store: S
     entry = next(e for e in store.audit_entries() if e["action"] == "console.single_person")
     assert entry["actor"] == "anna" and reason in entry["detail"] and '"severity":"Extreme"' in entry["detail"]
     decided = decisions.decision_of(store, sent.alert_id)
-    assert decided is not None and decided["why"].endswith(f"sent alone: {reason}")
+    assert decided is not None and decided.why.endswith(f"sent alone: {reason}")
 
     severe = drafts.create_draft(store, ANNA, form(severity="Severe", urgency="Expected"), cfg=alone)
     token = targeting.preview_for(store, alone, None, severe["id"])["token"]
@@ -443,9 +443,9 @@ def test_sent_cap_is_valid_cap12_with_lat_lon_order(store: Store, cfg: ConsoleCo
     res = resolve(parse(raw).alert, DISTRICT)
     assert res.inside_district and res.outside_share == 0.0  # swapped coordinates would lie in Somalia
     d = decisions.decision_of(store, sent.alert_id)
-    assert d is not None and d["decision"] == "publish" and d["rules"] == ["console"]
-    assert d["channels"] == ["push", "web", "boards"] and d["push"] is True and d["audiences"] == ["public"]
-    assert HITZACKER in d["regions"] and DISTRICT not in d["regions"]  # Gemeinden, never the whole Kreis
+    assert d is not None and d.decision == "publish" and d.rules == ("console",)
+    assert d.channels == ("push", "web", "boards") and d.push is True and d.audiences == ("public",)
+    assert HITZACKER in d.regions and DISTRICT not in d.regions  # Gemeinden, never the whole Kreis
 
 
 def test_invalid_coordinates_are_refused_with_the_reason(store: Store, cfg: ConsoleConfig) -> None:
@@ -687,9 +687,9 @@ async def test_pipeline_publishes_a_sent_warning_once_and_the_router_leaves_it(
         external = Intake(Validator(), store).ingest(dwd_cap("2.49.0.0.276.0.DWD.PVW.console-test"), origin="dwd")
         assert await router.decide_pending() == 1  # ... while an external alert is decided by the rules
         assert external.alert_id is not None
-        assert decisions.decision_of(store, external.alert_id)["decision"] == "unrouted"  # type: ignore[index]
+        assert decisions.decision_of(store, external.alert_id).decision == "unrouted"  # type: ignore[union-attr]
         assert store.conn.execute("SELECT count(*) FROM decisions WHERE alert_id=?", (sent.alert_id,)).fetchone()[0] \
-            == 1 and decisions.decision_of(store, sent.alert_id)["rules"] == ["console"]  # type: ignore[index]
+            == 1 and decisions.decision_of(store, sent.alert_id).rules == ("console",)  # type: ignore[union-attr]
 
         assert await pipe.publish_pending() == 1
         assert await pipe.publish_pending() == 0

@@ -13,19 +13,28 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
+from hub.cap.model import Scope
+from hub.cap.serialize import to_xml
+from hub.cap.validate import Validator
 from hub.config.load import load as load_config
 from hub.console import drafts, release, tables, targeting
+from hub.console.alert import build_alert
 from hub.console.model import ConsoleConfig, ConsoleError
+from hub.decide import decisions
+from hub.decide.decisions import Pending
 from hub.decide.router import empty_rules
 from hub.decide.rules.engine import RuleSet
 from hub.geo.boundaries import load_extra_boundaries
 from hub.geo.geography import Geography, geography
 from hub.geo.projection import GERMANY, geodesic_area_m2
+from hub.intake.documents import Intake
 from hub.publish import publications, subscriptions
 from hub.publish.index import SubscriptionIndex, load_index
 from hub.publish.pipeline import Pipeline
@@ -251,3 +260,46 @@ async def test_a_region_without_a_boundary_widens_to_the_kreis_only_when_confirm
     assert await world.pipe.publish_pending() == 1
     latest = publications.latest(world.store, pub.thread)
     assert latest is not None and latest.msg_type == "Cancel" and DISTRICT in latest.regions
+
+
+CHANNELS_CASES = {  # row changes, CAP scope, the channels the warning is published on
+    "public": ({}, "Public", ("push", "web", "boards", "webhook")),
+    "topic": ({"audience": "topic", "topic": "heimatfest"}, "Public", ("push",)),
+    "exercise": ({"status": "Exercise"}, "Public", ("push", "web", "boards", "webhook")),
+    "Restricted": ({}, "Restricted", ("push", "webhook")),
+}
+
+
+@pytest.mark.parametrize("case", list(CHANNELS_CASES))
+async def test_the_preview_shows_the_channels_the_pipeline_publishes_on(world: World, case: str) -> None:
+    """One audience -> channels rule (hub.publish.audience.effective_channels): the channels the console's preview
+    shows and its decision stores are those the pipeline publishes on, and nothing is queued beyond them. A topic
+    message goes by push alone, even with web, boards and webhooks among its channels (the console's promise; the
+    pipeline used to keep the webhooks)."""
+    changes, scope, expected = CHANNELS_CASES[case]
+    draft = drafts.create_draft(world.store, ANNA, area_form(case, ars=(HITZACKER,)), cfg=world.cfg)
+    row = {**draft, **changes}  # a topic row with every channel: the form refuses it, the rule must not need that
+    alert = build_alert(world.cfg, row, previous=None, sent=datetime.now(UTC).replace(microsecond=0))
+    if scope != "Public":
+        alert = msgspec.structs.replace(alert, scope=Scope(scope), restriction="Einsatzkräfte")
+    plan = targeting._plan(world.cfg, row, alert, world.index)
+    if scope == "Public":  # what the sender sees (the preview builds the same alert)
+        assert targeting.preview_for(world.store, world.cfg, world.index, row)["audience"]["channels"] == list(expected)
+    assert plan.channels == expected
+
+    stored = Intake(Validator(), world.store).ingest(to_xml(alert), origin="console")
+    assert stored.alert_id is not None and stored.thread_id is not None
+    pending = Pending(stored.alert_id, stored.thread_id, "console", alert, None)
+    assert decisions.record(world.store, pending, targeting._decision(row, plan, case), rules_loaded_at=None)
+    assert await world.pipe.publish_pending() == 1
+    pub = publications.by_source_alert(world.store, stored.alert_id)
+    assert pub is not None and pub.channels == plan.channels == expected
+    got = delivered(world, pub)
+    assert set(got) <= {"push", "boards-mqtt", "webhooks"}
+    assert got.get("boards-mqtt", set()) == {b.id for b in plan.boards}
+    assert got.get("webhooks", set()) == {h.id for h in plan.webhooks}
+    assert got.get("push", set()) == set(plan.push)
+    if "boards" in expected and case != "exercise":  # the area reaches a board and a webhook: they are sent
+        assert got["boards-mqtt"] == {"tafel-hitzacker"} and got["webhooks"] == {"zeitung"}
+    if case == "topic":  # nobody chose the topic: no push, and nothing else either
+        assert got == {}

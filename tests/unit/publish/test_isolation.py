@@ -144,7 +144,7 @@ async def test_a_publication_that_raises_fails_alone_and_is_retried(rig: Rig,
     poisoned = rig.ingest("poison-1")  # first in id order: today it aborts every batch behind it
     good = [rig.ingest(f"good-{n}") for n in (1, 2)]
     assert await rig.router.decide_pending() == 3
-    assert {decisions.decision_of(rig.store, i)["decision"] for i in (poisoned, *good)} == {"publish"}  # type: ignore[index]
+    assert {decisions.decision_of(rig.store, i).decision for i in (poisoned, *good)} == {"publish"}  # type: ignore[union-attr]
 
     issue = publications.issue
 
@@ -159,14 +159,14 @@ async def test_a_publication_that_raises_fails_alone_and_is_retried(rig: Rig,
         assert publications.by_source_alert(rig.store, alert_id) is not None
     assert publications.by_source_alert(rig.store, poisoned) is None
     d = decisions.decision_of(rig.store, poisoned)
-    assert d is not None and d["failed"] and d["failed_stage"] == "publish" and d["attempts"] == 1
-    assert "cannot render the publication" in d["failure"]
-    assert d["retry_at"] == utc_iso(rig.now + decisions.retry_delay(1))
+    assert d is not None and d.failed and d.failed_stage == "publish" and d.attempts == 1
+    assert "cannot render the publication" in d.failure
+    assert d.retry_at == utc_iso(rig.now + decisions.retry_delay(1))
 
     await rig.web()
     health = await rig.health()
     assert health["status"] == "degraded" and health["pipeline"]["failed"]["publish"] == 1
-    assert [i["reason"] for i in health["pipeline"]["items"]] == [d["failure"]]
+    assert [i["reason"] for i in health["pipeline"]["items"]] == [d.failure]
     assert await rig.metric("warnhub_failed", "publish") == 1.0
     assert await rig.metric("warnhub_failures_total", "publish") == 1.0
     shown = inbox(rig.store, now=rig.now)["failed"]["items"]
@@ -180,8 +180,8 @@ async def test_a_publication_that_raises_fails_alone_and_is_retried(rig: Rig,
     rig.now += decisions.retry_delay(1)
     assert await rig.pipeline.publish_pending() == 1
     d = decisions.decision_of(rig.store, poisoned)
-    assert d is not None and d["attempts"] == 2 and decisions.retry_delay(2) == 2 * decisions.retry_delay(1)
-    assert d["retry_at"] == utc_iso(rig.now + decisions.retry_delay(2))
+    assert d is not None and d.attempts == 2 and decisions.retry_delay(2) == 2 * decisions.retry_delay(1)
+    assert d.retry_at == utc_iso(rig.now + decisions.retry_delay(2))
     assert await rig.metric("warnhub_failures_total", "publish") == 2.0
 
     # the fault is gone: the next try publishes it, and the hub is healthy again
@@ -190,7 +190,7 @@ async def test_a_publication_that_raises_fails_alone_and_is_retried(rig: Rig,
     assert await rig.pipeline.publish_pending() == 1
     assert publications.by_source_alert(rig.store, poisoned) is not None
     d = decisions.decision_of(rig.store, poisoned)
-    assert d is not None and not d["failed"] and d["failure"] == "" and d["attempts"] == 2
+    assert d is not None and not d.failed and d.failure == "" and d.attempts == 2
     health = await rig.health()
     assert health["status"] == "ok" and health["pipeline"]["failed"]["publish"] == 0
     assert await rig.metric("warnhub_failed", "publish") == 0.0
@@ -201,8 +201,8 @@ async def test_decisions_older_than_a_day_are_published_while_their_warning_is_v
     week = rig.ingest("week-1", expires=rig.now + timedelta(days=7))
     short = rig.ingest("short-1", expires=rig.now + timedelta(days=1))
     assert await rig.router.decide_pending() == 2
-    assert decisions.decision_of(rig.store, week)["decision"] == "publish"  # type: ignore[index]
-    assert decisions.decision_of(rig.store, short)["decision"] == "publish"  # type: ignore[index]
+    assert decisions.decision_of(rig.store, week).decision == "publish"  # type: ignore[union-attr]
+    assert decisions.decision_of(rig.store, short).decision == "publish"  # type: ignore[union-attr]
     # the hub was down for two days between deciding and publishing
     rig.store.conn.execute("UPDATE decisions SET decided_at=?",
                            (utc_iso(rig.now - timedelta(days=2)),))
@@ -247,13 +247,13 @@ async def test_an_alert_whose_rules_raise_fails_alone_and_is_retried(rig: Rig,
     monkeypatch.setattr(RuleSet, "evaluate", rule)
     await rig.router.decide_pending()
     for alert_id in good:  # the alerts behind the broken ones were decided
-        assert decisions.decision_of(rig.store, alert_id)["decision"] == "publish"  # type: ignore[index]
+        assert decisions.decision_of(rig.store, alert_id).decision == "publish"  # type: ignore[union-attr]
     d = decisions.decision_of(rig.store, poisoned)
-    assert d is not None and d["decision"] == "unrouted" and d["failed_stage"] == "rules" and d["attempts"] == 1
-    assert "divided by zero" in d["failure"] and "divided by zero" in d["why"]
+    assert d is not None and d.decision == "unrouted" and d.failed_stage == "rules" and d.attempts == 1
+    assert "divided by zero" in d.failure and "divided by zero" in d.why
     b = decisions.decision_of(rig.store, unreadable)
-    assert b is not None and b["decision"] == "unrouted" and b["failed_stage"] == "rules"
-    assert "cannot read the stored alert" in b["failure"]
+    assert b is not None and b.decision == "unrouted" and b.failed_stage == "rules"
+    assert "cannot read the stored alert" in b.failure
 
     await rig.web()
     health = await rig.health()
@@ -267,14 +267,14 @@ async def test_an_alert_whose_rules_raise_fails_alone_and_is_retried(rig: Rig,
     rig.now += decisions.retry_delay(1)
     assert await rig.router.decide_pending() == 1  # both tried again, both still failing (the unreadable one is
     # marked again as it is read, so only the other one reaches the rules)
-    assert decisions.decision_of(rig.store, poisoned)["attempts"] == 2  # type: ignore[index]
-    assert decisions.decision_of(rig.store, unreadable)["attempts"] == 2  # type: ignore[index]
+    assert decisions.decision_of(rig.store, poisoned).attempts == 2  # type: ignore[union-attr]
+    assert decisions.decision_of(rig.store, unreadable).attempts == 2  # type: ignore[union-attr]
 
     monkeypatch.setattr(RuleSet, "evaluate", evaluate)  # the rule is fixed
     rig.now += decisions.retry_delay(2)
     await rig.router.decide_pending()
     d = decisions.decision_of(rig.store, poisoned)
-    assert d is not None and d["decision"] == "publish" and not d["failed"] and d["attempts"] == 2
+    assert d is not None and d.decision == "publish" and not d.failed and d.attempts == 2
     assert (await rig.health())["pipeline"]["failed"]["rules"] == 1  # the unreadable one stays failed, shown
     await rig.pipeline.publish_pending()
     assert publications.by_source_alert(rig.store, poisoned) is not None
@@ -435,5 +435,5 @@ def test_existing_decisions_table_gains_the_failure_columns(tmp_path: Path) -> N
     store.close()
     store = Store(tmp_path / "hub.db")
     d = decisions.decision_of(store, stored.alert_id)
-    assert d is not None and d["why"] == "old" and not d["failed"] and d["attempts"] == 0 and d["retry_at"] is None
+    assert d is not None and d.why == "old" and not d.failed and d.attempts == 0 and d.retry_at is None
     store.close()

@@ -144,20 +144,20 @@ async def test_push_payload_rendered_once_per_thread_is_exact_per_recipient(tmp_
 
 
 def test_channels_of_a_decision_not_for_the_public() -> None:
-    """Only a decision for the public reaches web and boards; a topic message or one for emergency services keeps
-    push (topic subscribers) and webhooks (those naming the audience) only."""
-    from hub.publish.pipeline import audiences_of, effective_channels
+    """Only a decision for the public reaches web and boards; one for emergency services keeps push and webhooks
+    (those naming the audience); a topic message push alone (its subscribers), never a webhook."""
+    from hub.publish.audience import audiences_of, effective_channels
 
     channels = ["push", "web", "boards", "mqtt", "webhook"]
-    assert effective_channels({"channels": channels, "audiences": ["public", "einsatzkraefte"]}) == tuple(channels)
-    assert effective_channels({"channels": channels, "audiences": ["einsatzkraefte"]}) == ("push", "webhook")
-    assert effective_channels({"channels": channels, "audiences": ["topic:heimatfest"]}) == ("push", "webhook")
-    assert audiences_of({"channels": channels, "audiences": []}) == {"public"}  # the rules' default
+    assert effective_channels(channels, ["public", "einsatzkraefte"]) == tuple(channels)
+    assert effective_channels(channels, ["einsatzkraefte"]) == ("push", "webhook")
+    assert effective_channels(channels, ["topic:heimatfest"]) == ("push",)
+    assert effective_channels(channels, ["topic:heimatfest", "einsatzkraefte"]) == ("push", "webhook")
+    assert audiences_of([]) == {"public"}  # the rules' default
     # a Restricted or Private CAP message is never for the public nor topic subscribers, whatever the rule says
     for scope in ("Restricted", "Private"):
-        assert effective_channels({"channels": channels, "audiences": []}, scope) == ("push", "webhook")
-        assert audiences_of({"channels": channels, "audiences": ["public", "topic:x", "einsatzkraefte"]},
-                            scope) == {"einsatzkraefte"}
+        assert effective_channels(channels, [], scope) == ("push", "webhook")
+        assert audiences_of(["public", "topic:x", "einsatzkraefte"], scope) == {"einsatzkraefte"}
 
 
 def test_notice_language_choice_keeps_leichte_sprache_apart() -> None:
