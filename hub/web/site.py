@@ -43,7 +43,8 @@ _OUT_OF = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 class _Acceptor:
     """Accepts on a non-blocking listening socket and hands connections to aiohttp's protocol factory."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, factory: Any, fds: FdBudget) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, factory: web.Server,
+                 fds: FdBudget) -> None:
         self.loop, self.sock, self.factory, self.fds = loop, sock, factory, fds
         self.refused = 0
         self.failed = 0
@@ -158,13 +159,16 @@ class GuardedSite(web.TCPSite):
     async def start(self) -> None:
         self._runner._reg_site(self)  # what BaseSite.start does
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(self._runner.server, self._host, self._port, backlog=self._backlog,
+        factory = self._runner.server
+        if factory is None:  # what TCPSite.start asserts
+            raise RuntimeError("the runner is not set up: await runner.setup() before starting a site")
+        server = await loop.create_server(factory, self._host, self._port, backlog=self._backlog,
                                           start_serving=False)
         self._server = server
         for wrapped in server.sockets:  # asyncio's server never serves them; close() still closes them
             sock = wrapped._sock  # type: ignore[attr-defined]  # the real socket behind asyncio's wrapper
             sock.listen(self._backlog)  # what asyncio's start_serving would do
-            self.acceptors.append(_Acceptor(loop, sock, self._runner.server, self.fds))
+            self.acceptors.append(_Acceptor(loop, sock, factory, self.fds))
         self._bound_port = server.sockets[0].getsockname()[1] if server.sockets else self._port
         for acceptor in self.acceptors:
             acceptor.start()
