@@ -12,6 +12,7 @@ import ipaddress
 import os
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import msgspec
 
 from hub.cap.sign import SignaturePolicy
-from hub.config.sections import Config, MqttSourceConfig, SensorConfig, SourceConfig
+from hub.config.sections import BoardConfig, Config, MqttSourceConfig, SensorConfig, SourceConfig, WebhookConfig
 from hub.errors import ConfigError
 
 
@@ -116,7 +117,9 @@ def _check(loaded: LoadedConfig) -> None:
         if source.name in seen:
             raise ConfigError(f"{file}: $.sources[{i}].name: {source.name!r} is used twice")
         seen.add(source.name)
-    for what, items in (("boards", cfg.boards), ("webhooks", cfg.webhooks)):
+    lists: tuple[tuple[str, Sequence[BoardConfig | WebhookConfig]], ...] = (("boards", cfg.boards),
+                                                                           ("webhooks", cfg.webhooks))
+    for what, items in lists:
         ids: set[str] = set()
         for i, item in enumerate(items):
             if item.id in ids:
