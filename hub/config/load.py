@@ -20,7 +20,15 @@ from typing import Any
 import msgspec
 
 from hub.cap.sign import SignaturePolicy
-from hub.config.sections import BoardConfig, Config, MqttSourceConfig, SensorConfig, SourceConfig, WebhookConfig
+from hub.config.sections import (
+    BoardConfig,
+    Config,
+    HttpSourceConfig,
+    MqttSourceConfig,
+    SensorConfig,
+    SourceConfig,
+    WebhookConfig,
+)
 from hub.errors import ConfigError
 
 
@@ -59,7 +67,7 @@ class LoadedConfig:
         return with_extra_boundaries((self.path(p) for p in self.cfg.geo.boundaries),
                                      bundled=self.cfg.geo.bundled_gemeinden)
 
-    def source_policy(self, source: SourceConfig) -> SignaturePolicy:
+    def source_policy(self, source: SourceConfig | HttpSourceConfig) -> SignaturePolicy:
         return SignaturePolicy(getattr(source, "signature", None) or self.cfg.validation.signature_policy)
 
 
