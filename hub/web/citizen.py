@@ -41,6 +41,7 @@ from aiohttp import web
 from hub import __version__
 from hub.cap.model import Alert
 from hub.geo.boundaries import BOUNDARY_ATTRIBUTION
+from hub.geo.geography import Geography
 from hub.publish import publications
 from hub.publish.places import Place, select
 from hub.publish.publications import Publication
@@ -67,6 +68,7 @@ RADII_M = (500, 1000, 2000, 5000)
 @dataclass(slots=True)
 class CitizenWeb:
     hub: Hub
+    geo: Geography
     district: str
     shapes: view.Shapes
     areas: dict[tuple[int, str], Any] = field(default_factory=dict)
@@ -77,7 +79,7 @@ class CitizenWeb:
     @property
     def name(self) -> str:
         cfg = self.hub.loaded.cfg.hub
-        return cfg.name or self.hub.geo.registry.name(self.district) or self.district
+        return cfg.name or self.geo.registry.name(self.district) or self.district
 
     @property
     def tiles(self) -> dict[str, str] | None:
@@ -88,10 +90,10 @@ class CitizenWeb:
 CITIZEN_KEY = web.AppKey("citizen", CitizenWeb)
 
 
-def setup(app: web.Application, hub: Hub) -> CitizenWeb:
-    """Add the citizen pages (see the module docstring); needs ``hub.geo`` and the web channel's ``/static/``."""
-    state = CitizenWeb(hub, hub.loaded.cfg.hub.district_ars, view.Shapes.of(hub.geo))
-    state.regions = view.regions(hub.geo, state.district)
+def setup(app: web.Application, hub: Hub, geo: Geography) -> CitizenWeb:
+    """Add the citizen pages (see the module docstring); needs the geography and the web channel's ``/static/``."""
+    state = CitizenWeb(hub, geo, hub.loaded.cfg.hub.district_ars, view.Shapes.of(geo))
+    state.regions = view.regions(geo, state.district)
     app[CITIZEN_KEY] = state
     r = app.router
     r.add_get("/", start_page)
@@ -162,7 +164,7 @@ async def current_for(request: web.Request, ars: str) -> list[tuple[Publication,
     state = request.app[CITIZEN_KEY]
     found = await hub.store.read(_current, hub.store.store)
     alerts = {p.id: a for p, a in found}
-    kept = await asyncio.to_thread(select, [p for p, _ in found], Place(ars), hub.geo, state.areas)
+    kept = await asyncio.to_thread(select, [p for p, _ in found], Place(ars), state.geo, state.areas)
     return [(p, alerts[p.id]) for p in kept]
 
 
@@ -199,8 +201,7 @@ def _features(state: CitizenWeb, pubs: list[Publication], cards: list[dict[str, 
 
 def _base_map(state: CitizenWeb) -> dict[str, Any]:
     if state.base_map is None:
-        geo = state.hub.geo
-        inner = geo.inner(state.district)
+        inner = state.geo.inner(state.district)
         state.base_map = {"district": state.shapes.region(state.district),
                           "regions": [g for a in inner if (g := state.shapes.region(a)) is not None],
                           "tiles": state.tiles}
@@ -313,7 +314,7 @@ async def privacy_page(request: web.Request) -> web.Response:
 
 def _region(request: web.Request) -> tuple[str, str]:
     state = request.app[CITIZEN_KEY]
-    reg = state.hub.geo.registry
+    reg = state.geo.registry
     ars = reg.from_ars(request.match_info["ars"])
     if ars is None:
         raise web.HTTPNotFound(text="Unbekannter Regionalschlüssel / unknown region key")
