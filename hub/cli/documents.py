@@ -92,11 +92,12 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             return 0
         print(f"{'id':>5}  {'state':9}  {'severity':8}  {'ver':>3}  {'last sent (UTC)':25}  {'decision':9}  headline")
         for t in threads:
-            what = (decided[t.id] or {}).get("decision", "pending")
+            decision = decided[t.id]
+            what = (decision or {}).get("decision", "pending")
             print(f"{t.id:>5}  {t.state:9}  {t.severity:8}  {t.versions:>3}  {t.last_sent:25}  {what:9}  "
                   f"{t.headline[:70]}")
-            if args.why and decided[t.id]:
-                print(f"{'':>7}why: {decided[t.id]['why']}")
+            if args.why and decision:
+                print(f"{'':>7}why: {decision['why']}")
     return 0
 
 
