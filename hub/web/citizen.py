@@ -39,6 +39,7 @@ import jinja2
 from aiohttp import web
 
 from hub import __version__
+from hub.cap.labels import severity_word
 from hub.cap.model import Alert
 from hub.geo.boundaries import BOUNDARY_ATTRIBUTION
 from hub.geo.geography import Geography
@@ -295,7 +296,7 @@ async def subscribe_page(request: web.Request) -> web.Response:
     more = [k for k in TOPICS if k not in biwapp]
     topics = [{"value": k, "label": TOPICS[k].en if lang == "en" else TOPICS[k].de} for k in biwapp if k in TOPICS]
     extra = [{"value": k, "label": TOPICS[k].en if lang == "en" else TOPICS[k].de} for k in more]
-    severities = [{"value": s, "label": view.severity_word(s, lang)} for s in SEVERITIES]
+    severities = [{"value": s, "label": severity_word(s, lang)} for s in SEVERITIES]
     page_data = {"ars": state.district, "lang": lang, "base": await asyncio.to_thread(_base_map, state),
                  "warnings": []}
     return render(request, "citizen/subscribe.html", topics=topics, extra_topics=extra, severities=severities,
