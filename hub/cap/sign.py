@@ -29,7 +29,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
-from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod, XMLSigner, XMLVerifier
+from signxml import (
+    CanonicalizationMethod,
+    DigestAlgorithm,
+    SignatureConfiguration,
+    SignatureMethod,
+    XMLSigner,
+    XMLVerifier,
+)
 
 from hub.errors import ConfigError
 
@@ -330,11 +337,13 @@ class _Verifier(XMLVerifier):
     ``excise_empty_xmlns_declarations`` would also strip an ``xmlns=""`` that is really there.)
     """
 
-    def _c14n(self, nodes, algorithm, inclusive_ns_prefixes=None):  # type: ignore[no-untyped-def]
+    def _c14n(self, nodes: etree._Element | list[etree._Element], algorithm: CanonicalizationMethod,
+              inclusive_ns_prefixes: list[str] | None = None) -> bytes:
         nodes = nodes if isinstance(nodes, list) else [nodes]
         rooted = [self._fromstring(self._tostring(n)) if isinstance(n, etree._Element) and n.getparent() is not None
                   else n for n in nodes]
-        return super()._c14n(rooted, algorithm, inclusive_ns_prefixes=inclusive_ns_prefixes)
+        c14n: bytes = super()._c14n(rooted, algorithm, inclusive_ns_prefixes=inclusive_ns_prefixes)
+        return c14n
 
 
 def _config(**kw: object) -> SignatureConfiguration:

@@ -117,7 +117,7 @@ class _Acceptor:
 class _FirstByte(asyncio.Protocol):
     """aiohttp's protocol for one connection, closed if the client sends nothing within :data:`FIRST_BYTE_S`."""
 
-    def __init__(self, inner: Any, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, inner: asyncio.Protocol, loop: asyncio.AbstractEventLoop) -> None:
         self.inner = inner
         self._loop = loop
         self._timer: asyncio.TimerHandle | None = None
@@ -133,7 +133,7 @@ class _FirstByte(asyncio.Protocol):
         self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
-        return self.inner.eof_received()  # type: ignore[no-any-return]
+        return self.inner.eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
