@@ -129,6 +129,7 @@ class _Conn(asyncio.Protocol):
         self.lost = True
         waiter = self.waiter
         if waiter is not None and not waiter.done():
+            err: ConnectionResetError
             if not self.got:
                 err = _NoAnswer(f"connection lost before the answer: {exc}" if exc else
                                 "the server closed the connection without answering")

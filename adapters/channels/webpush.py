@@ -36,7 +36,7 @@ from adapters.channels.pushcrypto import MAX_PLAINTEXT, encrypt_batch
 from adapters.channels.pushfair import FairQueue, HostSlots
 from adapters.channels.pushhttp import HttpError, PushClient
 from adapters.channels.vapid import VapidKey, hub_key
-from hub.ports import Channel, ChannelSetup, Delivery, Outcome, PushResolve, PushTarget
+from hub.ports import Channel, ChannelSetup, Delivery, Outcome, OutcomeKind, PushResolve, PushTarget
 
 log = logging.getLogger("warnhub.push")
 
@@ -57,7 +57,7 @@ _DONE = Outcome.done()
 
 _Item = tuple[str, str, str, str, bytes, int, str, "str | None"]
 """One push for :func:`deliver_chunk`: origin, request target, p256dh, auth, plaintext, TTL, urgency, topic."""
-_Result = tuple[str, str, "float | None"] | None
+_Result = tuple[OutcomeKind, str, "float | None"] | None
 """(kind, reason, retry after) of one push; None: done."""
 _Job = tuple[float, int, int, dict[str, tuple[Address, str]], list[_Item]]
 """timeout_s, requests in flight, requests in flight per push host, origin -> (address, Authorization), items."""

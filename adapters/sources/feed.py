@@ -299,7 +299,8 @@ class CapFeedSource(PollingSource):
     def link_allowed(self, link: str) -> bool:
         """Only hosts the operator named (default: the feed's own) are fetched: no requests to internal
         addresses because a feed says so."""
-        allowed = set(self.settings.link_hosts) or {urlparse(self.settings.url).hostname}
+        own = urlparse(self.settings.url).hostname
+        allowed = set(self.settings.link_hosts) or ({own} if own else set())
         return urlparse(link).hostname in allowed
 
     async def _fetch(self, ctx: SourceContext, http: Http, link: str) -> _Taken | str:

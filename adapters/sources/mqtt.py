@@ -227,10 +227,10 @@ class MqttSource:
         self._streak = self._streak + 1 if said or short else 0
         if not said and self._streak < 2:
             return False
-        delay = min(self.takeover_min_s * 2 ** max(0, self._streak - (1 if said else 2)), self.takeover_max_s)
+        delay: float = min(self.takeover_min_s * 2 ** max(0, self._streak - (1 if said else 2)), self.takeover_max_s)
         self.takeovers += 1
         self.takeover_waits.append((now, delay))
-        client.reconnect_delay_set(delay, delay)  # type: ignore[arg-type]
+        client.reconnect_delay_set(delay, delay)  # type: ignore[arg-type]  # paho annotates int; any seconds work
         self._post(self._lost_session, delay, self.takeovers == 1 or self._streak == (1 if said else 2), said)
         return True
 

@@ -82,22 +82,22 @@ class _Ranked(enum.Enum):
     def __ge__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self.rank >= other.rank  # type: ignore[attr-defined]
+        return self.rank >= other.rank
 
     def __gt__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self.rank > other.rank  # type: ignore[attr-defined]
+        return self.rank > other.rank
 
     def __le__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self.rank <= other.rank  # type: ignore[attr-defined]
+        return self.rank <= other.rank
 
     def __lt__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self.rank < other.rank  # type: ignore[attr-defined]
+        return self.rank < other.rank
 
 
 class Urgency(_Ranked):
@@ -128,14 +128,14 @@ class _Model(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_def
     """Base: immutable, keyword-only, CAP element names in JSON, defaults left out of JSON."""
 
 
-class Value(_Model):
+class Value(_Model, frozen=True):
     """A ``valueName``/``value`` pair: eventCode, parameter and geocode."""
 
     value_name: str
     value: str
 
 
-class Reference(_Model):
+class Reference(_Model, frozen=True):
     """One entry of ``<references>``: the (sender, identifier, sent) of an earlier message."""
 
     sender: str
@@ -147,13 +147,13 @@ class Reference(_Model):
         return (self.sender, self.identifier)
 
 
-class Circle(_Model):
+class Circle(_Model, frozen=True):
     center: LatLon
     """``(lat, lon)`` of the centre."""
     radius_km: float
 
 
-class Resource(_Model):
+class Resource(_Model, frozen=True):
     resource_desc: str
     mime_type: str
     size: int | None = None
@@ -162,7 +162,7 @@ class Resource(_Model):
     digest: str | None = None
 
 
-class Area(_Model):
+class Area(_Model, frozen=True):
     area_desc: str
     polygons: tuple[Polygon, ...] = msgspec.field(default=(), name="polygon")
     """Rings of ``(lat, lon)`` points."""
@@ -172,7 +172,7 @@ class Area(_Model):
     ceiling: float | None = None
 
 
-class Info(_Model):
+class Info(_Model, frozen=True):
     language: str | None = None
     """As written; CAP's default when absent is ``en-US`` (see :attr:`lang`)."""
     categories: tuple[Category, ...] = msgspec.field(default=(), name="category")
@@ -202,7 +202,7 @@ class Info(_Model):
         return self.language or "en-US"
 
 
-class Alert(_Model, kw_only=True):
+class Alert(_Model, kw_only=True, frozen=True):
     identifier: str
     sender: str
     sent: Annotated[datetime, msgspec.Meta(tz=True)]

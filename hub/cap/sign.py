@@ -27,9 +27,16 @@ from typing import TypeVar
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
-from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod, XMLSigner, XMLVerifier
+from signxml import (
+    CanonicalizationMethod,
+    DigestAlgorithm,
+    SignatureConfiguration,
+    SignatureMethod,
+    XMLSigner,
+    XMLVerifier,
+)
 
 from hub.errors import ConfigError
 
@@ -330,11 +337,13 @@ class _Verifier(XMLVerifier):
     ``excise_empty_xmlns_declarations`` would also strip an ``xmlns=""`` that is really there.)
     """
 
-    def _c14n(self, nodes, algorithm, inclusive_ns_prefixes=None):  # type: ignore[no-untyped-def]
+    def _c14n(self, nodes: etree._Element | list[etree._Element], algorithm: CanonicalizationMethod,
+              inclusive_ns_prefixes: list[str] | None = None) -> bytes:
         nodes = nodes if isinstance(nodes, list) else [nodes]
         rooted = [self._fromstring(self._tostring(n)) if isinstance(n, etree._Element) and n.getparent() is not None
                   else n for n in nodes]
-        return super()._c14n(rooted, algorithm, inclusive_ns_prefixes=inclusive_ns_prefixes)
+        c14n: bytes = super()._c14n(rooted, algorithm, inclusive_ns_prefixes=inclusive_ns_prefixes)
+        return c14n
 
 
 def _config(**kw: object) -> SignatureConfiguration:
@@ -357,7 +366,12 @@ def _reason(err: Exception) -> str:
 def sign(root: etree._Element, *, key_pem: bytes, cert_pem: bytes) -> etree._Element:
     """Return a copy of ``root`` with an enveloped XML-DSig (exclusive C14N, SHA-256, certificate in KeyInfo)."""
     key = serialization.load_pem_private_key(key_pem, password=None)
-    method = SignatureMethod.ECDSA_SHA256 if isinstance(key, ec.EllipticCurvePrivateKey) else SignatureMethod.RSA_SHA256
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        method = SignatureMethod.ECDSA_SHA256
+    elif isinstance(key, rsa.RSAPrivateKey):
+        method = SignatureMethod.RSA_SHA256
+    else:  # the two the hub's signatures use (the config says "EC P-256 or RSA"); signxml would fail on others
+        raise ValueError(f"the signing key must be an EC or RSA private key, not {type(key).__name__}")
     signer = XMLSigner(signature_algorithm=method, c14n_algorithm="http://www.w3.org/2001/10/xml-exc-c14n#")
     signed: etree._Element = signer.sign(root, key=key, cert=cert_pem.decode())
     return signed

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from hub.app import make_validator
@@ -50,13 +50,13 @@ def read_input(path: Path, limit: int) -> bytes:
         return fh.read(limit + 1)
 
 
-def print_report(args: argparse.Namespace, d: dict[str, object]) -> None:
+def print_report(args: argparse.Namespace, d: Mapping[str, object]) -> None:
     if args.json:
         print(json.dumps(d, ensure_ascii=False), flush=True)
         return
     line = f"{d['verdict']:8} {d['path']}  CAP {d['cap_version'] or '-'}  signature {d['signature']}"
     print(line)
-    for err in d["errors"]:  # type: ignore[attr-defined]
-        print(f"    error: {err}")
-    for warn in d["warnings"]:  # type: ignore[attr-defined]
-        print(f"    warning: {warn}")
+    for kind in ("errors", "warnings"):
+        items = d[kind]
+        for item in items if isinstance(items, list) else ():
+            print(f"    {kind[:-1]}: {item}")

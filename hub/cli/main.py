@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TypeAlias
 
 from hub import __version__
 from hub.cli.audit import cmd_audit_archive, cmd_audit_verify
@@ -33,7 +34,7 @@ from hub.cli.users import (
 )
 from hub.errors import ConfigError
 
-Subparsers = argparse._SubParsersAction  # the type add_subparsers() returns
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"  # the type add_subparsers() returns
 
 
 def parser() -> argparse.ArgumentParser:

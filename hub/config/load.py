@@ -12,6 +12,7 @@ import ipaddress
 import os
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,15 @@ from typing import Any
 import msgspec
 
 from hub.cap.sign import SignaturePolicy
-from hub.config.sections import Config, MqttSourceConfig, SensorConfig, SourceConfig
+from hub.config.sections import (
+    BoardConfig,
+    Config,
+    HttpSourceConfig,
+    MqttSourceConfig,
+    SensorConfig,
+    SourceConfig,
+    WebhookConfig,
+)
 from hub.errors import ConfigError
 from hub.geo.geography import with_extra_boundaries
 
@@ -58,7 +67,7 @@ class LoadedConfig:
         return with_extra_boundaries((self.path(p) for p in self.cfg.geo.boundaries),
                                      bundled=self.cfg.geo.bundled_gemeinden)
 
-    def source_policy(self, source: SourceConfig) -> SignaturePolicy:
+    def source_policy(self, source: SourceConfig | HttpSourceConfig) -> SignaturePolicy:
         return SignaturePolicy(getattr(source, "signature", None) or self.cfg.validation.signature_policy)
 
 
@@ -116,7 +125,9 @@ def _check(loaded: LoadedConfig) -> None:
         if source.name in seen:
             raise ConfigError(f"{file}: $.sources[{i}].name: {source.name!r} is used twice")
         seen.add(source.name)
-    for what, items in (("boards", cfg.boards), ("webhooks", cfg.webhooks)):
+    lists: tuple[tuple[str, Sequence[BoardConfig | WebhookConfig]], ...] = (("boards", cfg.boards),
+                                                                           ("webhooks", cfg.webhooks))
+    for what, items in lists:
         ids: set[str] = set()
         for i, item in enumerate(items):
             if item.id in ids:

@@ -19,7 +19,7 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=T
     pass
 
 
-class HubSection(_Strict):
+class HubSection(_Strict, frozen=True):
     name: str
     """The district's name, as citizens and operators read it."""
     district_ars: Ars
@@ -38,7 +38,7 @@ class HubSection(_Strict):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
-class StoreSection(_Strict):
+class StoreSection(_Strict, frozen=True):
     synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     """SQLite durability: NORMAL survives a crash of the hub (a power cut may lose the last commits, never corrupts);
     FULL puts every commit on disk, at one fsync per write. Either way, commits after which a sender is told
@@ -51,7 +51,7 @@ class StoreSection(_Strict):
 Days = Annotated[float, msgspec.Meta(ge=0, le=36500)]
 
 
-class RetentionSection(_Strict):
+class RetentionSection(_Strict, frozen=True):
     """What the store deletes on schedule, so it stops growing (0 days: keep forever). Nothing still needed goes:
     no queued or in-flight delivery, nothing of an incident that is still current, no version of any alert."""
 
@@ -72,7 +72,7 @@ class RetentionSection(_Strict):
     audit_dir: str = "var/audit"
 
 
-class ValidationSection(_Strict):
+class ValidationSection(_Strict, frozen=True):
     max_bytes: Annotated[int, msgspec.Meta(ge=1024, le=100 * 1024 * 1024)] = 10 * 1024 * 1024
     trust_store: str | None = None
     """Folder of PEM certificates trusted to sign CAP."""
@@ -84,7 +84,7 @@ class ValidationSection(_Strict):
     """Processes that validate in parallel: 0 one per CPU, 1 none (validate on the store's thread)."""
 
 
-class WebSection(_Strict):
+class WebSection(_Strict, frozen=True):
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080
     trusted_proxies: list[str] = []
@@ -100,7 +100,7 @@ class WebSection(_Strict):
     needs twice as many free."""
 
 
-class DirectorySourceConfig(_Strict, tag="directory", tag_field="type", kw_only=True):
+class DirectorySourceConfig(_Strict, tag="directory", tag_field="type", kw_only=True, frozen=True):
     """CAP files dropped into a folder (as MoWaS receivers hand them over); moved to done/ or rejected/."""
 
     name: Name
@@ -119,7 +119,7 @@ Bytes = Annotated[int, msgspec.Meta(ge=1024, le=512 * 1024 * 1024)]
 NinaFeed = Literal["mowas", "katwarn", "biwapp", "dwd", "lhp", "police"]
 
 
-class HttpSourceConfig(_Strict):
+class HttpSourceConfig(_Strict, frozen=True):
     """What every polled HTTP source shares (GUIDE.md section 4)."""
 
     name: Name
@@ -133,7 +133,7 @@ class HttpSourceConfig(_Strict):
     signature: Policy | None = None
 
 
-class CapFeedSourceConfig(HttpSourceConfig, tag="cap-feed", tag_field="type", kw_only=True):
+class CapFeedSourceConfig(HttpSourceConfig, tag="cap-feed", tag_field="type", kw_only=True, frozen=True):
     """A CAP Atom or RSS feed: entries that embed CAP or link to it."""
 
     url: Url
@@ -147,7 +147,7 @@ class CapFeedSourceConfig(HttpSourceConfig, tag="cap-feed", tag_field="type", kw
     the hub fetch from internal addresses)."""
 
 
-class DwdSourceConfig(HttpSourceConfig, tag="dwd", tag_field="type", kw_only=True):
+class DwdSourceConfig(HttpSourceConfig, tag="dwd", tag_field="type", kw_only=True, frozen=True):
     """DWD's opendata CAP zips, filtered to the district's warncells."""
 
     warncells: Annotated[list[Warncell], msgspec.Meta(min_length=1)]
@@ -160,7 +160,7 @@ class DwdSourceConfig(HttpSourceConfig, tag="dwd", tag_field="type", kw_only=Tru
     interval_s: Seconds = 120.0
 
 
-class NinaSourceConfig(HttpSourceConfig, tag="nina", tag_field="type", kw_only=True):
+class NinaSourceConfig(HttpSourceConfig, tag="nina", tag_field="type", kw_only=True, frozen=True):
     """The BBK's NINA API (warnung.bund.de): MoWaS, KATWARN, BIWAPP, DWD, LHP and police, converted to CAP."""
 
     base_url: Url = "https://warnung.bund.de/api31"
@@ -179,7 +179,7 @@ class NinaSourceConfig(HttpSourceConfig, tag="nina", tag_field="type", kw_only=T
     interval_s: Seconds = 60.0
 
 
-class SensorConfig(_Strict):
+class SensorConfig(_Strict, frozen=True):
     """One sensor behind an MQTT topic."""
 
     id: Name
@@ -198,7 +198,7 @@ class SensorConfig(_Strict):
     unit_path: str = "unit"
 
 
-class MqttSourceConfig(_Strict, tag="mqtt", tag_field="type", kw_only=True):
+class MqttSourceConfig(_Strict, tag="mqtt", tag_field="type", kw_only=True, frozen=True):
     """Local sensors over MQTT (QoS 1, persistent session)."""
 
     name: Name
@@ -219,7 +219,7 @@ class MqttSourceConfig(_Strict, tag="mqtt", tag_field="type", kw_only=True):
 SourceConfig = DirectorySourceConfig | CapFeedSourceConfig | DwdSourceConfig | NinaSourceConfig | MqttSourceConfig
 
 
-class GeoSection(_Strict):
+class GeoSection(_Strict, frozen=True):
     boundaries: list[str] = []
     """GeoJSON files (RFC 7946, [lon, lat]) with finer boundaries than the bundled Kreise: Gemeinden, Ortsteile.
     Each feature names its region (``ars``, ``WARNCELLID`` or ``ags`` in ``properties``)."""
@@ -229,7 +229,7 @@ class GeoSection(_Strict):
     is never silently widened: the console asks the sender to confirm that it warns the whole Kreis."""
 
 
-class PushSection(_Strict):
+class PushSection(_Strict, frozen=True):
     """Web Push (RFC 8030/8291/8292) to browsers and UnifiedPush distributors."""
 
     vapid_key: str = "var/vapid.pem"
@@ -250,7 +250,7 @@ class PushSection(_Strict):
     """Subscriptions the hub holds at most; beyond it new ones are refused (503), existing ones can still change."""
 
 
-class ConsoleSection(_Strict):
+class ConsoleSection(_Strict, frozen=True):
     """The control-room console (``/console``): sessions, login throttling, four eyes, the map."""
 
     idle_timeout_min: Annotated[int, msgspec.Meta(ge=1, le=480)] = 30
@@ -297,7 +297,7 @@ class ConsoleSection(_Strict):
             raise ValueError("login_max_delay_s < login_first_delay_s")
 
 
-class BoardConfig(_Strict, kw_only=True):
+class BoardConfig(_Strict, kw_only=True, frozen=True):
     """A display board: a street screen, an LED board or a kiosk page."""
 
     id: Name
@@ -327,7 +327,7 @@ class BoardConfig(_Strict, kw_only=True):
     timeout_s: Seconds = 10.0
 
 
-class WebhookConfig(_Strict, kw_only=True):
+class WebhookConfig(_Strict, kw_only=True, frozen=True):
     """A multiplier (news portal, taxi dispatch) that receives every published warning for its regions."""
 
     id: Name
@@ -345,7 +345,7 @@ class WebhookConfig(_Strict, kw_only=True):
     timeout_s: Seconds = 10.0
 
 
-class Config(_Strict):
+class Config(_Strict, frozen=True):
     hub: HubSection
     store: StoreSection = StoreSection()
     retention: RetentionSection = RetentionSection()

@@ -260,11 +260,11 @@ def regions(geo: Geography, district: str, picked: Sequence[str], res: Resolutio
             continue
         if h.coverage == "full" or (not kreis and geo.geometry(h.ars) is not None):
             keys.append(h.ars)
-    widened = []
+    widened: list[Widening] = []
     for ars in picked:
         if geo.geometry(ars) is not None:
             continue
-        kreis = reg.kreis_of(ars) or district
-        widened.append(Widening(ars, reg.name(ars) or ars, kreis, reg.name(kreis) or kreis))
-        keys.append(kreis)
+        kreis_ars = reg.kreis_of(ars) or district
+        widened.append(Widening(ars, reg.name(ars) or ars, kreis_ars, reg.name(kreis_ars) or kreis_ars))
+        keys.append(kreis_ars)
     return Regions(tuple(dict.fromkeys(keys)), tuple(widened))

@@ -360,17 +360,18 @@ def latest_by_thread(store: Store, threads: Iterable[str]) -> dict[str, Publicat
 def push_payload(pub: Publication, key: str, languages: Sequence[str], base_url: str = "") -> bytes:
     """The JSON the service worker shows, within what one push record carries (texts shortened if needed)."""
     n = pub.notice(list(languages))
-    body = n.instruction or n.description
+    body = (n.instruction or n.description)[:600]
+    area = n.area_desc[:200]
     doc = {"key": key, "thread": pub.thread, "version": pub.version, "msgType": pub.msg_type, "status": pub.status,
            "severity": pub.severity, "word": labels.severity_word(pub.severity, n.language),
            "urgency": pub.urgency, "event": n.event, "headline": n.headline,
-           "body": body[:600], "area": n.area_desc[:200], "sender": n.sender_name[:120], "lang": n.language,
+           "body": body, "area": area, "sender": n.sender_name[:120], "lang": n.language,
            "allClear": n.all_clear, "sent": pub.sent.isoformat(),
            "expires": pub.expires.isoformat() if pub.expires else None,
            "url": f"{base_url}/warnungen/{pub.thread}"}
     raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
-    while len(raw) > PUSH_PAYLOAD_MAX and (doc["body"] or doc["area"]):
-        doc["body"] = doc["body"][: len(doc["body"]) // 2]
-        doc["area"] = doc["area"][: len(doc["area"]) // 2]
+    while len(raw) > PUSH_PAYLOAD_MAX and (body or area):
+        body, area = body[: len(body) // 2], area[: len(area) // 2]
+        doc["body"], doc["area"] = body, area
         raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
     return raw

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -108,7 +109,7 @@ def better(new: str, old: str) -> bool:
     return SIGNATURE_RANK.get(new, 1) > SIGNATURE_RANK.get(old, 1)
 
 
-def record(conn: sqlite3.Connection, *, alert_id: int, aside: dict[str, Any], kept: dict[str, str],
+def record(conn: sqlite3.Connection, *, alert_id: int, aside: dict[str, Any], kept: Mapping[str, object],
            replaced: bool, received: str) -> bool:
     """Keep the copy that is not the stored version (``aside``: sender, identifier, sent, origin, signature, verdict,
     raw, json) and flag the stored one. ``replaced``: the aside copy is the earlier one, displaced. Returns whether

@@ -83,7 +83,8 @@ class AsyncStore:
     def _call_reader(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
         reader = self._reader()
         if getattr(fn, "__self__", None) is self.store:
-            return getattr(reader, fn.__name__)(*args, **kwargs)  # type: ignore[no-any-return]
+            same: T = getattr(reader, fn.__name__)(*args, **kwargs)  # the reader's method of that name
+            return same
         if args and args[0] is self.store:
             args = (reader, *args[1:])
         return fn(*args, **kwargs)

@@ -285,7 +285,7 @@ def make_app(services: Services) -> web.Application:
         app.router.add_get(f"{state.prefix}/api/alerts/{{id}}/cap.xml", api_thread_cap)
         app.router.add_get(f"{state.prefix}/api/publications/{{thread}}/status", delivery_status)
         if services.broadcaster is not None:  # the citizen pages show the web channel's publications
-            citizen.setup(app, services)
+            citizen.setup(app, services, services.geo)
     return app
 
 

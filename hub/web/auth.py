@@ -35,6 +35,7 @@ from aiohttp import web
 from argon2 import PasswordHasher
 
 from hub.access import auth
+from hub.access.login_throttle import Throttle
 from hub.store.clock import now_utc
 from hub.store.db import AsyncStore
 from hub.web.client import client_address
@@ -63,7 +64,7 @@ class AuthSettings:
     prefix: str = "/console"
     idle: timedelta = timedelta(minutes=30)
     max_age: timedelta = timedelta(hours=12)
-    throttle: auth.Throttle = field(default_factory=auth.Throttle)
+    throttle: Throttle = field(default_factory=Throttle)
     clock: Callable[[], datetime] = now_utc
     hasher: PasswordHasher | None = None
     cookie: str = COOKIE
@@ -90,12 +91,12 @@ AUTH_KEY = web.AppKey("auth", AuthSettings)
 
 
 def setup_auth(app: web.Application, store: AsyncStore, *, prefix: str = "/console", idle_s: float = 1800,
-               max_age_s: float = 12 * 3600, throttle: auth.Throttle | None = None,
+               max_age_s: float = 12 * 3600, throttle: Throttle | None = None,
                clock: Callable[[], datetime] = now_utc, hasher: PasswordHasher | None = None,
                secure_cookie: bool | None = None) -> AuthSettings:
     """Install console access on ``app`` (before it starts); returns the settings (also ``app[AUTH_KEY]``)."""
     settings = AuthSettings(store, prefix.rstrip("/"), timedelta(seconds=idle_s), timedelta(seconds=max_age_s),
-                            throttle or auth.Throttle(), clock, hasher, secure_cookie=secure_cookie)
+                            throttle or Throttle(), clock, hasher, secure_cookie=secure_cookie)
     app[AUTH_KEY] = settings
 
     async def purge(_app: web.Application) -> None:

@@ -39,8 +39,10 @@ import jinja2
 from aiohttp import web
 
 from hub import __version__
+from hub.cap.labels import severity_word
 from hub.cap.model import Alert
 from hub.geo.boundaries import BOUNDARY_ATTRIBUTION
+from hub.geo.geography import Geography
 from hub.publish import publications
 from hub.publish.places import Place, select
 from hub.publish.publications import Publication
@@ -68,6 +70,7 @@ RADII_M = (500, 1000, 2000, 5000)
 @dataclass(slots=True)
 class CitizenWeb:
     hub: Hub
+    geo: Geography
     district: str
     shapes: view.Shapes
     areas: dict[tuple[int, str], Any] = field(default_factory=dict)
@@ -78,7 +81,7 @@ class CitizenWeb:
     @property
     def name(self) -> str:
         cfg = self.hub.loaded.cfg.hub
-        return cfg.name or self.hub.geo.registry.name(self.district) or self.district
+        return cfg.name or self.geo.registry.name(self.district) or self.district
 
     @property
     def tiles(self) -> dict[str, str] | None:
@@ -89,10 +92,10 @@ class CitizenWeb:
 CITIZEN_KEY = web.AppKey("citizen", CitizenWeb)
 
 
-def setup(app: web.Application, hub: Hub) -> CitizenWeb:
-    """Add the citizen pages (see the module docstring); needs ``hub.geo`` and the web channel's ``/static/``."""
-    state = CitizenWeb(hub, hub.loaded.cfg.hub.district_ars, view.Shapes.of(hub.geo))
-    state.regions = view.regions(hub.geo, state.district)
+def setup(app: web.Application, hub: Hub, geo: Geography) -> CitizenWeb:
+    """Add the citizen pages (see the module docstring); needs the geography and the web channel's ``/static/``."""
+    state = CitizenWeb(hub, geo, hub.loaded.cfg.hub.district_ars, view.Shapes.of(geo))
+    state.regions = view.regions(geo, state.district)
     app[CITIZEN_KEY] = state
     r = app.router
     r.add_get("/", start_page)
@@ -163,7 +166,7 @@ async def current_for(request: web.Request, ars: str) -> list[tuple[Publication,
     state = request.app[CITIZEN_KEY]
     found = await hub.store.read(_current, hub.store.store)
     alerts = {p.id: a for p, a in found}
-    kept = await asyncio.to_thread(select, [p for p, _ in found], Place(ars), hub.geo, state.areas)
+    kept = await asyncio.to_thread(select, [p for p, _ in found], Place(ars), state.geo, state.areas)
     return [(p, alerts[p.id]) for p in kept]
 
 
@@ -200,8 +203,7 @@ def _features(state: CitizenWeb, pubs: list[Publication], cards: list[dict[str, 
 
 def _base_map(state: CitizenWeb) -> dict[str, Any]:
     if state.base_map is None:
-        geo = state.hub.geo
-        inner = geo.inner(state.district)
+        inner = state.geo.inner(state.district)
         state.base_map = {"district": state.shapes.region(state.district),
                           "regions": [g for a in inner if (g := state.shapes.region(a)) is not None],
                           "tiles": state.tiles}
@@ -294,7 +296,7 @@ async def subscribe_page(request: web.Request) -> web.Response:
     more = [k for k in TOPICS if k not in biwapp]
     topics = [{"value": k, "label": TOPICS[k].en if lang == "en" else TOPICS[k].de} for k in biwapp if k in TOPICS]
     extra = [{"value": k, "label": TOPICS[k].en if lang == "en" else TOPICS[k].de} for k in more]
-    severities = [{"value": s, "label": view.severity_word(s, lang)} for s in SEVERITIES]
+    severities = [{"value": s, "label": severity_word(s, lang)} for s in SEVERITIES]
     page_data = {"ars": state.district, "lang": lang, "base": await asyncio.to_thread(_base_map, state),
                  "warnings": []}
     return render(request, "citizen/subscribe.html", topics=topics, extra_topics=extra, severities=severities,
@@ -312,7 +314,7 @@ async def privacy_page(request: web.Request) -> web.Response:
 
 def _region(request: web.Request) -> tuple[str, str]:
     state = request.app[CITIZEN_KEY]
-    reg = state.hub.geo.registry
+    reg = state.geo.registry
     ars = reg.from_ars(request.match_info["ars"])
     if ars is None:
         raise web.HTTPNotFound(text="Unbekannter Regionalschlüssel / unknown region key")

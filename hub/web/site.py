@@ -43,7 +43,8 @@ _OUT_OF = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 class _Acceptor:
     """Accepts on a non-blocking listening socket and hands connections to aiohttp's protocol factory."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, factory: Any, fds: FdBudget) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, factory: web.Server,
+                 fds: FdBudget) -> None:
         self.loop, self.sock, self.factory, self.fds = loop, sock, factory, fds
         self.refused = 0
         self.failed = 0
@@ -116,7 +117,7 @@ class _Acceptor:
 class _FirstByte(asyncio.Protocol):
     """aiohttp's protocol for one connection, closed if the client sends nothing within :data:`FIRST_BYTE_S`."""
 
-    def __init__(self, inner: Any, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, inner: asyncio.Protocol, loop: asyncio.AbstractEventLoop) -> None:
         self.inner = inner
         self._loop = loop
         self._timer: asyncio.TimerHandle | None = None
@@ -132,7 +133,7 @@ class _FirstByte(asyncio.Protocol):
         self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
-        return self.inner.eof_received()  # type: ignore[no-any-return]
+        return self.inner.eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
@@ -158,13 +159,16 @@ class GuardedSite(web.TCPSite):
     async def start(self) -> None:
         self._runner._reg_site(self)  # what BaseSite.start does
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(self._runner.server, self._host, self._port, backlog=self._backlog,
+        factory = self._runner.server
+        if factory is None:  # what TCPSite.start asserts
+            raise RuntimeError("the runner is not set up: await runner.setup() before starting a site")
+        server = await loop.create_server(factory, self._host, self._port, backlog=self._backlog,
                                           start_serving=False)
         self._server = server
         for wrapped in server.sockets:  # asyncio's server never serves them; close() still closes them
             sock = wrapped._sock  # type: ignore[attr-defined]  # the real socket behind asyncio's wrapper
             sock.listen(self._backlog)  # what asyncio's start_serving would do
-            self.acceptors.append(_Acceptor(loop, sock, self._runner.server, self.fds))
+            self.acceptors.append(_Acceptor(loop, sock, factory, self.fds))
         self._bound_port = server.sockets[0].getsockname()[1] if server.sockets else self._port
         for acceptor in self.acceptors:
             acceptor.start()

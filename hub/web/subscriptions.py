@@ -28,6 +28,7 @@ from aiohttp import web
 
 from hub.config.sections import PushSection, WebSection
 from hub.geo.registry import registry
+from hub.ports import CheckEndpoint, CheckKeys
 from hub.publish import index as targeting
 from hub.publish import subscriptions as subs
 from hub.registry import push as push_hooks
@@ -47,8 +48,8 @@ _NOT_FOUND = "Unbekanntes Abo oder falscher Token / unknown subscription or wron
 @dataclass(frozen=True, slots=True)
 class _Checks:
     allow_http: bool
-    check_endpoint: subs.CheckEndpoint
-    check_keys: subs.CheckKeys
+    check_endpoint: CheckEndpoint
+    check_keys: CheckKeys
     rate: AddressRate
     max_subscriptions: int
 
@@ -57,8 +58,8 @@ _CHECKS_KEY = web.AppKey("subscription_checks", _Checks)
 
 
 def setup(app: web.Application, *, allow_http: bool, index: targeting.SubscriptionIndex | None = None,
-          check_endpoint: subs.CheckEndpoint | None = None,
-          check_keys: subs.CheckKeys | None = None,
+          check_endpoint: CheckEndpoint | None = None,
+          check_keys: CheckKeys | None = None,
           per_address_per_hour: int = WebSection().subscribe_per_address_per_hour,
           max_subscriptions: int = PushSection().max_subscriptions) -> targeting.SubscriptionIndex:
     """Add the routes and ``app[INDEX_KEY]`` (``index``, or a new one filled from the store at startup).

@@ -75,10 +75,7 @@ def area_match(raw: Mapping[str, Any], path: Path_, file: RuleFile) -> AreaMatch
             file.error((*where, unknown[0]), "unknown key (an area table has only polygon)")
             return None
         points = value.get("polygon")
-        ok = isinstance(points, list) and len(points) >= 3 and all(
-            isinstance(p, list) and len(p) == 2 and all(isinstance(x, int | float) and not isinstance(x, bool)
-                                                        for x in p) for p in points)
-        if not ok:
+        if not isinstance(points, list) or not _is_ring(points):
             file.error((*where, "polygon"), "expected at least 3 points [lat, lon] (numbers, CAP order)")
             return None
         ring = tuple((float(a), float(b)) for a, b in points)
@@ -92,6 +89,13 @@ def area_match(raw: Mapping[str, Any], path: Path_, file: RuleFile) -> AreaMatch
         return AreaMatch(polygon=ring)
     file.error(where, f'expected "district", a list of ARS or {{ polygon = [[lat, lon], ...] }}, got {show(value)}')
     return None
+
+
+def _is_ring(points: list[object]) -> bool:
+    """At least 3 points, each a list of two numbers (not booleans)."""
+    return len(points) >= 3 and all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(x, int | float) and not isinstance(x, bool) for x in p)
+        for p in points)
 
 
 def sensor_condition(raw: Mapping[str, Any], path: Path_, file: RuleFile,

@@ -23,11 +23,11 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hub.cap.model import Alert, MsgType, Severity
+from hub.cap.model import Alert, Area, MsgType, Severity
 from hub.decide.rules.load import load_folder, rule_files, template_files
 from hub.decide.rules.matching import Evaluation, fail_match, main_info
 from hub.decide.rules.model import DEFAULT_CHANNELS, PUSH, District, Rule
@@ -38,9 +38,12 @@ from hub.geo.projection import GERMANY, circle_lonlat, polygon_lonlat
 from hub.geo.registry import DEFAULT_DISTRICT
 from hub.geo.resolve import resolve
 
+if TYPE_CHECKING:
+    from shapely.geometry.base import BaseGeometry
+
 log = logging.getLogger(__name__)
 
-_SEVERITIES = [s for s in Severity if s is not Severity.UNKNOWN]  # most pressing first
+_SEVERITIES: list[Severity] = [s for s in Severity if s is not Severity.UNKNOWN]  # most pressing first
 _CACHE = 512
 
 
@@ -184,8 +187,8 @@ class RuleSet:
         with self._lock:
             if key in self._geoms:
                 return self._geoms[key]
-        shapes = []
-        seen = set()
+        shapes: list[BaseGeometry] = []
+        seen: set[Area] = set()
         g, reg = self.geo, self.registry
         for info in alert.infos:
             for area in info.areas:
@@ -344,7 +347,8 @@ class RuleSet:
     def render(self, template: str, values: Mapping[str, object], *, rule: str = "") -> Draft:
         """A draft from a template; ``district`` and ``time`` are filled in when not given."""
         tpl = self.templates[template]
-        full = {"district": self.district_name or self.district or "", "time": _local(datetime.now(UTC))}
+        full: dict[str, object] = {"district": self.district_name or self.district or "",
+                                   "time": _local(datetime.now(UTC))}
         full.update({k: v for k, v in values.items() if v is not None})
         return tpl.render(full, rule=rule)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 from lxml import etree
 from signxml import DigestAlgorithm, SignatureMethod, XMLSigner
@@ -138,6 +138,15 @@ def test_valid_with_leaf_in_store(corpus: Path, tmp_path: Path, ca: Party, kind:
     assert report.verdict is Verdict.VALID, report.as_dict()  # the signed alert still passes the XSD
     assert f"CN={kind}.issuer.example.org" in report.signer
     assert report.alert is not None and report.alert.infos[0].headline == HEADLINE
+
+
+def test_signing_refuses_a_key_that_is_neither_ec_nor_rsa(corpus: Path, leaf: Party) -> None:
+    key = ed25519.Ed25519PrivateKey.generate()
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    root = parse((corpus / A2).read_bytes()).root
+    with pytest.raises(ValueError, match="must be an EC or RSA private key, not Ed25519PrivateKey"):
+        cap_sign.sign(root, key_pem=key_pem, cert_pem=leaf.cert_pem)
 
 
 def test_valid_via_ca_in_store(corpus: Path, tmp_path: Path, ca: Party, leaf: Party) -> None:
