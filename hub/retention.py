@@ -7,14 +7,14 @@ logs what it removed. Nothing still needed goes:
   Cancel, past its expiry, or, stating no end, its source incident ended) ``outbox_days`` ago. Never a queued or
   in-flight row, never a row of a current incident (a later Cancel or all-clear goes to whoever has a done row).
 - **rejections**: records of refused documents older than ``rejections_days``; so are the set-aside copies of CAP
-  identity conflicts (hub.conflicts), kept that long as evidence.
+  identity conflicts (hub.store.conflicts), kept that long as evidence.
 - **raw documents**: the bytes as received, of incidents ended ``raw_days`` ago. Every version stays, with its
   parsed alert, verdict and identity (so a source that lists it again finds a duplicate).
 - **readings** of sensors that no configured mqtt source owns (each mqtt source prunes its own).
 - **presence** rows of list sources that are no longer configured: they would keep their warnings current forever.
-- **audit**: archived as a verified segment with an anchor (hub.audit), only if ``audit_days`` is set.
+- **audit**: archived as a verified segment with an anchor (hub.store.audit), only if ``audit_days`` is set.
 
-Sessions and login throttling rows are purged by their own job (hub.auth.purge) every few minutes.
+Sessions and login throttling rows are purged by their own job (hub.access.auth.purge) every few minutes.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def prune_rejections(store: Store, before: datetime, limit: int = BATCH) -> int:
 
 
 def prune_conflicts(store: Store, before: datetime, limit: int = BATCH) -> int:
-    """Set-aside copies of identity conflicts recorded before ``before`` (hub.conflicts)."""
+    """Set-aside copies of identity conflicts recorded before ``before`` (hub.store.conflicts)."""
     with store.transaction() as conn:
         return conn.execute("DELETE FROM conflicts WHERE id IN (SELECT id FROM conflicts WHERE received_at < ?"
                             " LIMIT ?)", (utc_iso(before), limit)).rowcount
@@ -174,7 +174,7 @@ async def _archive_audit(astore: AsyncStore, plan: Plan, before: datetime, now: 
 
 
 async def purge_sessions(astore: AsyncStore, **settings: Any) -> int:
-    """Ended console sessions and stale login-throttle rows (hub.auth.purge, same arguments); logs what went."""
+    """Ended console sessions and stale login-throttle rows (hub.access.auth.purge, same arguments); logs what went."""
     n = await astore.run(auth.purge, astore.store, **settings)
     if n:
         log.info("retention: removed %d ended console session(s)", n, extra={"retention": "sessions", "removed": n})

@@ -209,8 +209,8 @@ def _warm_worker(hold_s: float) -> int:
 
 
 def _exit_with_parent(parent: int) -> None:
-    """Workers of a hub killed with SIGKILL notice they were orphaned and leave (as hub.pool's do; not imported from
-    there, which would load the CAP stack into every encryption worker)."""
+    """Workers of a hub killed with SIGKILL notice they were orphaned and leave (as hub.intake.pool's do; not
+    imported from there, which would load the CAP stack into every encryption worker)."""
     while True:
         time.sleep(0.5)
         if os.getppid() != parent:

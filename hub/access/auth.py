@@ -209,7 +209,7 @@ def set_password(store: Store, name: str, password: str, *, actor: str, hasher: 
 
 def unlock(store: Store, name: str, *, actor: str, now: datetime | None = None) -> tuple[User, int]:
     """Lift the login throttle of a user (``warnhub user unlock``): the waits of all its (name, address) pairs and
-    its failures in address brakes are forgotten (:func:`hub.login_throttle.clear`). Audited as ``user.unlock``.
+    its failures in address brakes are forgotten (:func:`hub.access.login_throttle.clear`). Audited as ``user.unlock``.
     Returns the user and the throttle rows cleared."""
     user = _existing(store, name)
     cleared = login_throttle.clear(store, user.name, now=now or now_utc())
@@ -270,7 +270,7 @@ class LoginResult:
 def login_begin(store: Store, name: str, remote: str, *, throttle: Throttle = DEFAULT_THROTTLE,
                 now: datetime | None = None) -> LoginAttempt:
     """Step 1 (store thread): find the user, and check and count the attempt with the throttle
-    (:func:`hub.login_throttle.admit`) before any password is checked."""
+    (:func:`hub.access.login_throttle.admit`) before any password is checked."""
     norm = name.strip().lower()[:200]
     row = store.conn.execute(f"SELECT {_USER_COLS}, password_hash FROM users WHERE name=?", (norm,)).fetchone()
     user = _user(row[:5]) if row else None
@@ -283,7 +283,7 @@ def login_begin(store: Store, name: str, remote: str, *, throttle: Throttle = DE
 
 def login_failed(attempt: LoginAttempt, ok: bool) -> LoginResult | None:
     """The refusal for an attempt after step 2 (:func:`check_password`), or None when it signs the user in. Writes
-    nothing: the failure was counted in step 1 and is audited with its window (:mod:`hub.login_throttle`)."""
+    nothing: the failure was counted in step 1 and is audited with its window (:mod:`hub.access.login_throttle`)."""
     if attempt.retry_after is not None:
         return LoginResult(None, "throttled", attempt.retry_after)
     user = attempt.user
@@ -399,7 +399,7 @@ def end_session(store: Store, token: str, *, reason: str = "logout", now: dateti
 def purge(store: Store, *, idle: timedelta, max_age: timedelta, throttle: Throttle = DEFAULT_THROTTLE,
           now: datetime | None = None) -> int:
     """Delete sessions past their idle or maximum age; audit ended windows of failed logins and delete them (with
-    their addresses) after the retention (:func:`hub.login_throttle.purge`). Returns sessions removed."""
+    their addresses) after the retention (:func:`hub.access.login_throttle.purge`). Returns sessions removed."""
     now = now or now_utc()
     with store.transaction() as conn:
         n = conn.execute("DELETE FROM sessions WHERE last_seen < ? OR created < ?",

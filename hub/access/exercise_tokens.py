@@ -5,7 +5,7 @@ receives only exercises) is created only with a token that a signed-in console u
 exercise-token`` command issued. A token is shown once, stored only as its SHA-256, valid for
 :data:`TTL_S` (24 h) and used once; issuing and using it are audited (who issued it, which subscription used it).
 
-Functions take the :class:`~hub.store.Store` and run on its writer thread (``AsyncStore.run``).
+Functions take the :class:`~hub.store.db.Store` and run on its writer thread (``AsyncStore.run``).
 """
 
 from __future__ import annotations

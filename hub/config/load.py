@@ -61,8 +61,8 @@ class LoadedConfig:
         return [s for src in self.cfg.sources if isinstance(src, MqttSourceConfig) for s in src.sensors]
 
     def geography(self) -> Any:
-        """The bundled geography plus ``[geo] boundaries`` (:class:`hub.geo.Geography`; ConfigError if a file is
-        unusable)."""
+        """The bundled geography plus ``[geo] boundaries`` (:class:`hub.geo.geography.Geography`; ConfigError if a
+        file is unusable)."""
 
         return with_extra_boundaries((self.path(p) for p in self.cfg.geo.boundaries),
                                      bundled=self.cfg.geo.bundled_gemeinden)

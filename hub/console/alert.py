@@ -30,7 +30,7 @@ from hub.store.db import Store
 
 
 def template_content(tpl: Template, values: Mapping[str, object]) -> dict[str, Any]:
-    """Adapter over hub.rules.templates: a template as console content. Placeholders without a value stay
+    """Adapter over hub.decide.rules.templates: a template as console content. Placeholders without a value stay
     visible (``{sensor}``) so the operator fills them; submitting refuses texts that still hold any."""
     full: dict[str, object] = {p: "{" + p + "}" for p in tpl.uses}
     full.update({k: v for k, v in values.items() if v is not None})

@@ -64,7 +64,7 @@ PREVIEW_HOURS = 6
 
 
 class ConsoleUser(Protocol):
-    """A signed-in person (hub.auth's user satisfies this): roles viewer/author/approver/admin, scopes as ARS."""
+    """A signed-in person (hub.access.auth's user satisfies this): roles viewer/author/approver/admin, scopes as ARS."""
 
     @property
     def id(self) -> int: ...

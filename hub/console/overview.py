@@ -23,7 +23,7 @@ def inbox(store: Store, *, now: datetime | None = None, hours: float = PREVIEW_H
     drafts (sensor drafts with the sensor's last ``hours`` of readings as ``(time, value)`` for a chart),
     unrouted alerts with the rules' explanation, console versions awaiting approval, and what failed in the
     pipeline (rules, publishing, deliveries) with the reason and the next try (hub.health.pipeline_faults), and the
-    CAP identity conflicts (hub.conflicts: a second copy of a message with other content)."""
+    CAP identity conflicts (hub.store.conflicts: a second copy of a message with other content)."""
     found = decisions.decisions(store, decision="publish") + decisions.decisions(store, decision="draft")
     origins = dict(store.conn.execute("SELECT id, origin FROM alerts WHERE id IN (SELECT value FROM json_each(?))",
                                       (json.dumps([d.decision.alert_id for d in found]),)).fetchall())
@@ -43,7 +43,7 @@ def inbox(store: Store, *, now: datetime | None = None, hours: float = PREVIEW_H
 
 def status(store: Store, thread: str) -> dict[str, Any]:
     """Per version of a console thread: its state, its CAP, its publication and the deliveries per channel and
-    state (hub.outbox.status)."""
+    state (hub.deliver.outbox.status)."""
     rows = versions(store, thread)
     pubs = {v["id"]: publications.by_source_alert(store, v["alert_id"]) for v in rows if v["alert_id"]}
     counts = outbox.status(store, [p.id for p in pubs.values() if p is not None])

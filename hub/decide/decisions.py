@@ -13,7 +13,7 @@ is tried again while its warning is valid (:func:`rules_retry_due`, :func:`failu
 rule, kind and time of the sensor event) so deciding twice, or replaying readings after a restart, never drafts
 the same thing twice. Approving and sending drafts is the control room's work; here they only wait.
 
-Functions take the :class:`~hub.store.Store` and run on its writer thread (``AsyncStore.run``). The tables are
+Functions take the :class:`~hub.store.db.Store` and run on its writer thread (``AsyncStore.run``). The tables are
 in hub/store/schema.py.
 """
 
@@ -238,7 +238,7 @@ def _not_passed(store: Store) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SensorDraft:
-    """A sensor event as the store keeps it (see :class:`hub.rules.SensorEvent`)."""
+    """A sensor event as the store keeps it (see :class:`hub.decide.rules.SensorEvent`)."""
 
     rule: str
     sensor: str

@@ -7,7 +7,7 @@ rules in force (off the event loop: an alert with 800 DWD areas takes millisecon
 decision with any drafts in one transaction, then publishes :class:`~hub.events.Decided` (the delivery pipeline
 listens).
 
-Sensor readings arrive from the MQTT source after they are stored; the :class:`~hub.rules.SensorWatch` turns
+Sensor readings arrive from the MQTT source after they are stored; the :class:`~hub.decide.rules.SensorWatch` turns
 them into fired/cleared events whose drafts are stored for approval (keyed, so a replay after a restart drafts
 nothing twice). At start the watch is primed with the recent readings of the sensors the rules name.
 

@@ -14,7 +14,7 @@ channel). One bad row delays no other row of its batch: a batch whose ``deliver`
 is alone, and a row whose content cannot be made (``breaker.row_failed``) is retried alone while the rest are sent;
 it ends ``failed`` with the reason.
 
-The sync functions take the :class:`~hub.store.Store` and run on its one writer thread (``AsyncStore.run``). Times
+The sync functions take the :class:`~hub.store.db.Store` and run on its one writer thread (``AsyncStore.run``). Times
 are epoch milliseconds. The table is in hub/store/schema.py.
 """
 

@@ -1,6 +1,6 @@
 """Intake: every document any source brings passes here, is validated, and is stored before anything acts on it.
 
-Two halves so the daemon can spread the CPU work over processes (see hub.pool) while one thread writes:
+Two halves so the daemon can spread the CPU work over processes (see hub.intake.pool) while one thread writes:
 :func:`check_document` (parse, XSD, semantics, signature; pure, runs anywhere) and :meth:`Intake.record`
 (writes the verdict to the store). :meth:`Intake.ingest` does both in the caller's thread (CLI, tests).
 """
@@ -22,7 +22,7 @@ log = logging.getLogger("warnhub.intake")
 @dataclass(frozen=True, slots=True)
 class IntakeResult:
     outcome: str
-    """``new``, ``duplicate``, ``conflict`` (same CAP identity, other content: both kept, see hub.conflicts) or
+    """``new``, ``duplicate``, ``conflict`` (same CAP identity, other content: both kept, see hub.store.conflicts) or
     ``rejected``."""
     report: Report
     alert_id: int | None = None
@@ -75,7 +75,7 @@ class Intake:
         ``durable``: the commit is on disk when this returns, whatever ``[store] synchronous`` says, for a source
         that tells its sender "stored" afterwards (moves the file, acknowledges); see ``Store.transaction``.
         ``relay``: the document is the hub's rendering of an alert an adapter converted from another format (NINA
-        JSON); it is never compared for identity conflicts (see hub.conflicts).
+        JSON); it is never compared for identity conflicts (see hub.store.conflicts).
 
         Inside a caller's open transaction (the console stores its warning with its decision, hub.console.release)
         the write is a savepoint of it and commits or rolls back with the caller's; the log line then tells what

@@ -8,7 +8,7 @@ A sensor's state follows from its newest reading alone: ``never`` (no reading ye
 is older than the sensor's ``interval_s``: a stale gauge is not a calm river) or ``ok``. The API computes it when
 asked, so it is right even while no source runs.
 
-Every function takes the :class:`~hub.store.Store` and runs on its one writer thread (``AsyncStore.run``). The
+Every function takes the :class:`~hub.store.db.Store` and runs on its one writer thread (``AsyncStore.run``). The
 tables are in hub/store/schema.py.
 """
 

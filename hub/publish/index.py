@@ -4,10 +4,10 @@ The pipeline asks for every warning and the console for every preview, over up t
 answer must take milliseconds, not a scan of the table with a geometry test per row:
 
 - Point places (a circle: lat/lon and a radius) live in numpy column arrays, projected to metres
-  (:data:`hub.geo.GERMANY`) and sorted by radius class and 5 km grid cell over Germany. A query reads only the cells
-  within reach of the warning's bounding box, per radius class (one 50 km circle does not widen the search for all
-  the 1 km ones), prunes the candidates by their distance to that box in one vectorised step, and tests only the
-  few left exactly with shapely (inside the area, else within the radius of it).
+  (:data:`hub.geo.projection.GERMANY`) and sorted by radius class and 5 km grid cell over Germany. A query reads
+  only the cells within reach of the warning's bounding box, per radius class (one 50 km circle does not widen the
+  search for all the 1 km ones), prunes the candidates by their distance to that box in one vectorised step, and
+  tests only the few left exactly with shapely (inside the area, else within the radius of it).
 - Region places (an ARS) are few distinct keys with many subscribers each. They match by the ARS hierarchy (a key
   above, equal to or below) and, for a warning with an area, by the region's known boundary. Those boundaries are
   large polygons, and a grid would have to cut them into cells; a shapely STRtree over them finds the few whose
@@ -16,7 +16,7 @@ answer must take milliseconds, not a scan of the table with a geometry test per 
 - Severity, topic (a bitmask of CAP categories, plus event slugs) and exercise filter as array comparisons.
 
 Changes go to a small delta that is merged into the arrays when it grows. :func:`load_index` fills an index from the
-``subscriptions`` table (:mod:`hub.subscriptions`: the table, parsing and storing) on the store's writer thread.
+``subscriptions`` table (:mod:`hub.publish.subscriptions`: the table, parsing and storing) on the store's writer thread.
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """From a decision to deliveries: publication, targeting and the outbox (GUIDE.md sections 1 and 5).
 
-For every stored ``publish`` decision the pipeline issues the hub's own CAP message (:mod:`hub.publications`),
-works out who gets it — push subscriptions whose places the area reaches (:class:`~hub.targeting.
+For every stored ``publish`` decision the pipeline issues the hub's own CAP message (:mod:`hub.publish.publications`),
+works out who gets it — push subscriptions whose places the area reaches (:class:`~hub.publish.index.
 SubscriptionIndex`), display boards whose region it touches, webhooks for their regions — and writes the
 publication and one outbox row per (version, channel, recipient) in **one transaction**. Only then do the channel
 workers send. It reads its work from the store (decisions without a publication), so a crash after the decision
 and before the publication only delays it to the next start — however long that takes, while the warning is valid.
 Each decision is published on its own: one that raises is recorded as failed on its decision and retried with
-backoff (:func:`hub.decisions.record_failure`), and the others go on.
+backoff (:func:`hub.decide.decisions.record_failure`), and the others go on.
 
 * An Update that the rules did not find significant (``push`` false) updates web, boards and webhooks and queues
   no push; queued pushes of earlier versions are superseded by newer push rows, and any push still queued shows

@@ -41,8 +41,8 @@ def region_concerned(geo: Geography, ars: str, regions: Sequence[str], area_lonl
 
 def concerns_region(pub: Publication, ars: str, geo: Geography,
                     areas: dict[tuple[int, str], BaseGeometry] | None = None) -> bool:
-    """By :meth:`hub.geo.Geography.concerns`: a Gemeinde's widget does not show a warning for another Gemeinde of
-    its Kreis because the Kreis is among the warning's regions."""
+    """By :meth:`hub.geo.geography.Geography.concerns`: a Gemeinde's widget does not show a warning for another
+    Gemeinde of its Kreis because the Kreis is among the warning's regions."""
     if pub.area is None:
         return geo.concerns(ars, pub.regions, None)
     key = (pub.id, pub.identifier)

@@ -4,12 +4,12 @@ A rule that publishes an incoming alert makes the hub issue its own message: its
 issuer's texts and areas, the severity the rules decided, and ``references`` to the hub's previous version of the
 same incident, so downstream systems (the CAP Atom feed, webhooks) see one clean Alert → Update → Cancel chain
 whatever the source did. A publication is stored before anything is sent (the outbox rows are written in the same
-transaction by :mod:`hub.pipeline`).
+transaction by :mod:`hub.publish.pipeline`).
 
 ``thread`` names the incident on the hub's side (``w<source thread id>``), ``version`` counts its publications.
 Texts per language (:class:`Notice`) are kept as JSON for the channels; the CAP XML is kept as issued.
 
-Functions take the :class:`~hub.store.Store` and run on its writer thread.
+Functions take the :class:`~hub.store.db.Store` and run on its writer thread.
 """
 
 from __future__ import annotations

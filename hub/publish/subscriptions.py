@@ -16,13 +16,13 @@ data or access log.
 - ``min_severity``: the least severity to be warned of (``Minor``, ``Moderate``, ``Severe``, ``Extreme``).
 - ``languages``: JSON list of preferred languages, best first (``de``, ``en``, ``de-x-ls`` for Leichte Sprache ...).
 - ``exercise``: 1 for staff test devices, which receive only exercises; else 0. Set only with a token from the
-  console or the CLI (:mod:`hub.exercise_tokens`).
+  console or the CLI (:mod:`hub.access.exercise_tokens`).
 - ``created_ms``, ``updated_ms``: the day of creation and of the last change (epoch milliseconds of 00:00 UTC).
 
 A deleted subscription is deleted, not marked; so is one whose push service answers that the endpoint is gone.
 
-Store functions take the :class:`~hub.store.Store` and run on its writer thread (``AsyncStore.run``). Who is to
-receive a warning is answered from memory by :class:`hub.targeting.SubscriptionIndex`.
+Store functions take the :class:`~hub.store.db.Store` and run on its writer thread (``AsyncStore.run``). Who is to
+receive a warning is answered from memory by :class:`hub.publish.index.SubscriptionIndex`.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ class EndpointTaken(SubscriptionError):
 
 
 class ExerciseRefused(SubscriptionError):
-    """``exercise: true`` without a valid exercise token (see :mod:`hub.exercise_tokens`)."""
+    """``exercise: true`` without a valid exercise token (see :mod:`hub.access.exercise_tokens`)."""
 
 
 class SubscriptionsFull(SubscriptionError):
@@ -322,7 +322,7 @@ def create(store: Store, sub: Subscription, *, exercise_token: str | None = None
     """Store a subscription; returns ``(id, token)``. An endpoint already subscribed keeps its id, gets a new token
     (the old one stops working) and the new settings.
 
-    ``exercise: true`` needs ``exercise_token`` (:func:`hub.exercise_tokens.redeem`, used up here) unless the
+    ``exercise: true`` needs ``exercise_token`` (:func:`hub.access.exercise_tokens.redeem`, used up here) unless the
     endpoint is already an exercise subscription; else :class:`ExerciseRefused`. ``at_capacity``: the hub holds as
     many subscriptions as it may, so only an endpoint already subscribed is accepted (else :class:`SubscriptionsFull`).
     """
@@ -411,7 +411,7 @@ def load_all(store: Store) -> list[tuple[str, Subscription]]:
 
 def stream_for_targeting(store: Store) -> Iterator[tuple[str, Subscription]]:
     """Every subscription with its id, streamed (no list of all of them), holding only what targeting reads: places,
-    topics, min_severity and exercise (no push keys, no languages). For :func:`hub.targeting.load_index`."""
+    topics, min_severity and exercise (no push keys, no languages). For :func:`hub.publish.index.load_index`."""
     rows = store.conn.execute("SELECT id, places, topics, min_severity, exercise FROM subscriptions")
     return ((sub_id, _from_row((sub_id, "", "", "", "", places, topics, severity, "[]", exercise, 0, 0)))
             for sub_id, places, topics, severity, exercise in rows)

@@ -82,7 +82,7 @@ class AlertRecord:
 @dataclass(frozen=True, slots=True)
 class AddResult:
     outcome: str
-    """``new``, ``duplicate`` or ``conflict`` (same identity, other content: see hub.conflicts)."""
+    """``new``, ``duplicate`` or ``conflict`` (same identity, other content: see hub.store.conflicts)."""
     alert_id: int
     thread_id: int
     state: str
@@ -127,7 +127,7 @@ class Alerts(Connection):
     def add_record(self, rec: AlertRecord, raw: bytes, *, origin: str, now: datetime | None = None,
                    durable: bool = False, relay: bool = False) -> AddResult:
         """Store a prepared :class:`AlertRecord` (see there) in one transaction (``durable``: see
-        :meth:`transaction`; ``relay``: converted from another format, see hub.conflicts)."""
+        :meth:`transaction`; ``relay``: converted from another format, see hub.store.conflicts)."""
         received = utc_iso(now or now_utc())
         if relay:
             rec = dataclasses.replace(rec, flags=conflicts.mark_relay(rec.flags))
@@ -157,7 +157,8 @@ class Alerts(Connection):
 
     def _conflict(self, conn: sqlite3.Connection, rec: AlertRecord, raw: bytes, origin: str, received: str,
                   alert_id: int, now: datetime) -> AddResult:
-        """Same identity, other content (see hub.conflicts): keep both copies, the better-signed one as the version."""
+        """Same identity, other content (see hub.store.conflicts): keep both copies, the better-signed one as the
+        version."""
         cols = ("sender", "identifier", "sent", "origin", "signature", "verdict", "raw", "json", "flags")
         stored = dict(zip(cols, conn.execute(f"SELECT {', '.join(cols)} FROM alerts WHERE id=?",
                                              (alert_id,)).fetchone(), strict=True))

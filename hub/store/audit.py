@@ -8,7 +8,7 @@ on disk. The chain in the table then continues from the anchor (``Store.verify_a
 :func:`verify_archive` checks a file against its anchor: rows deleted from the middle, an altered table or an
 altered file are all detected.
 
-Functions take the :class:`~hub.store.Store` and run on its writer thread.
+Functions take the :class:`~hub.store.db.Store` and run on its writer thread.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ class AuditChain(Connection):
 
     def verify_audit(self) -> AuditCheck:
         """Recompute the chain from its anchor: the genesis, or the last entry archived by ``warnhub audit
-        archive`` (whose file :func:`hub.audit.verify_archive` checks)."""
+        archive`` (whose file :func:`hub.store.audit.verify_archive` checks)."""
         anchor, prev = self.audit_anchor()
         n = 0
         for n, entry in enumerate(self.audit_entries(), start=1):

@@ -23,7 +23,7 @@ other copy of its identity are a plain duplicate, as before: first arrival wins.
 through such a relay is not caught here.
 
 Thread keys of a displaced copy stay (a thread it joined stays joined): keys are only ever added.
-Functions here take the writer's connection inside the store's transaction (:meth:`hub.store.Store.add_record`),
+Functions here take the writer's connection inside the store's transaction (:meth:`hub.store.db.Store.add_record`),
 or a (read-only) store for the console.
 """
 

@@ -9,7 +9,7 @@ Routes:
   includes ended; paged with ``limit`` and ``cursor``, see :mod:`hub.web.paging`), ``/console/api/alerts/{id}``,
   ``/console/api/alerts/{id}/cap.xml``; ``/console/api/publications/{thread}/status``: delivery figures of a
   publication. Stored incidents hold exercises, unrouted and suppressed alerts and CAP Restricted/Private messages:
-  none of it is ever served without a session (the public routes show what :mod:`hub.publications` admits).
+  none of it is ever served without a session (the public routes show what :mod:`hub.publish.publications` admits).
 - ``/api/v1/sensors``: configured sensors with state (ok / stale / never), newest reading, malformed count;
   ``/api/v1/sensors/{id}/readings?since=<ISO 8601>&limit=<1..10000>``: readings oldest first (without ``since``
   the newest ``limit``).
@@ -336,7 +336,7 @@ class WebServer:
 
     async def __aenter__(self) -> WebServer:
         await self.runner.setup()
-        site = GuardedSite(self.runner, self.host, self.port)  # keeps file descriptors in reserve (hub.fdlimit)
+        site = GuardedSite(self.runner, self.host, self.port)  # keeps file descriptors in reserve (hub.web.fdlimit)
         await site.start()
         self.runner.app[SITES_KEY].append(site)
         server = getattr(site, "_server", None)

@@ -3,12 +3,12 @@
 :func:`setup_auth` installs, for every path under the console prefix (``/console`` by default):
 
 - ``GET/POST {prefix}/login`` (HTML form, or JSON ``{"name", "password"}`` answered with JSON; 429 with
-  ``Retry-After`` while :mod:`hub.login_throttle` makes the name and client address wait, the password unchecked)
+  ``Retry-After`` while :mod:`hub.access.login_throttle` makes the name and client address wait, the password unchecked)
   and ``POST {prefix}/logout``; ``GET {prefix}/api/me``;
 - a middleware that wants a valid session everywhere under the prefix except the login page and ``static/``
   (HTML requests are sent to the login page with 303, ``/api/`` and JSON requests get 401 JSON), refuses
   state-changing requests without the session's CSRF token (header ``X-CSRF-Token`` or form field ``csrf_token``) or
-  from another origin with 403, and puts the :class:`hub.auth.User` and :class:`hub.auth.Session` into
+  from another origin with 403, and puts the :class:`hub.access.auth.User` and :class:`hub.access.auth.Session` into
   ``request["user"]`` and ``request["session"]``;
 - ``Cache-Control: no-store``, ``X-Frame-Options: DENY`` and a CSP with ``frame-ancestors 'none'`` on every console
   response (also streamed ones and errors).

@@ -18,7 +18,7 @@ Routes (added by :func:`setup`):
   ``GET /widget/{ars}.js``: inserts that iframe where the script tag stands.
 - ``GET /api/v1/regions?q=``: the district, its Samtgemeinden and Gemeinden by name, ``[{ars, name, level}]``.
 
-What is shown: what :data:`hub.publications.WEB` admits (published to the web channel, status Actual, scope
+What is shown: what :data:`hub.publish.publications.WEB` admits (published to the web channel, status Actual, scope
 Public), as ``/api/v1/warnings``; never raw stored incidents. No cookies, no analytics, nothing loaded from
 another host (except a configured tile server).
 Every page but the widget carries ``#offline-status`` and ``/static/citizen/offline.js`` for the offline part.

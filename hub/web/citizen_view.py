@@ -2,7 +2,7 @@
 (Europe/Berlin), a publication as a list entry or as a whole warning with its history, texts made safe to show,
 map features (GeoJSON, lon/lat) and the names of regions a citizen can search for.
 
-The pages show the hub's own publications to the web (hub.publications), never raw stored incidents. A warning
+The pages show the hub's own publications to the web (hub.publish.publications), never raw stored incidents. A warning
 that ended (cancelled, expired) must never look current: :func:`state_of` decides, the templates follow it.
 """
 

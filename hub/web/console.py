@@ -127,7 +127,7 @@ class ConsoleWeb:
             templates = {**rules, **{t.name: t for t in compose}}
 
             def check_area(user: ConsoleUser, area: Any) -> str | None:
-                """hub.auth's scope check (boundary tolerance, fails closed without a boundary)."""
+                """hub.access.auth's scope check (boundary tolerance, fails closed without a boundary)."""
                 return None if area is None or area.is_empty else scopes.check_area(cast(auth.User, user), geo, area)
 
             cfg = ConsoleConfig.from_loaded(self.services.loaded, geo=geo, templates=templates,

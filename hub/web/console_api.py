@@ -432,7 +432,7 @@ async def act(request: web.Request) -> web.Response:
 
 
 async def exercise_token(request: web.Request) -> web.Response:
-    """Issue a token that lets one staff test device subscribe to exercises (see hub.exercise_tokens)."""
+    """Issue a token that lets one staff test device subscribe to exercises (see hub.access.exercise_tokens)."""
     user = require(request, "compose")
     s = state_of(request)
     token, expires_ms = await s.run(exercise_tokens.issue, user.name)

@@ -49,7 +49,7 @@ ACTION = {"create": ("angelegt", "created"), "edit": ("bearbeitet", "edited"), "
 DELIVERY = (("queued", "wartend", "queued"), ("delivered", "zugestellt", "delivered"),
             ("failed", "fehlgeschlagen", "failed"), ("gone", "abgemeldet", "gone"),
             ("ended", "ersetzt/abgelaufen", "superseded/expired"))
-"""Delivery states as the console counts them (hub.outbox states folded: inflight and retry wait too)."""
+"""Delivery states as the console counts them (hub.deliver.outbox states folded: inflight and retry wait too)."""
 _FOLD = {"queued": "queued", "inflight": "queued", "retry": "queued", "done": "delivered", "failed": "failed",
          "gone": "gone", "expired": "ended", "superseded": "ended", "withdrawn": "ended"}
 OUTBOX_CHANNEL = {"push": ("Push", "push"), "boards-mqtt": ("Tafeln (MQTT)", "boards, MQTT"),

@@ -7,7 +7,7 @@ event and it is unsubscribed — so one stuck kiosk never slows the others. A cl
 ``heartbeat_s`` gets a ``heartbeat`` event (with a comment line for proxies), so proxies keep the connection and
 clients can tell a live connection from a stale one.
 
-An event is a dict (:func:`event_of` builds it from a :class:`~hub.publications.Publication`):
+An event is a dict (:func:`event_of` builds it from a :class:`~hub.publish.publications.Publication`):
 
 * ``thread``, ``version``, ``msgType``, ``regions`` (ARS list): required;
 * ``status`` (or ``publication.status``): required — an event without one is delivered to nobody, so an exercise
@@ -18,12 +18,12 @@ An event is a dict (:func:`event_of` builds it from a :class:`~hub.publications.
 
 Limits (:class:`StreamGate`, applied to ``/api/v1/stream`` by the :func:`stream_limits` middleware): at most
 ``[web] max_streams`` open streams in total and ``[web] max_streams_per_address`` per client address, and a new one
-only while twice ``[web] fd_reserve`` file descriptors are free (:mod:`hub.fdlimit`); over a limit the answer is
+only while twice ``[web] fd_reserve`` file descriptors are free (:mod:`hub.web.fdlimit`); over a limit the answer is
 503 with ``Retry-After`` and the connection is closed.
 
-Regions match by key (:meth:`hub.geo.Registry.is_within` either way): a client of a Kreis gets the warnings for the
-Kreis, for its Land and for any Gemeinde in it. Geometry is not compared here (the snapshot a client receives on
-connect is filtered by geometry as well, see :mod:`hub.web.warnings`).
+Regions match by key (:meth:`hub.geo.registry.Registry.is_within` either way): a client of a Kreis gets the
+warnings for the Kreis, for its Land and for any Gemeinde in it. Geometry is not compared here (the snapshot a
+client receives on connect is filtered by geometry as well, see :mod:`hub.publish.places`).
 """
 
 from __future__ import annotations

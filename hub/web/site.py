@@ -1,4 +1,4 @@
-"""The web server's listening socket with an accept path that keeps descriptors in reserve (see hub.fdlimit).
+"""The web server's listening socket with an accept path that keeps descriptors in reserve (see hub.web.fdlimit).
 
 :class:`GuardedSite` is an aiohttp ``TCPSite`` that accepts connections itself instead of asyncio's server loop:
 
@@ -148,7 +148,7 @@ class _FirstByte(asyncio.Protocol):
 
 
 class GuardedSite(web.TCPSite):
-    """``TCPSite`` whose accept path keeps :func:`hub.fdlimit.budget`'s reserve (see the module docstring)."""
+    """``TCPSite`` whose accept path keeps :func:`hub.web.fdlimit.budget`'s reserve (see the module docstring)."""
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *, fds: FdBudget | None = None,
                  backlog: int = 128) -> None:

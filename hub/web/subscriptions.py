@@ -6,13 +6,13 @@ Routes (JSON; every response ``Cache-Control: no-store``; bodies up to 16 KB):
 - ``GET|PUT|DELETE /api/v1/subscriptions/{id}`` with ``Authorization: Bearer <token>``: 200 ``{"id",
   "subscription"}`` (DELETE: 204). An unknown id and a wrong token both answer 404 with the same body; no header: 401.
 - ``"exercise": true`` (a staff test device, which receives only exercises) needs ``"exercise_token"``: a token
-  the console or ``warnhub exercise-token`` issued (24 h, single use, see hub.exercise_tokens); else 403.
+  the console or ``warnhub exercise-token`` issued (24 h, single use, see hub.access.exercise_tokens); else 403.
 - Errors: ``{"error": "<German> / <English>: ..."}`` with 400 (invalid JSON or field), 403 (exercise without a
   valid token), 409 (PUT with a push endpoint of another subscription), 413 (body too large), 429 (more than
   ``[web] subscribe_per_address_per_hour`` POSTs from one address) and 503 (``[push] max_subscriptions`` reached),
   both with ``Retry-After``.
 
-The :class:`~hub.targeting.SubscriptionIndex` lives at ``app[INDEX_KEY]`` for the delivery pipeline to share;
+The :class:`~hub.publish.index.SubscriptionIndex` lives at ``app[INDEX_KEY]`` for the delivery pipeline to share;
 these handlers tell it of every change (the delivery worker does the same when it deletes gone endpoints).
 """
 

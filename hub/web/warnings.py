@@ -19,7 +19,7 @@ Routes (added by :func:`setup`):
   JavaScript) and kept live by ``/static/board.js``.
 
 Handlers use only ``request.app[HUB_KEY].store`` (the :class:`~hub.store.AsyncStore`). What each route may show
-is decided by one rule, :class:`hub.publications.Audience` (published to the public, CAP status Actual, scope
+is decided by one rule, :class:`hub.publish.publications.Audience` (published to the public, CAP status Actual, scope
 Public), applied in the store's queries and to live events. Kiosks show publications of the ``web`` and ``boards``
 channels; a kiosk board marked ``exercise`` also shows exercises, and answers only with its ``token``
 (``?token=``; without it 404).
