@@ -247,6 +247,9 @@ async def _serve(stack: contextlib.AsyncExitStack, loaded: LoadedConfig, store: 
     async with asyncio.TaskGroup() as group:
         tasks.start(group, "router", router.run)
         tasks.start(group, "pipeline", pipeline.run)
+        assert services.outbox is not None
+        for name, worker in services.outbox.workers.items():
+            tasks.start(group, f"outbox:{name}", worker.run)
         count = start_sources(group, services, http, router)
         log.info("warnhub running: %s (%s), %d source(s)", loaded.cfg.hub.name, loaded.cfg.hub.district_ars, count)
         tasks.started = True
@@ -254,6 +257,7 @@ async def _serve(stack: contextlib.AsyncExitStack, loaded: LoadedConfig, store: 
             ready.set()
         await stop.wait()
         log.info("stopping")
+        await services.outbox.stop()  # batches in hand finish (up to 10 s) before the tasks are cancelled
         tasks.cancel()
     await store.run(store.store.audit, actor, "hub.stop", str(loaded.file))
 

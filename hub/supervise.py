@@ -123,5 +123,7 @@ class Supervisor:
 
 
 def _one_line(err: BaseException) -> str:
+    while isinstance(err, BaseExceptionGroup) and err.exceptions:  # a TaskGroup's: name the error inside
+        err = err.exceptions[0]
     text = " ".join(f"{type(err).__name__}: {err}".split())
     return text[:500]

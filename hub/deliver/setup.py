@@ -176,8 +176,8 @@ class Resolvers:
 
 async def open_outbox(stack: contextlib.AsyncExitStack, *, astore: AsyncStore, loaded: LoadedConfig,
                       http: aiohttp.ClientSession, index: Any, metrics: Any) -> workers.Outbox:
-    """Build the channels from config (every registered factory), enter them on ``stack``, start the outbox
-    (recovering rows that were in flight at the last stop); returns the outbox."""
+    """Build the channels from config (every registered factory), enter them on ``stack``, recover the rows that
+    were in flight at the last stop; returns the outbox, whose channel workers the caller runs (supervised)."""
     box = workers.Outbox(astore, metrics=workers.OutboxMetrics(metrics.registry))
 
     async def on_gone(channel: str, recipients: list[str]) -> None:
@@ -194,7 +194,7 @@ async def open_outbox(stack: contextlib.AsyncExitStack, *, astore: AsyncStore, l
             await stack.enter_async_context(channel)
             box.add_worker(channel, batch_size=500 if channel.name == "push" else 50,
                            concurrency=2 if channel.name == "push" else 1, on_gone=on_gone)
-    requeued = await box.start()
+    requeued = await box.start(run_workers=False)  # the composition root supervises each channel's worker
     stack.push_async_callback(box.stop)
     if requeued:
         log.warning("outbox: %d delivery(ies) were in flight at the last stop and are queued again", requeued)

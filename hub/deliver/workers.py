@@ -82,10 +82,12 @@ class ChannelWorker:
             event.set()
 
     async def run(self) -> None:
+        """The claim loops until :meth:`stop`. A loop that dies (a bug: store and channel errors are handled in
+        it) takes the others down and raises, so whoever runs this (the supervisor) restarts the worker."""
         self._stopping = False
-        self._tasks = [asyncio.create_task(self._loop(event), name=f"outbox-{self.name}-{i}")
-                       for i, event in enumerate(self._wakeups)]
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        async with asyncio.TaskGroup() as group:
+            self._tasks = [group.create_task(self._loop(event), name=f"outbox-{self.name}-{i}")
+                           for i, event in enumerate(self._wakeups)]
 
     async def stop(self, timeout_s: float = 10.0) -> None:
         """Claim no more; let batches in hand finish for up to ``timeout_s``, then cancel them (their rows stay in
@@ -225,12 +227,15 @@ class Outbox:
         worker = self.workers[channel.name] = ChannelWorker(self.astore, channel, **kw)
         return worker
 
-    async def start(self) -> int:
-        """Queue again what was in flight at the last stop or crash, then start the workers; returns that count."""
+    async def start(self, *, run_workers: bool = True) -> int:
+        """Queue again what was in flight at the last stop or crash, then start the workers (``run_workers``
+        False: the caller runs each worker's :meth:`ChannelWorker.run` itself, under its supervisor); returns that
+        count."""
         recovered = await self.astore.run(recover, self.astore.store)
         if recovered:
             log.warning("outbox: %d deliveries were in flight at the last stop; queued again", recovered)
-        self._tasks = [asyncio.create_task(w.run(), name=f"outbox-{w.name}") for w in self.workers.values()]
+        if run_workers:
+            self._tasks = [asyncio.create_task(w.run(), name=f"outbox-{w.name}") for w in self.workers.values()]
         if self.metrics is not None:
             self._tasks.append(asyncio.create_task(self._watch(), name="outbox-metrics"))
         return recovered

@@ -100,6 +100,7 @@ def test_a_crashed_pipeline_is_restarted_shown_in_healthz_and_publishes_again(cr
     assert "injected crash" in down["tasks"]["pipeline"]["last_error"]
     assert down["tasks"]["router"]["state"] == "running"  # one task's crash takes no other down
     assert down["tasks"]["source:cap-inbox"]["state"] == "running"
+    assert down["tasks"]["outbox:push"]["state"] == "running"  # each channel's worker is supervised as well
 
     drop(inbox, "during.xml", storm("storm-during-outage"))  # stored and decided, published once it runs again
     wait_for(lambda: decided(db, "storm-during-outage"), timeout=WAIT, what="the decision during the outage")

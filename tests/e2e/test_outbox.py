@@ -25,8 +25,10 @@ from hub.deliver import outbox
 from hub.deliver.breaker import CircuitBreaker
 from hub.deliver.outbox import NewDelivery, RetryPolicy
 from hub.deliver.workers import Outbox, OutboxMetrics
+from hub.events import Wakeup
 from hub.ports import Delivery, Outcome
 from hub.store.db import AsyncStore, Store
+from hub.supervise import Supervisor
 from tests.kits import paths
 
 ROOT = paths.REPO
@@ -498,3 +500,34 @@ def test_enqueue_select_writes_rows_from_sql_and_supersedes_older_versions(store
     assert hosts == {"a": "h1", "b": "h2", "c": "h1"}
     assert fan_out().inserted == 0  # the same keys again: stored once
     assert store.conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 6
+
+
+async def test_a_worker_whose_loop_dies_is_restarted_by_its_supervisor(astore: AsyncStore,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon runs each channel's worker under the supervisor (hub/app.py): a claim loop that dies (a bug; store
+    and channel errors are handled inside it) takes its worker down with the error, the worker restarts after its
+    backoff, shows as restarting meanwhile, and then delivers what was queued."""
+    box = Outbox(astore)
+    channel = RecordingChannel("push")
+    worker = box.add_worker(channel, idle_s=3600)
+    await box.start(run_workers=False)
+    real_wait, broken = Wakeup.wait, asyncio.Event()
+
+    async def wait_once_broken(self: Wakeup, timeout: float | None = None) -> bool:
+        if not broken.is_set():
+            broken.set()
+            raise RuntimeError("a bug in the claim loop")
+        return await real_wait(self, timeout)
+
+    monkeypatch.setattr(Wakeup, "wait", wait_once_broken)
+    tasks = Supervisor(backoff=(0.2,))
+    async with asyncio.TaskGroup() as group:
+        tasks.start(group, "outbox:push", worker.run)
+        await broken.wait()
+        await until(lambda: tasks.tasks["outbox:push"].restarts == 1)
+        assert "a bug in the claim loop" in tasks.tasks["outbox:push"].last_error
+        await box.enqueue([row("sub-1")])
+        await until(lambda: keys(channel.seen) == ["1/push/sub-1"])
+        await box.stop()
+        tasks.cancel()
+    assert await box.status([1]) == {1: {"push": {"done": 1}}}
