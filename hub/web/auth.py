@@ -9,7 +9,7 @@
   (HTML requests are sent to the login page with 303, ``/api/`` and JSON requests get 401 JSON), refuses
   state-changing requests without the session's CSRF token (header ``X-CSRF-Token`` or form field ``csrf_token``) or
   from another origin with 403, and puts the :class:`hub.access.auth.User` and :class:`hub.access.auth.Session` into
-  ``request["user"]`` and ``request["session"]``;
+  ``request[USER_KEY]`` and ``request[SESSION_KEY]``;
 - ``Cache-Control: no-store``, ``X-Frame-Options: DENY`` and a CSP with ``frame-ancestors 'none'`` on every console
   response (also streamed ones and errors).
 
@@ -88,6 +88,9 @@ class AuthSettings:
 
 
 AUTH_KEY = web.AppKey("auth", AuthSettings)
+USER_KEY = web.RequestKey("user", auth.User)
+"""The signed-in user of a console request (set by the sign-in middleware)."""
+SESSION_KEY = web.RequestKey("session", auth.Session)
 
 
 def setup_auth(app: web.Application, store: AsyncStore, *, prefix: str = "/console", idle_s: float = 1800,
@@ -188,7 +191,7 @@ def _middleware(settings: AuthSettings) -> Any:
         user, session = found
         if unsafe and not await _csrf_ok(request, session.csrf):
             raise json_error(web.HTTPForbidden, "csrf", "CSRF-Token fehlt oder falsch / missing or wrong CSRF token")
-        request["user"], request["session"] = user, session
+        request[USER_KEY], request[SESSION_KEY] = user, session
         return await handler(request)
 
     return console_access
@@ -199,7 +202,7 @@ def _middleware(settings: AuthSettings) -> Any:
 
 def require(request: web.Request, permission: str) -> auth.User:
     """The signed-in user if they hold ``permission``, else 401/403 with a JSON body."""
-    user: auth.User | None = request.get("user")
+    user: auth.User | None = request.get(USER_KEY)
     if user is None:
         raise json_error(web.HTTPUnauthorized, "unauthenticated", "Bitte anmelden / please sign in")
     if not user.can(permission):
@@ -369,4 +372,4 @@ async def logout(request: web.Request, *, settings: AuthSettings) -> web.StreamR
 
 async def me(request: web.Request) -> web.Response:
     user = require(request, "read")
-    return web.json_response(_me(user, request["session"]))
+    return web.json_response(_me(user, request[SESSION_KEY]))

@@ -49,7 +49,7 @@ from hub.services import Services
 from hub.store.clock import now_utc
 from hub.store.db import Store
 from hub.web import console_view as view
-from hub.web.auth import require, setup_auth
+from hub.web.auth import SESSION_KEY, USER_KEY, require, setup_auth
 
 log = logging.getLogger("warnhub.web.console")
 
@@ -193,8 +193,8 @@ def state_of(request: web.Request) -> ConsoleWeb:
 
 def _ctx(request: web.Request, **extra: Any) -> dict[str, Any]:
     s = state_of(request)
-    user = request["user"]
-    return {"user": user, "csrf": request["session"].csrf, "prefix": s.prefix, "hub": s.services.loaded.cfg.hub,
+    user = request[USER_KEY]
+    return {"user": user, "csrf": request[SESSION_KEY].csrf, "prefix": s.prefix, "hub": s.services.loaded.cfg.hub,
             "district": s.district_name(), "version": __version__, "v": view, "local": view.local,
             "poll_ms": POLL_MS, "exercise": False, "now": datetime.now(UTC).isoformat(), **extra}
 
@@ -260,7 +260,7 @@ async def dashboard_data(request: web.Request) -> dict[str, Any]:
         if s.inbox_cache is None or loop.time() - s.inbox_cache[0] > INBOX_TTL_S:
             s.inbox_cache = (loop.time(), await s.run(shared_inbox))
         shared = s.inbox_cache[1]
-    data = personal_inbox(shared, request["user"], s.policy)
+    data = personal_inbox(shared, request[USER_KEY], s.policy)
     data["health"] = s.services.health.as_dict()
     return data
 

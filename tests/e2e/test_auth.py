@@ -30,7 +30,7 @@ from hub.geo.geography import Geography, geography
 from hub.geo.projection import GERMANY
 from hub.geo.registry import registry
 from hub.store.db import AsyncStore, Store
-from hub.web.auth import CONSOLE_HEADERS, require, requires, setup_auth
+from hub.web.auth import CONSOLE_HEADERS, USER_KEY, require, requires, setup_auth
 from hub.web.client import TRUSTED_PROXIES_KEY, parse_networks
 from tests.kits.hubproc import REPO, subprocess_env
 
@@ -327,12 +327,12 @@ def test_gemeinde_user_with_boundaries(gemeinde_geo: Geography) -> None:
 @requires("compose")
 async def compose(request: web.Request) -> web.Response:
     form = await request.post() if request.content_type != "application/json" else await request.json()
-    return web.json_response({"ok": True, "by": request["user"].name, "headline": form.get("headline")})
+    return web.json_response({"ok": True, "by": request[USER_KEY].name, "headline": form.get("headline")})
 
 
 async def board(request: web.Request) -> web.Response:
     require(request, "read")
-    return web.Response(text=f"Lage für {request['user'].name}", content_type="text/html")
+    return web.Response(text=f"Lage für {request[USER_KEY].name}", content_type="text/html")
 
 
 async def public(request: web.Request) -> web.Response:
