@@ -37,7 +37,6 @@ def _sensors(loaded: LoadedConfig | None) -> list[config_mod.SensorConfig] | Non
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
-
     loaded = load_config(args, required=False)
     folder = _rules_folder(args, loaded, args.dir)
     sensors = _sensors(loaded)
@@ -58,7 +57,6 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_replay(args: argparse.Namespace) -> int:
-
     loaded = load_config(args, required=False)
     folder = _rules_folder(args, loaded, args.rules)
     sensors = _sensors(loaded)

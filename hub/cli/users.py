@@ -54,7 +54,6 @@ def _user_command(fn: Any) -> Any:
 
 @_user_command
 def cmd_user_add(args: argparse.Namespace) -> int:
-
     with _user_store(args) as store:
         name = auth.normalise_name(args.name)  # every refusal that can come before the password prompt does
         auth.check_roles(args.role)
@@ -71,7 +70,6 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 @_user_command
 def cmd_user_set_password(args: argparse.Namespace) -> int:
-
     with _user_store(args) as store:
         if auth.get_user(store, args.name) is None:  # before asking for a password nobody will use
             raise AuthError(f"Unbekannter Benutzer / unknown user: {args.name!r}")
@@ -83,7 +81,6 @@ def cmd_user_set_password(args: argparse.Namespace) -> int:
 
 @_user_command
 def cmd_user_unlock(args: argparse.Namespace) -> int:
-
     with _user_store(args) as store:
         user, cleared = auth.unlock(store, args.name, actor=getpass.getuser())
     print(f"Anmeldesperre von {user.name} aufgehoben ({cleared} Einträge gelöscht) / login throttle lifted "
@@ -93,7 +90,6 @@ def cmd_user_unlock(args: argparse.Namespace) -> int:
 
 @_user_command
 def cmd_user_disable(args: argparse.Namespace) -> int:
-
     with _user_store(args) as store:
         user = auth.set_disabled(store, args.name, True, actor=getpass.getuser())
     print(f"Benutzer {user.name} gesperrt, Sitzungen beendet / user disabled, sessions ended")
@@ -102,7 +98,6 @@ def cmd_user_disable(args: argparse.Namespace) -> int:
 
 @_user_command
 def cmd_user_enable(args: argparse.Namespace) -> int:
-
     with _user_store(args) as store:
         user = auth.set_disabled(store, args.name, False, actor=getpass.getuser())
     print(f"Benutzer {user.name} wieder freigegeben / user enabled")
@@ -111,7 +106,6 @@ def cmd_user_enable(args: argparse.Namespace) -> int:
 
 @_user_command
 def cmd_user_list(args: argparse.Namespace) -> int:
-
     with _user_store(args) as store:
         users = auth.list_users(store)
     if args.json:

@@ -146,8 +146,6 @@ class Signer:
         self.key_pem, self.cert_pem = key_pem, cert_pem
 
     def sign(self, xml: bytes) -> bytes:
-
-
         root = etree.fromstring(xml, etree.XMLParser(resolve_entities=False, no_network=True))
         signed = sign.sign(root, key_pem=self.key_pem, cert_pem=self.cert_pem)
         return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")

@@ -288,7 +288,6 @@ async def warning_page(request: web.Request) -> web.Response:
 
 
 async def subscribe_page(request: web.Request) -> web.Response:
-
     state = request.app[CITIZEN_KEY]
     lang = lang_of(request)
     biwapp = ("unwetter", "hochwasser", "feuer", "bombenfund", "chemieunfall", "grossschadenslage", "seuchenfall",
@@ -304,7 +303,6 @@ async def subscribe_page(request: web.Request) -> web.Response:
 
 
 async def privacy_page(request: web.Request) -> web.Response:
-
     return render(request, "citizen/privacy.html", max_places=MAX_PLACES,
                   tiles=request.app[CITIZEN_KEY].tiles)
 
