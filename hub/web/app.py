@@ -209,6 +209,11 @@ async def healthz(request: web.Request) -> web.Response:
     faults = body["pipeline"] = await store.read(pipeline_faults, store.store)
     if any(faults["failed"].values()):
         body["status"] = "degraded"  # an alert or delivery failed (and is retried); every other one goes on
+    services = request.app.get(HUB_KEY)
+    if services is not None and services.outbox is not None:
+        channels = body["channels"] = {n: h.as_dict() for n, h in sorted(services.outbox.health.items())}
+        if any(c["state"] != "ok" for c in channels.values()):
+            body["status"] = "degraded"  # a channel's destination fails or its queue stalls: named under channels
     return web.json_response(body)
 
 
