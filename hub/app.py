@@ -21,6 +21,8 @@ import functools
 import getpass
 import logging
 import signal
+import sqlite3
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,7 +40,7 @@ from hub.config.sections import MqttSourceConfig
 from hub.decide.router import Router, open_rules
 from hub.decide.rules.engine import LiveRules
 from hub.deliver.setup import open_outbox, push_public_key
-from hub.errors import ConfigError
+from hub.errors import ConfigError, StoreFull
 from hub.events import AlertStored, Bus, Decided, Queued
 from hub.geo.geography import Geography
 from hub.health import Health, Recorder
@@ -50,6 +52,7 @@ from hub.publish.index import SubscriptionIndex
 from hub.publish.pipeline import Pipeline
 from hub.publish.publications import Published
 from hub.services import ConfigRef, Services
+from hub.store.connection import store_full, write_failure
 from hub.store.db import AsyncStore, Store
 from hub.supervise import Supervisor
 from hub.web import fdlimit
@@ -70,10 +73,19 @@ RETENTION_FIRST_S = 60.0
 """The first retention run, this long after start (not in the way of a restart's backlog)."""
 
 
-def open_store(loaded: LoadedConfig) -> Store:
+def open_store(loaded: LoadedConfig, *, read_only: bool = False) -> Store:
+    """The store for writing (its schema brought up to date), or ``read_only`` for the commands that only look:
+    those work on a full disk and never create or change the file."""
     s = loaded.cfg.store
     age = timedelta(hours=s.max_age_without_expires_h) if s.max_age_without_expires_h > 0 else None
-    return Store(loaded.db_path, synchronous=s.synchronous, max_age_without_expires=age)
+    if read_only:
+        return Store.reader(loaded.db_path, max_age_without_expires=age, on_full_disk=True)
+    try:
+        return Store(loaded.db_path, synchronous=s.synchronous, max_age_without_expires=age)
+    except (sqlite3.OperationalError, OSError) as err:
+        if write_failure(err):
+            raise store_full(err, loaded.db_path) from err
+        raise
 
 
 def make_validator(loaded: LoadedConfig) -> Validator:
@@ -284,5 +296,13 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> No
 
 def main(loaded: LoadedConfig) -> int:
     log_mod.setup(loaded.cfg.hub.log_level)
-    asyncio.run(run(loaded))
+    full: list[BaseException] = []
+    try:
+        asyncio.run(run(loaded))
+    except* StoreFull as group:  # one line, not a traceback: the operator has to free space, nothing else is wrong
+        full += group.exceptions
+    if full:
+        print(f"warnhub: nicht gestartet / not started: {full[0]} - Platz schaffen und neu starten / "
+              "free space and start again", file=sys.stderr)
+        return 1
     return 0

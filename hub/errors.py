@@ -31,5 +31,10 @@ class StoreError(HubError):
     """The store refused or failed an operation."""
 
 
+class StoreFull(StoreError):
+    """The store cannot write: its disk is full or failing (SQLite's SQLITE_FULL or SQLITE_IOERR). Nothing was
+    written; whoever offered the data keeps it and offers it again when the store can write."""
+
+
 class AuthError(HubError):
     """Who is asking may not do this."""

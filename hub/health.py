@@ -127,6 +127,7 @@ class Recorder:
         self.metrics = metrics
         self._saved: dict[str, tuple[tuple[str, str], float]] = {}
         self._tasks: set[asyncio.Future[None]] = set()
+        self._unsaved: str | None = None
 
     def __call__(self, h: SourceHealth) -> None:
         self.metrics.source_up.labels(h.name).set(STATE_VALUE.get(h.state, 0.0))
@@ -143,7 +144,16 @@ class Recorder:
                              last_ok=d["last_ok"], since=d["since"], failures=h.failures, detail=h.detail)
         task = asyncio.ensure_future(fut)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._saved_or_not)
+
+    def _saved_or_not(self, task: asyncio.Future[None]) -> None:
+        """A health record the store could not take (a full disk) is logged once per reason, not left as "Task
+        exception was never retrieved"; the source's state in memory (and /healthz) is current regardless."""
+        self._tasks.discard(task)
+        err = None if task.cancelled() else task.exception()
+        if err is not None and str(err) != self._unsaved:
+            log.warning("source health not saved: %s", err)
+        self._unsaved = None if err is None else str(err)
 
     async def drain(self) -> None:
         """Let pending health records reach the store before it closes."""

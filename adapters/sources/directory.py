@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hub.cap.sign import SignaturePolicy
+from hub.errors import StoreFull
 
 if TYPE_CHECKING:
     from hub.config.load import LoadedConfig
@@ -50,6 +51,8 @@ class DirectorySource:
         self.policy: SignaturePolicy = loaded.source_policy(settings)
         self.max_bytes = max_bytes
         self.monotonic = time.monotonic
+        self._full: str | None = None
+        """Why the store refused a file this round (disk full): the source shows down and the files wait."""
         self._looks: dict[str, tuple[int, int, float]] | None = None
         """Per file not yet read: size, mtime (ns) and since when (monotonic) they are unchanged; None before the
         first scan."""
@@ -108,12 +111,17 @@ class DirectorySource:
                     ctx.health.down(self.name, f"cannot read {self.inbox}: {err}")
                     unwatch()  # the folder went away: watch the one that comes back
                 else:
-                    ctx.health.up(self.name)
                     if watch is None and (watch := _Watch.open(self.inbox)) is not None:
                         loop.add_reader(watch.fd, changed.set)
+                    self._full = None
                     async with asyncio.TaskGroup() as tg:
                         for path in files:
                             tg.create_task(self._guarded(ctx, path, slots))
+                    if self._full is None:
+                        ctx.health.up(self.name)
+                    else:  # the files stay in the inbox and are offered again next round
+                        ctx.health.down(self.name, f"Speicher voll, Dateien bleiben im Eingang / store full, files stay"
+                                                   f" in the inbox: {self._full}")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), self.settings.interval_s)
                 changed.clear()
@@ -136,7 +144,11 @@ class DirectorySource:
             ctx.health.down(self.name, f"cannot read {path.name}: {err}")
             return
         # durable: the commit is on disk before the file leaves the inbox, so a power cut cannot lose a file in done/
-        result = await ctx.ingest(raw, origin=self.name, policy=self.policy, path=str(path), durable=True)
+        try:
+            result = await ctx.ingest(raw, origin=self.name, policy=self.policy, path=str(path), durable=True)
+        except StoreFull as err:
+            self._full = str(err)
+            return
         if result.outcome == "rejected":
             note = (f"{datetime.now(UTC).isoformat(timespec='seconds')} rejected by {self.name}\n"
                     f"{result.reason}\n")

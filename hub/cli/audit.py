@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from hub.app import open_store
-from hub.cli.common import load_config
+from hub.cli.common import load_config, read_store
 from hub.errors import StoreError
 from hub.store.audit import archive, verify_archive
 
@@ -18,7 +18,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     loaded = load_config(args, required=True)
     assert loaded is not None
 
-    with open_store(loaded) as store:
+    with read_store(loaded) as store:
         result = store.verify_audit()
         files = [(f, verify_archive(store, Path(f))) for f in args.archive or ()]
     code = 0

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from hub.app import make_validator
+from hub.app import make_validator, open_store
 from hub.cap.sign import SignaturePolicy
 from hub.cap.validate import Validator
 from hub.config import load as config_mod
 from hub.config.load import LoadedConfig
+from hub.store.db import Store
 
 DEFAULT_CONFIG = "config.toml"
 
@@ -60,3 +62,17 @@ def print_report(args: argparse.Namespace, d: Mapping[str, object]) -> None:
         items = d[kind]
         for item in items if isinstance(items, list) else ():
             print(f"    {kind[:-1]}: {item}")
+
+
+def read_store(loaded: LoadedConfig) -> Store:
+    """The store for a command that only looks: read-only, so it works on a full disk and while the hub runs, and
+    never creates or changes the file (where there is none yet, they see an empty store in memory). Says so when
+    the disk is full and the file is read as it is on disk."""
+    if not loaded.db_path.exists():
+        return Store(":memory:")
+    store = open_store(loaded, read_only=True)
+    if store.as_on_disk:
+        print(f"warnhub: Datenträger voll, {loaded.db_path} wird gelesen, wie er auf der Platte steht (ohne "
+              "Write-Ahead-Log) / disk full: the store is read as it is on disk (without its write-ahead log)",
+              file=sys.stderr)
+    return store

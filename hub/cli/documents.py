@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import json
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 from hub.app import build_sources, main, make_validator, open_store, source_type
 from hub.cap import parse as cap_parse
 from hub.cap.validate import Verdict
-from hub.cli.common import files_of, load_config, policy_of, print_report, read_input, validator_of
+from hub.cli.common import files_of, load_config, policy_of, print_report, read_input, read_store, validator_of
 from hub.cli.rules import review_warnings
 from hub.decide import decisions
 from hub.decide.router import open_rules
@@ -74,9 +75,11 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     loaded = load_config(args, required=True)
     assert loaded is not None
 
-    with open_store(loaded) as store:
-        store.sweep_expired()
-        threads = store.threads(include_ended=args.all)
+    with read_store(loaded) as store:  # read-only: what the hub's sweep would end shows as expired, unwritten
+        ended = set(store.expired())
+        threads = [t if t.id not in ended else dataclasses.replace(t, state="expired")
+                   for t in store.threads(include_ended=True)
+                   if args.all or (t.state in ("active", "updated") and t.id not in ended)]
         decided = decisions.current_decisions(store, [t.id for t in threads])
         if args.unrouted:
             threads = [t for t in threads if (found := decided[t.id]) is not None and found.decision == "unrouted"]
@@ -107,7 +110,7 @@ def cmd_drafts(args: argparse.Namespace) -> int:
     loaded = load_config(args, required=True)
     assert loaded is not None
 
-    with open_store(loaded) as store:
+    with read_store(loaded) as store:
         found = decisions.drafts(store, state=None if args.all else "pending")
     if args.json:
         for d in found:
@@ -128,7 +131,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
     loaded = load_config(args, required=True)
     assert loaded is not None
 
-    with open_store(loaded) as store:
+    with read_store(loaded) as store:
         recorded = {r["name"]: r for r in store.source_health()}
     rows = []
     for settings in loaded.cfg.sources:

@@ -32,7 +32,7 @@ from hub.cli.users import (
     cmd_user_set_password,
     cmd_user_unlock,
 )
-from hub.errors import ConfigError
+from hub.errors import ConfigError, StoreError
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"  # the type add_subparsers() returns
 
@@ -179,5 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"warnhub: config error: {err}", file=sys.stderr)
         return 2
+    except StoreError as err:  # a full disk, no store yet: one line, the operator knows what to do
+        print(f"warnhub: {err}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         return 0

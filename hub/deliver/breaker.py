@@ -61,6 +61,10 @@ class CircuitBreaker:
         return {h for h, c in self._hosts.items()
                 if c.opened_at is not None and (c.probing or now - c.opened_at < self.cooldown_s)}
 
+    def broken_hosts(self) -> list[str]:
+        """Hosts whose circuit is open (cooling down or being probed): what health reports."""
+        return sorted(h for h, c in self._hosts.items() if c.opened_at is not None)
+
     def next_probe_s(self) -> float | None:
         """Seconds until the next open circuit may be probed (None if none is cooling down)."""
         now = self._clock()

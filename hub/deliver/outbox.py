@@ -345,6 +345,16 @@ def depth(store: Store) -> dict[str, int]:
     return dict(store.conn.execute("SELECT channel, count(*) FROM outbox WHERE state='queued' GROUP BY channel"))
 
 
+def backlog(store: Store, now_ms: int | None = None) -> dict[str, tuple[int, int | None]]:
+    """Per channel: rows queued (due or waiting to retry), and since when the longest-waiting due row has been due
+    (epoch ms; None: nothing due). A read: the web's reader threads run it, never the writer."""
+    now = stamp_ms(now_ms)
+    rows = store.conn.execute(
+        "SELECT channel, count(*), min(CASE WHEN next_at_ms <= ? THEN next_at_ms END) FROM outbox"
+        " WHERE state='queued' GROUP BY channel", (now,))
+    return {channel: (n, oldest) for channel, n, oldest in rows}
+
+
 def prune(store: Store, older_than_ms: int, *, limit: int = 10_000, threads: Collection[str] | None = None) -> int:
     """Delete up to ``limit`` finished rows that finished before ``older_than_ms`` (of ``threads`` only, if given);
     call again while it returns ``limit``. A pruned key no longer deduplicates, and a Cancel reaches whoever has a

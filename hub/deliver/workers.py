@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -16,6 +17,7 @@ from hub.deliver.outbox import (
     EnqueueResult,
     NewDelivery,
     RetryPolicy,
+    backlog,
     claim,
     complete,
     depth,
@@ -31,6 +33,38 @@ from hub.ports import Channel, Delivery, Outcome
 from hub.store.db import AsyncStore
 
 log = logging.getLogger("warnhub.outbox")
+
+BACKLOG_ALARM_S = 60.0
+"""A due delivery waiting longer than this makes its channel degraded: delivery has stalled or cannot keep up."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelHealth:
+    """A channel's delivery as /healthz and the console show it: degraded when a destination's circuit is open or
+    a due delivery has waited longer than the alarm (a channel that silently stops shows as a growing wait)."""
+
+    queued: int
+    waiting_s: float | None
+    """How long the longest-waiting due delivery has waited (None: nothing due)."""
+    open_circuits: tuple[str, ...]
+    alarm_s: float = BACKLOG_ALARM_S
+
+    @property
+    def problems(self) -> list[str]:
+        found = []
+        if self.open_circuits:
+            hosts = ", ".join(self.open_circuits)
+            found.append(f"Ziel antwortet nicht, Sicherung offen: {hosts} / circuit open for {hosts}")
+        if self.waiting_s is not None and self.waiting_s > self.alarm_s:
+            found.append(f"{self.queued} Zustellungen stehen an, die älteste seit {self.waiting_s:.0f} s / "
+                         f"{self.queued} deliveries queued, the oldest due for {self.waiting_s:.0f} s")
+        return found
+
+    def as_dict(self) -> dict[str, Any]:
+        problems = self.problems
+        return {"state": "degraded" if problems else "ok", "queued": self.queued,
+                "waiting_s": None if self.waiting_s is None else round(self.waiting_s, 1),
+                "open_circuits": list(self.open_circuits), "problems": problems}
 
 
 class OutboxMetrics:
@@ -211,10 +245,13 @@ class Outbox:
     channel workers. ``start`` first runs :func:`recover`."""
 
     def __init__(self, astore: AsyncStore, *, metrics: OutboxMetrics | None = None,
-                 metrics_interval_s: float = 15.0) -> None:
+                 metrics_interval_s: float = 2.0, backlog_alarm_s: float = BACKLOG_ALARM_S) -> None:
         self.astore = astore
         self.metrics = metrics
         self.metrics_interval_s = metrics_interval_s
+        self.backlog_alarm_s = backlog_alarm_s
+        self.health: dict[str, ChannelHealth] = {}
+        """Each channel's delivery health, read every ``metrics_interval_s`` (on a reader thread, never the writer)."""
         self.workers: dict[str, ChannelWorker] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._unserved: set[str] = set()
@@ -236,8 +273,7 @@ class Outbox:
             log.warning("outbox: %d deliveries were in flight at the last stop; queued again", recovered)
         if run_workers:
             self._tasks = [asyncio.create_task(w.run(), name=f"outbox-{w.name}") for w in self.workers.values()]
-        if self.metrics is not None:
-            self._tasks.append(asyncio.create_task(self._watch(), name="outbox-metrics"))
+        self._tasks.append(asyncio.create_task(self._watch(), name="outbox-health"))
         return recovered
 
     async def stop(self, timeout_s: float = 10.0) -> None:
@@ -284,10 +320,27 @@ class Outbox:
                 self.metrics.open_circuits.labels(name).set(len(worker.breaker.open_hosts()))
         return out
 
+    async def refresh(self, *, now_ms: int | None = None) -> dict[str, ChannelHealth]:
+        """Read every channel's backlog (a reader thread) and its workers' open circuits: :attr:`health` and the
+        queue and circuit gauges."""
+        now = stamp_ms(now_ms)
+        found = await self.astore.read(backlog, self.astore.store, now)
+        health = {}
+        for name in {*self.workers, *found}:
+            queued, oldest = found.get(name, (0, None))
+            worker = self.workers.get(name)
+            health[name] = ChannelHealth(queued, None if oldest is None else max(0.0, (now - oldest) / 1000),
+                                         tuple(worker.breaker.broken_hosts()) if worker else (), self.backlog_alarm_s)
+            if self.metrics is not None:
+                self.metrics.queued.labels(name).set(queued)
+                self.metrics.open_circuits.labels(name).set(len(health[name].open_circuits))
+        self.health = health
+        return health
+
     async def _watch(self) -> None:
         while True:
             try:
-                await self.depth()
+                await self.refresh()
             except Exception:
-                log.exception("outbox: reading queue depth failed")
+                log.exception("outbox: reading the channels' backlog failed")
             await asyncio.sleep(self.metrics_interval_s)

@@ -231,18 +231,24 @@ class Alerts(Connection):
         ``max_age_without_expires``; returns their ids."""
         stamp = utc_iso(now or now_utc())
         with self.transaction() as conn:
-            ids = [r[0] for r in conn.execute(
-                "SELECT id FROM threads WHERE state IN ('active','updated') AND expires IS NOT NULL"
-                " AND expires <= ?", (stamp,))]
-            if self.max_age_without_expires is not None:
-                cutoff = utc_iso((now or now_utc()) - self.max_age_without_expires)
-                ids += [r[0] for r in conn.execute(
-                    "SELECT t.id FROM threads t JOIN alerts a ON a.id = t.current_alert_id"
-                    " WHERE t.state IN ('active','updated') AND t.expires IS NULL AND a.sent_utc <= ?"
-                    " AND NOT EXISTS (SELECT 1 FROM presence p JOIN thread_keys k ON k.key = p.key"
-                    "                 WHERE k.thread_id = t.id AND p.misses = 0)", (cutoff,))]
+            ids = self.expired(now)
             conn.executemany("UPDATE threads SET state='expired', updated_at=? WHERE id=?",
                              [(stamp, i) for i in ids])
+        return ids
+
+    def expired(self, now: datetime | None = None) -> list[int]:
+        """The active threads :meth:`sweep_expired` would end now (a read: the read-only commands show them as
+        expired without writing)."""
+        ids = [r[0] for r in self.conn.execute(
+            "SELECT id FROM threads WHERE state IN ('active','updated') AND expires IS NOT NULL"
+            " AND expires <= ?", (utc_iso(now or now_utc()),))]
+        if self.max_age_without_expires is not None:
+            cutoff = utc_iso((now or now_utc()) - self.max_age_without_expires)
+            ids += [r[0] for r in self.conn.execute(
+                "SELECT t.id FROM threads t JOIN alerts a ON a.id = t.current_alert_id"
+                " WHERE t.state IN ('active','updated') AND t.expires IS NULL AND a.sent_utc <= ?"
+                " AND NOT EXISTS (SELECT 1 FROM presence p JOIN thread_keys k ON k.key = p.key"
+                "                 WHERE k.thread_id = t.id AND p.misses = 0)", (cutoff,))]
         return ids
 
     # -- lists that name every current warning (NINA, feed indexes) --------------------------------------------

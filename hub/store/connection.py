@@ -10,8 +10,24 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Self
 
-from hub.errors import StoreError
+from hub.errors import StoreError, StoreFull
 from hub.store.migrations import run as migrations
+
+_SQLITE_IOERR, _SQLITE_FULL, _SQLITE_CANTOPEN = 10, 13, 14
+PROBE_BYTES = 16384
+"""What the write probe writes: about one stored alert, so a probe that succeeds means an alert would fit."""
+
+
+def write_failure(err: BaseException) -> bool:
+    """Whether an error says the store's disk is full or failing (not a bug or a lock)."""
+    code = getattr(err, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (_SQLITE_IOERR, _SQLITE_FULL, _SQLITE_CANTOPEN)
+    return isinstance(err, OSError) and err.errno in (28, 5, 122)  # ENOSPC, EIO, EDQUOT
+
+
+def store_full(err: BaseException, path: Path | str) -> StoreFull:
+    return StoreFull(f"{path}: Speicher voll oder nicht beschreibbar / store cannot write: {err}")
 
 
 class Connection:
@@ -33,18 +49,26 @@ class Connection:
             conn.execute("PRAGMA journal_mode=wal")
         self.synchronous = synchronous
         self._durable = False
+        self.as_on_disk = False
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute("PRAGMA foreign_keys=ON")
         self.conn = conn
         self._migrate()
 
     @classmethod
-    def reader(cls, path: Path | str, *, max_age_without_expires: timedelta | None = timedelta(hours=48)) -> Self:
-        """A read-only connection to an existing store file (``PRAGMA query_only``): no migration, no writes."""
+    def reader(cls, path: Path | str, *, max_age_without_expires: timedelta | None = timedelta(hours=48),
+               on_full_disk: bool = False) -> Self:
+        """A read-only connection to an existing store file: no migration, no writes, no file created.
+
+        ``on_full_disk``: where even reading fails because SQLite cannot create the WAL's shared-memory file (a full
+        disk, the hub not running), read the file as it is on disk (``immutable``; commits still in the WAL of a hub
+        that crashed are not seen) instead of failing. For the read-only commands."""
         self = cls.__new__(cls)
         self.path = Path(path)
         self.max_age_without_expires = max_age_without_expires
-        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+        if not self.path.exists():
+            raise StoreError(f"{path}: kein Speicher / no store (the hub has not run here yet)")
+        conn, self.as_on_disk = _open_read_only(self.path, on_full_disk=on_full_disk)
         conn.execute("PRAGMA query_only=1")
         self.conn = conn
         self.synchronous = "NORMAL"
@@ -108,6 +132,18 @@ class Connection:
         else:
             self.conn.execute(f"RELEASE {name}")
 
+    def probe_write(self, at: str) -> None:
+        """Write and commit (durably) about one alert's worth: the store's health is that a write succeeds, not that
+        a read does. Raises :class:`StoreFull` when the disk refuses it."""
+        try:
+            with self.transaction(durable=True) as conn:
+                conn.execute("INSERT INTO store_probe (id, at, pad) VALUES (1, ?, zeroblob(?))"
+                             " ON CONFLICT(id) DO UPDATE SET at=excluded.at, pad=excluded.pad", (at, PROBE_BYTES))
+        except sqlite3.OperationalError as err:
+            if write_failure(err):
+                raise store_full(err, self.path) from err
+            raise
+
     def _migrate(self) -> None:
         """Bring the database to the newest schema (see :mod:`hub.store.migrations`): nothing to do and nothing
         written when it is there already; else every newer migration in one durable transaction."""
@@ -115,3 +151,18 @@ class Connection:
             return
         with self.transaction(durable=True) as conn:
             migrations.apply(conn, self.path)
+
+
+def _open_read_only(path: Path, *, on_full_disk: bool) -> tuple[sqlite3.Connection, bool]:
+    """A read-only connection, and whether it reads the file as it is on disk (immutable, the fallback)."""
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                           check_same_thread=False, timeout=30)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn, False
+    except sqlite3.OperationalError as err:
+        conn.close()
+        if not (on_full_disk and write_failure(err)):
+            raise
+    return sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True, isolation_level=None,
+                           check_same_thread=False), True

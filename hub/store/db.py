@@ -15,12 +15,16 @@ import asyncio
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
+from hub.errors import StoreFull
 from hub.store.alerts import Alerts
 from hub.store.chain import AuditChain
+from hub.store.connection import store_full, write_failure
 
 log = logging.getLogger("warnhub.store")
 
@@ -49,10 +53,38 @@ class AsyncStore:
         self._local = threading.local()
         self._readers: list[Store] = []
         self._readers_lock = threading.Lock()
+        self.failure: str | None = None
+        """Why the last write failed on a full or failing disk; None once a write (the probe) succeeds again."""
+        self._probed: tuple[float, str | None] | None = None
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn`` on the writer thread. A write the disk refuses (full, failing) raises :class:`StoreFull` and is
+        remembered for :meth:`probe` until a write succeeds again."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+        try:
+            return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+        except sqlite3.OperationalError as err:
+            if not write_failure(err):
+                raise
+            full = store_full(err, self.store.path)
+            self.failure = str(full)
+            raise full from err
+
+    async def probe(self, *, max_age_s: float = 5.0) -> str | None:
+        """The store's health from a write: None when about one alert's worth can be written and committed to
+        disk, else why not. A result is reused for ``max_age_s`` (the public /healthz must not become a write
+        load); a write that failed since the last probe counts at once."""
+        now = time.monotonic()
+        if self._probed is not None and now - self._probed[0] < max_age_s and self.failure == self._probed[1]:
+            return self._probed[1]
+        try:
+            await self.run(self.store.probe_write, datetime.now(UTC).isoformat(timespec="seconds"))
+        except StoreFull as err:
+            self.failure = str(err)
+        else:
+            self.failure = None
+        self._probed = (now, self.failure)
+        return self.failure
 
     async def read(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Like :meth:`run`, for a call that only reads, on a read connection: ``fn`` is called with the same

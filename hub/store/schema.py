@@ -18,6 +18,11 @@ import sqlite3
 _STORE = (
     # hub.store.alerts: every received version of every alert, the threads that link them, rejected documents,
     # and the lists of sources that name every current warning; hub.store.chain: the audit log.
+    # hub.store.connection: the write probe behind /healthz's "store" (one row, rewritten).
+    """CREATE TABLE IF NOT EXISTS store_probe (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        at TEXT NOT NULL,
+        pad BLOB NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS threads (
         id INTEGER PRIMARY KEY,
         state TEXT,

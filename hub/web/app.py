@@ -186,10 +186,14 @@ async def api_sensor_readings(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     store, health, tasks = request.app[STORE_KEY], request.app[HEALTH_KEY], request.app[TASKS_KEY]
-    try:
-        counts = await asyncio.wait_for(store.run(store.store.counts), timeout=5)
+    try:  # the store is healthy when it can write (a read works on a full disk too)
+        cannot_write = await asyncio.wait_for(store.probe(), timeout=5)
+        counts = await asyncio.wait_for(store.read(store.store.counts), timeout=5)
     except Exception as err:  # noqa: BLE001 - any store failure makes the hub unhealthy
         return web.json_response({"status": "down", "store": f"failing: {err!r}"}, status=503)
+    if cannot_write:  # intake refuses (files stay in the inbox), nothing accepted is lost; say so first
+        return web.json_response({"status": "down", "store": f"failing: {cannot_write}", "counts": counts,
+                                  "sources": health.as_dict(), "tasks": tasks.as_dict()}, status=503)
     if not tasks.started:  # web answers first; sources and rules are still starting
         return web.json_response({"status": "starting", "version": __version__}, status=503)
     status = "ok" if health.ok and tasks.ok else "degraded"  # degraded: a source is down or a task restarting
@@ -205,6 +209,11 @@ async def healthz(request: web.Request) -> web.Response:
     faults = body["pipeline"] = await store.read(pipeline_faults, store.store)
     if any(faults["failed"].values()):
         body["status"] = "degraded"  # an alert or delivery failed (and is retried); every other one goes on
+    services = request.app.get(HUB_KEY)
+    if services is not None and services.outbox is not None:
+        channels = body["channels"] = {n: h.as_dict() for n, h in sorted(services.outbox.health.items())}
+        if any(c["state"] != "ok" for c in channels.values()):
+            body["status"] = "degraded"  # a channel's destination fails or its queue stalls: named under channels
     return web.json_response(body)
 
 

@@ -262,6 +262,8 @@ async def dashboard_data(request: web.Request) -> dict[str, Any]:
         shared = s.inbox_cache[1]
     data = personal_inbox(shared, request[USER_KEY], s.policy)
     data["health"] = s.services.health.as_dict()
+    outbox = s.services.outbox
+    data["channels"] = {n: h.as_dict() for n, h in sorted(outbox.health.items())} if outbox is not None else {}
     return data
 
 

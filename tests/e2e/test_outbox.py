@@ -531,3 +531,18 @@ async def test_a_worker_whose_loop_dies_is_restarted_by_its_supervisor(astore: A
         await box.stop()
         tasks.cancel()
     assert await box.status([1]) == {1: {"push": {"done": 1}}}
+
+
+async def test_a_stalled_channel_is_degraded_with_its_wait_named(astore: AsyncStore) -> None:
+    """Due rows nobody takes (a worker that stopped claiming) make the channel degraded once the oldest has waited
+    longer than the alarm; rows waiting for a later retry do not."""
+    box = Outbox(astore, backlog_alarm_s=60)
+    box.add_worker(RecordingChannel("push"))  # never started: its rows stay queued
+    await box.enqueue([row(f"r{i}") for i in range(3)], now_ms=NOW)
+    fresh = (await box.refresh(now_ms=NOW + 59_000))["push"].as_dict()
+    assert fresh["state"] == "ok" and fresh["queued"] == 3 and fresh["waiting_s"] == 59.0
+    stalled = (await box.refresh(now_ms=NOW + 61_000))["push"].as_dict()
+    assert stalled["state"] == "degraded" and stalled["waiting_s"] == 61.0
+    assert stalled["problems"] == ["3 Zustellungen stehen an, die älteste seit 61 s / 3 deliveries queued, the oldest"
+                                   " due for 61 s"]
+    assert (await box.refresh(now_ms=NOW - 1))["push"].as_dict()["waiting_s"] is None  # none due yet

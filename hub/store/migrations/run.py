@@ -26,6 +26,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "one schema: the tables the first release created on first use, and their late columns",
               m0004_lazy_tables.up),
+    Migration(5, "the store's write probe (store_probe, created from the schema)", lambda conn: None),
 )
 LATEST = MIGRATIONS[-1].version
 """The newest schema version: the ``user_version`` of every database this hub has opened for writing."""
