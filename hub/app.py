@@ -44,6 +44,7 @@ from hub.errors import ConfigError, StoreFull
 from hub.events import AlertStored, Bus, Decided, Queued
 from hub.geo.geography import Geography
 from hub.health import Health, Recorder
+from hub.history import History
 from hub.intake.sensors import SensorIntake
 from hub.intake.service import IntakeService
 from hub.metrics import Metrics
@@ -124,9 +125,15 @@ async def compose(stack: contextlib.AsyncExitStack, loaded: LoadedConfig, store:
     stack.callback(base.intake.close)
     stack.push_async_callback(base.recorder.drain)
     events, metrics = base.events, base.metrics
+    history = History(loaded.path(loaded.cfg.debug.history)) if loaded.cfg.debug.history else None
+    if history is not None:  # first on the bus: an event is in the log before anything it causes
+        stack.callback(history.close)
+        history.attach(events)
     index = SubscriptionIndex(geo=geo)
     vapid_public_key = push_public_key(loaded)  # before the web server: browsers ask for the key at once
     box = await open_outbox(stack, astore=store, loaded=loaded, http=http, index=index, metrics=metrics)
+    if history is not None:
+        box.observers.append(history.sent)
     router = Router(store, live, district=loaded.cfg.hub.district_ars, metrics=metrics,
                     units={s.id: s.unit for s in loaded.sensors}, events=events)
     pipeline = Pipeline(store, loaded, live, index=index, events=events, metrics=metrics)

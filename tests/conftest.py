@@ -19,8 +19,12 @@ def corpus() -> Path:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests under tests/e2e/ start the daemon, a browser or a broker: marked ``e2e`` (``-m "not e2e"`` skips
-    them and runs the unit tests alone)."""
-    e2e = Path(__file__).resolve().parent / "e2e"
+    them and runs the unit tests alone). Tests under tests/faults/ (the fault suite, each fault with the invariant
+    checker) are marked ``faults`` and ``e2e``: they start the daemon too."""
+    here = Path(__file__).resolve().parent
     for item in items:
-        if e2e in Path(str(item.path)).parents:
+        parents = Path(str(item.path)).parents
+        if here / "e2e" in parents or here / "faults" in parents:
             item.add_marker(pytest.mark.e2e)
+        if here / "faults" in parents:
+            item.add_marker(pytest.mark.faults)

@@ -345,6 +345,14 @@ class WebhookConfig(_Strict, kw_only=True, frozen=True):
     timeout_s: Seconds = 10.0
 
 
+class DebugSection(_Strict, frozen=True):
+    """For test and staging systems."""
+
+    history: str = ""
+    """A file the hub appends its history to (ingest, decide, publish, queue and every delivery outcome, one JSON line
+    each; see hub/history.py), for the fault suite's invariant checker. Empty: none (the default)."""
+
+
 class Config(_Strict, frozen=True):
     hub: HubSection
     store: StoreSection = StoreSection()
@@ -357,3 +365,4 @@ class Config(_Strict, frozen=True):
     sources: list[SourceConfig] = []
     boards: list[BoardConfig] = []
     webhooks: list[WebhookConfig] = []
+    debug: DebugSection = DebugSection()

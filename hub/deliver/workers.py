@@ -88,7 +88,8 @@ class ChannelWorker:
                  lease_s: float = 60.0, policy: RetryPolicy | None = None, breaker: CircuitBreaker | None = None,
                  metrics: OutboxMetrics | None = None,
                  on_gone: Callable[[str, list[str]], Awaitable[None]] | None = None, idle_s: float = 1.0,
-                 clock: Callable[[], int] | None = None) -> None:
+                 clock: Callable[[], int] | None = None,
+                 observe: Callable[[str, list[tuple[Delivery, Outcome]]], None] | None = None) -> None:
         self.astore = astore
         self.clock = clock or (lambda: stamp_ms(None))
         """Epoch milliseconds (injected by tests)."""
@@ -99,6 +100,8 @@ class ChannelWorker:
         self.breaker = breaker or CircuitBreaker()
         self.metrics = metrics
         self.on_gone = on_gone
+        self.observe = observe
+        """Told every delivered batch's outcomes once they are stored (the history log)."""
         self.idle_s = idle_s
         self._wakeups = [Wakeup() for _ in range(max(1, concurrency))]
         self._claiming = asyncio.Lock()  # claims of one channel in turn: no two loops probe the same host
@@ -226,8 +229,10 @@ class ChannelWorker:
             by_host.setdefault(delivery.host, []).append(outcome.kind)
         for host, kinds in by_host.items():
             self.breaker.record(host, kinds)
-        result = await self.astore.run(complete, self.astore.store, list(zip(batch, outcomes, strict=True)),
-                                       policy=self.policy, now_ms=self.clock())
+        pairs = list(zip(batch, outcomes, strict=True))
+        result = await self.astore.run(complete, self.astore.store, pairs, policy=self.policy, now_ms=self.clock())
+        if self.observe is not None:
+            self.observe(self.name, pairs)
         if self.metrics is not None:
             for state, n in result.counts.items():
                 if n:
@@ -251,6 +256,8 @@ class Outbox:
         self.metrics_interval_s = metrics_interval_s
         self.backlog_alarm_s = backlog_alarm_s
         self.health: dict[str, ChannelHealth] = {}
+        self.observers: list[Callable[[str, list[tuple[Delivery, Outcome]]], None]] = []
+        """Told each delivered batch's outcomes (channel, rows) after they are stored: the history log."""
         """Each channel's delivery health, read every ``metrics_interval_s`` (on a reader thread, never the writer)."""
         self.workers: dict[str, ChannelWorker] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -261,6 +268,7 @@ class Outbox:
         if channel.name in self.workers:
             raise ValueError(f"outbox: channel {channel.name!r} has a worker already")
         kw.setdefault("metrics", self.metrics)
+        kw.setdefault("observe", self._observe)
         worker = self.workers[channel.name] = ChannelWorker(self.astore, channel, **kw)
         return worker
 
@@ -282,6 +290,13 @@ class Outbox:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+
+    def _observe(self, channel: str, pairs: list[tuple[Delivery, Outcome]]) -> None:
+        for observer in self.observers:
+            try:
+                observer(channel, pairs)
+            except Exception:
+                log.exception("outbox %s: an observer failed", channel)
 
     def on_queued(self, event: Queued) -> None:
         """Handler of :class:`~hub.events.Queued` (rows written elsewhere, in the pipeline's transaction): the

@@ -56,7 +56,11 @@ def points_in_district(n: int, seed: int = 20) -> list[tuple[float, float]]:
     return out[:n]
 
 
-def make_home(folder: Path, port: int, n_subs: list[dict[str, Any]], workers: int) -> Path:
+HISTORY = "history.jsonl"
+"""The hub's history log in its home (``[debug] history``), for tests/kits/invariants.py."""
+
+
+def make_home(folder: Path, port: int, n_subs: list[dict[str, Any]], workers: int, *, history: bool = False) -> Path:
     from hub.publish import subscriptions
     from hub.store.db import Store
 
@@ -73,7 +77,7 @@ vapid_subject = "mailto:bench@warnhub.example"
 workers = {workers}
 concurrency = 128
 timeout_s = 30
-""")
+""" + (f'\n[debug]\nhistory = "{HISTORY}"\n' if history else ""))
     store = Store(home / "hub.db")
     try:
         for sub, (lat, lon) in zip(n_subs, points_in_district(len(n_subs)), strict=True):
@@ -108,7 +112,7 @@ class Rig:
 
 
 @contextlib.contextmanager
-def rig(n: int, workers: int, prefix: str) -> Iterator[Rig]:
+def rig(n: int, workers: int, prefix: str, *, history: bool = False) -> Iterator[Rig]:
     """Receiver, home and hub for a fan-out of ``n``; on leaving, the hub is closed, the receiver ended and the
     folder removed (kept, and named on stderr, with ``WARNHUB_BENCH_KEEP=1``)."""
     folder = Path(tempfile.mkdtemp(prefix=prefix))
@@ -116,7 +120,7 @@ def rig(n: int, workers: int, prefix: str) -> Iterator[Rig]:
     hub: HubProcess | None = None
     try:
         port = free_port()
-        config = make_home(folder, port, subs, workers)
+        config = make_home(folder, port, subs, workers, history=history)
         hub = HubProcess(config, port, folder / "hub.log")
         yield Rig(folder, rx, rx_port, subs, config, hub)
     finally:

@@ -263,6 +263,12 @@ class PushReceiver:
         return {"received": len(self._received), "unique_keys": unique,
                 "duplicates": sum(self._keys.values()) - unique, "errors": len(self.errors)}
 
+    def receipts(self) -> list[dict[str, Any]]:
+        """Every decrypted JSON push as ``{"sub", "payload", "at"}`` in arrival order (the checker's receipts)."""
+        self.verify_all()
+        return [{"sub": r.sub_id, "payload": r.body, "at": r.at} for r in sorted(self._received, key=lambda r: r.at)
+                if not isinstance(r.body, bytes)]
+
     def sample(self) -> Any:
         """One decrypted JSON payload (the first received), or None."""
         self.verify_all()
@@ -376,6 +382,8 @@ class PushReceiver:
             return dict(self.stats())
         if path == "/count":
             return {"arrived": len(self._received) + len(self._pending), "errors": len(self.errors)}
+        if path == "/receipts":  # for the invariant checker (tests/kits/invariants.py)
+            return {"receipts": self.receipts()}
         if path == "/sample":
             return {"payload": self.sample()}
         return None
