@@ -44,7 +44,7 @@ from hub.publish import publications
 from hub.services import Services
 from hub.store.alerts import ThreadView
 from hub.store.db import Store
-from hub.web import citizen, citizen_push, console, console_api, fdlimit, live, subscriptions, warnings
+from hub.web import citizen, citizen_push, console, console_api, fdlimit, live, nina_api, subscriptions, warnings
 from hub.web.auth import json_error, require
 from hub.web.client import TRUSTED_PROXIES_KEY, parse_networks
 from hub.web.keys import (
@@ -270,6 +270,7 @@ def make_app(services: Services) -> web.Application:
     if services.broadcaster is not None:
         warnings.setup(app, broadcaster=services.broadcaster, boards=cfg.boards, district=cfg.hub.district_ars,
                        geo=services.geo)
+        nina_api.setup(app, district=cfg.hub.district_ars, geo=services.geo)  # /api31: NINA clients read the same
     if services.index is not None:
         subscriptions.setup(app, allow_http=cfg.push.allow_http_endpoints, index=services.index,
                             per_address_per_hour=cfg.web.subscribe_per_address_per_hour,
