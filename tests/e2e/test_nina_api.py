@@ -417,6 +417,9 @@ async def test_round_trip_through_warnhubs_own_nina_source(server: Server, tmp_p
 
         back = got()
         assert sorted(back) == sorted(p.identifier for p in pubs)
+        flags = [json.loads(raw) for (raw,) in peer.store.conn.execute("SELECT flags FROM alerts")]
+        notes = [n for f in flags for n in f["errors"] + f["warnings"]]
+        assert notes == []  # read as NINA's own answers: nothing to repair or assume, no validation finding
         for pub in pubs:
             original = await server.astore.run(publications.alert_of, server.astore.store, pub.id)
             assert original is not None
