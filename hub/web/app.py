@@ -17,6 +17,7 @@ Routes:
   of the hub crashed and waits for its restart: ``tasks``, or an alert or delivery failed: ``pipeline``), else 503.
 - ``/metrics``: Prometheus text format.
 - ``/console/``: the control-room console (hub.web.console; sign-in required).
+- ``/api31/``: the same public warnings in the shapes of the BBK's NINA API, for NINA clients (hub.web.nina_api).
 
 Handlers take the service they need through the typed keys of :mod:`hub.web.keys`, set here from the hub's
 :class:`~hub.services.Services`.

@@ -71,13 +71,14 @@ def setup(app: web.Application, *, district: str, geo: Geography | None = None,
           rate_per_minute: int = RATE_PER_MINUTE) -> None:
     """Add the NINA routes (see the module docstring). ``geo``: the geography with the operators' boundaries."""
     app[_STATE] = _State(district, geo or geography(), AddressRate(rate_per_minute, 60.0, max_addresses=MAX_ADDRESSES))
-    r = app.router
-    r.add_get(f"{BASE}/mapData.json", map_data)
-    r.add_get(f"{BASE}/{{provider:{'|'.join(nina_shape.PROVIDERS)}}}/mapData.json", map_data)
-    r.add_get(f"{BASE}/dashboard/{{ars}}.json", dashboard)
-    r.add_get(f"{BASE}/warnings/{{id:{_ID}}}.json", detail)
-    r.add_get(f"{BASE}/warnings/{{id:{_ID}}}.geojson", detail_geojson)
-    r.add_route("OPTIONS", f"{BASE}/{{tail:.*}}", preflight)
+    for path, handler in ((f"{BASE}/mapData.json", map_data),
+                          (f"{BASE}/{{provider:{'|'.join(nina_shape.PROVIDERS)}}}/mapData.json", map_data),
+                          (f"{BASE}/dashboard/{{ars}}.json", dashboard),
+                          (f"{BASE}/warnings/{{id:{_ID}}}.json", detail),
+                          (f"{BASE}/warnings/{{id:{_ID}}}.geojson", detail_geojson)):
+        resource = app.router.add_resource(path)
+        resource.add_route("GET", handler)
+        resource.add_route("OPTIONS", preflight)
     app.on_response_prepare.append(_headers)
 
 

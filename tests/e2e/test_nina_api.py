@@ -363,6 +363,8 @@ async def test_etag_304_cors_and_short_caching(server: Server) -> None:
     status, body, headers = await server.get("/api31/warnings/nope.json")
     assert status == 404 and body == {"error": "Unbekannte Warnung / unknown warning"}
     assert headers["Cache-Control"] == "no-store"
+    async with server.session.get(server.url("/api31/archive.mowas/x-mapping.json")) as resp:
+        assert resp.status == 404 and resp.headers["Access-Control-Allow-Origin"] == "*"  # a NINA path we lack
 
 
 async def test_requests_per_address_are_limited(tmp_path: Path) -> None:
