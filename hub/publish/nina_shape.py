@@ -17,7 +17,8 @@ Choices (the shapes follow FACTS.md 5.1 and the samples in ``tests/data/nina/``)
   line breaks become ``<br/>``. Headline, event and areaDesc stay plain text.
 - **Areas.** Each area gets NINA's ``AreaId`` geocode (its position, ``0``, ``1`` …) beside its own geocodes; the
   polygons are in the ``.geojson`` (``[lon, lat]``, one feature per ring, ``areaId`` the area's position; a circle is
-  sent as a 32-gon), as newer NINA details do. The hub's 12-digit region keys are the ``warnVerwaltungsbereiche``
+  sent as a 32-gon; a warning of one area named only by codes gets the area the hub resolved), as newer NINA
+  details do. The hub's 12-digit region keys are the ``warnVerwaltungsbereiche``
   parameter (NINA's list of the ARS a warning concerns).
 - **Provider** (``payload.data.provider``): from the source the hub republished (its CAP sender in the publication's
   note): ``DWD``, ``KATWARN``, ``BIWAPP``, ``LHP``, else ``MOWAS`` — also for the district's own warnings, NINA's
@@ -255,15 +256,25 @@ def _circle_ring(lat: float, lon: float, radius_km: float) -> list[list[float]]:
     return [*ring, ring[0]]
 
 
+def _resolved(pub: Publication) -> list[list[list[float]]]:
+    """The outer rings (``[lon, lat]``) of the area the hub resolved for the publication (warncells, ARS)."""
+    parts = getattr(pub.area, "geoms", [pub.area]) if pub.area is not None else []
+    return [[[round(x, 6), round(y, 6)] for x, y in p.exterior.coords] for p in parts if p.geom_type == "Polygon"]
+
+
 def geojson(pub: Publication, alert: Alert) -> dict[str, Any]:
     """``warnings/{id}.geojson``: an RFC 7946 FeatureCollection, one Polygon feature per ring of the German info's
-    areas, coordinates ``[lon, lat]`` (CAP's ``lat,lon`` swapped), with NINA's properties."""
+    areas, coordinates ``[lon, lat]`` (CAP's ``lat,lon`` swapped), with NINA's properties. A warning of one area
+    named only by codes (a DWD warncell, an ARS) gets the area the hub resolved for it, so a map shows it."""
     first = german(alert)
     colour = GREY if pub.msg_type == "Cancel" else COLOURS.get(pub.severity, GREY)
+    areas = first.areas if first is not None else ()
+    rings_of = [[[[lon, lat] for lat, lon in ring] for ring in area.polygons]
+                + [_circle_ring(c.center[0], c.center[1], c.radius_km) for c in area.circles] for area in areas]
+    if len(areas) == 1 and not rings_of[0]:
+        rings_of = [_resolved(pub)]
     features: list[dict[str, Any]] = []
-    for position, area in enumerate(first.areas if first is not None else ()):
-        rings = [[[lon, lat] for lat, lon in ring] for ring in area.polygons]
-        rings += [_circle_ring(c.center[0], c.center[1], c.radius_km) for c in area.circles]
+    for position, rings in enumerate(rings_of):
         for ring in rings:
             features.append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
                              "properties": {"warnId": alert.identifier, "areaId": position, "strokeColor": colour,

@@ -27,7 +27,7 @@ from aiohttp import web
 from adapters.sources.nina import NinaSource
 from adapters.sources.nina_convert import convert_warning
 from adapters.sources.polling import Http
-from hub.cap.model import Alert, Area, MsgType, Scope, Severity, Status
+from hub.cap.model import Alert, Area, MsgType, Scope, Severity, Status, Value
 from hub.cap.parse import parse
 from hub.config.sections import NinaSourceConfig
 from hub.i18n.languages import code_of
@@ -273,6 +273,15 @@ async def test_geojson_has_nina_s_structure_and_lon_lat_order(server: Server) ->
     assert all(11.1 <= lon <= 11.2 and 52.93 <= lat <= 52.99 for lon, lat in ring)  # [lon, lat], not [lat, lon]
     async with server.session.get(server.url(f"/api31/warnings/{nid(luechow)}.geojson")) as resp:
         assert resp.content_type == "application/geo+json"
+    # one area named only by a code: the area the hub resolved (here the box) is what a map can show
+    coded = luechow_alert()
+    only_code = Area(area_desc="Stadt Lüchow (Wendland)", geocodes=(Value(value_name="ARS", value=LUECHOW),))
+    coded = msgspec.structs.replace(coded, infos=tuple(msgspec.structs.replace(i, areas=(only_code,))
+                                                       for i in coded.infos))
+    by_code = await server.publish(coded, thread="w4", area=LUECHOW_BOX)
+    [feature] = (await server.json(f"/api31/warnings/{nid(by_code)}.geojson"))["features"]
+    assert feature["properties"]["areaId"] == 0
+    assert shapely.Polygon(feature["geometry"]["coordinates"][0]).equals(LUECHOW_BOX)
 
 
 async def test_map_data_lists_every_current_warning_by_provider(server: Server) -> None:
