@@ -271,7 +271,8 @@ def make_app(services: Services) -> web.Application:
     if services.broadcaster is not None:
         warnings.setup(app, broadcaster=services.broadcaster, boards=cfg.boards, district=cfg.hub.district_ars,
                        geo=services.geo)
-        nina_api.setup(app, district=cfg.hub.district_ars, geo=services.geo)  # /api31: NINA clients read the same
+        nina_api.setup(app, district=cfg.hub.district_ars, geo=services.geo,  # /api31: for NINA clients
+                       rate_per_minute=cfg.web.nina_per_address_per_minute)
     if services.index is not None:
         subscriptions.setup(app, allow_http=cfg.push.allow_http_endpoints, index=services.index,
                             per_address_per_hour=cfg.web.subscribe_per_address_per_hour,

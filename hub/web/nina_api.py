@@ -20,8 +20,8 @@ means as in the JSON API: neither cancelled nor expired.
 
 Every answer has an ``ETag`` (If-None-Match -> 304), ``Cache-Control: public, max-age=30``, and
 ``Access-Control-Allow-Origin: *`` (public data only; browsers' preflights for ``If-None-Match`` are answered).
-Per address at most ``rate_per_minute`` requests a minute (:class:`hub.web.limits.AddressRate`), else 429 with
-``Retry-After``.
+Per address at most ``rate_per_minute`` requests a minute (``[web] nina_per_address_per_minute``, 120; 0: no limit;
+:class:`hub.web.limits.AddressRate`), else 429 with ``Retry-After`` (counted in ``/metrics`` as every refusal).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from hub.web.limits import AddressRate, refusal
 
 BASE = "/api31"
 RATE_PER_MINUTE = 120
-"""Requests per address and minute: a client reading a dashboard and every detail in it stays far below."""
+"""Requests per address and minute by default: a client reading a dashboard and every detail in it stays far below."""
 MAX_ADDRESSES = 10_000
 """Addresses the rate keeps track of (bounded memory)."""
 CACHE_CONTROL = "public, max-age=30"
