@@ -77,6 +77,7 @@ def setup(app: web.Application, *, district: str, geo: Geography | None = None,
                           (f"{BASE}/warnings/{{id:{_ID}}}.json", detail),
                           (f"{BASE}/warnings/{{id:{_ID}}}.geojson", detail_geojson)):
         resource = app.router.add_resource(path)
+        resource.add_route("HEAD", handler)
         resource.add_route("GET", handler)
         resource.add_route("OPTIONS", preflight)
     app.on_response_prepare.append(_headers)

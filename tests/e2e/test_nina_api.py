@@ -360,6 +360,8 @@ async def test_etag_304_cors_and_short_caching(server: Server) -> None:
         status, body, headers = await server.get(path, headers={"If-None-Match": etag})
         assert status == 304 and body is None and headers["ETag"] == etag, path
         assert headers["Access-Control-Allow-Origin"] == "*"
+        async with server.session.head(server.url(path)) as resp:
+            assert resp.status == 200 and resp.headers["ETag"] == etag and await resp.read() == b"", path
     status, _body, before = await server.get("/api31/mapData.json")
     await server.publish(cap_alert(MUL), thread="w7")
     status, _body, headers = await server.get("/api31/mapData.json", headers={"If-None-Match": before["ETag"]})
