@@ -160,13 +160,14 @@ def dashboard_item(district: str, pub: Publication, alert: Alert, *, now: dateti
     wid = nina_id(district, pub.thread)
     first = german(alert)
     key = event_key(alert)
-    data = {"headline": titles(pub, alert).get("de") or next(iter(titles(pub, alert).values())),
+    named = titles(pub, alert)
+    data = {"headline": named.get("de") or next(iter(named.values())),
             "provider": provider(alert), "severity": pub.severity, "urgency": pub.urgency,
             "msgType": pub.msg_type, "transKeys": {"event": key} if key else {},
             "area": _dashboard_area(pub, alert), "valid": pub.live(now)}
     out: dict[str, Any] = {"id": wid, "payload": {"version": pub.version, "type": "ALERT", "id": wid,
                                                   "hash": digest(alert), "data": data},
-                           "i18nTitle": titles(pub, alert), "sent": when(pub.sent)}
+                           "i18nTitle": named, "sent": when(pub.sent)}
     for name in ("onset", "effective"):
         value = getattr(first, name) if first is not None else None
         if value is not None:
