@@ -91,6 +91,8 @@ class WebSection(_Strict, frozen=True):
     """Reverse proxies (addresses or CIDR networks) whose ``X-Forwarded-For`` names the client; empty: none."""
     subscribe_per_address_per_hour: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 60
     """``POST /api/v1/subscriptions`` per client address (IPv6: per /64) and hour; 0: no limit."""
+    nina_per_address_per_minute: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 120
+    """Requests to the NINA-compatible API (``/api31``) per client address (IPv6: per /64) and minute; 0: no limit."""
     max_streams: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 5000
     """Open ``/api/v1/stream`` connections in total."""
     max_streams_per_address: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 20

@@ -17,6 +17,7 @@ Routes:
   of the hub crashed and waits for its restart: ``tasks``, or an alert or delivery failed: ``pipeline``), else 503.
 - ``/metrics``: Prometheus text format.
 - ``/console/``: the control-room console (hub.web.console; sign-in required).
+- ``/api31/``: the same public warnings in the shapes of the BBK's NINA API, for NINA clients (hub.web.nina_api).
 
 Handlers take the service they need through the typed keys of :mod:`hub.web.keys`, set here from the hub's
 :class:`~hub.services.Services`.
@@ -44,7 +45,7 @@ from hub.publish import publications
 from hub.services import Services
 from hub.store.alerts import ThreadView
 from hub.store.db import Store
-from hub.web import citizen, citizen_push, console, console_api, fdlimit, live, subscriptions, warnings
+from hub.web import citizen, citizen_push, console, console_api, fdlimit, live, nina_api, subscriptions, warnings
 from hub.web.auth import json_error, require
 from hub.web.client import TRUSTED_PROXIES_KEY, parse_networks
 from hub.web.keys import (
@@ -279,6 +280,8 @@ def make_app(services: Services) -> web.Application:
     if services.broadcaster is not None:
         warnings.setup(app, broadcaster=services.broadcaster, boards=cfg.boards, district=cfg.hub.district_ars,
                        geo=services.geo)
+        nina_api.setup(app, district=cfg.hub.district_ars, geo=services.geo,  # /api31: for NINA clients
+                       rate_per_minute=cfg.web.nina_per_address_per_minute)
     if services.index is not None:
         subscriptions.setup(app, allow_http=cfg.push.allow_http_endpoints, index=services.index,
                             per_address_per_hour=cfg.web.subscribe_per_address_per_hour,

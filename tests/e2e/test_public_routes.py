@@ -269,6 +269,7 @@ async def stored(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stor
         port = free_port()
         config = write_config(home, port=port, extra=config_extra(hooks.url))
         text = config.read_text(encoding="utf-8")
+        text = text.replace("[web]\n", "[web]\nnina_per_address_per_minute = 0  # the walk asks more than any client\n")
         config.write_text(text.replace('signature_policy = "verify"', 'signature_policy = "verify"\nworkers = 1'),
                           encoding="utf-8")
         proc = HubProcess(config, port, home / "hub.log")
@@ -376,7 +377,8 @@ def values_for(stored: Stored) -> list[str]:
     ids = [str(r[0]) for r in query(home, "SELECT id FROM threads")]
     threads = [r[0] for r in query(home, "SELECT DISTINCT thread FROM publications")]
     identifiers = [r[0] for r in query(home, "SELECT identifier FROM publications")]
-    return sorted({*ids, str(stored.console_warning), *threads, *identifiers,
+    nina_ids = [f"warnhub.{DISTRICT}.{t}" for t in threads]  # the NINA API's ids (hub.publish.nina_shape)
+    return sorted({*ids, str(stored.console_warning), *threads, *identifiers, *nina_ids,
                    *(i.identifier for i in stored.items.values()), "kiosk-rathaus", "kiosk-schulung", DISTRICT,
                    DANNENBERG})
 
@@ -411,7 +413,8 @@ async def test_no_public_route_shows_anything_but_public_warnings(stored: Stored
     # the walk reached the places where warnings are: the control is there (so the walk could find a leak)
     wanted = {"/", "/start.json", "/api/v1/warnings", "/api/v1/warnings/{thread}", "/api/v1/warnings/{thread}/cap.xml",
               "/api/v1/publications/{identifier}.xml", "/api/v1/stream", "/feeds/cap.atom", "/feeds/{ars}.atom",
-              "/boards/{id}", "/warnungen/{thread}", "/widget/{ars}"}
+              "/boards/{id}", "/warnungen/{thread}", "/widget/{ars}", "/api31/mapData.json",
+              "/api31/dashboard/{ars}.json", "/api31/warnings/{id}.json", "/api31/warnings/{id}.geojson"}
     assert wanted <= set(found), sorted(wanted - set(found))
     assert asked > 500, asked
 
