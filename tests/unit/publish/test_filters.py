@@ -10,6 +10,7 @@ hours are checked at 23:30 and 23:50 Berlin, at noon, and on both DST nights of 
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,8 +25,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from adapters.sources.nina_convert import convert_payload
 from hub.cap.model import Alert, Category, Severity
 from hub.cap.parse import parse
+from hub.events import Bus
 from hub.publish import index as targeting
 from hub.publish import subscriptions as subs
+from hub.publish import testpush
 from hub.publish.audience import recipients
 from hub.publish.index import local_minute
 from hub.publish.sources import source_of
@@ -153,7 +156,7 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[TestClient[web.Request, web
     store = Store(tmp_path / "hub.db")
     async_store = AsyncStore(store)
     app = web.Application()
-    app[HUB_KEY] = SimpleNamespace(store=async_store)  # type: ignore[assignment]
+    app[HUB_KEY] = SimpleNamespace(store=async_store, events=Bus())  # type: ignore[assignment]
     setup(app, allow_http=False, check_endpoint=check_endpoint, check_keys=check_keys)
     async with TestClient(TestServer(app)) as client:
         yield client, store
@@ -192,3 +195,45 @@ async def test_filters_are_stored_read_and_changed(api: Any) -> None:
     assert resp.status == 200
     read = await (await client.get(f"/api/v1/subscriptions/{created['id']}", headers=bearer(created["token"]))).json()
     assert (read["subscription"]["sources"], read["subscription"]["quiet_hours"]) == ([], None)
+
+
+async def test_test_push_is_an_outbox_row_of_its_own_limited_per_hour(api: Any) -> None:
+    client, store = api
+    created = await (await client.post("/api/v1/subscriptions", json=body())).json()
+    other = await (await client.post("/api/v1/subscriptions",
+                                     json=body(endpoint="https://push.example.org/send/other"))).json()
+    url = f"/api/v1/subscriptions/{created['id']}/test"
+    assert (await client.post(url)).status == 401
+    assert (await client.post(url, headers=bearer(other["token"]))).status == 404  # another's token: not found
+    ids = []
+    for _ in range(testpush.PER_HOUR):
+        resp = await client.post(url, headers=bearer(created["token"]))
+        assert resp.status == 202, await resp.text()
+        ids.append((await resp.json())["id"])
+    refused = await client.post(url, headers=bearer(created["token"]))
+    assert refused.status == 429 and 3000 < int(refused.headers["Retry-After"]) <= 3600
+    assert "pro Stunde" in (await refused.json())["error"] and "per hour" in (await refused.json())["error"]
+    assert (await client.post(f"/api/v1/subscriptions/{other['id']}/test", headers=bearer(other["token"]))).status \
+        == 202  # the limit is per subscription
+    rows = store.conn.execute("SELECT thread, channel, recipient, publication_id, priority FROM outbox"
+                              " WHERE recipient=? ORDER BY id", (created["id"],)).fetchall()
+    assert rows == [(f"test:{i}", "push", created["id"], 0, testpush.PRIORITY) for i in ids]
+    assert store.conn.execute("SELECT count(*) FROM publications").fetchone()[0] == 0
+    state = f"{url}/{ids[0]}"
+    assert (await (await client.get(state, headers=bearer(created["token"]))).json())["state"] == "sending"
+    assert (await client.get(state, headers=bearer(other["token"]))).status == 404
+    assert (await client.post(f"/api/v1/subscriptions/{other['id']}/test/{ids[0]}/received")).status == 404
+    assert (await client.post(f"{state}/received")).status == 204
+    assert (await (await client.get(state, headers=bearer(created["token"]))).json())["state"] == "received"
+    assert (await client.delete(f"/api/v1/subscriptions/{created['id']}", headers=bearer(created["token"]))).status \
+        == 204
+    assert store.conn.execute("SELECT count(*) FROM push_tests WHERE subscription_id=?",
+                              (created["id"],)).fetchone()[0] == 0  # nothing kept of a deleted subscription
+
+
+def test_test_push_payload_is_marked_and_in_the_subscribers_language() -> None:
+    raw = json.loads(testpush.payload("sub", "abc", "test:abc/push/sub", ["en", "de"]))
+    assert raw["test"] is True and raw["thread"] == "test:abc" and raw["lang"] == "en"
+    assert raw["receipt"] == "/api/v1/subscriptions/sub/test/abc/received"
+    assert raw["title"].startswith("Test")
+    assert "severity" not in raw and "headline" not in raw
