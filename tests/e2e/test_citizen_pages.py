@@ -357,7 +357,7 @@ async def test_subscribe_form_picks_places(site: Site, page: Page, page_log: Pag
     assert await page.locator("select[name=min_severity] option").evaluate_all("els => els.map(e => e.value)") == \
         ["Minor", "Moderate", "Severe", "Extreme"]
     assert await page.locator("input[name=language]").evaluate_all("els => els.map(e => e.value)") == \
-        ["de", "de-x-ls", "en"]
+        ["de", "de-x-ls", "en", "ar", "es", "fr", "pl", "ru", "tr"]  # a subscription in any of the nine (issue 18)
     for needed in ("#event-topic", "#subscribe-button", "#subscription-list", "#push-status", "#offline-status",
                    "script[src='/static/citizen/push.js']", "script[src='/static/citizen/offline.js']"):
         await expect(page.locator(needed)).to_have_count(1)
