@@ -48,6 +48,7 @@ import msgspec
 from hub.access import exercise_tokens
 from hub.errors import HubError
 from hub.geo.registry import Registry
+from hub.i18n.catalogs import N_
 from hub.ports import CheckEndpoint, CheckKeys
 from hub.publish.sources import SOURCES
 from hub.store.db import Store
@@ -69,6 +70,7 @@ CATEGORIES = ("Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health", "E
 @dataclass(frozen=True, slots=True)
 class Topic:
     de: str
+    """The German label, a message id of the ``subscribe`` catalogues (translated where shown)."""
     en: str
     categories: frozenset[str]
     """The CAP categories a warning must have (one of them) to fall under the topic."""
@@ -79,29 +81,29 @@ def _topic(de: str, en: str, *categories: str) -> Topic:
 
 
 TOPICS: dict[str, Topic] = {
-    "geo": _topic("Geophysikalisch (Erdbeben, Erdrutsch)", "Geophysical (earthquake, landslide)", "Geo"),
-    "met": _topic("Wetter und Hochwasser", "Weather and flood", "Met"),
-    "safety": _topic("Öffentliche Sicherheit", "Public safety", "Safety"),
-    "security": _topic("Polizei und Sicherheit", "Law enforcement and security", "Security"),
-    "rescue": _topic("Rettung und Bergung", "Rescue and recovery", "Rescue"),
-    "fire": _topic("Brand", "Fire", "Fire"),
-    "health": _topic("Gesundheit", "Health", "Health"),
-    "env": _topic("Umwelt", "Environment", "Env"),
-    "transport": _topic("Verkehr", "Transport", "Transport"),
-    "infra": _topic("Versorgung und Infrastruktur", "Utilities and infrastructure", "Infra"),
-    "cbrne": _topic("Chemisch, biologisch, radiologisch, nuklear, Sprengstoff", "CBRNE", "CBRNE"),
-    "other": _topic("Sonstiges", "Other", "Other"),
+    "geo": _topic(N_("Geophysikalisch (Erdbeben, Erdrutsch)"), "Geophysical (earthquake, landslide)", "Geo"),
+    "met": _topic(N_("Wetter und Hochwasser"), "Weather and flood", "Met"),
+    "safety": _topic(N_("Öffentliche Sicherheit"), "Public safety", "Safety"),
+    "security": _topic(N_("Polizei und Sicherheit"), "Law enforcement and security", "Security"),
+    "rescue": _topic(N_("Rettung und Bergung"), "Rescue and recovery", "Rescue"),
+    "fire": _topic(N_("Brand"), "Fire", "Fire"),
+    "health": _topic(N_("Gesundheit"), "Health", "Health"),
+    "env": _topic(N_("Umwelt"), "Environment", "Env"),
+    "transport": _topic(N_("Verkehr"), "Transport", "Transport"),
+    "infra": _topic(N_("Versorgung und Infrastruktur"), "Utilities and infrastructure", "Infra"),
+    "cbrne": _topic(N_("Chemisch, biologisch, radiologisch, nuklear, Sprengstoff"), "CBRNE", "CBRNE"),
+    "other": _topic(N_("Sonstiges"), "Other", "Other"),
     # BIWAPP-style topics; warnings carry only CAP categories, so each means the categories it maps onto.
-    "bombenfund": _topic("Bombenfund", "Unexploded ordnance", "Safety"),
-    "chemieunfall": _topic("Chemieunfall", "Chemical accident", "CBRNE"),
-    "feuer": _topic("Feuer", "Fire", "Fire"),
-    "hochwasser": _topic("Hochwasser", "Flood", "Met"),
-    "erdrutsch-lawine": _topic("Erdrutsch/Lawine", "Landslide/avalanche", "Geo"),
-    "grossschadenslage": _topic("Großschadenslage", "Major incident", "Rescue", "Safety"),
-    "unwetter": _topic("Unwetter", "Severe weather", "Met"),
-    "verkehrsunfall": _topic("Verkehrsunfall", "Traffic accident", "Transport"),
-    "unterrichtsausfall": _topic("Unterrichtsausfall", "School closure", "Other"),
-    "seuchenfall": _topic("Seuchenfall", "Epidemic", "Health"),
+    "bombenfund": _topic(N_("Bombenfund"), "Unexploded ordnance", "Safety"),
+    "chemieunfall": _topic(N_("Chemieunfall"), "Chemical accident", "CBRNE"),
+    "feuer": _topic(N_("Feuer"), "Fire", "Fire"),
+    "hochwasser": _topic(N_("Hochwasser"), "Flood", "Met"),
+    "erdrutsch-lawine": _topic(N_("Erdrutsch/Lawine"), "Landslide/avalanche", "Geo"),
+    "grossschadenslage": _topic(N_("Großschadenslage"), "Major incident", "Rescue", "Safety"),
+    "unwetter": _topic(N_("Unwetter"), "Severe weather", "Met"),
+    "verkehrsunfall": _topic(N_("Verkehrsunfall"), "Traffic accident", "Transport"),
+    "unterrichtsausfall": _topic(N_("Unterrichtsausfall"), "School closure", "Other"),
+    "seuchenfall": _topic(N_("Seuchenfall"), "Epidemic", "Health"),
 }
 _EVENT = re.compile(r"event:([a-z0-9-]{1,40})")
 _LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{1,8})*")
