@@ -2,7 +2,8 @@
 store side (section 2).
 
 Real parts: the audience resolution the pipeline publishes by (:func:`hub.publish.audience.recipients`) over a real
-:class:`~hub.publish.index.SubscriptionIndex`, real CAP samples (a DWD warning from tests/data/cap, a MoWaS and a
+:class:`~hub.publish.index.SubscriptionIndex`, the intake, rules, router and pipeline writing outbox rows on one
+injected clock, real CAP samples (a DWD warning from tests/data/cap, a MoWaS and a
 BIWAPP warning from the Home Assistant NINA sample in tests/data/nina, converted by warnhub's NINA source), the API
 on a real aiohttp server and a real SQLite file. Times are injected (aware datetimes), never the wall clock: the quiet
 hours are checked at 23:30 and 23:50 Berlin, at noon, and on both DST nights of 2026.
@@ -11,8 +12,9 @@ hours are checked at 23:30 and 23:50 Berlin, at noon, and on both DST nights of 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -25,16 +27,26 @@ from aiohttp.test_utils import TestClient, TestServer
 from adapters.sources.nina_convert import convert_payload
 from hub.cap.model import Alert, Category, Severity
 from hub.cap.parse import parse
+from hub.cap.validate import Validator
+from hub.config import load as config
+from hub.decide.router import Router
+from hub.decide.rules.engine import LiveRules
 from hub.events import Bus
+from hub.geo.geography import geography
+from hub.intake.documents import Intake
+from hub.metrics import Metrics
 from hub.publish import index as targeting
 from hub.publish import subscriptions as subs
 from hub.publish import testpush
 from hub.publish.audience import recipients
-from hub.publish.index import local_minute
+from hub.publish.index import LOCAL, local_minute
+from hub.publish.pipeline import Pipeline
 from hub.publish.sources import source_of
 from hub.store.db import AsyncStore, Store
 from hub.web.keys import HUB_KEY
 from hub.web.subscriptions import setup
+from tests.e2e.test_routing import dwd_cap
+from tests.kits.hubproc import REPO, write_config
 from tests.kits.paths import DATA
 from tests.unit.publish.test_subscriptions import KREIS, bearer, body, check_endpoint, check_keys, region_sub
 
@@ -237,3 +249,71 @@ def test_test_push_payload_is_marked_and_in_the_subscribers_language() -> None:
     assert raw["receipt"] == "/api/v1/subscriptions/sub/test/abc/received"
     assert raw["title"].startswith("Test")
     assert "severity" not in raw and "headline" not in raw
+
+
+# -- through the pipeline, on its injected clock ----------------------------------------------------------------------
+
+ANY_DWD_PUSH = """[[rule]]
+name = "Test: DWD-Warnungen jeder Stufe auch als Push"
+when.provider = "dwd"
+when.area = "district"
+then.publish = ["push", "web"]
+
+"""
+
+
+def last_berlin(hour: int, minute: int, before: datetime) -> datetime:
+    """The latest ``hour:minute`` Berlin time before ``before`` (UTC): a real recent day, so that warnings stored
+    then are still valid by the wall clock the intake reads, and the quiet hours see exactly that local time."""
+    local = before.astimezone(LOCAL).replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if local >= before:
+        local -= timedelta(days=1)
+    return local.replace(tzinfo=None).replace(tzinfo=LOCAL).astimezone(UTC)
+
+
+async def test_the_pipeline_applies_quiet_hours_at_its_own_clock(tmp_path: Path) -> None:
+    """The pipeline's injected clock decides, not the wall clock: at 23:30 Berlin a Minor warning gets no outbox
+    row for the quiet subscription, a Severe one does, and at noon the Minor one does too. (Whatever the hour this
+    runs at, a pipeline reading the wall clock fails one of the two.)"""
+    rules = tmp_path / "rules"
+    shutil.copytree(REPO / "rules", rules)
+    main = rules / "luechow-dannenberg.toml"
+    text = main.read_text(encoding="utf-8")
+    text = text[:text.index("# --- Eigene Sensoren")]  # no sensors configured here
+    main.write_text(text.replace("# --- Deutscher Wetterdienst", ANY_DWD_PUSH + "# --- Deutscher Wetterdienst", 1),
+                    encoding="utf-8")
+    loaded = config.load(write_config(tmp_path, port=1))
+    store = Store(loaded.db_path)
+    astore = AsyncStore(store)
+    clock = {"now": last_berlin(23, 30, datetime.now(UTC))}
+    live = LiveRules.open(rules, sensors=[], geo=geography())
+    router = Router(astore, live, district=KREIS, metrics=Metrics())
+    router.clock = lambda: clock["now"]
+    index = targeting.SubscriptionIndex()
+    ids = {}
+    for name, sub in (("quiet", region_sub(KREIS, quiet_hours=QUIET)), ("plain", region_sub(KREIS))):
+        sub = subs.Subscription(f"https://push.example.org/{name}", sub.p256dh, sub.auth, sub.places,
+                                quiet_hours=sub.quiet_hours)
+        ids[name], _ = subs.create(store, sub)
+        index.put(ids[name], sub)
+    pipeline = Pipeline(astore, loaded, live, index=index, clock=lambda: clock["now"])
+    intake = Intake(Validator(), store)
+
+    async def publish(identifier: str, severity: str) -> set[str]:
+        sent = clock["now"] - timedelta(minutes=5)
+        doc = dwd_cap(identifier, severity=severity, sent=sent, expires=datetime.now(UTC) + timedelta(days=2))
+        assert intake.ingest(doc, origin="dwd").alert_id is not None
+        await router.decide_pending()
+        await pipeline.publish_pending()
+        rows = store.conn.execute("SELECT o.recipient FROM outbox o JOIN publications p ON p.id = o.publication_id"
+                                  " WHERE o.channel='push' AND p.source_alert = (SELECT max(id) FROM alerts)")
+        return {ids_by[r[0]] for r in rows}
+
+    ids_by = {v: k for k, v in ids.items()}
+    try:
+        assert await publish("minor-night", "Minor") == {"plain"}
+        assert await publish("severe-night", "Severe") == {"plain", "quiet"}
+        clock["now"] = last_berlin(12, 0, clock["now"])
+        assert await publish("minor-noon", "Minor") == {"plain", "quiet"}
+    finally:
+        astore.close()
