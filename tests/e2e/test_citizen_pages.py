@@ -313,6 +313,7 @@ async def test_reading_without_javascript(site: Site, browser: Browser) -> None:
         await open_page(page, site.base, "/abonnieren")
         await expect(page.locator("#needs-js")).to_contain_text("JavaScript und Web Push")
         await expect(page.locator("#subscribe-form")).to_be_hidden()
+        await expect(page.locator("#test-section")).to_be_hidden()  # its button needs the script too
         await screenshot(page, "citizen-subscribe-nojs")
         await clean(page, log)
     finally:
