@@ -15,6 +15,10 @@ from __future__ import annotations
 
 Method = str
 DOMAINS: dict[str, tuple[tuple[str, Method], ...]] = {
+    # the subscribe page (its JavaScript gets its texts from the page), the topic and source labels it shows, and
+    # the test notification a subscriber sends themselves
+    "subscribe": (("hub/web/templates/citizen/subscribe.html", "jinja2"), ("hub/publish/subscriptions.py", "python"),
+                  ("hub/publish/sources.py", "python"), ("hub/publish/testpush.py", "python")),
 }
 """domain -> (glob, extraction method) pairs. A file belongs to one domain only."""
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 import shapely
@@ -36,6 +37,8 @@ from hub.geo.projection import GERMANY
 from hub.geo.registry import Level
 from hub.geo.resolve import Resolution
 from hub.publish.places import region_concerned
+from hub.publish.sources import source_of
+from hub.store.clock import now_utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,10 +155,12 @@ class Targeted(Protocol):
 
 def recipients(geo: Geography | None, index: Any, boards: Sequence[BoardConfig], webhooks: Sequence[WebhookConfig],
                alert: Alert, decision: Targeted, *, district: str, shapes: Iterable[Any] | None = None,
-               measure: bool = True) -> Audience:
+               measure: bool = True, now: datetime | None = None) -> Audience:
     """Whom ``alert`` published under ``decision`` reaches. ``index``: the SubscriptionIndex (None: no push).
     ``shapes``: the alert's projected shapes if the caller has them cached (the pipeline's live RuleSet), else
-    computed. ``measure``: False leaves area and share at 0 (the pipeline does not show them; the preview does)."""
+    computed. ``measure``: False leaves area and share at 0 (the pipeline does not show them; the preview does).
+    ``now``: the time that decides the subscriptions' quiet hours (the pipeline passes its clock; default: now).
+    Push subscriptions are filtered by their sources (:func:`hub.publish.sources.source_of` of the alert) too."""
     scope = alert.scope.value
     audiences = audiences_of(decision.audiences, scope)
     public = PUBLIC in audiences
@@ -175,7 +180,7 @@ def recipients(geo: Geography | None, index: Any, boards: Sequence[BoardConfig],
         cats = {c.value for i in alert.infos for c in i.categories}
         push = index.match(area_lonlat, regions, severity=severity, categories=cats,
                            event_topics=event_topics(alert) if public else topics, exercise=exercise,
-                           topic_only=not public)
+                           topic_only=not public, source=source_of(alert), now=now or now_utc())
     reached, hooks = reach(geo, boards, webhooks, channels=channels, audiences=audiences, regions=regions,
                            area_proj=area_proj, exercise=exercise, severity=severity,
                            inside_district=decision.inside_district is not False)

@@ -13,7 +13,9 @@ answer must take milliseconds, not a scan of the table with a geometry test per 
   large polygons, and a grid would have to cut them into cells; a shapely STRtree over them finds the few whose
   bounding box meets the area before the exact overlap test (:func:`_touches`, with hub.geo's thresholds for
   generalised borders).
-- Severity, topic (a bitmask of CAP categories, plus event slugs) and exercise filter as array comparisons.
+- Severity, topic (a bitmask of CAP categories, plus event slugs), source kind (a bitmask of
+  :data:`hub.publish.sources.SOURCES`), quiet hours (minutes of the local day in Europe/Berlin: below Severe a
+  subscription in its quiet hours is left out) and exercise filter as array comparisons.
 
 Changes go to a small delta that is merged into the arrays when it grows. :func:`load_index` fills an index from the
 ``subscriptions`` table (:mod:`hub.publish.subscriptions`: the table, parsing and storing) on the store's writer thread.
@@ -26,7 +28,9 @@ from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import shapely
@@ -36,6 +40,7 @@ from hub.cap import labels
 from hub.geo.geography import TOUCH_M2, TOUCH_SHARE, Geography, geography
 from hub.geo.projection import GERMANY
 from hub.geo.registry import Registry
+from hub.publish.sources import SOURCES
 from hub.publish.subscriptions import (
     CATEGORIES,
     GERMANY_BBOX,
@@ -54,6 +59,30 @@ _RADIUS_CLASSES = (1_000, 5_000, 20_000, 50_000)
 search for all the 1 km ones."""
 _CELL_M = 5_000.0
 _DELTA_MAX = 2_048
+_SOURCE_BIT = {s: 1 << n for n, s in enumerate(SOURCES)}
+_ALL_SOURCES = (1 << len(SOURCES)) - 1
+_NOT_QUIET = -1
+_QUIET_BELOW = labels.rank("Severe")
+"""A warning of this rank or higher reaches a subscription in its quiet hours too."""
+LOCAL = ZoneInfo("Europe/Berlin")
+"""Quiet hours are local time of the district (Germany)."""
+
+
+def local_minute(now: datetime) -> int:
+    """Minutes after local midnight (Europe/Berlin) of an aware ``now``: the clock on the subscriber's wall."""
+    local = now.astimezone(LOCAL)
+    return local.hour * 60 + local.minute
+
+
+def _quiet_code(quiet: tuple[int, int] | None) -> int:
+    return _NOT_QUIET if quiet is None else quiet[0] * 2048 + quiet[1]
+
+
+def _in_quiet(code: np.ndarray, minute: int) -> np.ndarray:
+    """Which quiet-hours codes contain ``minute`` (from inclusive, to exclusive; across midnight if from > to)."""
+    start, end = code // 2048, code % 2048
+    inside = np.where(start < end, (start <= minute) & (minute < end), (minute >= start) | (minute < end))
+    return (code != _NOT_QUIET) & inside
 
 
 @lru_cache(maxsize=4096)
@@ -97,6 +126,9 @@ class _Raw:
     psub: np.ndarray
     rars: np.ndarray
     rsub: np.ndarray
+    sources: np.ndarray
+    quiet: np.ndarray
+    """Quiet hours per subscription: from * 2048 + to (minutes), or -1."""
 
     @classmethod
     def of(cls, items: Iterable[tuple[str, Subscription]]) -> _Raw:
@@ -105,8 +137,11 @@ class _Raw:
         lon, lat, radius, psub, rsub = array("d"), array("d"), array("f"), array("i"), array("i")
         rars: list[str] = []
         events: list[tuple[int, str]] = []
+        sources, quiet = array("B"), array("i")
         for n, (sub_id, sub) in enumerate(items):
             ids.append(sub_id.encode())
+            sources.append(sum(_SOURCE_BIT[s] for s in sub.sources) or _ALL_SOURCES)
+            quiet.append(_quiet_code(sub.quiet_hours))
             sev.append(labels.rank(sub.min_severity) or 1)
             mask, slugs = _topic_mask(sub.topics)
             topics.append(mask)
@@ -124,7 +159,8 @@ class _Raw:
         xy = GERMANY.forward(np.column_stack((np.array(lon), np.array(lat)))) if lon else np.zeros((0, 2))
         return cls(np.array(ids, dtype="S"), np.array(sev, np.int8), np.array(topics, np.uint16),
                    np.array(exercise, bool), events, xy[:, 0].copy(), xy[:, 1].copy(), np.array(radius, np.float32),
-                   np.array(psub, np.int32), np.array(rars, dtype="S12"), np.array(rsub, np.int32))
+                   np.array(psub, np.int32), np.array(rars, dtype="S12"), np.array(rsub, np.int32),
+                   np.array(sources, np.uint8), np.array(quiet, np.int32))
 
     @staticmethod
     def concat(parts: Sequence[_Raw]) -> _Raw:
@@ -136,7 +172,8 @@ class _Raw:
                     cat([p.px for p in parts]), cat([p.py for p in parts]), cat([p.pr for p in parts]),
                     cat([(p.psub + o).astype(np.int32) for p, o in zip(parts, offsets, strict=False)]),
                     cat([p.rars for p in parts]),
-                    cat([(p.rsub + o).astype(np.int32) for p, o in zip(parts, offsets, strict=False)]))
+                    cat([(p.rsub + o).astype(np.int32) for p, o in zip(parts, offsets, strict=False)]),
+                    cat([p.sources for p in parts]), cat([p.quiet for p in parts]))
 
     def select(self, keep: np.ndarray) -> _Raw:
         """The rows of the subscriptions where ``keep`` is True, renumbered."""
@@ -144,7 +181,8 @@ class _Raw:
         pk, rk = keep[self.psub], keep[self.rsub]
         return _Raw(self.ids[keep], self.min_sev[keep], self.topics[keep], self.exercise[keep],
                     [(int(new[n]), s) for n, s in self.events if keep[n]], self.px[pk], self.py[pk], self.pr[pk],
-                    new[self.psub[pk]].astype(np.int32), self.rars[rk], new[self.rsub[rk]].astype(np.int32))
+                    new[self.psub[pk]].astype(np.int32), self.rars[rk], new[self.rsub[rk]].astype(np.int32),
+                    self.sources[keep], self.quiet[keep])
 
 
 @dataclass(slots=True)
@@ -159,6 +197,9 @@ class _Query:
     topic_bits: int
     events: set[str]
     exercise: bool
+    source_bit: int = _ALL_SOURCES
+    minute: int | None = None
+    """Local minute of the day for quiet hours (None: quiet hours are not applied)."""
 
 
 @dataclass(slots=True)
@@ -191,7 +232,8 @@ class _Part:
         porder = np.argsort(key, kind="stable")
         raw = self.raw = _Raw(raw.ids[order], raw.min_sev[order], raw.topics[order], raw.exercise[order],
                               [(int(rank[n]), s) for n, s in raw.events], raw.px[porder], raw.py[porder],
-                              raw.pr[porder], rank[raw.psub[porder]], raw.rars, rank[raw.rsub])
+                              raw.pr[porder], rank[raw.psub[porder]], raw.rars, rank[raw.rsub],
+                              raw.sources[order], raw.quiet[order])
         self.offsets = np.searchsorted(key[porder], np.arange(len(_RADIUS_CLASSES) * _CELLS + 1))
         self.class_max = [float(raw.pr[self.offsets[c * _CELLS]:self.offsets[(c + 1) * _CELLS]].max(initial=0.0))
                           for c in range(len(_RADIUS_CLASSES))]
@@ -231,11 +273,13 @@ class _Part:
         return False
 
     def eligible(self, subs: np.ndarray, q: _Query) -> np.ndarray:
-        """Severity, topic, exercise and liveness filter for subscription rows."""
+        """Severity, topic, source, quiet hours, exercise and liveness filter for subscription rows."""
         raw = self.raw
-        ok = self.alive[subs] & (raw.exercise[subs] == q.exercise)
+        ok = self.alive[subs] & (raw.exercise[subs] == q.exercise) & ((raw.sources[subs] & q.source_bit) != 0)
         if q.rank:
             ok &= raw.min_sev[subs] <= q.rank
+        if q.minute is not None and q.rank < _QUIET_BELOW:
+            ok &= ~_in_quiet(raw.quiet[subs], q.minute)
         topical = (raw.topics[subs] & q.topic_bits) != 0
         for slug in q.events & self.events.keys():
             topical |= np.isin(subs, self.events[slug])
@@ -376,7 +420,7 @@ class SubscriptionIndex:
 
     def match(self, area_geom_lonlat: BaseGeometry | None, region_keys: Iterable[str], *, severity: str,
               categories: Iterable[str], event_topics: Iterable[str], exercise: bool,
-              topic_only: bool = False) -> list[str]:
+              topic_only: bool = False, source: str | None = None, now: datetime | None = None) -> list[str]:
         """Ids of the subscriptions a warning reaches.
 
         ``area_geom_lonlat``: the warning's area (lon/lat shapely geometry; for an alert with shapes and code-only
@@ -389,7 +433,9 @@ class SubscriptionIndex:
         ``event_topics`` (slugs, ``event:`` optional) unless the subscription has none, and exercises only to
         exercise subscriptions and they only exercises. ``topic_only``: a message for the subscribers of
         ``event_topics`` alone (a school closure, a festival): subscriptions without one of those topics, including
-        those without topics that take every public warning, are not matched."""
+        those without topics that take every public warning, are not matched. ``source``: the warning's kind of
+        source (:func:`hub.publish.sources.source_of`; None: every subscription's sources take it). ``now``: the
+        time that decides quiet hours (the pipeline's clock; None: quiet hours are not applied)."""
         reg = self.geo.registry
         keys = {a for k in region_keys if (a := reg.from_ars(str(k))) is not None}
         geom = _projected(area_geom_lonlat)
@@ -403,7 +449,9 @@ class SubscriptionIndex:
         for cat in () if topic_only else categories:
             bits |= _CAT_BIT.get(cat, 0)
         q = _Query(geom, point_geom, keys, labels.rank(severity), bits,
-                   {e.removeprefix("event:") for e in event_topics}, exercise)
+                   {e.removeprefix("event:") for e in event_topics}, exercise,
+                   _SOURCE_BIT[source] if source is not None else _ALL_SOURCES,
+                   local_minute(now) if now is not None else None)
         with self._lock:
             self._compact()
             if self._delta and self._delta_part is None:

@@ -214,7 +214,7 @@ class Pipeline:
         geo = ruleset.geo if ruleset is not None else None
         aud = recipients(geo, self.index, self.boards, self.webhooks, item.alert, item.decision,
                          district=self.district, shapes=ruleset.geometry(item.alert) if ruleset is not None else (),
-                         measure=False)
+                         measure=False, now=self.clock())
         return Plan(item, aud.area_lonlat, tuple((sid, "") for sid in aud.push), aud.boards, aud.webhooks,
                     push=aud.push_on)
 

@@ -15,6 +15,12 @@ data or access log.
 - ``topics``: JSON list of topic slugs (:data:`TOPICS`, and ``event:<slug>`` for an event); empty: every topic.
 - ``min_severity``: the least severity to be warned of (``Minor``, ``Moderate``, ``Severe``, ``Extreme``).
 - ``languages``: JSON list of preferred languages, best first (``de``, ``en``, ``de-x-ls`` for Leichte Sprache ...).
+- ``sources``: JSON list of source kinds (:data:`hub.publish.sources.SOURCES`: ``amtlich``, ``wetter``, ``pegel``);
+  empty: every source.
+- ``quiet_hours``: JSON ``{"from": "HH:MM", "to": "HH:MM"}`` (Europe/Berlin local time; ``to`` may be the next day)
+  or NULL. In those hours a warning below Severe is not pushed to the subscription (suppressed, not kept for later:
+  a Minor or Moderate warning that mattered in the morning is on the page, and one still in force is sent again only
+  if it is updated); Severe and Extreme always come through.
 - ``exercise``: 1 for staff test devices, which receive only exercises; else 0. Set only with a token from the
   console or the CLI (:mod:`hub.access.exercise_tokens`).
 - ``created_ms``, ``updated_ms``: the day of creation and of the last change (epoch milliseconds of 00:00 UTC).
@@ -42,11 +48,13 @@ import msgspec
 from hub.access import exercise_tokens
 from hub.errors import HubError
 from hub.geo.registry import Registry
+from hub.i18n.catalogs import N_
 from hub.ports import CheckEndpoint, CheckKeys
+from hub.publish.sources import SOURCES
 from hub.store.db import Store
 
 COLUMNS = ("id", "token_hash", "endpoint", "p256dh", "auth", "places", "topics", "min_severity", "languages",
-           "exercise", "created_ms", "updated_ms")
+           "exercise", "created_ms", "updated_ms", "sources", "quiet_hours")
 """Every column of ``subscriptions``; the module docstring says what each holds."""
 
 MAX_PLACES = 20
@@ -62,6 +70,7 @@ CATEGORIES = ("Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health", "E
 @dataclass(frozen=True, slots=True)
 class Topic:
     de: str
+    """The German label, a message id of the ``subscribe`` catalogues (translated where shown)."""
     en: str
     categories: frozenset[str]
     """The CAP categories a warning must have (one of them) to fall under the topic."""
@@ -72,33 +81,35 @@ def _topic(de: str, en: str, *categories: str) -> Topic:
 
 
 TOPICS: dict[str, Topic] = {
-    "geo": _topic("Geophysikalisch (Erdbeben, Erdrutsch)", "Geophysical (earthquake, landslide)", "Geo"),
-    "met": _topic("Wetter und Hochwasser", "Weather and flood", "Met"),
-    "safety": _topic("Öffentliche Sicherheit", "Public safety", "Safety"),
-    "security": _topic("Polizei und Sicherheit", "Law enforcement and security", "Security"),
-    "rescue": _topic("Rettung und Bergung", "Rescue and recovery", "Rescue"),
-    "fire": _topic("Brand", "Fire", "Fire"),
-    "health": _topic("Gesundheit", "Health", "Health"),
-    "env": _topic("Umwelt", "Environment", "Env"),
-    "transport": _topic("Verkehr", "Transport", "Transport"),
-    "infra": _topic("Versorgung und Infrastruktur", "Utilities and infrastructure", "Infra"),
-    "cbrne": _topic("Chemisch, biologisch, radiologisch, nuklear, Sprengstoff", "CBRNE", "CBRNE"),
-    "other": _topic("Sonstiges", "Other", "Other"),
+    "geo": _topic(N_("Geophysikalisch (Erdbeben, Erdrutsch)"), "Geophysical (earthquake, landslide)", "Geo"),
+    "met": _topic(N_("Wetter und Hochwasser"), "Weather and flood", "Met"),
+    "safety": _topic(N_("Öffentliche Sicherheit"), "Public safety", "Safety"),
+    "security": _topic(N_("Polizei und Sicherheit"), "Law enforcement and security", "Security"),
+    "rescue": _topic(N_("Rettung und Bergung"), "Rescue and recovery", "Rescue"),
+    "fire": _topic(N_("Brand"), "Fire", "Fire"),
+    "health": _topic(N_("Gesundheit"), "Health", "Health"),
+    "env": _topic(N_("Umwelt"), "Environment", "Env"),
+    "transport": _topic(N_("Verkehr"), "Transport", "Transport"),
+    "infra": _topic(N_("Versorgung und Infrastruktur"), "Utilities and infrastructure", "Infra"),
+    "cbrne": _topic(N_("Chemisch, biologisch, radiologisch, nuklear, Sprengstoff"), "CBRNE", "CBRNE"),
+    "other": _topic(N_("Sonstiges"), "Other", "Other"),
     # BIWAPP-style topics; warnings carry only CAP categories, so each means the categories it maps onto.
-    "bombenfund": _topic("Bombenfund", "Unexploded ordnance", "Safety"),
-    "chemieunfall": _topic("Chemieunfall", "Chemical accident", "CBRNE"),
-    "feuer": _topic("Feuer", "Fire", "Fire"),
-    "hochwasser": _topic("Hochwasser", "Flood", "Met"),
-    "erdrutsch-lawine": _topic("Erdrutsch/Lawine", "Landslide/avalanche", "Geo"),
-    "grossschadenslage": _topic("Großschadenslage", "Major incident", "Rescue", "Safety"),
-    "unwetter": _topic("Unwetter", "Severe weather", "Met"),
-    "verkehrsunfall": _topic("Verkehrsunfall", "Traffic accident", "Transport"),
-    "unterrichtsausfall": _topic("Unterrichtsausfall", "School closure", "Other"),
-    "seuchenfall": _topic("Seuchenfall", "Epidemic", "Health"),
+    "bombenfund": _topic(N_("Bombenfund"), "Unexploded ordnance", "Safety"),
+    "chemieunfall": _topic(N_("Chemieunfall"), "Chemical accident", "CBRNE"),
+    "feuer": _topic(N_("Feuer"), "Fire", "Fire"),
+    "hochwasser": _topic(N_("Hochwasser"), "Flood", "Met"),
+    "erdrutsch-lawine": _topic(N_("Erdrutsch/Lawine"), "Landslide/avalanche", "Geo"),
+    "grossschadenslage": _topic(N_("Großschadenslage"), "Major incident", "Rescue", "Safety"),
+    "unwetter": _topic(N_("Unwetter"), "Severe weather", "Met"),
+    "verkehrsunfall": _topic(N_("Verkehrsunfall"), "Traffic accident", "Transport"),
+    "unterrichtsausfall": _topic(N_("Unterrichtsausfall"), "School closure", "Other"),
+    "seuchenfall": _topic(N_("Seuchenfall"), "Epidemic", "Health"),
 }
 _EVENT = re.compile(r"event:([a-z0-9-]{1,40})")
 _LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{1,8})*")
-_FIELDS = frozenset({"subscription", "places", "topics", "min_severity", "languages", "exercise"})
+_FIELDS = frozenset({"subscription", "places", "topics", "min_severity", "languages", "exercise", "sources",
+                     "quiet_hours"})
+_CLOCK = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 
 
 class SubscriptionError(HubError):
@@ -152,13 +163,23 @@ class Subscription:
     min_severity: str = "Minor"
     languages: tuple[str, ...] = ("de",)
     exercise: bool = False
+    sources: tuple[str, ...] = ()
+    quiet_hours: tuple[int, int] | None = None
+    """(from, to) in minutes after local midnight (Europe/Berlin); None: no quiet hours."""
 
     def as_dict(self) -> dict[str, Any]:
         """The subscription in the shape of the API's request body."""
         return {"subscription": {"endpoint": self.endpoint, "keys": {"p256dh": self.p256dh, "auth": self.auth}},
                 "places": [p.as_dict() for p in self.places], "topics": list(self.topics),
-                "min_severity": self.min_severity, "languages": list(self.languages), "exercise": self.exercise}
+                "min_severity": self.min_severity, "languages": list(self.languages), "exercise": self.exercise,
+                "sources": list(self.sources), "quiet_hours": quiet_dict(self.quiet_hours)}
 
+
+def quiet_dict(quiet: tuple[int, int] | None) -> dict[str, str] | None:
+    """Quiet hours as the API writes them: ``{"from": "22:00", "to": "07:00"}``."""
+    if quiet is None:
+        return None
+    return {"from": f"{quiet[0] // 60:02d}:{quiet[0] % 60:02d}", "to": f"{quiet[1] // 60:02d}:{quiet[1] % 60:02d}"}
 
 
 
@@ -182,7 +203,8 @@ def parse_subscription(data: Any, *, registry: Registry, check_endpoint: CheckEn
     if not isinstance(exercise, bool):
         raise SubscriptionError("Ungültiger Wert / invalid value: exercise: true oder false / true or false")
     return Subscription(endpoint, p256dh, auth, _places(data.get("places"), registry), _topics(data.get("topics", [])),
-                        severity, _languages(data.get("languages", ["de"])), exercise)
+                        severity, _languages(data.get("languages", ["de"])), exercise,
+                        _sources(data.get("sources", [])), _quiet(data.get("quiet_hours")))
 
 
 def _push(value: Any, check_endpoint: CheckEndpoint, check_keys: CheckKeys, allow_http: bool) -> tuple[str, str, str]:
@@ -254,13 +276,45 @@ def _topics(value: Any) -> tuple[str, ...]:
         raise SubscriptionError("Ungültige Themen / invalid topics: Liste mit bis zu 50 Themen / "
                                 "a list of up to 50 topics")
     out: list[str] = []
-    for item in value:
+    for i, item in enumerate(value):
         topic = item.strip().lower() if isinstance(item, str) else None
         if topic is None or (topic not in TOPICS and not _EVENT.fullmatch(topic)):
-            raise SubscriptionError(f"Unbekanntes Thema / unknown topic: {item!r}")
+            raise SubscriptionError(f"Unbekanntes Thema / unknown topic: topics[{i}]: {item!r}")
         if topic not in out:
             out.append(topic)
     return tuple(out)
+
+
+def _sources(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise SubscriptionError(f"Ungültige Quellen / invalid sources: Liste aus {', '.join(SOURCES)} / "
+                                f"a list of {', '.join(SOURCES)}")
+    out: list[str] = []
+    for i, item in enumerate(value):
+        if item not in SOURCES:
+            raise SubscriptionError(f"Unbekannte Quelle / unknown source: sources[{i}]: {item!r} "
+                                    f"({', '.join(SOURCES)})")
+        if item not in out:
+            out.append(item)
+    return tuple(out)
+
+
+def _quiet(value: Any) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"from", "to"}:
+        raise SubscriptionError('Ungültige Ruhezeit / invalid quiet_hours: {"from": "22:00", "to": "07:00"} oder / '
+                                "or null erwartet / expected")
+    minutes = []
+    for key in ("from", "to"):
+        found = _CLOCK.fullmatch(value[key]) if isinstance(value[key], str) else None
+        if found is None:
+            raise SubscriptionError(f"Ungültige Uhrzeit / invalid time: quiet_hours.{key}: {value[key]!r} "
+                                    "(HH:MM, 00:00-23:59)")
+        minutes.append(int(found[1]) * 60 + int(found[2]))
+    if minutes[0] == minutes[1]:
+        raise SubscriptionError("Ungültige Ruhezeit / invalid quiet_hours: from und to gleich / from equals to")
+    return minutes[0], minutes[1]
 
 
 def _languages(value: Any) -> tuple[str, ...]:
@@ -313,8 +367,15 @@ _json = msgspec.json.encode
 
 
 def _values(sub: Subscription) -> tuple[Any, ...]:
+    """The stored columns of a subscription, in the order of :data:`_SETTINGS`."""
+    quiet = quiet_dict(sub.quiet_hours)
     return (sub.endpoint, sub.p256dh, sub.auth, _json([p.as_dict() for p in sub.places]).decode(),
-            _json(sub.topics).decode(), sub.min_severity, _json(sub.languages).decode(), int(sub.exercise))
+            _json(sub.topics).decode(), sub.min_severity, _json(sub.languages).decode(), int(sub.exercise),
+            _json(sub.sources).decode(), _json(quiet).decode() if quiet else None)
+
+
+_SETTINGS = ("endpoint", "p256dh", "auth", "places", "topics", "min_severity", "languages", "exercise", "sources",
+             "quiet_hours")
 
 
 def create(store: Store, sub: Subscription, *, exercise_token: str | None = None,
@@ -333,11 +394,11 @@ def create(store: Store, sub: Subscription, *, exercise_token: str | None = None
             raise SubscriptionsFull(FULL)
         if sub.exercise and not (existing and existing[1]):
             _redeem(store, exercise_token, existing[0] if existing else sub_id)
+        updates = ", ".join(f"{c}=excluded.{c}" for c in ("token_hash", *_SETTINGS[1:], "updated_ms"))
         rows = conn.execute(
-            f"INSERT INTO subscriptions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-            " ON CONFLICT(endpoint) DO UPDATE SET token_hash=excluded.token_hash, p256dh=excluded.p256dh,"
-            " auth=excluded.auth, places=excluded.places, topics=excluded.topics, min_severity=excluded.min_severity,"
-            " languages=excluded.languages, exercise=excluded.exercise, updated_ms=excluded.updated_ms RETURNING id",
+            f"INSERT INTO subscriptions (id, token_hash, {', '.join(_SETTINGS)}, created_ms, updated_ms)"
+            f" VALUES ({', '.join('?' * (len(_SETTINGS) + 4))})"
+            f" ON CONFLICT(endpoint) DO UPDATE SET {updates} RETURNING id",
             (sub_id, _token_hash(token), *_values(sub), day, day)).fetchall()  # all: RETURNING commits when done
     return str(rows[0][0]), token
 
@@ -360,8 +421,10 @@ def _from_row(row: Sequence[Any]) -> Subscription:
     d = dict(zip(COLUMNS, row, strict=True))
     places = tuple(RegionPlace(p["ars"]) if "ars" in p else PointPlace(p["lat"], p["lon"], p["radius_m"])
                    for p in msgspec.json.decode(d["places"]))
+    quiet = msgspec.json.decode(d["quiet_hours"]) if d["quiet_hours"] else None
     return Subscription(d["endpoint"], d["p256dh"], d["auth"], places, tuple(msgspec.json.decode(d["topics"])),
-                        d["min_severity"], tuple(msgspec.json.decode(d["languages"])), bool(d["exercise"]))
+                        d["min_severity"], tuple(msgspec.json.decode(d["languages"])), bool(d["exercise"]),
+                        tuple(msgspec.json.decode(d["sources"] or "[]")), _quiet(quiet))
 
 
 def get(store: Store, sub_id: str, token: str) -> Subscription | None:
@@ -383,8 +446,8 @@ def update(store: Store, sub_id: str, token: str, sub: Subscription, *, exercise
         if conn.execute("SELECT 1 FROM subscriptions WHERE endpoint=? AND id<>?", (sub.endpoint, sub_id)).fetchone():
             raise EndpointTaken("Push-Endpunkt gehört zu einem anderen Abo / push endpoint belongs to another "
                                 "subscription (neu abonnieren ersetzt es / subscribing again replaces it)")
-        conn.execute("UPDATE subscriptions SET endpoint=?, p256dh=?, auth=?, places=?, topics=?, min_severity=?,"
-                     " languages=?, exercise=?, updated_ms=? WHERE id=?", (*_values(sub), _today_ms(), sub_id))
+        conn.execute(f"UPDATE subscriptions SET {', '.join(f'{c}=?' for c in _SETTINGS)}, updated_ms=? WHERE id=?",
+                     (*_values(sub), _today_ms(), sub_id))
     return True
 
 
@@ -394,13 +457,16 @@ def delete(store: Store, sub_id: str, token: str) -> bool:
         if _authorised(store, sub_id, token) is None:
             return False
         conn.execute("DELETE FROM subscriptions WHERE id=?", (sub_id,))
+        conn.execute("DELETE FROM push_tests WHERE subscription_id=?", (sub_id,))
     return True
 
 
 def delete_ids(store: Store, ids: Iterable[str]) -> int:
     """Delete subscriptions by id (their push endpoint is gone: 404/410); returns how many were deleted."""
+    gone = [(i,) for i in ids]
     with store.transaction() as conn:
-        return conn.executemany("DELETE FROM subscriptions WHERE id=?", [(i,) for i in ids]).rowcount
+        conn.executemany("DELETE FROM push_tests WHERE subscription_id=?", gone)
+        return conn.executemany("DELETE FROM subscriptions WHERE id=?", gone).rowcount
 
 
 def load_all(store: Store) -> list[tuple[str, Subscription]]:
@@ -411,7 +477,10 @@ def load_all(store: Store) -> list[tuple[str, Subscription]]:
 
 def stream_for_targeting(store: Store) -> Iterator[tuple[str, Subscription]]:
     """Every subscription with its id, streamed (no list of all of them), holding only what targeting reads: places,
-    topics, min_severity and exercise (no push keys, no languages). For :func:`hub.publish.index.load_index`."""
-    rows = store.conn.execute("SELECT id, places, topics, min_severity, exercise FROM subscriptions")
-    return ((sub_id, _from_row((sub_id, "", "", "", "", places, topics, severity, "[]", exercise, 0, 0)))
-            for sub_id, places, topics, severity, exercise in rows)
+    topics, min_severity, exercise, sources and quiet hours (no push keys, no languages). For
+    :func:`hub.publish.index.load_index`."""
+    rows = store.conn.execute(
+        "SELECT id, places, topics, min_severity, exercise, sources, quiet_hours FROM subscriptions")
+    return ((sub_id, _from_row((sub_id, "", "", "", "", places, topics, severity, "[]", exercise, 0, 0, sources,
+                                quiet)))
+            for sub_id, places, topics, severity, exercise, sources, quiet in rows)

@@ -291,7 +291,16 @@ _PUBLISH = (
         languages TEXT NOT NULL,
         exercise INTEGER NOT NULL DEFAULT 0,
         created_ms INTEGER NOT NULL,
-        updated_ms INTEGER NOT NULL)""",
+        updated_ms INTEGER NOT NULL,
+        sources TEXT NOT NULL DEFAULT '[]',
+        quiet_hours TEXT)""",
+    # hub.publish.testpush: the test notifications a subscriber sent themselves (rate limit, receipt), kept a day
+    """CREATE TABLE IF NOT EXISTS push_tests (
+        id TEXT PRIMARY KEY,
+        subscription_id TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        received_ms INTEGER)""",
+    "CREATE INDEX IF NOT EXISTS push_tests_subscription ON push_tests(subscription_id, created_ms)",
 )
 
 _DELIVER = (

@@ -39,16 +39,16 @@ import jinja2
 from aiohttp import web
 
 from hub import __version__
-from hub.cap.labels import severity_word
 from hub.cap.model import Alert
 from hub.geo.boundaries import BOUNDARY_ATTRIBUTION
 from hub.geo.geography import Geography
 from hub.publish import publications
 from hub.publish.places import Place, select
 from hub.publish.publications import Publication
-from hub.publish.subscriptions import MAX_PLACES, SEVERITIES, TOPICS
+from hub.publish.subscriptions import MAX_PLACES
 from hub.store.db import Store
 from hub.web import citizen_view as view
+from hub.web import subscribe_view
 from hub.web.keys import HUB_KEY, SECURITY_HEADERS
 
 if TYPE_CHECKING:
@@ -290,16 +290,10 @@ async def warning_page(request: web.Request) -> web.Response:
 async def subscribe_page(request: web.Request) -> web.Response:
     state = request.app[CITIZEN_KEY]
     lang = lang_of(request)
-    biwapp = ("unwetter", "hochwasser", "feuer", "bombenfund", "chemieunfall", "grossschadenslage", "seuchenfall",
-              "verkehrsunfall", "erdrutsch-lawine", "unterrichtsausfall")
-    more = [k for k in TOPICS if k not in biwapp]
-    topics = [{"value": k, "label": TOPICS[k].en if lang == "en" else TOPICS[k].de} for k in biwapp if k in TOPICS]
-    extra = [{"value": k, "label": TOPICS[k].en if lang == "en" else TOPICS[k].de} for k in more]
-    severities = [{"value": s, "label": severity_word(s, lang)} for s in SEVERITIES]
     page_data = {"ars": state.district, "lang": lang, "base": await asyncio.to_thread(_base_map, state),
                  "warnings": []}
-    return render(request, "citizen/subscribe.html", topics=topics, extra_topics=extra, severities=severities,
-                  radii=RADII_M, page_data=page_data)
+    return render(request, "citizen/subscribe.html", **subscribe_view.context(lang), radii=RADII_M,
+                  page_data=page_data)
 
 
 async def privacy_page(request: web.Request) -> web.Response:

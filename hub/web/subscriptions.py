@@ -5,6 +5,12 @@ Routes (JSON; every response ``Cache-Control: no-store``; bodies up to 16 KB):
   its subscription (same id, new token).
 - ``GET|PUT|DELETE /api/v1/subscriptions/{id}`` with ``Authorization: Bearer <token>``: 200 ``{"id",
   "subscription"}`` (DELETE: 204). An unknown id and a wrong token both answer 404 with the same body; no header: 401.
+- ``POST /api/v1/subscriptions/{id}/test`` with the token: 202 ``{"id", "state", "wait_s"}``, a test notification
+  through the real push path (hub/publish/testpush.py), at most 3 per subscription and hour (then 429 with
+  ``Retry-After``). ``GET /api/v1/subscriptions/{id}/test/{test_id}`` with the token: its state (``sending``,
+  ``sent``, ``received``, ``failed``). ``POST /api/v1/subscriptions/{id}/test/{test_id}/received`` (no token: the
+  service worker has only the test's random id from the encrypted push): 204; unknown: 404; at most
+  ``[web] subscribe_per_address_per_hour`` * 10 receipts per address and hour.
 - ``"exercise": true`` (a staff test device, which receives only exercises) needs ``"exercise_token"``: a token
   the console or ``warnhub exercise-token`` issued (24 h, single use, see hub.access.exercise_tokens); else 403.
 - Errors: ``{"error": "<German> / <English>: ..."}`` with 400 (invalid JSON or field), 403 (exercise without a
@@ -21,16 +27,19 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from hub.config.sections import PushSection, WebSection
+from hub.events import Queued
 from hub.geo.registry import registry
 from hub.ports import CheckEndpoint, CheckKeys
 from hub.publish import index as targeting
 from hub.publish import subscriptions as subs
+from hub.publish import testpush
 from hub.registry import push as push_hooks
 from hub.web.client import client_address
 from hub.web.keys import HUB_KEY
@@ -52,6 +61,7 @@ class _Checks:
     check_keys: CheckKeys
     rate: AddressRate
     max_subscriptions: int
+    receipts: AddressRate
 
 
 _CHECKS_KEY = web.AppKey("subscription_checks", _Checks)
@@ -73,12 +83,15 @@ def setup(app: web.Application, *, allow_http: bool, index: targeting.Subscripti
     index = index if index is not None else targeting.SubscriptionIndex()
     app[INDEX_KEY] = index
     app[_CHECKS_KEY] = _Checks(allow_http, check_endpoint, check_keys, AddressRate(per_address_per_hour),
-                               max_subscriptions)
+                               max_subscriptions, AddressRate(per_address_per_hour * 10))
     app.on_startup.append(_load)
     app.router.add_post("/api/v1/subscriptions", create)
     app.router.add_get("/api/v1/subscriptions/{id}", read)
     app.router.add_put("/api/v1/subscriptions/{id}", replace)
     app.router.add_delete("/api/v1/subscriptions/{id}", remove)
+    app.router.add_post("/api/v1/subscriptions/{id}/test", test_push)
+    app.router.add_get("/api/v1/subscriptions/{id}/test/{test_id}", test_state)
+    app.router.add_post("/api/v1/subscriptions/{id}/test/{test_id}/received", test_received)
     return index
 
 
@@ -199,4 +212,49 @@ async def remove(request: web.Request) -> web.Response:
     if not await hub.store.run(subs.delete, hub.store.store, sub_id, token):
         raise _error(web.HTTPNotFound, _NOT_FOUND)
     request.app[INDEX_KEY].remove(sub_id)
+    return web.Response(status=204, headers=NO_STORE)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+async def test_push(request: web.Request) -> web.Response:
+    """Queue a test notification for the subscription (its token), through the push channel's outbox."""
+    sub_id, token = _credentials(request)
+    hub = request.app[HUB_KEY]
+    try:
+        started = await hub.store.run(testpush.start, hub.store.store, sub_id, token, now_ms=_now_ms())
+    except testpush.TooManyTests as err:
+        raise refusal(web.HTTPTooManyRequests, str(err), err.retry_after_s) from None
+    if started is None:
+        raise _error(web.HTTPNotFound, _NOT_FOUND)
+    hub.events.publish(Queued(frozenset({"push"})))
+    log.info("test push queued for a subscription")
+    return _json({"id": started.test_id, "state": "sending", "wait_s": testpush.WAIT_S}, status=202)
+
+
+async def test_state(request: web.Request) -> web.Response:
+    sub_id, token = _credentials(request)
+    test_id = request.match_info["test_id"]
+    hub = request.app[HUB_KEY]
+    found = None
+    if _ID.fullmatch(test_id):
+        found = await hub.store.run(testpush.state, hub.store.store, sub_id, token, test_id)
+    if found is None:
+        raise _error(web.HTTPNotFound, "Unbekannter Test / unknown test")
+    return _json(found)
+
+
+async def test_received(request: web.Request) -> web.Response:
+    """The service worker showed the test push (authorised by the test's random id, which only the push carried)."""
+    wait_s = request.app[_CHECKS_KEY].receipts.hit(client_address(request))
+    if wait_s:
+        raise refusal(web.HTTPTooManyRequests, "Zu viele Anfragen / too many requests", wait_s)
+    sub_id, test_id = request.match_info["id"], request.match_info["test_id"]
+    hub = request.app[HUB_KEY]
+    ok = bool(_ID.fullmatch(sub_id) and _ID.fullmatch(test_id)) and await hub.store.run(
+        testpush.received, hub.store.store, sub_id, test_id, now_ms=_now_ms())
+    if not ok:
+        raise _error(web.HTTPNotFound, "Unbekannter Test / unknown test")
     return web.Response(status=204, headers=NO_STORE)

@@ -313,6 +313,7 @@ async def test_reading_without_javascript(site: Site, browser: Browser) -> None:
         await open_page(page, site.base, "/abonnieren")
         await expect(page.locator("#needs-js")).to_contain_text("JavaScript und Web Push")
         await expect(page.locator("#subscribe-form")).to_be_hidden()
+        await expect(page.locator("#test-section")).to_be_hidden()  # its button needs the script too
         await screenshot(page, "citizen-subscribe-nojs")
         await clean(page, log)
     finally:
@@ -357,7 +358,7 @@ async def test_subscribe_form_picks_places(site: Site, page: Page, page_log: Pag
     assert await page.locator("select[name=min_severity] option").evaluate_all("els => els.map(e => e.value)") == \
         ["Minor", "Moderate", "Severe", "Extreme"]
     assert await page.locator("input[name=language]").evaluate_all("els => els.map(e => e.value)") == \
-        ["de", "de-x-ls", "en"]
+        ["de", "de-x-ls", "en", "ar", "es", "fr", "pl", "ru", "tr"]  # a subscription in any of the nine (issue 18)
     for needed in ("#event-topic", "#subscribe-button", "#subscription-list", "#push-status", "#offline-status",
                    "script[src='/static/citizen/push.js']", "script[src='/static/citizen/offline.js']"):
         await expect(page.locator(needed)).to_have_count(1)

@@ -234,7 +234,7 @@ async def subscribe_push_delete(hub: Hub, rx: PushReceiver, sub: TestSubscriptio
     assert code == 200, code
     assert stored["subscription"] == {
         "subscription": sub.as_json(), "places": [place], "topics": ["unwetter"], "min_severity": "Severe",
-        "languages": ["de"], "exercise": False}
+        "languages": ["de"], "exercise": False, "sources": [], "quiet_hours": None}
     listed = page.locator(f"#subscription-list li[data-subscription='{entry['id']}']")
     await expect(listed).to_contain_text("Dannenberg")
     await expect(listed).to_contain_text("Gefahr")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hub.errors import StoreError
 from hub.store import schema
-from hub.store.migrations import m0004_lazy_tables
+from hub.store.migrations import m0004_lazy_tables, m0005_subscription_filters
 
 log = logging.getLogger("warnhub.store")
 
@@ -26,7 +26,8 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "one schema: the tables the first release created on first use, and their late columns",
               m0004_lazy_tables.up),
-    Migration(5, "the store's write probe (store_probe, created from the schema)", lambda conn: None),
+    Migration(5, "subscription filters (sources, quiet hours), the tables of test pushes and of the store's write probe",
+              m0005_subscription_filters.up),
 )
 LATEST = MIGRATIONS[-1].version
 """The newest schema version: the ``user_version`` of every database this hub has opened for writing."""

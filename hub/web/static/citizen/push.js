@@ -223,6 +223,7 @@
         subscription: { endpoint: json.endpoint, keys: json.keys },
         places: choice.places, topics: choice.topics, min_severity: choice.min_severity,
         languages: choice.languages, exercise: false,
+        ...(window.SubscribeFilters ? window.SubscribeFilters.read() : {}),  // subscribe.js: sources, quiet hours
       };
       // A staff test device opens this page through the console's link (?exercise_token=...): exercises only.
       const exerciseToken = new URLSearchParams(location.search).get('exercise_token');

@@ -1,7 +1,12 @@
 /* warnhub subscribe page: choosing places. A Gemeinde by name (GET /api/v1/regions?q=), a point tapped on the map or
    the current location (asked only when the button is pressed), each with the radius chosen; the chosen places
    are the <li data-place='...'> items of #places that push.js sends. Points are rounded to 0.001° (about 100 m)
-   here already, as the hub stores them. */
+   here already, as the hub stores them.
+
+   Also: the filters push.js sends with the rest (window.SubscribeFilters.read(): sources, quiet_hours); the form
+   filled from this browser's stored subscription (GET with its token), so that a change is made by editing and
+   pressing "Abonnieren" again (push.js then PUTs); and the test notification (POST .../test, then its state polled
+   until the service worker's receipt arrives or 30 s pass). Every text comes from the page (#subscribe-text). */
 "use strict";
 
 (() => {
@@ -165,5 +170,137 @@
       {enableHighAccuracy: false, timeout: 15000, maximumAge: 60000});
   });
 
+  // -- filters (push.js sends them) -----------------------------------------------------------------------------------
+
+  const quietOn = document.getElementById("quiet-on");
+  const quietFrom = document.getElementById("quiet-from");
+  const quietTo = document.getElementById("quiet-to");
+
+  function readFilters() {
+    const sources = [...form.querySelectorAll('input[name="source"]:checked')].map((el) => el.value);
+    const quiet = quietOn && quietOn.checked && quietFrom.value && quietTo.value
+      ? {from: quietFrom.value.slice(0, 5), to: quietTo.value.slice(0, 5)} : null;
+    return {sources, quiet_hours: quiet};
+  }
+  window.SubscribeFilters = {read: readFilters};
+
+  function syncQuiet() {
+    if (!quietOn) return;
+    quietFrom.disabled = quietTo.disabled = !quietOn.checked;
+  }
+  if (quietOn) quietOn.addEventListener("change", syncQuiet);
+
+  function check(name, values) {
+    for (const box of form.querySelectorAll(`input[name="${name}"]`)) box.checked = values.includes(box.value);
+  }
+
+  /** The form as the hub has this browser's subscription: places, topics, level, sources, quiet hours, languages. */
+  function fill(sub, entry) {
+    (sub.places || []).forEach((place, i) => {
+      const label = (entry.labels && entry.labels[i]) || (place.ars ? place.ars
+        : `${text.point} ${Number(place.lat).toFixed(3)}, ${Number(place.lon).toFixed(3)} (${text.radius} ${radiusText(place.radius_m)})`);
+      add(place, label);
+    });
+    check("topic", (sub.topics || []).filter((t) => !t.startsWith("event:")));
+    const event = (sub.topics || []).find((t) => t.startsWith("event:"));
+    if (event) document.getElementById("event-topic").value = event.slice(6);
+    const level = form.querySelector('[name="min_severity"]');
+    if (level && sub.min_severity) level.value = sub.min_severity;
+    check("source", sub.sources || []);
+    check("language", sub.languages || []);
+    if (quietOn) {
+      quietOn.checked = Boolean(sub.quiet_hours);
+      if (sub.quiet_hours) {
+        quietFrom.value = sub.quiet_hours.from;
+        quietTo.value = sub.quiet_hours.to;
+      }
+      syncQuiet();
+    }
+    say("");
+  }
+
+  function storedEntry() {
+    try {
+      const list = JSON.parse(window.localStorage.getItem("warnhub.subscriptions") || "[]");
+      return Array.isArray(list) ? list.find((s) => s && s.id && s.token) || null : null;
+    } catch (err) {
+      return null;
+    }
+  }
+
+  async function call(method, url, token) {
+    const resp = await fetch(url, {method, cache: "no-store", headers: {Authorization: `Bearer ${token}`}});
+    let body = null;
+    try { body = await resp.json(); } catch (err) { body = null; }
+    return {status: resp.status, body};
+  }
+
+  async function load() {
+    const entry = storedEntry();
+    if (!entry) return;
+    try {
+      const got = await call("GET", `/api/v1/subscriptions/${encodeURIComponent(entry.id)}`, entry.token);
+      if (got.status === 200 && got.body && got.body.subscription && !places.children.length) {
+        fill(got.body.subscription, entry);
+      }
+    } catch (err) { /* offline: the form stays empty, push.js says so */ }
+  }
+
+  // -- the test notification ------------------------------------------------------------------------------------------
+
+  const testButton = document.getElementById("test-button");
+  const testStatus = document.getElementById("test-status");
+  const testHelp = document.getElementById("test-help");
+
+  function testSay(message, kind) {
+    testStatus.textContent = message;
+    testStatus.dataset.kind = kind || "info";
+  }
+
+  function enableTest() {
+    testButton.disabled = false;  // a click without a stored subscription says to subscribe first
+  }
+
+  async function sendTest() {
+    const entry = storedEntry();
+    testHelp.hidden = true;
+    if (!entry) return testSay(text.testNone, "error");
+    testButton.disabled = true;
+    testSay(text.testSending);
+    const base = `/api/v1/subscriptions/${encodeURIComponent(entry.id)}/test`;
+    try {
+      const started = await call("POST", base, entry.token);
+      if (started.status === 429) return testSay(text.testTooMany, "error");
+      if (started.status === 404) return testSay(text.testGone, "error");
+      if (started.status !== 202 || !started.body) return testSay(text.testError, "error");
+      const until = Date.now() + (started.body.wait_s || 30) * 1000;
+      let state = started.body.state;
+      while (Date.now() < until) {
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        const got = await call("GET", `${base}/${encodeURIComponent(started.body.id)}`, entry.token);
+        state = got.body && got.body.state;
+        if (state === "received") return testSay(text.testArrived, "ok");
+        if (state === "failed") {
+          testHelp.hidden = false;
+          return testSay(text.testFailed, "error");
+        }
+        if (state === "sent") testSay(text.testSent);
+      }
+      testHelp.hidden = false;
+      return testSay(text.testMissing, "warning");
+    } catch (err) {
+      return testSay(text.testError, "error");
+    } finally {
+      testButton.disabled = false;
+    }
+  }
+
+  if (testButton) {
+    testButton.addEventListener("click", sendTest);
+    enableTest();
+  }
+
+  syncQuiet();
   sync();
+  load();
 })();

@@ -85,6 +85,7 @@ async function showPush(data) {
       body: 'Bitte die Warn-Seite öffnen. / Please open the warning page.', data: { url: '/' },
     });
   }
+  if (msg.test === true) return showTest(msg);
   const tag = msg.thread ? String(msg.thread) : undefined;
   const shown = tag ? await self.registration.getNotifications({ tag }) : [];
   const newer = shown.find((n) => n.data && Number(n.data.version) > Number(msg.version));
@@ -98,6 +99,22 @@ async function showPush(data) {
   }
   // Open pages may refresh at once (and tests know the notification is on screen).
   await tellPages({ type: 'warnhub:push', payload: msg, superseded: Boolean(newer) });
+}
+
+/** A test notification the subscriber asked for (never a warning): shown with the hub's words, then its receipt
+ * reported to the hub (the path in the payload, on this origin only), which the subscribe page waits for. */
+async function showTest(msg) {
+  await self.registration.showNotification(String(msg.title || 'Test'), {
+    body: String(msg.body || ''), tag: String(msg.thread || 'test'), data: { url: safeUrl(msg.url) },
+    lang: msg.lang || 'de',
+  });
+  const receipt = typeof msg.receipt === 'string' ? new URL(msg.receipt, self.location.origin) : null;
+  if (receipt && receipt.origin === self.location.origin && receipt.pathname.startsWith('/api/v1/subscriptions/')) {
+    try {
+      await fetch(receipt.pathname, { method: 'POST', cache: 'no-store' });
+    } catch (err) { /* the page then says what to check */ }
+  }
+  await tellPages({ type: 'warnhub:push', payload: msg, superseded: false });
 }
 
 /** Title and options for one push payload; exported to the pages for tests through `self.warnhubNotification`. */
