@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 import string
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -46,11 +45,27 @@ def template_content(tpl: Template, values: Mapping[str, object]) -> dict[str, A
             "review": template_review(tpl, d.texts), "biwapp_category": d.biwapp_category}
 
 
-def _pattern(text: str) -> re.Pattern[str]:
-    """A template text as a pattern: its words as written, any value where it has a placeholder."""
-    parts = [re.escape(literal) + ("(?:.+?)" if name is not None else "")
-             for literal, name, _, _ in string.Formatter().parse(text)]
-    return re.compile("".join(parts), re.S)
+def _fits(template: str, text: str) -> bool:
+    """Whether ``text`` is ``template`` with some non-empty value in each placeholder (each literal part at its
+    leftmost place, the last one at the end: linear, no backtracking over an operator's 4000 characters)."""
+    chunks = [(literal, name is not None) for literal, name, _, _ in string.Formatter().parse(template)]
+    pos, pending = 0, False
+    for n, (literal, field) in enumerate(chunks):
+        if not pending:
+            if not text.startswith(literal, pos):
+                return False
+            pos += len(literal)
+        elif n == len(chunks) - 1 and not field:  # the closing words: at the very end
+            if not text.endswith(literal) or len(text) - len(literal) < pos + 1:
+                return False
+            pos = len(text)
+        else:
+            at = text.find(literal, pos + 1)
+            if at < 0:
+                return False
+            pos = at + len(literal)
+        pending = field
+    return pos < len(text) if pending else pos == len(text)
 
 
 def template_review(tpl: Template, texts: Mapping[str, Any]) -> dict[str, dict[str, str | None]]:
@@ -63,7 +78,7 @@ def template_review(tpl: Template, texts: Mapping[str, Any]) -> dict[str, dict[s
         if not t.reviewed or lang not in LANGUAGES or given is None:
             continue
         parts = given if isinstance(given, Mapping) else {k: getattr(given, k) for k in TEXT_KEYS}
-        if all(_pattern(getattr(t, k)).fullmatch(parts.get(k) or "") for k in TEXT_KEYS):
+        if all(_fits(getattr(t, k), parts.get(k) or "") for k in TEXT_KEYS):
             out[lang] = {"reviewed_by": t.reviewed_by, "reviewed_on": t.review()["reviewed_on"]}
     return out
 

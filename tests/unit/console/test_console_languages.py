@@ -15,6 +15,7 @@ import pytest
 from hub.cap.parse import parse
 from hub.cap.validate import Validator, Verdict
 from hub.console import drafts, targeting
+from hub.console.alert import _fits
 from hub.console.model import ConsoleConfig
 from hub.decide.rules.template_checks import compose_templates
 from hub.geo.geography import Geography, geography
@@ -102,3 +103,12 @@ def test_languages_require_review_sends_only_reviewed_ones_and_says_which_are_le
     raw = raw_cap(store, sent_via_approval(store, strict, w["id"]).alert_id)
     assert list(languages(raw)) == ["de-DE", "de-DE-x-ls"]
     assert Validator().check(raw).verdict is Verdict.VALID
+
+
+@pytest.mark.parametrize(("template", "text", "fits"), [
+    ("In {ort} x.", "In Gartow x.", True), ("In {ort} x.", "In  x.", False),  # a placeholder is never empty
+    ("a {x}. b {y}.", "a 1. b 2. b 3.", True), ("a {x}. b {y}.", "a 1. c 2.", False),
+    ("{x} Ende", "Ende Ende", True), ("{x} Ende", "x Ende!", False), ("{a}{b}", "xy", True), ("{a}{b}", "x", False),
+    ("{{wörtlich}} {x}", "{wörtlich} 5", True), ("Stand: {time}.", "Stand: " + "." * 4000, True)])
+def test_a_text_is_the_reviewed_one_whatever_fills_its_placeholders(template: str, text: str, fits: bool) -> None:
+    assert _fits(template, text) is fits
