@@ -285,6 +285,10 @@ class ConsoleSection(_Strict, frozen=True):
     four_eyes_end: bool = False
     """Cancels and all-clears need a second person like any warning (``four_eyes``). False (default): an approver
     may end a public warning alone with a written reason (audited): ending must never wait for a second person."""
+    languages_require_review: bool = False
+    """Send only languages whose template text a native speaker has confirmed (``reviewed_by``/``reviewed_on`` per
+    language of a compose template); unreviewed ones are left out of the CAP and the console says so. German is
+    always sent. False (default): every language the warning has is sent, its review state shown."""
     tile_url: str = ""
     """A tile server for the console map (``https://.../{z}/{x}/{y}.png``); empty: district boundaries only."""
     tile_attribution: str = ""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import string
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +26,7 @@ from hub.cap.model import (
 )
 from hub.console.model import EXERCISE_PREFIX, LANGUAGES, ConsoleConfig, ConsoleError, _msg
 from hub.console.tables import _COLS, _row
-from hub.decide.rules.templates import BBK_EVENT_PROFILE, Template
+from hub.decide.rules.templates import BBK_EVENT_PROFILE, TEXT_KEYS, Template, event_in
 from hub.store.db import Store
 
 
@@ -40,7 +41,57 @@ def template_content(tpl: Template, values: Mapping[str, object]) -> dict[str, A
             "response_types": [r.value for r in d.response_types], "event_code": d.event_code,
             "instruction_codes": list(d.instruction_codes), "web": d.web, "contact": d.contact,
             "texts": {lang: {"headline": t.headline, "description": t.description, "instruction": t.instruction}
-                      for lang, t in d.texts.items() if lang in LANGUAGES}}
+                      for lang, t in d.texts.items() if lang in LANGUAGES},
+            "review": template_review(tpl, d.texts), "biwapp_category": d.biwapp_category}
+
+
+def _fits(template: str, text: str) -> bool:
+    """Whether ``text`` is ``template`` with some non-empty value in each placeholder (each literal part at its
+    leftmost place, the last one at the end: linear, no backtracking over an operator's 4000 characters)."""
+    chunks = [(literal, name is not None) for literal, name, _, _ in string.Formatter().parse(template)]
+    pos, pending = 0, False
+    for n, (literal, field) in enumerate(chunks):
+        if not pending:
+            if not text.startswith(literal, pos):
+                return False
+            pos += len(literal)
+        elif n == len(chunks) - 1 and not field:  # the closing words: at the very end
+            if not text.endswith(literal) or len(text) - len(literal) < pos + 1:
+                return False
+            pos = len(text)
+        else:
+            at = text.find(literal, pos + 1)
+            if at < 0:
+                return False
+            pos = at + len(literal)
+        pending = field
+    return pos < len(text) if pending else pos == len(text)
+
+
+def template_review(tpl: Template, texts: Mapping[str, Any]) -> dict[str, dict[str, str | None]]:
+    """The review state of the languages of ``texts`` (Text objects or ``{headline, description, instruction}``)
+    whose words are still the template's reviewed ones, whatever fills its placeholders: a text the operator
+    changed is no longer what a native speaker confirmed."""
+    out: dict[str, dict[str, str | None]] = {}
+    for lang, t in tpl.texts.items():
+        given = texts.get(lang)
+        if not t.reviewed or lang not in LANGUAGES or given is None:
+            continue
+        parts = given if isinstance(given, Mapping) else {k: getattr(given, k) for k in TEXT_KEYS}
+        if all(_fits(getattr(t, k), parts.get(k) or "") for k in TEXT_KEYS):
+            out[lang] = {"reviewed_by": t.reviewed_by, "reviewed_on": t.review()["reviewed_on"]}
+    return out
+
+
+def sent_languages(cfg: ConsoleConfig, content: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """The languages of a version that go out, and those left out because no native speaker has reviewed them
+    (only with ``[console] languages_require_review``; German always goes out)."""
+    have = [lang for lang in LANGUAGES if lang in content["texts"]]
+    if not cfg.languages_require_review:
+        return have, []
+    reviewed = content.get("review") or {}
+    keep = [lang for lang in have if lang == "de-DE" or lang in reviewed]
+    return keep, [lang for lang in have if lang not in keep]
 
 
 def all_clear_template(templates: Mapping[str, Template], original: str | None) -> Template | None:
@@ -103,8 +154,9 @@ def _mark(text: str, lang: str, exercise: bool) -> str:
 
 
 def build_alert(cfg: ConsoleConfig, row: Mapping[str, Any], *, previous: Alert | None, sent: datetime) -> Alert:
-    """The CAP 1.2 alert of a version: one info per language, BBK event code, instruction codes, ARS geocodes,
-    polygons and circles; an exercise marked in every text; references to the previous version."""
+    """The CAP 1.2 alert of a version: one info per language (:func:`sent_languages`; the event named in each
+    language from the codes table), BBK event code, instruction codes, ARS geocodes, polygons and circles; an
+    exercise marked in every text; references to the previous version."""
     c = row["content"]
     exercise = row["status"] == Status.EXERCISE.value
     params = [Value(value_name="instructionCode", value=" ".join(c["instruction_codes"]))] \
@@ -114,10 +166,11 @@ def build_alert(cfg: ConsoleConfig, row: Mapping[str, Any], *, previous: Alert |
     codes = (Value(value_name=BBK_EVENT_PROFILE, value=c["event_code"]),) if c["event_code"] else ()
     areas = _cap_areas(cfg, row["area"])
     infos = []
-    for lang in [x for x in LANGUAGES if x in c["texts"]]:
+    for lang in sent_languages(cfg, c)[0]:
         t = c["texts"][lang]
         infos.append(Info(
-            language=lang, categories=tuple(Category(x) for x in c["categories"]), event=c["event"],
+            language=lang, categories=tuple(Category(x) for x in c["categories"]),
+            event=event_in(lang, c["event"], c["event_code"], c.get("biwapp_category")),
             response_types=tuple(ResponseType(x) for x in c["response_types"]), urgency=Urgency(c["urgency"]),
             severity=Severity(c["severity"]), certainty=Certainty(c["certainty"]), event_codes=codes,
             onset=_dt(c["onset"]), expires=_dt(c["expires"]), sender_name=cfg.sender_name or None,

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from hub.cap.model import Certainty, MsgType, ResponseType, Severity, Urgency
-from hub.console.alert import _values, all_clear_template, template_content
+from hub.console.alert import _values, all_clear_template, template_content, template_review
 from hub.console.forms import _area, _content, _settings, _time
 from hub.console.model import (
     ALL_CLEAR_VALIDITY,
@@ -53,6 +53,8 @@ def create_draft(store: Store, user: ConsoleUser, form: Mapping[str, Any], *, cf
         expires = _time(raw.get("expires"), "expires") or (utc_iso(now + timedelta(hours=hours)) if hours else None)
         base = {**template_content(tpl, _values(cfg, area, expires, now)), "expires": expires} if tpl else {}
         content = _content(form.get("content"), base)
+        if tpl is not None:  # the form sends the texts as the template filled them (times as each language writes)
+            content["review"] = template_review(tpl, content["texts"])
         _future(content, now)
         defaults = {"channels": list(getattr(tpl, "default_channels", ()) or ()) or None,
                     "audience": getattr(tpl, "audience", None)}
@@ -244,13 +246,19 @@ def _base(store: Store, row: Mapping[str, Any]) -> dict[str, Any]:
     return sent[-1]
 
 
+_CANCELLED = {"en": ("Cancelled: ", "This message has been withdrawn."), "ar": ("أُلغي: ", "تم سحب هذه الرسالة."),
+              "es-ES": ("Anulado: ", "Este mensaje ha sido retirado."),
+              "fr-FR": ("Annulé : ", "Ce message a été retiré."),
+              "pl-PL": ("Odwołano: ", "Ten komunikat został wycofany."),
+              "ru-RU": ("Отменено: ", "Это сообщение отозвано."), "tr-TR": ("İptal edildi: ", "Bu mesaj geri çekildi.")}
+"""A cancel's words per language (German and Leichte Sprache: "Aufgehoben"); not reviewed by native speakers."""
+
+
 def _cancel_content(prev: Mapping[str, Any]) -> dict[str, Any]:
     texts = {}
     for lang, t in prev["texts"].items():
-        en = lang == "en"
-        texts[lang] = {"headline": ("Cancelled: " if en else "Aufgehoben: ") + t["headline"],
-                       "description": "This message has been withdrawn." if en else
-                       "Diese Meldung wurde zurückgenommen.", "instruction": ""}
+        prefix, said = _CANCELLED.get(lang, ("Aufgehoben: ", "Diese Meldung wurde zurückgenommen."))
+        texts[lang] = {"headline": prefix + t["headline"], "description": said, "instruction": ""}
     return _content({}, {**prev, "texts": texts, "onset": None, "expires": None}, cancel=True)
 
 

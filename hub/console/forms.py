@@ -80,6 +80,14 @@ def _texts(raw: Any, base: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     return out
 
 
+def _still_reviewed(base: Mapping[str, Any], texts: Mapping[str, Any]) -> dict[str, Any]:
+    """The review state of the languages whose text is still the template's as reviewed (an edited text is no
+    longer what a native speaker confirmed). From ``base`` only, never from a form."""
+    before = base.get("texts") or {}
+    return {lang: dict(state) for lang, state in (base.get("review") or {}).items()
+            if lang in texts and texts[lang] == before.get(lang)}
+
+
 def _content(raw: Any, base: Mapping[str, Any], *, cancel: bool = False) -> dict[str, Any]:
     """Validated content: ``base`` (template or previous version) with the form's fields over it."""
     if raw is None:
@@ -108,6 +116,8 @@ def _content(raw: Any, base: Mapping[str, Any], *, cancel: bool = False) -> dict
         "onset": _time(m.get("onset"), "onset"), "expires": _time(m.get("expires"), "expires"),
         "web": m.get("web") or None, "contact": m.get("contact") or None,
     }
+    out["review"] = _still_reviewed(base, out["texts"])
+    out["biwapp_category"] = base.get("biwapp_category") or None
     if out["event_code"] is not None and not (isinstance(out["event_code"], str) and _EVC.fullmatch(out["event_code"])):
         raise ConsoleError(_msg("event_code: BBK-EVC-nnn erwartet", "event_code: expected BBK-EVC-nnn"))
     if bad := [c for c in out["instruction_codes"] if not _ISC.fullmatch(c)]:

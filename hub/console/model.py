@@ -40,7 +40,7 @@ from hub.cap.model import Circle
 from hub.cap.validate import Validator
 from hub.config.load import LoadedConfig
 from hub.config.sections import BoardConfig, WebhookConfig
-from hub.decide.rules.templates import Template
+from hub.decide.rules.templates import LANGUAGE_TAGS, Template
 from hub.errors import AuthError, HubError
 from hub.geo.geography import Geography
 from hub.geo.projection import GERMANY, circle_lonlat
@@ -49,8 +49,11 @@ from hub.store.db import Store
 
 ORIGIN = "console"
 CHANNELS = ("push", "web", "boards", "webhook")
-LANGUAGES = ("de-DE", "de-DE-x-ls", "en")
-EXERCISE_PREFIX = {"de-DE": "ÜBUNG – ", "de-DE-x-ls": "ÜBUNG – ", "en": "EXERCISE – "}
+LANGUAGES = LANGUAGE_TAGS
+"""The nine languages a version may have texts in (``en`` as the templates have always written it)."""
+EXERCISE_PREFIX = {"de-DE": "ÜBUNG – ", "de-DE-x-ls": "ÜBUNG – ", "en": "EXERCISE – ", "ar": "تمرين – ",
+                   "es-ES": "SIMULACRO – ", "fr-FR": "EXERCICE – ", "pl-PL": "ĆWICZENIA – ", "ru-RU": "УЧЕНИЯ – ",
+                   "tr-TR": "TATBİKAT – "}
 SCOPE_TOLERANCE_M = 50.0
 """Drawn areas may reach this far past the user's boundary (drawing on a map is not surveying)."""
 MAX_VALIDITY = timedelta(days=7)
@@ -119,6 +122,8 @@ class ConsoleConfig:
     check_area: AreaCheck | None = None
     """None: :func:`scope_check` of ``geo`` (the area lies in the union of the user's scope boundaries)."""
     validator: Validator = field(default_factory=Validator)
+    languages_require_review: bool = False
+    """``[console] languages_require_review``: only reviewed languages (and German) go out."""
 
     @classmethod
     def from_loaded(cls, loaded: LoadedConfig, *, geo: Geography, templates: Mapping[str, Template] | None = None,
@@ -127,7 +132,8 @@ class ConsoleConfig:
         return cls(geo=geo, district=hub.district_ars, sender=hub.sender, sender_name=hub.name,
                    base_url=hub.public_url.rstrip("/"), boards=tuple(loaded.cfg.boards),
                    webhooks=tuple(loaded.cfg.webhooks), templates=dict(templates or {}),
-                   four_eyes=four_eyes or FourEyes(), check_area=check_area)
+                   four_eyes=four_eyes or FourEyes(), check_area=check_area,
+                   languages_require_review=loaded.cfg.console.languages_require_review)
 
     def area_check(self) -> AreaCheck:
         return self.check_area or scope_check(self.geo)

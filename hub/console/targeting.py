@@ -17,7 +17,7 @@ from hub.cap.model import Alert, MsgType, Urgency
 from hub.cap.serialize import to_xml
 from hub.cap.sign import SignaturePolicy
 from hub.config.sections import BoardConfig, WebhookConfig
-from hub.console.alert import _previous_sent, _sent_time, build_alert
+from hub.console.alert import _previous_sent, _sent_time, build_alert, sent_languages
 from hub.console.model import LANGUAGES, ConsoleConfig, ConsoleError, _msg
 from hub.console.tables import _dumps, _require
 from hub.decide.rules.engine import Decision
@@ -169,7 +169,7 @@ def preview_for(store: Store, cfg: ConsoleConfig, index: Any, warning: int | Map
     else:
         push_n = 0 if not push_on else None
     pub = _publication_like(cfg, row, plan, pub_thread, prev)
-    notes = _notes(row, plan)
+    notes = _notes(cfg, row, plan)
     return {
         "warning": {k: row[k] for k in ("id", "thread", "version", "state", "status", "msg_type", "kind",
                                         "audience", "topic", "channels")},
@@ -186,6 +186,7 @@ def preview_for(store: Store, cfg: ConsoleConfig, index: Any, warning: int | Map
                       "neighbours": [{"ars": a, "name": n} for a, n in plan.neighbours],
                       "regions": list(plan.regions)},
         "widening": _widening(plan, push_n),
+        "languages": language_states(cfg, row["content"]),
         "texts": {"push": {n.language: _push_text(pub, n.language, cfg.base_url) for n in pub.notices},
                   "boards": {b.id: fit(pub, pub.notice([b.language]), lines=b.lines, chars=b.chars,
                                        charset=b.charset) for b in plan.boards}},
@@ -223,11 +224,37 @@ def _push_text(pub: Publication, lang: str, base_url: str) -> dict[str, Any]:
     return {"title": doc["headline"], "body": doc["body"], "bytes": len(raw), "payload": doc}
 
 
-def _notes(row: Mapping[str, Any], plan: _Plan) -> list[str]:
+def language_states(cfg: ConsoleConfig, content: Mapping[str, Any],
+                    sent: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Per language of the nine: whether the version has a text, whether a native speaker reviewed it (who, when)
+    and whether it goes out (``[console] languages_require_review`` leaves unreviewed ones out; ``sent``: the
+    languages a sent version went out in)."""
+    if sent is None:
+        sent, _ = sent_languages(cfg, content)
+    review = content.get("review") or {}
+    return [{"language": lang, "text": lang in content["texts"], "reviewed": lang in review,
+             "reviewed_by": (review.get(lang) or {}).get("reviewed_by"),
+             "reviewed_on": (review.get(lang) or {}).get("reviewed_on"), "sent": lang in sent}
+            for lang in LANGUAGES]
+
+
+def _notes(cfg: ConsoleConfig, row: Mapping[str, Any], plan: _Plan) -> list[str]:
     notes = []
     missing = [lang for lang in LANGUAGES if lang not in row["content"]["texts"]]
     if missing:
         notes.append(_msg(f"Ohne Text in: {', '.join(missing)}", f"no text in {', '.join(missing)}"))
+    _, dropped = sent_languages(cfg, row["content"])
+    if dropped:
+        notes.append(_msg(f"Nicht gesendet, weil von keiner Muttersprachlerin / keinem Muttersprachler geprüft "
+                          f"(languages_require_review): {', '.join(dropped)}",
+                          f"not sent, not reviewed by a native speaker (languages_require_review): "
+                          f"{', '.join(dropped)}"))
+    else:
+        unreviewed = [lang for lang in LANGUAGES[1:] if lang in row["content"]["texts"]
+                      and lang not in (row["content"].get("review") or {})]
+        if unreviewed:
+            notes.append(_msg(f"Noch nicht von Muttersprachlern geprüft: {', '.join(unreviewed)}",
+                              f"not yet reviewed by a native speaker: {', '.join(unreviewed)}"))
     if plan.outside_share > 0.005:
         names = ", ".join(n for _, n in plan.neighbours) or "–"
         notes.append(_msg(f"{plan.outside_share:.0%} der Fläche liegen außerhalb des Kreises ({names})",

@@ -348,7 +348,8 @@ async def compose_page(request: web.Request) -> web.Response:
     initial["area_places"] = {a: view.place_name(reg.name(a) or a) for a in initial["area"]["ars"]}
     page = {"initial": initial, "templates": [t.as_dict(now) for t in templates], "enums": _enums(),
             "district": {"ars": cfg.district, "name": s.district_name()},
-            "policy": {"four_eyes": sorted(s.policy.required_for)},
+            "policy": {"four_eyes": sorted(s.policy.required_for),
+                       "languages_require_review": cfg.languages_require_review},
             "api": f"{s.prefix}/api", "prefix": s.prefix,
             "scopes": [{"ars": a, "name": s.geo.registry.name(a) or a} for a in user.scopes]}
     return render(request, "console/compose.html", page=page, title=title, due=due_for_review(templates, now),
@@ -391,7 +392,14 @@ def warning_data(store: Store, cfg: ConsoleConfig, index: Any, user: Any, warnin
             "latest": latest, "history": tables.history(store, row["thread"]),
             "actions": acts, "why_not": view.why_not(user, row, cfg.four_eyes, acts), "preview": preview,
             "preview_error": preview_error, "deliveries": view.deliveries(status),
-            "identity": view.identity(row, status, sent), "live_version": sent[-1]["version"] if sent else None}
+            "identity": view.identity(row, status, sent), "live_version": sent[-1]["version"] if sent else None,
+            "languages": targeting.language_states(cfg, row["content"], _sent_languages(store, row))}
+
+
+def _sent_languages(store: Store, row: Mapping[str, Any]) -> list[str] | None:
+    """The languages a sent version went out in, from its stored CAP (None: not sent)."""
+    alert = store.alert(row["alert_id"]) if row["state"] == "sent" and row.get("alert_id") else None
+    return None if alert is None else [i.language or "" for i in alert.infos]
 
 
 def map_regions(geo: Any, district: str, picked: list[str]) -> list[str]:

@@ -38,7 +38,12 @@ KIND = {"warning": ("Warnung", "warning"), "all-clear": ("Entwarnung", "all-clea
 CHANNEL = {"push": ("Push (Apps, Browser)", "push"), "web": ("Web, Feeds, Kiosk", "web"),
            "boards": ("Anzeigetafeln", "display boards"), "webhook": ("Webhooks (Medien, Dienste)", "webhooks")}
 LANGUAGE = {"de-DE": ("Deutsch", "German"), "de-DE-x-ls": ("Leichte Sprache", "Easy German"),
-            "en": ("Englisch", "English")}
+            "en": ("Englisch", "English"), "ar": ("Arabisch", "Arabic"), "es-ES": ("Spanisch", "Spanish"),
+            "fr-FR": ("Französisch", "French"), "pl-PL": ("Polnisch", "Polish"), "ru-RU": ("Russisch", "Russian"),
+            "tr-TR": ("Türkisch", "Turkish")}
+"""The nine languages of a warning's texts (hub.console.model.LANGUAGES), as the console names them."""
+HTML_LANG = {"de-DE-x-ls": "de"}
+"""The ``lang`` attribute of a text (Leichte Sprache is German to a browser); others as tagged."""
 ACTION = {"create": ("angelegt", "created"), "edit": ("bearbeitet", "edited"), "submit": ("zur Freigabe gegeben",
           "submitted"), "approve": ("freigegeben", "approved"), "send": ("gesendet", "sent"),
           "single_person": ("allein gesendet", "sent alone"), "reject": ("abgelehnt", "rejected"),

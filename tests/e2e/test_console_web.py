@@ -907,6 +907,45 @@ async def test_a_gemeinde_warning_reaches_only_that_gemeinde(kit: Kit, page: Pag
     assert page_log.errors == [] and page_log.outside == []
 
 
+async def test_each_language_shows_its_review_state_when_composing_and_on_the_warning_page(
+        kit: Kit, page: Page, page_log: PageLog) -> None:
+    """Issue 18: the Bombenfund template in nine languages; German, Leichte Sprache and English carry the template's
+    review, the six added languages are unreviewed, and an operator's own edit is no longer the reviewed text."""
+    base = kit.base
+    await login(page, base, "anna")
+    await page.goto(f"{base}/console/compose?template=bombenfund")
+    await expect(page.locator("#event")).to_have_value("Bombenfund")
+    await page.fill("#region-search", "Hitz")
+    await page.click(f"#region-results button[data-ars='{HITZACKER}']")
+    await expect(page.locator("#headline-tr-TR")).to_have_value(re.compile("^Hitzacker \\(Elbe\\) bölgesinde"))
+    assert await page.locator("[role=tab]").count() == 9
+    await page.click("#tab-tr-TR")
+    await expect(page.locator("#review-tr-TR")).to_have_text(
+        "Nicht von Muttersprachler:innen geprüft / not reviewed by a native speaker")
+    assert await page.get_attribute("#description-ar", "dir") == "rtl"
+    await page.click("#tab-en")
+    await expect(page.locator("#review-en")).to_contain_text(
+        "Von Muttersprachler:in geprüft / reviewed by a native speaker: warnhub, Erstfassung")
+    await expect(page.locator("#review-en")).to_contain_text("2026-11-21")  # the language's own review date
+    await screenshot(page, "console_compose_languages")
+    await page.fill("#headline-en", "Unexploded bomb in Hitzacker: leave the area")
+    await expect(page.locator("#review-en")).to_have_text(
+        "Geändert: nicht mehr der geprüfte Text / edited: no longer the reviewed text")
+    await page.click("#save")
+    await page.wait_for_url(f"{base}/console/warnings/*")
+    states = {lang: await page.get_attribute(f"article.text[data-lang='{lang}']", "data-reviewed")
+              for lang in ("de-DE", "de-DE-x-ls", "en", "ar", "es-ES", "fr-FR", "pl-PL", "ru-RU", "tr-TR")}
+    assert states == {"de-DE": "yes", "de-DE-x-ls": "yes", "en": "no", "ar": "no", "es-ES": "no", "fr-FR": "no",
+                      "pl-PL": "no", "ru-RU": "no", "tr-TR": "no"}, states
+    assert await page.locator("article.text[data-sent=no]").count() == 0  # the district sends every language
+    assert await page.get_attribute("article.text[data-lang=ar]", "dir") == "rtl"
+    assert (await page.inner_text("article.text[data-lang=tr-TR] .headline")).startswith("Hitzacker (Elbe) bölgesinde")
+    await expect(page.locator("ul.notes")).to_contain_text(
+        "Noch nicht von Muttersprachlern geprüft: en, ar, es-ES, fr-FR, pl-PL, ru-RU, tr-TR")
+    await screenshot(page, "console_warning_languages")
+    assert page_log.errors == [] and page_log.outside == []
+
+
 async def test_a_region_without_a_boundary_is_widened_only_when_confirmed(kit: Kit, page: Page,
                                                                          page_log: PageLog) -> None:
     """Küsten has no boundary here: the preview says the warning goes to the whole Kreis and how many phones;

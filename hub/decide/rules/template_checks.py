@@ -21,10 +21,12 @@ from hub.decide.rules.templates import (
     COMPOSE_FOLDER,
     COMPOSE_PLACEHOLDERS,
     KINDS,
+    LANGUAGE_TAGS,
     LANGUAGES_WANTED,
     MAX_DEFAULT_HOURS,
     PLACEHOLDERS,
     REVIEW_EVERY_DAYS,
+    REVIEW_KEYS,
     SENSOR_PLACEHOLDERS,
     TEMPLATE_KEYS,
     TEXT_KEYS,
@@ -47,6 +49,7 @@ from hub.decide.rules.values import (
     show,
     whole,
 )
+from hub.i18n.languages import code_of
 
 
 def _date(value: Any) -> date:
@@ -176,22 +179,21 @@ def _texts(data: Mapping[str, Any], file: Any, *, compose: bool, problems: list[
     if raw_texts is not None and not isinstance(raw_texts, dict):
         file.error(("text",), 'expected tables [text."de-DE"], [text."de-DE-x-ls"], [text.en]')
         raw_texts = {}
+    seen: dict[str, str] = {}
     for lang, raw in (raw_texts or {}).items():
         where = ("text", lang)
-        if not LANG_RE.match(lang):
-            file.error(where, f"{lang!r} is not a language tag (de-DE, de-DE-x-ls, en)")
+        if not _language_ok(lang, raw, where, file, seen):
             continue
-        if not isinstance(raw, dict):
-            file.error(where, "expected a table with headline, description, instruction")
-            continue
-        file.unknown_keys(raw, where, TEXT_KEYS)
+        file.unknown_keys(raw, where, (*TEXT_KEYS, *REVIEW_KEYS))
         for key in ("headline", "description"):
             if key not in raw:
                 file.error(where, f"missing {key}")
         parts = {k: file.get(raw, where, k, one_str, "") for k in TEXT_KEYS}
         for key, text in parts.items():
             uses.update(_check_placeholders(text, (*where, key), file, compose=compose))
-        texts[lang] = Text(parts["headline"], parts["description"], parts["instruction"])
+        texts[lang] = Text(parts["headline"], parts["description"], parts["instruction"], **_review(raw, where, file))
+    if compose:
+        _same_placeholders(texts, file)
     # "$.text" has no line of its own: point at the first [text.LANG] table
     at = file.loc.line(("text", next(iter(raw_texts)))) if raw_texts else None
     if raw_texts and "de-DE" not in texts and not any(p.field.startswith("$.text") for p in problems[before:]):
@@ -202,6 +204,56 @@ def _texts(data: Mapping[str, Any], file: Any, *, compose: bool, problems: list[
     if uses & SENSOR_PLACEHOLDERS and uses & ALERT_PLACEHOLDERS:
         file.error(("text",), "mixes sensor and alert placeholders; a draft has one or the other")
     return texts, uses
+
+
+def _language_ok(lang: str, raw: Any, where: tuple[str, ...], file: Any, seen: dict[str, str]) -> bool:
+    """A tag of one of the nine languages (hub.i18n), each language once, with a table of texts."""
+    code = code_of(lang) if LANG_RE.match(lang) else None
+    if code is None:
+        file.error(where, f"{lang!r} is not a tag of one of the nine languages ({', '.join(LANGUAGE_TAGS)})")
+        return False
+    if code in seen:
+        file.error(where, f"{lang!r} is the same language as {seen[code]!r}; give each language once")
+        return False
+    seen[code] = lang
+    if not isinstance(raw, dict):
+        file.error(where, "expected a table with headline, description, instruction")
+        return False
+    return True
+
+
+def _review(raw: Mapping[str, Any], where: tuple[str, ...], file: Any) -> dict[str, Any]:
+    """``reviewed_by`` and ``reviewed_on`` of one language: both given, or both empty (unreviewed)."""
+    by = file.get(raw, where, "reviewed_by", lambda v: v.strip() if isinstance(v, str) else one_str(v), "")
+    on = raw.get("reviewed_on")
+    if on == "":
+        on = None
+    elif on is not None:
+        on = file.get(raw, where, "reviewed_on", _date)
+    if bool(by) != (on is not None):
+        file.error((*where, "reviewed_by" if on is not None else "reviewed_on"),
+                   "give reviewed_by and reviewed_on together (both empty: not yet reviewed by a native speaker)")
+    return {"reviewed_by": by, "reviewed_on": on}
+
+
+def _same_placeholders(texts: Mapping[str, Text], file: Any) -> None:
+    """Every language's headline, description and instruction use exactly the placeholders of the German one:
+    a translation that loses ``{until}`` would hide the end of a closure from its readers."""
+    german = texts.get("de-DE")
+    if german is None:
+        return
+    for lang, text in texts.items():
+        for key in TEXT_KEYS:
+            try:
+                want, got = set(placeholders(getattr(german, key))), set(placeholders(getattr(text, key)))
+            except ValueError:
+                continue  # reported as a broken placeholder
+            lost = ", ".join(f"{{{p}}}" for p in sorted(want - got))
+            added = ", ".join(f"{{{p}}}" for p in sorted(got - want))
+            if lost:
+                file.error(("text", lang, key), f"loses {lost} of the German text (every language says the same)")
+            if added:
+                file.error(("text", lang, key), f"adds {added}, which the German text does not have")
 
 
 def _check_placeholders(text: str, where: tuple[str, ...], file: Any, *, compose: bool) -> list[str]:

@@ -27,6 +27,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel.dates import format_date, format_time
+from babel.lists import format_list
+
+from hub.cap import event_names
 from hub.cap.model import (
     Alert,
     Area,
@@ -42,6 +46,7 @@ from hub.cap.model import (
     Urgency,
     Value,
 )
+from hub.i18n.languages import code_of, language
 
 SENSOR_PLACEHOLDERS = frozenset({"sensor", "value", "unit", "threshold", "clear", "since", "minutes", "rate",
                                  "window", "peak"})
@@ -56,6 +61,9 @@ COMPOSE_PLACEHOLDERS = frozenset({"ort", "district", "time", "until"})
 
 LANGUAGES_WANTED = ("de-DE", "de-DE-x-ls", "en")
 """German is required; Leichte Sprache and English are expected (their absence is a warning)."""
+LANGUAGE_TAGS = ("de-DE", "de-DE-x-ls", "en", "ar", "es-ES", "fr-FR", "pl-PL", "ru-RU", "tr-TR")
+"""The nine languages as a template's ``[text."<tag>"]`` and the CAP info name them, in this order: hub.i18n's
+``Language.cap``, except English, whose ``en`` (older than the nine) stays as it was."""
 BBK_EVENT_PROFILE = "profile:DE-BBK-EVENTCODE"
 
 BIWAPP_CATEGORIES = ("Bombenfund", "Chemieunfall", "Feuer", "Hochwasser", "Erdrutsch/Lawine", "Großschadenslage",
@@ -75,6 +83,8 @@ TEMPLATE_KEYS = ("event", "category", "severity", "urgency", "certainty", "respo
                  "instruction_codes", "kind", "web", "contact", "text", "title", "biwapp_category", "reviewed",
                  "reviewed_by", "review_every_days", "all_clear", "default_hours", "default_channels", "audience")
 TEXT_KEYS = ("headline", "description", "instruction")
+REVIEW_KEYS = ("reviewed_by", "reviewed_on")
+"""Per language: who confirmed the text as a native speaker, and when (both empty or absent: unreviewed)."""
 
 try:
     _BERLIN: tzinfo | None = ZoneInfo("Europe/Berlin")
@@ -117,22 +127,43 @@ def _fill(text: str, values: Mapping[str, object]) -> str:
 
 
 def _when(lang: str, at: datetime) -> str:
-    """A time as the language writes it, in German local time (Leichte Sprache spells the month)."""
+    """A time as the language writes it, in German local time (Leichte Sprache spells the month; the languages
+    beyond German and English through Babel's month names)."""
     local = at.astimezone(_BERLIN or UTC)
     utc = "" if _BERLIN else " (UTC)"
-    if lang.lower() == "de-de-x-ls":
+    code = code_of(lang)
+    if code == "de-x-ls":
         return f"{local.day}. {_MONTHS_DE[local.month - 1]} {local.year}, {local:%H:%M} Uhr{utc}"
-    if lang.lower().startswith("de"):
+    if code == "de":
         return f"{local:%d.%m.%Y}, {local:%H:%M} Uhr{utc}"
-    return f"{local.day} {_MONTHS_EN[local.month - 1]} {local.year}, {local:%H:%M}{utc}"
+    if code in (None, "en"):
+        return f"{local.day} {_MONTHS_EN[local.month - 1]} {local.year}, {local:%H:%M}{utc}"
+    locale = language(code).babel
+    return f"{format_date(local, 'long', locale=locale)}, {format_time(local, 'HH:mm', locale=locale)}{utc}"
 
 
 def _places(lang: str, names: Sequence[str]) -> str:
-    """``Hitzacker (Elbe), Dannenberg (Elbe) und Gartow``."""
+    """``Hitzacker (Elbe), Dannenberg (Elbe) und Gartow``, joined as the language joins a list."""
     if len(names) < 2:
         return "".join(names)
-    word = "und" if lang.lower().startswith("de") else "and"
-    return f"{', '.join(names[:-1])} {word} {names[-1]}"
+    code = code_of(lang)
+    if code in (None, "de", "de-x-ls", "en"):
+        word = "and" if code in (None, "en") else "und"
+        return f"{', '.join(names[:-1])} {word} {names[-1]}"
+    return format_list(list(names), locale=language(code).babel)
+
+
+def event_in(lang: str, event: str, event_code: str | None, biwapp_category: str | None = None) -> str:
+    """The event's name in ``lang`` from the codes table (:mod:`hub.cap.event_names`): the event itself as a
+    BIWAPP category, else the template's BIWAPP category, else its BBK event code. German keeps the template's own
+    word; where the table has no name, the German word stays (nothing is invented)."""
+    if code_of(lang) == "de":
+        return event
+    for key in (event, biwapp_category, event_code):
+        name = event_names.lookup(key, lang) if key else None
+        if name is not None:
+            return name.text
+    return event
 
 
 def day(now: date) -> date:
@@ -146,6 +177,18 @@ class Text:
     headline: str
     description: str
     instruction: str = ""
+    reviewed_by: str = ""
+    """Who confirmed this language's text as a native speaker ("": nobody yet)."""
+    reviewed_on: date | None = None
+
+    @property
+    def reviewed(self) -> bool:
+        return bool(self.reviewed_by.strip()) and self.reviewed_on is not None
+
+    def review(self) -> dict[str, Any]:
+        """The review state as JSON (the console shows it per language)."""
+        return {"reviewed": self.reviewed, "reviewed_by": self.reviewed_by or None,
+                "reviewed_on": self.reviewed_on.isoformat() if self.reviewed_on else None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +281,8 @@ class Template:
                      response_types=self.response_types, event_code=self.event_code,
                      instruction_codes=self.instruction_codes, texts=texts, web=self.web, contact=self.contact,
                      values={k: v for k, v in values.items() if v is not None}, audience=self.audience,
-                     channels=self.default_channels, all_clear=self.all_clear)
+                     channels=self.default_channels, all_clear=self.all_clear,
+                     biwapp_category=self.biwapp_category)
 
     def as_dict(self, now: date) -> dict[str, Any]:
         """What the console's picker shows, with the review state as of ``now``."""
@@ -250,6 +294,7 @@ class Template:
                 "instruction_codes": list(self.instruction_codes), "languages": list(self.languages),
                 "texts": {lang: {"headline": t.headline, "description": t.description, "instruction": t.instruction}
                           for lang, t in self.texts.items()},
+                "review": {lang: t.review() for lang, t in self.texts.items()},
                 "placeholders": sorted({name for t in self.texts.values()
                                         for text in (t.headline, t.description, t.instruction)
                                         for name in placeholders(text)}),
@@ -261,7 +306,8 @@ class Template:
 
 
 def _render_text(t: Text, values: Mapping[str, object]) -> Text:
-    return Text(_fill(t.headline, values), _fill(t.description, values), _fill(t.instruction, values))
+    return replace(t, headline=_fill(t.headline, values), description=_fill(t.description, values),
+                   instruction=_fill(t.instruction, values))
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +336,7 @@ class Draft:
     """The template's default channels (empty: the rule's or the operator's choice)."""
     all_clear: str | None = None
     """The template that ends a warning made from this draft."""
+    biwapp_category: str | None = None
 
     def headline(self, lang: str = "de-DE") -> str:
         text = self.texts.get(lang) or next(iter(self.texts.values()))
@@ -306,7 +353,9 @@ class Draft:
         area = Area(area_desc=district_name, geocodes=(Value(value_name="ARS", value=district_ars),))
         response = self.response_types or ((ResponseType.ALL_CLEAR,) if self.kind == "all_clear" else ())
         expires = self.expires.replace(microsecond=0) if self.expires else None
-        infos = tuple(Info(language=lang, categories=self.categories, event=self.event, response_types=response,
+        infos = tuple(Info(language=lang, categories=self.categories,
+                           event=event_in(lang, self.event, self.event_code, self.biwapp_category),
+                           response_types=response,
                            urgency=self.urgency, severity=self.severity, certainty=self.certainty,
                            event_codes=tuple(codes), expires=expires, headline=t.headline,
                            description=t.description, instruction=t.instruction or None, web=self.web,

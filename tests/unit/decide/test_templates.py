@@ -16,7 +16,14 @@ from hub.cap.validate import SignaturePolicy, Validator, Verdict
 from hub.decide.rules.engine import RuleSet
 from hub.decide.rules.problems import RulesError
 from hub.decide.rules.template_checks import check_compose, check_template, compose_templates, load_templates
-from hub.decide.rules.templates import BIWAPP_CATEGORIES, COMPOSE_FOLDER, Template, due_for_review, review_notice
+from hub.decide.rules.templates import (
+    BIWAPP_CATEGORIES,
+    COMPOSE_FOLDER,
+    LANGUAGE_TAGS,
+    Template,
+    due_for_review,
+    review_notice,
+)
 from tests.kits.hubproc import REPO
 
 RULES = REPO / "rules"
@@ -48,12 +55,12 @@ headline = "Probe in {{ort}}"
 description = "Stand {{time}}, bis {{until}}."
 
 [text."de-DE-x-ls"]
-headline = "Probe"
-description = "Probe."
+headline = "Probe in {{ort}}"
+description = "Die Nachricht ist vom {{time}}. Die Probe dauert bis {{until}}."
 
 [text.en]
 headline = "Test in {{ort}}"
-description = "As of {{time}}."
+description = "As of {{time}}, until {{until}}."
 """
 END = """\
 title = "Probe beendet"
@@ -69,11 +76,11 @@ headline = "Entwarnung: Probe in {ort}"
 description = "Vorbei."
 
 [text."de-DE-x-ls"]
-headline = "Entwarnung"
+headline = "Entwarnung für {ort}"
 description = "Vorbei."
 
 [text.en]
-headline = "All clear"
+headline = "All clear for {ort}"
 description = "Over."
 """
 
@@ -134,13 +141,13 @@ def test_school_closures_reach_only_the_topic(shipped: dict[str, Template]) -> N
 @pytest.mark.parametrize("name", ["bombenfund", "chemieunfall", "feuer", "hochwasser", "erdrutsch-lawine",
                                   "grossschadenslage", "unwetter", "verkehrsunfall", "unterrichtsausfall",
                                   "seuchenfall"])
-def test_every_template_renders_in_three_languages_and_makes_valid_cap(shipped: dict[str, Template], name: str) -> None:
+def test_every_template_renders_in_nine_languages_and_makes_valid_cap(shipped: dict[str, Template], name: str) -> None:
     validator = Validator()
     warning = shipped[name]
     draft = warning.compose(ort=ORTE, district=DISTRICT, time=NOW)
     end = shipped[str(warning.all_clear)].compose(ort=ORTE, district=DISTRICT, time=NOW + timedelta(hours=1))
     for made in (draft, end):
-        assert set(made.texts) == {"de-DE", "de-DE-x-ls", "en"}
+        assert list(made.texts) == list(LANGUAGE_TAGS)
         for lang, text in made.texts.items():
             for part in (text.headline, text.description, text.instruction):
                 assert not re.search(r"[{}]", part), (made.template, lang, part)
@@ -195,7 +202,7 @@ def test_as_dict_is_what_the_picker_needs(shipped: dict[str, Template]) -> None:
     row = shipped["hochwasser"].as_dict(date(2026, 12, 1))
     json.dumps(row)
     assert row["title"] == "Hochwasser" and row["biwapp_category"] == "Hochwasser"
-    assert row["event_code"] == "BBK-EVC-038" and row["languages"] == ["de-DE", "de-DE-x-ls", "en"]
+    assert row["event_code"] == "BBK-EVC-038" and row["languages"] == list(LANGUAGE_TAGS)
     assert row["placeholders"] == ["ort", "time"] and row["all_clear"] == "entwarnung-hochwasser"
     assert row["reviewed"] == "2026-11-21" and row["days_since_review"] == 10 and row["stale"] is False
     assert row["review_due"] == "2027-11-21"
@@ -366,3 +373,83 @@ def test_rule_templates_cannot_use_the_console_placeholders(tmp_path: Path) -> N
     assert all("only console templates" in p.message for p in errors)
     assert check_template(path, [], compose=True) is None  # a console template still needs its title
 
+
+
+# -- nine languages: review state per language, placeholders alike in every language, the CAP infos ------------------
+
+TURKISH = """
+[text."tr-TR"]
+headline = "{ort} bölgesinde deneme"
+description = "Durum: {time}."
+"""
+
+
+def test_a_language_that_loses_or_adds_a_placeholder_is_refused_with_file_language_and_field(tmp_path: Path) -> None:
+    """The German description says until when; a Turkish one without {until} would hide the end of a closure."""
+    root = compose_folder(tmp_path, {"probe": GOOD.format(extra="") + TURKISH.replace("deneme", "deneme {district}"),
+                                     "probe-ende": END})
+    with pytest.raises(RulesError) as info:
+        compose_templates(root)
+    got = [(Path(p.file).name, p.line, p.field, p.message) for p in info.value.errors]
+    assert got == [("probe.toml", 21, "$.text.tr-TR.headline",
+                    "adds {district}, which the German text does not have"),
+                   ("probe.toml", 22, "$.text.tr-TR.description",
+                    "loses {until} of the German text (every language says the same)")]
+    root = compose_folder(tmp_path / "gut", {"probe": GOOD.format(extra="") + TURKISH.replace(
+        "{time}.", "{time}, {until} zamanına kadar."), "probe-ende": END})
+    assert [t.name for t in compose_templates(root)] == ["probe", "probe-ende"]
+
+
+def test_language_tags_are_the_nine_each_once_and_reviews_complete(tmp_path: Path) -> None:
+    cases = {
+        "ukrainisch": (TURKISH.replace("tr-TR", "uk"), "$.text.uk", "not a tag of one of the nine languages"),
+        "doppelt": (TURKISH.replace("tr-TR", "en-GB"), "$.text.en-GB", "the same language as 'en'"),
+        "halb": (TURKISH + 'reviewed_by = "Ayşe Y."\n', "$.text.tr-TR.reviewed_on", "together"),
+    }
+    for name, (extra, fld, message) in cases.items():
+        text = GOOD.format(extra="") + extra.replace("{time}.", "{time}, {until}.")
+        errors = [p for p in check_compose(compose_folder(tmp_path / name, {name: text.replace(
+            "probe-ende", "ende"), "ende": END})) if not p.warning]
+        assert [(p.field, message in p.message) for p in errors] == [(fld, True)], (name, errors)
+
+
+def test_each_language_carries_its_review_state(shipped: dict[str, Template]) -> None:
+    """German, Leichte Sprache and English keep the template's review; the six added languages are unreviewed
+    until a native speaker confirms them (the console shows it, and may send only reviewed ones)."""
+    for tpl in shipped.values():
+        reviewed = [lang for lang, text in tpl.texts.items() if text.reviewed]
+        assert reviewed == ["de-DE", "de-DE-x-ls", "en"], tpl.name
+        assert tpl.texts["de-DE"].reviewed_on == tpl.reviewed and tpl.texts["en"].reviewed_by == tpl.reviewed_by
+    row = shipped["bombenfund"].as_dict(date(2026, 12, 1))
+    assert row["review"]["tr-TR"] == {"reviewed": False, "reviewed_by": None, "reviewed_on": None}
+    assert row["review"]["de-DE"]["reviewed"] is True and row["review"]["de-DE"]["reviewed_on"] == "2026-11-21"
+
+
+def test_a_composed_bombenfund_goes_out_in_nine_infos_with_event_names_from_the_codes(
+        shipped: dict[str, Template]) -> None:
+    draft = shipped["bombenfund"].compose(ort=ORTE, district=DISTRICT, time=NOW)
+    alert = draft.to_alert(sender="leitstelle@luechow-dannenberg.example", district_name=DISTRICT,
+                           district_ars=LUECHOW, sent=NOW)
+    assert [i.language for i in alert.infos] == ["de-DE", "de-DE-x-ls", "en", "ar", "es-ES", "fr-FR", "pl-PL",
+                                                 "ru-RU", "tr-TR"]
+    info = {i.language: i for i in alert.infos}
+    tr = info["tr-TR"]
+    assert tr.event == "Bomba bulundu" and info["de-DE"].event == "Bombenfund"
+    assert info["en"].event == "Unexploded bomb found" and info["ar"].event == "العثور على قنبلة"
+    assert tr.headline == ("Hitzacker (Elbe), Dannenberg (Elbe) ve Gartow bölgesinde patlamamış bomba bulundu: bölge "
+                           "boşaltılıyor")
+    assert tr.description and tr.description.endswith("bekleniyor: 22 Kasım 2026, 02:05. Durum: 21 Kasım 2026, 14:05.")
+    assert tr.instruction and tr.instruction.startswith("Yasak bölgeyi zamanında terk edin.")
+    assert info["es-ES"].description and "hasta el 22 de noviembre de 2026, 02:05" in info["es-ES"].description
+    report = Validator().check(to_xml(alert), policy=SignaturePolicy.IGNORE)
+    assert report.verdict is Verdict.VALID, report.errors
+
+
+def test_a_template_without_a_language_invents_none(tmp_path: Path) -> None:
+    """GOOD has German, Leichte Sprache and English: its warning carries those three and nothing made up."""
+    root = compose_folder(tmp_path, {"probe": GOOD.format(extra=""), "probe-ende": END})
+    probe = {t.name: t for t in compose_templates(root)}["probe"]
+    alert = probe.compose(ort=ORTE, district=DISTRICT, time=NOW).to_alert(
+        sender="x@y", district_name=DISTRICT, district_ars=LUECHOW, sent=NOW)
+    assert [i.language for i in alert.infos] == ["de-DE", "de-DE-x-ls", "en"]
+    assert [i.event for i in alert.infos] == ["Probe"] * 3  # no name in the codes table: the German word stays

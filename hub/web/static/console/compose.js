@@ -1,5 +1,5 @@
-/* warnhub console: composing a warning. Template picker, texts in three languages, validity, area (regions by
-   name, or a polygon or circle drawn on the map), mode (exercise turns the page orange), audience and channels.
+/* warnhub console: composing a warning. Template picker, texts in nine languages (each with its review state),
+   validity, area (regions by name, or a polygon or circle drawn on the map), mode (exercise turns the page orange), audience and channels.
    Saving makes a draft through the API; nothing is sent from this page. */
 "use strict";
 
@@ -99,7 +99,7 @@
   $("severity").addEventListener("change", fourEyes);
 
   form.querySelectorAll("[data-part], #expires, #onset").forEach((el) => {
-    el.addEventListener("input", () => { state.dirty.add(el.id); counters(); });
+    el.addEventListener("input", () => { state.dirty.add(el.id); counters(); showReview(); });
   });
   $("expires").addEventListener("change", () => refreshTexts());
 
@@ -136,6 +136,25 @@
     if (until && state.dirty.has("expires") && new Date(until) > new Date()) q.set("until", until);
     return `${api}/templates/${encodeURIComponent(name)}?${q}`;
   }
+  // -- each language's review state (the words come from the page: data-* of .review-state) ------------------------
+  function showReview() {
+    const review = (state.info && state.info.review) || {};
+    for (const el of document.querySelectorAll(".review-state")) {
+      const lang = el.dataset.lang;
+      const r = review[lang];
+      const edited = PARTS.some((part) => state.dirty.has(`${part}-${lang}`));
+      let text = "";
+      if (r && r.reviewed && !edited) {
+        text = el.dataset.reviewed.replaceAll("%(by)s", r.reviewed_by).replaceAll("%(on)s", r.reviewed_on);
+      } else if (state.info) {
+        text = edited && r && r.reviewed ? el.dataset.edited : el.dataset.unreviewed;
+        if (el.dataset.dropped) text += ` · ${el.dataset.dropped}`;
+      }
+      el.textContent = text;
+      el.classList.toggle("unreviewed", Boolean(state.info) && !(r && r.reviewed && !edited));
+    }
+  }
+
   async function selectTemplate(name) {
     state.template = name;
     state.dirty.clear();
@@ -144,6 +163,7 @@
       const res = await Console.api("GET", templateUrl(name));
       state.info = res.template;
       fill(res.content, false);
+      showReview();
       if (res.channels && res.channels.length) setChannels(res.channels);
       const audience = form.querySelector(`input[name=audience][value="${res.audience}"]`);
       if (audience) { audience.checked = true; onAudience(); }
