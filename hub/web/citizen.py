@@ -161,7 +161,7 @@ def _ctx(request: web.Request, lang: str) -> dict[str, Any]:
             "district": state.name, "district_ars": state.district, "version": __version__, "path": here,
             "origin": str(request.url.origin()), "switch_languages": switcher(here, others, lang),
             "feeds": _feeds(state, lang), "boundary_attribution": BOUNDARY_ATTRIBUTION,
-            "script_texts": script_texts(lang)}
+            "script_texts": script_texts(lang, push=here == "/abonnieren")}
 
 
 def switcher(path: str, query: dict[str, str], lang: str) -> list[dict[str, Any]]:

@@ -46,6 +46,41 @@ SCRIPT_TEXTS = (
 )
 """What page scripts (common.js, start.js, map.js, offline.js) show."""
 
+PUSH_TEXTS = (
+    N_("Push-Benachrichtigungen gehen nur über eine sichere Verbindung (https)."),
+    N_("Dieser Browser kann keine Push-Benachrichtigungen empfangen. Auf iPhone und iPad (ab iOS 16.4): die Seite "
+       "über „Teilen → Zum Home-Bildschirm“ hinzufügen und von dort öffnen."),
+    N_("Benachrichtigungen sind für diese Seite blockiert. Erlauben Sie sie in den Website-Einstellungen des "
+       "Browsers (Symbol links neben der Adresse) und versuchen Sie es erneut."),
+    N_("Ohne Ihre Erlaubnis für Benachrichtigungen kann diese Seite Sie nicht warnen. Bitte erneut „Abonnieren“ "
+       "wählen und die Frage des Browsers mit „Zulassen“ beantworten."),
+    N_("Push ist beim Warn-Hub gerade nicht bereit. Bitte später erneut versuchen."),
+    N_("Keine Verbindung zum Warn-Hub. Bitte später erneut versuchen."),
+    N_("Der Warn-Hub hat das Abo nicht angenommen: %(reason)s"),
+    N_("Bitte wählen Sie mindestens einen Ort (Suche oder Karte)."),
+    N_("Abo wird eingerichtet …"),
+    N_("Abonniert. Dieser Browser kann das Abo aber nicht speichern (privater Modus?): Zum Abbestellen die "
+       "Benachrichtigungen in den Website-Einstellungen blockieren."),
+    N_("Abo geändert. Sie erhalten Warnungen für die gewählten Orte."),
+    N_("Abonniert. Sie erhalten Warnungen für die gewählten Orte auf diesem Gerät."),
+    N_("Das Abo konnte nicht eingerichtet werden: %(reason)s"),
+    N_("Gebiet"),
+    N_("alle Themen"),
+    N_("Veranstaltung"),
+    N_("Dieser Browser hat kein Abo."),
+    N_("Orte"),
+    N_("Themen"),
+    N_("Warnen ab"),
+    N_("Sprachen"),
+    N_("Abo löschen"),
+    N_("Ändern: oben Orte und Themen wählen und erneut „Abonnieren“ – das ersetzt dieses Abo."),
+    N_("Abo gelöscht. Über dieses Abo kommen keine Warnungen mehr."),
+    N_("Ein gespeichertes Abo gibt es beim Warn-Hub nicht mehr (der Browser hat es beendet oder es wurde gelöscht). "
+       "Bitte bei Bedarf neu abonnieren."),
+    N_("Testgerät der Leitstelle: dieses Abo erhält nur Übungen, keine echten Warnungen."),
+)
+"""What push.js (the subscribe page) shows; only that page carries them."""
+
 SW_TEXTS = (
     N_("Neue Meldung"),
     N_("Bitte die Warn-Seite öffnen."),
@@ -63,10 +98,10 @@ SW_TEXTS = (
 """What the service worker shows (sw.js)."""
 
 
-def script_texts(lang: str) -> dict[str, str]:
-    """The page scripts' texts in ``lang`` by their German ids."""
+def script_texts(lang: str, *, push: bool = False) -> dict[str, str]:
+    """The page scripts' texts in ``lang`` by their German ids (``push``: also push.js's, for the subscribe page)."""
     t = translator(language(lang).code, DOMAIN)
-    return {text: t.gettext(text) for text in SCRIPT_TEXTS}
+    return {text: t.gettext(text) for text in (*SCRIPT_TEXTS, *(PUSH_TEXTS if push else ()))}
 
 
 @cache

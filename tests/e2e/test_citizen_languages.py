@@ -231,3 +231,15 @@ async def test_the_switcher_changes_the_language_and_remembers_it(site: Site, pa
     await page.locator("#lang-switch a[data-lang='de']").click()
     await expect(page.locator("h1")).to_have_text("Datenschutz")
     await clean(page, page_log)
+
+
+async def test_subscribe_script_speaks_the_page_language(site: Site, page: Page, page_log: PageLog) -> None:
+    """push.js on /abonnieren?lang=tr: its messages from the catalogue, German beside them (marked ``lang=de``)."""
+    await open_page(page, site.base, "/abonnieren?lang=tr")
+    await page.locator("#subscribe-button").click()  # no place chosen
+    status = page.locator("#push-status")
+    wanted = "Bitte wählen Sie mindestens einen Ort (Suche oder Karte)."
+    await expect(status.locator("span")).to_have_text(pages("tr", wanted))
+    await expect(status.locator("small[lang='de']")).to_have_text(wanted)
+    await expect(page.locator("#subscription-list")).to_contain_text(pages("tr", "Dieser Browser hat kein Abo."))
+    await clean(page, page_log)
