@@ -11,6 +11,7 @@ axe finds no violation at all; error pages speak the reader's language; the serv
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import urllib.error
@@ -24,6 +25,7 @@ from playwright.async_api import Page, expect
 from hub.i18n.catalogs import translator
 from hub.i18n.languages import LANGUAGES
 from tests.e2e.test_citizen_pages import Site, cap, clean, map_ready
+from tests.e2e.test_citizen_push import controlled
 from tests.e2e.test_routing import Hub
 from tests.kits.browser import PageLog, axe, open_page, screenshot
 
@@ -242,4 +244,27 @@ async def test_subscribe_script_speaks_the_page_language(site: Site, page: Page,
     await expect(status.locator("span")).to_have_text(pages("tr", wanted))
     await expect(status.locator("small[lang='de']")).to_have_text(wanted)
     await expect(page.locator("#subscription-list")).to_contain_text(pages("tr", "Dieser Browser hat kein Abo."))
+    await clean(page, page_log)
+
+
+TITLE = """async (msg) => notification(msg, Date.parse('2031-01-14T09:00:00Z'), await words(languageOf(msg))).title"""
+
+
+async def test_service_worker_words_follow_the_push_and_the_page(site: Site, page: Page, page_log: PageLog) -> None:
+    """sw.js: a push linking to a Turkish page gets Turkish words; a German one German; the offline page speaks the
+    language of the last page read (offline.js tells the worker)."""
+    await open_page(page, site.base, "/?lang=tr")
+    await controlled(page)
+    worker = page.context.service_workers[0]
+    cancel = {"msgType": "Cancel", "headline": "X", "url": "/warnungen/w1?lang=tr", "lang": "de-DE"}
+    assert await worker.evaluate(TITLE, cancel) == f"{pages('tr', 'Aufgehoben')}: X"
+    assert await worker.evaluate(TITLE, {**cancel, "url": "/warnungen/w1"}) == "Aufgehoben: X"
+    assert await worker.evaluate(TITLE, {**cancel, "url": "/warnungen/w1", "lang": "ar"}) == (
+        f"{pages('ar', 'Aufgehoben')}: X")
+    for _ in range(100):  # offline.js posts the page's language once the worker is ready: wait for it to land
+        if await worker.evaluate("lastLanguage") == "tr":
+            break
+        await asyncio.sleep(0.1)
+    offline = await worker.evaluate("async () => (await offlinePage(await words(await lastLanguage()))).text()")
+    assert '<html lang="tr" dir="ltr">' in offline and pages("tr", "Zur Startseite") in offline
     await clean(page, page_log)
