@@ -60,3 +60,15 @@ async def test_machine_routes_keep_their_own_answers(method: str, path: str) -> 
     with pytest.raises(RuntimeError):
         await middleware(make_mocked_request(method, path), _broken)
     assert seen == []
+
+
+def test_the_busy_answer_before_any_request_says_it_in_every_language() -> None:
+    """The socket-level 503 (no request read, so no Accept-Language) carries each language's line."""
+    from hub.i18n.catalogs import translator
+    from hub.i18n.languages import CODES
+    from hub.web.site import BUSY
+    head, _, body = BUSY.partition(b"\r\n\r\n")
+    lines = body.decode().splitlines()
+    for code in CODES:
+        assert translator(code, "pages").gettext("Der Server ist ausgelastet, bitte später erneut versuchen.") in lines
+    assert len(lines) == len(CODES) and f"Content-Length: {len(body)}".encode() in head
