@@ -20,14 +20,14 @@
 const VERSION = 'v1';
 const SHELL_CACHE = `warnhub-shell-${VERSION}`;
 const DATA_CACHE = `warnhub-data-${VERSION}`;
+const WORDS_CACHE = `warnhub-words-${VERSION}`;  // /i18n/sw/{lang}.json and the last page language
 const CURRENT_CACHES = [SHELL_CACHE, DATA_CACHE];
-const KEPT_CACHES = [...CURRENT_CACHES, `warnhub-words-${VERSION}`];
+const KEPT_CACHES = [...CURRENT_CACHES, WORDS_CACHE];
 const CACHED_AT = 'X-Warnhub-Cached-At';
 const NETWORK_TIMEOUT_MS = 6000;
 const MAX_DATA_ENTRIES = 100;
 
 const SHELL_PAGES = ['/', '/abonnieren', '/datenschutz'];
-const WORDS_CACHE = `warnhub-words-${VERSION}`;
 const LANGS = ['de', 'de-x-ls', 'en', 'ar', 'es', 'fr', 'pl', 'ru', 'tr'];
 const LAST_LANG = '/i18n/sw/last-page-language';
 const SHELL_ASSETS = [
@@ -183,19 +183,19 @@ function languageOf(msg) {
   return codeOf(msg.ui) || codeOf(msg.lang) || 'de';
 }
 
-/** The words of `lang`: the cached copy, else fetched (and kept), else German. */
-async function words(lang) {
+/** The words of `lang`: the cached copy (`fresh`: fetched anew while online), else fetched and kept, else German. */
+async function words(lang, fresh = false) {
   const code = codeOf(lang) || 'de';
   if (code === 'de') return GERMAN;
   const url = `/i18n/sw/${code}.json`;
   try {
     const cache = await caches.open(WORDS_CACHE);
-    let response = await cache.match(url);
+    let response = fresh ? null : await cache.match(url);
     if (!response) {
-      const fresh = await fetch(url);
-      if (fresh.ok) {
-        await cache.put(url, fresh.clone());
-        response = fresh;
+      const got = await fetch(url, { cache: fresh ? 'no-cache' : 'default' });
+      if (got.ok) {
+        await cache.put(url, got.clone());
+        response = got;
       }
     }
     if (response) return wordsOf(code, (await response.json()).texts || {});
@@ -218,7 +218,7 @@ self.addEventListener('message', (event) => {  // offline.js: the language of th
   if (!code) return;
   event.waitUntil((async () => {
     await (await caches.open(WORDS_CACHE)).put(LAST_LANG, new Response(code));
-    await words(code);  // fetched now, while online
+    await words(code, true);  // fetched now, while online (a new release's words replace the kept ones)
   })());
 });
 
