@@ -11,7 +11,8 @@ const Citizen = (() => {
   const data = dataEl ? JSON.parse(dataEl.textContent) : {};
   const lang = document.documentElement.lang || "de";
   const LANGS = ["de", "de-x-ls", "en", "ar", "es", "fr", "pl", "ru", "tr"];
-  const LOCALE = lang === "de-x-ls" ? "de-DE" : lang === "en" ? "en-GB" : lang;  // Intl's locale for dates
+  // Intl's locale for dates; Arabic with Latin digits, as the server writes them (Babel's "ar")
+  const LOCALE = {"de-x-ls": "de-DE", en: "en-GB", ar: "ar-u-nu-latn"}[lang] || lang;
   const textsEl = document.getElementById("script-texts");
   const texts = textsEl ? JSON.parse(textsEl.textContent) : {};
   const KEY = "warnhub.lang";

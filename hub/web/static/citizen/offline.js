@@ -24,7 +24,7 @@
   const LANG = document.documentElement.lang || 'de';
   const EN = LANG === 'en';
   const DE = LANG === 'de' || LANG === 'de-x-ls';
-  const LOCALE = LANG === 'de-x-ls' ? 'de-DE' : LANG;
+  const LOCALE = { 'de-x-ls': 'de-DE', ar: 'ar-u-nu-latn' }[LANG] || LANG;  // Latin digits, as the server writes
   const TEXTS = (() => {
     try { return JSON.parse(document.getElementById('script-texts').textContent); } catch (err) { return {}; }
   })();

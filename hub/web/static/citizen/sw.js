@@ -150,7 +150,7 @@ function notification(msg, now, w = GERMAN) {
 self.warnhubNotification = notification;
 
 function clock(ms, lang = 'de') {
-  const locale = lang === 'de' || lang === 'de-x-ls' ? 'de-DE' : lang;
+  const locale = { de: 'de-DE', 'de-x-ls': 'de-DE', ar: 'ar-u-nu-latn' }[lang] || lang;
   return new Date(ms).toLocaleTimeString(locale, { hour: '2-digit', minute: '2-digit', timeZone: 'Europe/Berlin' });
 }
 
