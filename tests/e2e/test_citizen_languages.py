@@ -199,7 +199,8 @@ async def test_arabic_pages_right_to_left_in_chromium(site: Site, page: Page, pa
     problems: dict[str, Any] = {}
     for size in (PHONE, DESKTOP):
         await page.set_viewport_size(size)
-        for name, path in (("start", "/?lang=ar"), ("warning", f"/warnungen/{site.named['tr']}?lang=ar")):
+        for name, path in (("start", "/?lang=ar"), ("privacy", "/datenschutz?lang=ar"),
+                           ("warning", f"/warnungen/{site.named['tr']}?lang=ar")):
             await open_page(page, site.base, path)
             if name == "start":
                 await map_ready(page)
@@ -227,8 +228,11 @@ async def test_the_switcher_changes_the_language_and_remembers_it(site: Site, pa
     await page.wait_for_url(re.compile(r"\?lang=ru$"))
     await expect(page.get_by_role("heading", name=pages("ru", "Was sollten Sie tun?"))).to_be_visible()
     await page.locator("header.site nav a[href='/datenschutz?lang=ru']").click()  # links keep the language
-    await expect(page.locator("#privacy-languages")).to_have_text(
-        pages("ru", "Diese Angaben gibt es bisher nur auf Deutsch und Englisch."))
+    own = page.locator("section#own[lang='ru']")  # the privacy text in Russian first, the binding German after it
+    await expect(own.locator("#privacy-languages")).to_have_text(
+        pages("ru", "Eine Übersetzung der deutschen Fassung unten; verbindlich ist die deutsche Fassung."))
+    await expect(own).to_contain_text(pages("ru", "Keine Cookies: Diese Seiten setzen keine Cookies."))
+    await expect(page.locator("section#de")).to_contain_text("Keine Cookies.")
     await page.locator("#lang-switch summary").click()
     await page.locator("#lang-switch a[data-lang='de']").click()
     await expect(page.locator("h1")).to_have_text("Datenschutz")
