@@ -19,6 +19,10 @@ DOMAINS: dict[str, tuple[tuple[str, Method], ...]] = {
     # the test notification a subscriber sends themselves
     "subscribe": (("hub/web/templates/citizen/subscribe.html", "jinja2"), ("hub/publish/subscriptions.py", "python"),
                   ("hub/publish/sources.py", "python"), ("hub/publish/testpush.py", "python")),
+    "pages": (*((f"hub/web/templates/citizen/{name}.html", "jinja2")  # not subscribe.html, widget.html: own domains
+                for name in ("base", "macros", "start", "_list", "warning", "missing", "error", "privacy")),
+              ("hub/web/citizen.py", "python"), ("hub/web/citizen_view.py", "python"),
+              ("hub/web/citizen_texts.py", "python"), ("hub/web/site.py", "python")),
 }
 """domain -> (glob, extraction method) pairs. A file belongs to one domain only."""
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}

@@ -26,6 +26,10 @@ def install(env: Environment) -> Environment:
 def localized(env: Environment, lang: str | None, domain: str) -> Environment:
     """The environment whose templates render in ``lang`` (a hub code or tag; German when the hub lacks it)."""
     t = translator(language(lang).code, domain)
-    overlay = env.overlay()
-    overlay.install_gettext_callables(t.gettext, t.ngettext, newstyle=True)  # type: ignore[attr-defined]
+    # Its own template cache and globals (overlay() shares the base's dict), filled by the overlay's own copy of the
+    # extension: env.install_gettext_callables is the base's, and would set the base's (every language's) globals.
+    overlay = env.overlay(cache_size=400)
+    overlay.globals = dict(env.globals)
+    ext = overlay.extensions["jinja2.ext.InternationalizationExtension"]
+    ext._install_callables(t.gettext, t.ngettext, newstyle=True)  # type: ignore[attr-defined]
     return overlay

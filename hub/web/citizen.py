@@ -1,4 +1,10 @@
-"""The citizen web app (issue 7): the district's public pages, German first, English with ``?lang=en``.
+"""The citizen web app (issue 7): the district's public pages in the nine languages of hub.i18n (issue 18).
+
+A page's language (:func:`lang_of`): ``?lang=`` (any of the nine codes: ``de``, ``de-x-ls``, ``en``, ``ar``, ``es``,
+``fr``, ``pl``, ``ru``, ``tr``; a push opens its warning with its subscription's ``lang``), then the browser's
+``Accept-Language``, else German. Links within the site keep it; a switcher lists all nine by their own names;
+Arabic pages are right-to-left. Fixed texts come from the ``pages`` catalogue (German message ids); a warning's own
+text is shown in the page's language when the warning carries it, else in English or German with a note saying so.
 
 Routes (added by :func:`setup`):
 
@@ -33,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import jinja2
 from aiohttp import web
@@ -42,13 +48,18 @@ from hub import __version__
 from hub.cap.model import Alert
 from hub.geo.boundaries import BOUNDARY_ATTRIBUTION
 from hub.geo.geography import Geography
+from hub.i18n.catalogs import N_
+from hub.i18n.languages import LANGUAGES, language, negotiate
+from hub.i18n.templates import install, localized
 from hub.publish import publications
 from hub.publish.places import Place, select
 from hub.publish.publications import Publication
 from hub.publish.subscriptions import MAX_PLACES
 from hub.store.db import Store
+from hub.web import citizen_errors
 from hub.web import citizen_view as view
 from hub.web import subscribe_view
+from hub.web.citizen_texts import script_texts, sw_texts
 from hub.web.keys import HUB_KEY, SECURITY_HEADERS
 
 if TYPE_CHECKING:
@@ -60,6 +71,7 @@ STATIC = Path(__file__).parent / "static"
 _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
                           autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True,
                           undefined=jinja2.StrictUndefined)
+install(_ENV)
 WIDGET_CSP = ("default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; "
               "base-uri 'none'; form-action 'none'; frame-ancestors *")
 """The widget may be framed by any site (the only page that may); it loads nothing but its optional script."""
@@ -106,6 +118,8 @@ def setup(app: web.Application, hub: Hub, geo: Geography) -> CitizenWeb:
     r.add_get(r"/widget/{ars:\d{2,12}}.js", widget_script)
     r.add_get(r"/widget/{ars:\d{2,12}}", widget_page)
     r.add_get("/api/v1/regions", api_regions)
+    r.add_get("/i18n/sw/{lang}.json", sw_texts)
+    citizen_errors.setup(app, _error_page)
     if not any(res.canonical == "/static" for res in r.resources()):
         r.add_static("/static/", STATIC, name="static")
     return state
@@ -115,7 +129,13 @@ def setup(app: web.Application, hub: Hub, geo: Geography) -> CitizenWeb:
 
 
 def lang_of(request: web.Request) -> str:
-    return "en" if request.query.get("lang") == "en" else "de"
+    """The page's language: ``?lang=``, then ``Accept-Language``, else German (one of the nine codes)."""
+    return negotiate(request.query.get("lang"), (), request.headers.get("Accept-Language"))
+
+
+def env(lang: str) -> jinja2.Environment:
+    """The templates rendering in ``lang`` (the ``pages`` catalogue)."""
+    return localized(_ENV, lang, view.DOMAIN)
 
 
 def _csp(state: CitizenWeb) -> str:
@@ -131,28 +151,49 @@ def _csp(state: CitizenWeb) -> str:
 
 
 def _ctx(request: web.Request, lang: str) -> dict[str, Any]:
-    """What every citizen template may use (``t(de, en)`` picks the page's language)."""
+    """What every citizen template may use (``_()`` translates; ``t(de, en)`` is left for templates not yet on the
+    catalogues)."""
     state = request.app[CITIZEN_KEY]
     here = request.path
     others = {k: v for k, v in request.query.items() if k != "lang"}
-    return {"lang": lang, "t": lambda de, en: view.t(lang, de, en), "url": lambda p, **q: view.url(p, lang, **q),
+    return {"lang": lang, "dir": language(lang).dir, "own_name": language(lang).own_name,
+            "t": lambda de, en: view.t(lang, de, en), "url": lambda p, **q: view.url(p, lang, **q),
             "district": state.name, "district_ars": state.district, "version": __version__, "path": here,
-            "origin": str(request.url.origin()),
-            "switch_de": view.url(here, "de", **others) + ("&" if others else "?") + "lang=de",
-            "switch_en": view.url(here, "en", **others), "feeds": _feeds(state),
-            "boundary_attribution": BOUNDARY_ATTRIBUTION}
+            "origin": str(request.url.origin()), "switch_languages": switcher(here, others, lang),
+            "feeds": _feeds(state, lang), "boundary_attribution": BOUNDARY_ATTRIBUTION,
+            "script_texts": script_texts(lang, push=here == "/abonnieren")}
 
 
-def render(request: web.Request, name: str, *, status: int = 200, **ctx: Any) -> web.Response:
+def switcher(path: str, query: dict[str, str], lang: str) -> list[dict[str, Any]]:
+    """The nine languages by their own names, each a link to this page in it (German too says ``lang=de``: the
+    choice beats the browser's ``Accept-Language``)."""
+    return [{"code": lang_.code, "name": lang_.own_name, "dir": lang_.dir, "current": lang_.code == lang,
+             "href": path + "?" + urlencode({**query, "lang": lang_.code})} for lang_ in LANGUAGES]
+
+
+def render(request: web.Request, name: str, *, status: int = 200, lang: str | None = None,
+           **ctx: Any) -> web.Response:
     state = request.app[CITIZEN_KEY]
-    html = _ENV.get_template(name).render(**_ctx(request, lang_of(request)), **ctx)
+    lang = lang or lang_of(request)
+    html = env(lang).get_template(name).render(**_ctx(request, lang), **ctx)
     return web.Response(text=html, content_type="text/html", charset="utf-8", status=status,
-                        headers={**NO_CACHE, "Content-Security-Policy": _csp(state)})
+                        headers={**NO_CACHE, "Content-Security-Policy": _csp(state), "Content-Language": lang,
+                                 "Vary": "Accept-Language"})
 
 
-def _feeds(state: CitizenWeb) -> list[dict[str, str]]:
-    return [{"href": f"/feeds/{state.district}.atom", "title": f"CAP-Warnungen {state.name} (Atom)"},
-            {"href": "/feeds/cap.atom", "title": "CAP-Warnungen des Hubs, alle Gebiete (Atom)"}]
+def _error_page(request: web.Request, status: int, headers: dict[str, str]) -> web.Response:
+    """The citizen site's error page (404, 500, a limit) in the request's language."""
+    response = render(request, "citizen/error.html", status=status, code=status,
+                      retry_after=headers.get("Retry-After"))
+    response.headers.update(headers)
+    return response
+
+
+def _feeds(state: CitizenWeb, lang: str) -> list[dict[str, str]]:
+    t = view.tr(lang)
+    return [{"href": f"/feeds/{state.district}.atom", "title": t.format(N_("CAP-Warnungen %(name)s (Atom)"),
+                                                                         name=state.name)},
+            {"href": "/feeds/cap.atom", "title": t.gettext("CAP-Warnungen des Hubs, alle Gebiete (Atom)")}]
 
 
 def _current(store: Store) -> list[tuple[Publication, Alert | None]]:
@@ -224,7 +265,7 @@ async def start_json(request: web.Request) -> web.Response:
     """The start page's list as HTML and its map features (what ``start.js`` swaps in)."""
     lang = lang_of(request)
     data = await _start(request, lang)
-    html = _ENV.get_template("citizen/_list.html").render(**_ctx(request, lang), **data)
+    html = env(lang).get_template("citizen/_list.html").render(**_ctx(request, lang), **data)
     body = {"html": html, "warnings": data["features"], "count": len(data["cards"]), "updated": data["updated_iso"],
             "key": data["key"], "sources": data["sources"]}
     return web.json_response(body, headers=NO_CACHE, dumps=lambda d: json.dumps(d, ensure_ascii=False))
@@ -246,7 +287,7 @@ async def warning_page(request: web.Request) -> web.Response:
     state = request.app[CITIZEN_KEY]
     versions, alert = await hub.store.read(_thread, hub.store.store, request.match_info["thread"])
     if not versions:
-        return render(request, "citizen/missing.html", status=404)
+        return render(request, "citizen/missing.html", status=404, lang=lang)
     now = datetime.now(UTC)
     latest = versions[-1]
     shown = view.content_version(versions)
@@ -266,6 +307,7 @@ async def warning_page(request: web.Request) -> web.Response:
         "thread": latest.thread, "state": status, "ended": status in ("cancelled", "expired"), "badge": card["badge"],
         "headline": notice.headline or notice.event, "event": notice.event, "lang": notice.language,
         "lang_name": view.language_name(notice.language), "dir": view.text_dir(notice.language),
+        "translated": view.translated(notice.language, lang),
         "description": view.paragraphs(notice.description), "instruction": view.paragraphs(notice.instruction),
         "area": notice.area_desc, "sender": card["sender"], "web": web_link,
         "contact": info.contact if info is not None else None,
@@ -274,12 +316,11 @@ async def warning_page(request: web.Request) -> web.Response:
         "ended_at": view.local(ended_at, lang, now=now), "ended_iso": view.iso(ended_at),
         "sent": view.local(latest.sent, lang, now=now), "sent_iso": view.iso(latest.sent),
         "cap": f"/api/v1/warnings/{quote(latest.thread, safe='')}/cap.xml",
-        "translated": view.language_key(notice.language).split("-")[0] == lang,
     }
     page_data = {"ars": state.district, "lang": lang, "thread": latest.thread, "version": latest.version,
                  "state": status, "expires": view.iso(latest.expires), "base": base,
                  "warnings": [view.feature(geometry, card)] if geometry is not None else []}
-    return render(request, "citizen/warning.html", warning=warning, languages=texts,
+    return render(request, "citizen/warning.html", lang=lang, warning=warning, languages=texts,
                   history=view.history(versions, lang, now), page_data=page_data,
                   text_links={t["tag"]: view.warning_url(latest.thread, lang, text=t["tag"]) for t in texts})
 
@@ -319,7 +360,7 @@ async def widget_page(request: web.Request) -> web.Response:
     now = datetime.now(UTC)
     state = request.app[CITIZEN_KEY]
     cards = [view.card(p, a, lang, now, state.name) for p, a in await current_for(request, ars)]
-    html = _ENV.get_template("citizen/widget.html").render(
+    html = env(lang).get_template("citizen/widget.html").render(
         lang=lang, t=lambda de, en: view.t(lang, de, en), cards=cards, region=name, ars=ars, district=state.name,
         updated=view.local(now, lang), updated_iso=view.iso(now),
         sources=sources_notice(state.hub, lang), home=view.url("/", lang))
@@ -349,7 +390,7 @@ _WIDGET_JS = """/* warnhub widget: inserts the current warnings for {name} as an
 async def widget_script(request: web.Request) -> web.Response:
     ars, name = _region(request)
     lang = lang_of(request)
-    title = view.t(lang, f"Aktuelle Warnungen für {name}", f"Current warnings for {name}")
+    title = view.tr(lang).format(N_("Aktuelle Warnungen für %(name)s"), name=name)
     body = _WIDGET_JS.format(name=name.replace("*/", ""), path=f"/widget/{ars}.js",
                              title=json.dumps(title, ensure_ascii=False).replace("</", "<\\/"))
     return web.Response(text=body, content_type="text/javascript", charset="utf-8",

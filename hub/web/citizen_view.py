@@ -1,6 +1,7 @@
-"""What the citizen pages show, computed without HTTP: severity in words and shapes (German, English), local times
-(Europe/Berlin), a publication as a list entry or as a whole warning with its history, texts made safe to show,
-map features (GeoJSON, lon/lat) and the names of regions a citizen can search for.
+"""What the citizen pages show, computed without HTTP: severity in words and shapes, local times (Europe/Berlin) in
+the page's language (one of hub.i18n's nine; fixed texts from the ``pages`` catalogue), a publication as a list entry
+or as a whole warning with its history, texts made safe to show, map features (GeoJSON, lon/lat) and the names of
+regions a citizen can search for.
 
 The pages show the hub's own publications to the web (hub.publish.publications), never raw stored incidents. A warning
 that ended (cancelled, expired) must never look current: :func:`state_of` decides, the templates follow it.
@@ -18,6 +19,7 @@ from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 import shapely
+from babel.dates import format_skeleton, format_time
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
@@ -26,31 +28,33 @@ from hub.cap.model import Alert, Info
 from hub.geo.geography import Geography
 from hub.geo.projection import GERMANY
 from hub.geo.registry import Level
+from hub.i18n.catalogs import N_, Translator, translator
+from hub.i18n.languages import BY_CODE, LANGUAGES, SOURCE, code_of, language
 from hub.publish.publications import Notice, Publication
 
 BERLIN = ZoneInfo("Europe/Berlin")
-LANGS = ("de", "en")
+DOMAIN = "pages"
 
 SHAPE = {"Extreme": "octagon", "Severe": "triangle", "Moderate": "diamond", "Minor": "circle", "Unknown": "diamond"}
 """Each severity has its own shape beside its colour and word (never colour alone)."""
 COLOUR = {"extreme": "#5b0a6e", "severe": "#b00020", "moderate": "#b35300", "minor": "#fde047", "unknown": "#b35300",
           "allclear": "#14622b", "ended": "#555555"}
 """Map colours by badge class (the same as citizen.css)."""
-STATE: dict[str, tuple[str, str]] = {
-    "current": ("aktuell", "current"),
-    "allclear": ("Entwarnung", "All clear"),
-    "cancelled": ("Beendet – aufgehoben", "Ended – cancelled"),
-    "expired": ("Beendet – abgelaufen", "Ended – expired"),
+STATE: dict[str, str] = {
+    "current": N_("aktuell"),
+    "allclear": N_("Entwarnung"),
+    "cancelled": N_("Beendet – aufgehoben"),
+    "expired": N_("Beendet – abgelaufen"),
 }
-KIND: dict[str, tuple[str, str]] = {
-    "Alert": ("Erstmeldung", "First warning"),
-    "Update": ("Aktualisierung", "Update"),
-    "Cancel": ("Aufhebung", "Cancellation"),
-    "allclear": ("Entwarnung", "All clear"),
+KIND: dict[str, str] = {
+    "Alert": N_("Erstmeldung"),
+    "Update": N_("Aktualisierung"),
+    "Cancel": N_("Aufhebung"),
+    "allclear": N_("Entwarnung"),
 }
-LANGUAGE_NAMES = {"de": "Deutsch", "de-x-ls": "Leichte Sprache", "en": "English", "ar": "العربية", "es": "Español",
-                  "fr": "Français", "pl": "Polski", "ru": "Русский", "tr": "Türkçe", "uk": "Українська",
-                  "it": "Italiano", "nl": "Nederlands", "cs": "Čeština", "da": "Dansk", "fa": "فارسی"}
+LANGUAGE_NAMES = {**{lang.code: lang.own_name for lang in LANGUAGES}, "uk": "Українська", "it": "Italiano",
+                  "nl": "Nederlands", "cs": "Čeština", "da": "Dansk", "fa": "فارسی"}
+"""Languages by their own names: the hub's nine and others a warning may carry."""
 RTL = frozenset({"ar", "fa", "he", "ur"})
 _WEEKDAYS = {"de": ("Mo.", "Di.", "Mi.", "Do.", "Fr.", "Sa.", "So."), "en": ("Mon", "Tue", "Wed", "Thu", "Fri",
                                                                             "Sat", "Sun")}
@@ -59,7 +63,13 @@ SIMPLIFY_M = 40.0
 """Map outlines are simplified to this many metres: a phone loads kilobytes, not the boundary's megabytes."""
 
 
+def tr(lang: str | None) -> Translator:
+    """The ``pages`` catalogue of a language (a hub code or tag; German when the hub lacks it)."""
+    return translator(language(lang).code, DOMAIN)
+
+
 def t(lang: str, de: str, en: str) -> str:
+    """Deprecated: the two-language pick of templates not yet on the catalogues (English for ``en``, else German)."""
     return en if lang == "en" else de
 
 
@@ -67,24 +77,33 @@ def t(lang: str, de: str, en: str) -> str:
 
 
 def local(at: datetime | None, lang: str = "de", *, now: datetime | None = None, date: bool = True) -> str:
-    """``heute, 18:30 Uhr`` / ``Mi. 15.01.2031, 18:30 Uhr`` (``today 18:30`` / ``Wed 15 Jan 2031, 18:30``)."""
+    """``heute, 18:30 Uhr`` / ``Mi. 15.01.2031, 18:30 Uhr`` (``today 18:30`` / ``Wed 15 Jan 2031, 18:30``); the
+    other languages with their words for today and tomorrow and Babel's clock and date of their locale."""
+    t_ = tr(lang)
     if at is None:
-        return t(lang, "bis auf Weiteres", "until further notice")
+        return t_.gettext("bis auf Weiteres")
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
     here = at.astimezone(BERLIN)
-    clock = here.strftime("%H:%M")
+    code = language(lang).code
+    own = code in ("de", "de-x-ls", "en")
+    clock = here.strftime("%H:%M") if own else format_time(here, "short", tzinfo=BERLIN, locale=BY_CODE[code].babel)
     if not date:
-        return clock + t(lang, " Uhr", "")
+        return t_.format(N_("%(time)s Uhr"), time=clock)
     today = (now or datetime.now(UTC)).astimezone(BERLIN).date()
     if here.date() == today:
-        return t(lang, f"heute, {clock} Uhr", f"today {clock}")
+        return t_.format(N_("heute, %(time)s Uhr"), time=clock)
     if here.date() == today + timedelta(days=1):
-        return t(lang, f"morgen, {clock} Uhr", f"tomorrow {clock}")
-    day = _WEEKDAYS[lang if lang in _WEEKDAYS else "de"][here.weekday()]
-    if lang == "en":
-        return f"{day} {here.day} {_MONTHS_EN[here.month - 1]} {here.year}, {clock}"
-    return f"{day} {here:%d.%m.%Y}, {clock} Uhr"
+        return t_.format(N_("morgen, %(time)s Uhr"), time=clock)
+    return t_.format(N_("%(day)s, %(time)s Uhr"), day=_day(here, code), time=clock)
+
+
+def _day(here: datetime, code: str) -> str:
+    if code == "en":
+        return f"{_WEEKDAYS['en'][here.weekday()]} {here.day} {_MONTHS_EN[here.month - 1]} {here.year}"
+    if code in ("de", "de-x-ls"):
+        return f"{_WEEKDAYS['de'][here.weekday()]} {here:%d.%m.%Y}"
+    return format_skeleton("yMMMEd", here, tzinfo=BERLIN, locale=BY_CODE[code].babel)
 
 
 def iso(at: datetime | None) -> str:
@@ -129,8 +148,10 @@ def text_dir(tag: str) -> str:
 
 
 def url(path: str, lang: str, **params: str | None) -> str:
-    """A link on the citizen site: German without a parameter, English with ``lang=en``."""
-    query = {k: v for k, v in {**params, "lang": "en" if lang == "en" else None}.items() if v}
+    """A link on the citizen site that keeps the page's language: German without a parameter, the others with
+    ``lang=`` (``lang=tr``, ``lang=de-x-ls``)."""
+    code = language(lang).code
+    query = {k: v for k, v in {**params, "lang": code if code != SOURCE.code else None}.items() if v}
     return path + ("?" + urlencode(query) if query else "")
 
 
@@ -169,6 +190,14 @@ def state_of(latest: Publication, now: datetime) -> str:
     return "current"
 
 
+def readable(lang: str) -> tuple[str, ...]:
+    """The languages a reader of ``lang`` reads a warning in, best first: their own; then, for readers of the seven
+    other languages, English before German (the second language most of them share with the district); German
+    readers (and Leichte Sprache) German."""
+    code = language(lang).code
+    return (code,) if code in ("de", "de-x-ls") else (code, "en", "de")
+
+
 def notice_of(pub: Publication, lang: str, text: str | None = None) -> Notice:
     """The notice in ``text`` (a language tag the warning carries) or the best one for the page's language."""
     if not pub.notices:
@@ -177,7 +206,12 @@ def notice_of(pub: Publication, lang: str, text: str | None = None) -> Notice:
         for n in pub.notices:
             if n.language.lower() == text.lower():
                 return n
-    return pub.notice((lang,))
+    return pub.notice(readable(lang))
+
+
+def translated(notice_language: str, lang: str) -> bool:
+    """Whether a warning's text in ``notice_language`` is in the page's language (else the page says so)."""
+    return code_of(notice_language) == language(lang).code
 
 
 def info_of(alert: Alert | None, language: str) -> Info | None:
@@ -189,10 +223,10 @@ def info_of(alert: Alert | None, language: str) -> Info | None:
 def badge(pub: Publication, state: str, lang: str) -> dict[str, str]:
     """Colour class, shape and word of a warning in its state."""
     if state in ("cancelled", "expired"):
-        return {"css": "ended", "shape": "ended", "word": STATE[state][lang == "en"],
+        return {"css": "ended", "shape": "ended", "word": tr(lang).gettext(STATE[state]),
                 "was": severity_word(pub.severity, lang)}
     if state == "allclear":
-        return {"css": "allclear", "shape": "check", "word": STATE["allclear"][lang == "en"], "was": ""}
+        return {"css": "allclear", "shape": "check", "word": tr(lang).gettext(STATE["allclear"]), "was": ""}
     sev = pub.severity if pub.severity in SHAPE else "Unknown"
     return {"css": sev.lower(), "shape": SHAPE[sev], "word": severity_word(sev, lang), "was": ""}
 
@@ -206,7 +240,7 @@ def card(pub: Publication, alert: Alert | None, lang: str, now: datetime, fallba
     return {"thread": pub.thread, "url": warning_url(pub.thread, lang), "state": state,
             "badge": badge(pub, state, lang), "severity": pub.severity, "headline": n.headline or n.event,
             "event": n.event, "area": n.area_desc, "sender": issuer(pub, alert, n, fallback), "lang": n.language,
-            "dir": text_dir(n.language), "translated": language_key(n.language).split("-")[0] == lang,
+            "dir": text_dir(n.language), "translated": translated(n.language, lang),
             "sent": local(pub.sent, lang, now=now), "sent_iso": iso(pub.sent),
             "onset": local(begins, lang, now=now) if begins is not None and begins > now else "",
             "onset_iso": iso(begins), "expires": local(pub.expires, lang, now=now), "expires_iso": iso(pub.expires),
@@ -224,7 +258,7 @@ def history(versions: Sequence[Publication], lang: str, now: datetime) -> list[d
     for p in versions:
         n = notice_of(p, lang)
         kind = "allclear" if p.all_clear else p.msg_type
-        out.append({"version": p.version, "kind": KIND.get(kind, (kind, kind))[lang == "en"], "cancel":
+        out.append({"version": p.version, "kind": tr(lang).gettext(KIND.get(kind, kind)), "cancel":
                     p.msg_type == "Cancel", "allclear": p.all_clear, "sent": local(p.sent, lang, now=now),
                     "sent_iso": iso(p.sent), "severity": severity_word(p.severity, lang),
                     "headline": n.headline or n.event, "lang": n.language, "description": paragraphs(n.description),

@@ -3,7 +3,9 @@
 :class:`GuardedSite` is an aiohttp ``TCPSite`` that accepts connections itself instead of asyncio's server loop:
 
 - While fewer than ``reserve`` descriptors are free, a new connection gets a short ``503`` with ``Retry-After``
-  and is closed at once, so web clients can never take the descriptors intake and the store need.
+  (its text in each of the nine languages, one a line: it is sent before a request is read, so there is no
+  ``Accept-Language`` to choose by) and is closed at once, so web clients can never take the descriptors intake
+  and the store need.
 - A connection that sends nothing for :data:`FIRST_BYTE_S` after it was accepted is closed: a client that only
   connects cannot hold a descriptor for ever (aiohttp waits for a first request without a time limit).
 - If ``accept()`` still fails for want of descriptors, the socket is left alone for :data:`PAUSE_S` and one
@@ -22,6 +24,8 @@ from typing import Any
 
 from aiohttp import web
 
+from hub.i18n.catalogs import N_, translator
+from hub.i18n.languages import CODES
 from hub.web.fdlimit import FdBudget, budget
 
 log = logging.getLogger("warnhub.web.site")
@@ -32,8 +36,8 @@ PAUSE_S = 0.5
 LOG_EVERY_S = 10.0
 RETRY_AFTER_S = 30
 FIRST_BYTE_S = 10.0
-_TEXT = ("Der Server ist ausgelastet, bitte später erneut versuchen / "
-         "the server is busy, please try again later\n").encode()
+_BUSY = N_("Der Server ist ausgelastet, bitte später erneut versuchen.")
+_TEXT = "".join(dict.fromkeys(translator(code, "pages").gettext(_BUSY) + "\n" for code in CODES)).encode()
 BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
         b"Retry-After: %d\r\nConnection: close\r\nCache-Control: no-store\r\nContent-Length: %d\r\n\r\n"
         % (RETRY_AFTER_S, len(_TEXT))) + _TEXT

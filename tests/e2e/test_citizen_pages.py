@@ -275,7 +275,7 @@ async def test_leichte_sprache_and_english(site: Site, page: Page, page_log: Pag
     await expect(page.locator(".text-langs a[aria-current='true']")).to_have_text("Leichte Sprache")
     await screenshot(page, "citizen-warning-leichte-sprache")
 
-    await page.locator("#lang-switch").click()  # the whole page in English: the English text is chosen
+    await switch_to(page, "en")  # the whole page in English: the English text is chosen
     assert await page.locator("html").get_attribute("lang") == "en"
     await page.goto(f"{site.base}/warnungen/{thread}?lang=en")
     await expect(headline).to_have_text(EN_HEADLINE)
@@ -289,10 +289,17 @@ async def test_leichte_sprache_and_english(site: Site, page: Page, page_log: Pag
     assert words[0] == "Extreme danger" and "Danger" in words
     assert EN_HEADLINE in await page.locator("#warning-list").inner_text()
     await screenshot(page, "citizen-start-en")
-    await page.locator("#lang-switch").click()
+    await switch_to(page, "de")
     await expect(page.locator("h1")).to_contain_text("Aktuelle Warnungen")
     assert await page.locator("html").get_attribute("lang") == "de"
     await clean(page, page_log)
+
+
+async def switch_to(page: Page, code: str) -> None:
+    """Choose a language in the page's switcher (a disclosure listing all nine)."""
+    await page.locator("#lang-switch summary").click()
+    await page.locator(f"#lang-switch a[data-lang='{code}']").click()
+    await page.wait_for_load_state()
 
 
 async def test_reading_without_javascript(site: Site, browser: Browser) -> None:

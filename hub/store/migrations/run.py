@@ -26,7 +26,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "one schema: the tables the first release created on first use, and their late columns",
               m0004_lazy_tables.up),
-    Migration(5, "subscription filters (sources, quiet hours), the tables of test pushes and of the store's write probe",
+    Migration(5, "subscription filters (sources, quiet hours); the tables of test pushes and the store's probe",
               m0005_subscription_filters.up),
 )
 LATEST = MIGRATIONS[-1].version

@@ -1,5 +1,6 @@
-/* warnhub citizen pages: what every page script shares. The page's data (#page-data), the language (German unless
-   ?lang=en; the choice is remembered in localStorage only, never in a cookie), local times (Europe/Berlin) and the
+/* warnhub citizen pages: what every page script shares. The page's data (#page-data), its language (<html lang>: one
+   of the nine; ?lang= chose it, else the browser's Accept-Language; a choice is remembered in localStorage only, never
+   in a cookie), its texts (#script-texts: the pages catalogue by German message id, `_(id, {name: value})`), local times (Europe/Berlin) and the
    live connection: Server-Sent Events from /api/v1/stream tell the page when to refresh, heartbeats that it is
    still connected; when the hub cannot be reached the page keeps what it shows and says "Verbindung unterbrochen"
    with the time of its last successful update. */
@@ -8,43 +9,54 @@
 const Citizen = (() => {
   const dataEl = document.getElementById("page-data");
   const data = dataEl ? JSON.parse(dataEl.textContent) : {};
-  const lang = document.documentElement.lang === "en" ? "en" : "de";
+  const lang = document.documentElement.lang || "de";
+  const LANGS = ["de", "de-x-ls", "en", "ar", "es", "fr", "pl", "ru", "tr"];
+  // Intl's locale for dates; Arabic with Latin digits, as the server writes them (Babel's "ar")
+  const LOCALE = {"de-x-ls": "de-DE", en: "en-GB", ar: "ar-u-nu-latn"}[lang] || lang;
+  const textsEl = document.getElementById("script-texts");
+  const texts = textsEl ? JSON.parse(textsEl.textContent) : {};
   const KEY = "warnhub.lang";
   const HEARTBEAT_GAP_MS = 45000;  // the hub sends a heartbeat every 15 s
   const REFRESH_MS = 60000;        // also refresh now and then: warnings expire without a new event
   const RECONNECT_MS = 5000;
 
-  function t(de, en) {
+  /* A text of the page's language by its German id, its %(name)s placeholders filled. */
+  function _(id, values) {
+    const text = texts[id] || id;
+    return text.replace(/%\((\w+)\)s/g, (m, name) => (values && name in values ? String(values[name]) : m));
+  }
+
+  function t(de, en) {  // for scripts not yet on the catalogue: English for English pages, else German
     return lang === "en" ? en : de;
   }
 
   (function rememberLanguage() {
     const params = new URLSearchParams(window.location.search);
     try {
+      const stored = window.localStorage.getItem(KEY);
       if (params.has("lang")) {
-        window.localStorage.setItem(KEY, params.get("lang") === "en" ? "en" : "de");
-      } else if (window.localStorage.getItem(KEY) === "en" && lang !== "en") {
-        params.set("lang", "en");
+        if (LANGS.includes(params.get("lang"))) window.localStorage.setItem(KEY, params.get("lang"));
+      } else if (LANGS.includes(stored) && stored !== lang) {
+        params.set("lang", stored);
         window.location.replace(`${window.location.pathname}?${params}${window.location.hash}`);
       }
     } catch (err) { /* storage off: the link choice still works for this page */ }
-    const sw = document.getElementById("lang-switch");
-    if (sw) {
-      sw.addEventListener("click", () => {
-        try { window.localStorage.setItem(KEY, sw.dataset.lang); } catch (err) { /* see above */ }
+    for (const a of document.querySelectorAll("#lang-switch a[data-lang]")) {
+      a.addEventListener("click", () => {
+        try { window.localStorage.setItem(KEY, a.dataset.lang); } catch (err) { /* see above */ }
       });
     }
   })();
 
-  const clockFormat = new Intl.DateTimeFormat(lang === "en" ? "en-GB" : "de-DE",
-    {timeZone: "Europe/Berlin", hour: "2-digit", minute: "2-digit"});
-  const dayFormat = new Intl.DateTimeFormat(lang === "en" ? "en-GB" : "de-DE",
+  const clockFormat = new Intl.DateTimeFormat(LOCALE, {timeZone: "Europe/Berlin", hour: "2-digit", minute: "2-digit"});
+  const dayFormat = new Intl.DateTimeFormat(LOCALE,
     {timeZone: "Europe/Berlin", day: "2-digit", month: "2-digit", year: "numeric"});
 
   function clock(ms) {
     const at = new Date(ms);
-    const time = clockFormat.format(at) + t(" Uhr", "");
-    return dayFormat.format(at) === dayFormat.format(new Date()) ? time : `${dayFormat.format(at)}, ${time}`;
+    const time = clockFormat.format(at);
+    return dayFormat.format(at) === dayFormat.format(new Date()) ? _("%(time)s Uhr", {time})
+      : _("%(day)s, %(time)s Uhr", {day: dayFormat.format(at), time});
   }
 
   /* Keep the page current: ``refresh(kind, event)`` fetches what the page shows and resolves (anything) when it
@@ -69,11 +81,8 @@ const Citizen = (() => {
     }
 
     function fail() {
-      const text = t(
-        `Verbindung unterbrochen. Die Angaben auf dieser Seite sind vom ${clock(lastOk)} (letzte erfolgreiche ` +
-        "Aktualisierung) und können veraltet sein. Die Seite versucht es weiter.",
-        `Connection interrupted. What this page shows is from ${clock(lastOk)} (last successful update) and ` +
-        "may be out of date. The page keeps trying.");
+      const text = _("Verbindung unterbrochen. Die Angaben auf dieser Seite sind vom %(time)s (letzte erfolgreiche " +
+        "Aktualisierung) und können veraltet sein. Die Seite versucht es weiter.", {time: clock(lastOk)});
       document.body.dataset.live = "broken";
       if (broken && statusEl.textContent === text) return;
       broken = true;
@@ -126,5 +135,5 @@ const Citizen = (() => {
     setInterval(() => { if (!broken) update("tick"); }, REFRESH_MS);
   }
 
-  return {data, lang, t, clock, live};
+  return {data, lang, _, t, clock, live};
 })();

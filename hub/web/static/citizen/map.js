@@ -9,11 +9,10 @@ const CitizenMap = (() => {
   function create(element, base) {
     const map = L.map(element, {zoomSnap: 0.25, scrollWheelZoom: false, attributionControl: Boolean(base.tiles),
                                 zoomControl: false});
-    L.control.zoom({zoomInTitle: Citizen.t("Vergrößern", "Zoom in"),
-                    zoomOutTitle: Citizen.t("Verkleinern", "Zoom out")}).addTo(map);
+    L.control.zoom({zoomInTitle: Citizen._("Vergrößern"), zoomOutTitle: Citizen._("Verkleinern")}).addTo(map);
     map.on("popupopen", (e) => {  // Leaflet's own label is English
       const close = e.popup.getElement().querySelector(".leaflet-popup-close-button");
-      if (close) close.setAttribute("aria-label", Citizen.t("Schließen", "Close"));
+      if (close) close.setAttribute("aria-label", Citizen._("Schließen"));
     });
     if (base.tiles && base.tiles.url) {
       L.tileLayer(base.tiles.url, {attribution: base.tiles.attribution || "", maxZoom: 18}).addTo(map);

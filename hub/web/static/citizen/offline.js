@@ -19,7 +19,15 @@
   'use strict';
 
   const TICK_MS = 30000;
-  const EN = document.documentElement.lang === 'en';  // the page's language first, the other one smaller
+  // The page's language first, a second one smaller: English on German pages, German on all others. Texts of the
+  // seven other languages come from the page (#script-texts, the pages catalogue), their clocks from Intl.
+  const LANG = document.documentElement.lang || 'de';
+  const EN = LANG === 'en';
+  const DE = LANG === 'de' || LANG === 'de-x-ls';
+  const LOCALE = { 'de-x-ls': 'de-DE', ar: 'ar-u-nu-latn' }[LANG] || LANG;  // Latin digits, as the server writes
+  const TEXTS = (() => {
+    try { return JSON.parse(document.getElementById('script-texts').textContent); } catch (err) { return {}; }
+  })();
   const status = document.getElementById('offline-status');
   const state = {
     loadedAt: Date.now(),
@@ -40,6 +48,10 @@
     navigator.serviceWorker.register('/sw.js', { scope: '/' }).catch((err) => {
       console.warn('warnhub: service worker not registered:', err);
     });
+    // the worker keeps this language's words (/i18n/sw/{lang}.json) for its offline page and unreadable pushes
+    navigator.serviceWorker.ready.then((reg) => {
+      if (reg.active) reg.active.postMessage({ type: 'warnhub:lang', lang: LANG });
+    }).catch(() => {});
     navigator.serviceWorker.addEventListener('message', (event) => {
       const msg = event.data || {};
       if (msg.type === 'warnhub:cached') {
@@ -76,25 +88,60 @@
     const offline = navigator.onLine === false;
     let de = '';
     let en = '';
+    let own = '';
     if (cached.length || offline) {
       const stand = cached.length ? Math.min(...cached) : state.loadedAt;
       de = `Offline – Stand: ${clockDe(stand, now)} (${agoDe(stand, now)})`;
       en = `Offline – as of ${clockEn(stand, now)} (${agoEn(stand, now)})`;
+      own = fill('Offline – Stand: %(time)s (%(ago)s)', { time: clockOwn(stand, now), ago: agoOwn(stand, now) });
     } else if (state.liveFailed) {
       de = `Verbindung unterbrochen – Stand: ${clockDe(state.loadedAt, now)} (${agoDe(state.loadedAt, now)})`;
       en = `Connection lost – as of ${clockEn(state.loadedAt, now)} (${agoEn(state.loadedAt, now)})`;
+      own = fill('Verbindung unterbrochen – Stand: %(time)s (%(ago)s)',
+        { time: clockOwn(state.loadedAt, now), ago: agoOwn(state.loadedAt, now) });
     }
     if (status.dataset.text === de) return;  // unchanged: do not make screen readers repeat it
     status.dataset.text = de;
     status.textContent = '';
     status.classList.toggle('offline', Boolean(de));
     if (!de) return;
+    const [first, firstLang, second, secondLang] = pair(de, en, own);
     const main = document.createElement('strong');
-    main.textContent = EN ? en : de;
+    main.lang = firstLang;
+    main.textContent = first;
     const small = document.createElement('small');
-    small.lang = EN ? 'de' : 'en';
-    small.textContent = EN ? de : en;
+    small.lang = secondLang;
+    small.textContent = second;
     status.append(main, ' ', small);
+  }
+
+  /** [first text, its language, second text, its language] for the page's language. */
+  function pair(de, en, own) {
+    if (DE) return [de, 'de', en, 'en'];
+    if (EN) return [en, 'en', de, 'de'];
+    return [own, LANG, de, 'de'];
+  }
+
+  function fill(id, values) {
+    const text = TEXTS[id] || id;
+    return text.replace(/%\((\w+)\)s/g, (m, name) => (values && name in values ? String(values[name]) : m));
+  }
+
+  function clockOwn(ms, now) {
+    const d = new Date(ms);
+    const time = d.toLocaleTimeString(LOCALE, { hour: '2-digit', minute: '2-digit' });
+    if (sameDay(ms, now)) return fill('%(time)s Uhr', { time });
+    return fill('%(day)s, %(time)s Uhr', { day: d.toLocaleDateString(LOCALE, { day: 'numeric', month: 'short',
+      year: 'numeric' }), time });
+  }
+
+  function agoOwn(ms, now) {
+    const rtf = new Intl.RelativeTimeFormat(LOCALE, { numeric: 'auto' });
+    const min = Math.floor(Math.max(0, now - ms) / 60000);
+    if (min < 120) return rtf.format(-min, 'minute');
+    const hours = Math.floor(min / 60);
+    if (hours < 48) return rtf.format(-hours, 'hour');
+    return rtf.format(-Math.floor(hours / 24), 'day');
   }
 
   function sameDay(a, b) {
@@ -147,7 +194,7 @@
       el.classList.add('expired');
       ended.push(el);
       if (el.matches('li') || (el.parentElement && el.parentElement.matches('ul, ol'))) {
-        el.append(' ', bilingual('span', 'expired-note', 'abgelaufen', 'expired'));
+        el.append(' ', bilingual('span', 'expired-note', 'abgelaufen', 'expired', fill('abgelaufen')));
         el.hidden = true;  // not among the current warnings
         lists.add(el.parentElement);
       } else {  // the warning's own page: it stays readable, under a banner saying that it has ended
@@ -155,10 +202,11 @@
         banner.className = 'state-banner state-banner-ended expired-note';
         const big = document.createElement('p');
         big.className = 'state-big';
-        big.textContent = EN ? 'EXPIRED' : 'ABGELAUFEN';
+        big.textContent = pair('ABGELAUFEN', 'EXPIRED', fill('ABGELAUFEN'))[0];
         banner.append(big, bilingual('p', '',
           `Diese Warnung ist seit ${clockDe(expires, now)} abgelaufen. Sie gilt nicht mehr.`,
-          `This warning expired at ${clockEn(expires, now)}. It is no longer in force.`));
+          `This warning expired at ${clockEn(expires, now)}. It is no longer in force.`,
+          fill('Diese Warnung ist seit %(time)s abgelaufen. Sie gilt nicht mehr.', { time: clockOwn(expires, now) })));
         el.before(banner);
         el.setAttribute('aria-describedby', ensureId(banner));
       }
@@ -174,15 +222,16 @@
   }
 
   /** The page's language first, the other one after a slash (marked with its language). */
-  function bilingual(tag, className, de, en) {
+  function bilingual(tag, className, de, en, own) {
     const el = document.createElement(tag);
     if (className) el.className = className;
+    const [one, oneLang, two, twoLang] = pair(de, en, own);
     const first = document.createElement('strong');
     const second = document.createElement('span');
-    first.lang = EN ? 'en' : 'de';
-    first.textContent = EN ? en : de;
-    second.lang = EN ? 'de' : 'en';
-    second.textContent = EN ? de : en;
+    first.lang = oneLang;
+    first.textContent = one;
+    second.lang = twoLang;
+    second.textContent = two;
     el.append(first, ' / ', second);
     return el;
   }
@@ -198,14 +247,16 @@
     if (!list || list.querySelector('[data-expires]:not([hidden])') || list.querySelector('.expired-empty')) return;
     const item = document.createElement(list.matches('ul, ol') ? 'li' : 'p');
     item.className = 'expired-empty';
-    const de = document.createElement(EN ? 'small' : 'span');
-    de.lang = 'de';
-    de.textContent = 'Keine aktuellen Warnungen – die zuletzt bekannten sind abgelaufen.';
-    const en = document.createElement(EN ? 'span' : 'small');
-    en.lang = 'en';
-    en.textContent = 'No current warnings – the last known ones have expired.';
-    if (EN) item.append(en, ' ', de);
-    else item.append(de, ' ', en);
+    const [one, oneLang, two, twoLang] = pair('Keine aktuellen Warnungen – die zuletzt bekannten sind abgelaufen.',
+      'No current warnings – the last known ones have expired.',
+      fill('Keine aktuellen Warnungen – die zuletzt bekannten sind abgelaufen.'));
+    const first = document.createElement('span');
+    first.lang = oneLang;
+    first.textContent = one;
+    const second = document.createElement('small');
+    second.lang = twoLang;
+    second.textContent = two;
+    item.append(first, ' ', second);
     list.append(item);
   }
 

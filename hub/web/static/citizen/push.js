@@ -19,8 +19,16 @@
   const statusEl = document.getElementById('push-status');
   const listEl = document.getElementById('subscription-list');
   const button = document.getElementById('subscribe-button');
-  const EN = document.documentElement.lang === 'en';  // the page's language first, the other one smaller
-  const t = (de, en) => (EN ? en : de);
+  // The page's language first, a second one smaller: German pages English, English pages German; the seven other
+  // languages take their words from the page (#script-texts: the pages catalogue by German id), German smaller.
+  const LANG = document.documentElement.lang || 'de';
+  const EN = LANG === 'en';
+  const TEXTS = (() => {
+    try { return JSON.parse(document.getElementById('script-texts').textContent); } catch (err) { return {}; }
+  })();
+  const own = (de) => (LANG !== 'de' && !EN && TEXTS[de]) || null;  // the catalogue's text for a German text
+  const fill = (de, values) => (own(de) || de).replace(/%\((\w+)\)s/g, (m, name) => (name in values ? values[name] : m));
+  const t = (de, en) => (EN ? en : own(de) || de);
   // The words for a severity as the page's own <select name="min_severity"> says them (the hub's one table).
   const severityWord = (value) => {
     const option = form && Array.from(form.querySelectorAll('select[name=min_severity] option'))
@@ -34,14 +42,15 @@
     if (!statusEl) return;
     statusEl.textContent = '';
     statusEl.dataset.kind = kind;
-    const first = EN && en ? en : de;
-    const second = EN && en ? de : en;
+    const mine = own(de);
+    const first = EN && en ? en : mine || de;
+    const second = EN && en ? de : mine ? de : en;
     const main = document.createElement('span');
     main.textContent = first;
     statusEl.append(main);
     if (second) {
       const small = document.createElement('small');
-      small.lang = EN ? 'de' : 'en';
+      small.lang = EN || mine ? 'de' : 'en';
       small.textContent = second;
       statusEl.append(' ', small);
     }
@@ -198,7 +207,12 @@
     const text = (result.data && result.data.error) || `Fehler ${result.status}`;
     const [de, en] = text.includes(' / ') ? [text.slice(0, text.indexOf(' / ')), text.slice(text.indexOf(' / ') + 3)]
       : [text, ''];
-    return new Problem(`Der Warn-Hub hat das Abo nicht angenommen: ${de}`, en && `Not accepted: ${en}`);
+    const problem = new Problem(`Der Warn-Hub hat das Abo nicht angenommen: ${de}`, en && `Not accepted: ${en}`);
+    if (own('Der Warn-Hub hat das Abo nicht angenommen: %(reason)s')) {  // the hub's reason stays as it said it
+      problem.message = fill('Der Warn-Hub hat das Abo nicht angenommen: %(reason)s', { reason: text });
+      problem.en = '';
+    }
+    return problem;
   }
 
   async function subscribe(event) {
@@ -266,8 +280,10 @@
       } else if (err && err.name === 'NotAllowedError') {
         say(...DENIED, 'error');
       } else {
-        say(`Das Abo konnte nicht eingerichtet werden: ${err && err.message ? err.message : err}`,
-            'The subscription could not be set up.', 'error');
+        const why = err && err.message ? err.message : String(err);
+        say(own('Das Abo konnte nicht eingerichtet werden: %(reason)s')
+          ? fill('Das Abo konnte nicht eingerichtet werden: %(reason)s', { reason: why })
+          : `Das Abo konnte nicht eingerichtet werden: ${why}`, 'The subscription could not be set up.', 'error');
       }
     } finally {
       if (button) button.disabled = false;

@@ -18,7 +18,7 @@
   }
 
   async function refresh() {
-    const resp = await fetch(`/start.json${Citizen.lang === "en" ? "?lang=en" : ""}`,
+    const resp = await fetch(`/start.json?lang=${encodeURIComponent(Citizen.lang)}`,
                              {cache: "no-store", headers: {Accept: "application/json"}});
     if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
     const body = await resp.json();
@@ -37,9 +37,8 @@
     shown = body.warnings || [];
     if (map) areas = CitizenMap.warnings(map, shown, {group: areas});
     if (listStatus) {
-      listStatus.textContent = body.count ? Citizen.t(`Liste aktualisiert: ${body.count} Warnung(en).`,
-                                                      `List updated: ${body.count} warning(s).`)
-        : Citizen.t("Liste aktualisiert: keine Warnungen.", "List updated: no warnings.");
+      listStatus.textContent = body.count ? Citizen._("Liste aktualisiert: %(n)s Warnung(en).", {n: body.count})
+        : Citizen._("Liste aktualisiert: keine Warnungen.");
     }
   }
 
@@ -53,9 +52,9 @@
     const left = box.querySelectorAll("li.warning:not([hidden])").length;
     const summary = box.querySelector(".summary");
     if (summary) {
-      summary.textContent = left ? Citizen.t(`${left} ${left === 1 ? "Warnung" : "Warnungen"}, die schwersten zuerst.`,
-                                             `${left} ${left === 1 ? "warning" : "warnings"}, most severe first.`)
-        : Citizen.t("Keine aktuellen Warnungen.", "No current warnings.");
+      const many = Citizen._("%(n)s Warnungen, die schwersten zuerst.", {n: left});
+      summary.textContent = left ? (left === 1 ? Citizen._("1 Warnung, die schwersten zuerst.") : many)
+        : Citizen._("Keine aktuellen Warnungen.");
     }
   });
 

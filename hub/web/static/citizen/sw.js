@@ -9,6 +9,10 @@
  *   Every cached copy carries its fetch time: JSON in the header X-Warnhub-Cached-At, HTML additionally in
  *   <meta name="warnhub-cached-at">, which /static/citizen/offline.js shows as "Offline – Stand: 14:05 Uhr".
  *   Warnings whose `expires` has passed are taken out of cached API answers on the way out.
+ * - Words: its fixed texts in the nine languages of the pages from /i18n/sw/{lang}.json (hub/web/citizen_texts.py),
+ *   kept in the cache; the language of a push is the `lang` of the warning link it carries (the subscription's page
+ *   language), else the language of its text; of the offline page the `lang` of the page asked for, else the last
+ *   page language a page told the worker. German words are built in for when nothing is cached.
  * - Nothing else: the console, the subscription API, the live stream and feeds are never touched or cached.
  */
 'use strict';
@@ -16,12 +20,16 @@
 const VERSION = 'v1';
 const SHELL_CACHE = `warnhub-shell-${VERSION}`;
 const DATA_CACHE = `warnhub-data-${VERSION}`;
+const WORDS_CACHE = `warnhub-words-${VERSION}`;  // /i18n/sw/{lang}.json and the last page language
 const CURRENT_CACHES = [SHELL_CACHE, DATA_CACHE];
+const KEPT_CACHES = [...CURRENT_CACHES, WORDS_CACHE];
 const CACHED_AT = 'X-Warnhub-Cached-At';
 const NETWORK_TIMEOUT_MS = 6000;
 const MAX_DATA_ENTRIES = 100;
 
 const SHELL_PAGES = ['/', '/abonnieren', '/datenschutz'];
+const LANGS = ['de', 'de-x-ls', 'en', 'ar', 'es', 'fr', 'pl', 'ru', 'tr'];
+const LAST_LANG = '/i18n/sw/last-page-language';
 const SHELL_ASSETS = [
   '/static/citizen/offline.js',
   '/static/citizen/push.js',
@@ -55,7 +63,7 @@ self.addEventListener('install', (event) => {
 self.addEventListener('activate', (event) => {
   event.waitUntil((async () => {
     const names = await caches.keys();
-    await Promise.all(names.filter((n) => n.startsWith('warnhub-') && !CURRENT_CACHES.includes(n))
+    await Promise.all(names.filter((n) => n.startsWith('warnhub-') && !KEPT_CACHES.includes(n))
       .map((n) => caches.delete(n)));
     await self.clients.claim();
   })());
@@ -81,9 +89,10 @@ async function showPush(data) {
   }
   if (!msg || typeof msg !== 'object') {
     // userVisibleOnly: something must be shown; never guess at content we could not read.
-    return self.registration.showNotification('Neue Meldung', {
-      body: 'Bitte die Warn-Seite öffnen. / Please open the warning page.', data: { url: '/' },
-    });
+    const w = await words(await lastLanguage());
+    const body = w.lang === 'de' ? 'Bitte die Warn-Seite öffnen. / Please open the warning page.'
+      : w._('Bitte die Warn-Seite öffnen.');
+    return self.registration.showNotification(w._('Neue Meldung'), { body, data: { url: '/' }, lang: w.lang });
   }
   if (msg.test === true) return showTest(msg);
   const tag = msg.thread ? String(msg.thread) : undefined;
@@ -94,7 +103,7 @@ async function showPush(data) {
       body: newer.body, tag, data: newer.data, silent: true, renotify: false, lang: newer.lang,
     });
   } else {
-    const { title, options } = notification(msg, Date.now());
+    const { title, options } = notification(msg, Date.now(), await words(languageOf(msg)));
     await self.registration.showNotification(title, options);
   }
   // Open pages may refresh at once (and tests know the notification is on screen).
@@ -118,21 +127,24 @@ async function showTest(msg) {
 }
 
 /** Title and options for one push payload; exported to the pages for tests through `self.warnhubNotification`. */
-function notification(msg, now) {
+function notification(msg, now, w = GERMAN) {
   const expires = msg.expires ? Date.parse(msg.expires) : NaN;
   const expired = Number.isFinite(expires) && expires <= now;
-  const headline = String(msg.headline || msg.event || 'Warnung');
+  const said = (msg.labels && typeof msg.labels === 'object') ? msg.labels : {};  // words the payload brings
+  const word = (id) => String(said[id] || w._(id));
+  const headline = String(msg.headline || msg.event || word('Warnung'));
   let label;
-  if (msg.msgType === 'Cancel') label = 'Aufgehoben';
-  else if (msg.allClear) label = 'Entwarnung';
-  else if (expired) label = 'Abgelaufen';
-  else label = String(msg.word || 'Warnung');  // the hub's word for the severity, in the payload's language
-  if (msg.status && msg.status !== 'Actual') label = `ÜBUNG – ${label}`;
+  if (msg.msgType === 'Cancel') label = word('Aufgehoben');
+  else if (msg.allClear) label = word('Entwarnung');
+  else if (expired) label = word('Abgelaufen');
+  else label = String(msg.word || word('Warnung'));  // the hub's word for the severity, in the payload's language
+  if (msg.status && msg.status !== 'Actual') label = `${word('ÜBUNG')} – ${label}`;
   const lines = [];
   if (expired && msg.msgType !== 'Cancel') {
-    lines.push(`Diese Warnung ist seit ${clock(expires)} Uhr nicht mehr gültig. / This warning has expired.`);
+    lines.push(w.lang === 'de' ? `Diese Warnung ist seit ${clock(expires)} Uhr nicht mehr gültig. / This warning has expired.`
+      : w._('Diese Warnung ist seit %(time)s Uhr nicht mehr gültig.', { time: clock(expires, w.lang) }));
   } else if (msg.msgType === 'Update' && !msg.allClear) {
-    lines.push('Aktualisiert:');
+    lines.push(word('Aktualisiert:'));
   }
   if (msg.body) lines.push(String(msg.body));
   if (msg.area) lines.push(String(msg.area));
@@ -154,9 +166,78 @@ function notification(msg, now) {
 }
 self.warnhubNotification = notification;
 
-function clock(ms) {
-  return new Date(ms).toLocaleTimeString('de-DE', { hour: '2-digit', minute: '2-digit' });
+function clock(ms, lang = 'de') {
+  const locale = { de: 'de-DE', 'de-x-ls': 'de-DE', ar: 'ar-u-nu-latn' }[lang] || lang;
+  return new Date(ms).toLocaleTimeString(locale, { hour: '2-digit', minute: '2-digit', timeZone: 'Europe/Berlin' });
 }
+
+// -- words ----------------------------------------------------------------------------------------------------------
+
+/** Words of one language: `_(germanId, values)`; German (the ids themselves) when nothing else is known. */
+function wordsOf(lang, texts) {
+  return {
+    lang,
+    _: (id, values) => String(texts[id] || id).replace(/%\((\w+)\)s/g,
+      (m, name) => (values && name in values ? String(values[name]) : m)),
+  };
+}
+const GERMAN = wordsOf('de', {});
+
+/** One of the nine languages for a tag (de-DE-x-ls and DE-LS: Leichte Sprache), or null. */
+function codeOf(tag) {
+  const low = String(tag || '').trim().toLowerCase().replace(/_/g, '-');
+  if (low === 'de-ls' || /^de(-[a-z]+)?-x-ls$/.test(low)) return 'de-x-ls';
+  const primary = low.split('-')[0];
+  return LANGS.includes(primary) ? primary : null;
+}
+
+/** A push's language: the `lang` of the page it links to (the subscription's), else the language of its text. */
+function languageOf(msg) {
+  try {
+    const fromUrl = new URL(msg.url || '/', self.location.origin).searchParams.get('lang');
+    if (codeOf(fromUrl)) return codeOf(fromUrl);
+  } catch (err) { /* no usable link */ }
+  return codeOf(msg.ui) || codeOf(msg.lang) || 'de';
+}
+
+/** The words of `lang`: the cached copy (`fresh`: fetched anew while online), else fetched and kept, else German. */
+async function words(lang, fresh = false) {
+  const code = codeOf(lang) || 'de';
+  if (code === 'de') return GERMAN;
+  const url = `/i18n/sw/${code}.json`;
+  try {
+    const cache = await caches.open(WORDS_CACHE);
+    let response = fresh ? null : await cache.match(url);
+    if (!response) {
+      const got = await fetch(url, { cache: fresh ? 'no-cache' : 'default' });
+      if (got.ok) {
+        await cache.put(url, got.clone());
+        response = got;
+      }
+    }
+    if (response) return wordsOf(code, (await response.json()).texts || {});
+  } catch (err) { /* offline and never fetched: German */ }
+  return GERMAN;
+}
+
+async function lastLanguage() {
+  try {
+    const hit = await (await caches.open(WORDS_CACHE)).match(LAST_LANG);
+    return hit ? await hit.text() : 'de';
+  } catch (err) {
+    return 'de';
+  }
+}
+
+self.addEventListener('message', (event) => {  // offline.js: the language of the page the reader reads
+  const msg = event.data || {};
+  const code = msg.type === 'warnhub:lang' ? codeOf(msg.lang) : null;
+  if (!code) return;
+  event.waitUntil((async () => {
+    await (await caches.open(WORDS_CACHE)).put(LAST_LANG, new Response(code));
+    await words(code, true);  // fetched now, while online (a new release's words replace the kept ones)
+  })());
+});
 
 /** The page to open: the hub's own origin only (a link in a payload never leads elsewhere). */
 function safeUrl(url) {
@@ -261,7 +342,8 @@ async function answer(event, network, html) {
   try {
     return await network;  // nothing cached: wait for the slow network after all
   } catch (err) {
-    return html ? offlinePage() : Response.json(
+    return html ? offlinePage(await words(codeOf(new URL(request.url).searchParams.get('lang'))
+      || await lastLanguage())) : Response.json(
       { error: 'Offline – keine gespeicherten Daten / offline – nothing saved' }, { status: 503 });
   }
 }
@@ -354,14 +436,18 @@ function notify(event, message) {
   event.waitUntil(self.clients.get(event.clientId).then((client) => client && client.postMessage(message)));
 }
 
-function offlinePage() {
-  const html = `<!doctype html><html lang="de"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>Offline</title>
+function offlinePage(w = GERMAN) {
+  const esc = (text) => text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
+  const de = w.lang === 'de';
+  const dir = w.lang === 'ar' ? 'rtl' : 'ltr';
+  const home = de ? '/' : `/?lang=${encodeURIComponent(w.lang)}`;
+  const html = `<!doctype html><html lang="${w.lang}" dir="${dir}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>${esc(w._('Offline'))}</title>
 <link rel="stylesheet" href="/static/citizen/citizen.css"></head><body><main>
-<h1>Offline</h1>
-<p>Diese Seite ist auf diesem Gerät nicht gespeichert. Sobald wieder eine Verbindung besteht, bitte neu laden.</p>
-<p lang="en"><small>This page is not saved on this device. Please reload once you are back online.</small></p>
-<p><a href="/">Zur Startseite / Home</a></p>
+<h1>${esc(w._('Offline'))}</h1>
+<p>${esc(w._('Diese Seite ist auf diesem Gerät nicht gespeichert. Sobald wieder eine Verbindung besteht, bitte neu laden.'))}</p>
+<p lang="en" dir="ltr"><small>This page is not saved on this device. Please reload once you are back online.</small></p>
+<p><a href="${home}">${esc(w._('Zur Startseite'))}${de ? ' / Home' : ''}</a></p>
 <div id="offline-status" role="status" aria-live="polite"></div>
 </main><script src="/static/citizen/offline.js" defer></script></body></html>`;
   return new Response(html, { status: 503, headers: { 'Content-Type': 'text/html; charset=utf-8' } });
