@@ -15,18 +15,20 @@ from typing import Any
 import pytest
 
 from hub.i18n.catalogs import translator
-from hub.i18n.languages import CODES
+from hub.i18n.languages import CODES, language
 from hub.web import citizen, subscribe_view
+from hub.web.citizen_texts import script_texts
 
 
 def render(lang: str) -> str:
     base: dict[str, Any] = {
-        "lang": lang, "t": lambda de, en: en if lang == "en" else de, "url": lambda p, **q: p,
+        "lang": lang, "dir": language(lang).dir, "own_name": language(lang).own_name,
+        "t": lambda de, en: en if lang == "en" else de, "url": lambda p, **q: p,
         "district": "Landkreis Lüchow-Dannenberg", "district_ars": "033540000000", "version": "0",
-        "path": "/abonnieren",
-        "origin": "http://127.0.0.1", "switch_de": "/abonnieren?lang=de", "switch_en": "/abonnieren?lang=en",
+        "path": "/abonnieren", "origin": "http://127.0.0.1",
+        "switch_languages": citizen.switcher("/abonnieren", {}, lang), "script_texts": script_texts(lang, push=True),
         "feeds": [], "boundary_attribution": "©"}
-    return citizen._ENV.get_template("citizen/subscribe.html").render(  # noqa: SLF001 - the site's own environment
+    return citizen.env(lang).get_template("citizen/subscribe.html").render(  # the site's environment for lang
         **base, **subscribe_view.context(lang), radii=[500, 1000], page_data={})
 
 
