@@ -15,6 +15,7 @@ from __future__ import annotations
 
 Method = str
 DOMAINS: dict[str, tuple[tuple[str, Method], ...]] = {
+    "notify": (("hub/publish/notify.py", "python"),),
 }
 """domain -> (glob, extraction method) pairs. A file belongs to one domain only."""
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}

@@ -100,25 +100,33 @@ async function showPush(data) {
   await tellPages({ type: 'warnhub:push', payload: msg, superseded: Boolean(newer) });
 }
 
+/** The payload's words (labels, in the subscription's language: hub/publish/notify.py); German where missing. */
+const WORDS = {
+  cancelled: 'Aufgehoben', expired: 'Abgelaufen', allClear: 'Entwarnung', exercise: 'ÜBUNG', updated: 'Aktualisiert:',
+  expiredSince: 'Diese Warnung ist seit %(time)s Uhr nicht mehr gültig.', warning: 'Warnung',
+};
+
 /** Title and options for one push payload; exported to the pages for tests through `self.warnhubNotification`. */
 function notification(msg, now) {
+  const words = Object.assign({}, WORDS, msg.labels && typeof msg.labels === 'object' ? msg.labels : {});
   const expires = msg.expires ? Date.parse(msg.expires) : NaN;
   const expired = Number.isFinite(expires) && expires <= now;
-  const headline = String(msg.headline || msg.event || 'Warnung');
+  const headline = String(msg.headline || msg.event || words.warning);
   let label;
-  if (msg.msgType === 'Cancel') label = 'Aufgehoben';
-  else if (msg.allClear) label = 'Entwarnung';
-  else if (expired) label = 'Abgelaufen';
-  else label = String(msg.word || 'Warnung');  // the hub's word for the severity, in the payload's language
-  if (msg.status && msg.status !== 'Actual') label = `ÜBUNG – ${label}`;
+  if (msg.msgType === 'Cancel') label = words.cancelled;
+  else if (msg.allClear) label = words.allClear;
+  else if (expired) label = words.expired;
+  else label = String(msg.word || words.warning);  // the hub's word for the severity, in the payload's language
+  if (msg.status && msg.status !== 'Actual') label = `${words.exercise} – ${label}`;
   const lines = [];
   if (expired && msg.msgType !== 'Cancel') {
-    lines.push(`Diese Warnung ist seit ${clock(expires)} Uhr nicht mehr gültig. / This warning has expired.`);
+    lines.push(String(words.expiredSince).replace('%(time)s', clock(expires, msg.uiLang)));
   } else if (msg.msgType === 'Update' && !msg.allClear) {
-    lines.push('Aktualisiert:');
+    lines.push(words.updated);
   }
   if (msg.body) lines.push(String(msg.body));
   if (msg.area) lines.push(String(msg.area));
+  if (words.untranslated) lines.push(String(words.untranslated));  // the text is in another language
   const ending = expired || msg.msgType === 'Cancel' || msg.allClear;
   const urgent = !ending && (msg.severity === 'Extreme' || msg.severity === 'Severe');
   const options = {
@@ -137,8 +145,12 @@ function notification(msg, now) {
 }
 self.warnhubNotification = notification;
 
-function clock(ms) {
-  return new Date(ms).toLocaleTimeString('de-DE', { hour: '2-digit', minute: '2-digit' });
+function clock(ms, lang) {
+  try {
+    return new Date(ms).toLocaleTimeString(lang || 'de-DE', { hour: '2-digit', minute: '2-digit' });
+  } catch (err) {  // a tag the browser does not know (de-x-ls reads German)
+    return new Date(ms).toLocaleTimeString('de-DE', { hour: '2-digit', minute: '2-digit' });
+  }
 }
 
 /** The page to open: the hub's own origin only (a link in a payload never leads elsewhere). */
