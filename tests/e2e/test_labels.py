@@ -32,6 +32,7 @@ from lxml import etree
 from hub.access import auth
 from hub.cap import labels
 from hub.geo.geography import geography
+from hub.i18n.catalogs import translator
 from hub.store.db import Store
 from tests.kits.hubproc import REPO, HubProcess, free_port, until, write_config
 from tests.kits.pushkit import PushReceiver, TestSubscription
@@ -67,6 +68,30 @@ secret = "{BOARD_SECRET}"
 lines = 4
 chars = 40
 charset = "utf-8"
+
+[[boards]]
+id = "tafel-polski"
+name = "Kreishaus Lüchow, polnisch"
+ars = "{DISTRICT}"
+kind = "http"
+url = "{board_url}"
+secret = "{BOARD_SECRET}"
+lines = 4
+chars = 40
+charset = "utf-8"
+language = "pl"
+
+[[boards]]
+id = "tafel-polski-klein"
+name = "Bahnhof Lüchow, polnisch, latin-1"
+ars = "{DISTRICT}"
+kind = "http"
+url = "{board_url}"
+secret = "{BOARD_SECRET}"
+lines = 3
+chars = 16
+charset = "latin-1"
+language = "pl-PL"
 
 [[boards]]
 id = "kiosk-kreishaus"
@@ -180,7 +205,7 @@ async def kit(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Kit]:
             await bert.login("bert")
             subs: dict[str, TestSubscription] = {}
             async with aiohttp.ClientSession() as http:
-                for lang in labels.LANGUAGES:
+                for lang in (*labels.LANGUAGES, "uk"):  # uk: a language the hub does not have
                     sub = rx.subscribe()
                     body = {"subscription": sub.as_json(), "places": [{"ars": DISTRICT}], "languages": [lang],
                             "min_severity": "Minor"}
@@ -231,7 +256,7 @@ async def test_a_warning_carries_the_same_words_on_every_surface(kit: Kit, sever
 
     # the display board's text (German) and the kiosk page (German and English)
     def on_board() -> list[dict[str, Any]]:
-        return [g for g in kit.board.got if g["thread"] == thread and g["lines"]]
+        return [g for g in kit.board.got if g["thread"] == thread and g["lines"] and g["board"] == "tafel-kreishaus"]
     await until(on_board, f"the {severity} warning on the board")
     lead = on_board()[-1]["lines"][0]
     kiosk = await kit.get("/boards/kiosk-kreishaus")
@@ -239,3 +264,58 @@ async def test_a_warning_carries_the_same_words_on_every_surface(kit: Kit, sever
 
     assert lead.startswith(de + " ") or lead == de, lead
     assert seen == {surface: (de, en) for surface in seen}, seen
+
+
+def catalogue(lang: str, message: str) -> str:
+    """A text of the ``notify`` catalogue in ``lang`` (read through the hub's own translator, not copied here)."""
+    return translator(lang, "notify").gettext(message)
+
+
+async def test_a_push_speaks_the_subscriptions_language(kit: Kit) -> None:
+    """Turkish and Arabic subscriptions get the severity word and every state word in their language (the warning's
+    text stays German, marked as such, since the warning carries no Turkish or Arabic), and a link that opens the
+    page in it; a subscription in a language the hub lacks (Ukrainian) reads German."""
+    _, thread = (await kit.send("Severe")).split(":")
+
+    def pushed(lang: str) -> dict[str, Any] | None:
+        got = [r.body for r in kit.rx.received(kit.subs[lang].id) if r.body.get("thread") == thread]
+        return got[-1] if got else None
+    await until(lambda: all(pushed(lang) for lang in ("tr", "ar", "uk", "de", "en")), "the pushes in five languages")
+    tr, ar, uk, de, en = (pushed(lang) or {} for lang in ("tr", "ar", "uk", "de", "en"))
+    for lang, doc in (("tr", tr), ("ar", ar)):
+        assert doc["uiLang"] == lang and doc["word"] == labels.severity_word("Severe", lang)
+        assert doc["labels"]["cancelled"] == catalogue(lang, "Aufgehoben") != "Aufgehoben"
+        assert doc["labels"]["expired"] == catalogue(lang, "Abgelaufen") != "Abgelaufen"
+        assert doc["labels"]["allClear"] == catalogue(lang, "Entwarnung") != "Entwarnung"
+        assert doc["labels"]["exercise"] == catalogue(lang, "ÜBUNG") != "ÜBUNG"
+        assert "%(time)s" in doc["labels"]["expiredSince"]
+        assert doc["lang"] == "de-DE" and doc["translated"] is False  # the warning's own text: German, marked
+        assert doc["headline"] == "Stufe Severe im Landkreis"
+        assert doc["labels"]["untranslated"] == catalogue(lang, "Diese Warnung gibt es nicht in Ihrer Sprache.")
+        assert doc["url"].endswith(f"/warnungen/{thread}?lang={lang}")
+    assert (tr["word"], ar["word"]) == ("Tehlike", "خطر")
+    assert uk["uiLang"] == "de" and uk["word"] == "Gefahr" and uk["labels"]["cancelled"] == "Aufgehoben"
+    assert uk["url"].endswith(f"/warnungen/{thread}") and "untranslated" not in uk["labels"]
+    assert de == {**uk, "key": de["key"]}  # Ukrainian reads exactly what German does
+    assert en["translated"] is True and en["headline"] == "Level Severe in the district"
+    assert en["labels"]["allClear"] == "All clear" and en["url"].endswith("?lang=en")
+
+
+async def test_a_polish_board_shows_polish_words_within_its_budget(kit: Kit) -> None:
+    """A board configured ``language = "pl"`` leads with the Polish severity word and says "do" where German says
+    "bis"; a small latin-1 one (3 x 16) keeps its budget and shows the Polish word in its charset."""
+    _, thread = (await kit.send("Extreme")).split(":")
+
+    def lines_of(board: str) -> list[str] | None:
+        got = [g["lines"] for g in kit.board.got if g["board"] == board and g["thread"] == thread and g["lines"]]
+        return got[-1] if got else None
+    await until(lambda: lines_of("tafel-polski") and lines_of("tafel-polski-klein"), "the warning on Polish boards")
+    big, small = lines_of("tafel-polski") or [], lines_of("tafel-polski-klein") or []
+    assert big[0] == labels.severity_word("Extreme", "pl") == "Skrajne zagrożenie"
+    assert re.fullmatch(r"do (\d{2}\.\d{2}\. )?\d{2}:\d{2}", big[-1]), big
+    assert len(big) <= 4 and all(len(line) <= 40 for line in big), big
+    assert len(small) <= 3 and all(len(line) <= 16 for line in small), small
+    assert small[:2] == ["Skrajne", "zagrozenie"], small  # the word over two lines, ż without its dot in latin-1
+    german = [g["lines"] for g in kit.board.got if g["board"] == "tafel-kreishaus" and g["thread"] == thread
+              and g["lines"]]
+    assert german and german[-1][0] == "Extreme Gefahr" and german[-1][-1].startswith("bis "), german
