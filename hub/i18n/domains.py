@@ -16,6 +16,7 @@ from __future__ import annotations
 Method = str
 DOMAINS: dict[str, tuple[tuple[str, Method], ...]] = {
     "notify": (("hub/publish/notify.py", "python"),),
+    "widget": (("hub/web/templates/citizen/widget.html", "jinja2"), ("hub/web/citizen_widget.py", "python")),
 }
 """domain -> (glob, extraction method) pairs. A file belongs to one domain only."""
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}

@@ -319,3 +319,37 @@ async def test_a_polish_board_shows_polish_words_within_its_budget(kit: Kit) -> 
     german = [g["lines"] for g in kit.board.got if g["board"] == "tafel-kreishaus" and g["thread"] == thread
               and g["lines"]]
     assert german and german[-1][0] == "Extreme Gefahr" and german[-1][-1].startswith("bis "), german
+
+
+async def test_the_widget_speaks_the_readers_language(kit: Kit) -> None:
+    """``/widget/{ars}?lang=fr`` is French (its fixed texts from the widget catalogue, the severity word from the
+    table, the German headline marked as German); without ``?lang=`` the browser's Accept-Language decides, and
+    ``?lang=`` beats it; Arabic is right-to-left; the embedding script titles its iframe in the same language."""
+    _, thread = (await kit.send("Moderate")).split(":")
+    await until(lambda: kit.published(thread), "the Moderate warning published")
+    fr = translator("fr", "widget")
+
+    async def widget(query: str = "", accept: str | None = None, path: str = f"/widget/{DISTRICT}") -> str:
+        headers = {"Accept-Language": accept} if accept else {}
+        async with kit.anna.http.get(f"{kit.proc.base}{path}{query}", headers=headers) as r:
+            assert r.status == 200 and r.headers["Vary"] == "Accept-Language", (query, r.status)
+            return await r.text()
+
+    page = await widget("?lang=fr", accept="tr")
+    assert '<html lang="fr" dir="ltr">' in page
+    h1 = first(r"<h1>(.*?)</h1>", page)[0]
+    assert h1 == fr.format("Warnungen für %(region)s", region=first(r"<h1>Alertes pour (.*?)</h1>", page)[0])
+    assert h1.startswith("Alertes pour ") and fr.gettext("Stand:") == "Mis à jour :" and "Mis à jour :" in page
+    assert f'<span class="word">{labels.severity_word("Moderate", "fr")}</span>' in page  # "Avertissement"
+    assert re.search(r'lang="de-DE">Stufe Moderate im Landkreis</a> <span class="small" lang="de-DE">\(Deutsch\)',
+                     page), "the German headline, marked as German"
+    turkish = await widget(accept="tr-TR,tr;q=0.9,de;q=0.5")
+    assert '<html lang="tr" dir="ltr">' in turkish and "için uyarılar</h1>" in turkish
+    assert f'<span class="word">{labels.severity_word("Moderate", "tr")}</span>' in turkish  # "Uyarı"
+    arabic = await widget("?lang=ar")
+    assert '<html lang="ar" dir="rtl">' in arabic and translator("ar", "widget").gettext("Stand:") in arabic
+    german = await widget()
+    assert '<html lang="de" dir="ltr">' in german and "<h1>Warnungen für " in german and "Stand:" in german
+    assert f'<span class="word">{labels.severity_word("Moderate", "de")}</span>' in german
+    script = await widget("?lang=fr", path=f"/widget/{DISTRICT}.js")
+    assert 'frame.title = "Alertes en cours pour ' in script
