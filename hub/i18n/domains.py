@@ -15,7 +15,8 @@ from __future__ import annotations
 
 Method = str
 DOMAINS: dict[str, tuple[tuple[str, Method], ...]] = {
-    "notify": (("hub/publish/notify.py", "python"),),
+    "notify": (("hub/publish/notify.py", "python"), ("hub/web/kiosk.py", "python"),
+               ("hub/web/templates/board.html", "jinja2")),
     "widget": (("hub/web/templates/citizen/widget.html", "jinja2"), ("hub/web/citizen_widget.py", "python")),
 }
 """domain -> (glob, extraction method) pairs. A file belongs to one domain only."""

@@ -15,6 +15,7 @@ board shows.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 import sqlite3
@@ -98,6 +99,27 @@ id = "kiosk-kreishaus"
 name = "Kreishaus Lüchow, Foyer"
 ars = "{DISTRICT}"
 kind = "kiosk"
+
+[[boards]]
+id = "kiosk-tr"
+name = "Kreishaus Lüchow, Foyer (Türkçe)"
+ars = "{DISTRICT}"
+kind = "kiosk"
+language = "tr"
+
+[[boards]]
+id = "kiosk-ar"
+name = "Kreishaus Lüchow, Foyer (العربية)"
+ars = "{DISTRICT}"
+kind = "kiosk"
+language = "ar"
+
+[[boards]]
+id = "kiosk-en"
+name = "Kreishaus Lüchow, Foyer (English)"
+ars = "{DISTRICT}"
+kind = "kiosk"
+language = "en-GB"
 """
 
 
@@ -304,10 +326,11 @@ async def test_a_push_speaks_the_subscriptions_language(kit: Kit) -> None:
 async def test_a_polish_board_shows_polish_words_within_its_budget(kit: Kit) -> None:
     """A board configured ``language = "pl"`` leads with the Polish severity word and says "do" where German says
     "bis"; a small latin-1 one (3 x 16) keeps its budget and shows the Polish word in its charset."""
-    _, thread = (await kit.send("Extreme")).split(":")
+    await kit.send("Extreme")
 
     def lines_of(board: str) -> list[str] | None:
-        got = [g["lines"] for g in kit.board.got if g["board"] == board and g["thread"] == thread and g["lines"]]
+        """The latest Extreme warning the board shows (this one, or an earlier test's sent within the same second)."""
+        got = [g["lines"] for g in kit.board.got if g["board"] == board and g["severity"] == "Extreme" and g["lines"]]
         return got[-1] if got else None
     await until(lambda: lines_of("tafel-polski") and lines_of("tafel-polski-klein"), "the warning on Polish boards")
     big, small = lines_of("tafel-polski") or [], lines_of("tafel-polski-klein") or []
@@ -316,9 +339,8 @@ async def test_a_polish_board_shows_polish_words_within_its_budget(kit: Kit) -> 
     assert len(big) <= 4 and all(len(line) <= 40 for line in big), big
     assert len(small) <= 3 and all(len(line) <= 16 for line in small), small
     assert small[:2] == ["Skrajne", "zagrozenie"], small  # the word over two lines, ż without its dot in latin-1
-    german = [g["lines"] for g in kit.board.got if g["board"] == "tafel-kreishaus" and g["thread"] == thread
-              and g["lines"]]
-    assert german and german[-1][0] == "Extreme Gefahr" and german[-1][-1].startswith("bis "), german
+    german = lines_of("tafel-kreishaus")
+    assert german and german[0] == "Extreme Gefahr" and german[-1].startswith("bis "), german
 
 
 async def test_the_widget_speaks_the_readers_language(kit: Kit) -> None:
@@ -353,3 +375,32 @@ async def test_the_widget_speaks_the_readers_language(kit: Kit) -> None:
     assert f'<span class="word">{labels.severity_word("Moderate", "de")}</span>' in german
     script = await widget("?lang=fr", path=f"/widget/{DISTRICT}.js")
     assert 'frame.title = "Alertes en cours pour ' in script
+
+
+async def test_a_kiosk_speaks_its_language(kit: Kit) -> None:
+    """A kiosk board configured Turkish shows the table's Turkish word with the English one beside, the validity and
+    its other fixed texts from the notify catalogue, and the warning's German text marked as German; an Arabic
+    kiosk is right-to-left; an English one shows English alone (the warning's English text, no second line)."""
+    _, thread = (await kit.send("Severe")).split(":")
+    await until(lambda: kit.published(thread), "the Severe warning published")
+    tr = translator("tr", "notify")
+    page = await kit.get("/boards/kiosk-tr")
+    assert '<html lang="tr" dir="ltr">' in page
+    word, en = first(r'<span id="sev-word">(.*?)</span> <span id="sev-en" class="en" lang="en">(.*?)</span>', page)
+    level = next(s for s in SEVERITIES if labels.severity_word(s, "tr") == word)
+    assert word != labels.severity_word(level, "de") and en == labels.severity_word(level, "en")
+    validity = first(r'<p id="validity" class="validity">(.*?)</p>', page)[0]
+    own, english = validity.split(" / ")
+    assert re.fullmatch(tr.gettext("gültig bis %(time)s Uhr").replace("%(time)s", r"(\d\d\.\d\d\.\d{4}, )?\d\d:\d\d"),
+                        own), validity
+    assert english.startswith("valid until ")
+    assert re.search(r'<h1 id="headline" lang="de-DE">Stufe \w+ im Landkreis</h1>', page)  # German, marked
+    assert f"<h1>{tr.gettext('Keine Warnungen')}</h1>" in page and tr.gettext("Keine Warnungen") == "Uyarı yok"
+    texts = json.loads(first(r'<script type="application/json" id="board-texts">(.*?)</script>', page)[0])
+    assert texts["lang"] == "tr" and texts["position"] == tr.gettext("Warnung %(n)s von %(total)s")
+    arabic = await kit.get("/boards/kiosk-ar")
+    assert '<html lang="ar" dir="rtl">' in arabic and translator("ar", "notify").gettext("Keine Warnungen") in arabic
+    english_only = await kit.get("/boards/kiosk-en")
+    assert '<html lang="en" dir="ltr">' in english_only and 'id="sev-en"' not in english_only
+    assert re.search(r'<h1 id="headline">Level \w+ in the district</h1>', english_only)
+    assert "<h1>No warnings</h1>" in english_only and 'class="en"' not in english_only.split("<main>")[1]
