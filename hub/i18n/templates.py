@@ -7,8 +7,10 @@ and ``ngettext`` installed new-style (``_("Noch %(n)s Warnungen", n=3)`` formats
 from __future__ import annotations
 
 from functools import cache
+from typing import cast
 
 from jinja2 import Environment
+from jinja2.ext import InternationalizationExtension
 
 from hub.i18n.catalogs import translator
 from hub.i18n.languages import language
@@ -27,5 +29,9 @@ def localized(env: Environment, lang: str | None, domain: str) -> Environment:
     """The environment whose templates render in ``lang`` (a hub code or tag; German when the hub lacks it)."""
     t = translator(language(lang).code, domain)
     overlay = env.overlay()
-    overlay.install_gettext_callables(t.gettext, t.ngettext, newstyle=True)  # type: ignore[attr-defined]
+    # An overlay shares its parent's globals dict, and its install_gettext_callables is the parent's extension's
+    # (it installs into the parent): each language gets its own globals, filled by the overlay's own extension.
+    overlay.globals = dict(env.globals)
+    ext = cast(InternationalizationExtension, overlay.extensions[InternationalizationExtension.identifier])
+    ext._install_callables(t.gettext, t.ngettext, newstyle=True)
     return overlay
