@@ -126,6 +126,29 @@
 
   function words(p) { return SEVERITIES[level(p)] || { rank: 0 }; }
 
+  /* Marks the elements showing a text in another language than the board's with that language and its own direction
+   * (or unmarks them). */
+  function setLang(ids, language) {
+    var tag = (language || "").toLowerCase();
+    var same = tag === TEXTS.tag || (LANG.indexOf("-x-") < 0 && tag.split("-")[0] === LANG);
+    var changed = false;
+    ids.forEach(function (id) {
+      var el = $(id);
+      if (!el) { return; }
+      var want = same || !language ? null : language;
+      if (el.getAttribute("lang") === want) { return; }
+      if (want) {  // its own direction too: German on an Arabic board reads left to right
+        el.setAttribute("lang", want);
+        el.setAttribute("dir", "auto");
+      } else {
+        el.removeAttribute("lang");
+        el.removeAttribute("dir");
+      }
+      changed = true;
+    });
+    return changed;
+  }
+
   /* The warning's text in the board's language, else German, else its first. */
   function own(p) {
     return notice(p, TEXTS.tag || LANG) || notice(p, LANG) || notice(p, "de") || (p.infos || [])[0] || {};
@@ -183,6 +206,7 @@
       changed = show("instruction", !!de.instruction) || changed;
       changed = setText("validity", until(p.expires, now)) || changed;
       changed = setText("area", de.areaDesc) || changed;
+      changed = setLang(["headline", "area", "instruction"], de.language) || changed;
       var pos = { n: index + 1, total: pool.length };
       changed = setText("position-de", fill(TEXTS.position, pos)) || changed;
       changed = setText("position-en", "/ " + fill(TEXTS.positionEn, pos)) || changed;
