@@ -1,4 +1,4 @@
-"""Severity, urgency and certainty: how they rank and the one table of their words, German first, then English.
+"""Severity, urgency and certainty: how they rank and the one table of their words, in the nine languages.
 
 Rank comes from :class:`hub.cap.model.Severity` (and its siblings) itself: the enum order, most pressing first, read
 through its ``rank`` property (Extreme 4 … Minor 1, Unknown 0). Every page, board, feed and push payload takes its
@@ -8,47 +8,78 @@ The words are the generic levels of the federal warning systems, not the DWD's w
 fires, floods and ordnance as much as of storms, and "Unwetterwarnung" on a chemical fire would mislead. Extreme is
 MoWaS' Warnstufe 1 (acute danger, a "Gefahrendurchsage"): "Extreme Gefahr"; Severe, a "Gefahrenmitteilung":
 "Gefahr". Minor is MoWaS' "Gefahreninformation" and KATWARN's blue "info" level: "Information" in both languages
-(not "Hinweis", which no system names as a level, and not the US weather service's "Advisory").
+(not "Hinweis", which no system names as a level, and not the US weather service's "Advisory"). The other languages
+say the same with their common words (danger, warning, information; Turkish "Aşırı tehlike", "Tehlike", "Uyarı",
+"Bilgi"); Leichte Sprache says "Sehr große Gefahr" and "jetzt" where German says "Extreme Gefahr" and "sofort".
 
-Languages are matched by their primary subtag (``de-DE``, ``de-DE-x-ls`` and ``de`` read German); a language the
-table has no words for reads German, the language every warning of the hub carries.
+The words stay in this table rather than in a message catalogue: a level is data keyed by its CAP value (the table
+is complete for every member in every language, which a test checks structurally), German words repeat across
+levels and tables ("Warnung" for Moderate and Unknown, "unbekannt" for urgency and certainty) where other languages
+may not, and the console and pages read the table as a whole. The translations are the warnhub team's, not yet
+reviewed by a native speaker (as the catalogues say in their headers).
+
+Languages are the hub's nine (:data:`hub.i18n.languages.CODES`); a tag reads through
+:func:`hub.i18n.languages.code_of` (``de-DE`` -> de, ``de-DE-x-ls`` and NINA's ``DE-LS`` -> de-x-ls, ``tr-TR`` ->
+tr), and a language the hub does not have reads German, the language every warning of the hub carries.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, cast, get_args
 
 from hub.cap.model import Certainty, Severity, Urgency
+from hub.i18n.languages import code_of
 
-Lang = Literal["de", "en"]
-LANGUAGES: tuple[Lang, ...] = ("de", "en")
-"""Every language the table has words for; German first, the fallback."""
+Lang = Literal["de", "de-x-ls", "en", "ar", "es", "fr", "pl", "ru", "tr"]
+LANGUAGES: tuple[Lang, ...] = get_args(Lang)
+"""Every language the table has words for: the hub's nine, in :data:`hub.i18n.languages.CODES` order (a test
+checks that they are the same)."""
+
+
+def _words(de: str, ls: str, en: str, ar: str, es: str, fr: str, pl: str, ru: str, tr: str) -> Mapping[Lang, str]:
+    return dict(zip(LANGUAGES, (de, ls, en, ar, es, fr, pl, ru, tr), strict=True))
+
 
 SEVERITY: Mapping[Severity, Mapping[Lang, str]] = {
-    Severity.EXTREME: {"de": "Extreme Gefahr", "en": "Extreme danger"},
-    Severity.SEVERE: {"de": "Gefahr", "en": "Danger"},
-    Severity.MODERATE: {"de": "Warnung", "en": "Warning"},
-    Severity.MINOR: {"de": "Information", "en": "Information"},
-    Severity.UNKNOWN: {"de": "Warnung", "en": "Warning"},
+    Severity.EXTREME: _words("Extreme Gefahr", "Sehr große Gefahr", "Extreme danger", "خطر شديد", "Peligro extremo",
+                             "Danger extrême", "Skrajne zagrożenie", "Чрезвычайная опасность", "Aşırı tehlike"),
+    Severity.SEVERE: _words("Gefahr", "Gefahr", "Danger", "خطر", "Peligro", "Danger", "Zagrożenie", "Опасность",
+                            "Tehlike"),
+    Severity.MODERATE: _words("Warnung", "Warnung", "Warning", "تحذير", "Aviso", "Avertissement", "Ostrzeżenie",
+                              "Предупреждение", "Uyarı"),
+    Severity.MINOR: _words("Information", "Information", "Information", "معلومات", "Información", "Information",
+                           "Informacja", "Информация", "Bilgi"),
+    Severity.UNKNOWN: _words("Warnung", "Warnung", "Warning", "تحذير", "Aviso", "Avertissement", "Ostrzeżenie",
+                             "Предупреждение", "Uyarı"),
 }
 SEVERITY_SHORT: Mapping[Severity, Mapping[Lang, str]] = {
-    Severity.EXTREME: {"de": "GEFAHR", "en": "DANGER"},
+    Severity.EXTREME: _words("GEFAHR", "GEFAHR", "DANGER", "خطر", "PELIGRO", "DANGER", "ZAGROŻENIE", "ОПАСНОСТЬ",
+                             "TEHLİKE"),
 }
 """A shorter word where a display board has no room for the word and the exercise marker; else the word itself."""
 URGENCY: Mapping[Urgency, Mapping[Lang, str]] = {
-    Urgency.IMMEDIATE: {"de": "sofort", "en": "immediate"},
-    Urgency.EXPECTED: {"de": "erwartet", "en": "expected"},
-    Urgency.FUTURE: {"de": "zukünftig", "en": "future"},
-    Urgency.PAST: {"de": "vorbei", "en": "past"},
-    Urgency.UNKNOWN: {"de": "unbekannt", "en": "unknown"},
+    Urgency.IMMEDIATE: _words("sofort", "jetzt", "immediate", "فوري", "inmediato", "immédiat", "natychmiast",
+                              "немедленно", "hemen"),
+    Urgency.EXPECTED: _words("erwartet", "bald", "expected", "متوقع", "esperado", "attendu", "oczekiwane",
+                             "ожидается", "bekleniyor"),
+    Urgency.FUTURE: _words("zukünftig", "später", "future", "مستقبلي", "futuro", "à venir", "w przyszłości",
+                           "в будущем", "ileride"),
+    Urgency.PAST: _words("vorbei", "vorbei", "past", "انتهى", "pasado", "passé", "minione", "в прошлом", "geçti"),
+    Urgency.UNKNOWN: _words("unbekannt", "nicht bekannt", "unknown", "غير معروف", "desconocido", "inconnu",
+                            "nieznane", "неизвестно", "bilinmiyor"),
 }
 CERTAINTY: Mapping[Certainty, Mapping[Lang, str]] = {
-    Certainty.OBSERVED: {"de": "beobachtet", "en": "observed"},
-    Certainty.LIKELY: {"de": "wahrscheinlich", "en": "likely"},
-    Certainty.POSSIBLE: {"de": "möglich", "en": "possible"},
-    Certainty.UNLIKELY: {"de": "unwahrscheinlich", "en": "unlikely"},
-    Certainty.UNKNOWN: {"de": "unbekannt", "en": "unknown"},
+    Certainty.OBSERVED: _words("beobachtet", "sicher", "observed", "مرصود", "observado", "observé",
+                               "zaobserwowane", "наблюдается", "gözlendi"),
+    Certainty.LIKELY: _words("wahrscheinlich", "wahrscheinlich", "likely", "مرجّح", "probable", "probable",
+                             "prawdopodobne", "вероятно", "muhtemel"),
+    Certainty.POSSIBLE: _words("möglich", "vielleicht", "possible", "ممكن", "posible", "possible", "możliwe",
+                               "возможно", "olası"),
+    Certainty.UNLIKELY: _words("unwahrscheinlich", "eher nicht", "unlikely", "غير مرجّح", "improbable", "improbable",
+                               "mało prawdopodobne", "маловероятно", "olası değil"),
+    Certainty.UNKNOWN: _words("unbekannt", "nicht bekannt", "unknown", "غير معروف", "desconocido", "inconnu",
+                              "nieznane", "неизвестно", "bilinmiyor"),
 }
 
 _SEVERITY_RANK = {s.value: s.rank for s in Severity}
@@ -56,9 +87,8 @@ Level = TypeVar("Level", Severity, Urgency, Certainty)
 
 
 def lang_of(lang: str | None) -> Lang:
-    """The table's language for a language tag: its primary subtag if the table has it, else German."""
-    primary = (lang or "").split("-", 1)[0].lower()
-    return "en" if primary == "en" else "de"
+    """The table's language for a hub code or language tag (:func:`hub.i18n.languages.code_of`), else German."""
+    return cast(Lang, code_of(lang) or "de")
 
 
 def _severity(sev: Severity | str | None) -> Severity:

@@ -31,6 +31,7 @@ from hub.config.sections import (
 )
 from hub.errors import ConfigError
 from hub.geo.geography import with_extra_boundaries
+from hub.i18n.languages import CODES, code_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,20 @@ def _where_first(message: str) -> str:
     return f"{where.strip('`')}: {head}" if sep else message
 
 
+_NON_LATIN = ("ar", "ru")
+"""Board languages written in a script a latin-1 or ascii board cannot show (their words would be question marks)."""
+
+
+def _check_board_language(file: Path | str, i: int, board: BoardConfig) -> None:
+    code = code_of(board.language)
+    if code is None:
+        raise ConfigError(f"{file}: $.boards[{i}].language: {board.language!r} is none of the hub's languages "
+                          f"({', '.join(CODES)})")
+    if code in _NON_LATIN and board.charset != "utf-8":
+        raise ConfigError(f"{file}: $.boards[{i}].language: {board.language!r} needs charset = \"utf-8\" "
+                          f"(a {board.charset} board cannot show its script)")
+
+
 def _check(loaded: LoadedConfig) -> None:
     cfg, file = loaded.cfg, loaded.file
     seen: set[str] = set()
@@ -141,6 +156,7 @@ def _check(loaded: LoadedConfig) -> None:
         if board.kind == "kiosk" and board.exercise and len(board.token or "") < TOKEN_MIN:
             raise ConfigError(f"{file}: $.boards[{i}].token: a kiosk board with exercise = true needs a secret token "
                               f"of at least {TOKEN_MIN} characters")
+        _check_board_language(file, i, board)
     for i, hook in enumerate(cfg.webhooks):
         if not hook.url.startswith(("https://", "http://")):
             raise ConfigError(f"{file}: $.webhooks[{i}].url: {hook.url!r} is not an http(s) URL")

@@ -317,6 +317,9 @@ class BoardConfig(_Strict, kw_only=True, frozen=True):
     charset: Literal["utf-8", "latin-1", "ascii"] = "utf-8"
     """What the board can display; ``ascii`` LED boards get ä -> ae, ß -> ss."""
     language: str = "de-DE"
+    """The board's language, any of the hub's nine (``de``, ``de-x-ls``, ``en``, ``ar``, ``es``, ``fr``, ``pl``, ``ru``,
+    ``tr``, or a tag such as ``pl-PL``): the warning's text in it when the warning carries it (else German), the fixed
+    words (severity, ``Entwarnung``, ``bis``, ``ÜBUNG``) always. Arabic and Russian need ``charset = "utf-8"``."""
     exercise: bool = False
     """Also show exercises (a board in a training room); public boards never do."""
     token: str | None = None

@@ -23,6 +23,9 @@ DOMAINS: dict[str, tuple[tuple[str, Method], ...]] = {
                 for name in ("base", "macros", "start", "_list", "warning", "missing", "error", "privacy")),
               ("hub/web/citizen.py", "python"), ("hub/web/citizen_view.py", "python"),
               ("hub/web/citizen_texts.py", "python"), ("hub/web/site.py", "python")),
+    "notify": (("hub/publish/notify.py", "python"), ("hub/web/kiosk.py", "python"),
+               ("hub/web/templates/board.html", "jinja2")),
+    "widget": (("hub/web/templates/citizen/widget.html", "jinja2"), ("hub/web/citizen_widget.py", "python")),
 }
 """domain -> (glob, extraction method) pairs. A file belongs to one domain only."""
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}

@@ -7,8 +7,10 @@ and ``ngettext`` installed new-style (``_("Noch %(n)s Warnungen", n=3)`` formats
 from __future__ import annotations
 
 from functools import cache
+from typing import cast
 
 from jinja2 import Environment
+from jinja2.ext import InternationalizationExtension
 
 from hub.i18n.catalogs import translator
 from hub.i18n.languages import language
@@ -26,10 +28,10 @@ def install(env: Environment) -> Environment:
 def localized(env: Environment, lang: str | None, domain: str) -> Environment:
     """The environment whose templates render in ``lang`` (a hub code or tag; German when the hub lacks it)."""
     t = translator(language(lang).code, domain)
-    # Its own template cache and globals (overlay() shares the base's dict), filled by the overlay's own copy of the
-    # extension: env.install_gettext_callables is the base's, and would set the base's (every language's) globals.
-    overlay = env.overlay(cache_size=400)
+    overlay = env.overlay(cache_size=400)  # its own template cache, compiled in its language
+    # An overlay shares its parent's globals dict, and its install_gettext_callables is the parent's extension's
+    # (it installs into the parent): each language gets its own globals, filled by the overlay's own extension.
     overlay.globals = dict(env.globals)
-    ext = overlay.extensions["jinja2.ext.InternationalizationExtension"]
-    ext._install_callables(t.gettext, t.ngettext, newstyle=True)  # type: ignore[attr-defined]
+    ext = cast(InternationalizationExtension, overlay.extensions[InternationalizationExtension.identifier])
+    ext._install_callables(t.gettext, t.ngettext, newstyle=True)
     return overlay

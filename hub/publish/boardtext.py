@@ -4,8 +4,11 @@ A board shows one language (:class:`~hub.publish.publications.Notice`) of one pu
 (:class:`~hub.publish.publications.Publication`). :func:`board_text` resolves what a board channel sends
 (:class:`hub.ports.BoardText`): the core fits the text, the channel only sends it. :func:`fit` turns the publication
 and its notice into at most ``lines`` lines of at most ``chars`` characters, in order of importance: the severity
-word in German (``ÜBUNG:`` before it for an exercise, ``Entwarnung`` for an all-clear or a cancel), the headline,
-the instruction, the validity (``bis 18:30`` local time). When everything fits, the text is the notice's own, only
+word (``ÜBUNG:`` before it for an exercise, ``Entwarnung`` for an all-clear or a cancel), the headline, the
+instruction, the validity (``bis 18:30`` local time). The fixed words are in the board's ``language`` (any of the
+hub's nine, :mod:`hub.publish.notify`; German by default); the warning's texts in the notice the board shows (its
+language when the warning carries it). Arabic is sent as text in logical order: the board lays out right-to-left
+itself, as it does for any script. When everything fits, the text is the notice's own, only
 whitespace collapsed. When it does not, the least important parts go first: the DWD's boilerplate, then later
 instruction sentences, then the rest of a sentence, which is cut at a word with an ellipsis. Words longer than a
 line are hyphen-split; nothing else is. :func:`transliterate` makes any text encodable in a board's charset.
@@ -25,13 +28,12 @@ from zoneinfo import ZoneInfo
 from hub.cap import labels
 from hub.config.sections import BoardConfig
 from hub.ports import BoardText
+from hub.publish import notify
 from hub.publish.publications import Notice, Publication
 
 Charset = Literal["utf-8", "latin-1", "ascii"]
 
 
-ALL_CLEAR = "Entwarnung"
-EXERCISE = "ÜBUNG"
 ONSET_NOTE_S = 15 * 60
 """An onset this much after ``sent`` is shown (``ab 22:00 bis 23:00``): the danger is still to come."""
 
@@ -57,13 +59,18 @@ _TYPOGRAPHIC = {
 _LATIN1_TYPOGRAPHIC = {k: v for k, v in _TYPOGRAPHIC.items() if k not in "«»´·\u00a0"}
 """Latin-1 has « » ´ · and the no-break space itself; everything else above is outside it."""
 _UMLAUTS = {"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "ẞ": "SS"}
+_BASE_LETTERS = {"ı": "i", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "ħ": "h", "Ħ": "H", "ŧ": "t", "Ŧ": "T",
+                 "ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ð": "d", "Ð": "D", "þ": "th",
+                 "Þ": "Th", "ŋ": "n", "Ŋ": "N"}
+"""Latin letters without a decomposition (Turkish dotless ı, Polish ł …) and their base letters."""
 
 
 def transliterate(text: str, charset: Charset) -> str:
     """``text`` in characters the charset can encode; never raises for any input.
 
     ASCII: ä -> ae, Ä -> Ae (AE inside a word in capitals: GLÄTTE -> GLAETTE), ß -> ss, typographic quotes, dashes
-    and the ellipsis to their ASCII forms, € -> EUR, other letters without their accents (NFKD), the rest '?'.
+    and the ellipsis to their ASCII forms, € -> EUR, other letters without their accents (NFKD; ı -> i, ł -> l),
+    the rest '?' (a board showing Arabic or Cyrillic needs utf-8: the configuration says so).
     Latin-1 keeps umlauts and ß and maps the rest the same way. UTF-8 keeps everything. Control characters go.
     """
     text = _CONTROL.sub("", unicodedata.normalize("NFC", text))
@@ -99,7 +106,8 @@ def _umlaut(text: str, i: int) -> str:
 
 
 def _decomposed(ch: str, charset: Charset) -> str:
-    base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+    base = _BASE_LETTERS.get(ch) or "".join(c for c in unicodedata.normalize("NFKD", ch)
+                                            if not unicodedata.combining(c))
     if base and all(_encodable(c, charset) for c in base):
         return base
     return "?"
@@ -115,27 +123,33 @@ def plain(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
-def severity_word(pub: Publication, notice: Notice) -> str:
-    """The German word a board leads with (without the exercise marker; hub.cap.labels has the words)."""
-    if notice.all_clear or pub.msg_type == "Cancel":
-        return ALL_CLEAR
-    return labels.severity_word(pub.severity, "de")
+def ended(pub: Publication, notice: Notice) -> bool:
+    """An all-clear or a cancel: the board says ``Entwarnung``."""
+    return notice.all_clear or pub.msg_type == "Cancel"
+
+
+def severity_word(pub: Publication, notice: Notice, lang: str = "de") -> str:
+    """The word a board leads with in ``lang`` (without the exercise marker; hub.cap.labels has the words)."""
+    if ended(pub, notice):
+        return notify.texts(lang).gettext(notify.ALL_CLEAR)
+    return labels.severity_word(pub.severity, lang)
 
 
 def validity(pub: Publication, notice: Notice, tz: str = "Europe/Berlin", *, onset: datetime | None = None,
-             note_onset: bool = True) -> str:
+             note_onset: bool = True, lang: str = "de") -> str:
     """``bis 18:30`` (local time; with the date when it is another day than sent), ``ab 22:00 bis 23:00`` for a
     warning whose ``onset`` (aware; publications keep none, so the pipeline passes none) is still to come, ``""``
     without an expiry or for an all-clear."""
     expires = pub.expires
-    if expires is None or notice.all_clear or pub.msg_type == "Cancel":
+    if expires is None or ended(pub, notice):
         return ""
     zone = _zone(tz)
     ref_local = pub.sent.astimezone(zone)
+    t = notify.texts(lang)
     if note_onset and onset is not None and (onset - pub.sent).total_seconds() >= ONSET_NOTE_S:
         start = onset.astimezone(zone)
-        return f"ab {_when(start, ref_local)} bis {_when(expires.astimezone(zone), start)}"
-    return f"bis {_when(expires.astimezone(zone), ref_local)}"
+        return t.format(notify.FROM_UNTIL, start=_when(start, ref_local), end=_when(expires.astimezone(zone), start))
+    return t.format(notify.UNTIL, time=_when(expires.astimezone(zone), ref_local))
 
 
 @lru_cache(maxsize=16)
@@ -152,27 +166,28 @@ def _when(at: datetime, ref: datetime | None) -> str:
 
 
 def board_text(board: BoardConfig, pub: Publication, notice: Notice, *, tz: str = "Europe/Berlin") -> BoardText:
-    """What ``board`` shows of ``pub`` in ``notice``'s language: lines fitted to its budget, every text in its
-    charset."""
+    """What ``board`` shows of ``pub``: ``notice``'s texts and the board's language's words, lines fitted to its
+    budget, every text in its charset."""
     return BoardText(
         thread=pub.thread, version=pub.version, msg_type=pub.msg_type, status=pub.status, severity=pub.severity,
         expires=pub.expires, lines=tuple(fit(pub, notice, lines=board.lines, chars=board.chars,
-                                             charset=board.charset, tz=tz)),
+                                             charset=board.charset, tz=tz, lang=board.language)),
         headline=transliterate(plain(notice.headline), board.charset),
         instruction=transliterate(plain(notice.instruction), board.charset))
 
 
 def fit(pub: Publication, notice: Notice, *, lines: int, chars: int, charset: Charset = "utf-8",
-        tz: str = "Europe/Berlin", onset: datetime | None = None) -> list[str]:
-    """At most ``lines`` lines of at most ``chars`` characters, each encodable in ``charset`` (see module doc)."""
+        tz: str = "Europe/Berlin", onset: datetime | None = None, lang: str = "de") -> list[str]:
+    """At most ``lines`` lines of at most ``chars`` characters, each encodable in ``charset``, the fixed words in
+    ``lang`` (see module doc)."""
     if lines < 1 or chars < 4:
         raise ValueError(f"a board needs at least one line of four characters, not {lines} x {chars}")
     tl = _Fitter(lines, chars, charset)
-    head_variants = [tl.text(h) for h in _heads(pub, notice)]
+    head_variants = [tl.text(h) for h in _heads(pub, notice, lang)]
     headline = tl.text(plain(notice.headline) or plain(notice.event))
     instruction = tl.text(plain(notice.instruction))
-    valid = tl.text(validity(pub, notice, tz, onset=onset))
-    valid_short = tl.text(validity(pub, notice, tz, onset=onset, note_onset=False))
+    valid = tl.text(validity(pub, notice, tz, onset=onset, lang=lang))
+    valid_short = tl.text(validity(pub, notice, tz, onset=onset, note_onset=False, lang=lang))
     for head in head_variants:  # everything, as the issuer wrote it
         laid = tl.layout([[head], [headline], [instruction], [valid]])
         if laid is not None:
@@ -186,12 +201,13 @@ def fit(pub: Publication, notice: Notice, *, lines: int, chars: int, charset: Ch
     return tl.choose(lead, headline, compact, sentences, [valid, valid_short])
 
 
-def _heads(pub: Publication, notice: Notice) -> list[str]:
+def _heads(pub: Publication, notice: Notice, lang: str) -> list[str]:
     """The lead, longest first: with the exercise marker, one variant per word length."""
-    word = severity_word(pub, notice)
-    short = word if word == ALL_CLEAR else labels.severity_short(pub.severity, "de")
+    word = severity_word(pub, notice, lang)
+    short = word if ended(pub, notice) else labels.severity_short(pub.severity, lang)
     if pub.status == "Exercise":
-        return list(dict.fromkeys([f"{EXERCISE}: {word}", f"{EXERCISE}: {short}", EXERCISE]))
+        exercise = notify.texts(lang).gettext(notify.EXERCISE)
+        return list(dict.fromkeys([f"{exercise}: {word}", f"{exercise}: {short}", exercise]))
     return list(dict.fromkeys([word, short]))
 
 

@@ -43,7 +43,8 @@ from hub.decide import decisions
 from hub.decide.rules.engine import LiveRules
 from hub.deliver import outbox
 from hub.events import Bus, Decided, Queued, Wakeup, keep_up
-from hub.publish import publications
+from hub.i18n.languages import SOURCE, code_of
+from hub.publish import notify, publications
 from hub.publish.audience import BOARD_CHANNELS, effective_channels, recipients
 from hub.publish.publications import Publication, Published
 from hub.store.clock import now_utc, utc_iso
@@ -358,17 +359,25 @@ def latest_by_thread(store: Store, threads: Iterable[str]) -> dict[str, Publicat
 
 
 def push_payload(pub: Publication, key: str, languages: Sequence[str], base_url: str = "") -> bytes:
-    """The JSON the service worker shows, within what one push record carries (texts shortened if needed)."""
-    n = pub.notice(list(languages))
+    """The JSON the service worker shows, within what one push record carries (texts shortened if needed).
+
+    Its words (severity, state, exercise marker: ``word`` and ``labels``) are in the subscription's first language
+    the hub has (``uiLang``; German when it has none of them); the warning's own texts (``lang``) in that language
+    when the warning carries it, else in the subscription's next language it carries, else German, and then
+    ``translated`` is false and ``labels.untranslated`` says so. The link opens the page in ``uiLang``."""
+    ui = notify.reader_language(languages)
+    n = pub.notice([ui, *languages])
+    translated = code_of(n.language) == ui
     body = (n.instruction or n.description)[:600]
     area = n.area_desc[:200]
+    url = f"{base_url}/warnungen/{pub.thread}" + (f"?lang={ui}" if ui != SOURCE.code else "")
     doc = {"key": key, "thread": pub.thread, "version": pub.version, "msgType": pub.msg_type, "status": pub.status,
-           "severity": pub.severity, "word": labels.severity_word(pub.severity, n.language),
+           "severity": pub.severity, "word": labels.severity_word(pub.severity, ui),
            "urgency": pub.urgency, "event": n.event, "headline": n.headline,
-           "body": body, "area": area, "sender": n.sender_name[:120], "lang": n.language,
+           "body": body, "area": area, "sender": n.sender_name[:120], "lang": n.language, "uiLang": ui,
+           "translated": translated, "labels": notify.push_labels(ui, translated=translated),
            "allClear": n.all_clear, "sent": pub.sent.isoformat(),
-           "expires": pub.expires.isoformat() if pub.expires else None,
-           "url": f"{base_url}/warnungen/{pub.thread}"}
+           "expires": pub.expires.isoformat() if pub.expires else None, "url": url}
     raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
     while len(raw) > PUSH_PAYLOAD_MAX and (body or area):
         body, area = body[: len(body) // 2], area[: len(area) // 2]

@@ -59,6 +59,7 @@ from hub.store.db import Store
 from hub.web import citizen_errors, subscribe_view
 from hub.web import citizen_view as view
 from hub.web.citizen_texts import script_texts, sw_texts
+from hub.web import citizen_widget as widget
 from hub.web.keys import HUB_KEY, SECURITY_HEADERS
 
 if TYPE_CHECKING:
@@ -353,18 +354,22 @@ def _region(request: web.Request) -> tuple[str, str]:
     return ars, view.place_name(reg.name(ars) or state.name)
 
 
+def _widget_lang(request: web.Request) -> str:
+    return widget.widget_language(request.query.get("lang"), request.headers.get("Accept-Language"))
+
+
 async def widget_page(request: web.Request) -> web.Response:
     ars, name = _region(request)
-    lang = lang_of(request)
+    lang = _widget_lang(request)
     now = datetime.now(UTC)
     state = request.app[CITIZEN_KEY]
     cards = [view.card(p, a, lang, now, state.name) for p, a in await current_for(request, ars)]
-    html = env(lang).get_template("citizen/widget.html").render(
-        lang=lang, t=lambda de, en: view.t(lang, de, en), cards=cards, region=name, ars=ars, district=state.name,
+    html = widget.render(
+        lang, cards=cards, region=name, ars=ars, district=state.name,
         updated=view.local(now, lang), updated_iso=view.iso(now),
         sources=sources_notice(state.hub, lang), home=view.url("/", lang))
     return web.Response(text=html, content_type="text/html", charset="utf-8",
-                        headers={**NO_CACHE, "Content-Security-Policy": WIDGET_CSP})
+                        headers={**NO_CACHE, "Content-Security-Policy": WIDGET_CSP, "Vary": "Accept-Language"})
 
 
 _WIDGET_JS = """/* warnhub widget: inserts the current warnings for {name} as an iframe where this script stands.
@@ -388,12 +393,11 @@ _WIDGET_JS = """/* warnhub widget: inserts the current warnings for {name} as an
 
 async def widget_script(request: web.Request) -> web.Response:
     ars, name = _region(request)
-    lang = lang_of(request)
-    title = view.tr(lang).format(N_("Aktuelle Warnungen für %(name)s"), name=name)
+    title = widget.title(_widget_lang(request), name)
     body = _WIDGET_JS.format(name=name.replace("*/", ""), path=f"/widget/{ars}.js",
                              title=json.dumps(title, ensure_ascii=False).replace("</", "<\\/"))
     return web.Response(text=body, content_type="text/javascript", charset="utf-8",
-                        headers={"Cache-Control": "public, max-age=3600"})
+                        headers={"Cache-Control": "public, max-age=3600", "Vary": "Accept-Language"})
 
 
 # -- place search ---------------------------------------------------------------------------------------------------

@@ -44,7 +44,6 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-import jinja2
 from aiohttp import web
 from lxml import etree
 from shapely.geometry.base import BaseGeometry
@@ -57,6 +56,7 @@ from hub.publish import publications
 from hub.publish.places import Place, select
 from hub.publish.publications import KIOSK, KIOSK_EXERCISE, WEB, Audience, Publication
 from hub.store.db import Store
+from hub.web import kiosk
 from hub.web.keys import HUB_KEY
 from hub.web.live import Broadcaster, Subscriber, links, public_dict, retry_hint, sse
 from hub.web.paging import MAX_LIMIT, BadPage, cut, page_of
@@ -79,8 +79,6 @@ FLUSH_S = 5.0
 """A dropped client's last write may take this long; then the connection is cut."""
 SEND_BUFFER = 64 * 1024
 """Kernel send buffer per stream: a client that stops reading fills its queue soon, not after megabytes."""
-_TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-                                autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
 _JSON = {"ensure_ascii": False, "separators": (",", ":")}
 
 
@@ -439,16 +437,6 @@ async def _kiosk_current(request: web.Request, place: Place, audience: Audience)
     return await asyncio.to_thread(select, pubs, place, state.geo, state.areas)
 
 
-def _shown(p: Publication, now: datetime) -> dict[str, Any]:
-    de, en = _notice(p), _notice(p, "en")
-    english = en if en.language.lower().split("-")[0] == "en" else None
-    return {"severity": p.severity if labels.rank(p.severity) else "Unknown",
-            "word": labels.severity_word(p.severity, "de"),
-            "word_en": labels.severity_word(p.severity, "en"), "exercise": p.status == "Exercise",
-            "headline": de.headline, "headline_en": english.headline if english else "",
-            "instruction": de.instruction, "area": de.area_desc, "until": until(p.expires, now)}
-
-
 async def board_page(request: web.Request) -> web.Response:
     state = request.app[_STATE]
     board, audience = kiosk_of(request, request.match_info["id"])
@@ -469,10 +457,11 @@ async def board_page(request: web.Request) -> web.Response:
         if left < int(refresh.split(";")[0]):
             refresh = f"{max(left, 1)}; url=/boards/{quote(board.id)}{token.replace('&', '?', 1)}"
     query = f"ars={board.ars}&board={quote(board.id)}{token}"
-    html = _TEMPLATES.get_template("board.html").render(
-        board=board, region=state.geo.registry.name(board.ars) or board.ars,
-        shown=_shown(shown, now) if shown else None,
-        position=index + 1, total=len(pool), others=[_shown(p, now) for p in pubs if p is not shown][:4],
+    lang = board.language
+    html = kiosk.render(
+        lang, board=board, region=state.geo.registry.name(board.ars) or board.ars,
+        shown=kiosk.shown(shown, now, lang) if shown else None, position=index + 1, total=len(pool),
+        others=[kiosk.shown(p, now, lang) for p in pubs if p is not shown][:4],
         refresh=refresh, stream=f"/api/v1/stream?{query}",
         stamp=now.astimezone(BERLIN).strftime("%H:%M"), data=_listing(state, pubs, Place(board.ars)),
         severities=labels.severity_words())

@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 from playwright.async_api import Page, expect
 
+from hub.publish import notify
 from tests.e2e.test_routing import Hub, dwd_cap
 from tests.kits.browser import PageLog, open_page, screenshot
 from tests.kits.hubproc import drop
@@ -288,6 +289,15 @@ async def subscribe_push_delete(hub: Hub, rx: PushReceiver, sub: TestSubscriptio
     [ended] = [n for n in every if n["tag"] == "late-1"]
     assert ended["title"] == f"Abgelaufen: {HEADLINE}" and "nicht mehr gültig" in ended["body"]
     assert ended["renotify"] is False and ended["requireInteraction"] is False and ended["data"]["ended"] is True
+    # the words come from the payload (hub/publish/notify.py): a Turkish subscription's push reads Turkish
+    turkish = {**late, "thread": "late-tr", "uiLang": "tr", "labels": notify.push_labels("tr", translated=False)}
+    await worker.push(json.dumps(turkish))
+    every = await worker.notifications(lambda n: any(x["tag"] == "late-tr" for x in n), "the Turkish expired one")
+    [ended] = [n for n in every if n["tag"] == "late-tr"]
+    words = turkish["labels"]
+    assert ended["title"] == f"{words['expired']}: {HEADLINE}" and words["expired"] == "Süresi doldu"
+    assert words["expiredSince"].split("%(time)s")[0] in ended["body"] and "Uhr" not in ended["body"]
+    assert ended["body"].endswith(words["untranslated"])  # the German text, said to be not in Turkish
 
     cancel = {**push.body, "version": push.body["version"] + 2, "msgType": "Cancel"}
     await worker.push(json.dumps(cancel))

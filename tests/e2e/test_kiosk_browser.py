@@ -24,6 +24,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.async_api import Page, expect
 
+from hub.cap import labels
+from hub.i18n.catalogs import translator
 from tests.e2e.test_routing import Hub, dwd_cap
 from tests.kits.browser import AXE_JS, PageLog, axe, open_page, screenshot
 from tests.kits.hubproc import drop, wait_for
@@ -36,6 +38,20 @@ id = "foyer"
 name = "Rathaus Dannenberg, Foyer"
 ars = "033545406004"
 kind = "kiosk"
+
+[[boards]]
+id = "foyer-tr"
+name = "Rathaus Dannenberg, Foyer (Türkçe)"
+ars = "033545406004"
+kind = "kiosk"
+language = "tr"
+
+[[boards]]
+id = "foyer-ar"
+name = "Rathaus Dannenberg, Foyer (العربية)"
+ars = "033545406004"
+kind = "kiosk"
+language = "ar"
 """
 PATH = "/boards/foyer"
 WAIT_MS = 20_000
@@ -211,6 +227,35 @@ def clean(log: PageLog) -> None:
 
 
 # -- the tests -------------------------------------------------------------------------------------------------------
+
+
+async def test_a_turkish_kiosk_follows_live_in_turkish(inbox: Inbox, page: Page, page_log: PageLog) -> None:
+    """board.js composes in the board's language what it writes itself (validity, severity word) from the page's
+    texts: a warning arriving live on a Turkish kiosk reads Turkish with English beside, its German text marked as
+    German; an Arabic kiosk is right-to-left and fits the screens. Texts from the notify catalogue, not copies."""
+    tr = translator("tr", "notify")
+    await page.set_viewport_size({"width": 1920, "height": 1080})
+    await open_page(page, inbox.base, "/boards/foyer-tr")
+    await expect(page.locator("#none h1")).to_have_text(tr.gettext("Keine Warnungen"))
+    inbox.issue("storm-tr", "Amtliche UNWETTERWARNUNG vor ORKANBÖEN", instruction=LONG_INSTRUCTION)
+    await shows(page, "Amtliche UNWETTERWARNUNG vor ORKANBÖEN", labels.severity_word("Severe", "tr"), RED)
+    await expect(page.locator("#sev-en")).to_have_text("Danger")
+    when = r"(\d\d\.\d\d\.\d{4}, )?\d\d:\d\d"
+    own = re.escape(tr.gettext("gültig bis %(time)s Uhr")).replace(re.escape("%(time)s"), when)
+    await expect(page.locator("#validity")).to_have_text(re.compile(f"{own} / valid until {when}"))
+    assert await page.locator("#headline").get_attribute("lang") == "de-DE"
+    assert await page.locator("html").get_attribute("lang") == "tr"
+    await accessible(page)
+    await assert_fits(page, "tr-severe")
+    clean(page_log)
+
+    await page.set_viewport_size({"width": 1920, "height": 1080})
+    await open_page(page, inbox.base, "/boards/foyer-ar")
+    await shows(page, "Amtliche UNWETTERWARNUNG vor ORKANBÖEN", labels.severity_word("Severe", "ar"), RED)
+    assert await page.locator("html").get_attribute("dir") == "rtl"
+    assert await page.locator("#instruction").evaluate("e => getComputedStyle(e).direction") == "ltr"  # German text
+    await accessible(page)
+    await assert_fits(page, "ar-severe")
 
 
 async def test_no_warning_then_severe_live_then_cancel(inbox: Inbox, page: Page, page_log: PageLog) -> None:

@@ -15,6 +15,7 @@ board shows.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 import sqlite3
@@ -32,6 +33,7 @@ from lxml import etree
 from hub.access import auth
 from hub.cap import labels
 from hub.geo.geography import geography
+from hub.i18n.catalogs import translator
 from hub.store.db import Store
 from tests.kits.hubproc import REPO, HubProcess, free_port, until, write_config
 from tests.kits.pushkit import PushReceiver, TestSubscription
@@ -69,10 +71,55 @@ chars = 40
 charset = "utf-8"
 
 [[boards]]
+id = "tafel-polski"
+name = "Kreishaus Lüchow, polnisch"
+ars = "{DISTRICT}"
+kind = "http"
+url = "{board_url}"
+secret = "{BOARD_SECRET}"
+lines = 4
+chars = 40
+charset = "utf-8"
+language = "pl"
+
+[[boards]]
+id = "tafel-polski-klein"
+name = "Bahnhof Lüchow, polnisch, latin-1"
+ars = "{DISTRICT}"
+kind = "http"
+url = "{board_url}"
+secret = "{BOARD_SECRET}"
+lines = 3
+chars = 16
+charset = "latin-1"
+language = "pl-PL"
+
+[[boards]]
 id = "kiosk-kreishaus"
 name = "Kreishaus Lüchow, Foyer"
 ars = "{DISTRICT}"
 kind = "kiosk"
+
+[[boards]]
+id = "kiosk-tr"
+name = "Kreishaus Lüchow, Foyer (Türkçe)"
+ars = "{DISTRICT}"
+kind = "kiosk"
+language = "tr"
+
+[[boards]]
+id = "kiosk-ar"
+name = "Kreishaus Lüchow, Foyer (العربية)"
+ars = "{DISTRICT}"
+kind = "kiosk"
+language = "ar"
+
+[[boards]]
+id = "kiosk-en"
+name = "Kreishaus Lüchow, Foyer (English)"
+ars = "{DISTRICT}"
+kind = "kiosk"
+language = "en-GB"
 """
 
 
@@ -180,7 +227,7 @@ async def kit(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Kit]:
             await bert.login("bert")
             subs: dict[str, TestSubscription] = {}
             async with aiohttp.ClientSession() as http:
-                for lang in labels.LANGUAGES:
+                for lang in (*labels.LANGUAGES, "uk"):  # uk: a language the hub does not have
                     sub = rx.subscribe()
                     body = {"subscription": sub.as_json(), "places": [{"ars": DISTRICT}], "languages": [lang],
                             "min_severity": "Minor"}
@@ -231,7 +278,7 @@ async def test_a_warning_carries_the_same_words_on_every_surface(kit: Kit, sever
 
     # the display board's text (German) and the kiosk page (German and English)
     def on_board() -> list[dict[str, Any]]:
-        return [g for g in kit.board.got if g["thread"] == thread and g["lines"]]
+        return [g for g in kit.board.got if g["thread"] == thread and g["lines"] and g["board"] == "tafel-kreishaus"]
     await until(on_board, f"the {severity} warning on the board")
     lead = on_board()[-1]["lines"][0]
     kiosk = await kit.get("/boards/kiosk-kreishaus")
@@ -239,3 +286,121 @@ async def test_a_warning_carries_the_same_words_on_every_surface(kit: Kit, sever
 
     assert lead.startswith(de + " ") or lead == de, lead
     assert seen == {surface: (de, en) for surface in seen}, seen
+
+
+def catalogue(lang: str, message: str) -> str:
+    """A text of the ``notify`` catalogue in ``lang`` (read through the hub's own translator, not copied here)."""
+    return translator(lang, "notify").gettext(message)
+
+
+async def test_a_push_speaks_the_subscriptions_language(kit: Kit) -> None:
+    """Turkish and Arabic subscriptions get the severity word and every state word in their language (the warning's
+    text stays German, marked as such, since the warning carries no Turkish or Arabic), and a link that opens the
+    page in it; a subscription in a language the hub lacks (Ukrainian) reads German."""
+    _, thread = (await kit.send("Severe")).split(":")
+
+    def pushed(lang: str) -> dict[str, Any] | None:
+        got = [r.body for r in kit.rx.received(kit.subs[lang].id) if r.body.get("thread") == thread]
+        return got[-1] if got else None
+    await until(lambda: all(pushed(lang) for lang in ("tr", "ar", "uk", "de", "en")), "the pushes in five languages")
+    tr, ar, uk, de, en = (pushed(lang) or {} for lang in ("tr", "ar", "uk", "de", "en"))
+    for lang, doc in (("tr", tr), ("ar", ar)):
+        assert doc["uiLang"] == lang and doc["word"] == labels.severity_word("Severe", lang)
+        assert doc["labels"]["cancelled"] == catalogue(lang, "Aufgehoben") != "Aufgehoben"
+        assert doc["labels"]["expired"] == catalogue(lang, "Abgelaufen") != "Abgelaufen"
+        assert doc["labels"]["allClear"] == catalogue(lang, "Entwarnung") != "Entwarnung"
+        assert doc["labels"]["exercise"] == catalogue(lang, "ÜBUNG") != "ÜBUNG"
+        assert "%(time)s" in doc["labels"]["expiredSince"]
+        assert doc["lang"] == "de-DE" and doc["translated"] is False  # the warning's own text: German, marked
+        assert doc["headline"] == "Stufe Severe im Landkreis"
+        assert doc["labels"]["untranslated"] == catalogue(lang, "Diese Warnung gibt es nicht in Ihrer Sprache.")
+        assert doc["url"].endswith(f"/warnungen/{thread}?lang={lang}")
+    assert (tr["word"], ar["word"]) == ("Tehlike", "خطر")
+    assert uk["uiLang"] == "de" and uk["word"] == "Gefahr" and uk["labels"]["cancelled"] == "Aufgehoben"
+    assert uk["url"].endswith(f"/warnungen/{thread}") and "untranslated" not in uk["labels"]
+    assert de == {**uk, "key": de["key"]}  # Ukrainian reads exactly what German does
+    assert en["translated"] is True and en["headline"] == "Level Severe in the district"
+    assert en["labels"]["allClear"] == "All clear" and en["url"].endswith("?lang=en")
+
+
+async def test_a_polish_board_shows_polish_words_within_its_budget(kit: Kit) -> None:
+    """A board configured ``language = "pl"`` leads with the Polish severity word and says "do" where German says
+    "bis"; a small latin-1 one (3 x 16) keeps its budget and shows the Polish word in its charset."""
+    await kit.send("Extreme")
+
+    def lines_of(board: str) -> list[str] | None:
+        """The latest Extreme warning the board shows (this one, or an earlier test's sent within the same second)."""
+        got = [g["lines"] for g in kit.board.got if g["board"] == board and g["severity"] == "Extreme" and g["lines"]]
+        return got[-1] if got else None
+    await until(lambda: lines_of("tafel-polski") and lines_of("tafel-polski-klein"), "the warning on Polish boards")
+    big, small = lines_of("tafel-polski") or [], lines_of("tafel-polski-klein") or []
+    assert big[0] == labels.severity_word("Extreme", "pl") == "Skrajne zagrożenie"
+    assert re.fullmatch(r"do (\d{2}\.\d{2}\. )?\d{2}:\d{2}", big[-1]), big
+    assert len(big) <= 4 and all(len(line) <= 40 for line in big), big
+    assert len(small) <= 3 and all(len(line) <= 16 for line in small), small
+    assert small[:2] == ["Skrajne", "zagrozenie"], small  # the word over two lines, ż without its dot in latin-1
+    german = lines_of("tafel-kreishaus")
+    assert german and german[0] == "Extreme Gefahr" and german[-1].startswith("bis "), german
+
+
+async def test_the_widget_speaks_the_readers_language(kit: Kit) -> None:
+    """``/widget/{ars}?lang=fr`` is French (its fixed texts from the widget catalogue, the severity word from the
+    table, the German headline marked as German); without ``?lang=`` the browser's Accept-Language decides, and
+    ``?lang=`` beats it; Arabic is right-to-left; the embedding script titles its iframe in the same language."""
+    _, thread = (await kit.send("Moderate")).split(":")
+    await until(lambda: kit.published(thread), "the Moderate warning published")
+    fr = translator("fr", "widget")
+
+    async def widget(query: str = "", accept: str | None = None, path: str = f"/widget/{DISTRICT}") -> str:
+        headers = {"Accept-Language": accept} if accept else {}
+        async with kit.anna.http.get(f"{kit.proc.base}{path}{query}", headers=headers) as r:
+            assert r.status == 200 and r.headers["Vary"] == "Accept-Language", (query, r.status)
+            return await r.text()
+
+    page = await widget("?lang=fr", accept="tr")
+    assert '<html lang="fr" dir="ltr">' in page
+    h1 = first(r"<h1>(.*?)</h1>", page)[0]
+    assert h1 == fr.format("Warnungen für %(region)s", region=first(r"<h1>Alertes pour (.*?)</h1>", page)[0])
+    assert h1.startswith("Alertes pour ") and fr.gettext("Stand:") == "Mis à jour :" and "Mis à jour :" in page
+    assert f'<span class="word">{labels.severity_word("Moderate", "fr")}</span>' in page  # "Avertissement"
+    assert re.search(r'lang="de-DE">Stufe Moderate im Landkreis</a> <span class="small" lang="de-DE">\(Deutsch\)',
+                     page), "the German headline, marked as German"
+    turkish = await widget(accept="tr-TR,tr;q=0.9,de;q=0.5")
+    assert '<html lang="tr" dir="ltr">' in turkish and "için uyarılar</h1>" in turkish
+    assert f'<span class="word">{labels.severity_word("Moderate", "tr")}</span>' in turkish  # "Uyarı"
+    arabic = await widget("?lang=ar")
+    assert '<html lang="ar" dir="rtl">' in arabic and translator("ar", "widget").gettext("Stand:") in arabic
+    german = await widget()
+    assert '<html lang="de" dir="ltr">' in german and "<h1>Warnungen für " in german and "Stand:" in german
+    assert f'<span class="word">{labels.severity_word("Moderate", "de")}</span>' in german
+    script = await widget("?lang=fr", path=f"/widget/{DISTRICT}.js")
+    assert 'frame.title = "Alertes en cours pour ' in script
+
+
+async def test_a_kiosk_speaks_its_language(kit: Kit) -> None:
+    """A kiosk board configured Turkish shows the table's Turkish word with the English one beside, the validity and
+    its other fixed texts from the notify catalogue, and the warning's German text marked as German; an Arabic
+    kiosk is right-to-left; an English one shows English alone (the warning's English text, no second line)."""
+    _, thread = (await kit.send("Severe")).split(":")
+    await until(lambda: kit.published(thread), "the Severe warning published")
+    tr = translator("tr", "notify")
+    page = await kit.get("/boards/kiosk-tr")
+    assert '<html lang="tr" dir="ltr">' in page
+    word, en = first(r'<span id="sev-word">(.*?)</span> <span id="sev-en" class="en" lang="en">(.*?)</span>', page)
+    level = next(s for s in SEVERITIES if labels.severity_word(s, "tr") == word)
+    assert word != labels.severity_word(level, "de") and en == labels.severity_word(level, "en")
+    validity = first(r'<p id="validity" class="validity">(.*?)</p>', page)[0]
+    own, english = validity.split(" / ")
+    assert re.fullmatch(tr.gettext("gültig bis %(time)s Uhr").replace("%(time)s", r"(\d\d\.\d\d\.\d{4}, )?\d\d:\d\d"),
+                        own), validity
+    assert english.startswith("valid until ")
+    assert re.search(r'<h1 id="headline" lang="de-DE">Stufe \w+ im Landkreis</h1>', page)  # German, marked
+    assert f"<h1>{tr.gettext('Keine Warnungen')}</h1>" in page and tr.gettext("Keine Warnungen") == "Uyarı yok"
+    texts = json.loads(first(r'<script type="application/json" id="board-texts">(.*?)</script>', page)[0])
+    assert texts["lang"] == "tr" and texts["position"] == tr.gettext("Warnung %(n)s von %(total)s")
+    arabic = await kit.get("/boards/kiosk-ar")
+    assert '<html lang="ar" dir="rtl">' in arabic and translator("ar", "notify").gettext("Keine Warnungen") in arabic
+    english_only = await kit.get("/boards/kiosk-en")
+    assert '<html lang="en" dir="ltr">' in english_only and 'id="sev-en"' not in english_only
+    assert re.search(r'<h1 id="headline">Level \w+ in the district</h1>', english_only)
+    assert "<h1>No warnings</h1>" in english_only and 'class="en"' not in english_only.split("<main>")[1]

@@ -189,3 +189,15 @@ def test_exercise_kiosk_board_needs_a_secret_token(tmp_path: Path, base_text: st
     ok = config_mod.load(write(tmp_path, base_text + board + 'exercise = true\ntoken = "Schulung-2026-geheim-xyz"\n'))
     assert ok.cfg.boards[0].token == "Schulung-2026-geheim-xyz"
     assert config_mod.load(write(tmp_path, base_text + board)).cfg.boards[0].token is None  # a public board
+
+
+@pytest.mark.parametrize(("lines", "problem"), [('language = "uk"\n', "none of the hub's languages"),
+                                                ('language = "ru"\ncharset = "ascii"\n', "utf-8"),
+                                                ('language = "ar"\ncharset = "latin-1"\n', "utf-8")])
+def test_a_board_speaks_one_of_the_hubs_languages_in_a_charset_that_shows_it(tmp_path: Path, base_text: str,
+                                                                            lines: str, problem: str) -> None:
+    board = '\n[[boards]]\nid = "tafel"\nname = "Tafel"\nars = "033540000000"\nkind = "kiosk"\n'
+    message = refused(write(tmp_path, base_text + board + lines))
+    assert "$.boards[0].language" in message and problem in message
+    for fine in ('language = "pl"\ncharset = "latin-1"\n', 'language = "ru"\n', 'language = "DE-LS"\n', ""):
+        assert config_mod.load(write(tmp_path, base_text + board + fine)).cfg.boards[0].id == "tafel"

@@ -34,8 +34,13 @@
   var main = document.querySelector("main");
   var KEY = "warnhub.board." + body.getAttribute("data-board");
   var streamUrl = body.getAttribute("data-stream");
-  /* Rank and words of every severity, from the hub's one table (hub/cap/labels.py): {Severe: {rank, de, en}}. */
+  /* Rank and words of every severity, from the hub's one table (hub/cap/labels.py): {Severe: {rank, de, en, …}}. */
   var SEVERITIES = JSON.parse(body.getAttribute("data-severities") || "{}");
+  /* The board's language and the texts this script composes, from the page (hub/web/kiosk.py): {lang, tag, second,
+   * until, further, position, untilEn, furtherEn, positionEn}. */
+  var texts = document.getElementById("board-texts");
+  var TEXTS = JSON.parse((texts && texts.textContent) || "{}");
+  var LANG = TEXTS.lang || "de";
 
   var warnings = {};      // thread -> publication (as the JSON API gives it)
   var updated = 0;        // ms, hub time: when the hub last confirmed this state
@@ -80,12 +85,25 @@
 
   function hhmm(ms) { return timeFmt.format(new Date(ms)); }
 
+  /* A catalogue text with its %(name)s placeholders filled. */
+  function fill(text, values) {
+    return String(text || "").replace(/%\((\w+)\)s/g, function (all, name) {
+      return name in values ? String(values[name]) : all;
+    });
+  }
+
+  /* The board's language's text, and English beside it unless the board is English. */
+  function both(own, en, values) {
+    var out = fill(own, values);
+    return TEXTS.second && en ? out + " / " + fill(en, values) : out;
+  }
+
   function until(expires, now) {
-    if (!expires) { return "bis auf Weiteres / until further notice"; }
+    if (!expires) { return both(TEXTS.further, TEXTS.furtherEn, {}); }
     var at = new Date(Date.parse(expires));
     var when = dayFmt.format(at) === dayFmt.format(new Date(now)) ? timeFmt.format(at)
       : dayFmt.format(at) + ", " + timeFmt.format(at);
-    return "gültig bis " + when + " Uhr / valid until " + when;
+    return both(TEXTS.until, TEXTS.untilEn, { time: when });
   }
 
   function notice(p, lang) {
@@ -106,7 +124,35 @@
 
   function level(p) { return SEVERITIES[p.severity] ? p.severity : "Unknown"; }
 
-  function words(p) { return SEVERITIES[level(p)] || { rank: 0, de: "", en: "" }; }
+  function words(p) { return SEVERITIES[level(p)] || { rank: 0 }; }
+
+  /* Marks the elements showing a text in another language than the board's with that language and its own direction
+   * (or unmarks them). */
+  function setLang(ids, language) {
+    var tag = (language || "").toLowerCase();
+    var same = tag === TEXTS.tag || (LANG.indexOf("-x-") < 0 && tag.split("-")[0] === LANG);
+    var changed = false;
+    ids.forEach(function (id) {
+      var el = $(id);
+      if (!el) { return; }
+      var want = same || !language ? null : language;
+      if (el.getAttribute("lang") === want) { return; }
+      if (want) {  // its own direction too: German on an Arabic board reads left to right
+        el.setAttribute("lang", want);
+        el.setAttribute("dir", "auto");
+      } else {
+        el.removeAttribute("lang");
+        el.removeAttribute("dir");
+      }
+      changed = true;
+    });
+    return changed;
+  }
+
+  /* The warning's text in the board's language, else German, else its first. */
+  function own(p) {
+    return notice(p, TEXTS.tag || LANG) || notice(p, LANG) || notice(p, "de") || (p.infos || [])[0] || {};
+  }
 
   /* Higher is more pressing; a severity the table does not know ranks below every one it knows. */
   function rank(p) { return SEVERITIES[p.severity] ? SEVERITIES[p.severity].rank : -1; }
@@ -143,15 +189,16 @@
     changed = show("none", !p) || changed;
     var stamp = updated ? hhmm(updated) : "–";
     setText("stamp", stamp);
-    Array.prototype.forEach.call(document.querySelectorAll(".none-stamp"), function (el) {
+    Array.prototype.forEach.call(document.querySelectorAll(".none-stamp, .stamp-copy"), function (el) {
       if (el.textContent !== stamp) { el.textContent = stamp; }
     });
     if (p) {
-      var de = notice(p, "de") || (p.infos || [])[0] || {};
-      var en = notice(p, "en");
+      var de = own(p);
+      var en = TEXTS.second === false ? null : notice(p, "en");
+      if (en === de) { en = null; }
       changed = show("exercise", p.status === "Exercise") || changed;
-      changed = setText("sev-word", words(p).de) || changed;
-      changed = setText("sev-en", words(p).en) || changed;
+      changed = setText("sev-word", words(p)[LANG] || "") || changed;
+      changed = setText("sev-en", words(p).en || "") || changed;
       changed = setText("headline", de.headline || de.event) || changed;
       changed = setText("headline-en", en ? en.headline : "") || changed;
       changed = show("headline-en", !!(en && en.headline)) || changed;
@@ -159,8 +206,10 @@
       changed = show("instruction", !!de.instruction) || changed;
       changed = setText("validity", until(p.expires, now)) || changed;
       changed = setText("area", de.areaDesc) || changed;
-      changed = setText("position-de", "Warnung " + (index + 1) + " von " + pool.length) || changed;
-      changed = setText("position-en", "/ warning " + (index + 1) + " of " + pool.length) || changed;
+      changed = setLang(["headline", "area", "instruction"], de.language) || changed;
+      var pos = { n: index + 1, total: pool.length };
+      changed = setText("position-de", fill(TEXTS.position, pos)) || changed;
+      changed = setText("position-en", "/ " + fill(TEXTS.positionEn, pos)) || changed;
       changed = show("position", pool.length > 1) || changed;
     }
     changed = renderOthers(list.filter(function (o) { return o !== p; }).slice(0, 4)) || changed;
@@ -185,11 +234,11 @@
     othersKey = key;
     while (ul.firstChild) { ul.removeChild(ul.firstChild); }
     others.forEach(function (o) {
-      var de = notice(o, "de") || (o.infos || [])[0] || {};
+      var de = own(o);
       var li = document.createElement("li");
       var sev = document.createElement("span");
       sev.className = "sev sev-" + level(o);
-      sev.textContent = words(o).de;
+      sev.textContent = words(o)[LANG] || "";
       li.appendChild(sev);
       li.appendChild(document.createTextNode(" " + (de.headline || de.event || "")));
       ul.appendChild(li);

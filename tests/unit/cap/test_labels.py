@@ -12,6 +12,7 @@ import pytest
 
 from hub.cap import labels
 from hub.cap.model import Certainty, Severity, Urgency
+from hub.i18n.languages import CODES
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -35,12 +36,44 @@ def test_ranks_follow_the_enum_order() -> None:
     assert labels.rank("Minor") > labels.rank("Unknown")
 
 
-@pytest.mark.parametrize(("tag", "expected"), [("de", "Information"), ("de-DE", "Information"),
-                                               ("de-DE-x-ls", "Information"), ("EN", "Information"),
-                                               ("en-GB", "Information"), ("fr", "Information"), (None, "Information")])
-def test_language_tags_by_their_primary_subtag(tag: str | None, expected: str) -> None:
-    assert labels.severity_word("Minor", tag) == expected
-    assert labels.severity_word("Severe", tag) == ("Danger" if (tag or "").lower().startswith("en") else "Gefahr")
+@pytest.mark.parametrize(("tag", "code"), [("de", "de"), ("de-DE", "de"), ("de-DE-x-ls", "de-x-ls"),
+                                           ("DE-LS", "de-x-ls"), ("EN", "en"), ("en-GB", "en"), ("tr-TR", "tr"),
+                                           ("ar", "ar"), ("fr", "fr"), ("uk", "de"), ("", "de"), (None, "de")])
+def test_language_tags_through_the_hubs_codes(tag: str | None, code: str) -> None:
+    """Any tag reads through hub.i18n (de-DE-x-ls and NINA's DE-LS are Leichte Sprache); one the hub lacks, German."""
+    assert labels.lang_of(tag) == code
+    assert labels.severity_word("Extreme", tag) == labels.SEVERITY[Severity.EXTREME][code]
+
+
+def test_the_table_speaks_the_hubs_nine_languages() -> None:
+    assert labels.LANGUAGES == CODES
+
+
+@pytest.mark.parametrize("lang", [c for c in CODES if c not in ("de", "de-x-ls")])
+def test_every_level_reads_in_its_own_language(lang: str) -> None:
+    """The words are the language's own, not German left standing: every severity above Minor, every urgency and
+    certainty but the unknowns differs from German (Minor may be "Information" in German, English and French), and
+    a reader can tell the ranked levels apart."""
+    german_like = {(Severity.MINOR, "en"), (Severity.MINOR, "fr")}  # "Information"
+    for table in (labels.SEVERITY, labels.URGENCY, labels.CERTAINTY):
+        for level, words in table.items():
+            if (level, lang) not in german_like:
+                assert words[lang] != words["de"], (level, lang)
+    ranked = [labels.severity_word(s, lang) for s in Severity if s.rank]
+    assert len(set(ranked)) == len(ranked) == 4, ranked
+    assert labels.severity_short("Extreme", lang) != labels.severity_short("Extreme", "de")
+
+
+def test_leichte_sprache_says_it_plainly() -> None:
+    assert labels.severity_word("Extreme", "de-DE-x-ls") == "Sehr große Gefahr"
+    assert labels.urgency_word("Immediate", "DE-LS") == "jetzt"
+    assert labels.severity_word("Severe", "de-x-ls") == labels.severity_word("Severe", "de") == "Gefahr"
+
+
+def test_turkish_and_arabic_words() -> None:
+    assert [labels.severity_word(s, "tr") for s in ("Extreme", "Severe", "Moderate", "Minor")] == [
+        "Aşırı tehlike", "Tehlike", "Uyarı", "Bilgi"]
+    assert labels.severity_word("Severe", "ar") == "خطر" and labels.severity_short("Extreme", "tr") == "TEHLİKE"
 
 
 def test_words_a_citizen_expects() -> None:

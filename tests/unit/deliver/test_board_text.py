@@ -91,7 +91,8 @@ def test_boards_get_their_language_fitted_to_their_budget(tmp_path: Path) -> Non
 
     assert bahnhof is not None and bahnhof.text is not None
     assert bahnhof.text.headline == "Official severe weather warning of gusts"  # the board's language
-    assert bahnhof.text.lines == tuple(fit(pub, pub.notice(["en-GB"]), lines=4, chars=40))
+    assert bahnhof.text.lines == tuple(fit(pub, pub.notice(["en-GB"]), lines=4, chars=40, lang="en-GB"))
+    assert bahnhof.text.lines[0] == "Danger" and bahnhof.text.lines[-1].startswith("until "), bahnhof.text.lines
     assert "Official severe weather warning of gusts" in " ".join(bahnhof.text.lines)
 
     assert leer is not None and leer.board_id == "leer" and leer.text is None  # nothing published to it: clear

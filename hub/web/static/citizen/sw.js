@@ -126,12 +126,19 @@ async function showTest(msg) {
   await tellPages({ type: 'warnhub:push', payload: msg, superseded: false });
 }
 
+/** The keys of the payload's words (hub/publish/notify.py) by the German ids this worker's words have. */
+const PAYLOAD_KEYS = {
+  Aufgehoben: 'cancelled', Abgelaufen: 'expired', Entwarnung: 'allClear', 'ÜBUNG': 'exercise',
+  'Aktualisiert:': 'updated', Warnung: 'warning',
+};
+
 /** Title and options for one push payload; exported to the pages for tests through `self.warnhubNotification`. */
 function notification(msg, now, w = GERMAN) {
   const expires = msg.expires ? Date.parse(msg.expires) : NaN;
   const expired = Number.isFinite(expires) && expires <= now;
-  const said = (msg.labels && typeof msg.labels === 'object') ? msg.labels : {};  // words the payload brings
-  const word = (id) => String(said[id] || w._(id));
+  // the payload's words (hub/publish/notify.py, in the subscription's language) first, then this worker's
+  const said = (msg.labels && typeof msg.labels === 'object') ? msg.labels : {};
+  const word = (id) => String(said[PAYLOAD_KEYS[id]] || w._(id));
   const headline = String(msg.headline || msg.event || word('Warnung'));
   let label;
   if (msg.msgType === 'Cancel') label = word('Aufgehoben');
@@ -140,7 +147,9 @@ function notification(msg, now, w = GERMAN) {
   else label = String(msg.word || word('Warnung'));  // the hub's word for the severity, in the payload's language
   if (msg.status && msg.status !== 'Actual') label = `${word('ÜBUNG')} – ${label}`;
   const lines = [];
-  if (expired && msg.msgType !== 'Cancel') {
+  if (expired && msg.msgType !== 'Cancel' && said.expiredSince) {
+    lines.push(String(said.expiredSince).replace('%(time)s', clock(expires, msg.uiLang || w.lang)));
+  } else if (expired && msg.msgType !== 'Cancel') {
     lines.push(w.lang === 'de' ? `Diese Warnung ist seit ${clock(expires)} Uhr nicht mehr gültig. / This warning has expired.`
       : w._('Diese Warnung ist seit %(time)s Uhr nicht mehr gültig.', { time: clock(expires, w.lang) }));
   } else if (msg.msgType === 'Update' && !msg.allClear) {
@@ -148,6 +157,7 @@ function notification(msg, now, w = GERMAN) {
   }
   if (msg.body) lines.push(String(msg.body));
   if (msg.area) lines.push(String(msg.area));
+  if (said.untranslated) lines.push(String(said.untranslated));  // the text is in another language
   const ending = expired || msg.msgType === 'Cancel' || msg.allClear;
   const urgent = !ending && (msg.severity === 'Extreme' || msg.severity === 'Severe');
   const options = {
@@ -168,7 +178,11 @@ self.warnhubNotification = notification;
 
 function clock(ms, lang = 'de') {
   const locale = { de: 'de-DE', 'de-x-ls': 'de-DE', ar: 'ar-u-nu-latn' }[lang] || lang;
-  return new Date(ms).toLocaleTimeString(locale, { hour: '2-digit', minute: '2-digit', timeZone: 'Europe/Berlin' });
+  try {
+    return new Date(ms).toLocaleTimeString(locale, { hour: '2-digit', minute: '2-digit', timeZone: 'Europe/Berlin' });
+  } catch (err) {  // a tag the browser does not know
+    return new Date(ms).toLocaleTimeString('de-DE', { hour: '2-digit', minute: '2-digit', timeZone: 'Europe/Berlin' });
+  }
 }
 
 // -- words ----------------------------------------------------------------------------------------------------------
