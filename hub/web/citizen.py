@@ -58,8 +58,8 @@ from hub.publish.subscriptions import MAX_PLACES
 from hub.store.db import Store
 from hub.web import citizen_errors, subscribe_view
 from hub.web import citizen_view as view
-from hub.web.citizen_texts import script_texts, sw_texts
 from hub.web import citizen_widget as widget
+from hub.web.citizen_texts import script_texts, sw_texts
 from hub.web.keys import HUB_KEY, SECURITY_HEADERS
 
 if TYPE_CHECKING:
