@@ -81,6 +81,14 @@ def accepted(header: str | None) -> list[str]:
     return list(dict.fromkeys(code for _, _, code in sorted(ranked)))
 
 
+def reading_order(code: str | None) -> tuple[str, ...]:
+    """The languages a reader of ``code`` reads a warning's own text in, best first: their own; then, for readers of
+    the seven other languages, English before German (the second language most of them share with the district);
+    German readers (and Leichte Sprache readers) German. The one rule for pages, pushes, boards and the widget."""
+    own = language(code).code
+    return (own,) if own in ("de", "de-x-ls") else tuple(dict.fromkeys((own, "en", "de")))
+
+
 def negotiate(query: str | None, subscription: Iterable[str] = (), accept_language: str | None = None) -> str:
     """A page's language: ``?lang=``, then the subscription's languages (best first), then ``Accept-Language``,
     else German. Every answer is one of :data:`CODES`."""

@@ -43,7 +43,7 @@ from hub.decide import decisions
 from hub.decide.rules.engine import LiveRules
 from hub.deliver import outbox
 from hub.events import Bus, Decided, Queued, Wakeup, keep_up
-from hub.i18n.languages import SOURCE, code_of
+from hub.i18n.languages import SOURCE, code_of, reading_order
 from hub.publish import notify, publications
 from hub.publish.audience import BOARD_CHANNELS, effective_channels, recipients
 from hub.publish.publications import Publication, Published
@@ -363,10 +363,11 @@ def push_payload(pub: Publication, key: str, languages: Sequence[str], base_url:
 
     Its words (severity, state, exercise marker: ``word`` and ``labels``) are in the subscription's first language
     the hub has (``uiLang``; German when it has none of them); the warning's own texts (``lang``) in that language
-    when the warning carries it, else in the subscription's next language it carries, else German, and then
-    ``translated`` is false and ``labels.untranslated`` says so. The link opens the page in ``uiLang``."""
+    when the warning carries it, else in the subscription's next language it carries, else as every page reads it
+    (:func:`~hub.i18n.languages.reading_order`: English before German for readers of the seven other languages),
+    and then ``translated`` is false and ``labels.untranslated`` says so. The link opens the page in ``uiLang``."""
     ui = notify.reader_language(languages)
-    n = pub.notice([ui, *languages])
+    n = pub.notice(list(dict.fromkeys([ui, *languages, *reading_order(ui)])))
     translated = code_of(n.language) == ui
     body = (n.instruction or n.description)[:600]
     area = n.area_desc[:200]

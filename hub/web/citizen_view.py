@@ -29,7 +29,7 @@ from hub.geo.geography import Geography
 from hub.geo.projection import GERMANY
 from hub.geo.registry import Level
 from hub.i18n.catalogs import N_, Translator, translator
-from hub.i18n.languages import BY_CODE, LANGUAGES, SOURCE, code_of, language
+from hub.i18n.languages import BY_CODE, LANGUAGES, SOURCE, code_of, language, reading_order
 from hub.publish.publications import Notice, Publication
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -191,11 +191,9 @@ def state_of(latest: Publication, now: datetime) -> str:
 
 
 def readable(lang: str) -> tuple[str, ...]:
-    """The languages a reader of ``lang`` reads a warning in, best first: their own; then, for readers of the seven
-    other languages, English before German (the second language most of them share with the district); German
-    readers (and Leichte Sprache) German."""
-    code = language(lang).code
-    return (code,) if code in ("de", "de-x-ls") else (code, "en", "de")
+    """The languages a reader of ``lang`` reads a warning in, best first (:func:`hub.i18n.languages.reading_order`,
+    the same for pushes, boards and the widget)."""
+    return reading_order(lang)
 
 
 def notice_of(pub: Publication, lang: str, text: str | None = None) -> Notice:

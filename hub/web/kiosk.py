@@ -20,7 +20,7 @@ from markupsafe import Markup
 
 from hub.cap import labels
 from hub.i18n.catalogs import N_, translator
-from hub.i18n.languages import Language, code_of, language
+from hub.i18n.languages import Language, code_of, language, reading_order
 from hub.i18n.templates import install, localized
 from hub.publish import notify
 from hub.publish.publications import Notice, Publication
@@ -41,7 +41,7 @@ _ENV = install(jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).
 def _notice(p: Publication, lang: str) -> Notice:
     """The best text for ``lang``; an empty one for a publication without infos (a bare Cancel)."""
     if p.notices:
-        return p.notice((lang,))
+        return p.notice(reading_order(lang))
     return Notice(lang, "", "", "", "", "", p.sender, None)
 
 

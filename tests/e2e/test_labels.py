@@ -311,8 +311,9 @@ async def test_a_push_speaks_the_subscriptions_language(kit: Kit) -> None:
         assert doc["labels"]["allClear"] == catalogue(lang, "Entwarnung") != "Entwarnung"
         assert doc["labels"]["exercise"] == catalogue(lang, "ÜBUNG") != "ÜBUNG"
         assert "%(time)s" in doc["labels"]["expiredSince"]
-        assert doc["lang"] == "de-DE" and doc["translated"] is False  # the warning's own text: German, marked
-        assert doc["headline"] == "Stufe Severe im Landkreis"
+        # the warning has no Turkish or Arabic text: English before German, as every page reads it, marked
+        assert doc["lang"] == "en" and doc["translated"] is False
+        assert doc["headline"] == "Level Severe in the district"
         assert doc["labels"]["untranslated"] == catalogue(lang, "Diese Warnung gibt es nicht in Ihrer Sprache.")
         assert doc["url"].endswith(f"/warnungen/{thread}?lang={lang}")
     assert (tr["word"], ar["word"]) == ("Tehlike", "خطر")
@@ -363,8 +364,8 @@ async def test_the_widget_speaks_the_readers_language(kit: Kit) -> None:
     assert h1 == fr.format("Warnungen für %(region)s", region=first(r"<h1>Alertes pour (.*?)</h1>", page)[0])
     assert h1.startswith("Alertes pour ") and fr.gettext("Stand:") == "Mis à jour :" and "Mis à jour :" in page
     assert f'<span class="word">{labels.severity_word("Moderate", "fr")}</span>' in page  # "Avertissement"
-    assert re.search(r'lang="de-DE">Stufe Moderate im Landkreis</a> <span class="small" lang="de-DE">\(Deutsch\)',
-                     page), "the German headline, marked as German"
+    assert re.search(r'lang="en">Level Moderate in the district</a> <span class="small" lang="en">\(English\)',
+                     page), "no French text: the English headline (English before German), marked as English"
     turkish = await widget(accept="tr-TR,tr;q=0.9,de;q=0.5")
     assert '<html lang="tr" dir="ltr">' in turkish and "için uyarılar</h1>" in turkish
     assert f'<span class="word">{labels.severity_word("Moderate", "tr")}</span>' in turkish  # "Uyarı"
@@ -394,7 +395,7 @@ async def test_a_kiosk_speaks_its_language(kit: Kit) -> None:
     assert re.fullmatch(tr.gettext("gültig bis %(time)s Uhr").replace("%(time)s", r"(\d\d\.\d\d\.\d{4}, )?\d\d:\d\d"),
                         own), validity
     assert english.startswith("valid until ")
-    assert re.search(r'<h1 id="headline" lang="de-DE">Stufe \w+ im Landkreis</h1>', page)  # German, marked
+    assert re.search(r'<h1 id="headline" lang="en" dir="auto">Level \w+ in the district</h1>', page)  # English, marked
     assert f"<h1>{tr.gettext('Keine Warnungen')}</h1>" in page and tr.gettext("Keine Warnungen") == "Uyarı yok"
     texts = json.loads(first(r'<script type="application/json" id="board-texts">(.*?)</script>', page)[0])
     assert texts["lang"] == "tr" and texts["position"] == tr.gettext("Warnung %(n)s von %(total)s")
