@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -75,6 +76,19 @@ def _keys(code_or_info: str | Info) -> list[tuple[str, str]]:
     keys.append(("biwapp", info.event.strip().casefold()))
     keys += [("bbk", v.value.strip()) for v in info.event_codes if _EVC.fullmatch(v.value.strip())]
     return keys
+
+
+def of_event(event: str, codes: Sequence[str], lang: str) -> tuple[str, bool] | None:
+    """An event's name in ``lang`` from what a publication keeps of an info: its event word and its codes (DWD II
+    code first, then the event as a BIWAPP category, then a BBK event code), or None."""
+    code = code_of(lang)
+    names = table()
+    keys = [("dwd", c) for c in codes if c.isdigit()] + [("biwapp", event.strip().casefold())]
+    keys += [("bbk", c) for c in codes if _EVC.fullmatch(c)]
+    for key in keys:
+        if code is not None and key in names and code in names[key]:
+            return names[key][code].text, names[key][code].reviewed
+    return None
 
 
 def lookup(code_or_info: str | Info, lang: str) -> Name | None:

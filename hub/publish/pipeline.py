@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from shapely.geometry.base import BaseGeometry
 
-from hub.cap import labels
+from hub.cap import event_names, labels
 from hub.cap.model import Alert, Severity, from_json
 from hub.config.load import LoadedConfig
 from hub.config.sections import BoardConfig, WebhookConfig
@@ -379,6 +379,9 @@ def push_payload(pub: Publication, key: str, languages: Sequence[str], base_url:
            "translated": translated, "labels": notify.push_labels(ui, translated=translated),
            "allClear": n.all_clear, "sent": pub.sent.isoformat(),
            "expires": pub.expires.isoformat() if pub.expires else None, "url": url}
+    named = None if translated else event_names.of_event(n.event, n.event_codes, ui)
+    if named is not None and named[0] != n.event:  # what happened, in the reader's language, from the codes
+        doc["eventName"] = named[0]
     raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
     while len(raw) > PUSH_PAYLOAD_MAX and (body or area):
         body, area = body[: len(body) // 2], area[: len(area) // 2]

@@ -51,13 +51,18 @@ class Notice:
     web: str | None
     all_clear: bool = False
     """responseType AllClear: the danger is over (an Entwarnung)."""
+    event_codes: tuple[str, ...] = ()
+    """The DWD II code and BBK event codes of the info (``61``, ``BBK-EVC-079``): the event's name in a reader's
+    language comes from them (:mod:`hub.cap.event_names`) where the warning has no text in it."""
 
     @classmethod
     def of(cls, info: Info, fallback_sender: str) -> Notice:
         areas = ", ".join(dict.fromkeys(a.area_desc for a in info.areas if a.area_desc))
+        codes = tuple(v.value.strip() for v in info.event_codes
+                      if v.value_name == "II" or v.value.strip().startswith("BBK-EVC-"))
         return cls(info.lang, info.event, info.headline or info.event, info.description or "",
                    info.instruction or "", areas[:500], info.sender_name or fallback_sender, info.web,
-                   ResponseType.ALL_CLEAR in info.response_types)
+                   ResponseType.ALL_CLEAR in info.response_types, codes)
 
 
 def _language_key(tag: str) -> tuple[str, str]:
@@ -189,7 +194,7 @@ def _select(alias: str = "") -> str:
 def _row(row: tuple[Any, ...]) -> Publication:
     d = dict(zip(_COLS, row[:len(_COLS)], strict=True))
     scope = row[len(_COLS)] if len(row) > len(_COLS) else ""
-    notices = tuple(Notice(**n) for n in json.loads(d["notices"]))
+    notices = tuple(Notice(**{**n, "event_codes": tuple(n.get("event_codes", ()))}) for n in json.loads(d["notices"]))
     area = shapely.from_wkb(d["area_wkb"]) if d["area_wkb"] else None
     return Publication(d["id"], d["thread"], d["version"], d["source_thread"], d["source_alert"], d["identifier"],
                        d["sender"], datetime.fromisoformat(d["sent"]), d["msg_type"], d["status"], d["severity"],

@@ -307,7 +307,7 @@ async def warning_page(request: web.Request) -> web.Response:
         "thread": latest.thread, "state": status, "ended": status in ("cancelled", "expired"), "badge": card["badge"],
         "headline": notice.headline or notice.event, "event": notice.event, "lang": notice.language,
         "lang_name": view.language_name(notice.language), "dir": view.text_dir(notice.language),
-        "translated": view.translated(notice.language, lang),
+        "translated": view.translated(notice.language, lang), "event_local": view.event_local(notice, lang),
         "description": view.paragraphs(notice.description), "instruction": view.paragraphs(notice.instruction),
         "area": notice.area_desc, "sender": card["sender"], "web": web_link,
         "contact": info.contact if info is not None else None,

@@ -23,6 +23,7 @@ from babel.dates import format_skeleton, format_time
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
+from hub.cap import event_names
 from hub.cap.labels import severity_word
 from hub.cap.model import Alert, Info
 from hub.geo.geography import Geography
@@ -207,6 +208,15 @@ def notice_of(pub: Publication, lang: str, text: str | None = None) -> Notice:
     return pub.notice(readable(lang))
 
 
+def event_local(notice: Notice, lang: str) -> str:
+    """The event's name in the reader's language from its codes (hub.cap.event_names) where the text shown is in
+    another language; "" where the text is the reader's or the table has no name."""
+    if translated(notice.language, lang):
+        return ""
+    found = event_names.of_event(notice.event, notice.event_codes, lang)
+    return found[0] if found and found[0] != notice.event else ""
+
+
 def translated(notice_language: str, lang: str) -> bool:
     """Whether a warning's text in ``notice_language`` is in the page's language (else the page says so)."""
     return code_of(notice_language) == language(lang).code
@@ -239,7 +249,7 @@ def card(pub: Publication, alert: Alert | None, lang: str, now: datetime, fallba
             "badge": badge(pub, state, lang), "severity": pub.severity, "headline": n.headline or n.event,
             "event": n.event, "area": n.area_desc, "sender": issuer(pub, alert, n, fallback), "lang": n.language,
             "dir": text_dir(n.language), "translated": translated(n.language, lang),
-            "sent": local(pub.sent, lang, now=now), "sent_iso": iso(pub.sent),
+            "event_local": event_local(n, lang), "sent": local(pub.sent, lang, now=now), "sent_iso": iso(pub.sent),
             "onset": local(begins, lang, now=now) if begins is not None and begins > now else "",
             "onset_iso": iso(begins), "expires": local(pub.expires, lang, now=now), "expires_iso": iso(pub.expires),
             "instruction": paragraphs(n.instruction)}

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from hub.cap import labels
+from hub.cap import event_names, labels
+from hub.cap.parse import parse
 from hub.i18n.catalogs import translator
 from hub.i18n.languages import CODES
 from hub.publish import notify
 from hub.publish.boardtext import fit
 from hub.publish.pipeline import PUSH_PAYLOAD_MAX, push_payload
 from hub.publish.publications import Notice, Publication
+from hub.web import citizen_view
 
 NOW = datetime(2026, 12, 7, 14, 0, tzinfo=UTC)
 
@@ -98,3 +101,21 @@ def test_an_all_clear_on_a_turkish_board() -> None:
     ended = publication(notice("de-DE", "Gefahr vorbei"), msg_type="Cancel")
     assert fit(ended, ended.notices[0], lines=4, chars=40, lang="tr")[0] == "Tehlike geçti"
     assert fit(ended, ended.notices[0], lines=4, chars=40)[0] == "Entwarnung"
+
+
+def test_a_warning_without_the_readers_language_names_its_event_in_their_words_from_its_codes(corpus: Path) -> None:
+    """DWD's Glätte warning carries German only; its II code names the event in Turkish and Arabic (from the codes
+    table, hub/cap/event_names.toml) for the push and the pages, while the text stays German, marked."""
+    alert = parse((corpus / "cap" / "de_dwd_wdr-unwetter_alert1_glaette.xml").read_bytes()).alert
+    info = alert.infos[0]
+    n = Notice.of(info, alert.sender)
+    assert n.event_codes and all(c.isdigit() or c.startswith("BBK-EVC-") for c in n.event_codes)
+    pub = publication(n)
+    for lang in ("tr", "ar"):
+        doc = json.loads(push_payload(pub, "k", [lang]))
+        expected = event_names.event_name(info, lang)
+        assert expected is not None and doc["eventName"] == expected[0] != info.event
+        assert doc["translated"] is False and doc["headline"] == n.headline
+        assert citizen_view.event_local(n, lang) == expected[0]
+    assert "eventName" not in json.loads(push_payload(pub, "k", ["de"]))  # German reads the warning's own words
+    assert citizen_view.event_local(n, "de") == ""

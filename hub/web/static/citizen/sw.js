@@ -158,6 +158,8 @@ function notification(msg, now, w = GERMAN) {
   if (msg.body) lines.push(String(msg.body));
   if (msg.area) lines.push(String(msg.area));
   if (said.untranslated) lines.push(String(said.untranslated));  // the text is in another language
+  // no text in the reader's language: what happened in their words (from the event's codes) heads the message
+  if (msg.eventName) lines.unshift(headline);
   const ending = expired || msg.msgType === 'Cancel' || msg.allClear;
   const urgent = !ending && (msg.severity === 'Extreme' || msg.severity === 'Severe');
   const options = {
@@ -172,7 +174,7 @@ function notification(msg, now, w = GERMAN) {
   if (msg.thread) options.tag = String(msg.thread);
   const sent = msg.sent ? Date.parse(msg.sent) : NaN;
   if (Number.isFinite(sent)) options.timestamp = sent;
-  return { title: `${label}: ${headline}`, options };
+  return { title: `${label}: ${msg.eventName ? String(msg.eventName) : headline}`, options };
 }
 self.warnhubNotification = notification;
 
