@@ -322,6 +322,10 @@ class BoardConfig(_Strict, kw_only=True, frozen=True):
     words (severity, ``Entwarnung``, ``bis``, ``ÜBUNG``) always. Arabic and Russian need ``charset = "utf-8"``."""
     exercise: bool = False
     """Also show exercises (a board in a training room); public boards never do."""
+    canary: bool = False
+    """A test board of the control room (kinds mqtt and http): it gets the canary (``[canary]``) and its controller
+    acknowledges it by POSTing to the ``receipt`` URL in the board state; a PUBACK or 2xx alone only says the broker
+    or controller took it."""
     token: str | None = None
     """kind kiosk with ``exercise``: the secret its page and stream need (``/boards/{id}?token=``; use
     ``env:NAME``, at least 16 characters); required there, since whoever knows a board's id could watch exercises."""
@@ -368,7 +372,7 @@ class CanarySection(_Strict, frozen=True):
     slo_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     """Receipt within this many seconds, per endpoint (``channel_slo_s`` overrides it for a channel)."""
     channel_slo_s: dict[str, Annotated[float, msgspec.Meta(gt=0)]] = {}
-    """Per channel: ``push``, ``webhooks``, ``sse``."""
+    """Per channel: ``push``, ``webhooks``, ``boards-mqtt``, ``boards-http``, ``sse``."""
     push_subscriptions: list[str] = []
     """Ids of push subscriptions on control-room devices (see README, Canaries): they get the canary push."""
     sse: bool = True

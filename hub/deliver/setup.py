@@ -149,8 +149,9 @@ class Resolvers:
         now = datetime.now(UTC)
         for d in batch:
             board = self.boards.get(d.recipient)
-            if board is None:
-                out.append(None)
+            if board is None or canary.is_canary(d.thread):  # a canary only to a board marked for it
+                out.append(canary.board_update(d, board, self.base_url) if board is not None and board.canary
+                           else None)
                 continue
             threads = [t for (t,) in store.conn.execute(
                 "SELECT DISTINCT thread FROM outbox WHERE channel=? AND recipient=?", (d.channel, d.recipient))]

@@ -22,10 +22,12 @@ import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
+from hub.config.sections import BoardConfig
 from hub.deliver import outbox
 from hub.i18n.languages import code_of
-from hub.ports import Delivery, PushTarget, WebhookBody
+from hub.ports import BoardText, BoardUpdate, Delivery, PushTarget, WebhookBody
 from hub.store.db import Store
 
 PREFIX = "canary:"
@@ -97,3 +99,17 @@ def webhook_body(d: Delivery, base_url: str) -> WebhookBody:
     receipt URL the receiving system POSTs to."""
     doc = document(probe_id(d.thread), d.key, base_url)
     return WebhookBody("application/json", json.dumps(doc, ensure_ascii=False).encode())
+
+
+BOARD_LINES = ("KONTROLLMELDUNG", "KEINE WARNUNG", "CANARY", "NOT A WARNING")
+
+
+def board_update(d: Delivery, board: BoardConfig, base_url: str, *, now: datetime | None = None) -> BoardUpdate:
+    """What a canary board shows (ASCII, fitted to its lines and characters): "KONTROLLMELDUNG / KEINE WARNUNG",
+    status Test, gone after a minute, with the absolute receipt URL its controller POSTs to once it shows it."""
+    lines = tuple(line[:board.chars] for line in BOARD_LINES[:board.lines])
+    expires = (now or datetime.now(UTC)) + timedelta(minutes=1)
+    return BoardUpdate(board.id, BoardText(
+        thread=d.thread, version=0, msg_type="Alert", status=STATUS, severity="Unknown", expires=expires, lines=lines,
+        headline="Kontrollmeldung / Canary", instruction=BODY if board.charset == "utf-8" else "",
+        receipt=base_url + receipt_path(probe_id(d.thread))))

@@ -1,7 +1,8 @@
 """The canary watch: sends a round of canaries every ``[canary] interval_s`` and judges each endpoint by its receipts.
 
 An endpoint is one canary receiver: a push subscription on a control-room device (``push:<id>``), a webhook marked
-``canary`` (``webhooks:<id>``) or the web node's own live stream (``sse``, counted by an internal subscriber). Each
+``canary`` (``webhooks:<id>``), a test board marked ``canary`` (``boards-mqtt:<id>``, ``boards-http:<id>``) or the
+web node's own live stream (``sse``, counted by an internal subscriber). Each
 round gives every endpoint a probe with its own id (:mod:`hub.publish.canary`); the time from queueing to the
 receipt goes into ``warnhub_canary_delivery_seconds{channel}``. An endpoint is
 
@@ -25,9 +26,10 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from hub.config.sections import CanarySection, WebhookConfig
+from hub.config.sections import BoardConfig, CanarySection, WebhookConfig
 from hub.events import Bus, Queued
 from hub.publish import canary
+from hub.publish.audience import BOARD_CHANNELS
 from hub.store.db import AsyncStore, Store
 
 log = logging.getLogger("warnhub.canary")
@@ -40,7 +42,7 @@ KEEP_PROBES = 20
 class Endpoint:
     name: str
     channel: str
-    """``push``, ``webhooks`` or ``sse`` (the histogram's label)."""
+    """``push``, ``webhooks``, ``boards-mqtt``, ``boards-http`` or ``sse`` (the histogram's label)."""
     recipient: str
     slo_s: float
     sent: dict[str, float] = field(default_factory=dict)
@@ -77,7 +79,7 @@ class CanaryWatch:
 
     def __init__(self, store: AsyncStore, cfg: CanarySection, webhooks: tuple[WebhookConfig, ...], *,
                  histogram: Any, events: Bus, sse: Callable[[Mapping[str, Any]], int] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 boards: tuple[BoardConfig, ...] = (), clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.cfg = cfg
         self.histogram = histogram
@@ -90,9 +92,14 @@ class CanaryWatch:
         for hook in webhooks:
             if hook.canary:
                 self._add(f"webhooks:{hook.id}", "webhooks", hook.id)
+        self._hosts = {h.id: urlsplit(h.url).netloc.lower() for h in webhooks}
+        for board in boards:
+            if board.canary and board.kind in BOARD_CHANNELS:
+                channel = BOARD_CHANNELS[board.kind]
+                self._add(f"{channel}:{board.id}", channel, board.id)
+                self._hosts[board.id] = board.host if board.kind == "mqtt" else urlsplit(board.url or "").netloc.lower()
         if self.sse is not None:
             self._add("sse", "sse", "")
-        self._hosts = {h.id: urlsplit(h.url).netloc.lower() for h in webhooks}
         self._probes: dict[str, str] = {}
         """Probe id -> endpoint name, for the receipts."""
 

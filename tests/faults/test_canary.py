@@ -2,11 +2,13 @@
 
 The real daemon sends its canary every 2 s to a push subscription on a "control-room device" (the local push service,
 tests/kits/pushkit.py; the test plays its service worker and POSTs the receipt the payload names), to a webhook
-marked ``canary`` (a signed receiver; the test plays the receiving system and POSTs its receipt) and through its own
+marked ``canary`` (a signed receiver; the test plays the receiving system and POSTs its receipt), to an HTTP test
+board marked ``canary`` (the test plays its controller and POSTs the receipt in the board state) and through its own
 live stream. First every endpoint acknowledges: /healthz and the console say ok and /metrics has a sample per
 channel. A real warning goes out meanwhile; neither the citizen's subscription nor the public webhook ever gets a
-canary, and the API, the feed and /api31 never show one. Then the push service and the webhook still answer 201/204
-but nothing reaches the device or the system any more (no receipt): both show as silent in /healthz and in the
+canary, nor does the public board, and the API, the feed and /api31 never show one. Then the push service, the
+webhook and the board controller still answer 201/204 but nothing reaches the device, the system or the board's
+display any more (no receipt): all three show as silent in /healthz and in the
 console's health section, named, within an interval of the first unanswered canary, while the stream stays ok. The
 invariant checker holds over the run (canaries only to canary endpoints, I3).
 """
@@ -52,7 +54,7 @@ def _store_subscription(db: Path, sub: TestSubscription) -> str:
     return sid
 
 
-def _home(tmp_path: Path, port: int, room: str, hook: str, public_hook: str) -> Path:
+def _home(tmp_path: Path, port: int, room: str, hook: str, public_hook: str, board: str, public_board: str) -> Path:
     home = tmp_path / "hub"
     shutil.copytree(REPO / "rules", home / "rules")
     main = home / "rules" / "luechow-dannenberg.toml"  # without the sensor rules (no sensors here)
@@ -75,6 +77,23 @@ id = "zeitung"
 url = "{public_hook}"
 secret = "secret"
 
+[[boards]]
+id = "testtafel"
+name = "Testtafel Leitstelle"
+ars = "033540000000"
+kind = "http"
+url = "{board}"
+secret = "secret"
+canary = true
+
+[[boards]]
+id = "markt"
+name = "Marktplatz Dannenberg"
+ars = "033545406004"
+kind = "http"
+url = "{public_board}"
+secret = "secret"
+
 [canary]
 enabled = true
 interval_s = {INTERVAL_S}
@@ -90,8 +109,8 @@ class Acknowledger:
     """Plays the control-room device's service worker and the canary webhook's receiving system: POSTs the receipt
     of every canary they got, until told to drop."""
 
-    def __init__(self, base: str, rx: PushReceiver, hook: SignedReceiver) -> None:
-        self.base, self.rx, self.hook = base, rx, hook
+    def __init__(self, base: str, rx: PushReceiver, *receivers: SignedReceiver) -> None:
+        self.base, self.rx, self.receivers = base, rx, receivers
         self.dropping = False
         self.acked: set[str] = set()
 
@@ -102,9 +121,9 @@ class Acknowledger:
     async def run(self) -> None:
         while True:
             if not self.dropping:
-                docs = [r["payload"] for r in self.rx.receipts()] + list(self.hook.got)
-                for doc in docs:
-                    if doc.get("canary") is True and doc["key"] not in self.acked:
+                docs = [r["payload"] for r in self.rx.receipts()] + [d for r in self.receivers for d in r.got]
+                for doc in docs:  # a push or webhook says canary, a board state has status Test
+                    if (doc.get("canary") is True or doc.get("status") == "Test") and doc["key"] not in self.acked:
                         self.acked.add(doc["key"])
                         url = doc["receipt"] if doc["receipt"].startswith("http") else self.base + doc["receipt"]
                         await asyncio.to_thread(self._post, url)
@@ -121,32 +140,33 @@ def _canaries_seen(health: dict[str, Any], names: list[str]) -> bool:
 
 
 async def test_a_channel_that_accepts_and_drops_shows_as_silent(tmp_path: Path) -> None:
-    async with PushReceiver() as rx, SignedReceiver("secret") as hook, SignedReceiver("secret") as public_hook:
+    async with PushReceiver() as rx, SignedReceiver("secret") as hook, SignedReceiver("secret") as public_hook, \
+            SignedReceiver("secret", "/board") as board, SignedReceiver("secret", "/board") as public_board:
         room, citizen = rx.subscribe(), rx.subscribe()
         (tmp_path / "hub").mkdir()
         room_id = _store_subscription(tmp_path / "hub" / "hub.db", room)
         _store_subscription(tmp_path / "hub" / "hub.db", citizen)
         add_reader(tmp_path / "hub" / "hub.db")
         port = free_port()
-        config = _home(tmp_path, port, room_id, hook.url, public_hook.url)
+        config = _home(tmp_path, port, room_id, hook.url, public_hook.url, board.url, public_board.url)
         proc = HubProcess(config, port, tmp_path / "hub" / "hub.log")
         await asyncio.to_thread(proc.start)
-        acks = Acknowledger(proc.base, rx, hook)
+        acks = Acknowledger(proc.base, rx, hook, board)
         acking = asyncio.create_task(acks.run())
         try:
-            await _run(proc, config.parent, acks, room, citizen, room_id, public_hook)
+            await _run(proc, config.parent, acks, citizen, room_id, (public_hook, public_board))
         finally:
             acking.cancel()
             await asyncio.to_thread(proc.close)
 
 
-async def _run(proc: HubProcess, home: Path, acks: Acknowledger, room: TestSubscription, citizen: TestSubscription,
-               room_id: str, public_hook: SignedReceiver) -> None:
-    names = [f"push:{room_id}", "webhooks:leitstelle", "sse"]
+async def _run(proc: HubProcess, home: Path, acks: Acknowledger, citizen: TestSubscription, room_id: str,
+               public: tuple[SignedReceiver, ...]) -> None:
+    names = [f"push:{room_id}", "webhooks:leitstelle", "boards-http:testtafel", "sse"]  # the stream last
     ok = await until(lambda: _when(_health(proc), lambda h: _canaries_seen(h, names)), "every canary received")
     assert ok["status"] == "ok", ok
     metrics = (await asyncio.to_thread(proc.get, "/metrics"))[1].decode()
-    for channel in ("push", "webhooks", "sse"):
+    for channel in ("push", "webhooks", "boards-http", "sse"):
         count = re.search(rf'warnhub_canary_delivery_seconds_count{{channel="{channel}"}} (\S+)', metrics)
         assert count and float(count.group(1)) >= 1, channel
 
@@ -155,7 +175,8 @@ async def _run(proc: HubProcess, home: Path, acks: Acknowledger, room: TestSubsc
     await until(lambda: any(isinstance(r.body, dict) and r.body.get("status") == "Actual"
                             for r in acks.rx.received(citizen.id)), "the real warning at the citizen", timeout=60)
     assert not [r for r in acks.rx.received(citizen.id) if r.body.get("canary")]  # never a canary to a citizen
-    assert not [d for d in public_hook.got if d.get("canary") or d.get("status") == "Test"]
+    await until(lambda: public[1].got, "the real warning on the public board")
+    assert not [d for r in public for d in r.got if d.get("canary") or d.get("status") == "Test" or "receipt" in d]
     for path in ("/api/v1/warnings", "/feeds/cap.atom", "/api31/mapData.json", "/api31/dashboard/033540000000.json"):
         status, body = await asyncio.to_thread(proc.get, path)
         assert status == 200 and b"canary:" not in body and b"Kontrollmeldung" not in body, path
@@ -169,19 +190,20 @@ async def _run(proc: HubProcess, home: Path, acks: Acknowledger, room: TestSubsc
 
     acks.dropping = True  # the push service and the webhook still take every request; nothing reaches the receivers
     silent = await until(lambda: _when(_health(proc), lambda h: all(
-        h["canaries"][n]["state"] == "silent" for n in names[:2])), "push and webhook canaries silent",
+        h["canaries"][n]["state"] == "silent" for n in names[:3])), "push, webhook and board canaries silent",
         timeout=3 * INTERVAL_S + 10)
     assert silent["status"] == "degraded" and silent["canaries"]["sse"]["state"] == "ok"
-    assert all("canary not received" in silent["canaries"][n]["problems"][0] for n in names[:2])
+    assert all("canary not received" in silent["canaries"][n]["problems"][0] for n in names[:3])
     operator = await asyncio.to_thread(lambda: Operator(proc.base).login())
     status, page = await asyncio.to_thread(operator.get, "/console/")
-    for name in names[:2]:
+    for name in names[:3]:
         shown = re.search(rf'<li class="src src-down" data-canary="{re.escape(name)}" data-state="silent">.*?</li>',
                           page.decode(), re.S)
         assert status == 200 and shown and "STUMM" in shown.group(0) and "nicht angekommen" in shown.group(0), name
 
     await asyncio.to_thread(proc.stop)
     receipts = receipts_of(acks.rx.receipts())
-    verdict = check(home / HISTORY, home / "hub.db", receipts, p99_limit_s=None, canary={room_id, "leitstelle"})
+    verdict = check(home / HISTORY, home / "hub.db", receipts, p99_limit_s=None,
+                    canary={room_id, "leitstelle", "testtafel"})
     verdict.assert_holds()
     assert any(r.thread.startswith("canary:") for r in receipts) and verdict.figures["publications"] >= 1

@@ -6,14 +6,16 @@ a canary (marked, with its receipt URL) only to canary endpoints, and each endpo
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
+from adapters.channels.boards import BoardState, plan_for
 from hub.config import load as config
-from hub.config.sections import CanarySection, WebhookConfig
+from hub.config.sections import BoardConfig, CanarySection, WebhookConfig
 from hub.deliver.setup import Resolvers
 from hub.events import Bus, Queued
 from hub.metrics import Metrics
-from hub.ports import Delivery
+from hub.ports import BoardUpdate, Delivery, Outcome
 from hub.publish import canary, subscriptions
 from hub.publish.canary_watch import CanaryWatch, listen
 from hub.store.db import AsyncStore, Store
@@ -21,6 +23,9 @@ from hub.web.live import Broadcaster
 from tests.kits.hubproc import write_config
 
 P256DH = "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4"
+BOARDS = (BoardConfig(id="testtafel", name="Testtafel", ars="033540000000", kind="http", url="https://b.example/",
+                      secret="s" * 16, canary=True, lines=2, chars=16, charset="ascii"),
+          BoardConfig(id="markt", name="Markt", ars="033540000000", kind="http", url="https://m.example/", secret="s"))
 HOOKS = (WebhookConfig(id="leitstelle", url="https://hook.example/in", secret="s" * 16, canary=True),
          WebhookConfig(id="zeitung", url="https://news.example/in", secret="s" * 16))
 
@@ -134,4 +139,19 @@ def test_resolvers_send_a_canary_only_to_canary_endpoints(tmp_path: Path) -> Non
     body = json.loads(hooks[0].body)
     assert body["canary"] is True and body["receipt"].endswith(canary.receipt_path("p" * 22))
     assert body["receipt"].startswith(loaded.cfg.hub.public_url.rstrip("/"))
+
+    resolvers.boards = {b.id: b for b in BOARDS}
+    rows = [Delivery(3 + i, f"{thread}/boards-http/{b.id}", 0, thread, "boards-http", b.id, 9, 0, None, "")
+            for i, b in enumerate(BOARDS)]
+    updates = resolvers._boards(store, rows)
+    assert updates[1] is None  # a board not marked canary never shows one
+    assert updates[0] is not None and updates[0].text is not None
+    text = updates[0].text
+    assert text.status == "Test" and text.lines == ("KONTROLLMELDUNG", "KEINE WARNUNG")  # its 2 lines
+    assert text.receipt is not None and text.receipt.endswith(canary.receipt_path("p" * 22))
+    now = datetime.now(UTC)
+    state = plan_for(BOARDS[0], rows[0], updates[0], {}, now)
+    assert isinstance(state, BoardState) and state.to_dict()["receipt"] == text.receipt
+    refused = plan_for(BOARDS[1], rows[1], BoardUpdate(BOARDS[1].id, text), {}, now)  # a Test on a public board
+    assert isinstance(refused, Outcome) and refused.kind == "failed"
     store.close()
