@@ -199,7 +199,7 @@ def reload(services: Services, file: Path) -> None:
         return
     current = services.loaded
     old = current.cfg
-    fixed = [name for name in ("store", "web", "sources") if getattr(old, name) != getattr(new.cfg, name)]
+    fixed = [name for name in ("store", "web", "sources", "canary") if getattr(old, name) != getattr(new.cfg, name)]
     if (old.hub.db, old.hub.district_ars) != (new.cfg.hub.db, new.cfg.hub.district_ars):
         fixed.insert(0, "hub")
     services.intake.reconfigure(validator, new.cfg.validation.workers)
