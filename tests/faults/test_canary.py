@@ -43,7 +43,15 @@ def _health(proc: HubProcess) -> dict[str, Any]:
     return json.loads(proc.get("/healthz")[1])
 
 
-def _store_subscription(db: Path, sub: TestSubscription) -> str:
+def copy_rules(home: Path) -> None:
+    """The repository's rules into ``home``, without the sensor rules (no sensors here)."""
+    shutil.copytree(REPO / "rules", home / "rules")
+    main = home / "rules" / "luechow-dannenberg.toml"
+    text = main.read_text(encoding="utf-8")
+    main.write_text(text[:text.index("# --- Eigene Sensoren")], encoding="utf-8")
+
+
+def store_subscription(db: Path, sub: TestSubscription) -> str:
     store = Store(db)
     try:
         sid, _token = subscriptions.create(store, subscriptions.Subscription(
@@ -56,10 +64,7 @@ def _store_subscription(db: Path, sub: TestSubscription) -> str:
 
 def _home(tmp_path: Path, port: int, room: str, hook: str, public_hook: str, board: str, public_board: str) -> Path:
     home = tmp_path / "hub"
-    shutil.copytree(REPO / "rules", home / "rules")
-    main = home / "rules" / "luechow-dannenberg.toml"  # without the sensor rules (no sensors here)
-    text = main.read_text(encoding="utf-8")
-    main.write_text(text[:text.index("# --- Eigene Sensoren")], encoding="utf-8")
+    copy_rules(home)
     return write_config(home, port=port, extra=f"""
 [push]
 allow_http_endpoints = true
@@ -144,8 +149,8 @@ async def test_a_channel_that_accepts_and_drops_shows_as_silent(tmp_path: Path) 
             SignedReceiver("secret", "/board") as board, SignedReceiver("secret", "/board") as public_board:
         room, citizen = rx.subscribe(), rx.subscribe()
         (tmp_path / "hub").mkdir()
-        room_id = _store_subscription(tmp_path / "hub" / "hub.db", room)
-        _store_subscription(tmp_path / "hub" / "hub.db", citizen)
+        room_id = store_subscription(tmp_path / "hub" / "hub.db", room)
+        store_subscription(tmp_path / "hub" / "hub.db", citizen)
         add_reader(tmp_path / "hub" / "hub.db")
         port = free_port()
         config = _home(tmp_path, port, room_id, hook.url, public_hook.url, board.url, public_board.url)
