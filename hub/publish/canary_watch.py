@@ -102,15 +102,28 @@ class CanaryWatch:
             self._add("sse", "sse", "")
         self._probes: dict[str, str] = {}
         """Probe id -> endpoint name, for the receipts."""
+        self._logged: dict[str, str] = {}
 
     def _add(self, name: str, channel: str, recipient: str) -> None:
         self.endpoints[name] = Endpoint(name, channel, recipient, self.cfg.slo_for(channel))
 
     async def run(self) -> None:
-        """A round now, then one every interval (supervised by the daemon)."""
+        """A round now, then one every interval (supervised by the daemon); before each round, an endpoint whose
+        state changed is logged (once per change, not every round)."""
+        log.info("canaries every %g s to %s", self.cfg.interval_s, ", ".join(self.endpoints) or "no endpoint")
         while True:
+            self.log_changes()
             await self.round()
             await asyncio.sleep(self.cfg.interval_s)
+
+    def log_changes(self) -> None:
+        for name, state in self.as_dict().items():
+            before = self._logged.get(name, "waiting")
+            if state["state"] != before:
+                level = logging.WARNING if state["state"] in ("late", "silent") else logging.INFO
+                log.log(level, "canary to %s %s (was %s)%s", name, state["state"], before,
+                        f": {state['problems'][0]}" if state["problems"] else "")
+                self._logged[name] = state["state"]
 
     async def round(self) -> int:
         """Send one canary to every endpoint; returns the probes queued or published."""

@@ -6,8 +6,11 @@ a canary (marked, with its receipt URL) only to canary endpoints, and each endpo
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from adapters.channels.boards import BoardState, plan_for
 from hub.config import load as config
@@ -49,7 +52,8 @@ def _count(metrics: Metrics, channel: str) -> float:
     return metrics.registry.get_sample_value("warnhub_canary_delivery_seconds_count", {"channel": channel}) or 0.0
 
 
-async def test_a_round_reaches_only_the_canary_endpoints_and_states_follow_the_receipts(tmp_path: Path) -> None:
+async def test_a_round_reaches_only_the_canary_endpoints_and_states_follow_the_receipts(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     store = Store(tmp_path / "hub.db")
     control_room, citizen = _subscribe(store, 1), _subscribe(store, 2)
     cfg = CanarySection(enabled=True, interval_s=60, slo_s=5, push_subscriptions=[control_room])
@@ -99,6 +103,11 @@ async def test_a_round_reaches_only_the_canary_endpoints_and_states_follow_the_r
     hook = watch.as_dict()["webhooks:leitstelle"]
     assert hook["state"] == "silent" and "canary not received" in hook["problems"][0]
     assert "nicht angekommen" in hook["problems"][0]
+    with caplog.at_level(logging.INFO, logger="warnhub.canary"):
+        watch.log_changes()
+        watch.log_changes()  # once per change, not every round
+    said = [r.getMessage() for r in caplog.records if "webhooks:leitstelle" in r.getMessage()]
+    assert len(said) == 1 and "silent (was waiting)" in said[0] and caplog.records[-1].levelname == "WARNING"
 
     await watch.round()
     pid = next(reversed(watch.endpoints["webhooks:leitstelle"].sent))
