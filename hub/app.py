@@ -49,6 +49,7 @@ from hub.intake.sensors import SensorIntake
 from hub.intake.service import IntakeService
 from hub.metrics import Metrics
 from hub.ports import Source, SourceContext
+from hub.publish.canary_watch import CanaryWatch, listen
 from hub.publish.index import SubscriptionIndex
 from hub.publish.pipeline import Pipeline
 from hub.publish.publications import Published
@@ -146,8 +147,28 @@ async def compose(stack: contextlib.AsyncExitStack, loaded: LoadedConfig, store:
         broadcaster.publish(event_of(event.publication))
 
     events.subscribe(Published, stream)
+    watch = CanaryWatch(store, loaded.cfg.canary, tuple(loaded.cfg.webhooks), histogram=metrics.canary_seconds,
+                        events=events, sse=broadcaster.publish, boards=tuple(loaded.cfg.boards)) \
+        if loaded.cfg.canary.enabled else None
     return dataclasses.replace(base, router=router, index=index, geo=geo, broadcaster=broadcaster,
-                               pipeline=pipeline, outbox=box, vapid_public_key=vapid_public_key)
+                               pipeline=pipeline, outbox=box, vapid_public_key=vapid_public_key, canary=watch)
+
+
+def start_canaries(group: asyncio.TaskGroup, services: Services) -> None:
+    """The canary rounds and the live stream's internal canary subscriber (``[canary] enabled``)."""
+    watch, broadcaster = services.canary, services.broadcaster
+    if watch is None:
+        return
+    if broadcaster is not None and watch.sse is not None:
+        async def stream() -> None:  # a new subscriber after each crash: the last one may have been dropped
+            sub = broadcaster.subscribe(None, channels=("canary",), statuses=("Test",))
+            try:
+                await listen(sub, watch)
+            finally:
+                sub.close()
+
+        services.tasks.start(group, "canary:stream", stream)
+    services.tasks.start(group, "canary", watch.run)
 
 
 async def retain(services: Services) -> dict[str, int]:
@@ -178,7 +199,7 @@ def reload(services: Services, file: Path) -> None:
         return
     current = services.loaded
     old = current.cfg
-    fixed = [name for name in ("store", "web", "sources") if getattr(old, name) != getattr(new.cfg, name)]
+    fixed = [name for name in ("store", "web", "sources", "canary") if getattr(old, name) != getattr(new.cfg, name)]
     if (old.hub.db, old.hub.district_ars) != (new.cfg.hub.db, new.cfg.hub.district_ars):
         fixed.insert(0, "hub")
     services.intake.reconfigure(validator, new.cfg.validation.workers)
@@ -270,6 +291,7 @@ async def _serve(stack: contextlib.AsyncExitStack, loaded: LoadedConfig, store: 
         for name, worker in services.outbox.workers.items():
             tasks.start(group, f"outbox:{name}", worker.run)
         count = start_sources(group, services, http, router)
+        start_canaries(group, services)
         log.info("warnhub running: %s (%s), %d source(s)", loaded.cfg.hub.name, loaded.cfg.hub.district_ars, count)
         tasks.started = True
         if ready is not None:

@@ -231,6 +231,8 @@ class BoardText:
     headline: str
     instruction: str
     """The whole headline and instruction as plain text in the board's charset (not fitted)."""
+    receipt: str | None = None
+    """A canary (status Test, a board marked ``canary``): the URL the board's controller POSTs to once it shows it."""
 
 
 @dataclass(frozen=True, slots=True)

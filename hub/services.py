@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from hub.health import Health, Recorder
     from hub.intake.service import IntakeService
     from hub.metrics import Metrics
+    from hub.publish.canary_watch import CanaryWatch
     from hub.publish.index import SubscriptionIndex
     from hub.publish.pipeline import Pipeline
     from hub.store.db import AsyncStore
@@ -57,6 +58,8 @@ class Services:
     pipeline: Pipeline | None = None
     outbox: Outbox | None = None
     vapid_public_key: str | None = None
+    canary: CanaryWatch | None = None
+    """The canaries (``[canary] enabled``): their rounds, receipts and each endpoint's state."""
 
     @property
     def loaded(self) -> LoadedConfig:

@@ -61,6 +61,8 @@ class BoardState:
     instruction: str | None
     expires: str | None
     updated: str
+    receipt: str | None = None
+    """A canary's receipt URL (a board marked ``canary``): the controller POSTs to it once it shows the canary."""
 
     @property
     def cleared(self) -> bool:
@@ -69,6 +71,8 @@ class BoardState:
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["lines"] = list(self.lines)
+        if doc["receipt"] is None:  # only a canary carries one
+            del doc["receipt"]
         return doc
 
     def to_json(self) -> bytes:
@@ -80,7 +84,7 @@ def board_state(board: BoardConfig, text: BoardText, key: str, *, now: datetime 
     return BoardState(
         board=board.id, thread=text.thread, version=text.version, key=key, severity=text.severity,
         status=text.status, lines=text.lines, headline=text.headline, instruction=text.instruction,
-        expires=text.expires.isoformat() if text.expires else None, updated=_stamp(now))
+        expires=text.expires.isoformat() if text.expires else None, updated=_stamp(now), receipt=text.receipt)
 
 
 def clear_state(board: str, *, key: str | None = None, thread: str | None = None,
@@ -104,6 +108,8 @@ def plan_for(board: BoardConfig, row: Delivery, update: BoardUpdate | None, show
     text = update.text
     if text is None:
         return clear_state(board.id, key=row.key, thread=row.thread, now=now)
+    if text.status == "Test" and board.canary and text.receipt:
+        return board_state(board, text, row.key, now=now)  # the control room's canary on its test board
     if text.status != "Actual" and not (text.status == "Exercise" and board.exercise):
         return Outcome.failed(f"a notice with status {text.status} is never shown on board {board.id}")
     if text.msg_type == "Cancel" or (text.expires is not None and text.expires <= now):

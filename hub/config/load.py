@@ -156,6 +156,9 @@ def _check(loaded: LoadedConfig) -> None:
         if board.kind == "kiosk" and board.exercise and len(board.token or "") < TOKEN_MIN:
             raise ConfigError(f"{file}: $.boards[{i}].token: a kiosk board with exercise = true needs a secret token "
                               f"of at least {TOKEN_MIN} characters")
+        if board.kind == "kiosk" and board.canary:
+            raise ConfigError(f"{file}: $.boards[{i}].canary: only boards of kind mqtt or http take a canary (a kiosk "
+                              "page reads the publications itself)")
         _check_board_language(file, i, board)
     for i, hook in enumerate(cfg.webhooks):
         if not hook.url.startswith(("https://", "http://")):

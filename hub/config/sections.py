@@ -322,6 +322,10 @@ class BoardConfig(_Strict, kw_only=True, frozen=True):
     words (severity, ``Entwarnung``, ``bis``, ``ÜBUNG``) always. Arabic and Russian need ``charset = "utf-8"``."""
     exercise: bool = False
     """Also show exercises (a board in a training room); public boards never do."""
+    canary: bool = False
+    """A test board of the control room (kinds mqtt and http): it gets the canary (``[canary]``) and its controller
+    acknowledges it by POSTing to the ``receipt`` URL in the board state; a PUBACK or 2xx alone only says the broker
+    or controller took it."""
     token: str | None = None
     """kind kiosk with ``exercise``: the secret its page and stream need (``/boards/{id}?token=``; use
     ``env:NAME``, at least 16 characters); required there, since whoever knows a board's id could watch exercises."""
@@ -348,10 +352,34 @@ class WebhookConfig(_Strict, kw_only=True, frozen=True):
     """Only warnings touching these regions; empty: the whole district."""
     min_severity: Literal["Minor", "Moderate", "Severe", "Extreme"] = "Minor"
     exercise: bool = False
+    canary: bool = False
+    """A control room's test receiver: gets the canary (``[canary]``) and acknowledges it by POSTing to the
+    ``receipt`` URL in the body; a 2xx alone only says the receiver took it."""
     audiences: list[Name] = msgspec.field(default_factory=lambda: ["public"])
     """Whom it serves: ``public`` (every public warning), and/or audiences of the rules' ``[district] audiences``
     (e.g. ``einsatzkraefte``): a warning the rules send only to such an audience reaches only webhooks naming it."""
     timeout_s: Seconds = 10.0
+
+
+class CanarySection(_Strict, frozen=True):
+    """Delivery assurance per channel (issue 17 section 2): a synthetic Test warning to the operator's canary
+    endpoints every ``interval_s``; each endpoint's time from queueing to receipt is measured, and one whose receipt
+    comes after its SLO is ``late``, one without a receipt for a whole interval ``silent`` (/healthz, console)."""
+
+    enabled: bool = False
+    """Off unless configured."""
+    interval_s: Annotated[float, msgspec.Meta(ge=0.5, le=86400)] = 300.0
+    slo_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    """Receipt within this many seconds, per endpoint (``channel_slo_s`` overrides it for a channel)."""
+    channel_slo_s: dict[str, Annotated[float, msgspec.Meta(gt=0)]] = {}
+    """Per channel: ``push``, ``webhooks``, ``boards-mqtt``, ``boards-http``, ``sse``."""
+    push_subscriptions: list[str] = []
+    """Ids of push subscriptions on control-room devices (see README, Canaries): they get the canary push."""
+    sse: bool = True
+    """The web node's own stream: an internal subscriber counts the canary event."""
+
+    def slo_for(self, channel: str) -> float:
+        return self.channel_slo_s.get(channel, self.slo_s)
 
 
 class DebugSection(_Strict, frozen=True):
@@ -374,4 +402,5 @@ class Config(_Strict, frozen=True):
     sources: list[SourceConfig] = []
     boards: list[BoardConfig] = []
     webhooks: list[WebhookConfig] = []
+    canary: CanarySection = CanarySection()
     debug: DebugSection = DebugSection()

@@ -26,7 +26,7 @@ from hub.cap import labels
 from hub.config.load import LoadedConfig
 from hub.deliver import breaker, workers
 from hub.ports import BoardUpdate, ChannelSetup, Delivery, PushTarget, WebhookBody
-from hub.publish import publications, subscriptions, testpush
+from hub.publish import canary, publications, subscriptions, testpush
 from hub.publish.boardtext import board_text
 from hub.publish.pipeline import PUSH_PAYLOAD_MAX, latest_by_thread, push_payload
 from hub.store.db import AsyncStore, Store
@@ -117,6 +117,9 @@ class Resolvers:
             if sub is not None and testpush.is_test(d.thread):  # a test the subscriber asked for, not a warning
                 out.append(testpush.target(d, *sub))
                 continue
+            if sub is not None and canary.is_canary(d.thread):  # the control room's canary, not a warning
+                out.append(canary.push_target(d, *sub))
+                continue
             if sub is None or pub is None:
                 out.append(None)  # the subscription was deleted: nothing to send, the row is gone
                 continue
@@ -146,8 +149,9 @@ class Resolvers:
         now = datetime.now(UTC)
         for d in batch:
             board = self.boards.get(d.recipient)
-            if board is None:
-                out.append(None)
+            if board is None or canary.is_canary(d.thread):  # a canary only to a board marked for it
+                out.append(canary.board_update(d, board, self.base_url) if board is not None and board.canary
+                           else None)
                 continue
             threads = [t for (t,) in store.conn.execute(
                 "SELECT DISTINCT thread FROM outbox WHERE channel=? AND recipient=?", (d.channel, d.recipient))]
@@ -167,7 +171,9 @@ class Resolvers:
         out: list[WebhookBody | None] = []
         for d in batch:
             hook, pub = self.webhooks.get(d.recipient), pubs.get(d.publication_id)
-            if hook is None or pub is None:
+            if hook is not None and hook.canary and canary.is_canary(d.thread):
+                out.append(canary.webhook_body(d, self.base_url))
+            elif hook is None or pub is None:
                 out.append(None)
             elif hook.format == "cap":
                 out.append(WebhookBody("application/cap+xml", publications.cap_xml(store, pub.id) or b""))

@@ -45,7 +45,18 @@ from hub.publish import publications
 from hub.services import Services
 from hub.store.alerts import ThreadView
 from hub.store.db import Store
-from hub.web import citizen, citizen_push, console, console_api, fdlimit, live, nina_api, subscriptions, warnings
+from hub.web import (
+    canary,
+    citizen,
+    citizen_push,
+    console,
+    console_api,
+    fdlimit,
+    live,
+    nina_api,
+    subscriptions,
+    warnings,
+)
 from hub.web.auth import json_error, require
 from hub.web.client import TRUSTED_PROXIES_KEY, parse_networks
 from hub.web.keys import (
@@ -215,6 +226,10 @@ async def healthz(request: web.Request) -> web.Response:
         channels = body["channels"] = {n: h.as_dict() for n, h in sorted(services.outbox.health.items())}
         if any(c["state"] != "ok" for c in channels.values()):
             body["status"] = "degraded"  # a channel's destination fails or its queue stalls: named under channels
+    if services is not None and services.canary is not None:
+        body["canaries"] = services.canary.as_dict()
+        if not services.canary.ok:
+            body["status"] = "degraded"  # a canary endpoint is late or silent: named under canaries
     return web.json_response(body)
 
 
@@ -286,6 +301,8 @@ def make_app(services: Services) -> web.Application:
         subscriptions.setup(app, allow_http=cfg.push.allow_http_endpoints, index=services.index,
                             per_address_per_hour=cfg.web.subscribe_per_address_per_hour,
                             max_subscriptions=cfg.push.max_subscriptions)
+    if services.canary is not None:
+        canary.setup(app, services.canary)  # the canaries' receipts
     citizen_push.setup(app, services)  # /sw.js: the citizen pages' push and offline service worker
     if services.geo is not None:  # the control-room console (login, pages, API) under /console
         state = console.setup(app, services, services.geo)

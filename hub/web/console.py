@@ -264,6 +264,8 @@ async def dashboard_data(request: web.Request) -> dict[str, Any]:
     data["health"] = s.services.health.as_dict()
     outbox = s.services.outbox
     data["channels"] = {n: h.as_dict() for n, h in sorted(outbox.health.items())} if outbox is not None else {}
+    watch = s.services.canary
+    data["canaries"] = watch.as_dict() if watch is not None else {}
     return data
 
 

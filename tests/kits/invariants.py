@@ -5,7 +5,9 @@ hub/history.py), its store and what the receivers got, and says which of I1-I5 d
   with a reason: every outbox row of an Actual publication ended done, gone, expired, superseded, withdrawn, or
   failed with a reason (none left queued or in flight), and every push row done has a receipt at the receiver.
 - I2 no subscriber gets the same (thread, version) twice, except the rows in flight at a kill (``allowed``).
-- I3 Exercise and Test never reach a public channel: their rows and receipts are exercise subscriptions' only.
+- I3 Exercise and Test never reach a public channel: their rows and receipts are exercise subscriptions' only; the
+  canaries' rows (thread ``canary:``, status Test) and receipts only the canary endpoints' (``canary``: the push
+  subscription and webhook ids of ``[canary]``).
 - I4 an Update or Cancel supersedes what it replaces: no subscriber receives an older version of a thread after a
   newer one (by the receiver's arrival order, and by the hub's send order).
 - I5 p99 accept -> first push under ``p99_limit_s`` at the design load: from a publication's source alert's
@@ -25,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+CANARY = "canary:"
+"""Thread prefix of the canaries' outbox rows (hub/publish/canary.py): status Test, no publication."""
 TERMINAL = frozenset({"done", "gone", "expired", "superseded", "withdrawn", "failed"})
 
 
@@ -75,17 +79,20 @@ def read_history(path: Path) -> list[dict[str, Any]]:
 
 
 def check(history: Path, db: Path, receipts: Sequence[Receipt] | None = None, *, allowed: Collection[str] = (),
-          p99_limit_s: float | None = 1.0) -> Verdict:
+          p99_limit_s: float | None = 1.0, canary: Collection[str] = ()) -> Verdict:
     """Check I1-I5 over one run. ``receipts``: what the push receiver got (None: push receipts not checked);
-    ``allowed``: idempotency keys that may arrive twice (rows in flight at a kill)."""
+    ``allowed``: idempotency keys that may arrive twice (rows in flight at a kill); ``canary``: the canary endpoints
+    (push subscription and webhook ids), the only recipients the canaries' Test rows may have."""
     events = read_history(history)
     verdict = Verdict()
     with sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True) as conn:
         pubs = {r[0]: (r[1], r[2], r[3]) for r in conn.execute("SELECT id, thread, version, status FROM publications")}
-        rows = conn.execute("SELECT key, publication_id, channel, recipient, state, last_error FROM outbox").fetchall()
+        rows = conn.execute("SELECT key, publication_id, channel, recipient, state, last_error, thread FROM outbox"
+                            ).fetchall()
         exercise = {r[0] for r in conn.execute("SELECT id FROM subscriptions WHERE exercise=1")}
     _rows_end(verdict, pubs, rows, receipts)
     _no_exercise_in_public(verdict, pubs, rows, receipts, exercise)
+    _canaries_only_to_canaries(verdict, rows, receipts, frozenset(canary))
     if receipts is not None:
         _once_each(verdict, receipts, allowed)
         _in_order(verdict, ((r.recipient, r.thread, r.version, r.at) for r in receipts), "received")
@@ -102,9 +109,9 @@ def _rows_end(verdict: Verdict, pubs: dict[int, tuple[str, int, str]], rows: lis
               receipts: Sequence[Receipt] | None) -> None:
     got = None if receipts is None else {r.key for r in receipts}
     states: dict[str, int] = defaultdict(int)
-    for key, pub, channel, recipient, state, error in rows:
+    for key, pub, channel, recipient, state, error, thread in rows:
         states[state] += 1
-        if pubs.get(pub, ("", 0, "Actual"))[2] != "Actual":
+        if pubs.get(pub, ("", 0, "Actual"))[2] != "Actual" or thread.startswith(CANARY):
             continue
         if state not in TERMINAL:
             verdict.violations["I1"].append(f"{key}: still {state} at the end")
@@ -117,14 +124,25 @@ def _rows_end(verdict: Verdict, pubs: dict[int, tuple[str, int, str]], rows: lis
 
 def _no_exercise_in_public(verdict: Verdict, pubs: dict[int, tuple[str, int, str]], rows: list[tuple[Any, ...]],
                            receipts: Sequence[Receipt] | None, exercise: set[str]) -> None:
-    for key, pub, channel, recipient, _state, _error in rows:
+    for key, pub, channel, recipient, _state, _error, thread in rows:
         status = pubs.get(pub, ("", 0, "Actual"))[2]
-        if status != "Actual" and not (channel == "push" and recipient in exercise):
+        if status != "Actual" and not thread.startswith(CANARY) and not (channel == "push" and recipient in exercise):
             verdict.violations["I3"].append(f"{key}: {status} queued for {channel}/{recipient}")
-    by_key = {key: recipient for key, _pub, _channel, recipient, _state, _error in rows}
+    by_key = {key: recipient for key, _pub, _channel, recipient, _state, _error, _thread in rows}
     for r in receipts or ():  # the receiver's ids are its own: the hub's subscription comes from the row's key
-        if r.status != "Actual" and by_key.get(r.key) not in exercise:
+        if r.status != "Actual" and not r.thread.startswith(CANARY) and by_key.get(r.key) not in exercise:
             verdict.violations["I3"].append(f"{r.key}: {r.status} received by a public subscription ({r.recipient})")
+
+
+def _canaries_only_to_canaries(verdict: Verdict, rows: list[tuple[Any, ...]], receipts: Sequence[Receipt] | None,
+                               canary: frozenset[str]) -> None:
+    by_key = {key: recipient for key, _pub, _channel, recipient, _state, _error, _thread in rows}
+    for key, _pub, channel, recipient, _state, _error, thread in rows:
+        if thread.startswith(CANARY) and recipient not in canary:
+            verdict.violations["I3"].append(f"{key}: canary (Test) queued for {channel}/{recipient}")
+    for r in receipts or ():
+        if (r.thread.startswith(CANARY) or r.status == "Test") and by_key.get(r.key) not in canary:
+            verdict.violations["I3"].append(f"{r.key}: canary (Test) received by {r.recipient}")
 
 
 def _once_each(verdict: Verdict, receipts: Sequence[Receipt], allowed: Collection[str]) -> None:

@@ -201,3 +201,15 @@ def test_a_board_speaks_one_of_the_hubs_languages_in_a_charset_that_shows_it(tmp
     assert "$.boards[0].language" in message and problem in message
     for fine in ('language = "pl"\ncharset = "latin-1"\n', 'language = "ru"\n', 'language = "DE-LS"\n', ""):
         assert config_mod.load(write(tmp_path, base_text + board + fine)).cfg.boards[0].id == "tafel"
+
+
+def test_canaries_are_off_unless_configured_and_a_kiosk_cannot_be_one(tmp_path: Path, base_text: str) -> None:
+    """[canary]: off by default (300 s, 30 s); per-channel SLOs; a kiosk page reads publications itself, so a kiosk
+    board marked canary is refused (it could never acknowledge)."""
+    assert config_mod.load(write(tmp_path, base_text)).cfg.canary.enabled is False
+    canary = '\n[canary]\nenabled = true\npush_subscriptions = ["abc"]\nchannel_slo_s = { push = 60 }\n'
+    cfg = config_mod.load(write(tmp_path, base_text + canary)).cfg.canary
+    assert (cfg.enabled, cfg.interval_s, cfg.slo_for("push"), cfg.slo_for("webhooks")) == (True, 300, 60, 30)
+    board = '\n[[boards]]\nid = "tafel"\nname = "Tafel"\nars = "033540000000"\nkind = "kiosk"\ncanary = true\n'
+    message = refused(write(tmp_path, base_text + board))
+    assert "$.boards[0].canary" in message and "mqtt or http" in message

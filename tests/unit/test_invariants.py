@@ -69,3 +69,22 @@ def test_each_broken_invariant_is_named(tmp_path: Path) -> None:
     assert v["I4"] == ["rx-a received w1 v1 after v2", "rx-a received w1 v1 after v2", "a sent w1 v1 after v2"]
     assert v["I5"] == ["p99 accept -> first push 2.500 s > 1.0 s over 1"]
     assert check(history, db, receipts, allowed={"1/a"}, p99_limit_s=None).violations["I2"] == []
+
+
+def test_a_canary_anywhere_but_a_canary_endpoint_breaks_i3(tmp_path: Path) -> None:
+    """Canary rows (thread canary:, no publication, status Test) may go to the canary endpoints only; they are not
+    Actual warnings, so I1 does not ask for their receipts."""
+    history, db = _home(tmp_path, [], [], [])
+    with Store(db) as store, store.transaction() as conn:
+        for key, channel, recipient in (("canary:a/push/room", "push", "room"), ("canary:a/webhooks/ls", "webhooks",
+                                        "ls"), ("canary:a/push/citizen", "push", "citizen")):
+            conn.execute("INSERT INTO outbox (key, publication_id, thread, channel, recipient, priority, state,"
+                         " next_at_ms, last_error, created_ms) VALUES (?, 0, 'canary:a', ?, ?, 9, 'done', 0, '', 0)",
+                         (key, channel, recipient))
+    receipts = [Receipt("rx-room", "canary:a/push/room", "canary:a", 0, "Test", 1.0),
+                Receipt("rx-citizen", "canary:a/push/citizen", "canary:a", 0, "Test", 1.1)]
+    verdict = check(history, db, receipts, p99_limit_s=None, canary={"room", "ls"})
+    assert verdict.violations["I3"] == ["canary:a/push/citizen: canary (Test) queued for push/citizen",
+                                        "canary:a/push/citizen: canary (Test) received by rx-citizen"]
+    assert verdict.holds("I1", "I2", "I4")
+    assert check(history, db, receipts[:1], p99_limit_s=None, canary={"room", "ls", "citizen"}).holds()

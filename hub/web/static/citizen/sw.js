@@ -95,6 +95,7 @@ async function showPush(data) {
     return self.registration.showNotification(w._('Neue Meldung'), { body, data: { url: '/' }, lang: w.lang });
   }
   if (msg.test === true) return showTest(msg);
+  if (msg.canary === true) return showCanary(msg);
   const tag = msg.thread ? String(msg.thread) : undefined;
   const shown = tag ? await self.registration.getNotifications({ tag }) : [];
   const newer = shown.find((n) => n.data && Number(n.data.version) > Number(msg.version));
@@ -124,6 +125,25 @@ async function showTest(msg) {
     } catch (err) { /* the page then says what to check */ }
   }
   await tellPages({ type: 'warnhub:push', payload: msg, superseded: false });
+}
+
+/** The control room's canary (never a warning; [canary] push_subscriptions): its receipt is reported at once (the
+ * path in the payload, on this origin only), which is what the hub measures. It is shown silently, with one fixed
+ * tag, so each canary replaces the previous one and the device never rings: the subscription is userVisibleOnly,
+ * and Chromium shows its own "This site has been updated in the background" notification when a push event ends
+ * without one of the origin's notifications on screen, so showing nothing is not an option. */
+async function showCanary(msg) {
+  const receipt = typeof msg.receipt === 'string' ? new URL(msg.receipt, self.location.origin) : null;
+  if (receipt && receipt.origin === self.location.origin && receipt.pathname.startsWith('/api/v1/canary/')) {
+    try {
+      await fetch(receipt.pathname, { method: 'POST', cache: 'no-store' });
+    } catch (err) { /* the hub then shows this channel as late or silent */ }
+  }
+  const at = new Date().toLocaleTimeString('de-DE', { hour: '2-digit', minute: '2-digit' });
+  await self.registration.showNotification(String(msg.title || 'Kontrollmeldung / Canary'), {
+    body: `${String(msg.body || '')} ${at}`, tag: 'warnhub-canary', silent: true, renotify: false,
+    data: { url: '/' }, lang: msg.lang || 'de',
+  });
 }
 
 /** The keys of the payload's words (hub/publish/notify.py) by the German ids this worker's words have. */
