@@ -8,6 +8,11 @@ a 2 KB receive buffer: about 20 heartbeats, 5 minutes; with a phone's default bu
 went at the next heartbeat. Now both go within two heartbeat intervals (2 x 15 s), counted by the hub's own
 ``warnhub_stream_clients`` gauge and ``warnhub_stream_hung_up{reason="stalled"}``.
 
+Opening 10,000 streams takes the hub about 45 s here (a snapshot each), so the first are evicted before the last
+are open: about 5,000 are held at once (the peak the RSS is taken at); every one of the 10,000 is opened and
+evicted. What the eviction cannot see: a client whose kernel keeps acknowledging (a large receive buffer, a
+suspended process) is a slow reader to TCP until that buffer is full; the stream limits bound those.
+
 The clients are opened from this one asyncio process (a non-blocking socket each, 2 KB receive buffers), so the
 2-core machine runs two busy processes, not 10,000. The hub raises its own open-file limit (hub.web.fdlimit); this
 process raises its soft limit to the hard one. Delivery is not involved (no push rows): I1-I4 are not checked here,
