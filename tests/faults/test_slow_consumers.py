@@ -8,6 +8,10 @@
 - a live-stream (SSE) client that never reads: the hub evicts it at a heartbeat (``warnhub_stream_hung_up``), it
   buffers nothing for it meanwhile that a reading client would wait for, and a reading client gets every event.
 
+Measured before the fixes: warning B reached the other subscriptions only after the slow service's request timed
+out (each push worker process sends one chunk at a time, and the slow one held it; 3 runs of 3), and the stream
+that never read stayed open (a few events fit in the kernel's buffers; no gauge showed it).
+
 Two warnings (A and B) and an Update of A: the Update supersedes A everywhere (I4), each subscriber gets each
 version once (I2), every row ends done or gone (I1).
 """
