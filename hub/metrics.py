@@ -48,6 +48,11 @@ class Metrics:
         self.connections_refused = Gauge("warnhub_web_connections_refused", "Connections closed at accept because "
                                          "fewer than [web] fd_reserve file descriptors were free (since start)",
                                          registry=self.registry)
+        self.stream_clients = Gauge("warnhub_stream_clients", "Open live streams (/api/v1/stream)",
+                                    registry=self.registry)
+        self.stream_hung_up = Gauge("warnhub_stream_hung_up", "Live-stream clients the hub hung up on since start, "
+                                    "by reason (dropped: its queue overflowed; stalled: it stopped reading, evicted "
+                                    "at a heartbeat)", ["reason"], registry=self.registry)
         self.failed = Gauge("warnhub_failed", "Items failed and still to be done, per stage (rules, publish; "
                             "delivery: deliveries that failed in the last 24 h)", ["stage"], registry=self.registry)
         self.canary_seconds = Histogram("warnhub_canary_delivery_seconds", "Canary delivery time per channel: from "

@@ -48,6 +48,8 @@ CHUNK_MAX = 256
 """Targets per worker job at most (a batch is split into at least one job per worker)."""
 START_WITHIN = 3
 """A push not started within this many request timeouts of its batch (its host at the limit) is retried later."""
+HAND_OVER_S = 1.0
+"""A chunk no worker process is free for within this time (a slow push service holds them) is sent from the loop."""
 _TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 # --- sending (RFC 8030) ---------------------------------------------------------------------------------------------
@@ -263,6 +265,7 @@ class WebPushSender:
         self._executor: Executor | None = self._start_pool() if self._owned else executor
         self._client: PushClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._free = asyncio.Semaphore(self._workers)  # worker processes not busy with a chunk
 
     def _start_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("spawn"),
@@ -338,7 +341,7 @@ class WebPushSender:
             if isinstance(self._executor, ProcessPoolExecutor):
                 results, refused = await self._in_workers(origins, items)
             else:
-                results, refused = await self._here(origins, items)
+                results, refused = await self._here(origins, items, self._executor)
             for origin in refused:
                 self.vapid.forget(origin)  # the next attempt signs a fresh token
             for i, result in zip(where, results, strict=True):
@@ -362,11 +365,17 @@ class WebPushSender:
         per_host = max(1, self.per_host_concurrency // self._workers)
 
         async def one(part: range) -> tuple[list[_Result], list[str]] | BaseException:
+            try:  # each worker takes one chunk at a time: one held by a slow push service must not hold up this
+                await asyncio.wait_for(self._free.acquire(), HAND_OVER_S)
+            except TimeoutError:
+                return await self._here(origins, items[part.start:part.stop], None)
             try:
                 return await loop.run_in_executor(executor, deliver_chunk, (
                     self.timeout_s, in_flight, per_host, origins, items[part.start:part.stop]))
             except Exception as err:  # noqa: BLE001 - a dead worker, a closed pool: the rows come back later
                 return err
+            finally:
+                self._free.release()
 
         parts = self._chunks(len(items))
         answers = await asyncio.gather(*(one(part) for part in parts))
@@ -398,11 +407,10 @@ class WebPushSender:
                       exc_info=failure)
         self._encrypt_failing = True
 
-    async def _here(self, origins: dict[str, tuple[Address, str]],
-                    items: list[_Item]) -> tuple[list[_Result], list[str]]:
-        """Encrypt in the executor, POST from this event loop."""
+    async def _here(self, origins: dict[str, tuple[Address, str]], items: list[_Item],
+                    executor: Executor | None) -> tuple[list[_Result], list[str]]:
+        """Encrypt in ``executor`` (None: the loop's default threads), POST from this event loop."""
         loop = asyncio.get_running_loop()
-        executor = self._executor
 
         async def encrypt(part: range) -> list[bytes] | BaseException:
             try:

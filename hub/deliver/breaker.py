@@ -79,10 +79,10 @@ class CircuitBreaker:
             if circuit is not None and circuit.opened_at is not None:
                 circuit.probing = True
 
-    def record(self, host: str, kinds: Iterable[str]) -> None:
-        """Outcomes for one host, in order."""
+    def record(self, host: str, kinds: Iterable[str]) -> bool:
+        """Outcomes for one host, in order; True if they closed its circuit (the host answers again)."""
         circuit = self._hosts.setdefault(host, _Circuit())
-        answered = False
+        answered = closed = False
         for kind in kinds:
             if kind in ("done", "gone"):
                 circuit.failures, answered = 0, True
@@ -93,6 +93,7 @@ class CircuitBreaker:
             if answered:
                 log.info("circuit closed for host %r: it answers again", host)
                 circuit.opened_at = None
+                closed = True
             else:
                 circuit.opened_at = self._clock()
         elif circuit.failures >= self.threshold:
@@ -101,5 +102,6 @@ class CircuitBreaker:
             circuit.opened_at = self._clock()
         if circuit.opened_at is None and circuit.failures == 0:
             del self._hosts[host]
+        return closed
 
 

@@ -310,6 +310,20 @@ def complete(store: Store, results: Sequence[tuple[Delivery, Outcome]], *, now_m
     return CompleteResult(counts, gave_up, gone, len(rows) - updated)
 
 
+def due_again(store: Store, channel: str, hosts: Collection[str], *, now_ms: int | None = None) -> int:
+    """The queued rows of these hosts of a channel are due now (how many): the host answers again (its circuit
+    closed), so the backoff each row piled up against it while it was down no longer applies. Rows stay in
+    priority order; a Retry-After a host gave keeps being honoured by the probe that closed its circuit."""
+    hosts = sorted(set(hosts))
+    if not hosts:
+        return 0
+    now = stamp_ms(now_ms)
+    with store.transaction() as conn:
+        return conn.execute(
+            "UPDATE outbox SET next_at_ms=?1 WHERE channel=?2 AND state='queued' AND next_at_ms>?1"
+            " AND host IN (SELECT value FROM json_each(?3))", (now, channel, _json(hosts))).rowcount
+
+
 def recover(store: Store, *, now_ms: int | None = None) -> int:
     """At start-up (the hub alone owns the database): every row in flight is queued again, due now, or superseded
     if a newer version arrived meanwhile. It may have been sent before the crash; its key tells the receiver."""

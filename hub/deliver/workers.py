@@ -21,6 +21,7 @@ from hub.deliver.outbox import (
     claim,
     complete,
     depth,
+    due_again,
     enqueue,
     next_due,
     recover,
@@ -227,10 +228,13 @@ class ChannelWorker:
         by_host: dict[str, list[str]] = {}
         for delivery, outcome in zip(batch, outcomes, strict=True):
             by_host.setdefault(delivery.host, []).append(outcome.kind)
-        for host, kinds in by_host.items():
-            self.breaker.record(host, kinds)
+        answering = [host for host, kinds in by_host.items() if self.breaker.record(host, kinds)]
         pairs = list(zip(batch, outcomes, strict=True))
         result = await self.astore.run(complete, self.astore.store, pairs, policy=self.policy, now_ms=self.clock())
+        if answering:  # a host is back: what waited for it goes now, not after each row's own backoff
+            again = await self.astore.run(due_again, self.astore.store, self.name, answering, now_ms=self.clock())
+            log.info("outbox %s: %s answers again; %d queued deliveries due now", self.name, ", ".join(answering),
+                     again)
         if self.observe is not None:
             self.observe(self.name, pairs)
         if self.metrics is not None:
@@ -250,8 +254,11 @@ class Outbox:
     channel workers. ``start`` first runs :func:`recover`."""
 
     def __init__(self, astore: AsyncStore, *, metrics: OutboxMetrics | None = None,
-                 metrics_interval_s: float = 2.0, backlog_alarm_s: float = BACKLOG_ALARM_S) -> None:
+                 metrics_interval_s: float = 2.0, backlog_alarm_s: float = BACKLOG_ALARM_S,
+                 clock: Callable[[], int] | None = None) -> None:
         self.astore = astore
+        self.clock = clock
+        """Epoch milliseconds for its workers and the backlog's ages (None: the wall clock; injected by tests)."""
         self.metrics = metrics
         self.metrics_interval_s = metrics_interval_s
         self.backlog_alarm_s = backlog_alarm_s
@@ -268,6 +275,8 @@ class Outbox:
         if channel.name in self.workers:
             raise ValueError(f"outbox: channel {channel.name!r} has a worker already")
         kw.setdefault("metrics", self.metrics)
+        if self.clock is not None:
+            kw.setdefault("clock", self.clock)
         kw.setdefault("observe", self._observe)
         worker = self.workers[channel.name] = ChannelWorker(self.astore, channel, **kw)
         return worker
@@ -338,7 +347,7 @@ class Outbox:
     async def refresh(self, *, now_ms: int | None = None) -> dict[str, ChannelHealth]:
         """Read every channel's backlog (a reader thread) and its workers' open circuits: :attr:`health` and the
         queue and circuit gauges."""
-        now = stamp_ms(now_ms)
+        now = stamp_ms(now_ms if now_ms is not None or self.clock is None else self.clock())
         found = await self.astore.read(backlog, self.astore.store, now)
         health = {}
         for name in {*self.workers, *found}:

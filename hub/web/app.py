@@ -246,6 +246,11 @@ async def metrics(request: web.Request) -> web.Response:
     for stage, n in (await store.read(pipeline_faults, store.store))["failed"].items():
         m.failed.labels(stage).set(n)
     m.connections_refused.set(sum(site.refused for site in request.app[SITES_KEY]))
+    services = request.app.get(HUB_KEY)
+    if services is not None and services.broadcaster is not None:
+        m.stream_clients.set(services.broadcaster.clients)
+        m.stream_hung_up.labels("dropped").set(services.broadcaster.dropped)
+        m.stream_hung_up.labels("stalled").set(services.broadcaster.evicted)
     body = generate_latest(m.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

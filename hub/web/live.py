@@ -7,6 +7,17 @@ event and it is unsubscribed — so one stuck kiosk never slows the others. A cl
 ``heartbeat_s`` gets a ``heartbeat`` event (with a comment line for proxies), so proxies keep the connection and
 clients can tell a live connection from a stale one.
 
+The heartbeat also evicts abandoned clients (:func:`relay`): a client that stopped reading without closing (a
+suspended laptop, a vanished phone, a script that never reads) would otherwise hold its connection, its queue and
+its descriptor for hours, since a few heartbeats fit in the kernel's buffers. At each heartbeat (the stream has been
+idle ``heartbeat_s``) the bytes written but not yet acknowledged by the client's TCP stack (``SIOCOUTQ`` plus the
+transport's own buffer, :func:`unacknowledged`) are compared with their count after the last write: bytes still
+pending and not one acknowledged for a whole heartbeat interval mean the client does not read; it is evicted
+(``stalled``). A write that cannot be handed to the kernel within two heartbeat intervals evicts it too. A
+half-closed client (it sent FIN) is noticed at the first heartbeat written after it: the write fails. After a wave
+of at least :data:`RECLAIM_AFTER` clients has gone, the hub gives the memory they held back to the system
+(:func:`give_back_memory`), so a flood of abandoned connections does not leave the process at its peak size.
+
 An event is a dict (:func:`event_of` builds it from a :class:`~hub.publish.publications.Publication`):
 
 * ``thread``, ``version``, ``msgType``, ``regions`` (ARS list): required;
@@ -30,9 +41,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ctypes
+import ctypes.util
+import fcntl
+import gc
 import json
 import logging
-from collections.abc import Callable, Collection, Mapping
+import struct
+import termios
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -53,6 +70,10 @@ HEARTBEAT_S = 15.0
 RETRY_MS = 5000
 """The reconnect delay an EventSource is told to use."""
 PUBLIC = frozenset({"Actual"})
+RECLAIM_AFTER = 1000
+"""Clients gone (since the last time) that make the hub give freed memory back, once the wave is over."""
+RECLAIM_QUIET_S = 2.0
+"""The wave is over when no client has gone for this long."""
 
 
 def links(thread: str, identifier: str) -> dict[str, str]:
@@ -200,7 +221,15 @@ class Broadcaster:
         self.closed = False
         self.published = 0
         self.dropped = 0
+        """Clients dropped because their queue overflowed (they read too slowly for the events)."""
+        self.evicted = 0
+        """Clients evicted at a heartbeat because they stopped reading (:func:`relay`)."""
         self._warned_status = False
+        self._gone = 0
+        self._last_gone = 0.0
+        self._reclaim: asyncio.TimerHandle | None = None
+        self.reclaimed = 0
+        """How often freed memory was given back after a wave of clients had gone."""
 
     @property
     def clients(self) -> int:
@@ -260,6 +289,82 @@ class Broadcaster:
 
     def _forget(self, sub: Subscriber) -> None:
         self._subscribers.discard(sub)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._gone += 1
+        self._last_gone = loop.time()
+        if self._gone >= RECLAIM_AFTER and self._reclaim is None:
+            self._reclaim = loop.call_later(RECLAIM_QUIET_S, self._after_wave, loop)
+
+    def _after_wave(self, loop: asyncio.AbstractEventLoop) -> None:
+        quiet = loop.time() - self._last_gone
+        if quiet < RECLAIM_QUIET_S:  # clients are still going: wait for the end of the wave
+            self._reclaim = loop.call_later(RECLAIM_QUIET_S - quiet, self._after_wave, loop)
+            return
+        self._reclaim = None
+        log.info("%d stream clients gone: giving their memory back", self._gone)
+        self._gone = 0
+        self.reclaimed += 1
+        give_back_memory()
+
+
+def give_back_memory() -> None:
+    """Collect cycles, then ask the C allocator to return its free pages to the system (glibc's ``malloc_trim``;
+    elsewhere only the collection): freed memory otherwise stays in the process at its peak size."""
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
+def unacknowledged(transport: asyncio.BaseTransport | None) -> int | None:
+    """Bytes written to a TCP connection that its peer has not acknowledged: the kernel's send queue
+    (``SIOCOUTQ``, sent or not) plus what the transport still holds. None where it cannot be told."""
+    if transport is None or transport.is_closing():
+        return None
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return None
+    try:
+        raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except (OSError, ValueError):
+        return None
+    buffered = transport.get_write_buffer_size() if isinstance(transport, asyncio.WriteTransport) else 0
+    return int(struct.unpack("i", raw)[0]) + buffered
+
+
+class StalledClient(ConnectionError):
+    """The client has not read for a heartbeat interval (see :func:`relay`)."""
+
+
+async def relay(sub: Subscriber, write: Callable[[bytes], Awaitable[None]],
+                pending: Callable[[], int | None]) -> None:
+    """Write the subscriber's messages until it ends; raises :class:`StalledClient` (and the subscriber is evicted)
+    when, at a heartbeat, bytes written before it are still unacknowledged and none was acknowledged since the last
+    write (``pending``: :func:`unacknowledged` of the connection), or when a write cannot be handed to the kernel
+    within two heartbeat intervals. A client that reads, however slowly, acknowledges something within a
+    heartbeat interval."""
+    after_write: int | None = None
+    for_s = 2 * sub._heartbeat_s
+    async for msg in sub:
+        if msg.event == "heartbeat" and after_write:
+            now = pending()
+            if now is not None and now >= after_write:
+                sub._owner.evicted += 1
+                sub.close("stalled")
+                raise StalledClient(f"{now} bytes unacknowledged for {sub._heartbeat_s:g} s")
+        try:
+            async with asyncio.timeout(for_s):
+                await write(msg.raw)
+        except TimeoutError:
+            sub._owner.evicted += 1
+            sub.close("stalled")
+            raise StalledClient(f"a write waited {for_s:g} s for the client to read") from None
+        after_write = pending()
 
 
 def _shutdown() -> Message:

@@ -58,7 +58,17 @@ from hub.publish.publications import KIOSK, KIOSK_EXERCISE, WEB, Audience, Publi
 from hub.store.db import Store
 from hub.web import kiosk
 from hub.web.keys import HUB_KEY
-from hub.web.live import Broadcaster, Subscriber, links, public_dict, retry_hint, sse
+from hub.web.live import (
+    Broadcaster,
+    StalledClient,
+    Subscriber,
+    links,
+    public_dict,
+    relay,
+    retry_hint,
+    sse,
+    unacknowledged,
+)
 from hub.web.paging import MAX_LIMIT, BadPage, cut, page_of
 
 log = logging.getLogger("warnhub.web.warnings")
@@ -270,23 +280,33 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         await resp.prepare(request)
         pubs = await (_kiosk_current(request, place, audience) if board else _current(request, place))
-        await resp.write(retry_hint() + sse("snapshot", _listing(state, pubs, place)))
+        async with asyncio.timeout(2 * state.broadcaster.heartbeat_s):  # a client that never reads: see relay()
+            await resp.write(retry_hint() + sse("snapshot", _listing(state, pubs, place)))
         await _follow(request, resp, sub)
     except ConnectionError as err:  # the client went away
         log.debug("stream for %s ended: %r", place.ars or "all", err)
+    except TimeoutError:  # the snapshot could not be handed over: the client does not read
+        state.broadcaster.evicted += 1
+        if request.transport is not None:
+            request.transport.abort()
     finally:
         sub.close("gone")
     return resp
 
 
-async def _pump(resp: web.StreamResponse, sub: Subscriber) -> None:
-    async for msg in sub:
-        await resp.write(msg.raw)
+async def _pump(request: web.Request, resp: web.StreamResponse, sub: Subscriber) -> None:
+    try:
+        await relay(sub, resp.write, lambda: unacknowledged(request.transport))
+    except StalledClient as err:  # it does not read: no goodbye (it would not be read either), hang up
+        if request.transport is not None:
+            request.transport.abort()
+        log.info("stream client for %s evicted: %s", sub.ars or "all", err)
 
 
 async def _follow(request: web.Request, resp: web.StreamResponse, sub: Subscriber) -> None:
-    """Write the subscriber's events until it ends; a client that stopped reading is hung up on after FLUSH_S."""
-    pump = asyncio.ensure_future(_pump(resp, sub))
+    """Write the subscriber's events until it ends; a client that stopped reading is hung up on after FLUSH_S, or
+    at a heartbeat (:func:`hub.web.live.relay`)."""
+    pump = asyncio.ensure_future(_pump(request, resp, sub))
     ended = asyncio.ensure_future(sub.ended.wait())
     try:
         await asyncio.wait({pump, ended}, return_when=asyncio.FIRST_COMPLETED)

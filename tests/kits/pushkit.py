@@ -6,7 +6,8 @@ a valid VAPID ``Authorization`` (ES256 signature against ``k``, ``aud`` equal to
 the future and at most 24 h ahead), ``Content-Encoding: aes128gcm`` and a ``TTL`` header, and a body that decrypts
 with the subscription's private key. Accepted pushes are answered 201 and recorded as :class:`Received`; a request
 that fails a check is answered 400/401/413 and recorded in ``rx.errors`` (tests assert it stays empty).
-``rx.behave()`` makes one subscription answer 404/410/429/500 or hang.
+``rx.behave()`` makes one subscription answer 404/410/429/500 or hang (its first ``times`` requests only, if given);
+``rx.hit_times`` has the arrival time of every request per subscription.
 
 ``decrypt="deferred"`` stores raw bodies and decrypts them on :meth:`PushReceiver.verify_all` (or at ``GET /stats``),
 so a benchmark can time delivery without the receiver's decryption competing for the CPUs. VAPID tokens are checked
@@ -117,6 +118,8 @@ class Behaviour:
     status: int | None = None
     retry_after: str | None = None
     hang_s: float | None = None
+    times: int | None = None
+    """Requests still to answer so (None: every one)."""
 
 
 @dataclass
@@ -186,6 +189,8 @@ class PushReceiver:
         self.subs: dict[str, TestSubscription] = {}
         self.behaviours: dict[str, Behaviour] = {}
         self.hits: Counter[str] = Counter()
+        self.hit_times: dict[str, list[float]] = {}
+        """time.time() of every push request's arrival, per subscription."""
         self.errors: list[tuple[str, int, str]] = []
         """(subscription id, status answered, reason)."""
         self.in_flight = 0
@@ -214,9 +219,10 @@ class PushReceiver:
         return sub
 
     def behave(self, sub_id: str, status: int | None = None, retry_after: str | int | None = None,
-               hang_s: float | None = None) -> None:
-        """Answer ``status`` (with Retry-After) instead of accepting, and/or wait ``hang_s`` first."""
-        self.behaviours[sub_id] = Behaviour(status, None if retry_after is None else str(retry_after), hang_s)
+               hang_s: float | None = None, times: int | None = None) -> None:
+        """Answer ``status`` (with Retry-After) instead of accepting, and/or wait ``hang_s`` first; for the next
+        ``times`` requests only (then accept again), or every one."""
+        self.behaviours[sub_id] = Behaviour(status, None if retry_after is None else str(retry_after), hang_s, times)
 
     def hold(self) -> None:
         """Keep every push request waiting (unanswered) until :meth:`release`."""
@@ -302,6 +308,7 @@ class PushReceiver:
 
     async def _push(self, request: web.BaseRequest, sub_id: str) -> web.Response:
         self.hits[sub_id] += 1
+        self.hit_times.setdefault(sub_id, []).append(time.time())
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         self._arrived.set()
@@ -317,6 +324,11 @@ class PushReceiver:
         if sub is None:
             return web.Response(status=404, text="no such subscription")
         behaviour = self.behaviours.get(sub_id)
+        if behaviour is not None and behaviour.times is not None:
+            if behaviour.times <= 0:
+                behaviour = None
+            else:
+                behaviour.times -= 1
         if behaviour is not None and behaviour.hang_s:
             try:
                 await asyncio.wait_for(self._closing.wait(), behaviour.hang_s)
