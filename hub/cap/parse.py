@@ -37,6 +37,7 @@ from hub.cap.model import (
     Urgency,
     Value,
 )
+from hub.cap.prolog import declares
 from hub.errors import ParseError
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
@@ -114,30 +115,6 @@ def read_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Eleme
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         raise ParseError("DOCTYPE declaration refused: CAP needs none, and DTDs carry XXE and entity attacks")
     return root
-
-
-_PROLOG_SKIP = ((b"<?", b"?>"), (b"<!--", b"-->"))
-
-
-def declares(data: bytes) -> bool:
-    """Whether the prolog (what precedes the root element) holds a DOCTYPE or ENTITY declaration, read from the
-    bytes before any XML parser sees them. NUL bytes are dropped first, so UTF-16 and UTF-32 prologs read as
-    ASCII; processing instructions (the XML declaration) and comments are skipped. Encodings that are not
-    ASCII-compatible (EBCDIC) fall through to the parser, which refuses a DOCTYPE there as well."""
-    text = data.replace(b"\x00", b"") if b"\x00" in data[:4096] else data
-    at = 3 if text.startswith(b"\xef\xbb\xbf") else 2 if text[:2] in (b"\xff\xfe", b"\xfe\xff") else 0
-    while True:
-        while at < len(text) and text[at] in b" \t\r\n":
-            at += 1
-        for start, end in _PROLOG_SKIP:
-            if text.startswith(start, at):
-                close = text.find(end, at + len(start))
-                if close < 0:
-                    return False  # unterminated: not well-formed, the parser says so
-                at = close + len(end)
-                break
-        else:
-            return text.startswith((b"<!DOCTYPE", b"<!ENTITY"), at)
 
 
 def cap_version(root: etree._Element) -> str:
