@@ -14,14 +14,18 @@ before it); nothing that had expired is pushed at all; I1-I4 hold over the run.
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from tests.e2e.test_routing import dwd_cap
+from tests.kits.fanoutkit import DISTRICT
 from tests.kits.faultkit import SourceHub, feed_with
 from tests.kits.hubproc import drop, until
+from tests.kits.paths import DATA
 from tests.kits.sourcekit import ReplayServer
 
 SENDER = "opendata@dwd.de"
@@ -130,3 +134,89 @@ timeout_s = 5
     assert not any(old_published.values()), old_published  # expired before it arrived: never pushed
     assert new_after == [] and len(marker2) == len(hub.subs), (new_after, marker2)  # the replay pushed nothing
     assert ingests == len(files) + len(cancel_first) + 2  # the replay stored nothing new either
+
+
+# -- the NINA replay ------------------------------------------------------------------------------------------------
+
+NINA_SAMPLE = DATA / "nina" / "fpas_mow.DE-HE-KS-SE106-20250313-106-001.json"
+NINA_SENDER = "DE-NI-DAN-SE001"
+
+
+def nina_warning(wid: str, *, sent: datetime, expires: datetime) -> dict[str, Any]:
+    """A MoWaS warning for Lüchow-Dannenberg in NINA's detail JSON: the real Hessen sample (tests/data/nina) with its
+    German info only, another id, times and the district's ARS."""
+    sample = json.loads(NINA_SAMPLE.read_text(encoding="utf-8"))
+    info = sample["info"][0]
+    info.update(expires=expires.isoformat(), headline=f"Gefahrendurchsage {wid}", responseType=["Shelter"])
+    info["parameter"] = [{"valueName": "warnVerwaltungsbereiche", "value": DISTRICT}]
+    info["area"] = [{"areaDesc": "Landkreis Lüchow-Dannenberg"}]
+    sample.pop("references")
+    sample.update(identifier=wid, sender=NINA_SENDER, sent=sent.isoformat(), msgType="Alert", info=[info])
+    return sample
+
+
+def cap_id(wid: str) -> str:
+    """The CAP identifier the hub stores for a NINA id (NINA's ``mow.`` prefix is not part of it)."""
+    return wid.removeprefix("mow.")
+
+
+def serve_nina(srv: ReplayServer, warnings: dict[str, dict[str, Any]], version: int) -> None:
+    srv.set("/api31/mowas/mapData.json", json.dumps([{"id": wid, "version": version} for wid in warnings]),
+            content_type="application/json")
+    for wid, warning in warnings.items():
+        srv.set(f"/api31/warnings/{wid}.json", json.dumps(warning), content_type="application/json")
+
+
+async def test_nina_replaying_old_and_current_messages_after_a_restart_pushes_nothing_again(tmp_path: Path) -> None:
+    """NINA lists 5 current MoWaS warnings and 55 that expired yesterday; the hub restarts and NINA lists all 60
+    again with new version marks (the 2021 replay): the current ones were pushed once, the old ones never, and the
+    replay (every detail fetched and stored again) pushes nothing and stores nothing new."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    current = {f"mow.DE-NI-DAN-SE001-replay-{n}": nina_warning(f"mow.DE-NI-DAN-SE001-replay-{n}",
+                                                               sent=now - timedelta(minutes=10),
+                                                               expires=now + timedelta(hours=6)) for n in range(5)}
+    old = {f"mow.DE-NI-DAN-SE001-old-{n}": nina_warning(f"mow.DE-NI-DAN-SE001-old-{n}",
+                                                        sent=now - timedelta(days=2, minutes=n),
+                                                        expires=now - timedelta(days=1)) for n in range(55)}
+    warnings = {**current, **old}
+    async with ReplayServer() as srv:
+        serve_nina(srv, {}, 1)  # the list fills once the subscriptions exist
+        sources = f"""
+[[sources]]
+type = "nina"
+name = "nina"
+base_url = "{srv.url('/api31')}"
+feeds = ["mowas"]
+dashboard_ars = []
+geojson = false
+interval_s = 0.5
+timeout_s = 5
+"""
+        async with SourceHub(tmp_path, sources=sources) as hub:
+            serve_nina(srv, warnings, 1)
+            n = len(hub.subs)
+            for wid in map(cap_id, current):
+                await until(lambda w=wid: len(hub.pushes_of(w)) == n, f"{wid} pushed", 60)
+            await until(lambda: sum(e["ev"] == "decide" for e in hub.history()) == len(warnings), "all decided", 60)
+            before = hub.rx.receipts()
+            stored = sum(e["ev"] == "ingest" for e in hub.history())
+
+            await hub.restart()
+            details = sum(srv.hits[f"/api31/warnings/{w}.json"] for w in warnings)
+            serve_nina(srv, warnings, 2)  # the replay: every warning listed again with a new version mark
+            await until(lambda: sum(srv.hits[f"/api31/warnings/{w}.json"] for w in warnings) >= details + len(warnings)
+                        and hub.source("nina").get("state") == "up", "every detail fetched again", 60)
+            drop(hub.inbox, "marker.xml", dwd_cap("nina-replay-marker", sent=now))
+            await until(lambda: len(hub.pushes_of("nina-replay-marker")) == n, "the marker pushed", 60)
+            after = hub.rx.receipts()
+            marker = hub.pushes_of("nina-replay-marker")
+            verdict = hub.verdict()
+            old_published = {w: hub.publications_of(cap_id(w)) for w in old}
+            ingests = sum(e["ev"] == "ingest" for e in hub.history())
+    print(f"\nfault 7 (NINA): receipts before the replay {len(before)}, after {len(after)} (marker {len(marker)}); "
+          f"stored {stored}, after the replay {ingests}; figures {verdict.figures}")
+    verdict.assert_holds("I1", "I2", "I3", "I4")
+    assert len(before) == len(current) * n
+    assert [r for r in after if r not in before and r not in marker] == []
+    assert not any(old_published.values())
+    assert stored == len(warnings) and ingests == stored + 1  # the replay stored nothing; the marker did
