@@ -12,8 +12,9 @@ What the hub does, and what the test holds it to:
   clock") and still pushed: a warning is never dropped for its sender's clock;
 - the hub's clock jumps forward an hour: a warning that ended within that hour is ended at once (no longer current
   at the API); a message sent with the right time after the jump whose ``expires`` lies before the hub's (wrong)
-  now counts as ended and is not pushed, one still valid by the hub's clock is pushed; nothing is pushed twice and
-  I1-I4 hold over the run.
+  now counts as ended and is not pushed, one still valid by the hub's clock is pushed; a push waiting for a retry
+  when the clock jumps past its warning's end is never delivered (its row ends ``expired``); nothing is pushed twice
+  and I1-I4 hold over the run.
 """
 
 from __future__ import annotations
@@ -75,10 +76,17 @@ async def test_skewed_times_and_a_clock_jump_push_only_what_is_valid(tmp_path: P
         await until(lambda: sum(e["ev"] == "decide" for e in hub.history()) == len(before), "all decided", 30)
         short_thread = hub.publications_of("skew-short")[0][1]
         assert short_thread in current_threads(hub)
+        # one subscriber's push service fails: its push of a warning that ends within the hour waits for a retry
+        hub.rx.behave(hub.subs[0].id, status=500)
+        drop(hub.inbox, "skew-stuck.xml", dwd_cap("skew-stuck", sent=now - timedelta(minutes=5),
+                                                  expires=now + timedelta(minutes=30)))
+        await until(lambda: len(hub.pushes_of("skew-stuck")) == n - 1 and any(
+            e["ev"] == "send" and e["outcome"] == "retry" for e in hub.history()), "skew-stuck waiting to retry", 60)
 
         rc.write_text("+1h\n", encoding="utf-8")  # the machine clock jumps forward an hour
         await until(lambda: hub_clock(hub) > datetime.now(UTC) + timedelta(minutes=55), "the hub's clock jumped", 30)
         await until(lambda: short_thread not in current_threads(hub), "the short warning ended", 30)
+        hub.rx.behave(hub.subs[0].id)  # the push service answers again: the retry must not deliver what has ended
         real = datetime.now(UTC).replace(microsecond=0)
         after = {
             "skew-after-ended": dwd_cap("skew-after-ended", sent=real, expires=real + timedelta(minutes=30)),
@@ -87,10 +95,11 @@ async def test_skewed_times_and_a_clock_jump_push_only_what_is_valid(tmp_path: P
         for identifier, data in after.items():
             drop(hub.inbox, f"{identifier}.xml", data)
         await until(lambda: len(hub.pushes_of("skew-after-valid")) == n, "the valid one pushed after the jump", 60)
-        await until(lambda: sum(e["ev"] == "decide" for e in hub.history()) == len(before) + len(after),
+        await until(lambda: sum(e["ev"] == "decide" for e in hub.history()) == len(before) + len(after) + 1,
                     "all decided", 30)
+        await until(lambda: hub.verdict().figures["row_states"].keys() <= {"done", "expired"}, "every row ended", 60)
         verdict = hub.verdict()
-        pushed = {i: len(hub.pushes_of(i)) for i in [*before, *after]}
+        pushed = {i: len(hub.pushes_of(i)) for i in [*before, "skew-stuck", *after]}
         published = {i: hub.publications_of(i) for i in ("skew-ended", "skew-after-ended")}
         future = flags_of(hub, "skew-future")
         late = flags_of(hub, "skew-late")
@@ -98,8 +107,9 @@ async def test_skewed_times_and_a_clock_jump_push_only_what_is_valid(tmp_path: P
         late_thread = hub.publications_of("skew-late")[0][1]
     print(f"\nfault 8: pushes per message {pushed}; skew-future {future}; figures {verdict.figures}")
     verdict.assert_holds("I1", "I2", "I3", "I4")
-    assert pushed == {"skew-late": n, "skew-ended": 0, "skew-future": n, "skew-short": n, "skew-after-ended": 0,
-                      "skew-after-valid": n}, pushed
+    assert pushed == {"skew-late": n, "skew-ended": 0, "skew-future": n, "skew-short": n, "skew-stuck": n - 1,
+                      "skew-after-ended": 0, "skew-after-valid": n}, pushed
+    assert verdict.figures["row_states"] == {"done": 5 * n - 1, "expired": 1}, verdict.figures  # never delivered late
     assert published == {"skew-ended": [], "skew-after-ended": []}, published
     assert future[0] == "accepted" and "ahead of the hub's clock" in future[1], future
     assert late[0] == "valid", late  # sent in the past is no fault
