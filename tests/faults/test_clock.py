@@ -31,7 +31,8 @@ from tests.e2e.test_routing import dwd_cap
 from tests.kits.faultkit import SourceHub
 from tests.kits.hubproc import drop, until
 
-LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+LIBFAKETIME = next(iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))), None)
+"""Debian's libfaketime (scripts/system-deps.sh installs it)."""
 
 
 def hub_clock(hub: SourceHub) -> datetime:
@@ -54,6 +55,7 @@ def flags_of(hub: SourceHub, identifier: str) -> tuple[str, str]:
 
 async def test_skewed_times_and_a_clock_jump_push_only_what_is_valid(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    assert LIBFAKETIME is not None, "libfaketime is missing: sh scripts/system-deps.sh installs it"
     rc = tmp_path / "faketime.rc"
     rc.write_text("+0\n", encoding="utf-8")
     monkeypatch.setenv("LD_PRELOAD", str(LIBFAKETIME))
