@@ -120,7 +120,8 @@ class ReplayServer:
     async def __aenter__(self) -> ReplayServer:
         app = web.Application()
         app.router.add_route("GET", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        # a hung route's request is cut at the end, not waited for (aiohttp's default: 60 s)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
