@@ -1,6 +1,6 @@
 #!/bin/sh
 # System packages the tests need, installed only when missing (Debian, as root): Mosquitto for the MQTT tests;
-# strace and prlimit for the durability and open-file tests;
+# strace and prlimit for the durability and open-file tests; libfaketime for the clock fault (tests/faults/test_clock.py);
 # Chromium and two font families for the browser tests (tests/kits/browser.py drives Debian's chromium through Playwright;
 # Playwright's own browser download is never used).
 set -eu
@@ -10,6 +10,7 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing="$missing chromium"
 command -v strace >/dev/null 2>&1 || missing="$missing strace"    # tests/e2e/test_durability.py: fsync before a file moves
 command -v prlimit >/dev/null 2>&1 || missing="$missing util-linux"  # the open-file limit test
+installed libfaketime || missing="$missing libfaketime"  # the daemon's clock jumps an hour (LD_PRELOAD)
 for font in fonts-liberation fonts-dejavu-core; do
     installed "$font" || missing="$missing $font"
 done

@@ -37,6 +37,7 @@ from hub.cap.model import (
     Urgency,
     Value,
 )
+from hub.cap.prolog import declares
 from hub.errors import ParseError
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
@@ -95,6 +96,8 @@ def read_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Eleme
         raise ParseError(f"document is {len(data)} bytes, over the limit of {max_bytes} bytes")
     if not bytes(data[:1024]).strip():
         raise ParseError("empty document")
+    if declares(bytes(data)):  # before libxml2 reads a DTD at all: it would parse (and count) the entities
+        raise ParseError("DOCTYPE declaration refused: CAP needs none, and DTDs carry XXE and entity attacks")
     try:
         root = etree.fromstring(bytes(data), _parser())
     except etree.XMLSyntaxError as err:

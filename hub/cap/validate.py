@@ -3,7 +3,7 @@
 - ``valid``: the XSD of its CAP version and every semantic check pass, and nothing was flagged;
 - ``accepted``: readable and usable, but flagged (schema deviations such as element order, semantic errors or
   warnings, a signature that is present but failed - invalid, untrusted, expired or weak - under the ``verify``
-  policy);
+  policy; a ``sent`` more than :data:`SENT_AHEAD` ahead of the hub's clock);
 - ``rejected``: unusable or hostile (not XML, DOCTYPE/entities, too big, not CAP, no identity, or a signature the
   source's ``require`` policy demands and the message lacks).
 """
@@ -13,8 +13,9 @@ from __future__ import annotations
 import enum
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,12 @@ from hub.errors import ParseError
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "cap_schemas"
 SCHEMA_FILES = {"1.2": "CAP-v1.2.xsd", "1.1": "CAP-v1.1.xsd", "1.0": "CAP-v1.0.xsd"}
 _MAX_SCHEMA_MESSAGES = 10
+SENT_AHEAD = timedelta(minutes=5)
+"""A ``sent`` further ahead of the hub's clock than this is flagged: the sender's clock (or the hub's) is wrong."""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class Verdict(enum.Enum):
@@ -95,8 +102,10 @@ class Validator:
     """Parses, checks and verifies CAP documents; one per hub (holds the trust store and limits)."""
 
     def __init__(self, *, trust: TrustStore | None = None, max_bytes: int = cap_parse.DEFAULT_MAX_BYTES,
-                 allow_sha1: bool = False) -> None:
+                 allow_sha1: bool = False, clock: Callable[[], datetime] = _utc_now) -> None:
         self.trust = trust or TrustStore()
+        self.clock = clock
+        """The hub's clock, for the check of ``sent`` (injected by tests)."""
         self.max_bytes = max_bytes
         self.allow_sha1 = allow_sha1
         """Whether a SHA-1 signature that otherwise passes counts as ``valid`` (else ``weak``)."""
@@ -124,6 +133,7 @@ class Validator:
         sem_errors, sem_warnings = semantic_checks(parsed.alert)
         report.errors.extend(sem_errors)
         report.warnings.extend(sem_warnings)
+        report.warnings.extend(clock_checks(parsed.alert, self.clock()))
         self._signature(report, data, parsed.root, parsed.alert, policy)
         if report.verdict is not Verdict.REJECTED and (report.errors or report.warnings):
             report.verdict = Verdict.ACCEPTED
@@ -188,6 +198,20 @@ def semantic_checks(alert: Alert) -> tuple[list[str], list[str]]:
         for j, area in enumerate(info.areas):
             _area_checks(area, f"{where}.area[{j}]", errors)
     return errors, warnings
+
+
+def clock_checks(alert: Alert, now: datetime) -> list[str]:
+    """Flags for a ``sent`` ahead of the hub's clock (``now``). The alert is still used: a warning is never dropped
+    for its sender's clock; the flag shows in the console, and the sender's next messages are ordered by their own
+    ``sent``. (One whose ``expires`` has passed is stored but never published: see hub.decide.decisions.LIVE.)"""
+    ahead = alert.sent - now
+    if ahead <= SENT_AHEAD:
+        return []
+    minutes = int(ahead.total_seconds() // 60)
+    days, hours = minutes // 1440, minutes % 1440 // 60
+    span = f"{days} d {hours} h" if days else f"{hours} h {minutes % 60} min"
+    return [f"sent {alert.sent.isoformat()} lies {span} ahead of the hub's clock: the sender's clock (or the hub's) "
+            "is wrong"]
 
 
 def _times(effective: datetime | None, onset: datetime | None, expires: datetime | None, where: str,

@@ -182,7 +182,13 @@ class Pipeline:
         status = item.alert.status.value
         if status not in ("Actual", "Exercise"):
             log.warning("alert %s: status %s is never published; decision ignored", item.alert_id, status)
-            await self.store.run(_mark_skipped, self.store.store, item)
+            await self.store.run(_mark_skipped, self.store.store, item, f"status {status}")
+            return None
+        newer = await self.store.run(_passed_by, self.store.store, item)
+        if newer is not None:  # arrived late (out of order, a replay): an older version never goes over a newer one
+            log.warning("alert %s (%s/%s) was sent before %s, already published in its thread: not published",
+                        item.alert_id, item.alert.sender, item.alert.identifier, newer)
+            await self.store.run(_mark_skipped, self.store.store, item, f"sent before the published version {newer}")
             return None
         started = time.perf_counter()
         plan = await asyncio.to_thread(self._plan, item)
@@ -326,11 +332,23 @@ def expire_boards(store: Store, *, now_ms: int | None = None) -> dict[str, int]:
     return counts
 
 
-def _mark_skipped(store: Store, item: Unpublished) -> None:
-    """Record that a publish decision was not published (status not Actual/Exercise), so it is not retried."""
+def _mark_skipped(store: Store, item: Unpublished, reason: str) -> None:
+    """Record that a publish decision was not published (status not Actual/Exercise, or passed by a newer version),
+    so it is not retried."""
     with store.transaction() as conn:
-        conn.execute("UPDATE decisions SET decision='suppress', why=why || '; not published: status ' || ?"
-                     " WHERE alert_id=?", (item.alert.status.value, item.alert_id))
+        conn.execute("UPDATE decisions SET decision='suppress', why=why || '; not published: ' || ?"
+                     " WHERE alert_id=?", (reason, item.alert_id))
+
+
+def _passed_by(store: Store, item: Unpublished) -> str | None:
+    """The CAP identifier of a version of the item's thread that was sent after it and is already published, or
+    None. Versions are published in the order they arrive; one that arrives after a newer one (out of order, or
+    replayed: an Alert after its Update or Cancel) must not be published over it (I4 of issue 17)."""
+    row = store.conn.execute(
+        "SELECT a.identifier FROM publications p JOIN alerts a ON a.id = p.source_alert"
+        " WHERE p.source_thread = ? AND a.sent_utc > (SELECT sent_utc FROM alerts WHERE id = ?)"
+        " ORDER BY a.sent_utc DESC LIMIT 1", (item.thread_id, item.alert_id)).fetchone()
+    return str(row[0]) if row else None
 
 
 def _host(url: str) -> str:

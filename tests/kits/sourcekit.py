@@ -2,7 +2,8 @@
 
 ``ReplayServer`` serves whatever a test puts in ``routes`` (changeable between polls): bodies with ETag and
 Last-Modified (answering conditional GETs with 304), HTTP errors, slow answers (for timeouts), bodies cut off
-mid-way (a Content-Length larger than what is sent), and counts every request. ``HubKit`` is a real
+mid-way (a Content-Length larger than what is sent), bodies trickled a byte at a time (slowloris: every read
+gets a byte, only the whole answer takes long), and counts every request with its time (``times``). ``HubKit`` is a real
 :class:`hub.daemon.Hub` on a real SQLite file in a temp folder, validating in-thread, with the SourceContext the
 daemon would hand a source.
 """
@@ -13,6 +14,7 @@ import asyncio
 import hashlib
 import logging
 import socket
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +42,8 @@ class Route:
     """Wait this long before answering (a hung server)."""
     truncate_to: int | None = None
     """Announce the full length but send only this many bytes, then close the connection."""
+    trickle_s: float = 0.0
+    """Send the body one byte at a time, this long apart (a slowloris server: no single read ever waits long)."""
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -49,6 +53,8 @@ class ReplayServer:
         self.hits: Counter[str] = Counter()
         self.not_modified: Counter[str] = Counter()
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.times: list[tuple[str, float]] = []
+        """(path, time.monotonic()) of every request as it arrived: the sources' own poll times."""
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -70,6 +76,7 @@ class ReplayServer:
         path = request.path
         self.hits[path] += 1
         self.requests.append((path, dict(request.headers)))
+        self.times.append((path, time.monotonic()))
         route = self.routes.get(path)
         if route is None:
             return web.Response(status=404, text="not found")
@@ -89,6 +96,17 @@ class ReplayServer:
             if not route.etag and request.headers.get("If-Modified-Since") == route.last_modified:
                 self.not_modified[path] += 1
                 return web.Response(status=304, headers=headers)
+        if route.trickle_s:
+            resp = web.StreamResponse(status=200, headers={**headers, "Content-Type": route.content_type})
+            resp.content_length = len(route.body)
+            await resp.prepare(request)
+            for i in range(len(route.body)):
+                try:
+                    await resp.write(route.body[i:i + 1])
+                except ConnectionResetError:  # the client gave up: what the slowloris test wants
+                    break
+                await asyncio.sleep(route.trickle_s)
+            return resp
         if route.truncate_to is not None:
             resp = web.StreamResponse(status=200, headers={**headers, "Content-Type": route.content_type})
             resp.content_length = len(route.body)
@@ -102,7 +120,8 @@ class ReplayServer:
     async def __aenter__(self) -> ReplayServer:
         app = web.Application()
         app.router.add_route("GET", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        # a hung route's request is cut at the end, not waited for (aiohttp's default: 60 s)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
