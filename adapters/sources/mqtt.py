@@ -17,7 +17,9 @@ created once and kept in ``mqtt-client-id`` beside the database (:mod:`adapters.
 with the same config never share a session. Two clients with the same id take the session from each other: the hub
 speaks MQTT 5, and a broker that says "session taken over" (reason code 0x8E) is believed at once; Mosquitto 2.0.11
 closes the old connection without saying why, so a second connection in a row that ends within ``takeover_forget_s``
-of being accepted counts as a takeover too (a failed connect, i.e. a broker really away, ends the streak). Then the
+of being accepted counts as a takeover too, unless the broker no longer accepts connections at that moment (killed
+or restarting: a broker that restarts twice within that time is not another client), and a failed connect, i.e. a
+broker really away, ends the streak. Then the
 source says so once (log and health) and waits before it reconnects, doubling the wait from ``takeover_min_s`` up to
 ``takeover_max_s`` while the tug of war goes on, instead of taking the session back within a quarter of a second.
 """
@@ -36,7 +38,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from adapters.sources.mqtt_client import Client, derived_client_id, quiet_shutdown, reason_of
+from adapters.sources.mqtt_client import Client, derived_client_id, listening, quiet_shutdown, reason_of
 from adapters.sources.mqtt_payload import Malformed, TopicMap, parse_payload
 from hub.config.sections import MqttSourceConfig
 from hub.errors import ConfigError, SourceError
@@ -225,7 +227,9 @@ class MqttSource:
         now = time.monotonic()
         short = now - self._connected_at < self.takeover_forget_s
         self._streak = self._streak + 1 if said or short else 0
-        if not said and self._streak < 2:
+        if not said and (self._streak < 2 or not listening(self.settings.host, self.settings.port)):
+            if self._streak >= 2:
+                self._streak = 0  # the broker itself went away (its port is closed): nobody took the session
             return False
         delay: float = min(self.takeover_min_s * 2 ** max(0, self._streak - (1 if said else 2)), self.takeover_max_s)
         self.takeovers += 1

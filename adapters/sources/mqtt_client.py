@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import secrets
+import socket
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
@@ -78,6 +79,15 @@ def _suffix(path: Path) -> str:
         f.flush()
         os.fsync(f.fileno())
     return value
+
+
+def listening(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Does anything accept TCP connections at host:port? (A broker killed or restarting does not.)"""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def quiet_shutdown(record: logging.LogRecord) -> bool:
