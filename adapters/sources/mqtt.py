@@ -60,6 +60,10 @@ SESSION_TAKEN_OVER = 142
 """MQTT 5 reason code 0x8E: another client connected with this client id."""
 SESSION_EXPIRY_S = 0xFFFFFFFF
 """MQTT 5 session expiry interval: the broker keeps the session (and queues QoS 1 messages) while the hub is away."""
+RECEIVE_MAXIMUM = 65535
+"""MQTT 5 Receive Maximum: how many QoS 1 messages the broker may send before the hub acknowledges. Acks wait for
+the commit, so with the broker's default window (Mosquitto: 20) a backlog after an outage drains 20 per transaction
+and overflows the broker's queue; with this one the broker hands over the burst and the hub stores it in batches."""
 RETENTION_EVERY_S = 300.0
 COALESCE_S = 0.001
 COALESCE_MAX = 1000
@@ -267,6 +271,7 @@ class MqttSource:
         client = self._client(ctx)
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY_S
+        props.ReceiveMaximum = RECEIVE_MAXIMUM
         client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s,
                              clean_start=False, properties=props)
         client.loop_start()

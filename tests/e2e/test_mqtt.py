@@ -29,7 +29,7 @@ from adapters.sources.mqtt_payload import Malformed, TopicMap, parse_payload, ti
 from hub.app import build_sources
 from hub.config.sections import SensorConfig
 from hub.errors import ConfigError
-from hub.intake import readings
+from hub.intake import readings, sensors
 from hub.store.db import Store
 from hub.web.app import WebServer
 from tests.kits.mosquitto import Mosquitto, MosquittoMissing, free_port
@@ -431,6 +431,34 @@ async def test_redelivered_readings_are_stored_once(tmp_path: Path, broker: Mosq
         assert await kit.astore.run(readings.count, kit.store, "pegel-d") == 1
         assert kit.hub.metrics.registry.get_sample_value("warnhub_readings_total",
                                                          {"source": NAME, "outcome": "duplicate"}) == 2
+
+
+async def test_the_broker_hands_over_a_backlog_before_the_first_commit(tmp_path: Path, broker: Mosquitto,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Acks wait for the commit, so the window of unacknowledged messages sets how fast a backlog drains: with
+    Mosquitto's default (20) the broker sent 20, waited for a transaction, sent 20 more, and its queue (1,000 by
+    default) overflowed after an outage (tests/faults/test_mqtt_broker_kill.py). The hub asks for a larger window
+    (MQTT 5 Receive Maximum): while the store is held, the broker still hands over the whole backlog."""
+    cfg = config(broker.port, sensor_toml("pegel-w", "pegel/w/+"))
+    gate = threading.Event()
+    record = sensors._record
+
+    def held(*args: Any) -> readings.BatchResult:
+        gate.wait(30)
+        return record(*args)
+    base = readings.now_ms() - 60_000
+    async with HubKit(tmp_path, cfg) as kit, running(kit) as src:
+        await until(lambda: health(kit)["state"] == "up", "connected")
+        monkeypatch.setattr(sensors, "_record", held)
+        try:
+            with publisher(broker.port) as pub:
+                for i in range(200):
+                    pub(f"pegel/w/{i}", {"value": i, "ts": base + i})
+            await until(lambda: len(src._buf) >= 150, "most of 200 readings in hand while nothing is stored")
+            assert src.stored == 0
+        finally:
+            gate.set()
+        await until(lambda: src.stored == 200, "all 200 stored once the store is free")
 
 
 async def test_retention_removes_old_readings(tmp_path: Path, broker: Mosquitto) -> None:
