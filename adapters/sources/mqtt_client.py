@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import socket
+import time
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
@@ -81,8 +82,10 @@ def _suffix(path: Path) -> str:
     return value
 
 
-def listening(host: str, port: int, timeout: float = 0.5) -> bool:
-    """Does anything accept TCP connections at host:port? (A broker killed or restarting does not.)"""
+def listening(host: str, port: int, *, settle_s: float = 0.2, timeout: float = 0.5) -> bool:
+    """Does anything accept TCP connections at host:port ``settle_s`` from now? A broker killed or restarting
+    does not; right at the moment its connections drop, its listening socket may not be closed yet."""
+    time.sleep(settle_s)
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True

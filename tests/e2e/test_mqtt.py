@@ -373,6 +373,24 @@ async def test_broker_away_is_down_and_reconnect_is_bounded(tmp_path: Path, brok
         await until(lambda: src.stored == 2, "readings flow after reconnect")
 
 
+async def test_a_broker_killed_twice_is_down_each_time_not_a_session_takeover(tmp_path: Path,
+                                                                              broker: Mosquitto) -> None:
+    """Two short connections in a row look like a takeover by another client, but a broker whose port is closed
+    was killed or is restarting: the source is down and reconnects at once (not degraded, waiting 5 s while the
+    broker's queue for it overflows)."""
+    cfg = config(broker.port, sensor_toml("pegel-k", "pegel/k"))
+    async with HubKit(tmp_path, cfg) as kit, running(kit) as src:
+        await until(lambda: health(kit)["state"] == "up", "connected")
+        for connects in (2, 3):
+            broker.stop(kill=True)
+            await until(lambda: health(kit)["state"] == "down", f"down after kill {connects - 1}")
+            accepting = broker.start()
+            connected = await until(lambda n=connects: src.connects == n, "reconnected", timeout=10)
+            assert connected - accepting < 2.5, f"reconnected {connected - accepting:.2f} s after the broker was back"
+            await until(lambda: health(kit)["state"] == "up", "up after reconnect")
+        assert src.takeovers == 0
+
+
 async def test_unreachable_broker_at_start_is_down_with_the_reason(tmp_path: Path) -> None:
     port = free_port()
     async with HubKit(tmp_path, config(port, sensor_toml("pegel-u", "pegel/u"))) as kit, running(kit):
