@@ -17,11 +17,11 @@ created once and kept in ``mqtt-client-id`` beside the database (:mod:`adapters.
 with the same config never share a session. Two clients with the same id take the session from each other: the hub
 speaks MQTT 5, and a broker that says "session taken over" (reason code 0x8E) is believed at once; Mosquitto 2.0.11
 closes the old connection without saying why, so a second connection in a row that ends within ``takeover_forget_s``
-of being accepted counts as a takeover too, unless the broker no longer accepts connections at that moment (killed
-or restarting: a broker that restarts twice within that time is not another client), and a failed connect, i.e. a
-broker really away, ends the streak. Then the
-source says so once (log and health) and waits before it reconnects, doubling the wait from ``takeover_min_s`` up to
-``takeover_max_s`` while the tug of war goes on, instead of taking the session back within a quarter of a second.
+of being accepted counts as a takeover too, unless the broker's port is closed 0.2 s later (killed or restarting: a
+broker restarted twice within that time is not another client); a failed connect, i.e. a broker really away, ends
+the streak. Then the source says so once (log and health) and waits before it reconnects, doubling the wait from
+``takeover_min_s`` up to ``takeover_max_s`` while the tug of war goes on, instead of taking the session back within a
+quarter of a second.
 """
 
 from __future__ import annotations
@@ -62,8 +62,9 @@ SESSION_EXPIRY_S = 0xFFFFFFFF
 """MQTT 5 session expiry interval: the broker keeps the session (and queues QoS 1 messages) while the hub is away."""
 RECEIVE_MAXIMUM = 65535
 """MQTT 5 Receive Maximum: how many QoS 1 messages the broker may send before the hub acknowledges. Acks wait for
-the commit, so with the broker's default window (Mosquitto: 20) a backlog after an outage drains 20 per transaction
-and overflows the broker's queue; with this one the broker hands over the burst and the hub stores it in batches."""
+the commit, so with the broker's default window (Mosquitto: 20) a backlog drains 20 readings per transaction while
+the rest waits in the broker's queue, which Mosquitto cuts at 1,000 by default; with this one the broker hands the
+backlog over at once and the hub stores it in batches."""
 RETENTION_EVERY_S = 300.0
 COALESCE_S = 0.001
 COALESCE_MAX = 1000

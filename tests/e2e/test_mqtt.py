@@ -453,10 +453,10 @@ async def test_redelivered_readings_are_stored_once(tmp_path: Path, broker: Mosq
 
 async def test_the_broker_hands_over_a_backlog_before_the_first_commit(tmp_path: Path, broker: Mosquitto,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """Acks wait for the commit, so the window of unacknowledged messages sets how fast a backlog drains: with
-    Mosquitto's default (20) the broker sent 20, waited for a transaction, sent 20 more, and its queue (1,000 by
-    default) overflowed after an outage (tests/faults/test_mqtt_broker_kill.py). The hub asks for a larger window
-    (MQTT 5 Receive Maximum): while the store is held, the broker still hands over the whole backlog."""
+    """Acks wait for the commit, so the window of unacknowledged messages sets how a backlog drains: with
+    Mosquitto's default (20) the broker sent 20, waited for a transaction, sent 20 more, the rest waiting in its
+    queue (cut at 1,000 by default). The hub asks for a larger window (MQTT 5 Receive Maximum): while the store is
+    held, the broker still hands over the whole backlog."""
     cfg = config(broker.port, sensor_toml("pegel-w", "pegel/w/+"))
     gate = threading.Event()
     record = sensors._record
