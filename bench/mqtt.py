@@ -9,6 +9,12 @@ then the consumer connects and drains the queue; the time from starting the cons
 received (bare: counted in ``on_message``, auto-acknowledged) or committed (ours: the source as the daemon builds
 it, a real Store on a temp file, manual PUBACK after commit) is measured. ``lost`` is published minus stored,
 summed over rounds. Rates are medians over rounds. Target: ratio >= 0.5 and lost == 0.
+
+``--broker-kill``: fault 3 of issue 17 instead (tests/kits/brokerkill.py): the real daemon and a bare paho
+subscriber on one broker, a sensor publishing 200 QoS-1 readings/s for 55 s, the broker killed with SIGKILL in
+the middle and restarted after 5 s; per round with Mosquitto's defaults and with docs/mosquitto.conf. Prints JSON
+{"default": [...], "example": [...]}, each run {"lost_hub", "lost_bare", "acked_not_stored", "down_s",
+"up_after_restart_s", ...}. Target: example lost_hub 0, default lost_hub <= lost_bare, acked_not_stored 0.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from adapters.sources.mqtt import MqttSource  # noqa: E402
 from hub.app import build_sources  # noqa: E402
 from hub.intake import readings  # noqa: E402
+from tests.kits import brokerkill  # noqa: E402
 from tests.kits.mosquitto import Mosquitto  # noqa: E402
 from tests.kits.sourcekit import HubKit  # noqa: E402
 
@@ -171,6 +178,23 @@ async def through_source(port: int, msgs: list[tuple[str, bytes]], sensors: int,
     return elapsed, stored
 
 
+def broker_kill(rounds: int) -> dict[str, list[dict[str, object]]]:
+    example = (ROOT / "docs" / "mosquitto.conf").read_text(encoding="utf-8")
+    out: dict[str, list[dict[str, object]]] = {"default": [], "example": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            for label, extra in (("default", ""), ("example", example)):
+                res = brokerkill.run(Path(tmp) / f"{label}{r}", broker_extra=extra)
+                ups = [t for t, state in res["health"] if state == "up" and t >= res["restarted_s"]]
+                out[label].append({
+                    **{k: res[k] for k in ("published", "lost_hub", "lost_bare", "acked_by_hub",
+                                           "acked_not_stored", "dropped_log")},
+                    "down_s": round(res["restarted_s"] - res["killed_s"], 2),
+                    "up_after_restart_s": round(ups[0] - res["restarted_s"], 2) if ups else None})
+                print(f"{label} round {r + 1}: {out[label][-1]}", file=sys.stderr)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", action="store_true", help="print only the JSON result")
@@ -178,7 +202,11 @@ def main() -> int:
     ap.add_argument("--sensors", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--broker-config", default="", help="extra mosquitto.conf lines (e.g. max_inflight_messages 100)")
+    ap.add_argument("--broker-kill", action="store_true", help="fault 3: kill -9 the broker under 200 readings/s")
     args = ap.parse_args()
+    if args.broker_kill:
+        print(json.dumps(broker_kill(args.rounds)))
+        return 0
     msgs = messages(args.messages, args.sensors)
     ours: list[float] = []
     bare: list[float] = []

@@ -17,9 +17,11 @@ created once and kept in ``mqtt-client-id`` beside the database (:mod:`adapters.
 with the same config never share a session. Two clients with the same id take the session from each other: the hub
 speaks MQTT 5, and a broker that says "session taken over" (reason code 0x8E) is believed at once; Mosquitto 2.0.11
 closes the old connection without saying why, so a second connection in a row that ends within ``takeover_forget_s``
-of being accepted counts as a takeover too (a failed connect, i.e. a broker really away, ends the streak). Then the
-source says so once (log and health) and waits before it reconnects, doubling the wait from ``takeover_min_s`` up to
-``takeover_max_s`` while the tug of war goes on, instead of taking the session back within a quarter of a second.
+of being accepted counts as a takeover too, unless the broker's port is closed 0.2 s later (killed or restarting: a
+broker restarted twice within that time is not another client); a failed connect, i.e. a broker really away, ends
+the streak. Then the source says so once (log and health) and waits before it reconnects, doubling the wait from
+``takeover_min_s`` up to ``takeover_max_s`` while the tug of war goes on, instead of taking the session back within a
+quarter of a second.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from adapters.sources.mqtt_client import Client, derived_client_id, quiet_shutdown, reason_of
+from adapters.sources.mqtt_client import Client, derived_client_id, listening, quiet_shutdown, reason_of
 from adapters.sources.mqtt_payload import Malformed, TopicMap, parse_payload
 from hub.config.sections import MqttSourceConfig
 from hub.errors import ConfigError, SourceError
@@ -58,6 +60,11 @@ SESSION_TAKEN_OVER = 142
 """MQTT 5 reason code 0x8E: another client connected with this client id."""
 SESSION_EXPIRY_S = 0xFFFFFFFF
 """MQTT 5 session expiry interval: the broker keeps the session (and queues QoS 1 messages) while the hub is away."""
+RECEIVE_MAXIMUM = 65535
+"""MQTT 5 Receive Maximum: how many QoS 1 messages the broker may send before the hub acknowledges. Acks wait for
+the commit, so with the broker's default window (Mosquitto: 20) a backlog drains 20 readings per transaction while
+the rest waits in the broker's queue, which Mosquitto cuts at 1,000 by default; with this one the broker hands the
+backlog over at once and the hub stores it in batches."""
 RETENTION_EVERY_S = 300.0
 COALESCE_S = 0.001
 COALESCE_MAX = 1000
@@ -225,7 +232,9 @@ class MqttSource:
         now = time.monotonic()
         short = now - self._connected_at < self.takeover_forget_s
         self._streak = self._streak + 1 if said or short else 0
-        if not said and self._streak < 2:
+        if not said and (self._streak < 2 or not listening(self.settings.host, self.settings.port)):
+            if self._streak >= 2:
+                self._streak = 0  # the broker itself went away (its port is closed): nobody took the session
             return False
         delay: float = min(self.takeover_min_s * 2 ** max(0, self._streak - (1 if said else 2)), self.takeover_max_s)
         self.takeovers += 1
@@ -263,6 +272,7 @@ class MqttSource:
         client = self._client(ctx)
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY_S
+        props.ReceiveMaximum = RECEIVE_MAXIMUM
         client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s,
                              clean_start=False, properties=props)
         client.loop_start()

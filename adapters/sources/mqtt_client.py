@@ -11,6 +11,8 @@ import logging
 import os
 import re
 import secrets
+import socket
+import time
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
@@ -78,6 +80,17 @@ def _suffix(path: Path) -> str:
         f.flush()
         os.fsync(f.fileno())
     return value
+
+
+def listening(host: str, port: int, *, settle_s: float = 0.2, timeout: float = 0.5) -> bool:
+    """Does anything accept TCP connections at host:port ``settle_s`` from now? A broker killed or restarting
+    does not; right at the moment its connections drop, its listening socket may not be closed yet."""
+    time.sleep(settle_s)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def quiet_shutdown(record: logging.LogRecord) -> bool:

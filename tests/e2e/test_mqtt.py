@@ -29,7 +29,7 @@ from adapters.sources.mqtt_payload import Malformed, TopicMap, parse_payload, ti
 from hub.app import build_sources
 from hub.config.sections import SensorConfig
 from hub.errors import ConfigError
-from hub.intake import readings
+from hub.intake import readings, sensors
 from hub.store.db import Store
 from hub.web.app import WebServer
 from tests.kits.mosquitto import Mosquitto, MosquittoMissing, free_port
@@ -373,6 +373,24 @@ async def test_broker_away_is_down_and_reconnect_is_bounded(tmp_path: Path, brok
         await until(lambda: src.stored == 2, "readings flow after reconnect")
 
 
+async def test_a_broker_killed_twice_is_down_each_time_not_a_session_takeover(tmp_path: Path,
+                                                                              broker: Mosquitto) -> None:
+    """Two short connections in a row look like a takeover by another client, but a broker whose port is closed
+    was killed or is restarting: the source is down and reconnects at once (not degraded, waiting 5 s while the
+    broker's queue for it overflows)."""
+    cfg = config(broker.port, sensor_toml("pegel-k", "pegel/k"))
+    async with HubKit(tmp_path, cfg) as kit, running(kit) as src:
+        await until(lambda: health(kit)["state"] == "up", "connected")
+        for connects in (2, 3):
+            broker.stop(kill=True)
+            await until(lambda: health(kit)["state"] == "down", f"down after kill {connects - 1}")
+            accepting = broker.start()
+            connected = await until(lambda n=connects: src.connects == n, "reconnected", timeout=10)
+            assert connected - accepting < 2.5, f"reconnected {connected - accepting:.2f} s after the broker was back"
+            await until(lambda: health(kit)["state"] == "up", "up after reconnect")
+        assert src.takeovers == 0
+
+
 async def test_unreachable_broker_at_start_is_down_with_the_reason(tmp_path: Path) -> None:
     port = free_port()
     async with HubKit(tmp_path, config(port, sensor_toml("pegel-u", "pegel/u"))) as kit, running(kit):
@@ -431,6 +449,34 @@ async def test_redelivered_readings_are_stored_once(tmp_path: Path, broker: Mosq
         assert await kit.astore.run(readings.count, kit.store, "pegel-d") == 1
         assert kit.hub.metrics.registry.get_sample_value("warnhub_readings_total",
                                                          {"source": NAME, "outcome": "duplicate"}) == 2
+
+
+async def test_the_broker_hands_over_a_backlog_before_the_first_commit(tmp_path: Path, broker: Mosquitto,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Acks wait for the commit, so the window of unacknowledged messages sets how a backlog drains: with
+    Mosquitto's default (20) the broker sent 20, waited for a transaction, sent 20 more, the rest waiting in its
+    queue (cut at 1,000 by default). The hub asks for a larger window (MQTT 5 Receive Maximum): while the store is
+    held, the broker still hands over the whole backlog."""
+    cfg = config(broker.port, sensor_toml("pegel-w", "pegel/w/+"))
+    gate = threading.Event()
+    record = sensors._record
+
+    def held(*args: Any) -> readings.BatchResult:
+        gate.wait(30)
+        return record(*args)
+    base = readings.now_ms() - 60_000
+    async with HubKit(tmp_path, cfg) as kit, running(kit) as src:
+        await until(lambda: health(kit)["state"] == "up", "connected")
+        monkeypatch.setattr(sensors, "_record", held)
+        try:
+            with publisher(broker.port) as pub:
+                for i in range(200):
+                    pub(f"pegel/w/{i}", {"value": i, "ts": base + i})
+            await until(lambda: len(src._buf) >= 150, "most of 200 readings in hand while nothing is stored")
+            assert src.stored == 0
+        finally:
+            gate.set()
+        await until(lambda: src.stored == 200, "all 200 stored once the store is free")
 
 
 async def test_retention_removes_old_readings(tmp_path: Path, broker: Mosquitto) -> None:
