@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from hub.store import dialect
+
 _STORE = (
     # hub.store.alerts: every received version of every alert, the threads that link them, rejected documents,
     # and the lists of sources that name every current warning; hub.store.chain: the audit log.
@@ -383,6 +385,9 @@ STATEMENTS: tuple[str, ...] = _STORE + _ACCESS + _INTAKE + _DECIDE + _PUBLISH + 
 
 
 def create(conn: sqlite3.Connection) -> None:
-    """Create whatever table, index or trigger is missing (inside the caller's transaction)."""
+    """Create whatever table, index or trigger is missing (inside the caller's transaction); on PostgreSQL in its
+    words (:func:`hub.store.dialect.ddl`)."""
+    pg = dialect.of(conn) == dialect.POSTGRESQL
     for statement in STATEMENTS:
-        conn.execute(statement)
+        for one in dialect.ddl(statement) if pg else (statement,):
+            conn.execute(one)
