@@ -4,7 +4,8 @@ statement into PostgreSQL's (cached per statement, so the translation is paid on
 What it translates (everything the hub's SQL uses that PostgreSQL spells otherwise):
 
 - parameters: ``?`` and numbered ``?1`` (a number may repeat) become ``%s``, with the order in which the caller's
-  parameters are passed (:class:`Statement.order`); a literal ``%`` is doubled;
+  parameters are passed (:class:`Statement.order`); named ``:name`` (a dict of parameters) ``%(name)s``; a literal
+  ``%`` is doubled;
 - ``INSERT OR IGNORE INTO`` becomes ``INSERT INTO ... ON CONFLICT DO NOTHING``;
 - ``json_each(x)`` (used as ``SELECT value FROM json_each(?)`` and to unpack arrays of rows) becomes
   ``json_array_elements_text(CAST(x AS json))``: its ``value`` is text, so SQL comparing it with a number or inserting
@@ -56,6 +57,7 @@ class Statement:
 
 _LITERAL = re.compile(r"('(?:[^']|'')*')")
 _PARAM = re.compile(r"\?(\d*)(j?)")
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _JSON_EACH = re.compile(r"\bjson_each\(([^()]*)\)", re.I)
 _JSON_EXTRACT = re.compile(r"\bjson_extract\(([^(),]*),\s*'\$(?:\.(\w+)|\[(\d+)\])'\)", re.I)
 _MINMAX = re.compile(r"\b(max|min)\(([^(),]*(?:\([^()]*\)[^(),]*)*),([^()]*)\)", re.I)
@@ -113,7 +115,7 @@ def _placeholders(part: str, order: list[int], texts: set[int], numbered: bool) 
         if m[2]:
             texts.add(index)
         return "%s"
-    return _PARAM.sub(one, part), numbered
+    return _NAMED.sub(r"%(\1)s", _PARAM.sub(one, part)), numbered
 
 
 @lru_cache(maxsize=1)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import decimal
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -102,7 +102,7 @@ class PgConn:
     def in_transaction(self) -> bool:
         return self.raw.info.transaction_status != pq.TransactionStatus.IDLE
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> _Cursor:
         st = dialect.translate(sql)
         cur = self.raw.cursor()
         assert isinstance(cur, _Cursor)
@@ -115,7 +115,7 @@ class PgConn:
             cur.lastrowid = int(rows[-1][0]) if rows else None
         return cur
 
-    def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> _Cursor:
+    def executemany(self, sql: str, seq: Iterable[Sequence[Any] | Mapping[str, Any]]) -> _Cursor:
         st = dialect.translate(sql)
         cur = self.raw.cursor()
         assert isinstance(cur, _Cursor)
@@ -134,7 +134,9 @@ class PgConn:
         _release(self.url, self._pool, conn)
 
 
-def _args(st: dialect.Statement, params: Sequence[Any]) -> list[Any]:
+def _args(st: dialect.Statement, params: Sequence[Any] | Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
+    if isinstance(params, Mapping):
+        return params
     args = list(params) if st.order is None else [params[i] for i in st.order]
     if st.text_params:
         indexes = st.order if st.order is not None else range(len(args))
