@@ -40,6 +40,14 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     cluster.drop(url)
 
 
+@pytest.fixture
+def pg_url(pg_cluster: Cluster) -> Iterator[str]:
+    """A new PostgreSQL database for a test about PostgreSQL alone (dropped after it)."""
+    url = pg_cluster.database()
+    yield url
+    pg_cluster.drop(url)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests under tests/e2e/ start the daemon, a browser or a broker: marked ``e2e`` (``-m "not e2e"`` skips
     them and runs the unit tests alone). Tests under tests/faults/ (the fault suite, each fault with the invariant
