@@ -16,8 +16,7 @@ BATCH = 5000
 def tables() -> list[str]:
     """The schema's tables, each after those it references; readings before sensors, so the trigger that copies a
     sensor's newest reading finds no sensor yet and the sensor's own row (copied after) is what stays."""
-    import re
-    names = [m[1] for s in schema.STATEMENTS if (m := re.match(r"\s*CREATE TABLE IF NOT EXISTS (\w+)", s))]
+    names = schema.tables()
     names.remove("readings")
     names.insert(names.index("sensors"), "readings")
     return names

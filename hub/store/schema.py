@@ -13,6 +13,7 @@ Who owns which table (the module that writes it) is named above each group.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 from hub.store import dialect
@@ -382,6 +383,11 @@ _CONSOLE = (
 
 STATEMENTS: tuple[str, ...] = _STORE + _ACCESS + _INTAKE + _DECIDE + _PUBLISH + _DELIVER + _CONSOLE
 """Every ``CREATE`` of the store, tables before the indexes and triggers on them."""
+
+
+def tables() -> list[str]:
+    """Every table, in the order :data:`STATEMENTS` creates them (a table after those it references)."""
+    return [m[1] for s in STATEMENTS if (m := re.match(r"\s*CREATE TABLE IF NOT EXISTS (\w+)", s))]
 
 
 def create(conn: sqlite3.Connection) -> None:
