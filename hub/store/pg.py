@@ -88,14 +88,25 @@ class PgConn:
     def __init__(self, url: str, *, read_only: bool = False, pool_size: int = 10) -> None:
         self.url = url
         self._pool = _pool(url, pool_size)
-        self._conn: psycopg.Connection[Any] | None = self._pool.getconn()
-        if read_only:
-            self._conn.execute("SET default_transaction_read_only = on")
+        self._read_only = read_only
+        self._conn: psycopg.Connection[Any] | None = self._connect()
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        conn = self._pool.getconn()
+        if self._read_only:
+            conn.execute("SET default_transaction_read_only = on")
+        return conn
 
     @property
     def raw(self) -> psycopg.Connection[Any]:
+        """The connection; one the server dropped (a restart, a fail-over) is replaced by a new one from the pool
+        before the next statement: the statement that met the loss failed, the hub's next try works."""
         if self._conn is None:
             raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+        if self._conn.broken:
+            self._pool.putconn(self._conn)  # the pool discards a broken connection
+            self._conn = None
+            self._conn = self._connect()
         return self._conn
 
     @property

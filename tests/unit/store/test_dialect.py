@@ -82,3 +82,21 @@ def test_insert_or_ignore_counts_and_lastrowid_on_both(both: Store) -> None:
     ignored = both.conn.execute("INSERT OR IGNORE INTO thread_keys (key, thread_id) VALUES ('k', 2)")
     assert ignored.rowcount == 0
     assert both.conn.execute("SELECT thread_id FROM thread_keys").fetchall() == [(1,)]
+
+
+def test_a_connection_the_server_dropped_is_replaced_before_the_next_statement(pg_url: str) -> None:
+    """A server restart or fail-over drops the store's connection: the statement that meets it fails, the next one
+    runs on a new connection of the pool (the hub is not stuck on a dead connection)."""
+    import sqlite3
+
+    from tests.kits.storekit import other
+
+    with Store(pg_url) as store:
+        pid = store.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        with other(pg_url) as admin:
+            admin.execute("SELECT pg_terminate_backend(?)", (pid,))
+        with pytest.raises(sqlite3.OperationalError):
+            store.conn.execute("SELECT 1")
+        assert store.conn.execute("SELECT pg_backend_pid()").fetchone()[0] != pid
+        store.audit("tester", "after the drop")
+        assert store.verify_audit().ok
