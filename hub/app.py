@@ -80,10 +80,11 @@ def open_store(loaded: LoadedConfig, *, read_only: bool = False) -> Store:
     those work on a full disk and never create or change the file."""
     s = loaded.cfg.store
     age = timedelta(hours=s.max_age_without_expires_h) if s.max_age_without_expires_h > 0 else None
+    target = loaded.store_target  # the SQLite file, or [store] url
     if read_only:
-        return Store.reader(loaded.db_path, max_age_without_expires=age, on_full_disk=True)
+        return Store.reader(target, max_age_without_expires=age, on_full_disk=True)
     try:
-        return Store(loaded.db_path, synchronous=s.synchronous, max_age_without_expires=age)
+        return Store(target, synchronous=s.synchronous, max_age_without_expires=age)
     except (sqlite3.OperationalError, OSError) as err:
         if write_failure(err):
             raise store_full(err, loaded.db_path) from err
@@ -258,7 +259,7 @@ def start_sources(group: asyncio.TaskGroup, services: Services, http: aiohttp.Cl
 async def _serve(stack: contextlib.AsyncExitStack, loaded: LoadedConfig, store: AsyncStore, geo: Geography,
                  live: LiveRules, stop: asyncio.Event, ready: asyncio.Event | None) -> None:
     actor = getpass.getuser()
-    await store.run(store.store.audit, actor, "hub.start", str(loaded.file), {"db": str(loaded.db_path)})
+    await store.run(store.store.audit, actor, "hub.start", str(loaded.file), {"db": str(store.store.path)})
     http = await stack.enter_async_context(aiohttp.ClientSession())
     services = await compose(stack, loaded, store, geo=geo, live=live, http=http)
     router, pipeline = services.router, services.pipeline

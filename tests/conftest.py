@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.kits import paths
+from tests.kits.postgres import Cluster
 
 DATA = paths.DATA
 
@@ -15,6 +17,35 @@ DATA = paths.DATA
 def corpus() -> Path:
     """The test data folder: cap/, cap_legacy/, cap_invalid/, cap_derived/, feeds/invalid/."""
     return DATA
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """The session's private PostgreSQL cluster (tests/kits/postgres.py), started by the first test that needs it."""
+    cluster = Cluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Where a store test keeps its store, once for each backend: a new SQLite file, or a new PostgreSQL database
+    in the session's cluster (dropped after the test)."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "store" / "warnhub.db")
+        return
+    cluster: Cluster = request.getfixturevalue("pg_cluster")
+    url = cluster.database()
+    yield url
+    cluster.drop(url)
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Cluster) -> Iterator[str]:
+    """A new PostgreSQL database for a test about PostgreSQL alone (dropped after it)."""
+    url = pg_cluster.database()
+    yield url
+    pg_cluster.drop(url)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

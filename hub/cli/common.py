@@ -68,7 +68,7 @@ def read_store(loaded: LoadedConfig) -> Store:
     """The store for a command that only looks: read-only, so it works on a full disk and while the hub runs, and
     never creates or changes the file (where there is none yet, they see an empty store in memory). Says so when
     the disk is full and the file is read as it is on disk."""
-    if not loaded.db_path.exists():
+    if loaded.cfg.store.url is None and not loaded.db_path.exists():
         return Store(":memory:")
     store = open_store(loaded, read_only=True)
     if store.as_on_disk:

@@ -22,6 +22,7 @@ from hub.cli.documents import (
     cmd_validate,
 )
 from hub.cli.rules import cmd_rules_check, cmd_rules_replay
+from hub.cli.store import cmd_store_copy
 from hub.cli.users import (
     cmd_cancel,
     cmd_exercise_token,
@@ -45,7 +46,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"warnhub {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    for add in (_document_commands, _rules_commands, _audit_commands, _user_commands):
+    for add in (_document_commands, _rules_commands, _audit_commands, _store_commands, _user_commands):
         add(sub, common)
     return p
 
@@ -125,6 +126,17 @@ def _audit_commands(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     aa.add_argument("--before", required=True, metavar="DATE", help="2025-01-31 (UTC midnight) or an ISO time")
     aa.add_argument("--out", required=True, metavar="FILE", help="the archive (JSON lines); must not exist")
     aa.set_defaults(fn=cmd_audit_archive)
+
+def _store_commands(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    """store copy."""
+    st = sub.add_parser("store", parents=[common], help="the store")
+    st_sub = st.add_subparsers(dest="store_command", required=True)
+    sc = st_sub.add_parser("copy", parents=[common],
+                           help="copy the SQLite store into an empty PostgreSQL database (ids kept; hub stopped)")
+    sc.add_argument("--to", required=True, metavar="URL", help="postgresql://user@host:port/db")
+    sc.add_argument("--password-env", metavar="NAME", help="the environment variable holding the password")
+    sc.set_defaults(fn=cmd_store_copy)
+
 
 def _user_commands(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     """cancel, user ..., exercise-token."""

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 
@@ -52,6 +53,20 @@ class LoadedConfig:
     @property
     def db_path(self) -> Path:
         return self.path(self.cfg.hub.db)
+
+    @property
+    def store_target(self) -> Path | str:
+        """Where the store is: the PostgreSQL URL (``[store] url``, with ``[store] password``), else the SQLite file."""
+        url, password = self.cfg.store.url, self.cfg.store.password
+        if url is None:
+            return self.db_path
+        if password is None:
+            return url
+        scheme, _, rest = url.partition("://")
+        user, at, host = rest.rpartition("@")
+        if not at:
+            raise ConfigError(f"{self.file}: $.store.url: a password needs a user (postgresql://user@host/db)")
+        return f"{scheme}://{user.partition(':')[0]}:{quote(password, safe='')}@{host}"
 
     @property
     def rules_dir(self) -> Path:
@@ -134,6 +149,9 @@ def _check_board_language(file: Path | str, i: int, board: BoardConfig) -> None:
 
 
 def _check(loaded: LoadedConfig) -> None:
+    url = loaded.cfg.store.url
+    if url is not None and not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"{loaded.file}: $.store.url: {url!r} is no postgresql:// URL")
     cfg, file = loaded.cfg, loaded.file
     seen: set[str] = set()
     for i, source in enumerate(cfg.sources):

@@ -39,6 +39,11 @@ class HubSection(_Strict, frozen=True):
 
 
 class StoreSection(_Strict, frozen=True):
+    url: str | None = None
+    """``postgresql://user@host:port/db``: the store in PostgreSQL (several hub nodes can share it); None: the SQLite
+    file ``[hub] db`` (the default, right for one district). The password goes in ``password``, not here."""
+    password: str | None = None
+    """The PostgreSQL user's password (use ``env:NAME``); None: none, or libpq's own (``PGPASSWORD``, ``.pgpass``)."""
     synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     """SQLite durability: NORMAL survives a crash of the hub (a power cut may lose the last commits, never corrupts);
     FULL puts every commit on disk, at one fsync per write. Either way, commits after which a sender is told

@@ -25,7 +25,8 @@ def inbox(store: Store, *, now: datetime | None = None, hours: float = PREVIEW_H
     pipeline (rules, publishing, deliveries) with the reason and the next try (hub.health.pipeline_faults), and the
     CAP identity conflicts (hub.store.conflicts: a second copy of a message with other content)."""
     found = decisions.decisions(store, decision="publish") + decisions.decisions(store, decision="draft")
-    origins = dict(store.conn.execute("SELECT id, origin FROM alerts WHERE id IN (SELECT value FROM json_each(?))",
+    origins = dict(store.conn.execute("SELECT id, origin FROM alerts WHERE id IN"
+                                      " (SELECT CAST(value AS BIGINT) FROM json_each(?))",
                                       (json.dumps([d.decision.alert_id for d in found]),)).fetchall())
     matched = [d.as_dict() for d in sorted(found, key=lambda d: -d.decision.alert_id)
                if origins.get(d.decision.alert_id) != ORIGIN]

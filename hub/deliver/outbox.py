@@ -39,13 +39,18 @@ def stamp_ms(now_ms: int | None) -> int:
     return time.time_ns() // 1_000_000 if now_ms is None else now_ms
 
 
+_NUMBERS = frozenset(("id", "publication_id", "_publication", "priority", "not_after_ms", "next_at"))
+
+
 def _cols(*names: str) -> str:
-    return ", ".join(f"json_extract(value, '$[{i}]') AS {name}" for i, name in enumerate(names))
+    """Columns from a JSON array per row; numbers cast (PostgreSQL reads JSON as text, see hub.store.dialect)."""
+    return ", ".join(f"CAST(json_extract(value, '$[{i}]') AS BIGINT) AS {name}" if name in _NUMBERS
+                     else f"json_extract(value, '$[{i}]') AS {name}" for i, name in enumerate(names))
 
 
 _json = msgspec.json.encode
 OUTCOME_KINDS = frozenset(("done", "retry", "gone", "failed"))
-_IDS = "(SELECT value FROM json_each(?1))"
+_IDS = "(SELECT CAST(value AS BIGINT) FROM json_each(?1))"
 _DELIVERY_COLS = "id, key, publication_id, thread, channel, recipient, priority, attempts, not_after_ms, host"
 # Is there a newer version for the same thread, channel and recipient (in any state)?
 _NEWER = ("EXISTS (SELECT 1 FROM outbox n WHERE n.thread=outbox.thread AND n.channel=outbox.channel"
@@ -102,7 +107,7 @@ class CompleteResult:
 _INSERT = ("INSERT OR IGNORE INTO outbox (key, publication_id, thread, channel, recipient, host, priority,"
            " not_after_ms, next_at_ms, created_ms) SELECT *, ?2, ?2 FROM (SELECT "
            + _cols("key", "publication_id", "thread", "channel", "recipient", "host", "priority", "not_after_ms")
-           + " FROM json_each(?1))")
+           + " FROM json_each(?1)) AS r")
 _SUPERSEDE = (
     "UPDATE outbox SET state='superseded', finished_ms=?2, last_error='superseded by publication ' || v.newest"
     " FROM (SELECT g.thread, g.channel, g.recipient, (SELECT max(o.publication_id) FROM outbox o WHERE"
@@ -337,7 +342,7 @@ def status(store: Store, publication_ids: Collection[int] | None = None) -> dict
     args: tuple[Any, ...] = ()
     out: dict[int, dict[str, dict[str, int]]] = {}
     if publication_ids is not None:
-        sql += " WHERE publication_id IN (SELECT value FROM json_each(?))"
+        sql += " WHERE publication_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))"
         args = (_json(sorted(publication_ids)),)
         out = {p: {} for p in publication_ids}
     for pub, channel, state, n in store.conn.execute(sql + " GROUP BY 1, 2, 3", args):

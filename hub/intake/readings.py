@@ -145,12 +145,17 @@ def add_batch(store: Store, readings: Sequence[tuple[str, int, float, str, int]]
 _json = msgspec.json.encode
 
 
+_TYPES = {"ts": "BIGINT", "received_at": "BIGINT", "n": "BIGINT", "r": "BIGINT", "value": "DOUBLE PRECISION"}
+
+
 def _cols(*names: str) -> str:
-    return ", ".join(f"json_extract(value, '$[{i}]') AS {name}" for i, name in enumerate(names))
+    """Columns from a JSON array per row; numbers cast (PostgreSQL reads JSON as text, see hub.store.dialect)."""
+    return ", ".join(f"CAST(json_extract(value, '$[{i}]') AS {_TYPES[name]}) AS {name}" if name in _TYPES
+                     else f"json_extract(value, '$[{i}]') AS {name}" for i, name in enumerate(names))
 
 
 _INSERT = ("INSERT OR IGNORE INTO readings (sensor_id, ts, value, unit, received_at) SELECT * FROM"
-           f" (SELECT {_cols('sensor_id', 'ts', 'value', 'unit', 'received_at')} FROM json_each(?1))")
+           f" (SELECT {_cols('sensor_id', 'ts', 'value', 'unit', 'received_at')} FROM json_each(?1)) AS r")
 _MALFORMED = ("UPDATE sensors SET malformed = malformed + n.n, last_malformed=n.reason, last_malformed_at=n.r"
               f" FROM (SELECT {_cols('id', 'n', 'reason', 'r')} FROM json_each(?1)) AS n WHERE sensors.id = n.id")
 

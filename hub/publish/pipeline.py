@@ -274,9 +274,9 @@ class Pipeline:
         if not plan.push_recipients:
             return earlier
         return earlier + outbox.enqueue_select_in(
-            conn, "SELECT id AS recipient, lower(CASE WHEN instr(rest, '/') THEN substr(rest, 1, instr(rest, '/') - 1)"
-            " ELSE rest END) AS host FROM (SELECT s.id, substr(s.endpoint, instr(s.endpoint, '://') + 3) AS rest"
-            " FROM json_each(?) j JOIN subscriptions s ON s.id = j.value)",
+            conn, "SELECT id AS recipient, lower(CASE WHEN instr(rest, '/') > 0 THEN substr(rest, 1,"
+            " instr(rest, '/') - 1) ELSE rest END) AS host FROM (SELECT s.id, substr(s.endpoint,"
+            " instr(s.endpoint, '://') + 3) AS rest FROM json_each(?) j JOIN subscriptions s ON s.id = j.value) AS e",
             (json.dumps([sid for sid, _ in plan.push_recipients]),), key_prefix=f"{pub.identifier}/push/",
             publication_id=pub.id, thread=pub.thread, channel="push", priority=priority(pub.severity, pub.urgency),
             not_after_ms=pub.expires_ms, now_ms=now_ms).inserted

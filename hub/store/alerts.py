@@ -317,8 +317,11 @@ class Alerts(Connection):
                       now: datetime | None = None) -> None:
         with self.transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO source_health (name, type, state, last_error, last_ok, since, failures,"
-                " detail, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO source_health (name, type, state, last_error, last_ok, since, failures,"
+                " detail, updated_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (name) DO UPDATE SET type=excluded.type,"
+                " state=excluded.state, last_error=excluded.last_error, last_ok=excluded.last_ok,"
+                " since=excluded.since, failures=excluded.failures, detail=excluded.detail,"
+                " updated_at=excluded.updated_at",
                 (name, kind, state, last_error, last_ok, since, failures,
                  json.dumps(detail or {}, ensure_ascii=False), utc_iso(now or now_utc())))
 

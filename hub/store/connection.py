@@ -1,16 +1,19 @@
-"""The store's connection: opening the SQLite file (WAL), one writer's transactions, and bringing the schema up to date
+"""The store's connection: opening the SQLite file (WAL) or a PostgreSQL database (``[store] url``, see
+:mod:`hub.store.pg` and :mod:`hub.store.dialect`), one writer's transactions, and bringing the schema up to date
 (:mod:`hub.store.migrations`) before anything else touches it."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Self
+from typing import Self, cast
 
 from hub.errors import StoreError, StoreFull
+from hub.store import dialect
 from hub.store.migrations import run as migrations
 
 _SQLITE_IOERR, _SQLITE_FULL, _SQLITE_CANTOPEN = 10, 13, 14
@@ -21,6 +24,9 @@ PROBE_BYTES = 16384
 def write_failure(err: BaseException) -> bool:
     """Whether an error says the store's disk is full or failing (not a bug or a lock)."""
     code = getattr(err, "sqlite_errorcode", None)
+    sqlstate = getattr(err.__cause__, "sqlstate", None)  # PostgreSQL (hub.store.pg keeps its error as the cause)
+    if sqlstate is not None:
+        return str(sqlstate) in ("53100", "58030")  # disk_full, io_error
     if code is not None:
         return code & 0xFF in (_SQLITE_IOERR, _SQLITE_FULL, _SQLITE_CANTOPEN)
     return isinstance(err, OSError) and err.errno in (28, 5, 122)  # ENOSPC, EIO, EDQUOT
@@ -31,17 +37,25 @@ def store_full(err: BaseException, path: Path | str) -> StoreFull:
 
 
 class Connection:
-    """One SQLite connection to the store file, its transactions and its migrations; use from one thread.
+    """One connection to the store (the SQLite file, or PostgreSQL when ``path`` is a ``postgresql://`` URL), its
+    transactions and its migrations; use from one thread.
 
     The base of :class:`hub.store.db.Store` (which adds what is stored); opening a database for writing brings its
-    schema up to date (:mod:`hub.store.migrations`)."""
+    schema up to date (:mod:`hub.store.migrations`). ``conn`` has sqlite3's surface on both (:mod:`hub.store.pg`);
+    ``url`` is the PostgreSQL URL, None on SQLite."""
+
+    url: str | None = None
 
     def __init__(self, path: Path | str, *, synchronous: str = "NORMAL",
                  max_age_without_expires: timedelta | None = timedelta(hours=48)) -> None:
         if synchronous not in ("NORMAL", "FULL"):
             raise StoreError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
-        self.path = Path(path)
         self.max_age_without_expires = max_age_without_expires
+        if dialect.is_url(path):
+            self._open_pg(str(path), read_only=False)
+            self._migrate()
+            return
+        self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
@@ -64,8 +78,11 @@ class Connection:
         disk, the hub not running), read the file as it is on disk (``immutable``; commits still in the WAL of a hub
         that crashed are not seen) instead of failing. For the read-only commands."""
         self = cls.__new__(cls)
-        self.path = Path(path)
         self.max_age_without_expires = max_age_without_expires
+        if dialect.is_url(path):
+            self._open_pg(str(path), read_only=True)
+            return self
+        self.path = Path(path)
         if not self.path.exists():
             raise StoreError(f"{path}: kein Speicher / no store (the hub has not run here yet)")
         conn, self.as_on_disk = _open_read_only(self.path, on_full_disk=on_full_disk)
@@ -74,6 +91,17 @@ class Connection:
         self.synchronous = "NORMAL"
         self._durable = False
         return self
+
+    def _open_pg(self, url: str, *, read_only: bool) -> None:
+        """PostgreSQL: a pooled connection (a reader's refuses writes); its commits are durable (``durable`` needs
+        nothing more), and ``path`` is the URL without its password, for messages."""
+        from hub.store.pg import PgConn  # psycopg is loaded only by a hub that stores in PostgreSQL
+        self.url = url
+        self.path = _shown(url)  # type: ignore[assignment]  # a URL names the store in messages, as a path does
+        self.conn = cast(sqlite3.Connection, PgConn(url, read_only=read_only))
+        self.synchronous = "FULL"
+        self._durable = False
+        self.as_on_disk = False
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
@@ -102,6 +130,9 @@ class Connection:
                 raise StoreError("a durable write must be the outermost transaction (or inside a durable one)")
             yield from self._savepoint()
             return
+        if self.url is not None:
+            yield from self._pg_transaction(durable)
+            return
         full = durable and self.synchronous != "FULL"
         if full:
             self.conn.execute("PRAGMA synchronous=FULL")
@@ -119,6 +150,21 @@ class Connection:
             self._durable = False
             if full:
                 self.conn.execute(f"PRAGMA synchronous={self.synchronous}")
+
+    def _pg_transaction(self, durable: bool) -> Iterator[sqlite3.Connection]:
+        """PostgreSQL: READ COMMITTED; every commit is durable (``synchronous_commit`` is on)."""
+        self._durable = durable
+        try:
+            self.conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
+        finally:
+            self._durable = False
 
     def _savepoint(self) -> Iterator[sqlite3.Connection]:
         name = f"sp{id(object())}"
@@ -151,6 +197,11 @@ class Connection:
             return
         with self.transaction(durable=True) as conn:
             migrations.apply(conn, self.path)
+
+
+def _shown(url: str) -> str:
+    """A PostgreSQL URL without its password."""
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
 
 
 def _open_read_only(path: Path, *, on_full_disk: bool) -> tuple[sqlite3.Connection, bool]:

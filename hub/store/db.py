@@ -41,8 +41,8 @@ class AsyncStore:
     """The one writer for the daemon: every store call runs on one dedicated thread, off the event loop.
 
     Reads from the web go through :meth:`read` instead: a small pool of threads with read-only connections of their
-    own (WAL lets them read while the writer writes), so a burst of page and API requests never queues in front of
-    intake and sending on the writer thread.
+    own (WAL lets them read while the writer writes; on PostgreSQL connections of the store's pool), so a burst of
+    page and API requests never queues in front of intake and sending on the writer thread.
     """
 
     def __init__(self, store: Store, *, readers: int = 4) -> None:
@@ -97,7 +97,7 @@ class AsyncStore:
         try:
             return await loop.run_in_executor(self._read_pool, lambda: self._call_reader(fn, args, kwargs))
         except sqlite3.OperationalError as err:
-            if "readonly" not in str(err):
+            if "readonly" not in str(err) and "read-only transaction" not in str(err):
                 raise
             # a call that writes after all (every table exists from the open on): that one call goes to the writer
             log.warning("read of %s needed the writer: %s", getattr(fn, "__qualname__", fn), err)
@@ -106,7 +106,8 @@ class AsyncStore:
     def _reader(self) -> Store:
         reader = getattr(self._local, "store", None)
         if reader is None:
-            reader = Store.reader(self.store.path, max_age_without_expires=self.store.max_age_without_expires)
+            reader = Store.reader(self.store.url or self.store.path,
+                                  max_age_without_expires=self.store.max_age_without_expires)
             self._local.store = reader
             with self._readers_lock:
                 self._readers.append(reader)

@@ -13,7 +13,10 @@ Who owns which table (the module that writes it) is named above each group.
 
 from __future__ import annotations
 
+import re
 import sqlite3
+
+from hub.store import dialect
 
 _STORE = (
     # hub.store.alerts: every received version of every alert, the threads that link them, rejected documents,
@@ -382,7 +385,15 @@ STATEMENTS: tuple[str, ...] = _STORE + _ACCESS + _INTAKE + _DECIDE + _PUBLISH + 
 """Every ``CREATE`` of the store, tables before the indexes and triggers on them."""
 
 
+def tables() -> list[str]:
+    """Every table, in the order :data:`STATEMENTS` creates them (a table after those it references)."""
+    return [m[1] for s in STATEMENTS if (m := re.match(r"\s*CREATE TABLE IF NOT EXISTS (\w+)", s))]
+
+
 def create(conn: sqlite3.Connection) -> None:
-    """Create whatever table, index or trigger is missing (inside the caller's transaction)."""
+    """Create whatever table, index or trigger is missing (inside the caller's transaction); on PostgreSQL in its
+    words (:func:`hub.store.dialect.ddl`)."""
+    pg = dialect.of(conn) == dialect.POSTGRESQL
     for statement in STATEMENTS:
-        conn.execute(statement)
+        for one in dialect.ddl(statement) if pg else (statement,):
+            conn.execute(one)

@@ -60,7 +60,8 @@ HISTORY = "history.jsonl"
 """The hub's history log in its home (``[debug] history``), for tests/kits/invariants.py."""
 
 
-def make_home(folder: Path, port: int, n_subs: list[dict[str, Any]], workers: int, *, history: bool = False) -> Path:
+def make_home(folder: Path, port: int, n_subs: list[dict[str, Any]], workers: int, *, history: bool = False,
+              store_url: str | None = None) -> Path:
     from hub.publish import subscriptions
     from hub.store.db import Store
 
@@ -77,8 +78,8 @@ vapid_subject = "mailto:bench@warnhub.example"
 workers = {workers}
 concurrency = 128
 timeout_s = 30
-""" + (f'\n[debug]\nhistory = "{HISTORY}"\n' if history else ""))
-    store = Store(home / "hub.db")
+""" + (f'\n[debug]\nhistory = "{HISTORY}"\n' if history else ""), store_url=store_url)
+    store = Store(store_url or home / "hub.db")
     try:
         for sub, (lat, lon) in zip(n_subs, points_in_district(len(n_subs)), strict=True):
             keys = sub["keys"] if "keys" in sub else {"p256dh": sub["p256dh"], "auth": sub["auth"]}
@@ -112,15 +113,16 @@ class Rig:
 
 
 @contextlib.contextmanager
-def rig(n: int, workers: int, prefix: str, *, history: bool = False) -> Iterator[Rig]:
+def rig(n: int, workers: int, prefix: str, *, history: bool = False, store_url: str | None = None) -> Iterator[Rig]:
     """Receiver, home and hub for a fan-out of ``n``; on leaving, the hub is closed, the receiver ended and the
-    folder removed (kept, and named on stderr, with ``WARNHUB_BENCH_KEEP=1``)."""
+    folder removed (kept, and named on stderr, with ``WARNHUB_BENCH_KEEP=1``). ``store_url``: the hub's store in
+    that PostgreSQL database (else the SQLite file hub.db in its home)."""
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     rx, rx_port, subs = start_receiver(folder, n)
     hub: HubProcess | None = None
     try:
         port = free_port()
-        config = make_home(folder, port, subs, workers, history=history)
+        config = make_home(folder, port, subs, workers, history=history, store_url=store_url)
         hub = HubProcess(config, port, folder / "hub.log")
         yield Rig(folder, rx, rx_port, subs, config, hub)
     finally:

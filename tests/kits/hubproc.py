@@ -137,8 +137,10 @@ def drop(inbox: Path, name: str, data: bytes, *, settled: bool = False) -> Path:
 
 
 def write_config(folder: Path, *, port: int, inbox: str = "inbox", db: str = "hub.db", sweep_interval_s: float = 1,
-                 interval_s: float = 0.2, name: str = "Landkreis Lüchow-Dannenberg", extra: str = "") -> Path:
-    """A daemon config in ``folder``; relative paths resolve against it."""
+                 interval_s: float = 0.2, name: str = "Landkreis Lüchow-Dannenberg", extra: str = "",
+                 store_url: str | None = None) -> Path:
+    """A daemon config in ``folder``; relative paths resolve against it. ``store_url``: the store in that
+    PostgreSQL database (``[store] url``) instead of the SQLite file ``db``."""
     text = f"""\
 [hub]
 name = "{name}"
@@ -147,6 +149,7 @@ db = "{db}"
 log_level = "INFO"
 
 [store]
+{f'url = "{store_url}"' if store_url else ""}
 synchronous = "NORMAL"
 max_age_without_expires_h = 48
 sweep_interval_s = {sweep_interval_s}

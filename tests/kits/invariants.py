@@ -19,13 +19,16 @@ rows it committed, which is what "nothing accepted is lost" means.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.kits import storekit
 
 CANARY = "canary:"
 """Thread prefix of the canaries' outbox rows (hub/publish/canary.py): status Test, no publication."""
@@ -78,14 +81,25 @@ def read_history(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def check(history: Path, db: Path, receipts: Sequence[Receipt] | None = None, *, allowed: Collection[str] = (),
+@contextlib.contextmanager
+def _read(db: Path | str) -> Iterator[sqlite3.Connection]:
+    """The store, read only: the SQLite file, or the PostgreSQL database at a ``postgresql://`` URL."""
+    if isinstance(db, str) and db.startswith("postgresql://"):
+        with storekit.other(db) as conn:
+            yield conn
+        return
+    with sqlite3.connect(f"{Path(db).resolve().as_uri()}?mode=ro", uri=True) as conn:
+        yield conn
+
+
+def check(history: Path, db: Path | str, receipts: Sequence[Receipt] | None = None, *, allowed: Collection[str] = (),
           p99_limit_s: float | None = 1.0, canary: Collection[str] = ()) -> Verdict:
     """Check I1-I5 over one run. ``receipts``: what the push receiver got (None: push receipts not checked);
     ``allowed``: idempotency keys that may arrive twice (rows in flight at a kill); ``canary``: the canary endpoints
     (push subscription and webhook ids), the only recipients the canaries' Test rows may have."""
     events = read_history(history)
     verdict = Verdict()
-    with sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True) as conn:
+    with _read(db) as conn:
         pubs = {r[0]: (r[1], r[2], r[3]) for r in conn.execute("SELECT id, thread, version, status FROM publications")}
         rows = conn.execute("SELECT key, publication_id, channel, recipient, state, last_error, thread FROM outbox"
                             ).fetchall()

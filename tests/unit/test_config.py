@@ -213,3 +213,17 @@ def test_canaries_are_off_unless_configured_and_a_kiosk_cannot_be_one(tmp_path: 
     board = '\n[[boards]]\nid = "tafel"\nname = "Tafel"\nars = "033540000000"\nkind = "kiosk"\ncanary = true\n'
     message = refused(write(tmp_path, base_text + board))
     assert "$.boards[0].canary" in message and "mqtt or http" in message
+
+
+def test_store_url_with_its_password_from_the_environment(tmp_path: Path, base_text: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """``[store] url`` puts the store in PostgreSQL; its password comes from ``env:NAME`` (quoted into the URL),
+    and without a url the store stays the SQLite file ``[hub] db``."""
+    assert config_mod.load(write(tmp_path, base_text)).store_target == tmp_path / "var" / "warnhub.db"
+    monkeypatch.setenv("WARNHUB_TEST_PG", "p@ss/w:rd")
+    text = base_text.replace("[store]\n", '[store]\nurl = "postgresql://warnhub@db.kreis.example:5433/hub"\n'
+                                          'password = "env:WARNHUB_TEST_PG"\n')
+    loaded = config_mod.load(write(tmp_path, text))
+    assert loaded.store_target == "postgresql://warnhub:p%40ss%2Fw%3Ard@db.kreis.example:5433/hub"
+    wrong = base_text.replace("[store]\n", '[store]\nurl = "mysql://warnhub@db/hub"\n')
+    assert "$.store.url" in refused(write(tmp_path, wrong))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub.errors import StoreError
-from hub.store import schema
+from hub.store import dialect, schema
 from hub.store.migrations import m0004_lazy_tables, m0005_subscription_filters
 
 log = logging.getLogger("warnhub.store")
@@ -35,7 +35,11 @@ LATEST = MIGRATIONS[-1].version
 
 def version_of(conn: sqlite3.Connection, path: Path | str) -> int:
     """The database's schema version; a :class:`StoreError` if it is newer than this hub."""
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if dialect.of(conn) == dialect.POSTGRESQL:  # PostgreSQL has no user_version: one row of a table of its own
+        row = conn.execute("SELECT to_regclass('store_version') IS NOT NULL").fetchone()
+        version = int(conn.execute("SELECT version FROM store_version").fetchone()[0]) if row[0] else 0
+    else:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > LATEST:
         raise StoreError(f"{path}: store schema {version} is newer than this hub ({LATEST}); "
                          "run the release that wrote it, or a newer one")
@@ -44,12 +48,21 @@ def version_of(conn: sqlite3.Connection, path: Path | str) -> int:
 
 def apply(conn: sqlite3.Connection, path: Path | str) -> int:
     """Bring the database to :data:`LATEST` inside the caller's (durable) transaction; returns the version it had."""
+    pg = dialect.of(conn) == dialect.POSTGRESQL
+    if pg:  # the write lock SQLite's BEGIN IMMEDIATE takes: nodes opening one database at once migrate one by one
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('warnhub.store.migrate'))")
     version = version_of(conn, path)  # read again under the write lock: another process may have migrated it
     for migration in MIGRATIONS:
         if migration.version > version:
             log.info("store %s: migration %d: %s", path, migration.version, migration.description)
             migration.up(conn)
     schema.create(conn)
-    conn.execute(f"PRAGMA user_version={LATEST}")
+    if pg:
+        conn.execute("CREATE TABLE IF NOT EXISTS store_version (id INTEGER PRIMARY KEY CHECK (id = 1),"
+                     " version INTEGER)")
+        conn.execute("INSERT INTO store_version (id, version) VALUES (1, ?)"
+                     " ON CONFLICT (id) DO UPDATE SET version = excluded.version", (LATEST,))
+    else:
+        conn.execute(f"PRAGMA user_version={LATEST}")
     return version
 

@@ -37,16 +37,16 @@ def clock() -> Clock:
     return Clock()
 
 
-def prepare(path: Path) -> None:
+def prepare(path: Path | str) -> None:
     with Store(path) as s:
         add(s, "anna", ("author",), (KREIS,))
         add(s, "vera", ("viewer",), (KREIS,))
 
 
 @pytest.fixture
-async def hub(tmp_path: Path, clock: Clock) -> AsyncIterator[Hub]:
-    prepare(tmp_path / "hub.db")
-    h = Hub(tmp_path / "hub.db", clock, throttle=THROTTLE)
+async def hub(store_url: str, clock: Clock) -> AsyncIterator[Hub]:
+    prepare(store_url)
+    h = Hub(store_url, clock, throttle=THROTTLE)  # type: ignore[arg-type]  # a path or a PostgreSQL URL
     await h.start()
     yield h
     await h.stop()
@@ -76,7 +76,12 @@ async def purge(h: Hub, now: dt.datetime) -> None:
 
 
 def whole_db(store: Store) -> str:
-    return "\n".join(store.conn.iterdump())
+    """Everything the store holds, as text (SQLite's dump; on PostgreSQL every row of every table)."""
+    if store.url is None:
+        return "\n".join(store.conn.iterdump())
+    tables = [t for (t,) in store.conn.execute("SELECT table_name FROM information_schema.tables"
+                                                " WHERE table_schema = current_schema()")]
+    return "\n".join(repr(row) for t in tables for row in store.conn.execute(f"SELECT * FROM {t}"))
 
 
 # -- per (name, address), never a lock -----------------------------------------------------------------------------
@@ -242,10 +247,10 @@ def test_migration_drops_the_old_lock_table_and_its_addresses(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("trusted", [("127.0.0.0/8",), ()])
-async def test_forwarded_for_counts_only_from_a_trusted_proxy(tmp_path: Path, clock: Clock,
+async def test_forwarded_for_counts_only_from_a_trusted_proxy(store_url: str, clock: Clock,
                                                               trusted: tuple[str, ...]) -> None:
-    prepare(tmp_path / "hub.db")
-    h = Hub(tmp_path / "hub.db", clock, throttle=THROTTLE, trusted_proxies=trusted)
+    prepare(store_url)
+    h = Hub(store_url, clock, throttle=THROTTLE, trusted_proxies=trusted)  # type: ignore[arg-type]
     c = await h.start()
     try:
         for _ in range(4):

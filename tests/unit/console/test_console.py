@@ -96,8 +96,8 @@ def cfg(geo: Geography, templates: dict[str, Template]) -> ConsoleConfig:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Any:
-    s = Store(tmp_path / "hub.db")
+def store(store_url: str) -> Any:
+    s = Store(store_url)  # on each backend (tests/conftest.py)
     yield s
     s.close()
 

@@ -50,8 +50,8 @@ def cfg(base_cfg: ConsoleConfig) -> ConsoleConfig:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "hub.db")
+def store(store_url: str) -> Iterator[Store]:
+    s = Store(store_url)  # on each backend (tests/conftest.py)
     yield s
     s.close()
 

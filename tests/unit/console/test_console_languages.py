@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,8 +40,8 @@ def cfg(geo: Geography) -> ConsoleConfig:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Any:
-    s = Store(tmp_path / "hub.db")
+def store(store_url: str) -> Any:
+    s = Store(store_url)  # on each backend (tests/conftest.py)
     yield s
     s.close()
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,8 +22,8 @@ SENTENCE = re.compile(r"^[A-ZÄÖÜ„\"][^\n]*[.!?] / [A-Z\"][^\n]*[.!?]( .*)?$
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "hub.db")
+def store(store_url: str) -> Iterator[Store]:
+    s = Store(store_url)  # on each backend (tests/conftest.py)
     yield s
     s.close()
 

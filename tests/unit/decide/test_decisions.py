@@ -17,6 +17,7 @@ from hub.decide.decisions import ListedDecision, Pending, StoredDecision
 from hub.decide.rules.engine import Decision
 from hub.intake.documents import Intake
 from hub.store.db import Store
+from hub.store.migrations.tools import columns as table_columns
 from tests.e2e.test_routing import dwd_cap
 
 NOW = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
@@ -32,8 +33,8 @@ JSON = ('{{"alert_id": {a}, "thread_id": {t}, "decision": "publish", "rules": ["
 types)."""
 
 
-def test_a_decision_reads_back_typed_and_prints_as_before(tmp_path: Path) -> None:
-    store = Store(tmp_path / "hub.db")
+def test_a_decision_reads_back_typed_and_prints_as_before(store_url: str, tmp_path: Path) -> None:
+    store = Store(store_url)
     raw = dwd_cap("read-back-1")
     stored = Intake(Validator(), store).ingest(raw, origin="dwd")
     pending = Pending(stored.alert_id, stored.thread_id, "dwd", parse(raw).alert, None)
@@ -58,9 +59,9 @@ def test_a_decision_reads_back_typed_and_prints_as_before(tmp_path: Path) -> Non
     store.close()
 
 
-def test_the_record_has_every_column_of_the_table(tmp_path: Path) -> None:
+def test_the_record_has_every_column_of_the_table(store_url: str, tmp_path: Path) -> None:
     """A column added to ``decisions`` must be read back too (else the CLI's JSON silently loses it)."""
-    store = Store(tmp_path / "hub.db")
-    columns = [r[1] for r in store.conn.execute("PRAGMA table_info(decisions)")]
+    store = Store(store_url)
+    columns = table_columns(store.conn, "decisions")
     assert [f.name for f in dataclasses.fields(StoredDecision)] == columns
     store.close()

@@ -19,8 +19,8 @@ SENDER = "test@warnhub.example"
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "hub.db", max_age_without_expires=timedelta(hours=48)) as s:
+def store(store_url: str, tmp_path: Path) -> Iterator[Store]:
+    with Store(store_url, max_age_without_expires=timedelta(hours=48)) as s:
         yield s
 
 
@@ -111,11 +111,11 @@ def test_two_lists_keep_a_warning_until_both_dropped_it(store: Store) -> None:
     assert store.snapshot("feed", [], misses_to_end=1, now=T0) == [f]
 
 
-def test_presence_survives_a_restart(tmp_path: Path) -> None:
-    with Store(tmp_path / "hub.db") as store:
+def test_presence_survives_a_restart(store_url: str, tmp_path: Path) -> None:
+    with Store(store_url) as store:
         g = _add(store, "G")
         store.snapshot("nina", [(SENDER, "G")], misses_to_end=2, now=T0)
         store.snapshot("nina", [], misses_to_end=2, now=T0)
-    with Store(tmp_path / "hub.db") as store:
+    with Store(store_url) as store:
         assert store.presence("nina") == {f"{SENDER}/G": 1}
         assert store.snapshot("nina", [], misses_to_end=2, now=T0) == [g]

@@ -4,7 +4,6 @@ sensors, chunk by chunk."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from hub.intake import readings, sensors
 from hub.intake.sensors import SensorIntake
 from hub.store.db import AsyncStore, Store
+from tests.kits import storekit
 
 T0 = 1_900_000_000_000
 
@@ -20,8 +20,8 @@ def row(sensor: str) -> readings.SensorRow:
     return readings.SensorRow(sensor, "water_level", "cm", 53.1, 11.0, None, f"pegel/{sensor}", 60.0)
 
 
-async def test_a_batch_is_committed_before_after_commit_runs(tmp_path: Path) -> None:
-    astore = AsyncStore(Store(tmp_path / "hub.db"))
+async def test_a_batch_is_committed_before_after_commit_runs(store_url: str, tmp_path: Path) -> None:
+    astore = AsyncStore(Store(store_url))
     intake = SensorIntake(astore)
     try:
         reg = await intake.register("mqtt-a", [row("a"), row("b")])
@@ -29,7 +29,7 @@ async def test_a_batch_is_committed_before_after_commit_runs(tmp_path: Path) -> 
         seen: list[int] = []
 
         def after_commit() -> None:  # another connection sees the batch: it is committed, not just written
-            with sqlite3.connect(tmp_path / "hub.db") as other:
+            with storekit.other(store_url) as other:
                 seen.append(other.execute("SELECT count(*) FROM readings").fetchone()[0])
 
         result = await intake.record([("a", T0, 1.5, "cm", T0), ("b", T0, 2.5, "cm", T0), ("a", T0, 1.5, "cm", T0)],
@@ -42,9 +42,9 @@ async def test_a_batch_is_committed_before_after_commit_runs(tmp_path: Path) -> 
         astore.close()
 
 
-async def test_purge_deletes_only_the_sources_old_readings_in_chunks(tmp_path: Path,
+async def test_purge_deletes_only_the_sources_old_readings_in_chunks(store_url: str, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    astore = AsyncStore(Store(tmp_path / "hub.db"))
+    astore = AsyncStore(Store(store_url))
     intake = SensorIntake(astore)
     monkeypatch.setattr(sensors, "PURGE_CHUNK", 3)
     calls: list[tuple[str, int]] = []

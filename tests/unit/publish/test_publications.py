@@ -14,11 +14,11 @@ from hub.store.db import Store
 from tests.e2e.test_routing import dwd_cap
 
 
-def test_issue_chain_and_raised_severity(tmp_path: Path) -> None:
+def test_issue_chain_and_raised_severity(store_url: str, tmp_path: Path) -> None:
     now = datetime(2030, 1, 1, 12, tzinfo=UTC)
     source = parse(dwd_cap("s-1", sent=now)).alert
     assert source is not None and source.severity is Severity.SEVERE
-    store = Store(tmp_path / "hub.db")
+    store = Store(store_url)
     first = publications.issue(source, sender="leitstelle@kreis.example", district="033540000000", thread="w1",
                                version=1, previous=None, severity=Severity.EXTREME, now=now)
     assert first.msg_type is MsgType.ALERT and first.severity is Severity.EXTREME and first.references == ()
@@ -49,7 +49,7 @@ def test_issue_chain_and_raised_severity(tmp_path: Path) -> None:
     store.close()
 
 
-def test_publications_are_signed_when_a_key_is_configured(tmp_path: Path) -> None:
+def test_publications_are_signed_when_a_key_is_configured(store_url: str, tmp_path: Path) -> None:
     """Invariant: with [hub] signing_key/cert the stored CAP carries an XML-DSig that verifies against that cert."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -73,7 +73,7 @@ def test_publications_are_signed_when_a_key_is_configured(tmp_path: Path) -> Non
     assert source is not None
     alert = publications.issue(source, sender="leitstelle@kreis.example", district="033540000000", thread="w1",
                                version=1, previous=None, severity=source.severity, now=now)
-    store = Store(tmp_path / "hub.db")
+    store = Store(store_url)
     with store.transaction() as conn:
         pub = publications.insert(conn, alert, thread="w1", version=1, source_thread=1, source_alert=1, push=False,
                                   channels=("web",), regions=(), area=None, now_ms=publications.ms(now),
@@ -89,7 +89,7 @@ def test_publications_are_signed_when_a_key_is_configured(tmp_path: Path) -> Non
     assert verify(xml, parsed.root, at=parsed.alert.sent, trust=other).status is SignatureStatus.UNTRUSTED
 
 
-async def test_push_payload_rendered_once_per_thread_is_exact_per_recipient(tmp_path: Path) -> None:
+async def test_push_payload_rendered_once_per_thread_is_exact_per_recipient(store_url: str, tmp_path: Path) -> None:
     """The resolver renders a thread's push JSON once and splices each row's key in: the result must be byte for
     byte what push_payload gives for that key, and a key too long for the record falls back to shortened texts."""
     import json
@@ -109,7 +109,7 @@ async def test_push_payload_rendered_once_per_thread_is_exact_per_recipient(tmp_
     english = english.replace("<headline>", "<headline>Storm: ")
     source = parse(raw.replace(info, info + english).encode()).alert
     assert source is not None
-    store = Store(tmp_path / "hub.db")
+    store = Store(store_url)
     issued = publications.issue(source, sender="leitstelle@kreis.example", district="033540000000", thread="w7",
                                 version=1, previous=None, severity=Severity.SEVERE, now=now)
     with store.transaction() as conn:
@@ -180,7 +180,7 @@ def test_notice_language_choice_keeps_leichte_sprache_apart() -> None:
     assert only_plain.notice(["de-x-ls"]).language == "de-DE"
 
 
-def test_expired_warnings_are_cleared_from_boards_once(tmp_path: Path) -> None:
+def test_expired_warnings_are_cleared_from_boards_once(store_url: str, tmp_path: Path) -> None:
     """A board that showed a warning gets an update when the warning's newest version expires (the resolver then
     sends the next warning in force or a clear): one row per version and board, none for a thread whose newer
     version is still in force, none for boards that never showed it."""
@@ -188,7 +188,7 @@ def test_expired_warnings_are_cleared_from_boards_once(tmp_path: Path) -> None:
     from hub.publish.pipeline import expire_boards
 
     now = datetime.now(UTC).replace(microsecond=0)
-    store = Store(tmp_path / "hub.db")
+    store = Store(store_url)
 
     def publish(thread: str, version: int, expires: datetime) -> publications.Publication:
         source = parse(dwd_cap(f"{thread}-{version}", sent=now - timedelta(hours=2), expires=expires)).alert

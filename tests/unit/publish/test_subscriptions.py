@@ -26,6 +26,7 @@ from hub.geo.registry import registry
 from hub.publish import index as targeting
 from hub.publish import subscriptions as subs
 from hub.store.db import AsyncStore, Store
+from hub.store.migrations.tools import columns as table_columns
 from hub.web.keys import HUB_KEY
 from hub.web.limits import AddressRate
 from hub.web.subscriptions import MAX_BODY, setup
@@ -78,8 +79,8 @@ def match(index: targeting.SubscriptionIndex, geom: Any = None, keys: set[str] |
 
 
 @pytest.fixture
-async def api(tmp_path: Any) -> AsyncIterator[tuple[TestClient, targeting.SubscriptionIndex, Store]]:
-    store = Store(tmp_path / "hub.db")
+async def api(store_url: str, tmp_path: Any) -> AsyncIterator[tuple[TestClient, targeting.SubscriptionIndex, Store]]:
+    store = Store(store_url)
     async_store = AsyncStore(store)
     app = web.Application()
     app[HUB_KEY] = SimpleNamespace(store=async_store)  # type: ignore[assignment]
@@ -224,7 +225,7 @@ async def test_only_the_documented_columns_are_stored(api: Any) -> None:
     resp = await client.post("/api/v1/subscriptions", json=body(places=places),
                              headers={"User-Agent": "Secret-Browser/1.0", "X-Forwarded-For": "203.0.113.7"})
     created = await resp.json()
-    columns = [r[1] for r in store.conn.execute("PRAGMA table_info(subscriptions)")]
+    columns = table_columns(store.conn, "subscriptions")
     assert tuple(columns) == subs.COLUMNS
     assert all(f"``{c}``" in (subs.__doc__ or "") for c in columns)  # the privacy page quotes the docstring
     row = dict(zip(columns, store.conn.execute("SELECT * FROM subscriptions").fetchone(), strict=True))
@@ -236,8 +237,8 @@ async def test_only_the_documented_columns_are_stored(api: Any) -> None:
     assert row["exercise"] == 0 and row["languages"] == '["de"]' and row["topics"] == "[]"
 
 
-async def test_index_is_loaded_from_the_store_at_startup(tmp_path: Any) -> None:
-    store = Store(tmp_path / "hub.db")
+async def test_index_is_loaded_from_the_store_at_startup(store_url: str, tmp_path: Any) -> None:
+    store = Store(store_url)
     sub_id, _ = subs.create(store, point_sub(DANNENBERG))
     async_store = AsyncStore(store)
     app = web.Application()
@@ -264,8 +265,8 @@ def test_setup_fails_loudly_without_the_push_checks(monkeypatch: pytest.MonkeyPa
 # -- store ------------------------------------------------------------------------------------------------------------
 
 
-def test_store_crud_and_delete_ids(tmp_path: Any) -> None:
-    with Store(tmp_path / "hub.db") as store:
+def test_store_crud_and_delete_ids(store_url: str, tmp_path: Any) -> None:
+    with Store(store_url) as store:
         a, token_a = subs.create(store, point_sub(DANNENBERG))
         b, token_b = subs.create(store, replace(point_sub(HAMBURG), endpoint="https://push.example.org/b"))
         assert subs.get(store, a, token_a) == point_sub(DANNENBERG)
@@ -381,8 +382,8 @@ def test_index_reflects_changes_before_and_after_a_rebuild(index: targeting.Subs
     assert len(index) == len(many)
 
 
-def test_index_from_the_store(tmp_path: Any, index: targeting.SubscriptionIndex) -> None:
-    with Store(tmp_path / "hub.db") as store:
+def test_index_from_the_store(store_url: str, tmp_path: Any, index: targeting.SubscriptionIndex) -> None:
+    with Store(store_url) as store:
         a, _ = subs.create(store, point_sub(DANNENBERG, topics=("hochwasser",), min_severity="Moderate"))
         b, _ = subs.create(store, replace(region_sub(GEMEINDE_DANNENBERG), endpoint="https://push.example.org/b"))
         assert targeting.load_index(store, index) == 2
@@ -442,8 +443,9 @@ async def test_a_citizen_subscription_cannot_turn_into_an_exercise_one_without_a
 
 
 @pytest.fixture
-async def limited(tmp_path: Any) -> AsyncIterator[tuple[TestClient, targeting.SubscriptionIndex, Store]]:
-    store = Store(tmp_path / "hub.db")
+async def limited(store_url: str, tmp_path: Any
+                  ) -> AsyncIterator[tuple[TestClient, targeting.SubscriptionIndex, Store]]:
+    store = Store(store_url)
     async_store = AsyncStore(store)
     app = web.Application()
     app[HUB_KEY] = SimpleNamespace(store=async_store)  # type: ignore[assignment]

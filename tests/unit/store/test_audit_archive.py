@@ -6,6 +6,7 @@ import hashlib
 import json
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,15 +26,17 @@ def day(n: int) -> datetime:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "hub.db")
+def store(store_url: str) -> Iterator[Store]:
+    """Six audit entries, on each backend (tests/conftest.py)."""
+    s = Store(store_url)
     for i in range(6):  # entries 1..6, one a day
         s.audit("tester", "test.step", f"s{i + 1}", {"i": i + 1}, now=day(i))
-    return s
+    yield s
+    s.close()
 
 
-def test_archive_moves_the_oldest_segment_and_the_chain_continues_from_its_anchor(store: Store,
-                                                                                 tmp_path: Path) -> None:
+def test_archive_moves_the_oldest_segment_and_the_chain_continues_from_its_anchor(store: Store, tmp_path: Path,
+                                                                                 store_url: str) -> None:
     out = tmp_path / "archive" / "audit-1.jsonl"
     done = archive(store, day(3), out, actor="admin", now=day(7))
     assert (done.entries, done.first_seq, done.last_seq) == (3, 1, 3)
@@ -55,7 +58,7 @@ def test_archive_moves_the_oldest_segment_and_the_chain_continues_from_its_ancho
     assert store.verify_audit().ok and store.verify_audit().anchor == 8
     assert verify_archive(store, out).ok and verify_archive(store, second).ok
     store.close()
-    with Store(tmp_path / "hub.db") as again:  # a fresh process appends after the anchor, not from 1
+    with Store(store_url) as again:  # a fresh process appends after the anchor, not from 1
         assert again.audit("tester", "reopened") == 10
         assert again.verify_audit().ok
 

@@ -173,3 +173,38 @@ def test_a_migration_that_fails_changes_nothing(release1: Path, monkeypatch: pyt
     assert version_of(release1) == 3
     assert schema_at(release1) == schema_before and "console_events" not in schema_before
     assert rows_of(release1) == before
+
+
+def test_a_postgresql_database_newer_than_the_hub_is_refused(pg_url: str) -> None:
+    from tests.kits.storekit import other
+
+    with other(pg_url) as conn:
+        conn.execute("CREATE TABLE store_version (id INTEGER PRIMARY KEY, version INTEGER)")
+        conn.execute("INSERT INTO store_version VALUES (1, ?)", (LATEST + 1,))
+    with pytest.raises(StoreError, match=rf"store schema {LATEST + 1} is newer than this hub \({LATEST}\)"):
+        Store(pg_url)
+    with other(pg_url) as conn:
+        assert conn.execute("SELECT to_regclass('alerts')").fetchone()[0] is None  # untouched
+
+
+def test_a_migration_that_fails_on_postgresql_changes_nothing(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL's DDL is transactional too: a failing migration leaves the old version, its rows and tables."""
+    from tests.kits.storekit import other
+
+    with Store(pg_url) as store:
+        store.conn.execute("INSERT INTO rejections (received_at, origin, reason, sha256, size)"
+                           " VALUES ('t', 'o', 'kept', 's', 1)")
+
+    def broken(conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE half (x TEXT)")
+        conn.execute("UPDATE rejections SET reason = 'half-migrated'")
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(run, "MIGRATIONS", (*run.MIGRATIONS, Migration(LATEST + 1, "breaks", broken)))
+    monkeypatch.setattr(run, "LATEST", LATEST + 1)
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        Store(pg_url)
+    with other(pg_url) as conn:
+        assert conn.execute("SELECT version FROM store_version").fetchone()[0] == LATEST
+        assert conn.execute("SELECT reason FROM rejections").fetchall() == [("kept",)]
+        assert conn.execute("SELECT to_regclass('half')").fetchone()[0] is None

@@ -13,8 +13,9 @@ from hub.store.migrations.run import LATEST
 from tests.kits import paths
 from tests.unit.store.sqlschema import normalise, schema_of
 
-ALLOWED = ("hub/store/schema.py", "hub/store/migrations/")
-"""Where a table may be created or changed: the schema, and the migrations that bring an older database to it."""
+ALLOWED = ("hub/store/schema.py", "hub/store/migrations/", "hub/store/dialect.py")
+"""Where a table may be created or changed: the schema, the migrations that bring an older database to it, and the
+dialect layer that writes the schema's statements in PostgreSQL's words."""
 _DDL = re.compile(r"\b(?:CREATE\s+(?:UNIQUE\s+|TEMP\s+|TEMPORARY\s+)?(?:TABLE|INDEX|TRIGGER|VIEW)|ALTER\s+TABLE)\b",
                   re.IGNORECASE)
 
@@ -77,3 +78,27 @@ def test_normalising_keeps_what_differs_and_drops_only_layout() -> None:
         normalise("CREATE TABLE IF NOT EXISTS t (a TEXT, PRIMARY KEY (a))")
     assert normalise("CREATE TABLE t (a TEXT, b TEXT)") != normalise("CREATE TABLE t (b TEXT, a TEXT)")
     assert normalise("CREATE TABLE t (a TEXT NOT NULL)") != normalise("CREATE TABLE t (a TEXT)")
+
+
+def test_postgresql_gets_the_same_tables_columns_indexes_and_trigger(tmp_path: Path, pg_url: str) -> None:
+    """One schema for both: a new PostgreSQL database has every table of schema.py with the columns in SQLite's
+    order, every index, the readings trigger (working), and the newest version."""
+    from hub.store.migrations.tools import columns
+
+    with Store(tmp_path / "hub.db") as lite, Store(pg_url) as pg:
+        tables = [n for n, (kind, _, _) in schema_of(lite.conn).items() if kind == "table"]
+        assert {t: columns(pg.conn, t) for t in tables} == {t: columns(lite.conn, t) for t in tables}
+        indexes = {r[0] for r in pg.conn.execute("SELECT indexname FROM pg_indexes"
+                                                 " WHERE schemaname = current_schema()")}
+        named = {m.group(1) for m in re.finditer(r"CREATE (?:UNIQUE )?INDEX IF NOT EXISTS (\w+)",
+                                                 "\n".join(schema.STATEMENTS))}
+        assert named <= indexes
+        assert pg.conn.execute("SELECT version FROM store_version").fetchone()[0] == LATEST
+        assert pg.conn.execute("SELECT data_type FROM information_schema.columns WHERE table_name = 'outbox'"
+                               " AND column_name = 'created_ms'").fetchone()[0] == "bigint"
+        for store in (lite, pg):
+            store.conn.execute("INSERT INTO sensors (id, source, kind, unit, lat, lon, topic, interval_s, updated_at)"
+                               " VALUES ('p1', 'mqtt', 'level', 'cm', 53.1, 11.1, 't', 60, 0)")
+            store.conn.execute("INSERT INTO readings (sensor_id, ts, value, unit, received_at)"
+                               " VALUES ('p1', 1700000000000, 412.5, 'cm', 1700000000100)")
+            assert store.conn.execute("SELECT last_ts, last_value FROM sensors").fetchone() == (1700000000000, 412.5)

@@ -6,7 +6,6 @@ import hashlib
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -16,6 +15,7 @@ from hub.store.chain import _audit_hash
 from hub.store.db import Store
 from tests.kits import paths
 from tests.kits.hubproc import DWD_CHAIN, DWD_CURRENT, XXE, cap_xml, ref
+from tests.kits.storekit import other
 
 SENT = "2030-01-01T10:00:00+01:00"
 T0 = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)  # == SENT
@@ -24,12 +24,13 @@ AFTER_EXPIRY = T0 + timedelta(hours=12)  # cap_xml's default expires is 17:00 UT
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "store" / "warnhub.db"
+def db_path(store_url: str) -> str:
+    """The store's file or PostgreSQL database: every test here runs on both backends."""
+    return store_url
 
 
 @pytest.fixture
-def store(db_path: Path) -> Iterator[Store]:
+def store(db_path: str) -> Iterator[Store]:
     with Store(db_path) as s:
         yield s
 
@@ -50,7 +51,7 @@ def thread_rows(store: Store) -> list[tuple[int, str, int]]:
     return [(t.id, t.state, t.versions) for t in store.threads(include_ended=True)]
 
 
-def test_same_document_twice_is_stored_once(intake: Intake, store: Store, db_path: Path) -> None:
+def test_same_document_twice_is_stored_once(intake: Intake, store: Store, db_path: str) -> None:
     """Invariant: intake is idempotent on (sender, identifier, sent) - a re-delivered alert is one row, 'duplicate'."""
     raw = DWD_CHAIN[0].read_bytes()
     first = intake.ingest(raw, origin="test")
@@ -59,8 +60,7 @@ def test_same_document_twice_is_stored_once(intake: Intake, store: Store, db_pat
     assert second.outcome == "duplicate"
     assert second.alert_id == first.alert_id
     assert second.thread_id == first.thread_id
-    assert db_path.exists()
-    with sqlite3.connect(db_path) as conn:
+    with other(db_path) as conn:
         assert conn.execute("SELECT count(*) FROM alerts").fetchone()[0] == 1
         assert conn.execute("SELECT count(*) FROM threads").fetchone()[0] == 1
 
@@ -130,7 +130,7 @@ def test_cancel_whose_alert_never_arrives_is_a_cancelled_thread(intake: Intake, 
     assert thread_rows(store) == [(result.thread_id, "cancelled", 1)]
 
 
-def test_update_linking_two_threads_merges_them(intake: Intake, store: Store, db_path: Path) -> None:
+def test_update_linking_two_threads_merges_them(intake: Intake, store: Store, db_path: str) -> None:
     """Invariant: two incidents that a later Update names together become one thread (no orphan thread remains)."""
     a = intake.ingest(cap_xml("part-a", sent=SENT), origin="test", now=BEFORE_EXPIRY)
     b = intake.ingest(cap_xml("part-b", sent="2030-01-01T10:05:00+01:00"), origin="test", now=BEFORE_EXPIRY)
@@ -146,7 +146,7 @@ def test_update_linking_two_threads_merges_them(intake: Intake, store: Store, db
     assert threads[0].current_identifier == "part-ab"
     assert threads[0].versions == 3
     assert threads[0].state == "updated"
-    with sqlite3.connect(db_path) as conn:
+    with other(db_path) as conn:
         assert {r[0] for r in conn.execute("SELECT thread_id FROM alerts")} == {u.thread_id}
         assert {r[0] for r in conn.execute("SELECT thread_id FROM thread_keys")} == {u.thread_id}
     # a later Cancel of either part ends the merged incident
@@ -178,7 +178,7 @@ def test_sweep_ends_active_thread_once_expires_passes(intake: Intake, store: Sto
     assert store.sweep_expired(AFTER_EXPIRY) == []  # an ended thread is not ended twice
 
 
-def test_thread_without_expires_ends_after_max_age(db_path: Path) -> None:
+def test_thread_without_expires_ends_after_max_age(db_path: str) -> None:
     """Invariant: a warning that states no end is ended after max_age_without_expires - a stale warning misleads."""
     with Store(db_path, max_age_without_expires=timedelta(hours=48)) as store:
         intake = Intake(Validator(), store)
@@ -194,7 +194,7 @@ def test_thread_without_expires_ends_after_max_age(db_path: Path) -> None:
         assert late.state == "expired"
 
 
-def test_thread_without_expires_never_ends_when_max_age_is_off(db_path: Path) -> None:
+def test_thread_without_expires_never_ends_when_max_age_is_off(db_path: str) -> None:
     """Invariant: with max_age_without_expires=None (config 0) an open-ended warning stays until cancelled."""
     with Store(db_path, max_age_without_expires=None) as store:
         result = Intake(Validator(), store).ingest(cap_xml("forever", expires=None), origin="test", now=T0)
@@ -228,16 +228,16 @@ def test_audit_chain_verifies(store: Store) -> None:
     assert [e["prev_hash"] for e in entries[1:]] == [e["hash"] for e in entries[:-1]]
 
 
-def _audit_store(db_path: Path, n: int = 4) -> None:
+def _audit_store(db_path: str, n: int = 4) -> None:
     with Store(db_path) as store:
         for i in range(1, n + 1):
             store.audit("tester", "test.step", f"s{i}", {"i": i})
 
 
-def test_audit_tampered_entry_is_found(db_path: Path) -> None:
+def test_audit_tampered_entry_is_found(db_path: str) -> None:
     """Invariant: changing any audit entry behind the hub's back is detected, and the first bad entry is named."""
     _audit_store(db_path)
-    with sqlite3.connect(db_path) as conn:
+    with other(db_path) as conn:
         conn.execute("""UPDATE audit SET detail='{"i":99}' WHERE seq=2""")
     with Store(db_path) as store:
         check = store.verify_audit()
@@ -247,11 +247,11 @@ def test_audit_tampered_entry_is_found(db_path: Path) -> None:
     assert "altered" in check.reason
 
 
-def test_audit_rehashed_entry_is_found_by_the_next(db_path: Path) -> None:
+def test_audit_rehashed_entry_is_found_by_the_next(db_path: str) -> None:
     """Invariant: a forger who alters an entry and recomputes its hash is still caught - the next entry no longer
     chains to it."""
     _audit_store(db_path)
-    with sqlite3.connect(db_path) as conn:
+    with other(db_path) as conn:
         seq, ts, actor, action, subject, prev = conn.execute(
             "SELECT seq, ts, actor, action, subject, prev_hash FROM audit WHERE seq=2").fetchone()
         forged = '{"i":99}'
@@ -264,10 +264,10 @@ def test_audit_rehashed_entry_is_found_by_the_next(db_path: Path) -> None:
     assert check.entries == 2
 
 
-def test_audit_deleted_middle_entry_is_found(db_path: Path) -> None:
+def test_audit_deleted_middle_entry_is_found(db_path: str) -> None:
     """Invariant: deleting an entry from the middle of the audit log is detected."""
     _audit_store(db_path)
-    with sqlite3.connect(db_path) as conn:
+    with other(db_path) as conn:
         conn.execute("DELETE FROM audit WHERE seq=2")
     with Store(db_path) as store:
         check = store.verify_audit()
@@ -276,14 +276,14 @@ def test_audit_deleted_middle_entry_is_found(db_path: Path) -> None:
     assert "entry 2" in check.reason
 
 
-def test_rejected_document_is_recorded(intake: Intake, store: Store, db_path: Path) -> None:
+def test_rejected_document_is_recorded(intake: Intake, store: Store, db_path: str) -> None:
     """Invariant: a refused document is never silently dropped - it is recorded with reason, hash and size."""
     raw = XXE.read_bytes()
     result = intake.ingest(raw, origin="test-origin")
     assert result.outcome == "rejected"
     assert result.alert_id is None
     assert "DOCTYPE" in result.reason
-    with sqlite3.connect(db_path) as conn:
+    with other(db_path) as conn:
         rows = conn.execute("SELECT origin, reason, sha256, size FROM rejections").fetchall()
         assert conn.execute("SELECT count(*) FROM alerts").fetchone()[0] == 0
     assert rows == [("test-origin", result.reason, hashlib.sha256(raw).hexdigest(), len(raw))]
@@ -292,7 +292,7 @@ def test_rejected_document_is_recorded(intake: Intake, store: Store, db_path: Pa
     assert store.counts()["rejections"] == 2
 
 
-def test_reopened_store_keeps_everything(db_path: Path) -> None:
+def test_reopened_store_keeps_everything(db_path: str) -> None:
     """Invariant: the store is the source of truth - everything survives closing and reopening the file."""
     with Store(db_path) as store:
         intake = Intake(Validator(), store)
@@ -318,14 +318,17 @@ def test_reopened_store_keeps_everything(db_path: Path) -> None:
         assert again.thread_id == dwd.id
 
 
-def test_nested_transactions_are_savepoints(tmp_path: Path) -> None:
+def test_nested_transactions_are_savepoints(store_url: str) -> None:
     """An inner transaction joins the outer one: its error undoes only its own writes, and nothing is committed
     before the outer one ends (another connection sees nothing meanwhile)."""
-    import sqlite3
-
-    store = Store(tmp_path / "hub.db")
+    store = Store(store_url)
     store.conn.execute("CREATE TABLE t (v INTEGER)")
-    other = sqlite3.connect(tmp_path / "hub.db")
+    with other(store_url) as second:
+        _savepoints(store, second)
+    store.close()
+
+
+def _savepoints(store: Store, other: sqlite3.Connection) -> None:
     with store.transaction() as conn:
         conn.execute("INSERT INTO t VALUES (1)")
         with pytest.raises(ValueError), store.transaction() as inner:
@@ -341,11 +344,9 @@ def test_nested_transactions_are_savepoints(tmp_path: Path) -> None:
             inner.execute("INSERT INTO t VALUES (5)")
         raise RuntimeError("outer fails")
     assert [v for (v,) in other.execute("SELECT v FROM t ORDER BY v")] == [1, 3]
-    other.close()
-    store.close()
 
 
-async def test_reads_do_not_wait_for_the_writer_thread(tmp_path: Path) -> None:
+async def test_reads_do_not_wait_for_the_writer_thread(store_url: str) -> None:
     """Web reads use read connections of their own: a writer busy with a long transaction never delays them,
     and a read connection refuses to write."""
     import asyncio
@@ -353,7 +354,7 @@ async def test_reads_do_not_wait_for_the_writer_thread(tmp_path: Path) -> None:
 
     from hub.store.db import AsyncStore
 
-    astore = AsyncStore(Store(tmp_path / "hub.db"))
+    astore = AsyncStore(Store(store_url))
     release = threading.Event()
     entered = threading.Event()
 
@@ -368,8 +369,8 @@ async def test_reads_do_not_wait_for_the_writer_thread(tmp_path: Path) -> None:
     await asyncio.to_thread(entered.wait, 30)
     counts = await astore.read(astore.store.counts)  # answered while the writer thread is still held
     assert counts["rejections"] == 0 and not writer.done()  # the uncommitted row is not visible yet
-    reader = Store.reader(tmp_path / "hub.db")
-    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+    reader = Store.reader(store_url)
+    with pytest.raises(sqlite3.OperationalError, match="readonly|read-only"):
         reader.conn.execute("DELETE FROM rejections")
     reader.close()
     release.set()
