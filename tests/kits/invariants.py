@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-TERMINAL = frozenset({"done", "gone", "expired", "superseded", "withdrawn", "failed"})
+TERMINAL = frozenset({"done", "gone", "expired", "superseded", "withdrawn", "failed", "coalesced"})
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,7 @@ def _rows_end(verdict: Verdict, pubs: dict[int, tuple[str, int, str]], rows: lis
               receipts: Sequence[Receipt] | None) -> None:
     got = None if receipts is None else {r.key for r in receipts}
     states: dict[str, int] = defaultdict(int)
+    states_by_key = {key: state for key, _pub, _channel, _recipient, state, _error in rows}
     for key, pub, channel, recipient, state, error in rows:
         states[state] += 1
         if pubs.get(pub, ("", 0, "Actual"))[2] != "Actual":
@@ -112,6 +113,10 @@ def _rows_end(verdict: Verdict, pubs: dict[int, tuple[str, int, str]], rows: lis
             verdict.violations["I1"].append(f"{key}: failed without a reason")
         elif state == "done" and channel == "push" and got is not None and key not in got:
             verdict.violations["I1"].append(f"{key}: done at the hub, never received by {recipient}")
+        elif state == "coalesced" and (states_by_key.get(error) != "done" or (got is not None and error not in got)):
+            verdict.violations["I1"].append(f"{key}: coalesced into {error!r}, which is "
+                                            f"{states_by_key.get(error, 'missing')}"
+                                            + ("" if got is None or error in got else ", never received"))
     verdict.figures["row_states"] = dict(states)
 
 
