@@ -95,6 +95,11 @@ async function showPush(data) {
     return self.registration.showNotification(w._('Neue Meldung'), { body, data: { url: '/' }, lang: w.lang });
   }
   if (msg.test === true) return showTest(msg);
+  if (msg.summary === true) {  // what went over the push budget: one notification that opens the list
+    return self.registration.showNotification(String(msg.title || ''), {
+      tag: 'warnhub-summary', data: { url: safeUrl(msg.url) }, lang: msg.lang || 'de',
+    });
+  }
   const tag = msg.thread ? String(msg.thread) : undefined;
   const shown = tag ? await self.registration.getNotifications({ tag }) : [];
   const newer = shown.find((n) => n.data && Number(n.data.version) > Number(msg.version));

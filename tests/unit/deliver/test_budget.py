@@ -1,0 +1,120 @@
+"""The push budget per person (hub/deliver/budget.py) on a real outbox: at most N pushes per window, one of them kept
+for an Extreme; the rest coalesced into one summary row due when the window allows; test pushes never count; what
+was counted survives a restart."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Self
+
+import pytest
+
+from hub.deliver import budget, outbox
+from hub.deliver.outbox import NewDelivery, RetryPolicy
+from hub.ports import Delivery, Outcome
+from hub.store.db import AsyncStore, Store
+
+WINDOW = 600_000
+T0 = 1_800_000_000_000
+
+
+def row(recipient: str, pub: int, *, priority: int = 3, thread: str | None = None) -> NewDelivery:
+    return NewDelivery(f"{pub}/push/{recipient}", pub, thread or f"w{pub}", "push", recipient, "push.example",
+                       priority, None)
+
+
+class Inner:
+    """A push channel that takes everything and remembers what it was given."""
+
+    name = "push"
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def deliver(self, batch: Sequence[Delivery]) -> Sequence[Outcome]:
+        self.sent += [d.key for d in batch]
+        return [Outcome.done() for _ in batch]
+
+
+@pytest.fixture
+async def astore(tmp_path: Path) -> AsyncIterator[AsyncStore]:
+    a = AsyncStore(Store(tmp_path / "hub.db"))
+    yield a
+    a.close()
+
+
+async def drain(astore: AsyncStore, channel: budget.BudgetedChannel, now: int) -> None:
+    """Claim and deliver every due push row at ``now`` (the worker's step, with the clock held)."""
+    while batch := await astore.run(outbox.claim, astore.store, "push", 500, lease_s=60, now_ms=now):
+        channel.clock = lambda: now
+        outcomes = await channel.deliver(batch)
+        await astore.run(outbox.complete, astore.store, list(zip(batch, outcomes, strict=True)), now_ms=now,
+                         policy=RetryPolicy())
+
+
+def states(store: Store) -> dict[str, tuple[str, str | None]]:
+    return {k: (s, e) for k, s, e in store.conn.execute("SELECT key, state, last_error FROM outbox")}
+
+
+def test_two_below_extreme_then_coalesced_extreme_always_and_tests_free() -> None:
+    b = budget.PushBudget(WINDOW, 3)
+    rows = [Delivery(i, f"{i}/push/a", i, f"w{i}", "push", "a", 3, 0, None, "h") for i in range(1, 5)]
+    test = Delivery(9, "test:x/push/a", 0, "test:x", "push", "a", 9, 0, None, "h")
+    extreme = Delivery(10, "10/push/a", 10, "w10", "push", "a", 0, 0, None, "h")
+    first = b.judge([test, rows[0]], T0)
+    second = b.judge(rows[1:], T0 + 1000)
+    assert [d.key for d in first.send] == ["test:x/push/a", "1/push/a"]
+    assert [d.key for d in second.send] == ["2/push/a"]
+    summary = f"summary:a/{T0 + WINDOW}"  # due when the first push counted leaves the window
+    assert second.coalesced == {3: summary, 4: summary} and [s.key for s in second.summaries] == [summary]
+    assert [d.key for d in b.judge([extreme], T0 + 2000).send] == ["10/push/a"]
+    assert b.held(summary, "a") == 2
+    again = b.judge([rows[0]], T0 + 3000)  # a retry of a row counted already: sent, not counted twice
+    assert again.send == [rows[0]] and not again.coalesced
+    later = b.judge([Delivery(11, "11/push/a", 11, "w11", "push", "a", 3, 0, None, "h")], T0 + 4000)
+    assert later.coalesced == {11: summary} and not later.summaries and b.held(summary, "a") == 3
+    other = b.judge([Delivery(12, "12/push/b", 12, "w12", "push", "b", 3, 0, None, "h")], T0 + 4000)
+    assert other.send and not other.coalesced  # the budget is per person
+
+
+async def test_storm_on_a_real_outbox_ends_with_one_summary_per_person(astore: AsyncStore) -> None:
+    store = astore.store
+    inner = Inner()
+    channel = budget.BudgetedChannel(inner, astore, budget.PushBudget(WINDOW, 3), clock=lambda: T0)
+    await channel.__aenter__()
+    outbox.enqueue(store, [row(p, pub) for pub in range(1, 6) for p in ("a", "b")], now_ms=T0)
+    outbox.enqueue(store, [row("a", 6, priority=0)], now_ms=T0)
+    await drain(astore, channel, T0)
+    # the Extreme first (claim order), then two Minor per person; three coalesced each
+    assert inner.sent[0] == "6/push/a" and len(inner.sent) == 5
+    got = states(store)
+    summary_a, summary_b = f"summary:a/{T0 + WINDOW}", f"summary:b/{T0 + WINDOW}"
+    assert sorted(k for k, (s, e) in got.items() if s == "coalesced" and e == summary_a) == \
+        ["3/push/a", "4/push/a", "5/push/a"]
+    assert got[summary_a][0] == "queued" and got[summary_b][0] == "queued"
+    await drain(astore, channel, T0 + WINDOW - 1)  # not due before the window allows
+    assert len(inner.sent) == 5
+    restarted = budget.BudgetedChannel(inner, astore, budget.PushBudget(WINDOW, 3), clock=lambda: T0 + 10)
+    await restarted.__aenter__()  # a restart: rebuilt from the outbox, the same summary gathers further rows
+    outbox.enqueue(store, [row("a", 7)], now_ms=T0 + 10)
+    await drain(astore, restarted, T0 + 10)
+    assert states(store)["7/push/a"] == ("coalesced", summary_a)
+    assert restarted.budget.held(summary_a, "a") == 4
+    await drain(astore, restarted, T0 + WINDOW)
+    assert sorted(inner.sent[-2:]) == [summary_a, summary_b]
+    assert {states(store)[k][0] for k in (summary_a, summary_b)} == {"done"}
+
+
+def test_summary_payload_in_the_subscriptions_language_opens_the_start_page() -> None:
+    doc = json.loads(budget.summary_payload("summary:a/1", 4, ["fr-FR", "de"], "https://warn.example"))
+    assert doc["title"] == "4 nouvelles alertes pour vos lieux" and doc["url"] == "https://warn.example/?lang=fr"
+    de = json.loads(budget.summary_payload("summary:a/1", 3, []))
+    assert de["title"] == "3 neue Warnungen für Ihre Orte" and de["url"] == "/" and de["summary"] is True
