@@ -4,9 +4,10 @@ A row is one publication version, for one recipient, over one channel, under an 
 stored once). Its life: ``queued`` -> ``inflight`` (claimed by a channel worker, under a lease) -> ``done`` |
 ``gone`` (the endpoint is dead) | ``failed`` | ``expired`` (never deliver a warning past its expiry), or back to
 ``queued`` (retry with backoff, a lost lease, a restart), or ``coalesced`` (a push over the person's budget,
-counted in the summary push its ``last_error`` names: :mod:`hub.deliver.budget`). A queued row ends as ``superseded`` when a newer version
-for the same thread, channel and recipient arrives, or ``withdrawn`` when a Cancel withdraws it. A row requeued
-from flight is superseded at that moment if a newer version exists, so v1 never lands after v2 was queued.
+counted in the summary push its ``last_error`` names: :mod:`hub.deliver.budget`). A queued row ends as
+``superseded`` when a newer version for the same thread, channel and recipient arrives, or ``withdrawn`` when a
+Cancel withdraws it. A row requeued from flight is superseded at that moment if a newer version exists, so v1
+never lands after v2 was queued.
 
 Delivery is at least once: a row in flight at a crash is sent again after :func:`recover`, with the same key, so the
 receiver can tell. Each channel has its own worker (:mod:`hub.deliver.workers`; a dead channel delays no other)
