@@ -7,10 +7,10 @@ from several sources are one thread, one row per person) have already kept the n
 brake, applied by the push channel at delivery time (:class:`BudgetedChannel` wraps it), so that the outbox's
 priority order decides which warnings a person gets first when many are queued at once.
 
-- One slot of the budget is kept for an Extreme: until one came in the window, warnings below priority 0 get
-  ``budget_pushes - 1`` pushes (at least one); an Extreme (or Immediate: outbox priority 0) always gets through
-  and counts. So in a storm a person gets at most ``budget_pushes`` pushes per window unless several Extremes
-  arrive.
+- One slot of the budget is kept for an Extreme: until one came in the window, warnings below Extreme get
+  ``budget_pushes - 1`` pushes (at least one); an Extreme (by the publication's severity; an Immediate Severe
+  warning is not one) always gets through and counts. So in a storm a person gets at most ``budget_pushes``
+  pushes per window unless several Extremes arrive.
 - A row over the budget ends ``coalesced`` with its summary row's key as its reason; the summary row (thread and
   key ``summary:<subscription>/<due ms>``) is queued, due when the oldest push counted leaves the window. Rows
   coalesced until it is sent join it; its payload counts them. The summary counts as a push of its window.
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Self
 
@@ -88,9 +88,9 @@ class PushBudget:
         person = self._people.get(recipient)
         return person.held if person is not None and person.summary == summary_key else 0
 
-    def judge(self, batch: Sequence[Delivery], now_ms: int) -> Judged:
+    def judge(self, batch: Sequence[Delivery], now_ms: int, extreme: Collection[int] = ()) -> Judged:
         """Which rows of a push batch to send, which to coalesce (rows in order; the outbox claimed them by
-        priority)."""
+        priority); ``extreme``: the publications among them whose severity is Extreme."""
         self._sweep(now_ms)
         send: list[Delivery] = []
         coalesced: dict[int, str] = {}
@@ -108,8 +108,8 @@ class PushBudget:
                 if person.summary == d.key:
                     person.summary, person.held = None, 0
                 send.append(d)
-            elif d.priority == 0 or len(person.sent) < (limit := self._limit(person)):
-                person.sent.append((now_ms, d.key, d.priority == 0))
+            elif d.publication_id in extreme or len(person.sent) < (limit := self._limit(person)):
+                person.sent.append((now_ms, d.key, d.publication_id in extreme))
                 send.append(d)
             else:
                 if person.summary is None:
@@ -133,23 +133,24 @@ class PushBudget:
         for rid in [r for r, p in self._people.items() if p.summary is None and all(s[0] <= since for s in p.sent)]:
             del self._people[rid]
 
-    def restore(self, sent: Sequence[tuple[str, int, str, int]], summaries: Sequence[tuple[str, str, int]]) -> None:
-        """Rebuild from the outbox: (recipient, finished_ms, key, priority) of push rows done in the window, and
+    def restore(self, sent: Sequence[tuple[str, int, str, bool]], summaries: Sequence[tuple[str, str, int]]) -> None:
+        """Rebuild from the outbox: (recipient, finished_ms, key, an Extreme) of push rows done in the window, and
         (recipient, summary key, rows held) of queued summaries."""
-        for recipient, at, key, prio in sorted(sent, key=lambda r: r[1]):
-            self._people.setdefault(recipient, _Person()).sent.append((at, key, prio == 0))
+        for recipient, at, key, top in sorted(sent, key=lambda r: r[1]):
+            self._people.setdefault(recipient, _Person()).sent.append((at, key, top))
         for recipient, key, held in summaries:
             person = self._people.setdefault(recipient, _Person())
             person.summary, person.held = key, held
 
 
 def recent(store: Store, window_ms: int,
-           now_ms: int) -> tuple[list[tuple[str, int, str, int]], list[tuple[str, str, int]]]:
+           now_ms: int) -> tuple[list[tuple[str, int, str, bool]], list[tuple[str, str, int]]]:
     """What :meth:`PushBudget.restore` needs, from the outbox (one scan of the window's finished push rows)."""
     since = now_ms - window_ms
-    sent = [(r, int(t), k, int(p)) for r, t, k, p in store.conn.execute(
-        "SELECT recipient, finished_ms, key, priority FROM outbox WHERE channel='push' AND state='done'"
-        " AND finished_ms>? AND thread NOT LIKE 'test:%'", (since,))]
+    sent = [(r, int(t), k, bool(x)) for r, t, k, x in store.conn.execute(
+        "SELECT o.recipient, o.finished_ms, o.key, coalesce(p.severity = 'Extreme', 0) FROM outbox o LEFT JOIN"
+        " publications p ON p.id = o.publication_id WHERE o.channel='push' AND o.state='done' AND o.finished_ms>?"
+        " AND o.thread NOT LIKE 'test:%'", (since,))]
     held = dict(store.conn.execute(
         "SELECT last_error, count(*) FROM outbox WHERE channel='push' AND state='coalesced' GROUP BY last_error"))
     summaries = [(r, k, int(held.get(k, 0))) for r, k in store.conn.execute(
@@ -173,6 +174,13 @@ def summary_target(d: Delivery, n: int, endpoint: str, p256dh: str, auth: str, l
     """The push of a summary row (for the push channel's resolver, :mod:`hub.deliver.setup`)."""
     return PushTarget(endpoint, p256dh, auth, summary_payload(d.key, n, languages, base_url), SUMMARY_TTL_MS // 1000,
                       "normal", None)
+
+
+def extremes(store: Store, publication_ids: Sequence[int]) -> set[int]:
+    """Which of these publications are Extreme (the budget never holds them back)."""
+    return {r[0] for r in store.conn.execute(
+        "SELECT id FROM publications WHERE severity='Extreme' AND id IN (SELECT value FROM json_each(?))",
+        (json.dumps(list(publication_ids)),))}
 
 
 def queue_summaries(store: Store, rows: Sequence[Summary], now_ms: int) -> None:
@@ -211,7 +219,9 @@ class BudgetedChannel:
 
     async def deliver(self, batch: Sequence[Delivery]) -> Sequence[Outcome]:
         now = self.clock()
-        judged = self.budget.judge(batch, now)
+        pubs = sorted({d.publication_id for d in batch if d.publication_id})
+        extreme = await self.astore.run(extremes, self.astore.store, pubs) if pubs else set()
+        judged = self.budget.judge(batch, now, extreme)
         if judged.summaries:
             await self.astore.run(queue_summaries, self.astore.store, judged.summaries, now)
         sent: Awaitable[Sequence[Outcome]] | None = self.inner.deliver(judged.send) if judged.send else None

@@ -75,12 +75,13 @@ def test_two_below_extreme_then_coalesced_extreme_always_and_tests_free() -> Non
     assert [d.key for d in second.send] == ["2/push/a"]
     summary = f"summary:a/{T0 + WINDOW}"  # due when the first push counted leaves the window
     assert second.coalesced == {3: summary, 4: summary} and [s.key for s in second.summaries] == [summary]
-    assert [d.key for d in b.judge([extreme], T0 + 2000).send] == ["10/push/a"]
-    assert b.held(summary, "a") == 2
+    assert [d.key for d in b.judge([extreme], T0 + 2000).send] == []  # priority 0 (Immediate) alone is no Extreme
+    assert [d.key for d in b.judge([extreme], T0 + 2000, extreme={10}).send] == ["10/push/a"]
+    assert b.held(summary, "a") == 3
     again = b.judge([rows[0]], T0 + 3000)  # a retry of a row counted already: sent, not counted twice
     assert again.send == [rows[0]] and not again.coalesced
     later = b.judge([Delivery(11, "11/push/a", 11, "w11", "push", "a", 3, 0, None, "h")], T0 + 4000)
-    assert later.coalesced == {11: summary} and not later.summaries and b.held(summary, "a") == 3
+    assert later.coalesced == {11: summary} and not later.summaries and b.held(summary, "a") == 4
     other = b.judge([Delivery(12, "12/push/b", 12, "w12", "push", "b", 3, 0, None, "h")], T0 + 4000)
     assert other.send and not other.coalesced  # the budget is per person
 
@@ -91,6 +92,11 @@ async def test_storm_on_a_real_outbox_ends_with_one_summary_per_person(astore: A
     channel = budget.BudgetedChannel(inner, astore, budget.PushBudget(WINDOW, 3), clock=lambda: T0)
     await channel.__aenter__()
     outbox.enqueue(store, [row(p, pub) for pub in range(1, 6) for p in ("a", "b")], now_ms=T0)
+    with store.transaction() as conn:  # publication 6 is Extreme
+        conn.execute("INSERT INTO publications (id, thread, version, identifier, sender, sent, msg_type, status,"
+                     " severity, urgency, push, channels, regions, notices, alert_json, cap_xml, created_ms)"
+                     " VALUES (6, 'w6', 1, 'id6', 's', '2030-01-01T10:00:00+00:00', 'Alert', 'Actual', 'Extreme',"
+                     " 'Immediate', 1, '[]', '[]', '[]', '{}', x'00', 0)")
     outbox.enqueue(store, [row("a", 6, priority=0)], now_ms=T0)
     await drain(astore, channel, T0)
     # the Extreme first (claim order), then two Minor per person; three coalesced each
