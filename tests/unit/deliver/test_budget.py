@@ -12,6 +12,7 @@ from typing import Self
 import pytest
 
 from hub.deliver import budget, outbox
+from hub.deliver.breaker import CircuitBreaker
 from hub.deliver.outbox import NewDelivery, RetryPolicy
 from hub.ports import Delivery, Outcome
 from hub.store.db import AsyncStore, Store
@@ -124,3 +125,12 @@ def test_summary_payload_in_the_subscriptions_language_opens_the_start_page() ->
     assert doc["title"] == "4 nouvelles alertes pour vos lieux" and doc["url"] == "https://warn.example/?lang=fr"
     de = json.loads(budget.summary_payload("summary:a/1", 3, []))
     assert de["title"] == "3 neue Warnungen für Ihre Orte" and de["url"] == "/" and de["summary"] is True
+
+
+def test_coalesced_rows_never_open_the_hosts_circuit() -> None:
+    """A batch held back by the budget did not ask the push service: its host is not failing."""
+    breaker = CircuitBreaker()
+    breaker.record("push.example", ["coalesced"] * 600)
+    assert not breaker.open_hosts()
+    breaker.record("push.example", ["retry"] * 600)
+    assert breaker.open_hosts()
