@@ -60,7 +60,8 @@ HISTORY = "history.jsonl"
 """The hub's history log in its home (``[debug] history``), for tests/kits/invariants.py."""
 
 
-def make_home(folder: Path, port: int, n_subs: list[dict[str, Any]], workers: int, *, history: bool = False) -> Path:
+def make_home(folder: Path, port: int, n_subs: list[dict[str, Any]], workers: int, *, history: bool = False,
+              push: str = "", extra: str = "") -> Path:
     from hub.publish import subscriptions
     from hub.store.db import Store
 
@@ -77,7 +78,8 @@ vapid_subject = "mailto:bench@warnhub.example"
 workers = {workers}
 concurrency = 128
 timeout_s = 30
-""" + (f'\n[debug]\nhistory = "{HISTORY}"\n' if history else ""))
+{push}
+""" + (f'\n[debug]\nhistory = "{HISTORY}"\n' if history else "") + extra)
     store = Store(home / "hub.db")
     try:
         for sub, (lat, lon) in zip(n_subs, points_in_district(len(n_subs)), strict=True):
@@ -112,15 +114,16 @@ class Rig:
 
 
 @contextlib.contextmanager
-def rig(n: int, workers: int, prefix: str, *, history: bool = False) -> Iterator[Rig]:
+def rig(n: int, workers: int, prefix: str, *, history: bool = False, push: str = "", extra: str = "") -> Iterator[Rig]:
     """Receiver, home and hub for a fan-out of ``n``; on leaving, the hub is closed, the receiver ended and the
-    folder removed (kept, and named on stderr, with ``WARNHUB_BENCH_KEEP=1``)."""
+    folder removed (kept, and named on stderr, with ``WARNHUB_BENCH_KEEP=1``). ``push``: more lines of ``[push]``;
+    ``extra``: more config after it (sections of its own)."""
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     rx, rx_port, subs = start_receiver(folder, n)
     hub: HubProcess | None = None
     try:
         port = free_port()
-        config = make_home(folder, port, subs, workers, history=history)
+        config = make_home(folder, port, subs, workers, history=history, push=push, extra=extra)
         hub = HubProcess(config, port, folder / "hub.log")
         yield Rig(folder, rx, rx_port, subs, config, hub)
     finally:
