@@ -24,6 +24,7 @@ swept as they age); a hub on several nodes shares it with issue 16. After a rest
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
@@ -119,6 +120,22 @@ class PushBudget:
                 person.held += 1
                 coalesced[d.id] = person.summary
         return Judged(send, coalesced, summaries)
+
+    def completed(self, rows: Sequence[Delivery], at_ms: int) -> None:
+        """The push service has answered for these rows: their pushes count from now (the receiver has them
+        by now; a summary due a window later can never land within one window of them)."""
+        for d in rows:
+            person = self._people.get(d.recipient)
+            if person is not None:
+                person.sent = sorted((at_ms if k == d.key else t, k, x) for t, k, x in person.sent)
+
+    def due(self, recipient: str, now_ms: int) -> int:
+        """When the window allows the next push below Extreme (a summary) for this person."""
+        person = self._people.get(recipient)
+        if person is None:
+            return now_ms
+        limit = self._limit(person)
+        return now_ms if len(person.sent) < limit else person.sent[len(person.sent) - limit][0] + self.window_ms
 
     def _limit(self, person: _Person) -> int:
         """Pushes below Extreme allowed now: one slot is kept for an Extreme until one has come in the window."""
@@ -222,8 +239,12 @@ class BudgetedChannel:
         pubs = sorted({d.publication_id for d in batch if d.publication_id})
         extreme = await self.astore.run(extremes, self.astore.store, pubs) if pubs else set()
         judged = self.budget.judge(batch, now, extreme)
-        if judged.summaries:
-            await self.astore.run(queue_summaries, self.astore.store, judged.summaries, now)
         sent: Awaitable[Sequence[Outcome]] | None = self.inner.deliver(judged.send) if judged.send else None
         outcomes = dict(zip((d.id for d in judged.send), await sent if sent is not None else [], strict=True))
+        done = self.clock()
+        self.budget.completed(judged.send, done)
+        if judged.summaries:  # due a window after the pushes just answered (their answer time, not their claim)
+            due = [dataclasses.replace(s, due_ms=max(s.due_ms, self.budget.due(s.recipient, done)))
+                   for s in judged.summaries]
+            await self.astore.run(queue_summaries, self.astore.store, due, done)
         return [outcomes[d.id] if d.id in outcomes else Outcome.coalesced(judged.coalesced[d.id]) for d in batch]

@@ -134,3 +134,14 @@ def test_coalesced_rows_never_open_the_hosts_circuit() -> None:
     assert not breaker.open_hosts()
     breaker.record("push.example", ["retry"] * 600)
     assert breaker.open_hosts()
+
+
+def test_pushes_count_from_the_push_services_answer() -> None:
+    """A summary is due a window after the pushes were answered, not claimed: it never lands within one window of
+    them at the receiver, however long the batch took."""
+    b = budget.PushBudget(WINDOW, 3)
+    rows = [Delivery(i, f"{i}/push/a", i, f"w{i}", "push", "a", 3, 0, None, "h") for i in range(1, 4)]
+    judged = b.judge(rows, T0)
+    assert len(judged.send) == 2 and b.due("a", T0) == T0 + WINDOW
+    b.completed(judged.send, T0 + 5000)
+    assert b.due("a", T0 + 5000) == T0 + 5000 + WINDOW and b.due("nobody", T0) == T0
