@@ -84,6 +84,17 @@ class PushBudget:
         self._people: dict[str, _Person] = {}
         self._swept_ms = 0
 
+    def hold(self, counts: dict[str, int]) -> None:
+        """More rows (per recipient) joined their summaries in bulk (:func:`coalesce_queued`)."""
+        for recipient, n in counts.items():
+            person = self._people.get(recipient)
+            if person is not None and person.summary is not None:
+                person.held += n
+
+    def over(self, recipients: Collection[str]) -> dict[str, str]:
+        """Of these people, those over the budget, with their summary's key."""
+        return {r: p.summary for r in recipients if (p := self._people.get(r)) is not None and p.summary is not None}
+
     def held(self, summary_key: str, recipient: str) -> int:
         """Rows coalesced into a summary (for its payload)."""
         person = self._people.get(recipient)
@@ -200,6 +211,26 @@ def extremes(store: Store, publication_ids: Sequence[int]) -> set[int]:
         (json.dumps(list(publication_ids)),))}
 
 
+_COALESCE = (
+    "UPDATE outbox SET state='coalesced', finished_ms=?2, last_error=m.skey, lease_until_ms=NULL"
+    " FROM (SELECT key AS rcpt, value AS skey FROM json_each(?1)) AS m"
+    " WHERE outbox.channel='push' AND outbox.state='queued' AND outbox.recipient=m.rcpt"
+    " AND outbox.thread NOT LIKE 'test:%' AND outbox.thread NOT LIKE 'summary:%'"
+    " AND NOT EXISTS (SELECT 1 FROM publications p WHERE p.id=outbox.publication_id AND p.severity='Extreme')"
+    " RETURNING outbox.recipient")
+
+
+def coalesce_queued(store: Store, summaries: dict[str, str], now_ms: int) -> dict[str, int]:
+    """The queued warning pushes (below Extreme) of people over the budget join their summaries at once, rather
+    than one claim and one answer each: in a storm most of the queue is theirs. Returns rows per recipient."""
+    with store.transaction() as conn:
+        found = conn.execute(_COALESCE, (json.dumps(summaries), now_ms)).fetchall()
+    counts: dict[str, int] = {}
+    for (recipient,) in found:
+        counts[recipient] = counts.get(recipient, 0) + 1
+    return counts
+
+
 def queue_summaries(store: Store, rows: Sequence[Summary], now_ms: int) -> None:
     """Queue summary rows, each due at its time (publication 0: no publication has it)."""
     with store.transaction() as conn:
@@ -247,4 +278,7 @@ class BudgetedChannel:
             due = [dataclasses.replace(s, due_ms=max(s.due_ms, self.budget.due(s.recipient, done)))
                    for s in judged.summaries]
             await self.astore.run(queue_summaries, self.astore.store, due, done)
+        over = self.budget.over({d.recipient for d in batch if d.id in judged.coalesced})
+        if over:
+            self.budget.hold(await self.astore.run(coalesce_queued, self.astore.store, over, done))
         return [outcomes[d.id] if d.id in outcomes else Outcome.coalesced(judged.coalesced[d.id]) for d in batch]

@@ -145,3 +145,29 @@ def test_pushes_count_from_the_push_services_answer() -> None:
     assert len(judged.send) == 2 and b.due("a", T0) == T0 + WINDOW
     b.completed(judged.send, T0 + 5000)
     assert b.due("a", T0 + 5000) == T0 + 5000 + WINDOW and b.due("nobody", T0) == T0
+
+
+async def test_the_queue_of_a_person_over_budget_joins_the_summary_at_once(astore: AsyncStore) -> None:
+    """One claim that finds a person over the budget takes the rest of their queued warnings (below Extreme) into
+    the summary in one statement, not one claim and answer per row; an Extreme stays queued and goes out."""
+    store = astore.store
+    inner = Inner()
+    channel = budget.BudgetedChannel(inner, astore, budget.PushBudget(WINDOW, 3), clock=lambda: T0)
+    await channel.__aenter__()
+    with store.transaction() as conn:
+        conn.execute("INSERT INTO publications (id, thread, version, identifier, sender, sent, msg_type, status,"
+                     " severity, urgency, push, channels, regions, notices, alert_json, cap_xml, created_ms)"
+                     " VALUES (99, 'w99', 1, 'id99', 's', '2030-01-01T10:00:00+00:00', 'Alert', 'Actual', 'Extreme',"
+                     " 'Immediate', 1, '[]', '[]', '[]', '{}', x'00', 0)")
+    outbox.enqueue(store, [row("a", pub) for pub in range(1, 11)] + [row("a", 99, priority=9)], now_ms=T0)
+    batch = await astore.run(outbox.claim, store, "push", 3, lease_s=60, now_ms=T0)
+    outcomes = await channel.deliver(batch)
+    await astore.run(outbox.complete, store, list(zip(batch, outcomes, strict=True)), now_ms=T0,
+                     policy=RetryPolicy())
+    got = states(store)
+    summary = f"summary:a/{T0 + WINDOW}"
+    assert sorted(k for k, (s, e) in got.items() if s == "coalesced" and e == summary) == \
+        sorted(f"{p}/push/a" for p in range(3, 11))  # the third judged, the other 7 queued taken at once
+    assert got["99/push/a"][0] == "queued" and channel.budget.held(summary, "a") == 8
+    await drain(astore, channel, T0)
+    assert inner.sent == ["1/push/a", "2/push/a", "99/push/a"]
