@@ -211,22 +211,29 @@ def extremes(store: Store, publication_ids: Sequence[int]) -> set[int]:
         (json.dumps(list(publication_ids)),))}
 
 
-_COALESCE = (
-    "UPDATE outbox SET state='coalesced', finished_ms=?2, last_error=m.skey, lease_until_ms=NULL"
-    " FROM (SELECT key AS rcpt, value AS skey FROM json_each(?1)) AS m"
-    " WHERE outbox.channel='push' AND outbox.state='queued' AND outbox.recipient=m.rcpt"
-    " AND outbox.thread NOT LIKE 'test:%' AND outbox.thread NOT LIKE 'summary:%'"
-    " AND NOT EXISTS (SELECT 1 FROM publications p WHERE p.id=outbox.publication_id AND p.severity='Extreme')"
-    " RETURNING outbox.recipient")
+_QUEUED_OF = (
+    # driven from the people (x the day's publications' threads) through outbox_version: never a scan of the queue
+    "WITH m AS MATERIALIZED (SELECT j.key AS rcpt, j.value AS skey, t.thread AS th FROM json_each(?1) j,"
+    " (SELECT DISTINCT thread FROM publications WHERE created_ms > ?2) t)"
+    " SELECT o.id, m.skey, o.recipient FROM m CROSS JOIN outbox o INDEXED BY outbox_version"
+    " WHERE o.thread=m.th AND o.channel='push' AND o.recipient=m.rcpt AND o.state='queued'"
+    " AND NOT EXISTS (SELECT 1 FROM publications p WHERE p.id=o.publication_id AND p.severity='Extreme')")
+_COALESCE = ("UPDATE outbox SET state='coalesced', finished_ms=?2, last_error=r.skey, lease_until_ms=NULL FROM"
+             " (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS skey FROM json_each(?1)) r"
+             " WHERE outbox.id=r.id AND outbox.state='queued'")
+LOOKBACK_MS = 86_400_000
+"""Queued rows of publications of the last day join a summary at once; older ones when they are claimed."""
 
 
 def coalesce_queued(store: Store, summaries: dict[str, str], now_ms: int) -> dict[str, int]:
     """The queued warning pushes (below Extreme) of people over the budget join their summaries at once, rather
     than one claim and one answer each: in a storm most of the queue is theirs. Returns rows per recipient."""
-    with store.transaction() as conn:
-        found = conn.execute(_COALESCE, (json.dumps(summaries), now_ms)).fetchall()
     counts: dict[str, int] = {}
-    for (recipient,) in found:
+    with store.transaction() as conn:
+        found = conn.execute(_QUEUED_OF, (json.dumps(summaries), now_ms - LOOKBACK_MS)).fetchall()
+        if found:
+            conn.execute(_COALESCE, (json.dumps([[i, k] for i, k, _ in found]), now_ms))
+    for _, _, recipient in found:
         counts[recipient] = counts.get(recipient, 0) + 1
     return counts
 

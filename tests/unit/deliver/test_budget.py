@@ -154,11 +154,13 @@ async def test_the_queue_of_a_person_over_budget_joins_the_summary_at_once(astor
     inner = Inner()
     channel = budget.BudgetedChannel(inner, astore, budget.PushBudget(WINDOW, 3), clock=lambda: T0)
     await channel.__aenter__()
-    with store.transaction() as conn:
-        conn.execute("INSERT INTO publications (id, thread, version, identifier, sender, sent, msg_type, status,"
-                     " severity, urgency, push, channels, regions, notices, alert_json, cap_xml, created_ms)"
-                     " VALUES (99, 'w99', 1, 'id99', 's', '2030-01-01T10:00:00+00:00', 'Alert', 'Actual', 'Extreme',"
-                     " 'Immediate', 1, '[]', '[]', '[]', '{}', x'00', 0)")
+    with store.transaction() as conn:  # the day's publications; 99 is Extreme
+        for pub in [*range(1, 11), 99]:
+            conn.execute("INSERT INTO publications (id, thread, version, identifier, sender, sent, msg_type, status,"
+                         " severity, urgency, push, channels, regions, notices, alert_json, cap_xml, created_ms)"
+                         " VALUES (?, ?, 1, ?, 's', '2030-01-01T10:00:00+00:00', 'Alert', 'Actual', ?, 'Immediate',"
+                         " 1, '[]', '[]', '[]', '{}', x'00', ?)",
+                         (pub, f"w{pub}", f"id{pub}", "Extreme" if pub == 99 else "Severe", T0 - 1000))
     outbox.enqueue(store, [row("a", pub) for pub in range(1, 11)] + [row("a", 99, priority=9)], now_ms=T0)
     batch = await astore.run(outbox.claim, store, "push", 3, lease_s=60, now_ms=T0)
     outcomes = await channel.deliver(batch)
