@@ -1,7 +1,7 @@
-"""Priority all the way (issue 17 §1): an Extreme warning queued behind thousands of Minor deliveries, while every
-channel is busy sending, is the first row each channel takes next — push, boards and webhooks, with the workers'
-batch sizes and concurrency of the daemon (hub/deliver/setup.py), the pipeline's priorities and a real SQLite
-outbox."""
+"""Priority all the way (issue 17 §1): an Extreme warning queued behind thousands of Minor and Immediate Severe
+deliveries, while every channel is busy sending, is the first row each channel takes next — push, boards and
+webhooks, with the workers' batch sizes and concurrency of the daemon (hub/deliver/setup.py), the pipeline's
+priorities and a real SQLite outbox."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ class Gated:
 
 
 def rows(channel: str, pub: int, n: int, severity: str, urgency: str) -> list[NewDelivery]:
-    return [NewDelivery(f"{pub}/{channel}/r{i}", pub, f"w{pub}", channel, f"r{i}", f"host{i % 7}",
+    return [NewDelivery(f"{pub}/{channel}/r{i}", pub, f"w{pub}", channel, f"r{pub}-{i}", f"host{i % 7}",
                         priority(severity, urgency), None) for i in range(n)]
 
 
@@ -61,7 +61,8 @@ async def test_extreme_behind_thousands_of_minor_goes_first_in_every_channel(tmp
         box.add_worker(channels[name], batch_size=size, concurrency=loops, idle_s=3600)
     try:
         for name in CHANNELS:
-            await box.enqueue(rows(name, 1, MINOR, "Minor", "Expected"))
+            await box.enqueue(rows(name, 1, MINOR // 2, "Minor", "Expected"))
+            await box.enqueue(rows(name, 3, MINOR // 2, "Severe", "Immediate"))
         await box.start()
         # every claim loop has taken a batch of Minor rows and is sending it: delivery is saturated
         await until(lambda: all(len(channels[n].batches) == loops for n, (_, loops) in CHANNELS.items()))
@@ -75,4 +76,7 @@ async def test_extreme_behind_thousands_of_minor_goes_first_in_every_channel(tmp
     for name, (_, loops) in CHANNELS.items():
         after = channels[name].batches[loops]  # the first batch taken after the Extreme was queued
         assert after[0] == f"2/{name}/r0", (name, after[:3])
-    assert priority("Severe", "Immediate") == 0 and priority("Minor", "Expected") > priority("Severe", "Expected")
+    # severity first, Immediate first within it: a storm of Immediate Severe warnings never holds up an Extreme
+    assert [priority(s, u) for s, u in (("Extreme", "Immediate"), ("Extreme", "Expected"), ("Severe", "Immediate"),
+                                         ("Severe", "Future"), ("Minor", "Immediate"), ("Unknown", "Unknown"))] \
+        == [0, 1, 2, 3, 6, 9]
