@@ -40,8 +40,8 @@ from hub.store.db import AsyncStore, Store
 log = logging.getLogger("warnhub.budget")
 
 SUMMARY = "summary:"
-SUMMARY_PRIORITY = 1
-"""After Extreme/Immediate warnings, before everything else."""
+SUMMARY_PRIORITY = 2
+"""After Extreme warnings, with Immediate Severe ones (hub.publish.pipeline.priority)."""
 SUMMARY_TTL_MS = 3_600_000
 """A summary the push service could not take within an hour after it was due is of no use any more."""
 
@@ -82,6 +82,8 @@ class PushBudget:
         self.window_ms = window_ms
         self.pushes = pushes
         self._people: dict[str, _Person] = {}
+        self._sending: dict[str, int] = {}
+        """Summary key -> rows it stands for, from its judging until the push service answered (its payload)."""
         self._swept_ms = 0
 
     def hold(self, counts: dict[str, int]) -> None:
@@ -97,6 +99,8 @@ class PushBudget:
 
     def held(self, summary_key: str, recipient: str) -> int:
         """Rows coalesced into a summary (for its payload)."""
+        if summary_key in self._sending:
+            return self._sending[summary_key]
         person = self._people.get(recipient)
         return person.held if person is not None and person.summary == summary_key else 0
 
@@ -118,13 +122,15 @@ class PushBudget:
             elif is_summary(d.thread):
                 person.sent.append((now_ms, d.key, False))
                 if person.summary == d.key:
+                    self._sending[d.key] = person.held
                     person.summary, person.held = None, 0
                 send.append(d)
-            elif d.publication_id in extreme or len(person.sent) < (limit := self._limit(person)):
+            elif d.publication_id in extreme or (person.summary is None
+                                                 and len(person.sent) < (limit := self._limit(person))):
                 person.sent.append((now_ms, d.key, d.publication_id in extreme))
                 send.append(d)
             else:
-                if person.summary is None:
+                if person.summary is None:  # a pending summary takes the next free slot: rows join it meanwhile
                     due = person.sent[len(person.sent) - limit][0] + self.window_ms
                     person.summary = f"{SUMMARY}{d.recipient}/{due}"
                     summaries.append(Summary(person.summary, d.recipient, d.host, due))
@@ -136,6 +142,7 @@ class PushBudget:
         """The push service has answered for these rows: their pushes count from now (the receiver has them
         by now; a summary due a window later can never land within one window of them)."""
         for d in rows:
+            self._sending.pop(d.key, None)
             person = self._people.get(d.recipient)
             if person is not None:
                 person.sent = sorted((at_ms if k == d.key else t, k, x) for t, k, x in person.sent)

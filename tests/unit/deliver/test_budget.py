@@ -173,3 +173,19 @@ async def test_the_queue_of_a_person_over_budget_joins_the_summary_at_once(astor
     assert got["99/push/a"][0] == "queued" and channel.budget.held(summary, "a") == 8
     await drain(astore, channel, T0)
     assert inner.sent == ["1/push/a", "2/push/a", "99/push/a"]
+
+
+def test_a_pending_summary_takes_the_slot_the_window_frees() -> None:
+    """When the window lets one more push through, the summary gets it: a warning judged first at that moment joins
+    the summary (else the person would get the warning and the summary within one window: four pushes)."""
+    b = budget.PushBudget(WINDOW, 3)
+    rows = [Delivery(i, f"{i}/push/a", i, f"w{i}", "push", "a", 3, 0, None, "h") for i in range(1, 4)]
+    first = b.judge(rows, T0)
+    summary = first.summaries[0]
+    late = Delivery(4, "4/push/a", 4, "w4", "push", "a", 3, 0, None, "h")
+    due = Delivery(5, summary.key, 0, summary.key, "push", "a", 2, 0, None, "h")
+    at_end = b.judge([late, due], summary.due_ms + 1)
+    assert [d.key for d in at_end.send] == [summary.key] and at_end.coalesced == {4: summary.key}
+    assert b.held(summary.key, "a") == 2  # its payload, built after judging, counts the late one too
+    b.completed(at_end.send, summary.due_ms + 2)
+    assert b.held(summary.key, "a") == 0
