@@ -9,7 +9,7 @@ Events, each with ``t`` (Unix time, seconds) and ``ev``:
   ``msg_type``, ``scope``, ``severity``, ``urgency``, ``source_alert``, ``channels``);
 - ``queue``: rows were queued for ``channels``;
 - ``send``: a channel's outcome for one row (``key``, ``pub``, ``thread``, ``channel``, ``recipient``, ``outcome``:
-  done, retry, gone, failed or expired, and ``reason``).
+  done, retry, gone, failed, expired or coalesced (its reason: the summary's key), and ``reason``).
 
 Receivers outside the hub (a push service, a board) record their own receipts; the checker joins them by the
 idempotency ``key``. Off by default: it writes one line per delivery attempt. Not personal data beyond what the

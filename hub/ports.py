@@ -135,7 +135,7 @@ class SourceFactory(Protocol):
 
 # --- channels ---------------------------------------------------------------------------------------------------
 
-OutcomeKind = Literal["done", "retry", "gone", "failed"]
+OutcomeKind = Literal["done", "retry", "gone", "failed", "coalesced"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +185,11 @@ class Outcome:
     @classmethod
     def failed(cls, reason: str) -> Outcome:
         return cls("failed", reason)
+
+    @classmethod
+    def coalesced(cls, summary_key: str) -> Outcome:
+        """Not sent: over the subscription's push budget, counted in the summary push with this key."""
+        return cls("coalesced", summary_key)
 
 
 class Channel(Protocol):

@@ -255,6 +255,11 @@ class PushSection(_Strict, frozen=True):
     timeout_s: Seconds = 10.0
     max_subscriptions: Annotated[int, msgspec.Meta(ge=1, le=100_000_000)] = 500_000
     """Subscriptions the hub holds at most; beyond it new ones are refused (503), existing ones can still change."""
+    budget_window_min: Annotated[float, msgspec.Meta(gt=0, le=1440)] = 10.0
+    """The push budget's window (hub.deliver.budget): a subscription gets at most ``budget_pushes`` warning pushes
+    within it; what would exceed it is coalesced into one summary push at the window's end."""
+    budget_pushes: Annotated[int, msgspec.Meta(ge=1, le=100)] = 3
+    """Warning pushes per subscription and window; one of them is kept for an Extreme (which always gets through)."""
 
 
 class ConsoleSection(_Strict, frozen=True):

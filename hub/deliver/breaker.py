@@ -84,6 +84,8 @@ class CircuitBreaker:
         circuit = self._hosts.setdefault(host, _Circuit())
         answered = closed = False
         for kind in kinds:
+            if kind == "coalesced":  # held back by the push budget (hub.deliver.budget): the host was not asked
+                continue
             if kind in ("done", "gone"):
                 circuit.failures, answered = 0, True
             else:

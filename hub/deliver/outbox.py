@@ -3,9 +3,11 @@
 A row is one publication version, for one recipient, over one channel, under an idempotency key (enqueued twice,
 stored once). Its life: ``queued`` -> ``inflight`` (claimed by a channel worker, under a lease) -> ``done`` |
 ``gone`` (the endpoint is dead) | ``failed`` | ``expired`` (never deliver a warning past its expiry), or back to
-``queued`` (retry with backoff, a lost lease, a restart). A queued row ends as ``superseded`` when a newer version
-for the same thread, channel and recipient arrives, or ``withdrawn`` when a Cancel withdraws it. A row requeued
-from flight is superseded at that moment if a newer version exists, so v1 never lands after v2 was queued.
+``queued`` (retry with backoff, a lost lease, a restart), or ``coalesced`` (a push over the person's budget,
+counted in the summary push its ``last_error`` names: :mod:`hub.deliver.budget`). A queued row ends as
+``superseded`` when a newer version for the same thread, channel and recipient arrives, or ``withdrawn`` when a
+Cancel withdraws it. A row requeued from flight is superseded at that moment if a newer version exists, so v1
+never lands after v2 was queued.
 
 Delivery is at least once: a row in flight at a crash is sent again after :func:`recover`, with the same key, so the
 receiver can tell. Each channel has its own worker (:mod:`hub.deliver.workers`; a dead channel delays no other)
@@ -49,7 +51,7 @@ def _cols(*names: str) -> str:
 
 
 _json = msgspec.json.encode
-OUTCOME_KINDS = frozenset(("done", "retry", "gone", "failed"))
+OUTCOME_KINDS = frozenset(("done", "retry", "gone", "failed", "coalesced"))
 _IDS = "(SELECT CAST(value AS BIGINT) FROM json_each(?1))"
 _DELIVERY_COLS = "id, key, publication_id, thread, channel, recipient, priority, attempts, not_after_ms, host"
 # Is there a newer version for the same thread, channel and recipient (in any state)?
@@ -297,7 +299,7 @@ def complete(store: Store, results: Sequence[tuple[Delivery, Outcome]], *, now_m
              policy: RetryPolicy) -> CompleteResult:
     """Record the outcomes of claimed rows in one transaction (see :class:`CompleteResult`)."""
     now = stamp_ms(now_ms)
-    counts = {"done": 0, "retry": 0, "gone": 0, "failed": 0, "expired": 0}
+    counts = {"done": 0, "retry": 0, "gone": 0, "failed": 0, "expired": 0, "coalesced": 0}
     gone: dict[str, list[str]] = {}
     rows = []
     gave_up = 0

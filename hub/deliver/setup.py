@@ -24,7 +24,7 @@ import aiohttp
 from hub import registry
 from hub.cap import labels
 from hub.config.load import LoadedConfig
-from hub.deliver import breaker, workers
+from hub.deliver import breaker, budget, workers
 from hub.ports import BoardUpdate, ChannelSetup, Delivery, PushTarget, WebhookBody
 from hub.publish import canary, publications, subscriptions, testpush
 from hub.publish.boardtext import board_text
@@ -84,6 +84,8 @@ class Resolvers:
         self.base_url = loaded.cfg.hub.public_url.rstrip("/")
         self.boards = {b.id: b for b in loaded.cfg.boards}
         self.webhooks = {h.id: h for h in loaded.cfg.webhooks}
+        self.budget: budget.PushBudget | None = None
+        """The push budget (set by :func:`open_outbox`): how many rows a summary push stands for."""
 
     async def push(self, batch: Sequence[Delivery]) -> list[PushTarget | None]:
         return await self._resolve(self._push, batch)
@@ -119,6 +121,10 @@ class Resolvers:
                 continue
             if sub is not None and canary.is_canary(d.thread):  # the control room's canary, not a warning
                 out.append(canary.push_target(d, *sub))
+                continue
+            if sub is not None and budget.is_summary(d.thread):  # what went over the subscription's budget
+                held = self.budget.held(d.key, d.recipient) if self.budget is not None else 0
+                out.append(budget.summary_target(d, max(1, held), *sub, self.base_url))
                 continue
             if sub is None or pub is None:
                 out.append(None)  # the subscription was deleted: nothing to send, the row is gone
@@ -197,9 +203,14 @@ async def open_outbox(stack: contextlib.AsyncExitStack, *, astore: AsyncStore, l
             index.remove_many(recipients)
         log.info("deleted %d subscription(s) whose push endpoint is gone (404/410)", removed)
 
-    setup = ChannelSetup(loaded=loaded, http=http, content=Resolvers(astore, loaded), stack=stack)
+    content = Resolvers(astore, loaded)
+    push_cfg = loaded.cfg.push
+    content.budget = budget.PushBudget(int(push_cfg.budget_window_min * 60_000), push_cfg.budget_pushes)
+    setup = ChannelSetup(loaded=loaded, http=http, content=content, stack=stack)
     for factory in registry.channels().values():
         for channel in await factory(setup):
+            if channel.name == "push":  # at most N pushes per person and window; the rest in one summary
+                channel = budget.BudgetedChannel(channel, astore, content.budget)
             await stack.enter_async_context(channel)
             box.add_worker(channel, batch_size=500 if channel.name == "push" else 50,
                            concurrency=2 if channel.name == "push" else 1, on_gone=on_gone)

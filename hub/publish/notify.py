@@ -33,6 +33,8 @@ UNTRANSLATED = N_("Diese Warnung gibt es nicht in Ihrer Sprache.")
 """Beside a warning's text in another language than the reader's (German, or the subscription's next language)."""
 UNTIL = N_("bis %(time)s")
 FROM_UNTIL = N_("ab %(start)s bis %(end)s")
+SUMMARY = N_("%(n)s neue Warnungen für Ihre Orte")
+"""The summary push of what went over a subscription's push budget (hub.deliver.budget); it opens the start page."""
 
 
 def reader_language(languages: Iterable[str]) -> str:

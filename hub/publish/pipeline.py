@@ -57,10 +57,10 @@ PUSH_PAYLOAD_MAX = 3993
 
 
 def priority(severity: str, urgency: str) -> int:
-    """0 first: Extreme or Immediate; then Severe, Moderate, Minor, Unknown (by rank, hub.cap.labels)."""
-    if severity == "Extreme" or urgency == "Immediate":
-        return 0
-    return labels.rank(Severity.EXTREME) - labels.rank(severity)
+    """The outbox's claim order, 0 first: by severity (Extreme, Severe, Moderate, Minor, Unknown: hub.cap.labels
+    rank), Immediate before the rest within each (0 Extreme Immediate ... 9 Unknown not Immediate). Severity first:
+    in a storm every trigger is Immediate, and the Extreme must not wait behind a million Immediate Severe rows."""
+    return 2 * (labels.rank(Severity.EXTREME) - labels.rank(severity)) + (0 if urgency == "Immediate" else 1)
 
 
 @dataclass(frozen=True, slots=True)

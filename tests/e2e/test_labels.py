@@ -58,6 +58,7 @@ vapid_key = "var/vapid.pem"
 vapid_subject = "mailto:test@warnhub.example"
 timeout_s = 2
 workers = 1
+budget_pushes = 100  # one daemon pushes many warnings to the same subscriptions here (the budget: test_budget.py)
 
 [[boards]]
 id = "tafel-kreishaus"

@@ -61,7 +61,7 @@ HISTORY = "history.jsonl"
 
 
 def make_home(folder: Path, port: int, n_subs: list[dict[str, Any]], workers: int, *, history: bool = False,
-              store_url: str | None = None) -> Path:
+              store_url: str | None = None, push: str = "", extra: str = "") -> Path:
     from hub.publish import subscriptions
     from hub.store.db import Store
 
@@ -78,7 +78,8 @@ vapid_subject = "mailto:bench@warnhub.example"
 workers = {workers}
 concurrency = 128
 timeout_s = 30
-""" + (f'\n[debug]\nhistory = "{HISTORY}"\n' if history else ""), store_url=store_url)
+{push}
+""" + (f'\n[debug]\nhistory = "{HISTORY}"\n' if history else "") + extra, store_url=store_url)
     store = Store(store_url or home / "hub.db")
     try:
         for sub, (lat, lon) in zip(n_subs, points_in_district(len(n_subs)), strict=True):
@@ -113,16 +114,19 @@ class Rig:
 
 
 @contextlib.contextmanager
-def rig(n: int, workers: int, prefix: str, *, history: bool = False, store_url: str | None = None) -> Iterator[Rig]:
+def rig(n: int, workers: int, prefix: str, *, history: bool = False, store_url: str | None = None, push: str = "",
+        extra: str = "") -> Iterator[Rig]:
     """Receiver, home and hub for a fan-out of ``n``; on leaving, the hub is closed, the receiver ended and the
     folder removed (kept, and named on stderr, with ``WARNHUB_BENCH_KEEP=1``). ``store_url``: the hub's store in
-    that PostgreSQL database (else the SQLite file hub.db in its home)."""
+    that PostgreSQL database (else the SQLite file hub.db in its home). ``push``: more lines of ``[push]``;
+    ``extra``: more config after it (sections of its own)."""
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     rx, rx_port, subs = start_receiver(folder, n)
     hub: HubProcess | None = None
     try:
         port = free_port()
-        config = make_home(folder, port, subs, workers, history=history, store_url=store_url)
+        config = make_home(folder, port, subs, workers, history=history, store_url=store_url, push=push,
+                           extra=extra)
         hub = HubProcess(config, port, folder / "hub.log")
         yield Rig(folder, rx, rx_port, subs, config, hub)
     finally:

@@ -32,7 +32,7 @@ from tests.kits import storekit
 
 CANARY = "canary:"
 """Thread prefix of the canaries' outbox rows (hub/publish/canary.py): status Test, no publication."""
-TERMINAL = frozenset({"done", "gone", "expired", "superseded", "withdrawn", "failed"})
+TERMINAL = frozenset({"done", "gone", "expired", "superseded", "withdrawn", "failed", "coalesced"})
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,7 @@ def _rows_end(verdict: Verdict, pubs: dict[int, tuple[str, int, str]], rows: lis
               receipts: Sequence[Receipt] | None) -> None:
     got = None if receipts is None else {r.key for r in receipts}
     states: dict[str, int] = defaultdict(int)
+    states_by_key = {key: state for key, _pub, _channel, _recipient, state, _error, _thread in rows}
     for key, pub, channel, recipient, state, error, thread in rows:
         states[state] += 1
         if pubs.get(pub, ("", 0, "Actual"))[2] != "Actual" or thread.startswith(CANARY):
@@ -133,6 +134,10 @@ def _rows_end(verdict: Verdict, pubs: dict[int, tuple[str, int, str]], rows: lis
             verdict.violations["I1"].append(f"{key}: failed without a reason")
         elif state == "done" and channel == "push" and got is not None and key not in got:
             verdict.violations["I1"].append(f"{key}: done at the hub, never received by {recipient}")
+        elif state == "coalesced" and (states_by_key.get(error) != "done" or (got is not None and error not in got)):
+            verdict.violations["I1"].append(f"{key}: coalesced into {error!r}, which is "
+                                            f"{states_by_key.get(error, 'missing')}"
+                                            + ("" if got is None or error in got else ", never received"))
     verdict.figures["row_states"] = dict(states)
 
 

@@ -88,3 +88,17 @@ def test_a_canary_anywhere_but_a_canary_endpoint_breaks_i3(tmp_path: Path) -> No
                                         "canary:a/push/citizen: canary (Test) received by rx-citizen"]
     assert verdict.holds("I1", "I2", "I4")
     assert check(history, db, receipts[:1], p99_limit_s=None, canary={"room", "ls", "citizen"}).holds()
+
+
+def test_a_coalesced_row_is_reached_only_when_its_summary_was_delivered(tmp_path: Path) -> None:
+    rows = [("1/a", 1, "a", "coalesced", "summary:a/9"), ("summary:a/9", 0, "a", "done", ""),
+            ("1/b", 1, "b", "coalesced", "summary:b/9"), ("summary:b/9", 0, "b", "queued", ""),
+            ("1/c", 1, "c", "coalesced", "summary:c/9"), ("summary:c/9", 0, "c", "done", "")]
+    history, db = _home(tmp_path, rows, [(1, 1, "Actual")], GOOD[:2])
+    receipts = [Receipt("rx-a", "summary:a/9", "summary:a/9", 0, "Actual", 2.0)]
+    v = check(history, db, receipts, p99_limit_s=None).violations
+    assert sorted(v["I1"]) == ["1/b: coalesced into 'summary:b/9', which is queued, never received",
+                               "1/c: coalesced into 'summary:c/9', which is done, never received",
+                               "summary:b/9: still queued at the end",
+                               "summary:c/9: done at the hub, never received by c"]
+    assert not any(x.startswith("1/a") for x in v["I1"])

@@ -96,6 +96,11 @@ async function showPush(data) {
   }
   if (msg.test === true) return showTest(msg);
   if (msg.canary === true) return showCanary(msg);
+  if (msg.summary === true) {  // what went over the push budget: one notification that opens the list
+    return self.registration.showNotification(String(msg.title || ''), {
+      tag: 'warnhub-summary', data: { url: safeUrl(msg.url) }, lang: msg.lang || 'de',
+    });
+  }
   const tag = msg.thread ? String(msg.thread) : undefined;
   const shown = tag ? await self.registration.getNotifications({ tag }) : [];
   const newer = shown.find((n) => n.data && Number(n.data.version) > Number(msg.version));

@@ -1,0 +1,178 @@
+"""Storm benchmark: a Warntag replay (issue 17 §1) through the whole hub to the local push receiver.
+
+    python bench/storm.py --subscribers 50000 --json
+
+52 triggers within 60 s (tests/kits/stormkit.py): DWD and MoWaS warnings over overlapping areas of the district,
+KATWARN and BIWAPP (web only by the district's rules), copies of DWD warnings through a second source (the NINA
+replay directory), significant Updates, Cancels, and one Extreme for the whole district that arrives last — into the
+real daemon (``warnhub run``, SQLite store, the repository's rules, ``[debug] history``), with N subscriptions
+spread over the district at the local Web Push service in its own process (tests/kits/fanoutkit.py). The push
+budget is the hub's default (3 per window) with the window given (``--window-min``, default 2 so that the run
+also sees the summaries go out); the run ends when no row is queued or in flight.
+
+Prints one JSON object: {"subscribers", "triggers", "pushes", "max_pushes_per_subscriber", "extreme_first_push_s",
+"extreme_all_delivered_s", "lost", "duplicates"} and "verdict" (the invariant checker, I1-I4; I5 as a figure),
+"encrypt_only_per_s" (the baseline in the same run: bare Web Push encryption, as bench/fanout.py), the ingest ->
+publish latency while idle and during the storm, the rows by state, the load average, and more figures.
+
+- ``pushes``: pushes received, summaries included; ``max_pushes_per_subscriber``: the most one subscriber received
+  within any span of one budget window (``max_warning_pushes_per_subscriber``: warnings alone, over the run);
+- ``extreme_first_push_s``: from the Extreme's ``ingest`` to its first push accepted by the push service;
+  ``extreme_all_delivered_s``: to the last subscriber in its area having it (receiver clock, same machine);
+- ``lost``: push rows done at the hub but never received, plus rows not in a terminal state at the end;
+  ``duplicates``: pushes received twice (same subscriber, thread, version).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.fanout import encrypt_only_per_s  # noqa: E402
+from tests.kits.fanoutkit import HISTORY, rig, rx_get  # noqa: E402
+from tests.kits.hubproc import drop  # noqa: E402
+from tests.kits.invariants import Receipt, check, read_history, receipts_of  # noqa: E402
+from tests.kits.stormkit import NINA_SOURCE, Trigger, cap, replay  # noqa: E402
+
+
+def open_rows(home: Path) -> int:
+    with sqlite3.connect(f"{(home / 'hub.db').as_uri()}?mode=ro", uri=True) as db:
+        return int(db.execute("SELECT count(*) FROM outbox WHERE state IN ('queued', 'inflight')").fetchone()[0])
+
+
+def _latencies(events: list[dict[str, Any]], alerts: set[int] | None = None) -> list[float]:
+    """ingest -> publish (seconds) per published alert (of ``alerts`` when given)."""
+    ingest = {e["alert"]: e["t"] for e in events if e["ev"] == "ingest"}
+    return sorted(e["t"] - ingest[e["source_alert"]] for e in events if e["ev"] == "publish"
+                  and e["source_alert"] in ingest and (alerts is None or e["source_alert"] in alerts))
+
+
+def _quantiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"n": 0, "p50_s": None, "max_s": None}
+    return {"n": len(values), "p50_s": round(values[len(values) // 2], 3), "max_s": round(values[-1], 3)}
+
+
+def _max_in_window(receipts: list[Receipt], window_s: float) -> int:
+    by_sub: dict[str, list[float]] = collections.defaultdict(list)
+    for r in receipts:
+        by_sub[r.recipient].append(r.at)
+    best = 0
+    for times in by_sub.values():
+        times.sort()
+        lo = 0
+        for hi, t in enumerate(times):
+            while t - times[lo] >= window_s:
+                lo += 1
+            best = max(best, hi - lo + 1)
+    return best
+
+
+def _idle_probe(home: Path) -> None:
+    """A web-only warning (KATWARN) while nothing is delivered: the idle ingest -> publish latency."""
+    from datetime import UTC, datetime
+    drop(home / "inbox", "idle.xml", cap("katwarn.idle", "warnung@katwarn.de", datetime.now(UTC).replace(
+        microsecond=0), event="Gefahreninformation", area="centre"), settled=True)
+    deadline = time.monotonic() + 60
+    while not any(e["ev"] == "publish" for e in read_history(home / HISTORY)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _send(home: Path, triggers: list[Trigger], spread_s: float) -> None:
+    started = time.monotonic()
+    for i, t in enumerate(triggers):
+        due = started + spread_s * i / max(1, len(triggers) - 1)
+        time.sleep(max(0.0, due - time.monotonic()))
+        drop(home / ("inbox" if t.source == "inbox" else "nina-inbox"), t.name, t.data, settled=True)
+
+
+def _extreme_times(events: list[dict[str, Any]], receipts: list[Receipt]) -> tuple[float | None, float | None, str]:
+    pub = next((e for e in events if e["ev"] == "publish" and e["severity"] == "Extreme"), None)
+    if pub is None:
+        return None, None, ""
+    accepted = next(e["t"] for e in events if e["ev"] == "ingest" and e["alert"] == pub["source_alert"])
+    sends = [e["t"] for e in events if e["ev"] == "send" and e["pub"] == pub["pub"] and e["outcome"] == "done"]
+    got = [r.at for r in receipts if r.thread == pub["thread"]]
+    return (round(min(sends) - accepted, 3) if sends else None, round(max(got) - accepted, 3) if got else None,
+            pub["thread"])
+
+
+def run(n: int, workers: int, window_min: float, spread_s: float, timeout: float) -> dict[str, Any]:
+    triggers = replay()
+    with rig(n, workers, "warnhub-storm-", history=True, extra=NINA_SOURCE,
+             push=f"budget_window_min = {window_min}\nbudget_pushes = 3") as r:
+        home = r.config.parent
+        (home / "nina-inbox").mkdir()
+        r.hub.start()
+        r.hub.wait_healthy(timeout=300)
+        _idle_probe(home)
+        idle_alerts = {e["alert"] for e in read_history(home / HISTORY) if e["ev"] == "ingest"}
+        load_before = os.getloadavg()
+        started = time.monotonic()
+        _send(home, triggers, spread_s)
+        while time.monotonic() - started < timeout and open_rows(home):
+            time.sleep(0.5)
+        seconds = time.monotonic() - started
+        load_after = os.getloadavg()
+        r.hub.stop()
+        receipts = receipts_of(rx_get(r.rx_port, "/receipts")["receipts"])
+        verdict = check(home / HISTORY, home / "hub.db", receipts, p99_limit_s=None)
+        events = read_history(home / HISTORY)
+        stats = rx_get(r.rx_port, "/stats")
+        sample = rx_get(r.rx_port, "/sample")
+        left = open_rows(home)
+        with sqlite3.connect(home / "hub.db") as db:
+            in_area = int(db.execute("SELECT count(*) FROM outbox o JOIN publications p ON p.id = o.publication_id"
+                                     " WHERE p.severity='Extreme' AND o.channel='push'").fetchone()[0])
+    payload = json.dumps(sample["payload"], ensure_ascii=False, separators=(",", ":")).encode() \
+        if sample.get("payload") else b"x" * 600
+    base = encrypt_only_per_s(r.subs, payload, os.cpu_count() or 1)
+    first, everyone, extreme_thread = _extreme_times(events, receipts)
+    warnings = collections.Counter(x.recipient for x in receipts if not x.thread.startswith("summary:"))
+    never = [v for v in verdict.violations["I1"] if "never received" in v]
+    storm_alerts = {e["alert"] for e in events if e["ev"] == "ingest"} - idle_alerts
+    return {"subscribers": n, "triggers": len(triggers), "pushes": len(receipts),
+            "max_pushes_per_subscriber": _max_in_window(receipts, window_min * 60),
+            "extreme_first_push_s": first, "extreme_all_delivered_s": everyone,
+            "lost": len(never) + left, "duplicates": verdict.figures.get("duplicates"),
+            "verdict": {k: v[:3] for k, v in verdict.violations.items()} | {"holds": verdict.holds("I1", "I2", "I3",
+                                                                                                      "I4")},
+            "max_warning_pushes_per_subscriber": max(warnings.values(), default=0),
+            "summaries": sum(1 for x in receipts if x.thread.startswith("summary:")),
+            "extreme_received": sum(1 for x in receipts if x.thread == extreme_thread), "extreme_in_area": in_area,
+            "ingest_to_publish_idle": _quantiles(_latencies(events, idle_alerts)),
+            "ingest_to_publish_storm": _quantiles(_latencies(events, storm_alerts)),
+            "row_states": verdict.figures.get("row_states"), "seconds": round(seconds, 1),
+            "window_min": window_min, "encrypt_only_per_s": round(base, 1), "receiver_errors": stats.get("errors"),
+            "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in load_after]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--subscribers", type=int, default=50000)
+    parser.add_argument("--workers", type=int, default=0, help="the hub's encryption processes (0: one per CPU)")
+    parser.add_argument("--window-min", type=float, default=2.0, help="the push budget's window")
+    parser.add_argument("--spread-s", type=float, default=60.0, help="the triggers arrive within this time")
+    parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    result = run(args.subscribers, args.workers, args.window_min, args.spread_s, args.timeout)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:34} {v}")
+
+
+if __name__ == "__main__":
+    main()
