@@ -53,7 +53,7 @@ from hub.intake.service import IntakeService
 from hub.metrics import Metrics
 from hub.ports import Source, SourceContext
 from hub.publish.canary_watch import CanaryWatch, listen
-from hub.publish.index import SubscriptionIndex
+from hub.publish.index import SubscriptionIndex, load_index
 from hub.publish.pipeline import Pipeline
 from hub.publish.publications import Published
 from hub.services import ConfigRef, Services
@@ -76,6 +76,9 @@ SESSION_PURGE_S = 300.0
 """How often ended console sessions and old login failures are deleted."""
 RETENTION_FIRST_S = 60.0
 """The first retention run, this long after start (not in the way of a restart's backlog)."""
+INDEX_RELOAD_S = 30.0
+"""Many nodes: how often a decide node reads the push subscriptions into its targeting index again (a subscription
+made on a web node is targeted by the other nodes within this)."""
 JOBS_LOCK_S = 5.0
 """Many nodes: how often a node without the shared jobs' lock tries to take it (a dead holder's successor starts
 them within this)."""
@@ -324,6 +327,9 @@ async def _warm(services: Services, router: Router, geo: Geography, roles: froze
             log.info("sensor rules primed with %d recent reading(s)", primed)
     await services.intake.warm()
     assert services.index is not None
+    if "web" not in roles:  # the web's subscription API fills the index on its node; here the store does
+        count = await services.store.read(load_index, services.store.store, services.index)
+        log.info("subscriptions loaded into the targeting index: %d", count)
     await asyncio.to_thread(services.index.warm)
     await asyncio.to_thread(geo.local_units, services.loaded.cfg.hub.district_ars)
 
@@ -341,6 +347,8 @@ def _start_roles(group: asyncio.TaskGroup, services: Services, http: aiohttp.Cli
         tasks.start(group, "cluster:bridge", bridge.run)
         tasks.start(group, "cluster:jobs", functools.partial(Holder(url, "jobs", interval_s=JOBS_LOCK_S).run,
                                                               functools.partial(_shared, services, pipeline)))
+    if url is not None and "decide" in roles:
+        tasks.start(group, "cluster:index", functools.partial(_reload_index, services))
     if "decide" in roles:
         tasks.start(group, "router", router.run)
         tasks.start(group, "pipeline", pipeline.run)
@@ -350,6 +358,15 @@ def _start_roles(group: asyncio.TaskGroup, services: Services, http: aiohttp.Cli
             tasks.start(group, f"outbox:{name}", worker.run)
     if "ingest" in roles:
         start_sources(group, services, http, router)
+
+
+async def _reload_index(services: Services) -> None:
+    """Many nodes: subscriptions are made and ended through the web nodes' API, so a decide node reads its
+    targeting index from the store again every :data:`INDEX_RELOAD_S`."""
+    assert services.index is not None
+    while True:
+        await asyncio.sleep(INDEX_RELOAD_S)
+        await services.store.read(load_index, services.store.store, services.index)
 
 
 async def _shared(services: Services, pipeline: Pipeline) -> None:
