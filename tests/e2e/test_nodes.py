@@ -96,6 +96,8 @@ class SseClient:
         self.sock.sendall(f"GET /api/v1/stream?ars={DISTRICT} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                           "Accept: text/event-stream\r\n\r\n".encode())
         self.events: list[tuple[str, Any]] = []
+        self.at: list[float] = []
+        """When each event arrived (wall clock, as the hub stamps ``created_ms``)."""
         self.opened = threading.Event()
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
@@ -108,6 +110,7 @@ class SseClient:
                 self.opened.set()
                 for event, data in re.findall(rb"event: (\S+)\ndata: (.*)\n\n", buf):
                     self.events.append((event.decode(), json.loads(data)))
+                    self.at.append(time.time())
                 buf = buf[buf.rfind(b"\n\n") + 2:] if b"\n\n" in buf else buf
         except OSError:
             return
@@ -137,10 +140,13 @@ def test_three_nodes_push_once_stream_on_the_web_node_and_survive_a_killed_deliv
             time.sleep(0.01)
         doomed.kill()  # SIGKILL in the middle of the fan-out
         inflight = {k for (k,) in _store_rows(nodes.url, "SELECT key FROM outbox WHERE state='inflight'")}
-        published = _store_rows(nodes.url, "SELECT thread, version FROM publications")
+        published = _store_rows(nodes.url, "SELECT thread, version, created_ms FROM publications")
         assert len(published) == 1
-        wait_for(lambda: ("publication", published[0][0]) in {(e, d.get("thread")) for e, d in client.events},
-                 timeout=10, what="the web node's SSE client to see the publication made on another node")
+        thread, _, created_ms = published[0]
+        seen = wait_for(lambda: next((at for (e, d), at in zip(client.events, client.at, strict=False)
+                                      if e == "publication" and d.get("thread") == thread), None),
+                        timeout=10, what="the web node's SSE client to see the publication made on another node")
+        assert seen - created_ms / 1000 <= 1.0, seen - created_ms / 1000  # within a second of being written
         # the killed node's leases run out (60 s) and the other delivery node sends its rows
         wait_for(lambda: not _store_rows(nodes.url, "SELECT 1 FROM outbox WHERE state IN ('queued', 'inflight')"),
                  timeout=300, interval=0.5, what="every outbox row finished")
