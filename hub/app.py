@@ -23,17 +23,20 @@ import logging
 import signal
 import sqlite3
 import sys
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from hub import cluster, registry, retention
 from hub import log as log_mod
-from hub import registry, retention
 from hub.access import auth
 from hub.cap.sign import TrustStore
 from hub.cap.validate import Validator
+from hub.cluster import Bridge, Holder
 from hub.config import load as config_mod
 from hub.config.load import LoadedConfig
 from hub.config.sections import MqttSourceConfig
@@ -50,7 +53,7 @@ from hub.intake.service import IntakeService
 from hub.metrics import Metrics
 from hub.ports import Source, SourceContext
 from hub.publish.canary_watch import CanaryWatch, listen
-from hub.publish.index import SubscriptionIndex
+from hub.publish.index import SubscriptionIndex, load_index
 from hub.publish.pipeline import Pipeline
 from hub.publish.publications import Published
 from hub.services import ConfigRef, Services
@@ -73,6 +76,12 @@ SESSION_PURGE_S = 300.0
 """How often ended console sessions and old login failures are deleted."""
 RETENTION_FIRST_S = 60.0
 """The first retention run, this long after start (not in the way of a restart's backlog)."""
+INDEX_RELOAD_S = 30.0
+"""Many nodes: how often a decide node reads the push subscriptions into its targeting index again (a subscription
+made on a web node is targeted by the other nodes within this)."""
+JOBS_LOCK_S = 5.0
+"""Many nodes: how often a node without the shared jobs' lock tries to take it (a dead holder's successor starts
+them within this)."""
 
 
 def open_store(loaded: LoadedConfig, *, read_only: bool = False) -> Store:
@@ -214,15 +223,25 @@ def reload(services: Services, file: Path) -> None:
     services.store.store.audit(getpass.getuser(), "config.reload", str(file), {"needs_restart": fixed})
 
 
-def schedule(services: Services, router: Router, pipeline: Pipeline) -> AsyncIOScheduler:
-    """The wall-clock jobs (started by the caller)."""
-    loaded, store = services.loaded, services.store
+def schedule(services: Services, router: Router, pipeline: Pipeline, *, node: bool = True,
+             shared: bool = True) -> AsyncIOScheduler:
+    """The wall-clock jobs (started by the caller): ``node``, those of this node's rules router (the rules files,
+    the sensor tick); ``shared``, those over the store that one node at a time runs (the expiry sweep, boards'
+    expiry, session purge, retention; :mod:`hub.cluster`)."""
     scheduler = AsyncIOScheduler(timezone="UTC")
     every = {"max_instances": 1, "coalesce": True}
+    if node:
+        scheduler.add_job(router.poll_files, "interval", seconds=RULES_POLL_S, id="rules-files", **every)
+        scheduler.add_job(router.tick, "interval", seconds=SENSOR_TICK_S, id="sensor-tick", **every)
+    if shared:
+        _shared_jobs(scheduler, services, pipeline, every)
+    return scheduler
+
+
+def _shared_jobs(scheduler: AsyncIOScheduler, services: Services, pipeline: Pipeline, every: dict[str, Any]) -> None:
+    loaded, store = services.loaded, services.store
     scheduler.add_job(sweep, "interval", args=(services,), seconds=loaded.cfg.store.sweep_interval_s,
                       id="expiry-sweep", **every)
-    scheduler.add_job(router.poll_files, "interval", seconds=RULES_POLL_S, id="rules-files", **every)
-    scheduler.add_job(router.tick, "interval", seconds=SENSOR_TICK_S, id="sensor-tick", **every)
     scheduler.add_job(pipeline.expire_boards, "interval", seconds=BOARD_EXPIRY_S, id="board-expiry", **every)
     console_cfg = loaded.cfg.console
     scheduler.add_job(retention.purge_sessions, "interval", args=(store,), kwargs={
@@ -232,7 +251,6 @@ def schedule(services: Services, router: Router, pipeline: Pipeline) -> AsyncIOS
     first = datetime.now(UTC) + timedelta(seconds=min(RETENTION_FIRST_S, loaded.cfg.retention.interval_h * 3600))
     scheduler.add_job(retain, "interval", args=(services,), hours=loaded.cfg.retention.interval_h, id="retention",
                       next_run_time=first, **every)
-    return scheduler
 
 
 def start_sources(group: asyncio.TaskGroup, services: Services, http: aiohttp.ClientSession,
@@ -252,14 +270,20 @@ def start_sources(group: asyncio.TaskGroup, services: Services, http: aiohttp.Cl
             health.down(name, f"crashed: {err!r}")
             log.warning("source crashed; restarting in %ss", delay, extra={"source": name})
 
-        services.tasks.start(group, f"source:{source.name}", functools.partial(source.run, ctx), on_crash=crashed)
+        poll: Callable[[], Awaitable[None]] = functools.partial(source.run, ctx)
+        url = services.store.store.url
+        if url is not None:  # many nodes: the one holding the source's lock polls it (hub.cluster)
+            holder = Holder(url, f"source.{source.name}", interval_s=float(getattr(settings, "interval_s", 5.0)))
+            poll = functools.partial(holder.run, poll)
+        services.tasks.start(group, f"source:{source.name}", poll, on_crash=crashed)
     return len(sources)
 
 
 async def _serve(stack: contextlib.AsyncExitStack, loaded: LoadedConfig, store: AsyncStore, geo: Geography,
-                 live: LiveRules, stop: asyncio.Event, ready: asyncio.Event | None) -> None:
+                 live: LiveRules, stop: asyncio.Event, ready: asyncio.Event | None, roles: frozenset[str]) -> None:
     actor = getpass.getuser()
-    await store.run(store.store.audit, actor, "hub.start", str(loaded.file), {"db": str(store.store.path)})
+    await store.run(store.store.audit, actor, "hub.start", str(loaded.file),
+                    {"db": str(store.store.path), "roles": sorted(roles)})
     http = await stack.enter_async_context(aiohttp.ClientSession())
     services = await compose(stack, loaded, store, geo=geo, live=live, http=http)
     router, pipeline = services.router, services.pipeline
@@ -271,40 +295,93 @@ async def _serve(stack: contextlib.AsyncExitStack, loaded: LoadedConfig, store: 
         loop.create_task(router.reload())
 
     loop.add_signal_handler(signal.SIGHUP, sighup)
-    await stack.enter_async_context(WebServer(services, loaded.cfg.web.host, loaded.cfg.web.port))
-    scheduler = schedule(services, router, pipeline)
+    await stack.enter_async_context(WebServer(services, loaded.cfg.web.host, loaded.cfg.web.port,
+                                              health_only="web" not in roles))
+    many = store.store.url is not None  # PostgreSQL: other nodes may share the store (hub.cluster)
+    scheduler = schedule(services, router, pipeline, node="decide" in roles, shared=not many)
     scheduler.start()
     stack.callback(scheduler.shutdown, wait=False)
     await sweep(services)
-    primed = await router.prime()
-    if primed:
-        log.info("sensor rules primed with %d recent reading(s)", primed)
-    await services.intake.warm()  # the first warning after start must not wait for workers to start
-    assert services.index is not None
-    await asyncio.to_thread(services.index.warm)
-    # the district's and its neighbours' Gemeinde boundaries: read now, not when the first warning arrives
-    await asyncio.to_thread(geo.local_units, loaded.cfg.hub.district_ars)
-    tasks = services.tasks
+    await _warm(services, router, geo, roles)
     async with asyncio.TaskGroup() as group:
-        tasks.start(group, "router", router.run)
-        tasks.start(group, "pipeline", pipeline.run)
-        assert services.outbox is not None
-        for name, worker in services.outbox.workers.items():
-            tasks.start(group, f"outbox:{name}", worker.run)
-        count = start_sources(group, services, http, router)
-        start_canaries(group, services)
-        log.info("warnhub running: %s (%s), %d source(s)", loaded.cfg.hub.name, loaded.cfg.hub.district_ars, count)
-        tasks.started = True
+        _start_roles(group, services, http, roles)
+        log.info("warnhub running: %s (%s), roles %s", loaded.cfg.hub.name, loaded.cfg.hub.district_ars,
+                 ",".join(sorted(roles)))
+        services.tasks.started = True
         if ready is not None:
             ready.set()
         await stop.wait()
         log.info("stopping")
+        assert services.outbox is not None
         await services.outbox.stop()  # batches in hand finish (up to 10 s) before the tasks are cancelled
-        tasks.cancel()
+        services.tasks.cancel()
     await store.run(store.store.audit, actor, "hub.stop", str(loaded.file))
 
 
-async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> None:
+async def _warm(services: Services, router: Router, geo: Geography, roles: frozenset[str]) -> None:
+    """What the first warning after start must not wait for: the sensor rules primed, intake's workers, the
+    subscription index, the district's and its neighbours' Gemeinde boundaries."""
+    if "decide" in roles:
+        primed = await router.prime()
+        if primed:
+            log.info("sensor rules primed with %d recent reading(s)", primed)
+    await services.intake.warm()
+    assert services.index is not None
+    if "web" not in roles:  # the web's subscription API fills the index on its node; here the store does
+        count = await services.store.read(load_index, services.store.store, services.index)
+        log.info("subscriptions loaded into the targeting index: %d", count)
+    await asyncio.to_thread(services.index.warm)
+    await asyncio.to_thread(geo.local_units, services.loaded.cfg.hub.district_ars)
+
+
+def _start_roles(group: asyncio.TaskGroup, services: Services, http: aiohttp.ClientSession,
+                 roles: frozenset[str]) -> None:
+    """The supervised tasks of this node's roles; on PostgreSQL also the wake-ups across nodes and the shared
+    jobs, which the node holding their lock runs (hub.cluster)."""
+    tasks, router, pipeline, box = services.tasks, services.router, services.pipeline, services.outbox
+    assert router is not None and pipeline is not None and box is not None
+    url = services.store.store.url
+    if url is not None:
+        bridge = Bridge(url, services.events, services.store)
+        bridge.attach()
+        tasks.start(group, "cluster:bridge", bridge.run)
+        tasks.start(group, "cluster:jobs", functools.partial(Holder(url, "jobs", interval_s=JOBS_LOCK_S).run,
+                                                              functools.partial(_shared, services, pipeline)))
+    if url is not None and "decide" in roles:
+        tasks.start(group, "cluster:index", functools.partial(_reload_index, services))
+    if "decide" in roles:
+        tasks.start(group, "router", router.run)
+        tasks.start(group, "pipeline", pipeline.run)
+        start_canaries(group, services)
+    if "deliver" in roles:
+        for name, worker in box.workers.items():
+            tasks.start(group, f"outbox:{name}", worker.run)
+    if "ingest" in roles:
+        start_sources(group, services, http, router)
+
+
+async def _reload_index(services: Services) -> None:
+    """Many nodes: subscriptions are made and ended through the web nodes' API, so a decide node reads its
+    targeting index from the store again every :data:`INDEX_RELOAD_S`."""
+    assert services.index is not None
+    while True:
+        await asyncio.sleep(INDEX_RELOAD_S)
+        await services.store.read(load_index, services.store.store, services.index)
+
+
+async def _shared(services: Services, pipeline: Pipeline) -> None:
+    """The shared jobs while this node holds their lock: a scheduler of them, shut down when the lock is lost."""
+    assert services.router is not None
+    scheduler = schedule(services, services.router, pipeline, node=False, shared=True)
+    scheduler.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None,
+              roles: frozenset[str] = cluster.ALL) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     fdlimit.setup(loaded.cfg.web.fd_reserve)  # raise the open-file limit, keep descriptors for intake and the store
@@ -317,18 +394,23 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None) -> No
     try:
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(store.close)
-            await _serve(stack, loaded, store, geo, live, stop, ready)
+            await _serve(stack, loaded, store, geo, live, stop, ready, roles)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
     log.info("stopped")
 
 
-def main(loaded: LoadedConfig) -> int:
+def main(loaded: LoadedConfig, roles: Sequence[str] | None = None) -> int:
+    try:
+        chosen = cluster.roles_of(roles, store_url=loaded.cfg.store.url or None)
+    except ConfigError as err:
+        print(f"warnhub: {err}", file=sys.stderr)
+        return 2
     log_mod.setup(loaded.cfg.hub.log_level)
     full: list[BaseException] = []
     try:
-        asyncio.run(run(loaded))
+        asyncio.run(run(loaded, roles=chosen))
     except* StoreFull as group:  # one line, not a traceback: the operator has to free space, nothing else is wrong
         full += group.exceptions
     if full:

@@ -18,12 +18,17 @@ must be quick (set a :class:`Wakeup`) and one that raises is logged and does not
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 log = logging.getLogger("warnhub.events")
+
+RELAYED: contextvars.ContextVar[bool] = contextvars.ContextVar("warnhub_relayed", default=False)
+"""True while an event another node published is handed to this node's handlers (:mod:`hub.cluster`): a handler
+that records what this node did (the history log) passes over it."""
 
 E = TypeVar("E")
 

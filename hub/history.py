@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hub.events import AlertStored, Bus, Decided, Queued
+from hub.events import RELAYED, AlertStored, Bus, Decided, Queued
 from hub.ports import Delivery, Outcome
 from hub.publish.publications import Published
 
@@ -45,6 +45,8 @@ class History:
             self._fd = -1
 
     def record(self, ev: str, **fields: Any) -> None:
+        if RELAYED.get():  # another node's event, relayed here: that node's history has it
+            return
         self._write([{"t": self.clock(), "ev": ev, **fields}])
 
     def _write(self, events: Sequence[dict[str, Any]]) -> None:

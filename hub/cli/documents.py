@@ -174,7 +174,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     loaded = load_config(args, required=True)
     assert loaded is not None
 
-    return main(loaded)
+    return main(loaded, getattr(args, "role", None))
 
 
 def cmd_area(args: argparse.Namespace) -> int:

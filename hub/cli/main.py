@@ -94,7 +94,12 @@ def _document_commands(sub: Subparsers, common: argparse.ArgumentParser) -> None
     ar.set_defaults(fn=cmd_area)
 
     sub.add_parser("check", parents=[common], help="validate the config as run would").set_defaults(fn=cmd_check)
-    sub.add_parser("run", parents=[common], help="run the hub").set_defaults(fn=cmd_run)
+    rn = sub.add_parser("run", parents=[common], help="run the hub")
+    rn.add_argument("--role", action="append", choices=("all", "ingest", "decide", "deliver", "web"),
+                    help="what this node does (repeatable; default all): ingest = sources and intake, decide = "
+                         "rules and publishing, deliver = outbox workers, web = HTTP server; roles other than all "
+                         "need PostgreSQL ([store] url). A node without web answers /healthz only")
+    rn.set_defaults(fn=cmd_run)
 
 def _rules_commands(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     """rules check, rules replay."""

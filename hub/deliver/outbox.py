@@ -33,6 +33,7 @@ from typing import Any
 import msgspec
 
 from hub.ports import Delivery, Outcome
+from hub.store import dialect
 from hub.store.db import Store
 
 log = logging.getLogger("warnhub.outbox")
@@ -196,15 +197,19 @@ def withdraw_in(conn: sqlite3.Connection, thread: str, *, channels: Collection[s
     return conn.execute(sql, args).rowcount
 
 
-def _ready_sql(hosts: int) -> str:
+def _ready_sql(hosts: int, kind: str) -> str:
+    """Due rows of a channel and priority; on PostgreSQL locked for this claim, passing over rows another node's
+    claim holds (``SKIP LOCKED``): delivery nodes claim side by side, never the same row."""
     skip = f" AND host NOT IN ({','.join('?' * hosts)})" if hosts else ""
+    lock = " FOR UPDATE SKIP LOCKED" if kind == dialect.POSTGRESQL else ""
     return (f"SELECT {_DELIVERY_COLS} FROM outbox WHERE channel=? AND state='queued' AND priority=?"
-            f" AND next_at_ms<=?{skip} ORDER BY next_at_ms, id LIMIT ?")
+            f" AND next_at_ms<=?{skip} ORDER BY next_at_ms, id LIMIT ?{lock}")
 
 
 _NEXT_PRIORITY = ("SELECT priority FROM outbox WHERE channel=? AND state='queued' AND priority>?"
                   " ORDER BY priority LIMIT 1")
 _RECLAIM = f"UPDATE outbox SET {_REQUEUE} WHERE state='inflight' AND channel=?2 AND lease_until_ms<=?1"
+_LAPSED = "SELECT 1 FROM outbox WHERE state='inflight' AND channel=?2 AND lease_until_ms<=?1 LIMIT 1"
 _TAKE = f"UPDATE outbox SET state='inflight', attempts=attempts+1, lease_until_ms=?2 WHERE id IN {_IDS}"
 _EXPIRE = f"UPDATE outbox SET state='expired', finished_ms=?2, last_error='expired before delivery' WHERE id IN {_IDS}"
 
@@ -213,14 +218,19 @@ def claim(store: Store, channel: str, limit: int, *, lease_s: float, now_ms: int
           skip_hosts: Collection[str] = ()) -> list[Delivery]:
     """Take up to ``limit`` due rows of a channel, by priority, then due time, then id (insertion order), passing
     over ``skip_hosts``; they are in flight until ``now + lease_s``. Rows past their ``not_after_ms`` are marked
-    expired instead. Rows whose lease ran out (a worker that died) are queued again first."""
+    expired instead. Rows whose lease ran out (a worker that died) are queued again first.
+
+    On PostgreSQL the claim runs beside other nodes' writes (``parallel``, rows locked ``FOR UPDATE SKIP LOCKED``);
+    queueing lapsed leases again reads other rows (a newer version?) and takes the store writer's lock."""
     now = stamp_ms(now_ms)
     hosts = sorted(set(skip_hosts))
-    select = _ready_sql(len(hosts))
+    select = _ready_sql(len(hosts), dialect.of(store.conn))
     out: list[Delivery] = []
-    expired = 0
-    with store.transaction() as conn:
-        lost = conn.execute(_RECLAIM, (now, channel)).rowcount
+    expired = lost = 0
+    if store.conn.execute(_LAPSED, (now, channel)).fetchone() is not None:
+        with store.transaction() as conn:  # the writer's lock: a newer version being queued meanwhile is seen
+            lost = conn.execute(_RECLAIM, (now, channel)).rowcount
+    with store.transaction(parallel=True) as conn:
         priority = -(2**62)
         while len(out) < limit:
             row = conn.execute(_NEXT_PRIORITY, (channel, priority)).fetchone()
@@ -312,7 +322,9 @@ def complete(store: Store, results: Sequence[tuple[Delivery, Outcome]], *, now_m
             gone.setdefault(delivery.channel, []).append(delivery.recipient)
     if not rows:
         return CompleteResult(counts, 0, {}, 0)
-    with store.transaction() as conn:
+    # Final outcomes touch only these rows (held by this node): beside other writers. A retry goes back to the
+    # queue unless a newer version arrived, which must not be being queued at this moment: the writer's lock.
+    with store.transaction(parallel=counts["retry"] == 0) as conn:
         updated = conn.execute(_COMPLETE, (_json(rows), now)).rowcount
     return CompleteResult(counts, gave_up, gone, len(rows) - updated)
 
@@ -332,10 +344,14 @@ def due_again(store: Store, channel: str, hosts: Collection[str], *, now_ms: int
 
 
 def recover(store: Store, *, now_ms: int | None = None) -> int:
-    """At start-up (the hub alone owns the database): every row in flight is queued again, due now, or superseded
-    if a newer version arrived meanwhile. It may have been sent before the crash; its key tells the receiver."""
+    """At start-up: every row in flight is queued again, due now, or superseded if a newer version arrived
+    meanwhile. It may have been sent before the crash; its key tells the receiver. On SQLite the hub alone owns the
+    database; on PostgreSQL other delivery nodes may hold rows in flight, so only rows whose lease ran out are taken
+    back (this node's own rows from before a crash come back when their lease ends, as a dead node's do)."""
+    now = stamp_ms(now_ms)
+    lapsed = " AND lease_until_ms<=?1" if dialect.of(store.conn) == dialect.POSTGRESQL else ""
     with store.transaction() as conn:
-        return conn.execute(f"UPDATE outbox SET {_REQUEUE} WHERE state='inflight'", (stamp_ms(now_ms),)).rowcount
+        return conn.execute(f"UPDATE outbox SET {_REQUEUE} WHERE state='inflight'{lapsed}", (now,)).rowcount
 
 
 def status(store: Store, publication_ids: Collection[int] | None = None) -> dict[int, dict[str, dict[str, int]]]:

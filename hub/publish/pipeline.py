@@ -102,6 +102,10 @@ def unpublished(store: Store, *, limit: int = 20, now: datetime | None = None) -
     return out
 
 
+class AlreadyPublished(Exception):
+    """The version was published (by another decide node) between reading it as unpublished and writing."""
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """What one publication will be and whom it reaches (computed off the writer thread)."""
@@ -193,7 +197,11 @@ class Pipeline:
         started = time.perf_counter()
         plan = await asyncio.to_thread(self._plan, item)
         planned = time.perf_counter()
-        pub, counts = await self.store.run(self._write, self.store.store, plan)
+        try:
+            pub, counts = await self.store.run(self._write, self.store.store, plan)
+        except AlreadyPublished:
+            log.info("alert %s was published by another node meanwhile", item.alert_id)
+            return None
         written = time.perf_counter()
         self.published += 1
         log.info("published %s v%d (%s, %s) for alert %s: %s (targeting %.0f ms, writing %.0f ms)", pub.thread,
@@ -233,6 +241,10 @@ class Pipeline:
         now = self.clock()
         now_ms = publications.ms(now)
         with store.transaction() as conn:
+            # under the store writer's lock: another decide node (hub.cluster) may have published it meanwhile
+            if conn.execute("SELECT 1 FROM publications WHERE source_thread=? AND source_alert>=? LIMIT 1",
+                            (item.thread_id, item.alert_id)).fetchone() is not None:
+                raise AlreadyPublished(item.alert_id)
             decisions.clear_failure_in(conn, item.alert_id)
             prev_row = conn.execute("SELECT max(version) FROM publications WHERE thread=?", (thread,)).fetchone()
             previous = publications.latest(store, thread) if prev_row and prev_row[0] else None

@@ -19,6 +19,10 @@ from hub.store.migrations import run as migrations
 _SQLITE_IOERR, _SQLITE_FULL, _SQLITE_CANTOPEN = 10, 13, 14
 PROBE_BYTES = 16384
 """What the write probe writes: about one stored alert, so a probe that succeeds means an alert would fit."""
+WRITER_LOCK = "SELECT pg_advisory_xact_lock(hashtext('warnhub.store.writer'))"
+"""PostgreSQL: the one "store writer" lock every write transaction takes (but the parallel ones, see
+:meth:`Connection.transaction`), so writers on many nodes follow one another as SQLite's ``BEGIN IMMEDIATE`` makes
+them: READ COMMITTED alone would let two nodes append to the audit chain or number a thread's versions at once."""
 
 
 def write_failure(err: BaseException) -> bool:
@@ -45,6 +49,8 @@ class Connection:
     ``url`` is the PostgreSQL URL, None on SQLite."""
 
     url: str | None = None
+    _locked = False
+    """PostgreSQL: the open transaction holds the store writer's lock."""
 
     def __init__(self, path: Path | str, *, synchronous: str = "NORMAL",
                  max_age_without_expires: timedelta | None = timedelta(hours=48)) -> None:
@@ -115,7 +121,7 @@ class Connection:
         self.close()
 
     @contextmanager
-    def transaction(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *, durable: bool = False, parallel: bool = False) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE``); inside another, a savepoint, so a function that writes in
         its own transaction can be part of a caller's (an operator's warning and its decision, stored together):
         an error rolls back the inner part, and the outer transaction decides what is committed.
@@ -124,14 +130,22 @@ class Connection:
         (there a power cut may take the last commits): it runs under ``synchronous=FULL``, so SQLite fsyncs the
         WAL before COMMIT returns. Use it before telling a sender "stored" (moving its file to done/, the
         console's "sent"). Only an outermost transaction can be durable (SQLite cannot change the level inside
-        one): a durable part inside an ordinary transaction is a StoreError."""
+        one): a durable part inside an ordinary transaction is a StoreError.
+
+        ``parallel=True`` (PostgreSQL; nothing changes on SQLite): the transaction does not take the store writer's
+        lock (:data:`WRITER_LOCK`), so it runs beside other nodes' writes. Only for writes that lock the rows they
+        change and read nothing another writer may be changing (the outbox claim with ``FOR UPDATE SKIP LOCKED``,
+        recording the outcome of rows this node holds). A part that is not parallel inside one takes the lock."""
         if self.conn.in_transaction:
             if durable and not self._durable:
                 raise StoreError("a durable write must be the outermost transaction (or inside a durable one)")
+            if self.url is not None and not parallel and not self._locked:
+                self.conn.execute(WRITER_LOCK)
+                self._locked = True
             yield from self._savepoint()
             return
         if self.url is not None:
-            yield from self._pg_transaction(durable)
+            yield from self._pg_transaction(durable, parallel)
             return
         full = durable and self.synchronous != "FULL"
         if full:
@@ -151,11 +165,15 @@ class Connection:
             if full:
                 self.conn.execute(f"PRAGMA synchronous={self.synchronous}")
 
-    def _pg_transaction(self, durable: bool) -> Iterator[sqlite3.Connection]:
-        """PostgreSQL: READ COMMITTED; every commit is durable (``synchronous_commit`` is on)."""
+    def _pg_transaction(self, durable: bool, parallel: bool) -> Iterator[sqlite3.Connection]:
+        """PostgreSQL: READ COMMITTED, under the store writer's lock unless ``parallel``; every commit is durable
+        (``synchronous_commit`` is on). The lock is the transaction's: COMMIT or ROLLBACK releases it."""
         self._durable = durable
         try:
             self.conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+            self._locked = not parallel
+            if self._locked:
+                self.conn.execute(WRITER_LOCK)
             try:
                 yield self.conn
             except BaseException:
@@ -165,6 +183,7 @@ class Connection:
                 self.conn.execute("COMMIT")
         finally:
             self._durable = False
+            self._locked = False
 
     def _savepoint(self) -> Iterator[sqlite3.Connection]:
         name = f"sp{id(object())}"

@@ -323,6 +323,15 @@ def make_app(services: Services) -> web.Application:
     return app
 
 
+def make_health_app(services: Services) -> web.Application:
+    """A node without the web role (``warnhub run --role``, :mod:`hub.cluster`): ``/healthz`` alone, as the web
+    role answers it, so a load balancer or systemd watchdog checks every node the same way."""
+    app = web.Application(middlewares=[security_headers], client_max_size=1024)
+    _set_keys(app, services)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
 def _set_keys(app: web.Application, services: Services) -> None:
     app[HUB_KEY] = services
     app[CONFIG_KEY] = services.config
@@ -364,8 +373,9 @@ async def push_key(request: web.Request) -> web.Response:
 class WebServer:
     """Serves the app while the daemon runs; the bound port is known after entry (port 0 picks a free one)."""
 
-    def __init__(self, services: Services, host: str, port: int) -> None:
-        self.runner = web.AppRunner(make_app(services), access_log=None, handle_signals=False, shutdown_timeout=5)
+    def __init__(self, services: Services, host: str, port: int, *, health_only: bool = False) -> None:
+        app = make_health_app(services) if health_only else make_app(services)
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
         self.host, self.port = host, port
 
     async def __aenter__(self) -> WebServer:

@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -185,10 +185,12 @@ def subprocess_env() -> dict[str, str]:
 class HubProcess:
     """``warnhub run`` as a child process; stdout+stderr go to ``log_path``. Always :meth:`close` it at the end."""
 
-    def __init__(self, config: Path, port: int, log_path: Path) -> None:
+    def __init__(self, config: Path, port: int, log_path: Path, *, roles: Sequence[str] = ()) -> None:
         self.config = config
         self.port = port
         self.log_path = log_path
+        self.roles = tuple(roles)
+        """``warnhub run --role`` for each (none: all roles)."""
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -199,7 +201,8 @@ class HubProcess:
         log = self.log_path.open("ab")
         env = subprocess_env()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hub.cli", "run", "--config", str(self.config)],
+            [sys.executable, "-m", "hub.cli", "run", "--config", str(self.config),
+             *(a for role in self.roles for a in ("--role", role))],
             cwd=str(self.config.parent), stdout=log, stderr=subprocess.STDOUT, env=env,
         )
         log.close()

@@ -92,12 +92,14 @@ def _read(db: Path | str) -> Iterator[sqlite3.Connection]:
         yield conn
 
 
-def check(history: Path, db: Path | str, receipts: Sequence[Receipt] | None = None, *, allowed: Collection[str] = (),
-          p99_limit_s: float | None = 1.0, canary: Collection[str] = ()) -> Verdict:
-    """Check I1-I5 over one run. ``receipts``: what the push receiver got (None: push receipts not checked);
+def check(history: Path | Sequence[Path], db: Path | str, receipts: Sequence[Receipt] | None = None, *,
+          allowed: Collection[str] = (), p99_limit_s: float | None = 1.0, canary: Collection[str] = ()) -> Verdict:
+    """Check I1-I5 over one run. ``history``: the history log, or one per hub node (many nodes on one store: their
+    events merged by time); ``receipts``: what the push receiver got (None: push receipts not checked);
     ``allowed``: idempotency keys that may arrive twice (rows in flight at a kill); ``canary``: the canary endpoints
     (push subscription and webhook ids), the only recipients the canaries' Test rows may have."""
-    events = read_history(history)
+    files = [history] if isinstance(history, Path) else list(history)
+    events = sorted((e for f in files for e in read_history(f)), key=lambda e: float(e["t"]))
     verdict = Verdict()
     with _read(db) as conn:
         pubs = {r[0]: (r[1], r[2], r[3]) for r in conn.execute("SELECT id, thread, version, status FROM publications")}

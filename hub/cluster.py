@@ -1,0 +1,222 @@
+"""Many hub nodes on one PostgreSQL store (issue 16): roles, wake-ups across nodes, one holder per source and job.
+
+- **Roles** (``warnhub run --role``, repeatable, default ``all``): ``ingest`` polls the sources and takes documents
+  in; ``decide`` runs the rules router and the publishing pipeline; ``deliver`` the outbox workers; ``web`` the HTTP
+  server (citizen pages, API, console). A node without ``web`` still answers ``/healthz`` on its port (the
+  health-only app of :mod:`hub.web.app`). Roles other than ``all`` need PostgreSQL: one SQLite file is one node.
+- **Wake-ups** (:class:`Bridge`): local events go out as ``NOTIFY`` (ids only) and other nodes' notifications come
+  in as local events, so a deliver node wakes for rows a decide node queued, a decide node for a version an ingest
+  node stored, a web node's live stream sees a publication of another node (read from the store by its id).
+  A lost notification only delays work to the stage's idle check: every stage reads its work from the store.
+- **One holder** (:class:`Holder`): a source's poller and the scheduled jobs run on the one node that holds a
+  session-level advisory lock, on a connection of its own; a node that cannot take it tries again every interval,
+  so when the holder dies (its connection closes, the server releases the lock) another takes over within one.
+
+Nodes keep no state another node needs; every node reads the same config file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import psycopg
+
+from hub.errors import ConfigError
+from hub.events import RELAYED, AlertStored, Bus, Queued
+from hub.publish import publications
+from hub.publish.publications import Published
+from hub.store.db import AsyncStore
+
+log = logging.getLogger("warnhub.cluster")
+
+ROLES = ("ingest", "decide", "deliver", "web")
+ALL = frozenset(ROLES)
+CHANNEL = "warnhub_events"
+"""The ``LISTEN``/``NOTIFY`` channel of the hub's events."""
+
+
+def roles_of(given: Iterable[str] | None, *, store_url: str | None) -> frozenset[str]:
+    """The roles a node runs (``all``, or none given: every role); anything but all of them needs PostgreSQL."""
+    names = list(given or ["all"])
+    unknown = sorted(set(names) - ALL - {"all"})
+    if unknown:
+        raise ConfigError(f"--role {', '.join(unknown)}: unbekannte Rolle / unknown role "
+                          f"(all, {', '.join(ROLES)})")
+    roles = ALL if "all" in names else frozenset(names)
+    if roles != ALL and store_url is None:
+        raise ConfigError("--role: Rollen brauchen PostgreSQL ([store] url); eine SQLite-Datei ist ein Knoten / "
+                          "roles other than all need PostgreSQL ([store] url): one SQLite file is one node")
+    return roles
+
+
+def node_name() -> str:
+    """This node in logs and notifications: host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# -- wake-ups across nodes -------------------------------------------------------------------------------------
+
+
+def payload(event: object, node: str) -> str | None:
+    """The notification for a local event (ids only), None for an event other nodes need not hear."""
+    if isinstance(event, AlertStored):
+        body: dict[str, Any] = {"k": "stored", "alert": event.alert_id, "thread": event.thread_id,
+                                "origin": event.origin}
+    elif isinstance(event, Queued):
+        body = {"k": "queued", "channels": sorted(event.channels)}
+    elif isinstance(event, Published):
+        body = {"k": "published", "pub": event.publication.id}
+    else:
+        return None
+    body["n"] = node
+    return json.dumps(body, separators=(",", ":"))
+
+
+class Bridge:
+    """Local events out as ``NOTIFY``, other nodes' notifications in as local events (see the module's docstring).
+
+    Two connections of its own: one listens, one sends (in order, from a queue the bus handlers fill without
+    waiting). A notification from this node itself is ignored; an event it relays is not sent out again."""
+
+    def __init__(self, url: str, events: Bus, store: AsyncStore, *, node: str | None = None,
+                 retry_s: float = 1.0) -> None:
+        self.url, self.events, self.store = url, events, store
+        self.node = node or node_name()
+        self.retry_s = retry_s
+        self._out: asyncio.Queue[str] = asyncio.Queue(maxsize=10_000)
+        self._relaying = False
+        self.listening = asyncio.Event()
+        """Set once this node listens (a test waits for it before another node sends)."""
+
+    def attach(self, kinds: Iterable[type] = (AlertStored, Queued, Published)) -> None:
+        for kind in kinds:
+            self.events.subscribe(kind, self._local)
+
+    def _local(self, event: object) -> None:
+        if self._relaying:
+            return
+        text = payload(event, self.node)
+        if text is None:
+            return
+        try:
+            self._out.put_nowait(text)
+        except asyncio.QueueFull:  # a hint only: the other nodes find the work at their idle check
+            log.warning("cluster: notification queue full; %s dropped", text)
+
+    async def run(self) -> None:
+        """Listen and send until cancelled; a lost connection is opened again after ``retry_s``."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._reconnecting(self._listen, "listen"))
+            group.create_task(self._reconnecting(self._send, "notify"))
+
+    async def _reconnecting(self, body: Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]],
+                            what: str) -> None:
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
+                    await body(conn)
+            except psycopg.Error as err:
+                log.warning("cluster: %s connection failed (%s); again in %s s", what, err, self.retry_s)
+            if what == "listen":
+                self.listening.clear()
+            await asyncio.sleep(self.retry_s)
+
+    async def _send(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        while True:
+            text = await self._out.get()
+            await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, text))
+
+    async def _listen(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.execute(f"LISTEN {CHANNEL}")
+        self.listening.set()
+        async for note in conn.notifies():
+            try:
+                await self._remote(json.loads(note.payload))
+            except Exception:  # noqa: BLE001 - one bad notification must not stop the others
+                log.exception("cluster: notification %r failed", note.payload)
+
+    async def _remote(self, body: dict[str, Any]) -> None:
+        if body.get("n") == self.node:
+            return
+        kind = body.get("k")
+        event: object
+        if kind == "stored":
+            event = AlertStored(int(body["alert"]), int(body["thread"]), str(body["origin"]))
+        elif kind == "queued":
+            event = Queued(frozenset(str(c) for c in body["channels"]))
+        elif kind == "published":
+            pub = await self.store.read(publications.get, self.store.store, int(body["pub"]))
+            if pub is None:
+                return
+            event = Published(pub)
+        else:
+            return
+        self._relaying = True
+        token = RELAYED.set(True)
+        try:
+            self.events.publish(event)
+        finally:
+            RELAYED.reset(token)
+            self._relaying = False
+
+
+# -- one holder per source and job -----------------------------------------------------------------------------
+
+
+class Holder:
+    """Runs ``work`` while this node holds the session-level advisory lock ``name`` (its own connection): at most
+    one node at a time. A node that cannot take it tries again every ``interval_s``; while holding, the connection
+    is checked every ``interval_s`` and ``work`` is cancelled when it is lost (the server released the lock then,
+    and another node may take over). ``work`` that returns is started again while the lock is held."""
+
+    def __init__(self, url: str, name: str, *, interval_s: float) -> None:
+        self.url, self.name, self.interval_s = url, name, interval_s
+        self.holding = False
+        self.tries = 0
+        """How often this node has tried to take the lock."""
+
+    async def run(self, work: Callable[[], Awaitable[object]]) -> None:
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
+                    await self._hold(conn, work)
+            except psycopg.Error as err:
+                log.warning("cluster: lock %s: connection failed (%s)", self.name, err)
+            finally:
+                self.holding = False
+            await asyncio.sleep(self.interval_s)
+
+    async def _hold(self, conn: psycopg.AsyncConnection[Any], work: Callable[[], Awaitable[object]]) -> None:
+        while True:
+            self.tries += 1
+            cur = await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (f"warnhub.{self.name}",))
+            row = await cur.fetchone()
+            if row is not None and row[0]:
+                break
+            await asyncio.sleep(self.interval_s)
+        self.holding = True
+        log.info("cluster: this node holds %s", self.name)
+        task = asyncio.create_task(self._repeat(work))
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=self.interval_s)
+                if not task.done():
+                    await conn.execute("SELECT 1")  # raises when the connection (and so the lock) is lost
+            task.result()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            log.info("cluster: this node no longer holds %s", self.name)
+
+    async def _repeat(self, work: Callable[[], Awaitable[object]]) -> None:
+        while True:
+            await work()
+            await asyncio.sleep(self.interval_s)
