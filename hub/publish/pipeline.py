@@ -41,7 +41,7 @@ from hub.config.load import LoadedConfig
 from hub.config.sections import BoardConfig, WebhookConfig
 from hub.decide import decisions
 from hub.decide.rules.engine import LiveRules
-from hub.deliver import outbox
+from hub.deliver import fanout, outbox
 from hub.events import Bus, Decided, Queued, Wakeup, keep_up
 from hub.i18n.languages import SOURCE, code_of, reading_order
 from hub.publish import notify, publications
@@ -133,6 +133,7 @@ class Pipeline:
         self.boards = tuple(loaded.cfg.boards)
         self.webhooks = tuple(loaded.cfg.webhooks)
         self._wakeup = Wakeup()
+        self._chunks = Wakeup()
         self.published = 0
         self.failed = 0
         hub_cfg = loaded.cfg.hub
@@ -148,7 +149,19 @@ class Pipeline:
     async def run(self, *, idle_s: float = 30.0) -> None:
         """Publish what is due, then wait for :meth:`on_decided` (or ``idle_s``); a batch that fails as a whole
         is tried again after the wait (each failed decision is retried with its own backoff)."""
-        await keep_up(self._publish_all, self._wakeup, idle_s=idle_s, what="publishing", logger=log)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(keep_up(self.fan_out, self._chunks, idle_s=idle_s, what="fan-out", logger=log))
+            await keep_up(self._publish_all, self._wakeup, idle_s=idle_s, what="publishing", logger=log)
+
+    async def fan_out(self) -> int:
+        """Write the fan-outs' chunks not yet written (most urgent first, one transaction each, so a publication
+        gets in between), waking the workers after each; also what a restart resumes. Returns rows written."""
+        written = 0
+        while (done := await self.store.run(fanout.step, self.store.store)) is not None:
+            written += done.inserted
+            if done.inserted:
+                self.events.publish(Queued(frozenset((done.channel,))))
+        return written
 
     async def _publish_all(self) -> None:
         while await self.publish_pending():
@@ -203,6 +216,7 @@ class Pipeline:
         # the publication is committed: the bus never raises, and workers and streams catch up from the store
         if counts:
             self.events.publish(Queued(frozenset(counts)))
+            self._chunks.set()
         self.events.publish(Published(pub))
         return pub
 
@@ -252,6 +266,7 @@ class Pipeline:
             rows = self._rows(conn, pub, plan, now_ms)
             if pub.msg_type == "Cancel":
                 outbox.withdraw_in(conn, thread, below_publication=pub.id, now_ms=now_ms)
+                fanout.drop_in(conn, thread, below_publication=pub.id)
             outbox.enqueue_in(conn, rows, now_ms=now_ms)
             pushed = self._enqueue_push(conn, pub, plan, now_ms) if pub.msg_type != "Cancel" else 0
         counts: dict[str, int] = {"push": pushed} if pushed else {}
@@ -261,8 +276,8 @@ class Pipeline:
 
     @staticmethod
     def _enqueue_push(conn: Any, pub: Publication, plan: Plan, now_ms: int) -> int:
-        """One push row per matched subscription still stored, host taken from its endpoint (checked when it was
-        stored: ``scheme://host[:port]/...``), written by SQLite from the ids alone."""
+        """One push row per matched subscription still stored, host taken from its endpoint: the first chunk in
+        this transaction, the rest by :meth:`fan_out` (returns rows written now and to be written)."""
         earlier = 0
         if pub.all_clear and plan.push:
             # the all-clear goes to everyone who was warned, whatever their minimum severity or place now
@@ -273,13 +288,11 @@ class Pipeline:
                 priority=priority(pub.severity, pub.urgency), not_after_ms=pub.expires_ms, now_ms=now_ms).inserted
         if not plan.push_recipients:
             return earlier
-        return earlier + outbox.enqueue_select_in(
-            conn, "SELECT id AS recipient, lower(CASE WHEN instr(rest, '/') > 0 THEN substr(rest, 1,"
-            " instr(rest, '/') - 1) ELSE rest END) AS host FROM (SELECT s.id, substr(s.endpoint,"
-            " instr(s.endpoint, '://') + 3) AS rest FROM json_each(?) j JOIN subscriptions s ON s.id = j.value) AS e",
-            (json.dumps([sid for sid, _ in plan.push_recipients]),), key_prefix=f"{pub.identifier}/push/",
-            publication_id=pub.id, thread=pub.thread, channel="push", priority=priority(pub.severity, pub.urgency),
-            not_after_ms=pub.expires_ms, now_ms=now_ms).inserted
+        # the first chunk now, the rest in priority chunks after the commit (hub.deliver.fanout)
+        job = fanout.Job(pub.id, pub.thread, f"{pub.identifier}/push/", priority(pub.severity, pub.urgency),
+                         pub.expires_ms)
+        now, later = fanout.start_in(conn, job, [sid for sid, _ in plan.push_recipients], now_ms=now_ms)
+        return earlier + now + later
 
     def _rows(self, conn: Any, pub: Publication, plan: Plan, now_ms: int) -> list[outbox.NewDelivery]:
         prio = priority(pub.severity, pub.urgency)
