@@ -156,11 +156,14 @@ class Pipeline:
     async def fan_out(self) -> int:
         """Write the fan-outs' chunks not yet written (most urgent first, one transaction each, so a publication
         gets in between), waking the workers after each; also what a restart resumes. Returns rows written."""
-        written = 0
+        written, chunks, started = 0, 0, time.perf_counter()
         while (done := await self.store.run(fanout.step, self.store.store)) is not None:
-            written += done.inserted
+            written, chunks = written + done.inserted, chunks + 1
             if done.inserted:
                 self.events.publish(Queued(frozenset((done.channel,))))
+        if chunks:
+            log.info("fan-out: %d rows written in %d chunks, %.0f ms", written, chunks,
+                     (time.perf_counter() - started) * 1000)
         return written
 
     async def _publish_all(self) -> None:
