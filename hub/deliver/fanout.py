@@ -53,14 +53,14 @@ _INSERT = (
     "INSERT OR IGNORE INTO outbox (key, publication_id, thread, channel, recipient, host, priority, not_after_ms,"
     f" next_at_ms, created_ms) SELECT ? || r.recipient, ?, ?, '{CHANNEL}', r.recipient, r.host, ?, ?, ?, ?"
     f" FROM ({_RECIPIENTS}) r")
-_OTHER_VERSIONS = "SELECT 1 FROM outbox WHERE thread=? AND channel='push' AND publication_id<>? LIMIT 1"
 _IDS = "(SELECT value FROM json_each(?4))"
 _OLDER = (f"UPDATE outbox SET state='superseded', finished_ms=?1, last_error='superseded by publication ' || ?2"
           f" WHERE state='queued' AND thread=?3 AND channel='push' AND publication_id<?2 AND recipient IN {_IDS}")
 _NEWER = ("UPDATE outbox SET state='superseded', finished_ms=?1, last_error='superseded by a newer publication'"
-          f" WHERE publication_id=?2 AND thread=?3 AND channel='push' AND state='queued' AND recipient IN {_IDS}"
-          " AND EXISTS (SELECT 1 FROM outbox n WHERE n.thread=outbox.thread AND n.channel=outbox.channel"
-          " AND n.recipient=outbox.recipient AND n.publication_id>outbox.publication_id)")
+          " WHERE id IN (SELECT o.id FROM json_each(?4) AS j CROSS JOIN outbox AS o WHERE o.thread=?3"
+          " AND o.channel='push' AND o.recipient=j.value AND o.publication_id=?2 AND o.state='queued' AND EXISTS"
+          " (SELECT 1 FROM outbox n WHERE n.thread=o.thread AND n.channel=o.channel AND n.recipient=o.recipient"
+          " AND n.publication_id>o.publication_id))")
 _NEXT = ("SELECT publication_id, channel, seq, thread, priority, not_after_ms, key_prefix, recipients FROM fanout"
          " ORDER BY priority, publication_id DESC, seq LIMIT 1")
 
@@ -92,10 +92,11 @@ def _write(conn: Any, job: Job, ids: Sequence[str], now: int) -> int:
     payload = json.dumps(list(ids))
     inserted: int = conn.execute(_INSERT, (job.key_prefix, job.publication_id, job.thread, job.priority,
                                            job.not_after_ms, now, now, payload)).rowcount
-    if conn.execute(_OTHER_VERSIONS, (job.thread, job.publication_id)).fetchone() is not None:
-        args = (now, job.publication_id, job.thread, payload)
-        conn.execute(_OLDER, args)
-        conn.execute(_NEWER, args)
+    # one index look-up per recipient each (outbox_version): no scan of the thread's rows, which would make a
+    # fan-out quadratic in its chunks
+    args = (now, job.publication_id, job.thread, payload)
+    conn.execute(_OLDER, args)
+    conn.execute(_NEWER, args)
     return inserted
 
 
