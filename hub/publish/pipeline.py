@@ -4,9 +4,11 @@ For every stored ``publish`` decision the pipeline issues the hub's own CAP mess
 works out who gets it — push subscriptions whose places the area reaches (:class:`~hub.publish.index.
 SubscriptionIndex`), display boards whose region it touches, webhooks for their regions — and writes the
 publication and one outbox row per (version, channel, recipient) in **one transaction**. Only then do the channel
-workers send. It reads its work from the store (decisions without a publication), so a crash after the decision
-and before the publication only delays it to the next start — however long that takes, while the warning is valid.
-Each decision is published on its own: one that raises is recorded as failed on its decision and retried with
+workers send. A big push fan-out is the exception: that transaction writes its first rows and the rest as durable
+chunks, which :meth:`Pipeline.fan_out` writes one transaction each while the workers already send
+(:mod:`hub.deliver.fanout`). It reads its work from the store (decisions without a publication), so a crash after the
+decision and before the publication only delays it to the next start — however long that takes, while the warning is
+valid. Each decision is published on its own: one that raises is recorded as failed on its decision and retried with
 backoff (:func:`hub.decide.decisions.record_failure`), and the others go on.
 
 * An Update that the rules did not find significant (``push`` false) updates web, boards and webhooks and queues
