@@ -4,9 +4,11 @@ For every stored ``publish`` decision the pipeline issues the hub's own CAP mess
 works out who gets it — push subscriptions whose places the area reaches (:class:`~hub.publish.index.
 SubscriptionIndex`), display boards whose region it touches, webhooks for their regions — and writes the
 publication and one outbox row per (version, channel, recipient) in **one transaction**. Only then do the channel
-workers send. It reads its work from the store (decisions without a publication), so a crash after the decision
-and before the publication only delays it to the next start — however long that takes, while the warning is valid.
-Each decision is published on its own: one that raises is recorded as failed on its decision and retried with
+workers send. A big push fan-out is the exception: that transaction writes its first rows and the rest as durable
+chunks, which :meth:`Pipeline.fan_out` writes one transaction each while the workers already send
+(:mod:`hub.deliver.fanout`). It reads its work from the store (decisions without a publication), so a crash after the
+decision and before the publication only delays it to the next start — however long that takes, while the warning is
+valid. Each decision is published on its own: one that raises is recorded as failed on its decision and retried with
 backoff (:func:`hub.decide.decisions.record_failure`), and the others go on.
 
 * An Update that the rules did not find significant (``push`` false) updates web, boards and webhooks and queues
@@ -41,7 +43,7 @@ from hub.config.load import LoadedConfig
 from hub.config.sections import BoardConfig, WebhookConfig
 from hub.decide import decisions
 from hub.decide.rules.engine import LiveRules
-from hub.deliver import outbox
+from hub.deliver import fanout, outbox
 from hub.events import Bus, Decided, Queued, Wakeup, keep_up
 from hub.i18n.languages import SOURCE, code_of, reading_order
 from hub.publish import notify, publications
@@ -137,6 +139,7 @@ class Pipeline:
         self.boards = tuple(loaded.cfg.boards)
         self.webhooks = tuple(loaded.cfg.webhooks)
         self._wakeup = Wakeup()
+        self._chunks = Wakeup()
         self.published = 0
         self.failed = 0
         hub_cfg = loaded.cfg.hub
@@ -152,7 +155,22 @@ class Pipeline:
     async def run(self, *, idle_s: float = 30.0) -> None:
         """Publish what is due, then wait for :meth:`on_decided` (or ``idle_s``); a batch that fails as a whole
         is tried again after the wait (each failed decision is retried with its own backoff)."""
-        await keep_up(self._publish_all, self._wakeup, idle_s=idle_s, what="publishing", logger=log)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(keep_up(self.fan_out, self._chunks, idle_s=idle_s, what="fan-out", logger=log))
+            await keep_up(self._publish_all, self._wakeup, idle_s=idle_s, what="publishing", logger=log)
+
+    async def fan_out(self) -> int:
+        """Write the fan-outs' chunks not yet written (most urgent first, one transaction each, so a publication
+        gets in between), waking the workers after each; also what a restart resumes. Returns rows written."""
+        written, chunks, started = 0, 0, time.perf_counter()
+        while (done := await self.store.run(fanout.step, self.store.store)) is not None:
+            written, chunks = written + done.inserted, chunks + 1
+            if done.inserted:
+                self.events.publish(Queued(frozenset((done.channel,))))
+        if chunks:
+            log.info("fan-out: %d rows written in %d chunks, %.0f ms", written, chunks,
+                     (time.perf_counter() - started) * 1000)
+        return written
 
     async def _publish_all(self) -> None:
         while await self.publish_pending():
@@ -211,6 +229,7 @@ class Pipeline:
         # the publication is committed: the bus never raises, and workers and streams catch up from the store
         if counts:
             self.events.publish(Queued(frozenset(counts)))
+            self._chunks.set()
         self.events.publish(Published(pub))
         return pub
 
@@ -264,6 +283,7 @@ class Pipeline:
             rows = self._rows(conn, pub, plan, now_ms)
             if pub.msg_type == "Cancel":
                 outbox.withdraw_in(conn, thread, below_publication=pub.id, now_ms=now_ms)
+                fanout.drop_in(conn, thread, below_publication=pub.id)
             outbox.enqueue_in(conn, rows, now_ms=now_ms)
             pushed = self._enqueue_push(conn, pub, plan, now_ms) if pub.msg_type != "Cancel" else 0
         counts: dict[str, int] = {"push": pushed} if pushed else {}
@@ -273,8 +293,8 @@ class Pipeline:
 
     @staticmethod
     def _enqueue_push(conn: Any, pub: Publication, plan: Plan, now_ms: int) -> int:
-        """One push row per matched subscription still stored, host taken from its endpoint (checked when it was
-        stored: ``scheme://host[:port]/...``), written by SQLite from the ids alone."""
+        """One push row per matched subscription still stored, host taken from its endpoint: the first chunk in
+        this transaction, the rest by :meth:`fan_out` (returns rows written now and to be written)."""
         earlier = 0
         if pub.all_clear and plan.push:
             # the all-clear goes to everyone who was warned, whatever their minimum severity or place now
@@ -285,13 +305,11 @@ class Pipeline:
                 priority=priority(pub.severity, pub.urgency), not_after_ms=pub.expires_ms, now_ms=now_ms).inserted
         if not plan.push_recipients:
             return earlier
-        return earlier + outbox.enqueue_select_in(
-            conn, "SELECT id AS recipient, lower(CASE WHEN instr(rest, '/') > 0 THEN substr(rest, 1,"
-            " instr(rest, '/') - 1) ELSE rest END) AS host FROM (SELECT s.id, substr(s.endpoint,"
-            " instr(s.endpoint, '://') + 3) AS rest FROM json_each(?) j JOIN subscriptions s ON s.id = j.value) AS e",
-            (json.dumps([sid for sid, _ in plan.push_recipients]),), key_prefix=f"{pub.identifier}/push/",
-            publication_id=pub.id, thread=pub.thread, channel="push", priority=priority(pub.severity, pub.urgency),
-            not_after_ms=pub.expires_ms, now_ms=now_ms).inserted
+        # the first chunk now, the rest in priority chunks after the commit (hub.deliver.fanout)
+        job = fanout.Job(pub.id, pub.thread, f"{pub.identifier}/push/", priority(pub.severity, pub.urgency),
+                         pub.expires_ms)
+        now, later = fanout.start_in(conn, job, [sid for sid, _ in plan.push_recipients], now_ms=now_ms)
+        return earlier + now + later
 
     def _rows(self, conn: Any, pub: Publication, plan: Plan, now_ms: int) -> list[outbox.NewDelivery]:
         prio = priority(pub.severity, pub.urgency)

@@ -332,6 +332,20 @@ _DELIVER = (
     "CREATE INDEX IF NOT EXISTS outbox_version ON outbox(thread, channel, recipient, publication_id)",
     "CREATE INDEX IF NOT EXISTS outbox_publication ON outbox(publication_id, channel, state)",
     "CREATE INDEX IF NOT EXISTS outbox_failed ON outbox(finished_ms) WHERE state='failed'",
+    # hub.deliver.fanout: a push fan-out's recipients not yet written to the outbox, one chunk a row
+    """CREATE TABLE IF NOT EXISTS fanout (
+        publication_id INTEGER NOT NULL,
+        channel TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        thread TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        not_after_ms INTEGER,
+        key_prefix TEXT NOT NULL,
+        recipients TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        PRIMARY KEY (publication_id, channel, seq))""",
+    "CREATE INDEX IF NOT EXISTS fanout_next ON fanout(priority, publication_id, seq)",
+    "CREATE INDEX IF NOT EXISTS fanout_thread ON fanout(thread, publication_id)",
 )
 
 _CONSOLE = (
