@@ -14,7 +14,8 @@ priority order decides which warnings a person gets first when many are queued a
 - A row over the budget ends ``coalesced`` with its summary row's key as its reason; the summary row (thread and
   key ``summary:<subscription>/<due ms>``) is queued, due when the oldest push counted leaves the window. Rows
   coalesced until it is sent join it; its payload counts them. The summary counts as a push of its window.
-- Test pushes (:mod:`hub.publish.testpush`) pass and never count.
+- Test pushes (:mod:`hub.publish.testpush`) and the control room's canaries (:mod:`hub.publish.canary`) pass and
+  never count.
 - A row counted once (by its key) is not counted again when it is retried or sent again after a restart.
 
 The state is in memory, per process (cheap at 1M subscriptions: a few integers per person pushed in the last window,
@@ -34,7 +35,7 @@ from typing import Self
 from hub.deliver.outbox import stamp_ms
 from hub.i18n.languages import SOURCE
 from hub.ports import Channel, Delivery, Outcome, PushTarget
-from hub.publish import notify, testpush
+from hub.publish import canary, notify, testpush
 from hub.store.db import AsyncStore, Store
 
 log = logging.getLogger("warnhub.budget")
@@ -112,7 +113,7 @@ class PushBudget:
         coalesced: dict[int, str] = {}
         summaries: list[Summary] = []
         for d in batch:
-            if testpush.is_test(d.thread):
+            if testpush.is_test(d.thread) or canary.is_canary(d.thread):  # neither is a warning to a person
                 send.append(d)
                 continue
             person = self._people.setdefault(d.recipient, _Person())
@@ -183,9 +184,10 @@ def recent(store: Store, window_ms: int,
     """What :meth:`PushBudget.restore` needs, from the outbox (one scan of the window's finished push rows)."""
     since = now_ms - window_ms
     sent = [(r, int(t), k, bool(x)) for r, t, k, x in store.conn.execute(
-        "SELECT o.recipient, o.finished_ms, o.key, coalesce(p.severity = 'Extreme', 0) FROM outbox o LEFT JOIN"
-        " publications p ON p.id = o.publication_id WHERE o.channel='push' AND o.state='done' AND o.finished_ms>?"
-        " AND o.thread NOT LIKE 'test:%'", (since,))]
+        "SELECT o.recipient, o.finished_ms, o.key, CASE WHEN p.severity = 'Extreme' THEN 1 ELSE 0 END"
+        " FROM outbox o LEFT JOIN publications p ON p.id = o.publication_id"
+        " WHERE o.channel='push' AND o.state='done' AND o.finished_ms>?"
+        " AND o.thread NOT LIKE 'test:%' AND o.thread NOT LIKE 'canary:%'", (since,))]
     held = dict(store.conn.execute(
         "SELECT last_error, count(*) FROM outbox WHERE channel='push' AND state='coalesced' GROUP BY last_error"))
     summaries = [(r, k, int(held.get(k, 0))) for r, k in store.conn.execute(
@@ -214,20 +216,22 @@ def summary_target(d: Delivery, n: int, endpoint: str, p256dh: str, auth: str, l
 def extremes(store: Store, publication_ids: Sequence[int]) -> set[int]:
     """Which of these publications are Extreme (the budget never holds them back)."""
     return {r[0] for r in store.conn.execute(
-        "SELECT id FROM publications WHERE severity='Extreme' AND id IN (SELECT value FROM json_each(?))",
+        "SELECT id FROM publications WHERE severity='Extreme'"
+        " AND id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))",
         (json.dumps(list(publication_ids)),))}
 
 
 _QUEUED_OF = (
     # driven from the people (x the day's publications' threads) through outbox_version: never a scan of the queue
-    "WITH m AS MATERIALIZED (SELECT j.key AS rcpt, j.value AS skey, t.thread AS th FROM json_each(?1) j,"
+    "WITH m AS MATERIALIZED (SELECT json_extract(value, '$[0]') AS rcpt, json_extract(value, '$[1]') AS skey,"
+    " t.thread AS th FROM json_each(?1),"
     " (SELECT DISTINCT thread FROM publications WHERE created_ms > ?2) t)"
     " SELECT o.id, m.skey, o.recipient FROM m CROSS JOIN outbox o INDEXED BY outbox_version"
     " WHERE o.thread=m.th AND o.channel='push' AND o.recipient=m.rcpt AND o.state='queued'"
     " AND NOT EXISTS (SELECT 1 FROM publications p WHERE p.id=o.publication_id AND p.severity='Extreme')")
 _COALESCE = ("UPDATE outbox SET state='coalesced', finished_ms=?2, last_error=r.skey, lease_until_ms=NULL FROM"
              " (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS skey FROM json_each(?1)) r"
-             " WHERE outbox.id=r.id AND outbox.state='queued'")
+             " WHERE outbox.id=CAST(r.id AS BIGINT) AND outbox.state='queued'")
 LOOKBACK_MS = 86_400_000
 """Queued rows of publications of the last day join a summary at once; older ones when they are claimed."""
 
@@ -237,7 +241,7 @@ def coalesce_queued(store: Store, summaries: dict[str, str], now_ms: int) -> dic
     than one claim and one answer each: in a storm most of the queue is theirs. Returns rows per recipient."""
     counts: dict[str, int] = {}
     with store.transaction() as conn:
-        found = conn.execute(_QUEUED_OF, (json.dumps(summaries), now_ms - LOOKBACK_MS)).fetchall()
+        found = conn.execute(_QUEUED_OF, (json.dumps(list(summaries.items())), now_ms - LOOKBACK_MS)).fetchall()
         if found:
             conn.execute(_COALESCE, (json.dumps([[i, k] for i, k, _ in found]), now_ms))
     for _, _, recipient in found:

@@ -15,6 +15,7 @@ What it translates (everything the hub's SQL uses that PostgreSQL spells otherwi
   (text again: cast where a number is meant);
 - the two-argument scalar ``max(a, b)`` / ``min(a, b)`` become ``GREATEST`` / ``LEAST``; ``instr`` becomes ``strpos``,
   ``zeroblob(n)`` ``n`` zero bytes;
+- SQLite's index hint ``INDEXED BY name`` goes;
 - an ``INSERT ... VALUES`` into a table with an identity column gets ``RETURNING`` it, which gives the cursor its
   ``lastrowid`` as SQLite's has.
 
@@ -66,6 +67,7 @@ _ZEROBLOB = re.compile(r"\bzeroblob\(([^()]*)\)", re.I)
 _OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO\b", re.I)
 _INSERT_VALUES = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)\b[^;]*\bVALUES\b", re.I | re.S)
 _RETURNING = re.compile(r"\bRETURNING\b", re.I)
+_INDEXED_BY = re.compile(r"\s+INDEXED\s+BY\s+\w+", re.I)
 
 
 @lru_cache(maxsize=2048)
@@ -78,6 +80,7 @@ def translate(sql: str) -> Statement:
     sql = _JSON_EXTRACT.sub(lambda m: f"(CAST({m[1]} AS json) ->> " + (f"'{m[2]}')" if m[2] else f"{m[3]})"), sql)
     sql = _MINMAX.sub(lambda m: f"{'GREATEST' if m[1].lower() == 'max' else 'LEAST'}({m[2]},{m[3]})", sql)
     sql = _INSTR.sub("strpos(", sql)
+    sql = _INDEXED_BY.sub("", sql)  # SQLite's index hint; PostgreSQL's planner chooses for itself
     sql = _ZEROBLOB.sub(lambda m: f"decode(repeat('00', {m[1]}), 'hex')", sql)
     order: list[int] = []
     texts: set[int] = set()

@@ -46,8 +46,9 @@ class Inner:
 
 
 @pytest.fixture
-async def astore(tmp_path: Path) -> AsyncIterator[AsyncStore]:
-    a = AsyncStore(Store(tmp_path / "hub.db"))
+async def astore(store_url: str | Path) -> AsyncIterator[AsyncStore]:
+    """On both backends (the budget's queries run on SQLite and PostgreSQL)."""
+    a = AsyncStore(Store(store_url))
     yield a
     a.close()
 
@@ -97,7 +98,7 @@ async def test_storm_on_a_real_outbox_ends_with_one_summary_per_person(astore: A
         conn.execute("INSERT INTO publications (id, thread, version, identifier, sender, sent, msg_type, status,"
                      " severity, urgency, push, channels, regions, notices, alert_json, cap_xml, created_ms)"
                      " VALUES (6, 'w6', 1, 'id6', 's', '2030-01-01T10:00:00+00:00', 'Alert', 'Actual', 'Extreme',"
-                     " 'Immediate', 1, '[]', '[]', '[]', '{}', x'00', 0)")
+                     " 'Immediate', 1, '[]', '[]', '[]', '{}', ?, 0)", (b"\0",))
     outbox.enqueue(store, [row("a", 6, priority=0)], now_ms=T0)
     await drain(astore, channel, T0)
     # the Extreme first (claim order), then two Minor per person; three coalesced each
@@ -159,8 +160,8 @@ async def test_the_queue_of_a_person_over_budget_joins_the_summary_at_once(astor
             conn.execute("INSERT INTO publications (id, thread, version, identifier, sender, sent, msg_type, status,"
                          " severity, urgency, push, channels, regions, notices, alert_json, cap_xml, created_ms)"
                          " VALUES (?, ?, 1, ?, 's', '2030-01-01T10:00:00+00:00', 'Alert', 'Actual', ?, 'Immediate',"
-                         " 1, '[]', '[]', '[]', '{}', x'00', ?)",
-                         (pub, f"w{pub}", f"id{pub}", "Extreme" if pub == 99 else "Severe", T0 - 1000))
+                         " 1, '[]', '[]', '[]', '{}', ?, ?)",
+                         (pub, f"w{pub}", f"id{pub}", "Extreme" if pub == 99 else "Severe", b"\0", T0 - 1000))
     outbox.enqueue(store, [row("a", pub) for pub in range(1, 11)] + [row("a", 99, priority=9)], now_ms=T0)
     batch = await astore.run(outbox.claim, store, "push", 3, lease_s=60, now_ms=T0)
     outcomes = await channel.deliver(batch)
@@ -189,3 +190,15 @@ def test_a_pending_summary_takes_the_slot_the_window_frees() -> None:
     assert b.held(summary.key, "a") == 2  # its payload, built after judging, counts the late one too
     b.completed(at_end.send, summary.due_ms + 2)
     assert b.held(summary.key, "a") == 0
+
+
+def test_the_control_rooms_canaries_pass_and_never_count() -> None:
+    """A canary to a control-room device (hub/publish/canary.py) is no warning to a person: it is never coalesced
+    and takes no slot (the merged canary fault test saw canaries coalesced into a summary that never went out)."""
+    b = budget.PushBudget(WINDOW, 3)
+    canaries = [Delivery(20 + i, f"canary:{i}/push/a", 0, f"canary:{i}", "push", "a", 9, 0, None, "h")
+                for i in range(5)]
+    judged = b.judge(canaries, T0)
+    assert [d.key for d in judged.send] == [d.key for d in canaries] and not judged.coalesced
+    rows = [Delivery(i, f"{i}/push/a", i, f"w{i}", "push", "a", 3, 0, None, "h") for i in range(1, 3)]
+    assert [d.key for d in b.judge(rows, T0 + 1000).send] == ["1/push/a", "2/push/a"]  # both slots still free
