@@ -68,6 +68,8 @@ vapid_key = "var/vapid.pem"
 vapid_subject = "mailto:test@warnhub.example"
 timeout_s = 5
 workers = 1
+budget_pushes = 100  # these faults are at the sources: the budget per person (test_storm.py) would coalesce their
+                     # many warnings to one subscriber within minutes
 
 [debug]
 history = "{HISTORY}"
