@@ -153,13 +153,7 @@ class Connection:
         self._durable = durable
         try:
             self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            else:
-                self.conn.execute("COMMIT")
+            yield from self._commit_or_roll_back()
         finally:
             self._durable = False
             if full:
@@ -174,16 +168,20 @@ class Connection:
             self._locked = not parallel
             if self._locked:
                 self.conn.execute(WRITER_LOCK)
-            try:
-                yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            else:
-                self.conn.execute("COMMIT")
+            yield from self._commit_or_roll_back()
         finally:
             self._durable = False
             self._locked = False
+
+    def _commit_or_roll_back(self) -> Iterator[sqlite3.Connection]:
+        """The body of an outermost transaction on either backend: COMMIT when it ends, ROLLBACK when it raises."""
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
 
     def _savepoint(self) -> Iterator[sqlite3.Connection]:
         name = f"sp{id(object())}"
