@@ -52,7 +52,7 @@ class _Plan:
     webhooks: tuple[WebhookConfig, ...]
     channels: tuple[str, ...] = ()
     """The channels it is published on (the decision's, :func:`hub.publish.audience.effective_channels`)."""
-    push: tuple[str, ...] = ()
+    push: Sequence[str] = ()
     """Ids of the push subscriptions it reaches now (with an index)."""
     widened: tuple[Widening, ...] = ()
     """Picked regions without a boundary of their own: the warning covers their whole Kreis instead (to be

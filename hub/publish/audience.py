@@ -50,8 +50,9 @@ class Audience:
     area_lonlat: BaseGeometry | None
     footprint: BaseGeometry | None
     """What point places are tested against: ``area_proj``, else the boundaries of the region keys."""
-    push: tuple[str, ...]
-    """Ids of the push subscriptions (empty for a Cancel: the pipeline tells who had an earlier version)."""
+    push: Sequence[str]
+    """Ids of the push subscriptions (a :class:`hub.publish.matched.Matched` from the index); empty for a Cancel
+    (the pipeline tells who had an earlier version)."""
     push_on: bool
     boards: tuple[BoardConfig, ...]
     kiosks: tuple[BoardConfig, ...]
@@ -175,7 +176,7 @@ def recipients(geo: Geography | None, index: Any, boards: Sequence[BoardConfig],
     regions = set(decision.regions)
     severity = decision.severity.value
     push_on = "push" in channels and decision.push and (public or bool(topics))
-    push: list[str] = []
+    push: Sequence[str] = ()
     if push_on and index is not None and alert.msg_type.value != "Cancel":
         cats = {c.value for i in alert.infos for c in i.categories}
         push = index.match(area_lonlat, regions, severity=severity, categories=cats,
@@ -189,7 +190,7 @@ def recipients(geo: Geography | None, index: Any, boards: Sequence[BoardConfig],
     footprint = area_proj if area_proj is not None else _boundaries(geo, regions)
     area_m2, inside_m2 = _measure(geo, footprint, district) if measure else (0.0, 0.0)
     outside = max(0.0, min(1.0, (area_m2 - inside_m2) / area_m2)) if area_m2 > 0 else 0.0
-    return Audience(area_proj, area_lonlat, footprint, tuple(push), push_on, reached, kiosks, hooks,
+    return Audience(area_proj, area_lonlat, footprint, push, push_on, reached, kiosks, hooks,
                     area_m2 / 1e6, inside_m2 / 1e6, outside)
 
 

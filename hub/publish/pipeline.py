@@ -114,8 +114,8 @@ class Plan:
 
     item: Unpublished
     area_lonlat: BaseGeometry | None
-    push_recipients: tuple[tuple[str, str], ...]
-    """(subscription id, endpoint host)."""
+    push_recipients: fanout.Prepared
+    """The push subscriptions' ids, split for the fan-out (prepared off the writer thread)."""
     boards: tuple[BoardConfig, ...]
     webhooks: tuple[WebhookConfig, ...]
     push: bool = False
@@ -249,8 +249,7 @@ class Pipeline:
         aud = recipients(geo, self.index, self.boards, self.webhooks, item.alert, item.decision,
                          district=self.district, shapes=ruleset.geometry(item.alert) if ruleset is not None else (),
                          measure=False, now=self.clock())
-        return Plan(item, aud.area_lonlat, tuple((sid, "") for sid in aud.push), aud.boards, aud.webhooks,
-                    push=aud.push_on)
+        return Plan(item, aud.area_lonlat, fanout.prepare(aud.push), aud.boards, aud.webhooks, push=aud.push_on)
 
     # -- the one transaction ----------------------------------------------------------------------------------------
 
@@ -303,12 +302,12 @@ class Pipeline:
                 " AND publication_id<? AND state IN ('done', 'inflight')", (pub.thread, pub.id),
                 key_prefix=f"{pub.identifier}/push/", publication_id=pub.id, thread=pub.thread, channel="push",
                 priority=priority(pub.severity, pub.urgency), not_after_ms=pub.expires_ms, now_ms=now_ms).inserted
-        if not plan.push_recipients:
+        if not plan.push_recipients.total:
             return earlier
         # the first chunk now, the rest in priority chunks after the commit (hub.deliver.fanout)
         job = fanout.Job(pub.id, pub.thread, f"{pub.identifier}/push/", priority(pub.severity, pub.urgency),
                          pub.expires_ms)
-        now, later = fanout.start_in(conn, job, [sid for sid, _ in plan.push_recipients], now_ms=now_ms)
+        now, later = fanout.start_in(conn, job, plan.push_recipients, now_ms=now_ms)
         return earlier + now + later
 
     def _rows(self, conn: Any, pub: Publication, plan: Plan, now_ms: int) -> list[outbox.NewDelivery]:
