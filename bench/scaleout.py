@@ -90,7 +90,9 @@ def run(n: int, workers: int, timeout: float) -> dict[str, Any]:
     url = cluster.database()
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        with rig(n, workers, "warnhub-scaleout-", store_url=url) as r:
+        # three warnings to every subscriber within minutes: the push budget per person (bench/storm.py measures it)
+        # would coalesce the third
+        with rig(n, workers, "warnhub-scaleout-", store_url=url, push="budget_pushes = 100") as r:
             inbox = r.config.parent / "inbox"
             front_cfg, front_port = node_config(r.config, "front")
             front = HubProcess(front_cfg, front_port, r.folder / "front.log")
