@@ -157,14 +157,14 @@ class ChannelWorker:
 
     async def _claim(self) -> list[Delivery]:
         async with self._claiming:
-            batch = await self.astore.run(claim, self.astore.store, self.name, self.batch_size,
+            batch = await self.astore.run_bulk(claim, self.astore.store, self.name, self.batch_size,
                                           lease_s=self.lease_s, skip_hosts=self.breaker.open_hosts(),
                                           now_ms=self.clock())
             self.breaker.claimed({d.host for d in batch})
         return batch
 
     async def _idle_timeout(self) -> float:
-        due = await self.astore.run(next_due, self.astore.store, self.name, skip_hosts=self.breaker.open_hosts())
+        due = await self.astore.run_bulk(next_due, self.astore.store, self.name, skip_hosts=self.breaker.open_hosts())
         waits = [self.idle_s]
         if due is not None:
             waits.append((due - self.clock()) / 1000)
@@ -230,9 +230,9 @@ class ChannelWorker:
             by_host.setdefault(delivery.host, []).append(outcome.kind)
         answering = [host for host, kinds in by_host.items() if self.breaker.record(host, kinds)]
         pairs = list(zip(batch, outcomes, strict=True))
-        result = await self.astore.run(complete, self.astore.store, pairs, policy=self.policy, now_ms=self.clock())
+        result = await self.astore.run_bulk(complete, self.astore.store, pairs, policy=self.policy, now_ms=self.clock())
         if answering:  # a host is back: what waited for it goes now, not after each row's own backoff
-            again = await self.astore.run(due_again, self.astore.store, self.name, answering, now_ms=self.clock())
+            again = await self.astore.run_bulk(due_again, self.astore.store, self.name, answering, now_ms=self.clock())
             log.info("outbox %s: %s answers again; %d queued deliveries due now", self.name, ", ".join(answering),
                      again)
         if self.observe is not None:
@@ -285,7 +285,7 @@ class Outbox:
         """Queue again what was in flight at the last stop or crash, then start the workers (``run_workers``
         False: the caller runs each worker's :meth:`ChannelWorker.run` itself, under its supervisor); returns that
         count."""
-        recovered = await self.astore.run(recover, self.astore.store)
+        recovered = await self.astore.run_bulk(recover, self.astore.store)
         if recovered:
             log.warning("outbox: %d deliveries were in flight at the last stop; queued again", recovered)
         if run_workers:
@@ -316,7 +316,7 @@ class Outbox:
 
     async def enqueue(self, rows: Iterable[NewDelivery], *, now_ms: int | None = None) -> EnqueueResult:
         rows = list(rows)
-        result = await self.astore.run(enqueue, self.astore.store, rows, now_ms=now_ms)
+        result = await self.astore.run_bulk(enqueue, self.astore.store, rows, now_ms=now_ms)
         for name in {r.channel for r in rows}:
             if name in self.workers:
                 self.workers[name].wake()
@@ -327,15 +327,15 @@ class Outbox:
 
     async def withdraw(self, thread: str, *, channels: Collection[str] | None = None,
                        below_publication: int | None = None) -> int:
-        return await self.astore.run(withdraw, self.astore.store, thread, channels=channels,
+        return await self.astore.run_bulk(withdraw, self.astore.store, thread, channels=channels,
                                      below_publication=below_publication)
 
     async def status(self, publication_ids: Collection[int] | None = None) -> dict[int, dict[str, dict[str, int]]]:
-        return await self.astore.run(status, self.astore.store, publication_ids)
+        return await self.astore.run_bulk(status, self.astore.store, publication_ids)
 
     async def depth(self) -> dict[str, int]:
         """Queued rows per channel (every channel with a worker is named), also set as the gauge."""
-        found = await self.astore.run(depth, self.astore.store)
+        found = await self.astore.run_bulk(depth, self.astore.store)
         out = {name: found.get(name, 0) for name in self.workers} | found
         if self.metrics is not None:
             for name, n in out.items():

@@ -163,7 +163,7 @@ class Pipeline:
         """Write the fan-outs' chunks not yet written (most urgent first, one transaction each, so a publication
         gets in between), waking the workers after each; also what a restart resumes. Returns rows written."""
         written, chunks, started = 0, 0, time.perf_counter()
-        while (done := await self.store.run(fanout.step, self.store.store)) is not None:
+        while (done := await self.store.run_bulk(fanout.step, self.store.store)) is not None:
             written, chunks = written + done.inserted, chunks + 1
             if done.inserted:
                 self.events.publish(Queued(frozenset((done.channel,))))
@@ -206,20 +206,19 @@ class Pipeline:
             log.warning("alert %s: status %s is never published; decision ignored", item.alert_id, status)
             await self.store.run(_mark_skipped, self.store.store, item, f"status {status}")
             return None
-        newer = await self.store.run(_passed_by, self.store.store, item)
-        if newer is not None:  # arrived late (out of order, a replay): an older version never goes over a newer one
-            log.warning("alert %s (%s/%s) was sent before %s, already published in its thread: not published",
-                        item.alert_id, item.alert.sender, item.alert.identifier, newer)
-            await self.store.run(_mark_skipped, self.store.store, item, f"sent before the published version {newer}")
-            return None
         started = time.perf_counter()
         plan = await asyncio.to_thread(self._plan, item)
         planned = time.perf_counter()
-        try:
-            pub, counts = await self.store.run(self._write, self.store.store, plan)
+        try:  # one writer job: the check for a newer version and the publication
+            done = await self.store.run(self._write, self.store.store, plan)
         except AlreadyPublished:
             log.info("alert %s was published by another node meanwhile", item.alert_id)
             return None
+        if isinstance(done, str):  # arrived late (out of order, a replay): never over a newer version
+            log.warning("alert %s (%s/%s) was sent before %s, already published in its thread: not published",
+                        item.alert_id, item.alert.sender, item.alert.identifier, done)
+            return None
+        pub, counts = done
         written = time.perf_counter()
         self.published += 1
         log.info("published %s v%d (%s, %s) for alert %s: %s (targeting %.0f ms, writing %.0f ms)", pub.thread,
@@ -235,7 +234,7 @@ class Pipeline:
 
     async def expire_boards(self) -> int:
         """Scheduled: update the boards that show a warning that has just expired (see :func:`expire_boards`)."""
-        counts = await self.store.run(expire_boards, self.store.store)
+        counts = await self.store.run_bulk(expire_boards, self.store.store)
         if counts:
             log.info("warnings expired on boards: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
             self.events.publish(Queued(frozenset(counts)))
@@ -254,12 +253,17 @@ class Pipeline:
 
     # -- the one transaction ----------------------------------------------------------------------------------------
 
-    def _write(self, store: Store, plan: Plan) -> tuple[Publication, dict[str, int]]:
+    def _write(self, store: Store, plan: Plan) -> tuple[Publication, dict[str, int]] | str:
+        """Publish the plan in one transaction; or, when a version of the thread sent after it is published
+        already, mark the decision skipped and return that version's identifier (I4 of issue 17)."""
         item, d = plan.item, plan.item.decision
         thread = publications.thread_name(item.thread_id)
         now = self.clock()
         now_ms = publications.ms(now)
         with store.transaction() as conn:
+            if (newer := _passed_by(store, item)) is not None:
+                _mark_skipped(store, item, f"sent before the published version {newer}")
+                return newer
             # under the store writer's lock: another decide node (hub.cluster) may have published it meanwhile
             if conn.execute("SELECT 1 FROM publications WHERE source_thread=? AND source_alert>=? LIMIT 1",
                             (item.thread_id, item.alert_id)).fetchone() is not None:
