@@ -20,6 +20,7 @@ from hub.deliver.outbox import (
     backlog,
     claim,
     complete,
+    defer,
     depth,
     due_again,
     enqueue,
@@ -109,6 +110,8 @@ class ChannelWorker:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._failing = False
+        self._holds: dict[str, int] = {}
+        """Recipient -> epoch ms before which nothing is sent to it: its receiver answered Retry-After."""
 
     @property
     def name(self) -> str:
@@ -158,8 +161,8 @@ class ChannelWorker:
     async def _claim(self) -> list[Delivery]:
         async with self._claiming:
             batch = await self.astore.run_bulk(claim, self.astore.store, self.name, self.batch_size,
-                                          lease_s=self.lease_s, skip_hosts=self.breaker.open_hosts(),
-                                          now_ms=self.clock())
+                                               lease_s=self.lease_s, skip_hosts=self.breaker.open_hosts(),
+                                               now_ms=self.clock())
             self.breaker.claimed({d.host for d in batch})
         return batch
 
@@ -175,9 +178,32 @@ class ChannelWorker:
     async def step(self) -> int:
         """Claim one batch and deliver it (what the loop does each turn); returns its size, 0 when none was due."""
         batch = await self._claim()
-        if batch:
-            await self._handle(batch)
+        send = await self._hold_back(batch) if batch and self._holds else batch
+        if send:
+            await self._handle(send)
         return len(batch)
+
+    async def _hold_back(self, batch: list[Delivery]) -> list[Delivery]:
+        """The rows to send now: a row for a recipient whose receiver asked to wait (429 or 503 with Retry-After,
+        on another of its rows) goes back to the queue unsent until then. Retry-After is about the subscription,
+        not the one row it was refused; what this node learnt is held here (another node learns it from its own
+        refusal, and the refused row itself waits in the store)."""
+        now = self.clock()
+        self._holds = {r: until for r, until in self._holds.items() if until > now}
+        held = [(d.id, self._holds[d.recipient]) for d in batch if d.recipient in self._holds]
+        if not held:
+            return batch
+        await self.astore.run_bulk(defer, self.astore.store, held, now_ms=now)
+        log.info("outbox %s: %d deliveries wait for their recipient's Retry-After", self.name, len(held))
+        ids = {i for i, _ in held}
+        return [d for d in batch if d.id not in ids]
+
+    def _learn_holds(self, pairs: list[tuple[Delivery, Outcome]]) -> None:
+        now = self.clock()
+        for d, o in pairs:
+            if o.kind == "retry" and o.retry_after_s:
+                until = now + int(o.retry_after_s * 1000)
+                self._holds[d.recipient] = max(until, self._holds.get(d.recipient, 0))
 
     async def _deliver(self, batch: list[Delivery]) -> list[Outcome]:
         """Outcomes for a batch, one bad row isolated: a row whose content could not be made (:func:`row_failed`)
@@ -230,6 +256,7 @@ class ChannelWorker:
             by_host.setdefault(delivery.host, []).append(outcome.kind)
         answering = [host for host, kinds in by_host.items() if self.breaker.record(host, kinds)]
         pairs = list(zip(batch, outcomes, strict=True))
+        self._learn_holds(pairs)
         result = await self.astore.run_bulk(complete, self.astore.store, pairs, policy=self.policy, now_ms=self.clock())
         if answering:  # a host is back: what waited for it goes now, not after each row's own backoff
             again = await self.astore.run_bulk(due_again, self.astore.store, self.name, answering, now_ms=self.clock())
