@@ -15,7 +15,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from tests.faults.test_storm import N, WINDOW_MIN, open_rows, wait_ingested
+from tests.faults.test_storm import WINDOW_MIN, N, open_rows, wait_ingested
 from tests.kits.fanoutkit import HISTORY, rig, rx_get
 from tests.kits.hubproc import drop
 from tests.kits.invariants import check, read_history, receipts_of
