@@ -120,6 +120,10 @@ class Plan:
     webhooks: tuple[WebhookConfig, ...]
     push: bool = False
     """The decision sends push (an all-clear then also goes to everyone who got an earlier version)."""
+    after: int | None = None
+    """The version of the thread the plan follows (None: the first); ``encoded`` holds only if it still is."""
+    encoded: publications.Encoded | None = None
+    """The publication, issued and serialised (signed) off the writer thread."""
 
 
 class Pipeline:
@@ -207,7 +211,9 @@ class Pipeline:
             await self.store.run(_mark_skipped, self.store.store, item, f"status {status}")
             return None
         started = time.perf_counter()
-        plan = await asyncio.to_thread(self._plan, item)
+        previous = await self.store.read(publications.latest, self.store.store,
+                                         publications.thread_name(item.thread_id))
+        plan = await asyncio.to_thread(self._plan, item, previous)
         planned = time.perf_counter()
         try:  # one writer job: the check for a newer version and the publication
             done = await self.store.run(self._write, self.store.store, plan)
@@ -242,14 +248,25 @@ class Pipeline:
 
     # -- targeting (in a thread: geometry) -----------------------------------------------------------------------
 
-    def _plan(self, item: Unpublished) -> Plan:
+    def _plan(self, item: Unpublished, previous: Publication | None = None) -> Plan:
+        """Whom it reaches, and the publication itself as it follows ``previous`` (read just before): both are
+        CPU work (geometry, serialising, signing) kept off the writer, which only checks and writes."""
         ruleset = self.live.current
         geo = ruleset.geo if ruleset is not None else None
+        now = self.clock()
         aud = recipients(geo, self.index, self.boards, self.webhooks, item.alert, item.decision,
                          district=self.district, shapes=ruleset.geometry(item.alert) if ruleset is not None else (),
-                         measure=False, now=self.clock())
+                         measure=False, now=now)
+        issued = self._issue(item, previous, now)
         return Plan(item, aud.area_lonlat, tuple((sid, "") for sid in aud.push), aud.boards, aud.webhooks,
-                    push=aud.push_on)
+                    push=aud.push_on, after=previous.version if previous is not None else None,
+                    encoded=publications.encode(issued, aud.area_lonlat, self.signer))
+
+    def _issue(self, item: Unpublished, previous: Publication | None, now: datetime) -> Alert:
+        return publications.issue(item.alert, sender=self.sender, district=self.district,
+                                  thread=publications.thread_name(item.thread_id),
+                                  version=(previous.version + 1) if previous else 1, previous=previous,
+                                  severity=item.decision.severity, now=now)
 
     # -- the one transaction ----------------------------------------------------------------------------------------
 
@@ -270,10 +287,11 @@ class Pipeline:
                 raise AlreadyPublished(item.alert_id)
             decisions.clear_failure_in(conn, item.alert_id)
             prev_row = conn.execute("SELECT max(version) FROM publications WHERE thread=?", (thread,)).fetchone()
-            previous = publications.latest(store, thread) if prev_row and prev_row[0] else None
-            issued = publications.issue(item.alert, sender=self.sender, district=self.district, thread=thread,
-                                        version=(previous.version + 1) if previous else 1, previous=previous,
-                                        severity=d.severity, now=now)
+            latest = prev_row[0] if prev_row and prev_row[0] else None
+            previous = publications.latest(store, thread) if latest else None
+            # issued in the plan, unless another version was published in between (then issued again here)
+            encoded = plan.encoded if plan.after == latest else None
+            issued = encoded.alert if encoded is not None else self._issue(item, previous, now)
             channels = effective_channels(d.channels, d.audiences, item.alert.scope.value)
             if d.decision != "publish" and previous is not None:  # a Cancel the rules did not route
                 channels = previous.channels
@@ -283,7 +301,7 @@ class Pipeline:
             pub = publications.insert(conn, issued, thread=thread, version=(previous.version + 1) if previous else 1,
                                       source_thread=item.thread_id, source_alert=item.alert_id,
                                       push=d.push, channels=channels, regions=d.regions,
-                                      area=plan.area_lonlat, now_ms=now_ms, signer=self.signer)
+                                      area=plan.area_lonlat, now_ms=now_ms, signer=self.signer, encoded=encoded)
             rows = self._rows(conn, pub, plan, now_ms)
             if pub.msg_type == "Cancel":
                 outbox.withdraw_in(conn, thread, below_publication=pub.id, now_ms=now_ms)
