@@ -193,7 +193,7 @@ async def retain(services: Services) -> dict[str, int]:
 
 async def sweep(services: Services) -> None:
     store = services.store
-    ended = await store.run(store.store.sweep_expired)
+    ended = await store.run_bulk(store.store.sweep_expired)
     if ended:
         services.metrics.expired.inc(len(ended))
         log.info("expired %d thread(s): %s", len(ended), ended[:20])

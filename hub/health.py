@@ -140,7 +140,7 @@ class Recorder:
             return
         self._saved[h.name] = (mark, now)
         d = h.as_dict()
-        fut = self.store.run(self.store.store.record_health, h.name, h.kind, h.state, last_error=h.last_error,
+        fut = self.store.run_bulk(self.store.store.record_health, h.name, h.kind, h.state, last_error=h.last_error,
                              last_ok=d["last_ok"], since=d["since"], failures=h.failures, detail=h.detail)
         task = asyncio.ensure_future(fut)
         self._tasks.add(task)

@@ -115,7 +115,7 @@ async def _batches(astore: AsyncStore, fn: Callable[..., int], *args: Any) -> in
     """Call ``fn(store, *args)`` on the writer until a batch comes back short; the total."""
     total = 0
     while True:
-        got = await astore.run(fn, astore.store, *args)
+        got = await astore.run_bulk(fn, astore.store, *args)
         total += got
         if got < BATCH:
             return total
@@ -135,7 +135,7 @@ async def run(astore: AsyncStore, plan: Plan, *, now: datetime | None = None, ac
 
     if s.outbox_days > 0:
         cut = now - timedelta(days=s.outbox_days)
-        ended = await astore.run(ended_threads, store, cut)
+        ended = await astore.run_bulk(ended_threads, store, cut)
         n = await _batches(astore, _prune_outbox, publications.ms(cut), ended) if ended else 0
         report("outbox", n, "finished delivery row(s) of incidents ended more than %g days ago", s.outbox_days)
     if s.rejections_days > 0:
@@ -149,10 +149,10 @@ async def run(astore: AsyncStore, plan: Plan, *, now: datetime | None = None, ac
     if s.readings_days > 0:
         cutoff = publications.ms(now - timedelta(days=s.readings_days))
         n = 0
-        for sensor in await astore.run(orphan_sensors, store, plan.mqtt_sources):
+        for sensor in await astore.run_bulk(orphan_sensors, store, plan.mqtt_sources):
             n += await _batches(astore, readings.delete_older, sensor, cutoff, BATCH)
         report("readings", n, "reading(s) older than %g days of sensors no configured source owns", s.readings_days)
-    n = await astore.run(prune_presence, store, plan.sources)
+    n = await astore.run_bulk(prune_presence, store, plan.sources)
     report("presence", n, "list-presence row(s) of sources no longer configured")
     if s.audit_days > 0:
         await _archive_audit(astore, plan, now - timedelta(days=s.audit_days), now, actor, done)
@@ -163,7 +163,7 @@ async def _archive_audit(astore: AsyncStore, plan: Plan, before: datetime, now: 
                          done: dict[str, int]) -> None:
     out = plan.audit_dir / f"audit-before-{before.strftime('%Y%m%dT%H%M%SZ')}.jsonl"
     try:
-        result = await astore.run(audit.archive, astore.store, before, out, actor=actor, now=now)
+        result = await astore.run_bulk(audit.archive, astore.store, before, out, actor=actor, now=now)
     except StoreError as err:
         log.error("retention: audit not archived: %s", err)
         return
@@ -175,7 +175,7 @@ async def _archive_audit(astore: AsyncStore, plan: Plan, before: datetime, now: 
 
 async def purge_sessions(astore: AsyncStore, **settings: Any) -> int:
     """Ended console sessions and stale login-throttle rows (hub.access.auth.purge, same arguments); logs what went."""
-    n = await astore.run(auth.purge, astore.store, **settings)
+    n = await astore.run_bulk(auth.purge, astore.store, **settings)
     if n:
         log.info("retention: removed %d ended console session(s)", n, extra={"retention": "sessions", "removed": n})
     return int(n)

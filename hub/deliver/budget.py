@@ -273,7 +273,7 @@ class BudgetedChannel:
 
     async def __aenter__(self) -> Self:
         await self.inner.__aenter__()
-        sent, summaries = await self.astore.run(recent, self.astore.store, self.budget.window_ms, self.clock())
+        sent, summaries = await self.astore.run_bulk(recent, self.astore.store, self.budget.window_ms, self.clock())
         self.budget.restore(sent, summaries)
         if sent or summaries:
             log.info("push budget: %d pushes within the window and %d queued summaries restored", len(sent),
@@ -286,7 +286,7 @@ class BudgetedChannel:
     async def deliver(self, batch: Sequence[Delivery]) -> Sequence[Outcome]:
         now = self.clock()
         pubs = sorted({d.publication_id for d in batch if d.publication_id})
-        extreme = await self.astore.run(extremes, self.astore.store, pubs) if pubs else set()
+        extreme = await self.astore.run_bulk(extremes, self.astore.store, pubs) if pubs else set()
         judged = self.budget.judge(batch, now, extreme)
         sent: Awaitable[Sequence[Outcome]] | None = self.inner.deliver(judged.send) if judged.send else None
         outcomes = dict(zip((d.id for d in judged.send), await sent if sent is not None else [], strict=True))
@@ -295,8 +295,8 @@ class BudgetedChannel:
         if judged.summaries:  # due a window after the pushes just answered (their answer time, not their claim)
             due = [dataclasses.replace(s, due_ms=max(s.due_ms, self.budget.due(s.recipient, done)))
                    for s in judged.summaries]
-            await self.astore.run(queue_summaries, self.astore.store, due, done)
+            await self.astore.run_bulk(queue_summaries, self.astore.store, due, done)
         over = self.budget.over({d.recipient for d in batch if d.id in judged.coalesced})
         if over:
-            self.budget.hold(await self.astore.run(coalesce_queued, self.astore.store, over, done))
+            self.budget.hold(await self.astore.run_bulk(coalesce_queued, self.astore.store, over, done))
         return [outcomes[d.id] if d.id in outcomes else Outcome.coalesced(judged.coalesced[d.id]) for d in batch]

@@ -329,6 +329,22 @@ def complete(store: Store, results: Sequence[tuple[Delivery, Outcome]], *, now_m
     return CompleteResult(counts, gave_up, gone, len(rows) - updated)
 
 
+_DEFER = (f"UPDATE outbox SET state=CASE WHEN {_NEWER} THEN 'superseded' ELSE 'queued' END,"
+          f" finished_ms=CASE WHEN {_NEWER} THEN ?2 END, attempts=attempts-1, lease_until_ms=NULL,"
+          f" next_at_ms=r.next_at FROM (SELECT {_cols('id', 'next_at')} FROM json_each(?1)) AS r"
+          " WHERE outbox.id=r.id AND outbox.state='inflight'")
+
+
+def defer(store: Store, rows: Sequence[tuple[int, int]], *, now_ms: int | None = None) -> int:
+    """Claimed rows (id, until epoch ms) back in the queue unsent, each due at its ``until``, the claim not
+    counted as an attempt (or superseded if a newer version arrived meanwhile): their recipient's receiver asked
+    to wait (Retry-After), which holds every row for it, not only the refused one. Returns the rows put back."""
+    if not rows:
+        return 0
+    with store.transaction() as conn:  # the writer's lock: a newer version being queued meanwhile is seen
+        return int(conn.execute(_DEFER, (_json(list(rows)), stamp_ms(now_ms))).rowcount)
+
+
 def due_again(store: Store, channel: str, hosts: Collection[str], *, now_ms: int | None = None) -> int:
     """The queued rows of these hosts of a channel are due now (how many): the host answers again (its circuit
     closed), so the backoff each row piled up against it while it was down no longer applies. Rows stay in

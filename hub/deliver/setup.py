@@ -77,7 +77,7 @@ def _each_row(store: Store, fn: Callable[[Store, Sequence[Delivery]], list[T | N
 
 
 class Resolvers:
-    """What each channel sends for a batch of outbox rows (runs on the store's thread)."""
+    """What each channel sends for a batch of outbox rows (runs on a read connection's thread)."""
 
     def __init__(self, astore: AsyncStore, loaded: LoadedConfig) -> None:
         self.astore = astore
@@ -93,7 +93,8 @@ class Resolvers:
     async def _resolve(self, fn: Callable[[Store, Sequence[Delivery]], list[T | None]],
                        batch: Sequence[Delivery]) -> list[T | None]:
         isolate = breaker.in_delivery()  # read here: the store's thread does not share this task's context
-        found = await self.astore.run(_each_row, self.astore.store, fn, batch, isolate=isolate)
+        # only reads: on a read connection, so that building the payloads never holds the writer
+        found = await self.astore.read(_each_row, self.astore.store, fn, batch, isolate=isolate)
         if isinstance(found, list):
             return found
         for delivery_id, reason in found.items():  # rows whose content raised: retried alone, the rest sent again
@@ -198,7 +199,7 @@ async def open_outbox(stack: contextlib.AsyncExitStack, *, astore: AsyncStore, l
     async def on_gone(channel: str, recipients: list[str]) -> None:
         if channel != "push" or not recipients:
             return
-        removed = await astore.run(subscriptions.delete_ids, astore.store, recipients)
+        removed = await astore.run_bulk(subscriptions.delete_ids, astore.store, recipients)
         if index is not None:
             index.remove_many(recipients)
         log.info("deleted %d subscription(s) whose push endpoint is gone (404/410)", removed)

@@ -20,6 +20,7 @@ from hub.deliver.outbox import (
     backlog,
     claim,
     complete,
+    defer,
     depth,
     due_again,
     enqueue,
@@ -109,6 +110,8 @@ class ChannelWorker:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._failing = False
+        self._holds: dict[str, int] = {}
+        """Recipient -> epoch ms before which nothing is sent to it: its receiver answered Retry-After."""
 
     @property
     def name(self) -> str:
@@ -157,14 +160,14 @@ class ChannelWorker:
 
     async def _claim(self) -> list[Delivery]:
         async with self._claiming:
-            batch = await self.astore.run(claim, self.astore.store, self.name, self.batch_size,
-                                          lease_s=self.lease_s, skip_hosts=self.breaker.open_hosts(),
-                                          now_ms=self.clock())
+            batch = await self.astore.run_bulk(claim, self.astore.store, self.name, self.batch_size,
+                                               lease_s=self.lease_s, skip_hosts=self.breaker.open_hosts(),
+                                               now_ms=self.clock())
             self.breaker.claimed({d.host for d in batch})
         return batch
 
     async def _idle_timeout(self) -> float:
-        due = await self.astore.run(next_due, self.astore.store, self.name, skip_hosts=self.breaker.open_hosts())
+        due = await self.astore.run_bulk(next_due, self.astore.store, self.name, skip_hosts=self.breaker.open_hosts())
         waits = [self.idle_s]
         if due is not None:
             waits.append((due - self.clock()) / 1000)
@@ -175,9 +178,32 @@ class ChannelWorker:
     async def step(self) -> int:
         """Claim one batch and deliver it (what the loop does each turn); returns its size, 0 when none was due."""
         batch = await self._claim()
-        if batch:
-            await self._handle(batch)
+        send = await self._hold_back(batch) if batch and self._holds else batch
+        if send:
+            await self._handle(send)
         return len(batch)
+
+    async def _hold_back(self, batch: list[Delivery]) -> list[Delivery]:
+        """The rows to send now: a row for a recipient whose receiver asked to wait (429 or 503 with Retry-After,
+        on another of its rows) goes back to the queue unsent until then. Retry-After is about the subscription,
+        not the one row it was refused; what this node learnt is held here (another node learns it from its own
+        refusal, and the refused row itself waits in the store)."""
+        now = self.clock()
+        self._holds = {r: until for r, until in self._holds.items() if until > now}
+        held = [(d.id, self._holds[d.recipient]) for d in batch if d.recipient in self._holds]
+        if not held:
+            return batch
+        await self.astore.run_bulk(defer, self.astore.store, held, now_ms=now)
+        log.info("outbox %s: %d deliveries wait for their recipient's Retry-After", self.name, len(held))
+        ids = {i for i, _ in held}
+        return [d for d in batch if d.id not in ids]
+
+    def _learn_holds(self, pairs: list[tuple[Delivery, Outcome]]) -> None:
+        now = self.clock()
+        for d, o in pairs:
+            if o.kind == "retry" and o.retry_after_s:
+                until = now + int(o.retry_after_s * 1000)
+                self._holds[d.recipient] = max(until, self._holds.get(d.recipient, 0))
 
     async def _deliver(self, batch: list[Delivery]) -> list[Outcome]:
         """Outcomes for a batch, one bad row isolated: a row whose content could not be made (:func:`row_failed`)
@@ -230,9 +256,10 @@ class ChannelWorker:
             by_host.setdefault(delivery.host, []).append(outcome.kind)
         answering = [host for host, kinds in by_host.items() if self.breaker.record(host, kinds)]
         pairs = list(zip(batch, outcomes, strict=True))
-        result = await self.astore.run(complete, self.astore.store, pairs, policy=self.policy, now_ms=self.clock())
+        self._learn_holds(pairs)
+        result = await self.astore.run_bulk(complete, self.astore.store, pairs, policy=self.policy, now_ms=self.clock())
         if answering:  # a host is back: what waited for it goes now, not after each row's own backoff
-            again = await self.astore.run(due_again, self.astore.store, self.name, answering, now_ms=self.clock())
+            again = await self.astore.run_bulk(due_again, self.astore.store, self.name, answering, now_ms=self.clock())
             log.info("outbox %s: %s answers again; %d queued deliveries due now", self.name, ", ".join(answering),
                      again)
         if self.observe is not None:
@@ -285,7 +312,7 @@ class Outbox:
         """Queue again what was in flight at the last stop or crash, then start the workers (``run_workers``
         False: the caller runs each worker's :meth:`ChannelWorker.run` itself, under its supervisor); returns that
         count."""
-        recovered = await self.astore.run(recover, self.astore.store)
+        recovered = await self.astore.run_bulk(recover, self.astore.store)
         if recovered:
             log.warning("outbox: %d deliveries were in flight at the last stop; queued again", recovered)
         if run_workers:
@@ -316,7 +343,7 @@ class Outbox:
 
     async def enqueue(self, rows: Iterable[NewDelivery], *, now_ms: int | None = None) -> EnqueueResult:
         rows = list(rows)
-        result = await self.astore.run(enqueue, self.astore.store, rows, now_ms=now_ms)
+        result = await self.astore.run_bulk(enqueue, self.astore.store, rows, now_ms=now_ms)
         for name in {r.channel for r in rows}:
             if name in self.workers:
                 self.workers[name].wake()
@@ -327,15 +354,15 @@ class Outbox:
 
     async def withdraw(self, thread: str, *, channels: Collection[str] | None = None,
                        below_publication: int | None = None) -> int:
-        return await self.astore.run(withdraw, self.astore.store, thread, channels=channels,
+        return await self.astore.run_bulk(withdraw, self.astore.store, thread, channels=channels,
                                      below_publication=below_publication)
 
     async def status(self, publication_ids: Collection[int] | None = None) -> dict[int, dict[str, dict[str, int]]]:
-        return await self.astore.run(status, self.astore.store, publication_ids)
+        return await self.astore.run_bulk(status, self.astore.store, publication_ids)
 
     async def depth(self) -> dict[str, int]:
         """Queued rows per channel (every channel with a worker is named), also set as the gauge."""
-        found = await self.astore.run(depth, self.astore.store)
+        found = await self.astore.run_bulk(depth, self.astore.store)
         out = {name: found.get(name, 0) for name in self.workers} | found
         if self.metrics is not None:
             for name, n in out.items():

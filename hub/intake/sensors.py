@@ -40,9 +40,9 @@ class SensorIntake:
 
     async def purge(self, source: str, cutoff_ms: int) -> int:
         deleted = 0
-        for sensor_id in await self._astore.run(readings.source_sensors, self._astore.store, source):
+        for sensor_id in await self._astore.run_bulk(readings.source_sensors, self._astore.store, source):
             while True:
-                n = await self._astore.run(readings.delete_older, self._astore.store, sensor_id, cutoff_ms,
+                n = await self._astore.run_bulk(readings.delete_older, self._astore.store, sensor_id, cutoff_ms,
                                            PURGE_CHUNK)
                 deleted += n
                 if n < PURGE_CHUNK:

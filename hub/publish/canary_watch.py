@@ -145,7 +145,7 @@ class CanaryWatch:
         now_ms = int(datetime.now(UTC).timestamp() * 1000)
         ttl_ms = int(self.cfg.interval_s * 2000)
         if probes:
-            await self.store.run(canary.queue, self.store.store, probes, now_ms=now_ms, ttl_ms=ttl_ms)
+            await self.store.run_bulk(canary.queue, self.store.store, probes, now_ms=now_ms, ttl_ms=ttl_ms)
             for probe in probes:
                 self._sent(by_probe[probe.id], probe.id, now)
             self.events.publish(Queued(frozenset(p.channel for p in probes)))

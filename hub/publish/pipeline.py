@@ -120,6 +120,10 @@ class Plan:
     webhooks: tuple[WebhookConfig, ...]
     push: bool = False
     """The decision sends push (an all-clear then also goes to everyone who got an earlier version)."""
+    after: int | None = None
+    """The version of the thread the plan follows (None: the first); ``encoded`` holds only if it still is."""
+    encoded: publications.Encoded | None = None
+    """The publication, issued and serialised (signed) off the writer thread."""
 
 
 class Pipeline:
@@ -163,7 +167,7 @@ class Pipeline:
         """Write the fan-outs' chunks not yet written (most urgent first, one transaction each, so a publication
         gets in between), waking the workers after each; also what a restart resumes. Returns rows written."""
         written, chunks, started = 0, 0, time.perf_counter()
-        while (done := await self.store.run(fanout.step, self.store.store)) is not None:
+        while (done := await self.store.run_bulk(fanout.step, self.store.store)) is not None:
             written, chunks = written + done.inserted, chunks + 1
             if done.inserted:
                 self.events.publish(Queued(frozenset((done.channel,))))
@@ -206,20 +210,21 @@ class Pipeline:
             log.warning("alert %s: status %s is never published; decision ignored", item.alert_id, status)
             await self.store.run(_mark_skipped, self.store.store, item, f"status {status}")
             return None
-        newer = await self.store.run(_passed_by, self.store.store, item)
-        if newer is not None:  # arrived late (out of order, a replay): an older version never goes over a newer one
-            log.warning("alert %s (%s/%s) was sent before %s, already published in its thread: not published",
-                        item.alert_id, item.alert.sender, item.alert.identifier, newer)
-            await self.store.run(_mark_skipped, self.store.store, item, f"sent before the published version {newer}")
-            return None
         started = time.perf_counter()
-        plan = await asyncio.to_thread(self._plan, item)
+        previous = await self.store.read(publications.latest, self.store.store,
+                                         publications.thread_name(item.thread_id))
+        plan = await asyncio.to_thread(self._plan, item, previous)
         planned = time.perf_counter()
-        try:
-            pub, counts = await self.store.run(self._write, self.store.store, plan)
+        try:  # one writer job: the check for a newer version and the publication
+            done = await self.store.run(self._write, self.store.store, plan)
         except AlreadyPublished:
             log.info("alert %s was published by another node meanwhile", item.alert_id)
             return None
+        if isinstance(done, str):  # arrived late (out of order, a replay): never over a newer version
+            log.warning("alert %s (%s/%s) was sent before %s, already published in its thread: not published",
+                        item.alert_id, item.alert.sender, item.alert.identifier, done)
+            return None
+        pub, counts = done
         written = time.perf_counter()
         self.published += 1
         log.info("published %s v%d (%s, %s) for alert %s: %s (targeting %.0f ms, writing %.0f ms)", pub.thread,
@@ -235,7 +240,7 @@ class Pipeline:
 
     async def expire_boards(self) -> int:
         """Scheduled: update the boards that show a warning that has just expired (see :func:`expire_boards`)."""
-        counts = await self.store.run(expire_boards, self.store.store)
+        counts = await self.store.run_bulk(expire_boards, self.store.store)
         if counts:
             log.info("warnings expired on boards: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
             self.events.publish(Queued(frozenset(counts)))
@@ -243,32 +248,50 @@ class Pipeline:
 
     # -- targeting (in a thread: geometry) -----------------------------------------------------------------------
 
-    def _plan(self, item: Unpublished) -> Plan:
+    def _plan(self, item: Unpublished, previous: Publication | None = None) -> Plan:
+        """Whom it reaches, and the publication itself as it follows ``previous`` (read just before): both are
+        CPU work (geometry, serialising, signing) kept off the writer, which only checks and writes."""
         ruleset = self.live.current
         geo = ruleset.geo if ruleset is not None else None
+        now = self.clock()
         aud = recipients(geo, self.index, self.boards, self.webhooks, item.alert, item.decision,
                          district=self.district, shapes=ruleset.geometry(item.alert) if ruleset is not None else (),
-                         measure=False, now=self.clock())
-        return Plan(item, aud.area_lonlat, fanout.prepare(aud.push), aud.boards, aud.webhooks, push=aud.push_on)
+                         measure=False, now=now)
+        issued = self._issue(item, previous, now)
+        return Plan(item, aud.area_lonlat, fanout.prepare(aud.push), aud.boards, aud.webhooks,
+                    push=aud.push_on, after=previous.version if previous is not None else None,
+                    encoded=publications.encode(issued, aud.area_lonlat, self.signer))
+
+    def _issue(self, item: Unpublished, previous: Publication | None, now: datetime) -> Alert:
+        return publications.issue(item.alert, sender=self.sender, district=self.district,
+                                  thread=publications.thread_name(item.thread_id),
+                                  version=(previous.version + 1) if previous else 1, previous=previous,
+                                  severity=item.decision.severity, now=now)
 
     # -- the one transaction ----------------------------------------------------------------------------------------
 
-    def _write(self, store: Store, plan: Plan) -> tuple[Publication, dict[str, int]]:
+    def _write(self, store: Store, plan: Plan) -> tuple[Publication, dict[str, int]] | str:
+        """Publish the plan in one transaction; or, when a version of the thread sent after it is published
+        already, mark the decision skipped and return that version's identifier (I4 of issue 17)."""
         item, d = plan.item, plan.item.decision
         thread = publications.thread_name(item.thread_id)
         now = self.clock()
         now_ms = publications.ms(now)
         with store.transaction() as conn:
+            if (newer := _passed_by(store, item)) is not None:
+                _mark_skipped(store, item, f"sent before the published version {newer}")
+                return newer
             # under the store writer's lock: another decide node (hub.cluster) may have published it meanwhile
             if conn.execute("SELECT 1 FROM publications WHERE source_thread=? AND source_alert>=? LIMIT 1",
                             (item.thread_id, item.alert_id)).fetchone() is not None:
                 raise AlreadyPublished(item.alert_id)
             decisions.clear_failure_in(conn, item.alert_id)
             prev_row = conn.execute("SELECT max(version) FROM publications WHERE thread=?", (thread,)).fetchone()
-            previous = publications.latest(store, thread) if prev_row and prev_row[0] else None
-            issued = publications.issue(item.alert, sender=self.sender, district=self.district, thread=thread,
-                                        version=(previous.version + 1) if previous else 1, previous=previous,
-                                        severity=d.severity, now=now)
+            latest = prev_row[0] if prev_row and prev_row[0] else None
+            previous = publications.latest(store, thread) if latest else None
+            # issued in the plan, unless another version was published in between (then issued again here)
+            encoded = plan.encoded if plan.after == latest else None
+            issued = encoded.alert if encoded is not None else self._issue(item, previous, now)
             channels = effective_channels(d.channels, d.audiences, item.alert.scope.value)
             if d.decision != "publish" and previous is not None:  # a Cancel the rules did not route
                 channels = previous.channels
@@ -278,7 +301,7 @@ class Pipeline:
             pub = publications.insert(conn, issued, thread=thread, version=(previous.version + 1) if previous else 1,
                                       source_thread=item.thread_id, source_alert=item.alert_id,
                                       push=d.push, channels=channels, regions=d.regions,
-                                      area=plan.area_lonlat, now_ms=now_ms, signer=self.signer)
+                                      area=plan.area_lonlat, now_ms=now_ms, signer=self.signer, encoded=encoded)
             rows = self._rows(conn, pub, plan, now_ms)
             if pub.msg_type == "Cancel":
                 outbox.withdraw_in(conn, thread, below_publication=pub.id, now_ms=now_ms)

@@ -202,26 +202,45 @@ def _row(row: tuple[Any, ...]) -> Publication:
                        tuple(json.loads(d["regions"])), notices, area, scope or "")
 
 
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A publication's stored forms (texts, JSON, CAP signed where configured, area), made before its
+    transaction: serialising and signing are CPU work that must not hold the store's one writer."""
+
+    alert: Alert
+    notices: str
+    alert_json: str
+    cap_xml: bytes
+    area_wkb: bytes | None
+
+
+def encode(alert: Alert, area: BaseGeometry | None, signer: Signer | None = None) -> Encoded:
+    notices = tuple(Notice.of(i, alert.sender) for i in alert.infos)
+    return Encoded(alert, json.dumps([asdict(n) for n in notices], ensure_ascii=False), to_json(alert).decode(),
+                   signer.sign(to_xml(alert)) if signer is not None else to_xml(alert),
+                   shapely.to_wkb(area) if area is not None and not area.is_empty else None)
+
+
 def insert(conn: Any, alert: Alert, *, thread: str, version: int, source_thread: int | None,
            source_alert: int | None, push: bool, channels: tuple[str, ...], regions: tuple[str, ...],
-           area: BaseGeometry | None, now_ms: int, signer: Signer | None = None) -> Publication:
-    """Write one publication inside the caller's transaction; ``signer`` adds an XML-DSig to the CAP."""
+           area: BaseGeometry | None, now_ms: int, signer: Signer | None = None,
+           encoded: Encoded | None = None) -> Publication:
+    """Write one publication inside the caller's transaction; ``signer`` adds an XML-DSig to the CAP.
+    ``encoded``: its stored forms made beforehand (:func:`encode` of this ``alert`` and ``area``)."""
+    enc = encoded if encoded is not None and encoded.alert is alert else encode(alert, area, signer)
     infos = alert.infos
-    notices = tuple(Notice.of(i, alert.sender) for i in infos)
     urgency = max((i.urgency for i in infos), default=None)
     expires = alert.expires
     if alert.msg_type is MsgType.CANCEL and expires is None:
         expires = alert.sent + CANCEL_TTL
-    wkb = shapely.to_wkb(area) if area is not None and not area.is_empty else None
     cur = conn.execute(
         f"INSERT INTO publications ({', '.join(_COLS[1:-1])}, area_wkb, alert_json, cap_xml, created_ms)"
         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (thread, version, source_thread, source_alert, alert.identifier, alert.sender, alert.sent.isoformat(),
          alert.msg_type.value, alert.status.value, alert.severity.value,
          urgency.value if urgency is not None else "Unknown", ms(expires) if expires else None, int(push),
-         json.dumps(list(channels)), json.dumps(list(regions)),
-         json.dumps([asdict(n) for n in notices], ensure_ascii=False), wkb, to_json(alert).decode(),
-         signer.sign(to_xml(alert)) if signer is not None else to_xml(alert), now_ms))
+         json.dumps(list(channels)), json.dumps(list(regions)), enc.notices, enc.area_wkb, enc.alert_json,
+         enc.cap_xml, now_ms))
     pid = int(cur.lastrowid or 0)
     row = conn.execute(f"SELECT {_select()} FROM publications WHERE id=?", (pid,)).fetchone()
     return _row(row)

@@ -178,7 +178,8 @@ class Connection:
         try:
             yield self.conn
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:  # SQLite rolls back by itself on SQLITE_FULL; a ROLLBACK then hides why
+                self.conn.execute("ROLLBACK")
             raise
         else:
             self.conn.execute("COMMIT")

@@ -5,8 +5,9 @@
 threads, rejections, list presence and source health (:mod:`hub.store.alerts`) and the hash-chained audit log
 (:mod:`hub.store.chain`). Every table is in :mod:`hub.store.schema`.
 
-One writer: a :class:`Store` is used from one thread only (the daemon gives it a dedicated worker thread, see
-:class:`AsyncStore`); every write is one transaction, so a crash at any point leaves either all of an alert or none.
+One writer: a :class:`Store` is used from one thread only (the daemon gives it a dedicated writer thread with an
+urgent and a bulk lane, see :class:`AsyncStore` and :mod:`hub.store.writer`); every write is one transaction, so a
+crash at any point leaves either all of an alert or none.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from hub.errors import StoreFull
 from hub.store.alerts import Alerts
 from hub.store.chain import AuditChain
 from hub.store.connection import store_full, write_failure
+from hub.store.writer import Lane, Writer
 
 log = logging.getLogger("warnhub.store")
 
@@ -40,6 +42,10 @@ T = TypeVar("T")
 class AsyncStore:
     """The one writer for the daemon: every store call runs on one dedicated thread, off the event loop.
 
+    Two lanes (:mod:`hub.store.writer`): :meth:`run` is the urgent lane (intake, decide, publish, the console,
+    sessions, subscriptions), :meth:`run_bulk` the bulk lane (delivery: outbox claims and outcomes, fan-out steps,
+    the push budget, sweeps, retention). An urgent call waits at most for the one bulk call already running.
+
     Reads from the web go through :meth:`read` instead: a small pool of threads with read-only connections of their
     own (WAL lets them read while the writer writes; on PostgreSQL connections of the store's pool), so a burst of
     page and API requests never queues in front of intake and sending on the writer thread.
@@ -47,7 +53,7 @@ class AsyncStore:
 
     def __init__(self, store: Store, *, readers: int = 4) -> None:
         self.store = store
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._writer = Writer("store")
         self._file = str(store.path) != ":memory:"
         self._read_pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="store-read")
         self._local = threading.local()
@@ -58,17 +64,28 @@ class AsyncStore:
         self._probed: tuple[float, str | None] | None = None
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """``fn`` on the writer thread. A write the disk refuses (full, failing) raises :class:`StoreFull` and is
-        remembered for :meth:`probe` until a write succeeds again."""
-        loop = asyncio.get_running_loop()
+        """``fn`` on the writer thread, in the urgent lane. A write the disk refuses (full, failing) raises
+        :class:`StoreFull` and is remembered for :meth:`probe` until a write succeeds again."""
+        return await self._call("urgent", lambda: fn(*args, **kwargs))
+
+    async def run_bulk(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Like :meth:`run`, in the bulk lane: for delivery's work, which must never delay a warning."""
+        return await self._call("bulk", lambda: fn(*args, **kwargs))
+
+    def queued(self) -> dict[Lane, int]:
+        """Calls waiting for the writer, per lane."""
+        return self._writer.queued()
+
+    async def _call(self, lane: Lane, call: Callable[[], T]) -> T:
         try:
-            return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+            result: T = await asyncio.wrap_future(self._writer.submit(lane, call))
         except sqlite3.OperationalError as err:
             if not write_failure(err):
                 raise
             full = store_full(err, self.store.path)
             self.failure = str(full)
             raise full from err
+        return result
 
     async def probe(self, *, max_age_s: float = 5.0) -> str | None:
         """The store's health from a write: None when about one alert's worth can be written and committed to
@@ -126,5 +143,5 @@ class AsyncStore:
         self._read_pool.shutdown(wait=True)
         for reader in self._readers:
             reader.close()
-        self._pool.shutdown(wait=True)
+        self._writer.close()
         self.store.close()

@@ -349,8 +349,8 @@ class ClaimWatch(AsyncStore):
         super().__init__(store)
         self.idle = asyncio.Event()
 
-    async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        result = await super().run(fn, *args, **kwargs)
+    async def run_bulk(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        result = await super().run_bulk(fn, *args, **kwargs)
         if fn is outbox.claim and not result:
             self.idle.set()
         return result
