@@ -213,7 +213,7 @@ async def open_outbox(stack: contextlib.AsyncExitStack, *, astore: AsyncStore, l
                 channel = budget.BudgetedChannel(channel, astore, content.budget)
             await stack.enter_async_context(channel)
             box.add_worker(channel, batch_size=500 if channel.name == "push" else 50,
-                           concurrency=2 if channel.name == "push" else 1, on_gone=on_gone)
+                           concurrency=2 if channel.name == "push" else 1, on_gone=on_gone, lease_s=push_cfg.lease_s)
     requeued = await box.start(run_workers=False)  # the composition root supervises each channel's worker
     stack.push_async_callback(box.stop)
     if requeued:
