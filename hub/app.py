@@ -36,7 +36,7 @@ from hub import log as log_mod
 from hub.access import auth
 from hub.cap.sign import TrustStore
 from hub.cap.validate import Validator
-from hub.cluster import Bridge, Holder
+from hub.cluster import Bridge, Holder, IndexFollower
 from hub.config import load as config_mod
 from hub.config.load import LoadedConfig
 from hub.config.sections import MqttSourceConfig
@@ -77,8 +77,8 @@ SESSION_PURGE_S = 300.0
 RETENTION_FIRST_S = 60.0
 """The first retention run, this long after start (not in the way of a restart's backlog)."""
 INDEX_RELOAD_S = 30.0
-"""Many nodes: how often a decide node reads the push subscriptions into its targeting index again (a subscription
-made on a web node is targeted by the other nodes within this)."""
+"""Many nodes: how often a decide node reads the push subscriptions into its targeting index again: the safety net
+behind the changes every node hears at once (hub.cluster.IndexFollower)."""
 JOBS_LOCK_S = 5.0
 """Many nodes: how often a node without the shared jobs' lock tries to take it (a dead holder's successor starts
 them within this)."""
@@ -142,7 +142,8 @@ async def compose(stack: contextlib.AsyncExitStack, loaded: LoadedConfig, store:
         history.attach(events)
     index = SubscriptionIndex(geo=geo)
     vapid_public_key = push_public_key(loaded)  # before the web server: browsers ask for the key at once
-    box = await open_outbox(stack, astore=store, loaded=loaded, http=http, index=index, metrics=metrics)
+    box = await open_outbox(stack, astore=store, loaded=loaded, http=http, index=index, metrics=metrics,
+                            events=events)
     if history is not None:
         box.observers.append(history.sent)
     router = Router(store, live, district=loaded.cfg.hub.district_ars, metrics=metrics,
@@ -345,6 +346,10 @@ def _start_roles(group: asyncio.TaskGroup, services: Services, http: aiohttp.Cli
         bridge = Bridge(url, services.events, services.store)
         bridge.attach()
         tasks.start(group, "cluster:bridge", bridge.run)
+        assert services.index is not None  # subscriptions changed on another node: targeted here at once
+        follower = IndexFollower(services.store, services.index, services.events)
+        follower.attach()
+        tasks.start(group, "cluster:subscriptions", follower.run)
         tasks.start(group, "cluster:jobs", functools.partial(Holder(url, "jobs", interval_s=JOBS_LOCK_S).run,
                                                               functools.partial(_shared, services, pipeline)))
     if url is not None and "decide" in roles:

@@ -59,6 +59,14 @@ class Queued:
     channels: frozenset[str]
 
 
+@dataclass(frozen=True, slots=True)
+class SubscriptionsChanged:
+    """Push subscriptions were created, changed or deleted (their ids): a node's targeting index reads them again
+    (on the node that changed them it is up to date already; other nodes hear it through :mod:`hub.cluster`)."""
+
+    ids: tuple[str, ...]
+
+
 class Subscription:
     """What :meth:`Bus.subscribe` returns: call :meth:`cancel` (or the handle itself) to stop hearing events."""
 

@@ -25,6 +25,7 @@ from hub import registry
 from hub.cap import labels
 from hub.config.load import LoadedConfig
 from hub.deliver import breaker, budget, workers
+from hub.events import Bus, SubscriptionsChanged
 from hub.ports import BoardUpdate, ChannelSetup, Delivery, PushTarget, WebhookBody
 from hub.publish import canary, publications, subscriptions, testpush
 from hub.publish.boardtext import board_text
@@ -190,7 +191,8 @@ class Resolvers:
 
 
 async def open_outbox(stack: contextlib.AsyncExitStack, *, astore: AsyncStore, loaded: LoadedConfig,
-                      http: aiohttp.ClientSession, index: Any, metrics: Any) -> workers.Outbox:
+                      http: aiohttp.ClientSession, index: Any, metrics: Any,
+                      events: Bus | None = None) -> workers.Outbox:
     """Build the channels from config (every registered factory), enter them on ``stack``, recover the rows that
     were in flight at the last stop; returns the outbox, whose channel workers the caller runs (supervised)."""
     box = workers.Outbox(astore, metrics=workers.OutboxMetrics(metrics.registry))
@@ -201,6 +203,8 @@ async def open_outbox(stack: contextlib.AsyncExitStack, *, astore: AsyncStore, l
         removed = await astore.run(subscriptions.delete_ids, astore.store, recipients)
         if index is not None:
             index.remove_many(recipients)
+        if events is not None:  # the other nodes' indexes too (hub.cluster)
+            events.publish(SubscriptionsChanged(tuple(recipients)))
         log.info("deleted %d subscription(s) whose push endpoint is gone (404/410)", removed)
 
     content = Resolvers(astore, loaded)
