@@ -179,7 +179,12 @@ def start_canaries(group: asyncio.TaskGroup, services: Services) -> None:
                 sub.close()
 
         services.tasks.start(group, "canary:stream", stream)
-    services.tasks.start(group, "canary", watch.run)
+    rounds: Callable[[], Awaitable[None]] = watch.run
+    url = services.store.store.url
+    if url is not None:  # many nodes: one sends each round, the holder of the canary lock (hub.cluster)
+        rounds = functools.partial(Holder(url, "canary", interval_s=min(watch.cfg.interval_s, JOBS_LOCK_S)).run,
+                                   watch.run)
+    services.tasks.start(group, "canary", rounds)
 
 
 async def retain(services: Services) -> dict[str, int]:

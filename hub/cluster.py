@@ -11,9 +11,10 @@
 - **Subscriptions** (:class:`IndexFollower`): a subscription created, changed or deleted on one node goes out as its
   id; every other node reads that row (or finds it gone) and updates its targeting index at once. The index is still
   read again from the store every 30 s (``hub.app.INDEX_RELOAD_S``), the safety net for a lost notification.
-- **One holder** (:class:`Holder`): a source's poller and the scheduled jobs run on the one node that holds a
-  session-level advisory lock, on a connection of its own; a node that cannot take it tries again every interval,
-  so when the holder dies (its connection closes, the server releases the lock) another takes over within one.
+- **One holder** (:class:`Holder`): a source's poller, the scheduled jobs and the canary rounds run on the one node
+  that holds a session-level advisory lock, on a connection of its own; a node that cannot take it tries again every
+  interval, so when the holder dies (its connection closes, the server releases the lock) another takes over within
+  one.
 
 Nodes keep no state another node needs; every node reads the same config file.
 """
@@ -32,7 +33,7 @@ from typing import Any
 import psycopg
 
 from hub.errors import ConfigError
-from hub.events import RELAYED, AlertStored, Bus, Queued, SubscriptionsChanged, Wakeup
+from hub.events import RELAYED, AlertStored, Bus, CanaryReceived, Queued, SubscriptionsChanged, Wakeup
 from hub.publish import publications, subscriptions
 from hub.publish.index import SubscriptionIndex
 from hub.publish.publications import Published
@@ -81,6 +82,8 @@ def payload(event: object, node: str) -> str | None:
         body = {"k": "published", "pub": event.publication.id}
     elif isinstance(event, SubscriptionsChanged):
         body = {"k": "subs", "ids": list(event.ids)}
+    elif isinstance(event, CanaryReceived):
+        body = {"k": "canary", "probe": event.probe}
     else:
         return None
     body["n"] = node
@@ -103,7 +106,8 @@ class Bridge:
         self.listening = asyncio.Event()
         """Set once this node listens (a test waits for it before another node sends)."""
 
-    def attach(self, kinds: Iterable[type] = (AlertStored, Queued, Published, SubscriptionsChanged)) -> None:
+    def attach(self, kinds: Iterable[type] = (AlertStored, Queued, Published, SubscriptionsChanged,
+                                              CanaryReceived)) -> None:
         for kind in kinds:
             self.events.subscribe(kind, self._local)
 
@@ -170,6 +174,8 @@ class Bridge:
             event = Published(pub)
         elif kind == "subs":
             event = SubscriptionsChanged(tuple(str(i) for i in body["ids"]))
+        elif kind == "canary":
+            event = CanaryReceived(str(body["probe"]))
         else:
             return
         self._relaying = True

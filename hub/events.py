@@ -67,6 +67,14 @@ class SubscriptionsChanged:
     ids: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class CanaryReceived:
+    """A canary's receipt came to a node whose watch did not send it (many nodes: one node sends the rounds); the
+    node that did counts it when it hears this through :mod:`hub.cluster`."""
+
+    probe: str
+
+
 class Subscription:
     """What :meth:`Bus.subscribe` returns: call :meth:`cancel` (or the handle itself) to stop hearing events."""
 

@@ -11,8 +11,10 @@ receipt goes into ``warnhub_canary_delivery_seconds{channel}``. An endpoint is
 - ``silent``: a probe is unanswered for a whole interval (a channel that accepts and drops shows this way);
 - ``waiting``: no round has been sent to it yet.
 
-The state lives in memory (the daemon's web node answers the receipts): after a restart the first round starts
-afresh, and a receipt of a probe from before the restart is unknown (404).
+The state lives in memory: after a restart the first round starts afresh, and a receipt of a probe from before the
+restart is unknown (404). On many nodes (PostgreSQL) one node at a time sends the rounds (the holder of the
+``canary`` lock, :mod:`hub.cluster`); a receipt that comes to another web node is checked against the store (a
+canary row of that probe was queued) and handed to the sending node as :class:`~hub.events.CanaryReceived`.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hub.config.sections import BoardConfig, CanarySection, WebhookConfig
-from hub.events import Bus, Queued
+from hub.events import RELAYED, Bus, CanaryReceived, Queued
 from hub.publish import canary
 from hub.publish.audience import BOARD_CHANNELS
 from hub.store.db import AsyncStore, Store
@@ -103,6 +105,25 @@ class CanaryWatch:
         self._probes: dict[str, str] = {}
         """Probe id -> endpoint name, for the receipts."""
         self._logged: dict[str, str] = {}
+        self.shared = getattr(store.store, "url", None) is not None
+        """Many nodes share the store: receipts of probes another node sent are passed on to it."""
+        self.rounds = 0
+        """Rounds this node has sent."""
+        events.subscribe(CanaryReceived, self._relayed)
+
+    def _relayed(self, event: CanaryReceived) -> None:
+        if RELAYED.get():  # another node took the receipt of a probe this one may have sent
+            self.received(event.probe)
+
+    async def acknowledge(self, pid: str) -> bool:
+        """A receipt that came to this node (the receipt route): counted here if this node sent the probe; on many
+        nodes, passed on to the one that did if the store has the probe's row; False for an unknown probe."""
+        if self.received(pid):
+            return True
+        if not self.shared or not await self.store.read(canary.queued_before, self.store.store, pid):
+            return False
+        self.events.publish(CanaryReceived(pid))
+        return True
 
     def _add(self, name: str, channel: str, recipient: str) -> None:
         self.endpoints[name] = Endpoint(name, channel, recipient, self.cfg.slo_for(channel))
@@ -149,6 +170,7 @@ class CanaryWatch:
             for probe in probes:
                 self._sent(by_probe[probe.id], probe.id, now)
             self.events.publish(Queued(frozenset(p.channel for p in probes)))
+        self.rounds += 1
         sse = self.endpoints.get("sse")
         if sse is not None and self.sse is not None:
             pid = canary.new_id()

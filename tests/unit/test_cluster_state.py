@@ -1,5 +1,6 @@
 """What nodes on one PostgreSQL share beyond wake-ups (issue 16, "nodes hold no state that another node needs"):
-subscription changes reach every node's targeting index at once. Real PostgreSQL (the session's private cluster);
+subscription changes reach every node's targeting index at once, and one node sends each canary round while any web
+node takes the receipts. Real PostgreSQL (the session's private cluster);
 each "node" is its own bus, bridge and store connections on one database."""
 
 from __future__ import annotations
@@ -7,17 +8,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 
 import pytest
 
-from hub import cluster
+from hub import app, cluster
+from hub.config.sections import CanarySection, WebhookConfig
 from hub.events import Bus, SubscriptionsChanged
+from hub.metrics import Metrics
 from hub.publish import index as targeting
 from hub.publish import subscriptions as subs
+from hub.publish.canary_watch import CanaryWatch
 from hub.store.db import AsyncStore, Store
+from hub.supervise import Supervisor
 
 KREIS = "033540000000"
 """Landkreis Lüchow-Dannenberg."""
+HOOK = WebhookConfig(id="leitstelle", url="https://hook.example/in", secret="s" * 16, canary=True)
 
 
 @pytest.fixture
@@ -67,3 +74,42 @@ async def test_a_subscription_made_on_one_node_is_targeted_by_another_within_a_s
         for task in tasks:
             task.cancel()
     assert follower.applied == 2
+
+
+def canary_node(astore: AsyncStore, bus: Bus, cfg: CanarySection) -> tuple[CanaryWatch, SimpleNamespace]:
+    watch = CanaryWatch(astore, cfg, (HOOK,), histogram=Metrics().canary_seconds, events=bus)
+    return watch, SimpleNamespace(canary=watch, broadcaster=None, tasks=Supervisor(), store=astore)
+
+
+async def test_one_node_sends_each_canary_round_and_any_web_node_takes_its_receipts(
+        pg_url: str, two: tuple[AsyncStore, AsyncStore]) -> None:
+    """Canaries on many nodes: the rounds run on the node holding the canary lock (the other sends none, and takes
+    over when that one dies), and a receipt posted to the other node reaches the watch that sent the probe."""
+    cfg = CanarySection(enabled=True, interval_s=0.5, slo_s=5, sse=False)
+    buses = [Bus(), Bus()]
+    nodes = [canary_node(store, bus, cfg) for store, bus in zip(two, buses, strict=True)]
+    bridges = [cluster.Bridge(pg_url, bus, store, node=f"n{i}")
+               for i, (store, bus) in enumerate(zip(two, buses, strict=True))]
+    for bridge in bridges:
+        bridge.attach()
+    rows = "SELECT count(*) FROM outbox WHERE thread LIKE 'canary:%'"
+    async with asyncio.TaskGroup() as group:
+        bridge_tasks = [group.create_task(b.run()) for b in bridges]
+        await asyncio.wait_for(asyncio.gather(*(b.listening.wait() for b in bridges)), 10)
+        for _, services in nodes:
+            app.start_canaries(group, services)  # type: ignore[arg-type]
+        await _until(lambda: two[0].store.conn.execute(rows).fetchone()[0] >= 3, "three rounds sent")
+        rounds = [watch.rounds for watch, _ in nodes]
+        sender = 0 if rounds[0] else 1
+        other = 1 - sender
+        assert rounds[other] == 0 and two[0].store.conn.execute(rows).fetchone()[0] == rounds[sender], rounds
+        # a receipt that comes to the other node (its web role behind the same proxy) counts at the sender
+        probe = next(iter(nodes[sender][0].endpoints["webhooks:leitstelle"].sent))
+        assert await nodes[other][0].acknowledge(probe)
+        await _until(lambda: nodes[sender][0].endpoints["webhooks:leitstelle"].received == 1, "the sender counts it")
+        assert not await nodes[other][0].acknowledge("x" * 22)  # a probe nobody sent
+        nodes[sender][1].tasks.cancel()  # the sending node dies: the other takes the rounds over
+        await _until(lambda: nodes[other][0].rounds >= 1, "the other node sends the next round")
+        nodes[other][1].tasks.cancel()
+        for task in bridge_tasks:
+            task.cancel()
