@@ -147,7 +147,7 @@ async def compose(stack: contextlib.AsyncExitStack, loaded: LoadedConfig, store:
     if history is not None:
         box.observers.append(history.sent)
     router = Router(store, live, district=loaded.cfg.hub.district_ars, metrics=metrics,
-                    units={s.id: s.unit for s in loaded.sensors}, events=events)
+                    units={s.id: s.unit for s in loaded.sensors}, events=events, node=cluster.node_name())
     pipeline = Pipeline(store, loaded, live, index=index, events=events, metrics=metrics)
     broadcaster = Broadcaster(reg=geo.registry)
     events.subscribe(AlertStored, router.on_stored)
