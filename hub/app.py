@@ -123,6 +123,8 @@ def basic_services(loaded: LoadedConfig, store: AsyncStore, *, metrics: Metrics 
     ``dataclasses.replace``."""
     events, metrics = Bus(), metrics or Metrics()
     recorder = Recorder(store, metrics)
+    if store.store.url is not None:
+        recorder.node = cluster.node_name()
     intake = IntakeService(store, validator or make_validator(loaded), metrics=metrics, events=events,
                            workers=loaded.cfg.validation.workers)
     return Services(config=ConfigRef(loaded), store=store, events=events, metrics=metrics,
@@ -265,7 +267,6 @@ def start_sources(group: asyncio.TaskGroup, services: Services, http: aiohttp.Cl
     loaded, health, intake = services.loaded, services.health, services.intake
     sources = build_sources(loaded)
     for source, settings in zip(sources, loaded.cfg.sources, strict=True):
-        health.register(source.name, source_type(settings))
         ctx = SourceContext(ingest=intake.ingest, health=health,
                             log=logging.getLogger(f"warnhub.source.{source.name}"),
                             ingest_alert=intake.ingest_alert, snapshot=intake.snapshot, known=intake.known,
@@ -278,11 +279,23 @@ def start_sources(group: asyncio.TaskGroup, services: Services, http: aiohttp.Cl
 
         poll: Callable[[], Awaitable[None]] = functools.partial(source.run, ctx)
         url = services.store.store.url
-        if url is not None:  # many nodes: the one holding the source's lock polls it (hub.cluster)
-            holder = Holder(url, f"source.{source.name}", interval_s=float(getattr(settings, "interval_s", 5.0)))
-            poll = functools.partial(holder.run, poll)
+        if url is not None:  # many nodes: the one holding the source's lock polls it and records its health
+            standby = functools.partial(services.store.run, services.store.store.stand_by, source.name,
+                                        services.recorder.node)
+            holder = Holder(url, f"source.{source.name}", interval_s=float(getattr(settings, "interval_s", 5.0)),
+                            on_standby=standby)
+            poll = functools.partial(holder.run, functools.partial(_held, health, source.name,
+                                                                   source_type(settings), poll))
+        else:
+            health.register(source.name, source_type(settings))
         services.tasks.start(group, f"source:{source.name}", poll, on_crash=crashed)
     return len(sources)
+
+
+async def _held(health: Health, name: str, kind: str, poll: Callable[[], Awaitable[None]]) -> None:
+    """A source this node polls now (it holds the source's lock): from now its health is this node's record."""
+    health.register(name, kind)
+    await poll()
 
 
 async def _serve(stack: contextlib.AsyncExitStack, loaded: LoadedConfig, store: AsyncStore, geo: Geography,

@@ -239,8 +239,11 @@ class Holder:
     is checked every ``interval_s`` and ``work`` is cancelled when it is lost (the server released the lock then,
     and another node may take over). ``work`` that returns is started again while the lock is held."""
 
-    def __init__(self, url: str, name: str, *, interval_s: float) -> None:
+    def __init__(self, url: str, name: str, *, interval_s: float,
+                 on_standby: Callable[[], Awaitable[object]] | None = None) -> None:
         self.url, self.name, self.interval_s = url, name, interval_s
+        self.on_standby = on_standby
+        """Called after each try that found another node holding the lock (``warnhub sources`` shows it)."""
         self.holding = False
         self.tries = 0
         """How often this node has tried to take the lock."""
@@ -263,6 +266,11 @@ class Holder:
             row = await cur.fetchone()
             if row is not None and row[0]:
                 break
+            if self.on_standby is not None:
+                try:
+                    await self.on_standby()
+                except Exception:  # noqa: BLE001 - a record for the operator; the lock is what matters
+                    log.warning("cluster: lock %s: recording the standby failed", self.name, exc_info=True)
             await asyncio.sleep(self.interval_s)
         self.holding = True
         log.info("cluster: this node holds %s", self.name)

@@ -1,11 +1,11 @@
 """The rules stage of the daemon: decide every stored alert, watch sensor readings, keep the rules current.
 
 Flow (GUIDE.md section 1): intake stores an alert and publishes :class:`~hub.events.AlertStored`, which wakes the
-:class:`Router` (:meth:`Router.on_stored`); the router claims every version
-that has no decision yet (so a crash between storing and deciding only delays the decision; on many nodes each
-version is evaluated by the one node that claimed it), evaluates it with the rules in force (off the event loop: an alert with 800 DWD areas takes milliseconds of geometry), and stores the
-decision with any drafts in one transaction, then publishes :class:`~hub.events.Decided` (the delivery pipeline
-listens).
+:class:`Router` (:meth:`Router.on_stored`); the router claims every version that has no decision yet (so a crash
+between storing and deciding only delays the decision; on many nodes each version is evaluated by the one node that
+claimed it), evaluates it with the rules in force (off the event loop: an alert with 800 DWD areas takes
+milliseconds of geometry), and stores the decision with any drafts in one transaction, then publishes
+:class:`~hub.events.Decided` (the delivery pipeline listens).
 
 Sensor readings arrive from the MQTT source after they are stored; the :class:`~hub.decide.rules.SensorWatch` turns
 them into fired/cleared events whose drafts are stored for approval (keyed, so a replay after a restart drafts

@@ -98,7 +98,14 @@ _STORE = (
         since TEXT,
         failures INTEGER,
         detail TEXT,
-        updated_at TEXT)""",
+        updated_at TEXT,
+        node TEXT)""",
+    # many nodes: the ingest nodes standing by for a source another node polls (hub.cluster.Holder)
+    """CREATE TABLE IF NOT EXISTS source_standby (
+        name TEXT NOT NULL,
+        node TEXT NOT NULL,
+        seen_at TEXT NOT NULL,
+        PRIMARY KEY (name, node))""",
     "CREATE UNIQUE INDEX IF NOT EXISTS alerts_identity ON alerts(sender, identifier, sent_utc)",
     "CREATE INDEX IF NOT EXISTS alerts_thread ON alerts(thread_id)",
     "CREATE INDEX IF NOT EXISTS thread_keys_thread ON thread_keys(thread_id)",

@@ -1,18 +1,23 @@
 """What nodes on one PostgreSQL share beyond wake-ups (issue 16, "nodes hold no state that another node needs"):
-subscription changes reach every node's targeting index at once, and one node sends each canary round while any web
-node takes the receipts. Real PostgreSQL (the session's private cluster);
-each "node" is its own bus, bridge and store connections on one database."""
+subscription changes reach every node's targeting index at once; one node sends each canary round while any web
+node takes the receipts; ``warnhub sources`` names the node that polls a source and those standing by. Real
+PostgreSQL (the session's private cluster); each "node" is its own bus, bridge and store connections on one
+database."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from types import SimpleNamespace
 
+import aiohttp
 import pytest
 
 from hub import app, cluster
+from hub.cli import main as cli
+from hub.config import load as config_mod
 from hub.config.sections import CanarySection, WebhookConfig
 from hub.events import Bus, SubscriptionsChanged
 from hub.metrics import Metrics
@@ -21,6 +26,7 @@ from hub.publish import subscriptions as subs
 from hub.publish.canary_watch import CanaryWatch
 from hub.store.db import AsyncStore, Store
 from hub.supervise import Supervisor
+from tests.kits import hubproc
 
 KREIS = "033540000000"
 """Landkreis Lüchow-Dannenberg."""
@@ -113,3 +119,46 @@ async def test_one_node_sends_each_canary_round_and_any_web_node_takes_its_recei
         nodes[other][1].tasks.cancel()
         for task in bridge_tasks:
             task.cancel()
+
+
+def health_of(store: Store) -> tuple[str, str] | None:
+    row = store.conn.execute("SELECT state, node FROM source_health WHERE name='cap-inbox'").fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+async def test_warnhub_sources_names_the_polling_node_and_those_standing_by(
+        pg_url: str, two: tuple[AsyncStore, AsyncStore], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two ingest nodes for one source: the one holding its lock polls it and records its health; the other stands
+    by and says so, without overwriting the poller's record with "starting"; ``warnhub sources`` shows both, and
+    the other node once it took over."""
+    (tmp_path / "inbox").mkdir()
+    config = hubproc.write_config(tmp_path, port=hubproc.free_port(), store_url=pg_url)
+    loaded = config_mod.load(config)
+    nodes = []
+    for i, store in enumerate(two):
+        services = app.basic_services(loaded, store)
+        services.recorder.node = f"node-{i + 1}"
+        nodes.append(services)
+    feed = SimpleNamespace(feed=None)
+
+    def sources() -> str:
+        capsys.readouterr()
+        assert cli.main(["sources", "--config", str(config)]) == 0
+        return capsys.readouterr().out
+
+    async with aiohttp.ClientSession() as http, asyncio.TaskGroup() as group:
+        app.start_sources(group, nodes[0], http, feed)  # type: ignore[arg-type]
+        await _until(lambda: health_of(two[0].store) == ("up", "node-1"), "node 1 polls the source")
+        app.start_sources(group, nodes[1], http, feed)  # type: ignore[arg-type]
+        standby = "SELECT count(*) FROM source_standby WHERE name='cap-inbox' AND node='node-2'"
+        await _until(lambda: two[0].store.conn.execute(standby).fetchone()[0] == 1, "node 2 stands by")
+        assert health_of(two[0].store) == ("up", "node-1")  # the standby wrote no "starting" over it
+        out = sources()
+        assert "starting" not in out and "cap-inbox  " in out and " up " in out
+        assert "cap-inbox: abgerufen von / polled by node-1; in Bereitschaft / standing by: node-2" in out, out
+        nodes[0].tasks.cancel()  # node 1 dies: node 2 takes the source over
+        await _until(lambda: health_of(two[0].store) == ("up", "node-2"), "node 2 polls the source", timeout=20)
+        assert "cap-inbox: abgerufen von / polled by node-2; in Bereitschaft / standing by: -" in sources()
+        nodes[1].tasks.cancel()
+    for services in nodes:
+        services.intake.close()

@@ -28,7 +28,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               m0004_lazy_tables.up),
     Migration(5, "subscription filters (sources, quiet hours); the tables of test pushes and the store's probe",
               m0005_subscription_filters.up),
-    Migration(6, "what many nodes share: the push budget per subscription, the router's claims",
+    Migration(6, "what many nodes share: the push budget per subscription, the router's claims, who polls a source",
               m0006_shared_node_state.up),
 )
 LATEST = MIGRATIONS[-1].version
