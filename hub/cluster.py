@@ -33,7 +33,7 @@ from typing import Any
 import psycopg
 
 from hub.errors import ConfigError
-from hub.events import RELAYED, AlertStored, Bus, CanaryReceived, Queued, SubscriptionsChanged, Wakeup
+from hub.events import RELAYED, AlertStored, Bus, CanaryReceived, CanaryStates, Queued, SubscriptionsChanged, Wakeup
 from hub.publish import publications, subscriptions
 from hub.publish.index import SubscriptionIndex
 from hub.publish.publications import Published
@@ -45,6 +45,8 @@ ROLES = ("ingest", "decide", "deliver", "web")
 ALL = frozenset(ROLES)
 CHANNEL = "warnhub_events"
 """The ``LISTEN``/``NOTIFY`` channel of the hub's events."""
+NOTE_MAX = 7900
+"""PostgreSQL takes a notification of less than 8000 bytes."""
 IDS_PER_NOTE = 100
 """Subscription ids per notification (a notification holds at most 8000 bytes)."""
 
@@ -84,6 +86,8 @@ def payload(event: object, node: str) -> str | None:
         body = {"k": "subs", "ids": list(event.ids)}
     elif isinstance(event, CanaryReceived):
         body = {"k": "canary", "probe": event.probe}
+    elif isinstance(event, CanaryStates):
+        body = {"k": "canaries", "states": event.states}
     else:
         return None
     body["n"] = node
@@ -107,7 +111,7 @@ class Bridge:
         """Set once this node listens (a test waits for it before another node sends)."""
 
     def attach(self, kinds: Iterable[type] = (AlertStored, Queued, Published, SubscriptionsChanged,
-                                              CanaryReceived)) -> None:
+                                              CanaryReceived, CanaryStates)) -> None:
         for kind in kinds:
             self.events.subscribe(kind, self._local)
 
@@ -119,7 +123,9 @@ class Bridge:
                 self._local(SubscriptionsChanged(event.ids[i:i + IDS_PER_NOTE]))
             return
         text = payload(event, self.node)
-        if text is None:
+        if text is None or len(text.encode()) > NOTE_MAX:
+            if text is not None:
+                log.warning("cluster: notification of %d bytes not sent (at most %d)", len(text.encode()), NOTE_MAX)
             return
         try:
             self._out.put_nowait(text)
@@ -176,6 +182,8 @@ class Bridge:
             event = SubscriptionsChanged(tuple(str(i) for i in body["ids"]))
         elif kind == "canary":
             event = CanaryReceived(str(body["probe"]))
+        elif kind == "canaries":
+            event = CanaryStates(str(body["states"]))
         else:
             return
         self._relaying = True

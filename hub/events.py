@@ -75,6 +75,14 @@ class CanaryReceived:
     probe: str
 
 
+@dataclass(frozen=True, slots=True)
+class CanaryStates:
+    """The canary endpoints' states (JSON) as the node sending the rounds sees them, for the other nodes' /healthz
+    and console (many nodes, :mod:`hub.cluster`)."""
+
+    states: str
+
+
 class Subscription:
     """What :meth:`Bus.subscribe` returns: call :meth:`cancel` (or the handle itself) to stop hearing events."""
 

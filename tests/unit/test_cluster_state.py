@@ -90,7 +90,8 @@ def canary_node(astore: AsyncStore, bus: Bus, cfg: CanarySection) -> tuple[Canar
 async def test_one_node_sends_each_canary_round_and_any_web_node_takes_its_receipts(
         pg_url: str, two: tuple[AsyncStore, AsyncStore]) -> None:
     """Canaries on many nodes: the rounds run on the node holding the canary lock (the other sends none, and takes
-    over when that one dies), and a receipt posted to the other node reaches the watch that sent the probe."""
+    over when that one dies), a receipt posted to the other node reaches the watch that sent the probe, and the other
+    node shows the sender's states."""
     cfg = CanarySection(enabled=True, interval_s=0.5, slo_s=5, sse=False)
     buses = [Bus(), Bus()]
     nodes = [canary_node(store, bus, cfg) for store, bus in zip(two, buses, strict=True)]
@@ -113,6 +114,9 @@ async def test_one_node_sends_each_canary_round_and_any_web_node_takes_its_recei
         probe = next(iter(nodes[sender][0].endpoints["webhooks:leitstelle"].sent))
         assert await nodes[other][0].acknowledge(probe)
         await _until(lambda: nodes[sender][0].endpoints["webhooks:leitstelle"].received == 1, "the sender counts it")
+        # the other node's /healthz and console show the sender's states (the receipt counted), not "waiting"
+        await _until(lambda: nodes[other][0].as_dict()["webhooks:leitstelle"]["received"] == 1, "the states told")
+        assert nodes[other][0].as_dict()["webhooks:leitstelle"]["state"] != "waiting"  # its own would be
         assert not await nodes[other][0].acknowledge("x" * 22)  # a probe nobody sent
         nodes[sender][1].tasks.cancel()  # the sending node dies: the other takes the rounds over
         await _until(lambda: nodes[other][0].rounds >= 1, "the other node sends the next round")
