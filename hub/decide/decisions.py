@@ -51,6 +51,8 @@ def _claim(conn: Any, ids: Sequence[int], node: str, now: datetime) -> None:
     passed over versions another node's live claim holds, so every claim here is this node's to take)."""
     if ids:
         conn.execute(_CLAIM, (node, _ms(now) + CLAIM_MS, json.dumps(list(ids))))
+        # a claim whose decision lost a race (stored by another node first) is not deleted with it: gone after a day
+        conn.execute("DELETE FROM decide_claims WHERE until_ms<?", (_ms(now - RECENT),))
 
 
 def _ms(at: datetime) -> int:

@@ -17,7 +17,7 @@ import logging
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from hub.cap.model import Alert, MsgType, from_json, to_json
@@ -330,9 +330,13 @@ class Alerts(Connection):
 
     def stand_by(self, name: str, node: str, *, now: datetime | None = None) -> None:
         """Many nodes: ``node`` would poll source ``name`` but another node does (seen now)."""
+        now = now or now_utc()
         with self.transaction() as conn:
             conn.execute("INSERT INTO source_standby (name, node, seen_at) VALUES (?,?,?) ON CONFLICT (name, node)"
-                         " DO UPDATE SET seen_at=excluded.seen_at", (name, node, utc_iso(now or now_utc())))
+                         " DO UPDATE SET seen_at=excluded.seen_at", (name, node, utc_iso(now)))
+            # nodes are named by host and process: those of earlier runs go after a day
+            conn.execute("DELETE FROM source_standby WHERE name=? AND seen_at<?",
+                         (name, utc_iso(now - timedelta(days=1))))
 
     def standing_by(self, since: datetime) -> dict[str, list[str]]:
         """Source -> the nodes standing by for it, seen since ``since``."""
