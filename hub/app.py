@@ -36,7 +36,7 @@ from hub import log as log_mod
 from hub.access import auth
 from hub.cap.sign import TrustStore
 from hub.cap.validate import Validator
-from hub.cluster import Bridge, Holder
+from hub.cluster import Bridge, Holder, IndexFollower
 from hub.config import load as config_mod
 from hub.config.load import LoadedConfig
 from hub.config.sections import MqttSourceConfig
@@ -77,8 +77,8 @@ SESSION_PURGE_S = 300.0
 RETENTION_FIRST_S = 60.0
 """The first retention run, this long after start (not in the way of a restart's backlog)."""
 INDEX_RELOAD_S = 30.0
-"""Many nodes: how often a decide node reads the push subscriptions into its targeting index again (a subscription
-made on a web node is targeted by the other nodes within this)."""
+"""Many nodes: how often a decide node reads the push subscriptions into its targeting index again: the safety net
+behind the changes every node hears at once (hub.cluster.IndexFollower)."""
 JOBS_LOCK_S = 5.0
 """Many nodes: how often a node without the shared jobs' lock tries to take it (a dead holder's successor starts
 them within this)."""
@@ -123,6 +123,8 @@ def basic_services(loaded: LoadedConfig, store: AsyncStore, *, metrics: Metrics 
     ``dataclasses.replace``."""
     events, metrics = Bus(), metrics or Metrics()
     recorder = Recorder(store, metrics)
+    if store.store.url is not None:
+        recorder.node = cluster.node_name()
     intake = IntakeService(store, validator or make_validator(loaded), metrics=metrics, events=events,
                            workers=loaded.cfg.validation.workers)
     return Services(config=ConfigRef(loaded), store=store, events=events, metrics=metrics,
@@ -142,11 +144,12 @@ async def compose(stack: contextlib.AsyncExitStack, loaded: LoadedConfig, store:
         history.attach(events)
     index = SubscriptionIndex(geo=geo)
     vapid_public_key = push_public_key(loaded)  # before the web server: browsers ask for the key at once
-    box = await open_outbox(stack, astore=store, loaded=loaded, http=http, index=index, metrics=metrics)
+    box = await open_outbox(stack, astore=store, loaded=loaded, http=http, index=index, metrics=metrics,
+                            events=events)
     if history is not None:
         box.observers.append(history.sent)
     router = Router(store, live, district=loaded.cfg.hub.district_ars, metrics=metrics,
-                    units={s.id: s.unit for s in loaded.sensors}, events=events)
+                    units={s.id: s.unit for s in loaded.sensors}, events=events, node=cluster.node_name())
     pipeline = Pipeline(store, loaded, live, index=index, events=events, metrics=metrics)
     broadcaster = Broadcaster(reg=geo.registry)
     events.subscribe(AlertStored, router.on_stored)
@@ -178,7 +181,12 @@ def start_canaries(group: asyncio.TaskGroup, services: Services) -> None:
                 sub.close()
 
         services.tasks.start(group, "canary:stream", stream)
-    services.tasks.start(group, "canary", watch.run)
+    rounds: Callable[[], Awaitable[None]] = watch.run
+    url = services.store.store.url
+    if url is not None:  # many nodes: one sends each round, the holder of the canary lock (hub.cluster)
+        rounds = functools.partial(Holder(url, "canary", interval_s=min(watch.cfg.interval_s, JOBS_LOCK_S)).run,
+                                   watch.run)
+    services.tasks.start(group, "canary", rounds)
 
 
 async def retain(services: Services) -> dict[str, int]:
@@ -259,7 +267,6 @@ def start_sources(group: asyncio.TaskGroup, services: Services, http: aiohttp.Cl
     loaded, health, intake = services.loaded, services.health, services.intake
     sources = build_sources(loaded)
     for source, settings in zip(sources, loaded.cfg.sources, strict=True):
-        health.register(source.name, source_type(settings))
         ctx = SourceContext(ingest=intake.ingest, health=health,
                             log=logging.getLogger(f"warnhub.source.{source.name}"),
                             ingest_alert=intake.ingest_alert, snapshot=intake.snapshot, known=intake.known,
@@ -272,11 +279,23 @@ def start_sources(group: asyncio.TaskGroup, services: Services, http: aiohttp.Cl
 
         poll: Callable[[], Awaitable[None]] = functools.partial(source.run, ctx)
         url = services.store.store.url
-        if url is not None:  # many nodes: the one holding the source's lock polls it (hub.cluster)
-            holder = Holder(url, f"source.{source.name}", interval_s=float(getattr(settings, "interval_s", 5.0)))
-            poll = functools.partial(holder.run, poll)
+        if url is not None:  # many nodes: the one holding the source's lock polls it and records its health
+            standby = functools.partial(services.store.run, services.store.store.stand_by, source.name,
+                                        services.recorder.node)
+            holder = Holder(url, f"source.{source.name}", interval_s=float(getattr(settings, "interval_s", 5.0)),
+                            on_standby=standby)
+            poll = functools.partial(holder.run, functools.partial(_held, health, source.name,
+                                                                   source_type(settings), poll))
+        else:
+            health.register(source.name, source_type(settings))
         services.tasks.start(group, f"source:{source.name}", poll, on_crash=crashed)
     return len(sources)
+
+
+async def _held(health: Health, name: str, kind: str, poll: Callable[[], Awaitable[None]]) -> None:
+    """A source this node polls now (it holds the source's lock): from now its health is this node's record."""
+    health.register(name, kind)
+    await poll()
 
 
 async def _serve(stack: contextlib.AsyncExitStack, loaded: LoadedConfig, store: AsyncStore, geo: Geography,
@@ -345,6 +364,10 @@ def _start_roles(group: asyncio.TaskGroup, services: Services, http: aiohttp.Cli
         bridge = Bridge(url, services.events, services.store)
         bridge.attach()
         tasks.start(group, "cluster:bridge", bridge.run)
+        assert services.index is not None  # subscriptions changed on another node: targeted here at once
+        follower = IndexFollower(services.store, services.index, services.events)
+        follower.attach()
+        tasks.start(group, "cluster:subscriptions", follower.run)
         tasks.start(group, "cluster:jobs", functools.partial(Holder(url, "jobs", interval_s=JOBS_LOCK_S).run,
                                                               functools.partial(_shared, services, pipeline)))
     if url is not None and "decide" in roles:

@@ -8,9 +8,13 @@
   in as local events, so a deliver node wakes for rows a decide node queued, a decide node for a version an ingest
   node stored, a web node's live stream sees a publication of another node (read from the store by its id).
   A lost notification only delays work to the stage's idle check: every stage reads its work from the store.
-- **One holder** (:class:`Holder`): a source's poller and the scheduled jobs run on the one node that holds a
-  session-level advisory lock, on a connection of its own; a node that cannot take it tries again every interval,
-  so when the holder dies (its connection closes, the server releases the lock) another takes over within one.
+- **Subscriptions** (:class:`IndexFollower`): a subscription created, changed or deleted on one node goes out as its
+  id; every other node reads that row (or finds it gone) and updates its targeting index at once. The index is still
+  read again from the store every 30 s (``hub.app.INDEX_RELOAD_S``), the safety net for a lost notification.
+- **One holder** (:class:`Holder`): a source's poller, the scheduled jobs and the canary rounds run on the one node
+  that holds a session-level advisory lock, on a connection of its own; a node that cannot take it tries again every
+  interval, so when the holder dies (its connection closes, the server releases the lock) another takes over within
+  one.
 
 Nodes keep no state another node needs; every node reads the same config file.
 """
@@ -29,8 +33,9 @@ from typing import Any
 import psycopg
 
 from hub.errors import ConfigError
-from hub.events import RELAYED, AlertStored, Bus, Queued
-from hub.publish import publications
+from hub.events import RELAYED, AlertStored, Bus, CanaryReceived, CanaryStates, Queued, SubscriptionsChanged, Wakeup
+from hub.publish import publications, subscriptions
+from hub.publish.index import SubscriptionIndex
 from hub.publish.publications import Published
 from hub.store.db import AsyncStore
 
@@ -40,6 +45,10 @@ ROLES = ("ingest", "decide", "deliver", "web")
 ALL = frozenset(ROLES)
 CHANNEL = "warnhub_events"
 """The ``LISTEN``/``NOTIFY`` channel of the hub's events."""
+NOTE_MAX = 7900
+"""PostgreSQL takes a notification of less than 8000 bytes."""
+IDS_PER_NOTE = 100
+"""Subscription ids per notification (a notification holds at most 8000 bytes)."""
 
 
 def roles_of(given: Iterable[str] | None, *, store_url: str | None) -> frozenset[str]:
@@ -73,6 +82,12 @@ def payload(event: object, node: str) -> str | None:
         body = {"k": "queued", "channels": sorted(event.channels)}
     elif isinstance(event, Published):
         body = {"k": "published", "pub": event.publication.id}
+    elif isinstance(event, SubscriptionsChanged):
+        body = {"k": "subs", "ids": list(event.ids)}
+    elif isinstance(event, CanaryReceived):
+        body = {"k": "canary", "probe": event.probe}
+    elif isinstance(event, CanaryStates):
+        body = {"k": "canaries", "states": event.states}
     else:
         return None
     body["n"] = node
@@ -95,15 +110,22 @@ class Bridge:
         self.listening = asyncio.Event()
         """Set once this node listens (a test waits for it before another node sends)."""
 
-    def attach(self, kinds: Iterable[type] = (AlertStored, Queued, Published)) -> None:
+    def attach(self, kinds: Iterable[type] = (AlertStored, Queued, Published, SubscriptionsChanged,
+                                              CanaryReceived, CanaryStates)) -> None:
         for kind in kinds:
             self.events.subscribe(kind, self._local)
 
     def _local(self, event: object) -> None:
         if self._relaying:
             return
+        if isinstance(event, SubscriptionsChanged) and len(event.ids) > IDS_PER_NOTE:
+            for i in range(0, len(event.ids), IDS_PER_NOTE):
+                self._local(SubscriptionsChanged(event.ids[i:i + IDS_PER_NOTE]))
+            return
         text = payload(event, self.node)
-        if text is None:
+        if text is None or len(text.encode()) > NOTE_MAX:
+            if text is not None:
+                log.warning("cluster: notification of %d bytes not sent (at most %d)", len(text.encode()), NOTE_MAX)
             return
         try:
             self._out.put_nowait(text)
@@ -156,6 +178,12 @@ class Bridge:
             if pub is None:
                 return
             event = Published(pub)
+        elif kind == "subs":
+            event = SubscriptionsChanged(tuple(str(i) for i in body["ids"]))
+        elif kind == "canary":
+            event = CanaryReceived(str(body["probe"]))
+        elif kind == "canaries":
+            event = CanaryStates(str(body["states"]))
         else:
             return
         self._relaying = True
@@ -167,6 +195,49 @@ class Bridge:
             self._relaying = False
 
 
+class IndexFollower:
+    """Keeps this node's targeting index in step with the subscriptions other nodes change: a relayed
+    :class:`SubscriptionsChanged` names them, :meth:`run` reads those rows (a reader connection) and puts each one
+    found into the index, removing the ones no longer stored. Changes heard while a read is under way are read next."""
+
+    def __init__(self, store: AsyncStore, index: SubscriptionIndex, events: Bus) -> None:
+        self.store, self.index, self.events = store, index, events
+        self._pending: set[str] = set()
+        self._wakeup = Wakeup()
+        self.applied = 0
+        """Subscription changes applied to the index so far."""
+
+    def attach(self) -> None:
+        self.events.subscribe(SubscriptionsChanged, self._heard)
+
+    def _heard(self, event: SubscriptionsChanged) -> None:
+        if RELAYED.get():  # this node's own changes are in its index already
+            self._pending.update(event.ids)
+            self._wakeup.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wakeup.wait(None)
+            self._wakeup.clear()
+            await self.apply()
+
+    async def apply(self) -> int:
+        """Read the pending subscriptions and update the index; returns how many."""
+        ids, self._pending = sorted(self._pending), set()
+        if not ids:
+            return 0
+        found = dict(await self.store.read(_targeting, self.store.store, ids))
+        for sid, sub in found.items():
+            self.index.put(sid, sub)
+        self.index.remove_many(i for i in ids if i not in found)
+        self.applied += len(ids)
+        return len(ids)
+
+
+def _targeting(store: Any, ids: list[str]) -> list[tuple[str, subscriptions.Subscription]]:
+    return list(subscriptions.stream_for_targeting(store, ids))
+
+
 # -- one holder per source and job -----------------------------------------------------------------------------
 
 
@@ -176,8 +247,11 @@ class Holder:
     is checked every ``interval_s`` and ``work`` is cancelled when it is lost (the server released the lock then,
     and another node may take over). ``work`` that returns is started again while the lock is held."""
 
-    def __init__(self, url: str, name: str, *, interval_s: float) -> None:
+    def __init__(self, url: str, name: str, *, interval_s: float,
+                 on_standby: Callable[[], Awaitable[object]] | None = None) -> None:
         self.url, self.name, self.interval_s = url, name, interval_s
+        self.on_standby = on_standby
+        """Called after each try that found another node holding the lock (``warnhub sources`` shows it)."""
         self.holding = False
         self.tries = 0
         """How often this node has tried to take the lock."""
@@ -200,6 +274,11 @@ class Holder:
             row = await cur.fetchone()
             if row is not None and row[0]:
                 break
+            if self.on_standby is not None:
+                try:
+                    await self.on_standby()
+                except Exception:  # noqa: BLE001 - a record for the operator; the lock is what matters
+                    log.warning("cluster: lock %s: recording the standby failed", self.name, exc_info=True)
             await asyncio.sleep(self.interval_s)
         self.holding = True
         log.info("cluster: this node holds %s", self.name)

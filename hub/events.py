@@ -59,6 +59,30 @@ class Queued:
     channels: frozenset[str]
 
 
+@dataclass(frozen=True, slots=True)
+class SubscriptionsChanged:
+    """Push subscriptions were created, changed or deleted (their ids): a node's targeting index reads them again
+    (on the node that changed them it is up to date already; other nodes hear it through :mod:`hub.cluster`)."""
+
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryReceived:
+    """A canary's receipt came to a node whose watch did not send it (many nodes: one node sends the rounds); the
+    node that did counts it when it hears this through :mod:`hub.cluster`."""
+
+    probe: str
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryStates:
+    """The canary endpoints' states (JSON) as the node sending the rounds sees them, for the other nodes' /healthz
+    and console (many nodes, :mod:`hub.cluster`)."""
+
+    states: str
+
+
 class Subscription:
     """What :meth:`Bus.subscribe` returns: call :meth:`cancel` (or the handle itself) to stop hearing events."""
 

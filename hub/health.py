@@ -128,6 +128,8 @@ class Recorder:
         self._saved: dict[str, tuple[tuple[str, str], float]] = {}
         self._tasks: set[asyncio.Future[None]] = set()
         self._unsaved: str | None = None
+        self.node = ""
+        """Many nodes: this node's name, recorded as the one polling the source (``warnhub sources``)."""
 
     def __call__(self, h: SourceHealth) -> None:
         self.metrics.source_up.labels(h.name).set(STATE_VALUE.get(h.state, 0.0))
@@ -141,7 +143,8 @@ class Recorder:
         self._saved[h.name] = (mark, now)
         d = h.as_dict()
         fut = self.store.run_bulk(self.store.store.record_health, h.name, h.kind, h.state, last_error=h.last_error,
-                             last_ok=d["last_ok"], since=d["since"], failures=h.failures, detail=h.detail)
+                             last_ok=d["last_ok"], since=d["since"], failures=h.failures, detail=h.detail,
+                             node=self.node)
         task = asyncio.ensure_future(fut)
         self._tasks.add(task)
         task.add_done_callback(self._saved_or_not)

@@ -7,7 +7,7 @@ import dataclasses
 import getpass
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from hub.app import build_sources, main, make_validator, open_store, source_type
@@ -127,18 +127,26 @@ def cmd_drafts(args: argparse.Namespace) -> int:
     return 0
 
 
+STANDBY_FRESH_S = 60.0
+"""Many nodes: a node counts as standing by for a source while it tried to take it within this (or three of the
+source's intervals, if longer)."""
+
+
 def cmd_sources(args: argparse.Namespace) -> int:
     loaded = load_config(args, required=True)
     assert loaded is not None
 
+    fresh = max([STANDBY_FRESH_S] + [3 * float(getattr(s, "interval_s", 0)) for s in loaded.cfg.sources])
     with read_store(loaded) as store:
         recorded = {r["name"]: r for r in store.source_health()}
+        standby = store.standing_by(datetime.now(UTC) - timedelta(seconds=fresh))
     rows = []
     for settings in loaded.cfg.sources:
         rec = recorded.get(settings.name)
-        rows.append(rec or {"name": settings.name, "type": source_type(settings), "state": "never run",
-                            "last_error": "", "last_ok": None, "since": None, "failures": 0, "detail": {},
-                            "updated_at": None})
+        rows.append((rec or {"name": settings.name, "type": source_type(settings), "state": "never run",
+                             "last_error": "", "last_ok": None, "since": None, "failures": 0, "detail": {},
+                             "updated_at": None, "node": None})
+                    | {"standby": [n for n in standby.get(settings.name, []) if n != (rec or {}).get("node")]})
     if args.json:
         for row in rows:
             print(json.dumps(row, ensure_ascii=False))
@@ -147,6 +155,11 @@ def cmd_sources(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['name'][:20]:20}  {r['type'][:10]:10}  {r['state']:9}  {(r['since'] or '-')[:19]:20}  "
               f"{(r['last_ok'] or '-')[:19]:20}  {r['last_error'][:80]}")
+    for r in rows:  # many nodes: who polls, who stands by (German first: operators read it)
+        if r["node"] or r["standby"]:
+            waiting = ", ".join(r["standby"]) or "-"
+            print(f"{r['name']}: abgerufen von / polled by {r['node'] or '-'}; "
+                  f"in Bereitschaft / standing by: {waiting}")
     stamps = [r["updated_at"] for r in rows if r["updated_at"]]
     if stamps:
         print(f"(as recorded by the hub; last record {max(stamps)})")

@@ -260,6 +260,10 @@ class PushSection(_Strict, frozen=True):
     within it; what would exceed it is coalesced into one summary push at the window's end."""
     budget_pushes: Annotated[int, msgspec.Meta(ge=1, le=100)] = 3
     """Warning pushes per subscription and window; one of them is kept for an Extreme (which always gets through)."""
+    lease_s: Annotated[float, msgspec.Meta(ge=3, le=600)] = 30.0
+    """How long a delivery node holds the outbox rows it claimed (every channel) while it does not renew them: its
+    workers renew the rows they are sending every third of it, so a slow push service is not sent to twice, and a
+    node that dies leaves its rows to the others after one lease."""
 
 
 class ConsoleSection(_Strict, frozen=True):

@@ -37,6 +37,26 @@ log = logging.getLogger("warnhub.rules")
 BACKLOG_STATES = ("active", "updated", "cancelled")
 """Threads whose undecided versions are decided whenever they were received."""
 RECENT = timedelta(days=1)
+CLAIM_MS = 60_000
+"""How long a node's claim on the versions it is deciding holds (``decide_claims``): many nodes decide each version
+once; a node that dies while deciding leaves its versions to the others after this."""
+_NOT_CLAIMED = (" AND NOT EXISTS (SELECT 1 FROM decide_claims c WHERE c.alert_id = a.id AND c.until_ms > ?"
+                " AND c.node <> ?)")
+_CLAIM = ("INSERT INTO decide_claims (alert_id, node, until_ms) SELECT CAST(value AS BIGINT), ?, ? FROM json_each(?)"
+          " WHERE true ON CONFLICT (alert_id) DO UPDATE SET node=excluded.node, until_ms=excluded.until_ms")
+
+
+def _claim(conn: Any, ids: Sequence[int], node: str, now: datetime) -> None:
+    """Claim versions for this node (inside the caller's transaction, which holds the store writer's lock and has
+    passed over versions another node's live claim holds, so every claim here is this node's to take)."""
+    if ids:
+        conn.execute(_CLAIM, (node, _ms(now) + CLAIM_MS, json.dumps(list(ids))))
+        # a claim whose decision lost a race (stored by another node first) is not deleted with it: gone after a day
+        conn.execute("DELETE FROM decide_claims WHERE until_ms<?", (_ms(now - RECENT),))
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,19 +72,24 @@ class Pending:
     earlier one); None for the first version."""
 
 
-def undecided(store: Store, *, limit: int = 50, after: int = 0, now: datetime | None = None) -> list[Pending]:
+def undecided(store: Store, *, limit: int = 50, after: int = 0, now: datetime | None = None,
+              node: str = "") -> list[Pending]:
     """Stored versions without a decision, oldest first (ids above ``after``): those of live threads, and any
     received in the last :data:`RECENT` (an alert that arrives already expired is decided too, for the record;
-    years of history in a store that predates the rules are not)."""
+    years of history in a store that predates the rules are not). They are claimed for ``node`` (this node): on
+    many nodes each version is evaluated by the one that claimed it, the others pass over it while the claim holds."""
     marks = ",".join("?" * len(BACKLOG_STATES))
-    recent = utc_iso((now or now_utc()) - RECENT)
+    now = now or now_utc()
+    recent = utc_iso(now - RECENT)
     out: list[Pending] = []
     while not out:  # a batch of unreadable versions only (now recorded): read on, so none holds up the others
-        rows = store.conn.execute(
-            "SELECT a.id, a.thread_id, a.origin, a.json, a.sent_utc FROM alerts a JOIN threads t ON t.id = a.thread_id"
-            f" WHERE a.id > ? AND (t.state IN ({marks}) OR a.received_at >= ?)"
-            " AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.alert_id = a.id) ORDER BY a.id LIMIT ?",
-            (after, *BACKLOG_STATES, recent, limit)).fetchall()
+        with store.transaction() as conn:
+            rows = conn.execute(
+                "SELECT a.id, a.thread_id, a.origin, a.json, a.sent_utc FROM alerts a JOIN threads t"
+                f" ON t.id = a.thread_id WHERE a.id > ? AND (t.state IN ({marks}) OR a.received_at >= ?)"
+                " AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.alert_id = a.id)" + _NOT_CLAIMED
+                + " ORDER BY a.id LIMIT ?", (after, *BACKLOG_STATES, recent, _ms(now), node, limit)).fetchall()
+            _claim(conn, [r[0] for r in rows], node, now)
         if not rows:
             break
         for alert_id, thread_id, origin, doc, sent_utc in rows:
@@ -74,7 +99,7 @@ def undecided(store: Store, *, limit: int = 50, after: int = 0, now: datetime | 
             except Exception as err:  # noqa: BLE001 - one unreadable version must not stop deciding the others
                 log.exception("alert %s: stored version cannot be read for the rules; stored as unrouted", alert_id)
                 record_unroutable(store, alert_id, thread_id,
-                            f"cannot read the stored alert: {type(err).__name__}: {err}", now or now_utc())
+                                  f"cannot read the stored alert: {type(err).__name__}: {err}", now)
                 continue
             out.append(Pending(alert_id, thread_id, origin, alert, previous))
     return out
@@ -133,6 +158,7 @@ def record(store: Store, pending: Pending, decision: Decision, *, rules_loaded_a
             _fail_in(conn, pending.alert_id, "rules", failure, now)
         elif prior is not None:
             clear_failure_in(conn, pending.alert_id)
+        conn.execute("DELETE FROM decide_claims WHERE alert_id=?", (pending.alert_id,))
         for rule, draft in drafts:
             _insert_draft(conn, key=f"alert:{pending.alert_id}:{draft.template}", origin="alert",
                           alert_id=pending.alert_id, rule=rule, sensor=None, kind="alert", at=now,
@@ -191,13 +217,18 @@ def clear_failure_in(conn: Any, alert_id: int) -> None:
                  " AND failed_stage IS NOT NULL", (alert_id,))
 
 
-def rules_retry_due(store: Store, *, now: datetime | None = None, limit: int = 50) -> list[Pending]:
-    """Versions whose rules evaluation failed, due for another try and not expired, oldest first."""
-    stamp = utc_iso(now or now_utc())
-    rows = store.conn.execute(
-        "SELECT a.id, a.thread_id, a.origin, a.json, a.sent_utc FROM decisions d JOIN alerts a ON a.id = d.alert_id"
-        f" WHERE d.failed_stage = 'rules' AND d.retry_at <= :now AND {LIVE} ORDER BY a.id LIMIT :limit",
-        {"now": stamp, "limit": limit}).fetchall()
+def rules_retry_due(store: Store, *, now: datetime | None = None, limit: int = 50, node: str = "") -> list[Pending]:
+    """Versions whose rules evaluation failed, due for another try and not expired, oldest first; claimed for
+    ``node`` as :func:`undecided` claims."""
+    at = now or now_utc()
+    with store.transaction() as conn:
+        rows = conn.execute(
+            "SELECT a.id, a.thread_id, a.origin, a.json, a.sent_utc FROM decisions d JOIN alerts a ON a.id = d.alert_id"
+            f" WHERE d.failed_stage = 'rules' AND d.retry_at <= :now AND {LIVE} AND NOT EXISTS (SELECT 1 FROM"
+            " decide_claims c WHERE c.alert_id = a.id AND c.until_ms > :now_ms AND c.node <> :node)"
+            " ORDER BY a.id LIMIT :limit",
+            {"now": utc_iso(at), "now_ms": _ms(at), "node": node, "limit": limit}).fetchall()
+        _claim(conn, [r[0] for r in rows], node, at)
     out = []
     for alert_id, thread_id, origin, doc, sent in rows:
         try:

@@ -1,11 +1,11 @@
 """The rules stage of the daemon: decide every stored alert, watch sensor readings, keep the rules current.
 
 Flow (GUIDE.md section 1): intake stores an alert and publishes :class:`~hub.events.AlertStored`, which wakes the
-:class:`Router` (:meth:`Router.on_stored`); the router reads every version
-that has no decision yet (so a crash between storing and deciding only delays the decision), evaluates it with the
-rules in force (off the event loop: an alert with 800 DWD areas takes milliseconds of geometry), and stores the
-decision with any drafts in one transaction, then publishes :class:`~hub.events.Decided` (the delivery pipeline
-listens).
+:class:`Router` (:meth:`Router.on_stored`); the router claims every version that has no decision yet (so a crash
+between storing and deciding only delays the decision; on many nodes each version is evaluated by the one node that
+claimed it), evaluates it with the rules in force (off the event loop: an alert with 800 DWD areas takes
+milliseconds of geometry), and stores the decision with any drafts in one transaction, then publishes
+:class:`~hub.events.Decided` (the delivery pipeline listens).
 
 Sensor readings arrive from the MQTT source after they are stored; the :class:`~hub.decide.rules.SensorWatch` turns
 them into fired/cleared events whose drafts are stored for approval (keyed, so a replay after a restart drafts
@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,8 +50,10 @@ def empty_rules(folder: Path, geo: Any = None) -> LiveRules:
 class Router:
     def __init__(self, store: AsyncStore, live: LiveRules, *, district: str, units: dict[str, str] | None = None,
                  metrics: Any = None, batch: int = 50, clock: Callable[[], datetime] = now_utc,
-                 events: Bus | None = None) -> None:
+                 events: Bus | None = None, node: str | None = None) -> None:
         self.store = store
+        self.node = node or f"{socket.gethostname()}:{os.getpid()}"
+        """This node in its claims on the versions it decides (:data:`hub.decide.decisions.CLAIM_MS`)."""
         self.clock = clock
         self.live = live
         self.district = district
@@ -81,7 +85,7 @@ class Router:
         done, after = 0, 0
         while True:
             pending = await self.store.run(decisions.undecided, self.store.store, limit=self.batch, after=after,
-                                           now=self.clock())
+                                           now=self.clock(), node=self.node)
             if not pending:
                 break
             for item in pending:
@@ -89,7 +93,7 @@ class Router:
             done += len(pending)
             after = pending[-1].alert_id
         retries = await self.store.run(decisions.rules_retry_due, self.store.store, now=self.clock(),
-                                       limit=self.batch)
+                                       limit=self.batch, node=self.node)
         for item in retries:
             await self._decide_isolated(item)
         return done + len(retries)

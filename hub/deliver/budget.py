@@ -18,17 +18,23 @@ priority order decides which warnings a person gets first when many are queued a
   never count.
 - A row counted once (by its key) is not counted again when it is retried or sent again after a restart.
 
-The state is in memory, per process (cheap at 1M subscriptions: a few integers per person pushed in the last window,
-swept as they age); a hub on several nodes shares it with issue 16. After a restart it is rebuilt from the outbox
-(:func:`recent`): the push rows done within the window, the queued summaries and how many rows each holds.
+The count is the store's (table ``push_budget``: one row per person pushed in the window or with a summary pending),
+so N delivery nodes together never give a person more than ``budget_pushes`` per window: each batch is judged in one
+transaction that takes the budget's lock (on PostgreSQL a transaction-level advisory lock, ``warnhub.push.budget``;
+on SQLite the store's one writer), reads the batch's people, judges them in memory (:class:`PushBudget`, set-based:
+one read and one write per batch, never a query per row) and writes them back with the new summary rows; after the
+push service answered, a second such transaction moves the counted pushes to their answer time, sets the summaries'
+due times and coalesces the queue of the people over the budget. A node that dies between the two leaves its pushes
+counted at their judging time and its summaries due a window after it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-from collections.abc import Awaitable, Callable, Collection, Sequence
+import sqlite3
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Self
 
@@ -36,6 +42,7 @@ from hub.deliver.outbox import stamp_ms
 from hub.i18n.languages import SOURCE
 from hub.ports import Channel, Delivery, Outcome, PushTarget
 from hub.publish import canary, notify, testpush
+from hub.store import dialect
 from hub.store.db import AsyncStore, Store
 
 log = logging.getLogger("warnhub.budget")
@@ -86,6 +93,8 @@ class PushBudget:
         self._sending: dict[str, int] = {}
         """Summary key -> rows it stands for, from its judging until the push service answered (its payload)."""
         self._swept_ms = 0
+        self.forgotten_ms = 0
+        """When this node last deleted the store's people with nothing left in the window."""
 
     def hold(self, counts: dict[str, int]) -> None:
         """More rows (per recipient) joined their summaries in bulk (:func:`coalesce_queued`)."""
@@ -169,31 +178,90 @@ class PushBudget:
         for rid in [r for r, p in self._people.items() if p.summary is None and all(s[0] <= since for s in p.sent)]:
             del self._people[rid]
 
-    def restore(self, sent: Sequence[tuple[str, int, str, bool]], summaries: Sequence[tuple[str, str, int]]) -> None:
-        """Rebuild from the outbox: (recipient, finished_ms, key, an Extreme) of push rows done in the window, and
-        (recipient, summary key, rows held) of queued summaries."""
-        for recipient, at, key, top in sorted(sent, key=lambda r: r[1]):
-            self._people.setdefault(recipient, _Person()).sent.append((at, key, top))
-        for recipient, key, held in summaries:
-            person = self._people.setdefault(recipient, _Person())
-            person.summary, person.held = key, held
+    def load(self, found: dict[str, _Person], recipients: Collection[str]) -> None:
+        """These people as the store has them now (another node may have pushed to them since)."""
+        for r in recipients:
+            self._people[r] = found.get(r) or _Person()
+
+    def rows(self, recipients: Collection[str], now_ms: int) -> list[list[object]]:
+        """These people for the store: [recipient, sent (JSON), summary, held, until when they matter]."""
+        out: list[list[object]] = []
+        for r in sorted(recipients):
+            p = self._people.get(r)
+            if p is not None:
+                until = max((s[0] for s in p.sent), default=now_ms - self.window_ms) + self.window_ms
+                out.append([r, json.dumps(p.sent, separators=(",", ":")), p.summary, p.held, until])
+        return out
 
 
-def recent(store: Store, window_ms: int,
-           now_ms: int) -> tuple[list[tuple[str, int, str, bool]], list[tuple[str, str, int]]]:
-    """What :meth:`PushBudget.restore` needs, from the outbox (one scan of the window's finished push rows)."""
-    since = now_ms - window_ms
-    sent = [(r, int(t), k, bool(x)) for r, t, k, x in store.conn.execute(
-        "SELECT o.recipient, o.finished_ms, o.key, CASE WHEN p.severity = 'Extreme' THEN 1 ELSE 0 END"
-        " FROM outbox o LEFT JOIN publications p ON p.id = o.publication_id"
-        " WHERE o.channel='push' AND o.state='done' AND o.finished_ms>?"
-        " AND o.thread NOT LIKE 'test:%' AND o.thread NOT LIKE 'canary:%'", (since,))]
-    held = dict(store.conn.execute(
-        "SELECT last_error, count(*) FROM outbox WHERE channel='push' AND state='coalesced' GROUP BY last_error"))
-    summaries = [(r, k, int(held.get(k, 0))) for r, k in store.conn.execute(
-        "SELECT recipient, key FROM outbox WHERE channel='push' AND state IN ('queued', 'inflight')"
-        " AND thread LIKE 'summary:%'")]
-    return sent, summaries
+def counts(d: Delivery) -> bool:
+    """Whether a row is a push to a person the budget counts (test pushes and canaries are not)."""
+    return not (testpush.is_test(d.thread) or canary.is_canary(d.thread))
+
+
+BUDGET_LOCK = "SELECT pg_advisory_xact_lock(hashtext('warnhub.push.budget'))"
+"""PostgreSQL: the budget's lock; every delivery node judges and settles its batches under it, one at a time."""
+_LOAD = "SELECT recipient, sent, summary, held FROM push_budget WHERE recipient IN (SELECT value FROM json_each(?))"
+_SAVE = ("INSERT INTO push_budget (recipient, sent, summary, held, until_ms) SELECT json_extract(value, '$[0]'),"
+         " json_extract(value, '$[1]'), json_extract(value, '$[2]'), CAST(json_extract(value, '$[3]') AS BIGINT),"
+         " CAST(json_extract(value, '$[4]') AS BIGINT) FROM json_each(?) WHERE true ON CONFLICT (recipient) DO UPDATE"
+         " SET sent=excluded.sent, summary=excluded.summary, held=excluded.held, until_ms=excluded.until_ms")
+_DUE = ("UPDATE outbox SET next_at_ms=r.due, not_after_ms=r.due + ?2 FROM (SELECT json_extract(value, '$[0]') AS k,"
+        " CAST(json_extract(value, '$[1]') AS BIGINT) AS due FROM json_each(?1)) AS r"
+        " WHERE outbox.key=r.k AND outbox.state='queued'")
+_FORGET = "DELETE FROM push_budget WHERE summary IS NULL AND until_ms<=?"
+
+
+@contextmanager
+def _locked(store: Store) -> Iterator[sqlite3.Connection]:
+    """A transaction under the budget's lock: beside the outbox claims of other nodes, after their judging."""
+    with store.transaction(parallel=True) as conn:
+        if dialect.of(conn) == dialect.POSTGRESQL:
+            conn.execute(BUDGET_LOCK)
+        yield conn
+
+
+def _load(conn: sqlite3.Connection, budget: PushBudget, recipients: Collection[str]) -> None:
+    found = {r: _Person([(int(t), str(k), bool(x)) for t, k, x in json.loads(sent)], summary, int(held))
+             for r, sent, summary, held in conn.execute(_LOAD, (json.dumps(sorted(recipients)),))}
+    budget.load(found, recipients)
+
+
+def judge_shared(store: Store, budget: PushBudget, batch: Sequence[Delivery], now_ms: int,
+                 extreme: Collection[int] = ()) -> Judged:
+    """:meth:`PushBudget.judge` on the store's count (see the module's docstring): the people of the batch read,
+    judged, written back with the new summary rows (due when the window allows), in one transaction."""
+    recipients = {d.recipient for d in batch if counts(d)}
+    with _locked(store) as conn:
+        if now_ms - budget.forgotten_ms >= budget.window_ms:  # people with nothing in the window: once a window
+            budget.forgotten_ms = now_ms
+            conn.execute(_FORGET, (now_ms,))
+        _load(conn, budget, recipients)
+        judged = budget.judge(batch, now_ms, extreme)
+        if judged.summaries:
+            queue_summaries_in(conn, judged.summaries, now_ms)
+        if recipients:
+            conn.execute(_SAVE, (json.dumps(budget.rows(recipients, now_ms)),))
+    return judged
+
+
+def settle_shared(store: Store, budget: PushBudget, batch: Sequence[Delivery], judged: Judged, done_ms: int) -> None:
+    """After the push service answered: the pushes count from now, the new summaries are due a window after them,
+    and the queued warnings of the people over the budget join their summaries (:func:`coalesce_queued`)."""
+    over_of = {d.recipient for d in batch if d.id in judged.coalesced}
+    recipients = {d.recipient for d in judged.send if counts(d)} | over_of
+    if not recipients:
+        return
+    with _locked(store) as conn:
+        _load(conn, budget, recipients)
+        budget.completed(judged.send, done_ms)
+        if judged.summaries:
+            due = [[s.key, max(s.due_ms, budget.due(s.recipient, done_ms))] for s in judged.summaries]
+            conn.execute(_DUE, (json.dumps(due), SUMMARY_TTL_MS))
+        over = budget.over(over_of)
+        if over:
+            budget.hold(_coalesce_in(conn, over, done_ms))
+        conn.execute(_SAVE, (json.dumps(budget.rows(recipients, done_ms)),))
 
 
 def summary_payload(key: str, n: int, languages: Sequence[str], base_url: str = "") -> bytes:
@@ -239,24 +307,33 @@ LOOKBACK_MS = 86_400_000
 def coalesce_queued(store: Store, summaries: dict[str, str], now_ms: int) -> dict[str, int]:
     """The queued warning pushes (below Extreme) of people over the budget join their summaries at once, rather
     than one claim and one answer each: in a storm most of the queue is theirs. Returns rows per recipient."""
-    counts: dict[str, int] = {}
     with store.transaction() as conn:
-        found = conn.execute(_QUEUED_OF, (json.dumps(list(summaries.items())), now_ms - LOOKBACK_MS)).fetchall()
-        if found:
-            conn.execute(_COALESCE, (json.dumps([[i, k] for i, k, _ in found]), now_ms))
+        return _coalesce_in(conn, summaries, now_ms)
+
+
+def _coalesce_in(conn: sqlite3.Connection, summaries: dict[str, str], now_ms: int) -> dict[str, int]:
+    per: dict[str, int] = {}
+    found = conn.execute(_QUEUED_OF, (json.dumps(list(summaries.items())), now_ms - LOOKBACK_MS)).fetchall()
+    if found:
+        conn.execute(_COALESCE, (json.dumps([[i, k] for i, k, _ in found]), now_ms))
     for _, _, recipient in found:
-        counts[recipient] = counts.get(recipient, 0) + 1
-    return counts
+        per[recipient] = per.get(recipient, 0) + 1
+    return per
 
 
 def queue_summaries(store: Store, rows: Sequence[Summary], now_ms: int) -> None:
     """Queue summary rows, each due at its time (publication 0: no publication has it)."""
     with store.transaction() as conn:
-        conn.executemany(
-            "INSERT OR IGNORE INTO outbox (key, publication_id, thread, channel, recipient, host, priority,"
-            " not_after_ms, next_at_ms, created_ms) VALUES (?, 0, ?, 'push', ?, ?, ?, ?, ?, ?)",
-            [(s.key, s.key, s.recipient, s.host, SUMMARY_PRIORITY, s.due_ms + SUMMARY_TTL_MS,
-              s.due_ms, now_ms) for s in rows])
+        queue_summaries_in(conn, rows, now_ms)
+
+
+def queue_summaries_in(conn: sqlite3.Connection, rows: Sequence[Summary], now_ms: int) -> None:
+    """:func:`queue_summaries` inside the caller's transaction."""
+    conn.executemany(
+        "INSERT OR IGNORE INTO outbox (key, publication_id, thread, channel, recipient, host, priority,"
+        " not_after_ms, next_at_ms, created_ms) VALUES (?, 0, ?, 'push', ?, ?, ?, ?, ?, ?)",
+        [(s.key, s.key, s.recipient, s.host, SUMMARY_PRIORITY, s.due_ms + SUMMARY_TTL_MS,
+          s.due_ms, now_ms) for s in rows])
 
 
 class BudgetedChannel:
@@ -273,11 +350,6 @@ class BudgetedChannel:
 
     async def __aenter__(self) -> Self:
         await self.inner.__aenter__()
-        sent, summaries = await self.astore.run_bulk(recent, self.astore.store, self.budget.window_ms, self.clock())
-        self.budget.restore(sent, summaries)
-        if sent or summaries:
-            log.info("push budget: %d pushes within the window and %d queued summaries restored", len(sent),
-                     len(summaries))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -287,16 +359,9 @@ class BudgetedChannel:
         now = self.clock()
         pubs = sorted({d.publication_id for d in batch if d.publication_id})
         extreme = await self.astore.run_bulk(extremes, self.astore.store, pubs) if pubs else set()
-        judged = self.budget.judge(batch, now, extreme)
+        judged = await self.astore.run_bulk(judge_shared, self.astore.store, self.budget, batch, now, extreme)
         sent: Awaitable[Sequence[Outcome]] | None = self.inner.deliver(judged.send) if judged.send else None
         outcomes = dict(zip((d.id for d in judged.send), await sent if sent is not None else [], strict=True))
-        done = self.clock()
-        self.budget.completed(judged.send, done)
-        if judged.summaries:  # due a window after the pushes just answered (their answer time, not their claim)
-            due = [dataclasses.replace(s, due_ms=max(s.due_ms, self.budget.due(s.recipient, done)))
-                   for s in judged.summaries]
-            await self.astore.run_bulk(queue_summaries, self.astore.store, due, done)
-        over = self.budget.over({d.recipient for d in batch if d.id in judged.coalesced})
-        if over:
-            self.budget.hold(await self.astore.run_bulk(coalesce_queued, self.astore.store, over, done))
+        # counted from their answer time: a summary due a window later never lands within one window of them
+        await self.astore.run_bulk(settle_shared, self.astore.store, self.budget, batch, judged, self.clock())
         return [outcomes[d.id] if d.id in outcomes else Outcome.coalesced(judged.coalesced[d.id]) for d in batch]

@@ -257,6 +257,18 @@ def claim(store: Store, channel: str, limit: int, *, lease_s: float, now_ms: int
     return out
 
 
+def renew(store: Store, ids: Collection[int], *, lease_s: float, now_ms: int | None = None) -> int:
+    """The rows still in flight among ``ids`` (this node's, being sent) are held for another ``lease_s`` from now:
+    the heartbeat of a worker whose delivery takes longer than part of its lease. Returns the rows renewed (a row
+    settled or taken back meanwhile is not). Touches only these rows: beside other nodes' writes."""
+    if not ids:
+        return 0
+    until = stamp_ms(now_ms) + int(lease_s * 1000)
+    with store.transaction(parallel=True) as conn:
+        return conn.execute("UPDATE outbox SET lease_until_ms=?2 WHERE id IN"
+                            f" {_IDS} AND state='inflight'", (_json(sorted(ids)), until)).rowcount
+
+
 def next_due(store: Store, channel: str, *, skip_hosts: Collection[str] = ()) -> int | None:
     """When the next queued row of a channel (not of ``skip_hosts``) is due, in ms; None when none is queued."""
     hosts = sorted(set(skip_hosts))

@@ -25,6 +25,7 @@ from hub import registry
 from hub.cap import labels
 from hub.config.load import LoadedConfig
 from hub.deliver import breaker, budget, workers
+from hub.events import Bus, SubscriptionsChanged
 from hub.ports import BoardUpdate, ChannelSetup, Delivery, PushTarget, WebhookBody
 from hub.publish import canary, publications, subscriptions, testpush
 from hub.publish.boardtext import board_text
@@ -191,7 +192,8 @@ class Resolvers:
 
 
 async def open_outbox(stack: contextlib.AsyncExitStack, *, astore: AsyncStore, loaded: LoadedConfig,
-                      http: aiohttp.ClientSession, index: Any, metrics: Any) -> workers.Outbox:
+                      http: aiohttp.ClientSession, index: Any, metrics: Any,
+                      events: Bus | None = None) -> workers.Outbox:
     """Build the channels from config (every registered factory), enter them on ``stack``, recover the rows that
     were in flight at the last stop; returns the outbox, whose channel workers the caller runs (supervised)."""
     box = workers.Outbox(astore, metrics=workers.OutboxMetrics(metrics.registry))
@@ -202,6 +204,8 @@ async def open_outbox(stack: contextlib.AsyncExitStack, *, astore: AsyncStore, l
         removed = await astore.run_bulk(subscriptions.delete_ids, astore.store, recipients)
         if index is not None:
             index.remove_many(recipients)
+        if events is not None:  # the other nodes' indexes too (hub.cluster)
+            events.publish(SubscriptionsChanged(tuple(recipients)))
         log.info("deleted %d subscription(s) whose push endpoint is gone (404/410)", removed)
 
     content = Resolvers(astore, loaded)
@@ -214,7 +218,7 @@ async def open_outbox(stack: contextlib.AsyncExitStack, *, astore: AsyncStore, l
                 channel = budget.BudgetedChannel(channel, astore, content.budget)
             await stack.enter_async_context(channel)
             box.add_worker(channel, batch_size=500 if channel.name == "push" else 50,
-                           concurrency=2 if channel.name == "push" else 1, on_gone=on_gone)
+                           concurrency=2 if channel.name == "push" else 1, on_gone=on_gone, lease_s=push_cfg.lease_s)
     requeued = await box.start(run_workers=False)  # the composition root supervises each channel's worker
     stack.push_async_callback(box.stop)
     if requeued:

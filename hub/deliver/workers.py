@@ -26,6 +26,7 @@ from hub.deliver.outbox import (
     enqueue,
     next_due,
     recover,
+    renew,
     stamp_ms,
     status,
     withdraw,
@@ -36,6 +37,8 @@ from hub.store.db import AsyncStore
 
 log = logging.getLogger("warnhub.outbox")
 
+DELIVER_TIMEOUT_S = 54.0
+"""A batch's delivery is given up (its rows retried) after this long: a hung channel holds no rows for ever."""
 BACKLOG_ALARM_S = 60.0
 """A due delivery waiting longer than this makes its channel degraded: delivery has stalled or cannot keep up."""
 
@@ -87,7 +90,8 @@ class ChannelWorker:
     ``concurrency`` claim/deliver loops run side by side. The caller enters and leaves the channel itself."""
 
     def __init__(self, astore: AsyncStore, channel: Channel, *, batch_size: int = 500, concurrency: int = 1,
-                 lease_s: float = 60.0, policy: RetryPolicy | None = None, breaker: CircuitBreaker | None = None,
+                 lease_s: float = 30.0, deliver_timeout_s: float = DELIVER_TIMEOUT_S,
+                 policy: RetryPolicy | None = None, breaker: CircuitBreaker | None = None,
                  metrics: OutboxMetrics | None = None,
                  on_gone: Callable[[str, list[str]], Awaitable[None]] | None = None, idle_s: float = 1.0,
                  clock: Callable[[], int] | None = None,
@@ -98,6 +102,8 @@ class ChannelWorker:
         self.channel = channel
         self.batch_size = batch_size
         self.lease_s = lease_s
+        """How long claimed rows are held; renewed every third of it while they are being sent."""
+        self.deliver_timeout_s = deliver_timeout_s
         self.policy = policy or RetryPolicy()
         self.breaker = breaker or CircuitBreaker()
         self.metrics = metrics
@@ -208,9 +214,10 @@ class ChannelWorker:
     async def _deliver(self, batch: list[Delivery]) -> list[Outcome]:
         """Outcomes for a batch, one bad row isolated: a row whose content could not be made (:func:`row_failed`)
         is retried alone and the rest sent again without it; a batch whose ``deliver`` raises is halved until the
-        row that raises is alone. All within one lease, so no row is claimed twice meanwhile."""
+        row that raises is alone. All within ``deliver_timeout_s`` (the rows' leases are renewed meanwhile, so no
+        other node claims them while this one is still sending)."""
         loop = asyncio.get_running_loop()
-        return await self._isolate(batch, loop.time() + self.lease_s * 0.9)
+        return await self._isolate(batch, loop.time() + self.deliver_timeout_s)
 
     async def _isolate(self, batch: list[Delivery], deadline: float) -> list[Outcome]:
         left = deadline - asyncio.get_running_loop().time()
@@ -219,7 +226,7 @@ class ChannelWorker:
         faults: dict[int, str] = {}
         token = ROW_FAULTS.set(faults)
         try:
-            # a delivery that outlasts its lease could be claimed a second time: stop it before
+            # a hung delivery must not hold its rows (renewed) for ever: stop it, the rows are retried
             async with asyncio.timeout(left):
                 outcomes = list(await self.channel.deliver(batch))
         except Exception as err:
@@ -249,8 +256,25 @@ class ChannelWorker:
         self._failing = False
         return outcomes
 
+    async def _renew(self, ids: list[int]) -> None:
+        """The heartbeat of a batch in hand: its rows' leases renewed every third of the lease until it is
+        settled, so a short lease never sends a slow push twice, and a dead node's rows return after one lease."""
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                await self.astore.run_bulk(renew, self.astore.store, ids, lease_s=self.lease_s, now_ms=self.clock())
+            except Exception:  # noqa: BLE001 - the next beat tries again; a lease that ran out only sends twice
+                log.warning("outbox %s: renewing the leases of %d rows failed", self.name, len(ids), exc_info=True)
+
     async def _handle(self, batch: list[Delivery]) -> None:
-        outcomes = await self._deliver(batch)
+        heartbeat = asyncio.create_task(self._renew([d.id for d in batch]), name=f"outbox-{self.name}-lease")
+        try:
+            await self._settle(batch, await self._deliver(batch))
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+
+    async def _settle(self, batch: list[Delivery], outcomes: list[Outcome]) -> None:
         by_host: dict[str, list[str]] = {}
         for delivery, outcome in zip(batch, outcomes, strict=True):
             by_host.setdefault(delivery.host, []).append(outcome.kind)

@@ -77,6 +77,11 @@ def queue(store: Store, probes: Sequence[Probe], *, now_ms: int, ttl_ms: int) ->
         return outbox.enqueue_in(conn, rows, now_ms=now_ms).inserted
 
 
+def queued_before(store: Store, probe: str) -> bool:
+    """Whether a canary row of this probe was queued (by any node): its receipt is genuine."""
+    return store.conn.execute("SELECT 1 FROM outbox WHERE thread=? LIMIT 1", (PREFIX + probe,)).fetchone() is not None
+
+
 def document(probe: str, key: str, base_url: str = "", *, lang: str = "de") -> dict[str, object]:
     """What every canary carries: marked ``canary`` and status ``Test``, never shaped like a warning (no severity, no
     area, no publication), with the receipt URL the receiver POSTs to."""

@@ -11,13 +11,19 @@ receipt goes into ``warnhub_canary_delivery_seconds{channel}``. An endpoint is
 - ``silent``: a probe is unanswered for a whole interval (a channel that accepts and drops shows this way);
 - ``waiting``: no round has been sent to it yet.
 
-The state lives in memory (the daemon's web node answers the receipts): after a restart the first round starts
-afresh, and a receipt of a probe from before the restart is unknown (404).
+The state lives in memory: after a restart the first round starts afresh, and a receipt of a probe from before the
+restart is unknown (404). On many nodes (PostgreSQL) one node at a time sends the rounds (the holder of the
+``canary`` lock, :mod:`hub.cluster`); a receipt that comes to another web node is checked against the store (a
+canary row of that probe was queued) and handed to the sending node as :class:`~hub.events.CanaryReceived`; the
+sending node tells the others its endpoints' states (:class:`~hub.events.CanaryStates`, before each round and after
+each receipt), which their /healthz and console show.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -27,7 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hub.config.sections import BoardConfig, CanarySection, WebhookConfig
-from hub.events import Bus, Queued
+from hub.events import RELAYED, Bus, CanaryReceived, CanaryStates, Queued
 from hub.publish import canary
 from hub.publish.audience import BOARD_CHANNELS
 from hub.store.db import AsyncStore, Store
@@ -103,6 +109,39 @@ class CanaryWatch:
         self._probes: dict[str, str] = {}
         """Probe id -> endpoint name, for the receipts."""
         self._logged: dict[str, str] = {}
+        self.shared = getattr(store.store, "url", None) is not None
+        """Many nodes share the store: receipts of probes another node sent are passed on to it."""
+        self.rounds = 0
+        """Rounds this node has sent."""
+        self._last_round: float | None = None
+        self._told: tuple[dict[str, dict[str, Any]], float] | None = None
+        """The states the sending node told last, and when (many nodes)."""
+        events.subscribe(CanaryReceived, self._relayed)
+        events.subscribe(CanaryStates, self._states)
+
+    def _relayed(self, event: CanaryReceived) -> None:
+        if RELAYED.get() and self.received(event.probe):  # another node took the receipt of a probe of this one
+            # the states go out after the relaying (a relayed event is not sent on), as this node's own event
+            asyncio.get_running_loop().call_soon(self.tell, context=contextvars.Context())
+
+    def _states(self, event: CanaryStates) -> None:
+        if RELAYED.get():
+            self._told = (json.loads(event.states), self.clock())
+
+    def tell(self) -> None:
+        """Many nodes: the other nodes learn this node's states (it sends the rounds)."""
+        if self.shared:
+            self.events.publish(CanaryStates(json.dumps(self._own(), separators=(",", ":"))))
+
+    async def acknowledge(self, pid: str) -> bool:
+        """A receipt that came to this node (the receipt route): counted here if this node sent the probe; on many
+        nodes, passed on to the one that did if the store has the probe's row; False for an unknown probe."""
+        if self.received(pid):
+            return True
+        if not self.shared or not await self.store.read(canary.queued_before, self.store.store, pid):
+            return False
+        self.events.publish(CanaryReceived(pid))
+        return True
 
     def _add(self, name: str, channel: str, recipient: str) -> None:
         self.endpoints[name] = Endpoint(name, channel, recipient, self.cfg.slo_for(channel))
@@ -113,6 +152,7 @@ class CanaryWatch:
         log.info("canaries every %g s to %s", self.cfg.interval_s, ", ".join(self.endpoints) or "no endpoint")
         while True:
             self.log_changes()
+            self.tell()
             await self.round()
             await asyncio.sleep(self.cfg.interval_s)
 
@@ -149,6 +189,8 @@ class CanaryWatch:
             for probe in probes:
                 self._sent(by_probe[probe.id], probe.id, now)
             self.events.publish(Queued(frozenset(p.channel for p in probes)))
+        self.rounds += 1
+        self._last_round = self.clock()
         sse = self.endpoints.get("sse")
         if sse is not None and self.sse is not None:
             pid = canary.new_id()
@@ -184,10 +226,19 @@ class CanaryWatch:
         self.histogram.labels(e.channel).observe(delay)
         if delay > e.slo_s:
             log.warning("canary to %s late: %.1f s (target %g s)", e.name, delay, e.slo_s)
+        if not RELAYED.get():  # a relayed receipt's states go out after the relaying (_relayed)
+            self.tell()
         return True
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
-        """Every endpoint's state for /healthz and the console."""
+        """Every endpoint's state for /healthz and the console: on many nodes, as the node sending the rounds told
+        them, unless this node sent a round since."""
+        told = self._told
+        if told is not None and (self._last_round is None or told[1] > self._last_round):
+            return told[0]
+        return self._own()
+
+    def _own(self) -> dict[str, dict[str, Any]]:
         now = self.clock()
         out = {}
         for name, e in sorted(self.endpoints.items()):
@@ -199,8 +250,7 @@ class CanaryWatch:
 
     @property
     def ok(self) -> bool:
-        now = self.clock()
-        return all(e.state(now, self.cfg.interval_s)[0] in ("ok", "waiting") for e in self.endpoints.values())
+        return all(e["state"] in ("ok", "waiting") for e in self.as_dict().values())
 
 
 def sse_event(pid: str) -> dict[str, Any]:

@@ -475,12 +475,14 @@ def load_all(store: Store) -> list[tuple[str, Subscription]]:
     return [(row[0], _from_row(row)) for row in rows]
 
 
-def stream_for_targeting(store: Store) -> Iterator[tuple[str, Subscription]]:
-    """Every subscription with its id, streamed (no list of all of them), holding only what targeting reads: places,
-    topics, min_severity, exercise, sources and quiet hours (no push keys, no languages). For
-    :func:`hub.publish.index.load_index`."""
+def stream_for_targeting(store: Store, ids: Sequence[str] | None = None) -> Iterator[tuple[str, Subscription]]:
+    """Every subscription (or those of ``ids`` still stored) with its id, streamed (no list of all of them), holding
+    only what targeting reads: places, topics, min_severity, exercise, sources and quiet hours (no push keys, no
+    languages). For :func:`hub.publish.index.load_index` and the index of a node told of changes (hub.cluster)."""
+    only = "" if ids is None else " WHERE id IN (SELECT value FROM json_each(?))"
     rows = store.conn.execute(
-        "SELECT id, places, topics, min_severity, exercise, sources, quiet_hours FROM subscriptions")
+        f"SELECT id, places, topics, min_severity, exercise, sources, quiet_hours FROM subscriptions{only}",
+        () if ids is None else (_json(list(ids)).decode(),))
     return ((sub_id, _from_row((sub_id, "", "", "", "", places, topics, severity, "[]", exercise, 0, 0, sources,
                                 quiet)))
             for sub_id, places, topics, severity, exercise, sources, quiet in rows)

@@ -17,7 +17,7 @@ import logging
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from hub.cap.model import Alert, MsgType, from_json, to_json
@@ -314,19 +314,41 @@ class Alerts(Connection):
 
     def record_health(self, name: str, kind: str, state: str, *, last_error: str = "", last_ok: str | None = None,
                       since: str | None = None, failures: int = 0, detail: dict[str, Any] | None = None,
-                      now: datetime | None = None) -> None:
+                      now: datetime | None = None, node: str = "") -> None:
+        """The health of a source, as the node that polls it (``node``, many nodes) sees it."""
         with self.transaction() as conn:
             conn.execute(
                 "INSERT INTO source_health (name, type, state, last_error, last_ok, since, failures,"
-                " detail, updated_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (name) DO UPDATE SET type=excluded.type,"
-                " state=excluded.state, last_error=excluded.last_error, last_ok=excluded.last_ok,"
+                " detail, updated_at, node) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (name) DO UPDATE SET"
+                " type=excluded.type, state=excluded.state, last_error=excluded.last_error, last_ok=excluded.last_ok,"
                 " since=excluded.since, failures=excluded.failures, detail=excluded.detail,"
-                " updated_at=excluded.updated_at",
+                " updated_at=excluded.updated_at, node=excluded.node",
                 (name, kind, state, last_error, last_ok, since, failures,
-                 json.dumps(detail or {}, ensure_ascii=False), utc_iso(now or now_utc())))
+                 json.dumps(detail or {}, ensure_ascii=False), utc_iso(now or now_utc()), node))
+            if node:  # the node polls it now: it no longer stands by
+                conn.execute("DELETE FROM source_standby WHERE name=? AND node=?", (name, node))
+
+    def stand_by(self, name: str, node: str, *, now: datetime | None = None) -> None:
+        """Many nodes: ``node`` would poll source ``name`` but another node does (seen now)."""
+        now = now or now_utc()
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO source_standby (name, node, seen_at) VALUES (?,?,?) ON CONFLICT (name, node)"
+                         " DO UPDATE SET seen_at=excluded.seen_at", (name, node, utc_iso(now)))
+            # nodes are named by host and process: those of earlier runs go after a day
+            conn.execute("DELETE FROM source_standby WHERE name=? AND seen_at<?",
+                         (name, utc_iso(now - timedelta(days=1))))
+
+    def standing_by(self, since: datetime) -> dict[str, list[str]]:
+        """Source -> the nodes standing by for it, seen since ``since``."""
+        out: dict[str, list[str]] = {}
+        for name, node in self.conn.execute("SELECT name, node FROM source_standby WHERE seen_at >= ?"
+                                            " ORDER BY name, node", (utc_iso(since),)):
+            out.setdefault(name, []).append(node)
+        return out
 
     def source_health(self) -> list[dict[str, Any]]:
-        cols = ("name", "type", "state", "last_error", "last_ok", "since", "failures", "detail", "updated_at")
+        cols = ("name", "type", "state", "last_error", "last_ok", "since", "failures", "detail", "updated_at",
+                "node")
         out = []
         for row in self.conn.execute("SELECT " + ",".join(cols) + " FROM source_health ORDER BY name"):
             d = dict(zip(cols, row, strict=True))

@@ -98,7 +98,14 @@ _STORE = (
         since TEXT,
         failures INTEGER,
         detail TEXT,
-        updated_at TEXT)""",
+        updated_at TEXT,
+        node TEXT)""",
+    # many nodes: the ingest nodes standing by for a source another node polls (hub.cluster.Holder)
+    """CREATE TABLE IF NOT EXISTS source_standby (
+        name TEXT NOT NULL,
+        node TEXT NOT NULL,
+        seen_at TEXT NOT NULL,
+        PRIMARY KEY (name, node))""",
     "CREATE UNIQUE INDEX IF NOT EXISTS alerts_identity ON alerts(sender, identifier, sent_utc)",
     "CREATE INDEX IF NOT EXISTS alerts_thread ON alerts(thread_id)",
     "CREATE INDEX IF NOT EXISTS thread_keys_thread ON thread_keys(thread_id)",
@@ -251,6 +258,11 @@ _DECIDE = (
         draft TEXT NOT NULL,
         created_at TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS drafts_state ON drafts(state, id)",
+    # hub.decide.decisions: which node is deciding a version (until when), so many nodes evaluate each one once
+    """CREATE TABLE IF NOT EXISTS decide_claims (
+        alert_id INTEGER PRIMARY KEY,
+        node TEXT NOT NULL,
+        until_ms INTEGER NOT NULL)""",
 )
 
 _PUBLISH = (
@@ -346,6 +358,14 @@ _DELIVER = (
         PRIMARY KEY (publication_id, channel, seq))""",
     "CREATE INDEX IF NOT EXISTS fanout_next ON fanout(priority, publication_id, seq)",
     "CREATE INDEX IF NOT EXISTS fanout_thread ON fanout(thread, publication_id)",
+    # hub.deliver.budget: each subscription's push budget, shared by every delivery node (one row a person pushed
+    # in the window or with a summary pending; ``sent`` is JSON [[ms, key, extreme], ...])
+    """CREATE TABLE IF NOT EXISTS push_budget (
+        recipient TEXT PRIMARY KEY,
+        sent TEXT NOT NULL DEFAULT '[]',
+        summary TEXT,
+        held INTEGER NOT NULL DEFAULT 0,
+        until_ms INTEGER NOT NULL)""",
 )
 
 _CONSOLE = (

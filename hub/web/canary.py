@@ -35,6 +35,6 @@ async def received(request: web.Request) -> web.Response:
     if wait_s:
         raise refusal(web.HTTPTooManyRequests, "Zu viele Anfragen / too many requests", wait_s)
     pid = request.match_info["id"]
-    if not (_ID.fullmatch(pid) and request.app[CANARY_KEY].received(pid)):
+    if not (_ID.fullmatch(pid) and await request.app[CANARY_KEY].acknowledge(pid)):
         raise web.HTTPNotFound(text="Unbekannte Kontrollmeldung / unknown canary", headers=NO_STORE)
     return web.Response(status=204, headers=NO_STORE)

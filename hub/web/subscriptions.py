@@ -34,7 +34,7 @@ from typing import Any
 from aiohttp import web
 
 from hub.config.sections import PushSection, WebSection
-from hub.events import Queued
+from hub.events import Queued, SubscriptionsChanged
 from hub.geo.registry import registry
 from hub.ports import CheckEndpoint, CheckKeys
 from hub.publish import index as targeting
@@ -176,6 +176,7 @@ async def create(request: web.Request) -> web.Response:
                     len(request.app[INDEX_KEY]))
         raise refusal(web.HTTPServiceUnavailable, str(err), 3600) from None
     request.app[INDEX_KEY].put(sub_id, sub)
+    hub.events.publish(SubscriptionsChanged((sub_id,)))  # every other node's index too (hub.cluster)
     response = _json({"id": sub_id, "token": token, "subscription": sub.as_dict()}, status=201)
     response.headers["Location"] = f"/api/v1/subscriptions/{sub_id}"
     return response
@@ -203,6 +204,7 @@ async def replace(request: web.Request) -> web.Response:
     if not found:
         raise _error(web.HTTPNotFound, _NOT_FOUND)
     request.app[INDEX_KEY].put(sub_id, sub)
+    hub.events.publish(SubscriptionsChanged((sub_id,)))
     return _json({"id": sub_id, "subscription": sub.as_dict()})
 
 
@@ -212,6 +214,7 @@ async def remove(request: web.Request) -> web.Response:
     if not await hub.store.run(subs.delete, hub.store.store, sub_id, token):
         raise _error(web.HTTPNotFound, _NOT_FOUND)
     request.app[INDEX_KEY].remove(sub_id)
+    hub.events.publish(SubscriptionsChanged((sub_id,)))
     return web.Response(status=204, headers=NO_STORE)
 
 

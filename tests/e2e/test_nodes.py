@@ -147,7 +147,7 @@ def test_three_nodes_push_once_stream_on_the_web_node_and_survive_a_killed_deliv
                                       if e == "publication" and d.get("thread") == thread), None),
                         timeout=10, what="the web node's SSE client to see the publication made on another node")
         assert seen - created_ms / 1000 <= 1.0, seen - created_ms / 1000  # within a second of being written
-        # the killed node's leases run out (60 s) and the other delivery node sends its rows
+        # the killed node's leases run out ([push] lease_s, 30 s) and the other delivery node sends its rows
         wait_for(lambda: not _store_rows(nodes.url, "SELECT 1 FROM outbox WHERE state IN ('queued', 'inflight')"),
                  timeout=300, interval=0.5, what="every outbox row finished")
     finally:

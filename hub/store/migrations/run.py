@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hub.errors import StoreError
 from hub.store import dialect, schema
-from hub.store.migrations import m0004_lazy_tables, m0005_subscription_filters
+from hub.store.migrations import m0004_lazy_tables, m0005_subscription_filters, m0006_shared_node_state
 
 log = logging.getLogger("warnhub.store")
 
@@ -28,6 +28,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               m0004_lazy_tables.up),
     Migration(5, "subscription filters (sources, quiet hours); the tables of test pushes and the store's probe",
               m0005_subscription_filters.up),
+    Migration(6, "what many nodes share: the push budget per subscription, the router's claims, who polls a source",
+              m0006_shared_node_state.up),
 )
 LATEST = MIGRATIONS[-1].version
 """The newest schema version: the ``user_version`` of every database this hub has opened for writing."""

@@ -4,6 +4,7 @@ was counted survives a restart."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -202,3 +203,67 @@ def test_the_control_rooms_canaries_pass_and_never_count() -> None:
     assert [d.key for d in judged.send] == [d.key for d in canaries] and not judged.coalesced
     rows = [Delivery(i, f"{i}/push/a", i, f"w{i}", "push", "a", 3, 0, None, "h") for i in range(1, 3)]
     assert [d.key for d in b.judge(rows, T0 + 1000).send] == ["1/push/a", "2/push/a"]  # both slots still free
+
+
+def add_publication(store: Store, pub: int, severity: str) -> None:
+    with store.transaction() as conn:
+        conn.execute("INSERT INTO publications (id, thread, version, identifier, sender, sent, msg_type, status,"
+                     " severity, urgency, push, channels, regions, notices, alert_json, cap_xml, created_ms)"
+                     " VALUES (?, ?, 1, ?, 's', '2030-01-01T10:00:00+00:00', 'Alert', 'Actual', ?, 'Immediate',"
+                     " 1, '[]', '[]', '[]', '{}', ?, ?)", (pub, f"w{pub}", f"id{pub}", severity, b"\0", T0 - 1000))
+
+
+async def test_two_delivery_nodes_together_keep_one_budget_per_person(pg_url: str) -> None:
+    """Two delivery nodes (two stores with connections of their own on one PostgreSQL database, each with its own
+    budget object) claim the same people's warnings side by side and judge them at the same moment: together they
+    push each person at most ``budget_pushes`` (each node counting in its memory pushed a person 5 of 7 here), an
+    Extreme always goes through, test pushes and canaries pass, and each person gets one summary, sent once."""
+    nodes = [AsyncStore(Store(pg_url)), AsyncStore(Store(pg_url))]
+    try:
+        store = nodes[0].store
+        inners = [Inner(), Inner()]
+        channels = [budget.BudgetedChannel(inner, node, budget.PushBudget(WINDOW, 3), clock=lambda: T0)
+                    for inner, node in zip(inners, nodes, strict=True)]
+        for channel in channels:
+            await channel.__aenter__()
+        for pub in range(1, 7):
+            add_publication(store, pub, "Severe")
+        for pub in (9, 10):
+            add_publication(store, pub, "Extreme")
+        rows = [row("a", 9, priority=0)]
+        for pub in range(1, 7):
+            rows += [row("a", pub), row("b", pub)] + ([row("b", 10)] if pub == 3 else [])
+        rows += [NewDelivery("test:t1/push/a", 0, "test:t1", "push", "a", "push.example", 9, None),
+                     NewDelivery("canary:c1/push/a", 0, "canary:c1", "push", "a", "push.example", 9, None)]
+        outbox.enqueue(store, rows, now_ms=T0)
+        # both nodes hold a batch with warnings of both people before either has judged one
+        batches = [await node.run(outbox.claim, node.store, "push", n, lease_s=60, now_ms=T0)
+                   for node, n in zip(nodes, (5, 6), strict=True)]
+        assert all({d.recipient for d in b} == {"a", "b"} for b in batches)
+        answers = await asyncio.gather(*(c.deliver(b) for c, b in zip(channels, batches, strict=True)))
+        for node, batch, outcomes in zip(nodes, batches, answers, strict=True):
+            await node.run(outbox.complete, node.store, list(zip(batch, outcomes, strict=True)), now_ms=T0,
+                           policy=RetryPolicy())
+        for node, channel in zip(nodes, channels, strict=True):  # the rest of the queue, on both nodes
+            await drain(node, channel, T0)
+        sent = inners[0].sent + inners[1].sent
+        warnings = {p: [k for k in sent if k.endswith(f"/push/{p}") and not k.startswith(("test:", "canary:"))]
+                    for p in ("a", "b")}
+        assert len(warnings["a"]) <= 3 and len(warnings["b"]) <= 3, warnings
+        assert "9/push/a" in sent and "10/push/b" in sent  # an Extreme always gets through
+        assert "test:t1/push/a" in sent and "canary:c1/push/a" in sent  # neither counts nor is held back
+        got = states(store)
+        summaries = sorted(k for k in got if k.startswith(budget.SUMMARY))
+        assert [k.split("/")[0] for k in summaries] == ["summary:a", "summary:b"], summaries  # one per person
+        for key in summaries:
+            person = key.split(":")[1].split("/")[0]
+            held = [k for k, (s, e) in got.items() if s == "coalesced" and e == key]
+            assert len(held) + len(warnings[person]) == 7, (key, held, warnings)
+        later = T0 + 2 * WINDOW
+        for node, channel in zip(nodes, channels, strict=True):
+            await drain(node, channel, later)
+        sent = inners[0].sent + inners[1].sent
+        assert sorted(k for k in sent if k.startswith(budget.SUMMARY)) == summaries  # each sent once
+    finally:
+        for node in nodes:
+            node.close()

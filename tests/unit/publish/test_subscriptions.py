@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hub import registry as adapter_registry
 from hub.access import exercise_tokens
+from hub.events import Bus, SubscriptionsChanged
 from hub.geo.registry import registry
 from hub.publish import index as targeting
 from hub.publish import subscriptions as subs
@@ -83,7 +84,7 @@ async def api(store_url: str, tmp_path: Any) -> AsyncIterator[tuple[TestClient, 
     store = Store(store_url)
     async_store = AsyncStore(store)
     app = web.Application()
-    app[HUB_KEY] = SimpleNamespace(store=async_store)  # type: ignore[assignment]
+    app[HUB_KEY] = SimpleNamespace(store=async_store, events=Bus())  # type: ignore[assignment]
     index = setup(app, allow_http=False, check_endpoint=check_endpoint, check_keys=check_keys)
     async with TestClient(TestServer(app)) as client:
         yield client, index, store
@@ -99,6 +100,8 @@ def bearer(token: str) -> dict[str, str]:
 
 async def test_create_read_update_delete(api: Any) -> None:
     client, index, _ = api
+    heard: list[SubscriptionsChanged] = []  # what the other nodes are told (hub.cluster)
+    client.server.app[HUB_KEY].events.subscribe(SubscriptionsChanged, heard.append)
     resp = await client.post("/api/v1/subscriptions", json=body(topics=["Hochwasser"], languages=["de-x-ls", "en"]))
     assert resp.status == 201, await resp.text()
     assert resp.headers["Cache-Control"] == "no-store"
@@ -126,6 +129,7 @@ async def test_create_read_update_delete(api: Any) -> None:
     assert resp.status == 204 and resp.headers["Cache-Control"] == "no-store"
     assert (await client.get(f"/api/v1/subscriptions/{sub_id}", headers=bearer(token))).status == 404
     assert match(index, shapely.Point(HAMBURG[1], HAMBURG[0]).buffer(0.01)) == set()
+    assert heard == [SubscriptionsChanged((sub_id,))] * 3  # created, changed, deleted
 
 
 async def test_wrong_token_looks_like_unknown_id(api: Any) -> None:
@@ -242,7 +246,7 @@ async def test_index_is_loaded_from_the_store_at_startup(store_url: str, tmp_pat
     sub_id, _ = subs.create(store, point_sub(DANNENBERG))
     async_store = AsyncStore(store)
     app = web.Application()
-    app[HUB_KEY] = SimpleNamespace(store=async_store)  # type: ignore[assignment]
+    app[HUB_KEY] = SimpleNamespace(store=async_store, events=Bus())  # type: ignore[assignment]
     index = setup(app, allow_http=True, check_endpoint=check_endpoint, check_keys=check_keys)
     async with TestClient(TestServer(app)):
         assert match(index, AROUND_DANNENBERG) == {sub_id}
@@ -448,7 +452,7 @@ async def limited(store_url: str, tmp_path: Any
     store = Store(store_url)
     async_store = AsyncStore(store)
     app = web.Application()
-    app[HUB_KEY] = SimpleNamespace(store=async_store)  # type: ignore[assignment]
+    app[HUB_KEY] = SimpleNamespace(store=async_store, events=Bus())  # type: ignore[assignment]
     index = setup(app, allow_http=False, check_endpoint=check_endpoint, check_keys=check_keys,
                   per_address_per_hour=3, max_subscriptions=2)
     async with TestClient(TestServer(app)) as client:
