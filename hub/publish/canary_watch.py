@@ -170,11 +170,12 @@ class CanaryWatch:
         return len(probes)
 
     def _queued(self, done: canary.Round) -> None:
-        """The pipeline queued a round's probes (on this node): its live-stream probe goes out now."""
+        """The pipeline queued a round's probes (on this node, whichever node made the round): its live-stream
+        probe goes out now, on this node's stream."""
         if self.sse is None:
             return
         for probe in done.probes:
-            if probe.channel == "sse" and self._probes.get(probe.id) == "sse":
+            if probe.channel == "sse":
                 self.sse(sse_event(probe.id))
 
     def _sent(self, e: Endpoint, pid: str, now: float) -> None:
