@@ -91,8 +91,8 @@ class Flow:
 
 
 async def test_a_round_goes_through_intake_decide_and_publish_to_the_canary_endpoints_only(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    store = Store(tmp_path / "hub.db")
+        tmp_path: Path, store_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    store = Store(store_url)
     control_room, citizen = _subscribe(store, 1), _subscribe(store, 2)
     cfg = CanarySection(enabled=True, interval_s=60, slo_s=5, push_subscriptions=[control_room])
     bus, metrics, clock, queued, stored = Bus(), Metrics(), Clock(), [], []
@@ -174,8 +174,8 @@ async def test_a_round_goes_through_intake_decide_and_publish_to_the_canary_endp
 
 
 async def test_a_round_decided_after_it_expired_queues_nothing_and_retention_deletes_old_rounds(
-        tmp_path: Path) -> None:
-    store = Store(tmp_path / "hub.db")
+        tmp_path: Path, store_url: str) -> None:
+    store = Store(store_url)
     bus, metrics = Bus(), Metrics()
     flow = Flow(tmp_path, store, bus, metrics)
     watch = CanaryWatch(AsyncStore(store), CanarySection(enabled=True, interval_s=60), HOOKS,
@@ -202,6 +202,26 @@ async def test_a_round_decided_after_it_expired_queues_nothing_and_retention_del
     assert store.conn.execute("SELECT count(*) FROM decisions").fetchone()[0] == 0
     assert store.conn.execute("SELECT origin FROM alerts").fetchall() == [("cap-inbox",)]
     assert store.thread(real.thread_id) is not None
+    store.close()
+
+
+async def test_a_round_the_intake_refuses_leaves_its_endpoints_silent(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    store = Store(tmp_path / "hub.db")
+    bus, metrics, clock = Bus(), Metrics(), Clock()
+    flow = Flow(tmp_path, store, bus, metrics)
+    flow.intake.intake.validator = Validator(max_bytes=200)  # every round is too big: refused at the intake
+    watch = CanaryWatch(AsyncStore(store), CanarySection(enabled=True, interval_s=60, slo_s=5), HOOKS,
+                        histogram=metrics.canary_seconds, events=bus, intake=flow.intake, sender="l@k.example",
+                        clock=clock)
+    with caplog.at_level(logging.ERROR, logger="warnhub.canary"):
+        assert await watch.round() == 1
+    assert "refused by the intake" in caplog.text
+    assert await flow.through() == 0 and store.conn.execute("SELECT count(*) FROM alerts").fetchone()[0] == 0
+    assert store.conn.execute("SELECT origin FROM rejections").fetchall() == [("canary",)]
+    clock.now += 60
+    state = watch.as_dict()["webhooks:leitstelle"]
+    assert state["state"] == "silent" and state["received"] == 0 and not watch.ok
     store.close()
 
 
