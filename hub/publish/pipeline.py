@@ -178,9 +178,12 @@ class Pipeline:
         return written
 
     async def _publish_all(self) -> None:
-        await self.queue_canaries()
         while await self.publish_pending():
             pass
+        try:  # after the warnings, and never in their way: a canary that cannot be queued shows as late or silent
+            await self.queue_canaries()
+        except Exception:  # noqa: BLE001 - taken up again at the next wake (every round wakes it)
+            log.exception("queueing canaries failed; tried again at the next wake-up")
 
     async def queue_canaries(self) -> int:
         """The publish step of the hub's canaries (:func:`hub.publish.canary.queue_due`): their probes are queued,
