@@ -161,7 +161,8 @@ async def compose(stack: contextlib.AsyncExitStack, loaded: LoadedConfig, store:
 
     events.subscribe(Published, stream)
     watch = CanaryWatch(store, loaded.cfg.canary, tuple(loaded.cfg.webhooks), histogram=metrics.canary_seconds,
-                        events=events, sse=broadcaster.publish, boards=tuple(loaded.cfg.boards)) \
+                        events=events, intake=base.intake, sender=loaded.cfg.hub.sender, sse=broadcaster.publish,
+                        boards=tuple(loaded.cfg.boards)) \
         if loaded.cfg.canary.enabled else None
     return dataclasses.replace(base, router=router, index=index, geo=geo, broadcaster=broadcaster,
                                pipeline=pipeline, outbox=box, vapid_public_key=vapid_public_key, canary=watch)

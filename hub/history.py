@@ -8,6 +8,8 @@ Events, each with ``t`` (Unix time, seconds) and ``ev``:
 - ``publish``: a publication and its outbox rows were committed (``pub``, ``thread``, ``version``, ``status``,
   ``msg_type``, ``scope``, ``severity``, ``urgency``, ``source_alert``, ``channels``);
 - ``queue``: rows were queued for ``channels``;
+- ``canary``: the publish step queued a canary round (``alert``, ``thread``, and ``probes``: each probe's outbox
+  ``thread`` with its ``channel`` and ``recipient``; hub/publish/canary.py), which was ingested and decided before;
 - ``send``: a channel's outcome for one row (``key``, ``pub``, ``thread``, ``channel``, ``recipient``, ``outcome``:
   done, retry, gone, failed, expired or coalesced (its reason: the summary's key), and ``reason``).
 
@@ -27,6 +29,7 @@ from typing import Any
 
 from hub.events import RELAYED, AlertStored, Bus, Decided, Queued
 from hub.ports import Delivery, Outcome
+from hub.publish import canary
 from hub.publish.publications import Published
 
 
@@ -63,6 +66,8 @@ class History:
                                                      decision=e.decision))
         bus.subscribe(Published, self._published)
         bus.subscribe(Queued, lambda e: self.record("queue", channels=sorted(e.channels)))
+        bus.subscribe(canary.Round, lambda e: self.record("canary", alert=e.alert_id, thread=e.thread_id, probes=[
+            {"thread": canary.PREFIX + p.id, "channel": p.channel, "recipient": p.recipient} for p in e.probes]))
 
     def _published(self, event: Published) -> None:
         p = event.publication

@@ -56,6 +56,7 @@ class Metrics:
         self.failed = Gauge("warnhub_failed", "Items failed and still to be done, per stage (rules, publish; "
                             "delivery: deliveries that failed in the last 24 h)", ["stage"], registry=self.registry)
         self.canary_seconds = Histogram("warnhub_canary_delivery_seconds", "Canary delivery time per channel: from "
-                                        "queueing the canary to the receiver's receipt (see [canary])", ["channel"],
+                                        "the intake's acceptance of the canary to the receiver's receipt "
+                                        "(see [canary])", ["channel"],
                                         registry=self.registry,
                                         buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))

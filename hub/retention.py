@@ -11,6 +11,8 @@ logs what it removed. Nothing still needed goes:
 - **raw documents**: the bytes as received, of incidents ended ``raw_days`` ago. Every version stays, with its
   parsed alert, verdict and identity (so a source that lists it again finds a duplicate).
 - **readings** of sensors that no configured mqtt source owns (each mqtt source prunes its own).
+- **canaries**: the hub's own canary alerts (hub.publish.canary: origin ``canary``, one per round) a day after
+  their round ended, with their decisions and threads; their outbox rows go when a later round is queued.
 - **presence** rows of list sources that are no longer configured: they would keep their warnings current forever.
 - **audit**: archived as a verified segment with an anchor (hub.store.audit), only if ``audit_days`` is set.
 
@@ -32,7 +34,7 @@ from hub.config.sections import RetentionSection
 from hub.deliver import outbox
 from hub.errors import StoreError
 from hub.intake import readings
-from hub.publish import publications
+from hub.publish import canary, publications
 from hub.store import audit
 from hub.store.clock import now_utc, utc_iso
 from hub.store.db import AsyncStore, Store
@@ -152,6 +154,8 @@ async def run(astore: AsyncStore, plan: Plan, *, now: datetime | None = None, ac
         for sensor in await astore.run_bulk(orphan_sensors, store, plan.mqtt_sources):
             n += await _batches(astore, readings.delete_older, sensor, cutoff, BATCH)
         report("readings", n, "reading(s) older than %g days of sensors no configured source owns", s.readings_days)
+    n = await _batches(astore, canary.prune, now - canary.KEEP_ALERTS, BATCH)
+    report("canaries", n, "canary alert(s) of rounds ended more than a day ago")
     n = await astore.run_bulk(prune_presence, store, plan.sources)
     report("presence", n, "list-presence row(s) of sources no longer configured")
     if s.audit_days > 0:

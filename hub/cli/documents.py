@@ -15,7 +15,7 @@ from hub.cap import parse as cap_parse
 from hub.cap.validate import Verdict
 from hub.cli.common import files_of, load_config, policy_of, print_report, read_input, read_store, validator_of
 from hub.cli.rules import review_warnings
-from hub.decide import decisions
+from hub.decide import canary, decisions
 from hub.decide.router import open_rules
 from hub.errors import HubError
 from hub.geo.registry import DEFAULT_DISTRICT, registry
@@ -77,9 +77,11 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
     with read_store(loaded) as store:  # read-only: what the hub's sweep would end shows as expired, unwritten
         ended = set(store.expired())
+        canaries = {r[0] for r in store.conn.execute("SELECT DISTINCT thread_id FROM alerts WHERE origin = ?",
+                                                     (canary.ORIGIN,))}  # --all shows them, decision "canary"
         threads = [t if t.id not in ended else dataclasses.replace(t, state="expired")
                    for t in store.threads(include_ended=True)
-                   if args.all or (t.state in ("active", "updated") and t.id not in ended)]
+                   if args.all or (t.state in ("active", "updated") and t.id not in ended | canaries)]
         decided = decisions.current_decisions(store, [t.id for t in threads])
         if args.unrouted:
             threads = [t for t in threads if (found := decided[t.id]) is not None and found.decision == "unrouted"]

@@ -157,6 +157,8 @@ def _check(loaded: LoadedConfig) -> None:
     for i, source in enumerate(cfg.sources):
         if source.name in seen:
             raise ConfigError(f"{file}: $.sources[{i}].name: {source.name!r} is used twice")
+        if source.name == "canary":  # the origin of the hub's own canaries (hub.decide.canary), decided without rules
+            raise ConfigError(f"{file}: $.sources[{i}].name: 'canary' is the hub's own canaries' origin")
         seen.add(source.name)
     lists: tuple[tuple[str, Sequence[BoardConfig | WebhookConfig]], ...] = (("boards", cfg.boards),
                                                                            ("webhooks", cfg.webhooks))

@@ -376,9 +376,10 @@ class WebhookConfig(_Strict, kw_only=True, frozen=True):
 
 
 class CanarySection(_Strict, frozen=True):
-    """Delivery assurance per channel (issue 17 section 2): a synthetic Test warning to the operator's canary
-    endpoints every ``interval_s``; each endpoint's time from queueing to receipt is measured, and one whose receipt
-    comes after its SLO is ``late``, one without a receipt for a whole interval ``silent`` (/healthz, console)."""
+    """Delivery assurance per channel (issue 17 section 2): a synthetic Test alert through the real intake, router
+    and publish step to the operator's canary endpoints every ``interval_s`` (hub.publish.canary); each endpoint's
+    time from the intake's acceptance to the receipt is measured, and one whose receipt comes after its SLO is
+    ``late``, one without a receipt for a whole interval ``silent`` (/healthz, console)."""
 
     enabled: bool = False
     """Off unless configured."""

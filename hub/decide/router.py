@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hub.decide import decisions
+from hub.decide import canary, decisions
 from hub.decide.rules.engine import Decision, LiveRules, RuleSet
 from hub.decide.rules.sensors import SensorEvent, SensorWatch
 from hub.events import AlertStored, Bus, Decided, Wakeup, keep_up
@@ -114,7 +114,10 @@ class Router:
 
     async def _evaluate(self, ruleset: RuleSet, item: decisions.Pending) -> tuple[Decision, str | None]:
         """The rules' decision, or (unrouted, the reason) when evaluating raises: a rule bug must not lose the
-        alert nor stop the others; it is stored as failed and evaluated again with backoff."""
+        alert nor stop the others; it is stored as failed and evaluated again with backoff. The hub's own canary
+        never reaches the rules: its decision is built in (:mod:`hub.decide.canary`)."""
+        if canary.is_canary(item.origin):
+            return canary.decision(item.alert), None
         try:
             return await asyncio.to_thread(ruleset.evaluate, item.alert, origin=item.origin,
                                            previous=item.previous, district=self.district), None

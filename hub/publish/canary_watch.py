@@ -1,10 +1,13 @@
-"""The canary watch: sends a round of canaries every ``[canary] interval_s`` and judges each endpoint by its receipts.
+"""The canary watch: starts a round of canaries every ``[canary] interval_s`` and judges each endpoint by its receipts.
 
 An endpoint is one canary receiver: a push subscription on a control-room device (``push:<id>``), a webhook marked
 ``canary`` (``webhooks:<id>``), a test board marked ``canary`` (``boards-mqtt:<id>``, ``boards-http:<id>``) or the
-web node's own live stream (``sse``, counted by an internal subscriber). Each
-round gives every endpoint a probe with its own id (:mod:`hub.publish.canary`); the time from queueing to the
-receipt goes into ``warnhub_canary_delivery_seconds{channel}``. An endpoint is
+web node's own live stream (``sse``, counted by an internal subscriber). Each round gives every endpoint a probe
+with its own id and hands the round, one CAP alert naming the probes (:mod:`hub.publish.canary`), to the real
+intake; the router decides it and the publishing pipeline queues the probes (:class:`~hub.publish.canary.Round`
+on the bus, whose SSE probes this watch then sends through the live stream). The time from the intake's
+acceptance to the receipt goes into ``warnhub_canary_delivery_seconds{channel}``, so a stalled intake, router or
+pipeline shows like a stalled channel. An endpoint is
 
 - ``ok``: its newest receipt came within its SLO and nothing it was sent is older than the SLO unanswered;
 - ``late``: its newest receipt came after its SLO, or a probe is unanswered for longer than the SLO;
@@ -28,12 +31,15 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from hub.cap.sign import SignaturePolicy
 from hub.config.sections import BoardConfig, CanarySection, WebhookConfig
-from hub.events import RELAYED, Bus, CanaryReceived, CanaryStates, Queued
+from hub.decide.canary import ORIGIN
+from hub.events import RELAYED, Bus, CanaryReceived, CanaryStates
+from hub.intake.service import IntakeService
 from hub.publish import canary
 from hub.publish.audience import BOARD_CHANNELS
 from hub.store.db import AsyncStore, Store
@@ -84,9 +90,13 @@ class CanaryWatch:
     """Sends the rounds (:meth:`run`), takes the receipts (:meth:`received`) and says each endpoint's state."""
 
     def __init__(self, store: AsyncStore, cfg: CanarySection, webhooks: tuple[WebhookConfig, ...], *,
-                 histogram: Any, events: Bus, sse: Callable[[Mapping[str, Any]], int] | None = None,
-                 boards: tuple[BoardConfig, ...] = (), clock: Callable[[], float] = time.monotonic) -> None:
+                 histogram: Any, events: Bus, intake: IntakeService, sender: str,
+                 sse: Callable[[Mapping[str, Any]], int] | None = None, boards: tuple[BoardConfig, ...] = (),
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
+        self.intake = intake
+        self.sender = canary.sender_of(sender)
+        """The canaries' CAP sender (the hub's ``[hub] sender``, marked)."""
         self.cfg = cfg
         self.histogram = histogram
         self.events = events
@@ -118,6 +128,7 @@ class CanaryWatch:
         """The states the sending node told last, and when (many nodes)."""
         events.subscribe(CanaryReceived, self._relayed)
         events.subscribe(CanaryStates, self._states)
+        events.subscribe(canary.Round, self._queued)
 
     def _relayed(self, event: CanaryReceived) -> None:
         if RELAYED.get() and self.received(event.probe):  # another node took the receipt of a probe of this one
@@ -166,14 +177,14 @@ class CanaryWatch:
                 self._logged[name] = state["state"]
 
     async def round(self) -> int:
-        """Send one canary to every endpoint; returns the probes queued or published."""
+        """Start one round: a probe for every endpoint, handed to the intake as one canary alert (the clock of each
+        probe starts here, at acceptance); returns the probes. A round the intake refuses or cannot store is
+        logged, and its endpoints go late and silent like those of a round lost further on."""
         probes: list[canary.Probe] = []
         by_probe: dict[str, Endpoint] = {}
         hosts = await self.store.run(_push_hosts, self.store.store, [e.recipient for e in self.endpoints.values()
                                                                        if e.channel == "push"])
         for e in self.endpoints.values():
-            if e.channel == "sse":
-                continue
             host = hosts.get(e.recipient) if e.channel == "push" else self._hosts.get(e.recipient, "")
             e.missing = "" if host is not None else (
                 f"Push-Abo {e.recipient} ist nicht gespeichert / push subscription {e.recipient} is not stored")
@@ -181,22 +192,33 @@ class CanaryWatch:
                 probe = canary.Probe(canary.new_id(), e.channel, e.recipient, host)
                 probes.append(probe)
                 by_probe[probe.id] = e
+        if not probes:
+            return 0
         now = self.clock()
-        now_ms = int(datetime.now(UTC).timestamp() * 1000)
-        ttl_ms = int(self.cfg.interval_s * 2000)
-        if probes:
-            await self.store.run_bulk(canary.queue, self.store.store, probes, now_ms=now_ms, ttl_ms=ttl_ms)
-            for probe in probes:
-                self._sent(by_probe[probe.id], probe.id, now)
-            self.events.publish(Queued(frozenset(p.channel for p in probes)))
+        for probe in probes:
+            self._sent(by_probe[probe.id], probe.id, now)
         self.rounds += 1
-        self._last_round = self.clock()
-        sse = self.endpoints.get("sse")
-        if sse is not None and self.sse is not None:
-            pid = canary.new_id()
-            self._sent(sse, pid, self.clock())
-            self.sse(sse_event(pid))
-        return len(probes) + (sse is not None)
+        self._last_round = now
+        sent = datetime.now(UTC)
+        raw = canary.alert_xml(canary.new_id(), probes, sender=self.sender, sent=sent,
+                               expires=sent + timedelta(seconds=2 * self.cfg.interval_s + 1))
+        try:
+            result = await self.intake.ingest(raw, origin=ORIGIN, policy=SignaturePolicy.IGNORE)
+        except Exception:  # noqa: BLE001 - the round is lost (its endpoints show it); the next one is due anyway
+            log.exception("canary round could not be taken in")
+            return len(probes)
+        if result.outcome == "rejected":
+            log.error("canary round refused by the intake: %s", result.reason)
+        return len(probes)
+
+    def _queued(self, done: canary.Round) -> None:
+        """The pipeline queued a round's probes (on this node, whichever node made the round): its live-stream
+        probe goes out now, on this node's stream."""
+        if self.sse is None:
+            return
+        for probe in done.probes:
+            if probe.channel == "sse":
+                self.sse(sse_event(probe.id))
 
     def _sent(self, e: Endpoint, pid: str, now: float) -> None:
         e.sent[pid] = now

@@ -41,12 +41,13 @@ from hub.cap import event_names, labels
 from hub.cap.model import Alert, Severity, from_json
 from hub.config.load import LoadedConfig
 from hub.config.sections import BoardConfig, WebhookConfig
+from hub.decide import canary as decide_canary
 from hub.decide import decisions
 from hub.decide.rules.engine import LiveRules
 from hub.deliver import fanout, outbox
 from hub.events import Bus, Decided, Queued, Wakeup, keep_up
 from hub.i18n.languages import SOURCE, code_of, reading_order
-from hub.publish import notify, publications
+from hub.publish import canary, notify, publications
 from hub.publish.audience import BOARD_CHANNELS, effective_channels, recipients
 from hub.publish.publications import Publication, Published
 from hub.store.clock import now_utc, utc_iso
@@ -153,7 +154,7 @@ class Pipeline:
 
     def on_decided(self, event: Decided) -> None:
         """Handler of :class:`~hub.events.Decided`: publish a ``publish`` decision now, not at the idle check."""
-        if event.decision == "publish":
+        if event.decision in ("publish", decide_canary.DECISION):
             self._wakeup.set()
 
     async def run(self, *, idle_s: float = 30.0) -> None:
@@ -179,6 +180,23 @@ class Pipeline:
     async def _publish_all(self) -> None:
         while await self.publish_pending():
             pass
+        try:  # after the warnings, and never in their way: a canary that cannot be queued shows as late or silent
+            await self.queue_canaries()
+        except Exception:  # noqa: BLE001 - taken up again at the next wake (every round wakes it)
+            log.exception("queueing canaries failed; tried again at the next wake-up")
+
+    async def queue_canaries(self) -> int:
+        """The publish step of the hub's canaries (:func:`hub.publish.canary.queue_due`): their probes are queued,
+        nothing is published. Each round queued goes on the bus (the canary watch sends its live-stream probe, the
+        history log records it). Returns the rounds queued."""
+        rounds = await self.store.run(canary.queue_due, self.store.store, now=self.clock())
+        for done in rounds:
+            channels = frozenset(p.channel for p in done.probes if p.channel != "sse")
+            log.info("canary alert %s: %d probe(s) queued", done.alert_id, len(done.probes))
+            if channels:
+                self.events.publish(Queued(channels))
+            self.events.publish(done)
+        return len(rounds)
 
     async def publish_pending(self) -> int:
         """Publish one batch of due decisions, each on its own: one that raises is recorded as failed on its

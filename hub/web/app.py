@@ -37,6 +37,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub import __version__
 from hub.cap.serialize import to_xml
+from hub.decide import canary as canary_rule
 from hub.decide import decisions
 from hub.deliver import outbox
 from hub.health import STATE_VALUE, pipeline_faults
@@ -115,9 +116,11 @@ def _int(text: str) -> int:
 
 def _threads_page(store: Store, include_ended: bool, after: tuple[Any, ...] | None,
                   limit: int) -> list[ThreadView]:
-    """Stored threads, newest first (by last version sent, then id), ``limit + 1`` of them after the cursor."""
+    """Stored threads, newest first (by last version sent, then id), ``limit + 1`` of them after the cursor; never
+    the hub's canaries."""
     where = ["t.state IN ('active','updated')"] if not include_ended else []
-    params: list[Any] = []
+    where.append("coalesce(a.origin, '') <> ?")  # the hub's own canary rounds (hub.decide.canary) are no incident
+    params: list[Any] = [canary_rule.ORIGIN]
     if after is not None:
         where.append("(t.last_sent < ? OR (t.last_sent = ? AND t.id < ?))")
         params += [after[0], after[0], after[1]]

@@ -205,7 +205,8 @@ def test_a_board_speaks_one_of_the_hubs_languages_in_a_charset_that_shows_it(tmp
 
 def test_canaries_are_off_unless_configured_and_a_kiosk_cannot_be_one(tmp_path: Path, base_text: str) -> None:
     """[canary]: off by default (300 s, 30 s); per-channel SLOs; a kiosk page reads publications itself, so a kiosk
-    board marked canary is refused (it could never acknowledge)."""
+    board marked canary is refused (it could never acknowledge); no source may be named canary (the origin of the
+    hub's own canaries, which the rules never see)."""
     assert config_mod.load(write(tmp_path, base_text)).cfg.canary.enabled is False
     canary = '\n[canary]\nenabled = true\npush_subscriptions = ["abc"]\nchannel_slo_s = { push = 60 }\n'
     cfg = config_mod.load(write(tmp_path, base_text + canary)).cfg.canary
@@ -213,6 +214,10 @@ def test_canaries_are_off_unless_configured_and_a_kiosk_cannot_be_one(tmp_path: 
     board = '\n[[boards]]\nid = "tafel"\nname = "Tafel"\nars = "033540000000"\nkind = "kiosk"\ncanary = true\n'
     message = refused(write(tmp_path, base_text + board))
     assert "$.boards[0].canary" in message and "mqtt or http" in message
+    first = base_text.index('\nname = "', base_text.index("[[sources]]"))  # the canaries' origin is the hub's own
+    taken = base_text[:first] + '\nname = "canary"' + base_text[base_text.index("\n", first + 1):]
+    message = refused(write(tmp_path, taken))
+    assert "$.sources[0].name" in message and "canary" in message
 
 
 def test_store_url_with_its_password_from_the_environment(tmp_path: Path, base_text: str,

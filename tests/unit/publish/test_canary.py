@@ -1,28 +1,38 @@
-"""Canaries (issue 17 section 2): a round queues one Test row per canary endpoint and nothing else (no publication,
-no other recipient), the live stream offers the canary only to the watch's own subscriber, the channel resolvers send
-a canary (marked, with its receipt URL) only to canary endpoints, and each endpoint's state follows its receipts
-(ok, late after its SLO, silent after a whole interval) on an injected clock."""
+"""Canaries (issue 17 section 2): a round is one Test alert through the real intake, the router's built-in decision
+(the rules never see it) and the publish step, which queues one Test row per canary endpoint and nothing else (no
+publication, no other recipient; a round too late queues nothing; retention deletes old rounds), the live stream
+offers the canary only to the watch's own subscriber, the channel resolvers send a canary (marked, with its receipt
+URL) only to canary endpoints, and each endpoint's state follows its receipts (ok, late after its SLO, silent after
+a whole interval) on an injected clock."""
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from adapters.channels.boards import BoardState, plan_for
+from hub import retention
+from hub.cap.sign import SignaturePolicy
+from hub.cap.validate import Validator
 from hub.config import load as config
-from hub.config.sections import BoardConfig, CanarySection, WebhookConfig
+from hub.config.sections import BoardConfig, CanarySection, RetentionSection, WebhookConfig
+from hub.decide import decisions
+from hub.decide.router import Router, empty_rules
 from hub.deliver.setup import Resolvers
-from hub.events import Bus, Queued
+from hub.events import AlertStored, Bus, Queued
+from hub.intake.service import IntakeService
 from hub.metrics import Metrics
 from hub.ports import BoardUpdate, Delivery, Outcome
 from hub.publish import canary, subscriptions
 from hub.publish.canary_watch import CanaryWatch, listen
+from hub.publish.pipeline import Pipeline
 from hub.store.db import AsyncStore, Store
 from hub.web.live import Broadcaster
+from tests.e2e.test_routing import dwd_cap
 from tests.kits.hubproc import write_config
 
 P256DH = "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4"
@@ -52,33 +62,77 @@ def _count(metrics: Metrics, channel: str) -> float:
     return metrics.registry.get_sample_value("warnhub_canary_delivery_seconds_count", {"channel": channel}) or 0.0
 
 
-async def test_a_round_reaches_only_the_canary_endpoints_and_states_follow_the_receipts(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    store = Store(tmp_path / "hub.db")
+class RulesThatMustNotSeeIt:
+    """Rules in force whose evaluation fails the test: the canary's decision is built in, before the rules."""
+
+    rules: list[object] = []
+    loaded_at = None
+    geo = None
+
+    def evaluate(self, alert: object, **_kw: object) -> None:
+        raise AssertionError(f"the rules were asked about {alert!r}")
+
+
+class Flow:
+    """The real intake, router and publishing pipeline on one store and bus, as the daemon wires them."""
+
+    def __init__(self, tmp_path: Path, store: Store, bus: Bus, metrics: Metrics) -> None:
+        astore = AsyncStore(store)
+        self.intake = IntakeService(astore, Validator(), metrics=metrics, events=bus)
+        live = empty_rules(tmp_path / "rules")
+        self.router = Router(astore, live, district="033540000000", events=bus)
+        live.current = RulesThatMustNotSeeIt()  # type: ignore[assignment]
+        self.pipeline = Pipeline(astore, config.load(write_config(tmp_path, port=1)), live, index=None, events=bus)
+
+    async def through(self) -> int:
+        """Decide what was ingested and run the publish step; returns the canary rounds queued."""
+        await self.router.decide_pending()
+        return await self.pipeline.queue_canaries()
+
+
+async def test_a_round_goes_through_intake_decide_and_publish_to_the_canary_endpoints_only(
+        tmp_path: Path, store_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    store = Store(store_url)
     control_room, citizen = _subscribe(store, 1), _subscribe(store, 2)
     cfg = CanarySection(enabled=True, interval_s=60, slo_s=5, push_subscriptions=[control_room])
-    bus, metrics, clock, queued = Bus(), Metrics(), Clock(), []
+    bus, metrics, clock, queued, stored = Bus(), Metrics(), Clock(), [], []
     bus.subscribe(Queued, queued.append)
+    bus.subscribe(AlertStored, stored.append)
+    flow = Flow(tmp_path, store, bus, metrics)
     stream = Broadcaster()
     public = stream.subscribe(None)  # a citizen's live stream (channel web, status Actual)
     everything = stream.subscribe(None, channels=None)
     watch = CanaryWatch(AsyncStore(store), cfg, HOOKS, histogram=metrics.canary_seconds, events=bus,
-                        sse=stream.publish, clock=clock)
+                        intake=flow.intake, sender="leitstelle@kreis.example", sse=stream.publish, clock=clock)
     assert watch.ok and {e["state"] for e in watch.as_dict().values()} == {"waiting"}
 
     assert await watch.round() == 3
+    assert [s.origin for s in stored] == ["canary"]  # ingested: validated and stored like any alert
+    alert = store.alert(stored[0].alert_id)
+    assert alert is not None and alert.status.value == "Test" and alert.scope.value == "Restricted"
+    assert alert.sender == "canary.leitstelle@kreis.example" and alert.identifier.startswith("warnhub.canary.")
+    assert alert.infos[0].headline == "Kontrollmeldung / Canary"
+    assert store.conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0  # nothing before decide + publish
+    assert await flow.through() == 1
+    stored_decision = decisions.decision_of(store, stored[0].alert_id)
+    assert stored_decision is not None and stored_decision.decision == "canary" and not stored_decision.failed
     rows = store.conn.execute("SELECT thread, channel, recipient, publication_id, priority, host FROM outbox"
                               " ORDER BY channel").fetchall()
     assert [(r[1], r[2], r[3], r[4], r[5]) for r in rows] == [
         ("push", control_room, 0, canary.PRIORITY, "push1.example"),
         ("webhooks", "leitstelle", 0, canary.PRIORITY, "hook.example")]
+    assert {canary.probe_id(r[0]) for r in rows} < set(watch._probes)  # the probes the watch is waiting for
     assert all(canary.is_canary(r[0]) for r in rows) and citizen not in {r[2] for r in rows}
     assert store.conn.execute("SELECT count(*) FROM publications").fetchone()[0] == 0
     assert queued == [Queued(frozenset({"push", "webhooks"}))]
     assert public.pending == 0 and everything.pending == 0  # Test, channel canary: no public client is offered it
+    assert store.thread(stored[0].thread_id).state == "ended"  # type: ignore[union-attr] # not a live warning
+    assert await flow.through() == 0  # queued once
 
     internal = stream.subscribe(None, channels=("canary",), statuses=("Test",))
     assert await watch.round() == 3  # the second round, now with the watch's own subscriber listening
+    assert internal.pending == 0  # not before the publish step
+    assert await flow.through() == 1
     assert internal.pending == 1 and public.pending == 0 and everything.pending == 0
     internal.close()
     clock.now += 0.5
@@ -111,7 +165,7 @@ async def test_a_round_reaches_only_the_canary_endpoints_and_states_follow_the_r
 
     await watch.round()
     pid = next(reversed(watch.endpoints["webhooks:leitstelle"].sent))
-    clock.now += 7  # a receipt after the SLO: late, with its time
+    clock.now += 7  # a receipt after the SLO: late, with its time (counted from the intake, not the queue)
     assert watch.received(pid)
     hook = watch.as_dict()["webhooks:leitstelle"]
     assert hook["state"] == "late" and hook["last_delay_s"] == 7 and hook["unanswered"] == 0
@@ -119,13 +173,68 @@ async def test_a_round_reaches_only_the_canary_endpoints_and_states_follow_the_r
     store.close()
 
 
+async def test_a_round_decided_after_it_expired_queues_nothing_and_retention_deletes_old_rounds(
+        tmp_path: Path, store_url: str) -> None:
+    store = Store(store_url)
+    bus, metrics = Bus(), Metrics()
+    flow = Flow(tmp_path, store, bus, metrics)
+    watch = CanaryWatch(AsyncStore(store), CanarySection(enabled=True, interval_s=60), HOOKS,
+                        histogram=metrics.canary_seconds, events=bus, intake=flow.intake, sender="l@k.example")
+    assert await watch.round() == 1  # the canary webhook
+    await flow.router.decide_pending()
+    later = datetime.now(UTC) + timedelta(seconds=200)  # past its two intervals: of no use any more
+    assert await flow.pipeline.store.run(canary.queue_due, store, now=later) == []
+    assert store.conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
+    assert len(store.sweep_expired(later)) == 1  # the late round's thread expires, unsent
+    await watch.round()
+    assert await flow.through() == 1
+
+    cfg = RetentionSection()
+    plan = retention.Plan(cfg, frozenset(), frozenset(), tmp_path / "audit")
+    done = await retention.run(AsyncStore(store), plan, now=datetime.now(UTC) + timedelta(hours=1))
+    assert done["canaries"] == 0  # ended an hour ago: kept for a day
+    real = await flow.intake.ingest(dwd_cap("echt", expires=datetime.now(UTC) + timedelta(minutes=5)),
+                                    origin="cap-inbox", policy=SignaturePolicy.IGNORE)
+    assert real.thread_id is not None
+    done = await retention.run(AsyncStore(store), plan, now=later + timedelta(days=2))
+    assert done["canaries"] == 2
+    assert store.conn.execute("SELECT count(*) FROM alerts WHERE origin = 'canary'").fetchone()[0] == 0
+    assert store.conn.execute("SELECT count(*) FROM decisions").fetchone()[0] == 0
+    assert store.conn.execute("SELECT origin FROM alerts").fetchall() == [("cap-inbox",)]
+    assert store.thread(real.thread_id) is not None
+    store.close()
+
+
+async def test_a_round_the_intake_refuses_leaves_its_endpoints_silent(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    store = Store(tmp_path / "hub.db")
+    bus, metrics, clock = Bus(), Metrics(), Clock()
+    flow = Flow(tmp_path, store, bus, metrics)
+    flow.intake.intake.validator = Validator(max_bytes=200)  # every round is too big: refused at the intake
+    watch = CanaryWatch(AsyncStore(store), CanarySection(enabled=True, interval_s=60, slo_s=5), HOOKS,
+                        histogram=metrics.canary_seconds, events=bus, intake=flow.intake, sender="l@k.example",
+                        clock=clock)
+    with caplog.at_level(logging.ERROR, logger="warnhub.canary"):
+        assert await watch.round() == 1
+    assert "refused by the intake" in caplog.text
+    assert await flow.through() == 0 and store.conn.execute("SELECT count(*) FROM alerts").fetchone()[0] == 0
+    assert store.conn.execute("SELECT origin FROM rejections").fetchall() == [("canary",)]
+    clock.now += 60
+    state = watch.as_dict()["webhooks:leitstelle"]
+    assert state["state"] == "silent" and state["received"] == 0 and not watch.ok
+    store.close()
+
+
 async def test_an_unknown_canary_subscription_is_named_silent(tmp_path: Path) -> None:
     store = Store(tmp_path / "hub.db")
+    bus, metrics = Bus(), Metrics()
+    flow = Flow(tmp_path, store, bus, metrics)
     watch = CanaryWatch(AsyncStore(store), CanarySection(enabled=True, push_subscriptions=["gone"], sse=False), (),
-                        histogram=Metrics().canary_seconds, events=Bus())
+                        histogram=metrics.canary_seconds, events=bus, intake=flow.intake, sender="l@k.example")
     assert await watch.round() == 0
     state = watch.as_dict()["push:gone"]
     assert state["state"] == "silent" and "push subscription gone is not stored" in state["problems"][0]
+    assert store.conn.execute("SELECT count(*) FROM alerts").fetchone()[0] == 0  # no probe: no round
     store.close()
 
 
