@@ -215,10 +215,12 @@ _EXPIRE = f"UPDATE outbox SET state='expired', finished_ms=?2, last_error='expir
 
 
 def claim(store: Store, channel: str, limit: int, *, lease_s: float, now_ms: int | None = None,
-          skip_hosts: Collection[str] = ()) -> list[Delivery]:
+          skip_hosts: Collection[str] = (), max_priority: int | None = None) -> list[Delivery]:
     """Take up to ``limit`` due rows of a channel, by priority, then due time, then id (insertion order), passing
     over ``skip_hosts``; they are in flight until ``now + lease_s``. Rows past their ``not_after_ms`` are marked
-    expired instead. Rows whose lease ran out (a worker that died) are queued again first.
+    expired instead. Rows whose lease ran out (a worker that died) are queued again first. ``max_priority``: only
+    rows of this priority or a more urgent one (the worker's express loop, see :class:`hub.deliver.workers.
+    ChannelWorker`).
 
     On PostgreSQL the claim runs beside other nodes' writes (``parallel``, rows locked ``FOR UPDATE SKIP LOCKED``);
     queueing lapsed leases again reads other rows (a newer version?) and takes the store writer's lock."""
@@ -234,7 +236,7 @@ def claim(store: Store, channel: str, limit: int, *, lease_s: float, now_ms: int
         priority = -(2**62)
         while len(out) < limit:
             row = conn.execute(_NEXT_PRIORITY, (channel, priority)).fetchone()
-            if row is None:
+            if row is None or (max_priority is not None and row[0] > max_priority):
                 break
             priority = row[0]
             while len(out) < limit:

@@ -29,7 +29,7 @@ from hub.events import Bus, SubscriptionsChanged
 from hub.ports import BoardUpdate, ChannelSetup, Delivery, PushTarget, WebhookBody
 from hub.publish import canary, publications, subscriptions, testpush
 from hub.publish.boardtext import board_text
-from hub.publish.pipeline import PUSH_PAYLOAD_MAX, latest_by_thread, push_payload
+from hub.publish.pipeline import PUSH_PAYLOAD_MAX, latest_by_thread, priority, push_payload
 from hub.store.db import AsyncStore, Store
 
 log = logging.getLogger("warnhub.delivery")
@@ -37,6 +37,9 @@ T = TypeVar("T")
 
 DEFAULT_TTL_S = 24 * 3600
 """Push TTL for a warning without an end (the push service drops it after this)."""
+EXPRESS_PRIORITY = priority("Extreme", "Expected")
+"""Push rows this urgent (Extreme, whatever its urgency) also have the push worker's express loop
+(hub.deliver.workers)."""
 _EMPTY_KEY = len(b'{"key":""')
 
 
@@ -218,7 +221,8 @@ async def open_outbox(stack: contextlib.AsyncExitStack, *, astore: AsyncStore, l
                 channel = budget.BudgetedChannel(channel, astore, content.budget)
             await stack.enter_async_context(channel)
             box.add_worker(channel, batch_size=500 if channel.name == "push" else 50,
-                           concurrency=2 if channel.name == "push" else 1, on_gone=on_gone, lease_s=push_cfg.lease_s)
+                           concurrency=2 if channel.name == "push" else 1, on_gone=on_gone, lease_s=push_cfg.lease_s,
+                           express=(EXPRESS_PRIORITY, 100) if channel.name == "push" else None)
     requeued = await box.start(run_workers=False)  # the composition root supervises each channel's worker
     stack.push_async_callback(box.stop)
     if requeued:

@@ -87,9 +87,15 @@ class OutboxMetrics:
 class ChannelWorker:
     """Feeds one channel from the outbox: claim a batch, deliver, record the outcomes, again at once while rows
     remain; else sleep until :meth:`wake`, the next row is due, a circuit may be probed, or ``idle_s`` passes.
-    ``concurrency`` claim/deliver loops run side by side. The caller enters and leaves the channel itself."""
+    ``concurrency`` claim/deliver loops run side by side. The caller enters and leaves the channel itself.
+
+    ``express`` (max priority, batch size): one more loop that claims only rows of that priority or a more urgent
+    one, in small batches. In a storm every loop is busy with a batch of Severe rows when the Extreme is published;
+    claim order alone would make the Extreme wait until one of them is done (issue 17: its first push within a
+    second of being accepted). Idle otherwise."""
 
     def __init__(self, astore: AsyncStore, channel: Channel, *, batch_size: int = 500, concurrency: int = 1,
+                 express: tuple[int, int] | None = None,
                  lease_s: float = 30.0, deliver_timeout_s: float = DELIVER_TIMEOUT_S,
                  policy: RetryPolicy | None = None, breaker: CircuitBreaker | None = None,
                  metrics: OutboxMetrics | None = None,
@@ -111,7 +117,8 @@ class ChannelWorker:
         self.observe = observe
         """Told every delivered batch's outcomes once they are stored (the history log)."""
         self.idle_s = idle_s
-        self._wakeups = [Wakeup() for _ in range(max(1, concurrency))]
+        self._wakeups = [Wakeup() for _ in range(max(1, concurrency) + (express is not None))]
+        self.express = express
         self._claiming = asyncio.Lock()  # claims of one channel in turn: no two loops probe the same host
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -133,8 +140,10 @@ class ChannelWorker:
         it) takes the others down and raises, so whoever runs this (the supervisor) restarts the worker."""
         self._stopping = False
         async with asyncio.TaskGroup() as group:
-            self._tasks = [group.create_task(self._loop(event), name=f"outbox-{self.name}-{i}")
-                           for i, event in enumerate(self._wakeups)]
+            loops = [(event, None) for event in self._wakeups[:-1]] + [(self._wakeups[-1], self.express)] \
+                if self.express is not None else [(event, None) for event in self._wakeups]
+            self._tasks = [group.create_task(self._loop(event, only), name=f"outbox-{self.name}-{i}")
+                           for i, (event, only) in enumerate(loops)]
 
     async def stop(self, timeout_s: float = 10.0) -> None:
         """Claim no more; let batches in hand finish for up to ``timeout_s``, then cancel them (their rows stay in
@@ -150,13 +159,13 @@ class ChannelWorker:
             log.warning("outbox %s: %d batches unfinished at stop; they are sent again later", self.name, len(pending))
             await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _loop(self, wakeup: Wakeup) -> None:
+    async def _loop(self, wakeup: Wakeup, express: tuple[int, int] | None = None) -> None:
         while not self._stopping:
             wakeup.clear()
             try:
-                if await self.step():
+                if await self.step(express):
                     continue
-                timeout = await self._idle_timeout()
+                timeout = await self._idle_timeout() if express is None else self.idle_s
             except Exception:
                 log.exception("outbox %s: store failed; trying again in %.1fs", self.name, self.idle_s)
                 timeout = self.idle_s
@@ -164,11 +173,12 @@ class ChannelWorker:
                 break
             await wakeup.wait(timeout)
 
-    async def _claim(self) -> list[Delivery]:
+    async def _claim(self, express: tuple[int, int] | None = None) -> list[Delivery]:
+        limit, most = (self.batch_size, None) if express is None else (express[1], express[0])
         async with self._claiming:
-            batch = await self.astore.run_bulk(claim, self.astore.store, self.name, self.batch_size,
-                                               lease_s=self.lease_s, skip_hosts=self.breaker.open_hosts(),
-                                               now_ms=self.clock())
+            batch = await self.astore.run_bulk(claim, self.astore.store, self.name, limit, lease_s=self.lease_s,
+                                               skip_hosts=self.breaker.open_hosts(), now_ms=self.clock(),
+                                               max_priority=most)
             self.breaker.claimed({d.host for d in batch})
         return batch
 
@@ -181,9 +191,10 @@ class ChannelWorker:
             waits.append(probe)
         return max(0.0, min(waits))
 
-    async def step(self) -> int:
-        """Claim one batch and deliver it (what the loop does each turn); returns its size, 0 when none was due."""
-        batch = await self._claim()
+    async def step(self, express: tuple[int, int] | None = None) -> int:
+        """Claim one batch and deliver it (what the loop does each turn); returns its size, 0 when none was due.
+        ``express``: only rows of that priority or more urgent, at most that many (the express loop)."""
+        batch = await self._claim(express)
         send = await self._hold_back(batch) if batch and self._holds else batch
         if send:
             await self._handle(send)
