@@ -104,6 +104,8 @@ class Step:
     channel: str
     inserted: int
     """Rows stored by this chunk (0: all were there, or the chunk had expired)."""
+    priority: int = 0
+    """The chunk's (the most urgent left: chunks are written most urgent first)."""
 
 
 def _stamp(now_ms: int | None) -> int:
@@ -153,7 +155,7 @@ def step(store: Store, *, now_ms: int | None = None) -> Step | None:
         if not_after is None or not_after > now:
             inserted = _write(conn, Job(pub, thread, prefix, prio, not_after), json.loads(recipients), now)
         conn.execute("DELETE FROM fanout WHERE publication_id=? AND channel=? AND seq=?", (pub, channel, seq))
-    return Step(channel, inserted)
+    return Step(channel, inserted, prio)
 
 
 def drop_in(conn: Any, thread: str, *, below_publication: int) -> int:

@@ -29,7 +29,7 @@ from hub.events import Bus, SubscriptionsChanged
 from hub.ports import BoardUpdate, ChannelSetup, Delivery, PushTarget, WebhookBody
 from hub.publish import canary, publications, subscriptions, testpush
 from hub.publish.boardtext import board_text
-from hub.publish.pipeline import PUSH_PAYLOAD_MAX, latest_by_thread, priority, push_payload
+from hub.publish.pipeline import EXPRESS_PRIORITY, PUSH_PAYLOAD_MAX, latest_by_thread, push_payload
 from hub.store.db import AsyncStore, Store
 
 log = logging.getLogger("warnhub.delivery")
@@ -37,9 +37,6 @@ T = TypeVar("T")
 
 DEFAULT_TTL_S = 24 * 3600
 """Push TTL for a warning without an end (the push service drops it after this)."""
-EXPRESS_PRIORITY = priority("Extreme", "Expected")
-"""Push rows this urgent (Extreme, whatever its urgency) also have the push worker's express loop
-(hub.deliver.workers)."""
 _EMPTY_KEY = len(b'{"key":""')
 
 

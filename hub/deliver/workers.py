@@ -33,7 +33,7 @@ from hub.deliver.outbox import (
 )
 from hub.events import Queued, Wakeup
 from hub.ports import Channel, Delivery, Outcome
-from hub.store.db import AsyncStore
+from hub.store.db import AsyncStore, urgent_from_here
 
 log = logging.getLogger("warnhub.outbox")
 
@@ -160,6 +160,8 @@ class ChannelWorker:
             await asyncio.gather(*pending, return_exceptions=True)
 
     async def _loop(self, wakeup: Wakeup, express: tuple[int, int] | None = None) -> None:
+        if express is not None:
+            urgent_from_here()  # an Extreme's claims and outcomes do not queue behind the storm's bulk work
         while not self._stopping:
             wakeup.clear()
             try:

@@ -66,6 +66,11 @@ def priority(severity: str, urgency: str) -> int:
     return 2 * (labels.rank(Severity.EXTREME) - labels.rank(severity)) + (0 if urgency == "Immediate" else 1)
 
 
+EXPRESS_PRIORITY = 1
+"""``priority("Extreme", <not Immediate>)``: rows this urgent (every Extreme) are claimed by the push worker's express
+loop (hub.deliver.workers) and their fan-out chunks written in the store's urgent lane."""
+
+
 @dataclass(frozen=True, slots=True)
 class Unpublished:
     alert_id: int
@@ -145,6 +150,8 @@ class Pipeline:
         self.webhooks = tuple(loaded.cfg.webhooks)
         self._wakeup = Wakeup()
         self._chunks = Wakeup()
+        self._express = False
+        """An Extreme's fan-out chunks are being written (urgent lane)."""
         self.published = 0
         self.failed = 0
         hub_cfg = loaded.cfg.hub
@@ -168,8 +175,10 @@ class Pipeline:
         """Write the fan-outs' chunks not yet written (most urgent first, one transaction each, so a publication
         gets in between), waking the workers after each; also what a restart resumes. Returns rows written."""
         written, chunks, started = 0, 0, time.perf_counter()
-        while (done := await self.store.run_bulk(fanout.step, self.store.store)) is not None:
+        while (done := await (self.store.run if self._express else self.store.run_bulk)(
+                fanout.step, self.store.store)) is not None:
             written, chunks = written + done.inserted, chunks + 1
+            self._express = self._express and done.priority <= EXPRESS_PRIORITY  # chunks come most urgent first
             if done.inserted:
                 self.events.publish(Queued(frozenset((done.channel,))))
         if chunks:
@@ -251,6 +260,8 @@ class Pipeline:
                  (planned - started) * 1000, (written - planned) * 1000)
         # the publication is committed: the bus never raises, and workers and streams catch up from the store
         if counts:
+            # an Extreme's chunks are written in the urgent lane, not behind the storm's delivery work
+            self._express = self._express or priority(pub.severity, pub.urgency) <= EXPRESS_PRIORITY
             self.events.publish(Queued(frozenset(counts)))
             self._chunks.set()
         self.events.publish(Published(pub))

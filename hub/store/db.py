@@ -13,6 +13,7 @@ crash at any point leaves either all of an alert or none.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import sqlite3
 import threading
@@ -37,6 +38,14 @@ class Store(Alerts, AuditChain):
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+_URGENT = contextvars.ContextVar("warnhub_store_urgent", default=False)
+
+
+def urgent_from_here() -> None:
+    """The calling task's (and its children's) bulk calls go in the urgent lane from now on: the push worker's
+    express loop, whose claims, budget and outcomes are an Extreme's and as urgent as its publication."""
+    _URGENT.set(True)
 
 
 class AsyncStore:
@@ -69,8 +78,9 @@ class AsyncStore:
         return await self._call("urgent", lambda: fn(*args, **kwargs))
 
     async def run_bulk(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Like :meth:`run`, in the bulk lane: for delivery's work, which must never delay a warning."""
-        return await self._call("bulk", lambda: fn(*args, **kwargs))
+        """Like :meth:`run`, in the bulk lane: for delivery's work, which must never delay a warning (in a task
+        marked by :func:`urgent_from_here`, the urgent lane)."""
+        return await self._call("urgent" if _URGENT.get() else "bulk", lambda: fn(*args, **kwargs))
 
     def queued(self) -> dict[Lane, int]:
         """Calls waiting for the writer, per lane."""

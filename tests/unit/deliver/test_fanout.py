@@ -146,10 +146,12 @@ def test_extreme_chunks_are_written_and_claimed_before_a_big_minor_fan_out(store
     start(store, job(1, "minor", prio=9), ids, first=2, chunk=4)
     fanout.step(store)
     start(store, job(2, "extreme", prio=0), ids, first=2, chunk=4)
-    for _ in range(7):  # the Extreme's 28 recipients left, in chunks of 4
-        assert fanout.step(store) is not None
+    steps = [fanout.step(store) for _ in range(8)]  # the Extreme's 28 recipients left, in chunks of 4, then Minor
+    # the pipeline writes the Extreme's in the urgent lane, then goes back to bulk
+    assert [s.priority if s is not None else None for s in steps] == [0] * 7 + [9]
     assert len(rows(store, 2)) == 30  # all the Extreme's chunks were written before the Minor's next one
-    assert len(rows(store, 1)) == 6
+    assert len(rows(store, 1)) == 10
     claimed = outbox.claim(store, "push", 32, lease_s=30)
     assert [d.publication_id for d in claimed] == [2] * 30 + [1] * 2
+    assert outbox.claim(store, "push", 32, lease_s=30, max_priority=1) == []  # the express loop's claim
     store.close()

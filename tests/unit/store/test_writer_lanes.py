@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from hub.errors import StoreFull
-from hub.store.db import AsyncStore, Store
+from hub.store.db import AsyncStore, Store, urgent_from_here
 from hub.store.writer import URGENT_RUN
 
 
@@ -154,3 +154,23 @@ async def test_a_job_whose_caller_gave_up_does_not_run(astore: AsyncStore) -> No
 async def test_the_writer_thread_is_named_store(astore: AsyncStore) -> None:
     assert await astore.run(lambda: threading.current_thread().name) == "store"
     assert await astore.run_bulk(lambda: threading.current_thread().name) == "store"
+
+
+async def test_bulk_calls_of_a_task_marked_urgent_go_in_the_urgent_lane(astore: AsyncStore) -> None:
+    """The push worker's express loop marks its task (hub.store.db.urgent_from_here): its claims and outcomes,
+    bulk calls by name, run ahead of the storm's queued bulk work; other tasks' bulk calls stay bulk."""
+    busy = Busy(astore)
+    await busy.start()
+    bulk = [await busy.queue(astore.run_bulk, f"bulk-{i}") for i in range(5)]
+
+    async def express() -> str:
+        urgent_from_here()
+        return await astore.run_bulk(busy.job("express"), astore.store)
+
+    marked = asyncio.create_task(express())
+    while astore.queued()["urgent"] == 0:
+        await asyncio.sleep(0)
+    after = await busy.queue(astore.run_bulk, "bulk-after")  # this task is not marked: still bulk
+    busy.gate.set()
+    await asyncio.gather(*bulk, marked, after)
+    assert busy.order == ["busy", "express", *(f"bulk-{i}" for i in range(5)), "bulk-after"]
