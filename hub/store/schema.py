@@ -431,3 +431,5 @@ def create(conn: sqlite3.Connection) -> None:
     for statement in STATEMENTS:
         for one in dialect.ddl(statement) if pg else (statement,):
             conn.execute(one)
+    if pg:  # the fan-out's chunks uncompressed: compressing them held up the first push (migration 7)
+        conn.execute("ALTER TABLE fanout ALTER COLUMN recipients SET STORAGE EXTERNAL")

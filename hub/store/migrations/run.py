@@ -10,7 +10,12 @@ from pathlib import Path
 
 from hub.errors import StoreError
 from hub.store import dialect, schema
-from hub.store.migrations import m0004_lazy_tables, m0005_subscription_filters, m0006_shared_node_state
+from hub.store.migrations import (
+    m0004_lazy_tables,
+    m0005_subscription_filters,
+    m0006_shared_node_state,
+    m0007_fanout_uncompressed,
+)
 
 log = logging.getLogger("warnhub.store")
 
@@ -30,6 +35,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               m0005_subscription_filters.up),
     Migration(6, "what many nodes share: the push budget per subscription, the router's claims, who polls a source",
               m0006_shared_node_state.up),
+    Migration(7, "PostgreSQL: the fan-out's chunks stored uncompressed (their compression held up the first push)",
+              m0007_fanout_uncompressed.up),
 )
 LATEST = MIGRATIONS[-1].version
 """The newest schema version: the ``user_version`` of every database this hub has opened for writing."""

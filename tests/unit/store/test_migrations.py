@@ -209,3 +209,22 @@ def test_a_migration_that_fails_on_postgresql_changes_nothing(pg_url: str, monke
         assert conn.execute("SELECT version FROM store_version").fetchone()[0] == LATEST
         assert conn.execute("SELECT reason FROM rejections").fetchall() == [("kept",)]
         assert conn.execute("SELECT to_regclass('half')").fetchone()[0] is None
+
+
+def test_postgresql_stores_the_fan_out_chunks_uncompressed_new_or_migrated(pg_url: str) -> None:
+    """Migration 7: pglz compression of the chunks (32 MB at a million recipients) was most of the publication's
+    transaction, which the first push waits for; a new database and one migrated from version 6 both store them
+    uncompressed (``STORAGE EXTERNAL``)."""
+    from tests.kits.storekit import other
+
+    storage = ("SELECT attstorage FROM pg_attribute WHERE attrelid = 'fanout'::regclass"
+               " AND attname = 'recipients'")
+    Store(pg_url).close()
+    with other(pg_url) as conn:
+        assert conn.execute(storage).fetchone()[0] == "e"
+        conn.execute("ALTER TABLE fanout ALTER COLUMN recipients SET STORAGE EXTENDED")  # as version 6 made it
+        conn.execute("UPDATE store_version SET version = 6")
+    Store(pg_url).close()
+    with other(pg_url) as conn:
+        assert conn.execute(storage).fetchone()[0] == "e"
+        assert conn.execute("SELECT version FROM store_version").fetchone()[0] == LATEST
