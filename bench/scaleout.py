@@ -16,8 +16,10 @@ delivery nodes (``warnhub run --role deliver``, each under ``taskset -c K``) sen
 
 Prints one JSON object: {"subscribers", "nodes_1": {"deliveries_per_s", "seconds"}, "nodes_2": {...}, "scaling",
 "killed_node": {"lost", "duplicates", "inflight_at_kill", "recovered_s"}, "cpu_s": {"receiver", "nodes"},
-"load_1m"}. On a 2-core machine the receiver and the publishing node share the cores with the delivery nodes: read
-``cpu_s.receiver`` beside ``scaling`` (if the receiver is what limits, 2 nodes cannot reach 1.6 here).
+"load_1m"}; each phase also has "cpu_s": CPU seconds of the receiver, the front node, PostgreSQL and the delivery
+nodes (with their encryption workers) during it, and "machine_busy" (their sum over all cores' time). On a 2-core
+machine the receiver, PostgreSQL and the publishing node share the cores with the delivery nodes: with
+``machine_busy`` near 1 in the 2-node phase the machine, not the hub, is what limits ``scaling``.
 
 Needs node roles (``warnhub run --role``, issue 16 item 2).
 """
@@ -37,7 +39,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.fanout import _cpu_s  # noqa: E402
+from bench.fanout import _children, _cpu_s  # noqa: E402
 from tests.kits.fanoutkit import rig, rx_get, storm  # noqa: E402
 from tests.kits.hubproc import HubProcess, drop, free_port, subprocess_env, wait_for  # noqa: E402
 
@@ -75,6 +77,42 @@ def fan_out(inbox: Path, rx_port: int, name: str, until: int, timeout: float,
     return time.perf_counter() - started
 
 
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its children (a node's encryption workers)."""
+    return _cpu_s(pid) + sum(_cpu_s(c) for c in _children(pid))
+
+
+def _postgres_cpu() -> float:
+    """CPU seconds of every PostgreSQL server process on the machine (the test kit's cluster is the only one)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip().startswith("postgres"):
+                    total += _cpu_s(int(entry.name))
+            except OSError:
+                continue
+    return total
+
+
+class Cpu:
+    """CPU seconds per part of the rig over one phase: is the machine (2 cores) what limits?"""
+
+    def __init__(self, rx: int, front: int, nodes: list[subprocess.Popen[bytes]]) -> None:
+        self.rx, self.front, self.nodes = rx, front, nodes
+        self.before = self.now()
+
+    def now(self) -> dict[str, float]:
+        return {"receiver": _cpu_s(self.rx), "front_node": _tree_cpu(self.front), "postgresql": _postgres_cpu(),
+                "delivery_nodes": sum(_tree_cpu(p.pid) for p in self.nodes if p.poll() is None)}
+
+    def since(self, seconds: float) -> dict[str, float]:
+        after = self.now()
+        used = {k: round(after[k] - self.before[k], 2) for k in after}
+        cores = len(os.sched_getaffinity(0))
+        return {**used, "machine_busy": round(sum(used.values()) / (cores * seconds), 3)}
+
+
 def inflight(url: str) -> int:
     import psycopg
 
@@ -109,11 +147,15 @@ def run(n: int, workers: int, timeout: float) -> dict[str, Any]:
                      timeout=120, what="delivery node 1")
             load = os.getloadavg()[0]
             rx_cpu = _cpu_s(r.rx.pid)
+            cpu = Cpu(r.rx.pid, front.proc.pid, procs[1:])
             one = fan_out(inbox, r.rx_port, "scale-1", n, timeout)
+            cpu_1 = cpu.since(one)
             procs.append(start_deliverer(configs[1][0], 1, r.folder / "deliver2.log"))
             wait_for(lambda: HubProcess(configs[1][0], configs[1][1], r.folder / "x").get("/healthz")[0] == 200,
                      timeout=120, what="delivery node 2")
+            cpu = Cpu(r.rx.pid, front.proc.pid, procs[1:])
             two = fan_out(inbox, r.rx_port, "scale-2", 2 * n, timeout)
+            cpu_2 = cpu.since(two)
             killed: dict[str, float] = {}
 
             def kill() -> None:
@@ -132,8 +174,9 @@ def run(n: int, workers: int, timeout: float) -> dict[str, Any]:
                     p.wait(timeout=60)
             stats = rx_get(r.rx_port, "/stats")
             rate1, rate2 = n / one, n / two
-            return {"subscribers": n, "nodes_1": {"deliveries_per_s": round(rate1, 1), "seconds": round(one, 3)},
-                    "nodes_2": {"deliveries_per_s": round(rate2, 1), "seconds": round(two, 3)},
+            return {"subscribers": n,
+                    "nodes_1": {"deliveries_per_s": round(rate1, 1), "seconds": round(one, 3), "cpu_s": cpu_1},
+                    "nodes_2": {"deliveries_per_s": round(rate2, 1), "seconds": round(two, 3), "cpu_s": cpu_2},
                     "scaling": round(rate2 / rate1, 3),
                     "killed_node": {"lost": 3 * n - stats["unique_keys"], "duplicates": stats["duplicates"],
                                     "inflight_at_kill": int(killed["inflight"]), "recovered_s": round(recovered, 3)},
