@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from hub.store.db import AsyncStore, Store
 from tests.kits import paths
 from tests.kits.postgres import Cluster
 
@@ -46,6 +47,15 @@ def pg_url(pg_cluster: Cluster) -> Iterator[str]:
     url = pg_cluster.database()
     yield url
     pg_cluster.drop(url)
+
+
+@pytest.fixture
+async def two_nodes(pg_url: str) -> AsyncIterator[tuple[AsyncStore, AsyncStore]]:
+    """Two nodes' stores (each its own writer thread and connections) on one new PostgreSQL database."""
+    a, b = AsyncStore(Store(pg_url)), AsyncStore(Store(pg_url))
+    yield a, b
+    b.close()
+    a.close()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

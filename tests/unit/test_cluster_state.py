@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -31,7 +30,7 @@ from hub.publish import canary
 from hub.publish import index as targeting
 from hub.publish import subscriptions as subs
 from hub.publish.canary_watch import CanaryWatch
-from hub.store.db import AsyncStore, Store
+from hub.store.db import AsyncStore
 from hub.supervise import Supervisor
 from tests.kits import hubproc
 
@@ -41,11 +40,8 @@ HOOK = WebhookConfig(id="leitstelle", url="https://hook.example/in", secret="s" 
 
 
 @pytest.fixture
-async def two(pg_url: str) -> AsyncIterator[tuple[AsyncStore, AsyncStore]]:
-    a, b = AsyncStore(Store(pg_url)), AsyncStore(Store(pg_url))
-    yield a, b
-    b.close()
-    a.close()
+def two(two_nodes: tuple[AsyncStore, AsyncStore]) -> tuple[AsyncStore, AsyncStore]:
+    return two_nodes  # tests/conftest.py
 
 
 def matched(index: targeting.SubscriptionIndex) -> set[str]:

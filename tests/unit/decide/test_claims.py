@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -47,11 +46,8 @@ def geo() -> Geography:
 
 
 @pytest.fixture
-async def stores(pg_url: str) -> AsyncIterator[tuple[AsyncStore, AsyncStore]]:
-    a, b = AsyncStore(Store(pg_url)), AsyncStore(Store(pg_url))
-    yield a, b
-    b.close()
-    a.close()
+def stores(two_nodes: tuple[AsyncStore, AsyncStore]) -> tuple[AsyncStore, AsyncStore]:
+    return two_nodes  # tests/conftest.py
 
 
 def live_rules(tmp_path: Path, geo: Geography) -> LiveRules:

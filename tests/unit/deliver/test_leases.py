@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Self
 
@@ -28,11 +28,8 @@ LEASE_S = 0.6
 
 
 @pytest.fixture
-async def nodes(pg_url: str) -> AsyncIterator[tuple[AsyncStore, AsyncStore]]:
-    a, b = AsyncStore(Store(pg_url)), AsyncStore(Store(pg_url))
-    yield a, b
-    b.close()
-    a.close()
+def nodes(two_nodes: tuple[AsyncStore, AsyncStore]) -> tuple[AsyncStore, AsyncStore]:
+    return two_nodes  # tests/conftest.py
 
 
 def rows(n: int) -> list[NewDelivery]:
