@@ -304,6 +304,11 @@ async def _serve(stack: contextlib.AsyncExitStack, loaded: LoadedConfig, store: 
     actor = getpass.getuser()
     await store.run(store.store.audit, actor, "hub.start", str(loaded.file),
                     {"db": str(store.store.path), "roles": sorted(roles)})
+    adopted = await store.run(store.store.adopt_district, loaded.districts.first.ars)
+    if adopted:
+        log.info("store: %d row(s) of a single-district hub given to the first district %s (%s)", adopted,
+                 loaded.districts.first.slug, loaded.districts.first.ars)
+        await store.run(store.store.audit, actor, "store.adopt", loaded.districts.first.ars, {"rows": adopted})
     http = await stack.enter_async_context(aiohttp.ClientSession())
     services = await compose(stack, loaded, store, geo=geo, live=live, http=http)
     router, pipeline = services.router, services.pipeline

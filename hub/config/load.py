@@ -21,6 +21,8 @@ from urllib.parse import quote
 import msgspec
 
 from hub.cap.sign import SignaturePolicy
+from hub.config.districts import Districts
+from hub.config.districts import of as districts_of
 from hub.config.sections import (
     BoardConfig,
     Config,
@@ -73,6 +75,11 @@ class LoadedConfig:
         return self.path(self.cfg.hub.rules)
 
     @property
+    def districts(self) -> Districts:
+        """The districts this hub serves (:mod:`hub.config.districts`): ``[[districts]]``, or the one of ``[hub]``."""
+        return districts_of(self)
+
+    @property
     def sensors(self) -> list[SensorConfig]:
         return [s for src in self.cfg.sources if isinstance(src, MqttSourceConfig) for s in src.sensors]
 
@@ -123,9 +130,61 @@ def load(file: Path | str) -> LoadedConfig:
         cfg = msgspec.convert(raw, type=Config, strict=True)
     except msgspec.ValidationError as err:
         raise ConfigError(f"{file}: {_where_first(str(err))}") from err
+    if cfg.districts and not cfg.hub.district_ars:
+        cfg = msgspec.structs.replace(cfg, hub=msgspec.structs.replace(cfg.hub, district_ars=cfg.districts[0].ars))
     loaded = LoadedConfig(cfg, file)
     _check(loaded)
+    _check_districts(loaded)
     return loaded
+
+
+def _check_districts(loaded: LoadedConfig) -> None:
+    """``[[districts]]``: distinct Kreise, slugs and hosts; the first is ``[hub] district_ars``; every board and
+    webhook names a district that exists; files named exist."""
+    cfg, file = loaded.cfg, loaded.file
+    if not cfg.hub.district_ars:
+        raise ConfigError(f"{file}: $.hub.district_ars: required (or list the Kreise in [[districts]])")
+    slugs = {d.slug for d in cfg.districts}
+    if cfg.districts:
+        if cfg.hub.district_ars != cfg.districts[0].ars:
+            raise ConfigError(f"{file}: $.hub.district_ars: {cfg.hub.district_ars} is not the first district's ars "
+                              f"({cfg.districts[0].ars}); leave it out or make them equal")
+        seen: dict[str, set[str]] = {"ars": set(), "slug": set(), "host": set()}
+        for i, d in enumerate(cfg.districts):
+            if not d.ars.endswith("0000000"):
+                raise ConfigError(f"{file}: $.districts[{i}].ars: {d.ars} is not a Kreis key (last 7 digits 0)")
+            for what, value in (("ars", d.ars), ("slug", d.slug), ("host", d.host.lower())):
+                if value and value in seen[what]:
+                    raise ConfigError(f"{file}: $.districts[{i}].{what}: {value!r} is used twice")
+                seen[what].add(value)
+            if d.slug in RESERVED_SLUGS:
+                raise ConfigError(f"{file}: $.districts[{i}].slug: {d.slug!r} is a path of the hub itself")
+            if (d.signing_key is None) != (d.signing_cert is None):
+                raise ConfigError(f"{file}: $.districts[{i}].signing_key/signing_cert: give both or neither")
+            for key in ("signing_key", "signing_cert", "logo"):
+                name = getattr(d, key)
+                if name is not None and not loaded.path(name).is_file():
+                    raise ConfigError(f"{file}: $.districts[{i}].{key}: file {loaded.path(name)} does not exist")
+            if d.logo is not None and loaded.path(d.logo).stat().st_size > 256 * 1024:
+                raise ConfigError(f"{file}: $.districts[{i}].logo: larger than 256 kB")
+            if d.templates is not None and not loaded.path(d.templates).is_dir():
+                raise ConfigError(f"{file}: $.districts[{i}].templates: folder {loaded.path(d.templates)} "
+                                  "does not exist")
+    for what, items in lists_of(cfg):
+        for i, item in enumerate(items):
+            if item.district is not None and item.district not in slugs:
+                raise ConfigError(f"{file}: $.{what}[{i}].district: {item.district!r} is no district's slug "
+                                  f"({', '.join(sorted(slugs)) or 'no [[districts]]'})")
+
+
+def lists_of(cfg: Config) -> tuple[tuple[str, Sequence[BoardConfig | WebhookConfig]], ...]:
+    return (("boards", cfg.boards), ("webhooks", cfg.webhooks))
+
+
+RESERVED_SLUGS = frozenset({"api", "api31", "console", "feeds", "static", "boards", "widget", "warnungen",
+                            "abonnieren", "datenschutz", "i18n", "healthz", "metrics", "sw.js", "start.json",
+                            "provider", "exercise"})
+"""First path segments the hub serves itself: no district may take one as its slug."""
 
 
 def _where_first(message: str) -> str:
@@ -160,9 +219,7 @@ def _check(loaded: LoadedConfig) -> None:
         if source.name == "canary":  # the origin of the hub's own canaries (hub.decide.canary), decided without rules
             raise ConfigError(f"{file}: $.sources[{i}].name: 'canary' is the hub's own canaries' origin")
         seen.add(source.name)
-    lists: tuple[tuple[str, Sequence[BoardConfig | WebhookConfig]], ...] = (("boards", cfg.boards),
-                                                                           ("webhooks", cfg.webhooks))
-    for what, items in lists:
+    for what, items in lists_of(cfg):
         ids: set[str] = set()
         for i, item in enumerate(items):
             if item.id in ids:
@@ -198,7 +255,7 @@ def _check(loaded: LoadedConfig) -> None:
         except ValueError:
             raise ConfigError(f"{file}: $.web.trusted_proxies[{i}]: {proxy!r} is not an IP address or network"
                               ) from None
-    if not cfg.hub.district_ars.endswith("0000000"):
+    if cfg.hub.district_ars and not cfg.hub.district_ars.endswith("0000000"):
         raise ConfigError(f"{file}: $.hub.district_ars: {cfg.hub.district_ars} is not a Kreis key (last 7 digits 0)")
     if cfg.validation.trust_store is not None and not loaded.path(cfg.validation.trust_store).is_dir():
         raise ConfigError(f"{file}: $.validation.trust_store: folder {loaded.path(cfg.validation.trust_store)} "

@@ -13,6 +13,9 @@ Name = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
 Ars = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{12}$")]
 Seconds = Annotated[float, msgspec.Meta(gt=0, le=86400)]
 Policy = Literal["require", "verify", "ignore"]
+Slug = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")]
+Colour = Annotated[str, msgspec.Meta(pattern=r"^#[0-9a-fA-F]{6}$")]
+Severity4 = Literal["Extreme", "Severe", "Moderate", "Minor"]
 
 
 class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -21,9 +24,10 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=T
 
 class HubSection(_Strict, frozen=True):
     name: str
-    """The district's name, as citizens and operators read it."""
-    district_ars: Ars
-    """Amtlicher Regionalschlüssel of the Kreis (12 digits)."""
+    """The district's name, as citizens and operators read it (many districts: the provider's hub's name)."""
+    district_ars: Annotated[str, msgspec.Meta(pattern=r"^([0-9]{12})?$")] = ""
+    """Amtlicher Regionalschlüssel of the Kreis (12 digits). Required unless ``[[districts]]`` lists the Kreise; then
+    it is the first district's (and may be left out)."""
     db: str = "var/warnhub.db"
     sender: str = "warnhub@example.invalid"
     """CAP ``sender`` of the warnings the hub issues: the authority's address (e.g. leitstelle@kreis.de)."""
@@ -324,6 +328,8 @@ class BoardConfig(_Strict, kw_only=True, frozen=True):
     name: str
     ars: Ars
     """The region the board stands in: it shows warnings that cover it."""
+    district: Slug | None = None
+    """Many districts: the ``slug`` of the district whose warnings it shows; None: the district its ``ars`` lies in."""
     kind: Literal["mqtt", "http", "kiosk"]
     lines: Annotated[int, msgspec.Meta(ge=1, le=40)] = 4
     chars: Annotated[int, msgspec.Meta(ge=8, le=400)] = 40
@@ -359,6 +365,8 @@ class WebhookConfig(_Strict, kw_only=True, frozen=True):
 
     id: Name
     url: str
+    district: Slug | None = None
+    """Many districts: the ``slug`` of the district whose warnings it receives; None: the first district."""
     format: Literal["cap", "json"] = "json"
     secret: str
     """HMAC-SHA256 key for the signature header (use ``env:NAME``)."""
@@ -397,6 +405,42 @@ class CanarySection(_Strict, frozen=True):
         return self.channel_slo_s.get(channel, self.slo_s)
 
 
+class DistrictConfig(_Strict, frozen=True):
+    """One Kreis of a hub that serves several (``[[districts]]``): its authority alone decides, drafts and sends its
+    warnings, its users see only its own, its citizens get its pages. Unset values fall back to ``[hub]`` and
+    ``[console]``."""
+
+    ars: Ars
+    """The Kreis's Amtlicher Regionalschlüssel (12 digits, the last 7 zero)."""
+    slug: Slug
+    """Its path on the hub's web (``/{slug}/``, e.g. ``luechow-dannenberg``) and its name in logs and the CLI."""
+    name: str
+    """As citizens and operators read it (``Landkreis Uelzen``); CAP ``senderName`` of its warnings."""
+    sender: str
+    """CAP ``sender`` of its warnings: its authority's address (``leitstelle@uelzen.example``)."""
+    rules: list[str] = []
+    """Its rules folders (``*.toml``; the first one's ``templates/`` are its own templates). Empty: ``[hub] rules``
+    (allowed for the first district only; a second one without rules decides nothing: every alert is unrouted)."""
+    templates: str | None = None
+    """A folder of its own compose templates (``*.toml``); a name it does not define falls back to the shared ones of
+    ``[hub] rules``/templates."""
+    host: str = ""
+    """Its own host name (``warnung.uelzen.de``): requests for it get its pages at ``/`` as a single hub would."""
+    public_url: str = ""
+    """Where its citizens reach it (links in pushes and feeds); empty: ``[hub] public_url`` + ``/{slug}``."""
+    signing_key: str | None = None
+    """PEM private key to sign its CAP messages; None: ``[hub] signing_key``."""
+    signing_cert: str | None = None
+    logo: str | None = None
+    """An image file (PNG, SVG, JPEG; at most 256 kB) shown on its pages."""
+    colour: Colour | None = None
+    """Its pages' main colour (``#005ca9``)."""
+    four_eyes: list[Severity4] | None = None
+    """As ``[console] four_eyes``, for this district; None: the hub's."""
+    single_person_extreme: bool | None = None
+    four_eyes_end: bool | None = None
+
+
 class DebugSection(_Strict, frozen=True):
     """For test and staging systems."""
 
@@ -417,5 +461,7 @@ class Config(_Strict, frozen=True):
     sources: list[SourceConfig] = []
     boards: list[BoardConfig] = []
     webhooks: list[WebhookConfig] = []
+    districts: list[DistrictConfig] = []
+    """Several Kreise in one hub (hub.config.districts); empty: the one of ``[hub] district_ars``."""
     canary: CanarySection = CanarySection()
     debug: DebugSection = DebugSection()

@@ -327,7 +327,7 @@ def draft_dict(draft: Draft) -> dict[str, Any]:
 
 _DECISION_COLS = ("alert_id", "thread_id", "decision", "rules", "channels", "audiences", "push", "drafts",
                   "severity", "regions", "inside_district", "outside_share", "changes", "why", "rules_loaded_at",
-                  "decided_at", "failed_stage", "failure", "attempts", "retry_at")
+                  "decided_at", "failed_stage", "failure", "attempts", "retry_at", "district")
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,6 +357,8 @@ class StoredDecision:
     failure: str
     attempts: int
     retry_at: str | None
+    district: str = ""
+    """The Kreis key of the district whose rules (or console) made the decision."""
 
     @property
     def failed(self) -> bool:
@@ -366,11 +368,12 @@ class StoredDecision:
     def of_row(cls, row: Sequence[Any]) -> StoredDecision:
         """From the columns :data:`_DECISION_COLS` in their order."""
         (alert_id, thread_id, decision, rules, channels, audiences, push, drafts, severity, regions, inside,
-         outside_share, changes, why, rules_loaded_at, decided_at, failed_stage, failure, attempts, retry_at) = row
+         outside_share, changes, why, rules_loaded_at, decided_at, failed_stage, failure, attempts, retry_at,
+         district) = row
         return cls(alert_id, thread_id, decision, _strs(rules), _strs(channels), _strs(audiences), bool(push),
                    _strs(drafts), Severity(severity), _strs(regions), None if inside is None else bool(inside),
                    outside_share, _strs(changes), why, rules_loaded_at, decided_at, failed_stage, failure, attempts,
-                   retry_at)
+                   retry_at, district)
 
     def as_dict(self) -> dict[str, Any]:
         """The row as JSON (lists for the JSON columns, ``failed`` last), as ``warnhub alerts --json`` prints it."""
@@ -381,7 +384,7 @@ class StoredDecision:
                 "outside_share": self.outside_share, "changes": list(self.changes), "why": self.why,
                 "rules_loaded_at": self.rules_loaded_at, "decided_at": self.decided_at,
                 "failed_stage": self.failed_stage, "failure": self.failure, "attempts": self.attempts,
-                "retry_at": self.retry_at, "failed": self.failed}
+                "retry_at": self.retry_at, "district": self.district, "failed": self.failed}
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,51 +29,89 @@ class AuditChain(Connection):
     """The audit methods of :class:`hub.store.db.Store`."""
 
     def audit(self, actor: str, action: str, subject: str = "", detail: dict[str, Any] | None = None,
-              *, now: datetime | None = None) -> int:
-        """Append to the hash chain: each entry carries the hash of the one before it."""
+              *, now: datetime | None = None, district: str = "") -> int:
+        """Append to the hash chain of ``district`` (a Kreis key; ``''``: the hub's own chain): each entry carries
+        the hash of the one before it in its chain. Each district's chain verifies on its own (issue 19: an
+        authority's audit is its own)."""
         ts = utc_iso(now or now_utc())
         body = json.dumps(detail or {}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         with self.transaction() as conn:
-            last = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone() \
-                or self.audit_anchor()
-            seq, prev = last[0] + 1, last[1]
-            digest = _audit_hash(prev, seq, ts, actor, action, subject, body)
-            conn.execute("INSERT INTO audit (seq, ts, actor, action, subject, detail, prev_hash, hash)"
-                         " VALUES (?,?,?,?,?,?,?,?)", (seq, ts, actor, action, subject, body, prev, digest))
+            seq = (conn.execute("SELECT max(seq) FROM audit").fetchone()[0] or self.audit_anchor()[0]) + 1
+            prev = self._chain_head(conn, district)
+            digest = _audit_hash(prev, seq, ts, actor, action, subject, body, district)
+            conn.execute("INSERT INTO audit (seq, ts, actor, action, subject, detail, prev_hash, hash, district)"
+                         " VALUES (?,?,?,?,?,?,?,?,?)", (seq, ts, actor, action, subject, body, prev, digest, district))
         return seq
 
-    def audit_entries(self) -> list[dict[str, Any]]:
-        cols = ("seq", "ts", "actor", "action", "subject", "detail", "prev_hash", "hash")
-        return [dict(zip(cols, r, strict=True)) for r in
-                self.conn.execute("SELECT " + ",".join(cols) + " FROM audit ORDER BY seq")]
+    def _chain_head(self, conn: Any, district: str) -> str:
+        last = conn.execute("SELECT hash FROM audit WHERE district=? ORDER BY seq DESC LIMIT 1",
+                            (district,)).fetchone()
+        return str(last[0]) if last else self.audit_anchor(district)[1]
 
-    def audit_anchor(self) -> tuple[int, str]:
-        """Seq and hash of the last archived entry (where the chain in the table continues), or (0, GENESIS)."""
-        row = self.conn.execute("SELECT seq, hash FROM audit_anchors ORDER BY seq DESC LIMIT 1").fetchone()
+    def audit_entries(self, district: str | None = None) -> list[dict[str, Any]]:
+        """The entries in the table, oldest first: of one chain, or (None) of every chain."""
+        cols = ("seq", "ts", "actor", "action", "subject", "detail", "prev_hash", "hash", "district")
+        where, args = ("WHERE district=?", (district,)) if district is not None else ("", ())
+        return [dict(zip(cols, r, strict=True)) for r in
+                self.conn.execute(f"SELECT {','.join(cols)} FROM audit {where} ORDER BY seq", args)]
+
+    def audit_chains(self) -> list[str]:
+        """The districts with a chain (``''``, the hub's own, first)."""
+        rows = self.conn.execute("SELECT district FROM audit UNION SELECT district FROM audit_anchors").fetchall()
+        return sorted({str(r[0]) for r in rows} | {""})
+
+    def audit_anchor(self, district: str = "") -> tuple[int, str]:
+        """Seq and hash of the last archived entry of a chain (where it continues in the table), or (0, GENESIS)."""
+        row = self.conn.execute("SELECT seq, hash FROM audit_anchors WHERE district=? ORDER BY seq DESC LIMIT 1",
+                                (district,)).fetchone()
         return (int(row[0]), str(row[1])) if row else (0, GENESIS)
 
-    def verify_audit(self) -> AuditCheck:
-        """Recompute the chain from its anchor: the genesis, or the last entry archived by ``warnhub audit
-        archive`` (whose file :func:`hub.store.audit.verify_archive` checks)."""
-        anchor, prev = self.audit_anchor()
+    def verify_audit(self, district: str | None = None) -> AuditCheck:
+        """Recompute one chain (``district``), or every chain (None: the first that fails, else the total), from
+        its anchor: the genesis, or the last entry archived by ``warnhub audit archive`` (whose file
+        :func:`hub.store.audit.verify_archive` checks). An entry deleted from the middle breaks the next one's
+        ``prev_hash``; an altered entry its own hash."""
+        if district is None:
+            total = 0
+            for chain in self.audit_chains():
+                check = self.verify_audit(chain)
+                if not check.ok:
+                    return check
+                total += check.entries
+            return AuditCheck(True, total, anchor=self.audit_anchor()[0])
+        anchor, prev = self.audit_anchor(district)
+        last = anchor
         n = 0
-        for n, entry in enumerate(self.audit_entries(), start=1):
-            seq = anchor + n
-            if entry["seq"] != seq:
-                return AuditCheck(False, n - 1, entry["seq"], f"entry {seq} is missing (found {entry['seq']})",
-                                  anchor)
+        for n, entry in enumerate(self.audit_entries(district), start=1):
+            seq = entry["seq"]
+            name = f"entry {seq}" + (f" of district {district}" if district else "")
+            if seq <= last:
+                return AuditCheck(False, n - 1, seq, f"{name} is out of order", anchor)
             if entry["prev_hash"] != prev:
-                return AuditCheck(False, n - 1, seq, f"entry {seq} does not carry the hash of entry {seq - 1}",
-                                  anchor)
+                gap = self._first_absent(last, seq)
+                reason = f"entry {gap} is missing" if gap is not None else \
+                    f"{name} does not carry the hash of the entry before it in its chain"
+                return AuditCheck(False, n - 1, gap or seq, reason, anchor)
             digest = _audit_hash(prev, seq, entry["ts"], entry["actor"], entry["action"], entry["subject"],
-                                 entry["detail"])
+                                 entry["detail"], district)
             if digest != entry["hash"]:
-                return AuditCheck(False, n - 1, seq, f"entry {seq} was altered (hash mismatch)", anchor)
-            prev = digest
+                return AuditCheck(False, n - 1, seq, f"{name} was altered (hash mismatch)", anchor)
+            prev, last = digest, seq
         return AuditCheck(True, n, anchor=anchor)
 
+    def _first_absent(self, after: int, before: int) -> int | None:
+        """The first seq between two entries of a chain that no chain has: a deleted entry (seqs are dense)."""
+        have = {int(r[0]) for r in self.conn.execute("SELECT seq FROM audit WHERE seq > ? AND seq < ?",
+                                                         (after, before))}
+        return next((s for s in range(after + 1, before) if s not in have), None)
 
-def _audit_hash(prev: str, seq: int, ts: str, actor: str, action: str, subject: str, detail: str) -> str:
-    payload = json.dumps([prev, seq, ts, actor, action, subject, detail], ensure_ascii=False, separators=(",", ":"))
+
+def _audit_hash(prev: str, seq: int, ts: str, actor: str, action: str, subject: str, detail: str,
+                district: str = "") -> str:
+    """An entry's hash; a district's entry also hashes its district (the hub's own, ``''``, as before migration 8)."""
+    fields: list[Any] = [prev, seq, ts, actor, action, subject, detail]
+    if district:
+        fields.append(district)
+    payload = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
 

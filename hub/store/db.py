@@ -27,6 +27,7 @@ from hub.errors import StoreFull
 from hub.store.alerts import Alerts
 from hub.store.chain import AuditChain
 from hub.store.connection import store_full, write_failure
+from hub.store.migrations import m0008_districts
 from hub.store.writer import Lane, Writer
 
 log = logging.getLogger("warnhub.store")
@@ -34,6 +35,12 @@ log = logging.getLogger("warnhub.store")
 
 class Store(Alerts, AuditChain):
     """Synchronous store; use from one thread."""
+
+    def adopt_district(self, ars: str) -> int:
+        """Give the rows no district owns yet (those of a single-district hub, before migration 8) to the first
+        district ``ars``, in one transaction; returns how many (0 once done: the hub calls it at each start)."""
+        with self.transaction(durable=True) as conn:
+            return m0008_districts.adopt(conn, ars)
 
 
 P = ParamSpec("P")

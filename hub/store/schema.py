@@ -73,7 +73,8 @@ _STORE = (
         subject TEXT,
         detail TEXT,
         prev_hash TEXT,
-        hash TEXT)""",
+        hash TEXT,
+        district TEXT NOT NULL DEFAULT '')""",
     # where the chain continues after archived segments (hub.store.audit): the last archived entry's seq and hash
     """CREATE TABLE IF NOT EXISTS audit_anchors (
         seq INTEGER PRIMARY KEY,
@@ -82,7 +83,8 @@ _STORE = (
         entries INTEGER,
         file TEXT,
         sha256 TEXT,
-        archived_at TEXT)""",
+        archived_at TEXT,
+        district TEXT NOT NULL DEFAULT '')""",
     """CREATE TABLE IF NOT EXISTS presence (
         origin TEXT,
         key TEXT,
@@ -218,7 +220,7 @@ _DECIDE = (
     # hub.decide.decisions: what the rules decided (the last four columns: a version whose rules evaluation or
     # publication failed, added by migration 4), and the drafts waiting for a person
     """CREATE TABLE IF NOT EXISTS decisions (
-        alert_id INTEGER PRIMARY KEY REFERENCES alerts(id),
+        alert_id INTEGER NOT NULL REFERENCES alerts(id),
         thread_id INTEGER NOT NULL,
         decision TEXT NOT NULL,
         rules TEXT NOT NULL,
@@ -237,7 +239,9 @@ _DECIDE = (
         failed_stage TEXT,
         failure TEXT NOT NULL DEFAULT '',
         attempts INTEGER NOT NULL DEFAULT 0,
-        retry_at TEXT)""",
+        retry_at TEXT,
+        district TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (alert_id, district))""",
     "CREATE INDEX IF NOT EXISTS decisions_thread ON decisions(thread_id)",
     "CREATE INDEX IF NOT EXISTS decisions_decision ON decisions(decision)",
     "CREATE INDEX IF NOT EXISTS decisions_failed ON decisions(failed_stage, retry_at) WHERE failed_stage IS NOT NULL",
@@ -256,7 +260,8 @@ _DECIDE = (
         audiences TEXT NOT NULL,
         why TEXT NOT NULL,
         draft TEXT NOT NULL,
-        created_at TEXT NOT NULL)""",
+        created_at TEXT NOT NULL,
+        district TEXT NOT NULL DEFAULT '')""",
     "CREATE INDEX IF NOT EXISTS drafts_state ON drafts(state, id)",
     # hub.decide.decisions: which node is deciding a version (until when), so many nodes evaluate each one once
     """CREATE TABLE IF NOT EXISTS decide_claims (
@@ -272,7 +277,7 @@ _PUBLISH = (
         thread TEXT NOT NULL,
         version INTEGER NOT NULL,
         source_thread INTEGER,
-        source_alert INTEGER UNIQUE,
+        source_alert INTEGER,
         identifier TEXT NOT NULL UNIQUE,
         sender TEXT NOT NULL,
         sent TEXT NOT NULL,
@@ -289,7 +294,9 @@ _PUBLISH = (
         alert_json TEXT NOT NULL,
         cap_xml BLOB NOT NULL,
         created_ms INTEGER NOT NULL,
-        UNIQUE (thread, version))""",
+        district TEXT NOT NULL DEFAULT '',
+        UNIQUE (thread, version),
+        UNIQUE (source_alert, district))""",
     "CREATE INDEX IF NOT EXISTS publications_thread ON publications(thread, version)",
     # the pipeline asks, for each pending decision, whether its thread has a publication of it or a later version
     "CREATE INDEX IF NOT EXISTS publications_source ON publications(source_thread, source_alert)",
@@ -402,6 +409,7 @@ _CONSOLE = (
         cap_sent TEXT,
         alert_id INTEGER REFERENCES alerts(id),
         store_thread INTEGER,
+        district TEXT NOT NULL DEFAULT '',
         UNIQUE (thread, version))""",
     "CREATE INDEX IF NOT EXISTS console_warnings_state ON console_warnings(state, id)",
     """CREATE TABLE IF NOT EXISTS console_events (

@@ -15,6 +15,7 @@ from hub.store.migrations import (
     m0005_subscription_filters,
     m0006_shared_node_state,
     m0007_fanout_uncompressed,
+    m0008_districts,
 )
 
 log = logging.getLogger("warnhub.store")
@@ -37,6 +38,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               m0006_shared_node_state.up),
     Migration(7, "PostgreSQL: the fan-out's chunks stored uncompressed (their compression held up the first push)",
               m0007_fanout_uncompressed.up),
+    Migration(8, "many districts: each district's rows carry its Kreis key; decisions and publications per district",
+              m0008_districts.up),
 )
 LATEST = MIGRATIONS[-1].version
 """The newest schema version: the ``user_version`` of every database this hub has opened for writing."""

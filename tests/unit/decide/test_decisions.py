@@ -28,7 +28,7 @@ JSON = ('{{"alert_id": {a}, "thread_id": {t}, "decision": "publish", "rules": ["
         ' "web"], "audiences": ["public"], "push": true, "drafts": ["info"], "severity": "Severe", "regions":'
         ' ["03354", "033540005"], "inside_district": true, "outside_share": 0.1235, "changes": ["severity"], "why":'
         ' "Sturm im Kreis", "rules_loaded_at": null, "decided_at": "2026-12-07T01:00:00+00:00", "failed_stage": null,'
-        ' "failure": "", "attempts": 0, "retry_at": null, "failed": false}}')
+        ' "failure": "", "attempts": 0, "retry_at": null, "district": "", "failed": false}}')
 """``json.dumps`` of the decision as ``warnhub alerts --json`` printed it with the dict reader (same keys, order,
 types)."""
 
