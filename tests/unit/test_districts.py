@@ -53,10 +53,10 @@ def test_two_districts_load_with_their_own_settings(tmp_path: Path) -> None:
     assert ue.four_eyes.required_for == ("Extreme",)
     assert ds.first.four_eyes.required_for == ("Extreme", "Severe", "Moderate", "Minor")
     assert ds.by_host("warnung.uelzen.example:443") is ue
-    assert ds.of_region("033605305001") is ue and ds.of_region("033545406009") is ds.first
+    assert ds.of_region("033605404024") is ue and ds.of_region("033545406009") is ds.first
     assert ds.of_region("031510000000") is None
     assert ds.touched(["030000000000"]) == tuple(ds)  # a Land-wide warning touches both
-    assert ds.touched(["033605305001"]) == (ue,)
+    assert ds.touched(["033605404024"]) == (ue,)
 
 
 def test_one_district_is_the_hub_section(tmp_path: Path) -> None:
