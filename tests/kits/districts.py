@@ -51,8 +51,8 @@ colour = "#00643c"
 def write_two_districts(folder: Path, *, port: int, extra: str = "", store_url: str | None = None,
                         extra_ld: str = "", extra_ue: str = "", **kw: object) -> Path:
     """A daemon config for both districts in ``folder``, with each district's rules copied beside it
-    (``rules-ld``: the repository's rules/ without its sensor rules, templates included; ``rules-ue``: Uelzen's). ``extra`` goes after
-    ``[[districts]]`` (sources, boards, webhooks with ``district = "uelzen"``)."""
+    (``rules-ld``: the repository's rules/ without its sensor rules, templates included; ``rules-ue``: Uelzen's).
+    ``extra`` goes after ``[[districts]]`` (sources, boards, webhooks with ``district = "uelzen"``)."""
     ld = folder / "rules-ld"
     shutil.copytree(ROOT / "rules" / "templates", ld / "templates", dirs_exist_ok=True)
     text = (ROOT / "rules" / "luechow-dannenberg.toml").read_text(encoding="utf-8")
