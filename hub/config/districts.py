@@ -103,6 +103,16 @@ class Districts:
         """The district region ``ars`` lies in (None: in none of them, or wider than a Kreis)."""
         return next((d for d in self.items if d.owns(ars)), None)
 
+    def of_scopes(self, scopes: Iterable[str]) -> District | None:
+        """The district a console user belongs to: the one all their scope regions lie in (a Kreis user's scope is
+        the Kreis key, a Gemeinde user's a key inside it). None when they lie in none, or in several (a user of
+        two authorities is refused: each authority's users are its own)."""
+        found = {d.ars: d for a in scopes if (d := self.of_region(a)) is not None}
+        keys = list(scopes)
+        if len(found) != 1 or any(self.of_region(a) is None for a in keys):
+            return None
+        return next(iter(found.values()))
+
     def touched(self, regions: Iterable[str]) -> tuple[District, ...]:
         """The districts any of ``regions`` lies in or covers (a Land key covers each of its districts), in order."""
         keys = list(regions)

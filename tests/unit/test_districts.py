@@ -57,6 +57,8 @@ def test_two_districts_load_with_their_own_settings(tmp_path: Path) -> None:
     assert ds.of_region("031510000000") is None
     assert ds.touched(["030000000000"]) == tuple(ds)  # a Land-wide warning touches both
     assert ds.touched(["033605404024"]) == (ue,)
+    assert ds.of_scopes([UE]) is ue and ds.of_scopes(["033605404024", "033605404018"]) is ue
+    assert ds.of_scopes([LD, UE]) is None and ds.of_scopes([]) is None and ds.of_scopes(["031510000000"]) is None
 
 
 def test_one_district_is_the_hub_section(tmp_path: Path) -> None:
