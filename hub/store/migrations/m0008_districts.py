@@ -100,6 +100,7 @@ def _rekey_pg(conn: sqlite3.Connection, table: str) -> None:
     conn.execute(f"ALTER TABLE {table} ADD COLUMN {DISTRICT}")
     if table == "decisions":
         conn.execute("ALTER TABLE decisions DROP CONSTRAINT IF EXISTS decisions_pkey")
+        conn.execute("ALTER TABLE decisions ALTER COLUMN alert_id DROP IDENTITY IF EXISTS")
         conn.execute("ALTER TABLE decisions ADD PRIMARY KEY (alert_id, district)")
     else:
         conn.execute("ALTER TABLE publications DROP CONSTRAINT IF EXISTS publications_source_alert_key")
