@@ -1,0 +1,96 @@
+"""Each district's citizen site on a hub of several districts (issue 19).
+
+A district's site is an aiohttp sub-application with the routes of :mod:`hub.web.citizen` (pages, widget, place
+search), :mod:`hub.web.warnings` (``/api/v1/warnings*``, ``/api/v1/stream``, CAP Atom feeds, kiosk boards) and
+:mod:`hub.web.nina_api` (``/api31``), showing that district's publications alone:
+
+- under ``/{slug}`` (``/uelzen/``, ``/uelzen/feeds/cap.atom``, ``/uelzen/api31/dashboard/033600000000.json``), and
+- at ``/`` of its own host name (``[[districts]] host``): there the site answers first, and what it does not have
+  (``/static/``, ``/sw.js``, the subscription API, the console, ``/healthz``) is the hub's, as on any other name.
+
+``/`` of the hub itself (another host name) lists the districts with links to their sites. Shared by all, at the
+root: ``/static/``, ``/sw.js`` and its texts, ``/api/v1/subscriptions*`` (a person's subscription may hold places of
+several districts), ``/api/v1/push/key``, ``/healthz``, ``/metrics``; the public limits (streams, the NINA rate) are
+the hub's, one for all sites. A hub of one district has none of this: its site is the root, as always.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import jinja2
+from aiohttp import web
+from aiohttp.web_urldispatcher import Domain, MatchedSubAppResource
+
+from hub.config.districts import District, Districts
+from hub.config.sections import BoardConfig
+from hub.web import citizen, nina_api, warnings
+from hub.web.citizen_texts import sw_texts
+from hub.web.keys import HUB_KEY
+from hub.web.limits import AddressRate
+
+if TYPE_CHECKING:
+    from hub.services import Services
+
+_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+                          autoescape=True, undefined=jinja2.StrictUndefined)
+
+
+class HostSite(MatchedSubAppResource):
+    """A district's host name: its site answers the paths it has; any other falls through to the hub's routes."""
+
+    async def resolve(self, request: web.Request) -> tuple[web.UrlMappingMatchInfo | None, set[str]]:
+        found, methods = await super().resolve(request)
+        if found is not None and isinstance(found.http_exception, web.HTTPNotFound):
+            return None, methods
+        return found, methods
+
+
+def mount(app: web.Application, services: Services, keys: Callable[[web.Application], None]) -> None:
+    """Add every district's site to ``app`` (a hub of several districts); ``keys`` sets the hub's service keys on
+    a site's application (its handlers read them from ``request.app``)."""
+    districts = services.loaded.districts
+    rate = nina_api.rate(services.loaded.cfg.web.nina_per_address_per_minute)
+    for d in districts:
+        app.add_subapp(f"/{d.slug}", site(services, d, f"/{d.slug}", rate, keys))
+        if d.host:
+            sub = site(services, d, "", rate, keys)
+            app._add_subapp(partial(HostSite, Domain(d.host), sub), sub)  # app.add_domain, falling through
+    app.router.add_get("/", index_page)
+    app.router.add_get("/i18n/sw/{lang}.json", sw_texts)  # /sw.js is the hub's: its texts too
+    if not any(res.canonical == "/static" for res in app.router.resources()):
+        app.router.add_static("/static/", citizen.STATIC, name="static")
+
+
+def board_district(districts: Districts, board: BoardConfig) -> District:
+    """The district whose site shows a kiosk board: its ``district``, else the one its ``ars`` lies in."""
+    named = districts.by_slug(board.district) if board.district else None
+    return named or districts.of_region(board.ars) or districts.first
+
+
+def site(services: Services, d: District, prefix: str, rate: AddressRate,
+         keys: Callable[[web.Application], None]) -> web.Application:
+    """One district's site, to be mounted at ``prefix`` (``""``: at its own host name)."""
+    sub = web.Application(client_max_size=1024 * 1024)
+    keys(sub)
+    cfg = services.loaded.cfg
+    if services.broadcaster is None:
+        return sub
+    boards = [b for b in cfg.boards if board_district(services.loaded.districts, b).ars == d.ars]
+    warnings.setup(sub, broadcaster=services.broadcaster, boards=boards, district=d.ars, geo=services.geo,
+                   site=d.ars, prefix=prefix)
+    nina_api.setup(sub, district=d.ars, geo=services.geo, site=d.ars, prefix=prefix, shared_rate=rate)
+    if services.geo is not None:
+        citizen.setup(sub, services, services.geo, site=d, prefix=prefix)
+    return sub
+
+
+async def index_page(request: web.Request) -> web.Response:
+    """``/`` of a hub of several districts: the districts, each a link to its site."""
+    loaded = request.app[HUB_KEY].loaded
+    html = _ENV.get_template("citizen/districts.html").render(name=loaded.cfg.hub.name, districts=list(
+        loaded.districts))
+    return web.Response(text=html, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-cache"})
