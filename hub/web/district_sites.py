@@ -8,7 +8,9 @@ search), :mod:`hub.web.warnings` (``/api/v1/warnings*``, ``/api/v1/stream``, CAP
 - at ``/`` of its own host name (``[[districts]] host``): there the site answers first, and what it does not have
   (``/static/``, ``/sw.js``, the subscription API, the console, ``/healthz``) is the hub's, as on any other name.
 
-``/`` of the hub itself (another host name) lists the districts with links to their sites. Shared by all, at the
+``/`` of the hub itself (another host name) lists the districts with links to their sites; ``/warnungen/{thread}``
+there (a link in a push sent before the hub had several districts, or built on the hub's own URL) leads to the
+warning on its district's site. Shared by all, at the
 root: ``/static/``, ``/sw.js`` and its texts, ``/api/v1/subscriptions*`` (a person's subscription may hold places of
 several districts), ``/api/v1/push/key``, ``/healthz``, ``/metrics``; the public limits (streams, the NINA rate) are
 the hub's, one for all sites. A hub of one district has none of this: its site is the root, as always.
@@ -20,6 +22,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 import jinja2
 from aiohttp import web
@@ -27,6 +30,7 @@ from aiohttp.web_urldispatcher import Domain, MatchedSubAppResource
 
 from hub.config.districts import District, Districts
 from hub.config.sections import BoardConfig
+from hub.publish import publications
 from hub.web import citizen, nina_api, warnings
 from hub.web.citizen_texts import sw_texts
 from hub.web.keys import HUB_KEY
@@ -60,6 +64,7 @@ def mount(app: web.Application, services: Services, keys: Callable[[web.Applicat
             sub = site(services, d, "", rate, keys)
             app._add_subapp(partial(HostSite, Domain(d.host), sub), sub)  # app.add_domain, falling through
     app.router.add_get("/", index_page)
+    app.router.add_get("/warnungen/{thread}", to_district)
     app.router.add_get("/i18n/sw/{lang}.json", sw_texts)  # /sw.js is the hub's: its texts too
     if not any(res.canonical == "/static" for res in app.router.resources()):
         app.router.add_static("/static/", citizen.STATIC, name="static")
@@ -94,3 +99,15 @@ async def index_page(request: web.Request) -> web.Response:
     html = _ENV.get_template("citizen/districts.html").render(name=loaded.cfg.hub.name, districts=list(
         loaded.districts))
     return web.Response(text=html, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-cache"})
+
+
+async def to_district(request: web.Request) -> web.Response:
+    """``/warnungen/{thread}`` at the hub's root: to the public warning on its district's site (else 404)."""
+    hub = request.app[HUB_KEY]
+    thread = request.match_info["thread"]
+    shown = await hub.store.read(publications.shown_versions, hub.store.store, thread, publications.WEB)
+    site = hub.loaded.districts.by_ars(shown[-1].district) if shown else None
+    if site is None:
+        raise web.HTTPNotFound(text="Unbekannte Warnung / unknown warning")
+    query = f"?{request.query_string}" if request.query_string else ""
+    raise web.HTTPFound(f"/{site.slug}/warnungen/{quote(thread, safe='')}{query}")

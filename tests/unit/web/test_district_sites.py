@@ -138,6 +138,9 @@ async def test_host_name_root_listing_and_shared_routes(two: Two) -> None:
     for path in ("/sw.js", "/static/citizen/citizen.css", "/api/v1/push/key", "/i18n/sw/de.json"):
         assert (await two.client.get(path)).status == 200, path
     assert (await two.client.get("/api/v1/warnings")).status == 404  # a district's, not the hub's
+    moved = await two.client.get("/warnungen/w3-ue?lang=en", allow_redirects=False)  # a push's link to the root
+    assert moved.status == 302 and moved.headers["Location"] == f"/{UE_SLUG}/warnungen/w3-ue?lang=en"
+    assert (await two.client.get("/warnungen/w9", allow_redirects=False)).status == 404
 
 
 async def test_links_logo_and_colour(two: Two) -> None:
