@@ -369,8 +369,9 @@ async def subscribe_page(request: web.Request) -> web.Response:
     lang = lang_of(request)
     page_data = {"ars": state.district, "lang": lang, "base": await asyncio.to_thread(_base_map, state),
                  "warnings": []}
+    others = ", ".join(d.name for d in state.hub.loaded.districts if state.site and d.ars != state.site.ars)
     return render(request, "citizen/subscribe.html", **subscribe_view.context(lang), radii=RADII_M,
-                  page_data=page_data)
+                  page_data=page_data, others=others)
 
 
 async def privacy_page(request: web.Request) -> web.Response:

@@ -159,6 +159,9 @@ async def test_links_logo_and_colour(two: Two) -> None:
     assert (await two.client.get(f"/{LD_SLUG}/logo")).status == 404  # Lüchow-Dannenberg has none
     regions = json.loads(await two.text(f"/{UE_SLUG}/api/v1/regions"))
     assert regions and all(r["ars"].startswith("03360") for r in regions)  # by default its own places
+    assert "Orte in Landkreis Uelzen, auch in Landkreis Lüchow-Dannenberg." in await two.text(f"/{UE_SLUG}/abonnieren")
+    assert "Places in Landkreis Uelzen, also in Landkreis Lüchow-Dannenberg." in await two.text(
+        f"/{UE_SLUG}/abonnieren?lang=en")
     found = json.loads(await two.text(f"/{UE_SLUG}/api/v1/regions?q=Hitzacker"))
     assert "033545406009" in [r["ars"] for r in found]  # and the neighbour's by name (with its Samtgemeinde)
 
