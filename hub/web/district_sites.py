@@ -59,6 +59,7 @@ def mount(app: web.Application, services: Services, keys: Callable[[web.Applicat
     districts = services.loaded.districts
     rate = nina_api.rate(services.loaded.cfg.web.nina_per_address_per_minute)
     for d in districts:
+        app.router.add_get(f"/{d.slug}", partial(_to_site, d.slug))  # /uelzen: /uelzen/ (before the site)
         app.add_subapp(f"/{d.slug}", site(services, d, f"/{d.slug}", rate, keys))
         if d.host:
             sub = site(services, d, "", rate, keys)
@@ -91,6 +92,10 @@ def site(services: Services, d: District, prefix: str, rate: AddressRate,
     if services.geo is not None:
         citizen.setup(sub, services, services.geo, site=d, prefix=prefix)
     return sub
+
+
+async def _to_site(slug: str, request: web.Request) -> web.Response:
+    raise web.HTTPMovedPermanently(f"/{slug}/")
 
 
 async def index_page(request: web.Request) -> web.Response:

@@ -131,6 +131,8 @@ async def test_host_name_root_listing_and_shared_routes(two: Two) -> None:
     assert (await two.client.get("/static/citizen/citizen.css", headers={"Host": HOST})).status == 200
     assert (await two.client.get("/sw.js", headers={"Host": HOST})).status == 200
 
+    bare = await two.client.get(f"/{UE_SLUG}", allow_redirects=False)
+    assert bare.status == 301 and bare.headers["Location"] == f"/{UE_SLUG}/"
     listing = await two.text("/")
     assert listing.index("Landkreis Lüchow-Dannenberg") < listing.index("Landkreis Uelzen")
     assert f'href="/{LD_SLUG}/"' in listing and f'href="/{UE_SLUG}/"' in listing
@@ -150,6 +152,10 @@ async def test_links_logo_and_colour(two: Two) -> None:
         own = [h for h in hrefs if not h.startswith(("#", "tel:", "http"))]
         assert own and all(h.startswith(f"/{UE_SLUG}/") for h in own), (page, own)
         assert f'data-base="/{UE_SLUG}"' in html
+    widget = await two.text(f"/{UE_SLUG}/widget/{UE}")
+    assert HEAD[UE] in widget and HEAD[LD] not in widget
+    assert all(h.startswith(f"/{UE_SLUG}/") for h in re.findall(r'<a [^>]*href="([^"]+)"', widget))
+    assert f'src="/{UE_SLUG}/widget/{UE}.js"' in await two.text(f"/{UE_SLUG}/widget/{UE}.js")
     logo = await two.client.get(f"/{UE_SLUG}/logo")
     assert logo.status == 200 and logo.content_type == "image/svg+xml" and await logo.read() == LOGO
     assert "max-age" in logo.headers["Cache-Control"] and "sandbox" in logo.headers["Content-Security-Policy"]
