@@ -10,7 +10,8 @@ search), :mod:`hub.web.warnings` (``/api/v1/warnings*``, ``/api/v1/stream``, CAP
 
 ``/`` of the hub itself (another host name) lists the districts with links to their sites; ``/warnungen/{thread}``
 there (a link in a push sent before the hub had several districts, or built on the hub's own URL) leads to the
-warning on its district's site. Shared by all, at the
+warning on its district's site, and ``/boards/{id}`` (a kiosk screen set up before) to the board on its district's
+site (an exercise board only with its token, as there). Shared by all, at the
 root: ``/static/``, ``/sw.js`` and its texts, ``/api/v1/subscriptions*`` (a person's subscription may hold places of
 several districts), ``/api/v1/push/key``, ``/healthz``, ``/metrics``; the public limits (streams, the NINA rate) are
 the hub's, one for all sites. A hub of one district has none of this: its site is the root, as always.
@@ -18,6 +19,7 @@ the hub's, one for all sites. A hub of one district has none of this: its site i
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -62,10 +64,15 @@ def mount(app: web.Application, services: Services, keys: Callable[[web.Applicat
         app.router.add_get(f"/{d.slug}", partial(_to_site, d.slug))  # /uelzen: /uelzen/ (before the site)
         app.add_subapp(f"/{d.slug}", site(services, d, f"/{d.slug}", rate, keys))
         if d.host:
+            try:
+                rule = Domain(d.host)
+            except ValueError as err:
+                raise ValueError(f"[[districts]] {d.slug}: host {d.host!r}: {err}") from None
             sub = site(services, d, "", rate, keys)
-            app._add_subapp(partial(HostSite, Domain(d.host), sub), sub)  # app.add_domain, falling through
+            app._add_subapp(partial(HostSite, rule, sub), sub)  # app.add_domain, falling through
     app.router.add_get("/", index_page)
     app.router.add_get("/warnungen/{thread}", to_district)
+    app.router.add_get("/boards/{id}", board_to_district)
     app.router.add_get("/i18n/sw/{lang}.json", sw_texts)  # /sw.js is the hub's: its texts too
     if not any(res.canonical == "/static" for res in app.router.resources()):
         app.router.add_static("/static/", citizen.STATIC, name="static")
@@ -116,3 +123,17 @@ async def to_district(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="Unbekannte Warnung / unknown warning")
     query = f"?{request.query_string}" if request.query_string else ""
     raise web.HTTPFound(f"/{site.slug}/warnungen/{quote(thread, safe='')}{query}")
+
+
+async def board_to_district(request: web.Request) -> web.Response:
+    """``/boards/{id}`` at the hub's root: to the kiosk board on its district's site (else 404, as there: an
+    exercise board without its token is not told apart from an unknown one)."""
+    loaded = request.app[HUB_KEY].loaded
+    board_id = request.match_info["id"]
+    board = next((b for b in loaded.cfg.boards if b.kind == "kiosk" and b.id == board_id), None)
+    given = request.query.get("token", "").encode()
+    if board is None or (board.exercise and not (board.token and hmac.compare_digest(given, board.token.encode()))):
+        raise web.HTTPNotFound(text="Unbekannte Anzeigetafel / unknown board")
+    query = f"?{request.query_string}" if request.query_string else ""
+    slug = board_district(loaded.districts, board).slug
+    raise web.HTTPFound(f"/{slug}/boards/{quote(board_id, safe='')}{query}")

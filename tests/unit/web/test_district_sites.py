@@ -37,6 +37,21 @@ from tests.e2e.test_routing import dwd_cap
 from tests.kits.districts import LD, LD_SENDER, LD_SLUG, UE, UE_SENDER, UE_SLUG, write_two_districts
 
 HOST = "warnung.uelzen.example"
+BOARDS = """
+[[boards]]
+id = "rathaus-uelzen"
+name = "Rathaus Uelzen, Foyer"
+ars = "033600025025"
+kind = "kiosk"
+
+[[boards]]
+id = "uebung-uelzen"
+name = "Übungsraum Uelzen"
+ars = "033600025025"
+kind = "kiosk"
+exercise = true
+token = "geheim-genug-123"
+"""
 LOGO = b'<svg xmlns="http://www.w3.org/2000/svg" width="32" height="32"><rect width="32" height="32"/></svg>'
 HEAD = {LD: "Sturmwarnung Wendland", UE: "Sturmwarnung Heide"}
 BOTH = "Hochwasser an der Grenze"
@@ -74,7 +89,8 @@ class Two:
 @pytest_asyncio.fixture
 async def two(tmp_path: Path) -> AsyncIterator[Two]:
     (tmp_path / "ue-logo.svg").write_bytes(LOGO)
-    config = write_two_districts(tmp_path, port=1, extra_ue=f'host = "{HOST}"\nlogo = "ue-logo.svg"')
+    config = write_two_districts(tmp_path, port=1, extra_ue=f'host = "{HOST}"\nlogo = "ue-logo.svg"',
+                                 extra=BOARDS)
     loaded = load(config)
     geo = geography()
     broadcaster = Broadcaster(reg=geo.registry)
@@ -131,6 +147,14 @@ async def test_host_name_root_listing_and_shared_routes(two: Two) -> None:
     assert (await two.client.get("/static/citizen/citizen.css", headers={"Host": HOST})).status == 200
     assert (await two.client.get("/sw.js", headers={"Host": HOST})).status == 200
 
+    board = await two.text(f"/{UE_SLUG}/boards/rathaus-uelzen")
+    assert HEAD[UE] in board and HEAD[LD] not in board and f"/{UE_SLUG}/api/v1/stream?" in board
+    await two.text(f"/{LD_SLUG}/boards/rathaus-uelzen", 404)  # Uelzen's board is on Uelzen's site alone
+    moved = await two.client.get("/boards/rathaus-uelzen", allow_redirects=False)  # a kiosk set up before
+    assert moved.status == 302 and moved.headers["Location"] == f"/{UE_SLUG}/boards/rathaus-uelzen"
+    assert (await two.client.get("/boards/uebung-uelzen", allow_redirects=False)).status == 404  # no token
+    moved = await two.client.get("/boards/uebung-uelzen?token=geheim-genug-123", allow_redirects=False)
+    assert moved.headers["Location"] == f"/{UE_SLUG}/boards/uebung-uelzen?token=geheim-genug-123"
     bare = await two.client.get(f"/{UE_SLUG}", allow_redirects=False)
     assert bare.status == 301 and bare.headers["Location"] == f"/{UE_SLUG}/"
     listing = await two.text("/")
