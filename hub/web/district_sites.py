@@ -11,10 +11,10 @@ search), :mod:`hub.web.warnings` (``/api/v1/warnings*``, ``/api/v1/stream``, CAP
 ``/`` of the hub itself (another host name) lists the districts with links to their sites; ``/warnungen/{thread}``
 there (a link in a push sent before the hub had several districts, or built on the hub's own URL) leads to the
 warning on its district's site, and ``/boards/{id}`` (a kiosk screen set up before) to the board on its district's
-site (an exercise board only with its token, as there). Shared by all, at the
-root: ``/static/``, ``/sw.js`` and its texts, ``/api/v1/subscriptions*`` (a person's subscription may hold places of
-several districts), ``/api/v1/push/key``, ``/healthz``, ``/metrics``; the public limits (streams, the NINA rate) are
-the hub's, one for all sites. A hub of one district has none of this: its site is the root, as always.
+site (an exercise board only with its token, as there). Shared by all, at the root: ``/static/``, ``/sw.js`` and its
+texts, ``/api/v1/subscriptions*`` (a person's subscription may hold places of several districts),
+``/api/v1/push/key``, ``/healthz``, ``/metrics``; the public limits (streams, the NINA rate) are the hub's, one for
+all sites. A hub of one district has none of this: its site is the root, as always.
 """
 
 from __future__ import annotations
