@@ -15,7 +15,7 @@ Functions take the :class:`~hub.store.db.Store` and run on its writer thread.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -97,6 +97,8 @@ class Publication:
     """The area as a lon/lat geometry (None when only region keys are known)."""
     scope: str = ""
     """CAP scope (Public, Restricted, Private); "" where unknown, which is never public."""
+    district: str = ""
+    """The Kreis key of the district that issued it (its sender); "" in a store from before issue 19."""
 
     @property
     def expires(self) -> datetime | None:
@@ -188,18 +190,19 @@ _COLS = ("id", "thread", "version", "source_thread", "source_alert", "identifier
 def _select(alias: str = "") -> str:
     """The columns :func:`_row` reads (``alias``: the table's name in the query), the CAP scope included."""
     a = f"{alias}." if alias else ""
-    return ", ".join(a + c for c in _COLS) + f", json_extract({a}alert_json, '$.scope')"
+    return ", ".join(a + c for c in _COLS) + f", json_extract({a}alert_json, '$.scope'), {a}district"
 
 
 def _row(row: tuple[Any, ...]) -> Publication:
     d = dict(zip(_COLS, row[:len(_COLS)], strict=True))
     scope = row[len(_COLS)] if len(row) > len(_COLS) else ""
+    district = row[len(_COLS) + 1] if len(row) > len(_COLS) + 1 else ""
     notices = tuple(Notice(**{**n, "event_codes": tuple(n.get("event_codes", ()))}) for n in json.loads(d["notices"]))
     area = shapely.from_wkb(d["area_wkb"]) if d["area_wkb"] else None
     return Publication(d["id"], d["thread"], d["version"], d["source_thread"], d["source_alert"], d["identifier"],
                        d["sender"], datetime.fromisoformat(d["sent"]), d["msg_type"], d["status"], d["severity"],
                        d["urgency"], d["expires_ms"], bool(d["push"]), tuple(json.loads(d["channels"])),
-                       tuple(json.loads(d["regions"])), notices, area, scope or "")
+                       tuple(json.loads(d["regions"])), notices, area, scope or "", district or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,14 +294,20 @@ class Audience:
     Public is what the hub published to one of ``channels`` (the pipeline keeps the public channels off a decision
     that is not for the public: a topic message or one for emergency services), with a CAP status in ``statuses``
     (Actual; never Exercise, Test, System or Draft, unless a kiosk board in a training room shows exercises to
-    whoever holds its token) and CAP scope Public (never Restricted or Private)."""
+    whoever holds its token) and CAP scope Public (never Restricted or Private). ``district``: a district's own site
+    (issue 19) shows only that district's publications; "" (a single-district hub) shows them all."""
 
     channels: frozenset[str] = frozenset({"web"})
     statuses: frozenset[str] = frozenset({"Actual"})
+    district: str = ""
 
     def admits(self, pub: Publication) -> bool:
-        return pub.status in self.statuses and pub.scope == PUBLIC_SCOPE and not self.channels.isdisjoint(
-            pub.channels)
+        return (pub.status in self.statuses and pub.scope == PUBLIC_SCOPE
+                and not self.channels.isdisjoint(pub.channels) and self.district in ("", pub.district))
+
+    def of(self, district: str) -> Audience:
+        """The same audience on one district's site (``""``: every district's publications)."""
+        return replace(self, district=district)
 
     def where(self, alias: str = "") -> tuple[str, list[str]]:
         """An SQL condition on ``publications`` (named ``alias`` in the query) and its parameters."""
@@ -308,7 +317,13 @@ class Audience:
                f" AND json_extract({a}alert_json, '$.scope') = ?"
                f" AND EXISTS (SELECT 1 FROM json_each({a}channels) c WHERE c.value IN"
                f" ({','.join('?' * len(channels))}))")
-        return sql, [*statuses, PUBLIC_SCOPE, *channels]
+        if not self.district:
+            return sql, [*statuses, PUBLIC_SCOPE, *channels]
+        return sql + f" AND {a}district = ?", [*statuses, PUBLIC_SCOPE, *channels, self.district]
+
+    def threads(self) -> tuple[str, list[str]]:
+        """A condition on ``publications`` that keeps a thread's versions to this audience's district."""
+        return ("district = ?", [self.district]) if self.district else ("1=1", [])
 
 
 PUBLIC_SCOPE = "Public"
@@ -325,12 +340,13 @@ def current(store: Store, audience: Audience = WEB, *, now: datetime | None = No
     ``audience`` may see, most severe first, then newest, then by id."""
     now_ms = ms(now or datetime.now(UTC))
     shown, params = audience.where("p")
+    mine, own = audience.threads()
     rows = store.conn.execute(
         f"SELECT {_select('p')} FROM publications p"
-        " JOIN (SELECT thread, max(version) AS v FROM publications GROUP BY thread) m"
+        f" JOIN (SELECT thread, max(version) AS v FROM publications WHERE {mine} GROUP BY thread) m"
         " ON m.thread = p.thread AND m.v = p.version"
         f" WHERE p.msg_type != 'Cancel' AND (p.expires_ms IS NULL OR p.expires_ms > ?) AND {shown}",
-        (now_ms, *params)).fetchall()
+        (*own, now_ms, *params)).fetchall()
     pubs = [_row(r) for r in rows]
     pubs.sort(key=rank)
     return pubs

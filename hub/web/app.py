@@ -18,6 +18,9 @@ Routes:
 - ``/metrics``: Prometheus text format.
 - ``/console/``: the control-room console (hub.web.console; sign-in required).
 - ``/api31/``: the same public warnings in the shapes of the BBK's NINA API, for NINA clients (hub.web.nina_api).
+- Many districts (``[[districts]]``, issue 19): each district's citizen pages, warnings API, stream, feeds and
+  ``/api31`` under ``/{slug}/`` and at ``/`` of its own host name; ``/`` lists the districts
+  (hub.web.district_sites).
 
 Handlers take the service they need through the typed keys of :mod:`hub.web.keys`, set here from the hub's
 :class:`~hub.services.Services`.
@@ -29,6 +32,7 @@ import asyncio
 import logging
 import re
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -52,6 +56,7 @@ from hub.web import (
     citizen_push,
     console,
     console_api,
+    district_sites,
     fdlimit,
     live,
     nina_api,
@@ -300,7 +305,10 @@ def make_app(services: Services) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/push/key", push_key)
-    if services.broadcaster is not None:
+    multi = services.loaded.districts.multi
+    if multi:  # each district's site under /{slug}/ and at its host name
+        district_sites.mount(app, services, partial(_set_keys, services=services))
+    if services.broadcaster is not None and not multi:
         warnings.setup(app, broadcaster=services.broadcaster, boards=cfg.boards, district=cfg.hub.district_ars,
                        geo=services.geo)
         nina_api.setup(app, district=cfg.hub.district_ars, geo=services.geo,  # /api31: for NINA clients
@@ -321,7 +329,7 @@ def make_app(services: Services) -> web.Application:
         app.router.add_get(f"{state.prefix}/api/alerts/{{id}}", api_thread)
         app.router.add_get(f"{state.prefix}/api/alerts/{{id}}/cap.xml", api_thread_cap)
         app.router.add_get(f"{state.prefix}/api/publications/{{thread}}/status", delivery_status)
-        if services.broadcaster is not None:  # the citizen pages show the web channel's publications
+        if services.broadcaster is not None and not multi:  # the citizen pages show the web channel's publications
             citizen.setup(app, services, services.geo)
     return app
 

@@ -28,6 +28,12 @@ What is shown: what :data:`hub.publish.publications.WEB` admits (published to th
 Public), as ``/api/v1/warnings``; never raw stored incidents. No cookies, no analytics, nothing loaded from
 another host (except a configured tile server).
 Every page but the widget carries ``#offline-status`` and ``/static/citizen/offline.js`` for the offline part.
+
+Many districts (issue 19, :mod:`hub.web.district_sites`): each district's site is these routes under its prefix
+(``/uelzen/``; ``prefix`` in :func:`setup`) or at ``/`` of its own host name, with its name, logo (``/logo``) and
+colour (``/brand.css``), that district's publications alone, and every link under its prefix; ``/static/``,
+``/sw.js`` and the subscription API stay the hub's, at its root. Its place search finds its own places and, asked
+for a name, the other districts' too (a subscription may hold places in several).
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from aiohttp import web
 
 from hub import __version__
 from hub.cap.model import Alert
+from hub.config.districts import District
 from hub.geo.boundaries import BOUNDARY_ATTRIBUTION
 from hub.geo.geography import Geography
 from hub.i18n.catalogs import N_
@@ -53,10 +60,10 @@ from hub.i18n.languages import LANGUAGES, language, negotiate
 from hub.i18n.templates import install, localized
 from hub.publish import publications
 from hub.publish.places import Place, select
-from hub.publish.publications import Publication
+from hub.publish.publications import WEB, Audience, Publication
 from hub.publish.subscriptions import MAX_PLACES
 from hub.store.db import Store
-from hub.web import citizen_errors, subscribe_view
+from hub.web import branding, citizen_errors, subscribe_view
 from hub.web import citizen_view as view
 from hub.web import citizen_widget as widget
 from hub.web.citizen_texts import script_texts, sw_texts
@@ -89,11 +96,23 @@ class CitizenWeb:
     """Projected publication areas for :func:`hub.publish.places.select`."""
     regions: list[dict[str, str]] = field(default_factory=list)
     base_map: dict[str, Any] | None = None
+    site: District | None = None
+    """On a hub of several districts: the district whose site this is (its name, logo, colour, publications)."""
+    prefix: str = ""
+    """Where the site is mounted (``/uelzen``; ``""`` at the root or at its own host name)."""
+    neighbours: list[dict[str, str]] = field(default_factory=list)
+    """The other districts' places, found by name on this district's subscribe page."""
 
     @property
     def name(self) -> str:
+        if self.site is not None:
+            return self.site.name
         cfg = self.hub.loaded.cfg.hub
         return cfg.name or self.geo.registry.name(self.district) or self.district
+
+    @property
+    def web(self) -> Audience:
+        return WEB.of(self.site.ars) if self.site is not None else WEB
 
     @property
     def tiles(self) -> dict[str, str] | None:
@@ -104,10 +123,16 @@ class CitizenWeb:
 CITIZEN_KEY = web.AppKey("citizen", CitizenWeb)
 
 
-def setup(app: web.Application, hub: Hub, geo: Geography) -> CitizenWeb:
-    """Add the citizen pages (see the module docstring); needs the geography and the web channel's ``/static/``."""
-    state = CitizenWeb(hub, geo, hub.loaded.cfg.hub.district_ars, view.Shapes.of(geo))
+def setup(app: web.Application, hub: Hub, geo: Geography, *, site: District | None = None,
+          prefix: str = "") -> CitizenWeb:
+    """Add the citizen pages (see the module docstring); needs the geography and the web channel's ``/static/``.
+    ``site``: the district whose site ``app`` is (on a hub of several), mounted at ``prefix``."""
+    district = site.ars if site is not None else hub.loaded.cfg.hub.district_ars
+    state = CitizenWeb(hub, geo, district, view.Shapes.of(geo), site=site, prefix=prefix)
     state.regions = view.regions(geo, state.district)
+    if site is not None:
+        state.neighbours = [r for d in hub.loaded.districts if d.ars != site.ars for r in view.regions(geo, d.ars)]
+        branding.setup(app, site)
     app[CITIZEN_KEY] = state
     r = app.router
     r.add_get("/", start_page)
@@ -119,8 +144,8 @@ def setup(app: web.Application, hub: Hub, geo: Geography) -> CitizenWeb:
     r.add_get(r"/widget/{ars:\d{2,12}}", widget_page)
     r.add_get("/api/v1/regions", api_regions)
     r.add_get("/i18n/sw/{lang}.json", sw_texts)
-    citizen_errors.setup(app, _error_page)
-    if not any(res.canonical == "/static" for res in r.resources()):
+    citizen_errors.setup(app, _error_page, prefix)
+    if site is None and not any(res.canonical == "/static" for res in r.resources()):
         r.add_static("/static/", STATIC, name="static")
     return state
 
@@ -154,13 +179,15 @@ def _ctx(request: web.Request, lang: str) -> dict[str, Any]:
     """What every citizen template may use (``_()`` translates; ``t(de, en)`` is left for templates not yet on the
     catalogues)."""
     state = request.app[CITIZEN_KEY]
-    here = request.path
+    base = state.prefix
+    here = request.path.removeprefix(base) or "/"
     others = {k: v for k, v in request.query.items() if k != "lang"}
     return {"lang": lang, "dir": language(lang).dir, "own_name": language(lang).own_name,
-            "t": lambda de, en: view.t(lang, de, en), "url": lambda p, **q: view.url(p, lang, **q),
+            "t": lambda de, en: view.t(lang, de, en), "url": lambda p, **q: view.url(base + p, lang, **q),
             "district": state.name, "district_ars": state.district, "version": __version__, "path": here,
-            "origin": str(request.url.origin()), "switch_languages": switcher(here, others, lang),
-            "feeds": _feeds(state, lang), "boundary_attribution": BOUNDARY_ATTRIBUTION,
+            "base": base, "origin": str(request.url.origin()) + base,
+            "switch_languages": switcher(request.path, others, lang), "feeds": _feeds(state, lang),
+            "boundary_attribution": BOUNDARY_ATTRIBUTION, "brand": branding.of(state.site, base),
             "script_texts": script_texts(lang, push=here == "/abonnieren")}
 
 
@@ -191,21 +218,29 @@ def _error_page(request: web.Request, status: int, headers: dict[str, str]) -> w
 
 def _feeds(state: CitizenWeb, lang: str) -> list[dict[str, str]]:
     t = view.tr(lang)
-    return [{"href": f"/feeds/{state.district}.atom", "title": t.format(N_("CAP-Warnungen %(name)s (Atom)"),
-                                                                         name=state.name)},
-            {"href": "/feeds/cap.atom", "title": t.gettext("CAP-Warnungen des Hubs, alle Gebiete (Atom)")}]
+    base = state.prefix
+    return [{"href": f"{base}/feeds/{state.district}.atom",
+             "title": t.format(N_("CAP-Warnungen %(name)s (Atom)"), name=state.name)},
+            {"href": f"{base}/feeds/cap.atom", "title": t.gettext("CAP-Warnungen des Hubs, alle Gebiete (Atom)")}]
 
 
-def _current(store: Store) -> list[tuple[Publication, Alert | None]]:
-    pubs = publications.current(store, publications.WEB)  # most severe first, then newest
+def _current(store: Store, audience: Audience) -> list[tuple[Publication, Alert | None]]:
+    pubs = publications.current(store, audience)  # most severe first, then newest
     return [(p, publications.alert_of(store, p.id)) for p in pubs]
+
+
+def card(state: CitizenWeb, pub: Publication, alert: Alert | None, lang: str, now: datetime) -> dict[str, Any]:
+    """:func:`hub.web.citizen_view.card`, its link under the site's prefix."""
+    c = view.card(pub, alert, lang, now, state.name)
+    c["url"] = state.prefix + c["url"]
+    return c
 
 
 async def current_for(request: web.Request, ars: str) -> list[tuple[Publication, Alert | None]]:
     """The web channel's current warnings concerning ``ars`` (as ``/api/v1/warnings?ars=``)."""
     hub = request.app[HUB_KEY]
     state = request.app[CITIZEN_KEY]
-    found = await hub.store.read(_current, hub.store.store)
+    found = await hub.store.read(_current, hub.store.store, state.web)
     alerts = {p.id: a for p, a in found}
     kept = await asyncio.to_thread(select, [p for p, _ in found], Place(ars), state.geo, state.areas)
     return [(p, alerts[p.id]) for p in kept]
@@ -229,7 +264,7 @@ async def _start(request: web.Request, lang: str) -> dict[str, Any]:
     state = request.app[CITIZEN_KEY]
     now = datetime.now(UTC)
     found = await current_for(request, state.district)
-    cards = [view.card(p, a, lang, now, state.name) for p, a in found]
+    cards = [card(state, p, a, lang, now) for p, a in found]
     features = await asyncio.to_thread(_features, state, [p for p, _ in found], cards)
     sources = sources_notice(state.hub, lang)
     key = ",".join(f"{p.thread}:{p.version}" for p, _ in found) + f"|{sources['count'] if sources else 0}"
@@ -274,8 +309,8 @@ async def start_json(request: web.Request) -> web.Response:
 # -- one warning ----------------------------------------------------------------------------------------------------
 
 
-def _thread(store: Store, thread: str) -> tuple[list[Publication], Alert | None]:
-    found = publications.shown_versions(store, thread, publications.WEB)
+def _thread(store: Store, thread: str, audience: Audience) -> tuple[list[Publication], Alert | None]:
+    found = publications.shown_versions(store, thread, audience)
     if not found:
         return [], None
     return found, publications.alert_of(store, view.content_version(found).id)
@@ -285,7 +320,7 @@ async def warning_page(request: web.Request) -> web.Response:
     lang = lang_of(request)
     hub = request.app[HUB_KEY]
     state = request.app[CITIZEN_KEY]
-    versions, alert = await hub.store.read(_thread, hub.store.store, request.match_info["thread"])
+    versions, alert = await hub.store.read(_thread, hub.store.store, request.match_info["thread"], state.web)
     if not versions:
         return render(request, "citizen/missing.html", status=404, lang=lang)
     now = datetime.now(UTC)
@@ -299,30 +334,31 @@ async def warning_page(request: web.Request) -> web.Response:
     begins = (info.onset or info.effective) if info is not None else None
     geometry = await asyncio.to_thread(state.shapes.publication, shown)
     base = await asyncio.to_thread(_base_map, state)
-    card = view.card(shown, alert, lang, now, state.name)
-    card["badge"] = view.badge(latest, status, lang)
+    top = card(state, shown, alert, lang, now)
+    top["badge"] = view.badge(latest, status, lang)
     web_link = info.web if info is not None and info.web and info.web.startswith(("https://", "http://")) else None
     ended_at = latest.sent if status == "cancelled" else latest.expires
     warning = {
-        "thread": latest.thread, "state": status, "ended": status in ("cancelled", "expired"), "badge": card["badge"],
+        "thread": latest.thread, "state": status, "ended": status in ("cancelled", "expired"), "badge": top["badge"],
         "headline": notice.headline or notice.event, "event": notice.event, "lang": notice.language,
         "lang_name": view.language_name(notice.language), "dir": view.text_dir(notice.language),
         "translated": view.translated(notice.language, lang), "event_local": view.event_local(notice, lang),
         "description": view.paragraphs(notice.description), "instruction": view.paragraphs(notice.instruction),
-        "area": notice.area_desc, "sender": card["sender"], "web": web_link,
+        "area": notice.area_desc, "sender": top["sender"], "web": web_link,
         "contact": info.contact if info is not None else None,
         "begins": view.local(begins or shown.sent, lang, now=now), "begins_iso": view.iso(begins or shown.sent),
         "expires": view.local(shown.expires, lang, now=now), "expires_iso": view.iso(shown.expires),
         "ended_at": view.local(ended_at, lang, now=now), "ended_iso": view.iso(ended_at),
         "sent": view.local(latest.sent, lang, now=now), "sent_iso": view.iso(latest.sent),
-        "cap": f"/api/v1/warnings/{quote(latest.thread, safe='')}/cap.xml",
+        "cap": f"{state.prefix}/api/v1/warnings/{quote(latest.thread, safe='')}/cap.xml",
     }
     page_data = {"ars": state.district, "lang": lang, "thread": latest.thread, "version": latest.version,
                  "state": status, "expires": view.iso(latest.expires), "base": base,
-                 "warnings": [view.feature(geometry, card)] if geometry is not None else []}
+                 "warnings": [view.feature(geometry, top)] if geometry is not None else []}
     return render(request, "citizen/warning.html", lang=lang, warning=warning, languages=texts,
                   history=view.history(versions, lang, now), page_data=page_data,
-                  text_links={t["tag"]: view.warning_url(latest.thread, lang, text=t["tag"]) for t in texts})
+                  text_links={t["tag"]: state.prefix + view.warning_url(latest.thread, lang, text=t["tag"])
+                              for t in texts})
 
 
 # -- subscribe, privacy ---------------------------------------------------------------------------------------------
@@ -333,8 +369,9 @@ async def subscribe_page(request: web.Request) -> web.Response:
     lang = lang_of(request)
     page_data = {"ars": state.district, "lang": lang, "base": await asyncio.to_thread(_base_map, state),
                  "warnings": []}
+    others = ", ".join(d.name for d in state.hub.loaded.districts if state.site and d.ars != state.site.ars)
     return render(request, "citizen/subscribe.html", **subscribe_view.context(lang), radii=RADII_M,
-                  page_data=page_data)
+                  page_data=page_data, others=others)
 
 
 async def privacy_page(request: web.Request) -> web.Response:
@@ -363,11 +400,11 @@ async def widget_page(request: web.Request) -> web.Response:
     lang = _widget_lang(request)
     now = datetime.now(UTC)
     state = request.app[CITIZEN_KEY]
-    cards = [view.card(p, a, lang, now, state.name) for p, a in await current_for(request, ars)]
+    cards = [card(state, p, a, lang, now) for p, a in await current_for(request, ars)]
     html = widget.render(
         lang, cards=cards, region=name, ars=ars, district=state.name,
         updated=view.local(now, lang), updated_iso=view.iso(now),
-        sources=sources_notice(state.hub, lang), home=view.url("/", lang))
+        sources=sources_notice(state.hub, lang), home=view.url(state.prefix + "/", lang))
     return web.Response(text=html, content_type="text/html", charset="utf-8",
                         headers={**NO_CACHE, "Content-Security-Policy": WIDGET_CSP, "Vary": "Accept-Language"})
 
@@ -394,7 +431,7 @@ _WIDGET_JS = """/* warnhub widget: inserts the current warnings for {name} as an
 async def widget_script(request: web.Request) -> web.Response:
     ars, name = _region(request)
     title = widget.title(_widget_lang(request), name)
-    body = _WIDGET_JS.format(name=name.replace("*/", ""), path=f"/widget/{ars}.js",
+    body = _WIDGET_JS.format(name=name.replace("*/", ""), path=f"{request.app[CITIZEN_KEY].prefix}/widget/{ars}.js",
                              title=json.dumps(title, ensure_ascii=False).replace("</", "<\\/"))
     return web.Response(text=body, content_type="text/javascript", charset="utf-8",
                         headers={"Cache-Control": "public, max-age=3600", "Vary": "Accept-Language"})
@@ -409,5 +446,7 @@ async def api_regions(request: web.Request) -> web.Response:
     state = request.app[CITIZEN_KEY]
     q = request.query.get("q", "")[:80]
     found = view.search(state.regions, q, limit=20 if q.strip() else len(state.regions))
+    if q.strip() and state.neighbours and len(found) < 20:  # then the other districts' places of that name
+        found += view.search(state.neighbours, q, limit=20 - len(found))
     return web.json_response(found, headers={"Cache-Control": "public, max-age=300"},
                              dumps=lambda d: json.dumps(d, ensure_ascii=False))

@@ -23,19 +23,20 @@ ErrorPage = Callable[[web.Request, int, dict[str, str]], web.Response]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def for_people(request: web.Request) -> bool:
-    """A page request of the citizen site (not an API, feed, file or console route)."""
-    path = request.path
+def for_people(request: web.Request, prefix: str = "") -> bool:
+    """A page request of the citizen site (not an API, feed, file or console route); ``prefix``: where a district's
+    site is mounted (``/uelzen``)."""
+    path = request.path.removeprefix(prefix)
     return (request.method in ("GET", "HEAD") and not path.startswith(MACHINE_PREFIXES)
             and not path.endswith(MACHINE_SUFFIXES))
 
 
-def middleware(page: ErrorPage) -> Middleware:
+def middleware(page: ErrorPage, prefix: str = "") -> Middleware:
     """Turns 404, 429, 503 (with ``Retry-After``) and unexpected failures of page requests into ``page``."""
 
     @web.middleware
     async def citizen_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not for_people(request):
+        if not for_people(request, prefix):
             return await handler(request)
         try:
             return await handler(request)
@@ -51,5 +52,5 @@ def middleware(page: ErrorPage) -> Middleware:
     return citizen_errors
 
 
-def setup(app: web.Application, page: ErrorPage) -> None:
-    app.middlewares.append(middleware(page))
+def setup(app: web.Application, page: ErrorPage, prefix: str = "") -> None:
+    app.middlewares.append(middleware(page, prefix))

@@ -25,7 +25,9 @@ An event is a dict (:func:`event_of` builds it from a :class:`~hub.publish.publi
   can never leak to a public stream because its producer forgot to say what it is;
 * ``scope`` (or ``publication.scope``): CAP scope; only ``Public`` is delivered (never Restricted or Private);
 * ``channels``: optional; when present, only subscribers of one of these channels get it;
-* ``publication``: :meth:`Publication.as_dict` (with ``links``), what clients render.
+* ``publication``: :meth:`Publication.as_dict` (with ``links``), what clients render;
+* ``district``: the Kreis key of the district that issued it; a subscriber of one district's site gets only its
+  district's events (issue 19), a subscriber without one (a single-district hub) every district's.
 
 Limits (:class:`StreamGate`, applied to ``/api/v1/stream`` by the :func:`stream_limits` middleware): at most
 ``[web] max_streams`` open streams in total and ``[web] max_streams_per_address`` per client address, and a new one
@@ -76,23 +78,32 @@ RECLAIM_QUIET_S = 2.0
 """The wave is over when no client has gone for this long."""
 
 
-def links(thread: str, identifier: str) -> dict[str, str]:
-    """Where a publication is found on this hub (paths relative to the hub's root)."""
+def links(thread: str, identifier: str, base: str = "") -> dict[str, str]:
+    """Where a publication is found on this hub (paths relative to the hub's root; ``base``: a district site's
+    prefix, ``/uelzen``)."""
     t = quote(thread, safe="")
-    return {"thread": f"/api/v1/warnings/{t}", "threadCap": f"/api/v1/warnings/{t}/cap.xml",
-            "cap": f"/api/v1/publications/{quote(identifier, safe='')}.xml"}
+    return {"thread": f"{base}/api/v1/warnings/{t}", "threadCap": f"{base}/api/v1/warnings/{t}/cap.xml",
+            "cap": f"{base}/api/v1/publications/{quote(identifier, safe='')}.xml"}
 
 
-def public_dict(pub: Publication) -> dict[str, Any]:
-    """What the web channel shows of a publication: :meth:`Publication.as_dict` with ``links``."""
-    return {**pub.as_dict(), "links": links(pub.thread, pub.identifier)}
+def public_dict(pub: Publication, base: str = "") -> dict[str, Any]:
+    """What the web channel shows of a publication: :meth:`Publication.as_dict` with ``links`` (under ``base``)."""
+    return {**pub.as_dict(), "links": links(pub.thread, pub.identifier, base)}
+
+
+def _based(data: dict[str, Any], base: str) -> dict[str, Any]:
+    """An event's data with its publication's links under a district site's prefix."""
+    pub = data.get("publication")
+    if not base or not isinstance(pub, Mapping) or not isinstance(pub.get("links"), Mapping):
+        return data
+    return {**data, "publication": {**pub, "links": {k: base + v for k, v in pub["links"].items()}}}
 
 
 def event_of(pub: Publication) -> dict[str, Any]:
     """The broadcaster event for a new publication version."""
     return {"thread": pub.thread, "version": pub.version, "msgType": pub.msg_type, "status": pub.status,
             "scope": pub.scope, "channels": list(pub.channels), "regions": list(pub.regions),
-            "publication": public_dict(pub)}
+            "district": pub.district, "publication": public_dict(pub)}
 
 
 def sse(event: str, data: Any) -> bytes:
@@ -128,8 +139,12 @@ class Subscriber:
     after the final ``dropped`` or ``shutdown`` message."""
 
     def __init__(self, owner: Broadcaster, ars: str | None, *, channels: frozenset[str] | None,
-                 statuses: frozenset[str], chain: frozenset[str], limit: int, heartbeat_s: float) -> None:
+                 statuses: frozenset[str], chain: frozenset[str], limit: int, heartbeat_s: float,
+                 district: str = "", base: str = "") -> None:
         self.ars = ars
+        self.district = district
+        self.base = base
+        """The prefix of the site it reads (``/uelzen``): its events' links are under it."""
         self.channels = channels
         self.statuses = statuses
         self._owner = owner
@@ -172,8 +187,8 @@ class Subscriber:
     # -- the broadcaster's side -----------------------------------------------------------------------------------
 
     def wants(self, regions: frozenset[str], keys: frozenset[str], channels: Collection[str] | None,
-              status: str) -> bool:
-        if status not in self.statuses:
+              status: str, district: str = "") -> bool:
+        if status not in self.statuses or self.district not in ("", district):
             return False
         if channels is not None and self.channels is not None and self.channels.isdisjoint(channels):
             return False
@@ -239,12 +254,13 @@ class Broadcaster:
         return len(self._subscribers)
 
     def subscribe(self, ars: str | None = None, *, channels: Collection[str] | None = ("web",),
-                  statuses: Collection[str] = PUBLIC) -> Subscriber:
-        """A new client for the events of this region (None: all), of these channels (None: any) and statuses."""
+                  statuses: Collection[str] = PUBLIC, district: str = "", base: str = "") -> Subscriber:
+        """A new client for the events of this region (None: all), of these channels (None: any) and statuses, and
+        of one district (``""``: of every district)."""
         chain = frozenset({ars, *(r.ars for r in self.registry.ancestors(ars))}) if ars else frozenset()
         sub = Subscriber(self, ars, channels=frozenset(channels) if channels is not None else None,
                          statuses=frozenset(statuses), chain=chain, limit=self.queue_size,
-                         heartbeat_s=self.heartbeat_s)
+                         heartbeat_s=self.heartbeat_s, district=district, base=base)
         if self.closed:
             sub._end("shutdown", _shutdown())
         else:
@@ -268,12 +284,16 @@ class Broadcaster:
         regions = frozenset(event.get("regions") or ())
         keys = frozenset(regions.union(*({a.ars for a in self.registry.ancestors(r)} for r in regions)))
         channels = event.get("channels")
+        district = str(event.get("district") or "")
         data = {k: event[k] for k in ("thread", "version", "msgType", "regions", "publication") if k in event}
-        msg = Message("publication", data)
+        msgs = {"": Message("publication", data)}  # encoded once per site prefix
         self.published += 1
         sent = 0
         for sub in list(self._subscribers):
-            if sub.wants(regions, keys, channels, str(status)):
+            if sub.wants(regions, keys, channels, str(status), district):
+                msg = msgs.get(sub.base)
+                if msg is None:
+                    msg = msgs[sub.base] = Message("publication", _based(data, sub.base))
                 if sub.offer(msg):
                     sent += 1
                 else:
@@ -406,11 +426,19 @@ class StreamGate:
 STREAM_GATE_KEY = web.AppKey("stream_gate", StreamGate)
 
 
+def _is_stream(request: web.Request) -> bool:
+    """``/api/v1/stream``, also a district's (``/{slug}/api/v1/stream``): one gate for the whole hub."""
+    if request.path == STREAM_PATH:
+        return True
+    resource = request.match_info.route.resource if request.match_info.route is not None else None
+    return request.path.endswith(STREAM_PATH) and resource is not None and resource.canonical.endswith(STREAM_PATH)
+
+
 @web.middleware
 async def stream_limits(request: web.Request, handler: Any) -> web.StreamResponse:
     """Hold a :class:`StreamGate` slot for as long as a ``/api/v1/stream`` request runs."""
     gate = request.app.get(STREAM_GATE_KEY)
-    if gate is None or request.path != STREAM_PATH:
+    if gate is None or not _is_stream(request):
         return await handler(request)
     release = gate.admit(client_address(request))
     try:

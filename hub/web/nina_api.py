@@ -20,6 +20,8 @@ means as in the JSON API: neither cancelled nor expired.
 
 Every answer has an ``ETag`` (If-None-Match -> 304), ``Cache-Control: public, max-age=30``, and
 ``Access-Control-Allow-Origin: *`` (public data only; browsers' preflights for ``If-None-Match`` are answered).
+Many districts (issue 19): each district's site has these routes under its prefix (``/uelzen/api31``, or ``/api31``
+of its own host name) with that district's publications alone and its ARS in the ids; one per-address rate for all.
 Per address at most ``rate_per_minute`` requests a minute (``[web] nina_per_address_per_minute``, 120; 0: no limit;
 :class:`hub.web.limits.AddressRate`), else 429 with ``Retry-After`` (counted in ``/metrics`` as every refusal).
 """
@@ -61,16 +63,25 @@ class _State:
     district: str
     geo: Geography
     rate: AddressRate
+    web: publications.Audience = WEB
+    prefix: str = ""
     areas: dict[tuple[int, str], BaseGeometry] = field(default_factory=dict)
 
 
 _STATE = web.AppKey("nina_api", _State)
 
 
+def rate(per_minute: int = RATE_PER_MINUTE) -> AddressRate:
+    """The per-address rate of the NINA routes (one for the whole hub, whichever district's site is asked)."""
+    return AddressRate(per_minute, 60.0, max_addresses=MAX_ADDRESSES)
+
+
 def setup(app: web.Application, *, district: str, geo: Geography | None = None,
-          rate_per_minute: int = RATE_PER_MINUTE) -> None:
-    """Add the NINA routes (see the module docstring). ``geo``: the geography with the operators' boundaries."""
-    app[_STATE] = _State(district, geo or geography(), AddressRate(rate_per_minute, 60.0, max_addresses=MAX_ADDRESSES))
+          rate_per_minute: int = RATE_PER_MINUTE, site: str = "", prefix: str = "",
+          shared_rate: AddressRate | None = None) -> None:
+    """Add the NINA routes (see the module docstring). ``geo``: the geography with the operators' boundaries;
+    ``site``: the district whose publications alone are shown (``""``: all), ``prefix``: where ``app`` is mounted."""
+    app[_STATE] = _State(district, geo or geography(), shared_rate or rate(rate_per_minute), WEB.of(site), prefix)
     for path, handler in ((f"{BASE}/mapData.json", map_data),
                           (f"{BASE}/{{provider:{'|'.join(nina_shape.PROVIDERS)}}}/mapData.json", map_data),
                           (f"{BASE}/dashboard/{{ars}}.json", dashboard),
@@ -84,7 +95,8 @@ def setup(app: web.Application, *, district: str, geo: Geography | None = None,
 
 
 async def _headers(request: web.Request, response: web.StreamResponse) -> None:
-    if request.path.startswith(f"{BASE}/"):
+    state = request.app.get(_STATE)
+    if request.path.removeprefix(state.prefix if state is not None else "").startswith(f"{BASE}/"):
         for key, value in CORS.items():
             response.headers.setdefault(key, value)
         response.headers.setdefault("Cache-Control", CACHE_CONTROL if response.status in (200, 304) else "no-store")
@@ -123,9 +135,9 @@ def _answer(request: web.Request, data: Any, content_type: str = "application/js
 
 async def _current(request: web.Request, place: Place | None = None) -> list[tuple[Publication, Alert]]:
     hub = request.app[HUB_KEY]
-    pubs = await hub.store.read(publications.current, hub.store.store, WEB)
+    state = request.app[_STATE]
+    pubs = await hub.store.read(publications.current, hub.store.store, state.web)
     if place is not None:
-        state = request.app[_STATE]
         pubs = await asyncio.to_thread(select, pubs, place, state.geo, state.areas)
     return await hub.store.read(nina_shape.alerts_of, hub.store.store, pubs)
 
@@ -151,7 +163,8 @@ async def dashboard(request: web.Request) -> web.Response:
 async def _one(request: web.Request) -> tuple[Publication, Alert]:
     state = _limit(request)
     hub = request.app[HUB_KEY]
-    found = await hub.store.read(nina_shape.shown, hub.store.store, state.district, request.match_info["id"])
+    found = await hub.store.read(nina_shape.shown, hub.store.store, state.district, request.match_info["id"],
+                                 state.web)
     if found is None:
         raise _not_found("Unbekannte Warnung / unknown warning")
     return found

@@ -22,7 +22,8 @@ Handlers use only ``request.app[HUB_KEY].store`` (the :class:`~hub.store.AsyncSt
 is decided by one rule, :class:`hub.publish.publications.Audience` (published to the public, CAP status Actual, scope
 Public), applied in the store's queries and to live events. Kiosks show publications of the ``web`` and ``boards``
 channels; a kiosk board marked ``exercise`` also shows exercises, and answers only with its ``token``
-(``?token=``; without it 404).
+(``?token=``; without it 404). Many districts (issue 19): each district's site has these routes under its prefix
+(``/uelzen``, or ``/`` of its host name) and shows that district's publications alone (:func:`setup`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import json
 import logging
 import math
 import socket
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,6 +99,8 @@ class _State:
     kiosks: dict[str, BoardConfig]
     district: str
     geo: Geography
+    web: Audience = WEB  # on a district's site: that district's publications only
+    prefix: str = ""
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     areas: dict[tuple[int, str], BaseGeometry] = field(default_factory=dict)
     """Projected publication areas by (id, identifier)."""
@@ -109,11 +112,13 @@ _STATE = web.AppKey("warnings", _State)
 
 
 def setup(app: web.Application, *, broadcaster: Broadcaster, boards: Sequence[BoardConfig], district: str,
-          geo: Geography | None = None) -> None:
+          geo: Geography | None = None, site: str = "", prefix: str = "") -> None:
     """Add the web channel's routes (see the module docstring), ``/static/``, cache headers, and closing the
-    broadcaster's streams on shutdown. ``geo``: the geography with the operators' boundaries (default: bundled)."""
+    broadcaster's streams on shutdown. ``geo``: the geography with the operators' boundaries (default: bundled).
+    ``site``: the district whose publications alone are shown (``""``: all); ``prefix``: where ``app`` is mounted."""
     app[BROADCASTER_KEY] = broadcaster
-    app[_STATE] = _State(broadcaster, {b.id: b for b in boards if b.kind == "kiosk"}, district, geo or geography())
+    app[_STATE] = _State(broadcaster, {b.id: b for b in boards if b.kind == "kiosk"}, district, geo or geography(),
+                         WEB.of(site), prefix)
     r = app.router
     r.add_get("/api/v1/warnings", api_warnings)
     r.add_get("/api/v1/warnings/{thread}", api_thread)
@@ -125,18 +130,22 @@ def setup(app: web.Application, *, broadcaster: Broadcaster, boards: Sequence[Bo
     r.add_get("/boards/{id}", board_page)
     if not any(res.canonical == "/static" for res in r.resources()):
         r.add_static("/static/", STATIC, name="static")
-    app.on_response_prepare.append(_cache_headers)
+    app.on_response_prepare.append(_cache_headers(prefix))
     app.on_shutdown.append(_close_streams)
 
 
 _NO_CACHE = ("/api/v1/warnings", "/api/v1/publications/", "/api/v1/stream", "/feeds/", "/boards/")
 
 
-async def _cache_headers(request: web.Request, response: web.StreamResponse) -> None:
-    if request.path.startswith("/static/"):
-        response.headers.setdefault("Cache-Control", "public, max-age=300")
-    elif request.path.startswith(_NO_CACHE):
-        response.headers.setdefault("Cache-Control", "no-cache")
+def _cache_headers(prefix: str) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    async def cache_headers(request: web.Request, response: web.StreamResponse) -> None:
+        path = request.path.removeprefix(prefix)
+        if path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "public, max-age=300")
+        elif path.startswith(_NO_CACHE):
+            response.headers.setdefault("Cache-Control", "no-cache")
+
+    return cache_headers
 
 
 async def _close_streams(app: web.Application) -> None:
@@ -147,8 +156,7 @@ async def _close_streams(app: web.Application) -> None:
 
 
 def _bad(message: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=json.dumps({"error": message}, ensure_ascii=False),
-                              content_type="application/json")
+    return web.HTTPBadRequest(text=json.dumps({"error": message}, ensure_ascii=False), content_type="application/json")
 
 
 def _not_found(message: str = "Nicht gefunden / not found") -> web.HTTPNotFound:
@@ -181,10 +189,10 @@ def place_of(request: web.Request) -> Place:
 
 async def _current(request: web.Request, place: Place) -> list[Publication]:
     hub = request.app[HUB_KEY]
-    pubs = await hub.store.read(publications.current, hub.store.store, WEB)
+    state = request.app[_STATE]
+    pubs = await hub.store.read(publications.current, hub.store.store, state.web)
     if place.ars is None and place.lon is None:
         return pubs
-    state = request.app[_STATE]
     return await asyncio.to_thread(select, pubs, place, state.geo, state.areas)
 
 
@@ -192,7 +200,7 @@ def _listing(state: _State, pubs: Sequence[Publication], place: Place) -> dict[s
     region = {"ars": place.ars, "name": state.geo.registry.name(place.ars)} if place.ars else None
     point = {"lat": place.lat, "lon": place.lon} if place.lat is not None else None
     return {"generated": datetime.now(UTC).isoformat(timespec="seconds"), "district": state.district,
-            "region": region, "point": point, "warnings": [public_dict(p) for p in pubs]}
+            "region": region, "point": point, "warnings": [public_dict(p, state.prefix) for p in pubs]}
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -214,7 +222,8 @@ async def api_warnings(request: web.Request) -> web.Response:
 
 async def _versions(request: web.Request) -> list[Publication]:
     hub = request.app[HUB_KEY]
-    found = await hub.store.read(publications.shown_versions, hub.store.store, request.match_info["thread"], WEB)
+    found = await hub.store.read(publications.shown_versions, hub.store.store, request.match_info["thread"],
+                                 request.app[_STATE].web)
     if not found:
         raise _not_found("Unbekannte Warnung / unknown warning")
     return found
@@ -223,8 +232,10 @@ async def _versions(request: web.Request) -> list[Publication]:
 async def api_thread(request: web.Request) -> web.Response:
     found = await _versions(request)
     latest = found[-1]
-    return _json({"thread": latest.thread, "live": latest.live(), "links": links(latest.thread, latest.identifier),
-                  "versions": [public_dict(p) for p in found]})
+    base = request.app[_STATE].prefix
+    return _json({"thread": latest.thread, "live": latest.live(),
+                  "links": links(latest.thread, latest.identifier, base),
+                  "versions": [public_dict(p, base) for p in found]})
 
 
 def _xml(body: bytes, request: web.Request) -> web.Response:
@@ -234,7 +245,7 @@ def _xml(body: bytes, request: web.Request) -> web.Response:
 async def api_thread_cap(request: web.Request) -> web.Response:
     latest = (await _versions(request))[-1]
     hub = request.app[HUB_KEY]
-    body = await hub.store.read(publications.shown_cap_xml, hub.store.store, latest.id, WEB)
+    body = await hub.store.read(publications.shown_cap_xml, hub.store.store, latest.id, request.app[_STATE].web)
     if body is None:
         raise _not_found()
     return _xml(body, request)
@@ -242,7 +253,8 @@ async def api_thread_cap(request: web.Request) -> web.Response:
 
 async def api_publication_xml(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
-    body = await hub.store.read(publications.shown_cap_xml, hub.store.store, request.match_info["identifier"], WEB)
+    body = await hub.store.read(publications.shown_cap_xml, hub.store.store, request.match_info["identifier"],
+                                request.app[_STATE].web)
     if body is None:
         raise _not_found("Unbekannte Veröffentlichung / unknown publication")
     return _xml(body, request)
@@ -265,12 +277,12 @@ async def stream(request: web.Request) -> web.StreamResponse:
     place = place_of(request)
     if place.lon is not None:
         raise _bad("stream: nach Region filtern (ars), nicht nach Punkt / filter the stream by ars, not by lat/lon")
-    board, audience = None, WEB
+    board, audience = None, state.web
     if request.query.get("board"):
         board, audience = kiosk_of(request, request.query["board"])
         place = Place(board.ars)
     sub = state.broadcaster.subscribe(place.ars, channels=audience.channels,  # before the snapshot: no gap
-                                      statuses=audience.statuses)
+                                      statuses=audience.statuses, district=audience.district, base=state.prefix)
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
                                        "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     try:
@@ -392,8 +404,8 @@ def _summary(p: Publication) -> str:
     return " – ".join(x for x in parts if x)
 
 
-def _documents(store: Store, ids: list[int]) -> dict[int, bytes]:
-    return {i: raw for i in ids if (raw := publications.shown_cap_xml(store, i, WEB)) is not None}
+def _documents(store: Store, ids: list[int], audience: Audience = WEB) -> dict[int, bytes]:
+    return {i: raw for i in ids if (raw := publications.shown_cap_xml(store, i, audience)) is not None}
 
 
 async def feed(request: web.Request) -> web.Response:
@@ -404,15 +416,16 @@ async def feed(request: web.Request) -> web.Response:
         ars = state.geo.registry.from_ars(request.match_info["ars"])
         if ars is None:
             raise _not_found("Unbekannter Regionalschlüssel / unknown ARS")
-    pubs = await hub.store.read(publications.recent, hub.store.store, WEB, limit=FEED_ENTRIES * (4 if ars else 1))
+    pubs = await hub.store.read(publications.recent, hub.store.store, state.web,
+                                limit=FEED_ENTRIES * (4 if ars else 1))
     if ars:
         pubs = await asyncio.to_thread(select, pubs, Place(ars), state.geo, state.areas)
     pubs = pubs[:FEED_ENTRIES]
-    base = str(request.url.origin())
+    base = str(request.url.origin()) + state.prefix
     key = (ars, base, tuple((p.id, p.identifier) for p in pubs))
     cached = state.feeds.get(key)
     if cached is None:
-        docs = await hub.store.read(_documents, hub.store.store, [p.id for p in pubs])
+        docs = await hub.store.read(_documents, hub.store.store, [p.id for p in pubs], state.web)
         scope = state.geo.registry.name(ars or state.district) or (ars or state.district)
         body = await asyncio.to_thread(
             build_feed, pubs, docs, base=base, feed_id=f"urn:x-warnhub:{state.district}:feed:{ars or 'all'}",
@@ -427,25 +440,20 @@ async def feed(request: web.Request) -> web.Response:
 # -- kiosk boards ---------------------------------------------------------------------------------------------------
 
 
-def until(expires: datetime | None, now: datetime | None = None) -> str:
-    """``bis 18:30 Uhr`` today, else with the date (Europe/Berlin); ``bis auf Weiteres`` without an end."""
-    if expires is None:
-        return "bis auf Weiteres / until further notice"
-    at = expires.astimezone(BERLIN)
-    today = (now or datetime.now(UTC)).astimezone(BERLIN).date()
-    when = at.strftime("%H:%M") if at.date() == today else at.strftime("%d.%m.%Y, %H:%M")
-    return f"gültig bis {when} Uhr / valid until {when}"
+until = kiosk.until
+"""``gültig bis 18:30 Uhr / valid until 18:30`` (Europe/Berlin); ``bis auf Weiteres / until further notice``."""
 
 
 def kiosk_of(request: web.Request, board_id: str) -> tuple[BoardConfig, Audience]:
     """A kiosk board and what it may show; a board marked ``exercise`` only with its ``token`` (compared in
     constant time), else 404 as for an unknown board: whoever does not hold the token learns nothing of it."""
-    board = request.app[_STATE].kiosks.get(board_id)
+    state = request.app[_STATE]
+    board = state.kiosks.get(board_id)
     if board is not None and not board.exercise:
-        return board, KIOSK
+        return board, KIOSK.of(state.web.district)
     given = request.query.get("token", "").encode()
     if board is not None and board.token and hmac.compare_digest(given, board.token.encode()):
-        return board, KIOSK_EXERCISE
+        return board, KIOSK_EXERCISE.of(state.web.district)
     raise _not_found("Unbekannte Anzeigetafel (eine Übungstafel nur mit ihrem token) / unknown board (an exercise "
                      "board only with its token)")
 
@@ -468,21 +476,22 @@ async def board_page(request: web.Request) -> web.Response:
     except ValueError:
         index = 0
     shown = pool[index] if pool else None
-    token = f"&token={quote(board.token or '', safe='')}" if audience is KIOSK_EXERCISE else ""
+    token = f"&token={quote(board.token or '', safe='')}" if audience.statuses == KIOSK_EXERCISE.statuses else ""
     refresh = str(REFRESH_S)
+    here = f"{state.prefix}/boards/{quote(board.id)}"
     if len(pool) > 1:
-        refresh = f"{ROTATE_S}; url=/boards/{quote(board.id)}?i={(index + 1) % len(pool)}{token}"
+        refresh = f"{ROTATE_S}; url={here}?i={(index + 1) % len(pool)}{token}"
     if shown is not None and shown.expires is not None:  # never show it past its end
         left = math.ceil((shown.expires - now).total_seconds()) + 1
         if left < int(refresh.split(";")[0]):
-            refresh = f"{max(left, 1)}; url=/boards/{quote(board.id)}{token.replace('&', '?', 1)}"
+            refresh = f"{max(left, 1)}; url={here}{token.replace('&', '?', 1)}"
     query = f"ars={board.ars}&board={quote(board.id)}{token}"
     lang = board.language
     html = kiosk.render(
         lang, board=board, region=state.geo.registry.name(board.ars) or board.ars,
         shown=kiosk.shown(shown, now, lang) if shown else None, position=index + 1, total=len(pool),
         others=[kiosk.shown(p, now, lang) for p in pubs if p is not shown][:4],
-        refresh=refresh, stream=f"/api/v1/stream?{query}",
+        refresh=refresh, stream=f"{state.prefix}/api/v1/stream?{query}",
         stamp=now.astimezone(BERLIN).strftime("%H:%M"), data=_listing(state, pubs, Place(board.ars)),
         severities=labels.severity_words())
     return web.Response(text=html, content_type="text/html", charset="utf-8")

@@ -10,6 +10,9 @@ const Citizen = (() => {
   const dataEl = document.getElementById("page-data");
   const data = dataEl ? JSON.parse(dataEl.textContent) : {};
   const lang = document.documentElement.lang || "de";
+  // a district's site on a hub of several (/uelzen): its own paths are under it; /static/, /sw.js and the
+  // subscription API are the hub's, at its root
+  const base = document.documentElement.dataset.base || "";
   const LANGS = ["de", "de-x-ls", "en", "ar", "es", "fr", "pl", "ru", "tr"];
   // Intl's locale for dates; Arabic with Latin digits, as the server writes them (Babel's "ar")
   const LOCALE = {"de-x-ls": "de-DE", en: "en-GB", ar: "ar-u-nu-latn"}[lang] || lang;
@@ -104,7 +107,7 @@ const Citizen = (() => {
     function connect() {
       retry = null;
       if (source) source.close();
-      source = new EventSource(`/api/v1/stream?ars=${encodeURIComponent(ars)}`);
+      source = new EventSource(`${base}/api/v1/stream?ars=${encodeURIComponent(ars)}`);
       source.addEventListener("open", () => { lastSeen = Date.now(); });
       source.addEventListener("heartbeat", ok);
       source.addEventListener("snapshot", () => { lastSeen = Date.now(); update("snapshot"); });
@@ -135,5 +138,5 @@ const Citizen = (() => {
     setInterval(() => { if (!broken) update("tick"); }, REFRESH_MS);
   }
 
-  return {data, lang, _, t, clock, live};
+  return {data, lang, base, _, t, clock, live};
 })();

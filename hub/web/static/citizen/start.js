@@ -18,7 +18,7 @@
   }
 
   async function refresh() {
-    const resp = await fetch(`/start.json?lang=${encodeURIComponent(Citizen.lang)}`,
+    const resp = await fetch(`${Citizen.base}/start.json?lang=${encodeURIComponent(Citizen.lang)}`,
                              {cache: "no-store", headers: {Accept: "application/json"}});
     if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
     const body = await resp.json();

@@ -101,7 +101,7 @@
     if (!q) return;
     let found = [];
     try {
-      const resp = await fetch(`/api/v1/regions?q=${encodeURIComponent(q)}`, {headers: {Accept: "application/json"}});
+      const resp = await fetch(`${Citizen.base}/api/v1/regions?q=${encodeURIComponent(q)}`, {headers: {Accept: "application/json"}});
       found = resp.ok ? await resp.json() : [];
     } catch (err) {
       found = [];

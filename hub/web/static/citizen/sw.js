@@ -326,9 +326,12 @@ self.addEventListener('fetch', (event) => {
   else if (kind === 'asset') event.respondWith(staleWhileRevalidate(event));
 });
 
+/** A path of a district's site (/uelzen/warnungen/w1, on a hub of several districts) as the site's own path. */
+const DISTRICT_PATH = /^\/[a-z0-9-]+(?=\/(?:$|abonnieren$|datenschutz$|warnungen\/|start\.json$|api\/v1\/(?:warnings|regions)))/;
+
 /** 'page', 'data', 'asset', or null (left to the browser, never cached). */
 function kindOf(url, request) {
-  const path = url.pathname;
+  const path = url.pathname.replace(DISTRICT_PATH, '');
   if (request.mode === 'navigate' || request.destination === 'document') {
     if (SHELL_PAGES.includes(path) || /^\/warnungen\/[^/]+\/?$/.test(path)) return 'page';
     return null;

@@ -20,7 +20,7 @@
       window.location.reload();
       return;
     }
-    const resp = await fetch(`/api/v1/warnings/${encodeURIComponent(data.thread)}`,
+    const resp = await fetch(`${Citizen.base}/api/v1/warnings/${encodeURIComponent(data.thread)}`,
                              {cache: "no-store", headers: {Accept: "application/json"}});
     if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
     const body = await resp.json();
