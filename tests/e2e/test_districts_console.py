@@ -269,8 +269,8 @@ def list_urls(method: str, pattern: str, ld: LdThings) -> list[tuple[str, Any]]:
     (compose page query, the create body) with them."""
     path = re.sub(r"\{ars\}", HITZACKER, pattern)
     if method == "GET" and pattern == "/console/compose":
-        return [(path, None), (f"{path}?edit={ld.waiting}", None), (f"{path}?from_draft={quote(ld.draft, safe='')}", None),
-                (f"{path}?template={TEMPLATE}", None)]
+        return [(path, None), (f"{path}?edit={ld.waiting}", None),
+                (f"{path}?from_draft={quote(ld.draft, safe='')}", None), (f"{path}?template={TEMPLATE}", None)]
     if method == "POST" and pattern == "/console/api/warnings":
         return [(path, {**warning_form("UE eigene", UELZEN_TOWN), "from_draft": ld.draft}),
                 (path, {**warning_form("UE eigene", UELZEN_TOWN), "template": TEMPLATE}),
