@@ -484,6 +484,6 @@ async def exercise_token(request: web.Request) -> web.Response:
     """Issue a token that lets one staff test device subscribe to exercises (see hub.access.exercise_tokens)."""
     user = require(request, "compose")
     s = state_of(request)
-    token, expires_ms = await s.run(exercise_tokens.issue, user.name)
+    token, expires_ms = await s.run(exercise_tokens.issue, user.name, district=district(request).ars)
     expires = datetime.fromtimestamp(expires_ms / 1000, UTC).isoformat(timespec="seconds")
     return _ok({"token": token, "expires": expires, "link": f"/abonnieren?exercise_token={token}"}, status=201)

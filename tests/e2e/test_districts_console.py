@@ -319,6 +319,9 @@ async def test_a_user_of_one_district_gets_nothing_of_the_other_on_any_console_r
         finally:
             await client.close()
     assert kit.snapshot() == before, "a refused request changed LD's things"
+    with kit.db() as conn:  # what UE's users did do is in UE's audit chain (their exercise tokens)
+        issued = conn.execute("SELECT DISTINCT district FROM audit WHERE action = 'exercise_token.issue'").fetchall()
+    assert issued == [(UE,)]
 
 
 async def test_lists_show_ue_only_its_own_and_the_hubs_external_alerts(kit: Kit) -> None:
