@@ -17,6 +17,7 @@ from hub.console.model import ConsoleConfig, FourEyes
 from hub.decide import decisions
 from hub.geo.geography import Geography, geography
 from hub.store.db import Store
+from hub.web import app
 from hub.web.console_districts import Offered, district_of, owners, read_offered, rule_templates_of
 from tests.kits.districts import LD, ROOT, UE, UELZEN_RULES
 
@@ -185,16 +186,16 @@ def test_a_console_users_district(tmp_path: Path) -> None:
     assert owners(ld) == (LD, "") and owners(ue) == (UE,)  # rows from before districts are the first's
 
 
-def test_the_inbox_and_lists_read_only_the_districts_rows(tmp_path: Path) -> None:
-    store = Store(tmp_path / "hub.db")
+def test_the_inbox_and_lists_read_only_the_districts_rows(store_url: str) -> None:
+    store = Store(store_url)  # on each backend (tests/conftest.py)
     try:
         with store.transaction() as conn:
             for i, (district, state) in enumerate([(LD, "submitted"), (UE, "submitted"), ("", "draft")]):
                 conn.execute(
                     "INSERT INTO console_warnings (thread, version, state, status, msg_type, kind, content, area,"
-                    " channels, audience, author, author_id, editors, created_at, updated_at, district)"
+                    " channels, audience, author, author_id, editors, created_at, updated_at, district, store_thread)"
                     " VALUES (?, 1, ?, 'Actual', 'Alert', 'warning', '{}', '{}', '[]', 'public', 'a', 1, '[]',"
-                    " '2026-01-01', '2026-01-01', ?)", (f"c{i}", state, district))
+                    " '2026-01-01', '2026-01-01', ?, ?)", (f"c{i}", state, district, 100 + i))
             for i, district in enumerate([LD, UE]):
                 conn.execute(
                     "INSERT INTO drafts (key, origin, rule, kind, template, at, state, channels, audiences, why,"
@@ -207,6 +208,8 @@ def test_the_inbox_and_lists_read_only_the_districts_rows(tmp_path: Path) -> Non
         box = overview.inbox(store, district=(UE,))
         assert [r["thread"] for r in box["awaiting_approval"]] == ["c1"] and [d["key"] for d in box["drafts"]] == \
             ["k1"]
+        # the stored incidents of other districts' console warnings, which a district's console never lists
+        assert app._foreign(store, (UE,)) == {100, 102} and app._foreign(store, owners_of(LD)) == {101}
     finally:
         store.close()
 
