@@ -47,7 +47,7 @@ def inbox(store: Store, *, now: datetime | None = None, hours: float = PREVIEW_H
     return {"alerts": matched, "drafts": pending, "unrouted": unrouted,
             "awaiting_approval": warnings(store, states=["submitted"], district=district),
             "failed": faults if district is None else own_faults(store, faults, district),
-            "conflicts": conflicts.recent(store)}
+            "conflicts": conflicts.recent(store) if district is None else own_conflicts(store, district)}
 
 
 def own_faults(store: Store, faults: dict[str, Any], district: Sequence[str]) -> dict[str, Any]:
@@ -65,6 +65,16 @@ def own_faults(store: Store, faults: dict[str, Any], district: Sequence[str]) ->
                                             else i["alert_id"] not in theirs)]
     counts = {**faults["failed"], "delivery": sum(1 for i in items if i["stage"] == "delivery")}
     return {"failed": counts, "items": items}
+
+
+def own_conflicts(store: Store, district: Sequence[str]) -> dict[str, Any]:
+    """The CAP identity conflicts one district sees: none about another district's console warning."""
+    theirs = {r[0] for r in store.conn.execute(
+        "SELECT c.id FROM conflicts c JOIN console_warnings w ON w.alert_id = c.alert_id"
+        " WHERE w.district NOT IN (SELECT value FROM json_each(?))", (json.dumps(list(district)),))}
+    found = conflicts.recent(store, limit=20 + len(theirs))
+    items = [i for i in found["items"] if i["id"] not in theirs][:20]
+    return {"count": found["count"] - len(theirs), "items": items}
 
 
 def status(store: Store, thread: str) -> dict[str, Any]:

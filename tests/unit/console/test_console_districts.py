@@ -10,15 +10,18 @@ from pathlib import Path
 
 import pytest
 
+from hub.cap.validate import Validator
 from hub.config import load as config_load
 from hub.config.load import LoadedConfig
 from hub.console import overview, tables
 from hub.console.model import ConsoleConfig, FourEyes
 from hub.decide import decisions
 from hub.geo.geography import Geography, geography
+from hub.intake.documents import Intake
 from hub.store.db import Store
 from hub.web import app
 from hub.web.console_districts import Offered, district_of, owners, read_offered, rule_templates_of
+from tests.e2e.test_routing import dwd_cap
 from tests.kits.districts import LD, ROOT, UE, UELZEN_RULES
 
 HITZACKER, UELZEN_TOWN = "033545406009", "033600025025"
@@ -216,3 +219,34 @@ def test_the_inbox_and_lists_read_only_the_districts_rows(store_url: str) -> Non
 
 def owners_of(ars: str) -> tuple[str, ...]:
     return (ars, "")
+
+
+def test_the_inbox_shows_no_fault_or_conflict_of_another_districts_warning(store_url: str) -> None:
+    store = Store(store_url)  # on each backend (tests/conftest.py)
+    try:
+        intake = Intake(Validator(), store)
+        ids = [intake.ingest(dwd_cap(f"a-{i}"), origin="dwd").alert_id for i in range(3)]
+        assert None not in ids
+        with store.transaction() as conn:
+            for i, district in enumerate([LD, UE]):
+                conn.execute(
+                    "INSERT INTO console_warnings (thread, version, state, status, msg_type, kind, content, area,"
+                    " channels, audience, author, author_id, editors, created_at, updated_at, district, alert_id)"
+                    " VALUES (?, 1, 'sent', 'Actual', 'Alert', 'warning', '{}', '{}', '[]', 'public', 'a', 1, '[]',"
+                    " '2026-01-01', '2026-01-01', ?, ?)", (f"c{i}", district, ids[i]))
+            for alert_id in ids:  # LD's warning, UE's warning, an external alert
+                conn.execute(
+                    "INSERT INTO conflicts (alert_id, sender, identifier, sent, received_at, origin, signature,"
+                    " verdict, sha256, raw, json, replaced, published, kept_origin, kept_signature) VALUES"
+                    " (?, 's', ?, '2026-01-01', '2026-01-01', 'o', '', 'valid', '', ?, '{}', 0, 0, 'o', '')",
+                    (alert_id, f"id-{alert_id}", b"x"))
+        seen = overview.own_conflicts(store, (UE,))
+        assert seen["count"] == 2 and {i["identifier"] for i in seen["items"]} == {f"id-{ids[1]}", f"id-{ids[2]}"}
+        faults = {"failed": {"rules": 3, "delivery": 1}, "items": [
+            {"stage": "rules", "alert_id": a, "identifier": f"id-{a}"} for a in ids] + [
+            {"stage": "delivery", "alert_id": None, "identifier": "w1:push:x"}]}
+        mine = overview.own_faults(store, faults, (UE,))
+        assert [i["alert_id"] for i in mine["items"]] == ids[1:]  # not LD's warning, nor deliveries not UE's
+        assert mine["failed"]["delivery"] == 0
+    finally:
+        store.close()
