@@ -37,7 +37,7 @@ from hub.geo.geography import geography
 from hub.store.db import Store
 from tests.e2e.test_public_routes import registered_routes
 from tests.e2e.test_routing import dwd_cap
-from tests.kits.districts import HITZACKER, LD, ROOT, UE, UELZEN_TOWN, write_two_districts
+from tests.kits.districts import HITZACKER, LD, ROOT, UE, UE_SENDER, UELZEN_TOWN, write_two_districts
 from tests.kits.hubproc import HubProcess, drop, free_port, subprocess_env, until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -284,7 +284,9 @@ def named(query_or_body: str, ld: LdThings) -> bool:
 
 
 def leaked(text: str, ld: LdThings) -> list[str]:
-    return [s for s in ld.secrets if s in text]
+    """Where LD's strings stand in ``text`` as a whole (``w2`` not in ``w23``)."""
+    found = [m for s in ld.secrets if (m := re.search(rf"(?<![\w-]){re.escape(s)}(?![\w-])", text))]
+    return [text[max(0, m.start() - 80):m.end() + 40] for m in found]  # each with what surrounds it
 
 
 async def test_a_user_of_one_district_gets_nothing_of_the_other_on_any_console_route(
@@ -382,3 +384,29 @@ async def test_ld_sees_and_decides_its_own(kit: Kit) -> None:
         audited = conn.execute("SELECT DISTINCT district FROM audit WHERE action IN"
                                " ('console.create', 'console.submit', 'console.approve', 'console.send')").fetchall()
     assert rows == [(LD,)] and audited == [(LD,)]
+
+
+async def test_ue_sends_its_own_in_its_own_name_and_ld_sees_none_of_it(kit: Kit) -> None:
+    """UE's author and approver send a warning of UE's (its sender, its district); LD's lists do not show it and
+    LD's approver is refused on it."""
+    ute, udo, lars = [await Client(kit.base).login(n) for n in ("ute", "udo", "lars")]
+    try:
+        status, made = await ute.call("POST", "/console/api/warnings", warning_form("Uelzen-eigene-Warnung-42", UE))
+        assert status == 201, made
+        wid = made["warning"]["id"]
+        assert (await ute.call("POST", f"/console/api/warnings/{wid}/submit"))[0] == 200
+        status, refused = await lars.call("POST", f"/console/api/warnings/{wid}/approve", {})
+        assert (status, refused) == (403, FORBIDDEN_BODY)
+        await approve(udo, wid)
+        status, listed = await lars.call("GET", "/console/api/warnings")
+        assert status == 200 and wid not in {w["id"] for w in listed["warnings"]}
+        status, page = await lars.call("GET", "/console/")
+        assert status == 200 and "Uelzen-eigene-Warnung-42" not in page
+    finally:
+        for c in (ute, udo, lars):
+            await c.close()
+    with kit.db() as conn:
+        district, alert_id = conn.execute("SELECT district, alert_id FROM console_warnings WHERE id = ?",
+                                          (wid,)).fetchone()
+        sender = conn.execute("SELECT sender FROM alerts WHERE id = ?", (alert_id,)).fetchone()[0]
+    assert (district, sender) == (UE, UE_SENDER)
