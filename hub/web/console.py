@@ -17,6 +17,11 @@
   has in this state, live delivery status.
 - The JSON API under ``/console/api/`` (:mod:`hub.web.console_api`), which the pages' scripts use.
 
+Many districts (issue 19): each signed-in user works in their district's console (hub.web.console_districts): its
+name and colour on every page, its config (:meth:`ConsoleWeb.config`: sender, boards, webhooks, templates, four
+eyes), only its warnings, drafts, decisions and delivery figures; anything of another district is refused with 403
+and one fixed body.
+
 Domain rules (four eyes, scope, exercise, audience, preview tokens) are hub.console's; this layer adds the checks
 only it can make: the sender's confirmation of audience, status and channels must match the version, and an actual
 warning from a template whose review is overdue needs the author's explicit confirmation (audited). Sync store work

@@ -29,6 +29,8 @@ Acting (hub.console checks permission, scope, four eyes and state; refusals are 
 
 Errors are JSON ``{"error", "message"}`` (message German / English): 400 invalid, 401 not signed in, 403 refused
 (permission, scope, four eyes, CSRF), 404 unknown, 409 the preview or the confirmation does not match the version.
+A warning, draft or template of another district (issue 19) is 403 with only ``{"error": "Kein Zugriff /
+forbidden"}`` (hub.web.console_districts), whatever the route; the lists hold only the user's district's.
 """
 
 from __future__ import annotations
