@@ -10,6 +10,8 @@ Routes:
   ``/console/api/alerts/{id}/cap.xml``; ``/console/api/publications/{thread}/status``: delivery figures of a
   publication. Stored incidents hold exercises, unrouted and suppressed alerts and CAP Restricted/Private messages:
   none of it is ever served without a session (the public routes show what :mod:`hub.publish.publications` admits).
+  Many districts: external alerts are the whole hub's, but another district's console warnings and publications are
+  neither listed nor shown to a user of this one (403, hub.web.console_districts).
 - ``/api/v1/sensors``: configured sensors with state (ok / stale / never), newest reading, malformed count;
   ``/api/v1/sensors/{id}/readings?since=<ISO 8601>&limit=<1..10000>``: readings oldest first (without ``since``
   the newest ``limit``).
