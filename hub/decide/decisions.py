@@ -438,7 +438,8 @@ def current_decisions(store: Store, thread_ids: Iterable[int]) -> dict[int, Stor
 
 def _in_district(col: str, district: str | Sequence[str]) -> tuple[str, str]:
     """A filter on a ``district`` column (SQL, parameter): one Kreis key, or any of several."""
-    return f"{col} IN (SELECT value FROM json_each(?))", json.dumps([district] * isinstance(district, str) or district)
+    keys = [district] if isinstance(district, str) else list(district)
+    return f"{col} IN (SELECT value FROM json_each(?))", json.dumps(keys)
 
 
 def decisions(store: Store, *, decision: str | None = None, live_only: bool = True, limit: int = 200,
@@ -478,12 +479,11 @@ def _draft_of(row: Sequence[Any]) -> dict[str, Any]:
 def drafts(store: Store, *, state: str | None = "pending", limit: int = 200,
            district: str | Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Rules' and sensors' drafts, newest first (``district``: only that district's, or those districts')."""
-    where, args = (["state = ?"], [state]) if state else ([], [])
-    for sql, value in [_in_district("district", district)] if district is not None else []:
-        where, args = [*where, sql], [*args, value]
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
-    return [_draft_of(row) for row in store.conn.execute(
-        f"SELECT {', '.join(_DRAFT_COLS)} FROM drafts {clause} ORDER BY id DESC LIMIT ?", (*args, limit))]
+    given = [("state = ?", state)] if state else []
+    given += [_in_district("district", district)] if district is not None else []
+    clause = f"WHERE {' AND '.join(sql for sql, _ in given)}" if given else ""
+    return [_draft_of(row) for row in store.conn.execute(f"SELECT {', '.join(_DRAFT_COLS)} FROM drafts {clause}"
+                                                         " ORDER BY id DESC LIMIT ?", (*(v for _, v in given), limit))]
 
 
 def draft(store: Store, key: str) -> dict[str, Any] | None:
