@@ -36,9 +36,10 @@ def _now_ms() -> int:
 
 
 def issue(store: Store, issued_by: str, *, via: str = "console", ttl_s: int = TTL_S,
-          now_ms: int | None = None) -> tuple[str, int]:
+          now_ms: int | None = None, district: str = "") -> tuple[str, int]:
     """A new token issued by the console user ``issued_by`` (``via`` the console or the CLI): ``(token,
-    expires_ms)``; audited. Expired and used tokens are deleted on the way."""
+    expires_ms)``; audited (in the audit chain of ``district``, the issuer's). Expired and used tokens are deleted
+    on the way."""
     now = _now_ms() if now_ms is None else now_ms
     token = secrets.token_urlsafe(24)
     expires = now + ttl_s * 1000
@@ -47,7 +48,7 @@ def issue(store: Store, issued_by: str, *, via: str = "console", ttl_s: int = TT
         conn.execute("INSERT INTO exercise_tokens (token_hash, issued_by, issued_ms, expires_ms) VALUES (?,?,?,?)",
                      (_hash(token), issued_by, now, expires))
         store.audit(issued_by, "exercise_token.issue", "", {"via": via, "expires_ms": expires,
-                                                                 "token_sha256": _hash(token)[:16]})
+                                                                 "token_sha256": _hash(token)[:16]}, district=district)
     return token, expires
 
 

@@ -63,10 +63,11 @@ def create_draft(store: Store, user: ConsoleUser, form: Mapping[str, Any], *, cf
         _check_scope(cfg, user, area)
         row = {"thread": f"c{uuid.uuid4().hex}", "version": 1, "parent_id": None, "state": "draft",
                "status": status, "msg_type": MsgType.ALERT.value, "kind": "warning", "template": name,
-               "content": content, "area": area, "channels": channels, "audience": audience, "topic": topic}
+               "content": content, "area": area, "channels": channels, "audience": audience, "topic": topic,
+               "district": cfg.district}
         return _insert(store, user, row, "create", now)
 
-    return _audited(store, user, "create", "", run)
+    return _audited(store, user, "create", "", run, district=cfg.district)
 
 
 def _future(content: Mapping[str, Any], now: datetime) -> None:
@@ -82,16 +83,16 @@ def _insert(store: Store, user: ConsoleUser, row: dict[str, Any], action: str, n
     with store.transaction() as conn:
         cur = conn.execute(
             "INSERT INTO console_warnings (thread, version, parent_id, state, status, msg_type, kind, template,"
-            " content, area, channels, audience, topic, author, author_id, editors, created_at, updated_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " content, area, channels, audience, topic, author, author_id, editors, created_at, updated_at, district)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (row["thread"], row["version"], row["parent_id"], row["state"], row["status"], row["msg_type"],
              row["kind"], row["template"], _dumps(row["content"]), _dumps(row["area"]), _dumps(row["channels"]),
-             row["audience"], row["topic"], user.name, user.id, _dumps([user.id]), stamp, stamp))
+             row["audience"], row["topic"], user.name, user.id, _dumps([user.id]), stamp, stamp, row["district"]))
         row = {**row, "id": int(cur.lastrowid or 0)}
         _event(conn, row, user.name, action, {"version": row["version"]}, now)
         store.audit(user.name, f"console.{action}", row["thread"],
                     {"warning": row["id"], "version": row["version"], "status": row["status"],
-                     "msg_type": row["msg_type"], "kind": row["kind"]}, now=now)
+                     "msg_type": row["msg_type"], "kind": row["kind"]}, now=now, district=row["district"])
     return _require(store, row["id"])
 
 
@@ -118,10 +119,11 @@ def edit_draft(store: Store, user: ConsoleUser, warning_id: int, form: Mapping[s
                          " revision=revision+1, reject_reason=NULL, updated_at=? WHERE id=?",
                          (_dumps(content), _dumps(area), _dumps(channels), _dumps(editors), utc_iso(now), row["id"]))
             _event(conn, row, user.name, "edit", {"revision": row["revision"] + 1}, now)
-            store.audit(user.name, "console.edit", row["thread"], {"warning": row["id"]}, now=now)
+            store.audit(user.name, "console.edit", row["thread"], {"warning": row["id"]}, now=now,
+                        district=row["district"])
         return _require(store, row["id"])
 
-    return _audited(store, user, "edit", str(warning_id), run)
+    return _audited(store, user, "edit", str(warning_id), run, district=cfg.district)
 
 
 def _ready(row: Mapping[str, Any]) -> None:
@@ -146,7 +148,7 @@ def submit(store: Store, user: ConsoleUser, warning_id: int, *, cfg: ConsoleConf
         _check_scope(cfg, user, row["area"])
         return _transition(store, user, row, "submit", "submitted", now, submitted_at=utc_iso(now))
 
-    return _audited(store, user, "submit", str(warning_id), run)
+    return _audited(store, user, "submit", str(warning_id), run, district=cfg.district)
 
 
 def _transition(store: Store, user: ConsoleUser, row: Mapping[str, Any], action: str, state: str, now: datetime,
@@ -156,7 +158,8 @@ def _transition(store: Store, user: ConsoleUser, row: Mapping[str, Any], action:
         conn.execute(f"UPDATE console_warnings SET state=?, updated_at=?{sets} WHERE id=?",
                      (state, utc_iso(now), *cols.values(), row["id"]))
         _event(conn, row, user.name, action, detail or {}, now)
-        store.audit(user.name, f"console.{action}", row["thread"], {"warning": row["id"], **(detail or {})}, now=now)
+        store.audit(user.name, f"console.{action}", row["thread"], {"warning": row["id"], **(detail or {})}, now=now,
+                    district=row["district"])
     return _require(store, row["id"])
 
 
@@ -176,7 +179,7 @@ def reject(store: Store, approver: ConsoleUser, warning_id: int, reason: str, *,
         return _transition(store, approver, row, "reject", "rejected", now, {"reason": reason.strip()},
                            reject_reason=reason.strip())
 
-    return _audited(store, approver, "reject", str(warning_id), run)
+    return _audited(store, approver, "reject", str(warning_id), run, district=cfg.district)
 
 
 def withdraw(store: Store, user: ConsoleUser, warning_id: int, *, cfg: ConsoleConfig,
@@ -192,7 +195,7 @@ def withdraw(store: Store, user: ConsoleUser, warning_id: int, *, cfg: ConsoleCo
             raise ConsoleForbidden(_msg("Nur die Verfasser ziehen zurück", "only its authors may withdraw it"))
         return _transition(store, user, row, "withdraw", "withdrawn", now)
 
-    return _audited(store, user, "withdraw", str(warning_id), run)
+    return _audited(store, user, "withdraw", str(warning_id), run, district=cfg.district)
 
 
 def follow_up(store: Store, user: ConsoleUser, warning_id: int, action: str, *, cfg: ConsoleConfig,
@@ -213,7 +216,8 @@ def follow_up(store: Store, user: ConsoleUser, warning_id: int, action: str, *, 
         settings = _settings({k: v for k, v in form_.items() if k in ("status", "audience", "topic")}, row)
         new = {"thread": row["thread"], "version": later[-1]["version"] + 1, "parent_id": row["id"], "state": "draft",
                "status": settings[0], "template": row["template"], "area": row["area"],
-               "channels": row["channels"], "audience": row["audience"], "topic": row["topic"]}
+               "channels": row["channels"], "audience": row["audience"], "topic": row["topic"],
+               "district": row["district"]}
         if action == "update":
             new.update(msg_type=MsgType.UPDATE.value, kind="warning",
                        content=_content(form_.get("content"), row["content"]))
@@ -232,7 +236,7 @@ def follow_up(store: Store, user: ConsoleUser, warning_id: int, action: str, *, 
         _check_scope(cfg, user, new["area"])
         return _insert(store, user, new, action, now)
 
-    return _audited(store, user, action, str(warning_id), run)
+    return _audited(store, user, action, str(warning_id), run, district=cfg.district)
 
 
 def _base(store: Store, row: Mapping[str, Any]) -> dict[str, Any]:

@@ -53,6 +53,8 @@ def cancel(store: Store, cfg: ConsoleConfig, user: ConsoleUser, thread: str, rea
            now: datetime | None = None) -> Sent:
     """Cancel the warning of ``thread`` (see :func:`console_thread`) as ``user``, alone with ``reason``."""
     rows = versions(store, console_thread(store, thread))
+    if rows[-1]["district"] not in (cfg.district, ""):  # many districts: only with its own district's config
+        raise ConsoleError(_msg("Diese Warnung gehört zu einem anderen Kreis.", "This warning is another district's."))
     draft = follow_up(store, user, rows[-1]["id"], "cancel", cfg=cfg, now=now)
     token = str(preview_for(store, cfg, None, draft["id"], now=now)["token"])
     return send(store, user, draft["id"], token=token, cfg=cfg, reason=reason, now=now)

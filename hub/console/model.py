@@ -38,6 +38,7 @@ from shapely.geometry.base import BaseGeometry
 
 from hub.cap.model import Circle
 from hub.cap.validate import Validator
+from hub.config.districts import District, FourEyesSettings
 from hub.config.load import LoadedConfig
 from hub.config.sections import BoardConfig, WebhookConfig
 from hub.decide.rules.templates import LANGUAGE_TAGS, Template
@@ -100,6 +101,12 @@ class FourEyes:
     alone, with a written reason (audited as ``console.end_alone``): ending a public warning must never wait for a
     second person. True: ending follows ``required_for`` like any version."""
 
+    @classmethod
+    def of(cls, settings: FourEyesSettings) -> FourEyes:
+        """A district's four-eyes settings (``[console]``, or its ``[[districts]]`` entry's) as the policy."""
+        return cls(required_for=frozenset(settings.required_for), single_person_extreme=settings.single_person_extreme,
+                   end_needs_two=settings.end_needs_two)
+
     def ends_alone(self, row: Mapping[str, Any]) -> bool:
         """Whether ``row`` ends a warning (a Cancel, an all-clear) that an approver may send alone."""
         return not self.end_needs_two and (row["msg_type"] == "Cancel" or row["kind"] == "all-clear")
@@ -126,17 +133,36 @@ class ConsoleConfig:
     """``[console] languages_require_review``: only reviewed languages (and German) go out."""
 
     @classmethod
-    def from_loaded(cls, loaded: LoadedConfig, *, geo: Geography, templates: Mapping[str, Template] | None = None,
-                    four_eyes: FourEyes | None = None, check_area: AreaCheck | None = None) -> ConsoleConfig:
-        hub = loaded.cfg.hub
-        return cls(geo=geo, district=hub.district_ars, sender=hub.sender, sender_name=hub.name,
-                   base_url=hub.public_url.rstrip("/"), boards=tuple(loaded.cfg.boards),
-                   webhooks=tuple(loaded.cfg.webhooks), templates=dict(templates or {}),
-                   four_eyes=four_eyes or FourEyes(), check_area=check_area,
+    def from_loaded(cls, loaded: LoadedConfig, *, geo: Geography, district: District | None = None,
+                    templates: Mapping[str, Template] | None = None, four_eyes: FourEyes | None = None,
+                    check_area: AreaCheck | None = None) -> ConsoleConfig:
+        """The console's config for ``district`` (default: the first, in a single-district hub the one of
+        ``[hub]``): its Kreis key, sender, name, public address, boards, webhooks and four eyes."""
+        d = district or loaded.districts.first
+        return cls(geo=geo, district=d.ars, sender=d.sender, sender_name=d.sender_name, base_url=d.public_url,
+                   boards=boards_of(loaded, d), webhooks=webhooks_of(loaded, d), templates=dict(templates or {}),
+                   four_eyes=four_eyes or FourEyes.of(d.four_eyes), check_area=check_area,
                    languages_require_review=loaded.cfg.console.languages_require_review)
 
     def area_check(self) -> AreaCheck:
         return self.check_area or scope_check(self.geo)
+
+
+def boards_of(loaded: LoadedConfig, district: District) -> tuple[BoardConfig, ...]:
+    """The boards of ``district``: those naming its slug, and those without one standing in it (a single-district
+    hub: every board)."""
+    ds = loaded.districts
+    if not ds.multi:
+        return tuple(loaded.cfg.boards)
+    return tuple(b for b in loaded.cfg.boards if b.district == district.slug or
+                 (b.district is None and ds.of_region(b.ars) == district))
+
+
+def webhooks_of(loaded: LoadedConfig, district: District) -> tuple[WebhookConfig, ...]:
+    """The webhooks of ``district``: those naming its slug; one without a slug is the first district's."""
+    if not loaded.districts.multi:
+        return tuple(loaded.cfg.webhooks)
+    return tuple(w for w in loaded.cfg.webhooks if (w.district or loaded.districts.first.slug) == district.slug)
 
 
 class ConsoleError(HubError):
@@ -203,12 +229,14 @@ def scope_check(geo: Geography, tolerance_m: float = SCOPE_TOLERANCE_M) -> AreaC
 T = TypeVar("T")
 
 
-def _audited(store: Store, user: ConsoleUser, action: str, subject: str, fn: Callable[[], T]) -> T:
-    """Run an operation; a refusal by permission, scope or four eyes is audited (after its rollback)."""
+def _audited(store: Store, user: ConsoleUser, action: str, subject: str, fn: Callable[[], T], *,
+             district: str = "") -> T:
+    """Run an operation; a refusal by permission, scope or four eyes is audited (after its rollback) in
+    ``district``'s audit chain (the district whose console refused it)."""
     try:
         return fn()
     except ConsoleForbidden as err:
-        store.audit(user.name, "console.refused", subject, {"action": action, "reason": str(err)})
+        store.audit(user.name, "console.refused", subject, {"action": action, "reason": str(err)}, district=district)
         raise
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,28 +19,62 @@ from hub.store.clock import now_utc
 from hub.store.db import Store
 
 
-def inbox(store: Store, *, now: datetime | None = None, hours: float = PREVIEW_HOURS) -> dict[str, Any]:
+def inbox(store: Store, *, now: datetime | None = None, hours: float = PREVIEW_HOURS,
+          district: Sequence[str] | None = None) -> dict[str, Any]:
     """What waits for the control room: external alerts a rule published or drafted (live threads), pending
     drafts (sensor drafts with the sensor's last ``hours`` of readings as ``(time, value)`` for a chart),
     unrouted alerts with the rules' explanation, console versions awaiting approval, and what failed in the
     pipeline (rules, publishing, deliveries) with the reason and the next try (hub.health.pipeline_faults), and the
-    CAP identity conflicts (hub.store.conflicts: a second copy of a message with other content)."""
-    found = decisions.decisions(store, decision="publish") + decisions.decisions(store, decision="draft")
+    CAP identity conflicts (hub.store.conflicts: a second copy of a message with other content).
+
+    ``district``: the Kreis keys of one district (:func:`hub.web.console.owners`): only its decisions, drafts,
+    versions and failed deliveries (None: everything, a single-district hub)."""
+    found = decisions.decisions(store, decision="publish", district=district) + \
+        decisions.decisions(store, decision="draft", district=district)
     origins = dict(store.conn.execute("SELECT id, origin FROM alerts WHERE id IN"
                                       " (SELECT CAST(value AS BIGINT) FROM json_each(?))",
                                       (json.dumps([d.decision.alert_id for d in found]),)).fetchall())
     matched = [d.as_dict() for d in sorted(found, key=lambda d: -d.decision.alert_id)
                if origins.get(d.decision.alert_id) != ORIGIN]
     since = readings.ms_of((now or now_utc()) - timedelta(hours=hours))
-    pending = decisions.drafts(store, state="pending")
+    pending = decisions.drafts(store, state="pending", district=district)
     for d in pending:
         d["readings"] = [(readings.iso_ms(ts), value) for ts, value in store.conn.execute(
             "SELECT ts, value FROM readings WHERE sensor_id=? AND ts>=? ORDER BY ts LIMIT 2000",
             (d["sensor"], since))] if d["sensor"] else []
-    unrouted = [d.as_dict() for d in decisions.decisions(store, decision="unrouted")]
+    unrouted = [d.as_dict() for d in decisions.decisions(store, decision="unrouted", district=district)]
+    faults = pipeline_faults(store, now=now)
     return {"alerts": matched, "drafts": pending, "unrouted": unrouted,
-            "awaiting_approval": warnings(store, states=["submitted"]), "failed": pipeline_faults(store, now=now),
-            "conflicts": conflicts.recent(store)}
+            "awaiting_approval": warnings(store, states=["submitted"], district=district),
+            "failed": faults if district is None else own_faults(store, faults, district),
+            "conflicts": conflicts.recent(store) if district is None else own_conflicts(store, district)}
+
+
+def own_faults(store: Store, faults: dict[str, Any], district: Sequence[str]) -> dict[str, Any]:
+    """The pipeline's faults as one district sees them: failed deliveries only of its own publications; a failed
+    rule or publishing step only of alerts that are not another district's console warning (external alerts are
+    the whole hub's)."""
+    keys = json.dumps(list(district))
+    mine = {r[0] for r in store.conn.execute(
+        "SELECT o.key FROM outbox o JOIN publications p ON p.id = o.publication_id WHERE o.state = 'failed'"
+        " AND p.district IN (SELECT value FROM json_each(?))", (keys,))}
+    theirs = {r[0] for r in store.conn.execute(
+        "SELECT alert_id FROM console_warnings WHERE alert_id IS NOT NULL"
+        " AND district NOT IN (SELECT value FROM json_each(?))", (keys,))}
+    items = [i for i in faults["items"] if (i["identifier"] in mine if i["stage"] == "delivery"
+                                            else i["alert_id"] not in theirs)]
+    counts = {**faults["failed"], "delivery": sum(1 for i in items if i["stage"] == "delivery")}
+    return {"failed": counts, "items": items}
+
+
+def own_conflicts(store: Store, district: Sequence[str]) -> dict[str, Any]:
+    """The CAP identity conflicts one district sees: none about another district's console warning."""
+    theirs = {r[0] for r in store.conn.execute(
+        "SELECT c.id FROM conflicts c JOIN console_warnings w ON w.alert_id = c.alert_id"
+        " WHERE w.district NOT IN (SELECT value FROM json_each(?))", (json.dumps(list(district)),))}
+    found = conflicts.recent(store, limit=20 + len(theirs))
+    items = [i for i in found["items"] if i["id"] not in theirs][:20]
+    return {"count": found["count"] - len(theirs), "items": items}
 
 
 def status(store: Store, thread: str) -> dict[str, Any]:

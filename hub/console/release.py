@@ -80,13 +80,14 @@ def approve(store: Store, approver: ConsoleUser, warning_id: int, *, token: str,
             conn.execute("UPDATE console_warnings SET state='approved', approver=?, approver_id=?, approved_at=?,"
                          " updated_at=? WHERE id=?", (approver.name, approver.id, stamp, stamp, row["id"]))
             _event(conn, row, approver.name, "approve", {}, now)
-            store.audit(approver.name, "console.approve", row["thread"], {"warning": row["id"]}, now=now)
+            store.audit(approver.name, "console.approve", row["thread"], {"warning": row["id"]}, now=now,
+                        district=row["district"])
             row = _require(store, warning_id)
             return _send(store, cfg, approver, row, token=token, now=now, widen=widen,
                          why=f"console {row['thread']} v{row['version']} by {row['author']}, approved by "
                              f"{approver.name}")
 
-    return _audited(store, approver, "approve", str(warning_id), run)
+    return _audited(store, approver, "approve", str(warning_id), run, district=cfg.district)
 
 
 def send(store: Store, user: ConsoleUser, warning_id: int, *, token: str, cfg: ConsoleConfig,
@@ -114,13 +115,14 @@ def send(store: Store, user: ConsoleUser, warning_id: int, *, token: str, cfg: C
                 _event(conn, row, user.name, mode, {"reason": text}, now)
                 store.audit(user.name, f"console.{mode}", row["thread"],
                             {"warning": row["id"], "severity": c["severity"], "urgency": c["urgency"],
-                             "msg_type": row["msg_type"], "kind": row["kind"], "reason": text}, now=now)
+                             "msg_type": row["msg_type"], "kind": row["kind"], "reason": text}, now=now,
+                            district=row["district"])
                 why += f"{'ended' if mode == 'end_alone' else 'sent'} alone: {text}"
             else:
                 why += f"no approval needed for {c['severity']}"
             return _send(store, cfg, user, _require(store, warning_id), token=token, now=now, why=why, widen=widen)
 
-    return _audited(store, user, "send", str(warning_id), run)
+    return _audited(store, user, "send", str(warning_id), run, district=cfg.district)
 
 
 def _alone(policy: FourEyes, user: ConsoleUser, row: Mapping[str, Any], reason: str | None) -> str | None:
@@ -167,7 +169,7 @@ def _send(store: Store, cfg: ConsoleConfig, user: ConsoleUser, row: Mapping[str,
     if plan.widened:
         store.audit(user.name, "console.widening_confirmed", row["thread"],
                     {"warning": row["id"], "regions": [w.ars for w in plan.widened],
-                     "kreise": sorted({w.kreis for w in plan.widened})}, now=now)
+                     "kreise": sorted({w.kreis for w in plan.widened})}, now=now, district=row["district"])
     expires = alert.expires
     if alert.msg_type is not MsgType.CANCEL and (expires is None or expires <= alert.sent):
         raise ConsoleError(_msg("Die Gültigkeit ist abgelaufen", "the warning has expired"))
@@ -191,7 +193,7 @@ def _send(store: Store, cfg: ConsoleConfig, user: ConsoleUser, row: Mapping[str,
     store.audit(user.name, "console.send", row["thread"],
                 {"warning": row["id"], "identifier": alert.identifier, "status": alert.status.value,
                  "msg_type": alert.msg_type.value, "severity": alert.severity.value, "audience": row["audience"],
-                 "channels": list(row["channels"]), "regions": list(plan.regions)}, now=now)
+                 "channels": list(row["channels"]), "regions": list(plan.regions)}, now=now, district=row["district"])
     return Sent(_require(store, row["id"]), added.alert_id, added.thread_id, alert.identifier)
 
 
@@ -206,4 +208,5 @@ def _supersede(store: Store, user: ConsoleUser, row: Mapping[str, Any], now: dat
         store.conn.execute("UPDATE console_warnings SET state='withdrawn', updated_at=? WHERE id=?",
                            (utc_iso(now), other["id"]))
         _event(store.conn, other, user.name, "withdraw", detail, now)
-        store.audit(user.name, "console.withdraw", other["thread"], {"warning": other["id"], **detail}, now=now)
+        store.audit(user.name, "console.withdraw", other["thread"], {"warning": other["id"], **detail}, now=now,
+                    district=other["district"])

@@ -23,7 +23,7 @@ from hub.store.db import Store
 _COLS = ("id", "thread", "version", "parent_id", "state", "status", "msg_type", "kind", "template", "content", "area",
          "channels", "audience", "topic", "author", "author_id", "editors", "approver", "approver_id",
          "single_person_reason", "reject_reason", "revision", "created_at", "updated_at", "submitted_at",
-         "approved_at", "sent_at", "cap_identifier", "cap_sent", "alert_id", "store_thread")
+         "approved_at", "sent_at", "cap_identifier", "cap_sent", "alert_id", "store_thread", "district")
 _JSON = ("content", "area", "channels", "editors")
 OPEN_STATES = ("draft", "submitted", "approved")
 
@@ -50,12 +50,20 @@ def versions(store: Store, thread: str) -> list[dict[str, Any]]:
         f"SELECT {', '.join(_COLS)} FROM console_warnings WHERE thread=? ORDER BY version", (thread,))]
 
 
-def warnings(store: Store, *, states: Sequence[str] | None = None, limit: int = 200) -> list[dict[str, Any]]:
-    """Versions, newest first (optionally only in ``states``)."""
-    where, args = ("WHERE state IN (SELECT value FROM json_each(?))", (json.dumps(list(states)),)) if states \
-        else ("", ())
+def warnings(store: Store, *, states: Sequence[str] | None = None, limit: int = 200,
+             district: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Versions, newest first (optionally only in ``states``, only of the districts ``district`` names: the Kreis
+    keys a console user's district owns, :func:`hub.web.console.owners`)."""
+    where, args = [], []
+    if states:
+        where.append("state IN (SELECT value FROM json_each(?))")
+        args.append(json.dumps(list(states)))
+    if district is not None:
+        where.append("district IN (SELECT value FROM json_each(?))")
+        args.append(json.dumps(list(district)))
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
     return [_row(r) for r in store.conn.execute(
-        f"SELECT {', '.join(_COLS)} FROM console_warnings {where} ORDER BY id DESC LIMIT ?", (*args, limit))]
+        f"SELECT {', '.join(_COLS)} FROM console_warnings {clause} ORDER BY id DESC LIMIT ?", (*args, limit))]
 
 
 def history(store: Store, thread: str) -> list[dict[str, Any]]:

@@ -436,13 +436,20 @@ def current_decisions(store: Store, thread_ids: Iterable[int]) -> dict[int, Stor
     return out
 
 
-def decisions(store: Store, *, decision: str | None = None, live_only: bool = True,
-              limit: int = 200) -> list[ListedDecision]:
-    """Decisions on current versions of threads (newest first), e.g. ``decision="unrouted"`` for the inbox."""
-    where, args = ["d.alert_id = t.current_alert_id"], []
-    if decision is not None:
-        where.append("d.decision = ?")
-        args.append(decision)
+def _in_district(col: str, district: str | Sequence[str]) -> tuple[str, str]:
+    """A filter on a ``district`` column (SQL, parameter): one Kreis key, or any of several."""
+    keys = [district] if isinstance(district, str) else list(district)
+    return f"{col} IN (SELECT value FROM json_each(?))", json.dumps(keys)
+
+
+def decisions(store: Store, *, decision: str | None = None, live_only: bool = True, limit: int = 200,
+              district: str | Sequence[str] | None = None) -> list[ListedDecision]:
+    """Decisions on current versions of threads (newest first), e.g. ``decision="unrouted"`` for the inbox;
+    ``district``: only that district's (or those districts')."""
+    given = [("d.decision = ?", decision)] if decision is not None else []
+    given += [_in_district("d.district", district)] if district is not None else []
+    where = ["d.alert_id = t.current_alert_id", *(sql for sql, _ in given)]
+    args = [value for _, value in given]
     if live_only:
         where.append("t.state IN ('active', 'updated')")
     rows = store.conn.execute(
@@ -461,31 +468,28 @@ def decision_counts(store: Store) -> dict[str, int]:
 
 
 _DRAFT_COLS = ("id", "key", "origin", "alert_id", "rule", "sensor", "kind", "template", "at", "state", "channels",
-               "audiences", "why", "draft", "created_at")
+               "audiences", "why", "draft", "created_at", "district")
 
 
-def drafts(store: Store, *, state: str | None = "pending", limit: int = 200) -> list[dict[str, Any]]:
-    where, args = ("WHERE state = ?", (state,)) if state else ("", ())
-    rows = store.conn.execute(f"SELECT {', '.join(_DRAFT_COLS)} FROM drafts {where} ORDER BY id DESC LIMIT ?",
-                              (*args, limit)).fetchall()
-    out = []
-    for row in rows:
-        d = dict(zip(_DRAFT_COLS, row, strict=True))
-        for col in ("channels", "audiences", "draft"):
-            d[col] = json.loads(d[col])
-        out.append(d)
-    return out
+def _draft_of(row: Sequence[Any]) -> dict[str, Any]:
+    d = dict(zip(_DRAFT_COLS, row, strict=True))
+    return {**d, **{col: json.loads(d[col]) for col in ("channels", "audiences", "draft")}}
+
+
+def drafts(store: Store, *, state: str | None = "pending", limit: int = 200,
+           district: str | Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Rules' and sensors' drafts, newest first (``district``: only that district's, or those districts')."""
+    given = [("state = ?", state)] if state else []
+    given += [_in_district("district", district)] if district is not None else []
+    clause = f"WHERE {' AND '.join(sql for sql, _ in given)}" if given else ""
+    return [_draft_of(row) for row in store.conn.execute(f"SELECT {', '.join(_DRAFT_COLS)} FROM drafts {clause}"
+                                                         " ORDER BY id DESC LIMIT ?", (*(v for _, v in given), limit))]
 
 
 def draft(store: Store, key: str) -> dict[str, Any] | None:
     """One draft by its key (any state)."""
     row = store.conn.execute(f"SELECT {', '.join(_DRAFT_COLS)} FROM drafts WHERE key = ?", (key,)).fetchone()
-    if row is None:
-        return None
-    d = dict(zip(_DRAFT_COLS, row, strict=True))
-    for col in ("channels", "audiences", "draft"):
-        d[col] = json.loads(d[col])
-    return d
+    return None if row is None else _draft_of(row)
 
 
 def take_draft(store: Store, key: str) -> bool:

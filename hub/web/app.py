@@ -10,6 +10,8 @@ Routes:
   ``/console/api/alerts/{id}/cap.xml``; ``/console/api/publications/{thread}/status``: delivery figures of a
   publication. Stored incidents hold exercises, unrouted and suppressed alerts and CAP Restricted/Private messages:
   none of it is ever served without a session (the public routes show what :mod:`hub.publish.publications` admits).
+  Many districts: external alerts are the whole hub's, but another district's console warnings and publications are
+  neither listed nor shown to a user of this one (403, hub.web.console_districts).
 - ``/api/v1/sensors``: configured sensors with state (ok / stale / never), newest reading, malformed count;
   ``/api/v1/sensors/{id}/readings?since=<ISO 8601>&limit=<1..10000>``: readings oldest first (without ``since``
   the newest ``limit``).
@@ -29,6 +31,7 @@ Handlers take the service they need through the typed keys of :mod:`hub.web.keys
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from datetime import datetime
@@ -65,6 +68,7 @@ from hub.web import (
 )
 from hub.web.auth import json_error, require
 from hub.web.client import TRUSTED_PROXIES_KEY, parse_networks
+from hub.web.console_districts import district, forbidden, owners
 from hub.web.keys import (
     CONFIG_KEY,
     EVENTS_KEY,
@@ -86,11 +90,25 @@ STATE_DE = {"active": "aktiv", "updated": "aktualisiert", "cancelled": "aufgehob
             "ended": "beendet (nicht mehr gemeldet)"}
 
 
+FOREIGN = ("SELECT store_thread FROM console_warnings WHERE store_thread IS NOT NULL"
+           " AND district NOT IN (SELECT value FROM json_each(?))")
+"""The stored threads of other districts' console warnings (parameter: the Kreis keys of the asking district)."""
+
+
+def _foreign(store: Store, mine: tuple[str, ...]) -> set[int]:
+    """The stored threads no user of the district with Kreis keys ``mine`` may see: other districts' console
+    warnings (external alerts are the whole hub's)."""
+    return {r[0] for r in store.conn.execute(FOREIGN, (json.dumps(list(mine)),))}
+
+
 async def incidents_page(request: web.Request) -> web.Response:
-    """Every stored incident and source health, for operators (under the console's sign-in)."""
+    """Every stored incident and source health, for operators (under the console's sign-in); of the console's own
+    warnings only the user's district's."""
     require(request, "read")
     store = request.app[STORE_KEY]
     threads = await store.read(store.store.threads, include_ended=True)
+    foreign = await store.read(_foreign, store.store, owners(district(request)))
+    threads = [t for t in threads if t.id not in foreign]
     current = [t for t in threads if t.state in ("active", "updated")]
     ended = [t for t in threads if t.state not in ("active", "updated")]
     return console.render(request, "index.html", current=current, ended=ended[:200], ended_total=len(ended),
@@ -99,10 +117,20 @@ async def incidents_page(request: web.Request) -> web.Response:
 
 async def _incident(request: web.Request) -> tuple[Any, list[dict[str, Any]], Any]:
     store = request.app[STORE_KEY]
-    found = await store.read(store.store.incident, _int(request.match_info["id"]))
+    thread_id = await _own_thread(request)
+    found = await store.read(store.store.incident, thread_id)
     if found is None:
         raise web.HTTPNotFound(text="Unbekannte Meldung / unknown incident")
     return found
+
+
+async def _own_thread(request: web.Request) -> int:
+    """The stored thread the path names, refused (403) when it is another district's console warning."""
+    store = request.app[STORE_KEY]
+    thread_id = _int(request.match_info["id"])
+    if thread_id in await store.read(_foreign, store.store, owners(district(request))):
+        raise forbidden()
+    return thread_id
 
 
 async def incident_page(request: web.Request) -> web.Response:
@@ -120,12 +148,13 @@ def _int(text: str) -> int:
 
 
 def _threads_page(store: Store, include_ended: bool, after: tuple[Any, ...] | None,
-                  limit: int) -> list[ThreadView]:
+                  limit: int, mine: tuple[str, ...]) -> list[ThreadView]:
     """Stored threads, newest first (by last version sent, then id), ``limit + 1`` of them after the cursor; never
-    the hub's canaries."""
+    the hub's canaries, nor other districts' console warnings (``mine``: the asking district's Kreis keys)."""
     where = ["t.state IN ('active','updated')"] if not include_ended else []
     where.append("coalesce(a.origin, '') <> ?")  # the hub's own canary rounds (hub.decide.canary) are no incident
-    params: list[Any] = [canary_rule.ORIGIN]
+    where.append(f"t.id NOT IN ({FOREIGN})")
+    params: list[Any] = [canary_rule.ORIGIN, json.dumps(list(mine))]
     if after is not None:
         where.append("(t.last_sent < ? OR (t.last_sent = ? AND t.id < ?))")
         params += [after[0], after[0], after[1]]
@@ -143,10 +172,11 @@ async def api_alerts(request: web.Request) -> web.Response:
     except BadPage as err:
         raise json_error(web.HTTPBadRequest, "invalid", str(err)) from None
     include_ended = request.query.get("all") in ("1", "true", "yes")
-    threads = await store.read(_threads_page, store.store, include_ended, page.after, page.limit)
+    d = district(request)
+    threads = await store.read(_threads_page, store.store, include_ended, page.after, page.limit, owners(d))
     shown = threads[:page.limit]
     following = cursor_of((shown[-1].last_sent, shown[-1].id)) if len(threads) > page.limit else None
-    return web.json_response({"district": request.app[CONFIG_KEY].current.cfg.hub.district_ars,
+    return web.json_response({"district": d.ars,
                               "threads": [t.as_dict() for t in shown], "next": following})
 
 
@@ -160,7 +190,7 @@ async def api_thread(request: web.Request) -> web.Response:
 async def api_thread_cap(request: web.Request) -> web.Response:
     require(request, "read")
     store = request.app[STORE_KEY]
-    thread_id = _int(request.match_info["id"])
+    thread_id = await _own_thread(request)
     alert = await store.read(store.store.current_alert, thread_id)
     if alert is None:
         raise web.HTTPNotFound()
@@ -367,10 +397,22 @@ async def delivery_status(request: web.Request) -> web.Response:
     pubs = await store.read(publications.versions, store.store, thread)
     if not pubs:
         raise web.HTTPNotFound(text="Unbekannte Warnung / unknown warning")
+    pubs = await store.read(_own_publications, store.store, pubs, owners(district(request)))
+    if not pubs:  # another district's publication
+        raise forbidden()
     counts = await store.read(outbox.status, store.store, [p.id for p in pubs])
     return web.json_response({"thread": thread, "versions": [
         {"version": p.version, "identifier": p.identifier, "msgType": p.msg_type,
          "channels": counts.get(p.id, {})} for p in pubs]}, headers={"Cache-Control": "no-cache"})
+
+
+def _own_publications(store: Store, pubs: list[Any], mine: tuple[str, ...]) -> list[Any]:
+    """Those of ``pubs`` that the district with Kreis keys ``mine`` issued."""
+    ids = [p.id for p in pubs]
+    owned = {r[0] for r in store.conn.execute(
+        "SELECT id FROM publications WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))"
+        " AND district IN (SELECT value FROM json_each(?))", (json.dumps(ids), json.dumps(list(mine))))}
+    return [p for p in pubs if p.id in owned]
 
 
 async def push_key(request: web.Request) -> web.Response:

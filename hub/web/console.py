@@ -17,6 +17,11 @@
   has in this state, live delivery status.
 - The JSON API under ``/console/api/`` (:mod:`hub.web.console_api`), which the pages' scripts use.
 
+Many districts (issue 19): each signed-in user works in their district's console (hub.web.console_districts): its
+name and colour on every page, its config (:meth:`ConsoleWeb.config`: sender, boards, webhooks, templates, four
+eyes), only its warnings, drafts, decisions and delivery figures; anything of another district is refused with 403
+and one fixed body.
+
 Domain rules (four eyes, scope, exercise, audience, preview tokens) are hub.console's; this layer adds the checks
 only it can make: the sender's confirmation of audience, status and channels must match the version, and an actual
 warning from a template whose review is overdue needs the author's explicit confirmation (audited). Sync store work
@@ -31,7 +36,7 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, NoReturn, TypeVar, cast
 from urllib.parse import urlsplit
 
 import jinja2
@@ -39,17 +44,28 @@ from aiohttp import web
 
 from hub import __version__
 from hub.access import auth, scopes
+from hub.config.districts import District, Districts
 from hub.console import overview, tables, targeting
 from hub.console.model import CHANNELS, LANGUAGES, ConsoleConfig, ConsoleError, ConsoleUser, FourEyes
 from hub.decide import decisions
-from hub.decide.rules.template_checks import compose_templates, template_paths
-from hub.decide.rules.templates import COMPOSE_FOLDER, Template, due_for_review
+from hub.decide.rules.templates import Template, due_for_review
 from hub.geo.geography import Geography
 from hub.services import Services
 from hub.store.clock import now_utc
 from hub.store.db import Store
 from hub.web import console_view as view
 from hub.web.auth import SESSION_KEY, USER_KEY, require, setup_auth
+from hub.web.console_districts import (
+    Offered,
+    district,
+    forbidden,
+    middleware,
+    owners,
+    owns,
+    read_offered,
+    rule_templates_of,
+    stamp_of,
+)
 
 log = logging.getLogger("warnhub.web.console")
 
@@ -63,26 +79,27 @@ T = TypeVar("T")
 
 
 class ConsoleWeb:
-    """What the console's handlers share: the hub's services, the templates in force and the console's config."""
+    """What the console's handlers share: the hub's services, and per district the templates in force and the
+    console's config (each district's console is its own: hub.web.console_districts)."""
 
     def __init__(self, services: Services, geo: Geography, prefix: str) -> None:
         self.services = services
         self.geo = geo
         self.prefix = prefix
-        self._stamp: tuple[Any, ...] | None = None
-        self._compose: list[Template] = []
-        self.template_error: str | None = None
-        """Why the compose templates on disk were refused (the last good ones stay offered)."""
-        self._cfg: tuple[tuple[Any, ...], ConsoleConfig] | None = None
-        self.map_layers: dict[str, Any] | None = None
-        self.inbox_cache: tuple[float, dict[str, Any]] | None = None
+        self._offered: dict[str, Offered] = {}
+        self._rules: dict[str, tuple[tuple[Any, ...], Mapping[str, Template]]] = {}
+        self._cfg: dict[str, tuple[tuple[Any, ...], ConsoleConfig]] = {}
+        self.map_layers: dict[str, dict[str, Any]] = {}
+        self.inbox_cache: dict[str, tuple[float, dict[str, Any]]] = {}
         self.inbox_lock = asyncio.Lock()
 
     @property
-    def policy(self) -> FourEyes:
-        c = self.services.loaded.cfg.console
-        return FourEyes(required_for=frozenset(c.four_eyes), single_person_extreme=c.single_person_extreme,
-                                end_needs_two=c.four_eyes_end)
+    def districts(self) -> Districts:
+        return self.services.loaded.districts
+
+    def policy(self, d: District) -> FourEyes:
+        """``d``'s four eyes (its ``[[districts]]`` settings, else ``[console]``)."""
+        return FourEyes.of(d.four_eyes)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn(store, *args, **kwargs)`` on the store's writer thread."""
@@ -91,38 +108,38 @@ class ConsoleWeb:
 
     # -- templates ---------------------------------------------------------------------------------------------
 
-    def _folder(self) -> Path:
-        return Path(self.services.loaded.rules_dir)
+    async def compose_templates(self, d: District) -> list[Template]:
+        """``d``'s console templates (its own folder, then the shared rules/templates/compose/), re-read when a
+        file changed."""
+        offered = await asyncio.to_thread(read_offered, d, self._offered.get(d.ars, Offered()))
+        self._offered[d.ars] = offered
+        return list(offered.templates)
 
-    def _read_templates(self) -> None:
-        folder = self._folder()
-        stamp = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in template_paths(folder / COMPOSE_FOLDER))
-        if stamp == self._stamp:
-            return
-        try:
-            self._compose = compose_templates(folder)
-            self.template_error = None
-        except Exception as err:  # noqa: BLE001 - a broken edit keeps the last good templates offered
-            self.template_error = str(err)[:2000]
-            log.error("console templates refused, the previous ones stay in use: %s", err)
-        self._stamp = stamp
+    def template_error(self, d: District) -> str | None:
+        """Why ``d``'s compose templates on disk were refused (the last good ones stay offered)."""
+        return self._offered.get(d.ars, Offered()).error
 
-    async def compose_templates(self) -> list[Template]:
-        """The console's templates (rules/templates/compose/), re-read when a file changed."""
-        await asyncio.to_thread(self._read_templates)
-        return self._compose
+    async def rule_templates(self, d: District) -> Mapping[str, Template]:
+        """The templates of ``d``'s rules: the router's in a single-district hub, else read from its rules folders
+        (again when a file changed)."""
+        if not self.districts.multi:
+            router = self.services.router
+            current = router.live.current if router is not None else None
+            return current.templates if current is not None else {}
+        stamp = await asyncio.to_thread(stamp_of, d.rules)
+        cached = self._rules.get(d.ars)
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, await asyncio.to_thread(rule_templates_of, d))
+            self._rules[d.ars] = cached
+        return cached[1]
 
-    def rule_templates(self) -> Mapping[str, Template]:
-        router = self.services.router
-        current = router.live.current if router is not None else None
-        return current.templates if current is not None else {}
-
-    async def config(self) -> ConsoleConfig:
-        """The console's config with the templates in force (rebuilt when they change)."""
-        compose = await self.compose_templates()
-        rules = self.rule_templates()
+    async def config(self, d: District) -> ConsoleConfig:
+        """``d``'s console config with the templates in force (rebuilt when they change)."""
+        compose = await self.compose_templates(d)
+        rules = await self.rule_templates(d)
         key = (id(self.services.loaded), id(rules), tuple(id(t) for t in compose))
-        if self._cfg is None or self._cfg[0] != key:
+        cached = self._cfg.get(d.ars)
+        if cached is None or cached[0] != key:
             geo = self.geo
             templates = {**rules, **{t.name: t for t in compose}}
 
@@ -130,16 +147,23 @@ class ConsoleWeb:
                 """hub.access.auth's scope check (boundary tolerance, fails closed without a boundary)."""
                 return None if area is None or area.is_empty else scopes.check_area(cast(auth.User, user), geo, area)
 
-            cfg = ConsoleConfig.from_loaded(self.services.loaded, geo=geo, templates=templates,
-                                                    four_eyes=self.policy, check_area=check_area)
+            cfg = ConsoleConfig.from_loaded(self.services.loaded, geo=geo, district=d, templates=templates,
+                                            check_area=check_area)
             # the hub's validator (XSD loaded once), used on the same writer thread
             cfg = dataclasses.replace(cfg, validator=self.services.intake.validator)
-            self._cfg = (key, cfg)
-        return self._cfg[1]
+            cached = (key, cfg)
+            self._cfg[d.ars] = cached
+        return cached[1]
 
-    def district_name(self) -> str:
-        cfg = self.services.loaded.cfg.hub
-        return cfg.name or self.geo.registry.name(cfg.district_ars) or cfg.district_ars
+    async def refuse_template(self, name: str) -> NoReturn:
+        """A compose template this district does not have: 403 when another district's, else 404."""
+        for other in self.districts:
+            if any(t.name == name for t in await self.compose_templates(other)):
+                raise forbidden()
+        raise web.HTTPNotFound(text="Diese Vorlage gibt es nicht. / This template does not exist.")
+
+    def district_name(self, d: District) -> str:
+        return d.name or self.geo.registry.name(d.ars) or d.ars
 
 
 CONSOLE_KEY = web.AppKey("console", ConsoleWeb)
@@ -154,6 +178,7 @@ def setup(app: web.Application, services: Services, geo: Geography, *, prefix: s
                throttle=throttle, secure_cookie=True if c.secure_cookie == "always" else None)
     state = ConsoleWeb(services, geo, prefix.rstrip("/"))
     app[CONSOLE_KEY] = state
+    app.middlewares.append(middleware(state.prefix, lambda: state.districts))  # inside setup_auth's (the user)
     p = state.prefix
     r = app.router
     r.add_get(p, _to_dashboard)
@@ -194,8 +219,10 @@ def state_of(request: web.Request) -> ConsoleWeb:
 def _ctx(request: web.Request, **extra: Any) -> dict[str, Any]:
     s = state_of(request)
     user = request[USER_KEY]
+    d = district(request)
     return {"user": user, "csrf": request[SESSION_KEY].csrf, "prefix": s.prefix, "hub": s.services.loaded.cfg.hub,
-            "district": s.district_name(), "version": __version__, "v": view, "local": view.local,
+            "district": s.district_name(d), "district_ars": d.ars, "colour": d.colour, "version": __version__,
+            "v": view, "local": view.local,
             "poll_ms": POLL_MS, "exercise": False, "now": datetime.now(UTC).isoformat(), **extra}
 
 
@@ -214,11 +241,13 @@ SENT_SHOWN = 8
 INBOX_TTL_S = 1.0
 
 
-def shared_inbox(store: Store, *, now: datetime | None = None) -> dict[str, Any]:
-    """What the dashboard shows, the same for everyone (writer thread)."""
-    box = overview.inbox(store, now=now)
+def shared_inbox(store: Store, *, now: datetime | None = None, district: tuple[str, ...] | None = None
+                 ) -> dict[str, Any]:
+    """What the dashboard shows, the same for everyone of a district (``district``: its Kreis keys, :func:`owners`;
+    writer thread)."""
+    box = overview.inbox(store, now=now, district=district)
     sent, seen = [], set()
-    for r in tables.warnings(store, states=["sent"], limit=100):
+    for r in tables.warnings(store, states=["sent"], limit=100, district=district):
         if r["thread"] in seen:
             continue
         seen.add(r["thread"])
@@ -238,7 +267,7 @@ def shared_inbox(store: Store, *, now: datetime | None = None) -> dict[str, Any]
             "sender", "identifier", "state", "decided_at", "inside_district", "outside_share")
     return {"alerts": [{k: a.get(k) for k in keep} for a in box["alerts"][:50]], "drafts": drafts,
             "unrouted": [{k: a.get(k) for k in keep} for a in box["unrouted"][:50]], "sent": sent,
-            "open": tables.warnings(store, states=list(view.OPEN)), "failed": box["failed"],
+            "open": tables.warnings(store, states=list(view.OPEN), district=district), "failed": box["failed"],
             "conflicts": box["conflicts"]}
 
 
@@ -252,15 +281,18 @@ def personal_inbox(shared: Mapping[str, Any], user: Any, policy: FourEyes) -> di
 
 
 async def dashboard_data(request: web.Request) -> dict[str, Any]:
-    """The dashboard's data; the shared part is read at most once per :data:`INBOX_TTL_S` however many consoles
-    poll (the store's writer thread also takes every incoming alert)."""
+    """The dashboard's data; each district's shared part is read at most once per :data:`INBOX_TTL_S` however many
+    consoles poll (the store's writer thread also takes every incoming alert)."""
     s = state_of(request)
+    d = district(request)
     loop = asyncio.get_running_loop()
     async with s.inbox_lock:
-        if s.inbox_cache is None or loop.time() - s.inbox_cache[0] > INBOX_TTL_S:
-            s.inbox_cache = (loop.time(), await s.run(shared_inbox))
-        shared = s.inbox_cache[1]
-    data = personal_inbox(shared, request[USER_KEY], s.policy)
+        cached = s.inbox_cache.get(d.ars)
+        if cached is None or loop.time() - cached[0] > INBOX_TTL_S:
+            scope = owners(d) if s.districts.multi else None
+            cached = s.inbox_cache[d.ars] = (loop.time(), await s.run(shared_inbox, district=scope))
+        shared = cached[1]
+    data = personal_inbox(shared, request[USER_KEY], s.policy(d))
     data["health"] = s.services.health.as_dict()
     outbox = s.services.outbox
     data["channels"] = {n: h.as_dict() for n, h in sorted(outbox.health.items())} if outbox is not None else {}
@@ -312,8 +344,9 @@ def _find_draft(store: Store, key: str) -> dict[str, Any] | None:
 async def compose_page(request: web.Request) -> web.Response:
     user = require(request, "compose")
     s = state_of(request)
-    cfg = await s.config()
-    templates = await s.compose_templates()
+    d = district(request)
+    cfg = await s.config(d)
+    templates = await s.compose_templates(d)
     now = now_utc()
     q = request.query
     initial: dict[str, Any] = {"mode": "new", "status": "Actual", "audience": "public", "topic": None,
@@ -324,6 +357,8 @@ async def compose_page(request: web.Request) -> web.Response:
         row = await s.run(tables.get, _int(q["edit"]))
         if row is None:
             raise web.HTTPNotFound(text="Diese Meldung gibt es nicht. / This warning does not exist.")
+        if not owns(d, row["district"]):
+            raise forbidden()
         if row["state"] not in view.OPEN:
             raise web.HTTPSeeOther(f"{s.prefix}/warnings/{row['id']}")
         initial.update(mode="edit", status=row["status"], audience=row["audience"], topic=row["topic"],
@@ -335,6 +370,8 @@ async def compose_page(request: web.Request) -> web.Response:
         draft = await s.run(_find_draft, q["from_draft"])
         if draft is None:
             raise web.HTTPNotFound(text="Diesen Entwurf gibt es nicht. / This draft does not exist.")
+        if not owns(d, draft["district"]):
+            raise forbidden()
         ars = draft.get("sensor_ars")
         initial.update(content=draft_content(draft["draft"]), from_draft=draft["key"],
                        area={"ars": [ars] if ars and ars in s.geo.registry else [], "features": [], "desc": None})
@@ -343,19 +380,19 @@ async def compose_page(request: web.Request) -> web.Response:
         title = ("Meldung aus Entwurf", "warning from a draft")
     elif q.get("template"):
         if q["template"] not in {t.name for t in templates}:
-            raise web.HTTPNotFound(text="Diese Vorlage gibt es nicht. / This template does not exist.")
+            await s.refuse_template(q["template"])
         initial["template"] = q["template"]
     reg = s.geo.registry
     initial["area_names"] = {a: reg.name(a) or a for a in initial["area"]["ars"]}
     initial["area_places"] = {a: view.place_name(reg.name(a) or a) for a in initial["area"]["ars"]}
     page = {"initial": initial, "templates": [t.as_dict(now) for t in templates], "enums": _enums(),
-            "district": {"ars": cfg.district, "name": s.district_name()},
-            "policy": {"four_eyes": sorted(s.policy.required_for),
+            "district": {"ars": cfg.district, "name": s.district_name(d)},
+            "policy": {"four_eyes": sorted(cfg.four_eyes.required_for),
                        "languages_require_review": cfg.languages_require_review},
             "api": f"{s.prefix}/api", "prefix": s.prefix,
             "scopes": [{"ars": a, "name": s.geo.registry.name(a) or a} for a in user.scopes]}
     return render(request, "console/compose.html", page=page, title=title, due=due_for_review(templates, now),
-                  templates=templates, template_error=s.template_error, initial=initial,
+                  templates=templates, template_error=s.template_error(d), initial=initial,
                   exercise=initial["status"] == "Exercise", today=now)
 
 
@@ -370,11 +407,14 @@ def _int(text: str) -> int:
 
 
 def warning_data(store: Store, cfg: ConsoleConfig, index: Any, user: Any, warning_id: int,
-                 *, now: datetime | None = None) -> dict[str, Any] | None:
-    """The version, its thread, history, actions, delivery status and (while open) its preview (writer thread)."""
+                 *, now: datetime | None = None, district: tuple[str, ...] | None = None) -> dict[str, Any] | None:
+    """The version, its thread, history, actions, delivery status and (while open) its preview (writer thread).
+    ``district``: the Kreis keys of the asking user's district; a version of another raises 403."""
     row = tables.get(store, warning_id)
     if row is None:
         return None
+    if district is not None and (row["district"] or "") not in district:
+        raise forbidden()
     versions = tables.versions(store, row["thread"])
     latest = versions[-1]["id"] == row["id"]
     sent = [v for v in versions if v["state"] == "sent"]
@@ -417,8 +457,9 @@ def map_regions(geo: Any, district: str, picked: list[str]) -> list[str]:
 async def warning_page(request: web.Request) -> web.Response:
     user = require(request, "read")
     s = state_of(request)
-    cfg = await s.config()
-    data = await s.run(warning_data, cfg, s.services.index, user, _int(request.match_info["id"]))
+    d = district(request)
+    cfg = await s.config(d)
+    data = await s.run(warning_data, cfg, s.services.index, user, _int(request.match_info["id"]), district=owners(d))
     if data is None:
         raise web.HTTPNotFound(text="Diese Meldung gibt es nicht. / This warning does not exist.")
     row = data["row"]
@@ -430,7 +471,7 @@ async def warning_page(request: web.Request) -> web.Response:
     return render(request, "console/warning.html", d=data, row=row, page=page,
                   exercise=row["status"] == "Exercise", template=tpl, stale=stale,
                   status_html=render_string(request, "console/status.html", d=data, row=row),
-                  preview_lines=_preview_lines(data["preview"], s.services.loaded.cfg.boards))
+                  preview_lines=_preview_lines(data["preview"], cfg.boards))
 
 
 def _preview_lines(preview: Mapping[str, Any] | None, boards: Any) -> list[dict[str, Any]]:

@@ -29,6 +29,8 @@ Acting (hub.console checks permission, scope, four eyes and state; refusals are 
 
 Errors are JSON ``{"error", "message"}`` (message German / English): 400 invalid, 401 not signed in, 403 refused
 (permission, scope, four eyes, CSRF), 404 unknown, 409 the preview or the confirmation does not match the version.
+A warning, draft or template of another district (issue 19) is 403 with only ``{"error": "Kein Zugriff /
+forbidden"}`` (hub.web.console_districts), whatever the route; the lists hold only the user's district's.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import itertools
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import web
 from shapely.geometry import mapping
@@ -58,6 +60,7 @@ from hub.store.db import Store
 from hub.web import console_view as view
 from hub.web.auth import require
 from hub.web.console import ConsoleWeb, dashboard_data, inbox_html, render_string, state_of, warning_data
+from hub.web.console_districts import district, forbidden, owners
 
 LEVEL = {Level.LAND: ("Land", "state"), Level.BEZIRK: ("Regierungsbezirk", "region"),
          Level.KREIS: ("Kreis", "district"), Level.VERBAND: ("Gemeindeverband", "municipal association"),
@@ -104,6 +107,10 @@ class _Mismatch(Exception):
     pass
 
 
+class _NotYours(LookupError):
+    """A version of another district's warning (or a draft of another district's rules)."""
+
+
 NOT_FOUND = "Diese Meldung gibt es nicht. / This warning does not exist."
 
 
@@ -111,10 +118,12 @@ async def _run(s: ConsoleWeb, fn: Callable[..., Any], *args: Any, **kwargs: Any)
     """A hub.console operation on the writer thread, its refusals as JSON errors."""
     try:
         result = await s.run(fn, *args, **kwargs)
-        s.inbox_cache = None  # the dashboards show it at their next poll
+        s.inbox_cache.clear()  # the dashboards show it at their next poll
         return result
     except _Missing:
         raise error(web.HTTPNotFound, "not_found", NOT_FOUND) from None
+    except _NotYours:
+        raise forbidden() from None
     except _Mismatch as err:
         raise error(web.HTTPConflict, "confirmation_mismatch", str(err)) from None
     except StalePreview as err:
@@ -214,6 +223,8 @@ def _feature(geo: Geography, ars: str) -> dict[str, Any] | None:
 
 
 async def region_shape(request: web.Request) -> web.Response:
+    """Any region's boundary, also outside the user's district: boundaries are public geodata (BKG), nothing of
+    another district's authority."""
     require(request, "read")
     s = state_of(request)
     ars = request.match_info["ars"]
@@ -227,8 +238,8 @@ async def region_shape(request: web.Request) -> web.Response:
     return _ok(feature)
 
 
-def _layers(s: ConsoleWeb) -> dict[str, Any]:
-    geo, district = s.geo, s.services.loaded.cfg.hub.district_ars
+def _layers(s: ConsoleWeb, district: str) -> dict[str, Any]:
+    geo = s.geo
     c = s.services.loaded.cfg.console
     return {"district": _feature(geo, district), "regions": [f for a in geo.inner(district) if (f := _feature(geo, a))],
             "attribution": BOUNDARY_ATTRIBUTION,
@@ -238,26 +249,29 @@ def _layers(s: ConsoleWeb) -> dict[str, Any]:
 async def map_layers(request: web.Request) -> web.Response:
     require(request, "read")
     s = state_of(request)
-    if s.map_layers is None:
-        s.map_layers = await asyncio.to_thread(_layers, s)
-    return _ok(s.map_layers)
+    d = district(request)
+    if d.ars not in s.map_layers:
+        s.map_layers[d.ars] = await asyncio.to_thread(_layers, s, d.ars)
+    return _ok(s.map_layers[d.ars])
 
 
 async def templates(request: web.Request) -> web.Response:
     require(request, "read")
     s = state_of(request)
+    d = district(request)
     now = now_utc()
-    return _ok({"templates": [t.as_dict(now) for t in await s.compose_templates()], "error": s.template_error})
+    return _ok({"templates": [t.as_dict(now) for t in await s.compose_templates(d)], "error": s.template_error(d)})
 
 
 async def template_filled(request: web.Request) -> web.Response:
     """A console template filled for the places picked and the end chosen, each language in its own words."""
     require(request, "read")
     s = state_of(request)
+    d = district(request)
     name = request.match_info["name"]
-    tpl = next((t for t in await s.compose_templates() if t.name == name), None)
+    tpl = next((t for t in await s.compose_templates(d) if t.name == name), None)
     if tpl is None:
-        raise error(web.HTTPNotFound, "not_found", "Diese Vorlage gibt es nicht. / This template does not exist.")
+        await _refuse_template(s, name)
     now = now_utc()
     until = None
     if request.query.get("until"):
@@ -269,7 +283,7 @@ async def template_filled(request: web.Request) -> web.Response:
             raise error(web.HTTPBadRequest, "invalid", "Das Feld until braucht eine künftige Zeit mit Zeitzone. / "
                         "The field until needs a future time with offset.")
     places = [p[:120] for p in request.query.getall("ort", [])][:20]
-    draft = tpl.compose(ort=places, district=s.district_name(), time=now, until=until)
+    draft = tpl.compose(ort=places, district=s.district_name(d), time=now, until=until)
     return _ok({"template": tpl.as_dict(now), "content": {
         "event": draft.event, "categories": [c.value for c in draft.categories], "severity": draft.severity.value,
         "urgency": draft.urgency.value, "certainty": draft.certainty.value,
@@ -281,17 +295,36 @@ async def template_filled(request: web.Request) -> web.Response:
         "channels": list(tpl.default_channels), "audience": tpl.audience})
 
 
+async def _refuse_template(s: ConsoleWeb, name: str) -> NoReturn:
+    """A compose template the user's district does not have: 403 when another district's, else 404."""
+    try:
+        await s.refuse_template(name)
+    except web.HTTPNotFound:
+        raise error(web.HTTPNotFound, "not_found", "Diese Vorlage gibt es nicht. / This template does not exist.") \
+            from None
+
+
+async def _refuse_elsewhere(s: ConsoleWeb, name: str) -> None:
+    """403 when ``name`` is another district's compose template (one that exists nowhere is the operation's to
+    refuse, as before)."""
+    try:
+        await s.refuse_template(name)
+    except web.HTTPNotFound:
+        return
+
+
 async def warnings_list(request: web.Request) -> web.Response:
     require(request, "read")
     states = [x for x in request.query.get("state", "").split(",") if x] or None
-    rows = await state_of(request).run(tables.warnings, states=states)
+    rows = await state_of(request).run(tables.warnings, states=states, district=owners(district(request)))
     return _ok({"warnings": [view.summary(r) for r in rows]})
 
 
 async def _data(request: web.Request) -> dict[str, Any]:
     user = require(request, "read")
     s = state_of(request)
-    data = await s.run(warning_data, await s.config(), s.services.index, user, _id(request))
+    d = district(request)
+    data = await s.run(warning_data, await s.config(d), s.services.index, user, _id(request), district=owners(d))
     if data is None:
         raise error(web.HTTPNotFound, "not_found", NOT_FOUND)
     return data
@@ -311,10 +344,12 @@ async def preview(request: web.Request) -> web.Response:
     return _ok(data["preview"])
 
 
-def _status(store: Store, warning_id: int) -> dict[str, Any] | None:
+def _status(store: Store, warning_id: int, district: tuple[str, ...]) -> dict[str, Any] | None:
     row = tables.get(store, warning_id)
     if row is None:
         return None
+    if (row["district"] or "") not in district:
+        raise forbidden()
     rows = tables.versions(store, row["thread"])
     return {"row": row, "versions": [view.summary(v) for v in rows],
             "deliveries": view.deliveries(overview.status(store, row["thread"]))}
@@ -323,7 +358,7 @@ def _status(store: Store, warning_id: int) -> dict[str, Any] | None:
 async def status(request: web.Request) -> web.Response:
     require(request, "read")
     s = state_of(request)
-    found = await s.run(_status, _id(request))
+    found = await s.run(_status, _id(request), owners(district(request)))
     if found is None:
         raise error(web.HTTPNotFound, "not_found", NOT_FOUND)
     row = found.pop("row")
@@ -335,29 +370,35 @@ async def status(request: web.Request) -> web.Response:
 # -- acting -------------------------------------------------------------------------------------------------------
 
 
-def _create(store: Store, user: Any, form: dict[str, Any], *, cfg: ConsoleConfig,
+def _create(store: Store, user: Any, form: dict[str, Any], *, cfg: ConsoleConfig, district: tuple[str, ...],
             stale: Mapping[str, Any] | None, from_draft: str | None) -> dict[str, Any]:
+    if from_draft and (found := decisions.draft(store, from_draft)) is not None and found["district"] not in district:
+        raise _NotYours()
     row = drafts.create_draft(store, user, form, cfg=cfg)
     if from_draft:  # the rule's or sensor's draft leaves the inbox (a crash before this only leaves it listed)
         decisions.take_draft(store, from_draft)
     if stale is not None:
         store.audit(user.name, "console.stale_template_confirmed", row["thread"],
                     {"warning": row["id"], "template": stale["name"], "reviewed": stale["reviewed"],
-                     "status": row["status"]})
+                     "status": row["status"]}, district=cfg.district)
     if from_draft:
-        store.audit(user.name, "console.from_draft", row["thread"], {"warning": row["id"], "draft": from_draft})
+        store.audit(user.name, "console.from_draft", row["thread"], {"warning": row["id"], "draft": from_draft},
+                    district=cfg.district)
     return row
 
 
 async def create(request: web.Request) -> web.Response:
     user = require(request, "read")
     s = state_of(request)
+    d = district(request)
     form = await _body(request)
     from_draft = form.pop("from_draft", None)
     reviewed = form.pop("stale_reviewed", False) is True
     stale = None
     name = form.get("template")
-    tpl = next((t for t in await s.compose_templates() if t.name == name), None) if isinstance(name, str) else None
+    tpl = next((t for t in await s.compose_templates(d) if t.name == name), None) if isinstance(name, str) else None
+    if isinstance(name, str) and tpl is None and name not in (await s.config(d)).templates:
+        await _refuse_elsewhere(s, name)
     if tpl is not None and tpl.stale(now_utc()) and form.get("status", "Actual") == "Actual":
         stale = tpl.as_dict(now_utc())
         if not reviewed:
@@ -365,23 +406,31 @@ async def create(request: web.Request) -> web.Response:
                         f"Die Vorlage „{tpl.title or tpl.name}“ ist nicht aktuell geprüft (zuletzt: "
                         f"{stale['reviewed'] or 'nie'}). Bitte Texte prüfen und das bestätigen. / The template's "
                         "review is overdue: check the texts and confirm.", template=tpl.name)
-    row = await _run(s, _create, user, form, cfg=await s.config(), stale=stale,
+    row = await _run(s, _create, user, form, cfg=await s.config(d), district=owners(d), stale=stale,
                      from_draft=from_draft if isinstance(from_draft, str) else None)
     return _ok({"warning": view.summary(row), "next": f"{s.prefix}/warnings/{row['id']}"}, status=201)
 
 
-def _existing(store: Store, fn: Callable[..., Any], user: Any, warning_id: int, *args: Any, **kwargs: Any) -> Any:
-    if tables.get(store, warning_id) is None:
-        raise _Missing()
-    return fn(store, user, warning_id, *args, **kwargs)
-
-
-def _confirmed(store: Store, fn: Callable[..., Any], user: Any, warning_id: int, confirm: Any,
-               **kwargs: Any) -> Any:
-    """Send only what the sender confirmed: status, audience (and topic) and channels as ticked on the page."""
+def _mine(store: Store, warning_id: int, district: tuple[str, ...]) -> dict[str, Any]:
+    """The version, if it is one of the district's (else 404 where it exists nowhere, 403 where another's)."""
     row = tables.get(store, warning_id)
     if row is None:
         raise _Missing()
+    if (row["district"] or "") not in district:
+        raise _NotYours()
+    return row
+
+
+def _existing(store: Store, fn: Callable[..., Any], user: Any, warning_id: int, *args: Any,
+              district: tuple[str, ...], **kwargs: Any) -> Any:
+    _mine(store, warning_id, district)
+    return fn(store, user, warning_id, *args, **kwargs)
+
+
+def _confirmed(store: Store, fn: Callable[..., Any], user: Any, warning_id: int, confirm: Any, *,
+               district: tuple[str, ...], **kwargs: Any) -> Any:
+    """Send only what the sender confirmed: status, audience (and topic) and channels as ticked on the page."""
+    row = _mine(store, warning_id, district)
     if not isinstance(confirm, Mapping):
         raise ConsoleError("Bitte bestätigen Sie Zielgruppe und Kanäle. / "
                                    "Please confirm the audience and channels.")
@@ -391,7 +440,8 @@ def _confirmed(store: Store, fn: Callable[..., Any], user: Any, warning_id: int,
            "channels": sorted(c for c in confirm.get("channels") or [] if isinstance(c, str))}
     if got != want:
         store.audit(user.name, "console.confirmation_mismatch", row["thread"],
-                    {"warning": row["id"], "confirmed": got, "actual": want, "action": fn.__name__})
+                    {"warning": row["id"], "confirmed": got, "actual": want, "action": fn.__name__},
+                    district=row["district"])
         raise _Mismatch("Bestätigt wurde etwas anderes als diese Meldung ist (Status, Zielgruppe oder Kanäle): bitte "
                         "neu prüfen. / What was confirmed is not this warning's status, audience or channels: please "
                         "check again.")
@@ -404,30 +454,31 @@ async def act(request: web.Request) -> web.Response:
     action = request.path.rsplit("/", 1)[1]
     wid = _id(request)
     body = await _body(request)
-    cfg = await s.config()
+    d = district(request)
+    cfg, mine = await s.config(d), owners(d)
     page = f"{s.prefix}/warnings/{wid}"
     if action in ("approve", "send"):
         extra: dict[str, Any] = {"reason": body.get("reason")} if action == "send" else {}
         extra["widen"] = body.get("widen") is True
         sending = release.approve if action == "approve" else release.send
         sent = await _run(s, _confirmed, sending, user, wid, body.get("confirm"), token=str(body.get("token") or ""),
-                          cfg=cfg, **extra)
+                          cfg=cfg, district=mine, **extra)
         s.services.events.publish(Decided(sent.alert_id, sent.store_thread, "publish"))  # the pipeline sends it now
         return _ok({"warning": view.summary(sent.warning), "identifier": sent.identifier, "next": page})
     if action == "edit":
         form = {k: body[k] for k in ("content", "area", "channels") if k in body}
-        row = await _run(s, _existing, drafts.edit_draft, user, wid, form, cfg=cfg)
+        row = await _run(s, _existing, drafts.edit_draft, user, wid, form, cfg=cfg, district=mine)
     elif action == "reject":
-        row = await _run(s, _existing, drafts.reject, user, wid, str(body.get("reason") or ""), cfg=cfg)
+        row = await _run(s, _existing, drafts.reject, user, wid, str(body.get("reason") or ""), cfg=cfg, district=mine)
     elif action == "follow-up":
         kind = body.get("action")
         given = body.get("form") if isinstance(body.get("form"), dict) else None
-        row = await _run(s, _existing, drafts.follow_up, user, wid, str(kind), cfg=cfg, form=given)
+        row = await _run(s, _existing, drafts.follow_up, user, wid, str(kind), cfg=cfg, form=given, district=mine)
         target = f"{s.prefix}/compose?edit={row['id']}" if kind == "update" else f"{s.prefix}/warnings/{row['id']}"
         return _ok({"warning": view.summary(row), "next": target}, status=201)
     else:
         fn = {"submit": drafts.submit, "withdraw": drafts.withdraw}[action]
-        row = await _run(s, _existing, fn, user, wid, cfg=cfg)
+        row = await _run(s, _existing, fn, user, wid, cfg=cfg, district=mine)
     return _ok({"warning": view.summary(row), "next": f"{s.prefix}/warnings/{row['id']}"})
 
 
@@ -435,6 +486,6 @@ async def exercise_token(request: web.Request) -> web.Response:
     """Issue a token that lets one staff test device subscribe to exercises (see hub.access.exercise_tokens)."""
     user = require(request, "compose")
     s = state_of(request)
-    token, expires_ms = await s.run(exercise_tokens.issue, user.name)
+    token, expires_ms = await s.run(exercise_tokens.issue, user.name, district=district(request).ars)
     expires = datetime.fromtimestamp(expires_ms / 1000, UTC).isoformat(timespec="seconds")
     return _ok({"token": token, "expires": expires, "link": f"/abonnieren?exercise_token={token}"}, status=201)
