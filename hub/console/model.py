@@ -38,6 +38,7 @@ from shapely.geometry.base import BaseGeometry
 
 from hub.cap.model import Circle
 from hub.cap.validate import Validator
+from hub.config.districts import Districts
 from hub.config.load import LoadedConfig
 from hub.config.sections import BoardConfig, WebhookConfig
 from hub.decide.rules.templates import LANGUAGE_TAGS, Template
@@ -124,6 +125,8 @@ class ConsoleConfig:
     validator: Validator = field(default_factory=Validator)
     languages_require_review: bool = False
     """``[console] languages_require_review``: only reviewed languages (and German) go out."""
+    districts: Districts | None = None
+    """The hub's districts: the part of an area in another one is offered to it (hub.console.offers)."""
 
     @classmethod
     def from_loaded(cls, loaded: LoadedConfig, *, geo: Geography, templates: Mapping[str, Template] | None = None,
@@ -133,7 +136,7 @@ class ConsoleConfig:
                    base_url=hub.public_url.rstrip("/"), boards=tuple(loaded.cfg.boards),
                    webhooks=tuple(loaded.cfg.webhooks), templates=dict(templates or {}),
                    four_eyes=four_eyes or FourEyes(), check_area=check_area,
-                   languages_require_review=loaded.cfg.console.languages_require_review)
+                   languages_require_review=loaded.cfg.console.languages_require_review, districts=loaded.districts)
 
     def area_check(self) -> AreaCheck:
         return self.check_area or scope_check(self.geo)
