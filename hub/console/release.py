@@ -181,7 +181,8 @@ def _send(store: Store, cfg: ConsoleConfig, user: ConsoleUser, row: Mapping[str,
     if added.outcome != "new" or added.alert_id is None or added.thread_id is None:
         raise ConsoleError(_msg("Diese Fassung ist schon gespeichert", "this version is stored already"))
     pending = decisions.Pending(added.alert_id, added.thread_id, ORIGIN, alert, prev_alert)
-    if not decisions.record(store, pending, _decision(row, plan, why), rules_loaded_at=None, now=now):
+    if not decisions.record(store, pending, _decision(row, plan, why), rules_loaded_at=None, now=now,
+                            district=cfg.district):  # the warning's district's decision, published in its name
         raise ConsoleError(_msg("Über diese Fassung wurde schon entschieden", "this version was decided already"))
     store.conn.execute(
         "UPDATE console_warnings SET state='sent', sent_at=?, updated_at=?, cap_identifier=?, cap_sent=?, alert_id=?,"
