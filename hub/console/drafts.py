@@ -296,7 +296,10 @@ NOT_YOURS = "Kein Zugriff / forbidden"
 
 def _pending_offer(store: Store, cfg: ConsoleConfig, key: str) -> dict[str, Any]:
     found = offers.load(store, key)
-    if found is None:
+    if found is None:  # not an offer: another district's draft is refused like its offers, else it is nowhere
+        other = store.conn.execute("SELECT district FROM drafts WHERE key=?", (key,)).fetchone()
+        if other is not None and other[0] != cfg.district:
+            raise ConsoleForbidden(NOT_YOURS)
         raise LookupError(key)
     if found["district"] != cfg.district:
         raise ConsoleForbidden(NOT_YOURS)
@@ -328,8 +331,8 @@ def from_offer(store: Store, user: ConsoleUser, key: str, *, cfg: ConsoleConfig,
     now = now or now_utc()
 
     def run() -> dict[str, Any]:
+        found = _pending_offer(store, cfg, key)  # another district's: refused before anything else is said
         _need(user, "compose")
-        found = _pending_offer(store, cfg, key)
         doc = found["draft"]
         o = doc["offer"]
         content = {k: v for k, v in doc.items() if k not in ("area", "offer", "template", "kind", "taken")}
@@ -363,8 +366,8 @@ def decline_offer(store: Store, user: ConsoleUser, key: str, reason: str, *, cfg
     now = now or now_utc()
 
     def run() -> None:
-        _need(user, "compose")
         _pending_offer(store, cfg, key)
+        _need(user, "compose")
         with store.transaction() as conn:
             conn.execute("UPDATE drafts SET state='declined' WHERE key=? AND state='pending'", (key,))
             store.audit(user.name, "console.offer_declined", key, {"reason": (reason or "").strip()[:500]}, now=now,
