@@ -204,10 +204,10 @@ def _store_offer(store: Store, cfg: ConsoleConfig, own: District | None, to: Dis
                      "kind": row["kind"], "identifier": identifier, "status": row["status"],
                      "audience": row["audience"], "topic": row["topic"], "channels": list(row["channels"]),
                      "earlier": earlier}}
-    what = {"Cancel": ("Aufhebung", "cancel"), "Update": ("Aktualisierung", "update")}.get(msg_type, ("Warnung",
-                                                                                                     "warning"))
-    why = (f"{what[0]} des {by['name']} für den Teil in Ihrem Gebiet, zur eigenen Entscheidung angeboten: "
-           f"„{headline}“ / {what[1]} offered by {by['name']} for the part in your area, for your own decision")
+    what = {"Cancel": ("eine Aufhebung", "a cancel"), "Update": ("eine Aktualisierung", "an update")}.get(
+        msg_type, ("eine Warnung", "a warning"))
+    why = (f"{by['name']} bietet {what[0]} für den Teil in Ihrem Gebiet zur eigenen Entscheidung an: „{headline}“ / "
+           f"{by['name']} offers {what[1]} for the part in your area, for your own decision")
     audiences = ["public"] if row["audience"] == "public" else [f"topic:{row['topic']}"]
     cur = store.conn.execute(
         "INSERT OR IGNORE INTO drafts (key, origin, alert_id, rule, sensor, kind, template, at, channels, audiences,"
