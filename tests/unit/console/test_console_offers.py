@@ -185,3 +185,40 @@ def test_one_district_offers_nothing(store: Store, geo: Geography, tmp_path: Pat
     one = ConsoleConfig(geo=geo, district=LD, sender=LD_SENDER)
     area = flood(ring=True)["area"]
     assert offers.split(one, area) == (area, ())
+
+
+def test_an_update_is_offered_and_updates_the_neighbours_own_warning(
+        store: Store, ld: ConsoleConfig, ue: ConsoleConfig) -> None:
+    w = drafts.create_draft(store, ANNA, flood(), cfg=ld)
+    approved(store, ld, w["id"], ANNA, BERT)
+    [first] = offers.pending(store, UE)
+    theirs = drafts.from_offer(store, UWE, first["key"], cfg=ue)
+    approved(store, ue, theirs["id"], UWE, UTA)
+
+    texts = {"de-DE": {"headline": "Hochwasser: Deich bei Suhlendorf gefährdet", "description": "Die Pegel steigen.",
+                       "instruction": "Gebiet verlassen."}}
+    update = drafts.follow_up(store, ANNA, w["id"], "update", cfg=ld, form={"content": {"texts": texts}})
+    approved(store, ld, update["id"], ANNA, BERT)
+    [second] = offers.pending(store, UE)
+    assert second["key"] == offers.key_of(w["thread"], 2, UE) and second["draft"]["offer"]["msg_type"] == "Update"
+    follow = drafts.from_offer(store, UWE, second["key"], cfg=ue)
+    assert (follow["thread"], follow["msg_type"], follow["version"]) == (theirs["thread"], "Update", 2)
+    assert follow["content"]["texts"]["de-DE"]["headline"] == "Hochwasser: Deich bei Suhlendorf gefährdet"
+    assert follow["area"]["ars"] == [SUHLENDORF] and follow["state"] == "draft"  # Uelzen's four eyes again
+
+
+def test_declining_an_offer_takes_it_out_of_the_inbox_only_in_its_district(
+        store: Store, ld: ConsoleConfig, ue: ConsoleConfig) -> None:
+    w = drafts.create_draft(store, ANNA, flood(), cfg=ld)
+    approved(store, ld, w["id"], ANNA, BERT)
+    [offer] = offers.pending(store, UE)
+    with pytest.raises(ConsoleForbidden):
+        drafts.decline_offer(store, ANNA, offer["key"], "nicht unseres", cfg=ld)
+    assert len(offers.pending(store, UE)) == 1
+    drafts.decline_offer(store, UWE, offer["key"], "Eigene Warnung läuft schon", cfg=ue)
+    assert offers.pending(store, UE) == [] and offers.load(store, offer["key"])["state"] == "declined"  # type: ignore[index]
+    assert store.audit_entries(UE)[-1]["action"] == "console.offer_declined"
+    with pytest.raises(ConsoleError):
+        drafts.from_offer(store, UWE, offer["key"], cfg=ue)
+    with pytest.raises(LookupError):
+        drafts.from_offer(store, UWE, "offer:nowhere:1:x", cfg=ue)
