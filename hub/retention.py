@@ -175,6 +175,9 @@ async def _archive_audit(astore: AsyncStore, plan: Plan, before: datetime, now: 
     if result.entries:
         log.info("retention: archived audit entries %d-%d (older than %g days) to %s, sha256 %s", result.first_seq,
                  result.last_seq, plan.settings.audit_days, out, result.sha256)
+    for g in result.chains if len(result.chains) > 1 else ():  # each chain's segment has an anchor of its own
+        log.info("retention: audit chain %s: entries %d-%d (%d) anchored", g.district or "hub", g.first_seq,
+                 g.last_seq, g.entries)
 
 
 async def purge_sessions(astore: AsyncStore, **settings: Any) -> int:

@@ -27,20 +27,25 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from hub.access import login_throttle
 from hub.access.login_throttle import DEFAULT_THROTTLE, Throttle
+from hub.config.districts import Districts
 from hub.errors import AuthError
 from hub.geo.registry import Registry
 from hub.store.clock import now_utc, utc_iso
 from hub.store.db import Store
 
-ROLES = ("viewer", "author", "approver", "admin")
-PERMISSIONS = ("read", "compose", "approve", "admin")
+ROLES = ("viewer", "author", "approver", "admin", "provider")
+PERMISSIONS = ("read", "compose", "approve", "admin", "health")
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset({"read"}),
     "author": frozenset({"read", "compose"}),
     "approver": frozenset({"read", "compose", "approve"}),
     # admin manages users and may allow the single-person path; it does not compose or approve by itself
     "admin": frozenset({"read", "admin"}),
+    # the provider runs the hub for several districts (issue 19): manages their users (CLI) and sees their health
+    # (/provider/), never content: no ``read``, no scopes, so no district and no console content route
+    "provider": frozenset({"health"}),
 }
+PROVIDER = "provider"
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024
 """Longer input is refused before hashing: no one types more, and hashing megabytes is a cheap denial of service."""
@@ -105,8 +110,18 @@ def check_roles(roles: Iterable[str]) -> frozenset[str]:
     return found
 
 
-def check_scopes(scopes: Iterable[str], registry: Registry) -> tuple[str, ...]:
-    """Region keys as 12-digit ARS: also accepts 2/3/5/9-digit prefixes and 8-digit AGS; refuses unknown keys."""
+def check_scopes(scopes: Iterable[str], registry: Registry, *, roles: Iterable[str] = (),
+                 districts: Districts | None = None) -> tuple[str, ...]:
+    """Region keys as 12-digit ARS: also accepts 2/3/5/9-digit prefixes and 8-digit AGS; refuses unknown keys.
+
+    With ``roles`` and ``districts`` (issue 19): a provider has no scope (and no other role: it sees no district's
+    content); every other user's scopes must lie in exactly one district when the hub serves several (each
+    authority's users are its own)."""
+    if PROVIDER in set(roles):
+        if set(roles) != {PROVIDER} or any(s.strip() for s in scopes):
+            raise AuthError("Die Rolle provider steht allein und ohne Zuständigkeitsbereich / the provider role "
+                            "stands alone, without a scope")
+        return ()
     out: list[str] = []
     for code in scopes:
         code = code.strip()
@@ -116,7 +131,17 @@ def check_scopes(scopes: Iterable[str], registry: Registry) -> tuple[str, ...]:
         out.append(ars)
     if not out:
         raise AuthError("Mindestens ein Zuständigkeitsbereich (--scope) / at least one scope (--scope) is needed")
+    if districts is not None and districts.multi and districts.of_scopes(out) is None:
+        slugs = ", ".join(d.slug for d in districts)
+        raise AuthError(f"Die Zuständigkeitsbereiche müssen in genau einem Kreis liegen ({slugs}) / the scopes must "
+                        f"lie in exactly one district: {', '.join(out)}")
     return tuple(dict.fromkeys(out))
+
+
+def district_of(user_scopes: Iterable[str], districts: Districts | None) -> str:
+    """The Kreis key of the district a user belongs to, for its audit chain (``''``: none, or not known)."""
+    found = districts.of_scopes(list(user_scopes)) if districts is not None and list(user_scopes) else None
+    return found.ars if found is not None else ""
 
 
 def hash_password(password: str, hasher: PasswordHasher | None = None) -> str:
@@ -150,10 +175,13 @@ def check_password(stored_hash: str | None, password: str,
 
 
 def add_user(store: Store, name: str, roles: Iterable[str], scopes: Iterable[str], password: str, *, actor: str,
-             registry: Registry, hasher: PasswordHasher | None = None, now: datetime | None = None) -> User:
+             registry: Registry, hasher: PasswordHasher | None = None, now: datetime | None = None,
+             districts: Districts | None = None) -> User:
+    """A new user; ``districts``: the hub's, whose rules on scopes it must meet (:func:`check_scopes`), audited in
+    its district's chain."""
     name = normalise_name(name)
     role_set = check_roles(roles)
-    ars = check_scopes(scopes, registry)
+    ars = check_scopes(scopes, registry, roles=role_set, districts=districts)
     digest = hash_password(password, hasher)
     stamp = utc_iso(now or now_utc())
     try:
@@ -164,7 +192,8 @@ def add_user(store: Store, name: str, roles: Iterable[str], scopes: Iterable[str
                 (name, digest, json.dumps(sorted(role_set)), json.dumps(list(ars)), stamp, stamp, stamp))
     except sqlite3.IntegrityError:
         raise AuthError(f"Benutzer {name!r} gibt es schon / user {name!r} already exists") from None
-    store.audit(actor, "user.add", name, {"roles": sorted(role_set), "scopes": list(ars)}, now=now)
+    store.audit(actor, "user.add", name, {"roles": sorted(role_set), "scopes": list(ars)}, now=now,
+                district=district_of(ars, districts))
     return User(int(cur.lastrowid or 0), name, role_set, ars, False)
 
 
@@ -191,7 +220,7 @@ def list_users(store: Store) -> list[dict[str, Any]]:
 
 
 def set_password(store: Store, name: str, password: str, *, actor: str, hasher: PasswordHasher | None = None,
-                 now: datetime | None = None) -> User:
+                 now: datetime | None = None, districts: Districts | None = None) -> User:
     """New password; every session of the user ends (whoever knew the old one is signed out) and its login
     throttle is lifted (:func:`unlock`)."""
     user = _existing(store, name)
@@ -203,28 +232,32 @@ def set_password(store: Store, name: str, password: str, *, actor: str, hasher: 
         ended = conn.execute("DELETE FROM sessions WHERE user_id=?", (user.id,)).rowcount
     cleared = login_throttle.clear(store, user.name, now=now or now_utc())
     store.audit(actor, "user.set_password", user.name, {"sessions_ended": ended, "throttle_cleared": cleared},
-                now=now)
+                now=now, district=district_of(user.scopes, districts))
     return user
 
 
-def unlock(store: Store, name: str, *, actor: str, now: datetime | None = None) -> tuple[User, int]:
+def unlock(store: Store, name: str, *, actor: str, now: datetime | None = None,
+           districts: Districts | None = None) -> tuple[User, int]:
     """Lift the login throttle of a user (``warnhub user unlock``): the waits of all its (name, address) pairs and
     its failures in address brakes are forgotten (:func:`hub.access.login_throttle.clear`). Audited as ``user.unlock``.
     Returns the user and the throttle rows cleared."""
     user = _existing(store, name)
     cleared = login_throttle.clear(store, user.name, now=now or now_utc())
-    store.audit(actor, "user.unlock", user.name, {"throttle_cleared": cleared}, now=now)
+    store.audit(actor, "user.unlock", user.name, {"throttle_cleared": cleared}, now=now,
+                district=district_of(user.scopes, districts))
     return user, cleared
 
 
-def set_disabled(store: Store, name: str, disabled: bool, *, actor: str, now: datetime | None = None) -> User:
+def set_disabled(store: Store, name: str, disabled: bool, *, actor: str, now: datetime | None = None,
+                 districts: Districts | None = None) -> User:
     """Disable (ending every session at once) or enable a user."""
     user = _existing(store, name)
     stamp = utc_iso(now or now_utc())
     with store.transaction() as conn:
         conn.execute("UPDATE users SET disabled=?, updated=? WHERE id=?", (int(disabled), stamp, user.id))
         ended = conn.execute("DELETE FROM sessions WHERE user_id=?", (user.id,)).rowcount if disabled else 0
-    store.audit(actor, "user.disable" if disabled else "user.enable", user.name, {"sessions_ended": ended}, now=now)
+    store.audit(actor, "user.disable" if disabled else "user.enable", user.name, {"sessions_ended": ended}, now=now,
+                district=district_of(user.scopes, districts))
     return _existing(store, name)
 
 

@@ -7,6 +7,7 @@ import getpass
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from hub.app import open_store
 from hub.cli.common import load_config, read_store
@@ -15,19 +16,30 @@ from hub.store.audit import archive, verify_archive
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
+    """Each chain on its own (the hub's, then each district's; ``--district SLUG``: that district's only), each
+    named with its result; exit 1 if any chain or archive file fails."""
     loaded = load_config(args, required=True)
     assert loaded is not None
-
+    slug = getattr(args, "district", None)
+    if slug and loaded.districts.by_slug(slug) is None:
+        print(f"warnhub: unbekannter Kreis / unknown district: {slug!r} "
+              f"({', '.join(d.slug for d in loaded.districts)})", file=sys.stderr)
+        return 2
     with read_store(loaded) as store:
-        result = store.verify_audit()
+        found = loaded.districts.by_slug(slug) if slug else None
+        chains = [found.ars] if found is not None else store.audit_chains()
+        results = [(ars, store.verify_audit(ars)) for ars in chains]
         files = [(f, verify_archive(store, Path(f))) for f in args.archive or ()]
     code = 0
-    since = f" (from archived entry {result.anchor})" if result.anchor else ""
-    if result.ok:
-        print(f"audit log intact: {result.entries} entries{since}")
-    else:
-        print(f"audit log BROKEN at entry {result.first_bad}: {result.reason} ({result.entries} entries verified)")
-        code = 1
+    for ars, result in results:
+        label = _chain_label(loaded, ars)
+        since = f" (from archived entry {result.anchor})" if result.anchor else ""
+        if result.ok:
+            print(f"{label}: audit log intact: {result.entries} entries{since}")
+        else:
+            print(f"{label}: audit log BROKEN at entry {result.first_bad}: {result.reason} ({result.entries} entries "
+                  "verified)")
+            code = 1
     for name, check in files:
         if check.ok:
             print(f"archive intact: {name}: {check.entries} entries")
@@ -35,6 +47,14 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             print(f"archive BROKEN: {check.reason} ({check.entries} entries verified)")
             code = 1
     return code
+
+
+def _chain_label(loaded: Any, ars: str) -> str:
+    """``hub`` for the hub's own chain, ``slug (name)`` for a district's, the Kreis key for one not configured."""
+    if not ars:
+        return "hub"
+    d = loaded.districts.by_ars(ars)
+    return f"{d.slug} ({d.name})" if d is not None else ars
 
 
 def cmd_audit_archive(args: argparse.Namespace) -> int:
@@ -57,6 +77,9 @@ def cmd_audit_archive(args: argparse.Namespace) -> int:
         return 0
     print(f"archived entries {done.first_seq}-{done.last_seq} ({done.entries}) to {done.file}; "
           f"sha256 {done.sha256}; the chain continues from hash {done.hash}")
+    for g in done.chains if len(done.chains) > 1 else ():
+        print(f"  {_chain_label(loaded, g.district)}: entries {g.first_seq}-{g.last_seq} ({g.entries}), anchored at "
+              f"hash {g.hash}")
     return 0
 
 

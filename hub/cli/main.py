@@ -125,6 +125,7 @@ def _audit_commands(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     av = au_sub.add_parser("verify", parents=[common], help="verify the hash chain (and archive files)")
     av.add_argument("--archive", action="append", metavar="FILE", help="also verify this archive file against its "
                     "anchor; repeat for several")
+    av.add_argument("--district", metavar="SLUG", help="only this district's chain")
     av.set_defaults(fn=cmd_audit_verify)
     aa = au_sub.add_parser("archive", parents=[common],
                            help="move the entries before a date to a file, verified, and anchor the chain after them")
@@ -157,10 +158,12 @@ def _user_commands(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     us_sub = us.add_subparsers(dest="user_command", required=True)
     ua = us_sub.add_parser("add", parents=[common], help="add a user (asks for the password twice)")
     ua.add_argument("name")
-    ua.add_argument("--role", action="append", required=True, choices=("viewer", "author", "approver", "admin"),
-                    help="repeat for several roles")
-    ua.add_argument("--scope", action="append", required=True, metavar="ARS",
-                    help="region the user may warn (12-digit ARS, or a 5-digit Kreis key); repeat for several")
+    ua.add_argument("--role", action="append", required=True,
+                    choices=("viewer", "author", "approver", "admin", "provider"),
+                    help="repeat for several roles (provider: alone and without a scope)")
+    ua.add_argument("--scope", action="append", default=[], metavar="ARS",
+                    help="region the user may warn (12-digit ARS, or a 5-digit Kreis key); repeat for several; "
+                         "required except for a provider; with several districts all in one of them")
     ua.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
     ua.set_defaults(fn=cmd_user_add)
     up = us_sub.add_parser("set-password", parents=[common],
@@ -180,6 +183,7 @@ def _user_commands(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     ue.set_defaults(fn=cmd_user_enable)
     ul = us_sub.add_parser("list", parents=[common], help="list users")
     ul.add_argument("--json", action="store_true", help="one JSON object per line per user")
+    ul.add_argument("--district", metavar="SLUG", help="only the users of this district")
     ul.set_defaults(fn=cmd_user_list)
     et = sub.add_parser("exercise-token", parents=[common],
                         help="print a single-use token (24 h) that registers a staff test device for exercises")

@@ -20,10 +20,12 @@ from hub.geo.registry import registry
 
 
 def _user_store(args: argparse.Namespace) -> Any:
-    """The configured store (its tables, the access tables too, are there once it is open)."""
+    """The configured store (its tables, the access tables too, are there once it is open); the config's districts
+    as ``args.districts``."""
 
     loaded = load_config(args, required=True)
     assert loaded is not None
+    args.districts = loaded.districts
     store = open_store(loaded)
     return store
 
@@ -56,15 +58,14 @@ def _user_command(fn: Any) -> Any:
 def cmd_user_add(args: argparse.Namespace) -> int:
     with _user_store(args) as store:
         name = auth.normalise_name(args.name)  # every refusal that can come before the password prompt does
-        auth.check_roles(args.role)
-        auth.check_scopes(args.scope, registry())
+        auth.check_scopes(args.scope, registry(), roles=auth.check_roles(args.role), districts=args.districts)
         if auth.get_user(store, name) is not None:
             raise AuthError(f"Benutzer {name!r} gibt es schon / user {name!r} already exists")
         password = _new_password(args)
         user = auth.add_user(store, name, args.role, args.scope, password, actor=getpass.getuser(),
-                             registry=registry())
+                             registry=registry(), districts=args.districts)
     print(f"Benutzer {user.name} angelegt / user added: roles {', '.join(sorted(user.roles))}; "
-          f"scope {', '.join(user.scopes)}")
+          f"scope {', '.join(user.scopes) or '-'}")
     return 0
 
 
@@ -74,7 +75,7 @@ def cmd_user_set_password(args: argparse.Namespace) -> int:
         if auth.get_user(store, args.name) is None:  # before asking for a password nobody will use
             raise AuthError(f"Unbekannter Benutzer / unknown user: {args.name!r}")
         password = _new_password(args)
-        user = auth.set_password(store, args.name, password, actor=getpass.getuser())
+        user = auth.set_password(store, args.name, password, actor=getpass.getuser(), districts=args.districts)
     print(f"Passwort von {user.name} geändert, Sitzungen beendet / password changed, sessions ended")
     return 0
 
@@ -82,7 +83,7 @@ def cmd_user_set_password(args: argparse.Namespace) -> int:
 @_user_command
 def cmd_user_unlock(args: argparse.Namespace) -> int:
     with _user_store(args) as store:
-        user, cleared = auth.unlock(store, args.name, actor=getpass.getuser())
+        user, cleared = auth.unlock(store, args.name, actor=getpass.getuser(), districts=args.districts)
     print(f"Anmeldesperre von {user.name} aufgehoben ({cleared} Einträge gelöscht) / login throttle lifted "
           f"({cleared} entries cleared)")
     return 0
@@ -91,7 +92,7 @@ def cmd_user_unlock(args: argparse.Namespace) -> int:
 @_user_command
 def cmd_user_disable(args: argparse.Namespace) -> int:
     with _user_store(args) as store:
-        user = auth.set_disabled(store, args.name, True, actor=getpass.getuser())
+        user = auth.set_disabled(store, args.name, True, actor=getpass.getuser(), districts=args.districts)
     print(f"Benutzer {user.name} gesperrt, Sitzungen beendet / user disabled, sessions ended")
     return 0
 
@@ -99,7 +100,7 @@ def cmd_user_disable(args: argparse.Namespace) -> int:
 @_user_command
 def cmd_user_enable(args: argparse.Namespace) -> int:
     with _user_store(args) as store:
-        user = auth.set_disabled(store, args.name, False, actor=getpass.getuser())
+        user = auth.set_disabled(store, args.name, False, actor=getpass.getuser(), districts=args.districts)
     print(f"Benutzer {user.name} wieder freigegeben / user enabled")
     return 0
 
@@ -108,6 +109,13 @@ def cmd_user_enable(args: argparse.Namespace) -> int:
 def cmd_user_list(args: argparse.Namespace) -> int:
     with _user_store(args) as store:
         users = auth.list_users(store)
+    slug = getattr(args, "district", None)
+    if slug:
+        district = args.districts.by_slug(slug)
+        if district is None:
+            raise AuthError(f"Unbekannter Kreis / unknown district: {slug!r} "
+                            f"({', '.join(d.slug for d in args.districts)})")
+        users = [u for u in users if u["scopes"] and args.districts.of_scopes(u["scopes"]) == district]
     if args.json:
         for u in users:
             print(json.dumps(u, ensure_ascii=False))

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from hub.cap.model import Certainty, MsgType, ResponseType, Severity, Urgency
+from hub.console import offers
 from hub.console.alert import _values, all_clear_template, template_content, template_review
 from hub.console.forms import _area, _content, _settings, _time
 from hub.console.model import (
@@ -20,7 +21,6 @@ from hub.console.model import (
     ConsoleForbidden,
     ConsoleUser,
     _audited,
-    _check_scope,
     _msg,
     _need,
     _state,
@@ -60,7 +60,7 @@ def create_draft(store: Store, user: ConsoleUser, form: Mapping[str, Any], *, cf
                     "audience": getattr(tpl, "audience", None)}
         status, channels, audience, topic = _settings(
             {**{k: v for k, v in defaults.items() if v}, **form}, None)
-        _check_scope(cfg, user, area)
+        offers.check_scope(cfg, user, area)
         row = {"thread": f"c{uuid.uuid4().hex}", "version": 1, "parent_id": None, "state": "draft",
                "status": status, "msg_type": MsgType.ALERT.value, "kind": "warning", "template": name,
                "content": content, "area": area, "channels": channels, "audience": audience, "topic": topic,
@@ -112,7 +112,7 @@ def edit_draft(store: Store, user: ConsoleUser, warning_id: int, form: Mapping[s
         area = _area(form["area"], cfg.geo) if "area" in form else row["area"]
         if row["msg_type"] == MsgType.CANCEL.value and area != row["area"]:
             raise ConsoleError(_msg("Eine Aufhebung gilt dem ganzen Gebiet", "a cancel covers the whole area"))
-        _check_scope(cfg, user, area)
+        offers.check_scope(cfg, user, area)
         editors = list(dict.fromkeys([*row["editors"], user.id]))
         with store.transaction() as conn:
             conn.execute("UPDATE console_warnings SET state='draft', content=?, area=?, channels=?, editors=?,"
@@ -145,7 +145,7 @@ def submit(store: Store, user: ConsoleUser, warning_id: int, *, cfg: ConsoleConf
         row = _require(store, warning_id)
         _state(row, "draft")
         _ready(row)
-        _check_scope(cfg, user, row["area"])
+        offers.check_scope(cfg, user, row["area"])
         return _transition(store, user, row, "submit", "submitted", now, submitted_at=utc_iso(now))
 
     return _audited(store, user, "submit", str(warning_id), run, district=cfg.district)
@@ -233,7 +233,7 @@ def follow_up(store: Store, user: ConsoleUser, warning_id: int, action: str, *, 
                        content=_all_clear_content(cfg, row, now))
         else:
             raise ConsoleError(_msg(f"Unbekannte Folgemeldung {action!r}", f"unknown follow-up {action!r}"))
-        _check_scope(cfg, user, new["area"])
+        offers.check_scope(cfg, user, new["area"])
         return _insert(store, user, new, action, now)
 
     return _audited(store, user, action, str(warning_id), run, district=cfg.district)
@@ -290,3 +290,91 @@ def _all_clear_content(cfg: ConsoleConfig, row: Mapping[str, Any], now: datetime
             "texts": texts, "instruction_codes": codes, "event_code": event_code, "onset": None,
             "expires": expires}
     return _content({}, base)
+
+
+# -- offers from another district (hub.console.offers) ----------------------------------------------------------------
+
+NOT_YOURS = "Kein Zugriff / forbidden"
+"""The refusal of another district's offer: it says nothing about the offer."""
+
+
+def _pending_offer(store: Store, cfg: ConsoleConfig, key: str) -> dict[str, Any]:
+    found = offers.load(store, key)
+    if found is None:  # not an offer: another district's draft is refused like its offers, else it is nowhere
+        other = store.conn.execute("SELECT district FROM drafts WHERE key=?", (key,)).fetchone()
+        if other is not None and other[0] != cfg.district:
+            raise ConsoleForbidden(NOT_YOURS)
+        raise LookupError(key)
+    if found["district"] != cfg.district:
+        raise ConsoleForbidden(NOT_YOURS)
+    if found["state"] != "pending":
+        raise ConsoleError(_msg("Dieses Angebot wurde schon übernommen oder abgelehnt",
+                                "this offer was taken over or declined already"))
+    return found
+
+
+def _made_from(store: Store, earlier: list[str]) -> dict[str, Any] | None:
+    """The newest sent version of the district's own warning made from an earlier offer of the same thread."""
+    for key in reversed(earlier):
+        before = offers.load(store, key)
+        taken = (before or {}).get("draft", {}).get("taken")
+        if taken:
+            sent = [v for v in versions(store, taken["thread"]) if v["state"] == "sent"]
+            if sent:
+                return sent[-1]
+    return None
+
+
+def from_offer(store: Store, user: ConsoleUser, key: str, *, cfg: ConsoleConfig,
+               now: datetime | None = None) -> dict[str, Any]:
+    """A warning of the user's own district from an offer in its inbox: a new draft with the offer's content and
+    area (the part in this district), or, when the offer updates, cancels or ends a warning this district already
+    sent from an earlier offer of the same thread, that follow-up of its own warning. Either way it is this
+    district's version: its authors edit and submit it, its approvers approve it, it goes out with its sender.
+    A Cancel with nothing of this district's to cancel is refused (decline it). Audited as ``console.from_offer``."""
+    now = now or now_utc()
+
+    def run() -> dict[str, Any]:
+        found = _pending_offer(store, cfg, key)  # another district's: refused before anything else is said
+        _need(user, "compose")
+        doc = found["draft"]
+        o = doc["offer"]
+        content = {k: v for k, v in doc.items() if k not in ("area", "offer", "template", "kind", "taken")}
+        mine = _made_from(store, o.get("earlier") or [])
+        with store.transaction():
+            if mine is not None and (o["msg_type"] != MsgType.ALERT.value or o["kind"] == "all-clear"):
+                action = ("cancel" if o["msg_type"] == MsgType.CANCEL.value else
+                          "all-clear" if o["kind"] == "all-clear" else "update")
+                form = {"content": content, "area": doc["area"]} if action == "update" else None
+                row = follow_up(store, user, mine["id"], action, cfg=cfg, form=form, now=now)
+            elif o["msg_type"] == MsgType.CANCEL.value:
+                raise ConsoleError(_msg("Hier gibt es keine eigene Warnung aufzuheben: Angebot ablehnen",
+                                        "there is no warning of yours to cancel: decline the offer"))
+            else:
+                form = {"status": o["status"], "audience": o["audience"], "topic": o["topic"],
+                        "channels": o["channels"], "area": doc["area"], "content": content}
+                row = create_draft(store, user, form, cfg=cfg, now=now)
+            store.conn.execute("UPDATE drafts SET state='taken', draft=? WHERE key=? AND state='pending'",
+                               (_dumps({**doc, "taken": {"warning": row["id"], "thread": row["thread"]}}), key))
+            store.audit(user.name, "console.from_offer", row["thread"],
+                        {"warning": row["id"], "offer": key, "from": o["from"]["district"],
+                         "from_thread": o["thread"], "from_version": o["version"]}, now=now, district=cfg.district)
+        return row
+
+    return _audited(store, user, "from_offer", key, run)
+
+
+def decline_offer(store: Store, user: ConsoleUser, key: str, reason: str, *, cfg: ConsoleConfig,
+                  now: datetime | None = None) -> None:
+    """This district does not take the offer up (it leaves the inbox); audited as ``console.offer_declined``."""
+    now = now or now_utc()
+
+    def run() -> None:
+        _pending_offer(store, cfg, key)
+        _need(user, "compose")
+        with store.transaction() as conn:
+            conn.execute("UPDATE drafts SET state='declined' WHERE key=? AND state='pending'", (key,))
+            store.audit(user.name, "console.offer_declined", key, {"reason": (reason or "").strip()[:500]}, now=now,
+                        district=cfg.district)
+
+    _audited(store, user, "decline_offer", key, run)

@@ -38,7 +38,7 @@ from shapely.geometry.base import BaseGeometry
 
 from hub.cap.model import Circle
 from hub.cap.validate import Validator
-from hub.config.districts import District, FourEyesSettings
+from hub.config.districts import District, Districts, FourEyesSettings
 from hub.config.load import LoadedConfig
 from hub.config.sections import BoardConfig, WebhookConfig
 from hub.decide.rules.templates import LANGUAGE_TAGS, Template
@@ -131,6 +131,8 @@ class ConsoleConfig:
     validator: Validator = field(default_factory=Validator)
     languages_require_review: bool = False
     """``[console] languages_require_review``: only reviewed languages (and German) go out."""
+    districts: Districts | None = None
+    """The hub's districts: the part of an area in another one is offered to it (hub.console.offers)."""
 
     @classmethod
     def from_loaded(cls, loaded: LoadedConfig, *, geo: Geography, district: District | None = None,
@@ -142,7 +144,7 @@ class ConsoleConfig:
         return cls(geo=geo, district=d.ars, sender=d.sender, sender_name=d.sender_name, base_url=d.public_url,
                    boards=boards_of(loaded, d), webhooks=webhooks_of(loaded, d), templates=dict(templates or {}),
                    four_eyes=four_eyes or FourEyes.of(d.four_eyes), check_area=check_area,
-                   languages_require_review=loaded.cfg.console.languages_require_review)
+                   languages_require_review=loaded.cfg.console.languages_require_review, districts=loaded.districts)
 
     def area_check(self) -> AreaCheck:
         return self.check_area or scope_check(self.geo)

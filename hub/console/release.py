@@ -23,6 +23,7 @@ from hub.cap.model import MsgType, Severity, Urgency
 from hub.cap.serialize import to_xml
 from hub.cap.sign import SignaturePolicy
 from hub.cap.validate import Verdict
+from hub.console import offers
 from hub.console.alert import _previous_sent, _sent_time, build_alert
 from hub.console.drafts import _ready
 from hub.console.model import (
@@ -34,7 +35,6 @@ from hub.console.model import (
     FourEyes,
     StalePreview,
     _audited,
-    _check_scope,
     _msg,
     _need,
     _state,
@@ -74,7 +74,7 @@ def approve(store: Store, approver: ConsoleUser, warning_id: int, *, token: str,
             raise ConsoleForbidden(_msg("Vier-Augen-Prinzip: Wer eine Meldung verfasst oder bearbeitet hat, gibt "
                                         "sie nicht frei", "four eyes: authors and editors cannot approve"))
         _ready(row)
-        _check_scope(cfg, approver, row["area"])
+        offers.check_scope(cfg, approver, row["area"])
         with store.transaction(durable=True) as conn:  # on disk before the console shows it as sent
             stamp = utc_iso(now)
             conn.execute("UPDATE console_warnings SET state='approved', approver=?, approver_id=?, approved_at=?,"
@@ -103,7 +103,7 @@ def send(store: Store, user: ConsoleUser, warning_id: int, *, token: str, cfg: C
         row = _require(store, warning_id)
         _state(row, "draft", "submitted")
         _ready(row)
-        _check_scope(cfg, user, row["area"])
+        offers.check_scope(cfg, user, row["area"])
         mode = _alone(cfg.four_eyes, user, row, reason)
         with store.transaction(durable=True) as conn:  # on disk before the console shows it as sent
             why = f"console {row['thread']} v{row['version']} by {user.name}, "
@@ -160,8 +160,9 @@ def _send(store: Store, cfg: ConsoleConfig, user: ConsoleUser, row: Mapping[str,
                                 "nicht mehr gesendet werden.", f"Version {newer[0]} of this warning was sent already; "
                                 "this older version can no longer be sent."))
     prev, prev_alert = _previous_sent(store, row)
-    alert = build_alert(cfg, row, previous=prev_alert, sent=_sent_time(now, prev_alert))
-    plan = _plan(cfg, row, alert)
+    own = offers.own_row(cfg, row)  # the part in another district is offered to it, never sent in its name
+    alert = build_alert(cfg, own, previous=prev_alert, sent=_sent_time(now, prev_alert))
+    plan = _plan(cfg, own, alert)
     if not hmac.compare_digest(str(token or ""), confirmation(row, plan)):
         raise StalePreview(_msg("Die Meldung, ihre Empfänger oder Kanäle haben sich seit der Vorschau geändert: "
                                 "bitte neu prüfen", "the warning, its audience or channels changed since the preview"))
@@ -182,7 +183,8 @@ def _send(store: Store, cfg: ConsoleConfig, user: ConsoleUser, row: Mapping[str,
     if added.outcome != "new" or added.alert_id is None or added.thread_id is None:
         raise ConsoleError(_msg("Diese Fassung ist schon gespeichert", "this version is stored already"))
     pending = decisions.Pending(added.alert_id, added.thread_id, ORIGIN, alert, prev_alert)
-    if not decisions.record(store, pending, _decision(row, plan, why), rules_loaded_at=None, now=now):
+    if not decisions.record(store, pending, _decision(row, plan, why), rules_loaded_at=None, now=now,
+                            district=cfg.district):  # the warning's district's decision, published in its name
         raise ConsoleError(_msg("Über diese Fassung wurde schon entschieden", "this version was decided already"))
     store.conn.execute(
         "UPDATE console_warnings SET state='sent', sent_at=?, updated_at=?, cap_identifier=?, cap_sent=?, alert_id=?,"
@@ -190,10 +192,12 @@ def _send(store: Store, cfg: ConsoleConfig, user: ConsoleUser, row: Mapping[str,
                                       added.alert_id, added.thread_id, row["id"]))
     _event(store.conn, row, user.name, "send", {"identifier": alert.identifier, "alert": added.alert_id}, now)
     _supersede(store, user, row, now)
+    offered = offers.offer(store, cfg, row, identifier=alert.identifier, now=now)
     store.audit(user.name, "console.send", row["thread"],
                 {"warning": row["id"], "identifier": alert.identifier, "status": alert.status.value,
                  "msg_type": alert.msg_type.value, "severity": alert.severity.value, "audience": row["audience"],
-                 "channels": list(row["channels"]), "regions": list(plan.regions)}, now=now, district=row["district"])
+                 "channels": list(row["channels"]), "regions": list(plan.regions),
+                 **({"offered": offered} if offered else {})}, now=now, district=row["district"])
     return Sent(_require(store, row["id"]), added.alert_id, added.thread_id, alert.identifier)
 
 

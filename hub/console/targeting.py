@@ -17,6 +17,7 @@ from hub.cap.model import Alert, MsgType, Urgency
 from hub.cap.serialize import to_xml
 from hub.cap.sign import SignaturePolicy
 from hub.config.sections import BoardConfig, WebhookConfig
+from hub.console import offers
 from hub.console.alert import _previous_sent, _sent_time, build_alert, sent_languages
 from hub.console.model import LANGUAGES, ConsoleConfig, ConsoleError, _msg
 from hub.console.tables import _dumps, _require
@@ -152,7 +153,8 @@ def preview(store: Store, geo: Geography, index: Any, boards: Sequence[BoardConf
 def preview_for(store: Store, cfg: ConsoleConfig, index: Any, warning: int | Mapping[str, Any], *,
                 now: datetime | None = None) -> dict[str, Any]:
     """:func:`preview` with the console's config."""
-    row = _require(store, warning) if isinstance(warning, int) else dict(warning)
+    full = _require(store, warning) if isinstance(warning, int) else dict(warning)
+    row = offers.own_row(cfg, full)  # what the CAP covers; the part in another district is offered to it
     prev, prev_alert = _previous_sent(store, row)
     alert = build_alert(cfg, row, previous=prev_alert, sent=_sent_time(now or now_utc(), prev_alert))
     plan = _plan(cfg, row, alert, index)
@@ -169,7 +171,8 @@ def preview_for(store: Store, cfg: ConsoleConfig, index: Any, warning: int | Map
     else:
         push_n = 0 if not push_on else None
     pub = _publication_like(cfg, row, plan, pub_thread, prev)
-    notes = _notes(cfg, row, plan)
+    offered = offers.preview(cfg, full)
+    notes = _notes(cfg, row, plan) + [_msg(o["text"]["de"], o["text"]["en"]) for o in offered]
     return {
         "warning": {k: row[k] for k in ("id", "thread", "version", "state", "status", "msg_type", "kind",
                                         "audience", "topic", "channels")},
@@ -190,8 +193,9 @@ def preview_for(store: Store, cfg: ConsoleConfig, index: Any, warning: int | Map
         "texts": {"push": {n.language: _push_text(pub, n.language, cfg.base_url) for n in pub.notices},
                   "boards": {b.id: fit(pub, pub.notice([b.language]), lines=b.lines, chars=b.chars,
                                        charset=b.charset) for b in plan.boards}},
+        "offers": offered,
         "notes": notes,
-        "token": confirmation(row, plan),
+        "token": confirmation(full, plan),
     }
 
 

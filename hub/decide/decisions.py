@@ -129,9 +129,11 @@ def _dumps(value: Any) -> str:
 
 
 def record(store: Store, pending: Pending, decision: Decision, *, rules_loaded_at: datetime | None,
-           drafts: Iterable[tuple[str, Draft]] = (), now: datetime | None = None, failure: str | None = None) -> bool:
+           drafts: Iterable[tuple[str, Draft]] = (), now: datetime | None = None, failure: str | None = None,
+           district: str = "") -> bool:
     """Store a decision (and the drafts it asks for) in one transaction; False if the version was decided
-    already (two deciders raced: the first one stands). ``failure``: the rules raised on this version (the decision
+    already (two deciders raced: the first one stands). ``district``: the Kreis key of the district whose
+    decision it is (the console's: the warning's). ``failure``: the rules raised on this version (the decision
     is then ``unrouted``); it is marked failed with the reason and tried again after :func:`retry_delay`. A version
     whose earlier evaluation failed is decided anew (its row replaced)."""
     now = now or now_utc()
@@ -147,8 +149,8 @@ def record(store: Store, pending: Pending, decision: Decision, *, rules_loaded_a
             cur = conn.execute(
                 "INSERT OR IGNORE INTO decisions (alert_id, thread_id, decision, rules, channels, audiences, push,"
                 " drafts, severity, regions, inside_district, outside_share, changes, why, rules_loaded_at,"
-                " decided_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (pending.alert_id, pending.thread_id, *values))
+                " decided_at, district) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (pending.alert_id, pending.thread_id, *values, district))
             if cur.rowcount == 0:
                 return False
         else:

@@ -1,11 +1,12 @@
-"""Archiving the audit log without breaking its hash chain.
+"""Archiving the audit log without breaking its hash chains.
 
 The audit table grows with every action. It is pruned only from its oldest end, and only as a verified segment:
-:func:`archive` verifies the whole chain, writes the entries before a date to a file (JSON lines, each with its
-``prev_hash`` and ``hash``, so the file verifies on its own), records an **anchor** (the last archived entry's seq
-and hash, and the file's SHA-256) and deletes the segment, all in one durable transaction after the file is
-on disk. The chain in the table then continues from the anchor (``Store.verify_audit``), and
-:func:`verify_archive` checks a file against its anchor: rows deleted from the middle, an altered table or an
+:func:`archive` verifies every chain, writes the entries before a date to a file (JSON lines, each with its
+``prev_hash`` and ``hash``, and its ``district`` when it is a district's, so the file verifies on its own), records
+an **anchor** per chain (the chain's last archived entry's seq and hash, and the file's SHA-256; issue 19: the hub's
+own chain and each district's, ``audit_anchors.district``) and deletes the segment, all in one durable transaction
+after the file is on disk. Each chain in the table then continues from its anchor (``Store.verify_audit``), and
+:func:`verify_archive` checks a file against its anchors: rows deleted from the middle, an altered table or an
 altered file are all detected.
 
 Functions take the :class:`~hub.store.db.Store` and run on its writer thread.
@@ -30,46 +31,70 @@ _COLS = ("seq", "ts", "actor", "action", "subject", "detail", "prev_hash", "hash
 
 
 @dataclass(frozen=True, slots=True)
+class Segment:
+    """One chain's part of an archive: its anchor."""
+
+    district: str
+    """The chain (a Kreis key; ``''``: the hub's own)."""
+    first_seq: int
+    last_seq: int
+    entries: int
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
 class Archived:
     entries: int
     """Entries written to the file and deleted from the table (0: nothing older than ``before``)."""
     first_seq: int
     last_seq: int
     hash: str
-    """The anchor: hash of the last archived entry."""
+    """Hash of the last archived entry."""
     sha256: str
     """Of the archive file."""
     file: Path | None
+    chains: tuple[Segment, ...] = ()
+    """Each chain's segment in the file, each with an anchor of its own (issue 19: every district has a chain)."""
 
 
 def archive(store: Store, before: datetime, out: Path, *, actor: str, now: datetime | None = None) -> Archived:
-    """Move the audit entries older than ``before`` to ``out`` (a new file) and anchor the chain after them.
+    """Move the audit entries older than ``before`` to ``out`` (a new file) and anchor each chain after them.
 
-    Refuses (StoreError, nothing written or deleted) when the chain does not verify or ``out`` exists. Writes no
-    file when there is nothing to archive. The archiving itself is audited (in the continuing chain)."""
+    The entries of every chain (the hub's and each district's) up to one cut go to one file, in order; each chain
+    gets an anchor of its own for its last archived entry, and its archiving is audited in that chain. Refuses
+    (StoreError, nothing written or deleted) when a chain does not verify or ``out`` exists. Writes no file when
+    there is nothing to archive."""
     check = store.verify_audit()
     if not check.ok:
         raise StoreError(f"the audit chain does not verify, nothing archived: {check.reason}")
     # the oldest entries up to the first one at or after ``before``: a segment without gaps even if the clock
     # went back once (a later entry with an earlier time stays in the table)
     rows = store.conn.execute(
-        f"SELECT {', '.join(_COLS)} FROM audit WHERE seq < coalesce((SELECT min(seq) FROM audit WHERE ts >= ?),"
-        " 9223372036854775807) ORDER BY seq", (utc_iso(before),)).fetchall()
+        f"SELECT {', '.join(_COLS)}, district FROM audit WHERE seq < coalesce((SELECT min(seq) FROM audit WHERE"
+        " ts >= ?), 9223372036854775807) ORDER BY seq", (utc_iso(before),)).fetchall()
     if not rows:
         return Archived(0, 0, 0, store.audit_anchor()[1], "", None)
     last_seq = rows[-1][0]
-    digest = _write(out, [dict(zip(_COLS, r, strict=True)) for r in rows])
+    entries = [{**dict(zip(_COLS, r[:8], strict=True)), **({"district": r[8]} if r[8] else {})} for r in rows]
+    digest = _write(out, entries)
+    chains: dict[str, list[tuple[Any, ...]]] = {}
+    for r in rows:
+        chains.setdefault(str(r[8]), []).append(r)
+    segments = tuple(Segment(d, seg[0][0], seg[-1][0], len(seg), seg[-1][7]) for d, seg in sorted(chains.items()))
     stamp = utc_iso(now or now_utc())
     with store.transaction(durable=True) as conn:
         if conn.execute("SELECT seq, hash FROM audit WHERE seq=?", (last_seq,)).fetchone() != (last_seq, rows[-1][7]):
             raise StoreError("the audit log changed while it was archived; nothing deleted")
-        conn.execute("INSERT INTO audit_anchors (seq, hash, first_seq, entries, file, sha256, archived_at)"
-                     " VALUES (?,?,?,?,?,?,?)", (last_seq, rows[-1][7], rows[0][0], len(rows), str(out), digest,
-                                                 stamp))
+        for g in segments:
+            conn.execute("INSERT INTO audit_anchors (seq, hash, first_seq, entries, file, sha256, archived_at,"
+                         " district) VALUES (?,?,?,?,?,?,?,?)", (g.last_seq, g.hash, g.first_seq, g.entries, str(out),
+                                                                  digest, stamp, g.district))
         conn.execute("DELETE FROM audit WHERE seq <= ?", (last_seq,))
-        store.audit(actor, "audit.archive", str(out), {"first_seq": rows[0][0], "last_seq": last_seq,
-                                                       "hash": rows[-1][7], "sha256": digest}, now=now)
-    return Archived(len(rows), rows[0][0], last_seq, rows[-1][7], digest, out)
+        for g in segments:
+            store.audit(actor, "audit.archive", str(out), {"first_seq": g.first_seq, "last_seq": g.last_seq,
+                                                           "hash": g.hash, "sha256": digest}, now=now,
+                        district=g.district)
+    return Archived(len(rows), rows[0][0], last_seq, rows[-1][7], digest, out, segments)
 
 
 def _write(out: Path, entries: list[dict[str, Any]]) -> str:
@@ -101,35 +126,50 @@ class ArchiveCheck:
 
 
 def verify_archive(store: Store, file: Path) -> ArchiveCheck:
-    """Does an archive file hold exactly the segment its anchor recorded? Its SHA-256 must be the anchor's, its
-    chain must verify from the genesis or from the anchor before it, and its last hash must be the anchor's."""
+    """Does an archive file hold exactly the segments its anchors recorded? Its SHA-256 must be theirs, its entries
+    must follow on from the archive before it without a gap, each chain's entries in it must chain from that
+    chain's anchor before (or the genesis) and end at its anchor for this file. Files of one chain (before issue
+    19, district ``''``) verify the same way."""
     try:
         data = file.read_bytes()
     except OSError as err:
         return ArchiveCheck(False, 0, f"{file}: cannot read: {err}")
     digest = hashlib.sha256(data).hexdigest()
-    anchor = store.conn.execute("SELECT seq, hash, first_seq, entries FROM audit_anchors WHERE sha256=?",
-                                (digest,)).fetchone()
-    if anchor is None:
+    anchors = {str(a[4]): a for a in store.conn.execute(
+        "SELECT seq, hash, first_seq, entries, district FROM audit_anchors WHERE sha256=? ORDER BY seq", (digest,))}
+    if not anchors:
         return ArchiveCheck(False, 0, f"{file}: no anchor records this file (SHA-256 {digest}): altered or unknown")
-    seq, anchor_hash, first_seq, count = anchor
-    before = store.conn.execute("SELECT seq, hash FROM audit_anchors WHERE seq < ? ORDER BY seq DESC LIMIT 1",
-                                (seq,)).fetchone()
-    prev_seq, prev = before if before else (0, GENESIS)
-    if first_seq != prev_seq + 1:
-        return ArchiveCheck(False, 0, f"{file}: starts at entry {first_seq}, the chain before ends at {prev_seq}")
+    first = min(int(a[2]) for a in anchors.values())
+    prev_seq = store.conn.execute("SELECT max(seq) FROM audit_anchors WHERE seq < ?", (first,)).fetchone()[0] or 0
+    if first != prev_seq + 1:
+        return ArchiveCheck(False, 0, f"{file}: starts at entry {first}, the archive before ends at {prev_seq}")
+    prev = {d: _chain_start(store, d, first) for d in anchors}
+    seen: dict[str, list[int]] = {d: [] for d in anchors}
     n = 0
     for n, line in enumerate(data.splitlines(), start=1):
         try:
             e = json.loads(line)
-            want = prev_seq + n
-            if e["seq"] != want or e["prev_hash"] != prev:
-                return ArchiveCheck(False, n - 1, f"{file}: entry {want} does not chain to entry {want - 1}")
-            prev = _audit_hash(prev, want, e["ts"], e["actor"], e["action"], e["subject"], e["detail"])
-            if prev != e["hash"]:
+            want, district = first + n - 1, str(e.get("district", ""))
+            if e["seq"] != want or district not in prev or e["prev_hash"] != prev[district]:
+                return ArchiveCheck(False, n - 1, f"{file}: entry {want} does not chain to the entry before it "
+                                                  "in its chain")
+            prev[district] = _audit_hash(prev[district], want, e["ts"], e["actor"], e["action"], e["subject"],
+                                         e["detail"], district)
+            if prev[district] != e["hash"]:
                 return ArchiveCheck(False, n - 1, f"{file}: entry {want} was altered (hash mismatch)")
-        except (ValueError, KeyError, TypeError) as err:
+            seen[district].append(want)
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
             return ArchiveCheck(False, n - 1, f"{file}: line {n} is not an audit entry: {err}")
-    if n != count or prev != anchor_hash:
-        return ArchiveCheck(False, n, f"{file}: does not end at the anchor (entry {seq})")
+    for district, (seq, anchor_hash, first_seq, count, _) in anchors.items():
+        got = seen[district]
+        if len(got) != count or not got or (got[0], got[-1]) != (first_seq, seq) or prev[district] != anchor_hash:
+            chain = f" of district {district}" if district else ""
+            return ArchiveCheck(False, n, f"{file}: the chain{chain} does not end at its anchor (entry {seq})")
     return ArchiveCheck(True, n)
+
+
+def _chain_start(store: Store, district: str, before: int) -> str:
+    """The hash a chain's first entry in a file starting at ``before`` carries: its anchor before, or the genesis."""
+    row = store.conn.execute("SELECT hash FROM audit_anchors WHERE district=? AND seq < ? ORDER BY seq DESC LIMIT 1",
+                             (district, before)).fetchone()
+    return str(row[0]) if row else GENESIS

@@ -36,7 +36,8 @@ class AuditChain(Connection):
         ts = utc_iso(now or now_utc())
         body = json.dumps(detail or {}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         with self.transaction() as conn:
-            seq = (conn.execute("SELECT max(seq) FROM audit").fetchone()[0] or self.audit_anchor()[0]) + 1
+            seq = conn.execute("SELECT coalesce((SELECT max(seq) FROM audit), (SELECT max(seq) FROM audit_anchors),"
+                               " 0)").fetchone()[0] + 1  # every chain's archived entries counted (one per chain)
             prev = self._chain_head(conn, district)
             digest = _audit_hash(prev, seq, ts, actor, action, subject, body, district)
             conn.execute("INSERT INTO audit (seq, ts, actor, action, subject, detail, prev_hash, hash, district)"
@@ -101,6 +102,8 @@ class AuditChain(Connection):
 
     def _first_absent(self, after: int, before: int) -> int | None:
         """The first seq between two entries of a chain that no chain has: a deleted entry (seqs are dense)."""
+        archived = self.conn.execute("SELECT max(seq) FROM audit_anchors WHERE seq < ?", (before,)).fetchone()[0]
+        after = max(after, int(archived or 0))  # another chain's archived entries are gone, not missing
         have = {int(r[0]) for r in self.conn.execute("SELECT seq FROM audit WHERE seq > ? AND seq < ?",
                                                          (after, before))}
         return next((s for s in range(after + 1, before) if s not in have), None)

@@ -63,6 +63,7 @@ from hub.web import (
     fdlimit,
     live,
     nina_api,
+    provider,
     subscriptions,
     warnings,
 )
@@ -353,6 +354,7 @@ def make_app(services: Services) -> web.Application:
     if services.geo is not None:  # the control-room console (login, pages, API) under /console
         state = console.setup(app, services, services.geo)
         console_api.routes(app, state.prefix)
+        provider.setup(app, services)  # /provider/: the districts' health for the provider role, no content
         app.router.add_get(f"{state.prefix}/incidents", incidents_page)
         app.router.add_get(f"{state.prefix}/incidents/{{id}}", incident_page)
         app.router.add_get(f"{state.prefix}/api/alerts", api_alerts)

@@ -57,6 +57,7 @@ from hub.geo.projection import GERMANY
 from hub.geo.registry import Level
 from hub.store.clock import now_utc
 from hub.store.db import Store
+from hub.web import console_offers
 from hub.web import console_view as view
 from hub.web.auth import require
 from hub.web.console import ConsoleWeb, dashboard_data, inbox_html, render_string, state_of, warning_data
@@ -89,6 +90,7 @@ def routes(app: web.Application, prefix: str) -> None:
     for action in ("edit", "submit", "withdraw", "reject", "follow-up", "approve", "send"):
         r.add_post(f"{a}/warnings/{{id}}/{action}", act)
     r.add_post(f"{a}/exercise-token", exercise_token)
+    console_offers.routes(app, prefix)  # offers from other districts (issue 19)
 
 
 # -- errors and bodies ------------------------------------------------------------------------------------------------

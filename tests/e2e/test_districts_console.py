@@ -31,9 +31,11 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from hub.access import auth
 from hub.decide import decisions
 from hub.decide.rules.engine import RuleSet
 from hub.geo.geography import geography
+from hub.geo.registry import registry
 from hub.store.db import Store
 from tests.e2e.test_public_routes import registered_routes
 from tests.e2e.test_routing import dwd_cap
@@ -87,9 +89,13 @@ def prepare(home: Path, port: int) -> Path:
             "Pegel Hitzacker: +42 cm in 60 Minuten", draft)])
     finally:
         store.close()
-    users = [(n, (r,), (s,)) for n, (r, s) in {**LD_USERS, **UE_USERS}.items()] + [(BOTH, ("viewer",), (LD, UE))]
-    for name, roles, scopes in users:
-        add_user(config, name, roles, scopes)
+    for name, (role, scope) in {**LD_USERS, **UE_USERS}.items():
+        add_user(config, name, (role,), (scope,))
+    both = Store(home / "hub.db")  # the CLI refuses a user of two districts: one from an older hub, as it was stored
+    try:
+        auth.add_user(both, BOTH, ("viewer",), (LD, UE), PASSWORD, actor="test", registry=registry())
+    finally:
+        both.close()
     drop(home / "inbox", "dwd.xml", dwd_cap("dwd-hubweit-1", severity="Moderate"), settled=True)
     return config
 
@@ -259,7 +265,7 @@ def fill(pattern: str, ld: LdThings) -> list[str] | None:
         return None
     values: dict[str, list[str]] = {
         "id": [str(ld.sent), str(ld.waiting)] if "/warnings/" in pattern else [str(ld.incident)],
-        "thread": [ld.publication], "name": [TEMPLATE]}
+        "thread": [ld.publication], "name": [TEMPLATE], "key": [ld.draft]}
     assert len(names) == 1 and names[0] in values, f"route {pattern}: fill its parameters in this test"
     return [pattern.replace("{" + names[0] + "}", v) for v in values[names[0]]]
 
