@@ -37,10 +37,24 @@ def _sensors(loaded: LoadedConfig | None) -> list[config_mod.SensorConfig] | Non
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
+    """The rules folder given, or each district's (a hub of several: every district's rules, each on its own)."""
     loaded = load_config(args, required=False)
-    folder = _rules_folder(args, loaded, args.dir)
     sensors = _sensors(loaded)
     ids = [s.id for s in sensors] if sensors is not None else None
+    if args.dir or loaded is None or not loaded.districts.multi:
+        return _check_folder(args, loaded, _rules_folder(args, loaded, args.dir), ids)
+    failed = 0
+    for d in loaded.districts:
+        if not d.rules:
+            print(f"warning: district {d.slug} ({d.ars}): no rules folder; every alert is unrouted for it",
+                  file=sys.stderr if args.json else sys.stdout)
+            continue
+        print(f"district {d.slug} ({d.ars}):", file=sys.stderr if args.json else sys.stdout)
+        failed += _check_folder(args, loaded, d.rules[0], ids)
+    return 1 if failed else 0
+
+
+def _check_folder(args: argparse.Namespace, loaded: LoadedConfig | None, folder: Path, ids: list[str] | None) -> int:
     problems = RuleSet.check(folder, sensors=ids)
     errors = [p for p in problems if not p.warning]
     for problem in problems:
@@ -57,19 +71,34 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_replay(args: argparse.Namespace) -> int:
+    """Inputs replayed against the rules given, or each district's in turn (a hub of several districts; the JSON
+    lines then name the district)."""
     loaded = load_config(args, required=False)
-    folder = _rules_folder(args, loaded, args.rules)
+    if args.rules or loaded is None or not loaded.districts.multi:
+        return _replay(args, loaded, _rules_folder(args, loaded, args.rules),
+                       loaded.cfg.hub.district_ars if loaded else None)
+    failed = 0
+    for d in loaded.districts:
+        if d.rules:
+            if not args.json:
+                print(f"district {d.slug} ({d.ars}):")
+            failed += _replay(args, loaded, d.rules[0], d.ars, named=True)
+    return 1 if failed else 0
+
+
+def _replay(args: argparse.Namespace, loaded: LoadedConfig | None, folder: Path, district: str | None, *,
+            named: bool = False) -> int:
     sensors = _sensors(loaded)
     rules = RuleSet.load(folder, sensors=[s.id for s in sensors] if sensors is not None else None,
                          geo=loaded.geography() if loaded else None)
     failed = 0
-    for d in replay(rules, list(files_of(args.paths)), district=loaded.cfg.hub.district_ars if loaded else None,
+    for d in replay(rules, list(files_of(args.paths)), district=district,
                     origin=args.origin, units={s.id: s.unit for s in sensors or []},
                     sensor_ars={s.id: s.ars for s in sensors or [] if s.ars}):
         if "error" in d:
             failed += 1
         if args.json:
-            print(json.dumps(d, ensure_ascii=False), flush=True)
+            print(json.dumps({**d, "district": district} if named else d, ensure_ascii=False), flush=True)
         elif "error" in d:
             print(f"error     {d['input']}: {d['error']}")
         else:
