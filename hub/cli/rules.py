@@ -50,19 +50,20 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
                   file=sys.stderr if args.json else sys.stdout)
             continue
         print(f"district {d.slug} ({d.ars}):", file=sys.stderr if args.json else sys.stdout)
-        failed += _check_folder(args, loaded, d.rules[0], ids)
+        failed += _check_folder(args, loaded, d.rules[0], ids, shared=d.shared_templates)
     return 1 if failed else 0
 
 
-def _check_folder(args: argparse.Namespace, loaded: LoadedConfig | None, folder: Path, ids: list[str] | None) -> int:
-    problems = RuleSet.check(folder, sensors=ids)
+def _check_folder(args: argparse.Namespace, loaded: LoadedConfig | None, folder: Path, ids: list[str] | None, *,
+                  shared: Path | None = None) -> int:
+    problems = RuleSet.check(folder, sensors=ids, shared_templates=shared)
     errors = [p for p in problems if not p.warning]
     for problem in problems:
         print(json.dumps(problem.as_dict(), ensure_ascii=False) if args.json else str(problem))
     if errors:
         print(f"warnhub: {folder}: {len(errors)} error(s); these rules would not be loaded", file=sys.stderr)
         return 1
-    rules = RuleSet.load(folder, sensors=ids, geo=loaded.geography() if loaded else None)
+    rules = RuleSet.load(folder, sensors=ids, geo=loaded.geography() if loaded else None, shared_templates=shared)
     note = "" if ids is not None else "; sensor names not checked (no config)"
     print(f"{folder}: ok ({len(rules.alert_rules)} alert rules, {len(rules.sensor_rules)} sensor rules, "
           f"{len(rules.templates)} templates, {len(problems)} warning(s){note})", file=sys.stderr if args.json
@@ -82,15 +83,15 @@ def cmd_rules_replay(args: argparse.Namespace) -> int:
         if d.rules:
             if not args.json:
                 print(f"district {d.slug} ({d.ars}):")
-            failed += _replay(args, loaded, d.rules[0], d.ars, named=True)
+            failed += _replay(args, loaded, d.rules[0], d.ars, named=True, shared=d.shared_templates)
     return 1 if failed else 0
 
 
 def _replay(args: argparse.Namespace, loaded: LoadedConfig | None, folder: Path, district: str | None, *,
-            named: bool = False) -> int:
+            named: bool = False, shared: Path | None = None) -> int:
     sensors = _sensors(loaded)
     rules = RuleSet.load(folder, sensors=[s.id for s in sensors] if sensors is not None else None,
-                         geo=loaded.geography() if loaded else None)
+                         geo=loaded.geography() if loaded else None, shared_templates=shared)
     failed = 0
     for d in replay(rules, list(files_of(args.paths)), district=district,
                     origin=args.origin, units={s.id: s.unit for s in sensors or []},

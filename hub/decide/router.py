@@ -334,21 +334,25 @@ def _recent(store: Store, sensors: Sequence[str], since_ms: int) -> list[tuple[s
         (*sensors, since_ms))]
 
 
-def open_rules(folder: Path, *, sensors: Sequence[str], geo: Any = None) -> LiveRules:
+def open_rules(folder: Path, *, sensors: Sequence[str], geo: Any = None,
+               shared_templates: Path | None = None) -> LiveRules:
     """The rules for the daemon: refuses to start on an invalid folder (RulesError, a ConfigError, with file, line
-    and field); a missing folder means no rules, said loudly."""
+    and field); a missing folder means no rules, said loudly. ``shared_templates``: what the folder's own templates
+    fall back to by name."""
     if not folder.is_dir():
         log.warning("rules folder %s does not exist: no rules, every alert is unrouted (nothing is sent)", folder)
-        return empty_rules(folder, geo)
-    return LiveRules.open(folder, sensors=sensors, geo=geo)
+        live = empty_rules(folder, geo)
+        live.shared_templates = shared_templates
+        return live
+    return LiveRules.open(folder, sensors=sensors, geo=geo, shared_templates=shared_templates)
 
 
 
 def open_districts(districts: Districts, *, sensors: Sequence[str], geo: Any = None,
                    units: dict[str, str] | None = None) -> list[DistrictRules]:
-    """Every district's rules for the daemon, the first first (its first rules folder; refuses to start on an invalid
-    folder as :func:`open_rules` does). A district without a rules folder has no rules: every alert is unrouted for
-    it, said once here."""
+    """Every district's rules for the daemon, the first first (its first rules folder, its templates falling back to
+    the hub's shared ones; refuses to start on an invalid folder as :func:`open_rules` does). A district without a
+    rules folder has no rules: every alert is unrouted for it, said once here."""
     out = []
     for d in districts:
         if not d.rules:
@@ -359,7 +363,7 @@ def open_districts(districts: Districts, *, sensors: Sequence[str], geo: Any = N
             if len(d.rules) > 1:
                 log.warning("district %s: only its first rules folder %s is read (%d given)", d.slug, d.rules[0],
                             len(d.rules))
-            live = open_rules(d.rules[0], sensors=sensors, geo=geo)
+            live = open_rules(d.rules[0], sensors=sensors, geo=geo, shared_templates=d.shared_templates)
         out.append(DistrictRules(d.ars, live, slug=d.slug, units=units))
     return out
 

@@ -8,7 +8,7 @@ and problems are in :mod:`hub.decide.rules.problems`, value checks in :mod:`hub.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +53,21 @@ def template_files(folder: Path) -> list[Path]:
 
 
 def load_folder(folder: Path, *, channels: Collection[str] = DEFAULT_CHANNELS,
-                sensors: Collection[str] | None = None) -> Loaded:
-    """Read and check every rule file and template of ``folder``; problems are collected, never raised."""
+                sensors: Collection[str] | None = None, shared_templates: Path | None = None) -> Loaded:
+    """Read and check every rule file and template of ``folder``; problems are collected, never raised.
+    ``shared_templates``: a templates folder the folder's own ``templates/`` falls back to by name (a hub of several
+    districts: the hub's shared templates); a broken shared template is left out, with a warning."""
     out = Loaded()
     if not folder.is_dir():
         out.problems.append(Problem(str(folder), None, "$", "no such rules folder"))
         return out
     out.files.extend(template_files(folder))
+    if shared_templates is not None and shared_templates.is_dir() \
+            and shared_templates.resolve() != (folder / "templates").resolve():
+        shared: list[Problem] = []
+        out.templates.update(load_templates(shared_templates, shared))
+        out.problems.extend(replace(p, warning=True) for p in shared)
+        out.files.extend(template_paths(shared_templates))
     out.templates.update(load_templates(folder / "templates", out.problems))
     # the console's templates (never drafted by rules): a broken one refuses the rule set like any other file
     out.files.extend(template_paths(folder / COMPOSE_FOLDER))

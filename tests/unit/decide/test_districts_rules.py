@@ -1,0 +1,90 @@
+"""Each district's rules in a hub of several (issue 19): its templates fall back by name to the hub's shared ones; a
+refused reload of one district's rules leaves its running rules in force and touches no other district's; /healthz's
+rules entry keeps the single-district shape and adds each district's. Real parts: the two-district config of
+tests/kits/districts.py, rule files on disk, a SQLite store (the audit entries)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hub.config import load as config
+from hub.decide.router import Router, open_districts
+from hub.decide.rules.engine import RulesError
+from hub.geo.geography import Geography, geography
+from hub.store.db import AsyncStore, Store
+from tests.kits.districts import LD, LD_SLUG, UE, UE_SLUG, write_two_districts
+from tests.kits.hubproc import REPO
+
+DRAFTING = """
+[[rule]]
+name = "Uelzen: extremes Unwetter, eigener Hinweis (Entwurf)"
+when.provider = "dwd"
+when.min_severity = "Extreme"
+when.area = "district"
+then.draft = "unwetter-hinweis"
+"""
+
+
+@pytest.fixture(scope="module")
+def geo() -> Geography:
+    return geography()
+
+
+def test_a_districts_templates_fall_back_to_the_shared_ones_by_name(tmp_path: Path, geo: Geography) -> None:
+    cfg = write_two_districts(tmp_path, port=1)
+    shutil.copytree(REPO / "rules" / "templates", tmp_path / "rules" / "templates")  # [hub] rules: the shared ones
+    ue_file = tmp_path / "rules-ue" / "uelzen.toml"
+    ue_file.write_text(ue_file.read_text(encoding="utf-8") + DRAFTING, encoding="utf-8")
+    loaded = config.load(cfg)
+    ue = open_districts(loaded.districts, sensors=[], geo=geo)[1].live.current
+    assert ue is not None and "unwetter-hinweis" in ue.templates  # Uelzen has no templates folder of its own
+    assert Path(ue.templates["unwetter-hinweis"].file).parent == tmp_path / "rules" / "templates"
+
+    own = tmp_path / "rules-ue" / "templates"
+    own.mkdir()
+    text = (REPO / "rules" / "templates" / "unwetter-hinweis.toml").read_text(encoding="utf-8")
+    (own / "unwetter-hinweis.toml").write_text(text, encoding="utf-8")
+    ue = open_districts(loaded.districts, sensors=[], geo=geo)[1].live.current
+    assert ue is not None and Path(ue.templates["unwetter-hinweis"].file).parent == own  # its own first
+
+    shutil.rmtree(own)
+    shutil.rmtree(tmp_path / "rules" / "templates")
+    with pytest.raises(RulesError, match="unwetter-hinweis"):  # without a shared one it names a template nobody has
+        open_districts(loaded.districts, sensors=[], geo=geo)
+
+
+async def test_a_refused_reload_of_one_district_leaves_the_others_alone(tmp_path: Path, geo: Geography) -> None:
+    loaded = config.load(write_two_districts(tmp_path, port=1))
+    rules = open_districts(loaded.districts, sensors=[], geo=geo)
+    store = AsyncStore(Store(tmp_path / "hub.db"))
+    router = Router(store, rules[0].live, district=LD, districts=rules)
+    try:
+        single = Router(store, rules[0].live, district=LD).health()
+        ue_before = rules[1].live.current
+        assert ue_before is not None
+
+        ue_file = tmp_path / "rules-ue" / "uelzen.toml"
+        ue_file.write_text(ue_file.read_text(encoding="utf-8").replace('"Moderate"', '"Mittel"', 1), encoding="utf-8")
+        ld_file = tmp_path / "rules-ld" / "luechow-dannenberg.toml"
+        ld_file.write_text(ld_file.read_text(encoding="utf-8") + '\n[[rule]]\nname = "Neu"\nwhen.provider = "lhp"\n'
+                           'when.area = "district"\nthen.publish = ["web"]\n', encoding="utf-8")
+        assert await router.reload(only_if_changed=True) is False
+        assert rules[1].live.current is ue_before and rules[1].live.refused is not None  # Uelzen's stay in force
+        ld = rules[0].live.current
+        assert ld is not None and "Neu" in [r.name for r in ld.rules] and rules[0].live.refused is None
+
+        health = router.health()
+        assert set(single) <= set(health) and set(health) - set(single) == {"districts"}
+        assert health["status"] == "refused" and health["refused"] is None  # the first district's own: fine
+        by = health["districts"]
+        assert set(by) == {LD_SLUG, UE_SLUG}
+        assert (by[LD_SLUG]["status"], by[UE_SLUG]["status"]) == ("ok", "refused")
+        assert "uelzen.toml" in " ".join(by[UE_SLUG]["refused"]["errors"])
+        audit = await store.read(lambda s: s.conn.execute("SELECT district, action FROM audit WHERE action LIKE"
+                                                          " 'rules.%'").fetchall(), store.store)
+        assert sorted(tuple(a) for a in audit) == [(LD, "rules.reload"), (UE, "rules.refused")]
+    finally:
+        store.close()
