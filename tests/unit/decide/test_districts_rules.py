@@ -1,17 +1,20 @@
 """Each district's rules in a hub of several (issue 19): its templates fall back by name to the hub's shared ones; a
 refused reload of one district's rules leaves its running rules in force and touches no other district's; /healthz's
 rules entry keeps the single-district shape and adds each district's. Real parts: the two-district config of
-tests/kits/districts.py, rule files on disk, a SQLite store (the audit entries)."""
+tests/kits/districts.py, rule files on disk, a SQLite store (the audit entries, the drafts). A sensor belongs to the
+district it lies in: that district's rules watch it."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from hub.config import load as config
-from hub.decide.router import Router, open_districts
+from hub.decide import decisions
+from hub.decide.router import Router, open_districts, sensor_districts
 from hub.decide.rules.engine import RulesError
 from hub.geo.geography import Geography, geography
 from hub.store.db import AsyncStore, Store
@@ -86,5 +89,45 @@ async def test_a_refused_reload_of_one_district_leaves_the_others_alone(tmp_path
         audit = await store.read(lambda s: s.conn.execute("SELECT district, action FROM audit WHERE action LIKE"
                                                           " 'rules.%'").fetchall(), store.store)
         assert sorted(tuple(a) for a in audit) == [(LD, "rules.reload"), (UE, "rules.refused")]
+    finally:
+        store.close()
+
+
+def sensor_rule(name: str) -> str:
+    return f"""
+[[rule]]
+name = "{name}"
+when.sensor = "pegel-uelzen"
+when.above = 100
+when.for_minutes = 1
+then.draft = "hochwasser-vorwarnung"
+then.all_clear = "hochwasser-entwarnung"
+then.publish = ["web"]
+"""
+
+
+async def test_a_sensor_is_watched_by_the_rules_of_the_district_it_lies_in(tmp_path: Path, geo: Geography) -> None:
+    """Both districts' rules name the gauge; it lies in Uelzen (its ``ars``), so only Uelzen's rules watch it and the
+    draft is Uelzen's (its key names the district)."""
+    cfg = write_two_districts(tmp_path, port=1)
+    shutil.copytree(REPO / "rules" / "templates", tmp_path / "rules" / "templates")
+    for folder, name in (("rules-ue", "Uelzen: Pegel"), ("rules-ld", "Lüchow-Dannenberg: Pegel in Uelzen")):
+        file = next((tmp_path / folder).glob("*.toml"))
+        file.write_text(file.read_text(encoding="utf-8") + sensor_rule(name), encoding="utf-8")
+    loaded = config.load(cfg)
+    rules = open_districts(loaded.districts, sensors=["pegel-uelzen"], geo=geo)
+    gauges = [SimpleNamespace(id="pegel-uelzen", ars="033600025025"), SimpleNamespace(id="elsewhere", ars=None)]
+    store = AsyncStore(Store(tmp_path / "hub.db"))
+    router = Router(store, rules[0].live, district=LD, districts=rules,
+                    sensor_districts=sensor_districts(loaded.districts, gauges))
+    try:
+        start = 1_800_000_000_000
+        events = await router.feed([("pegel-uelzen", start + i * 30_000, 120.0) for i in range(4)])
+        assert [(e.rule, e.kind) for e in events] == [("Uelzen: Pegel", "fired")]
+        drafts = await store.read(lambda s: s.conn.execute("SELECT key, district, rule FROM drafts").fetchall(),
+                                  store.store)
+        assert [tuple(d) for d in drafts] == [(decisions.sensor_key("Uelzen: Pegel", "fired", events[0].at, UE), UE,
+                                               "Uelzen: Pegel")]
+        assert drafts[0][0].startswith(f"sensor:{UE}:")
     finally:
         store.close()
