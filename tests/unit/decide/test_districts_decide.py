@@ -30,7 +30,18 @@ from hub.publish import publications
 from hub.publish.pipeline import Pipeline
 from hub.store.db import AsyncStore, Store
 from tests.e2e.test_routing import dwd_cap
-from tests.kits.districts import LD, LD_SENDER, UE, UE_SENDER, UE_SLUG, write_two_districts
+from tests.kits.districts import (
+    HITZACKER,
+    LD,
+    LD_SENDER,
+    LD_SLUG,
+    SUHLENDORF,
+    UE,
+    UE_SENDER,
+    UE_SLUG,
+    UELZEN_TOWN,
+    write_two_districts,
+)
 
 BOTH = ('<geocode><valueName>WARNCELLID</valueName><value>103354000</value></geocode></area>\n'
         '    <area><areaDesc>Kreis Uelzen</areaDesc>'
@@ -46,6 +57,19 @@ def over_both(identifier: str, **kw: Any) -> bytes:
     return raw.replace(one, BOTH.encode())
 
 
+def board(board_id: str, ars: str, district: str = "") -> str:
+    slug = f'district = "{district}"\n' if district else ""
+    return (f'[[boards]]\nid = "{board_id}"\nname = "{board_id}"\nars = "{ars}"\nkind = "mqtt"\nport = 1883\n'
+            f'topic = "boards/{board_id}"\n{slug}\n')
+
+
+BOARDS = "\n" + board("tafel-hitzacker", HITZACKER) + board("tafel-uelzen", UELZEN_TOWN) \
+    + board("tafel-suhlendorf", SUHLENDORF, UE_SLUG) + board("tafel-ld-in-uelzen", UELZEN_TOWN, LD_SLUG) \
+    + '[[webhooks]]\nid = "zeitung-ld"\nurl = "http://127.0.0.1:9/ld"\nsecret = "s"\n\n' \
+    + f'[[webhooks]]\nid = "zeitung-ue"\nurl = "http://127.0.0.1:9/ue"\nsecret = "s"\ndistrict = "{UE_SLUG}"\n'
+"""Boards of each district (by the Kreis their ``ars`` lies in, or named by ``district``) and a webhook each."""
+
+
 @pytest.fixture(scope="module")
 def geo() -> Geography:
     return geography()
@@ -55,7 +79,7 @@ class Rig:
     """Both districts' rules as the daemon opens them, a router and a pipeline over one store and clock."""
 
     def __init__(self, tmp: Path, geo: Geography) -> None:
-        self.loaded = config.load(write_two_districts(tmp, port=1))
+        self.loaded = config.load(write_two_districts(tmp, port=1, extra=BOARDS))
         self.store = Store(self.loaded.db_path)
         self.astore = AsyncStore(self.store)
         self.now = datetime.now(UTC).replace(microsecond=0)
@@ -122,6 +146,12 @@ async def test_one_dwd_warning_is_decided_by_each_district_with_its_own_rules_an
     assert {n.sender_name for n in ld_pub.notices} == {"Landkreis Lüchow-Dannenberg"}
     assert {n.sender_name for n in ue_pub.notices} == {"Landkreis Uelzen"}
     assert await rig.pipeline.publish_pending() == 0
+    boards = dict(rig.store.conn.execute("SELECT recipient, publication_id FROM outbox WHERE channel='boards-mqtt'"))
+    # each district's boards show its own publication only (the LD board standing in Uelzen shows neither: Uelzen's
+    # is not its district's, and Lüchow-Dannenberg's warns Lüchow-Dannenberg's area)
+    assert boards == {"tafel-hitzacker": ld_pub.id, "tafel-uelzen": ue_pub.id, "tafel-suhlendorf": ue_pub.id}
+    hooks = {ars: [h.id for h in i.webhooks] for ars, i in rig.pipeline.issuers.items()}
+    assert hooks == {LD: ["zeitung-ld"], UE: ["zeitung-ue"]}  # a webhook naming no district: the first district's
 
 
 async def test_drafts_carry_their_district_and_keys_never_collide(rig: Rig) -> None:
