@@ -203,8 +203,9 @@ class Router:
         if not stored:
             return
         self._count(decision, failure)
-        level = logging.WARNING if decision.decision == "unrouted" and item.alert.status.value == "Actual" \
-            else logging.INFO
+        loud = decision.decision == "unrouted" and item.alert.status.value == "Actual" \
+            and not (self.keyed and not ruleset.rules)  # a district without rules: said once, at start
+        level = logging.WARNING if loud else logging.INFO
         log.log(level, "alert %s (%s/%s)%s: %s — %s", item.alert_id, item.alert.sender, item.alert.identifier,
                 f" for {rules.slug or rules.ars}" if self.keyed else "", decision.decision, decision.why,
                 extra={"source": item.origin})

@@ -6,20 +6,24 @@ district it lies in: that district's rules watch it."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from hub.cap.validate import Validator
 from hub.config import load as config
 from hub.decide import decisions
 from hub.decide.router import Router, open_districts, sensor_districts
 from hub.decide.rules.engine import RulesError
 from hub.geo.geography import Geography, geography
+from hub.intake.documents import Intake
 from hub.store.db import AsyncStore, Store
 from tests.kits.districts import LD, LD_SLUG, UE, UE_SLUG, write_two_districts
 from tests.kits.hubproc import REPO
+from tests.unit.decide.test_districts_decide import over_both
 
 DRAFTING = """
 [[rule]]
@@ -131,3 +135,30 @@ async def test_a_sensor_is_watched_by_the_rules_of_the_district_it_lies_in(tmp_p
         assert drafts[0][0].startswith(f"sensor:{UE}:")
     finally:
         store.close()
+
+
+async def test_a_district_without_rules_leaves_every_alert_unrouted_for_it(tmp_path: Path, geo: Geography,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    cfg = write_two_districts(tmp_path, port=1)
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace('rules = ["rules-ue"]\n', ""), encoding="utf-8")
+    loaded = config.load(cfg)
+    assert loaded.districts.by_ars(UE) is not None and loaded.districts.by_ars(UE).rules == ()  # type: ignore[union-attr]
+    with caplog.at_level(logging.WARNING, logger="warnhub.rules"):
+        rules = open_districts(loaded.districts, sensors=[], geo=geo)
+    assert [r.message for r in caplog.records if "no rules folder" in r.message] == [
+        f"district {UE_SLUG} ({UE}) has no rules folder: every alert is unrouted for it (nothing is sent in its name)"]
+    store = Store(tmp_path / "hub.db")
+    astore = AsyncStore(store)
+    router = Router(astore, rules[0].live, district=LD, districts=rules)
+    try:
+        alert = Intake(Validator(), store).ingest(over_both("no-rules", severity="Severe"), origin="dwd").alert_id
+        assert alert is not None
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="warnhub.rules"):
+            assert await router.decide_pending() == 1
+        ld, ue = decisions.decision_of(store, alert, LD), decisions.decision_of(store, alert, UE)
+        assert ld is not None and ld.decision == "publish"
+        assert ue is not None and (ue.decision, ue.rules, ue.failed) == ("unrouted", (), False)
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # warned once, at start
+    finally:
+        astore.close()
