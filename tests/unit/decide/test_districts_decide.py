@@ -1,7 +1,7 @@
 """Many districts in one hub (issue 19): every district's own rules decide each stored alert for it, and each
 district publishes its own decisions in its name. Real parts: the two-district config of tests/kits/districts.py
-(Lüchow-Dannenberg with the repository's rules, Uelzen with rules of its own), a SQLite file, the intake, the router
-and the pipeline on an injected clock.
+(Lüchow-Dannenberg with the repository's rules, Uelzen with rules of its own), the store (a SQLite file and a
+PostgreSQL database), the intake, the router and the pipeline on an injected clock.
 
 A DWD warning over both Kreise (warncells of both) is decided twice, with different outcomes: Uelzen's rules push
 markantes Wetter (Moderate), Lüchow-Dannenberg's put it on the web and the boards only. A console warning is its
@@ -78,9 +78,9 @@ def geo() -> Geography:
 class Rig:
     """Both districts' rules as the daemon opens them, a router and a pipeline over one store and clock."""
 
-    def __init__(self, tmp: Path, geo: Geography) -> None:
+    def __init__(self, tmp: Path, geo: Geography, store_url: str) -> None:
         self.loaded = config.load(write_two_districts(tmp, port=1, extra=BOARDS))
-        self.store = Store(self.loaded.db_path)
+        self.store = Store(store_url)
         self.astore = AsyncStore(self.store)
         self.now = datetime.now(UTC).replace(microsecond=0)
         self.rules = open_districts(self.loaded.districts, sensors=[], geo=geo)
@@ -114,8 +114,8 @@ class Rig:
 
 
 @pytest.fixture
-def rig(tmp_path: Path, geo: Geography) -> Iterator[Rig]:
-    r = Rig(tmp_path, geo)
+def rig(tmp_path: Path, geo: Geography, store_url: str) -> Iterator[Rig]:
+    r = Rig(tmp_path, geo, store_url)
     yield r
     r.astore.close()
 
