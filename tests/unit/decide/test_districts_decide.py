@@ -232,3 +232,11 @@ async def test_one_districts_rules_failing_does_not_stop_the_others(rig: Rig, mo
     assert await rig.pipeline.publish_pending() == 1
     ue_pub = publications.by_source_alert(rig.store, alert, UE)
     assert ue_pub is not None and ue_pub.sender == UE_SENDER
+
+
+async def test_the_hubs_canary_is_decided_for_the_first_district_only(rig: Rig) -> None:
+    alert = rig.ingest(over_both("canary-1", severity="Minor", sent=rig.now - timedelta(minutes=5)), origin="canary")
+    assert await rig.router.decide_pending() == 1
+    first = rig.decision(alert, LD)
+    assert first is not None and first.decision == "canary" and rig.decision(alert, UE) is None
+    assert await rig.router.decide_pending() == 0  # nothing missing: Uelzen does not decide the hub's canaries
