@@ -164,13 +164,14 @@ def _dumps(value: Any) -> str:
 
 def record(store: Store, pending: Pending, decision: Decision, *, rules_loaded_at: datetime | None,
            drafts: Iterable[tuple[str, Draft]] = (), now: datetime | None = None, failure: str | None = None,
-           district: str = "", keyed: bool = False) -> bool:
+           district: str = "", keyed: bool = False, release: bool = True) -> bool:
     """Store the decision of ``district`` (its Kreis key) on a version, and the drafts it asks for, in one
     transaction; False if that district decided the version already (two deciders raced: the first one stands).
     ``failure``: the rules raised on this version (the decision is then ``unrouted``); it is marked failed with the
     reason and tried again after :func:`retry_delay`. A version whose earlier evaluation failed is decided anew (its
     row replaced). ``keyed``: the hub has several districts, so the drafts' keys name the district (each district
-    drafts from one alert with its own templates)."""
+    drafts from one alert with its own templates). ``release``: the deciding node's claim on the version ends (False
+    while other districts are still to decide it)."""
     now = now or now_utc()
     d = decision.as_dict()
     values = (decision.decision, _dumps(d["rules"]), _dumps(d["channels"]), _dumps(d["audiences"]),
@@ -195,7 +196,8 @@ def record(store: Store, pending: Pending, decision: Decision, *, rules_loaded_a
             _fail_in(conn, pending.alert_id, "rules", failure, now, district=district)
         elif prior is not None:
             clear_failure_in(conn, pending.alert_id, district=district)
-        conn.execute("DELETE FROM decide_claims WHERE alert_id=?", (pending.alert_id,))
+        if release:
+            conn.execute("DELETE FROM decide_claims WHERE alert_id=?", (pending.alert_id,))
         for rule, draft in drafts:
             key = f"alert:{pending.alert_id}:{district}:{draft.template}" if keyed else \
                 f"alert:{pending.alert_id}:{draft.template}"

@@ -66,7 +66,6 @@ class DistrictRules:
     slug: str = ""
     units: dict[str, str] | None = None
     watch: SensorWatch = field(init=False)
-    refused_logged: bool = False
 
     def __post_init__(self) -> None:
         self.watch = SensorWatch(self.live.current, units=self.units)
@@ -150,14 +149,14 @@ class Router:
 
     async def _decide_all(self, item: decisions.Pending) -> None:
         """Each district whose decision on the version is missing decides it, each on its own."""
-        for ars in item.districts:
+        for i, ars in enumerate(item.districts):
             rules = self.rules_of(ars)
-            if rules is not None:
-                await self._decide_isolated(item, rules)
+            if rules is not None:  # the node's claim on the version holds until its last district has decided
+                await self._decide_isolated(item, rules, last=i == len(item.districts) - 1)
 
-    async def _decide_isolated(self, item: decisions.Pending, rules: DistrictRules) -> None:
+    async def _decide_isolated(self, item: decisions.Pending, rules: DistrictRules, *, last: bool = True) -> None:
         try:
-            await self._decide(item, rules)
+            await self._decide(item, rules, last=last)
         except asyncio.CancelledError:
             raise
         except Exception as err:  # noqa: BLE001 - recorded as failed, retried with backoff; the others go on
@@ -185,7 +184,7 @@ class Router:
             return Decision("unrouted", (), why=f"{reason} / Regelauswertung fehlgeschlagen",
                             severity=item.alert.severity), reason
 
-    async def _decide(self, item: decisions.Pending, rules: DistrictRules) -> None:
+    async def _decide(self, item: decisions.Pending, rules: DistrictRules, *, last: bool = True) -> None:
         ruleset = rules.live.current
         assert ruleset is not None
         self._for = rules  # the district _evaluate evaluates for (one alert at a time: decide_pending awaits each)
@@ -199,7 +198,7 @@ class Router:
                 log.exception("template %s failed for alert %s", template, item.alert_id)
         stored = await self.store.run(decisions.record, self.store.store, item, decision,
                                       rules_loaded_at=ruleset.loaded_at, drafts=drafts, now=self.clock(),
-                                      failure=failure, district=rules.ars, keyed=self.keyed)
+                                      failure=failure, district=rules.ars, keyed=self.keyed, release=last)
         if not stored:
             return
         self._count(decision, failure)
