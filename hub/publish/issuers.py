@@ -12,7 +12,8 @@ becomes the first of several continues its threads), the others add their slug (
 Push keys: with several districts, the outbox key of a push of a publication made from a stored alert version names
 that version (``src<alert id>/push/<subscription>``), not the publication: the second district to fan the same
 external alert out finds the first district's row (``INSERT OR IGNORE``), so a person whose places lie in both hears
-it once, whichever district's fan-out runs first. A console warning is one district's own: its key stays its own.
+it once, whichever district's fan-out runs first. A console warning is one district's own (decided for its district
+alone), so its source version is published once and its keys are its own all the same.
 """
 
 from __future__ import annotations
@@ -46,9 +47,9 @@ class Issuer:
     def thread(self, source_thread: int) -> str:
         return f"w{source_thread}{self.thread_suffix}"
 
-    def push_prefix(self, identifier: str, source_alert: int | None, *, own: bool = False) -> str:
-        """The key prefix of a publication's push rows (``own``: a console warning, keyed by itself)."""
-        if self.shared_keys and source_alert is not None and not own:
+    def push_prefix(self, identifier: str, source_alert: int | None) -> str:
+        """The key prefix of a publication's push rows (see the module docstring)."""
+        if self.shared_keys and source_alert is not None:
             return f"src{source_alert}/push/"
         return f"{identifier}/push/"
 
