@@ -50,20 +50,21 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
                   file=sys.stderr if args.json else sys.stdout)
             continue
         print(f"district {d.slug} ({d.ars}):", file=sys.stderr if args.json else sys.stdout)
-        failed += _check_folder(args, loaded, d.rules[0], ids, shared=d.shared_templates)
+        failed += _check_folder(args, loaded, d.rules[0], ids, shared=d.shared_templates, more=d.rules[1:])
     return 1 if failed else 0
 
 
 def _check_folder(args: argparse.Namespace, loaded: LoadedConfig | None, folder: Path, ids: list[str] | None, *,
-                  shared: Path | None = None) -> int:
-    problems = RuleSet.check(folder, sensors=ids, shared_templates=shared)
+                  shared: Path | None = None, more: tuple[Path, ...] = ()) -> int:
+    problems = RuleSet.check(folder, sensors=ids, shared_templates=shared, more=more)
     errors = [p for p in problems if not p.warning]
     for problem in problems:
         print(json.dumps(problem.as_dict(), ensure_ascii=False) if args.json else str(problem))
     if errors:
         print(f"warnhub: {folder}: {len(errors)} error(s); these rules would not be loaded", file=sys.stderr)
         return 1
-    rules = RuleSet.load(folder, sensors=ids, geo=loaded.geography() if loaded else None, shared_templates=shared)
+    rules = RuleSet.load(folder, sensors=ids, geo=loaded.geography() if loaded else None, shared_templates=shared,
+                         more=more)
     note = "" if ids is not None else "; sensor names not checked (no config)"
     print(f"{folder}: ok ({len(rules.alert_rules)} alert rules, {len(rules.sensor_rules)} sensor rules, "
           f"{len(rules.templates)} templates, {len(problems)} warning(s){note})", file=sys.stderr if args.json
@@ -83,15 +84,16 @@ def cmd_rules_replay(args: argparse.Namespace) -> int:
         if d.rules:
             if not args.json:
                 print(f"district {d.slug} ({d.ars}):")
-            failed += _replay(args, loaded, d.rules[0], d.ars, named=True, shared=d.shared_templates)
+            failed += _replay(args, loaded, d.rules[0], d.ars, named=True, shared=d.shared_templates,
+                              more=d.rules[1:])
     return 1 if failed else 0
 
 
 def _replay(args: argparse.Namespace, loaded: LoadedConfig | None, folder: Path, district: str | None, *,
-            named: bool = False, shared: Path | None = None) -> int:
+            named: bool = False, shared: Path | None = None, more: tuple[Path, ...] = ()) -> int:
     sensors = _sensors(loaded)
     rules = RuleSet.load(folder, sensors=[s.id for s in sensors] if sensors is not None else None,
-                         geo=loaded.geography() if loaded else None, shared_templates=shared)
+                         geo=loaded.geography() if loaded else None, shared_templates=shared, more=more)
     failed = 0
     for d in replay(rules, list(files_of(args.paths)), district=district,
                     origin=args.origin, units={s.id: s.unit for s in sensors or []},

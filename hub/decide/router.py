@@ -334,24 +334,25 @@ def _recent(store: Store, sensors: Sequence[str], since_ms: int) -> list[tuple[s
         (*sensors, since_ms))]
 
 
-def open_rules(folder: Path, *, sensors: Sequence[str], geo: Any = None,
-               shared_templates: Path | None = None) -> LiveRules:
+def open_rules(folder: Path, *, sensors: Sequence[str], geo: Any = None, shared_templates: Path | None = None,
+               more: Sequence[Path] = ()) -> LiveRules:
     """The rules for the daemon: refuses to start on an invalid folder (RulesError, a ConfigError, with file, line
     and field); a missing folder means no rules, said loudly. ``shared_templates``: what the folder's own templates
-    fall back to by name."""
+    fall back to by name; ``more``: further folders of rule files of the same rule set."""
     if not folder.is_dir():
         log.warning("rules folder %s does not exist: no rules, every alert is unrouted (nothing is sent)", folder)
         live = empty_rules(folder, geo)
-        live.shared_templates = shared_templates
+        live.shared_templates, live.more = shared_templates, tuple(more)
         return live
-    return LiveRules.open(folder, sensors=sensors, geo=geo, shared_templates=shared_templates)
+    return LiveRules.open(folder, sensors=sensors, geo=geo, shared_templates=shared_templates, more=tuple(more))
 
 
 
 def open_districts(districts: Districts, *, sensors: Sequence[str], geo: Any = None,
                    units: dict[str, str] | None = None) -> list[DistrictRules]:
-    """Every district's rules for the daemon, the first first (its first rules folder, its templates falling back to
-    the hub's shared ones; refuses to start on an invalid folder as :func:`open_rules` does). A district without a
+    """Every district's rules for the daemon, the first first (the rule files of its folders, the templates of its
+    first folder falling back to the hub's shared ones; refuses to start on an invalid folder as :func:`open_rules`
+    does). A district without a
     rules folder has no rules: every alert is unrouted for it, said once here."""
     out = []
     for d in districts:
@@ -360,10 +361,8 @@ def open_districts(districts: Districts, *, sensors: Sequence[str], geo: Any = N
                         "its name)", d.slug, d.ars)
             live = empty_rules(Path(f"<no rules folder: {d.slug}>"), geo)
         else:
-            if len(d.rules) > 1:
-                log.warning("district %s: only its first rules folder %s is read (%d given)", d.slug, d.rules[0],
-                            len(d.rules))
-            live = open_rules(d.rules[0], sensors=sensors, geo=geo, shared_templates=d.shared_templates)
+            live = open_rules(d.rules[0], sensors=sensors, geo=geo, shared_templates=d.shared_templates,
+                              more=d.rules[1:])
         out.append(DistrictRules(d.ars, live, slug=d.slug, units=units))
     return out
 

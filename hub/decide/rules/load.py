@@ -7,7 +7,7 @@ and problems are in :mod:`hub.decide.rules.problems`, value checks in :mod:`hub.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -53,10 +53,13 @@ def template_files(folder: Path) -> list[Path]:
 
 
 def load_folder(folder: Path, *, channels: Collection[str] = DEFAULT_CHANNELS,
-                sensors: Collection[str] | None = None, shared_templates: Path | None = None) -> Loaded:
+                sensors: Collection[str] | None = None, shared_templates: Path | None = None,
+                more: Sequence[Path] = ()) -> Loaded:
     """Read and check every rule file and template of ``folder``; problems are collected, never raised.
     ``shared_templates``: a templates folder the folder's own ``templates/`` falls back to by name (a hub of several
-    districts: the hub's shared templates); a broken shared template is left out, with a warning."""
+    districts: the hub's shared templates); a broken shared template is left out, with a warning. ``more``: further
+    folders whose rule files belong to the same rule set (a district's rules in several folders; templates come from
+    the first)."""
     out = Loaded()
     if not folder.is_dir():
         out.problems.append(Problem(str(folder), None, "$", "no such rules folder"))
@@ -73,6 +76,10 @@ def load_folder(folder: Path, *, channels: Collection[str] = DEFAULT_CHANNELS,
     out.files.extend(template_paths(folder / COMPOSE_FOLDER))
     load_templates(folder / COMPOSE_FOLDER, out.problems, compose=True)
     files = rule_files(folder)
+    for extra in more:
+        if not extra.is_dir():
+            out.problems.append(Problem(str(extra), None, "$", "no such rules folder"))
+        files.extend(rule_files(extra) if extra.is_dir() else [])
     if not files:
         out.problems.append(Problem(str(folder), None, "$", "no rule files (*.toml) in the rules folder"))
     names: dict[str, str] = {}

@@ -162,3 +162,31 @@ async def test_a_district_without_rules_leaves_every_alert_unrouted_for_it(tmp_p
         assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # warned once, at start
     finally:
         astore.close()
+
+
+async def test_a_districts_rules_in_two_folders_are_one_rule_set(tmp_path: Path, geo: Geography) -> None:
+    """``rules = ["rules-ue", "rules-ue-2"]``: the rule files of both folders decide for Uelzen, a change in the
+    second reloads them, a broken file there is refused like one in the first."""
+    cfg = write_two_districts(tmp_path, port=1)
+    text = cfg.read_text(encoding="utf-8")
+    cfg.write_text(text.replace('rules = ["rules-ue"]', 'rules = ["rules-ue", "rules-ue-2"]'), encoding="utf-8")
+    second = tmp_path / "rules-ue-2"
+    second.mkdir()
+    extra = second / "mowas.toml"
+    extra.write_text('[district]\nname = "Landkreis Uelzen"\nars = "033600000000"\n\n[[rule]]\n'
+                     'name = "Uelzen: LHP ins Web"\nwhen.provider = "lhp"\nwhen.area = "district"\n'
+                     'then.publish = ["web"]\n', encoding="utf-8")
+    loaded = config.load(cfg)
+    rules = open_districts(loaded.districts, sensors=[], geo=geo)
+    ue = rules[1].live
+    assert ue.current is not None and "Uelzen: LHP ins Web" in [r.name for r in ue.current.rules]
+    assert "Uelzen: DWD ab markantem Wetter (Moderate) per Push und im Web" in [r.name for r in ue.current.rules]
+    store = AsyncStore(Store(tmp_path / "hub.db"))
+    router = Router(store, rules[0].live, district=LD, districts=rules)
+    try:
+        extra.write_text(extra.read_text(encoding="utf-8").replace('["web"]', '["web", "teletext"]'),
+                         encoding="utf-8")
+        assert await router.reload(only_if_changed=True) is False
+        assert ue.refused is not None and str(extra) in " ".join(ue.refused.as_dict()["errors"])
+    finally:
+        store.close()
