@@ -65,12 +65,8 @@ def load_folder(folder: Path, *, channels: Collection[str] = DEFAULT_CHANNELS,
         out.problems.append(Problem(str(folder), None, "$", "no such rules folder"))
         return out
     out.files.extend(template_files(folder))
-    if shared_templates is not None and shared_templates.is_dir() \
-            and shared_templates.resolve() != (folder / "templates").resolve():
-        shared: list[Problem] = []
-        out.templates.update(load_templates(shared_templates, shared))
-        out.problems.extend(replace(p, warning=True) for p in shared)
-        out.files.extend(template_paths(shared_templates))
+    if shared_templates is not None:
+        _fall_back(out, shared_templates, folder)
     out.templates.update(load_templates(folder / "templates", out.problems))
     # the console's templates (never drafted by rules): a broken one refuses the rule set like any other file
     out.files.extend(template_paths(folder / COMPOSE_FOLDER))
@@ -113,6 +109,17 @@ def load_folder(folder: Path, *, channels: Collection[str] = DEFAULT_CHANNELS,
     if any(not p.warning for p in out.problems):
         out.rules = []
     return out
+
+
+def _fall_back(out: Loaded, shared_templates: Path, folder: Path) -> None:
+    """The shared templates a folder's own fall back to (loaded first, so its own replace them by name); a broken
+    one is left out with a warning: it is the shared folder's to fix, not this rule set's."""
+    if not shared_templates.is_dir() or shared_templates.resolve() == (folder / "templates").resolve():
+        return
+    shared: list[Problem] = []
+    out.templates.update(load_templates(shared_templates, shared))
+    out.problems.extend(replace(p, warning=True) for p in shared)
+    out.files.extend(template_paths(shared_templates))
 
 
 def _district(raw: Any, file: RuleFile) -> District:
