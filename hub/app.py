@@ -40,8 +40,7 @@ from hub.cluster import Bridge, Holder, IndexFollower
 from hub.config import load as config_mod
 from hub.config.load import LoadedConfig
 from hub.config.sections import MqttSourceConfig
-from hub.decide.router import Router, open_rules
-from hub.decide.rules.engine import LiveRules
+from hub.decide.router import DistrictRules, Router, open_districts, sensor_districts
 from hub.deliver.setup import open_outbox, push_public_key
 from hub.errors import ConfigError, StoreFull
 from hub.events import AlertStored, Bus, Decided, Queued
@@ -132,8 +131,10 @@ def basic_services(loaded: LoadedConfig, store: AsyncStore, *, metrics: Metrics 
 
 
 async def compose(stack: contextlib.AsyncExitStack, loaded: LoadedConfig, store: AsyncStore, *, geo: Geography,
-                  live: LiveRules, http: aiohttp.ClientSession) -> Services:
-    """Every service of the daemon, built and wired once; the outbox's channels are entered on ``stack``."""
+                  rules: list[DistrictRules], http: aiohttp.ClientSession) -> Services:
+    """Every service of the daemon, built and wired once; the outbox's channels are entered on ``stack``. ``rules``:
+    each district's (the first first): the router decides every alert with each, the pipeline publishes each
+    district's decisions in its name."""
     base = basic_services(loaded, store)
     stack.callback(base.intake.close)
     stack.push_async_callback(base.recorder.drain)
@@ -148,9 +149,10 @@ async def compose(stack: contextlib.AsyncExitStack, loaded: LoadedConfig, store:
                             events=events)
     if history is not None:
         box.observers.append(history.sent)
-    router = Router(store, live, district=loaded.cfg.hub.district_ars, metrics=metrics,
-                    units={s.id: s.unit for s in loaded.sensors}, events=events, node=cluster.node_name())
-    pipeline = Pipeline(store, loaded, live, index=index, events=events, metrics=metrics)
+    router = Router(store, rules[0].live, district=rules[0].ars, metrics=metrics, events=events,
+                    node=cluster.node_name(), districts=rules,
+                    sensor_districts=sensor_districts(loaded.districts, loaded.sensors))
+    pipeline = Pipeline(store, loaded, rules[0].live, index=index, events=events, metrics=metrics)
     broadcaster = Broadcaster(reg=geo.registry)
     events.subscribe(AlertStored, router.on_stored)
     events.subscribe(Decided, pipeline.on_decided)
@@ -161,8 +163,8 @@ async def compose(stack: contextlib.AsyncExitStack, loaded: LoadedConfig, store:
 
     events.subscribe(Published, stream)
     watch = CanaryWatch(store, loaded.cfg.canary, tuple(loaded.cfg.webhooks), histogram=metrics.canary_seconds,
-                        events=events, intake=base.intake, sender=loaded.cfg.hub.sender, sse=broadcaster.publish,
-                        boards=tuple(loaded.cfg.boards)) \
+                        events=events, intake=base.intake, sender=loaded.districts.first.sender,
+                        sse=broadcaster.publish, boards=tuple(loaded.cfg.boards)) \
         if loaded.cfg.canary.enabled else None
     return dataclasses.replace(base, router=router, index=index, geo=geo, broadcaster=broadcaster,
                                pipeline=pipeline, outbox=box, vapid_public_key=vapid_public_key, canary=watch)
@@ -218,7 +220,8 @@ def reload(services: Services, file: Path) -> None:
         return
     current = services.loaded
     old = current.cfg
-    fixed = [name for name in ("store", "web", "sources", "canary") if getattr(old, name) != getattr(new.cfg, name)]
+    fixed = [name for name in ("store", "web", "sources", "canary", "districts")
+             if getattr(old, name) != getattr(new.cfg, name)]
     if (old.hub.db, old.hub.district_ars) != (new.cfg.hub.db, new.cfg.hub.district_ars):
         fixed.insert(0, "hub")
     services.intake.reconfigure(validator, new.cfg.validation.workers)
@@ -300,7 +303,8 @@ async def _held(health: Health, name: str, kind: str, poll: Callable[[], Awaitab
 
 
 async def _serve(stack: contextlib.AsyncExitStack, loaded: LoadedConfig, store: AsyncStore, geo: Geography,
-                 live: LiveRules, stop: asyncio.Event, ready: asyncio.Event | None, roles: frozenset[str]) -> None:
+                 rules: list[DistrictRules], stop: asyncio.Event, ready: asyncio.Event | None,
+                 roles: frozenset[str]) -> None:
     actor = getpass.getuser()
     await store.run(store.store.audit, actor, "hub.start", str(loaded.file),
                     {"db": str(store.store.path), "roles": sorted(roles)})
@@ -310,7 +314,7 @@ async def _serve(stack: contextlib.AsyncExitStack, loaded: LoadedConfig, store: 
                  loaded.districts.first.slug, loaded.districts.first.ars)
         await store.run(store.store.audit, actor, "store.adopt", loaded.districts.first.ars, {"rows": adopted})
     http = await stack.enter_async_context(aiohttp.ClientSession())
-    services = await compose(stack, loaded, store, geo=geo, live=live, http=http)
+    services = await compose(stack, loaded, store, geo=geo, rules=rules, http=http)
     router, pipeline = services.router, services.pipeline
     assert router is not None and pipeline is not None
     loop = asyncio.get_running_loop()
@@ -356,7 +360,8 @@ async def _warm(services: Services, router: Router, geo: Geography, roles: froze
         count = await services.store.read(load_index, services.store.store, services.index)
         log.info("subscriptions loaded into the targeting index: %d", count)
     await asyncio.to_thread(services.index.warm)
-    await asyncio.to_thread(geo.local_units, services.loaded.cfg.hub.district_ars)
+    for district in services.loaded.districts:
+        await asyncio.to_thread(geo.local_units, district.ars)
 
 
 def _start_roles(group: asyncio.TaskGroup, services: Services, http: aiohttp.ClientSession,
@@ -416,14 +421,15 @@ async def run(loaded: LoadedConfig, *, ready: asyncio.Event | None = None,
     fdlimit.setup(loaded.cfg.web.fd_reserve)  # raise the open-file limit, keep descriptors for intake and the store
     # Refuse to start on unusable boundaries or rules (ConfigError with file, line and field), before anything opens.
     geo = await asyncio.to_thread(loaded.geography)
-    live = await asyncio.to_thread(open_rules, loaded.rules_dir, sensors=[s.id for s in loaded.sensors], geo=geo)
+    rules = await asyncio.to_thread(open_districts, loaded.districts, sensors=[s.id for s in loaded.sensors], geo=geo,
+                                    units={s.id: s.unit for s in loaded.sensors})
     store = AsyncStore(open_store(loaded))
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(store.close)
-            await _serve(stack, loaded, store, geo, live, stop, ready, roles)
+            await _serve(stack, loaded, store, geo, rules, stop, ready, roles)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)

@@ -7,9 +7,10 @@ inline). A 304 reuses what that list named at the last complete poll. For each l
 or its version changed; the decision (in the district or not, its CAP key) is remembered per (id, version), so an
 unchanged list costs one 304 and nothing else.
 
-In the district means: listed by one of our dashboards; or one ARS of the warning's ``warnVerwaltungsbereiche``
-covers the district or lies in it; or the warning (or one it references) is already held by the hub, so updates
-and cancels of what we hold always arrive. Warnings from Germany-wide lists without any ARS are skipped and counted.
+In the district means: listed by one of our dashboards (by default every district's); or one ARS of the warning's
+``warnVerwaltungsbereiche`` covers one of the hub's districts or lies in it (each district's rules then decide it for
+itself); or the warning (or one it references) is already held by the hub, so updates and cancels of what we hold
+always arrive. Warnings from Germany-wide lists without any ARS are skipped and counted.
 
 Only a poll in which every list and every needed detail worked reports the complete set of current warnings to the
 store (``ctx.snapshot``), which ends warnings without ``expires`` after they have been missing from
@@ -112,8 +113,10 @@ class NinaSource(PollingSource):
 
     def __init__(self, settings: NinaSourceConfig, loaded: LoadedConfig, **_: Any) -> None:
         super().__init__(settings, loaded)
-        self.district = loaded.cfg.hub.district_ars
-        self.dashboards = settings.dashboard_ars if settings.dashboard_ars is not None else [self.district]
+        self.districts = [d.ars for d in loaded.districts if d.ars] or [loaded.cfg.hub.district_ars]
+        """Every district's Kreis key: a warning is ours if it touches any of them (fetched once for the hub)."""
+        self.district = self.districts[0]
+        self.dashboards = settings.dashboard_ars if settings.dashboard_ars is not None else list(self.districts)
         self.base = settings.base_url.rstrip("/")
         self._listings: dict[str, list[Listed]] = {}
         self._pending: dict[str, list[Listed]] = {}
@@ -219,7 +222,7 @@ class NinaSource(PollingSource):
             obj = decode_json(await self._body(http, self.detail_url(wid)))
         conv = convert_warning(obj)
         ars = warning_ars(obj)
-        in_district = any(ars_related(a, self.district) for a in ars) or await self._held(ctx, conv.alert)
+        in_district = any(ars_related(a, d) for a in ars for d in self.districts) or await self._held(ctx, conv.alert)
         problem = None
         if in_district or any(i.filtered for i in items):
             if self.settings.geojson and inline is None and not _has_polygons(conv.alert):

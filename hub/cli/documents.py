@@ -9,14 +9,17 @@ import json
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from hub.app import build_sources, main, make_validator, open_store, source_type
 from hub.cap import parse as cap_parse
 from hub.cap.validate import Verdict
 from hub.cli.common import files_of, load_config, policy_of, print_report, read_input, read_store, validator_of
 from hub.cli.rules import review_warnings
+from hub.config.load import LoadedConfig
+from hub.config.sections import DwdSourceConfig
 from hub.decide import canary, decisions
-from hub.decide.router import open_rules
+from hub.decide.router import DistrictRules, open_districts
 from hub.errors import HubError
 from hub.geo.registry import DEFAULT_DISTRICT, registry
 from hub.geo.resolve import resolve
@@ -176,13 +179,33 @@ def cmd_check(args: argparse.Namespace) -> int:
     make_validator(loaded)
     sources = build_sources(loaded)
     geo = loaded.geography()
-    live = open_rules(loaded.rules_dir, sensors=[s.id for s in loaded.sensors], geo=geo)
+    sensors = [s.id for s in loaded.sensors]
+    districts = open_districts(loaded.districts, sensors=sensors, geo=geo)
+    live = districts[0].live
     rules = live.current.rules if live.current else ()
     extra = f", {len(geo.extra)} extra boundar{'y' if len(geo.extra) == 1 else 'ies'}" if geo.extra else ""
     print(f"{loaded.file}: ok ({loaded.cfg.hub.name}, {len(sources)} source(s), {len(rules)} rule(s) in "
-          f"{loaded.rules_dir}{extra}, store {loaded.db_path})")
-    review_warnings(Path(loaded.rules_dir), datetime.now(UTC))
+          f"{live.folder}{extra}, store {loaded.db_path})")
+    if loaded.districts.multi:
+        _check_districts(loaded, districts, geo.registry)
+    for folder in dict.fromkeys(d.live.folder for d in districts):
+        if folder.is_dir():
+            review_warnings(folder, datetime.now(UTC))
     return 0
+
+
+def _check_districts(loaded: LoadedConfig, districts: list[DistrictRules], reg: Any) -> None:
+    """One line per district (its Kreis, sender, rules), and a warning for a district without a DWD warncell of its
+    own in any ``dwd`` source (DWD's warnings for it then come only where another district's cell reaches it)."""
+    cells = [c for s in loaded.cfg.sources if isinstance(s, DwdSourceConfig) for c in s.warncells]
+    for d, rules in zip(loaded.districts, districts, strict=True):
+        current = rules.live.current
+        print(f"  district {d.slug} ({d.ars}, {d.name}): sender {d.sender}, "
+              f"{len(current.rules) if current else 0} rule(s) in {rules.live.folder}")
+        if any(isinstance(s, DwdSourceConfig) for s in loaded.cfg.sources) and not any(
+                (w := reg.warncell(c)) is not None and d.ars in w.kreise for c in cells):
+            print(f"warning: district {d.slug} ({d.ars}) has no warncell of its own in any dwd source: DWD's "
+                  "warnings for it are not fetched / Bezirk ohne eigene DWD-Warnzelle")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

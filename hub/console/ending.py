@@ -38,7 +38,7 @@ def console_thread(store: Store, name: str) -> str:
     name = name.strip()
     if name.startswith("c") and versions(store, name):
         return name
-    number = name[1:] if name.startswith("w") else name
+    number = name[1:].split("-", 1)[0] if name.startswith("w") else name  # w12, or w12-uelzen (issue 19)
     if number.isdigit():
         row = store.conn.execute("SELECT thread FROM console_warnings WHERE store_thread=? LIMIT 1",
                                  (int(number),)).fetchone()

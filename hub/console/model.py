@@ -149,6 +149,14 @@ class ConsoleConfig:
     def area_check(self) -> AreaCheck:
         return self.check_area or scope_check(self.geo)
 
+    def publication_thread(self, store_thread: int) -> str:
+        """The hub's publication thread of this district's warning on stored incident ``store_thread``
+        (hub.publish.issuers: ``w12``; with several districts ``w12-<slug>`` for each after the first)."""
+        d = self.districts.by_ars(self.district) if self.districts is not None else None
+        suffix = f"-{d.slug}" if d is not None and d.index > 0 and self.districts is not None \
+            and self.districts.multi else ""
+        return f"w{store_thread}{suffix}"
+
 
 def boards_of(loaded: LoadedConfig, district: District) -> tuple[BoardConfig, ...]:
     """The boards of ``district``: those naming its slug, and those without one standing in it (a single-district

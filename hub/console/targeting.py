@@ -159,7 +159,7 @@ def preview_for(store: Store, cfg: ConsoleConfig, index: Any, warning: int | Map
     alert = build_alert(cfg, row, previous=prev_alert, sent=_sent_time(now or now_utc(), prev_alert))
     plan = _plan(cfg, row, alert, index)
     report, _ = check_document(cfg.validator, to_xml(alert), SignaturePolicy.IGNORE)
-    pub_thread = publications.thread_name(prev["store_thread"]) if prev else "w-neu"
+    pub_thread = cfg.publication_thread(prev["store_thread"]) if prev else "w-neu"
     push_on = "push" in plan.channels
     if alert.msg_type is MsgType.CANCEL:  # the pipeline tells whoever had an earlier version
         had = dict(store.conn.execute(

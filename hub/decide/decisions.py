@@ -27,6 +27,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from hub.cap.model import Alert, Severity, from_json
+from hub.decide.canary import ORIGIN as CANARY_ORIGIN
+from hub.decide.drafting import SensorDraft as SensorDraft  # re-exported: callers name them decisions.*
+from hub.decide.drafting import add_sensor_drafts as add_sensor_drafts
+from hub.decide.drafting import draft_dict as draft_dict
+from hub.decide.drafting import insert_draft
+from hub.decide.drafting import sensor_key as sensor_key
 from hub.decide.rules.engine import Decision
 from hub.decide.rules.templates import Draft
 from hub.store.clock import now_utc, utc_iso
@@ -70,47 +76,75 @@ class Pending:
     previous: Alert | None
     """The version this one updates (the latest earlier version of the thread it references, else the latest
     earlier one); None for the first version."""
+    districts: tuple[str, ...] = ("",)
+    """The districts (Kreis keys) whose decision on it is missing: each decides it with its own rules."""
+
+
+def _missing(districts: Sequence[str]) -> tuple[str, list[str]]:
+    """SQL: the version ``a`` lacks the decision of a district that decides it (every district an external alert,
+    the first district the hub's canary, none a console warning: the console records its own district's), one
+    look-up of the decisions' key (alert, district) each; and its parameters."""
+    lacks = "NOT EXISTS (SELECT 1 FROM decisions d WHERE d.alert_id = a.id AND d.district = ?)"
+    first, others = districts[0], districts[1:]
+    rest = " OR ".join([lacks] * len(others))
+    sql = (f"a.origin <> 'console' AND ({lacks}"
+           + (f" OR (a.origin <> '{CANARY_ORIGIN}' AND ({rest}))" if others else "") + ")")
+    return sql, [first, *others]
+
+
+def _lacking(store: Store, alert_id: int, origin: str, districts: Sequence[str]) -> tuple[str, ...]:
+    """The districts of ``districts`` that still have to decide the version (see :func:`_missing`)."""
+    deciders = districts[:1] if origin == CANARY_ORIGIN else districts
+    have = {r[0] for r in store.conn.execute("SELECT district FROM decisions WHERE alert_id=?", (alert_id,))}
+    return tuple(d for d in deciders if d not in have)
 
 
 def undecided(store: Store, *, limit: int = 50, after: int = 0, now: datetime | None = None,
-              node: str = "") -> list[Pending]:
-    """Stored versions without a decision, oldest first (ids above ``after``): those of live threads, and any
-    received in the last :data:`RECENT` (an alert that arrives already expired is decided too, for the record;
-    years of history in a store that predates the rules are not). They are claimed for ``node`` (this node): on
-    many nodes each version is evaluated by the one that claimed it, the others pass over it while the claim holds."""
+              node: str = "", districts: Sequence[str] = ("",)) -> list[Pending]:
+    """Stored versions lacking the decision of one of ``districts`` (Kreis keys, the first first; see
+    :func:`_missing`), oldest first (ids above ``after``): those of live threads, and any received in the last
+    :data:`RECENT` (an alert that arrives already expired is decided too, for the record; years of history in a
+    store that predates the rules are not). A district added later, or a crash between two districts' decisions,
+    leaves a version undecided for the missing ones only. They are claimed for ``node`` (this node): on many nodes
+    each version is evaluated by the one that claimed it, the others pass over it while the claim holds."""
     marks = ",".join("?" * len(BACKLOG_STATES))
     now = now or now_utc()
     recent = utc_iso(now - RECENT)
+    missing, missing_args = _missing(districts)
     out: list[Pending] = []
     while not out:  # a batch of unreadable versions only (now recorded): read on, so none holds up the others
         with store.transaction() as conn:
             rows = conn.execute(
                 "SELECT a.id, a.thread_id, a.origin, a.json, a.sent_utc FROM alerts a JOIN threads t"
                 f" ON t.id = a.thread_id WHERE a.id > ? AND (t.state IN ({marks}) OR a.received_at >= ?)"
-                " AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.alert_id = a.id)" + _NOT_CLAIMED
-                + " ORDER BY a.id LIMIT ?", (after, *BACKLOG_STATES, recent, _ms(now), node, limit)).fetchall()
+                f" AND {missing}" + _NOT_CLAIMED + " ORDER BY a.id LIMIT ?",
+                (after, *BACKLOG_STATES, recent, *missing_args, _ms(now), node, limit)).fetchall()
             _claim(conn, [r[0] for r in rows], node, now)
         if not rows:
             break
         for alert_id, thread_id, origin, doc, sent_utc in rows:
+            lacking = _lacking(store, alert_id, origin, districts)
             try:
                 alert = from_json(doc)
                 previous = _previous(store, alert_id, thread_id, sent_utc, alert)
             except Exception as err:  # noqa: BLE001 - one unreadable version must not stop deciding the others
                 log.exception("alert %s: stored version cannot be read for the rules; stored as unrouted", alert_id)
                 record_unroutable(store, alert_id, thread_id,
-                                  f"cannot read the stored alert: {type(err).__name__}: {err}", now)
+                                  f"cannot read the stored alert: {type(err).__name__}: {err}", now,
+                                  districts=lacking)
                 continue
-            out.append(Pending(alert_id, thread_id, origin, alert, previous))
+            out.append(Pending(alert_id, thread_id, origin, alert, previous, lacking))
     return out
 
 
-def record_unroutable(store: Store, alert_id: int, thread_id: int, reason: str, now: datetime) -> None:
-    """Record a version the rules cannot be asked about (or whose decision cannot be stored) as unrouted and failed:
-    shown, and retried with backoff (after an upgrade or a fix it is decided)."""
+def record_unroutable(store: Store, alert_id: int, thread_id: int, reason: str, now: datetime, *,
+                      districts: Sequence[str] = ("",)) -> None:
+    """Record a version the rules cannot be asked about (or whose decision cannot be stored) as unrouted and failed
+    for each of ``districts``: shown, and retried with backoff (after an upgrade or a fix it is decided)."""
     pending = Pending(alert_id, thread_id, "", None, None)  # type: ignore[arg-type] # record reads the ids only
-    record(store, pending, Decision("unrouted", (), why=f"{reason} / Meldung nicht lesbar"), rules_loaded_at=None,
-           now=now, failure=reason)
+    for district in districts:
+        record(store, pending, Decision("unrouted", (), why=f"{reason} / Meldung nicht lesbar"), rules_loaded_at=None,
+               now=now, failure=reason, district=district)
 
 
 def _previous(store: Store, alert_id: int, thread_id: int, sent_utc: str, alert: Alert) -> Alert | None:
@@ -130,12 +164,14 @@ def _dumps(value: Any) -> str:
 
 def record(store: Store, pending: Pending, decision: Decision, *, rules_loaded_at: datetime | None,
            drafts: Iterable[tuple[str, Draft]] = (), now: datetime | None = None, failure: str | None = None,
-           district: str = "") -> bool:
-    """Store a decision (and the drafts it asks for) in one transaction; False if the version was decided
-    already (two deciders raced: the first one stands). ``district``: the Kreis key of the district whose
-    decision it is (the console's: the warning's). ``failure``: the rules raised on this version (the decision
-    is then ``unrouted``); it is marked failed with the reason and tried again after :func:`retry_delay`. A version
-    whose earlier evaluation failed is decided anew (its row replaced)."""
+           district: str = "", keyed: bool = False, release: bool = True) -> bool:
+    """Store the decision of ``district`` (its Kreis key) on a version, and the drafts it asks for, in one
+    transaction; False if that district decided the version already (two deciders raced: the first one stands).
+    ``failure``: the rules raised on this version (the decision is then ``unrouted``); it is marked failed with the
+    reason and tried again after :func:`retry_delay`. A version whose earlier evaluation failed is decided anew (its
+    row replaced). ``keyed``: the hub has several districts, so the drafts' keys name the district (each district
+    drafts from one alert with its own templates). ``release``: the deciding node's claim on the version ends (False
+    while other districts are still to decide it)."""
     now = now or now_utc()
     d = decision.as_dict()
     values = (decision.decision, _dumps(d["rules"]), _dumps(d["channels"]), _dumps(d["audiences"]),
@@ -143,8 +179,8 @@ def record(store: Store, pending: Pending, decision: Decision, *, rules_loaded_a
               None if decision.inside_district is None else int(decision.inside_district), d["outside_share"],
               _dumps(d["changes"]), decision.why, utc_iso(rules_loaded_at) if rules_loaded_at else None, utc_iso(now))
     with store.transaction() as conn:
-        prior = conn.execute("SELECT attempts FROM decisions WHERE alert_id=? AND failed_stage='rules'",
-                             (pending.alert_id,)).fetchone()
+        prior = conn.execute("SELECT attempts FROM decisions WHERE alert_id=? AND district=? AND failed_stage='rules'",
+                             (pending.alert_id, district)).fetchone()
         if prior is None:
             cur = conn.execute(
                 "INSERT OR IGNORE INTO decisions (alert_id, thread_id, decision, rules, channels, audiences, push,"
@@ -154,18 +190,20 @@ def record(store: Store, pending: Pending, decision: Decision, *, rules_loaded_a
             if cur.rowcount == 0:
                 return False
         else:
-            conn.execute(f"UPDATE decisions SET {', '.join(c + '=?' for c in _DECISION_COLS[2:16])} WHERE alert_id=?",
-                         (*values, pending.alert_id))
+            conn.execute(f"UPDATE decisions SET {', '.join(c + '=?' for c in _DECISION_COLS[2:16])}"
+                         " WHERE alert_id=? AND district=?", (*values, pending.alert_id, district))
         if failure is not None:
-            _fail_in(conn, pending.alert_id, "rules", failure, now)
+            _fail_in(conn, pending.alert_id, "rules", failure, now, district=district)
         elif prior is not None:
-            clear_failure_in(conn, pending.alert_id)
-        conn.execute("DELETE FROM decide_claims WHERE alert_id=?", (pending.alert_id,))
+            clear_failure_in(conn, pending.alert_id, district=district)
+        if release:
+            conn.execute("DELETE FROM decide_claims WHERE alert_id=?", (pending.alert_id,))
         for rule, draft in drafts:
-            _insert_draft(conn, key=f"alert:{pending.alert_id}:{draft.template}", origin="alert",
-                          alert_id=pending.alert_id, rule=rule, sensor=None, kind="alert", at=now,
-                          channels=decision.channels, audiences=decision.audiences, why=decision.why, draft=draft,
-                          now=now)
+            key = f"alert:{pending.alert_id}:{district}:{draft.template}" if keyed else \
+                f"alert:{pending.alert_id}:{draft.template}"
+            insert_draft(conn, key=key, origin="alert", alert_id=pending.alert_id, rule=rule, sensor=None,
+                          kind="alert", at=now, channels=decision.channels, audiences=decision.audiences,
+                          why=decision.why, draft=draft, now=now, district=district)
     return True
 
 
@@ -179,11 +217,12 @@ LIVE = ("(a.expires > :now OR (a.expires IS NULL AND EXISTS (SELECT 1 FROM threa
 
 
 def still_due(store: Store) -> str:
-    """SQL: the version ``a`` still matters at ``:now`` (``:now_ms``): it has not expired (:data:`LIVE`), or it is a
-    Cancel of a thread with a publication in force (the hub withdraws its own warning whatever the Cancel's own
-    expiry says)."""
+    """SQL: the version ``a`` still matters at ``:now`` (``:now_ms``) for the decision ``d``: it has not expired
+    (:data:`LIVE`), or it is a Cancel of a thread with a publication of ``d``'s district in force (the hub withdraws
+    its own warning whatever the Cancel's own expiry says)."""
     return (f"({LIVE} OR (a.msg_type = 'Cancel' AND EXISTS (SELECT 1 FROM publications q"
-            " WHERE q.source_thread = a.thread_id AND (q.expires_ms IS NULL OR q.expires_ms > :now_ms))))")
+            " WHERE q.source_thread = a.thread_id AND q.district = d.district"
+            " AND (q.expires_ms IS NULL OR q.expires_ms > :now_ms))))")
 
 
 def due_params(now: datetime) -> dict[str, Any]:
@@ -196,46 +235,58 @@ def retry_delay(attempts: int) -> timedelta:
     return min(RETRY_MAX, RETRY_BASE * 2 ** min(max(attempts, 1) - 1, 20))
 
 
-def _fail_in(conn: Any, alert_id: int, stage: str, reason: str, now: datetime) -> tuple[int, datetime]:
-    row = conn.execute("SELECT attempts FROM decisions WHERE alert_id=?", (alert_id,)).fetchone()
-    attempts = (row[0] if row else 0) + 1
+def _fail_in(conn: Any, alert_id: int, stage: str, reason: str, now: datetime, *,
+             district: str | None = None) -> tuple[int, datetime]:
+    """Mark the decision of ``district`` on the version failed (None: every district's)."""
+    which, args = ("alert_id=?", (alert_id,)) if district is None else ("alert_id=? AND district=?",
+                                                                         (alert_id, district))
+    row = conn.execute(f"SELECT max(attempts) FROM decisions WHERE {which}", args).fetchone()
+    attempts = (row[0] if row and row[0] is not None else 0) + 1
     retry_at = now + retry_delay(attempts)
-    conn.execute("UPDATE decisions SET failed_stage=?, failure=?, attempts=?, retry_at=? WHERE alert_id=?",
-                 (stage, reason[:1000], attempts, utc_iso(retry_at), alert_id))
+    conn.execute(f"UPDATE decisions SET failed_stage=?, failure=?, attempts=?, retry_at=? WHERE {which}",
+                 (stage, reason[:1000], attempts, utc_iso(retry_at), *args))
     return attempts, retry_at
 
 
-def record_failure(store: Store, alert_id: int, stage: str, reason: str, *,
-                   now: datetime | None = None) -> tuple[int, datetime]:
-    """Mark a decided version failed at ``stage`` (``publish``) with the reason; returns (attempts so far, when it is
-    tried again)."""
+def record_failure(store: Store, alert_id: int, stage: str, reason: str, *, now: datetime | None = None,
+                   district: str | None = None) -> tuple[int, datetime]:
+    """Mark the decision of ``district`` (None: of every district) on a version failed at ``stage`` (``publish``)
+    with the reason; returns (attempts so far, when it is tried again)."""
     with store.transaction() as conn:
-        return _fail_in(conn, alert_id, stage, reason, now or now_utc())
+        return _fail_in(conn, alert_id, stage, reason, now or now_utc(), district=district)
 
 
-def clear_failure_in(conn: Any, alert_id: int) -> None:
-    """The version went through after all (inside the caller's transaction); its attempts stay for the record."""
+def clear_failure_in(conn: Any, alert_id: int, *, district: str | None = None) -> None:
+    """The version went through after all for ``district`` (None: every district; inside the caller's
+    transaction); its attempts stay for the record."""
+    which, args = ("", ()) if district is None else (" AND district=?", (district,))
     conn.execute("UPDATE decisions SET failed_stage=NULL, failure='', retry_at=NULL WHERE alert_id=?"
-                 " AND failed_stage IS NOT NULL", (alert_id,))
+                 f" AND failed_stage IS NOT NULL{which}", (alert_id, *args))
 
 
 def rules_retry_due(store: Store, *, now: datetime | None = None, limit: int = 50, node: str = "") -> list[Pending]:
-    """Versions whose rules evaluation failed, due for another try and not expired, oldest first; claimed for
-    ``node`` as :func:`undecided` claims."""
+    """Versions whose rules evaluation failed for a district, due for another try and not expired, oldest first
+    (one :class:`Pending` per version, naming those districts); claimed for ``node`` as :func:`undecided` claims."""
     at = now or now_utc()
     with store.transaction() as conn:
         rows = conn.execute(
-            "SELECT a.id, a.thread_id, a.origin, a.json, a.sent_utc FROM decisions d JOIN alerts a ON a.id = d.alert_id"
-            f" WHERE d.failed_stage = 'rules' AND d.retry_at <= :now AND {LIVE} AND NOT EXISTS (SELECT 1 FROM"
-            " decide_claims c WHERE c.alert_id = a.id AND c.until_ms > :now_ms AND c.node <> :node)"
-            " ORDER BY a.id LIMIT :limit",
+            "SELECT a.id, a.thread_id, a.origin, a.json, a.sent_utc, d.district FROM decisions d"
+            f" JOIN alerts a ON a.id = d.alert_id WHERE d.failed_stage = 'rules' AND d.retry_at <= :now AND {LIVE}"
+            " AND NOT EXISTS (SELECT 1 FROM decide_claims c WHERE c.alert_id = a.id AND c.until_ms > :now_ms"
+            " AND c.node <> :node) ORDER BY a.id, d.district LIMIT :limit",
             {"now": utc_iso(at), "now_ms": _ms(at), "node": node, "limit": limit}).fetchall()
-        _claim(conn, [r[0] for r in rows], node, at)
+        _claim(conn, list(dict.fromkeys(r[0] for r in rows)), node, at)
+    due: dict[int, tuple[Any, ...]] = {}
+    lacking: dict[int, list[str]] = {}
+    for row in rows:
+        due.setdefault(row[0], row[:5])
+        lacking.setdefault(row[0], []).append(row[5])
     out = []
-    for alert_id, thread_id, origin, doc, sent in rows:
+    for alert_id, thread_id, origin, doc, sent in due.values():
         try:
             alert = from_json(doc)
-            out.append(Pending(alert_id, thread_id, origin, alert, _previous(store, alert_id, thread_id, sent, alert)))
+            out.append(Pending(alert_id, thread_id, origin, alert, _previous(store, alert_id, thread_id, sent, alert),
+                               tuple(lacking[alert_id])))
         except Exception as err:  # noqa: BLE001 - still unreadable: the next try is later, the others go on
             with store.transaction() as conn:
                 _fail_in(conn, alert_id, "rules", f"cannot read the stored alert: {type(err).__name__}: {err}",
@@ -264,67 +315,10 @@ def failure_counts(store: Store, *, now: datetime | None = None) -> dict[str, in
 
 
 def _not_passed(store: Store) -> str:
-    """SQL: the decision ``d`` is not published, nor passed by a newer version of its thread that was published."""
+    """SQL: the decision ``d`` is not published, nor passed by a newer version of its thread that was published
+    (by its district)."""
     return ("NOT EXISTS (SELECT 1 FROM publications p WHERE p.source_thread = d.thread_id"
-            " AND p.source_alert >= d.alert_id)")
-
-
-@dataclass(frozen=True, slots=True)
-class SensorDraft:
-    """A sensor event as the store keeps it (see :class:`hub.decide.rules.SensorEvent`)."""
-
-    rule: str
-    sensor: str
-    kind: str
-    at: datetime
-    channels: tuple[str, ...]
-    audiences: tuple[str, ...]
-    why: str
-    draft: Draft
-
-
-def sensor_key(rule: str, kind: str, at: datetime) -> str:
-    """The draft key of a sensor event: the same event replayed after a restart has the same key."""
-    return f"sensor:{rule}:{kind}:{utc_iso(at)}"
-
-
-def add_sensor_drafts(store: Store, events: Sequence[SensorDraft], *, now: datetime | None = None) -> list[str]:
-    """Store the drafts of sensor events; returns the keys that were new (an event seen before is ignored)."""
-    now = now or now_utc()
-    new = []
-    with store.transaction() as conn:
-        for e in events:
-            key = sensor_key(e.rule, e.kind, e.at)
-            if _insert_draft(conn, key=key, origin="sensor", alert_id=None, rule=e.rule, sensor=e.sensor,
-                             kind=e.kind, at=e.at, channels=e.channels, audiences=e.audiences, why=e.why,
-                             draft=e.draft, now=now):
-                new.append(key)
-    return new
-
-
-def _insert_draft(conn: Any, *, key: str, origin: str, alert_id: int | None, rule: str, sensor: str | None,
-                  kind: str, at: datetime, channels: Sequence[str], audiences: Sequence[str], why: str, draft: Draft,
-                  now: datetime) -> bool:
-    cur = conn.execute(
-        "INSERT OR IGNORE INTO drafts (key, origin, alert_id, rule, sensor, kind, template, at, channels, audiences,"
-        " why, draft, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (key, origin, alert_id, rule, sensor, kind, draft.template, utc_iso(at), _dumps(list(channels)),
-         _dumps(list(audiences)), why, _dumps(draft_dict(draft)), utc_iso(now)))
-    return cur.rowcount > 0
-
-
-def draft_dict(draft: Draft) -> dict[str, Any]:
-    """A draft as JSON: what the console shows and turns into a warning on approval."""
-    return {"template": draft.template, "kind": draft.kind, "rule": draft.rule, "event": draft.event,
-            "categories": [c.value for c in draft.categories], "severity": draft.severity.value,
-            "urgency": draft.urgency.value, "certainty": draft.certainty.value,
-            "response_types": [r.value for r in draft.response_types], "event_code": draft.event_code,
-            "instruction_codes": list(draft.instruction_codes),
-            "texts": {lang: {"headline": t.headline, "description": t.description, "instruction": t.instruction}
-                      for lang, t in draft.texts.items()},
-            "web": draft.web, "contact": draft.contact,
-            "values": {k: (v if isinstance(v, (int, float, str)) or v is None else str(v))
-                       for k, v in draft.values.items()}}
+            " AND p.district = d.district AND p.source_alert >= d.alert_id)")
 
 
 _DECISION_COLS = ("alert_id", "thread_id", "decision", "rules", "channels", "audiences", "push", "drafts",
@@ -417,9 +411,11 @@ def _listed(row: Sequence[Any]) -> ListedDecision:
     return ListedDecision(StoredDecision.of_row(row[:n]), *row[n:])
 
 
-def decision_of(store: Store, alert_id: int) -> StoredDecision | None:
-    row = store.conn.execute(f"SELECT {', '.join(_DECISION_COLS)} FROM decisions WHERE alert_id=?",
-                             (alert_id,)).fetchone()
+def decision_of(store: Store, alert_id: int, district: str | None = None) -> StoredDecision | None:
+    """The decision of ``district`` (its Kreis key) on a version; None: the lowest district's that has one."""
+    which, args = ("", ()) if district is None else (" AND district=?", (district,))
+    row = store.conn.execute(f"SELECT {', '.join(_DECISION_COLS)} FROM decisions WHERE alert_id=?{which}"
+                             " ORDER BY district LIMIT 1", (alert_id, *args)).fetchone()
     return StoredDecision.of_row(row) if row else None
 
 

@@ -83,10 +83,16 @@ class Resolvers:
     def __init__(self, astore: AsyncStore, loaded: LoadedConfig) -> None:
         self.astore = astore
         self.base_url = loaded.cfg.hub.public_url.rstrip("/")
+        self.district_urls = {d.ars: d.public_url for d in loaded.districts} if loaded.districts.multi else {}
+        """Many districts: a warning's link goes to its district's site (``District.public_url``)."""
         self.boards = {b.id: b for b in loaded.cfg.boards}
         self.webhooks = {h.id: h for h in loaded.cfg.webhooks}
         self.budget: budget.PushBudget | None = None
         """The push budget (set by :func:`open_outbox`): how many rows a summary push stands for."""
+
+    def url_of(self, district: str) -> str:
+        """Where the citizens of ``district`` read its warnings (the hub's ``public_url`` with one district)."""
+        return self.district_urls.get(district, self.base_url)
 
     async def push(self, batch: Sequence[Delivery]) -> list[PushTarget | None]:
         return await self._resolve(self._push, batch)
@@ -141,10 +147,10 @@ class Resolvers:
             body_key = (d.thread, tuple(langs))
             body = bodies.get(body_key)
             if body is None:
-                body = bodies[body_key] = push_payload(pub, "", langs, self.base_url)
+                body = bodies[body_key] = push_payload(pub, "", langs, self.url_of(pub.district))
             payload = b'{"key":' + json.dumps(d.key).encode() + body[_EMPTY_KEY:]
             if len(payload) > PUSH_PAYLOAD_MAX:
-                payload = push_payload(pub, d.key, langs, self.base_url)  # shortens the texts to make room
+                payload = push_payload(pub, d.key, langs, self.url_of(pub.district))  # shortens the texts
             out.append(PushTarget(endpoint, p256dh, auth, payload, *fixed))
         return out
 

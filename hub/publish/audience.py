@@ -30,6 +30,7 @@ from shapely.geometry.base import BaseGeometry
 
 from hub.cap import labels
 from hub.cap.model import Alert, Severity
+from hub.config.districts import KREIS_DIGITS
 from hub.config.sections import BoardConfig, WebhookConfig
 from hub.decide.rules.engine import RuleSet
 from hub.geo.geography import Geography
@@ -156,12 +157,14 @@ class Targeted(Protocol):
 
 def recipients(geo: Geography | None, index: Any, boards: Sequence[BoardConfig], webhooks: Sequence[WebhookConfig],
                alert: Alert, decision: Targeted, *, district: str, shapes: Iterable[Any] | None = None,
-               measure: bool = True, now: datetime | None = None) -> Audience:
+               measure: bool = True, now: datetime | None = None, within: bool = False) -> Audience:
     """Whom ``alert`` published under ``decision`` reaches. ``index``: the SubscriptionIndex (None: no push).
     ``shapes``: the alert's projected shapes if the caller has them cached (the pipeline's live RuleSet), else
     computed. ``measure``: False leaves area and share at 0 (the pipeline does not show them; the preview does).
     ``now``: the time that decides the subscriptions' quiet hours (the pipeline passes its clock; default: now).
-    Push subscriptions are filtered by their sources (:func:`hub.publish.sources.source_of` of the alert) too."""
+    Push subscriptions are filtered by their sources (:func:`hub.publish.sources.source_of` of the alert) too.
+    ``within``: one of several districts publishes it, for its own people: the area is cut to the district
+    (:func:`inside`), so subscribers, boards and webhooks elsewhere are its neighbours' to warn."""
     scope = alert.scope.value
     audiences = audiences_of(decision.audiences, scope)
     public = PUBLIC in audiences
@@ -170,10 +173,12 @@ def recipients(geo: Geography | None, index: Any, boards: Sequence[BoardConfig],
         shapes = RuleSet([], {}, geo=geo).geometry(alert) if geo is not None else ()
     found = [s for s in shapes if s is not None and not s.is_empty]
     area_proj = shapely.union_all(found) if found else None
+    regions = set(decision.regions)
+    if within and geo is not None:
+        area_proj, regions = inside(geo, district, area_proj, regions)
     area_lonlat = GERMANY.unproject(area_proj) if area_proj is not None else None
     exercise = alert.status.value == "Exercise"
     channels = set(effective_channels(decision.channels, decision.audiences, scope))
-    regions = set(decision.regions)
     severity = decision.severity.value
     push_on = "push" in channels and decision.push and (public or bool(topics))
     push: Sequence[str] = ()
@@ -192,6 +197,25 @@ def recipients(geo: Geography | None, index: Any, boards: Sequence[BoardConfig],
     outside = max(0.0, min(1.0, (area_m2 - inside_m2) / area_m2)) if area_m2 > 0 else 0.0
     return Audience(area_proj, area_lonlat, footprint, push, push_on, reached, kiosks, hooks,
                     area_m2 / 1e6, inside_m2 / 1e6, outside)
+
+
+def inside(geo: Geography, district: str, area_proj: BaseGeometry | None,
+           regions: Iterable[str]) -> tuple[BaseGeometry | None, set[str]]:
+    """A warning's area (projected) and region keys as far as they lie in ``district`` (a Kreis key): the area cut
+    to the district's boundary; the keys inside it, and the district's own key for a wider one that covers it (a
+    Land's). One district of several warns its own people with it, never its neighbours'."""
+    boundary = district_boundary(geo, district)
+    if area_proj is not None and boundary is not None:
+        area_proj = area_proj.intersection(boundary)
+    stem = district[:KREIS_DIGITS]
+    keys = set()
+    for r in regions:
+        wide = r.rstrip("0")
+        if r[:KREIS_DIGITS] == stem and len(r) >= KREIS_DIGITS:
+            keys.add(r)
+        elif wide and len(wide) < KREIS_DIGITS and stem.startswith(wide):
+            keys.add(district)
+    return area_proj, keys
 
 
 def _on_kiosk(geo: Geography | None, ars: str, regions: Iterable[str], area_lonlat: BaseGeometry | None) -> bool:

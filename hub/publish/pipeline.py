@@ -17,6 +17,7 @@ backoff (:func:`hub.decide.decisions.record_failure`), and the others go on.
 * A Cancel withdraws every queued delivery of the thread, tells the subscriptions and webhooks that received an
   earlier version, and clears the boards that showed it.
 * Exercises reach only boards, webhooks and subscriptions marked for exercises.
+* Many districts: each district publishes its own decisions, in its name, to its own (:mod:`hub.publish.issuers`).
 * Audiences: only a decision for the ``public`` audience reaches the public (web, boards, push subscribers of any
   topic). One for ``topic:<slug>`` alone reaches only the push subscriptions of that event topic (a school closure,
   a festival: never a public warning); one for another audience (``einsatzkraefte``) only webhooks naming it. The
@@ -47,7 +48,7 @@ from hub.decide.rules.engine import LiveRules
 from hub.deliver import fanout, outbox
 from hub.events import Bus, Decided, Queued, Wakeup, keep_up
 from hub.i18n.languages import SOURCE, code_of, reading_order
-from hub.publish import canary, notify, publications
+from hub.publish import canary, issuers, notify, publications
 from hub.publish.audience import BOARD_CHANNELS, effective_channels, recipients
 from hub.publish.publications import Publication, Published
 from hub.store.clock import now_utc, utc_iso
@@ -77,33 +78,34 @@ class Unpublished:
     thread_id: int
     alert: Alert
     decision: decisions.StoredDecision
+    """A district's decision (``decision.district``): published by that district."""
 
 
 def unpublished(store: Store, *, limit: int = 20, now: datetime | None = None) -> list[Unpublished]:
-    """Publish decisions without a publication whose alert has not expired, or Cancels of a warning of the hub in
-    force (however long ago they were decided: after an outage of a day a warning valid for a week still goes out),
-    oldest first; a failed one once its
-    retry is due. A decision passed by a newer published version of its thread is left alone. One whose stored
-    alert cannot be read is marked failed here, so it never holds up the others."""
+    """Publish decisions without a publication of their district whose alert has not expired, or Cancels of a
+    warning the district published in force (however long ago they were decided: after an outage of a day a warning
+    valid for a week still goes out), oldest first; a failed one once its retry is due. One passed by a newer version
+    its district published is left alone; one whose alert cannot be read is marked failed, never holding others up."""
     now = now or now_utc()
     # A Cancel of an incident the hub published is published whatever the rules say about it: the hub must never
     # leave its own warning standing after the authority withdrew it.
     rows = store.conn.execute(
-        "SELECT d.alert_id, a.json FROM decisions d JOIN alerts a ON a.id = d.alert_id"
+        "SELECT d.alert_id, d.district, a.json FROM decisions d JOIN alerts a ON a.id = d.alert_id"
         " WHERE (d.decision='publish' OR (a.msg_type='Cancel' AND EXISTS (SELECT 1 FROM publications q"
-        "      WHERE q.source_thread = d.thread_id)))"
+        "      WHERE q.source_thread = d.thread_id AND q.district = d.district)))"
         f" AND {decisions.still_due(store)} AND (d.retry_at IS NULL OR d.retry_at <= :now)"
         " AND NOT EXISTS (SELECT 1 FROM publications p WHERE p.source_thread = d.thread_id"
-        "                 AND p.source_alert >= d.alert_id)"
-        " ORDER BY d.alert_id LIMIT :limit", {**decisions.due_params(now), "limit": limit}).fetchall()
+        "                 AND p.district = d.district AND p.source_alert >= d.alert_id)"
+        " ORDER BY d.alert_id, d.district LIMIT :limit", {**decisions.due_params(now), "limit": limit}).fetchall()
     out = []
-    for alert_id, doc in rows:
+    for alert_id, district, doc in rows:
         try:
-            d = decisions.decision_of(store, alert_id)
+            d = decisions.decision_of(store, alert_id, district)
             alert = from_json(doc)
         except Exception as err:  # noqa: BLE001 - one unreadable version must not hold up the others
             log.exception("alert %s: stored version cannot be read for publishing", alert_id)
-            decisions.record_failure(store, alert_id, "publish", f"cannot read the stored alert: {err!r}", now=now)
+            decisions.record_failure(store, alert_id, "publish", f"cannot read the stored alert: {err!r}", now=now,
+                                     district=district)
             continue
         if d is not None:
             out.append(Unpublished(alert_id, d.thread_id, alert, d))
@@ -124,6 +126,7 @@ class Plan:
     """The push subscriptions' ids, split for the fan-out (prepared off the writer thread)."""
     boards: tuple[BoardConfig, ...]
     webhooks: tuple[WebhookConfig, ...]
+    issuer: issuers.Issuer
     push: bool = False
     """The decision sends push (an all-clear then also goes to everyone who got an earlier version)."""
     after: int | None = None
@@ -144,20 +147,19 @@ class Pipeline:
         self.index = index
         self.events = events or Bus()
         """Where :class:`~hub.publish.publications.Published` and :class:`~hub.events.Queued` are published."""
-        self.district = loaded.cfg.hub.district_ars
-        self.sender = sender or loaded.cfg.hub.sender
-        self.boards = tuple(loaded.cfg.boards)
-        self.webhooks = tuple(loaded.cfg.webhooks)
+        self.issuers = issuers.of(loaded, sender=sender)  # each district's, by its Kreis key, the first first
+        self.first = next(iter(self.issuers.values()))
         self._wakeup = Wakeup()
         self._chunks = Wakeup()
         self._express = False
         """An Extreme's fan-out chunks are being written (urgent lane)."""
         self.published = 0
         self.failed = 0
-        hub_cfg = loaded.cfg.hub
-        self.signer = publications.Signer(loaded.path(hub_cfg.signing_key).read_bytes(),
-                                          loaded.path(hub_cfg.signing_cert).read_bytes()) \
-            if hub_cfg.signing_key and hub_cfg.signing_cert else None
+        self.signers = {ars: publications.Signer(*i.signing) for ars, i in self.issuers.items() if i.signing}
+
+    def issuer(self, item: Unpublished) -> issuers.Issuer:
+        """The district that publishes a decision (a decision stored without one: the first district's)."""
+        return self.issuers.get(item.decision.district) or self.first
 
     def on_decided(self, event: Decided) -> None:
         """Handler of :class:`~hub.events.Decided`: publish a ``publish`` decision now, not at the idle check."""
@@ -223,7 +225,8 @@ class Pipeline:
 
     async def _failed(self, item: Unpublished, err: Exception) -> None:
         attempts, retry_at = await self.store.run(decisions.record_failure, self.store.store, item.alert_id,
-                                                  "publish", f"{type(err).__name__}: {err}", now=self.clock())
+                                                  "publish", f"{type(err).__name__}: {err}", now=self.clock(),
+                                                  district=item.decision.district)
         self.failed += 1
         if self.metrics is not None:
             self.metrics.failures.labels("publish").inc()
@@ -239,7 +242,7 @@ class Pipeline:
             return None
         started = time.perf_counter()
         previous = await self.store.read(publications.latest, self.store.store,
-                                         publications.thread_name(item.thread_id))
+                                         self.issuer(item).thread(item.thread_id))
         plan = await asyncio.to_thread(self._plan, item, previous)
         planned = time.perf_counter()
         try:  # one writer job: the check for a newer version and the publication
@@ -283,19 +286,21 @@ class Pipeline:
         ruleset = self.live.current
         geo = ruleset.geo if ruleset is not None else None
         now = self.clock()
-        aud = recipients(geo, self.index, self.boards, self.webhooks, item.alert, item.decision,
-                         district=self.district, shapes=ruleset.geometry(item.alert) if ruleset is not None else (),
-                         measure=False, now=now)
+        issuer = self.issuer(item)
+        aud = recipients(geo, self.index, issuer.boards, issuer.webhooks, item.alert, item.decision,
+                         district=issuer.ars, shapes=ruleset.geometry(item.alert) if ruleset is not None else (),
+                         measure=False, now=now, within=issuer.within)
         issued = self._issue(item, previous, now)
-        return Plan(item, aud.area_lonlat, fanout.prepare(aud.push), aud.boards, aud.webhooks,
+        return Plan(item, aud.area_lonlat, fanout.prepare(aud.push), aud.boards, aud.webhooks, issuer,
                     push=aud.push_on, after=previous.version if previous is not None else None,
-                    encoded=publications.encode(issued, aud.area_lonlat, self.signer))
+                    encoded=publications.encode(issued, aud.area_lonlat, self.signers.get(issuer.ars)))
 
     def _issue(self, item: Unpublished, previous: Publication | None, now: datetime) -> Alert:
-        return publications.issue(item.alert, sender=self.sender, district=self.district,
-                                  thread=publications.thread_name(item.thread_id),
+        issuer = self.issuer(item)
+        return publications.issue(item.alert, sender=issuer.sender, district=issuer.ars,
+                                  thread=issuer.thread(item.thread_id),
                                   version=(previous.version + 1) if previous else 1, previous=previous,
-                                  severity=item.decision.severity, now=now)
+                                  severity=item.decision.severity, now=now, sender_name=issuer.sender_name)
 
     # -- the one transaction ----------------------------------------------------------------------------------------
 
@@ -303,7 +308,8 @@ class Pipeline:
         """Publish the plan in one transaction; or, when a version of the thread sent after it is published
         already, mark the decision skipped and return that version's identifier (I4 of issue 17)."""
         item, d = plan.item, plan.item.decision
-        thread = publications.thread_name(item.thread_id)
+        issuer = self.issuer(item)
+        thread = issuer.thread(item.thread_id)
         now = self.clock()
         now_ms = publications.ms(now)
         with store.transaction() as conn:
@@ -311,10 +317,10 @@ class Pipeline:
                 _mark_skipped(store, item, f"sent before the published version {newer}")
                 return newer
             # under the store writer's lock: another decide node (hub.cluster) may have published it meanwhile
-            if conn.execute("SELECT 1 FROM publications WHERE source_thread=? AND source_alert>=? LIMIT 1",
-                            (item.thread_id, item.alert_id)).fetchone() is not None:
+            if conn.execute("SELECT 1 FROM publications WHERE source_thread=? AND district=? AND source_alert>=?"
+                            " LIMIT 1", (item.thread_id, d.district, item.alert_id)).fetchone() is not None:
                 raise AlreadyPublished(item.alert_id)
-            decisions.clear_failure_in(conn, item.alert_id)
+            decisions.clear_failure_in(conn, item.alert_id, district=d.district)
             prev_row = conn.execute("SELECT max(version) FROM publications WHERE thread=?", (thread,)).fetchone()
             latest = prev_row[0] if prev_row and prev_row[0] else None
             previous = publications.latest(store, thread) if latest else None
@@ -330,34 +336,36 @@ class Pipeline:
             pub = publications.insert(conn, issued, thread=thread, version=(previous.version + 1) if previous else 1,
                                       source_thread=item.thread_id, source_alert=item.alert_id,
                                       push=d.push, channels=channels, regions=d.regions,
-                                      area=plan.area_lonlat, now_ms=now_ms, signer=self.signer, encoded=encoded)
+                                      area=plan.area_lonlat, now_ms=now_ms, signer=self.signers.get(issuer.ars),
+                                      encoded=encoded, district=d.district)
             rows = self._rows(conn, pub, plan, now_ms)
             if pub.msg_type == "Cancel":
                 outbox.withdraw_in(conn, thread, below_publication=pub.id, now_ms=now_ms)
                 fanout.drop_in(conn, thread, below_publication=pub.id)
             outbox.enqueue_in(conn, rows, now_ms=now_ms)
-            pushed = self._enqueue_push(conn, pub, plan, now_ms) if pub.msg_type != "Cancel" else 0
+            pushed = self._enqueue_push(conn, pub, plan, now_ms, issuer) if pub.msg_type != "Cancel" else 0
         counts: dict[str, int] = {"push": pushed} if pushed else {}
         for r in rows:
             counts[r.channel] = counts.get(r.channel, 0) + 1
         return pub, counts
 
     @staticmethod
-    def _enqueue_push(conn: Any, pub: Publication, plan: Plan, now_ms: int) -> int:
+    def _enqueue_push(conn: Any, pub: Publication, plan: Plan, now_ms: int, issuer: issuers.Issuer) -> int:
         """One push row per matched subscription still stored, host taken from its endpoint: the first chunk in
         this transaction, the rest by :meth:`fan_out` (returns rows written now and to be written)."""
+        prefix = issuer.push_prefix(pub.identifier, pub.source_alert)
         earlier = 0
         if pub.all_clear and plan.push:
             # the all-clear goes to everyone who was warned, whatever their minimum severity or place now
             earlier = outbox.enqueue_select_in(
                 conn, "SELECT DISTINCT recipient, host FROM outbox WHERE thread=? AND channel='push'"
                 " AND publication_id<? AND state IN ('done', 'inflight')", (pub.thread, pub.id),
-                key_prefix=f"{pub.identifier}/push/", publication_id=pub.id, thread=pub.thread, channel="push",
+                key_prefix=prefix, publication_id=pub.id, thread=pub.thread, channel="push",
                 priority=priority(pub.severity, pub.urgency), not_after_ms=pub.expires_ms, now_ms=now_ms).inserted
         if not plan.push_recipients.total:
             return earlier
         # the first chunk now, the rest in priority chunks after the commit (hub.deliver.fanout)
-        job = fanout.Job(pub.id, pub.thread, f"{pub.identifier}/push/", priority(pub.severity, pub.urgency),
+        job = fanout.Job(pub.id, pub.thread, prefix, priority(pub.severity, pub.urgency),
                          pub.expires_ms)
         now, later = fanout.start_in(conn, job, plan.push_recipients, now_ms=now_ms)
         return earlier + now + later
@@ -367,9 +375,11 @@ class Pipeline:
         not_after = pub.expires_ms
         rows = []
 
+        push = plan.issuer.push_prefix(pub.identifier, pub.source_alert)
+
         def row(channel: str, recipient: str, host: str = "") -> outbox.NewDelivery:
-            return outbox.NewDelivery(f"{pub.identifier}/{channel}/{recipient}", pub.id, pub.thread, channel,
-                                      recipient, host, prio, not_after)
+            key = f"{push}{recipient}" if channel == "push" else f"{pub.identifier}/{channel}/{recipient}"
+            return outbox.NewDelivery(key, pub.id, pub.thread, channel, recipient, host, prio, not_after)
 
         if pub.msg_type == "Cancel":
             # who had an earlier version (or has it in flight) hears that it is over
@@ -418,7 +428,7 @@ def _mark_skipped(store: Store, item: Unpublished, reason: str) -> None:
     so it is not retried."""
     with store.transaction() as conn:
         conn.execute("UPDATE decisions SET decision='suppress', why=why || '; not published: ' || ?"
-                     " WHERE alert_id=?", (reason, item.alert_id))
+                     " WHERE alert_id=? AND district=?", (reason, item.alert_id, item.decision.district))
 
 
 def _passed_by(store: Store, item: Unpublished) -> str | None:
@@ -427,8 +437,8 @@ def _passed_by(store: Store, item: Unpublished) -> str | None:
     replayed: an Alert after its Update or Cancel) must not be published over it (I4 of issue 17)."""
     row = store.conn.execute(
         "SELECT a.identifier FROM publications p JOIN alerts a ON a.id = p.source_alert"
-        " WHERE p.source_thread = ? AND a.sent_utc > (SELECT sent_utc FROM alerts WHERE id = ?)"
-        " ORDER BY a.sent_utc DESC LIMIT 1", (item.thread_id, item.alert_id)).fetchone()
+        " WHERE p.source_thread = ? AND p.district = ? AND a.sent_utc > (SELECT sent_utc FROM alerts WHERE id = ?)"
+        " ORDER BY a.sent_utc DESC LIMIT 1", (item.thread_id, item.decision.district, item.alert_id)).fetchone()
     return str(row[0]) if row else None
 
 

@@ -98,7 +98,8 @@ class Publication:
     scope: str = ""
     """CAP scope (Public, Restricted, Private); "" where unknown, which is never public."""
     district: str = ""
-    """The Kreis key of the district that issued it (its sender); "" in a store from before issue 19."""
+    """The Kreis key of the district that issued it (its sender, its boards, its subscribers); "" in a store from
+    before issue 19 (the first district's)."""
 
     @property
     def expires(self) -> datetime | None:
@@ -158,14 +159,17 @@ class Signer:
         return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
 
 
-def thread_name(source_thread: int) -> str:
-    return f"w{source_thread}"
+def thread_name(source_thread: int, suffix: str = "") -> str:
+    """The publication thread of stored incident ``source_thread``; ``suffix``: a district's other than the first
+    (``-<slug>``, :class:`hub.publish.issuers.Issuer`)."""
+    return f"w{source_thread}{suffix}"
 
 
 def issue(source: Alert, *, sender: str, district: str, thread: str, version: int, previous: Publication | None,
-          severity: Severity, now: datetime | None = None) -> Alert:
+          severity: Severity, now: datetime | None = None, sender_name: str | None = None) -> Alert:
     """The hub's CAP alert for a source version: Alert for the first publication of a thread, Update after it,
-    Cancel when the source cancels; references the hub's previous version."""
+    Cancel when the source cancels; references the hub's previous version. ``sender_name``: the issuing
+    district's, in every info (None: the source's, as a single-district hub keeps it)."""
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     if previous is not None and now <= previous.sent:
         now = previous.sent + timedelta(seconds=1)  # sent strictly increases along the chain
@@ -175,6 +179,8 @@ def issue(source: Alert, *, sender: str, district: str, thread: str, version: in
         msg_type = MsgType.ALERT if previous is None else MsgType.UPDATE
     infos = tuple(msgspec.structs.replace(i, severity=severity) if severity > i.severity else i
                   for i in source.infos)
+    if sender_name is not None:
+        infos = tuple(msgspec.structs.replace(i, sender_name=sender_name) for i in infos)
     refs = (Reference(sender=previous.sender, identifier=previous.identifier, sent=previous.sent),) if previous \
         else ()
     note = f"Quelle / source: {source.sender} {source.identifier} ({source.sent.isoformat()})"
@@ -227,9 +233,10 @@ def encode(alert: Alert, area: BaseGeometry | None, signer: Signer | None = None
 def insert(conn: Any, alert: Alert, *, thread: str, version: int, source_thread: int | None,
            source_alert: int | None, push: bool, channels: tuple[str, ...], regions: tuple[str, ...],
            area: BaseGeometry | None, now_ms: int, signer: Signer | None = None,
-           encoded: Encoded | None = None) -> Publication:
+           encoded: Encoded | None = None, district: str = "") -> Publication:
     """Write one publication inside the caller's transaction; ``signer`` adds an XML-DSig to the CAP.
-    ``encoded``: its stored forms made beforehand (:func:`encode` of this ``alert`` and ``area``)."""
+    ``encoded``: its stored forms made beforehand (:func:`encode` of this ``alert`` and ``area``). ``district``:
+    the Kreis key of the district that issues it."""
     enc = encoded if encoded is not None and encoded.alert is alert else encode(alert, area, signer)
     infos = alert.infos
     urgency = max((i.urgency for i in infos), default=None)
@@ -237,13 +244,13 @@ def insert(conn: Any, alert: Alert, *, thread: str, version: int, source_thread:
     if alert.msg_type is MsgType.CANCEL and expires is None:
         expires = alert.sent + CANCEL_TTL
     cur = conn.execute(
-        f"INSERT INTO publications ({', '.join(_COLS[1:-1])}, area_wkb, alert_json, cap_xml, created_ms)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        f"INSERT INTO publications ({', '.join(_COLS[1:-1])}, area_wkb, alert_json, cap_xml, created_ms, district)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (thread, version, source_thread, source_alert, alert.identifier, alert.sender, alert.sent.isoformat(),
          alert.msg_type.value, alert.status.value, alert.severity.value,
          urgency.value if urgency is not None else "Unknown", ms(expires) if expires else None, int(push),
          json.dumps(list(channels)), json.dumps(list(regions)), enc.notices, enc.area_wkb, enc.alert_json,
-         enc.cap_xml, now_ms))
+         enc.cap_xml, now_ms, district))
     pid = int(cur.lastrowid or 0)
     row = conn.execute(f"SELECT {_select()} FROM publications WHERE id=?", (pid,)).fetchone()
     return _row(row)
@@ -255,9 +262,11 @@ def latest(store: Store, thread: str) -> Publication | None:
     return _row(row) if row else None
 
 
-def by_source_alert(store: Store, alert_id: int) -> Publication | None:
-    row = store.conn.execute(f"SELECT {_select()} FROM publications WHERE source_alert=?",
-                             (alert_id,)).fetchone()
+def by_source_alert(store: Store, alert_id: int, district: str | None = None) -> Publication | None:
+    """The publication ``district`` (its Kreis key) made of a stored version; None: the first made of it."""
+    which, args = ("", ()) if district is None else (" AND district=?", (district,))
+    row = store.conn.execute(f"SELECT {_select()} FROM publications WHERE source_alert=?{which} ORDER BY id"
+                             " LIMIT 1", (alert_id, *args)).fetchone()
     return _row(row) if row else None
 
 

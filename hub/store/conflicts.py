@@ -10,10 +10,11 @@ other content is either a relay that changed it or a forgery. Whichever came fir
 - The copy with the better signature wins (:data:`SIGNATURE_RANK`: valid > weak/expired/untrusted > absent or
   unchecked > invalid); on a tie the first one stays. A later, better-signed copy replaces the stored version's
   content (same row, same id: threads and thread keys follow its references, the thread's state is recomputed).
-- Decisions: a replaced version that no publication was made from yet loses its rules decision (and its drafts
-  still pending, rendered from the displaced content), so the router decides and drafts again on the winning
-  content; drafts a person already took stay. One already published keeps it (a publication is never made twice from
-  one version); ``published`` = 1 on the conflict says so, and the operator acts from the console.
+- Decisions: a replaced version loses the rules decision of every district that made no publication from it yet
+  (and those districts' drafts still pending, rendered from the displaced content), so the router decides and drafts
+  again on the winning content; drafts a person already took stay. A district that published it keeps its decision
+  (a publication is never made twice from one version); ``published`` = 1 on the conflict says so, and the operator
+  acts from the console.
 - The stored version's flags name the conflict (a warning), the console inbox lists conflicts, and the daemon
   counts them in ``warnhub_identity_conflicts_total``.
 
@@ -115,10 +116,13 @@ def record(conn: sqlite3.Connection, *, alert_id: int, aside: dict[str, Any], ke
     raw, json) and flag the stored one. ``replaced``: the aside copy is the earlier one, displaced. Returns whether
     a publication was already made from the version (its decision then stays)."""
     published = replaced and _published(conn, alert_id)
-    if replaced and not published:
-        conn.execute("DELETE FROM decisions WHERE alert_id=?", (alert_id,))  # decided again on the winning content
-        # a draft still pending was rendered from the displaced content: drafted again
-        conn.execute("DELETE FROM drafts WHERE alert_id=? AND state='pending'", (alert_id,))
+    if replaced:
+        # each district that published nothing of it yet decides again on the winning content; a draft still
+        # pending was rendered from the displaced content: drafted again
+        issued = "(SELECT p.district FROM publications p WHERE p.source_alert=?)"
+        conn.execute(f"DELETE FROM decisions WHERE alert_id=? AND district NOT IN {issued}", (alert_id, alert_id))
+        conn.execute(f"DELETE FROM drafts WHERE alert_id=? AND state='pending' AND district NOT IN {issued}",
+                     (alert_id, alert_id))
     raw = bytes(aside["raw"] or b"")  # the stored copy's bytes may have gone with [retention] raw_days
     conn.execute(
         "INSERT INTO conflicts (alert_id, sender, identifier, sent, received_at, origin, signature, verdict, sha256,"

@@ -316,6 +316,8 @@ async def login(request: web.Request, *, settings: AuthSettings) -> web.StreamRe
         await store.run(auth.end_session, store.store, old, reason="replaced by login", now=now)
     token, session = await store.run(auth.start_session, store.store, result.user, remote, now=now)
     response: web.StreamResponse
+    if "provider" in result.user.roles and next_url == settings.prefix + "/":  # a provider's home is /provider/
+        next_url = "/provider/"
     response = web.json_response(_me(result.user, session)) if as_json else _see_other(next_url)
     response.set_cookie(settings.cookie, token, httponly=True, samesite="Strict", path="/",
                         secure=settings.secure(request))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +32,7 @@ from hub.decide.rules.load import load_folder, rule_files, template_files
 from hub.decide.rules.matching import Evaluation, fail_match, main_info
 from hub.decide.rules.model import DEFAULT_CHANNELS, PUSH, District, Rule
 from hub.decide.rules.problems import Problem, RulesError
+from hub.decide.rules.template_checks import template_paths
 from hub.decide.rules.templates import Draft, Template
 from hub.geo.geography import geography
 from hub.geo.projection import GERMANY, circle_lonlat, polygon_lonlat
@@ -116,15 +117,18 @@ class RuleSet:
 
     @classmethod
     def load(cls, folder: str | Path, *, channels: Collection[str] = DEFAULT_CHANNELS,
-             sensors: Collection[str] | None = None, geo: Any = None) -> RuleSet:
-        """Read and check every file of ``folder`` (``*.toml`` rule files, ``templates/*.toml``).
+             sensors: Collection[str] | None = None, geo: Any = None, shared_templates: Path | None = None,
+             more: Sequence[Path] = ()) -> RuleSet:
+        """Read and check every file of ``folder`` (``*.toml`` rule files, ``templates/*.toml``, falling back by name
+        to ``shared_templates``; the rule files of the folders ``more`` too: a district's rules in a hub of
+        several).
 
         Raises :class:`RulesError` listing every error when anything is wrong; nothing half-loaded is returned.
         ``sensors``: the configured sensor ids (None: sensor names are not checked). ``geo``: a
         :class:`hub.geo.geography.Geography` with the operator's extra boundaries (default: the bundled one)."""
         folder = Path(folder)
-        print_ = fingerprint(folder)
-        loaded = load_folder(folder, channels=channels, sensors=sensors)
+        print_ = fingerprint(folder, shared_templates, more)
+        loaded = load_folder(folder, channels=channels, sensors=sensors, shared_templates=shared_templates, more=more)
         if any(not p.warning for p in loaded.problems):
             raise RulesError(loaded.problems)
         return cls(loaded.rules, loaded.templates, folder=folder, districts=loaded.districts,
@@ -132,9 +136,11 @@ class RuleSet:
 
     @staticmethod
     def check(folder: str | Path, *, channels: Collection[str] = DEFAULT_CHANNELS,
-              sensors: Collection[str] | None = None) -> list[Problem]:
+              sensors: Collection[str] | None = None, shared_templates: Path | None = None,
+              more: Sequence[Path] = ()) -> list[Problem]:
         """Every problem (errors and warnings) of a rules folder, without raising."""
-        return load_folder(Path(folder), channels=channels, sensors=sensors).problems
+        return load_folder(Path(folder), channels=channels, sensors=sensors, shared_templates=shared_templates,
+                           more=more).problems
 
     @property
     def district(self) -> str | None:
@@ -371,10 +377,14 @@ def _local(when: datetime) -> str:
         return when.astimezone(UTC).strftime("%d.%m.%Y %H:%M UTC")
 
 
-def fingerprint(folder: Path) -> tuple[tuple[str, int, int], ...]:
-    """(path, mtime_ns, size) of every rule and template file: changes when any file is edited, added or removed."""
+def fingerprint(folder: Path, shared_templates: Path | None = None,
+                more: Sequence[Path] = ()) -> tuple[tuple[str, int, int], ...]:
+    """(path, mtime_ns, size) of every rule and template file (and shared template it falls back to): changes when
+    any file is edited, added or removed."""
     out = []
-    for path in [*rule_files(folder), *template_files(folder)] if folder.is_dir() else []:
+    shared = template_paths(shared_templates) if shared_templates is not None else []
+    extra = [p for m in more if m.is_dir() for p in rule_files(m)]
+    for path in [*rule_files(folder), *template_files(folder), *shared, *extra] if folder.is_dir() else []:
         try:
             st = path.stat()
         except OSError:
@@ -405,6 +415,10 @@ class LiveRules:
     channels: Collection[str] = DEFAULT_CHANNELS
     sensors: Collection[str] | None = None
     geo: Any = None
+    shared_templates: Path | None = None
+    """Templates the folder's own fall back to by name (a district's rules in a hub of several)."""
+    more: tuple[Path, ...] = ()
+    """Further folders of rule files of the same rule set (a district's rules in several folders)."""
     current: RuleSet | None = None
     refused: Refusal | None = None
     reloads: int = 0
@@ -414,21 +428,23 @@ class LiveRules:
     def open(cls, folder: str | Path, **kw: Any) -> LiveRules:
         """Load the initial rules; raises RulesError if they are invalid (the daemon cannot start on them)."""
         live = cls(Path(folder), **kw)
-        live.current = RuleSet.load(live.folder, channels=live.channels, sensors=live.sensors, geo=live.geo)
+        live.current = RuleSet.load(live.folder, channels=live.channels, sensors=live.sensors, geo=live.geo,
+                                    shared_templates=live.shared_templates, more=live.more)
         return live
 
     def changed(self) -> bool:
         """A file was edited, added or removed since the rules in force (or the last refused attempt) were read."""
-        now = fingerprint(self.folder)
+        now = fingerprint(self.folder, self.shared_templates, self.more)
         known = self.current.fingerprint if self.current else ()
         return now != known and (self.refused is None or now != self._refused_print)
 
     def reload(self) -> bool:
         """Try the folder again; True if the new rules are now in force."""
         self.reloads += 1
-        print_ = fingerprint(self.folder)
+        print_ = fingerprint(self.folder, self.shared_templates, self.more)
         try:
-            fresh = RuleSet.load(self.folder, channels=self.channels, sensors=self.sensors, geo=self.geo)
+            fresh = RuleSet.load(self.folder, channels=self.channels, sensors=self.sensors, geo=self.geo,
+                                 shared_templates=self.shared_templates, more=self.more)
         except RulesError as err:
             self.refused = Refusal(datetime.now(UTC), err.problems)
             self._refused_print = print_

@@ -7,8 +7,8 @@ and problems are in :mod:`hub.decide.rules.problems`, value checks in :mod:`hub.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,18 +53,29 @@ def template_files(folder: Path) -> list[Path]:
 
 
 def load_folder(folder: Path, *, channels: Collection[str] = DEFAULT_CHANNELS,
-                sensors: Collection[str] | None = None) -> Loaded:
-    """Read and check every rule file and template of ``folder``; problems are collected, never raised."""
+                sensors: Collection[str] | None = None, shared_templates: Path | None = None,
+                more: Sequence[Path] = ()) -> Loaded:
+    """Read and check every rule file and template of ``folder``; problems are collected, never raised.
+    ``shared_templates``: a templates folder the folder's own ``templates/`` falls back to by name (a hub of several
+    districts: the hub's shared templates); a broken shared template is left out, with a warning. ``more``: further
+    folders whose rule files belong to the same rule set (a district's rules in several folders; templates come from
+    the first)."""
     out = Loaded()
     if not folder.is_dir():
         out.problems.append(Problem(str(folder), None, "$", "no such rules folder"))
         return out
     out.files.extend(template_files(folder))
+    if shared_templates is not None:
+        _fall_back(out, shared_templates, folder)
     out.templates.update(load_templates(folder / "templates", out.problems))
     # the console's templates (never drafted by rules): a broken one refuses the rule set like any other file
     out.files.extend(template_paths(folder / COMPOSE_FOLDER))
     load_templates(folder / COMPOSE_FOLDER, out.problems, compose=True)
     files = rule_files(folder)
+    for extra in more:
+        if not extra.is_dir():
+            out.problems.append(Problem(str(extra), None, "$", "no such rules folder"))
+        files.extend(rule_files(extra) if extra.is_dir() else [])
     if not files:
         out.problems.append(Problem(str(folder), None, "$", "no rule files (*.toml) in the rules folder"))
     names: dict[str, str] = {}
@@ -98,6 +109,17 @@ def load_folder(folder: Path, *, channels: Collection[str] = DEFAULT_CHANNELS,
     if any(not p.warning for p in out.problems):
         out.rules = []
     return out
+
+
+def _fall_back(out: Loaded, shared_templates: Path, folder: Path) -> None:
+    """The shared templates a folder's own fall back to (loaded first, so its own replace them by name); a broken
+    one is left out with a warning: it is the shared folder's to fix, not this rule set's."""
+    if not shared_templates.is_dir() or shared_templates.resolve() == (folder / "templates").resolve():
+        return
+    shared: list[Problem] = []
+    out.templates.update(load_templates(shared_templates, shared))
+    out.problems.extend(replace(p, warning=True) for p in shared)
+    out.files.extend(template_paths(shared_templates))
 
 
 def _district(raw: Any, file: RuleFile) -> District:
