@@ -85,15 +85,17 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         threads = [t if t.id not in ended else dataclasses.replace(t, state="expired")
                    for t in store.threads(include_ended=True)
                    if args.all or (t.state in ("active", "updated") and t.id not in ended | canaries)]
-        decided = decisions.current_decisions(store, [t.id for t in threads])
+        by_district = decisions.current_decisions(store, [t.id for t in threads], [d.ars for d in loaded.districts])
+        decided = {t: next(iter(found.values()), None) for t, found in by_district.items()}  # the first district's
         if args.unrouted:
-            threads = [t for t in threads if (found := decided[t.id]) is not None and found.decision == "unrouted"]
+            threads = [t for t in threads if any(f.decision == "unrouted" for f in by_district[t.id].values())]
         if args.json:
             for t in threads:
                 d = t.as_dict()
                 d["versions_list"] = store.versions(t.id)
                 found = decided[t.id]
                 d["decision"] = found.as_dict() if found is not None else None
+                d["decisions"] = {k: v.as_dict() for k, v in by_district[t.id].items()}  # each district's
                 print(json.dumps(d, ensure_ascii=False))
             return 0
         if not threads:
@@ -102,7 +104,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         print(f"{'id':>5}  {'state':9}  {'severity':8}  {'ver':>3}  {'last sent (UTC)':25}  {'decision':9}  headline")
         for t in threads:
             found = decided[t.id]
-            what = found.decision if found is not None else "pending"
+            what = "/".join(f.decision for f in by_district[t.id].values()) or "pending"
             print(f"{t.id:>5}  {t.state:9}  {t.severity:8}  {t.versions:>3}  {t.last_sent:25}  {what:9}  "
                   f"{t.headline[:70]}")
             if args.why and found is not None:

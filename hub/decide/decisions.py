@@ -419,18 +419,22 @@ def decision_of(store: Store, alert_id: int, district: str | None = None) -> Sto
     return StoredDecision.of_row(row) if row else None
 
 
-def current_decisions(store: Store, thread_ids: Iterable[int]) -> dict[int, StoredDecision | None]:
-    """The decision on each thread's current version (None while it is not decided yet)."""
+def current_decisions(store: Store, thread_ids: Iterable[int],
+                      districts: Sequence[str] = ()) -> dict[int, dict[str, StoredDecision]]:
+    """The decisions on each thread's current version, by district (empty while it is not decided yet), each
+    thread's in the order of ``districts`` (the hub's, first first) and then by Kreis key."""
     ids = list(thread_ids)
-    out: dict[int, StoredDecision | None] = dict.fromkeys(ids)
+    rank = {d: i for i, d in enumerate(districts)}
+    out: dict[int, dict[str, StoredDecision]] = {i: {} for i in ids}
     for chunk in range(0, len(ids), 500):
         part = ids[chunk:chunk + 500]
         rows = store.conn.execute(
             f"SELECT t.id, {', '.join('d.' + c for c in _DECISION_COLS)} FROM threads t"
             " JOIN decisions d ON d.alert_id = t.current_alert_id"
             f" WHERE t.id IN ({','.join('?' * len(part))})", part).fetchall()
-        for row in rows:
-            out[row[0]] = StoredDecision.of_row(row[1:])
+        for row in sorted(rows, key=lambda r: (rank.get(r[-1], len(rank)), r[-1])):
+            found = StoredDecision.of_row(row[1:])
+            out[row[0]][found.district] = found
     return out
 
 

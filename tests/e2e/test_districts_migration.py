@@ -5,13 +5,14 @@ chains verify, and the old warning is on Lüchow-Dannenberg's pages, not on Uelz
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 from tests.e2e.test_routing import Hub, dwd_cap
-from tests.kits.districts import LD, LD_SLUG, UE_SLUG, write_two_districts
+from tests.kits.districts import LD, LD_SLUG, UE, UE_SLUG, write_two_districts
 from tests.kits.hubproc import REPO, HubProcess, drop, subprocess_env, wait_for
 
 WAIT = 30
@@ -46,6 +47,15 @@ def test_a_single_district_store_runs_on_as_the_first_of_two_districts(tmp_path:
         ld = two.get_json(f"/{LD_SLUG}/api/v1/warnings")["warnings"]
         ue = two.get_json(f"/{UE_SLUG}/api/v1/warnings")["warnings"]
         assert [w["identifier"] for w in ld] and not ue
+        def both_decided() -> dict[str, object] | None:  # Uelzen, added later, decides the old alert too
+            out = subprocess.run([sys.executable, "-m", "hub.cli", "alerts", "--all", "--json", "--config",
+                                  str(config)], capture_output=True, text=True, timeout=60, env=subprocess_env(),
+                                 cwd=REPO)
+            found = json.loads(out.stdout.splitlines()[0])["decisions"]
+            return found if set(found) == {LD, UE} else None
+
+        decided = wait_for(both_decided, timeout=WAIT, what="the old alert decided by both districts")
+        assert decided[LD]["decision"] == "publish" and decided[UE]["decision"] != "publish"  # type: ignore[index]
         verify = subprocess.run([sys.executable, "-m", "hub.cli", "audit", "verify", "--config", str(config)],
                                 capture_output=True, text=True, timeout=60, env=subprocess_env(), cwd=REPO)
         assert verify.returncode == 0, verify.stdout + verify.stderr

@@ -45,7 +45,7 @@ def test_a_decision_reads_back_typed_and_prints_as_before(store_url: str, tmp_pa
                                ("public",), True, ("info",), Severity.SEVERE, ("03354", "033540005"), True, 0.1235,
                                ("severity",), "Sturm im Kreis", None, "2026-12-07T01:00:00+00:00", None, "", 0, None)
     assert json.dumps(d.as_dict(), ensure_ascii=False) == JSON.format(a=stored.alert_id, t=stored.thread_id)
-    assert decisions.current_decisions(store, [stored.thread_id, 999]) == {stored.thread_id: d, 999: None}
+    assert decisions.current_decisions(store, [stored.thread_id, 999]) == {stored.thread_id: {"": d}, 999: {}}
 
     listed = decisions.decisions(store, decision="publish")
     headline = "Amtliche UNWETTERWARNUNG vor STURMBÖEN"
