@@ -421,10 +421,8 @@ def decision_of(store: Store, alert_id: int, district: str | None = None) -> Sto
 
 def current_decisions(store: Store, thread_ids: Iterable[int],
                       districts: Sequence[str] = ()) -> dict[int, dict[str, StoredDecision]]:
-    """The decisions on each thread's current version, by district (empty while it is not decided yet), each
-    thread's in the order of ``districts`` (the hub's, first first) and then by Kreis key."""
-    ids = list(thread_ids)
-    rank = {d: i for i, d in enumerate(districts)}
+    """The decisions on each thread's current version by district (in the order of ``districts``, then by key)."""
+    ids, rank = list(thread_ids), {d: i for i, d in enumerate(districts)}
     out: dict[int, dict[str, StoredDecision]] = {i: {} for i in ids}
     for chunk in range(0, len(ids), 500):
         part = ids[chunk:chunk + 500]
