@@ -13,10 +13,13 @@ from typing import Any
 from hub.access import auth, exercise_tokens
 from hub.app import open_store
 from hub.cli.common import load_config
+from hub.config.districts import District
+from hub.config.load import LoadedConfig
 from hub.console import ending
-from hub.console.model import ConsoleConfig, ConsoleError, FourEyes
+from hub.console.model import ConsoleConfig, ConsoleError
 from hub.errors import AuthError
 from hub.geo.registry import registry
+from hub.store.db import Store
 
 
 def _user_store(args: argparse.Namespace) -> Any:
@@ -153,29 +156,34 @@ def cmd_exercise_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _district_of(loaded: LoadedConfig, store: Store, thread: str) -> District:
+    """The district whose console warning ``thread`` names (the first for rows from before issue 19)."""
+    row = store.conn.execute("SELECT district FROM console_warnings WHERE thread=? LIMIT 1",
+                             (ending.console_thread(store, thread),)).fetchone()
+    return (loaded.districts.by_ars(row[0]) if row and row[0] else None) or loaded.districts.first
+
+
 def cmd_cancel(args: argparse.Namespace) -> int:
     """End a public console warning from the command line (hub.console.ending), as the console would."""
 
     loaded = load_config(args, required=True)
     assert loaded is not None
-    c = loaded.cfg.console
-    cfg = ConsoleConfig.from_loaded(loaded, geo=loaded.geography(), four_eyes=FourEyes(
-        required_for=frozenset(c.four_eyes), single_person_extreme=c.single_person_extreme,
-        end_needs_two=c.four_eyes_end))
     with open_store(loaded) as store:
         try:
+            district = _district_of(loaded, store, args.thread)  # the warning's district: its config, its operator
+            cfg = ConsoleConfig.from_loaded(loaded, geo=loaded.geography(), district=district)
             if args.user:
                 user: Any = auth.get_user(store, args.user)
                 if user is None or user.disabled:
                     raise AuthError(f"Unbekannter oder gesperrter Benutzer „{args.user}“. / Unknown or disabled "
                                     f"user “{args.user}”.")
             else:
-                user = ending.LocalOperator(f"cli:{getpass.getuser()}", (loaded.cfg.hub.district_ars,))
+                user = ending.LocalOperator(f"cli:{getpass.getuser()}", (district.ars,))
             sent = ending.cancel(store, cfg, user, args.thread, args.reason)
         except (ConsoleError, AuthError) as err:
             print(f"warnhub: {err}", file=sys.stderr)
             return 1
-    done = ending.summary(sent)
+    done = ending.summary(sent, cfg)
     print(f"Aufhebung gespeichert: {done['thread']} Fassung {done['version']} ({done['identifier']}); der laufende "
           f"Hub veröffentlicht sie binnen 30 s, ein gestoppter beim Start. / Cancel stored; a running hub publishes "
           f"it within 30 s, a stopped one when it starts.")

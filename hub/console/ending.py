@@ -60,7 +60,7 @@ def cancel(store: Store, cfg: ConsoleConfig, user: ConsoleUser, thread: str, rea
     return send(store, user, draft["id"], token=token, cfg=cfg, reason=reason, now=now)
 
 
-def summary(sent: Sent) -> dict[str, Any]:
+def summary(sent: Sent, cfg: ConsoleConfig) -> dict[str, Any]:
     w = sent.warning
     return {"thread": w["thread"], "version": w["version"], "identifier": sent.identifier,
-            "incident": sent.store_thread, "publication": f"w{sent.store_thread}"}
+            "incident": sent.store_thread, "publication": cfg.publication_thread(sent.store_thread)}

@@ -255,6 +255,12 @@ def console_routes(config: Path, scratch: Path) -> list[tuple[str, str]]:
     return sorted(set(out))
 
 
+def _published(kit: Kit, thread: str, version: int) -> bool:
+    with kit.db() as conn:
+        return conn.execute("SELECT 1 FROM publications WHERE thread = ? AND version = ?",
+                            (thread, version)).fetchone() is not None
+
+
 def fill(pattern: str, ld: LdThings) -> list[str] | None:
     """The URLs of a route pattern that name LD's things (None: the route names none of LD's things: a list, or
     a region's boundary). A parameter this test does not know fails it: a new route must be added here."""
@@ -415,4 +421,17 @@ async def test_ue_sends_its_own_in_its_own_name_and_ld_sees_none_of_it(kit: Kit)
         district, alert_id = conn.execute("SELECT district, alert_id FROM console_warnings WHERE id = ?",
                                           (wid,)).fetchone()
         sender = conn.execute("SELECT sender FROM alerts WHERE id = ?", (alert_id,)).fetchone()[0]
+        thread, incident = conn.execute("SELECT thread, store_thread FROM console_warnings WHERE id = ?",
+                                        (wid,)).fetchone()
     assert (district, sender) == (UE, UE_SENDER)
+    # the night the console is down, `warnhub cancel` ends it with UE's own config, in UE's name
+    done = subprocess.run([sys.executable, "-m", "hub.cli", "cancel", thread, "--reason", "Deich hält, Gefahr vorüber (Pegel fällt)",
+                           "--config", str(kit.config)], capture_output=True, text=True, timeout=120,
+                          env=subprocess_env(), cwd=str(kit.home))
+    assert done.returncode == 0, done.stderr
+    with kit.db() as conn:
+        ended = conn.execute("SELECT district, msg_type, alert_id FROM console_warnings WHERE thread = ?"
+                             " ORDER BY version DESC LIMIT 1", (thread,)).fetchone()
+        cancel_sender = conn.execute("SELECT sender FROM alerts WHERE id = ?", (ended[2],)).fetchone()[0]
+    assert ended[:2] == (UE, "Cancel") and cancel_sender == UE_SENDER
+    await until(lambda: _published(kit, f"w{incident}-uelzen", 2), "UE's cancel published in UE's thread")
