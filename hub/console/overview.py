@@ -63,7 +63,8 @@ def own_faults(store: Store, faults: dict[str, Any], district: Sequence[str]) ->
         " AND district NOT IN (SELECT value FROM json_each(?))", (keys,))}
     items = [i for i in faults["items"] if (i["identifier"] in mine if i["stage"] == "delivery"
                                             else i["alert_id"] not in theirs)]
-    counts = {**faults["failed"], "delivery": sum(1 for i in items if i["stage"] == "delivery")}
+    counts = {**faults["failed"], "rules": 0, "publish": 0, **decisions.failure_counts(store, district=district),
+              "delivery": sum(1 for i in items if i["stage"] == "delivery")}  # its decisions' failures alone
     return {"failed": counts, "items": items}
 
 

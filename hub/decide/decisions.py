@@ -1,20 +1,17 @@
 """What the rules decided, and the drafts waiting for a person (tables ``decisions`` and ``drafts``).
 
-Every stored alert version gets one row in ``decisions``: publish, suppress, draft or **unrouted** (matched no
-rule: stored and shown, never sent anywhere), with the rules, channels, push flag, regions and the explanation
-that ``warnhub rules replay`` would print. An alert is stored first and decided after (store before acting): the
-router finds versions without a decision with :func:`undecided`, so a crash between the two only delays the
-decision until the next start. A version whose rules evaluation or publication raised is marked failed on its row
-(stage, reason, attempts, next try: :func:`record_failure`, backoff :func:`retry_delay`); the others go on, and it
-is tried again while its warning is valid (:func:`rules_retry_due`, :func:`failures` for the console and /healthz).
+Every stored alert version gets one row in ``decisions`` per district that decides it (issue 19: every district's
+rules decide each external alert for its own area; a console warning only its own district): publish, suppress,
+draft or **unrouted** (matched no rule: stored and shown, never sent), with the rules, channels, push flag, regions
+and the explanation ``warnhub rules replay`` would print. An alert is stored first and decided after: the router
+finds versions lacking a district's decision with :func:`undecided`, so a crash between the two only delays it. A
+version whose rules evaluation or publication raised is marked failed on its row (stage, reason, attempts, next
+try: :func:`record_failure`, backoff :func:`retry_delay`); the others go on, and it is tried again while its warning
+is valid (:func:`rules_retry_due`, :func:`failures` for the console and /healthz).
 
-``drafts`` holds what the rules prepared for approval: a template rendered for an incoming alert
-(``then.draft``), or for a sensor condition that fired or cleared. Each draft has a key (alert and template, or
-rule, kind and time of the sensor event) so deciding twice, or replaying readings after a restart, never drafts
-the same thing twice. Approving and sending drafts is the control room's work; here they only wait.
-
-Functions take the :class:`~hub.store.db.Store` and run on its writer thread (``AsyncStore.run``). The tables are
-in hub/store/schema.py.
+``drafts`` holds what the rules prepared for approval (a template rendered for an alert, or for a sensor condition
+that fired or cleared), keyed so deciding twice or replaying readings never drafts the same thing twice. Functions
+take the :class:`~hub.store.db.Store` and run on its writer thread (``AsyncStore.run``); tables: hub/store/schema.py.
 """
 
 from __future__ import annotations
@@ -305,12 +302,15 @@ def failures(store: Store, *, now: datetime | None = None, limit: int = 50) -> l
     return [_listed(row) for row in rows]
 
 
-def failure_counts(store: Store, *, now: datetime | None = None) -> dict[str, int]:
-    """Failed versions still to be done per stage (``rules``, ``publish``), as :func:`failures` counts them."""
+def failure_counts(store: Store, *, now: datetime | None = None,
+                   district: Sequence[str] | None = None) -> dict[str, int]:
+    """Failed versions still to be done per stage (``rules``, ``publish``), as :func:`failures` counts them;
+    ``district``: only those districts' decisions (a district's console inbox)."""
+    own = "" if district is None else " AND d.district IN (SELECT value FROM json_each(:districts))"
     rows = store.conn.execute(
         "SELECT d.failed_stage, count(*) FROM decisions d JOIN alerts a ON a.id = d.alert_id"
-        f" WHERE d.failed_stage IS NOT NULL AND {still_due(store)} AND {_not_passed(store)} GROUP BY 1",
-        due_params(now or now_utc())).fetchall()
+        f" WHERE d.failed_stage IS NOT NULL AND {still_due(store)} AND {_not_passed(store)}{own} GROUP BY 1",
+        {**due_params(now or now_utc()), "districts": json.dumps(list(district or ()))}).fetchall()
     return {stage: n for stage, n in rows}
 
 

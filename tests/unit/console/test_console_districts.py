@@ -245,8 +245,17 @@ def test_the_inbox_shows_no_fault_or_conflict_of_another_districts_warning(store
         faults = {"failed": {"rules": 3, "delivery": 1}, "items": [
             {"stage": "rules", "alert_id": a, "identifier": f"id-{a}"} for a in ids] + [
             {"stage": "delivery", "alert_id": None, "identifier": "w1:push:x"}]}
+        with store.transaction() as conn:  # failed rule evaluations: LD's of two alerts, UE's of one
+            for alert_id, district in ((ids[0], LD), (ids[2], LD), (ids[2], UE)):
+                conn.execute(
+                    "INSERT INTO decisions (alert_id, thread_id, decision, rules, channels, audiences, push, drafts,"
+                    " severity, regions, changes, why, decided_at, failed_stage, failure, attempts, district)"
+                    " SELECT id, thread_id, 'unrouted', '[]', '[]', '[]', 0, '[]', 'Severe', '[]', '[]', '', 't',"
+                    " 'rules', 'boom', 1, ? FROM alerts WHERE id = ?", (district, alert_id))
         mine = overview.own_faults(store, faults, (UE,))
         assert [i["alert_id"] for i in mine["items"]] == ids[1:]  # not LD's warning, nor deliveries not UE's
         assert mine["failed"]["delivery"] == 0
+        assert mine["failed"]["rules"] == 1 and mine["failed"]["publish"] == 0  # UE's failures alone, not LD's two
+        assert overview.own_faults(store, faults, (LD,))["failed"]["rules"] == 2
     finally:
         store.close()
