@@ -27,7 +27,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from hub.access import login_throttle
 from hub.access.login_throttle import DEFAULT_THROTTLE, Throttle
-from hub.config.districts import Districts
+from hub.config.districts import Districts, kreis_of
 from hub.errors import AuthError
 from hub.geo.registry import Registry
 from hub.store.clock import now_utc, utc_iso
@@ -142,6 +142,15 @@ def district_of(user_scopes: Iterable[str], districts: Districts | None) -> str:
     """The Kreis key of the district a user belongs to, for its audit chain (``''``: none, or not known)."""
     found = districts.of_scopes(list(user_scopes)) if districts is not None and list(user_scopes) else None
     return found.ars if found is not None else ""
+
+
+def session_chain(user_scopes: Iterable[str]) -> str:
+    """The audit chain of a user's sign-ins, sign-outs and expired sessions: the Kreis all their scopes lie in (their
+    district's, issue 19), else ``''`` (the hub's: a provider, or a user of no one Kreis)."""
+    keys = list(user_scopes)
+    kreise = {kreis_of(a) for a in keys}
+    kreis = next(iter(kreise)) if len(kreise) == 1 and all(len(a) == 12 for a in keys) else ""
+    return kreis if kreis[3:5] not in ("", "00") else ""
 
 
 def hash_password(password: str, hasher: PasswordHasher | None = None) -> str:
@@ -342,7 +351,7 @@ def login_finish(store: Store, attempt: LoginAttempt, ok: bool, new_hash: str | 
         if new_hash is not None:
             conn.execute("UPDATE users SET password_hash=? WHERE id=?", (new_hash, user.id))
             detail["rehashed"] = True
-    store.audit(user.name, "login.ok", user.name, detail, now=now)
+    store.audit(user.name, "login.ok", user.name, detail, now=now, district=session_chain(user.scopes))
     return LoginResult(user, "ok")
 
 
@@ -408,7 +417,8 @@ def load_session(store: Store, token: str, *, idle: timedelta, max_age: timedelt
         with store.transaction() as conn:
             gone = conn.execute("DELETE FROM sessions WHERE token_hash=?", (digest,)).rowcount
         if gone:
-            store.audit(user.name, "session.expired", user.name, {"reason": why}, now=now)
+            store.audit(user.name, "session.expired", user.name, {"reason": why}, now=now,
+                        district=session_chain(user.scopes))
         return None
     if (now - session.last_seen).total_seconds() >= TOUCH_S:
         with store.transaction() as conn:
@@ -419,13 +429,14 @@ def load_session(store: Store, token: str, *, idle: timedelta, max_age: timedelt
 def end_session(store: Store, token: str, *, reason: str = "logout", now: datetime | None = None) -> bool:
     """Delete a session (logout); audited when there was one."""
     digest = token_hash(token)
-    row = store.conn.execute("SELECT u.name, s.remote FROM sessions s JOIN users u ON u.id = s.user_id"
+    row = store.conn.execute("SELECT u.name, s.remote, u.scopes FROM sessions s JOIN users u ON u.id = s.user_id"
                              " WHERE s.token_hash=?", (digest,)).fetchone()
     if row is None:
         return False
     with store.transaction() as conn:
         conn.execute("DELETE FROM sessions WHERE token_hash=?", (digest,))
-    store.audit(row[0], "logout", row[0], {"remote": row[1], "reason": reason}, now=now)
+    store.audit(row[0], "logout", row[0], {"remote": row[1], "reason": reason}, now=now,
+                district=session_chain(json.loads(row[2])))
     return True
 
 

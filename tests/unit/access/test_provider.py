@@ -84,3 +84,25 @@ def test_cli_adds_a_provider_refuses_users_of_two_districts_and_lists_one_distri
     out = capsys.readouterr().out
     assert "anna" in out and "uwe" not in out and "betrieb" not in out
     assert _cli(config, "list", "--district", "hamburg") == 1
+
+
+def test_sign_ins_and_outs_are_audited_in_the_users_district_chain(tmp_path: Path) -> None:
+    """A district's audit holds its own people's sign-ins, sign-outs and expired sessions; a provider's (no
+    district) are the hub's own."""
+    reg = geography().registry
+    password = "Zwei-Kreise-eine-Leitstelle-2026!"
+    with Store(tmp_path / "hub.db") as store:
+        auth.add_user(store, "udo", ["approver"], [SUHLENDORF], password, actor="test", registry=reg)
+        auth.add_user(store, "pia", ["provider"], [], password, actor="test", registry=reg)
+        for name in ("udo", "pia"):
+            found = auth.authenticate(store, name, password, "192.0.2.1")
+            assert found.user is not None
+            token, _ = auth.start_session(store, found.user, "192.0.2.1")
+            assert auth.end_session(store, token)
+        chains = {(e["actor"], e["action"]): e["district"] for e in store.audit_entries()
+                  if e["action"] in ("login.ok", "logout")}
+        assert chains == {("udo", "login.ok"): UE, ("udo", "logout"): UE, ("pia", "login.ok"): "",
+                          ("pia", "logout"): ""}
+        assert store.verify_audit(UE).ok and store.verify_audit().ok
+    assert auth.session_chain([HITZACKER, LD]) == LD and auth.session_chain([LD, UE]) == ""
+    assert auth.session_chain(["030000000000"]) == ""  # a Land is no district
