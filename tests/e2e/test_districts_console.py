@@ -425,8 +425,9 @@ async def test_ue_sends_its_own_in_its_own_name_and_ld_sees_none_of_it(kit: Kit)
                                         (wid,)).fetchone()
     assert (district, sender) == (UE, UE_SENDER)
     # the night the console is down, `warnhub cancel` ends it with UE's own config, in UE's name
-    done = subprocess.run([sys.executable, "-m", "hub.cli", "cancel", thread, "--reason", "Deich hält, Gefahr vorüber (Pegel fällt)",
-                           "--config", str(kit.config)], capture_output=True, text=True, timeout=120,
+    done = subprocess.run([sys.executable, "-m", "hub.cli", "cancel", thread, "--reason",
+                           "Deich hält, Gefahr vorüber (Pegel fällt)", "--config", str(kit.config)],
+                          capture_output=True, text=True, timeout=120,
                           env=subprocess_env(), cwd=str(kit.home))
     assert done.returncode == 0, done.stderr
     with kit.db() as conn:
