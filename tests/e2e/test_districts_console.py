@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-import aiohttp
 import pytest
 import pytest_asyncio
 
@@ -39,6 +38,7 @@ from hub.geo.registry import registry
 from hub.store.db import Store
 from tests.e2e.test_public_routes import registered_routes
 from tests.e2e.test_routing import dwd_cap
+from tests.kits.consoleclient import ConsoleClient
 from tests.kits.districts import HITZACKER, LD, ROOT, UE, UE_SENDER, UELZEN_TOWN, write_two_districts
 from tests.kits.hubproc import HubProcess, drop, free_port, subprocess_env, until
 
@@ -100,38 +100,11 @@ def prepare(home: Path, port: int) -> Path:
     return config
 
 
-class Client:
-    """A console session (cookie and CSRF token) as a script would hold it."""
+class Client(ConsoleClient):
+    """A console session with the test's password."""
 
     def __init__(self, base: str) -> None:
-        self.base = base
-        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-        self.csrf = ""
-
-    async def login(self, name: str) -> Client:
-        async with self.http.post(f"{self.base}/console/login", json={"name": name, "password": PASSWORD}) as r:
-            assert r.status == 200, await r.text()
-            self.csrf = (await r.json())["csrf"]
-        return self
-
-    async def raw(self, method: str, path: str, body: Any = None) -> tuple[int, str, str]:
-        """Status, body text and every header as text."""
-        headers = {"Accept": "application/json"}
-        if method != "GET":
-            headers["X-CSRF-Token"] = self.csrf
-        async with self.http.request(method, self.base + path, json=body, headers=headers,
-                                     allow_redirects=False) as r:
-            return r.status, await r.text(), "\n".join(f"{k}: {v}" for k, v in r.headers.items())
-
-    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        status, text, _ = await self.raw(method, path, body)
-        try:
-            return status, json.loads(text)
-        except ValueError:
-            return status, text
-
-    async def close(self) -> None:
-        await self.http.close()
+        super().__init__(base, PASSWORD)
 
 
 def warning_form(headline: str, ars: str) -> dict[str, Any]:
@@ -143,12 +116,7 @@ def warning_form(headline: str, ars: str) -> dict[str, Any]:
 
 
 async def approve(client: Client, wid: int) -> None:
-    status, prev = await client.call("GET", f"/console/api/warnings/{wid}/preview")
-    assert status == 200, prev
-    w = prev["warning"]
-    body = {"token": prev["token"], "confirm": {"status": w["status"], "audience": w["audience"], "topic": w["topic"],
-                                                "channels": w["channels"]}}
-    status, sent = await client.call("POST", f"/console/api/warnings/{wid}/approve", body)
+    status, sent = await client.approve(wid)
     assert status == 200, sent
 
 

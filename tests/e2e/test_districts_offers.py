@@ -28,6 +28,7 @@ from hub.cap.parse import parse
 from hub.config.load import load as load_config
 from hub.geo.geography import geography
 from hub.store.db import Store
+from tests.kits.consoleclient import ConsoleClient
 from tests.kits.districts import HITZACKER, LD, LD_SENDER, SUHLENDORF, UE, UE_SENDER, write_two_districts
 from tests.kits.hubproc import HubProcess, free_port, until
 
@@ -73,40 +74,11 @@ async def kit(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Kit]:
         await asyncio.to_thread(proc.close)
 
 
-class Client:
-    """The console API with a session cookie and its CSRF token."""
+class Client(ConsoleClient):
+    """A console session with the test's password."""
 
     def __init__(self, base: str) -> None:
-        self.base = base
-        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-        self.csrf = ""
-
-    async def login(self, name: str) -> Client:
-        async with self.http.post(f"{self.base}/console/login", json={"name": name, "password": PASSWORD}) as r:
-            assert r.status == 200, await r.text()
-            self.csrf = (await r.json())["csrf"]
-        return self
-
-    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        headers = {"Accept": "application/json"}
-        if method != "GET":
-            headers["X-CSRF-Token"] = self.csrf
-        async with self.http.request(method, f"{self.base}{path}", json=body, headers=headers,
-                                     allow_redirects=False) as r:
-            text = await r.text()
-            return r.status, (json.loads(text) if text and r.content_type == "application/json" else text)
-
-    async def approve(self, wid: int) -> tuple[int, Any]:
-        status, prev = await self.call("GET", f"/console/api/warnings/{wid}/preview")
-        if status != 200:
-            return status, prev
-        w = prev["warning"]
-        return await self.call("POST", f"/console/api/warnings/{wid}/approve", {
-            "token": prev["token"], "confirm": {"status": w["status"], "audience": w["audience"], "topic": w["topic"],
-                                                "channels": w["channels"]}})
-
-    async def close(self) -> None:
-        await self.http.close()
+        super().__init__(base, PASSWORD)
 
 
 async def signed_in(kit: Kit, *names: str) -> list[Client]:
