@@ -15,6 +15,9 @@ Seconds = Annotated[float, msgspec.Meta(gt=0, le=86400)]
 Policy = Literal["require", "verify", "ignore"]
 Slug = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")]
 Colour = Annotated[str, msgspec.Meta(pattern=r"^#[0-9a-fA-F]{6}$")]
+HostName = Annotated[str, msgspec.Meta(pattern=r"^$|^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                                               r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")]
+"""A DNS host name without port or scheme (``warnung.uelzen.de``), or empty."""
 Severity4 = Literal["Extreme", "Severe", "Moderate", "Minor"]
 
 
@@ -424,7 +427,7 @@ class DistrictConfig(_Strict, frozen=True):
     templates: str | None = None
     """A folder of its own compose templates (``*.toml``); a name it does not define falls back to the shared ones of
     ``[hub] rules``/templates."""
-    host: str = ""
+    host: HostName = ""
     """Its own host name (``warnung.uelzen.de``): requests for it get its pages at ``/`` as a single hub would."""
     public_url: str = ""
     """Where its citizens reach it (links in pushes and feeds); empty: ``[hub] public_url`` + ``/{slug}``."""

@@ -76,6 +76,8 @@ def test_one_district_is_the_hub_section(tmp_path: Path) -> None:
     (("slug = \"uelzen\"", "slug = \"console\""), "$.districts[1].slug"),
     (("[hub]\n", f'[hub]\ndistrict_ars = "{UE}"\n'), "$.hub.district_ars"),
     (("rules = [\"rules-uelzen\"]", "rules = [\"rules-uelzen\"]\nlogo = \"nowhere.png\""), "$.districts[1].logo"),
+    (("Warnung.Uelzen.example", "https://warnung.uelzen.example/"), "$.districts[1].host"),
+    (("Warnung.Uelzen.example", "warnung uelzen"), "$.districts[1].host"),
 ])
 def test_bad_districts_are_refused_with_the_path(tmp_path: Path, change: tuple[str, str], where: str) -> None:
     with pytest.raises(ConfigError) as err:
